@@ -1,0 +1,17 @@
+import { OptionError } from '../index.js';
+
+/**
+ * `--build-arg K=V` sets K; `--build-arg K` takes K's value from the environment and is
+ * ignored when K is not set there, as docker does.
+ */
+export function parseBuildArgs(items: readonly string[], env: NodeJS.ProcessEnv = process.env): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const item of items) {
+    const eq = item.indexOf('=');
+    const key = eq < 0 ? item : item.slice(0, eq);
+    if (key === '') throw new OptionError('BUILD_ARG_INVALID', `invalid --build-arg "${item}": expected KEY=VALUE`);
+    if (eq >= 0) out[key] = item.slice(eq + 1);
+    else if (env[key] !== undefined) out[key] = env[key] as string;
+  }
+  return out;
+}

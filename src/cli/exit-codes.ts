@@ -1,0 +1,10 @@
+/** Exit codes of the gantry command. Only the CLI turns errors into these. */
+export const EXIT = {
+  ok: 0,
+  /** The input (Dockerfile, image, archive) is wrong, or lint found errors. */
+  failure: 1,
+  /** The command line is wrong. */
+  usage: 2,
+  /** A bug or an unexpected environment problem. */
+  internal: 70,
+} as const;

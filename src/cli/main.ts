@@ -1,0 +1,64 @@
+/**
+ * The gantry command line: yargs commands, one file each, over the public API.
+ * Errors become messages and exit codes here and nowhere else.
+ */
+import yargs, { type Argv } from 'yargs';
+import { GantryError, OptionError, resolveRoot, version } from '../index.js';
+import { buildCommand } from './commands/build.js';
+import { lintCommand } from './commands/lint.js';
+import { EXIT } from './exit-codes.js';
+import { formatError } from './output.js';
+
+export interface GlobalOptions {
+  root: string;
+}
+
+export function createParser(args: string[]): Argv<GlobalOptions> {
+  let y = yargs(args)
+    .scriptName('gantry')
+    .usage('$0 <command> [options]\n\nA daemonless Dockerfile image builder.')
+    .option('root', {
+      type: 'string',
+      describe: 'store location (default: $GANTRY_ROOT or $XDG_DATA_HOME/gantry)',
+      default: undefined as unknown as string,
+      defaultDescription: '$GANTRY_ROOT or $XDG_DATA_HOME/gantry',
+      global: true,
+    })
+    .middleware((argv) => {
+      argv.root = resolveRoot(argv.root as string | undefined);
+    }) as unknown as Argv<GlobalOptions>;
+  y = buildCommand(y);
+  y = lintCommand(y);
+  return y
+    .demandCommand(1, 'name a command: gantry --help lists them')
+    .strict()
+    .version(version)
+    .alias('h', 'help')
+    .alias('v', 'version')
+    .wrap(Math.min(110, process.stdout.columns || 100))
+    .fail((msg, err) => {
+      if (err) throw err;
+      process.stderr.write(`error: ${msg}\nRun gantry --help for usage.\n`);
+      process.exit(EXIT.usage);
+    });
+}
+
+export async function main(args: string[]): Promise<void> {
+  try {
+    await createParser(args).parseAsync();
+  } catch (err) {
+    if (err instanceof OptionError) {
+      process.stderr.write(formatError(err) + '\n');
+      process.exitCode = EXIT.usage;
+    } else if (err instanceof GantryError) {
+      process.stderr.write(formatError(err) + '\n');
+      process.exitCode = EXIT.failure;
+    } else if (err instanceof Error && 'exitCode' in err) {
+      process.stderr.write(`error: ${err.message}\n`);
+      process.exitCode = (err as { exitCode: number }).exitCode;
+    } else {
+      process.stderr.write(`gantry: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+      process.exitCode = EXIT.internal;
+    }
+  }
+}

@@ -1,0 +1,69 @@
+/**
+ * Every error gantry raises derives from GantryError and carries a stable `code`
+ * (node-tar style), so callers and the CLI can branch on it without parsing messages.
+ */
+export class GantryError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+  }
+}
+
+/** Where in a Dockerfile something happened. Lines and columns are 1-based. */
+export interface SourceLocation {
+  file: string;
+  line: number;
+  column?: number;
+  endLine?: number;
+}
+
+export function formatLocation(loc: SourceLocation): string {
+  return loc.column !== undefined ? `${loc.file}:${loc.line}:${loc.column}` : `${loc.file}:${loc.line}`;
+}
+
+/** A Dockerfile that cannot be parsed or planned; names the file, line and instruction. */
+export class DockerfileError extends GantryError {
+  readonly location: SourceLocation;
+  readonly instruction: string | undefined;
+  /** The message without the location prefix. */
+  readonly detail: string;
+  constructor(
+    code: string,
+    detail: string,
+    location: SourceLocation,
+    instruction?: string,
+    options?: { cause?: unknown },
+  ) {
+    const where = formatLocation(location);
+    const what = instruction ? ` ${instruction}:` : '';
+    super(code, `${where}:${what} ${detail}`, options);
+    this.location = location;
+    this.instruction = instruction;
+    this.detail = detail;
+  }
+}
+
+/** An error in a user-supplied option (build arg syntax, unknown target, ...). */
+export class OptionError extends GantryError {}
+
+export class RegistryError extends GantryError {
+  readonly status: number | undefined;
+  readonly url: string | undefined;
+  readonly temporary: boolean;
+  constructor(
+    code: string,
+    message: string,
+    details: { status?: number; url?: string; temporary?: boolean } = {},
+    options?: { cause?: unknown },
+  ) {
+    super(code, message, options);
+    this.status = details.status;
+    this.url = details.url;
+    this.temporary = details.temporary ?? false;
+  }
+}
+
+export class SandboxError extends GantryError {}
+export class StoreError extends GantryError {}

@@ -1,0 +1,114 @@
+/**
+ * gantry's public API. The CLI uses nothing else; Node programs import from 'gantry'.
+ */
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { DockerfileError, GantryError, OptionError } from './errors/index.js';
+import { plan, type BuildPlan, type PlanOptions } from './plan/planner.js';
+import { parseDockerfile } from './dockerfile/stages.js';
+import { dump, parse } from './dockerfile/parser.js';
+import type { Warning } from './dockerfile/warnings.js';
+
+export * from './errors/index.js';
+export type { Warning } from './dockerfile/warnings.js';
+export type {
+  BuildPlan,
+  PlannedStage,
+  Step,
+  StepState,
+  BaseRef,
+  CopySource,
+  ResolvedArg,
+  PlanOptions,
+  BaseImageInfo,
+} from './plan/planner.js';
+export type { Instruction, InstructionKind, CommandLine } from './dockerfile/instructions.js';
+export type { Mount } from './dockerfile/mounts.js';
+export type { Node, Heredoc, ParseResult } from './dockerfile/parser.js';
+export type { DockerfileModel, Stage } from './dockerfile/stages.js';
+export { plan, parseDockerfile, parse, dump };
+export { expand, expandWord, expandWords, envFromMap } from './dockerfile/shell.js';
+export { parsePlatform, formatPlatform, hostPlatform, type Platform } from './oci/platform.js';
+
+export { resolveRoot } from './store/root.js';
+
+export const version: string = '0.1.0';
+
+export interface DockerfileSource {
+  /** The build context directory (default: the current directory). */
+  context?: string;
+  /** The Dockerfile path; default `<context>/Dockerfile`. `-` reads standard input. */
+  dockerfile?: string;
+}
+
+export interface LoadedDockerfile {
+  /** The name used in messages: the path as given, or `<context>/Dockerfile`. */
+  file: string;
+  text: string;
+}
+
+export async function loadDockerfile(
+  source: DockerfileSource,
+  stdin: () => Promise<string> = readStdin,
+): Promise<LoadedDockerfile> {
+  const context = source.context ?? '.';
+  if (source.dockerfile === '-') return { file: '<stdin>', text: await stdin() };
+  const file = source.dockerfile ?? path.join(context, 'Dockerfile');
+  try {
+    return { file, text: await readFile(file, 'utf8') };
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory' : (err as Error).message;
+    throw new OptionError('DOCKERFILE_NOT_FOUND', `cannot read Dockerfile ${file}: ${why}`, { cause: err });
+  }
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+export interface PlanBuildOptions extends DockerfileSource, Omit<PlanOptions, 'file'> {}
+
+/** Read the Dockerfile and plan the build without executing anything. */
+export async function planBuild(options: PlanBuildOptions): Promise<BuildPlan> {
+  const { file, text } = await loadDockerfile(options);
+  return plan(text, { ...options, file });
+}
+
+export interface LintResult {
+  file: string;
+  warnings: Warning[];
+  /** Set when the Dockerfile does not parse or plan. */
+  error?: GantryError;
+}
+
+/** Parse and plan every stage, collecting warnings; errors are returned, not thrown. */
+export async function lint(options: PlanBuildOptions): Promise<LintResult> {
+  const { file, text } = await loadDockerfile(options);
+  try {
+    const model = parseDockerfile(text, { file });
+    const warnings: Warning[] = [];
+    const seen = new Set<string>();
+    // Lint every stage, not only the ones the default target needs.
+    const targets = model.stages.map((s) => s.name ?? undefined);
+    for (const target of [undefined, ...targets.filter((t): t is string => t !== undefined)]) {
+      const p = plan(text, { ...options, file, ...(target ? { target } : {}) });
+      for (const w of p.warnings) {
+        const key = `${w.rule}|${w.message}|${w.location?.line ?? ''}`;
+        if (!seen.has(key)) {
+          seen.add(key);
+          warnings.push(w);
+        }
+      }
+    }
+    warnings.sort((a, b) => (a.location?.line ?? Infinity) - (b.location?.line ?? Infinity));
+    return { file, warnings };
+  } catch (err) {
+    if (err instanceof GantryError) return { file, warnings: [], error: err };
+    throw err;
+  }
+}
+
+export { DockerfileError };

@@ -1,0 +1,767 @@
+/**
+ * The planner: Dockerfile text + build options → an ordered build plan. Pure: no file
+ * system, no network, no clock. Everything a step's cache key needs is resolved here
+ * (ARG values, expanded words, working directory, user, shell, mounts); only what
+ * depends on bytes (base image digests, context checksums) is left to the executor.
+ *
+ * Base images are unknown to a pure function; a caller that has pulled them passes
+ * their config in `baseImages` (env, ONBUILD triggers). Without it the plan is still
+ * complete, but variables a base image would define are left unset and not warned about.
+ */
+import path from 'node:path';
+import { DockerfileError, OptionError, type SourceLocation } from '../errors/index.js';
+import {
+  toInstruction,
+  type ArgInstruction,
+  type CommandLine,
+  type HealthcheckInstruction,
+  type Instruction,
+  type KeyValue,
+  type NetworkMode,
+  type SecurityMode,
+} from '../dockerfile/instructions.js';
+import { MountError, parseMount, type Mount } from '../dockerfile/mounts.js';
+import { heredocBody, parse, type Heredoc } from '../dockerfile/parser.js';
+import { expand, ShellSyntaxError, type EnvLookup } from '../dockerfile/shell.js';
+import { parseDockerfile, type DockerfileModel, type Stage } from '../dockerfile/stages.js';
+import { WarningSink, type Warning } from '../dockerfile/warnings.js';
+import { applyCheckDirective } from '../dockerfile/lint.js';
+import { formatPlatform, hostPlatform, parsePlatform, type Platform } from '../oci/platform.js';
+
+export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+export const DEFAULT_SHELL: readonly string[] = ['/bin/sh', '-c'];
+
+/** Build args every Dockerfile may use in RUN without declaring them; never in the cache key. */
+export const PROXY_ARGS: readonly string[] = [
+  'HTTP_PROXY',
+  'http_proxy',
+  'HTTPS_PROXY',
+  'https_proxy',
+  'FTP_PROXY',
+  'ftp_proxy',
+  'NO_PROXY',
+  'no_proxy',
+  'ALL_PROXY',
+  'all_proxy',
+];
+
+export interface BaseImageInfo {
+  env?: string[];
+  onBuild?: string[];
+  workingDir?: string;
+  user?: string;
+  shell?: string[];
+}
+
+export interface PlanOptions {
+  /** The Dockerfile's name in messages. */
+  file?: string;
+  buildArgs?: Readonly<Record<string, string>>;
+  /** Build this stage (by name) and what it needs; default: the last stage. */
+  target?: string;
+  /** The platform to build for (`os/arch[/variant]`); default: the build platform. */
+  platform?: string;
+  /** The platform the build runs on; default: this machine. */
+  buildPlatform?: string;
+  /** Configs of base images the caller already has, keyed by the reference as written after expansion. */
+  baseImages?: Readonly<Record<string, BaseImageInfo>>;
+}
+
+export type BaseRef = { type: 'scratch' } | { type: 'image'; ref: string } | { type: 'stage'; stage: number };
+
+export type CopySource = { type: 'context' } | { type: 'stage'; stage: number } | { type: 'image'; ref: string };
+
+/** What is in effect when a step starts; part of every step's cache key. */
+export interface StepState {
+  /** The persisted environment (image env + ENV), in order. */
+  env: string[];
+  /** ARG values in scope (not persisted), in declaration order. */
+  args: string[];
+  workdir: string;
+  user: string;
+  shell: string[];
+}
+
+interface StepBase {
+  /** 1-based position in the plan. */
+  id: number;
+  stage: number;
+  /** `[builder 2/5]`-style position within the stage. */
+  position: string;
+  original: string;
+  location: SourceLocation;
+  state: StepState;
+  /** From a base image's ONBUILD trigger. */
+  onbuild?: boolean;
+}
+
+export type Step = StepBase &
+  (
+    | { op: 'env'; pairs: KeyValue[] }
+    | { op: 'arg'; args: ResolvedArg[] }
+    | { op: 'label'; pairs: KeyValue[] }
+    | { op: 'maintainer'; maintainer: string }
+    | { op: 'expose'; ports: string[] }
+    | { op: 'volume'; volumes: string[] }
+    | { op: 'user'; user: string }
+    | { op: 'workdir'; path: string }
+    | { op: 'stopsignal'; signal: string }
+    | { op: 'shell'; shell: string[] }
+    | { op: 'cmd' | 'entrypoint'; command: CommandLine }
+    | { op: 'onbuild'; expression: string }
+    | ({ op: 'healthcheck' } & Pick<
+        HealthcheckInstruction,
+        'test' | 'interval' | 'timeout' | 'startPeriod' | 'startInterval' | 'retries'
+      >)
+    | {
+        op: 'run';
+        command: CommandLine;
+        heredocs: Heredoc[];
+        mounts: Mount[];
+        network: NetworkMode;
+        security: SecurityMode;
+        /** The environment the command sees: state.env, then ARGs not shadowed by ENV. */
+        runEnv: string[];
+        /** Proxy build args passed to the command but kept out of the cache key. */
+        proxyEnv: string[];
+      }
+    | {
+        op: 'copy';
+        kind: 'COPY' | 'ADD';
+        source: CopySource;
+        sources: string[];
+        dest: string;
+        /** Inline files from heredocs, by name, with variables expanded where the delimiter was unquoted. */
+        inline: { name: string; content: string }[];
+        chown?: string;
+        chmod?: string;
+        link: boolean;
+        parents: boolean;
+        exclude: string[];
+        checksum?: string;
+        keepGitDir: boolean;
+      }
+  );
+
+/** A step before it is numbered (Omit that distributes over the union). */
+type PendingStep = Step extends infer S ? (S extends unknown ? Omit<S, 'id'> : never) : never;
+
+export interface ResolvedArg {
+  name: string;
+  value?: string;
+  source: 'build-arg' | 'default' | 'global' | 'predefined' | 'unset';
+}
+
+export interface PlannedStage {
+  index: number;
+  name?: string;
+  base: BaseRef;
+  /** The FROM line's platform, resolved. */
+  platform: string;
+  /** Stages this one reads from (FROM, COPY --from, RUN --mount from=). */
+  dependsOn: number[];
+  steps: Step[];
+  location: SourceLocation;
+  original: string;
+  /** False when a base image's env was not given: its variables were unknown. */
+  baseEnvKnown: boolean;
+}
+
+export interface BuildPlan {
+  file: string;
+  /** Stages to build, dependencies first; the last one is the target. */
+  stages: PlannedStage[];
+  target: PlannedStage;
+  /** Stages in the Dockerfile that the target does not need. */
+  skippedStages: { index: number; name?: string }[];
+  /** Registry images the build will need (FROM, COPY --from, --mount from=). */
+  images: string[];
+  platform: string;
+  buildPlatform: string;
+  warnings: Warning[];
+  unusedBuildArgs: string[];
+}
+
+function platformArgs(prefix: 'TARGET' | 'BUILD', p: Platform): [string, string][] {
+  return [
+    [`${prefix}PLATFORM`, formatPlatform(p)],
+    [`${prefix}OS`, p.os],
+    [`${prefix}ARCH`, p.architecture],
+    [`${prefix}VARIANT`, p.variant ?? ''],
+  ];
+}
+
+class Scope {
+  readonly env = new Map<string, string>();
+  readonly args = new Map<string, string | undefined>();
+
+  lookup: EnvLookup = (name) => {
+    if (this.env.has(name)) return this.env.get(name);
+    return this.args.get(name);
+  };
+}
+
+export function plan(source: string, options: PlanOptions = {}): BuildPlan {
+  const file = options.file ?? 'Dockerfile';
+  const model = parseDockerfile(source, { file });
+  return planModel(model, options);
+}
+
+export function planModel(model: DockerfileModel, options: PlanOptions = {}): BuildPlan {
+  const sink = new WarningSink();
+  sink.items.push(...model.warnings);
+  const buildArgs = new Map(Object.entries(options.buildArgs ?? {}));
+  const buildPlatform = options.buildPlatform ? parsePlatform(options.buildPlatform) : hostPlatform();
+  const targetPlatform = options.platform ? parsePlatform(options.platform) : buildPlatform;
+  const predefined = new Map<string, string>([
+    ...platformArgs('TARGET', targetPlatform),
+    ...platformArgs('BUILD', buildPlatform),
+  ]);
+  const consumed = new Set<string>();
+  const escapeToken = model.escapeToken;
+
+  const expandWith = (
+    word: string,
+    lookup: EnvLookup,
+    where: SourceLocation,
+    keyword: string,
+    warnUndefined: boolean,
+    known: (name: string) => boolean = () => false,
+  ): { word: string; words: string[] } => {
+    try {
+      const r = expand(word, lookup, { escapeToken });
+      if (warnUndefined) {
+        for (const name of r.unmatched) {
+          if (!known(name)) sink.add('UndefinedVar', `Usage of undefined variable '$${name}'`, where);
+        }
+      }
+      return r;
+    } catch (err) {
+      if (err instanceof ShellSyntaxError) {
+        throw new DockerfileError('DOCKERFILE_EXPANSION', err.message, where, keyword);
+      }
+      throw err;
+    }
+  };
+
+  // Global scope: ARGs before the first FROM, usable in FROM lines.
+  const global = new Scope();
+  for (const [k, v] of predefined) global.args.set(k, v);
+  const globalDeclared = new Set<string>();
+  for (const ins of model.globalArgs) {
+    const before = new Map(global.args);
+    const lookup: EnvLookup = (n) => before.get(n);
+    for (const decl of ins.args) {
+      globalDeclared.add(decl.name);
+      consumed.add(decl.name);
+      let value: string | undefined;
+      if (buildArgs.has(decl.name)) value = buildArgs.get(decl.name);
+      else if (decl.defaultValue !== undefined) {
+        value = expandWith(decl.defaultValue, lookup, ins.location, 'ARG', false).word;
+      } else value = predefined.get(decl.name);
+      global.args.set(decl.name, value);
+    }
+  }
+
+  // Resolve each stage's FROM (pure: global args only) and its dependencies.
+  const stages = model.stages;
+  const byName = new Map<string, Stage>();
+  for (const s of stages) if (s.name) byName.set(s.name, s);
+
+  const resolveStageRef = (ref: string, current: Stage, where: SourceLocation, keyword: string): Stage | undefined => {
+    if (/^\d+$/.test(ref)) {
+      const idx = Number(ref);
+      const st = stages[idx];
+      if (!st) {
+        throw new DockerfileError(
+          'DOCKERFILE_STAGE',
+          `invalid stage index ${ref}: the Dockerfile has ${stages.length} stage(s)`,
+          where,
+          keyword,
+        );
+      }
+      if (idx === current.index) {
+        throw new DockerfileError('DOCKERFILE_STAGE', `stage ${ref} cannot refer to itself`, where, keyword);
+      }
+      return st;
+    }
+    const st = byName.get(ref.toLowerCase());
+    if (st === current) {
+      throw new DockerfileError('DOCKERFILE_STAGE', `stage "${ref}" cannot refer to itself`, where, keyword);
+    }
+    return st;
+  };
+
+  interface StageHead {
+    base: BaseRef;
+    platform: string;
+  }
+  const heads: StageHead[] = stages.map((stage) => {
+    const from = stage.from;
+    const knownGlobal = (n: string): boolean => globalDeclared.has(n) || predefined.has(n);
+    const image = expandWith(from.image, global.lookup, from.location, 'FROM', false);
+    for (const name of expand(from.image, global.lookup, { escapeToken }).unmatched) {
+      if (!knownGlobal(name)) {
+        sink.add('UndefinedArgInFrom', `FROM argument '${name}' is not declared`, from.location);
+      }
+    }
+    const ref = image.word;
+    if (ref === '' || /\s/.test(ref)) {
+      throw new DockerfileError(
+        'DOCKERFILE_FROM',
+        `invalid base image reference "${ref}" (from "${from.image}")`,
+        from.location,
+        'FROM',
+      );
+    }
+    let platform = formatPlatform(targetPlatform);
+    if (from.platform !== undefined) {
+      const p = expandWith(from.platform, global.lookup, from.location, 'FROM', false).word;
+      try {
+        platform = formatPlatform(parsePlatform(p));
+      } catch (err) {
+        throw new DockerfileError('DOCKERFILE_FROM', (err as Error).message, from.location, 'FROM');
+      }
+    }
+    let base: BaseRef;
+    const earlier = byName.get(ref.toLowerCase());
+    if (ref.toLowerCase() === 'scratch') base = { type: 'scratch' };
+    else if (earlier && earlier.index < stage.index) base = { type: 'stage', stage: earlier.index };
+    else base = { type: 'image', ref };
+    return { base, platform };
+  });
+
+  // Dependencies need the stage's own args (COPY --from=$X), so they are found while
+  // planning each stage; first pick the target and walk FROM edges and literal refs.
+  let targetStage: Stage;
+  if (options.target !== undefined) {
+    const t = byName.get(options.target.toLowerCase());
+    if (!t) {
+      const names = stages.filter((s) => s.name).map((s) => s.name);
+      throw new OptionError(
+        'TARGET_NOT_FOUND',
+        `target stage "${options.target}" could not be found in ${model.file}` +
+          (names.length ? ` (stages: ${names.join(', ')})` : ' (it has no named stages)'),
+      );
+    }
+    targetStage = t;
+  } else {
+    targetStage = stages[stages.length - 1] as Stage;
+  }
+
+  const planned = new Map<number, PlannedStage>();
+  const visiting = new Set<number>();
+  const order: PlannedStage[] = [];
+  const images = new Set<string>();
+  let nextId = 1;
+  const pendingSteps: { stage: PlannedStage; steps: PendingStep[] }[] = [];
+
+  const visit = (stage: Stage, from: SourceLocation | undefined): PlannedStage => {
+    const done = planned.get(stage.index);
+    if (done) return done;
+    if (visiting.has(stage.index)) {
+      throw new DockerfileError(
+        'DOCKERFILE_CYCLE',
+        `circular dependency detected on stage: ${stage.name ?? stage.index}`,
+        from ?? stage.from.location,
+      );
+    }
+    visiting.add(stage.index);
+    const head = heads[stage.index] as StageHead;
+    const deps: number[] = [];
+    const addDep = (s: Stage, where: SourceLocation): void => {
+      visit(s, where);
+      if (!deps.includes(s.index)) deps.push(s.index);
+    };
+    if (head.base.type === 'stage') addDep(stages[head.base.stage] as Stage, stage.from.location);
+    if (head.base.type === 'image') images.add(head.base.ref);
+    const result = planStage(stage, head, addDep);
+    visiting.delete(stage.index);
+    const ps: PlannedStage = {
+      index: stage.index,
+      ...(stage.name ? { name: stage.name } : {}),
+      base: head.base,
+      platform: head.platform,
+      dependsOn: deps,
+      steps: [],
+      location: stage.from.location,
+      original: stage.from.original,
+      baseEnvKnown: result.baseEnvKnown,
+    };
+    planned.set(stage.index, ps);
+    order.push(ps);
+    pendingSteps.push({ stage: ps, steps: result.steps });
+    return ps;
+  };
+
+  const planStage = (
+    stage: Stage,
+    head: StageHead,
+    addDep: (s: Stage, where: SourceLocation) => void,
+  ): { steps: PendingStep[]; baseEnvKnown: boolean } => {
+    const scope = new Scope();
+    const declared = new Set<string>();
+    let workdir = '/';
+    let user = '';
+    let shell = [...DEFAULT_SHELL];
+    let baseEnvKnown = true;
+    let triggers: Instruction[] = [];
+
+    if (head.base.type === 'stage') {
+      const parent = planned.get(head.base.stage) as PlannedStage;
+      const last = finalState(parent, pendingSteps);
+      for (const kv of last.env) setKV(scope.env, kv);
+      workdir = last.workdir;
+      user = last.user;
+      shell = [...last.shell];
+      baseEnvKnown = parent.baseEnvKnown;
+    } else if (head.base.type === 'image') {
+      const info = options.baseImages?.[head.base.ref];
+      if (info) {
+        for (const kv of info.env ?? []) setKV(scope.env, kv);
+        if (info.workingDir) workdir = info.workingDir;
+        if (info.user) user = info.user;
+        if (info.shell?.length) shell = [...info.shell];
+        triggers = (info.onBuild ?? []).map((t) => parseTrigger(t, stage.from.location, model.file));
+      } else {
+        baseEnvKnown = false;
+      }
+    }
+    if (baseEnvKnown && !scope.env.has('PATH')) scope.env.set('PATH', DEFAULT_PATH);
+
+    const warnUndefined = baseEnvKnown;
+    const steps: PendingStep[] = [];
+    const all: { ins: Instruction; onbuild: boolean }[] = [
+      ...triggers.map((ins) => ({ ins, onbuild: true })),
+      ...stage.instructions.map((ins) => ({ ins, onbuild: false })),
+    ];
+    let sawWorkdir = false;
+    all.forEach(({ ins, onbuild }, i) => {
+      const where = ins.location;
+      const state = (): StepState => ({
+        env: [...scope.env].map(([k, v]) => `${k}=${v}`),
+        args: [...scope.args].filter(([, v]) => v !== undefined).map(([k, v]) => `${k}=${v}`),
+        workdir,
+        user,
+        shell: [...shell],
+      });
+      const base = {
+        stage: stage.index,
+        position: `[${stage.name ?? `stage-${stage.index}`} ${i + 1}/${all.length}]`,
+        original: ins.original,
+        location: where,
+        state: state(),
+        ...(onbuild ? { onbuild: true } : {}),
+      };
+      const one = (w: string): string => expandWith(w, scope.lookup, where, ins.kind, warnUndefined).word;
+      const many = (w: string): string[] => expandWith(w, scope.lookup, where, ins.kind, warnUndefined).words;
+      const resolveFrom = (ref: string, keyword: string): CopySource => {
+        const st = resolveStageRef(ref, stage, where, keyword);
+        if (st) {
+          addDep(st, where);
+          return { type: 'stage', stage: st.index };
+        }
+        if (/^\d+$/.test(ref) || ref === '' || /\s/.test(ref)) {
+          throw new DockerfileError('DOCKERFILE_STAGE', `invalid stage or image reference "${ref}"`, where, keyword);
+        }
+        images.add(ref);
+        return { type: 'image', ref };
+      };
+
+      switch (ins.kind) {
+        case 'ENV': {
+          // Every value is expanded with the environment from before the instruction.
+          const pairs = ins.pairs.map(({ key, value }) => ({ key, value: one(value) }));
+          for (const { key, value } of pairs) scope.env.set(key, value);
+          steps.push({ ...base, op: 'env', pairs });
+          break;
+        }
+        case 'ARG': {
+          const resolved = resolveArgs(ins, (w) => one(w));
+          for (const a of resolved) {
+            declared.add(a.name);
+            consumed.add(a.name);
+            scope.args.set(a.name, a.value);
+          }
+          steps.push({ ...base, op: 'arg', args: resolved });
+          break;
+        }
+        case 'LABEL': {
+          const pairs = ins.pairs.map(({ key, value }) => ({ key: one(key), value: one(value) }));
+          steps.push({ ...base, op: 'label', pairs });
+          break;
+        }
+        case 'MAINTAINER':
+          steps.push({ ...base, op: 'maintainer', maintainer: ins.maintainer });
+          break;
+        case 'EXPOSE': {
+          const ports = ins.ports.flatMap((p) => many(p)).flatMap((p) => normalisePorts(p, where, sink));
+          steps.push({ ...base, op: 'expose', ports });
+          break;
+        }
+        case 'VOLUME': {
+          const volumes = ins.volumes.map((v) => one(v));
+          for (const v of volumes) {
+            if (v.trim() === '') {
+              throw new DockerfileError('DOCKERFILE_INSTRUCTION', 'VOLUME specified can not be an empty string', where, 'VOLUME');
+            }
+          }
+          steps.push({ ...base, op: 'volume', volumes });
+          break;
+        }
+        case 'USER': {
+          user = one(ins.user);
+          if (user === '') throw new DockerfileError('DOCKERFILE_INSTRUCTION', 'USER cannot be empty', where, 'USER');
+          steps.push({ ...base, op: 'user', user });
+          break;
+        }
+        case 'WORKDIR': {
+          const p = one(ins.path);
+          if (p === '') throw new DockerfileError('DOCKERFILE_INSTRUCTION', 'WORKDIR cannot be empty', where, 'WORKDIR');
+          if (!p.startsWith('/') && !sawWorkdir && head.base.type !== 'stage') {
+            sink.add(
+              'WorkdirRelativePath',
+              `Relative workdir "${p}" can have unexpected results if the base image changes`,
+              where,
+            );
+          }
+          sawWorkdir = true;
+          workdir = path.posix.resolve(workdir, p);
+          steps.push({ ...base, op: 'workdir', path: workdir });
+          break;
+        }
+        case 'STOPSIGNAL': {
+          const signal = one(ins.signal);
+          if (!/^(SIG)?[A-Z][A-Z0-9]*([+-]\d+)?$|^\d+$/i.test(signal)) {
+            throw new DockerfileError('DOCKERFILE_INSTRUCTION', `invalid signal: ${signal}`, where, 'STOPSIGNAL');
+          }
+          steps.push({ ...base, op: 'stopsignal', signal });
+          break;
+        }
+        case 'SHELL':
+          shell = [...ins.shell];
+          steps.push({ ...base, op: 'shell', shell: [...shell] });
+          break;
+        case 'CMD':
+          steps.push({ ...base, op: 'cmd', command: ins.command });
+          break;
+        case 'ENTRYPOINT':
+          steps.push({ ...base, op: 'entrypoint', command: ins.command });
+          break;
+        case 'ONBUILD':
+          steps.push({ ...base, op: 'onbuild', expression: ins.expression });
+          break;
+        case 'HEALTHCHECK': {
+          const { test, interval, timeout, startPeriod, startInterval, retries } = ins;
+          steps.push({
+            ...base,
+            op: 'healthcheck',
+            test,
+            ...(interval !== undefined ? { interval } : {}),
+            ...(timeout !== undefined ? { timeout } : {}),
+            ...(startPeriod !== undefined ? { startPeriod } : {}),
+            ...(startInterval !== undefined ? { startInterval } : {}),
+            ...(retries !== undefined ? { retries } : {}),
+          });
+          break;
+        }
+        case 'RUN': {
+          const mounts = ins.rawMounts.map((raw) => {
+            const text = one(raw);
+            let m: Mount;
+            try {
+              m = parseMount(text);
+            } catch (err) {
+              if (!(err instanceof MountError)) throw err;
+              throw new DockerfileError('DOCKERFILE_FLAG', `--mount=${text}: ${err.message}`, where, 'RUN');
+            }
+            if (m.from !== undefined) {
+              const src = resolveFrom(m.from, 'RUN');
+              m.from = src.type === 'stage' ? String(src.stage) : src.type === 'image' ? src.ref : m.from;
+            }
+            return m;
+          });
+          const runEnv = [...scope.env].map(([k, v]) => `${k}=${v}`);
+          for (const [k, v] of scope.args) if (v !== undefined && !scope.env.has(k)) runEnv.push(`${k}=${v}`);
+          const proxyEnv: string[] = [];
+          for (const k of PROXY_ARGS) {
+            const v = buildArgs.get(k);
+            if (v !== undefined && !scope.args.has(k) && !scope.env.has(k)) proxyEnv.push(`${k}=${v}`);
+          }
+          steps.push({
+            ...base,
+            op: 'run',
+            command: ins.command,
+            heredocs: ins.heredocs,
+            mounts,
+            network: ins.network ?? 'default',
+            security: ins.security ?? 'sandbox',
+            runEnv,
+            proxyEnv,
+          });
+          break;
+        }
+        case 'COPY':
+        case 'ADD': {
+          const source: CopySource = ins.from !== undefined ? resolveFrom(one(ins.from), ins.kind) : { type: 'context' };
+          const heredocNames = new Set(ins.heredocs.map((h) => h.name));
+          const inline = ins.heredocs.map((h) => ({
+            name: h.name,
+            content: h.expand ? expandHeredoc(heredocBody(h), scope.lookup, escapeToken) : heredocBody(h),
+          }));
+          const sources = ins.sources.map((s) => (isHeredocRef(s, heredocNames) ? s : one(s)));
+          const step: PendingStep = {
+            ...base,
+            op: 'copy',
+            kind: ins.kind,
+            source,
+            sources,
+            dest: one(ins.dest),
+            inline,
+            link: ins.link,
+            parents: ins.parents,
+            exclude: ins.exclude.map((e) => one(e)),
+            keepGitDir: ins.keepGitDir,
+            ...(ins.chown !== undefined ? { chown: one(ins.chown) } : {}),
+            ...(ins.chmod !== undefined ? { chmod: one(ins.chmod) } : {}),
+            ...(ins.checksum !== undefined ? { checksum: one(ins.checksum) } : {}),
+          };
+          steps.push(step);
+          break;
+        }
+        case 'FROM':
+          // FROM never reaches here: stages split on it.
+          break;
+      }
+    });
+    return { steps, baseEnvKnown };
+
+    function resolveArgs(ins: ArgInstruction, one: (w: string) => string): ResolvedArg[] {
+      return ins.args.map((decl) => {
+        if (buildArgs.has(decl.name)) return { name: decl.name, value: buildArgs.get(decl.name), source: 'build-arg' };
+        if (decl.defaultValue !== undefined) return { name: decl.name, value: one(decl.defaultValue), source: 'default' };
+        if (global.args.has(decl.name) && globalDeclared.has(decl.name)) {
+          const v = global.args.get(decl.name);
+          return v === undefined ? { name: decl.name, source: 'unset' } : { name: decl.name, value: v, source: 'global' };
+        }
+        const p = predefined.get(decl.name);
+        if (p !== undefined) return { name: decl.name, value: p, source: 'predefined' };
+        return { name: decl.name, source: 'unset' };
+      });
+    }
+  };
+
+  visit(targetStage, undefined);
+  // Number steps in build order.
+  for (const ps of order) {
+    const entry = pendingSteps.find((p) => p.stage === ps) as { steps: PendingStep[] };
+    ps.steps = entry.steps.map((s) => ({ ...s, id: nextId++ }) as Step);
+  }
+
+  for (const k of PROXY_ARGS) consumed.add(k);
+  const unusedBuildArgs = [...buildArgs.keys()].filter((k) => !consumed.has(k)).sort();
+  if (unusedBuildArgs.length > 0) {
+    sink.add('UnusedBuildArg', `One or more build-args [${unusedBuildArgs.join(' ')}] were not consumed`);
+  }
+
+  const warnings = applyCheckDirective(sink.items, model.directives, model.file);
+  return {
+    file: model.file,
+    stages: order,
+    target: order[order.length - 1] as PlannedStage,
+    skippedStages: stages.filter((s) => !planned.has(s.index)).map((s) => (s.name ? { index: s.index, name: s.name } : { index: s.index })),
+    images: [...images],
+    platform: formatPlatform(targetPlatform),
+    buildPlatform: formatPlatform(buildPlatform),
+    warnings,
+    unusedBuildArgs,
+  };
+}
+
+function setKV(map: Map<string, string>, kv: string): void {
+  const eq = kv.indexOf('=');
+  if (eq < 0) map.set(kv, '');
+  else map.set(kv.slice(0, eq), kv.slice(eq + 1));
+}
+
+/** The state after a planned stage's last step (for `FROM <stage>`). */
+function finalState(ps: PlannedStage, pending: { stage: PlannedStage; steps: PendingStep[] }[]): StepState {
+  const steps = pending.find((p) => p.stage === ps)?.steps ?? [];
+  const last = steps[steps.length - 1];
+  if (!last) return { env: [], args: [], workdir: '/', user: '', shell: [...DEFAULT_SHELL] };
+  const env = new Map<string, string>();
+  for (const kv of last.state.env) setKV(env, kv);
+  let { workdir, user, shell } = last.state;
+  switch (last.op) {
+    case 'env':
+      for (const p of last.pairs) env.set(p.key, p.value);
+      break;
+    case 'workdir':
+      workdir = last.path;
+      break;
+    case 'user':
+      user = last.user;
+      break;
+    case 'shell':
+      shell = last.shell;
+      break;
+    default:
+      break;
+  }
+  return { env: [...env].map(([k, v]) => `${k}=${v}`), args: [], workdir, user, shell };
+}
+
+function parseTrigger(expression: string, where: SourceLocation, file: string): Instruction {
+  const result = parse(expression, { file: `${file} (ONBUILD trigger of the base image)` });
+  const node = result.nodes[0];
+  if (!node || result.nodes.length !== 1) {
+    throw new DockerfileError('DOCKERFILE_ONBUILD', `invalid ONBUILD trigger in base image: ${expression}`, where);
+  }
+  const keyword = node.keyword.toUpperCase();
+  if (keyword === 'ONBUILD' || keyword === 'FROM' || keyword === 'MAINTAINER') {
+    throw new DockerfileError('DOCKERFILE_ONBUILD', `${keyword} isn't allowed as an ONBUILD trigger`, where);
+  }
+  const ins = toInstruction(node, { file, result, warnings: new WarningSink() });
+  ins.location = where;
+  return ins;
+}
+
+function isHeredocRef(word: string, names: Set<string>): boolean {
+  const m = /^\d*<<-?(.*)$/.exec(word);
+  if (!m) return false;
+  const name = (m[1] as string).replace(/^["']|["']$/g, '');
+  return names.has(name);
+}
+
+/** Heredoc bodies with an unquoted delimiter have `$VAR` expanded; quotes are kept. */
+function expandHeredoc(body: string, lookup: EnvLookup, escapeToken: string): string {
+  // Expanding inside double quotes keeps every character but `$`, `\$`, `\"` and `\\`.
+  const quoted = '"' + body.replace(/"/g, '\\"') + '"';
+  try {
+    return expand(quoted, lookup, { escapeToken }).word;
+  } catch {
+    return body;
+  }
+}
+
+/** `80`, `80/tcp`, `8000-8002/udp` → `["80/tcp"]`, one entry per port of a range. */
+function normalisePorts(spec: string, where: SourceLocation, sink: WarningSink): string[] {
+  const m = /^(\d+)(?:-(\d+))?(?:\/([a-zA-Z]+))?$/.exec(spec);
+  if (!m) throw new DockerfileError('DOCKERFILE_INSTRUCTION', `invalid containerPort: ${spec}`, where, 'EXPOSE');
+  let proto = m[3] ?? 'tcp';
+  if (proto !== proto.toLowerCase()) {
+    sink.add('ExposeProtoCasing', `Defined protocol '${spec}' in EXPOSE instruction should be lowercase`, where);
+    proto = proto.toLowerCase();
+  }
+  if (!['tcp', 'udp', 'sctp'].includes(proto)) {
+    throw new DockerfileError('DOCKERFILE_INSTRUCTION', `invalid proto: ${proto}`, where, 'EXPOSE');
+  }
+  const start = Number(m[1]);
+  const end = m[2] !== undefined ? Number(m[2]) : start;
+  if (start < 1 || end > 65535 || end < start) {
+    throw new DockerfileError('DOCKERFILE_INSTRUCTION', `invalid port range: ${spec}`, where, 'EXPOSE');
+  }
+  const out: string[] = [];
+  for (let p = start; p <= end; p++) out.push(`${p}/${proto}`);
+  return out;
+}

@@ -73,18 +73,18 @@ export function editDistance(a: string, b: string): number {
   return prev[b.length] as number;
 }
 
-/** The closest candidate within a small distance (case-insensitive), if any. */
+/** The closest candidate, if it is within about half the shorter word (case-insensitive). */
 export function suggest(word: string, candidates: readonly string[]): string | undefined {
   const w = word.toLowerCase();
   let best: string | undefined;
   let bestDistance = Infinity;
   for (const c of candidates) {
     const d = editDistance(w, c.toLowerCase());
-    if (d < bestDistance) {
+    const limit = Math.ceil(Math.min(w.length, c.length) / 2);
+    if (d <= limit && d < bestDistance) {
       best = c;
       bestDistance = d;
     }
   }
-  const limit = Math.max(1, Math.min(2, Math.floor(w.length / 3)));
-  return bestDistance <= limit ? best : undefined;
+  return best;
 }

@@ -319,8 +319,9 @@ export function toInstruction(node: Node, ctx: ConvertContext): Instruction {
       const rawMounts = flags.lists.get('mount') ?? [];
       const mounts: Mount[] = [];
       for (const raw of rawMounts) {
+        // Values with variables can only be checked after expansion, by the planner.
+        if (raw.includes('$')) continue;
         try {
-          // Values with variables are checked again after expansion by the planner.
           mounts.push(parseMount(raw));
         } catch (err) {
           if (!(err instanceof MountError)) throw err;

@@ -88,6 +88,15 @@ export function parseDockerfile(text: string, options: ParseOptions = {}): Docke
     throw new DockerfileError('DOCKERFILE_NO_STAGE', 'the Dockerfile has no FROM instruction', loc);
   }
   for (const stage of stages) lintStage(stage, sink);
+  const syntax = result.directives.find((d) => d.name === 'syntax');
+  if (syntax) {
+    // gantry has one built-in frontend; a syntax directive cannot select another.
+    sink.add(
+      'SyntaxDirectiveIgnored',
+      `parser directive "syntax=${syntax.value}" is ignored: gantry uses its built-in Dockerfile frontend`,
+      { file: result.file, line: syntax.line },
+    );
+  }
   return {
     file: result.file,
     directives: result.directives,

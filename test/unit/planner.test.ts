@@ -1,0 +1,328 @@
+import { describe, expect, test } from 'vitest';
+import { OptionError } from '../../src/errors/index.js';
+import { plan, DEFAULT_PATH, type BuildPlan, type PlanOptions, type Step } from '../../src/plan/planner.js';
+import { dockerfileError } from '../helpers/errors.js';
+
+const P = (text: string, options: PlanOptions = {}): BuildPlan =>
+  plan(text, { buildPlatform: 'linux/amd64', ...options });
+const steps = (p: BuildPlan): Step[] => p.stages.flatMap((s) => s.steps);
+const stepOf = <K extends Step['op']>(p: BuildPlan, op: K, n = 0): Extract<Step, { op: K }> =>
+  steps(p).filter((s) => s.op === op)[n] as Extract<Step, { op: K }>;
+const rules = (p: BuildPlan): string[] => p.warnings.map((w) => w.rule);
+
+describe('ARG scoping', () => {
+  test('global ARGs are usable in FROM, not inside a stage until re-declared', () => {
+    const p = P('ARG TAG=3.19\nFROM alpine:${TAG}\nRUN echo\nENV A=x${TAG}\nARG TAG\nENV B=x${TAG}\n');
+    expect(p.images).toEqual(['alpine:3.19']);
+    expect(stepOf(p, 'env', 0).pairs).toEqual([{ key: 'A', value: 'x' }]);
+    expect(stepOf(p, 'arg').args).toEqual([{ name: 'TAG', value: '3.19', source: 'global' }]);
+    expect(stepOf(p, 'env', 1).pairs).toEqual([{ key: 'B', value: 'x3.19' }]);
+  });
+
+  test('--build-arg overrides global and stage defaults', () => {
+    const p = P('ARG TAG=1\nFROM img:$TAG\nARG TAG\nARG MODE=debug\nRUN x\n', { buildArgs: { TAG: '2', MODE: 'release' } });
+    expect(p.images).toEqual(['img:2']);
+    expect(stepOf(p, 'arg', 0).args[0]).toEqual({ name: 'TAG', value: '2', source: 'build-arg' });
+    expect(stepOf(p, 'arg', 1).args[0]).toEqual({ name: 'MODE', value: 'release', source: 'build-arg' });
+    expect(stepOf(p, 'run').runEnv).toContain('MODE=release');
+  });
+
+  test('ENV a=1 b=$a uses the old a', () => {
+    const p = P('FROM scratch\nENV a=old\nENV a=new b=$a\n');
+    expect(stepOf(p, 'env', 1).pairs).toEqual([
+      { key: 'a', value: 'new' },
+      { key: 'b', value: 'old' },
+    ]);
+  });
+
+  test('ENV wins over an ARG of the same name', () => {
+    const p = P('FROM scratch\nARG V=arg\nENV V=env\nWORKDIR /$V\nRUN x\n');
+    expect(stepOf(p, 'workdir').path).toBe('/env');
+    expect(stepOf(p, 'run').runEnv.filter((e) => e.startsWith('V='))).toEqual(['V=env']);
+  });
+
+  test('ARGs are not persisted into the next stage; ENV is', () => {
+    const p = P('FROM scratch AS a\nARG X=1\nENV Y=2\nFROM a\nRUN x\n');
+    const run = stepOf(p, 'run');
+    expect(run.state.env).toContain('Y=2');
+    expect(run.runEnv.some((e) => e.startsWith('X='))).toBe(false);
+  });
+
+  test('ARG defaults expand with earlier variables', () => {
+    const p = P('FROM scratch\nENV BASE=/opt\nARG DIR=$BASE/app\nWORKDIR $DIR\n');
+    expect(stepOf(p, 'workdir').path).toBe('/opt/app');
+  });
+
+  test('an unused --build-arg is a warning; proxy args are never unused', () => {
+    const p = P('FROM scratch\nARG USED\n', { buildArgs: { USED: '1', NOPE: '2', HTTP_PROXY: 'http://p' } });
+    expect(p.unusedBuildArgs).toEqual(['NOPE']);
+    expect(p.warnings).toContainEqual({ rule: 'UnusedBuildArg', message: 'One or more build-args [NOPE] were not consumed' });
+  });
+
+  test('proxy build args reach RUN without a declaration, outside the cache state', () => {
+    const p = P('FROM scratch\nRUN x\n', { buildArgs: { https_proxy: 'http://p:3128' } });
+    const run = stepOf(p, 'run');
+    expect(run.proxyEnv).toEqual(['https_proxy=http://p:3128']);
+    expect(run.runEnv.some((e) => e.includes('proxy'))).toBe(false);
+  });
+
+  test('predefined platform ARGs: in FROM without declaration, in a stage after ARG', () => {
+    const p = P('FROM --platform=$BUILDPLATFORM golang AS b\nARG TARGETARCH TARGETOS TARGETVARIANT\nRUN x\nFROM img-$TARGETARCH\n', {
+      platform: 'linux/arm64',
+      target: 'b',
+    });
+    expect(p.stages[0]?.platform).toBe('linux/amd64');
+    expect(stepOf(p, 'arg').args).toEqual([
+      { name: 'TARGETARCH', value: 'arm64', source: 'predefined' },
+      { name: 'TARGETOS', value: 'linux', source: 'predefined' },
+      { name: 'TARGETVARIANT', value: '', source: 'predefined' },
+    ]);
+    const all = P('FROM img-$TARGETARCH\n', { platform: 'linux/arm/v7' });
+    expect(all.images).toEqual(['img-arm']);
+    expect(all.platform).toBe('linux/arm/v7');
+  });
+
+  test('an ARG declared without a value and not given stays unset', () => {
+    const p = P('FROM scratch\nARG NOVAL\nRUN x\n');
+    expect(stepOf(p, 'arg').args).toEqual([{ name: 'NOVAL', source: 'unset' }]);
+    expect(stepOf(p, 'run').runEnv).toEqual([`PATH=${DEFAULT_PATH}`]);
+  });
+});
+
+describe('stages', () => {
+  const multi = [
+    'FROM alpine AS base',
+    'RUN echo base',
+    'FROM base AS build',
+    'COPY --from=tools /bin/tool /bin/',
+    'RUN --mount=type=bind,from=assets,target=/a make',
+    'FROM busybox AS tools',
+    'FROM scratch AS assets',
+    'FROM busybox AS unused',
+    'RUN echo never',
+    'FROM scratch',
+    'COPY --from=build /out /out',
+    'COPY --from=0 /etc/os-release /',
+    'COPY --from=nginx:1.25 /etc/nginx /etc/nginx',
+  ].join('\n');
+
+  test('only the stages the target needs are planned, dependencies first', () => {
+    const p = P(multi);
+    expect(p.stages.map((s) => s.name ?? s.index)).toEqual(['base', 'tools', 'assets', 'build', 5]);
+    expect(p.skippedStages).toEqual([{ index: 4, name: 'unused' }]);
+    expect(p.target.index).toBe(5);
+    expect(p.images.sort()).toEqual(['alpine', 'busybox', 'nginx:1.25']);
+    expect(p.stages.find((s) => s.name === 'build')?.dependsOn.sort()).toEqual([0, 2, 3]);
+  });
+
+  test('FROM <stage>, COPY --from by name, index and image, RUN --mount from=', () => {
+    const p = P(multi);
+    const build = p.stages.find((s) => s.name === 'build');
+    expect(build?.base).toEqual({ type: 'stage', stage: 0 });
+    const copies = steps(p).filter((s): s is Extract<Step, { op: 'copy' }> => s.op === 'copy');
+    expect(copies.map((c) => c.source)).toEqual([
+      { type: 'stage', stage: 2 },
+      { type: 'stage', stage: 1 },
+      { type: 'stage', stage: 0 },
+      { type: 'image', ref: 'nginx:1.25' },
+    ]);
+    expect(stepOf(p, 'run', 1).mounts[0]).toMatchObject({ from: '3', target: '/a' });
+  });
+
+  test('--target picks a stage by name (case-insensitive) and prunes the rest', () => {
+    const p = P(multi, { target: 'TOOLS' });
+    expect(p.stages.map((s) => s.name)).toEqual(['tools']);
+    expect(p.skippedStages.map((s) => s.index)).toEqual([0, 1, 3, 4, 5]);
+  });
+
+  test('an unknown target is an option error listing the stages', () => {
+    expect(() => P(multi, { target: 'nope' })).toThrow(OptionError);
+    expect(() => P(multi, { target: 'nope' })).toThrow(
+      'target stage "nope" could not be found in Dockerfile (stages: base, build, tools, assets, unused)',
+    );
+  });
+
+  test('steps are numbered in build order with stage positions', () => {
+    const p = P('FROM scratch AS a\nENV A=1\nFROM scratch\nCOPY --from=a / /\nENV B=2\n');
+    expect(steps(p).map((s) => [s.id, s.position])).toEqual([
+      [1, '[a 1/1]'],
+      [2, '[stage-1 1/2]'],
+      [3, '[stage-1 2/2]'],
+    ]);
+  });
+
+  test('COPY --from=$ARG expands stage args', () => {
+    const p = P('FROM scratch AS one\nFROM scratch\nARG SRC=one\nCOPY --from=$SRC / /\n');
+    expect(stepOf(p, 'copy').source).toEqual({ type: 'stage', stage: 0 });
+  });
+
+  test('FROM matches only earlier stages; a later name is an image', () => {
+    const p = P('FROM later\nRUN x\nFROM scratch AS later\nCOPY --from=0 / /\n');
+    expect(p.stages.map((s) => s.base)).toEqual([{ type: 'image', ref: 'later' }, { type: 'scratch' }]);
+  });
+
+  test('a cycle between stages is an error naming the stage', () => {
+    const err = dockerfileError(() => P('FROM scratch AS a\nCOPY --from=b / /\nFROM scratch AS b\nCOPY --from=a / /\n'));
+    expect(err.code).toBe('DOCKERFILE_CYCLE');
+    expect(err.detail).toBe('circular dependency detected on stage: b');
+  });
+
+  test('stage errors', () => {
+    expect(dockerfileError(() => P('FROM scratch AS a\nFROM scratch AS A\n')).message).toBe(
+      'Dockerfile:2:1: FROM: duplicate stage name "A" (first defined on line 1)',
+    );
+    expect(dockerfileError(() => P('FROM scratch AS scratch\n')).detail).toBe(
+      "'scratch' is a reserved name and cannot be used as a stage name",
+    );
+    expect(dockerfileError(() => P('FROM scratch\nCOPY --from=7 / /\n')).detail).toBe(
+      'invalid stage index 7: the Dockerfile has 1 stage(s)',
+    );
+    expect(dockerfileError(() => P('FROM scratch AS a\nCOPY --from=a / /\n')).detail).toBe(
+      'stage "a" cannot refer to itself',
+    );
+    expect(dockerfileError(() => P('RUN x\nFROM scratch\n')).message).toBe(
+      'Dockerfile:1:1: RUN: no build stage in current context: RUN must come after a FROM (only ARG may come before the first FROM)',
+    );
+    expect(dockerfileError(() => P('ARG A=1\n')).detail).toBe('the Dockerfile has no FROM instruction');
+  });
+});
+
+describe('resolved instructions', () => {
+  test('WORKDIR resolves against the previous one', () => {
+    const p = P('FROM scratch\nWORKDIR /a\nWORKDIR b/../c\nWORKDIR /x//y/\n');
+    expect(steps(p).map((s) => (s.op === 'workdir' ? s.path : ''))).toEqual(['/a', '/a/c', '/x/y']);
+  });
+
+  test('a relative first WORKDIR warns', () => {
+    expect(rules(P('FROM scratch\nWORKDIR app\n'))).toContain('WorkdirRelativePath');
+  });
+
+  test('EXPOSE is expanded and normalised; ranges expand', () => {
+    const p = P('FROM scratch\nARG P=8080\nEXPOSE $P 53/udp 7000-7002 9000/TCP\n');
+    expect(stepOf(p, 'expose').ports).toEqual(['8080/tcp', '53/udp', '7000/tcp', '7001/tcp', '7002/tcp', '9000/tcp']);
+    expect(rules(p)).toContain('ExposeProtoCasing');
+  });
+
+  test.each([
+    ['EXPOSE abc', 'invalid containerPort: abc'],
+    ['EXPOSE 80/xyz', 'invalid proto: xyz'],
+    ['EXPOSE 90-80', 'invalid port range: 90-80'],
+    ['STOPSIGNAL not a signal', 'invalid signal: not a signal'],
+    ['ENV A=${B', `failed to process "\${B": syntax error: missing '}'`],
+  ])('%s → error', (line, detail) => {
+    const err = dockerfileError(() => P(`FROM scratch\n${line}\n`));
+    expect(err.detail).toBe(detail);
+    expect(err.location.line).toBe(2);
+  });
+
+  test('LABEL, USER, VOLUME, STOPSIGNAL, COPY fields are expanded', () => {
+    const p = P(
+      'FROM scratch\nARG V=1.0 U=app D=/data S=SIGINT O=1000\nLABEL version=$V "k$V"=x\nUSER $U\nVOLUME $D ["${D}2"]\nSTOPSIGNAL $S\nCOPY --chown=$O:$O --chmod=0644 --exclude=*.$V src-$V /dst/$V\n',
+    );
+    expect(stepOf(p, 'label').pairs).toEqual([
+      { key: 'version', value: '1.0' },
+      { key: 'k1.0', value: 'x' },
+    ]);
+    expect(stepOf(p, 'user').user).toBe('app');
+    // Mixed text is not JSON: the shell form applies and quotes are removed.
+    expect(stepOf(p, 'volume').volumes).toEqual(['/data', '[/data2]']);
+    expect(stepOf(p, 'stopsignal').signal).toBe('SIGINT');
+    expect(stepOf(p, 'copy')).toMatchObject({ chown: '1000:1000', chmod: '0644', exclude: ['*.1.0'], sources: ['src-1.0'], dest: '/dst/1.0' });
+  });
+
+  test('RUN, CMD, ENTRYPOINT and HEALTHCHECK are not expanded by the planner', () => {
+    const p = P('FROM scratch\nARG X=1\nRUN echo $X\nCMD echo $X\n');
+    expect(stepOf(p, 'run').command.args).toEqual(['echo $X']);
+    expect(stepOf(p, 'cmd').command.args).toEqual(['echo $X']);
+  });
+
+  test('RUN --mount values are expanded and checked again', () => {
+    const p = P('FROM scratch\nARG C=/root/.cache\nRUN --mount=type=cache,target=$C make\n');
+    expect(stepOf(p, 'run').mounts[0]).toMatchObject({ target: '/root/.cache', id: '/root/.cache' });
+    const err = dockerfileError(() => P('FROM scratch\nARG T=nfs\nRUN --mount=type=$T,target=/x make\n'));
+    expect(err.detail).toBe('--mount=type=nfs,target=/x: unsupported mount type "nfs"');
+  });
+
+  test('the state before each step carries workdir, user, shell, env and args', () => {
+    const p = P('FROM scratch\nWORKDIR /w\nUSER 1000\nSHELL ["/bin/bash","-c"]\nARG A=1\nENV E=2\nRUN x\n');
+    expect(stepOf(p, 'run').state).toEqual({
+      env: [`PATH=${DEFAULT_PATH}`, 'E=2'],
+      args: ['A=1'],
+      workdir: '/w',
+      user: '1000',
+      shell: ['/bin/bash', '-c'],
+    });
+  });
+
+  test('COPY heredocs: expanded unless the delimiter is quoted, chomped with <<-', () => {
+    const p = P('FROM scratch\nARG N=world\nCOPY <<A <<"B" <<-C /dst/\nhello $N\nA\nhello $N\nB\n\t\ttabbed $N\n\tC\n');
+    expect(stepOf(p, 'copy').inline).toEqual([
+      { name: 'A', content: 'hello world\n' },
+      { name: 'B', content: 'hello $N\n' },
+      { name: 'C', content: 'tabbed world\n' },
+    ]);
+    expect(stepOf(p, 'copy').sources).toEqual(['<<A', '<<"B"', '<<-C']);
+  });
+
+  test('base image config: env, workdir and ONBUILD triggers (which run first)', () => {
+    const p = P('FROM node:20\nRUN npm ci\n', {
+      baseImages: { 'node:20': { env: ['PATH=/usr/local/bin:/usr/bin', 'NODE_VERSION=20'], workingDir: '/app', onBuild: ['COPY . /app', 'RUN echo $NODE_VERSION'] } },
+    });
+    expect(steps(p).map((s) => [s.op, s.onbuild ?? false])).toEqual([
+      ['copy', true],
+      ['run', true],
+      ['run', false],
+    ]);
+    expect(stepOf(p, 'run').state).toMatchObject({ workdir: '/app', env: ['PATH=/usr/local/bin:/usr/bin', 'NODE_VERSION=20'] });
+  });
+
+  test('a base image without PATH gets the default PATH', () => {
+    expect(stepOf(P('FROM scratch\nRUN x\n'), 'run').state.env).toEqual([`PATH=${DEFAULT_PATH}`]);
+    const unknown = P('FROM someimage\nRUN x\n');
+    expect(stepOf(unknown, 'run').state.env).toEqual([]);
+    expect(unknown.stages[0]?.baseEnvKnown).toBe(false);
+  });
+});
+
+describe('warnings', () => {
+  test('UndefinedVar where the environment is known', () => {
+    const p = P('FROM scratch\nENV A=$NOPE\n');
+    expect(p.warnings).toContainEqual({
+      rule: 'UndefinedVar',
+      message: "Usage of undefined variable '$NOPE'",
+      location: { file: 'Dockerfile', line: 2, column: 1, endLine: 2 },
+    });
+    expect(rules(P('FROM someimage\nENV A=$MAYBE_FROM_IMAGE\n'))).not.toContain('UndefinedVar');
+  });
+
+  test('UndefinedArgInFrom', () => {
+    expect(rules(P('FROM img:$TAG\n'))).toContain('UndefinedArgInFrom');
+    expect(rules(P('ARG TAG\nFROM img:$TAG\n', { buildArgs: { TAG: '1' } }))).not.toContain('UndefinedArgInFrom');
+  });
+
+  test('MultipleInstructionsDisallowed and syntax directive', () => {
+    const p = P('# syntax=docker/dockerfile:1\nFROM scratch\nCMD ["a"]\nCMD ["b"]\n');
+    expect(p.warnings.map((w) => [w.rule, w.location?.line])).toEqual([
+      ['MultipleInstructionsDisallowed', 3],
+      ['SyntaxDirectiveIgnored', 1],
+    ]);
+  });
+
+  test('check directive: skip rules, skip all, error=true', () => {
+    const text = 'FROM scratch\nMAINTAINER x\nCMD a\n';
+    expect(rules(P(text))).toEqual(['MaintainerDeprecated', 'JSONArgsRecommended']);
+    expect(rules(P('# check=skip=MaintainerDeprecated\n' + text))).toEqual(['JSONArgsRecommended']);
+    expect(rules(P('# check=skip=all\n' + text))).toEqual([]);
+    const err = dockerfileError(() => P('# check=error=true\n' + text));
+    expect(err.code).toBe('DOCKERFILE_CHECK_FAILED');
+    expect(err.location.line).toBe(3);
+    expect(dockerfileError(() => P('# check=bogus\n' + text)).detail).toBe('invalid check directive "bogus" (use skip=... or error=true)');
+  });
+});
+
+describe('purity', () => {
+  test('the same input gives the same plan', () => {
+    const text = 'ARG A=1\nFROM scratch AS x\nRUN a\nFROM x\nCOPY --from=x / /\n';
+    expect(JSON.stringify(P(text))).toBe(JSON.stringify(P(text)));
+  });
+});

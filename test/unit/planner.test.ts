@@ -233,7 +233,8 @@ describe('resolved instructions', () => {
   test('RUN, CMD, ENTRYPOINT and HEALTHCHECK are not expanded by the planner', () => {
     const p = P('FROM scratch\nARG X=1\nRUN echo $X\nCMD echo $X\n');
     expect(stepOf(p, 'run').command.args).toEqual(['echo $X']);
-    expect(stepOf(p, 'cmd').command.args).toEqual(['echo $X']);
+    const cmd = steps(p).find((s) => s.op === 'cmd');
+    expect(cmd?.op === 'cmd' && cmd.command.args).toEqual(['echo $X']);
   });
 
   test('RUN --mount values are expanded and checked again', () => {

@@ -15,3 +15,16 @@ export function parseBuildArgs(items: readonly string[], env: NodeJS.ProcessEnv 
   }
   return out;
 }
+
+/**
+ * yargs option for a flag that may repeat but takes one value each time (like docker's
+ * --build-arg): `array: true` would swallow the positional CONTEXT after it.
+ */
+export const repeatable = (describe: string) =>
+  ({
+    type: 'string',
+    requiresArg: true,
+    default: [] as string[],
+    describe,
+    coerce: (v: string | string[] | undefined): string[] => (v === undefined ? [] : Array.isArray(v) ? v : [v]),
+  }) as const;

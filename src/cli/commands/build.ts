@@ -1,6 +1,6 @@
 import type { Argv } from 'yargs';
 import { planBuild, type GantryError } from '../../index.js';
-import { parseBuildArgs } from '../build-args.js';
+import { parseBuildArgs, repeatable } from '../build-args.js';
 import { formatPlan, formatWarning } from '../output.js';
 import type { GlobalOptions } from '../main.js';
 
@@ -22,7 +22,7 @@ export function buildCommand(yargs: Argv<GlobalOptions>): Argv<GlobalOptions> {
       y
         .positional('context', { type: 'string', default: '.', describe: 'build context directory' })
         .option('file', { alias: 'f', type: 'string', describe: 'Dockerfile path (default: CONTEXT/Dockerfile; - for stdin)' })
-        .option('build-arg', { type: 'string', array: true, default: [], describe: 'set a build argument (KEY=VALUE, or KEY to take it from the environment)' })
+        .option('build-arg', repeatable('set a build argument (KEY=VALUE, or KEY to take it from the environment)'))
         .option('target', { type: 'string', describe: 'build this stage and what it needs' })
         .option('platform', { type: 'string', describe: 'target platform (os/arch[/variant])' })
         .option('dry-run', { type: 'boolean', default: false, describe: 'print the build plan and warnings; execute nothing' })

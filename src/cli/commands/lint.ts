@@ -1,6 +1,6 @@
 import type { Argv } from 'yargs';
 import { lint } from '../../index.js';
-import { parseBuildArgs } from '../build-args.js';
+import { parseBuildArgs, repeatable } from '../build-args.js';
 import { formatError, formatWarning } from '../output.js';
 import type { GlobalOptions } from '../main.js';
 import { EXIT } from '../exit-codes.js';
@@ -20,7 +20,7 @@ export function lintCommand(yargs: Argv<GlobalOptions>): Argv<GlobalOptions> {
       y
         .positional('context', { type: 'string', default: '.', describe: 'build context directory' })
         .option('file', { alias: 'f', type: 'string', describe: 'Dockerfile path (default: CONTEXT/Dockerfile; - for stdin)' })
-        .option('build-arg', { type: 'string', array: true, default: [], describe: 'build arguments, as for build' })
+        .option('build-arg', repeatable('build arguments, as for build'))
         .option('format', { choices: ['text', 'json'] as const, default: 'text' as const }) as unknown as Argv<LintArgs>,
     async (argv) => {
       const result = await lint({

@@ -1,0 +1,159 @@
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { execa } from 'execa';
+import { beforeAll, describe, expect, test } from 'vitest';
+import { projectRoot } from '../helpers/conformance.js';
+
+// Runs the real command (bin/gantry over the compiled dist/), as a user would.
+const bin = path.join(projectRoot, 'bin', 'gantry');
+
+function gantry(args: string[], options: { input?: string; cwd?: string; env?: Record<string, string> } = {}) {
+  return execa(bin, args, { reject: false, cwd: options.cwd ?? projectRoot, env: { NO_COLOR: '1', ...options.env }, ...(options.input !== undefined ? { input: options.input } : {}) });
+}
+
+function tempContext(files: Record<string, string>): string {
+  const dir = mkdtempSync(path.join(tmpdir(), 'gantry-cli-'));
+  for (const [name, text] of Object.entries(files)) writeFileSync(path.join(dir, name), text);
+  return dir;
+}
+
+beforeAll(() => {
+  if (!existsSync(path.join(projectRoot, 'dist', 'cli', 'main.js'))) {
+    throw new Error('dist/ is missing: run `npm run build` (npm test does) before the e2e suite');
+  }
+});
+
+describe('gantry --help and --version', () => {
+  test('help lists the commands and the global --root', async () => {
+    const r = await gantry(['--help']);
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout).toContain('gantry build [context]');
+    expect(r.stdout).toContain('gantry lint [context]');
+    expect(r.stdout).toContain('--root');
+  });
+  test('version', async () => {
+    const r = await gantry(['--version']);
+    expect(r.stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
+  });
+  test('an unknown command is a usage error', async () => {
+    const r = await gantry(['frobnicate']);
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toContain('Unknown argument: frobnicate');
+  });
+});
+
+describe('gantry build --dry-run', () => {
+  test('prints the plan of the example and executes nothing', async () => {
+    const r = await gantry(['build', '--dry-run', 'examples/hello']);
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout).toContain('stage 0 "build": FROM image busybox:latest');
+    expect(r.stdout).toContain('#3 [build 3/3] RUN echo "$GREETING" > greeting.txt');
+    expect(r.stdout).toContain('from stage 0: /out/greeting.txt → /greeting.txt');
+  });
+
+  test('--format json gives the plan and warnings as data', async () => {
+    const ctx = tempContext({ 'Dockerfile': 'FROM scratch AS a\nMAINTAINER me\nFROM scratch AS unused\nFROM a\nCMD x\n' });
+    const r = await gantry(['build', '--dry-run', '--format', 'json', ctx]);
+    expect(r.exitCode).toBe(0);
+    const out = JSON.parse(r.stdout) as { plan: { stages: { index: number }[]; skippedStages: { name: string }[] }; warnings: { rule: string }[] };
+    expect(out.plan.stages.map((s) => s.index)).toEqual([0, 2]);
+    expect(out.plan.skippedStages).toEqual([{ index: 1, name: 'unused' }]);
+    expect(out.warnings.map((w) => w.rule)).toEqual(['MaintainerDeprecated', 'JSONArgsRecommended']);
+  });
+
+  test('-f, --build-arg, --target and --platform', async () => {
+    const ctx = tempContext({
+      'build.Dockerfile': 'ARG V=1\nFROM img:$V AS one\nARG TARGETARCH\nRUN echo $TARGETARCH\nFROM scratch AS two\n',
+    });
+    const r = await gantry([
+      'build', '--dry-run', '--format', 'json', '-f', path.join(ctx, 'build.Dockerfile'),
+      '--build-arg', 'V=2', '--build-arg', 'UNUSED=x', '--target', 'one', '--platform', 'linux/arm64', ctx,
+    ]);
+    expect(r.exitCode).toBe(0);
+    const out = JSON.parse(r.stdout) as { plan: { images: string[]; platform: string; unusedBuildArgs: string[]; stages: { steps: { op: string; args?: { value: string }[] }[] }[] } };
+    expect(out.plan.images).toEqual(['img:2']);
+    expect(out.plan.platform).toBe('linux/arm64');
+    expect(out.plan.unusedBuildArgs).toEqual(['UNUSED']);
+    expect(out.plan.stages[0]?.steps[0]?.args?.[0]?.value).toBe('arm64');
+  });
+
+  test('--build-arg NAME takes the value from the environment', async () => {
+    const ctx = tempContext({ Dockerfile: 'FROM scratch\nARG FROM_ENV\n' });
+    const r = await gantry(['build', '--dry-run', '--format', 'json', '--build-arg', 'FROM_ENV', ctx], { env: { FROM_ENV: 'yes' } });
+    expect(JSON.parse(r.stdout).plan.stages[0].steps[0].args[0]).toEqual({ name: 'FROM_ENV', value: 'yes', source: 'build-arg' });
+  });
+
+  test('reads the Dockerfile from stdin with -f -', async () => {
+    const r = await gantry(['build', '--dry-run', '-f', '-', '.'], { input: 'FROM scratch\nENV A=1\n' });
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout).toContain('Dockerfile: <stdin>');
+  });
+
+  test('warnings go to stderr with file:line:column', async () => {
+    const ctx = tempContext({ Dockerfile: 'FROM scratch\nCMD echo hi\n' });
+    const r = await gantry(['build', '--dry-run', ctx]);
+    expect(r.stderr).toContain(`${path.join(ctx, 'Dockerfile')}:2:1: warning: JSONArgsRecommended:`);
+  });
+
+  test('a broken Dockerfile fails with the file, line and instruction', async () => {
+    const ctx = tempContext({ Dockerfile: 'FROM scratch\nCOPY onlyone\n' });
+    const r = await gantry(['build', '--dry-run', ctx]);
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr.trim()).toBe(
+      `error: ${path.join(ctx, 'Dockerfile')}:2:1: COPY: COPY requires at least two arguments, but only one was provided. Destination could not be determined`,
+    );
+  });
+
+  test('a missing Dockerfile and an unknown target are clear errors', async () => {
+    const missing = await gantry(['build', '--dry-run', '/nonexistent-gantry-dir']);
+    expect(missing.exitCode).toBe(2);
+    expect(missing.stderr).toContain('cannot read Dockerfile /nonexistent-gantry-dir/Dockerfile: no such file');
+    const target = await gantry(['build', '--dry-run', '--target', 'nope', 'examples/hello']);
+    expect(target.exitCode).toBe(2);
+    expect(target.stderr).toContain('target stage "nope" could not be found');
+  });
+
+  test('without --dry-run it says that executing builds is not there yet', async () => {
+    const r = await gantry(['build', 'examples/hello']);
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toContain('executing builds is not implemented yet');
+  });
+});
+
+describe('gantry lint', () => {
+  test('clean file', async () => {
+    const r = await gantry(['lint', 'examples/hello']);
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout).toContain('no problems found');
+  });
+
+  test('warnings of every stage, with locations; exit 0', async () => {
+    const ctx = tempContext({ Dockerfile: 'FROM scratch AS Build\nMAINTAINER me\nFROM scratch\nENV A $B\n' });
+    const r = await gantry(['lint', ctx]);
+    expect(r.exitCode).toBe(0);
+    const file = path.join(ctx, 'Dockerfile');
+    expect(r.stdout.trim().split('\n')).toEqual([
+      `${file}:1:1: warning: StageNameCasing: Stage name 'Build' should be lowercase`,
+      `${file}:2:1: warning: MaintainerDeprecated: Maintainer instruction is deprecated in favor of using label`,
+      `${file}:4:1: warning: LegacyKeyValueFormat: "ENV key=value" should be used instead of legacy "ENV key value" format`,
+      `${file}:4:1: warning: UndefinedVar: Usage of undefined variable '$B'`,
+    ]);
+  });
+
+  test('errors exit 1 and name the location; an unknown instruction gets a suggestion', async () => {
+    const ctx = tempContext({ Dockerfile: 'FROM scratch\nCOPPY a b\n' });
+    const r = await gantry(['lint', ctx]);
+    expect(r.exitCode).toBe(1);
+    expect(r.stdout).toContain(`error: ${path.join(ctx, 'Dockerfile')}:2:1: unknown instruction: COPPY (did you mean COPY?)`);
+  });
+
+  test('--format json', async () => {
+    const ctx = tempContext({ Dockerfile: 'FROM scratch\nRUN <<EOF\nnever closed\n' });
+    const r = await gantry(['lint', '--format', 'json', ctx]);
+    expect(r.exitCode).toBe(1);
+    const out = JSON.parse(r.stdout) as { error: { code: string; location: { line: number } } };
+    expect(out.error.code).toBe('DOCKERFILE_HEREDOC');
+    expect(out.error.location.line).toBe(2);
+  });
+});

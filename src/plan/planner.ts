@@ -14,6 +14,7 @@ import {
   toInstruction,
   type ArgInstruction,
   type CommandLine,
+  type CopyInstruction,
   type HealthcheckInstruction,
   type Instruction,
   type KeyValue,
@@ -125,22 +126,15 @@ export type Step = StepBase &
         /** Proxy build args passed to the command but kept out of the cache key. */
         proxyEnv: string[];
       }
-    | {
+    | ({
         op: 'copy';
-        kind: 'COPY' | 'ADD';
         source: CopySource;
-        sources: string[];
-        dest: string;
         /** Inline files from heredocs, by name, with variables expanded where the delimiter was unquoted. */
         inline: { name: string; content: string }[];
-        chown?: string;
-        chmod?: string;
-        link: boolean;
-        parents: boolean;
-        exclude: string[];
-        checksum?: string;
-        keepGitDir: boolean;
-      }
+      } & Pick<
+        CopyInstruction,
+        'kind' | 'sources' | 'dest' | 'chown' | 'chmod' | 'link' | 'parents' | 'exclude' | 'checksum' | 'keepGitDir'
+      >)
   );
 
 /** A step before it is numbered (Omit that distributes over the union). */

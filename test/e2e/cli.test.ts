@@ -1,8 +1,8 @@
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
-import { beforeAll, describe, expect, test } from 'vitest';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { projectRoot } from '../helpers/conformance.js';
 
 // Runs the real command (bin/gantry over the compiled dist/), as a user would.
@@ -12,8 +12,14 @@ function gantry(args: string[], options: { input?: string; cwd?: string; env?: R
   return execa(bin, args, { reject: false, cwd: options.cwd ?? projectRoot, env: { NO_COLOR: '1', ...options.env }, ...(options.input !== undefined ? { input: options.input } : {}) });
 }
 
+const made: string[] = [];
+afterAll(() => {
+  for (const dir of made) rmSync(dir, { recursive: true, force: true });
+});
+
 function tempContext(files: Record<string, string>): string {
   const dir = mkdtempSync(path.join(tmpdir(), 'gantry-cli-'));
+  made.push(dir);
   for (const [name, text] of Object.entries(files)) writeFileSync(path.join(dir, name), text);
   return dir;
 }

@@ -327,3 +327,31 @@ describe('purity', () => {
     expect(JSON.stringify(P(text))).toBe(JSON.stringify(P(text)));
   });
 });
+
+describe('more error paths, each with its location', () => {
+  test.each([
+    ['FROM --platform=linux/amd64/v2/x scratch\n', 1, 'invalid platform "linux/amd64/v2/x": expected os/arch[/variant], e.g. linux/amd64'],
+    ['ARG IMG=""\nFROM $IMG\n', 2, 'invalid base image reference "" (from "$IMG")'],
+    ['FROM scratch\nARG U=""\nUSER $U\n', 3, 'USER cannot be empty'],
+    ['FROM scratch\nARG W=""\nWORKDIR $W\n', 3, 'WORKDIR cannot be empty'],
+    ['FROM scratch\nARG S="a b"\nCOPY --from=$S / /\n', 3, 'invalid stage or image reference "a b"'],
+    ['FROM scratch\nARG V\nVOLUME ["$V"]\n', 3, 'VOLUME specified can not be an empty string'],
+    ['FROM scratch\nLABEL a=${b:?required}\n', 2, 'failed to process "${b:?required}": b: required'],
+  ])('%j', (text, line, detail) => {
+    const err = dockerfileError(() => P(text));
+    expect(err.detail).toBe(detail);
+    expect(err.location.line).toBe(line);
+  });
+
+  test('a bad ONBUILD trigger in a base image names the FROM line', () => {
+    const err = dockerfileError(() =>
+      P('FROM scratch\nFROM base\n', { baseImages: { base: { onBuild: ['FROM x'] } } }),
+    );
+    expect(err.detail).toBe("FROM isn't allowed as an ONBUILD trigger");
+    expect(err.location.line).toBe(2);
+  });
+
+  test('a --platform error is an OptionError', () => {
+    expect(() => P('FROM scratch\n', { platform: 'not a platform' })).toThrow(OptionError);
+  });
+});

@@ -112,3 +112,23 @@ export async function lint(options: PlanBuildOptions): Promise<LintResult> {
 }
 
 export { DockerfileError };
+
+// --- the image store and the image commands -------------------------------------------
+export { Store } from './store/store.js';
+export {
+  listImages,
+  tagImage,
+  removeImages,
+  inspectImage,
+  imageHistory,
+  type ImageSummary,
+  type ListFilter,
+  type RemoveResult,
+  type InspectResult,
+  type HistoryRow,
+} from './store/operations.js';
+export { importImage, type ImportOptions, type ImportResult } from './build/import.js';
+export { parseReference, normalizeReference, formatReference, familiarName, type Reference } from './oci/reference.js';
+export { parseDigest, digestOf } from './oci/digest.js';
+export { MediaType } from './oci/media-types.js';
+export type { Descriptor, Manifest, Index, ImageConfig, ContainerConfig, HistoryEntry } from './oci/types.js';

@@ -6,6 +6,8 @@ import yargs, { type Argv } from 'yargs';
 import { GantryError, OptionError, resolveRoot, version } from '../index.js';
 import { buildCommand } from './commands/build.js';
 import { lintCommand } from './commands/lint.js';
+import { imageCommands } from './commands/images.js';
+import { importCommand } from './commands/import.js';
 import { EXIT } from './exit-codes.js';
 import { formatError } from './output.js';
 
@@ -29,6 +31,8 @@ export function createParser(args: string[]): Argv<GlobalOptions> {
     }) as unknown as Argv<GlobalOptions>;
   y = buildCommand(y);
   y = lintCommand(y);
+  y = imageCommands(y);
+  y = importCommand(y);
   return y
     .demandCommand(1, 'name a command: gantry --help lists them')
     .strict()

@@ -1,0 +1,78 @@
+/**
+ * The read-only image model: manifest, config and layers, whatever the source. Layers
+ * keep the compressed digest (what is stored and pushed) apart from the diff ID (the
+ * digest of the uncompressed tar, what the config lists).
+ */
+import type { Readable } from 'node:stream';
+import { GantryError } from '../errors/index.js';
+import { CONFIG_TYPES, MANIFEST_TYPES, layerCompression } from '../oci/media-types.js';
+import { parseDigest } from '../oci/digest.js';
+import type { Descriptor, ImageConfig, Manifest } from '../oci/types.js';
+
+export interface Layer {
+  /** Digest and size of the blob as stored (usually gzip). */
+  digest: string;
+  size: number;
+  mediaType: string;
+  /** Digest of the uncompressed tar. */
+  diffId: string;
+  /** The stored bytes, verified against `digest` while they stream. */
+  open(): Readable;
+}
+
+export interface Image {
+  /** The manifest's digest: the image's identity in a registry. */
+  digest: string;
+  mediaType: string;
+  rawManifest: Buffer;
+  manifest: Manifest;
+  configDigest: string;
+  rawConfig: Buffer;
+  config: ImageConfig;
+  layers: Layer[];
+}
+
+export class ImageError extends GantryError {}
+
+/** Check a manifest and its config before anything trusts them; names the digest on error. */
+export function validateImage(digest: string, manifest: Manifest, config: ImageConfig): void {
+  const fail = (why: string): never => {
+    throw new ImageError('IMAGE_INVALID', `image ${digest}: ${why}`);
+  };
+  if (manifest.schemaVersion !== 2) fail(`unsupported manifest schemaVersion ${String(manifest.schemaVersion)}`);
+  const mt = manifest.mediaType;
+  if (mt !== undefined && !MANIFEST_TYPES.has(mt)) fail(`unsupported manifest media type "${mt}"`);
+  if (!manifest.config || !CONFIG_TYPES.has(manifest.config.mediaType)) {
+    fail(`unsupported config media type "${manifest.config?.mediaType}"`);
+  }
+  checkDescriptor(manifest.config, fail);
+  if (!Array.isArray(manifest.layers)) fail('manifest has no layers list');
+  for (const l of manifest.layers) {
+    checkDescriptor(l, fail);
+    if (layerCompression(l.mediaType) === undefined) fail(`unsupported layer media type "${l.mediaType}" (${l.digest})`);
+  }
+  const diffIds = config.rootfs?.diff_ids;
+  if (config.rootfs?.type !== 'layers' || !Array.isArray(diffIds)) fail('config has no rootfs.diff_ids');
+  if (diffIds.length !== manifest.layers.length) {
+    fail(`config lists ${diffIds.length} diff_ids but the manifest has ${manifest.layers.length} layers`);
+  }
+  for (const d of diffIds) checkDigest(d, fail);
+}
+
+function checkDigest(d: string, fail: (why: string) => never): void {
+  try {
+    parseDigest(d);
+  } catch (err) {
+    fail((err as Error).message);
+  }
+}
+
+function checkDescriptor(d: Descriptor, fail: (why: string) => never): void {
+  checkDigest(d.digest, fail);
+  if (!Number.isSafeInteger(d.size) || d.size < 0) fail(`descriptor ${d.digest} has an invalid size ${String(d.size)}`);
+}
+
+/** Uncompressed size of nothing we know; the compressed sizes add up to what docker shows as SIZE. */
+export function imageSize(image: Image): number {
+  return image.layers.reduce((n, l) => n + l.size, 0) + image.rawConfig.length;
+}

@@ -1,0 +1,115 @@
+/** Images in the store: resolve names and IDs, load them as `Image`, write new ones. */
+import { StoreError } from '../errors/index.js';
+import { validateImage, type Image, type Layer } from '../image/image.js';
+import { INDEX_TYPES, MediaType } from '../oci/media-types.js';
+import { formatReference, normalizeReference } from '../oci/reference.js';
+import { REF_NAME_ANNOTATION, type Descriptor, type ImageConfig, type Index, type Manifest } from '../oci/types.js';
+import type { Store, StoreEntry } from './store.js';
+
+export async function loadImage(store: Store, descriptor: Descriptor): Promise<Image> {
+  if (INDEX_TYPES.has(descriptor.mediaType)) {
+    throw new StoreError('STORE_UNSUPPORTED', `image ${descriptor.digest} is an index; pick a platform first`);
+  }
+  const rawManifest = await store.readBlob(descriptor.digest);
+  let manifest: Manifest;
+  try {
+    manifest = JSON.parse(rawManifest.toString('utf8')) as Manifest;
+  } catch (err) {
+    throw new StoreError('STORE_JSON', `manifest ${descriptor.digest} is not valid JSON`, { cause: err });
+  }
+  const rawConfig = await store.readBlob(manifest.config.digest);
+  const config = JSON.parse(rawConfig.toString('utf8')) as ImageConfig;
+  validateImage(descriptor.digest, manifest, config);
+  const layers: Layer[] = manifest.layers.map((l, i) => ({
+    digest: l.digest,
+    size: l.size,
+    mediaType: l.mediaType,
+    diffId: config.rootfs.diff_ids[i] as string,
+    open: () => store.openBlob(l.digest, l.size),
+  }));
+  return {
+    digest: descriptor.digest,
+    mediaType: manifest.mediaType ?? descriptor.mediaType,
+    rawManifest,
+    manifest,
+    configDigest: manifest.config.digest,
+    rawConfig,
+    config,
+    layers,
+  };
+}
+
+export interface ResolvedImage {
+  entry: StoreEntry;
+  /** All names that refer to the same manifest. */
+  names: string[];
+  image: Image;
+}
+
+/**
+ * Find an image by ID prefix (of the config digest, docker's IMAGE ID, or of the manifest
+ * digest), else by name (`alpine`, `host/app:1`, `app@sha256:...`).
+ */
+export async function findEntries(store: Store, ref: string): Promise<StoreEntry[]> {
+  const entries = await store.entries();
+  if (/^(sha256:)?[0-9a-f]{4,64}$/.test(ref)) {
+    const hex = ref.replace(/^sha256:/, '');
+    const byId: StoreEntry[] = [];
+    for (const e of entries) {
+      const configDigest = await configDigestOf(store, e.descriptor).catch(() => undefined);
+      if (configDigest?.slice(7).startsWith(hex) || e.descriptor.digest.slice(7).startsWith(hex)) byId.push(e);
+    }
+    if (byId.length > 0 || ref.startsWith('sha256:')) return byId;
+  }
+  const norm = normalizeReference(ref);
+  if (norm.digest !== undefined && norm.tag === undefined) {
+    return entries.filter((e) => e.descriptor.digest === norm.digest);
+  }
+  const full = formatReference(norm);
+  return entries.filter((e) => e.name === full);
+}
+
+export async function configDigestOf(store: Store, d: Descriptor): Promise<string> {
+  const m = await store.readJSON<Manifest>(d.digest);
+  return m.config.digest;
+}
+
+export async function resolveImage(store: Store, ref: string): Promise<ResolvedImage> {
+  const found = await findEntries(store, ref);
+  if (found.length === 0) throw new StoreError('IMAGE_NOT_FOUND', `no such image: ${ref}`);
+  const digests = new Set(found.map((e) => e.descriptor.digest));
+  if (digests.size > 1) throw new StoreError('IMAGE_AMBIGUOUS', `"${ref}" matches ${digests.size} images; give more of the ID`);
+  const entry = found[0] as StoreEntry;
+  const all = await store.entries();
+  const names = all.filter((e) => e.descriptor.digest === entry.descriptor.digest && e.name).map((e) => e.name as string);
+  return { entry, names, image: await loadImage(store, entry.descriptor) };
+}
+
+export interface NewImage {
+  config: ImageConfig;
+  layers: { digest: string; size: number; mediaType: string }[];
+  annotations?: Record<string, string>;
+}
+
+/** Write config and manifest blobs (layers must already be stored); returns the manifest descriptor. */
+export async function writeImage(store: Store, image: NewImage): Promise<Descriptor> {
+  for (const l of image.layers) {
+    if (!(await store.hasBlob(l.digest))) throw new StoreError('BLOB_NOT_FOUND', `layer ${l.digest} is not in the store`);
+  }
+  const config = await store.writeJSON(image.config);
+  const manifest: Manifest = {
+    schemaVersion: 2,
+    mediaType: MediaType.ociManifest,
+    config: { mediaType: MediaType.ociConfig, digest: config.digest, size: config.size },
+    layers: image.layers.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.size })),
+    ...(image.annotations ? { annotations: image.annotations } : {}),
+  };
+  const m = await store.writeJSON(manifest);
+  return { mediaType: MediaType.ociManifest, digest: m.digest, size: m.size };
+}
+
+export function nameOf(d: Descriptor): string | undefined {
+  return d.annotations?.[REF_NAME_ANNOTATION];
+}
+
+export type { Index };

@@ -1,0 +1,217 @@
+/** What the image commands do to the store: list, tag, remove, inspect, history. */
+import { StoreError } from '../errors/index.js';
+import { familiarName, formatReference, normalizeReference, parseReference, repositoryOf } from '../oci/reference.js';
+import { REF_NAME_ANNOTATION, type Descriptor, type ImageConfig, type Manifest } from '../oci/types.js';
+import { findEntries, resolveImage } from './images.js';
+import { Store } from './store.js';
+
+export interface ImageSummary {
+  /** Familiar repository (`alpine`, `localhost:5000/app`), or `<none>`. */
+  repository: string;
+  tag: string;
+  /** The full normalised name, when tagged. */
+  name?: string;
+  /** docker's IMAGE ID: the config digest. */
+  id: string;
+  /** The manifest digest. */
+  digest: string;
+  created?: string;
+  /** Compressed layers plus config, in bytes. */
+  size: number;
+  labels: Record<string, string>;
+  dangling: boolean;
+}
+
+async function summarise(store: Store, d: Descriptor, name: string | undefined): Promise<ImageSummary> {
+  const manifest = await store.readJSON<Manifest>(d.digest);
+  const config = await store.readJSON<ImageConfig>(manifest.config.digest);
+  const size = manifest.layers.reduce((n, l) => n + l.size, 0) + manifest.config.size;
+  let repository = '<none>';
+  let tag = '<none>';
+  if (name) {
+    const ref = parseReference(name);
+    repository = familiarName(ref);
+    tag = ref.tag ?? '<none>';
+  }
+  return {
+    repository,
+    tag,
+    ...(name ? { name } : {}),
+    id: manifest.config.digest,
+    digest: d.digest,
+    ...(config.created ? { created: config.created } : {}),
+    size,
+    labels: config.config?.Labels ?? {},
+    dangling: !name,
+  };
+}
+
+export interface ListFilter {
+  dangling?: boolean;
+  /** `key` or `key=value`. */
+  label?: string[];
+  /** Glob on the familiar or full `repository:tag`, like docker's reference filter. */
+  reference?: string[];
+}
+
+export async function listImages(root: string, filter: ListFilter = {}): Promise<ImageSummary[]> {
+  const store = await Store.open(root);
+  const rows: ImageSummary[] = [];
+  for (const e of await store.entries()) rows.push(await summarise(store, e.descriptor, e.name));
+  return rows
+    .filter((r) => filter.dangling === undefined || r.dangling === filter.dangling)
+    .filter((r) =>
+      (filter.label ?? []).every((l) => {
+        const eq = l.indexOf('=');
+        return eq < 0 ? l in r.labels : r.labels[l.slice(0, eq)] === l.slice(eq + 1);
+      }),
+    )
+    .filter((r) => {
+      const patterns = filter.reference ?? [];
+      if (patterns.length === 0) return true;
+      if (!r.name) return false;
+      const candidates = [`${r.repository}:${r.tag}`, r.repository, r.name];
+      return patterns.some((p) => candidates.some((c) => globMatch(p, c)));
+    })
+    .sort((a, b) => (b.created ?? '').localeCompare(a.created ?? '') || a.repository.localeCompare(b.repository) || a.tag.localeCompare(b.tag));
+}
+
+function globMatch(pattern: string, text: string): boolean {
+  const re = new RegExp(
+    '^' + pattern.replace(/[.+^${}()|\\]/g, '\\$&').replace(/\*/g, '[^/]*').replace(/\?/g, '[^/]') + '$',
+  );
+  return re.test(text);
+}
+
+export async function tagImage(root: string, source: string, target: string): Promise<string> {
+  const store = await Store.open(root);
+  const { entry } = await resolveImage(store, source);
+  const ref = normalizeReference(target);
+  if (ref.digest !== undefined) throw new StoreError('TAG_INVALID', `cannot tag with a digest: ${target}`);
+  const name = formatReference(ref);
+  await store.tag(name, entry.descriptor);
+  return name;
+}
+
+export interface RemoveResult {
+  untagged: string[];
+  /** Manifest digests of images that no name refers to any more (removed from the index). */
+  deleted: string[];
+}
+
+/**
+ * `rmi`: a name is untagged; an image whose last name goes is removed. By ID, an image
+ * with several names needs `force` (then every name goes), as in docker.
+ */
+export async function removeImages(root: string, refs: string[], force = false): Promise<RemoveResult> {
+  const store = await Store.open(root);
+  const result: RemoveResult = { untagged: [], deleted: [] };
+  for (const ref of refs) {
+    const found = await findEntries(store, ref);
+    if (found.length === 0) throw new StoreError('IMAGE_NOT_FOUND', `no such image: ${ref}`);
+    const digests = new Set(found.map((e) => e.descriptor.digest));
+    if (digests.size > 1) throw new StoreError('IMAGE_AMBIGUOUS', `"${ref}" matches ${digests.size} images; give more of the ID`);
+    const digest = [...digests][0] as string;
+    let byName: string | undefined;
+    try {
+      const norm = normalizeReference(ref);
+      const full = formatReference(norm);
+      if (found.some((e) => e.name === full)) byName = full;
+    } catch {
+      byName = undefined;
+    }
+    await store.updateIndex((manifests) => {
+      const names = manifests.filter((m) => m.digest === digest).map((m) => m.annotations?.[REF_NAME_ANNOTATION]).filter((n): n is string => !!n);
+      if (byName) {
+        const i = manifests.findIndex((m) => m.annotations?.[REF_NAME_ANNOTATION] === byName);
+        manifests.splice(i, 1);
+        result.untagged.push(byName);
+      } else {
+        if (names.length > 1 && !force) {
+          throw new StoreError(
+            'IMAGE_IN_USE',
+            `unable to delete ${ref} (must be forced): the image is referenced by ${names.length} names: ${names.join(', ')}`,
+          );
+        }
+        for (let i = manifests.length - 1; i >= 0; i--) if ((manifests[i] as Descriptor).digest === digest) manifests.splice(i, 1);
+        result.untagged.push(...names);
+      }
+      if (!manifests.some((m) => m.digest === digest)) result.deleted.push(digest);
+    });
+  }
+  return result;
+}
+
+export interface InspectResult {
+  Id: string;
+  RepoTags: string[];
+  RepoDigests: string[];
+  Created?: string;
+  Author?: string;
+  Config: ImageConfig['config'];
+  Architecture: string;
+  Os: string;
+  Variant?: string;
+  Size: number;
+  RootFS: { Type: string; Layers: string[] };
+  History: NonNullable<ImageConfig['history']>;
+  Descriptor: Descriptor;
+}
+
+export async function inspectImage(root: string, ref: string): Promise<InspectResult> {
+  const store = await Store.open(root);
+  const { entry, names, image } = await resolveImage(store, ref);
+  const c = image.config;
+  const repoTags = names.map((n) => {
+    const r = parseReference(n);
+    return `${familiarName(r)}:${r.tag ?? 'latest'}`;
+  });
+  const repos = [...new Set(names.map((n) => repositoryOf(parseReference(n))))];
+  return {
+    Id: image.configDigest,
+    RepoTags: repoTags,
+    RepoDigests: repos.map((r) => `${familiarName(parseReference(r))}@${image.digest}`),
+    ...(c.created ? { Created: c.created } : {}),
+    ...(c.author ? { Author: c.author } : {}),
+    Config: c.config ?? {},
+    Architecture: c.architecture,
+    Os: c.os,
+    ...(c.variant ? { Variant: c.variant } : {}),
+    Size: image.layers.reduce((n, l) => n + l.size, 0) + image.rawConfig.length,
+    RootFS: { Type: c.rootfs.type, Layers: [...c.rootfs.diff_ids] },
+    History: c.history ?? [],
+    Descriptor: entry.descriptor,
+  };
+}
+
+export interface HistoryRow {
+  /** The image ID for the newest row, `<missing>` for the rest (as docker shows them). */
+  image: string;
+  created?: string;
+  createdBy: string;
+  size: number;
+  comment: string;
+  emptyLayer: boolean;
+}
+
+export async function imageHistory(root: string, ref: string): Promise<HistoryRow[]> {
+  const store = await Store.open(root);
+  const { image } = await resolveImage(store, ref);
+  const history = image.config.history ?? [];
+  let layer = 0;
+  const rows: HistoryRow[] = history.map((h) => {
+    const empty = h.empty_layer === true;
+    const size = empty ? 0 : (image.layers[layer++]?.size ?? 0);
+    return {
+      image: '<missing>',
+      ...(h.created ? { created: h.created } : {}),
+      createdBy: h.created_by ?? '',
+      size,
+      comment: h.comment ?? '',
+      emptyLayer: empty,
+    };
+  });
+  rows.reverse();
+  if (rows[0]) rows[0].image = image.configDigest;
+  return rows;
+}

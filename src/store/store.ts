@@ -1,0 +1,329 @@
+/**
+ * The local store: an OCI image layout (image-spec image-layout.md) that skopeo and umoci
+ * read as it is.
+ *
+ *   <root>/oci-layout        {"imageLayoutVersion":"1.0.0"}
+ *   <root>/index.json        the images; names in org.opencontainers.image.ref.name
+ *   <root>/blobs/<alg>/<hex> content, written once
+ *   <root>/tmp/              gantry's work area (temp files, leases); ignored by other tools
+ *
+ * Blobs are written to tmp/, fsynced, verified against their digest and size, then renamed
+ * into place, so a blob is either whole or absent. Reads verify too. Only index.json is
+ * shared mutable state; it is changed under a lock and replaced atomically.
+ */
+import { randomBytes } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, open, readFile, rename, rm, stat, writeFile, readdir, utimes } from 'node:fs/promises';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import lockfile from 'proper-lockfile';
+import { StoreError } from '../errors/index.js';
+import { parseDigest, VerifyStream, DigestMismatchError, SizeMismatchError } from '../oci/digest.js';
+import { MediaType } from '../oci/media-types.js';
+import { REF_NAME_ANNOTATION, type Descriptor, type Index } from '../oci/types.js';
+
+export const LAYOUT_VERSION = '1.0.0';
+
+export interface BlobInfo {
+  digest: string;
+  size: number;
+}
+
+export interface StoreEntry {
+  /** The full normalised name, when the entry is tagged. */
+  name?: string;
+  descriptor: Descriptor;
+}
+
+export class Store {
+  private constructor(readonly root: string) {}
+
+  /** Open the store at `root`, creating an empty layout when there is none. */
+  static async open(root: string): Promise<Store> {
+    const store = new Store(path.resolve(root));
+    await store.init();
+    return store;
+  }
+
+  get tmpDir(): string {
+    return path.join(this.root, 'tmp');
+  }
+
+  private async init(): Promise<void> {
+    await mkdir(path.join(this.root, 'blobs', 'sha256'), { recursive: true });
+    await mkdir(this.tmpDir, { recursive: true });
+    const layoutFile = path.join(this.root, 'oci-layout');
+    const layout = await readFile(layoutFile, 'utf8').catch(() => undefined);
+    if (layout === undefined) {
+      await this.atomicWrite(layoutFile, JSON.stringify({ imageLayoutVersion: LAYOUT_VERSION }));
+    } else {
+      let version: unknown;
+      try {
+        version = (JSON.parse(layout) as { imageLayoutVersion?: unknown }).imageLayoutVersion;
+      } catch {
+        version = undefined;
+      }
+      if (version !== LAYOUT_VERSION) {
+        throw new StoreError('STORE_LAYOUT', `${layoutFile}: not an OCI image layout ${LAYOUT_VERSION} (${layout.slice(0, 80)})`);
+      }
+    }
+    const indexFile = path.join(this.root, 'index.json');
+    if (!(await exists(indexFile))) {
+      await this.withLock(async () => {
+        if (!(await exists(indexFile))) await this.writeIndex({ schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: [] });
+      });
+    }
+  }
+
+  /** The path of a blob; the digest is validated first, so it can never name another file. */
+  blobPath(digest: string): string {
+    const { algorithm, hex } = parseDigest(digest);
+    return path.join(this.root, 'blobs', algorithm, hex);
+  }
+
+  async hasBlob(digest: string): Promise<boolean> {
+    return exists(this.blobPath(digest));
+  }
+
+  async blobSize(digest: string): Promise<number> {
+    try {
+      return (await stat(this.blobPath(digest))).size;
+    } catch (err) {
+      throw this.missing(digest, err);
+    }
+  }
+
+  private missing(digest: string, err: unknown): StoreError {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+      return new StoreError('BLOB_NOT_FOUND', `blob ${digest} is not in the store ${this.root}`, { cause: err });
+    }
+    return new StoreError('STORE_IO', `blob ${digest}: ${(err as Error).message}`, { cause: err });
+  }
+
+  /** A fresh temp path inside the store (same file system as the blobs, so rename is atomic). */
+  tempPath(prefix = 'blob'): string {
+    return path.join(this.tmpDir, `${prefix}-${process.pid}-${randomBytes(8).toString('hex')}`);
+  }
+
+  /**
+   * Write a blob. With `expected`, the bytes must match its digest and size or nothing is
+   * stored. A blob already present is not written again.
+   */
+  async writeBlob(data: Buffer | string | Readable | AsyncIterable<Buffer>, expected?: Partial<BlobInfo>): Promise<BlobInfo> {
+    if (expected?.digest !== undefined) parseDigest(expected.digest);
+    if (expected?.digest !== undefined && (await this.hasBlob(expected.digest))) {
+      // Drain the source so callers' pipelines finish; the stored copy is already verified.
+      if (!(typeof data === 'string' || Buffer.isBuffer(data))) for await (const _ of data) void _;
+      const size = await this.blobSize(expected.digest);
+      if (expected.size !== undefined && size !== expected.size) {
+        throw new SizeMismatchError(expected.digest, expected.size, size);
+      }
+      await touch(this.blobPath(expected.digest));
+      return { digest: expected.digest, size };
+    }
+    const tmp = this.tempPath();
+    const verify = new VerifyStream({
+      ...(expected?.digest !== undefined ? { digest: expected.digest } : {}),
+      ...(expected?.size !== undefined ? { size: expected.size } : {}),
+    });
+    const source = typeof data === 'string' || Buffer.isBuffer(data) ? Readable.from([Buffer.from(data)]) : Readable.from(data);
+    try {
+      await pipeline(source, verify, createWriteStream(tmp, { flags: 'wx', mode: 0o644 }));
+      const fh = await open(tmp, 'r');
+      try {
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      const digest = verify.digest;
+      const dest = this.blobPath(digest);
+      await mkdir(path.dirname(dest), { recursive: true });
+      await rename(tmp, dest);
+      return { digest, size: verify.size };
+    } catch (err) {
+      await rm(tmp, { force: true });
+      throw err;
+    }
+  }
+
+  async writeJSON(value: unknown): Promise<BlobInfo & { bytes: Buffer }> {
+    const bytes = Buffer.from(JSON.stringify(value));
+    const info = await this.writeBlob(bytes);
+    return { ...info, bytes };
+  }
+
+  /** A verified read stream: errors at the end when the bytes do not hash to the digest. */
+  openBlob(digest: string, size?: number): Readable {
+    const file = this.blobPath(digest);
+    const verify = new VerifyStream({ digest, ...(size !== undefined ? { size } : {}) });
+    const input = createReadStream(file);
+    input.on('error', (err) => verify.destroy(this.missing(digest, err)));
+    verify.on('error', (err) => {
+      if (err instanceof DigestMismatchError) {
+        Object.assign(err, { message: `corrupted blob in the store ${this.root}: ${err.message}` });
+      }
+    });
+    return input.pipe(verify);
+  }
+
+  /** Read a whole (small) blob, verified. */
+  async readBlob(digest: string, maxSize = 64 * 1024 * 1024): Promise<Buffer> {
+    const size = await this.blobSize(digest);
+    if (size > maxSize) throw new StoreError('BLOB_TOO_LARGE', `blob ${digest} is ${size} bytes, more than ${maxSize}`);
+    const chunks: Buffer[] = [];
+    for await (const chunk of this.openBlob(digest, size)) chunks.push(chunk as Buffer);
+    return Buffer.concat(chunks);
+  }
+
+  async readJSON<T>(digest: string): Promise<T> {
+    const bytes = await this.readBlob(digest);
+    try {
+      return JSON.parse(bytes.toString('utf8')) as T;
+    } catch (err) {
+      throw new StoreError('STORE_JSON', `blob ${digest} is not valid JSON: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  // --- index.json --------------------------------------------------------------------
+
+  async readIndex(): Promise<Index> {
+    const file = path.join(this.root, 'index.json');
+    const text = await readFile(file, 'utf8');
+    let index: Index;
+    try {
+      index = JSON.parse(text) as Index;
+    } catch (err) {
+      throw new StoreError('STORE_INDEX', `${file} is not valid JSON: ${(err as Error).message}`, { cause: err });
+    }
+    if (index.schemaVersion !== 2 || !Array.isArray(index.manifests)) {
+      throw new StoreError('STORE_INDEX', `${file} is not an OCI image index`);
+    }
+    return index;
+  }
+
+  private async writeIndex(index: Index): Promise<void> {
+    await this.atomicWrite(path.join(this.root, 'index.json'), JSON.stringify(index, null, 2) + '\n');
+  }
+
+  /** Run `fn` holding the store's index lock (across processes). */
+  async withLock<T>(fn: () => Promise<T>): Promise<T> {
+    const release = await lockfile.lock(this.root, {
+      lockfilePath: path.join(this.root, 'index.json.lock'),
+      stale: 15_000,
+      update: 5_000,
+      retries: { retries: 200, minTimeout: 20, maxTimeout: 250, factor: 1.3 },
+      realpath: false,
+    });
+    try {
+      return await fn();
+    } finally {
+      await release();
+    }
+  }
+
+  /** Change index.json under the lock; `fn` edits the manifests in place. */
+  async updateIndex(fn: (manifests: Descriptor[]) => void | Promise<void>): Promise<Index> {
+    return this.withLock(async () => {
+      const index = await this.readIndex();
+      await fn(index.manifests);
+      await this.writeIndex(index);
+      return index;
+    });
+  }
+
+  async entries(): Promise<StoreEntry[]> {
+    const index = await this.readIndex();
+    return index.manifests.map((descriptor) => {
+      const name = descriptor.annotations?.[REF_NAME_ANNOTATION];
+      return name !== undefined ? { name, descriptor } : { descriptor };
+    });
+  }
+
+  /**
+   * Point `name` (a full normalised reference) at `descriptor`. The image that had the
+   * name keeps an untagged entry when no other name refers to it (docker's dangling image).
+   */
+  async tag(name: string, descriptor: Descriptor): Promise<void> {
+    await this.updateIndex((manifests) => {
+      const i = manifests.findIndex((m) => m.annotations?.[REF_NAME_ANNOTATION] === name);
+      const previous = i >= 0 ? manifests[i] : undefined;
+      if (i >= 0) manifests.splice(i, 1);
+      // An untagged entry for this image is superseded by the name.
+      for (let j = manifests.length - 1; j >= 0; j--) {
+        const m = manifests[j] as Descriptor;
+        if (m.digest === descriptor.digest && m.annotations?.[REF_NAME_ANNOTATION] === undefined) manifests.splice(j, 1);
+      }
+      const { annotations, ...rest } = descriptor;
+      const others = Object.fromEntries(Object.entries(annotations ?? {}).filter(([k]) => k !== REF_NAME_ANNOTATION));
+      manifests.push({ ...rest, annotations: { ...others, [REF_NAME_ANNOTATION]: name } });
+      if (previous && previous.digest !== descriptor.digest && !manifests.some((m) => m.digest === previous.digest)) {
+        const { annotations: prevAnn, ...prevRest } = previous;
+        const kept = Object.fromEntries(Object.entries(prevAnn ?? {}).filter(([k]) => k !== REF_NAME_ANNOTATION));
+        manifests.push(Object.keys(kept).length ? { ...prevRest, annotations: kept } : prevRest);
+      }
+    });
+  }
+
+  /** Add an untagged entry (an image with no name yet) unless the image is already listed. */
+  async addUntagged(descriptor: Descriptor): Promise<void> {
+    await this.updateIndex((manifests) => {
+      if (!manifests.some((m) => m.digest === descriptor.digest)) {
+        const { annotations: _drop, ...rest } = descriptor;
+        manifests.push(rest);
+      }
+    });
+  }
+
+  // --- temp area -----------------------------------------------------------------------
+
+  /** Remove temp files left by processes that are gone. */
+  async cleanTemp(): Promise<string[]> {
+    const removed: string[] = [];
+    for (const name of await readdir(this.tmpDir).catch(() => [] as string[])) {
+      const pid = Number(/^[a-z]+-(\d+)-/.exec(name)?.[1]);
+      if (Number.isInteger(pid) && pid > 0 && !isAlive(pid)) {
+        await rm(path.join(this.tmpDir, name), { recursive: true, force: true });
+        removed.push(name);
+      }
+    }
+    return removed;
+  }
+
+  private async atomicWrite(file: string, text: string): Promise<void> {
+    const tmp = this.tempPath('meta');
+    await mkdir(path.dirname(tmp), { recursive: true });
+    await writeFile(tmp, text, { flag: 'wx', mode: 0o644 });
+    const fh = await open(tmp, 'r');
+    try {
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, file);
+  }
+}
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await stat(p);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw err;
+  }
+}
+
+async function touch(p: string): Promise<void> {
+  const now = new Date();
+  await utimes(p, now, now).catch(() => undefined);
+}
+
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

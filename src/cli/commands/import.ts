@@ -26,7 +26,8 @@ export function importCommand(yargs: Argv<GlobalOptions>): Argv<GlobalOptions> {
       const sde = process.env.SOURCE_DATE_EPOCH;
       const result = await importImage({
         root: argv.root,
-        source: argv.file,
+        // yargs hands a lone '-' positional over as ''.
+        source: argv.file === '' ? '-' : argv.file,
         ...(argv.reference !== undefined ? { reference: argv.reference } : {}),
         changes: argv.change,
         ...(argv.platform !== undefined ? { platform: argv.platform } : {}),

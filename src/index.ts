@@ -132,3 +132,4 @@ export { parseReference, normalizeReference, formatReference, familiarName, type
 export { parseDigest, digestOf } from './oci/digest.js';
 export { MediaType } from './oci/media-types.js';
 export type { Descriptor, Manifest, Index, ImageConfig, ContainerConfig, HistoryEntry } from './oci/types.js';
+export { pruneStore, type PruneOptions, type PruneResult } from './store/prune.js';

@@ -88,6 +88,23 @@ export async function importImage(options: ImportOptions): Promise<ImportResult>
   const created = new Date(options.sourceDateEpoch !== undefined ? options.sourceDateEpoch * 1000 : Date.now()).toISOString();
   const store = await Store.open(options.root);
   const { stream, name: sourceName } = await openSource(options.source);
+  try {
+    return await importInto(store, stream, sourceName, options, platform, created, config, name);
+  } finally {
+    await store.releaseLease();
+  }
+}
+
+async function importInto(
+  store: Store,
+  stream: Readable,
+  sourceName: string,
+  options: ImportOptions,
+  platform: ReturnType<typeof hostPlatform>,
+  created: string,
+  config: ContainerConfig,
+  name: string | undefined,
+): Promise<ImportResult> {
   const descriptor = await importRootfs(store, stream, {
     source: sourceName,
     os: platform.os,

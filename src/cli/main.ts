@@ -8,6 +8,7 @@ import { buildCommand } from './commands/build.js';
 import { lintCommand } from './commands/lint.js';
 import { imageCommands } from './commands/images.js';
 import { importCommand } from './commands/import.js';
+import { pruneCommand } from './commands/prune.js';
 import { EXIT } from './exit-codes.js';
 import { formatError } from './output.js';
 
@@ -33,6 +34,7 @@ export function createParser(args: string[]): Argv<GlobalOptions> {
   y = lintCommand(y);
   y = imageCommands(y);
   y = importCommand(y);
+  y = pruneCommand(y);
   return y
     .demandCommand(1, 'name a command: gantry --help lists them')
     .strict()

@@ -13,7 +13,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, open, readFile, rename, rm, stat, writeFile, readdir, utimes } from 'node:fs/promises';
+import { appendFile, mkdir, open, readFile, rename, rm, stat, writeFile, readdir, utimes } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -36,8 +36,41 @@ export interface StoreEntry {
   descriptor: Descriptor;
 }
 
+export const DANGLING_ANNOTATION = 'dev.gantry.dangling';
+
 export class Store {
+  private leaseFile: string | undefined;
+
   private constructor(readonly root: string) {}
+
+  /**
+   * Note that this process uses `digest`, before the blob becomes visible or is reused:
+   * `prune` keeps every blob named in a live process's lease (tmp/lease-<pid>-...).
+   */
+  async lease(digest: string): Promise<void> {
+    this.leaseFile ??= this.tempPath('lease');
+    const file = this.leaseFile;
+    // Under the lock, so a prune that is sweeping finishes first and the next one sees it.
+    await this.withLock(() => appendFile(file, digest + '\n'));
+  }
+
+  /** Drop this process's lease: what it wrote is referenced from index.json by now, or garbage. */
+  async releaseLease(): Promise<void> {
+    if (this.leaseFile) await rm(this.leaseFile, { force: true });
+    this.leaseFile = undefined;
+  }
+
+  /** Digests leased by processes that are still running. */
+  async liveLeases(): Promise<Set<string>> {
+    const out = new Set<string>();
+    for (const name of await readdir(this.tmpDir).catch(() => [] as string[])) {
+      const m = /^lease-(\d+)-/.exec(name);
+      if (!m || !isAlive(Number(m[1]))) continue;
+      const text = await readFile(path.join(this.tmpDir, name), 'utf8').catch(() => '');
+      for (const d of text.split('\n')) if (d) out.add(d);
+    }
+    return out;
+  }
 
   /** Open the store at `root`, creating an empty layout when there is none. */
   static async open(root: string): Promise<Store> {
@@ -111,7 +144,10 @@ export class Store {
    * stored. A blob already present is not written again.
    */
   async writeBlob(data: Buffer | string | Readable | AsyncIterable<Buffer>, expected?: Partial<BlobInfo>): Promise<BlobInfo> {
-    if (expected?.digest !== undefined) parseDigest(expected.digest);
+    if (expected?.digest !== undefined) {
+      parseDigest(expected.digest);
+      await this.lease(expected.digest);
+    }
     if (expected?.digest !== undefined && (await this.hasBlob(expected.digest))) {
       // Drain the source so callers' pipelines finish; the stored copy is already verified.
       if (!(typeof data === 'string' || Buffer.isBuffer(data))) for await (const _ of data) void _;
@@ -137,6 +173,7 @@ export class Store {
         await fh.close();
       }
       const digest = verify.digest;
+      await this.lease(digest);
       const dest = this.blobPath(digest);
       await mkdir(path.dirname(dest), { recursive: true });
       await rename(tmp, dest);
@@ -202,7 +239,8 @@ export class Store {
     return index;
   }
 
-  private async writeIndex(index: Index): Promise<void> {
+  /** Replace index.json; only call while holding the lock (withLock). */
+  async writeIndex(index: Index): Promise<void> {
     await this.atomicWrite(path.join(this.root, 'index.json'), JSON.stringify(index, null, 2) + '\n');
   }
 
@@ -244,8 +282,31 @@ export class Store {
    * Point `name` (a full normalised reference) at `descriptor`. The image that had the
    * name keeps an untagged entry when no other name refers to it (docker's dangling image).
    */
+  /** Under the lock: the manifest and everything it references must be present. */
+  private async assertComplete(descriptor: Descriptor): Promise<void> {
+    const missing: string[] = [];
+    const visit = async (d: Descriptor): Promise<void> => {
+      if (!(await this.hasBlob(d.digest))) {
+        missing.push(d.digest);
+        return;
+      }
+      if (d.mediaType === MediaType.ociManifest || d.mediaType === MediaType.dockerManifest) {
+        const m = JSON.parse((await readFile(this.blobPath(d.digest))).toString('utf8')) as { config: Descriptor; layers: Descriptor[] };
+        for (const x of [m.config, ...m.layers]) if (!(await this.hasBlob(x.digest))) missing.push(x.digest);
+      } else if (d.mediaType === MediaType.ociIndex || d.mediaType === MediaType.dockerManifestList) {
+        const ix = JSON.parse((await readFile(this.blobPath(d.digest))).toString('utf8')) as Index;
+        for (const x of ix.manifests) await visit(x);
+      }
+    };
+    await visit(descriptor);
+    if (missing.length > 0) {
+      throw new StoreError('STORE_INCOMPLETE', `image ${descriptor.digest} is incomplete in the store: missing ${missing.join(', ')} (removed by a concurrent prune?); retry`);
+    }
+  }
+
   async tag(name: string, descriptor: Descriptor): Promise<void> {
-    await this.updateIndex((manifests) => {
+    await this.updateIndex(async (manifests) => {
+      await this.assertComplete(descriptor);
       const i = manifests.findIndex((m) => m.annotations?.[REF_NAME_ANNOTATION] === name);
       const previous = i >= 0 ? manifests[i] : undefined;
       if (i >= 0) manifests.splice(i, 1);
@@ -255,19 +316,23 @@ export class Store {
         if (m.digest === descriptor.digest && m.annotations?.[REF_NAME_ANNOTATION] === undefined) manifests.splice(j, 1);
       }
       const { annotations, ...rest } = descriptor;
-      const others = Object.fromEntries(Object.entries(annotations ?? {}).filter(([k]) => k !== REF_NAME_ANNOTATION));
+      const others = Object.fromEntries(
+        Object.entries(annotations ?? {}).filter(([k]) => k !== REF_NAME_ANNOTATION && k !== DANGLING_ANNOTATION),
+      );
       manifests.push({ ...rest, annotations: { ...others, [REF_NAME_ANNOTATION]: name } });
       if (previous && previous.digest !== descriptor.digest && !manifests.some((m) => m.digest === previous.digest)) {
         const { annotations: prevAnn, ...prevRest } = previous;
         const kept = Object.fromEntries(Object.entries(prevAnn ?? {}).filter(([k]) => k !== REF_NAME_ANNOTATION));
-        manifests.push(Object.keys(kept).length ? { ...prevRest, annotations: kept } : prevRest);
+        // The image lost its last name: docker's dangling image, which prune removes.
+        manifests.push({ ...prevRest, annotations: { ...kept, [DANGLING_ANNOTATION]: 'true' } });
       }
     });
   }
 
   /** Add an untagged entry (an image with no name yet) unless the image is already listed. */
   async addUntagged(descriptor: Descriptor): Promise<void> {
-    await this.updateIndex((manifests) => {
+    await this.updateIndex(async (manifests) => {
+      await this.assertComplete(descriptor);
       if (!manifests.some((m) => m.digest === descriptor.digest)) {
         const { annotations: _drop, ...rest } = descriptor;
         manifests.push(rest);

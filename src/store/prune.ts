@@ -1,0 +1,74 @@
+/**
+ * `gantry prune`: remove dangling images (those that lost their last name; with `all`,
+ * every untagged image) and every blob nothing references. It holds the index lock while
+ * it decides and deletes, and keeps what running gantry processes have leased, so a
+ * concurrent build, pull or import never loses a blob it is about to reference.
+ */
+import { readdir, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { INDEX_TYPES, MANIFEST_TYPES } from '../oci/media-types.js';
+import { REF_NAME_ANNOTATION, type Descriptor, type Index, type Manifest } from '../oci/types.js';
+import { DANGLING_ANNOTATION, Store } from './store.js';
+
+export interface PruneOptions {
+  /** Remove every untagged image, not only dangling ones. */
+  all?: boolean;
+}
+
+export interface PruneResult {
+  /** Manifest digests of the images removed from the index. */
+  images: string[];
+  /** Digests of the blobs deleted. */
+  blobs: string[];
+  /** Bytes freed. */
+  bytes: number;
+  /** Temp files of dead processes that were removed. */
+  temp: string[];
+}
+
+export async function pruneStore(root: string, options: PruneOptions = {}): Promise<PruneResult> {
+  const store = await Store.open(root);
+  const temp = await store.cleanTemp();
+  return store.withLock(async () => {
+    const index = await store.readIndex();
+    const removed: string[] = [];
+    index.manifests = index.manifests.filter((d) => {
+      const untagged = d.annotations?.[REF_NAME_ANNOTATION] === undefined;
+      const drop = untagged && (options.all || d.annotations?.[DANGLING_ANNOTATION] === 'true');
+      if (drop) removed.push(d.digest);
+      return !drop;
+    });
+    await store.writeIndex(index);
+
+    const keep = await store.liveLeases();
+    const visit = async (d: Descriptor): Promise<void> => {
+      if (keep.has(d.digest)) return;
+      keep.add(d.digest);
+      if (!(await store.hasBlob(d.digest))) return;
+      if (MANIFEST_TYPES.has(d.mediaType)) {
+        const m = await store.readJSON<Manifest>(d.digest);
+        keep.add(m.config.digest);
+        for (const l of m.layers) keep.add(l.digest);
+      } else if (INDEX_TYPES.has(d.mediaType)) {
+        const ix = await store.readJSON<Index>(d.digest);
+        for (const c of ix.manifests) await visit(c);
+      }
+    };
+    for (const d of index.manifests) await visit(d);
+
+    const blobs: string[] = [];
+    let bytes = 0;
+    for (const algorithm of await readdir(path.join(store.root, 'blobs'))) {
+      const dir = path.join(store.root, 'blobs', algorithm);
+      for (const hex of await readdir(dir)) {
+        const digest = `${algorithm}:${hex}`;
+        if (keep.has(digest)) continue;
+        const file = path.join(dir, hex);
+        bytes += (await stat(file)).size;
+        await rm(file, { force: true });
+        blobs.push(digest);
+      }
+    }
+    return { images: removed, blobs, bytes, temp };
+  });
+}

@@ -1,0 +1,128 @@
+import { mkdtempSync, readdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { afterEach, describe, expect, test } from 'vitest';
+import { digestOf } from '../../src/oci/digest.js';
+import { MediaType } from '../../src/oci/media-types.js';
+import { Store } from '../../src/store/store.js';
+import { writeImage } from '../../src/store/images.js';
+import { pruneStore } from '../../src/store/prune.js';
+import { REF_NAME_ANNOTATION } from '../../src/oci/types.js';
+
+const dirs: string[] = [];
+const newRoot = () => {
+  const d = mkdtempSync(path.join(tmpdir(), 'gantry-store-'));
+  dirs.push(d);
+  return path.join(d, 'store');
+};
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+const blobsOf = (root: string) => readdirSync(path.join(root, 'blobs', 'sha256')).sort();
+
+describe('blobs', () => {
+  test('written once, named by their digest, verified on read', async () => {
+    const store = await Store.open(newRoot());
+    const info = await store.writeBlob(Buffer.from('hello'));
+    expect(info).toEqual({ digest: digestOf('hello'), size: 5 });
+    expect((await store.readBlob(info.digest)).toString()).toBe('hello');
+    expect(await store.writeBlob(Readable.from([Buffer.from('hel'), Buffer.from('lo')]), info)).toEqual(info);
+    expect(blobsOf(store.root)).toEqual([info.digest.slice(7)]);
+  });
+
+  test('wrong content or size: rejected, nothing stored, no temp file left', async () => {
+    const root = newRoot();
+    const store = await Store.open(root);
+    const claimed = digestOf('something else');
+    await expect(store.writeBlob(Buffer.from('hello'), { digest: claimed })).rejects.toThrow(
+      `blob ${claimed} does not match its digest`,
+    );
+    await expect(store.writeBlob(Buffer.from('hello'), { digest: digestOf('hello'), size: 4 })).rejects.toThrow('expected 4 bytes');
+    await expect(store.writeBlob(Buffer.from('hello'), { digest: digestOf('hello'), size: 9 })).rejects.toThrow('expected 9 bytes, got 5');
+    expect(blobsOf(root)).toEqual([]);
+    expect(readdirSync(path.join(root, 'tmp')).filter((f) => !f.startsWith('lease-'))).toEqual([]);
+  });
+
+  test('a corrupted blob fails to read, naming its digest', async () => {
+    const store = await Store.open(newRoot());
+    const { digest } = await store.writeBlob(Buffer.from('original'));
+    writeFileSync(store.blobPath(digest), 'tampered');
+    await expect(store.readBlob(digest)).rejects.toThrow(`corrupted blob in the store ${store.root}: blob ${digest} does not match its digest`);
+  });
+
+  test('digests used as paths are validated first', async () => {
+    const store = await Store.open(newRoot());
+    for (const bad of ['sha256:../../etc/passwd', 'sha256:' + 'A'.repeat(64), 'md5:abc', 'sha256:abc']) {
+      expect(() => store.blobPath(bad)).toThrow(/invalid digest/);
+    }
+    await expect(store.readBlob('sha256:' + 'a'.repeat(64))).rejects.toThrow('is not in the store');
+  });
+
+  test('a directory that is not an OCI layout is refused', async () => {
+    const root = newRoot();
+    await Store.open(root);
+    writeFileSync(path.join(root, 'oci-layout'), '{"imageLayoutVersion":"9"}');
+    await expect(Store.open(root)).rejects.toThrow('not an OCI image layout 1.0.0');
+  });
+});
+
+async function smallImage(store: Store, content: string) {
+  const layer = await store.writeBlob(Buffer.from(content));
+  return writeImage(store, {
+    config: { architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [layer.digest] } },
+    layers: [{ ...layer, mediaType: MediaType.ociLayer }],
+  });
+}
+
+describe('names and prune', () => {
+  test('retagging leaves the old image dangling; prune removes it and its blobs', async () => {
+    const root = newRoot();
+    const store = await Store.open(root);
+    const a = await smallImage(store, 'a');
+    const b = await smallImage(store, 'b');
+    await store.tag('docker.io/library/x:1', a);
+    await store.tag('docker.io/library/x:1', b);
+    const entries = await store.entries();
+    expect(entries.map((e) => [e.name, e.descriptor.digest])).toEqual([
+      ['docker.io/library/x:1', b.digest],
+      [undefined, a.digest],
+    ]);
+    await store.releaseLease();
+    const before = blobsOf(root).length;
+    const r = await pruneStore(root);
+    expect(r.images).toEqual([a.digest]);
+    expect(r.blobs).toHaveLength(3); // manifest, config, layer of a
+    expect(blobsOf(root)).toHaveLength(before - 3);
+    expect(existsSync(store.blobPath(b.digest))).toBe(true);
+  });
+
+  test('untagged (never named) images stay unless --all', async () => {
+    const root = newRoot();
+    const store = await Store.open(root);
+    const a = await smallImage(store, 'a');
+    await store.addUntagged(a);
+    await store.releaseLease();
+    expect((await pruneStore(root)).images).toEqual([]);
+    expect((await pruneStore(root, { all: true })).images).toEqual([a.digest]);
+    expect(blobsOf(root)).toEqual([]);
+  });
+
+  test('blobs leased by a live process survive prune', async () => {
+    const root = newRoot();
+    const store = await Store.open(root);
+    const orphan = await store.writeBlob(Buffer.from('being written by a build'));
+    expect((await pruneStore(root)).blobs).toEqual([]);
+    await store.releaseLease();
+    expect((await pruneStore(root)).blobs).toEqual([orphan.digest]);
+  });
+
+  test('a name cannot point at an image whose blobs are gone', async () => {
+    const store = await Store.open(newRoot());
+    const a = await smallImage(store, 'a');
+    rmSync(store.blobPath(a.digest));
+    await expect(store.tag('docker.io/library/x:1', a)).rejects.toThrow(`image ${a.digest} is incomplete in the store`);
+    expect((await store.entries()).some((e) => e.descriptor.annotations?.[REF_NAME_ANNOTATION])).toBe(false);
+  });
+});

@@ -19,7 +19,8 @@ function tarOf(entries: { name: string; type?: 'file' | 'link' | 'symlink' | 'di
   const pack = tar.pack();
   for (const e of entries) {
     const header = { name: e.name, type: e.type ?? 'file', mode: 0o644, ...(e.linkname ? { linkname: e.linkname } : {}) } as const;
-    pack.entry(header, e.type === 'file' || e.type === undefined ? (e.body ?? 'x') : undefined);
+    if (header.type === 'file') pack.entry(header, e.body ?? 'x');
+    else pack.entry(header);
   }
   pack.finalize();
   return pack as unknown as Readable;

@@ -133,3 +133,5 @@ export { parseDigest, digestOf } from './oci/digest.js';
 export { MediaType } from './oci/media-types.js';
 export type { Descriptor, Manifest, Index, ImageConfig, ContainerConfig, HistoryEntry } from './oci/types.js';
 export { pruneStore, type PruneOptions, type PruneResult } from './store/prune.js';
+export { save, load, exportRootfs, type SaveOptions, type LoadOptions, type ExportOptions } from './archive/commands.js';
+export type { LoadedImage } from './archive/load.js';

@@ -9,6 +9,7 @@ import { lintCommand } from './commands/lint.js';
 import { imageCommands } from './commands/images.js';
 import { importCommand } from './commands/import.js';
 import { pruneCommand } from './commands/prune.js';
+import { archiveCommands } from './commands/archives.js';
 import { EXIT } from './exit-codes.js';
 import { formatError } from './output.js';
 
@@ -35,6 +36,7 @@ export function createParser(args: string[]): Argv<GlobalOptions> {
   y = imageCommands(y);
   y = importCommand(y);
   y = pruneCommand(y);
+  y = archiveCommands(y);
   return y
     .demandCommand(1, 'name a command: gantry --help lists them')
     .strict()

@@ -1,0 +1,86 @@
+/** save, load and export as the API offers them: files or standard streams, atomic output files. */
+import { createReadStream, createWriteStream } from 'node:fs';
+import { rename, rm } from 'node:fs/promises';
+import path from 'node:path';
+import type { Readable, Writable } from 'node:stream';
+import { OptionError } from '../errors/index.js';
+import { resolveImage } from '../store/images.js';
+import { Store } from '../store/store.js';
+import { exportImage } from './export.js';
+import { loadArchive, type LoadedImage } from './load.js';
+import { saveImages, type SaveFormat, type SaveItem } from './save.js';
+
+/** Write to `file` through a temp file beside it, renamed into place only when complete. */
+async function toFile(file: string | Writable, write: (out: Writable) => Promise<void>): Promise<void> {
+  if (typeof file !== 'string') return write(file);
+  if (file === '-') return write(process.stdout);
+  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
+  try {
+    await write(createWriteStream(tmp, { flags: 'wx' }));
+    await rename(tmp, file);
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw err;
+  }
+}
+
+export interface SaveOptions {
+  root: string;
+  images: string[];
+  /** A path, `-` for standard output, or a stream. */
+  output: string | Writable;
+  format?: SaveFormat;
+}
+
+export async function save(options: SaveOptions): Promise<void> {
+  if (options.images.length === 0) throw new OptionError('SAVE_NOTHING', 'save needs at least one image');
+  const store = await Store.open(options.root);
+  const items: SaveItem[] = [];
+  for (const ref of options.images) {
+    const { image, names, entry } = await resolveImage(store, ref);
+    // A name given on the command line is saved under that name only; an ID saves all its names.
+    const chosen = entry.name !== undefined && names.includes(entry.name) && !/^(sha256:)?[0-9a-f]{4,64}$/.test(ref) ? [entry.name] : names;
+    items.push({ image, names: chosen });
+  }
+  await toFile(options.output, (out) => saveImages(store, items, out, options.format ?? 'docker'));
+}
+
+export interface LoadOptions {
+  root: string;
+  /** A path, `-` for standard input, or a stream. */
+  input: string | Readable;
+}
+
+export async function load(options: LoadOptions): Promise<LoadedImage[]> {
+  const store = await Store.open(options.root);
+  let stream: Readable;
+  let what: string;
+  if (typeof options.input !== 'string') [stream, what] = [options.input, 'archive'];
+  else if (options.input === '-') [stream, what] = [process.stdin, 'standard input'];
+  else {
+    const file = options.input;
+    stream = createReadStream(file);
+    what = file;
+    await new Promise<void>((resolve, reject) => {
+      stream.once('open', () => resolve());
+      stream.once('error', (err) => reject(new OptionError('LOAD_SOURCE', `cannot read ${file}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : err.message}`)));
+    });
+  }
+  try {
+    return await loadArchive(store, stream, what);
+  } finally {
+    await store.releaseLease();
+  }
+}
+
+export interface ExportOptions {
+  root: string;
+  image: string;
+  output: string | Writable;
+}
+
+export async function exportRootfs(options: ExportOptions): Promise<void> {
+  const store = await Store.open(options.root);
+  const { image } = await resolveImage(store, options.image);
+  await toFile(options.output, (out) => exportImage(image, out));
+}

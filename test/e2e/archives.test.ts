@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { projectRoot } from '../helpers/conformance.js';
 import { makeBusyboxRootfs, tarDir } from '../helpers/rootfs.js';
 import { haveTool } from '../helpers/tools.js';
+import { expectValid } from '../helpers/schemas.js';
 
 const bin = path.join(projectRoot, 'bin', 'gantry');
 const work = mkdtempSync(path.join(tmpdir(), 'gantry-archives-'));
@@ -57,6 +58,23 @@ describe('save', () => {
     await gantry(['save', '-o', a, 'busybox:base']);
     await gantry(['save', '-o', b, 'busybox:base']);
     expect(readFileSync(a).equals(readFileSync(b))).toBe(true);
+  });
+});
+
+describe('archives gantry writes are valid OCI layouts', () => {
+  test.each(['docker', 'oci'])('%s format: oci-layout, index.json, manifests and configs', async (format) => {
+    const file = path.join(work, `schema-${format}.tar`);
+    await gantry(['save', '--format', format, '-o', file, 'busybox:base']);
+    const out = mkdtempSync(path.join(work, 'x-'));
+    await execa('tar', ['xf', file, '-C', out]);
+    expectValid('image-layout-schema.json', JSON.parse(readFileSync(path.join(out, 'oci-layout'), 'utf8')), 'oci-layout');
+    const index = JSON.parse(readFileSync(path.join(out, 'index.json'), 'utf8')) as { manifests: { digest: string }[] };
+    expectValid('image-index-schema.json', index, 'index.json');
+    for (const m of index.manifests) {
+      const manifest = JSON.parse(readFileSync(path.join(out, 'blobs', 'sha256', m.digest.slice(7)), 'utf8')) as { config: { digest: string } };
+      expectValid('image-manifest-schema.json', manifest, m.digest);
+      expectValid('config-schema.json', JSON.parse(readFileSync(path.join(out, 'blobs', 'sha256', manifest.config.digest.slice(7)), 'utf8')), 'config');
+    }
   });
 });
 

@@ -19,7 +19,7 @@ import { REF_NAME_ANNOTATION, type Descriptor, type ImageConfig, type Index, typ
 import { writeImage } from '../store/images.js';
 import type { Store } from '../store/store.js';
 import { decompress } from './decompress.js';
-import { UnsafePathError } from './sanitize.js';
+import { sanitizeMemberName } from './sanitize.js';
 
 export interface LoadedImage {
   name?: string;
@@ -34,16 +34,7 @@ const METADATA_LIMIT = 16 * 1024 * 1024;
 export class ArchiveError extends GantryError {}
 
 /** A member name from the archive: relative, without `..`; `./` prefixes dropped. */
-function memberName(raw: string, what: string): string {
-  if (raw.startsWith('/')) throw new UnsafePathError(raw, what);
-  const parts: string[] = [];
-  for (const p of raw.split('/')) {
-    if (p === '' || p === '.') continue;
-    if (p === '..') throw new UnsafePathError(raw, what);
-    parts.push(p);
-  }
-  return parts.join('/');
-}
+const memberName = (raw: string, what: string): string => sanitizeMemberName(raw, what, true);
 
 interface Member {
   digest: string;

@@ -13,8 +13,12 @@ export class UnsafePathError extends GantryError {
   }
 }
 
-/** The normalised relative name, or '' for the root itself. */
-export function sanitizeMemberName(name: string, what: string): string {
+/**
+ * The normalised relative name, or '' for the root itself. With `strict`, an absolute
+ * name is refused too (image archives never hold one; rootfs tarballs often do).
+ */
+export function sanitizeMemberName(name: string, what: string, strict = false): string {
+  if (strict && name.startsWith('/')) throw new UnsafePathError(name, what);
   const parts: string[] = [];
   for (const part of name.split('/')) {
     if (part === '' || part === '.') continue;

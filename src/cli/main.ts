@@ -10,6 +10,7 @@ import { imageCommands } from './commands/images.js';
 import { importCommand } from './commands/import.js';
 import { pruneCommand } from './commands/prune.js';
 import { archiveCommands } from './commands/archives.js';
+import { registryCommands } from './commands/registry.js';
 import { EXIT } from './exit-codes.js';
 import { formatError } from './output.js';
 
@@ -37,6 +38,7 @@ export function createParser(args: string[]): Argv<GlobalOptions> {
   y = importCommand(y);
   y = pruneCommand(y);
   y = archiveCommands(y);
+  y = registryCommands(y);
   return y
     .demandCommand(1, 'name a command: gantry --help lists them')
     .strict()

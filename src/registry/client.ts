@@ -1,0 +1,241 @@
+/**
+ * A distribution-spec client over undici: one instance per registry host. It answers
+ * `WWW-Authenticate` challenges (Bearer token service or Basic), caches tokens per scope,
+ * retries idempotent requests on network errors, 429 and 5xx with backoff, and follows
+ * redirects itself so the registry's Authorization never reaches another host.
+ */
+import { Buffer } from 'node:buffer';
+import type { Readable } from 'node:stream';
+import { Agent, request, type Dispatcher } from 'undici';
+import { RegistryError } from '../errors/index.js';
+import { DEFAULT_DOMAIN } from '../oci/reference.js';
+
+export interface Credentials {
+  username?: string;
+  password?: string;
+  /** An OAuth2 refresh token (docker's `identitytoken`). */
+  identityToken?: string;
+}
+
+export type CredentialLookup = (registry: string) => Promise<Credentials | undefined> | Credentials | undefined;
+
+export interface RegistryClientOptions {
+  /** Hosts (with port) reached over plain HTTP besides loopback ones. */
+  insecureRegistries?: string[];
+  credentials?: CredentialLookup;
+  /** Attempts for idempotent requests (default 4). */
+  attempts?: number;
+  /** Base backoff in ms (default 200), doubled per attempt. */
+  backoffMs?: number;
+  dispatcher?: Dispatcher;
+  userAgent?: string;
+}
+
+const LOOPBACK = /^(localhost|127(?:\.\d{1,3}){3}|\[::1\])(:\d+)?$/;
+
+export function isLoopback(host: string): boolean {
+  return LOOPBACK.test(host);
+}
+
+/** The API endpoint of a registry named in a reference (docker.io is served elsewhere). */
+export function registryEndpoint(domain: string, insecure: readonly string[] = []): string {
+  const host = domain === DEFAULT_DOMAIN ? 'registry-1.docker.io' : domain;
+  const plain = isLoopback(host) || insecure.includes(domain) || insecure.includes(host);
+  return `${plain ? 'http' : 'https'}://${host}`;
+}
+
+interface Challenge {
+  scheme: string;
+  params: Record<string, string>;
+}
+
+/** Parse `Bearer realm="...",service="...",scope="..."` (one challenge; the first wins). */
+export function parseChallenge(header: string): Challenge | undefined {
+  const m = /^\s*(\w+)\s*(.*)$/s.exec(header);
+  if (!m) return undefined;
+  const params: Record<string, string> = {};
+  const re = /(\w+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))/g;
+  for (let p = re.exec(m[2] as string); p; p = re.exec(m[2] as string)) {
+    params[(p[1] as string).toLowerCase()] = (p[2] ?? p[3] ?? '').replace(/\\(.)/g, '$1');
+  }
+  return { scheme: (m[1] as string).toLowerCase(), params };
+}
+
+export interface RequestOptions {
+  headers?: Record<string, string>;
+  body?: Buffer | Readable | string;
+  /** The token scope the request needs, e.g. `repository:library/alpine:pull`. */
+  scope: string;
+  /** Statuses that count as success; others become a RegistryError. */
+  ok?: number[];
+  /** Safe to retry (GET, HEAD, PUT of a manifest, ...). Default: true unless the body is a stream. */
+  idempotent?: boolean;
+}
+
+export interface Response {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Dispatcher.ResponseData['body'];
+  url: string;
+}
+
+interface CachedToken {
+  value: string;
+  expires: number;
+}
+
+export class RegistryClient {
+  readonly endpoint: string;
+  private readonly tokens = new Map<string, CachedToken>();
+  private basic: string | undefined;
+  private readonly dispatcher: Dispatcher;
+  /** Requests made, for tests and progress: method and path. */
+  readonly log: { method: string; path: string; status: number }[] = [];
+
+  constructor(
+    readonly domain: string,
+    private readonly options: RegistryClientOptions = {},
+  ) {
+    this.endpoint = registryEndpoint(domain, options.insecureRegistries);
+    this.dispatcher = options.dispatcher ?? new Agent({ connect: { timeout: 30_000 }, headersTimeout: 60_000, bodyTimeout: 120_000 });
+  }
+
+  async request(method: string, path: string, options: RequestOptions): Promise<Response> {
+    const ok = options.ok ?? [200];
+    const idempotent = options.idempotent ?? !(options.body && typeof options.body === 'object' && !Buffer.isBuffer(options.body));
+    const attempts = idempotent ? (this.options.attempts ?? 4) : 1;
+    let authRetried = false;
+    for (let attempt = 1; ; attempt++) {
+      let res: Response;
+      try {
+        res = await this.send(method, path.startsWith('http') ? path : this.endpoint + path, options);
+      } catch (err) {
+        if (err instanceof RegistryError) throw err;
+        if (attempt < attempts) {
+          await this.backoff(attempt);
+          continue;
+        }
+        throw new RegistryError('REGISTRY_UNREACHABLE', `${method} ${this.endpoint}${path}: ${(err as Error).message}`, { url: this.endpoint + path, temporary: true }, { cause: err });
+      }
+      this.log.push({ method, path, status: res.status });
+      if (res.status === 401 && !authRetried) {
+        await res.body.dump();
+        authRetried = true;
+        await this.authenticate(res, options.scope);
+        attempt--; // an auth round trip is not a failed attempt
+        continue;
+      }
+      if (ok.includes(res.status)) return res;
+      const temporary = res.status === 429 || res.status >= 500;
+      if (temporary && attempt < attempts) {
+        await res.body.dump();
+        await this.backoff(attempt, res.headers['retry-after']);
+        continue;
+      }
+      throw await this.error(method, path, res, temporary);
+    }
+  }
+
+  private async send(method: string, url: string, options: RequestOptions, hops = 0): Promise<Response> {
+    const target = new URL(url);
+    const sameHost = target.origin === new URL(this.endpoint).origin;
+    const headers: Record<string, string> = { 'user-agent': this.options.userAgent ?? 'gantry', ...options.headers };
+    if (sameHost) {
+      const auth = this.authorization(options.scope);
+      if (auth) headers.authorization = auth;
+    }
+    const res = await request(url, {
+      method: method as Dispatcher.HttpMethod,
+      headers,
+      ...(options.body !== undefined ? { body: options.body } : {}),
+      dispatcher: this.dispatcher,
+    });
+    const location = res.headers.location;
+    if ([301, 302, 303, 307, 308].includes(res.statusCode) && typeof location === 'string' && (method === 'GET' || method === 'HEAD')) {
+      await res.body.dump();
+      if (hops >= 5) throw new RegistryError('REGISTRY_REDIRECTS', `${method} ${url}: too many redirects`, { url });
+      // Follow by hand: another host never sees the registry's Authorization header.
+      return this.send(method, new URL(location, url).toString(), options, hops + 1);
+    }
+    return { status: res.statusCode, headers: res.headers, body: res.body, url };
+  }
+
+  private authorization(scope: string): string | undefined {
+    const t = scope ? this.tokens.get(scope) : undefined;
+    if (t && t.expires > Date.now()) return `Bearer ${t.value}`;
+    return this.basic;
+  }
+
+  private async authenticate(res: Response, scope: string): Promise<void> {
+    const header = res.headers['www-authenticate'];
+    const challenge = parseChallenge(Array.isArray(header) ? (header[0] ?? '') : (header ?? ''));
+    const creds = await this.options.credentials?.(this.domain);
+    if (!challenge) throw new RegistryError('REGISTRY_AUTH', `${this.endpoint}: 401 without a usable WWW-Authenticate challenge`, { status: 401, url: this.endpoint });
+    if (challenge.scheme === 'basic') {
+      if (!creds?.username) throw new RegistryError('REGISTRY_AUTH', `${this.endpoint}: authentication required (run gantry login ${this.domain})`, { status: 401, url: this.endpoint });
+      this.basic = `Basic ${Buffer.from(`${creds.username}:${creds.password ?? ''}`).toString('base64')}`;
+      return;
+    }
+    if (challenge.scheme !== 'bearer' || !challenge.params.realm) {
+      throw new RegistryError('REGISTRY_AUTH', `${this.endpoint}: unsupported authentication scheme "${challenge.scheme}"`, { status: 401, url: this.endpoint });
+    }
+    const realm = new URL(challenge.params.realm);
+    if (challenge.params.service) realm.searchParams.set('service', challenge.params.service);
+    const wanted = challenge.params.scope ?? scope;
+    if (wanted) realm.searchParams.set('scope', wanted);
+    const headers: Record<string, string> = { 'user-agent': this.options.userAgent ?? 'gantry' };
+    let method: 'GET' | 'POST' = 'GET';
+    let body: string | undefined;
+    if (creds?.identityToken) {
+      method = 'POST';
+      headers['content-type'] = 'application/x-www-form-urlencoded';
+      const form = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: creds.identityToken, client_id: 'gantry' });
+      if (challenge.params.service) form.set('service', challenge.params.service);
+      if (wanted) form.set('scope', wanted);
+      body = form.toString();
+    } else if (creds?.username) {
+      headers.authorization = `Basic ${Buffer.from(`${creds.username}:${creds.password ?? ''}`).toString('base64')}`;
+    }
+    const r = await request(realm.toString(), { method, headers, ...(body ? { body } : {}), dispatcher: this.dispatcher });
+    const text = await r.body.text();
+    if (r.statusCode !== 200) {
+      throw new RegistryError('REGISTRY_AUTH', `token service ${realm.origin}${realm.pathname} refused (${r.statusCode}): ${text.slice(0, 200)}`, { status: r.statusCode, url: realm.toString() });
+    }
+    let json: { token?: string; access_token?: string; expires_in?: number };
+    try {
+      json = JSON.parse(text) as typeof json;
+    } catch {
+      throw new RegistryError('REGISTRY_AUTH', `token service ${realm.origin}${realm.pathname} answered something that is not JSON`, { url: realm.toString() });
+    }
+    const token = json.token ?? json.access_token;
+    if (!token) throw new RegistryError('REGISTRY_AUTH', `token service ${realm.origin}${realm.pathname} gave no token`, { url: realm.toString() });
+    this.tokens.set(scope, { value: token, expires: Date.now() + Math.max(60, json.expires_in ?? 60) * 1000 - 10_000 });
+  }
+
+  private async backoff(attempt: number, retryAfter?: string | string[]): Promise<void> {
+    const ra = Number(Array.isArray(retryAfter) ? retryAfter[0] : retryAfter);
+    const ms = Number.isFinite(ra) && ra > 0 ? Math.min(ra * 1000, 10_000) : (this.options.backoffMs ?? 200) * 2 ** (attempt - 1);
+    await new Promise((r) => setTimeout(r, ms));
+  }
+
+  private async error(method: string, path: string, res: Response, temporary: boolean): Promise<RegistryError> {
+    const text = method === 'HEAD' ? '' : await res.body.text().catch(() => '');
+    if (method === 'HEAD') await res.body.dump().catch(() => undefined);
+    let detail = text.slice(0, 300);
+    try {
+      const j = JSON.parse(text) as { errors?: { code?: string; message?: string }[] };
+      if (j.errors?.length) detail = j.errors.map((e) => `${e.code ?? ''}: ${e.message ?? ''}`).join('; ');
+    } catch {
+      // not JSON: keep the text
+    }
+    return new RegistryError(
+      res.status === 401 || res.status === 403 ? 'REGISTRY_DENIED' : res.status === 404 ? 'REGISTRY_NOT_FOUND' : 'REGISTRY_ERROR',
+      `${method} ${res.url}: ${res.status}${detail ? ` ${detail}` : ''}`,
+      { status: res.status, url: res.url, temporary },
+    );
+  }
+
+  async close(): Promise<void> {
+    if (!this.options.dispatcher) await this.dispatcher.close();
+  }
+}

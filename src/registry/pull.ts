@@ -1,0 +1,190 @@
+/**
+ * Pull an image into the store: negotiate the manifest type, pick the platform from an
+ * index, verify every manifest and blob against its digest and size while it streams, and
+ * fetch only the blobs the store does not have, a few at a time.
+ */
+import { createHash } from 'node:crypto';
+import { RegistryError } from '../errors/index.js';
+import { validateImage } from '../image/image.js';
+import { MediaType, INDEX_TYPES, MANIFEST_TYPES } from '../oci/media-types.js';
+import { formatPlatform, hostPlatform, type Platform } from '../oci/platform.js';
+import { formatReference, normalizeReference, type Reference } from '../oci/reference.js';
+import type { Descriptor, ImageConfig, Index, Manifest } from '../oci/types.js';
+import type { BlobStore as Store } from './blob-store.js';
+import type { RegistryClient } from './client.js';
+
+export const MANIFEST_ACCEPT = [
+  MediaType.ociIndex,
+  MediaType.ociManifest,
+  MediaType.dockerManifestList,
+  MediaType.dockerManifest,
+].join(', ');
+
+const MANIFEST_LIMIT = 4 * 1024 * 1024;
+
+export interface PullProgress {
+  digest: string;
+  bytes: number;
+  total: number;
+  done: boolean;
+  cached?: boolean;
+}
+
+export interface PullOptions {
+  platform?: Platform;
+  /** Blobs downloaded at once (default 3). */
+  concurrency?: number;
+  onProgress?: (p: PullProgress) => void;
+}
+
+export interface PullResult {
+  name: string;
+  /** The platform manifest stored and named. */
+  descriptor: Descriptor;
+  /** The digest the reference resolved to (the index's, for a multi-platform image). */
+  resolvedDigest: string;
+  configDigest: string;
+}
+
+async function readLimited(body: AsyncIterable<Buffer | Uint8Array>, limit: number, what: string): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let n = 0;
+  for await (const c of body) {
+    n += c.length;
+    if (n > limit) throw new RegistryError('REGISTRY_MANIFEST_TOO_LARGE', `${what} is larger than ${limit} bytes`);
+    chunks.push(Buffer.from(c));
+  }
+  return Buffer.concat(chunks);
+}
+
+/** Fetch a manifest by tag or digest and check it: digest, size, media type. */
+export async function fetchManifest(
+  client: RegistryClient,
+  ref: Reference,
+  reference: string,
+  expected?: Descriptor,
+): Promise<{ bytes: Buffer; digest: string; mediaType: string; json: Manifest | Index }> {
+  const path = `/v2/${ref.path}/manifests/${reference}`;
+  const res = await client.request('GET', path, { headers: { accept: MANIFEST_ACCEPT }, scope: `repository:${ref.path}:pull` });
+  const url = `${client.endpoint}${path}`;
+  const bytes = await readLimited(res.body, MANIFEST_LIMIT, `manifest ${url}`);
+  const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+  const wanted = expected?.digest ?? (reference.includes(':') ? reference : undefined);
+  if (wanted !== undefined && wanted !== digest) {
+    throw new RegistryError('REGISTRY_DIGEST_MISMATCH', `manifest ${url}: content has digest ${digest}, expected ${wanted}`, { url });
+  }
+  if (expected && expected.size !== bytes.length) {
+    throw new RegistryError('REGISTRY_SIZE_MISMATCH', `manifest ${url}: ${bytes.length} bytes, expected ${expected.size}`, { url });
+  }
+  const header = res.headers['docker-content-digest'];
+  if (typeof header === 'string' && header.startsWith('sha256:') && header !== digest) {
+    throw new RegistryError('REGISTRY_DIGEST_MISMATCH', `manifest ${url}: Docker-Content-Digest ${header} does not match the content (${digest})`, { url });
+  }
+  let json: Manifest | Index & { mediaType?: string; schemaVersion?: number };
+  try {
+    json = JSON.parse(bytes.toString('utf8')) as Manifest;
+  } catch {
+    throw new RegistryError('REGISTRY_BAD_MANIFEST', `manifest ${url} is not valid JSON`, { url });
+  }
+  const contentType = String(res.headers['content-type'] ?? '').split(';')[0]?.trim() ?? '';
+  const mediaType = json.mediaType ?? contentType;
+  if ((json as { schemaVersion?: number }).schemaVersion === 1 || mediaType.startsWith('application/vnd.docker.distribution.manifest.v1')) {
+    throw new RegistryError('REGISTRY_SCHEMA1', `manifest ${url} is Docker schema 1, which gantry does not support (push it again with a current client)`, { url });
+  }
+  const hasLayers = 'layers' in json;
+  const hasManifests = 'manifests' in json;
+  if (hasLayers && hasManifests) throw new RegistryError('REGISTRY_BAD_MANIFEST', `manifest ${url} claims to be both an index and a manifest`, { url });
+  if (json.mediaType && contentType && json.mediaType !== contentType && contentType !== 'application/json') {
+    throw new RegistryError('REGISTRY_BAD_MANIFEST', `manifest ${url}: Content-Type ${contentType} disagrees with mediaType ${json.mediaType}`, { url });
+  }
+  const kind = hasManifests ? 'index' : hasLayers ? 'manifest' : 'unknown';
+  if (kind === 'unknown' || !(INDEX_TYPES.has(mediaType) || MANIFEST_TYPES.has(mediaType))) {
+    throw new RegistryError('REGISTRY_BAD_MANIFEST', `manifest ${url}: unsupported media type "${mediaType}"`, { url });
+  }
+  return { bytes, digest, mediaType, json };
+}
+
+function platformMatches(d: Descriptor, want: Platform): boolean {
+  const p = d.platform;
+  if (!p || p.os !== want.os || p.architecture !== want.architecture) return false;
+  if (want.variant && p.variant && p.variant !== want.variant) return false;
+  return true;
+}
+
+export async function pullImage(client: RegistryClient, store: Store, input: string, options: PullOptions = {}): Promise<PullResult> {
+  const ref = normalizeReference(input);
+  const name = formatReference(ref);
+  const reference = ref.digest ?? (ref.tag as string);
+  const want = options.platform ?? hostPlatform();
+  let top = await fetchManifest(client, ref, reference);
+  const resolvedDigest = top.digest;
+  if (INDEX_TYPES.has(top.mediaType)) {
+    const index = top.json as Index;
+    const candidates = index.manifests.filter((d) => MANIFEST_TYPES.has(d.mediaType));
+    const pick = candidates.find((d) => platformMatches(d, want));
+    if (!pick) {
+      const have = candidates.map((d) => (d.platform ? formatPlatform({ os: d.platform.os, architecture: d.platform.architecture, ...(d.platform.variant ? { variant: d.platform.variant } : {}) }) : 'unknown'));
+      throw new RegistryError('REGISTRY_NO_PLATFORM', `${name} has no image for ${formatPlatform(want)} (it has: ${have.join(', ') || 'none'})`);
+    }
+    top = await fetchManifest(client, ref, pick.digest, pick);
+  }
+  const manifest = top.json as Manifest;
+  // The config first (small), checked before any layer is fetched.
+  await fetchBlob(client, store, ref, manifest.config, options);
+  const config = await store.readJSON<ImageConfig>(manifest.config.digest);
+  validateImage(top.digest, manifest, config);
+  const queue = [...manifest.layers];
+  const workers = Array.from({ length: Math.max(1, options.concurrency ?? 3) }, async () => {
+    for (let d = queue.shift(); d; d = queue.shift()) await fetchBlob(client, store, ref, d, options);
+  });
+  await Promise.all(workers);
+  await store.writeBlob(top.bytes, { digest: top.digest, size: top.bytes.length });
+  const descriptor: Descriptor = { mediaType: top.mediaType, digest: top.digest, size: top.bytes.length };
+  if (ref.tag !== undefined) await store.tag(name, descriptor);
+  else await store.addUntagged(descriptor);
+  return { name, descriptor, resolvedDigest, configDigest: manifest.config.digest };
+}
+
+/** Download one blob, trying again (from the start) when the connection drops mid-blob. */
+async function fetchBlob(client: RegistryClient, store: Store, ref: Reference, d: Descriptor, options: PullOptions, attempts = 3): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fetchBlobOnce(client, store, ref, d, options);
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      const dropped = code === 'UND_ERR_SOCKET' || code === 'ECONNRESET' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'UND_ERR_ABORTED';
+      if (!dropped || attempt >= attempts) throw err;
+      await new Promise((r) => setTimeout(r, 200 * attempt));
+    }
+  }
+}
+
+/** Download one blob unless the store has it, verified while streaming. */
+async function fetchBlobOnce(client: RegistryClient, store: Store, ref: Reference, d: Descriptor, options: PullOptions): Promise<void> {
+  if (await store.hasBlob(d.digest)) {
+    await store.lease(d.digest);
+    options.onProgress?.({ digest: d.digest, bytes: d.size, total: d.size, done: true, cached: true });
+    return;
+  }
+  const path = `/v2/${ref.path}/blobs/${d.digest}`;
+  const res = await client.request('GET', path, { scope: `repository:${ref.path}:pull` });
+  let bytes = 0;
+  const body = res.body;
+  const counted = (async function* () {
+    for await (const chunk of body) {
+      bytes += chunk.length;
+      options.onProgress?.({ digest: d.digest, bytes, total: d.size, done: false });
+      yield Buffer.from(chunk);
+    }
+  })();
+  try {
+    await store.writeBlob(counted, { digest: d.digest, size: d.size });
+  } catch (err) {
+    const e = err as Error & { code?: string };
+    if (e.code === 'DIGEST_MISMATCH' || e.code === 'SIZE_MISMATCH') {
+      throw new RegistryError('REGISTRY_DIGEST_MISMATCH', `blob ${d.digest} from ${client.endpoint}${path}: ${e.message}; nothing was stored`, { url: client.endpoint + path }, { cause: err });
+    }
+    throw err;
+  }
+  options.onProgress?.({ digest: d.digest, bytes: d.size, total: d.size, done: true });
+}

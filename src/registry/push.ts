@@ -1,0 +1,91 @@
+/**
+ * Push an image from the store: blobs the registry has are skipped (HEAD), blobs from
+ * another repository of the same registry are mounted, the rest are uploaded (POST, then
+ * PUT with the digest); then the manifest is PUT and the digest the registry reports is
+ * checked against ours.
+ */
+import { RegistryError } from '../errors/index.js';
+import type { Image } from '../image/image.js';
+import { formatReference, normalizeReference, type Reference } from '../oci/reference.js';
+import type { BlobStore as Store } from './blob-store.js';
+import type { RegistryClient } from './client.js';
+
+export interface PushOptions {
+  /** Repositories on the same registry that may hold the blobs (for cross-repository mounts). */
+  mountFrom?: string[];
+  concurrency?: number;
+  onProgress?: (p: { digest: string; status: 'exists' | 'mounted' | 'uploaded' }) => void;
+}
+
+export interface PushResult {
+  name: string;
+  digest: string;
+  /** What happened to each blob. */
+  blobs: Record<string, 'exists' | 'mounted' | 'uploaded'>;
+}
+
+export async function pushImage(client: RegistryClient, store: Store, image: Image, destination: string, options: PushOptions = {}): Promise<PushResult> {
+  const ref = normalizeReference(destination);
+  const scope = `repository:${ref.path}:pull,push`;
+  const blobs: PushResult['blobs'] = {};
+  const list = [
+    ...image.layers.map((l) => ({ digest: l.digest, size: l.size })),
+    { digest: image.configDigest, size: image.rawConfig.length },
+  ];
+  const queue = [...list];
+  const workers = Array.from({ length: Math.max(1, options.concurrency ?? 3) }, async () => {
+    for (let b = queue.shift(); b; b = queue.shift()) {
+      const status = await pushBlob(client, store, ref, scope, b.digest, b.size, options.mountFrom ?? []);
+      blobs[b.digest] = status;
+      options.onProgress?.({ digest: b.digest, status });
+    }
+  });
+  await Promise.all(workers);
+  const reference = ref.digest ?? ref.tag ?? 'latest';
+  const path = `/v2/${ref.path}/manifests/${reference}`;
+  const res = await client.request('PUT', path, {
+    headers: { 'content-type': image.mediaType },
+    body: image.rawManifest,
+    scope,
+    ok: [201, 200],
+  });
+  await res.body.dump();
+  const reported = res.headers['docker-content-digest'];
+  if (typeof reported === 'string' && reported !== image.digest) {
+    throw new RegistryError('REGISTRY_DIGEST_MISMATCH', `PUT ${client.endpoint}${path}: the registry reports ${reported}, the manifest is ${image.digest}`, { url: client.endpoint + path });
+  }
+  return { name: formatReference(ref), digest: image.digest, blobs };
+}
+
+async function pushBlob(client: RegistryClient, store: Store, ref: Reference, scope: string, digest: string, size: number, mountFrom: string[]): Promise<'exists' | 'mounted' | 'uploaded'> {
+  const head = await client.request('HEAD', `/v2/${ref.path}/blobs/${digest}`, { scope, ok: [200, 404] });
+  await head.body.dump();
+  if (head.status === 200) return 'exists';
+  for (const from of mountFrom) {
+    if (from === ref.path) continue;
+    const mountScope = `${scope} repository:${from}:pull`;
+    const m = await client.request('POST', `/v2/${ref.path}/blobs/uploads/?mount=${encodeURIComponent(digest)}&from=${encodeURIComponent(from)}`, { scope: mountScope, ok: [201, 202] });
+    await m.body.dump();
+    if (m.status === 201) return 'mounted';
+    // 202: the registry started an upload instead; abandon it and upload normally.
+    const loc = m.headers.location;
+    if (typeof loc === 'string') {
+      const del = await client.request('DELETE', new URL(loc, client.endpoint).toString(), { scope, ok: [204, 200, 404] }).catch(() => undefined);
+      await del?.body.dump();
+    }
+  }
+  const start = await client.request('POST', `/v2/${ref.path}/blobs/uploads/`, { scope, ok: [202] });
+  await start.body.dump();
+  const location = start.headers.location;
+  if (typeof location !== 'string') throw new RegistryError('REGISTRY_ERROR', `POST ${client.endpoint}/v2/${ref.path}/blobs/uploads/: no Location header`);
+  const url = new URL(location, client.endpoint);
+  url.searchParams.set('digest', digest);
+  const put = await client.request('PUT', url.toString(), {
+    headers: { 'content-type': 'application/octet-stream', 'content-length': String(size) },
+    body: store.openBlob(digest, size),
+    scope,
+    ok: [201, 204],
+  });
+  await put.body.dump();
+  return 'uploaded';
+}

@@ -135,7 +135,8 @@ export type { Descriptor, Manifest, Index, ImageConfig, ContainerConfig, History
 export { pruneStore, type PruneOptions, type PruneResult } from './store/prune.js';
 export { save, load, exportRootfs, type SaveOptions, type LoadOptions, type ExportOptions } from './archive/commands.js';
 export type { LoadedImage } from './archive/load.js';
-export { pull, push, type PullCommandOptions, type PushCommandOptions, type RegistryAccess } from './build/registry.js';
+export { pull, push, login, logout, type PullCommandOptions, type PushCommandOptions, type RegistryAccess, type LoginOptions } from './build/registry.js';
+export { lookupCredentials, dockerConfigPath } from './registry/credentials.js';
 export type { PullResult, PullProgress } from './registry/pull.js';
 export type { PushResult } from './registry/push.js';
 export { RegistryClient, type Credentials, type CredentialLookup } from './registry/client.js';

@@ -1,5 +1,7 @@
 /** pull and push as the API and CLI use them: a store, a client, credentials. */
+import { readFile } from 'node:fs/promises';
 import { OptionError } from '../errors/index.js';
+import { eraseCredentials, lookupCredentials, storeCredentials } from '../registry/credentials.js';
 import { parsePlatform } from '../oci/platform.js';
 import { formatReference, normalizeReference, parseReference } from '../oci/reference.js';
 import { RegistryClient, type CredentialLookup, type RegistryClientOptions } from '../registry/client.js';
@@ -10,7 +12,10 @@ import { Store } from '../store/store.js';
 
 export interface RegistryAccess {
   insecureRegistries?: string[];
+  /** Default: the docker config ($DOCKER_CONFIG/config.json). */
   credentials?: CredentialLookup;
+  /** A PEM file of extra CA certificates; default $SSL_CERT_FILE when set. */
+  caCertFile?: string;
 }
 
 export interface PullCommandOptions extends RegistryAccess {
@@ -20,17 +25,49 @@ export interface PullCommandOptions extends RegistryAccess {
   onProgress?: (p: PullProgress) => void;
 }
 
-function clientFor(domain: string, access: RegistryAccess): RegistryClient {
-  const opts: RegistryClientOptions = {};
+export async function clientFor(domain: string, access: RegistryAccess): Promise<RegistryClient> {
+  const opts: RegistryClientOptions = { credentials: access.credentials ?? ((registry) => lookupCredentials(registry)) };
   if (access.insecureRegistries) opts.insecureRegistries = access.insecureRegistries;
-  if (access.credentials) opts.credentials = access.credentials;
+  const caFile = access.caCertFile ?? process.env.SSL_CERT_FILE;
+  if (caFile) {
+    try {
+      opts.caCerts = await readFile(caFile, 'utf8');
+    } catch (err) {
+      throw new OptionError('CA_CERT', `cannot read CA certificates ${caFile}: ${(err as Error).message}`);
+    }
+  }
   return new RegistryClient(domain, opts);
+}
+
+export interface LoginOptions extends RegistryAccess {
+  registry: string;
+  username: string;
+  password: string;
+  /** The docker config file to write; default $DOCKER_CONFIG/config.json. */
+  configFile?: string;
+}
+
+/** Check the credentials against the registry, then store them the way docker does. */
+export async function login(options: LoginOptions): Promise<void> {
+  const registry = options.registry === 'index.docker.io' ? 'docker.io' : options.registry;
+  const client = await clientFor(registry, { ...options, credentials: () => ({ username: options.username, password: options.password }) });
+  try {
+    const res = await client.request('GET', '/v2/', { scope: '', ok: [200] });
+    await res.body.dump();
+  } finally {
+    await client.close();
+  }
+  await storeCredentials(registry, options.username, options.password, options.configFile);
+}
+
+export async function logout(registry: string, configFile?: string): Promise<boolean> {
+  return eraseCredentials(registry === 'index.docker.io' ? 'docker.io' : registry, configFile);
 }
 
 export async function pull(options: PullCommandOptions): Promise<PullResult> {
   const ref = normalizeReference(options.reference);
   const store = await Store.open(options.root);
-  const client = clientFor(ref.domain, options);
+  const client = await clientFor(ref.domain, options);
   try {
     return await pullImage(client, store, formatReference(ref), {
       ...(options.platform ? { platform: parsePlatform(options.platform) } : {}),
@@ -56,7 +93,7 @@ export async function push(options: PushCommandOptions): Promise<PushResult> {
   const destination = options.destination ?? entry.name;
   if (!destination) throw new OptionError('PUSH_NO_NAME', `${options.image} has no name to push to; give a destination`);
   const dest = normalizeReference(destination);
-  const client = clientFor(dest.domain, options);
+  const client = await clientFor(dest.domain, options);
   try {
     // Blobs may already be in another repository of the same registry: try mounting from the image's other names there.
     const all = await store.entries();

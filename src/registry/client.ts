@@ -5,6 +5,7 @@
  * redirects itself so the registry's Authorization never reaches another host.
  */
 import { Buffer } from 'node:buffer';
+import tls from 'node:tls';
 import type { Readable } from 'node:stream';
 import { Agent, request, type Dispatcher } from 'undici';
 import { RegistryError } from '../errors/index.js';
@@ -29,6 +30,8 @@ export interface RegistryClientOptions {
   backoffMs?: number;
   dispatcher?: Dispatcher;
   userAgent?: string;
+  /** Extra trusted CA certificates (PEM), added to the system's roots. */
+  caCerts?: string;
 }
 
 const LOOPBACK = /^(localhost|127(?:\.\d{1,3}){3}|\[::1\])(:\d+)?$/;
@@ -37,11 +40,15 @@ export function isLoopback(host: string): boolean {
   return LOOPBACK.test(host);
 }
 
-/** The API endpoint of a registry named in a reference (docker.io is served elsewhere). */
-export function registryEndpoint(domain: string, insecure: readonly string[] = []): string {
-  const host = domain === DEFAULT_DOMAIN ? 'registry-1.docker.io' : domain;
-  const plain = isLoopback(host) || insecure.includes(domain) || insecure.includes(host);
-  return `${plain ? 'http' : 'https'}://${host}`;
+/** The API host of a registry named in a reference (docker.io is served elsewhere). */
+export function registryHost(domain: string): string {
+  return domain === DEFAULT_DOMAIN ? 'registry-1.docker.io' : domain;
+}
+
+/** Loopback hosts and hosts given as insecure may be reached over plain HTTP (HTTPS is tried first). */
+export function plainHttpAllowed(domain: string, insecure: readonly string[] = []): boolean {
+  const host = registryHost(domain);
+  return isLoopback(host) || insecure.includes(domain) || insecure.includes(host);
 }
 
 interface Challenge {
@@ -85,7 +92,9 @@ interface CachedToken {
 }
 
 export class RegistryClient {
-  readonly endpoint: string;
+  /** `https://host` or, after HTTPS failed on a host that allows it, `http://host`. */
+  endpoint: string;
+  private probed: boolean;
   private readonly tokens = new Map<string, CachedToken>();
   private basic: string | undefined;
   private readonly dispatcher: Dispatcher;
@@ -96,11 +105,30 @@ export class RegistryClient {
     readonly domain: string,
     private readonly options: RegistryClientOptions = {},
   ) {
-    this.endpoint = registryEndpoint(domain, options.insecureRegistries);
-    this.dispatcher = options.dispatcher ?? new Agent({ connect: { timeout: 30_000 }, headersTimeout: 60_000, bodyTimeout: 120_000 });
+    this.endpoint = `https://${registryHost(domain)}`;
+    this.probed = !plainHttpAllowed(domain, options.insecureRegistries);
+    const connect = options.caCerts ? { timeout: 30_000, ca: [...tls.rootCertificates, options.caCerts] } : { timeout: 30_000 };
+    this.dispatcher = options.dispatcher ?? new Agent({ connect, headersTimeout: 60_000, bodyTimeout: 120_000 });
+  }
+
+  /** For hosts that allow plain HTTP: try HTTPS once; a TLS-level failure means HTTP (docker does the same). */
+  private async probe(): Promise<void> {
+    if (this.probed) return;
+    this.probed = true;
+    try {
+      const res = await request(`${this.endpoint}/v2/`, { method: 'GET', dispatcher: this.dispatcher, headers: { 'user-agent': this.options.userAgent ?? 'gantry' } });
+      await res.body.dump();
+    } catch (err) {
+      const code = String((err as { code?: string }).code ?? '');
+      const message = String((err as Error).message ?? '');
+      if (code.startsWith('ERR_SSL') || code === 'EPROTO' || code === 'ECONNRESET' || code === 'UND_ERR_SOCKET' || /wrong version number|ssl/i.test(message)) {
+        this.endpoint = this.endpoint.replace(/^https:/, 'http:');
+      }
+    }
   }
 
   async request(method: string, path: string, options: RequestOptions): Promise<Response> {
+    await this.probe();
     const ok = options.ok ?? [200];
     const idempotent = options.idempotent ?? !(options.body && typeof options.body === 'object' && !Buffer.isBuffer(options.body));
     const attempts = idempotent ? (this.options.attempts ?? 4) : 1;
@@ -111,7 +139,9 @@ export class RegistryClient {
         res = await this.send(method, path.startsWith('http') ? path : this.endpoint + path, options);
       } catch (err) {
         if (err instanceof RegistryError) throw err;
-        if (attempt < attempts) {
+        // Certificate problems do not go away by trying again.
+        const certError = /CERT|SELF_SIGNED|ALTNAME|UNABLE_TO_VERIFY/.test(String((err as { code?: string }).code ?? ''));
+        if (attempt < attempts && !certError) {
           await this.backoff(attempt);
           continue;
         }

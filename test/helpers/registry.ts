@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -24,11 +24,47 @@ export async function freePort(): Promise<number> {
   });
 }
 
-/** Debian's docker-registry (the CNCF distribution registry) on a free loopback port, anonymous, plain HTTP. */
-export async function startRegistry(extraConfig = ''): Promise<TestRegistry | undefined> {
+export interface TlsFiles {
+  ca: string;
+  cert: string;
+  key: string;
+}
+
+/** A throwaway CA and a server certificate for 127.0.0.1, made with openssl. */
+export function makeTls(dir: string): TlsFiles {
+  haveTool('openssl');
+  const f = (n: string) => path.join(dir, n);
+  const run = (args: string[]) => execFileSync('openssl', args, { stdio: 'ignore' });
+  run(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', f('ca.key'), '-out', f('ca.crt'), '-days', '2', '-subj', '/CN=gantry test CA']);
+  run(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', f('server.key'), '-out', f('server.csr'), '-subj', '/CN=127.0.0.1']);
+  writeFileSync(f('ext.cnf'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
+  run(['x509', '-req', '-in', f('server.csr'), '-CA', f('ca.crt'), '-CAkey', f('ca.key'), '-CAcreateserial', '-out', f('server.crt'), '-days', '2', '-extfile', f('ext.cnf')]);
+  return { ca: f('ca.crt'), cert: f('server.crt'), key: f('server.key') };
+}
+
+export interface RegistryOptions {
+  /** htpasswd Basic auth with this user and password. */
+  basic?: { username: string; password: string };
+  /** Serve TLS with a test CA (its certificate is `tls.ca`). */
+  tls?: boolean;
+  /** Extra YAML appended to the config (for example an auth: token section). */
+  extraConfig?: string;
+}
+
+/** Debian's docker-registry (the CNCF distribution registry) on a free loopback port. */
+export async function startRegistry(options: RegistryOptions = {}): Promise<(TestRegistry & { tls?: TlsFiles }) | undefined> {
   if (!haveTool('docker-registry')) return undefined;
   const dir = mkdtempSync(path.join(tmpdir(), 'gantry-registry-'));
   const port = await freePort();
+  const tls = options.tls ? makeTls(dir) : undefined;
+  const lines: string[] = [];
+  if (options.basic) {
+    haveTool('htpasswd');
+    const hp = execFileSync('htpasswd', ['-Bbn', options.basic.username, options.basic.password]).toString();
+    writeFileSync(path.join(dir, 'htpasswd'), hp);
+    lines.push('auth:', '  htpasswd:', '    realm: gantry-test', `    path: ${path.join(dir, 'htpasswd')}`);
+  }
+  const extraConfig = [...lines, options.extraConfig ?? ''].join('\n');
   const config = path.join(dir, 'config.yml');
   writeFileSync(
     config,
@@ -43,6 +79,7 @@ export async function startRegistry(extraConfig = ''): Promise<TestRegistry | un
       '    enabled: true',
       'http:',
       `  addr: 127.0.0.1:${port}`,
+      ...(tls ? ['  tls:', `    certificate: ${tls.cert}`, `    key: ${tls.key}`] : []),
       extraConfig,
     ].join('\n'),
   );
@@ -52,6 +89,10 @@ export async function startRegistry(extraConfig = ''): Promise<TestRegistry | un
   const host = `127.0.0.1:${port}`;
   for (let i = 0; i < 100; i++) {
     try {
+      if (tls) {
+        execFileSync('curl', ['-s', '-o', '/dev/null', '--cacert', tls.ca, `https://${host}/v2/`]);
+        break;
+      }
       const res = await fetch(`http://${host}/v2/`);
       if (res.status === 200 || res.status === 401) break;
     } catch {
@@ -62,6 +103,7 @@ export async function startRegistry(extraConfig = ''): Promise<TestRegistry | un
   }
   return {
     host,
+    ...(tls ? { tls } : {}),
     storage: path.join(dir, 'data'),
     stop: async () => {
       child.kill('SIGTERM');

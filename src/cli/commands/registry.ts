@@ -1,10 +1,19 @@
 import type { Argv } from 'yargs';
-import { pull, push, familiarName, parseReference } from '../../index.js';
+import { pull, push, login, logout, familiarName, parseReference, OptionError } from '../../index.js';
 import { repeatable } from '../build-args.js';
 import type { GlobalOptions } from '../main.js';
 
 interface Access extends GlobalOptions {
   'insecure-registry': string[];
+  'ca-cert'?: string;
+}
+
+const caCert = { type: 'string', describe: 'PEM file of CA certificates to trust (default: $SSL_CERT_FILE)' } as const;
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
 }
 
 export function registryCommands(yargs: Argv<GlobalOptions>): Argv<GlobalOptions> {
@@ -16,12 +25,14 @@ export function registryCommands(yargs: Argv<GlobalOptions>): Argv<GlobalOptions
         y
           .positional('image', { type: 'string', demandOption: true })
           .option('platform', { type: 'string', describe: 'os/arch[/variant] to pick from a multi-platform image' })
+          .option('ca-cert', caCert)
           .option('insecure-registry', repeatable('reach this registry host[:port] over plain HTTP (loopback hosts always are)')) as never,
       async (argv) => {
         const r = await pull({
           root: argv.root,
           reference: argv.image,
           insecureRegistries: argv['insecure-registry'],
+          ...(argv['ca-cert'] ? { caCertFile: argv['ca-cert'] } : {}),
           ...(argv.platform ? { platform: argv.platform } : {}),
           onProgress: (p) => {
             if (p.done) process.stdout.write(`${p.digest.slice(7, 19)}: ${p.cached ? 'Already exists' : 'Pull complete'}\n`);
@@ -39,16 +50,53 @@ export function registryCommands(yargs: Argv<GlobalOptions>): Argv<GlobalOptions
         y
           .positional('image', { type: 'string', demandOption: true })
           .positional('destination', { type: 'string', describe: 'push under this name instead' })
+          .option('ca-cert', caCert)
           .option('insecure-registry', repeatable('reach this registry host[:port] over plain HTTP (loopback hosts always are)')) as never,
       async (argv) => {
         const r = await push({
           root: argv.root,
           image: argv.image,
           insecureRegistries: argv['insecure-registry'],
+          ...(argv['ca-cert'] ? { caCertFile: argv['ca-cert'] } : {}),
           ...(argv.destination ? { destination: argv.destination } : {}),
         });
         for (const [digest, status] of Object.entries(r.blobs)) process.stdout.write(`${digest.slice(7, 19)}: ${status}\n`);
         process.stdout.write(`${r.name}: digest: ${r.digest}\n`);
+      },
+    )
+    .command<Access & { registry: string; username?: string; password?: string; 'password-stdin': boolean }>(
+      'login <registry>',
+      'Check credentials against a registry and store them in the docker config',
+      (y) =>
+        y
+          .positional('registry', { type: 'string', demandOption: true })
+          .option('username', { alias: 'u', type: 'string' })
+          .option('password', { alias: 'p', type: 'string', describe: 'prefer --password-stdin: this shows in the process list' })
+          .option('password-stdin', { type: 'boolean', default: false })
+          .option('ca-cert', caCert)
+          .option('insecure-registry', repeatable('reach this registry host[:port] over plain HTTP')) as never,
+      async (argv) => {
+        if (!argv.username) throw new OptionError('LOGIN_USERNAME', 'login needs --username');
+        if (argv.password !== undefined && argv['password-stdin']) throw new OptionError('LOGIN_PASSWORD', '--password and --password-stdin are exclusive');
+        const password = argv['password-stdin'] ? await readStdin() : argv.password;
+        if (password === undefined) throw new OptionError('LOGIN_PASSWORD', 'login needs --password-stdin (or --password)');
+        await login({
+          registry: argv.registry,
+          username: argv.username,
+          password,
+          insecureRegistries: argv['insecure-registry'],
+          ...(argv['ca-cert'] ? { caCertFile: argv['ca-cert'] } : {}),
+        });
+        process.stdout.write('Login Succeeded\n');
+      },
+    )
+    .command<GlobalOptions & { registry: string }>(
+      'logout <registry>',
+      'Remove the stored credentials of a registry',
+      (y) => y.positional('registry', { type: 'string', demandOption: true }) as never,
+      async (argv) => {
+        const found = await logout(argv.registry);
+        process.stdout.write(found ? `Removing login credentials for ${argv.registry}\n` : `Not logged in to ${argv.registry}\n`);
       },
     );
 }

@@ -191,12 +191,26 @@ export class RegistryClient {
   }
 
   private authorization(scope: string): string | undefined {
-    const t = scope ? this.tokens.get(scope) : undefined;
+    const t = this.tokens.get(scope);
     if (t && t.expires > Date.now()) return `Bearer ${t.value}`;
     return this.basic;
   }
 
-  private async authenticate(res: Response, scope: string): Promise<void> {
+  private readonly pendingAuth = new Map<string, Promise<void>>();
+
+  /** One token request per scope at a time: parallel requests that all got a 401 share it. */
+  private authenticate(res: Response, scope: string): Promise<void> {
+    const cached = this.tokens.get(scope);
+    if (cached && cached.expires > Date.now()) return Promise.resolve();
+    let p = this.pendingAuth.get(scope);
+    if (!p) {
+      p = this.fetchAuth(res, scope).finally(() => this.pendingAuth.delete(scope));
+      this.pendingAuth.set(scope, p);
+    }
+    return p;
+  }
+
+  private async fetchAuth(res: Response, scope: string): Promise<void> {
     const header = res.headers['www-authenticate'];
     const challenge = parseChallenge(Array.isArray(header) ? (header[0] ?? '') : (header ?? ''));
     const creds = await this.options.credentials?.(this.domain);
@@ -211,8 +225,9 @@ export class RegistryClient {
     }
     const realm = new URL(challenge.params.realm);
     if (challenge.params.service) realm.searchParams.set('service', challenge.params.service);
-    const wanted = challenge.params.scope ?? scope;
-    if (wanted) realm.searchParams.set('scope', wanted);
+    // Ask for what the whole operation needs (pull,push), not only what this request needs.
+    const wanted = scope || challenge.params.scope || '';
+    for (const one of wanted.split(' ').filter(Boolean)) realm.searchParams.append('scope', one);
     const headers: Record<string, string> = { 'user-agent': this.options.userAgent ?? 'gantry' };
     let method: 'GET' | 'POST' = 'GET';
     let body: string | undefined;

@@ -1,9 +1,9 @@
 /** pull and push as the API and CLI use them: a store, a client, credentials. */
 import { readFile } from 'node:fs/promises';
-import { OptionError } from '../errors/index.js';
+import { OptionError, RegistryError } from '../errors/index.js';
 import { eraseCredentials, lookupCredentials, storeCredentials } from '../registry/credentials.js';
 import { parsePlatform } from '../oci/platform.js';
-import { formatReference, normalizeReference, parseReference } from '../oci/reference.js';
+import { DEFAULT_DOMAIN, formatReference, normalizeReference, parseReference } from '../oci/reference.js';
 import { RegistryClient, type CredentialLookup, type RegistryClientOptions } from '../registry/client.js';
 import { pullImage, type PullProgress, type PullResult } from '../registry/pull.js';
 import { pushImage, type PushResult } from '../registry/push.js';
@@ -22,6 +22,8 @@ export interface PullCommandOptions extends RegistryAccess {
   root: string;
   reference: string;
   platform?: string;
+  /** Mirrors of docker.io (host[:port] or URL), tried in order before docker.io itself. */
+  registryMirrors?: string[];
   onProgress?: (p: PullProgress) => void;
 }
 
@@ -67,15 +69,39 @@ export async function logout(registry: string, configFile?: string): Promise<boo
 export async function pull(options: PullCommandOptions): Promise<PullResult> {
   const ref = normalizeReference(options.reference);
   const store = await Store.open(options.root);
-  const client = await clientFor(ref.domain, options);
+  const name = formatReference(ref);
+  const pullOptions = {
+    name,
+    ...(options.platform ? { platform: parsePlatform(options.platform) } : {}),
+    ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+  };
   try {
-    return await pullImage(client, store, formatReference(ref), {
-      ...(options.platform ? { platform: parsePlatform(options.platform) } : {}),
-      ...(options.onProgress ? { onProgress: options.onProgress } : {}),
-    });
+    if (ref.domain === DEFAULT_DOMAIN) {
+      for (const mirror of options.registryMirrors ?? []) {
+        const host = mirror.replace(/^https?:\/\//, '').replace(/\/+$/, '');
+        const client = await clientFor(host, {
+          ...options,
+          insecureRegistries: [...(options.insecureRegistries ?? []), ...(mirror.startsWith('http://') ? [host] : [])],
+        });
+        try {
+          const viaMirror = formatReference({ ...ref, domain: host });
+          return await pullImage(client, store, viaMirror, pullOptions);
+        } catch (err) {
+          // A mirror that lacks the image or is down: try the next one, then docker.io.
+          if (!(err instanceof RegistryError)) throw err;
+        } finally {
+          await client.close();
+        }
+      }
+    }
+    const client = await clientFor(ref.domain, options);
+    try {
+      return await pullImage(client, store, name, pullOptions);
+    } finally {
+      await client.close();
+    }
   } finally {
     await store.releaseLease();
-    await client.close();
   }
 }
 

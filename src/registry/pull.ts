@@ -35,6 +35,8 @@ export interface PullOptions {
   /** Blobs downloaded at once (default 3). */
   concurrency?: number;
   onProgress?: (p: PullProgress) => void;
+  /** Store the image under this name instead of the one pulled (used for mirrors). */
+  name?: string;
 }
 
 export interface PullResult {
@@ -113,7 +115,7 @@ function platformMatches(d: Descriptor, want: Platform): boolean {
 
 export async function pullImage(client: RegistryClient, store: Store, input: string, options: PullOptions = {}): Promise<PullResult> {
   const ref = normalizeReference(input);
-  const name = formatReference(ref);
+  const name = options.name ?? formatReference(ref);
   const reference = ref.digest ?? (ref.tag as string);
   const want = options.platform ?? hostPlatform();
   let top = await fetchManifest(client, ref, reference);

@@ -103,6 +103,16 @@ describe('push and pull, anonymous over HTTP', () => {
     expect(JSON.parse((await g(store, ['images', '--format', 'json'])).stdout)).toEqual([]);
   });
 
+  test('--registry-mirror serves docker.io names from a mirror; the image keeps its docker.io name', async () => {
+    await g(root, ['push', 'base:1', `${reg.host}/library/base:1`]);
+    const store = fresh();
+    const r = await g(store, ['pull', '--registry-mirror', `http://${reg.host}`, 'base:1']);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stdout).toContain('Pulled: base:1');
+    const names = JSON.parse((await g(store, ['images', '--format', 'json'])).stdout).map((x: { name: string }) => x.name);
+    expect(names).toEqual(['docker.io/library/base:1']);
+  });
+
   test('an unknown image is a clear error with the URL', async () => {
     const r = await g(fresh(), ['pull', `${reg.host}/nope/nothing:1`]);
     expect(r.exitCode).toBe(1);

@@ -18,13 +18,14 @@ async function readStdin(): Promise<string> {
 
 export function registryCommands(yargs: Argv<GlobalOptions>): Argv<GlobalOptions> {
   return yargs
-    .command<Access & { image: string; platform?: string }>(
+    .command<Access & { image: string; platform?: string; 'registry-mirror': string[] }>(
       'pull <image>',
       'Pull an image from a registry into the store',
       (y) =>
         y
           .positional('image', { type: 'string', demandOption: true })
           .option('platform', { type: 'string', describe: 'os/arch[/variant] to pick from a multi-platform image' })
+          .option('registry-mirror', repeatable('a mirror of docker.io to try first (host[:port] or URL)'))
           .option('ca-cert', caCert)
           .option('insecure-registry', repeatable('reach this registry host[:port] over plain HTTP (loopback hosts always are)')) as never,
       async (argv) => {
@@ -32,6 +33,7 @@ export function registryCommands(yargs: Argv<GlobalOptions>): Argv<GlobalOptions
           root: argv.root,
           reference: argv.image,
           insecureRegistries: argv['insecure-registry'],
+          registryMirrors: argv['registry-mirror'],
           ...(argv['ca-cert'] ? { caCertFile: argv['ca-cert'] } : {}),
           ...(argv.platform ? { platform: argv.platform } : {}),
           onProgress: (p) => {

@@ -6,8 +6,10 @@ import { parsePlatform } from '../oci/platform.js';
 import { DEFAULT_DOMAIN, formatReference, normalizeReference, parseReference } from '../oci/reference.js';
 import { RegistryClient, type CredentialLookup, type RegistryClientOptions } from '../registry/client.js';
 import { pullImage, type PullProgress, type PullResult } from '../registry/pull.js';
-import { pushImage, type PushResult } from '../registry/push.js';
-import { resolveImage } from '../store/images.js';
+import { pushImage, pushIndex, type PushResult } from '../registry/push.js';
+import { findEntries, loadImage, resolveImage } from '../store/images.js';
+import { INDEX_TYPES } from '../oci/media-types.js';
+import type { Index } from '../oci/types.js';
 import { Store } from '../store/store.js';
 
 export interface RegistryAccess {
@@ -115,6 +117,22 @@ export interface PushCommandOptions extends RegistryAccess {
 
 export async function push(options: PushCommandOptions): Promise<PushResult> {
   const store = await Store.open(options.root);
+  const found = await findEntries(store, options.image);
+  const top = found[0];
+  if (top && INDEX_TYPES.has(top.descriptor.mediaType)) {
+    const destination = options.destination ?? top.name;
+    if (!destination) throw new OptionError('PUSH_NO_NAME', `${options.image} has no name to push to; give a destination`);
+    const raw = await store.readBlob(top.descriptor.digest);
+    const index = JSON.parse(raw.toString('utf8')) as Index;
+    const images = [];
+    for (const d of index.manifests) images.push(await loadImage(store, d));
+    const client = await clientFor(normalizeReference(destination).domain, options);
+    try {
+      return await pushIndex(client, store, { digest: top.descriptor.digest, mediaType: top.descriptor.mediaType, raw }, images, destination);
+    } finally {
+      await client.close();
+    }
+  }
   const { image, entry } = await resolveImage(store, options.image);
   const destination = options.destination ?? entry.name;
   if (!destination) throw new OptionError('PUSH_NO_NAME', `${options.image} has no name to push to; give a destination`);

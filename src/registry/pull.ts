@@ -4,6 +4,8 @@
  * fetch only the blobs the store does not have, a few at a time.
  */
 import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { open, rm, truncate } from 'node:fs/promises';
 import { RegistryError } from '../errors/index.js';
 import { validateImage } from '../image/image.js';
 import { MediaType, INDEX_TYPES, MANIFEST_TYPES } from '../oci/media-types.js';
@@ -147,46 +149,64 @@ export async function pullImage(client: RegistryClient, store: Store, input: str
   return { name, descriptor, resolvedDigest, configDigest: manifest.config.digest };
 }
 
-/** Download one blob, trying again (from the start) when the connection drops mid-blob. */
-async function fetchBlob(client: RegistryClient, store: Store, ref: Reference, d: Descriptor, options: PullOptions, attempts = 3): Promise<void> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await fetchBlobOnce(client, store, ref, d, options);
-    } catch (err) {
-      const code = (err as { code?: string }).code;
-      const dropped = code === 'UND_ERR_SOCKET' || code === 'ECONNRESET' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'UND_ERR_ABORTED';
-      if (!dropped || attempt >= attempts) throw err;
-      await new Promise((r) => setTimeout(r, 200 * attempt));
-    }
-  }
-}
-
-/** Download one blob unless the store has it, verified while streaming. */
-async function fetchBlobOnce(client: RegistryClient, store: Store, ref: Reference, d: Descriptor, options: PullOptions): Promise<void> {
+/**
+ * Download one blob unless the store has it. The bytes go to a temp file first; when the
+ * connection drops mid-blob the download resumes with `Range` (from the start when the
+ * registry ignores it). The finished file is verified against digest and size as it moves
+ * into the store; nothing unverified is ever stored.
+ */
+async function fetchBlob(client: RegistryClient, store: Store, ref: Reference, d: Descriptor, options: PullOptions, attempts = 4): Promise<void> {
   if (await store.hasBlob(d.digest)) {
     await store.lease(d.digest);
     options.onProgress?.({ digest: d.digest, bytes: d.size, total: d.size, done: true, cached: true });
     return;
   }
   const path = `/v2/${ref.path}/blobs/${d.digest}`;
-  const res = await client.request('GET', path, { scope: `repository:${ref.path}:pull` });
-  let bytes = 0;
-  const body = res.body;
-  const counted = (async function* () {
-    for await (const chunk of body) {
-      bytes += chunk.length;
-      options.onProgress?.({ digest: d.digest, bytes, total: d.size, done: false });
-      yield Buffer.from(chunk);
-    }
-  })();
+  const url = client.endpoint + path;
+  const tmp = store.tempPath('dl');
+  let offset = 0;
   try {
-    await store.writeBlob(counted, { digest: d.digest, size: d.size });
-  } catch (err) {
-    const e = err as Error & { code?: string };
-    if (e.code === 'DIGEST_MISMATCH' || e.code === 'SIZE_MISMATCH') {
-      throw new RegistryError('REGISTRY_DIGEST_MISMATCH', `blob ${d.digest} from ${client.endpoint}${path}: ${e.message}; nothing was stored`, { url: client.endpoint + path }, { cause: err });
+    for (let attempt = 1; ; attempt++) {
+      const res = await client.request('GET', path, {
+        scope: `repository:${ref.path}:pull`,
+        ok: [200, 206],
+        ...(offset > 0 ? { headers: { range: `bytes=${offset}-` } } : {}),
+      });
+      if (offset > 0 && res.status === 200) {
+        offset = 0; // the registry sent the whole blob again
+        await truncate(tmp, 0);
+      }
+      const out = await open(tmp, offset > 0 ? 'a' : 'w');
+      try {
+        for await (const chunk of res.body) {
+          offset += chunk.length;
+          if (offset > d.size) {
+            throw new RegistryError('REGISTRY_SIZE_MISMATCH', `blob ${d.digest} from ${url}: more than the ${d.size} bytes its descriptor says; nothing was stored`, { url });
+          }
+          await out.write(chunk);
+          options.onProgress?.({ digest: d.digest, bytes: offset, total: d.size, done: false });
+        }
+        break;
+      } catch (err) {
+        const code = (err as { code?: string }).code ?? '';
+        const dropped = ['UND_ERR_SOCKET', 'ECONNRESET', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_ABORTED', 'EPIPE'].includes(code);
+        if (!dropped || attempt >= attempts) throw err;
+        await new Promise((r) => setTimeout(r, 100 * attempt));
+      } finally {
+        await out.close();
+      }
     }
-    throw err;
+    try {
+      await store.writeBlob(createReadStream(tmp), { digest: d.digest, size: d.size });
+    } catch (err) {
+      const e = err as Error & { code?: string };
+      if (e.code === 'DIGEST_MISMATCH' || e.code === 'SIZE_MISMATCH') {
+        throw new RegistryError('REGISTRY_DIGEST_MISMATCH', `blob ${d.digest} from ${url}: ${e.message}; nothing was stored`, { url }, { cause: err });
+      }
+      throw err;
+    }
+  } finally {
+    await rm(tmp, { force: true });
   }
   options.onProgress?.({ digest: d.digest, bytes: d.size, total: d.size, done: true });
 }

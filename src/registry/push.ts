@@ -24,6 +24,48 @@ export interface PushResult {
   blobs: Record<string, 'exists' | 'mounted' | 'uploaded'>;
 }
 
+/**
+ * Push a multi-platform index: each platform image by digest, then the index under the
+ * destination's tag.
+ */
+export async function pushIndex(
+  client: RegistryClient,
+  store: Store,
+  index: { digest: string; mediaType: string; raw: Buffer },
+  images: Image[],
+  destination: string,
+  options: PushOptions = {},
+): Promise<PushResult> {
+  const ref = normalizeReference(destination);
+  const blobs: PushResult['blobs'] = {};
+  for (const image of images) {
+    const r = await pushImage(client, store, image, `${repositoryName(ref)}@${image.digest}`, options);
+    Object.assign(blobs, r.blobs);
+  }
+  const digest = await putManifest(client, ref, ref.digest ?? ref.tag ?? 'latest', index.mediaType, index.raw, index.digest);
+  return { name: formatReference(ref), digest, blobs };
+}
+
+function repositoryName(ref: Reference): string {
+  return `${ref.domain}/${ref.path}`;
+}
+
+async function putManifest(client: RegistryClient, ref: Reference, reference: string, mediaType: string, body: Buffer, digest: string): Promise<string> {
+  const path = `/v2/${ref.path}/manifests/${reference}`;
+  const res = await client.request('PUT', path, {
+    headers: { 'content-type': mediaType },
+    body,
+    scope: `repository:${ref.path}:pull,push`,
+    ok: [201, 200],
+  });
+  await res.body.dump();
+  const reported = res.headers['docker-content-digest'];
+  if (typeof reported === 'string' && reported !== digest) {
+    throw new RegistryError('REGISTRY_DIGEST_MISMATCH', `PUT ${client.endpoint}${path}: the registry reports ${reported}, the manifest is ${digest}`, { url: client.endpoint + path });
+  }
+  return digest;
+}
+
 export async function pushImage(client: RegistryClient, store: Store, image: Image, destination: string, options: PushOptions = {}): Promise<PushResult> {
   const ref = normalizeReference(destination);
   const scope = `repository:${ref.path}:pull,push`;
@@ -41,19 +83,7 @@ export async function pushImage(client: RegistryClient, store: Store, image: Ima
     }
   });
   await Promise.all(workers);
-  const reference = ref.digest ?? ref.tag ?? 'latest';
-  const path = `/v2/${ref.path}/manifests/${reference}`;
-  const res = await client.request('PUT', path, {
-    headers: { 'content-type': image.mediaType },
-    body: image.rawManifest,
-    scope,
-    ok: [201, 200],
-  });
-  await res.body.dump();
-  const reported = res.headers['docker-content-digest'];
-  if (typeof reported === 'string' && reported !== image.digest) {
-    throw new RegistryError('REGISTRY_DIGEST_MISMATCH', `PUT ${client.endpoint}${path}: the registry reports ${reported}, the manifest is ${image.digest}`, { url: client.endpoint + path });
-  }
+  await putManifest(client, ref, ref.digest ?? ref.tag ?? 'latest', image.mediaType, image.rawManifest, image.digest);
   return { name: formatReference(ref), digest: image.digest, blobs };
 }
 

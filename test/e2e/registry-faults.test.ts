@@ -48,10 +48,12 @@ afterAll(async () => {
 });
 
 /** A proxy to the real registry that misbehaves once on the layer blob. */
-async function faultyProxy(fault: '500' | 'drop'): Promise<{ host: string; faults: () => number }> {
+async function faultyProxy(fault: '500' | 'drop'): Promise<{ host: string; faults: () => number; ranges: string[] }> {
   let faults = 0;
+  const ranges: string[] = [];
   const host = await listen((req, res) => {
     const isLayer = req.method === 'GET' && req.url?.endsWith(`/blobs/${layer}`);
+    if (isLayer && typeof req.headers.range === 'string') ranges.push(req.headers.range);
     if (isLayer && faults === 0 && fault === '500') {
       faults++;
       res.writeHead(500).end('boom');
@@ -66,7 +68,8 @@ async function faultyProxy(fault: '500' | 'drop'): Promise<{ host: string; fault
           if (sent > 100_000) return;
           sent += chunk.length;
           res.write(chunk);
-          if (sent > 100_000) res.socket?.destroy();
+          // Let what was sent reach the client, then cut the connection.
+          if (sent > 100_000) setTimeout(() => res.socket?.destroy(), 200);
         });
         return;
       }
@@ -74,7 +77,7 @@ async function faultyProxy(fault: '500' | 'drop'): Promise<{ host: string; fault
     });
     req.pipe(up);
   });
-  return { host, faults: () => faults };
+  return { host, faults: () => faults, ranges };
 }
 
 describe('faults on the way', () => {
@@ -88,6 +91,9 @@ describe('faults on the way', () => {
     expect(proxy.faults()).toBe(1);
     expect(r.descriptor.digest).toBe(digest);
     expect(await store.hasBlob(layer)).toBe(true);
+    // After a drop the download resumes where it stopped.
+    if (fault === 'drop') expect(proxy.ranges).toEqual([expect.stringMatching(/^bytes=[1-9]\d*-$/)]);
+    else expect(proxy.ranges).toEqual([]);
   });
 
   test('a redirect to another host does not carry the Authorization header', async () => {
@@ -118,6 +124,22 @@ describe('faults on the way', () => {
     expect(r.descriptor.digest).toBe(digest);
     expect(seen.length).toBeGreaterThanOrEqual(2);
     expect(seen.every((a) => a === undefined)).toBe(true);
+  });
+
+  test.each([
+    ['schema 1', 'application/vnd.docker.distribution.manifest.v1+prettyjws', '{"schemaVersion":1,"fsLayers":[]}', 'Docker schema 1, which gantry does not support'],
+    ['both index and manifest', 'application/vnd.oci.image.manifest.v1+json', '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","layers":[],"manifests":[],"config":{}}', 'claims to be both an index and a manifest'],
+    ['a content type that disagrees', 'application/vnd.oci.image.index.v1+json', '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","layers":[],"config":{}}', 'disagrees with mediaType'],
+    ['an unknown media type', 'application/x-what', '{"schemaVersion":2,"mediaType":"application/x-what","layers":[]}', 'unsupported media type "application/x-what"'],
+    ['a huge manifest', 'application/vnd.oci.image.manifest.v1+json', 'x'.repeat(5 * 1024 * 1024), 'larger than 4194304 bytes'],
+  ])('a manifest with %s is refused and nothing is stored', async (_name, type, body, message) => {
+    const host = await listen((_req, res) => res.writeHead(200, { 'content-type': type }).end(body));
+    const root2 = path.join(mkdtempSync(path.join(work, 's-')), 'store');
+    const store = await Store.open(root2);
+    const client = new RegistryClient(host);
+    await expect(pullImage(client, store, `${host}/x/y:1`)).rejects.toThrow(message);
+    await client.close();
+    expect(await store.entries()).toEqual([]);
   });
 
   test('a manifest that is not what its digest says is refused', async () => {

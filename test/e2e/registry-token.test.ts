@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { createSign, X509Certificate } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -34,10 +34,22 @@ beforeAll(async () => {
   const der = new X509Certificate(readFileSync(cert)).raw;
   const pem = readFileSync(key, 'utf8');
   const port = await freePort();
-  tokenServer = createServer((req, res) => {
+  tokenServer = createServer(async (req, res) => {
     const url = new URL(req.url ?? '/', 'http://x');
     const auth = req.headers.authorization;
-    const user = auth?.startsWith('Basic ') ? Buffer.from(auth.slice(6), 'base64').toString() : null;
+    let user = auth?.startsWith('Basic ') ? Buffer.from(auth.slice(6), 'base64').toString() : null;
+    if (req.method === 'POST') {
+      // OAuth2 refresh-token grant: docker's identitytoken.
+      let body = '';
+      for await (const c of req) body += c;
+      const form = new URLSearchParams(body);
+      for (const sc of form.getAll('scope')) url.searchParams.append('scope', sc);
+      if (form.get('grant_type') !== 'refresh_token' || form.get('refresh_token') !== 'idtok-bob') {
+        res.writeHead(401).end('{"details":"bad refresh token"}');
+        return;
+      }
+      user = 'bob:hunter2';
+    }
     tokenRequests.push({ scope: url.searchParams.get('scope'), user });
     if (user !== null && user !== 'bob:hunter2') {
       res.writeHead(401).end('{"details":"bad credentials"}');
@@ -98,6 +110,19 @@ describe('token auth', () => {
     expect(pull.exitCode, pull.stderr).toBe(0);
     const digest = async (s: string, ref: string) => JSON.parse((await g(s, ['inspect', ref])).stdout)[0].Descriptor.digest;
     expect(await digest(store, `${reg.host}/team/base:1`)).toBe(await digest(root, 'base:1'));
+    const again = await g(root, ['push', '--ca-cert', ca, 'base:1', `${reg.host}/team/base:2`]);
+    expect(again.stdout.match(/: exists/g)).toHaveLength(2);
+  });
+
+  test('an identity token (refresh_token grant) from the docker config', async () => {
+    const cfg = path.join(dockerConfig, 'config.json');
+    writeFileSync(cfg, JSON.stringify({ auths: { [reg.host]: { identitytoken: 'idtok-bob' } } }));
+    const r = await g(root, ['push', '--ca-cert', reg.tls?.ca ?? '', 'base:1', `${reg.host}/team/base:3`]);
+    expect(r.exitCode, r.stderr).toBe(0);
+    writeFileSync(cfg, JSON.stringify({ auths: { [reg.host]: { identitytoken: 'stale' } } }));
+    const bad = await g(root, ['push', '--ca-cert', reg.tls?.ca ?? '', 'base:1', `${reg.host}/team/base:4`]);
+    expect(bad.exitCode).toBe(1);
+    expect(bad.stderr).toContain('refused (401)');
   });
 
   test('a wrong password at the token service is a clear error', async () => {

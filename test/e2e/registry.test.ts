@@ -7,6 +7,7 @@ import { projectRoot } from '../helpers/conformance.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { makeBusyboxRootfs, tarDir } from '../helpers/rootfs.js';
 import { haveTool } from '../helpers/tools.js';
+import { Store } from '../../src/store/store.js';
 
 // (a) anonymous over HTTP, against Debian's docker-registry on a loopback port.
 
@@ -111,6 +112,37 @@ describe('push and pull, anonymous over HTTP', () => {
     expect(r.stdout).toContain('Pulled: base:1');
     const names = JSON.parse((await g(store, ['images', '--format', 'json'])).stdout).map((x: { name: string }) => x.name);
     expect(names).toEqual(['docker.io/library/base:1']);
+  });
+
+  test('a multi-platform index: pushed with its images, pulled per platform, a missing platform listed', async () => {
+    // A third image of its own (the tamper test spoils the registry's copy of second's layer).
+    writeFileSync(path.join(work, 'rootfs', 'etc', 'motd'), 'third\n');
+    expect((await g(root, ['import', tarDir(path.join(work, 'rootfs'), path.join(work, 'third.tgz')), 'third:1'])).exitCode).toBe(0);
+    const store = await Store.open(root);
+    const amd = (await inspect(root, 'base:1')).Descriptor;
+    const arm = (await inspect(root, 'third:1')).Descriptor;
+    const index = {
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.index.v1+json',
+      manifests: [
+        { ...amd, annotations: undefined, platform: { os: 'linux', architecture: 'amd64' } },
+        { ...arm, annotations: undefined, platform: { os: 'linux', architecture: 'arm64', variant: 'v8' } },
+      ],
+    };
+    const blob = await store.writeJSON(index);
+    await store.tag('docker.io/library/multi:1', { mediaType: index.mediaType, digest: blob.digest, size: blob.size });
+    await store.releaseLease();
+    const push = await g(root, ['push', 'multi:1', `${reg.host}/team/multi:1`]);
+    expect(push.exitCode, push.stderr).toBe(0);
+    expect(push.stdout).toContain(`digest: ${blob.digest}`);
+    const s1 = fresh();
+    const arm64 = await g(s1, ['pull', '--platform', 'linux/arm64', `${reg.host}/team/multi:1`]);
+    expect(arm64.exitCode, arm64.stderr).toBe(0);
+    expect(arm64.stdout).toContain(`Digest: ${blob.digest}`);
+    expect((await inspect(s1, `${reg.host}/team/multi:1`)).Descriptor.digest).toBe(arm.digest);
+    const none = await g(fresh(), ['pull', '--platform', 'linux/s390x', `${reg.host}/team/multi:1`]);
+    expect(none.exitCode).toBe(1);
+    expect(none.stderr).toContain('has no image for linux/s390x (it has: linux/amd64, linux/arm64/v8)');
   });
 
   test('an unknown image is a clear error with the URL', async () => {

@@ -1,0 +1,192 @@
+/**
+ * Apply a layer (a tar stream) to a root filesystem directory with full fidelity and no
+ * way out: every write, link, chmod and chown goes to a path resolved inside the root at
+ * the moment of the operation (resolve.ts). Whiteouts delete from lower layers; an opaque
+ * marker hides the lower contents of its directory whatever its position in the layer
+ * (OCI image-spec layer.md).
+ */
+import { execFile } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
+import { chmod, lchown, lstat, link, lutimes, mkdir, readdir, rm, symlink, chown } from 'node:fs/promises';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { promisify } from 'node:util';
+import tar from 'tar-stream';
+import { GantryError } from '../errors/index.js';
+import { components, resolveInRoot, RootfsError } from './resolve.js';
+
+const run = promisify(execFile);
+
+export const WHITEOUT_PREFIX = '.wh.';
+export const OPAQUE_MARKER = '.wh..wh..opq';
+
+export interface ApplyOptions {
+  /** Set owners (needs root or a user namespace); default: when running as root. */
+  chown?: boolean;
+  /** Shown in errors. */
+  what?: string;
+}
+
+export interface ApplyStats {
+  entries: number;
+  whiteouts: number;
+}
+
+const isRoot = (): boolean => typeof process.getuid === 'function' && process.getuid() === 0;
+
+/** A clean relative container path of an archive member; `..` anywhere is refused. */
+function memberPath(name: string, what: string): string {
+  const parts = components(name);
+  if (parts.includes('..')) throw new RootfsError('ROOTFS_UNSAFE_PATH', `${what}: member "${name}" climbs out of the root`);
+  return parts.join('/');
+}
+
+async function removeExisting(host: string): Promise<void> {
+  await rm(host, { recursive: true, force: true });
+}
+
+export async function applyLayer(root: string, tarStream: Readable, options: ApplyOptions = {}): Promise<ApplyStats> {
+  const what = options.what ?? 'layer';
+  const doChown = options.chown ?? isRoot();
+  const extract = tar.extract();
+  /** Container paths this layer created: an opaque marker must not remove them. */
+  const created = new Set<string>();
+  const opaque: string[] = [];
+  const dirTimes: { host: string; mtime: Date }[] = [];
+  const stats: ApplyStats = { entries: 0, whiteouts: 0 };
+
+  const work = (async () => {
+    for await (const entry of extract) {
+      const h = entry.header;
+      const rel = memberPath(h.name, what);
+      if (rel === '') {
+        entry.resume();
+        continue;
+      }
+      const base = path.posix.basename(rel);
+      const dir = path.posix.dirname(rel) === '.' ? '' : path.posix.dirname(rel);
+      if (base === OPAQUE_MARKER) {
+        opaque.push(dir);
+        stats.whiteouts++;
+        entry.resume();
+        continue;
+      }
+      if (base.startsWith(WHITEOUT_PREFIX)) {
+        const name = base.slice(WHITEOUT_PREFIX.length);
+        if (name === '' || name === '.' || name === '..' || name.startsWith(WHITEOUT_PREFIX)) {
+          throw new RootfsError('ROOTFS_BAD_WHITEOUT', `${what}: invalid whiteout "${h.name}"`);
+        }
+        // The directory is resolved inside the root; the whiteout removes the entry itself (a link, not its target).
+        const parent = await resolveInRoot(root, dir);
+        const target = path.join(parent.host, name);
+        await removeExisting(target);
+        stats.whiteouts++;
+        entry.resume();
+        continue;
+      }
+      stats.entries++;
+      created.add(rel);
+      // Parents are resolved (symlinks followed inside the root); the entry itself is not followed.
+      const parent = await resolveInRoot(root, dir);
+      await mkdir(parent.host, { recursive: true });
+      const host = path.join(parent.host, base);
+      const existing = await lstat(host).catch(() => undefined);
+      const mode = (h.mode ?? 0o644) & 0o7777;
+      const uid = h.uid ?? 0;
+      const gid = h.gid ?? 0;
+      const mtime = h.mtime ?? new Date(0);
+      switch (h.type) {
+        case 'directory': {
+          if (existing && !existing.isDirectory()) await removeExisting(host);
+          if (!existing || !existing.isDirectory()) await mkdir(host);
+          if (doChown) await chown(host, uid, gid);
+          await chmod(host, mode);
+          dirTimes.push({ host, mtime });
+          entry.resume();
+          break;
+        }
+        case 'file':
+        case 'contiguous-file': {
+          if (existing) await removeExisting(host);
+          // 'wx': never follows or overwrites something that appeared in between.
+          await pipeline(entry, createWriteStream(host, { flags: 'wx', mode: 0o600 }));
+          if (doChown) await chown(host, uid, gid);
+          await chmod(host, mode); // after chown, which clears setuid bits
+          await lutimes(host, mtime, mtime);
+          break;
+        }
+        case 'symlink': {
+          if (existing) await removeExisting(host);
+          await symlink(h.linkname ?? '', host); // stored verbatim, resolved inside the root when used
+          if (doChown) await lchown(host, uid, gid);
+          await lutimes(host, mtime, mtime);
+          entry.resume();
+          break;
+        }
+        case 'link': {
+          const targetRel = memberPath(h.linkname ?? '', what);
+          // The link target is an entry of the image: resolve its parents inside the root, not the link itself.
+          const tparent = await resolveInRoot(root, path.posix.dirname(targetRel));
+          const targetHost = path.join(tparent.host, path.posix.basename(targetRel));
+          const tst = await lstat(targetHost).catch(() => undefined);
+          if (!tst) throw new RootfsError('ROOTFS_BAD_LINK', `${what}: hard link "${h.name}" to missing "${h.linkname}"`);
+          if (tst.isDirectory()) throw new RootfsError('ROOTFS_BAD_LINK', `${what}: hard link "${h.name}" to a directory "${h.linkname}"`);
+          if (existing) await removeExisting(host);
+          await link(targetHost, host);
+          entry.resume();
+          break;
+        }
+        case 'character-device':
+        case 'block-device':
+        case 'fifo': {
+          if (existing) await removeExisting(host);
+          await makeNode(host, h.type, mode, h.devmajor ?? 0, h.devminor ?? 0, what, h.name);
+          if (doChown) await chown(host, uid, gid);
+          await chmod(host, mode);
+          entry.resume();
+          break;
+        }
+        default:
+          entry.resume();
+      }
+    }
+  })();
+  try {
+    await Promise.all([pipeline(tarStream, extract), work]);
+  } catch (err) {
+    if (err instanceof GantryError) throw err;
+    throw new RootfsError('ROOTFS_APPLY', `${what}: ${(err as Error).message}`, { cause: err });
+  }
+  // Opaque directories: everything below them that this layer did not create goes.
+  for (const dir of opaque) {
+    const resolved = await resolveInRoot(root, dir);
+    const children = await readdir(resolved.host).catch(() => [] as string[]);
+    for (const child of children) {
+      const rel = dir ? `${dir}/${child}` : child;
+      if (!created.has(rel) && ![...created].some((c) => c.startsWith(rel + '/'))) {
+        await removeExisting(path.join(resolved.host, child));
+      }
+    }
+  }
+  // Directory times last: writing into a directory changes its mtime.
+  for (const { host, mtime } of dirTimes.reverse()) await lutimes(host, mtime, mtime).catch(() => undefined);
+  return stats;
+}
+
+const MAX_DEV = 0xfffff;
+
+async function makeNode(host: string, type: string, mode: number, major: number, minor: number, what: string, name: string): Promise<void> {
+  if (type === 'fifo') {
+    await run('/usr/bin/mkfifo', ['-m', (mode & 0o777).toString(8), host]);
+    return;
+  }
+  if (major < 0 || minor < 0 || major > 0xfff || minor > MAX_DEV) {
+    throw new RootfsError('ROOTFS_BAD_DEVICE', `${what}: device "${name}" has an out-of-range number ${major}:${minor}`);
+  }
+  try {
+    await run('/bin/mknod', ['-m', (mode & 0o777).toString(8), host, type === 'block-device' ? 'b' : 'c', String(major), String(minor)]);
+  } catch (err) {
+    throw new RootfsError('ROOTFS_DEVICE', `${what}: cannot create device "${name}" (${(err as Error).message.trim()}); device nodes need root`);
+  }
+}

@@ -1,0 +1,206 @@
+/**
+ * Snapshots of a root filesystem and the diff between two of them as a layer tar.
+ *
+ * A snapshot is a stat index (path → type, mode, owner, size, times, inode, link target).
+ * Comparing two gives the layer: added and changed entries (content, mode or owner: a
+ * chmod or chown alone changes ctime, so it is caught), `.wh.<name>` for deletions, and
+ * an opaque marker for a directory that was replaced. Entries are sorted and times can be
+ * clamped, so the same change gives the same bytes.
+ */
+import { createReadStream } from 'node:fs';
+import { lstat, readdir, readlink } from 'node:fs/promises';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import tar from 'tar-stream';
+
+export interface Entry {
+  type: 'file' | 'directory' | 'symlink' | 'fifo' | 'character-device' | 'block-device' | 'socket';
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  mtimeMs: number;
+  ctimeMs: number;
+  ino: number;
+  nlink: number;
+  rdev: number;
+  linkname?: string;
+}
+
+/** Relative path (no leading slash, `/`-separated) → entry. */
+export type Snapshot = Map<string, Entry>;
+
+export interface SnapshotOptions {
+  /** Relative paths not to look into or report (e.g. mount points of the sandbox). */
+  exclude?: ReadonlySet<string>;
+}
+
+function typeOf(st: import('node:fs').Stats): Entry['type'] {
+  if (st.isDirectory()) return 'directory';
+  if (st.isSymbolicLink()) return 'symlink';
+  if (st.isFIFO()) return 'fifo';
+  if (st.isCharacterDevice()) return 'character-device';
+  if (st.isBlockDevice()) return 'block-device';
+  if (st.isSocket()) return 'socket';
+  return 'file';
+}
+
+export async function snapshot(root: string, options: SnapshotOptions = {}): Promise<Snapshot> {
+  const out: Snapshot = new Map();
+  const walk = async (rel: string): Promise<void> => {
+    const names = (await readdir(path.join(root, rel))).sort();
+    for (const name of names) {
+      const child = rel ? `${rel}/${name}` : name;
+      if (options.exclude?.has(child)) continue;
+      const host = path.join(root, child);
+      const st = await lstat(host);
+      const entry: Entry = {
+        type: typeOf(st),
+        mode: st.mode & 0o7777,
+        uid: st.uid,
+        gid: st.gid,
+        size: st.isFile() ? st.size : 0,
+        mtimeMs: st.mtimeMs,
+        ctimeMs: st.ctimeMs,
+        ino: st.ino,
+        nlink: st.nlink,
+        rdev: st.rdev,
+      };
+      if (entry.type === 'symlink') entry.linkname = await readlink(host);
+      out.set(child, entry);
+      if (entry.type === 'directory') await walk(child);
+    }
+  };
+  await walk('');
+  return out;
+}
+
+function changed(a: Entry, b: Entry): boolean {
+  return (
+    a.type !== b.type ||
+    a.mode !== b.mode ||
+    a.uid !== b.uid ||
+    a.gid !== b.gid ||
+    a.size !== b.size ||
+    a.mtimeMs !== b.mtimeMs ||
+    a.ctimeMs !== b.ctimeMs ||
+    a.ino !== b.ino ||
+    a.rdev !== b.rdev ||
+    a.linkname !== b.linkname
+  );
+}
+
+export interface DiffEntry {
+  path: string;
+  kind: 'add' | 'whiteout' | 'opaque';
+}
+
+/** What changed from `before` to `after`, sorted by path (parents before children). */
+export function diff(before: Snapshot, after: Snapshot): DiffEntry[] {
+  const out: DiffEntry[] = [];
+  const replacedDirs = new Set<string>();
+  for (const [p, a] of after) {
+    const b = before.get(p);
+    if (!b) {
+      out.push({ path: p, kind: 'add' });
+      continue;
+    }
+    if (b.type === 'directory' && a.type === 'directory' && b.ino !== a.ino) {
+      // Removed and made again: the lower contents must not show through.
+      replacedDirs.add(p);
+      out.push({ path: p, kind: 'add' }, { path: `${p}/.wh..wh..opq`, kind: 'opaque' });
+      continue;
+    }
+    if (a.type === 'directory' && b.type === 'directory') {
+      // A directory counts as changed for its own metadata, not for what happened inside it.
+      if (a.mode !== b.mode || a.uid !== b.uid || a.gid !== b.gid) out.push({ path: p, kind: 'add' });
+      continue;
+    }
+    if (changed(a, b)) out.push({ path: p, kind: 'add' });
+  }
+  for (const p of before.keys()) {
+    if (after.has(p)) continue; // still there (a type change is an add)
+    const parent = p.includes('/') ? p.slice(0, p.lastIndexOf('/')) : '';
+    if (parent && !after.has(parent)) continue; // the parent's own whiteout covers it
+    if (parent && (replacedDirs.has(parent) || isUnderReplaced(parent, replacedDirs))) continue; // the opaque marker does
+    const name = p.slice(p.lastIndexOf('/') + 1);
+    out.push({ path: parent ? `${parent}/.wh.${name}` : `.wh.${name}`, kind: 'whiteout' });
+  }
+  return out.sort((x, y) => (x.path < y.path ? -1 : x.path > y.path ? 1 : 0));
+}
+
+function isUnderReplaced(p: string, replaced: Set<string>): boolean {
+  for (let q = p; q.includes('/'); ) {
+    q = q.slice(0, q.lastIndexOf('/'));
+    if (replaced.has(q)) return true;
+  }
+  return false;
+}
+
+export interface LayerTarOptions {
+  /** Clamp every mtime to at most this time (seconds since the epoch). */
+  sourceDateEpoch?: number;
+}
+
+/** Write the changes as a layer tar: sorted, hard links kept within the layer, times clamped. */
+export function layerTar(root: string, after: Snapshot, changes: DiffEntry[], options: LayerTarOptions = {}): Readable {
+  const pack = tar.pack();
+  const clamp = (ms: number): Date => {
+    const t = options.sourceDateEpoch !== undefined ? Math.min(ms, options.sourceDateEpoch * 1000) : ms;
+    return new Date(Math.floor(t / 1000) * 1000);
+  };
+  const seenInodes = new Map<number, string>();
+  (async () => {
+    for (const c of changes) {
+      if (c.kind !== 'add') {
+        await new Promise<void>((resolve, reject) =>
+          pack.entry({ name: c.path, mode: 0o644, mtime: clamp(0), uid: 0, gid: 0 }, '', (err) => (err ? reject(err) : resolve())),
+        );
+        continue;
+      }
+      const e = after.get(c.path) as Entry;
+      if (e.type === 'socket') continue; // sockets cannot be stored in a layer
+      const header: Parameters<tar.Pack['entry']>[0] = {
+        name: e.type === 'directory' ? `${c.path}/` : c.path,
+        mode: e.mode,
+        uid: e.uid,
+        gid: e.gid,
+        mtime: clamp(e.mtimeMs),
+        type: e.type,
+        uname: '',
+        gname: '',
+      };
+      if (e.type === 'symlink') header.linkname = e.linkname ?? '';
+      if (e.type === 'character-device' || e.type === 'block-device') {
+        header.devmajor = Math.floor(e.rdev / 256) & 0xfff;
+        header.devminor = (e.rdev & 0xff) | ((e.rdev >> 12) & 0xfff00);
+      }
+      if (e.type === 'file' && e.nlink > 1) {
+        const first = seenInodes.get(e.ino);
+        if (first) {
+          header.type = 'link';
+          header.linkname = first;
+          await new Promise<void>((resolve, reject) => pack.entry(header, (err) => (err ? reject(err) : resolve())));
+          continue;
+        }
+        seenInodes.set(e.ino, c.path);
+      }
+      if (e.type === 'file') {
+        header.size = e.size;
+        await new Promise<void>((resolve, reject) => {
+          const sink = pack.entry(header, (err) => (err ? reject(err) : resolve()));
+          const src = createReadStream(path.join(root, c.path));
+          src.on('error', (err) => {
+            sink.destroy(err);
+            reject(err);
+          });
+          src.pipe(sink);
+        });
+      } else {
+        await new Promise<void>((resolve, reject) => pack.entry(header, (err) => (err ? reject(err) : resolve())));
+      }
+    }
+    pack.finalize();
+  })().catch((err: unknown) => pack.destroy(err as Error));
+  return pack as unknown as Readable;
+}

@@ -1,0 +1,103 @@
+import { chmodSync, linkSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync, renameSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import tar from 'tar-stream';
+import { afterEach, describe, expect, test } from 'vitest';
+import { diff, layerTar, snapshot } from '../../src/snapshot/diff.js';
+import { applyLayer } from '../../src/rootfs/apply.js';
+
+const dirs: string[] = [];
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+const tmp = () => {
+  const d = mkdtempSync(path.join(tmpdir(), 'gantry-snap-'));
+  dirs.push(d);
+  return d;
+};
+
+async function entries(stream: NodeJS.ReadableStream): Promise<{ name: string; type: string; linkname?: string | null; body: string; mode?: number }[]> {
+  const extract = tar.extract();
+  const out: { name: string; type: string; linkname?: string | null; body: string; mode?: number }[] = [];
+  const done = (async () => {
+    for await (const e of extract) {
+      let body = '';
+      for await (const c of e) body += (c as Buffer).toString();
+      out.push({ name: e.header.name, type: e.header.type ?? 'file', linkname: e.header.linkname, body, mode: e.header.mode });
+    }
+  })();
+  stream.pipe(extract);
+  await done;
+  return out;
+}
+
+describe('snapshot diff', () => {
+  test('adds, changes, chmod-only changes, deletions, replaced directories, hard links', async () => {
+    const root = tmp();
+    mkdirSync(path.join(root, 'etc'));
+    writeFileSync(path.join(root, 'etc/keep'), 'same');
+    writeFileSync(path.join(root, 'etc/edit'), 'old');
+    writeFileSync(path.join(root, 'etc/mode'), 'x');
+    writeFileSync(path.join(root, 'etc/del'), 'x');
+    mkdirSync(path.join(root, 'gone/sub'), { recursive: true });
+    writeFileSync(path.join(root, 'gone/sub/f'), 'x');
+    mkdirSync(path.join(root, 'redo'));
+    writeFileSync(path.join(root, 'redo/old'), 'x');
+    const before = await snapshot(root);
+    await new Promise((r) => setTimeout(r, 20));
+    writeFileSync(path.join(root, 'etc/edit'), 'new!');
+    chmodSync(path.join(root, 'etc/mode'), 0o600);
+    rmSync(path.join(root, 'etc/del'));
+    rmSync(path.join(root, 'gone'), { recursive: true });
+    renameSync(path.join(root, 'redo'), path.join(root, 'redo.tmp'));
+    mkdirSync(path.join(root, 'redo'));
+    rmSync(path.join(root, 'redo.tmp'), { recursive: true });
+    writeFileSync(path.join(root, 'redo/new'), 'y');
+    writeFileSync(path.join(root, 'a'), 'hard');
+    linkSync(path.join(root, 'a'), path.join(root, 'b'));
+    symlinkSync('/etc/keep', path.join(root, 'ln'));
+    const after = await snapshot(root);
+    const changes = diff(before, after);
+    expect(changes.map((c) => `${c.kind}:${c.path}`)).toEqual([
+      '.wh.gone',
+      'add:a',
+      'add:b',
+      'whiteout:etc/.wh.del',
+      'add:etc/edit',
+      'add:etc/mode',
+      'add:ln',
+      'add:redo',
+      'opaque:redo/.wh..wh..opq',
+      'add:redo/new',
+    ].map((s) => (s.startsWith('.wh.') ? `whiteout:${s}` : s)));
+    const tarEntries = await entries(layerTar(root, after, changes, { sourceDateEpoch: 0 }));
+    const byName = Object.fromEntries(tarEntries.map((e) => [e.name, e]));
+    expect(byName['b']).toMatchObject({ type: 'link', linkname: 'a' });
+    expect(byName['ln']).toMatchObject({ type: 'symlink', linkname: '/etc/keep' });
+    expect(byName['etc/mode']?.mode).toBe(0o600);
+    expect(byName['etc/edit']?.body).toBe('new!');
+
+    // Applying the diff to a copy of the old tree gives the new tree.
+    const copy = tmp();
+    mkdirSync(path.join(copy, 'etc'));
+    writeFileSync(path.join(copy, 'etc/keep'), 'same');
+    writeFileSync(path.join(copy, 'etc/edit'), 'old');
+    writeFileSync(path.join(copy, 'etc/mode'), 'x');
+    writeFileSync(path.join(copy, 'etc/del'), 'x');
+    mkdirSync(path.join(copy, 'gone/sub'), { recursive: true });
+    mkdirSync(path.join(copy, 'redo'));
+    writeFileSync(path.join(copy, 'redo/old'), 'x');
+    await applyLayer(copy, layerTar(root, after, changes) as never);
+    const left = [...(await snapshot(copy)).entries()].map(([p, e]) => `${p}:${e.type}:${e.mode.toString(8)}:${e.size}`).sort();
+    const right = [...after.entries()].map(([p, e]) => `${p}:${e.type}:${e.mode.toString(8)}:${e.size}`).sort();
+    expect(left).toEqual(right);
+  });
+
+  test('nothing changed → no entries', async () => {
+    const root = tmp();
+    writeFileSync(path.join(root, 'f'), 'x');
+    const a = await snapshot(root);
+    const b = await snapshot(root);
+    expect(diff(a, b)).toEqual([]);
+  });
+});

@@ -1,0 +1,174 @@
+/**
+ * Run a command inside a root filesystem directory.
+ *
+ * - `bwrap` (bubblewrap): the rootfs bind-mounted as `/`, a fresh `/proc`, a minimal
+ *   `/dev`, new pid/ipc/uts (and net, for `--network=none`) namespaces, the environment
+ *   cleared and set, the process killed with its parent.
+ * - `chroot`: `unshare` for the namespaces and coreutils `chroot --userspec` for the user,
+ *   as root. Used for non-root USERs (bwrap can only change the uid inside a user
+ *   namespace, which would make files the command creates belong to the wrong owner) and
+ *   where bwrap is missing.
+ *
+ * The host's resolv.conf, hosts and hostname are bind-mounted read-only over files that
+ * are created for the run and removed after it, so they never enter a layer. Only stdin,
+ * stdout and stderr reach the process.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { lstat, mkdir, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { SandboxError } from '../errors/index.js';
+
+export type Isolation = 'auto' | 'bwrap' | 'chroot';
+
+export interface RunSpec {
+  rootfs: string;
+  argv: string[];
+  env: string[];
+  /** Working directory inside the rootfs (created when missing). */
+  cwd: string;
+  /** Numeric user and group to run as. */
+  uid: number;
+  gid: number;
+  /** Supplementary groups. */
+  groups?: number[];
+  network?: 'default' | 'none' | 'host';
+  isolation?: Isolation;
+  onStdout?: (chunk: Buffer) => void;
+  onStderr?: (chunk: Buffer) => void;
+  signal?: AbortSignal;
+}
+
+export interface RunResult {
+  exitCode: number;
+  /** The host paths of mount points created for the run (removed again); excluded from snapshots. */
+  isolation: 'bwrap' | 'chroot';
+}
+
+const HOST_FILES = ['/etc/resolv.conf', '/etc/hosts', '/etc/hostname'];
+const BWRAP = ['/usr/bin/bwrap', '/bin/bwrap'];
+
+export function findBwrap(): string | undefined {
+  return BWRAP.find((p) => existsSync(p));
+}
+
+/** Files and directories the sandbox mounts over; the snapshot must not look at them. */
+export const SANDBOX_PATHS: ReadonlySet<string> = new Set(['proc', 'dev', 'sys', 'etc/resolv.conf', 'etc/hosts', 'etc/hostname']);
+
+/** Create what the mounts need inside the rootfs; returns what was created, to remove after the run. */
+async function prepareMountPoints(rootfs: string, wantHostFiles: string[]): Promise<string[]> {
+  const created: string[] = [];
+  for (const dir of ['proc', 'dev']) {
+    const p = path.join(rootfs, dir);
+    if (!(await lstat(p).catch(() => undefined))) {
+      await mkdir(p, { mode: 0o755 });
+      created.push(p);
+    }
+  }
+  for (const f of wantHostFiles) {
+    const target = path.join(rootfs, f);
+    const st = await lstat(target).catch(() => undefined);
+    if (st && !st.isFile()) continue; // a symlink or something else: leave it alone, do not mount over it
+    if (!st) {
+      const dir = path.dirname(target);
+      const dst = await lstat(dir).catch(() => undefined);
+      if (!dst) {
+        await mkdir(dir, { recursive: true, mode: 0o755 });
+        created.push(dir);
+      } else if (!dst.isDirectory()) continue;
+      await writeFile(target, '', { flag: 'wx', mode: 0o644 });
+      created.push(target);
+    }
+  }
+  return created;
+}
+
+function spawnAndWait(cmd: string, args: string[], spec: RunSpec, env: NodeJS.ProcessEnv): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env, detached: false });
+    child.stdout.on('data', (d: Buffer) => spec.onStdout?.(d));
+    child.stderr.on('data', (d: Buffer) => spec.onStderr?.(d));
+    const abort = () => child.kill('SIGKILL');
+    spec.signal?.addEventListener('abort', abort, { once: true });
+    child.on('error', (err) => reject(new SandboxError('SANDBOX_SPAWN', `cannot start ${cmd}: ${err.message}`, { cause: err })));
+    child.on('close', (code, sig) => {
+      spec.signal?.removeEventListener('abort', abort);
+      if (spec.signal?.aborted) reject(new SandboxError('SANDBOX_ABORTED', 'the build was aborted'));
+      else resolve(code ?? 128 + (sig ? 9 : 0));
+    });
+  });
+}
+
+export async function runInSandbox(spec: RunSpec): Promise<RunResult> {
+  const wanted = spec.isolation ?? 'auto';
+  const bwrap = findBwrap();
+  let mode: 'bwrap' | 'chroot';
+  if (wanted === 'bwrap') {
+    if (!bwrap) throw new SandboxError('SANDBOX_MISSING', 'bubblewrap (bwrap) is not installed; use --isolation chroot as root');
+    mode = 'bwrap';
+  } else if (wanted === 'chroot') mode = 'chroot';
+  else mode = bwrap && spec.uid === 0 && spec.gid === 0 ? 'bwrap' : 'chroot';
+  if (mode === 'chroot' && process.getuid?.() !== 0) {
+    throw new SandboxError('SANDBOX_PRIVILEGE', 'the chroot sandbox needs root (bubblewrap runs as root only for USER root)');
+  }
+  const hostFiles = HOST_FILES.filter((f) => existsSync(f));
+  const created = await prepareMountPoints(spec.rootfs, hostFiles.map((f) => f.slice(1)));
+  const cwd = path.posix.resolve('/', spec.cwd || '/');
+  try {
+    const exitCode = mode === 'bwrap' ? await runBwrap(bwrap as string, spec, cwd, hostFiles) : await runChroot(spec, cwd, hostFiles);
+    return { exitCode, isolation: mode };
+  } finally {
+    for (const p of created.reverse()) await rm(p, { recursive: true, force: true }).catch(() => undefined);
+  }
+}
+
+async function runBwrap(bwrap: string, spec: RunSpec, cwd: string, hostFiles: string[]): Promise<number> {
+  const args = [
+    '--bind', spec.rootfs, '/',
+    '--proc', '/proc',
+    '--dev', '/dev',
+    '--unshare-pid', '--unshare-ipc', '--unshare-uts', '--unshare-cgroup-try',
+    ...(spec.network === 'none' ? ['--unshare-net'] : []),
+    '--die-with-parent', '--new-session',
+    '--hostname', 'gantry',
+    '--clearenv',
+  ];
+  for (const f of hostFiles) args.push('--ro-bind', f, f);
+  for (const kv of spec.env) {
+    const eq = kv.indexOf('=');
+    args.push('--setenv', eq < 0 ? kv : kv.slice(0, eq), eq < 0 ? '' : kv.slice(eq + 1));
+  }
+  // The working directory is created inside the rootfs by the shell-free mkdir below.
+  await mkdir(path.join(spec.rootfs, cwd), { recursive: true }).catch(() => undefined);
+  args.push('--chdir', cwd, '--', ...spec.argv);
+  return spawnAndWait(bwrap, args, spec, {});
+}
+
+function shellQuote(s: string): string {
+  return `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+async function runChroot(spec: RunSpec, cwd: string, hostFiles: string[]): Promise<number> {
+  await mkdir(path.join(spec.rootfs, cwd), { recursive: true }).catch(() => undefined);
+  const root = spec.rootfs;
+  const q = (p: string) => shellQuote(path.join(root, p));
+  // Runs in the new mount namespace with the host's tools (absolute paths), then enters the
+  // root with util-linux unshare (chroot, chdir, setgid, setuid, exec with the image's PATH).
+  const setup = [
+    'set -e',
+    '/usr/bin/mount --make-rprivate /',
+    `/usr/bin/mount -t proc proc ${q('proc')}`,
+    `/usr/bin/mount -t tmpfs -o mode=755,nosuid dev ${q('dev')}`,
+    ...['null', 'zero', 'full', 'random', 'urandom', 'tty'].map((d) => `/usr/bin/touch ${q(`dev/${d}`)} && /usr/bin/mount --bind /dev/${d} ${q(`dev/${d}`)}`),
+    `/usr/bin/ln -s /proc/self/fd ${q('dev/fd')}`,
+    ...hostFiles.map((f) => `if [ -f ${q(f)} ] && [ ! -L ${q(f)} ]; then /usr/bin/mount --bind -o ro ${f} ${q(f)}; fi`),
+    `exec /usr/bin/unshare --root=${shellQuote(root)} --wd=${shellQuote(cwd)} --setgid ${spec.gid} --setuid ${spec.uid} -- "$@"`,
+  ].join('\n');
+  const args = ['--mount', '--pid', '--fork', '--ipc', '--uts', ...(spec.network === 'none' ? ['--net'] : []), '--kill-child', '/bin/sh', '-c', setup, 'gantry-sandbox', ...spec.argv];
+  const env: NodeJS.ProcessEnv = {};
+  for (const kv of spec.env) {
+    const eq = kv.indexOf('=');
+    env[eq < 0 ? kv : kv.slice(0, eq)] = eq < 0 ? '' : kv.slice(eq + 1);
+  }
+  return spawnAndWait('/usr/bin/unshare', args, spec, env);
+}

@@ -1,0 +1,83 @@
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, test } from 'vitest';
+import { runInSandbox, type Isolation } from '../../src/sandbox/run.js';
+import { snapshot } from '../../src/snapshot/diff.js';
+import { SANDBOX_PATHS } from '../../src/sandbox/run.js';
+import { makeBusyboxRootfs } from '../helpers/rootfs.js';
+import { haveTool } from '../helpers/tools.js';
+
+const base = mkdtempSync(path.join(tmpdir(), 'gantry-sandbox-'));
+afterAll(() => rmSync(base, { recursive: true, force: true }));
+const isRoot = process.getuid?.() === 0;
+
+async function run(rootfs: string, argv: string[], opts: { isolation?: Isolation; uid?: number; gid?: number; network?: 'none' | 'default'; env?: string[]; cwd?: string } = {}) {
+  let out = '';
+  let err = '';
+  const r = await runInSandbox({
+    rootfs,
+    argv,
+    env: opts.env ?? ['PATH=/bin'],
+    cwd: opts.cwd ?? '/',
+    uid: opts.uid ?? 0,
+    gid: opts.gid ?? 0,
+    ...(opts.network ? { network: opts.network } : {}),
+    ...(opts.isolation ? { isolation: opts.isolation } : {}),
+    onStdout: (d) => (out += d.toString()),
+    onStderr: (d) => (err += d.toString()),
+  });
+  return { ...r, out, err };
+}
+
+describe.each(['bwrap', 'chroot'] as const)('sandbox: %s', (isolation) => {
+  test('runs in the rootfs with its env, cwd and fresh /proc; exit codes come back', async () => {
+    if (isolation === 'bwrap') haveTool('bwrap');
+    if (!isRoot && isolation === 'chroot') return;
+    const rootfs = makeBusyboxRootfs(path.join(base, `r-${isolation}`));
+    const r = await run(rootfs, ['sh', '-c', 'echo "$GREETING from $(pwd)"; ls /proc/self >/dev/null && echo proc-ok; echo data > /tmp/out; exit 3'], {
+      isolation,
+      env: ['PATH=/bin', 'GREETING=hello'],
+      cwd: '/work/dir',
+    });
+    expect(r.isolation).toBe(isolation);
+    expect(r.out).toBe('hello from /work/dir\nproc-ok\n');
+    expect(r.exitCode).toBe(3);
+    expect(readFileSync(path.join(rootfs, 'tmp/out'), 'utf8')).toBe('data\n');
+  });
+
+  test('resolv.conf and friends are mounted, then gone; nothing of the sandbox enters a snapshot', async () => {
+    if (isolation === 'bwrap') haveTool('bwrap');
+    if (!isRoot && isolation === 'chroot') return;
+    const rootfs = makeBusyboxRootfs(path.join(base, `s-${isolation}`));
+    const before = await snapshot(rootfs, { exclude: SANDBOX_PATHS });
+    const r = await run(rootfs, ['sh', '-c', 'cat /etc/hosts >/dev/null && echo ok'], { isolation });
+    expect(r.out).toBe('ok\n');
+    expect(existsSync(path.join(rootfs, 'etc/resolv.conf'))).toBe(false);
+    expect(existsSync(path.join(rootfs, 'proc'))).toBe(false);
+    const after = await snapshot(rootfs, { exclude: SANDBOX_PATHS });
+    expect([...after.keys()]).toEqual([...before.keys()]);
+  });
+
+  test('--network=none has only loopback', async () => {
+    if (isolation === 'bwrap') haveTool('bwrap');
+    if (!isRoot && isolation === 'chroot') return;
+    const rootfs = makeBusyboxRootfs(path.join(base, `n-${isolation}`));
+    const r = await run(rootfs, ['sh', '-c', 'cat /proc/net/dev | tail -n +3 | cut -d: -f1 | tr -d " "'], { isolation, network: 'none' });
+    expect(r.out.trim()).toBe('lo');
+  });
+});
+
+describe('users', () => {
+  test('a non-root USER runs with its uid and gid, and what it writes belongs to it', async () => {
+    if (!isRoot) return;
+    const rootfs = makeBusyboxRootfs(path.join(base, 'u'));
+    writeFileSync(path.join(rootfs, 'etc/passwd'), 'root:x:0:0::/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n');
+    const { chmodSync } = await import('node:fs');
+    chmodSync(path.join(rootfs, 'tmp'), 0o1777);
+    const r = await run(rootfs, ['sh', '-c', 'id -u; id -g; echo x > /tmp/mine'], { uid: 1000, gid: 1000 });
+    expect(r.isolation).toBe('chroot');
+    expect(r.out).toBe('1000\n1000\n');
+    expect(statSync(path.join(rootfs, 'tmp/mine')).uid).toBe(1000);
+  });
+});

@@ -31,6 +31,7 @@ export { expand, expandWord, expandWords, envFromMap } from './dockerfile/shell.
 export { parsePlatform, formatPlatform, hostPlatform, type Platform } from './oci/platform.js';
 
 export { resolveRoot } from './store/root.js';
+import { resolveRoot as resolveRootDefault } from './store/root.js';
 
 export const version: string = '0.1.0';
 
@@ -140,3 +141,54 @@ export { lookupCredentials, dockerConfigPath } from './registry/credentials.js';
 export type { PullResult, PullProgress } from './registry/pull.js';
 export type { PushResult } from './registry/push.js';
 export { RegistryClient, type Credentials, type CredentialLookup } from './registry/client.js';
+
+// --- building --------------------------------------------------------------------------
+export { execute, BuildError, type ExecuteOptions, type ExecuteResult, type ProgressEvent } from './build/executor.js';
+import { execute as executeBuild, type ExecuteResult as BuildExecResult, type ProgressEvent as BuildProgressEvent } from './build/executor.js';
+import type { RegistryAccess as Access } from './build/registry.js';
+import type { Isolation } from './sandbox/run.js';
+export type { Isolation } from './sandbox/run.js';
+
+export interface BuildOptions extends Access {
+  /** The store (default: resolveRoot()). */
+  root?: string;
+  context?: string;
+  /** Dockerfile path; default <context>/Dockerfile; '-' is standard input. */
+  dockerfile?: string;
+  tags?: string[];
+  buildArgs?: Record<string, string>;
+  target?: string;
+  platform?: string;
+  noCache?: boolean;
+  /** Seconds since the epoch for every created time; default $SOURCE_DATE_EPOCH when set. */
+  sourceDateEpoch?: number;
+  isolation?: Isolation;
+  onProgress?: (e: BuildProgressEvent) => void;
+  signal?: AbortSignal;
+}
+
+/** Build a Dockerfile into the store. Resolves to the image's digests and the plan it followed. */
+export async function build(options: BuildOptions = {}): Promise<BuildExecResult> {
+  const context = options.context ?? '.';
+  const { file, text } = await loadDockerfile({ context, ...(options.dockerfile !== undefined ? { dockerfile: options.dockerfile } : {}) });
+  const envEpoch = process.env.SOURCE_DATE_EPOCH;
+  const sde = options.sourceDateEpoch ?? (envEpoch !== undefined && /^\d+$/.test(envEpoch) ? Number(envEpoch) : undefined);
+  return executeBuild({
+    root: options.root ?? resolveRootDefault(),
+    context,
+    dockerfile: file,
+    text,
+    ...(options.tags ? { tags: options.tags } : {}),
+    ...(options.buildArgs ? { buildArgs: options.buildArgs } : {}),
+    ...(options.target ? { target: options.target } : {}),
+    ...(options.platform ? { platform: options.platform } : {}),
+    ...(options.noCache ? { noCache: true } : {}),
+    ...(sde !== undefined ? { sourceDateEpoch: sde } : {}),
+    ...(options.isolation ? { isolation: options.isolation } : {}),
+    ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+    ...(options.signal ? { signal: options.signal } : {}),
+    ...(options.insecureRegistries ? { insecureRegistries: options.insecureRegistries } : {}),
+    ...(options.credentials ? { credentials: options.credentials } : {}),
+    ...(options.caCertFile ? { caCertFile: options.caCertFile } : {}),
+  });
+}

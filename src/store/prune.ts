@@ -9,9 +9,10 @@ import path from 'node:path';
 import { INDEX_TYPES, MANIFEST_TYPES } from '../oci/media-types.js';
 import { REF_NAME_ANNOTATION, type Descriptor, type Index, type Manifest } from '../oci/types.js';
 import { DANGLING_ANNOTATION, Store } from './store.js';
+import { LayerCache } from './cache.js';
 
 export interface PruneOptions {
-  /** Remove every untagged image, not only dangling ones. */
+  /** Remove every untagged image, not only dangling ones, and the build cache. */
   all?: boolean;
 }
 
@@ -40,7 +41,11 @@ export async function pruneStore(root: string, options: PruneOptions = {}): Prom
     });
     await store.writeIndex(index);
 
+    const cache = new LayerCache(store);
+    if (options.all) await cache.clear();
     const keep = await store.liveLeases();
+    // The build cache keeps its layers, unless --all cleared it above.
+    for (const d of await cache.referenced()) keep.add(d);
     const visit = async (d: Descriptor): Promise<void> => {
       if (keep.has(d.digest)) return;
       keep.add(d.digest);

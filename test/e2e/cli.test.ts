@@ -120,10 +120,12 @@ describe('gantry build --dry-run', () => {
     expect(target.stderr).toContain('target stage "nope" could not be found');
   });
 
-  test('without --dry-run it says that executing builds is not there yet', async () => {
-    const r = await gantry(['build', 'examples/hello']);
-    expect(r.exitCode).toBe(2);
-    expect(r.stderr).toContain('executing builds is not implemented yet');
+  test('without --dry-run, a base image that is neither in the store nor reachable is a clear error', async () => {
+    // Only loopback is ever contacted: port 9 on 127.0.0.1 refuses the connection.
+    const ctx = tempContext({ Dockerfile: 'FROM 127.0.0.1:9/nothing:1\nRUN true\n' });
+    const r = await gantry(['--root', path.join(ctx, 'store'), 'build', ctx], { env: { DOCKER_CONFIG: ctx } });
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toContain('127.0.0.1:9/v2/nothing/manifests/1');
   });
 });
 

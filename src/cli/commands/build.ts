@@ -1,5 +1,6 @@
 import type { Argv } from 'yargs';
-import { planBuild, type GantryError } from '../../index.js';
+import { writeFile } from 'node:fs/promises';
+import { build, planBuild, push, type GantryError, type ProgressEvent } from '../../index.js';
 import { parseBuildArgs, repeatable } from '../build-args.js';
 import { formatPlan, formatWarning } from '../output.js';
 import type { GlobalOptions } from '../main.js';
@@ -12,6 +13,15 @@ export interface BuildArgs extends GlobalOptions {
   platform?: string;
   'dry-run': boolean;
   format: 'text' | 'json';
+  tag: string[];
+  'no-cache': boolean;
+  'source-date-epoch'?: number;
+  isolation: 'auto' | 'bwrap' | 'chroot';
+  progress: 'auto' | 'plain' | 'json' | 'tty';
+  iidfile?: string;
+  'metadata-file'?: string;
+  push: boolean;
+  'insecure-registry': string[];
 }
 
 export function buildCommand(yargs: Argv<GlobalOptions>): Argv<GlobalOptions> {
@@ -26,13 +36,62 @@ export function buildCommand(yargs: Argv<GlobalOptions>): Argv<GlobalOptions> {
         .option('target', { type: 'string', describe: 'build this stage and what it needs' })
         .option('platform', { type: 'string', describe: 'target platform (os/arch[/variant])' })
         .option('dry-run', { type: 'boolean', default: false, describe: 'print the build plan and warnings; execute nothing' })
-        .option('format', { choices: ['text', 'json'] as const, default: 'text' as const, describe: 'output format of --dry-run' }) as unknown as Argv<BuildArgs>,
+        .option('format', { choices: ['text', 'json'] as const, default: 'text' as const, describe: 'output format of --dry-run' })
+        .option('tag', { alias: 't', ...repeatable('name the image (repeatable)') })
+        .option('no-cache', { type: 'boolean', default: false, describe: 'run every step, ignoring the layer cache' })
+        .option('source-date-epoch', { type: 'number', describe: 'created times (and clamped file times) for a reproducible image; default $SOURCE_DATE_EPOCH' })
+        .option('isolation', { choices: ['auto', 'bwrap', 'chroot'] as const, default: 'auto' as const, describe: 'how RUN is sandboxed' })
+        .option('progress', { choices: ['auto', 'plain', 'json', 'tty'] as const, default: 'auto' as const, describe: 'progress output' })
+        .option('iidfile', { type: 'string', describe: 'write the image ID (config digest) to this file' })
+        .option('metadata-file', { type: 'string', describe: 'write build metadata (JSON) to this file' })
+        .option('push', { type: 'boolean', default: false, describe: 'push the tagged image(s) after the build' })
+        .option('insecure-registry', repeatable('reach this registry host[:port] over plain HTTP')) as unknown as Argv<BuildArgs>,
     async (argv) => {
       if (!argv['dry-run']) {
-        // Executing builds arrives with the build engine; planning works today.
-        throw Object.assign(new Error('executing builds is not implemented yet: use --dry-run to see the plan'), {
-          exitCode: 2,
+        const json = argv.progress === 'json';
+        const onProgress = (e: ProgressEvent) => {
+          if (json) {
+            process.stderr.write(JSON.stringify(e.type === 'plan' ? { type: 'plan', stages: e.plan.stages.length } : e) + '\n');
+            return;
+          }
+          if (e.type === 'step') {
+            if (e.status === 'start') process.stderr.write(`#${e.id} ${e.name}\n`);
+            else if (e.status === 'cached') process.stderr.write(`#${e.id} CACHED\n`);
+            else if (e.seconds !== undefined && e.seconds > 0) process.stderr.write(`#${e.id} DONE ${e.seconds.toFixed(1)}s\n`);
+          } else if (e.type === 'output') {
+            for (const line of e.text.split('\n').filter((l) => l !== '')) process.stderr.write(`#${e.id} ${line}\n`);
+          }
+        };
+        const result = await build({
+          root: argv.root,
+          context: argv.context,
+          ...(argv.file !== undefined ? { dockerfile: argv.file } : {}),
+          tags: argv.tag,
+          buildArgs: parseBuildArgs(argv['build-arg']),
+          ...(argv.target !== undefined ? { target: argv.target } : {}),
+          ...(argv.platform !== undefined ? { platform: argv.platform } : {}),
+          noCache: argv['no-cache'],
+          ...(argv['source-date-epoch'] !== undefined ? { sourceDateEpoch: argv['source-date-epoch'] } : {}),
+          isolation: argv.isolation,
+          insecureRegistries: argv['insecure-registry'],
+          onProgress,
         });
+        for (const w of result.plan.warnings) process.stderr.write(formatWarning(w) + '\n');
+        if (argv.iidfile) await writeFile(argv.iidfile, result.configDigest);
+        if (argv['metadata-file']) {
+          await writeFile(
+            argv['metadata-file'],
+            JSON.stringify({ 'containerimage.digest': result.digest, 'containerimage.config.digest': result.configDigest, 'image.name': result.tags.join(',') }, null, 2),
+          );
+        }
+        if (argv.push) {
+          for (const t of result.tags) {
+            const r = await push({ root: argv.root, image: t, insecureRegistries: argv['insecure-registry'] });
+            process.stderr.write(`pushed ${r.name}: ${r.digest}\n`);
+          }
+        }
+        process.stdout.write(result.configDigest + '\n');
+        return;
       }
       const plan = await planBuild({
         context: argv.context,

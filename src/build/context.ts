@@ -1,0 +1,142 @@
+/**
+ * The build context: .dockerignore rules (Docker's own semantics, via @balena/dockerignore),
+ * source paths resolved inside the context (a symlink given as a source is followed inside
+ * the context; `..` cannot leave it), Docker-style globs, and a content checksum for the
+ * cache key (names, modes, link targets, contents — never times).
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { lstat, readdir, readFile, readlink } from 'node:fs/promises';
+import path from 'node:path';
+import dockerignore from '@balena/dockerignore';
+import { GantryError } from '../errors/index.js';
+import { components, resolveInRoot } from '../rootfs/resolve.js';
+
+export type IgnoreFilter = (rel: string) => boolean;
+
+/** Rules from `<Dockerfile>.dockerignore` beside the Dockerfile, else `<context>/.dockerignore`. */
+export async function loadIgnore(context: string, dockerfile?: string): Promise<IgnoreFilter> {
+  const candidates = [...(dockerfile && dockerfile !== '-' ? [`${dockerfile}.dockerignore`] : []), path.join(context, '.dockerignore')];
+  for (const file of candidates) {
+    const text = await readFile(file, 'utf8').catch(() => undefined);
+    if (text === undefined) continue;
+    const ig = (dockerignore as unknown as (o?: object) => { add(p: string[]): { ignores(p: string): boolean } })({ ignorecase: false }).add(text.split(/\r?\n/));
+    return (rel: string) => rel !== '' && ig.ignores(rel);
+  }
+  return () => false;
+}
+
+export interface SourceItem {
+  /** Host path of the source. */
+  host: string;
+  /** Path relative to the source root, for the checksum and messages. */
+  rel: string;
+  /** The name the item gets at the destination (basename of the source as given). */
+  name: string;
+  isDir: boolean;
+}
+
+const GLOB = /[*?[]/;
+
+function globToRegex(pattern: string): RegExp {
+  let re = '';
+  for (let i = 0; i < pattern.length; i++) {
+    const c = pattern[i] as string;
+    if (c === '*') re += '[^/]*';
+    else if (c === '?') re += '[^/]';
+    else if (c === '[') {
+      const end = pattern.indexOf(']', i + 1);
+      if (end < 0) re += '\\[';
+      else {
+        let body = pattern.slice(i + 1, end);
+        if (body.startsWith('^') || body.startsWith('!')) body = '^' + body.slice(1);
+        re += `[${body.replace(/\\/g, '\\\\')}]`;
+        i = end;
+      }
+    } else if (c === '\\' && i + 1 < pattern.length) re += '\\' + (pattern[++i] as string);
+    else re += c.replace(/[.+^${}()|]/g, '\\$&');
+  }
+  return new RegExp(`^${re}$`);
+}
+
+/**
+ * Resolve COPY/ADD sources in a source root (the context, a stage's rootfs, an image's).
+ * `ignore` filters context files; `fromContext` makes `..` that leaves the root an error.
+ */
+export async function resolveSources(root: string, sources: string[], ignore: IgnoreFilter, what: string, fromContext: boolean): Promise<SourceItem[]> {
+  const out: SourceItem[] = [];
+  for (const src of sources) {
+    const parts = components(src);
+    if (fromContext) {
+      let depth = 0;
+      for (const p of parts) {
+        depth += p === '..' ? -1 : 1;
+        if (depth < 0) throw new GantryError('COPY_OUTSIDE_CONTEXT', `${what}: "${src}" is outside the build context`);
+      }
+    }
+    if (GLOB.test(src)) {
+      const matches = await globIn(root, parts.filter((p) => p !== '..'), ignore);
+      if (matches.length === 0) throw new GantryError('COPY_NO_SOURCE', `${what}: no source files were specified (no match for "${src}")`);
+      out.push(...matches);
+      continue;
+    }
+    const { host, inner } = await resolveInRoot(root, src);
+    const rel = inner.slice(1);
+    const st = await lstat(host).catch(() => undefined);
+    if (!st || (fromContext && rel !== '' && ignore(rel))) {
+      throw new GantryError('COPY_NO_SOURCE', `${what}: "${src}" not found${fromContext ? ' in the build context (or excluded by .dockerignore)' : ''}`);
+    }
+    out.push({ host, rel, name: parts.length ? path.posix.basename(rel) : '', isDir: st.isDirectory() });
+  }
+  return out;
+}
+
+async function globIn(root: string, parts: string[], ignore: IgnoreFilter): Promise<SourceItem[]> {
+  let current: { host: string; rel: string }[] = [{ host: root, rel: '' }];
+  for (const [i, part] of parts.entries()) {
+    const next: { host: string; rel: string }[] = [];
+    for (const c of current) {
+      if (!GLOB.test(part)) {
+        next.push({ host: path.join(c.host, part), rel: c.rel ? `${c.rel}/${part}` : part });
+        continue;
+      }
+      const re = globToRegex(part);
+      const names = await readdir(c.host).catch(() => [] as string[]);
+      for (const n of names.sort()) if (re.test(n)) next.push({ host: path.join(c.host, n), rel: c.rel ? `${c.rel}/${n}` : n });
+    }
+    current = i === parts.length - 1 ? next : next;
+  }
+  const out: SourceItem[] = [];
+  for (const c of current) {
+    const st = await lstat(c.host).catch(() => undefined);
+    if (!st || ignore(c.rel)) continue;
+    out.push({ host: c.host, rel: c.rel, name: path.posix.basename(c.rel), isDir: st.isDirectory() });
+  }
+  return out;
+}
+
+/** A checksum of everything copying these sources depends on: names, types, modes, link targets, contents. */
+export async function checksumSources(items: SourceItem[], ignore: IgnoreFilter): Promise<string> {
+  const h = createHash('sha256');
+  const visit = async (host: string, rel: string): Promise<void> => {
+    const st = await lstat(host);
+    h.update(`${rel}\0${st.mode}\0${st.uid}:${st.gid}\0`);
+    if (st.isSymbolicLink()) h.update(`L${await readlink(host)}\0`);
+    else if (st.isFile()) {
+      const fh = createHash('sha256');
+      for await (const c of createReadStream(host)) fh.update(c as Buffer);
+      h.update(`F${st.size}:${fh.digest('hex')}\0`);
+    } else if (st.isDirectory()) {
+      for (const n of (await readdir(host)).sort()) {
+        const childRel = rel ? `${rel}/${n}` : n;
+        if (ignore(childRel)) continue;
+        await visit(path.join(host, n), childRel);
+      }
+    }
+  };
+  for (const item of items) {
+    h.update(`item\0${item.name}\0`);
+    await visit(item.host, item.rel);
+  }
+  return h.digest('hex');
+}

@@ -1,0 +1,398 @@
+/**
+ * The build executor: walks a BuildPlan stage by stage. Config-only steps change the image
+ * config and history. RUN, COPY, ADD and WORKDIR (when it creates the directory) change
+ * the root filesystem and become a diff layer, unless the layer cache already has the
+ * step: its key chains the parent key, the step as the planner resolved it, and for
+ * COPY/ADD a checksum of the sources' names, modes, link targets and contents.
+ *
+ * Root filesystems are materialised lazily (a fully cached build never unpacks anything)
+ * in the store's temp area and removed at the end.
+ */
+import { createHash } from 'node:crypto';
+import { mkdir, rm, lstat, chown } from 'node:fs/promises';
+import path from 'node:path';
+import { PassThrough, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGunzip, createGzip } from 'node:zlib';
+import { GantryError } from '../errors/index.js';
+import type { Image } from '../image/image.js';
+import { layerCompression, MediaType } from '../oci/media-types.js';
+import { VerifyStream } from '../oci/digest.js';
+import { formatReference, normalizeReference } from '../oci/reference.js';
+import type { Descriptor, HistoryEntry, ImageConfig } from '../oci/types.js';
+import { parsePlatform } from '../oci/platform.js';
+import { DEFAULT_PATH, plan as makePlan, type BaseImageInfo, type BuildPlan, type PlannedStage, type Step } from '../plan/planner.js';
+import { applyLayer } from '../rootfs/apply.js';
+import { resolveInRoot } from '../rootfs/resolve.js';
+import { runInSandbox, type Isolation } from '../sandbox/run.js';
+import { diff, layerTar, snapshot } from '../snapshot/diff.js';
+import { LayerCache } from '../store/cache.js';
+import { findEntries, loadImage, writeImage } from '../store/images.js';
+import { Store } from '../store/store.js';
+import { applyConfigStep, type ConfigState } from './config.js';
+import { checksumSources, loadIgnore, resolveSources, type IgnoreFilter } from './context.js';
+import { copyInto } from './copy.js';
+import { pull, type RegistryAccess } from './registry.js';
+import { resolveUser } from './users.js';
+
+export type ProgressEvent =
+  | { type: 'plan'; plan: BuildPlan }
+  | { type: 'step'; id: number; name: string; status: 'start' | 'cached' | 'done'; seconds?: number }
+  | { type: 'output'; id: number; stream: 'stdout' | 'stderr'; text: string }
+  | { type: 'image'; digest: string; configDigest: string; tags: string[] };
+
+export interface ExecuteOptions extends RegistryAccess {
+  root: string;
+  context: string;
+  /** Dockerfile path (for messages and <Dockerfile>.dockerignore). */
+  dockerfile: string;
+  text: string;
+  tags?: string[];
+  buildArgs?: Record<string, string>;
+  target?: string;
+  platform?: string;
+  noCache?: boolean;
+  sourceDateEpoch?: number;
+  isolation?: Isolation;
+  onProgress?: (e: ProgressEvent) => void;
+  signal?: AbortSignal;
+}
+
+export interface ExecuteResult {
+  /** Manifest digest of the target image. */
+  digest: string;
+  configDigest: string;
+  descriptor: Descriptor;
+  tags: string[];
+  plan: BuildPlan;
+}
+
+interface LayerRef {
+  digest: string;
+  size: number;
+  diffId: string;
+  mediaType: string;
+}
+
+interface StageState {
+  config: ImageConfig;
+  layers: LayerRef[];
+  key: string;
+  rootfs?: string;
+  configState: ConfigState;
+}
+
+export class BuildError extends GantryError {}
+
+const sha = (s: string): string => createHash('sha256').update(s).digest('hex');
+
+function createdBy(step: Step): string {
+  const flat = step.original.replace(/\s+/g, ' ').trim();
+  if (step.op === 'run') {
+    const cmd = step.command.form === 'shell' ? [...step.state.shell, step.command.args.join(' ')].join(' ') : step.command.args.join(' ');
+    return `RUN ${cmd} # buildkit`;
+  }
+  if (step.op === 'copy') return `${flat} # buildkit`;
+  return flat;
+}
+
+export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
+  const store = await Store.open(options.root);
+  const cache = new LayerCache(store);
+  const temps: string[] = [];
+  const emit = options.onProgress ?? (() => undefined);
+  const created = new Date(options.sourceDateEpoch !== undefined ? options.sourceDateEpoch * 1000 : Date.now()).toISOString();
+  const planOptions = {
+    file: options.dockerfile,
+    ...(options.buildArgs ? { buildArgs: options.buildArgs } : {}),
+    ...(options.target ? { target: options.target } : {}),
+    ...(options.platform ? { platform: options.platform } : {}),
+  };
+  try {
+    // 1. The images the plan needs: from the store when there, else pulled.
+    const first = makePlan(options.text, planOptions);
+    const images = new Map<string, Image>();
+    const baseImages: Record<string, BaseImageInfo> = {};
+    for (const ref of first.images) {
+      const image = await obtainImage(store, ref, options, first.platform);
+      images.set(ref, image);
+      const c = image.config.config ?? {};
+      baseImages[ref] = {
+        ...(c.Env ? { env: c.Env } : {}),
+        ...(c.WorkingDir ? { workingDir: c.WorkingDir } : {}),
+        ...(c.User ? { user: c.User } : {}),
+        ...(c.Shell ? { shell: c.Shell } : {}),
+        ...(c.OnBuild ? { onBuild: c.OnBuild } : {}),
+      };
+    }
+    const plan = makePlan(options.text, { ...planOptions, baseImages });
+    emit({ type: 'plan', plan });
+    const ignore = await loadIgnore(options.context, options.dockerfile);
+    const finished = new Map<number, StageState>();
+    const imageStates = new Map<string, StageState>();
+
+    const newRootfs = async (): Promise<string> => {
+      const dir = store.tempPath('rootfs');
+      temps.push(dir);
+      await mkdir(dir, { recursive: true, mode: 0o755 });
+      return dir;
+    };
+    const openLayer = (l: LayerRef): Readable => {
+      const raw = store.openBlob(l.digest, l.size);
+      if (layerCompression(l.mediaType) !== 'gzip') return raw;
+      const gunzip = createGunzip();
+      raw.on('error', (e) => gunzip.destroy(e));
+      return raw.pipe(gunzip);
+    };
+    const materialise = async (s: StageState): Promise<string> => {
+      if (s.rootfs) return s.rootfs;
+      const dir = await newRootfs();
+      for (const l of s.layers) await applyLayer(dir, openLayer(l), { what: `layer ${l.digest}` });
+      s.rootfs = dir;
+      return dir;
+    };
+    const stateOfImage = (ref: string): StageState => {
+      const existing = imageStates.get(ref);
+      if (existing) return existing;
+      const image = images.get(ref) as Image;
+      const s: StageState = {
+        config: JSON.parse(image.rawConfig.toString('utf8')) as ImageConfig,
+        layers: image.layers.map((l) => ({ digest: l.digest, size: l.size, diffId: l.diffId, mediaType: l.mediaType })),
+        key: sha(`image:${image.digest}`),
+        configState: { cmdSet: false },
+      };
+      imageStates.set(ref, s);
+      return s;
+    };
+
+    let targetState: StageState | undefined;
+    for (const stage of plan.stages) {
+      const state = startStage(stage, finished, stateOfImage);
+      // An image without PATH gets the default one, in its config too (as BuildKit does).
+      const env = state.config.config?.Env ?? [];
+      if (!env.some((e) => e.startsWith('PATH='))) {
+        state.config.config = { ...(state.config.config ?? {}), Env: [`PATH=${DEFAULT_PATH}`, ...env] };
+      }
+      for (const step of stage.steps) {
+        options.signal?.throwIfAborted();
+        const name = `${step.position} ${step.original.replace(/\s+/g, ' ').trim()}`;
+        const started = Date.now();
+        const history: HistoryEntry = { created, created_by: createdBy(step) };
+        if (step.op !== 'workdir' && applyConfigStep(state.config, step, state.configState)) {
+          state.config.history = [...(state.config.history ?? []), { ...history, empty_layer: true }];
+          emit({ type: 'step', id: step.id, name, status: 'done', seconds: 0 });
+          continue;
+        }
+        if (step.op === 'arg') continue;
+        emit({ type: 'step', id: step.id, name, status: 'start' });
+        // The steps that may change the filesystem: RUN, COPY/ADD, WORKDIR (it creates a missing directory).
+        let extra = '';
+        let sourceRoot: string | undefined;
+        let items: Awaited<ReturnType<typeof resolveSources>> | undefined;
+        let sourceIgnore: IgnoreFilter = () => false;
+        if (step.op === 'copy') {
+          if (step.inline.length > 0) throw new BuildError('BUILD_UNSUPPORTED', `${stepWhere(step)}: COPY/ADD from heredocs is not supported yet`);
+          if (step.kind === 'ADD' && step.sources.some((s) => /^(https?|git):\/\//.test(s))) {
+            throw new BuildError('BUILD_UNSUPPORTED', `${stepWhere(step)}: ADD of URLs is not supported yet`);
+          }
+          if (step.source.type === 'context') {
+            sourceRoot = options.context;
+            sourceIgnore = ignore;
+          } else if (step.source.type === 'stage') {
+            sourceRoot = await materialise(finished.get(step.source.stage) as StageState);
+          } else {
+            sourceRoot = await materialise(stateOfImage(step.source.ref));
+          }
+          items = await resolveSources(sourceRoot, step.sources, sourceIgnore, stepWhere(step), step.source.type === 'context');
+          extra = await checksumSources(items, sourceIgnore);
+        }
+        const keyInput = JSON.stringify({ parent: state.key, platform: stage.platform, step: layerKeyFields(step), extra });
+        const key = sha(keyInput);
+        const hit = options.noCache ? undefined : await cache.get(key);
+        if (hit) {
+          if (hit.layer) {
+            state.layers.push(hit.layer);
+            if (state.rootfs) await applyLayer(state.rootfs, openLayer(hit.layer), { what: `layer ${hit.layer.digest}` });
+          }
+          state.config.history = [...(state.config.history ?? []), hit.layer ? history : { ...history, empty_layer: true }];
+          if (step.op === 'workdir') state.config.config = { ...(state.config.config ?? {}), WorkingDir: step.path };
+          state.key = key;
+          emit({ type: 'step', id: step.id, name, status: 'cached' });
+          continue;
+        }
+        const rootfs = await materialise(state);
+        const before = await snapshot(rootfs);
+        if (step.op === 'run') {
+          await runStep(step, rootfs, options, emit);
+        } else if (step.op === 'copy') {
+          const owner = step.chown !== undefined ? await resolveUser(rootfs, step.chown) : step.source.type === 'context' ? { uid: 0, gid: 0 } : undefined;
+          const mode = step.chmod !== undefined && /^[0-7]+$/.test(step.chmod) ? Number.parseInt(step.chmod, 8) : undefined;
+          const dest = path.posix.resolve(step.state.workdir, step.dest) + (step.dest.endsWith('/') || step.dest.endsWith('/.') ? '/' : '');
+          await copyInto(rootfs, items ?? [], dest, {
+            ...(owner ? { owner: { uid: owner.uid, gid: owner.gid } } : {}),
+            ...(mode !== undefined ? { mode } : {}),
+            ignore: sourceIgnore,
+            what: stepWhere(step),
+          });
+        } else if (step.op === 'workdir') {
+          const { host } = await resolveInRoot(rootfs, step.path);
+          if (!(await lstat(host).catch(() => undefined))) {
+            await mkdir(host, { recursive: true, mode: 0o755 });
+            if (step.state.user) {
+              const ids = await resolveUser(rootfs, step.state.user).catch(() => undefined);
+              if (ids) await chown(host, ids.uid, ids.gid);
+            }
+          }
+          state.config.config = { ...(state.config.config ?? {}), WorkingDir: step.path };
+        }
+        const after = await snapshot(rootfs);
+        const changes = diff(before, after);
+        let layer: LayerRef | null = null;
+        if (changes.length > 0) {
+          layer = await storeLayer(store, layerTar(rootfs, after, changes, options.sourceDateEpoch !== undefined ? { sourceDateEpoch: options.sourceDateEpoch } : {}));
+          state.layers.push(layer);
+        }
+        state.config.history = [...(state.config.history ?? []), layer ? history : { ...history, empty_layer: true }];
+        await cache.put(key, { layer, created });
+        state.key = key;
+        emit({ type: 'step', id: step.id, name, status: 'done', seconds: (Date.now() - started) / 1000 });
+      }
+      finished.set(stage.index, state);
+      targetState = state;
+    }
+    const final = targetState as StageState;
+    const config: ImageConfig = {
+      ...final.config,
+      created,
+      architecture: parsePlatform(plan.target.platform).architecture,
+      os: parsePlatform(plan.target.platform).os,
+      rootfs: { type: 'layers', diff_ids: final.layers.map((l) => l.diffId) },
+    };
+    const variant = parsePlatform(plan.target.platform).variant;
+    if (variant) config.variant = variant;
+    else delete config.variant;
+    const descriptor = await writeImage(store, { config, layers: final.layers });
+    const tags = (options.tags ?? []).map((t) => formatReference(normalizeReference(t)));
+    for (const t of tags) await store.tag(t, descriptor);
+    if (tags.length === 0) await store.addUntagged(descriptor);
+    const image = await loadImage(store, descriptor);
+    emit({ type: 'image', digest: descriptor.digest, configDigest: image.configDigest, tags });
+    return { digest: descriptor.digest, configDigest: image.configDigest, descriptor, tags, plan };
+  } finally {
+    for (const t of temps) await rm(t, { recursive: true, force: true }).catch(() => undefined);
+    await store.releaseLease();
+  }
+}
+
+function stepWhere(step: Step): string {
+  const l = step.location;
+  return `${l.file}:${l.line}: ${step.original.replace(/\s+/g, ' ').trim().split(' ')[0]}`;
+}
+
+/** What of a step decides its layer (not its position, text or id). */
+function layerKeyFields(step: Step): unknown {
+  const { id: _id, position: _p, original: _o, location: _l, onbuild: _b, state, ...rest } = step as Step & { onbuild?: boolean };
+  if (step.op === 'run') {
+    const { proxyEnv: _proxy, ...run } = rest as Extract<Step, { op: 'run' }>;
+    return { ...run, user: state.user, workdir: state.workdir, shell: state.shell };
+  }
+  return { ...rest, user: state.user, workdir: state.workdir };
+}
+
+function startStage(stage: PlannedStage, finished: Map<number, StageState>, stateOfImage: (ref: string) => StageState): StageState {
+  const base = stage.base;
+  if (base.type === 'stage') {
+    const parent = finished.get(base.stage) as StageState;
+    return {
+      config: structuredClone(parent.config),
+      layers: [...parent.layers],
+      key: parent.key,
+      configState: { cmdSet: false },
+      // The parent's rootfs stays the parent's: this stage unpacks its own when it needs one.
+    };
+  }
+  if (base.type === 'image') {
+    const s = stateOfImage(base.ref);
+    return { config: structuredClone(s.config), layers: [...s.layers], key: s.key, configState: { cmdSet: false } };
+  }
+  const p = parsePlatform(stage.platform);
+  return {
+    config: { architecture: p.architecture, os: p.os, config: {}, rootfs: { type: 'layers', diff_ids: [] }, history: [] },
+    layers: [],
+    key: sha(`scratch:${stage.platform}`),
+    configState: { cmdSet: false },
+  };
+}
+
+async function obtainImage(store: Store, ref: string, access: ExecuteOptions, platform: string): Promise<Image> {
+  const found = await findEntries(store, ref).catch(() => []);
+  const entry = found[0];
+  if (entry) return loadImage(store, entry.descriptor);
+  const pulled = await pull({
+    root: store.root,
+    reference: ref,
+    platform,
+    ...(access.insecureRegistries ? { insecureRegistries: access.insecureRegistries } : {}),
+    ...(access.credentials ? { credentials: access.credentials } : {}),
+    ...(access.caCertFile ? { caCertFile: access.caCertFile } : {}),
+  });
+  return loadImage(store, pulled.descriptor);
+}
+
+async function storeLayer(store: Store, tarStream: Readable): Promise<LayerRef> {
+  const diffStream = new VerifyStream();
+  const gz = createGzip({ level: 6 });
+  const out = new PassThrough();
+  const writing = store.writeBlob(out);
+  await Promise.all([pipeline(tarStream, diffStream, gz, out), writing]);
+  const blob = await writing;
+  return { digest: blob.digest, size: blob.size, diffId: diffStream.digest, mediaType: MediaType.ociLayerGzip };
+}
+
+async function runStep(step: Extract<Step, { op: 'run' }>, rootfs: string, options: ExecuteOptions, emit: (e: ProgressEvent) => void): Promise<void> {
+  if (step.mounts.length > 0) throw new BuildError('BUILD_UNSUPPORTED', `${stepWhere(step)}: RUN --mount is not supported yet`);
+  let argv: string[];
+  if (step.heredocs.length > 0) {
+    const only = step.heredocs.length === 1 && /^<<-?["']?\w+["']?$/.test(step.command.args.join(' ').trim());
+    if (!only) throw new BuildError('BUILD_UNSUPPORTED', `${stepWhere(step)}: heredocs as extra files of a command are not supported yet`);
+    const body = (step.heredocs[0] as { content: string; chomp: boolean }).content;
+    const script = (step.heredocs[0] as { chomp: boolean }).chomp ? body.replace(/^\t+/gm, '') : body;
+    argv = [...step.state.shell, script];
+  } else {
+    argv = step.command.form === 'shell' ? [...step.state.shell, step.command.args.join(' ')] : [...step.command.args];
+  }
+  if (argv.length === 0) throw new BuildError('BUILD_RUN', `${stepWhere(step)}: nothing to run`);
+  const ids = await resolveUser(rootfs, step.state.user || '0');
+  const tail: string[] = [];
+  const keep = (s: string) => {
+    tail.push(...s.split('\n'));
+    if (tail.length > 40) tail.splice(0, tail.length - 40);
+  };
+  const r = await runInSandbox({
+    rootfs,
+    argv,
+    env: [...step.runEnv, ...step.proxyEnv],
+    cwd: step.state.workdir,
+    uid: ids.uid,
+    gid: ids.gid,
+    groups: ids.groups,
+    network: step.network,
+    ...(options.isolation ? { isolation: options.isolation } : {}),
+    ...(options.signal ? { signal: options.signal } : {}),
+    onStdout: (d) => {
+      keep(d.toString());
+      emit({ type: 'output', id: step.id, stream: 'stdout', text: d.toString() });
+    },
+    onStderr: (d) => {
+      keep(d.toString());
+      emit({ type: 'output', id: step.id, stream: 'stderr', text: d.toString() });
+    },
+  });
+  if (r.exitCode !== 0) {
+    const last = tail.filter((l) => l !== '').slice(-10).map((l) => `  ${l}`).join('\n');
+    throw new BuildError(
+      'BUILD_RUN_FAILED',
+      `${step.location.file}:${step.location.line}: step ${step.position} RUN ${argv.slice(step.command.form === 'shell' ? step.state.shell.length : 0).join(' ')} failed with exit code ${r.exitCode}${last ? `\n${last}` : ''}`,
+    );
+  }
+}

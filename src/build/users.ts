@@ -1,0 +1,57 @@
+/** USER and --chown names resolved against the image's /etc/passwd and /etc/group, inside the root. */
+import { lstat, readFile } from 'node:fs/promises';
+import { GantryError } from '../errors/index.js';
+import { resolveInRoot } from '../rootfs/resolve.js';
+
+export interface Ids {
+  uid: number;
+  gid: number;
+  /** Supplementary groups of the user (from /etc/group). */
+  groups: number[];
+}
+
+async function readDb(root: string, file: string): Promise<string[][]> {
+  const { host } = await resolveInRoot(root, file);
+  const st = await lstat(host).catch(() => undefined);
+  if (!st) return [];
+  // A FIFO or a device would hang or leak the host: only regular files are read.
+  if (!st.isFile()) throw new GantryError('USER_DB', `${file} in the image is not a regular file`);
+  if (st.size > 16 * 1024 * 1024) throw new GantryError('USER_DB', `${file} in the image is too large`);
+  return (await readFile(host, 'utf8')).split('\n').filter((l) => l && !l.startsWith('#')).map((l) => l.split(':'));
+}
+
+/** `user`, `user:group`, `uid`, `uid:gid`; names looked up in the rootfs. */
+export async function resolveUser(root: string | undefined, spec: string): Promise<Ids> {
+  const [userPart = '', groupPart] = spec.split(':', 2) as [string, string | undefined];
+  const passwd = root ? await readDb(root, '/etc/passwd') : [];
+  const group = root ? await readDb(root, '/etc/group') : [];
+  let uid: number;
+  let gid: number | undefined;
+  let name: string | undefined;
+  if (userPart === '') {
+    uid = 0;
+    gid = 0;
+  } else if (/^\d+$/.test(userPart)) {
+    uid = Number(userPart);
+    const row = passwd.find((r) => r[2] === userPart);
+    gid = row ? Number(row[3]) : groupPart === undefined ? uid === 0 ? 0 : undefined : undefined;
+    name = row?.[0];
+  } else {
+    const row = passwd.find((r) => r[0] === userPart);
+    if (!row) throw new GantryError('USER_UNKNOWN', `unable to find user ${userPart}: no matching entries in passwd file`);
+    uid = Number(row[2]);
+    gid = Number(row[3]);
+    name = userPart;
+  }
+  if (groupPart !== undefined) {
+    if (/^\d+$/.test(groupPart)) gid = Number(groupPart);
+    else {
+      const row = group.find((r) => r[0] === groupPart);
+      if (!row) throw new GantryError('GROUP_UNKNOWN', `unable to find group ${groupPart}: no matching entries in group file`);
+      gid = Number(row[2]);
+    }
+  }
+  if (gid === undefined) gid = uid === 0 ? 0 : uid;
+  const groups = name ? group.filter((r) => (r[3] ?? '').split(',').includes(name as string)).map((r) => Number(r[2])) : [];
+  return { uid, gid, groups: [...new Set([gid, ...groups])] };
+}

@@ -1,0 +1,67 @@
+/**
+ * The layer cache: step key → the layer that step produced (or none). Entries are small
+ * JSON files under <root>/cache/, written atomically; the blobs they name are kept by
+ * prune unless the cache is pruned too.
+ */
+import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { Store } from './store.js';
+
+export interface CacheEntry {
+  /** The layer, or null when the step changed nothing. */
+  layer: { digest: string; size: number; diffId: string; mediaType: string } | null;
+  created: string;
+}
+
+export class LayerCache {
+  private readonly dir: string;
+  constructor(private readonly store: Store) {
+    this.dir = path.join(store.root, 'cache');
+  }
+
+  private file(key: string): string {
+    if (!/^[0-9a-f]{64}$/.test(key)) throw new Error(`invalid cache key ${key}`);
+    return path.join(this.dir, `${key}.json`);
+  }
+
+  async get(key: string): Promise<CacheEntry | undefined> {
+    let entry: CacheEntry;
+    try {
+      entry = JSON.parse(await readFile(this.file(key), 'utf8')) as CacheEntry;
+    } catch {
+      return undefined;
+    }
+    if (entry.layer) {
+      await this.store.lease(entry.layer.digest);
+      if (!(await this.store.hasBlob(entry.layer.digest))) return undefined; // pruned since
+    }
+    return entry;
+  }
+
+  async put(key: string, entry: CacheEntry): Promise<void> {
+    await mkdir(this.dir, { recursive: true });
+    const tmp = this.store.tempPath('cache');
+    await writeFile(tmp, JSON.stringify(entry));
+    await rename(tmp, this.file(key));
+  }
+
+  /** Digests the cache keeps alive. */
+  async referenced(): Promise<Set<string>> {
+    const out = new Set<string>();
+    for (const name of await readdir(this.dir).catch(() => [] as string[])) {
+      try {
+        const e = JSON.parse(await readFile(path.join(this.dir, name), 'utf8')) as CacheEntry;
+        if (e.layer) out.add(e.layer.digest);
+      } catch {
+        // a broken entry keeps nothing
+      }
+    }
+    return out;
+  }
+
+  async clear(): Promise<number> {
+    const names = await readdir(this.dir).catch(() => [] as string[]);
+    await rm(this.dir, { recursive: true, force: true });
+    return names.length;
+  }
+}

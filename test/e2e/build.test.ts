@@ -1,0 +1,160 @@
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { execa } from 'execa';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { projectRoot } from '../helpers/conformance.js';
+import { makeBusyboxRootfs, tarDir } from '../helpers/rootfs.js';
+
+// gantry build end to end, FROM a busybox base the test makes offline.
+
+const bin = path.join(projectRoot, 'bin', 'gantry');
+const work = mkdtempSync(path.join(tmpdir(), 'gantry-build-'));
+const root = path.join(work, 'store');
+const g = (args: string[], env: Record<string, string> = {}) => execa(bin, ['--root', root, ...args], { reject: false, env: { ...env } });
+
+function context(name: string, files: Record<string, string>): string {
+  const dir = path.join(work, name);
+  for (const [f, body] of Object.entries(files)) {
+    mkdirSync(path.dirname(path.join(dir, f)), { recursive: true });
+    writeFileSync(path.join(dir, f), body);
+  }
+  return dir;
+}
+
+async function files(ref: string): Promise<Record<string, string>> {
+  const out = path.join(work, `export-${Math.random().toString(16).slice(2)}.tar`);
+  const r = await g(['export', ref, '-o', out]);
+  expect(r.exitCode, r.stderr).toBe(0);
+  const list = await execa('tar', ['tvf', out]);
+  return Object.fromEntries(list.stdout.split('\n').map((l) => {
+    const parts = l.split(/\s+/);
+    return [parts.slice(5).join(' '), `${parts[0]} ${parts[1]}`];
+  }));
+}
+
+const inspect = async (ref: string) => JSON.parse((await g(['inspect', ref])).stdout)[0];
+
+beforeAll(async () => {
+  const rootfs = makeBusyboxRootfs(path.join(work, 'rootfs'));
+  const r = await g(['import', tarDir(rootfs, path.join(work, 'busybox.tgz')), 'busybox:latest', '-c', 'CMD ["sh"]']);
+  expect(r.exitCode, r.stderr).toBe(0);
+}, 60_000);
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+describe('gantry build', () => {
+  test('the example Dockerfile: multi-stage, ARG, WORKDIR, RUN, COPY --from, COPY, CMD', async () => {
+    const r = await g(['build', '-t', 'hello:1', path.join(projectRoot, 'examples', 'hello')]);
+    expect(r.exitCode, r.stderr).toBe(0);
+    const f = await files('hello:1');
+    expect(Object.keys(f)).toEqual(expect.arrayContaining(['greeting.txt', 'message.txt', 'bin/busybox']));
+    const out = path.join(work, 'hello.tar');
+    await g(['export', 'hello:1', '-o', out]);
+    const greeting = await execa('tar', ['xOf', out, 'greeting.txt']);
+    expect(greeting.stdout).toBe('hello from gantry');
+    const info = await inspect('hello:1');
+    expect(info.Config.Cmd).toEqual(['cat', '/greeting.txt', '/message.txt']);
+    expect(info.Config.Env).toEqual(['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin']);
+  });
+
+  test('an unchanged rebuild is all CACHED and, with SOURCE_DATE_EPOCH, the identical digest', async () => {
+    const ctx = path.join(projectRoot, 'examples', 'hello');
+    const a = await g(['build', '-t', 'repro:1', ctx], { SOURCE_DATE_EPOCH: '1700000000' });
+    const b = await g(['build', '-t', 'repro:2', ctx], { SOURCE_DATE_EPOCH: '1700000000' });
+    expect(b.stderr).toContain('CACHED');
+    expect(b.stderr).not.toMatch(/DONE/);
+    expect(a.stdout).toBe(b.stdout);
+    expect((await inspect('repro:1')).Descriptor.digest).toBe((await inspect('repro:2')).Descriptor.digest);
+  });
+
+  test('two builds of the same inputs in two empty stores give the same digest', async () => {
+    const ctx = path.join(projectRoot, 'examples', 'hello');
+    const digests: string[] = [];
+    for (const n of [1, 2]) {
+      const store = path.join(work, `empty-${n}`);
+      await execa(bin, ['--root', store, 'import', path.join(work, 'busybox.tgz'), 'busybox:latest', '-c', 'CMD ["sh"]'], { env: { SOURCE_DATE_EPOCH: '0' } });
+      const r = await execa(bin, ['--root', store, 'build', '-t', 'x:1', ctx], { env: { SOURCE_DATE_EPOCH: '1700000000' }, reject: false });
+      expect(r.exitCode, r.stderr).toBe(0);
+      digests.push(JSON.parse((await execa(bin, ['--root', store, 'inspect', 'x:1'])).stdout)[0].Descriptor.digest);
+    }
+    expect(digests[0]).toBe(digests[1]);
+  });
+
+  test('touching a file hits the cache; changing it or a build arg the RUN uses re-runs', async () => {
+    const ctx = context('cachectx', {
+      Dockerfile: 'FROM busybox\nARG V=1\nCOPY data.txt /data.txt\nRUN echo "v=$V" > /v.txt\n',
+      'data.txt': 'one',
+    });
+    expect((await g(['build', '-t', 'c:1', ctx])).exitCode).toBe(0);
+    writeFileSync(path.join(ctx, 'data.txt'), 'one'); // same content, new mtime
+    const touched = await g(['build', '-t', 'c:1', ctx]);
+    expect(touched.stderr.match(/CACHED/g)).toHaveLength(2);
+    const arg = await g(['build', '-t', 'c:2', '--build-arg', 'V=2', ctx]);
+    expect(arg.stderr.match(/CACHED/g)).toHaveLength(1); // COPY cached, RUN re-ran (buildah got this wrong)
+    writeFileSync(path.join(ctx, 'data.txt'), 'two');
+    const changed = await g(['build', '-t', 'c:3', ctx]);
+    expect(changed.stderr).not.toContain('CACHED');
+    const noCache = await g(['build', '--no-cache', '-t', 'c:4', ctx]);
+    expect(noCache.stderr).not.toContain('CACHED');
+  });
+
+  test('.dockerignore, directory contents, symlinks kept, USER and chown by name', async () => {
+    const ctx = context('copyctx', {
+      Dockerfile: [
+        'FROM busybox',
+        'RUN echo "app:x:1000:1000::/home/app:/bin/sh" >> /etc/passwd && echo "app:x:1000:" >> /etc/group',
+        'COPY --chown=app:app dir/ /srv/',
+        'USER app',
+        'RUN id -u > /tmp/uid && touch /tmp/mine',
+      ].join('\n'),
+      '.dockerignore': 'dir/secret\n',
+      'dir/a.txt': 'a',
+      'dir/sub/b.txt': 'b',
+      'dir/secret': 'nope',
+    });
+    symlinkSync('a.txt', path.join(ctx, 'dir', 'link'));
+    const r = await g(['build', '-t', 'copy:1', ctx]);
+    expect(r.exitCode, r.stderr).toBe(0);
+    const f = await files('copy:1');
+    expect(f['srv/a.txt']).toMatch(/^-rw-r--r-- 1000\/1000$/);
+    expect(f['srv/sub/b.txt']).toBeDefined();
+    expect(f['srv/secret']).toBeUndefined();
+    expect(Object.keys(f).find((k) => k.startsWith('srv/link'))).toBe('srv/link -> a.txt');
+    expect(f['tmp/mine']).toMatch(/1000\/1000/);
+  });
+
+  test('a failing RUN names the step, the command, the exit code and the last output', async () => {
+    const ctx = context('failctx', { Dockerfile: 'FROM busybox\nRUN echo about to fail && exit 7\n' });
+    const r = await g(['build', ctx]);
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toContain('Dockerfile:2: step [stage-0 1/1] RUN echo about to fail && exit 7 failed with exit code 7');
+    expect(r.stderr).toContain('about to fail');
+  });
+
+  test('a RUN that changes nothing adds no layer; config-only steps add none', async () => {
+    const ctx = context('emptyctx', { Dockerfile: 'FROM busybox\nRUN true\nLABEL a=b\nEXPOSE 80\n' });
+    expect((await g(['build', '-t', 'empty:1', ctx])).exitCode).toBe(0);
+    const info = await inspect('empty:1');
+    expect(info.RootFS.Layers).toHaveLength(1);
+    expect(info.Config.Labels).toEqual({ a: 'b' });
+    expect(info.Config.ExposedPorts).toEqual({ '80/tcp': {} });
+    expect(info.History.filter((h: { empty_layer?: boolean }) => h.empty_layer)).toHaveLength(3);
+  });
+
+  test('COPY ../x is an error', async () => {
+    const ctx = context('escctx', { Dockerfile: 'FROM busybox\nCOPY ../x /x\n' });
+    const r = await g(['build', ctx]);
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toContain('"../x" is outside the build context');
+  });
+
+  test('the API: build() resolves to the digests', async () => {
+    const { build } = await import('../../src/index.js');
+    const events: string[] = [];
+    const r = await build({ root, context: path.join(projectRoot, 'examples', 'hello'), tags: ['api:1'], onProgress: (e) => events.push(e.type) });
+    expect(r.digest).toMatch(/^sha256:/);
+    expect(r.configDigest).toBe((await inspect('api:1')).Id);
+    expect(events).toContain('image');
+    expect(readFileSync(path.join(root, 'index.json'), 'utf8')).toContain('docker.io/library/api:1');
+  });
+});

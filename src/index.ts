@@ -163,6 +163,10 @@ export interface BuildOptions extends Access {
   /** Seconds since the epoch for every created time; default $SOURCE_DATE_EPOCH when set. */
   sourceDateEpoch?: number;
   isolation?: Isolation;
+  /** Outputs besides the store: `{ type: 'oci' | 'docker' | 'local', dest }` or `{ type: 'registry', name? }`. */
+  output?: OutputSpec[];
+  /** Push every tag after the build (like `-o type=registry`). */
+  push?: boolean;
   onProgress?: (e: BuildProgressEvent) => void;
   signal?: AbortSignal;
 }
@@ -173,8 +177,9 @@ export async function build(options: BuildOptions = {}): Promise<BuildExecResult
   const { file, text } = await loadDockerfile({ context, ...(options.dockerfile !== undefined ? { dockerfile: options.dockerfile } : {}) });
   const envEpoch = process.env.SOURCE_DATE_EPOCH;
   const sde = options.sourceDateEpoch ?? (envEpoch !== undefined && /^\d+$/.test(envEpoch) ? Number(envEpoch) : undefined);
-  return executeBuild({
-    root: options.root ?? resolveRootDefault(),
+  const root = options.root ?? resolveRootDefault();
+  const result = await executeBuild({
+    root,
     context,
     dockerfile: file,
     text,
@@ -191,4 +196,14 @@ export async function build(options: BuildOptions = {}): Promise<BuildExecResult
     ...(options.credentials ? { credentials: options.credentials } : {}),
     ...(options.caCertFile ? { caCertFile: options.caCertFile } : {}),
   });
+  const access = {
+    ...(options.insecureRegistries ? { insecureRegistries: options.insecureRegistries } : {}),
+    ...(options.credentials ? { credentials: options.credentials } : {}),
+    ...(options.caCertFile ? { caCertFile: options.caCertFile } : {}),
+  };
+  const outputs = [...(options.output ?? []), ...(options.push ? [{ type: 'registry' as const }] : [])];
+  await writeOutputs(root, result.descriptor, result.tags, outputs, access);
+  return result;
 }
+export { parseOutput, type OutputSpec } from './build/outputs.js';
+import { writeOutputs, type OutputSpec } from './build/outputs.js';

@@ -128,6 +128,10 @@ export class RegistryClient {
   }
 
   async request(method: string, path: string, options: RequestOptions): Promise<Response> {
+    // A guard for test suites and sealed CI: GANTRY_LOOPBACK_ONLY=1 refuses every other host.
+    if (process.env.GANTRY_LOOPBACK_ONLY === '1' && !isLoopback(new URL(path.startsWith('http') ? path : this.endpoint).host)) {
+      throw new RegistryError('REGISTRY_LOOPBACK_ONLY', `refusing to contact ${this.endpoint}: GANTRY_LOOPBACK_ONLY=1 allows loopback registries only`, { url: this.endpoint });
+    }
     await this.probe();
     const ok = options.ok ?? [200];
     const idempotent = options.idempotent ?? !(options.body && typeof options.body === 'object' && !Buffer.isBuffer(options.body));

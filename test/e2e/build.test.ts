@@ -5,6 +5,7 @@ import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { projectRoot } from '../helpers/conformance.js';
 import { makeBusyboxRootfs, tarDir } from '../helpers/rootfs.js';
+import { haveTool } from '../helpers/tools.js';
 
 // gantry build end to end, FROM a busybox base the test makes offline.
 
@@ -146,6 +147,30 @@ describe('gantry build', () => {
     const r = await g(['build', ctx]);
     expect(r.exitCode).toBe(1);
     expect(r.stderr).toContain('"../x" is outside the build context');
+  });
+
+  test('outputs: OCI tar and directory, docker tar, local directory; --iidfile and --metadata-file', async () => {
+    haveTool('skopeo');
+    const ctx = path.join(projectRoot, 'examples', 'hello');
+    const o = (n: string) => path.join(work, n);
+    const r = await g([
+      'build', '-t', 'out:1', ctx,
+      '-o', `type=oci,dest=${o('img.oci.tar')}`,
+      '-o', `type=oci,dest=${o('ocidir')}`,
+      '-o', `type=docker,dest=${o('img.docker.tar')}`,
+      '-o', `type=local,dest=${o('rootfs-out')}`,
+      '--iidfile', o('iid'),
+      '--metadata-file', o('meta.json'),
+    ]);
+    expect(r.exitCode, r.stderr).toBe(0);
+    const info = await inspect('out:1');
+    expect(readFileSync(o('iid'), 'utf8')).toBe(info.Id);
+    expect(JSON.parse(readFileSync(o('meta.json'), 'utf8'))['containerimage.digest']).toBe(info.Descriptor.digest);
+    const sk = async (ref: string) => JSON.parse((await execa('skopeo', ['inspect', ref])).stdout).Digest as string;
+    expect(await sk(`oci-archive:${o('img.oci.tar')}:docker.io/library/out:1`)).toBe(info.Descriptor.digest);
+    expect(await sk(`oci:${o('ocidir')}:docker.io/library/out:1`)).toBe(info.Descriptor.digest);
+    expect(await sk(`docker-archive:${o('img.docker.tar')}`)).toMatch(/^sha256:/);
+    expect(readFileSync(o('rootfs-out/greeting.txt'), 'utf8')).toBe('hello from gantry\n');
   });
 
   test('the API: build() resolves to the digests', async () => {

@@ -145,6 +145,17 @@ describe('push and pull, anonymous over HTTP', () => {
     expect(none.stderr).toContain('has no image for linux/s390x (it has: linux/amd64, linux/arm64/v8)');
   });
 
+  test('build --push sends the built image to the registry', async () => {
+    const name = `${reg.host}/built/hello:1`;
+    // The example builds FROM busybox:latest: give the store one, so nothing leaves loopback.
+    expect((await g(root, ['tag', 'base:1', 'busybox:latest'])).exitCode).toBe(0);
+    const r = await g(root, ['build', '--push', '-t', name, path.join(projectRoot, 'examples', 'hello')]);
+    expect(r.exitCode, r.stderr).toBe(0);
+    const store = fresh();
+    expect((await g(store, ['pull', name])).exitCode).toBe(0);
+    expect((await inspect(store, name)).Descriptor.digest).toBe((await inspect(root, name)).Descriptor.digest);
+  });
+
   test('an unknown image is a clear error with the URL', async () => {
     const r = await g(fresh(), ['pull', `${reg.host}/nope/nothing:1`]);
     expect(r.exitCode).toBe(1);

@@ -76,3 +76,14 @@ describe('WWW-Authenticate', () => {
     expect(parseChallenge('Basic realm="x"')).toEqual({ scheme: 'basic', params: { realm: 'x' } });
   });
 });
+
+describe('the loopback guard of the test suite', () => {
+  test('GANTRY_LOOPBACK_ONLY=1 (set by vitest.config.ts) refuses other hosts before any traffic', async () => {
+    expect(process.env.GANTRY_LOOPBACK_ONLY).toBe('1');
+    const { RegistryClient } = await import('../../src/registry/client.js');
+    const client = new RegistryClient('registry.example.com');
+    await expect(client.request('GET', '/v2/', { scope: '' })).rejects.toThrow('allows loopback registries only');
+    expect(client.log).toEqual([]);
+    await client.close();
+  });
+});

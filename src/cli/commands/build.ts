@@ -1,6 +1,6 @@
 import type { Argv } from 'yargs';
 import { writeFile } from 'node:fs/promises';
-import { build, planBuild, push, type GantryError, type ProgressEvent } from '../../index.js';
+import { build, planBuild, parseOutput, type GantryError, type ProgressEvent } from '../../index.js';
 import { parseBuildArgs, repeatable } from '../build-args.js';
 import { formatPlan, formatWarning } from '../output.js';
 import type { GlobalOptions } from '../main.js';
@@ -21,6 +21,7 @@ export interface BuildArgs extends GlobalOptions {
   iidfile?: string;
   'metadata-file'?: string;
   push: boolean;
+  output: string[];
   'insecure-registry': string[];
 }
 
@@ -45,6 +46,7 @@ export function buildCommand(yargs: Argv<GlobalOptions>): Argv<GlobalOptions> {
         .option('iidfile', { type: 'string', describe: 'write the image ID (config digest) to this file' })
         .option('metadata-file', { type: 'string', describe: 'write build metadata (JSON) to this file' })
         .option('push', { type: 'boolean', default: false, describe: 'push the tagged image(s) after the build' })
+        .option('output', { alias: 'o', ...repeatable('type=oci|docker,dest=FILE.tar; type=oci,dest=DIR; type=local,dest=DIR; type=registry[,name=N]') })
         .option('insecure-registry', repeatable('reach this registry host[:port] over plain HTTP')) as unknown as Argv<BuildArgs>,
     async (argv) => {
       if (!argv['dry-run']) {
@@ -74,6 +76,8 @@ export function buildCommand(yargs: Argv<GlobalOptions>): Argv<GlobalOptions> {
           ...(argv['source-date-epoch'] !== undefined ? { sourceDateEpoch: argv['source-date-epoch'] } : {}),
           isolation: argv.isolation,
           insecureRegistries: argv['insecure-registry'],
+          output: argv.output.map(parseOutput),
+          push: argv.push,
           onProgress,
         });
         for (const w of result.plan.warnings) process.stderr.write(formatWarning(w) + '\n');
@@ -83,12 +87,6 @@ export function buildCommand(yargs: Argv<GlobalOptions>): Argv<GlobalOptions> {
             argv['metadata-file'],
             JSON.stringify({ 'containerimage.digest': result.digest, 'containerimage.config.digest': result.configDigest, 'image.name': result.tags.join(',') }, null, 2),
           );
-        }
-        if (argv.push) {
-          for (const t of result.tags) {
-            const r = await push({ root: argv.root, image: t, insecureRegistries: argv['insecure-registry'] });
-            process.stderr.write(`pushed ${r.name}: ${r.digest}\n`);
-          }
         }
         process.stdout.write(result.configDigest + '\n');
         return;

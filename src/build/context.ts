@@ -34,6 +34,8 @@ export interface SourceItem {
   /** The name the item gets at the destination (basename of the source as given). */
   name: string;
   isDir: boolean;
+  /** Where a non-path source came from (never extracted by ADD). */
+  origin?: 'url' | 'inline';
 }
 
 const GLOB = /[*?[]/;

@@ -32,6 +32,9 @@ import { Store } from '../store/store.js';
 import { applyConfigStep, type ConfigState } from './config.js';
 import { checksumSources, loadIgnore, resolveSources, type IgnoreFilter } from './context.js';
 import { copyInto } from './copy.js';
+import { downloadSource, inlineSources, isArchive, isUrl, openFile } from './sources.js';
+import { decompress } from '../archive/decompress.js';
+import dockerignore from '@balena/dockerignore';
 import { pull, type RegistryAccess } from './registry.js';
 import { resolveUser } from './users.js';
 
@@ -191,10 +194,6 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
         let items: Awaited<ReturnType<typeof resolveSources>> | undefined;
         let sourceIgnore: IgnoreFilter = () => false;
         if (step.op === 'copy') {
-          if (step.inline.length > 0) throw new BuildError('BUILD_UNSUPPORTED', `${stepWhere(step)}: COPY/ADD from heredocs is not supported yet`);
-          if (step.kind === 'ADD' && step.sources.some((s) => /^(https?|git):\/\//.test(s))) {
-            throw new BuildError('BUILD_UNSUPPORTED', `${stepWhere(step)}: ADD of URLs is not supported yet`);
-          }
           if (step.source.type === 'context') {
             sourceRoot = options.context;
             sourceIgnore = ignore;
@@ -203,7 +202,21 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
           } else {
             sourceRoot = await materialise(stateOfImage(step.source.ref));
           }
-          items = await resolveSources(sourceRoot, step.sources, sourceIgnore, stepWhere(step), step.source.type === 'context');
+          if (step.exclude.length > 0) {
+            const excluded = await excludeFilter(step.exclude);
+            const base = sourceIgnore;
+            sourceIgnore = (rel) => base(rel) || excluded(rel);
+          }
+          const special = await newRootfs();
+          const inline = await inlineSources(path.join(special, 'inline'), step.inline);
+          items = [];
+          for (const src of step.sources) {
+            const m = /^\d*<<-?["']?([^"']+)["']?$/.exec(src);
+            const doc = m ? inline.get(m[1] as string) : undefined;
+            if (doc) items.push(doc);
+            else if (step.kind === 'ADD' && isUrl(src)) items.push(await downloadSource(path.join(special, 'url'), src, step.checksum, stepWhere(step)));
+            else items.push(...(await resolveSources(sourceRoot, [src], sourceIgnore, stepWhere(step), step.source.type === 'context')));
+          }
           extra = await checksumSources(items, sourceIgnore);
         }
         const keyInput = JSON.stringify({ parent: state.key, platform: stage.platform, step: layerKeyFields(step), extra });
@@ -228,7 +241,16 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
           const owner = step.chown !== undefined ? await resolveUser(rootfs, step.chown) : step.source.type === 'context' ? { uid: 0, gid: 0 } : undefined;
           const mode = step.chmod !== undefined && /^[0-7]+$/.test(step.chmod) ? Number.parseInt(step.chmod, 8) : undefined;
           const dest = path.posix.resolve(step.state.workdir, step.dest) + (step.dest.endsWith('/') || step.dest.endsWith('/.') ? '/' : '');
-          await copyInto(rootfs, items ?? [], dest, {
+          const archives = step.kind === 'ADD' ? await archivesAmong(items ?? []) : new Set<string>();
+          for (const item of items ?? []) {
+            if (!archives.has(item.host)) continue;
+            const target = await resolveInRoot(rootfs, dest.endsWith('/') ? dest : dest + '/');
+            await mkdir(target.host, { recursive: true });
+            const { stream } = await decompress(openFile(item.host), item.rel);
+            await applyLayer(target.host, stream, { what: `${stepWhere(step)}: ${item.rel}` });
+          }
+          items = (items ?? []).filter((i) => !archives.has(i.host));
+          if (items.length > 0) await copyInto(rootfs, items, dest, {
             ...(owner ? { owner: { uid: owner.uid, gid: owner.gid } } : {}),
             ...(mode !== undefined ? { mode } : {}),
             ignore: sourceIgnore,
@@ -395,4 +417,25 @@ async function runStep(step: Extract<Step, { op: 'run' }>, rootfs: string, optio
       `${step.location.file}:${step.location.line}: step ${step.position} RUN ${argv.slice(step.command.form === 'shell' ? step.state.shell.length : 0).join(' ')} failed with exit code ${r.exitCode}${last ? `\n${last}` : ''}`,
     );
   }
+}
+
+/** `--exclude` patterns, with .dockerignore's matching rules. */
+async function excludeFilter(patterns: string[]): Promise<IgnoreFilter> {
+  const ig = (dockerignore as unknown as (o?: object) => { add(p: string[]): { ignores(p: string): boolean } })({ ignorecase: false }).add(patterns);
+  // Patterns are relative to the source: try the path and each of its tails.
+  return (rel: string) => {
+    if (rel === '') return false;
+    const parts = rel.split('/');
+    return parts.some((_, i) => ig.ignores(parts.slice(i).join('/')));
+  };
+}
+
+/** Local files (not from a URL or a heredoc) among ADD's sources that are tar archives. */
+async function archivesAmong(items: { host: string; isDir: boolean; origin?: string }[]): Promise<Set<string>> {
+  const out = new Set<string>();
+  for (const item of items) {
+    if (item.isDir || item.origin) continue;
+    if (await isArchive(item.host).catch(() => false)) out.add(item.host);
+  }
+  return out;
 }

@@ -2,6 +2,9 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
+import { createHash } from 'node:crypto';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { projectRoot } from '../helpers/conformance.js';
 import { makeBusyboxRootfs, tarDir } from '../helpers/rootfs.js';
@@ -140,6 +143,54 @@ describe('gantry build', () => {
     expect(info.Config.Labels).toEqual({ a: 'b' });
     expect(info.Config.ExposedPorts).toEqual({ '80/tcp': {} });
     expect(info.History.filter((h: { empty_layer?: boolean }) => h.empty_layer)).toHaveLength(3);
+  });
+
+  test('COPY heredocs (expanded unless quoted), ADD of a local tar.gz (extracted), ADD of a URL with --checksum (0600), --exclude', async () => {
+    const payload = 'downloaded bytes\n';
+    const sum = createHash('sha256').update(payload).digest('hex');
+    const server = createServer((req, res) => {
+      if (req.url === '/files/tool.txt') res.end(payload);
+      else res.writeHead(404).end();
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as AddressInfo).port;
+    const ctx = context('addctx', {
+      Dockerfile: [
+        'FROM busybox',
+        'ARG WHO=world',
+        'COPY <<EOF <<"RAW" /notes/',
+        'hello $WHO',
+        'EOF',
+        'literal $WHO',
+        'RAW',
+        'ADD vendor.tar.gz /opt/vendor/',
+        `ADD --checksum=sha256:${sum} http://127.0.0.1:${port}/files/tool.txt /usr/local/share/`,
+        'COPY --exclude=*.log logs/ /logs/',
+      ].join('\n'),
+      'logs/keep.txt': 'k',
+      'logs/drop.log': 'd',
+      'vendor/lib/x.txt': 'x',
+    });
+    await execa('tar', ['-czf', path.join(ctx, 'vendor.tar.gz'), '-C', path.join(ctx, 'vendor'), '.']);
+    try {
+      const r = await g(['build', '-t', 'add:1', ctx]);
+      expect(r.exitCode, r.stderr).toBe(0);
+      const f = await files('add:1');
+      expect(f['opt/vendor/lib/x.txt']).toBeDefined();
+      expect(f['usr/local/share/tool.txt']).toMatch(/^-rw------- /);
+      expect(f['logs/keep.txt']).toBeDefined();
+      expect(f['logs/drop.log']).toBeUndefined();
+      const out = path.join(work, 'add.tar');
+      await g(['export', 'add:1', '-o', out]);
+      expect((await execa('tar', ['xOf', out, 'notes/EOF'])).stdout).toBe('hello world');
+      expect((await execa('tar', ['xOf', out, 'notes/RAW'])).stdout).toBe('literal $WHO');
+      const bad = context('addbad', { Dockerfile: `FROM busybox\nADD --checksum=sha256:${'0'.repeat(64)} http://127.0.0.1:${port}/files/tool.txt /x\n` });
+      const rb = await g(['build', bad]);
+      expect(rb.exitCode).toBe(1);
+      expect(rb.stderr).toContain(`has checksum sha256:${sum}, expected sha256:${'0'.repeat(64)}`);
+    } finally {
+      server.close();
+    }
   });
 
   test('COPY ../x is an error', async () => {

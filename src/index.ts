@@ -163,6 +163,8 @@ export interface BuildOptions extends Access {
   /** Seconds since the epoch for every created time; default $SOURCE_DATE_EPOCH when set. */
   sourceDateEpoch?: number;
   isolation?: Isolation;
+  /** Secrets for RUN --mount=type=secret: id → file path. */
+  secrets?: Record<string, string>;
   /** Outputs besides the store: `{ type: 'oci' | 'docker' | 'local', dest }` or `{ type: 'registry', name? }`. */
   output?: OutputSpec[];
   /** Push every tag after the build (like `-o type=registry`). */
@@ -190,6 +192,7 @@ export async function build(options: BuildOptions = {}): Promise<BuildExecResult
     ...(options.noCache ? { noCache: true } : {}),
     ...(sde !== undefined ? { sourceDateEpoch: sde } : {}),
     ...(options.isolation ? { isolation: options.isolation } : {}),
+    ...(options.secrets ? { secrets: options.secrets } : {}),
     ...(options.onProgress ? { onProgress: options.onProgress } : {}),
     ...(options.signal ? { signal: options.signal } : {}),
     ...(options.insecureRegistries ? { insecureRegistries: options.insecureRegistries } : {}),

@@ -9,7 +9,7 @@
  * in the store's temp area and removed at the end.
  */
 import { createHash } from 'node:crypto';
-import { mkdir, rm, lstat, chown } from 'node:fs/promises';
+import { chown, cp, lstat, mkdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -24,7 +24,7 @@ import { parsePlatform } from '../oci/platform.js';
 import { DEFAULT_PATH, plan as makePlan, type BaseImageInfo, type BuildPlan, type PlannedStage, type Step } from '../plan/planner.js';
 import { applyLayer } from '../rootfs/apply.js';
 import { resolveInRoot } from '../rootfs/resolve.js';
-import { runInSandbox, type Isolation } from '../sandbox/run.js';
+import { runInSandbox, type Isolation, type SandboxMount } from '../sandbox/run.js';
 import { diff, layerTar, snapshot } from '../snapshot/diff.js';
 import { LayerCache } from '../store/cache.js';
 import { findEntries, loadImage, writeImage } from '../store/images.js';
@@ -57,6 +57,8 @@ export interface ExecuteOptions extends RegistryAccess {
   noCache?: boolean;
   sourceDateEpoch?: number;
   isolation?: Isolation;
+  /** Secrets for RUN --mount=type=secret: id → file. */
+  secrets?: Record<string, string>;
   onProgress?: (e: ProgressEvent) => void;
   signal?: AbortSignal;
 }
@@ -168,6 +170,56 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
       return s;
     };
 
+    const mountSourceRoot = async (from: string | undefined): Promise<{ root: string; ignore: IgnoreFilter; context: boolean }> => {
+      if (from === undefined) return { root: options.context, ignore, context: true };
+      if (/^\d+$/.test(from)) return { root: await materialise(finished.get(Number(from)) as StageState), ignore: () => false, context: false };
+      return { root: await materialise(stateOfImage(from)), ignore: () => false, context: false };
+    };
+    const prepareMounts = async (step: Extract<Step, { op: 'run' }>): Promise<{ mounts: SandboxMount[]; env: string[] }> => {
+      const mounts: SandboxMount[] = [];
+      const env: string[] = [];
+      for (const m of step.mounts) {
+        const target = m.target ? path.posix.resolve(step.state.workdir, m.target) : undefined;
+        if (m.type === 'tmpfs') {
+          mounts.push({ type: 'tmpfs', target: target as string, ...(m.size ? { size: m.size } : {}) });
+        } else if (m.type === 'bind') {
+          const src = await mountSourceRoot(m.from);
+          const { host } = await resolveInRoot(src.root, m.source ?? '/');
+          if (!(await lstat(host).catch(() => undefined))) throw new BuildError('BUILD_MOUNT', `${stepWhere(step)}: bind mount source "${m.source ?? '/'}" not found`);
+          let source = host;
+          if (!m.readOnly) {
+            // Writes to a read-write bind mount are thrown away, never written back to the source.
+            source = path.join(await newRootfs(), 'bind');
+            await cp(host, source, { recursive: true, verbatimSymlinks: true, preserveTimestamps: true });
+          }
+          mounts.push({ type: 'bind', source, target: target as string, readOnly: m.readOnly });
+        } else if (m.type === 'cache') {
+          const dir = path.join(store.root, 'cache-mounts', sha(`${m.id ?? target}`));
+          if (!(await lstat(dir).catch(() => undefined))) {
+            await mkdir(dir, { recursive: true, mode: m.mode ?? 0o755 });
+            if (m.from !== undefined) {
+              const src = await mountSourceRoot(m.from);
+              const { host } = await resolveInRoot(src.root, m.source ?? '/');
+              await cp(host, dir, { recursive: true, verbatimSymlinks: true });
+            }
+            await chown(dir, m.uid ?? 0, m.gid ?? 0);
+          }
+          mounts.push({ type: 'bind', source: dir, target: target as string, readOnly: m.readOnly });
+        } else if (m.type === 'secret') {
+          const file = options.secrets?.[m.id as string];
+          if (file === undefined) {
+            if (m.required) throw new BuildError('BUILD_SECRET', `${stepWhere(step)}: secret "${m.id}" is required but was not given (--secret id=${m.id},src=FILE)`);
+            continue;
+          }
+          if (m.env) env.push(`${m.env}=${(await readFile(file, 'utf8')).replace(/\n$/, '')}`);
+          if (target) mounts.push({ type: 'bind', source: file, target, readOnly: true });
+        } else {
+          throw new BuildError('BUILD_UNSUPPORTED', `${stepWhere(step)}: RUN --mount=type=${m.type} is not supported yet`);
+        }
+      }
+      return { mounts, env };
+    };
+
     let targetState: StageState | undefined;
     for (const stage of plan.stages) {
       const state = startStage(stage, finished, stateOfImage);
@@ -219,6 +271,15 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
           }
           extra = await checksumSources(items, sourceIgnore);
         }
+        if (step.op === 'run') {
+          // Bind mounts are inputs of the RUN: their content is in the key (cache mounts and secrets are not).
+          for (const m of step.mounts) {
+            if (m.type !== 'bind') continue;
+            const src = await mountSourceRoot(m.from);
+            const items2 = await resolveSources(src.root, [m.source ?? '/'], src.ignore, stepWhere(step), src.context);
+            extra += await checksumSources(items2, src.ignore);
+          }
+        }
         const keyInput = JSON.stringify({ parent: state.key, platform: stage.platform, step: layerKeyFields(step), extra });
         const key = sha(keyInput);
         const hit = options.noCache ? undefined : await cache.get(key);
@@ -236,7 +297,7 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
         const rootfs = await materialise(state);
         const before = await snapshot(rootfs);
         if (step.op === 'run') {
-          await runStep(step, rootfs, options, emit);
+          await runStep(step, rootfs, options, emit, await prepareMounts(step));
         } else if (step.op === 'copy') {
           const owner = step.chown !== undefined ? await resolveUser(rootfs, step.chown) : step.source.type === 'context' ? { uid: 0, gid: 0 } : undefined;
           const mode = step.chmod !== undefined && /^[0-7]+$/.test(step.chmod) ? Number.parseInt(step.chmod, 8) : undefined;
@@ -371,8 +432,13 @@ async function storeLayer(store: Store, tarStream: Readable): Promise<LayerRef> 
   return { digest: blob.digest, size: blob.size, diffId: diffStream.digest, mediaType: MediaType.ociLayerGzip };
 }
 
-async function runStep(step: Extract<Step, { op: 'run' }>, rootfs: string, options: ExecuteOptions, emit: (e: ProgressEvent) => void): Promise<void> {
-  if (step.mounts.length > 0) throw new BuildError('BUILD_UNSUPPORTED', `${stepWhere(step)}: RUN --mount is not supported yet`);
+async function runStep(
+  step: Extract<Step, { op: 'run' }>,
+  rootfs: string,
+  options: ExecuteOptions,
+  emit: (e: ProgressEvent) => void,
+  extra: { mounts: SandboxMount[]; env: string[] },
+): Promise<void> {
   let argv: string[];
   if (step.heredocs.length > 0) {
     const only = step.heredocs.length === 1 && /^<<-?["']?\w+["']?$/.test(step.command.args.join(' ').trim());
@@ -393,7 +459,8 @@ async function runStep(step: Extract<Step, { op: 'run' }>, rootfs: string, optio
   const r = await runInSandbox({
     rootfs,
     argv,
-    env: [...step.runEnv, ...step.proxyEnv],
+    env: [...step.runEnv, ...step.proxyEnv, ...extra.env],
+    mounts: extra.mounts,
     cwd: step.state.workdir,
     uid: ids.uid,
     gid: ids.gid,

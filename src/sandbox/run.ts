@@ -21,8 +21,14 @@ import { SandboxError } from '../errors/index.js';
 
 export type Isolation = 'auto' | 'bwrap' | 'chroot';
 
+export type SandboxMount =
+  | { type: 'bind'; source: string; target: string; readOnly: boolean }
+  | { type: 'tmpfs'; target: string; size?: number };
+
 export interface RunSpec {
   rootfs: string;
+  /** Extra mounts (RUN --mount), targets absolute inside the rootfs; mount points made and removed. */
+  mounts?: SandboxMount[];
   argv: string[];
   env: string[];
   /** Working directory inside the rootfs (created when missing). */
@@ -83,6 +89,26 @@ async function prepareMountPoints(rootfs: string, wantHostFiles: string[]): Prom
   return created;
 }
 
+/** Make the mount point of an extra mount (a directory, or a file for a file bind); returns what was created. */
+async function prepareTarget(rootfs: string, m: SandboxMount): Promise<string[]> {
+  const parts = m.target.split('/').filter((p) => p && p !== '.');
+  if (parts.includes('..')) throw new SandboxError('SANDBOX_MOUNT', `mount target ${m.target} climbs out of the root`);
+  const made: string[] = [];
+  let cur = rootfs;
+  const fileTarget = m.type === 'bind' && (await lstat(m.source)).isFile();
+  for (const [i, part] of parts.entries()) {
+    cur = path.join(cur, part);
+    const st = await lstat(cur).catch(() => undefined);
+    if (st?.isSymbolicLink()) throw new SandboxError('SANDBOX_MOUNT', `mount target ${m.target} goes through a symbolic link`);
+    if (st) continue;
+    if (i === parts.length - 1 && fileTarget) await writeFile(cur, '', { flag: 'wx' });
+    else await mkdir(cur, { mode: 0o755 });
+    made.push(cur);
+  }
+  // Remove deepest first, so only the outermost created path needs to go.
+  return made.slice(0, 1);
+}
+
 function spawnAndWait(cmd: string, args: string[], spec: RunSpec, env: NodeJS.ProcessEnv): Promise<number> {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env, detached: false });
@@ -113,6 +139,7 @@ export async function runInSandbox(spec: RunSpec): Promise<RunResult> {
   }
   const hostFiles = HOST_FILES.filter((f) => existsSync(f));
   const created = await prepareMountPoints(spec.rootfs, hostFiles.map((f) => f.slice(1)));
+  for (const m of spec.mounts ?? []) created.push(...(await prepareTarget(spec.rootfs, m)));
   const cwd = path.posix.resolve('/', spec.cwd || '/');
   try {
     const exitCode = mode === 'bwrap' ? await runBwrap(bwrap as string, spec, cwd, hostFiles) : await runChroot(spec, cwd, hostFiles);
@@ -134,6 +161,10 @@ async function runBwrap(bwrap: string, spec: RunSpec, cwd: string, hostFiles: st
     '--clearenv',
   ];
   for (const f of hostFiles) args.push('--ro-bind', f, f);
+  for (const m of spec.mounts ?? []) {
+    if (m.type === 'tmpfs') args.push(...(m.size ? ['--size', String(m.size)] : []), '--tmpfs', m.target);
+    else args.push(m.readOnly ? '--ro-bind' : '--bind', m.source, m.target);
+  }
   for (const kv of spec.env) {
     const eq = kv.indexOf('=');
     args.push('--setenv', eq < 0 ? kv : kv.slice(0, eq), eq < 0 ? '' : kv.slice(eq + 1));
@@ -162,6 +193,11 @@ async function runChroot(spec: RunSpec, cwd: string, hostFiles: string[]): Promi
     ...['null', 'zero', 'full', 'random', 'urandom', 'tty'].map((d) => `/usr/bin/touch ${q(`dev/${d}`)} && /usr/bin/mount --bind /dev/${d} ${q(`dev/${d}`)}`),
     `/usr/bin/ln -s /proc/self/fd ${q('dev/fd')}`,
     ...hostFiles.map((f) => `if [ -f ${q(f)} ] && [ ! -L ${q(f)} ]; then /usr/bin/mount --bind -o ro ${f} ${q(f)}; fi`),
+    ...(spec.mounts ?? []).map((m) =>
+      m.type === 'tmpfs'
+        ? `/usr/bin/mount -t tmpfs${m.size ? ` -o size=${m.size}` : ''} tmpfs ${q(m.target.slice(1))}`
+        : `/usr/bin/mount --bind ${shellQuote(m.source)} ${q(m.target.slice(1))}${m.readOnly ? ` && /usr/bin/mount -o remount,bind,ro ${q(m.target.slice(1))}` : ''}`,
+    ),
     `exec /usr/bin/unshare --root=${shellQuote(root)} --wd=${shellQuote(cwd)} --setgid ${spec.gid} --setuid ${spec.uid} -- "$@"`,
   ].join('\n');
   const args = ['--mount', '--pid', '--fork', '--ipc', '--uts', ...(spec.network === 'none' ? ['--net'] : []), '--kill-child', '/bin/sh', '-c', setup, 'gantry-sandbox', ...spec.argv];

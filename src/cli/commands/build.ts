@@ -3,6 +3,20 @@ import { writeFile } from 'node:fs/promises';
 import { build, planBuild, parseOutput, type GantryError, type ProgressEvent } from '../../index.js';
 import { parseBuildArgs, repeatable } from '../build-args.js';
 import { formatPlan, formatWarning } from '../output.js';
+import { OptionError } from '../../index.js';
+
+/** `--secret id=npmrc,src=$HOME/.npmrc` or `--secret id=token,env=TOKEN` → id → file. */
+function parseSecrets(items: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const item of items) {
+    const f = Object.fromEntries(item.split(',').map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+    const id = f.id;
+    const src = f.src ?? f.source;
+    if (!id || !src) throw new OptionError('SECRET_INVALID', `--secret ${item}: expected id=ID,src=FILE`);
+    out[id] = src;
+  }
+  return out;
+}
 import type { GlobalOptions } from '../main.js';
 
 export interface BuildArgs extends GlobalOptions {
@@ -14,7 +28,7 @@ export interface BuildArgs extends GlobalOptions {
   'dry-run': boolean;
   format: 'text' | 'json';
   tag: string[];
-  'no-cache': boolean;
+  cache: boolean;
   'source-date-epoch'?: number;
   isolation: 'auto' | 'bwrap' | 'chroot';
   progress: 'auto' | 'plain' | 'json' | 'tty';
@@ -22,6 +36,7 @@ export interface BuildArgs extends GlobalOptions {
   'metadata-file'?: string;
   push: boolean;
   output: string[];
+  secret: string[];
   'insecure-registry': string[];
 }
 
@@ -39,13 +54,15 @@ export function buildCommand(yargs: Argv<GlobalOptions>): Argv<GlobalOptions> {
         .option('dry-run', { type: 'boolean', default: false, describe: 'print the build plan and warnings; execute nothing' })
         .option('format', { choices: ['text', 'json'] as const, default: 'text' as const, describe: 'output format of --dry-run' })
         .option('tag', { alias: 't', ...repeatable('name the image (repeatable)') })
-        .option('no-cache', { type: 'boolean', default: false, describe: 'run every step, ignoring the layer cache' })
+        // yargs reads --no-cache as the negation of --cache.
+        .option('cache', { type: 'boolean', default: true, describe: 'use the layer cache (--no-cache runs every step)' })
         .option('source-date-epoch', { type: 'number', describe: 'created times (and clamped file times) for a reproducible image; default $SOURCE_DATE_EPOCH' })
         .option('isolation', { choices: ['auto', 'bwrap', 'chroot'] as const, default: 'auto' as const, describe: 'how RUN is sandboxed' })
         .option('progress', { choices: ['auto', 'plain', 'json', 'tty'] as const, default: 'auto' as const, describe: 'progress output' })
         .option('iidfile', { type: 'string', describe: 'write the image ID (config digest) to this file' })
         .option('metadata-file', { type: 'string', describe: 'write build metadata (JSON) to this file' })
         .option('push', { type: 'boolean', default: false, describe: 'push the tagged image(s) after the build' })
+        .option('secret', repeatable('id=ID,src=FILE: a secret for RUN --mount=type=secret'))
         .option('output', { alias: 'o', ...repeatable('type=oci|docker,dest=FILE.tar; type=oci,dest=DIR; type=local,dest=DIR; type=registry[,name=N]') })
         .option('insecure-registry', repeatable('reach this registry host[:port] over plain HTTP')) as unknown as Argv<BuildArgs>,
     async (argv) => {
@@ -72,11 +89,12 @@ export function buildCommand(yargs: Argv<GlobalOptions>): Argv<GlobalOptions> {
           buildArgs: parseBuildArgs(argv['build-arg']),
           ...(argv.target !== undefined ? { target: argv.target } : {}),
           ...(argv.platform !== undefined ? { platform: argv.platform } : {}),
-          noCache: argv['no-cache'],
+          noCache: !argv.cache,
           ...(argv['source-date-epoch'] !== undefined ? { sourceDateEpoch: argv['source-date-epoch'] } : {}),
           isolation: argv.isolation,
           insecureRegistries: argv['insecure-registry'],
           output: argv.output.map(parseOutput),
+          secrets: parseSecrets(argv.secret),
           push: argv.push,
           onProgress,
         });

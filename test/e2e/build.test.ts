@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
@@ -260,6 +260,41 @@ describe('gantry build', () => {
     const id = `gantry-test-${process.pid}`;
     const r = await execa('unshare', ['-m', 'sh', '-c', `umount -R /sys/fs/cgroup 2>/dev/null; mount -t cgroup2 none /sys/fs/cgroup && crun --cgroup-manager=disabled run --bundle '${bundle}' ${id}; rc=$?; crun delete -f ${id} >/dev/null 2>&1; exit $rc`], { reject: false });
     expect(r.stdout.trim(), r.stderr).toBe('running as 1000:1000');
+  });
+
+  test('an AbortSignal stops a running build and leaves the store consistent', async () => {
+    const { build } = await import('../../src/index.js');
+    const ctx = context('abortctx', { Dockerfile: 'FROM busybox\nRUN sleep 30\n' });
+    const controller = new AbortController();
+    const started = Date.now();
+    setTimeout(() => controller.abort(), 700);
+    await expect(build({ root, context: ctx, signal: controller.signal })).rejects.toThrow(/abort/i);
+    expect(Date.now() - started).toBeLessThan(10_000);
+    expect(readdirSync(path.join(root, 'tmp')).filter((n) => n.startsWith('rootfs-') || n.startsWith('lease-'))).toEqual([]);
+    const ps = await execa('sh', ['-c', 'ps -eo args | grep -c "[s]leep 30" || true']);
+    expect(ps.stdout.trim()).toBe('0');
+  });
+
+  test('COPY through a symlink in the image lands where the link points, inside the rootfs', async () => {
+    const ctx = context('linkctx', {
+      Dockerfile: 'FROM busybox\nRUN mkdir -p /run && ln -s /run /var-run\nCOPY f.txt /var-run/f.txt\n',
+      'f.txt': 'through the link',
+    });
+    expect((await g(['build', '-t', 'link:1', ctx])).exitCode).toBe(0);
+    const f = await files('link:1');
+    expect(f['run/f.txt']).toBeDefined();
+  });
+
+  test('progress on a terminal: an ora spinner per step; a pty without a width falls back to lines (it used to redraw forever)', async () => {
+    haveTool('script');
+    const ctx = path.join(projectRoot, 'examples', 'hello');
+    const cmd = (cols: string) => `stty cols ${cols}; '${bin}' --root '${root}' build --no-cache --progress tty '${ctx}'`;
+    const wide = await execa('script', ['-qfec', cmd('100'), '/dev/null'], { reject: false, timeout: 30_000 });
+    expect(wide.exitCode).toBe(0);
+    expect(wide.stdout).toMatch(/✔.*#\d+ \[build 3\/3\] RUN/);
+    const narrow = await execa('script', ['-qfec', cmd('0'), '/dev/null'], { reject: false, timeout: 30_000 });
+    expect(narrow.exitCode).toBe(0);
+    expect(narrow.stdout).toMatch(/#\d+ DONE|#\d+ \[build 3\/3\] RUN/);
   });
 
   test('COPY ../x is an error', async () => {

@@ -1,8 +1,9 @@
 import type { Argv } from 'yargs';
 import { writeFile } from 'node:fs/promises';
-import { build, planBuild, parseOutput, type GantryError, type ProgressEvent } from '../../index.js';
+import { build, planBuild, parseOutput, type GantryError } from '../../index.js';
 import { parseBuildArgs, repeatable } from '../build-args.js';
 import { formatPlan, formatWarning } from '../output.js';
+import { chooseMode, progressPrinter } from '../progress.js';
 import { OptionError } from '../../index.js';
 
 /** `--secret id=npmrc,src=$HOME/.npmrc` or `--secret id=token,env=TOKEN` → id → file. */
@@ -67,20 +68,7 @@ export function buildCommand(yargs: Argv<GlobalOptions>): Argv<GlobalOptions> {
         .option('insecure-registry', repeatable('reach this registry host[:port] over plain HTTP')) as unknown as Argv<BuildArgs>,
     async (argv) => {
       if (!argv['dry-run']) {
-        const json = argv.progress === 'json';
-        const onProgress = (e: ProgressEvent) => {
-          if (json) {
-            process.stderr.write(JSON.stringify(e.type === 'plan' ? { type: 'plan', stages: e.plan.stages.length } : e) + '\n');
-            return;
-          }
-          if (e.type === 'step') {
-            if (e.status === 'start') process.stderr.write(`#${e.id} ${e.name}\n`);
-            else if (e.status === 'cached') process.stderr.write(`#${e.id} CACHED\n`);
-            else if (e.seconds !== undefined && e.seconds > 0) process.stderr.write(`#${e.id} DONE ${e.seconds.toFixed(1)}s\n`);
-          } else if (e.type === 'output') {
-            for (const line of e.text.split('\n').filter((l) => l !== '')) process.stderr.write(`#${e.id} ${line}\n`);
-          }
-        };
+        const onProgress = progressPrinter(chooseMode(argv.progress));
         const result = await build({
           root: argv.root,
           context: argv.context,

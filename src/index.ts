@@ -143,69 +143,41 @@ export type { PushResult } from './registry/push.js';
 export { RegistryClient, type Credentials, type CredentialLookup } from './registry/client.js';
 
 // --- building --------------------------------------------------------------------------
-export { execute, BuildError, type ExecuteOptions, type ExecuteResult, type ProgressEvent } from './build/executor.js';
-import { execute as executeBuild, type ExecuteResult as BuildExecResult, type ProgressEvent as BuildProgressEvent } from './build/executor.js';
+export { execute, BuildError, type ExecuteOptions, type ExecuteResult, type ProgressEvent, type BuildSettings } from './build/executor.js';
+import { execute as executeBuild, type BuildSettings, type ExecuteResult as BuildExecResult } from './build/executor.js';
 import type { RegistryAccess as Access } from './build/registry.js';
-import type { Isolation } from './sandbox/run.js';
 export type { Isolation } from './sandbox/run.js';
 
-export interface BuildOptions extends Access {
+export interface BuildOptions extends BuildSettings {
   /** The store (default: resolveRoot()). */
   root?: string;
   context?: string;
   /** Dockerfile path; default <context>/Dockerfile; '-' is standard input. */
   dockerfile?: string;
-  tags?: string[];
-  buildArgs?: Record<string, string>;
-  target?: string;
-  platform?: string;
-  noCache?: boolean;
-  /** Seconds since the epoch for every created time; default $SOURCE_DATE_EPOCH when set. */
-  sourceDateEpoch?: number;
-  isolation?: Isolation;
-  /** Secrets for RUN --mount=type=secret: id → file path. */
-  secrets?: Record<string, string>;
   /** Outputs besides the store: `{ type: 'oci' | 'docker' | 'local', dest }` or `{ type: 'registry', name? }`. */
   output?: OutputSpec[];
   /** Push every tag after the build (like `-o type=registry`). */
   push?: boolean;
-  onProgress?: (e: BuildProgressEvent) => void;
-  signal?: AbortSignal;
 }
 
-/** Build a Dockerfile into the store. Resolves to the image's digests and the plan it followed. */
+/**
+ * Build a Dockerfile into the store. Resolves to the image's digests and the plan it
+ * followed. `sourceDateEpoch` defaults to $SOURCE_DATE_EPOCH when that is set.
+ */
 export async function build(options: BuildOptions = {}): Promise<BuildExecResult> {
-  const context = options.context ?? '.';
-  const { file, text } = await loadDockerfile({ context, ...(options.dockerfile !== undefined ? { dockerfile: options.dockerfile } : {}) });
+  const { root: givenRoot, context = '.', dockerfile, output = [], push: pushAfter, ...settings } = options;
+  const { file, text } = await loadDockerfile({ context, ...(dockerfile !== undefined ? { dockerfile } : {}) });
   const envEpoch = process.env.SOURCE_DATE_EPOCH;
-  const sde = options.sourceDateEpoch ?? (envEpoch !== undefined && /^\d+$/.test(envEpoch) ? Number(envEpoch) : undefined);
-  const root = options.root ?? resolveRootDefault();
-  const result = await executeBuild({
-    root,
-    context,
-    dockerfile: file,
-    text,
-    ...(options.tags ? { tags: options.tags } : {}),
-    ...(options.buildArgs ? { buildArgs: options.buildArgs } : {}),
-    ...(options.target ? { target: options.target } : {}),
-    ...(options.platform ? { platform: options.platform } : {}),
-    ...(options.noCache ? { noCache: true } : {}),
-    ...(sde !== undefined ? { sourceDateEpoch: sde } : {}),
-    ...(options.isolation ? { isolation: options.isolation } : {}),
-    ...(options.secrets ? { secrets: options.secrets } : {}),
-    ...(options.onProgress ? { onProgress: options.onProgress } : {}),
-    ...(options.signal ? { signal: options.signal } : {}),
-    ...(options.insecureRegistries ? { insecureRegistries: options.insecureRegistries } : {}),
-    ...(options.credentials ? { credentials: options.credentials } : {}),
-    ...(options.caCertFile ? { caCertFile: options.caCertFile } : {}),
-  });
-  const access = {
-    ...(options.insecureRegistries ? { insecureRegistries: options.insecureRegistries } : {}),
-    ...(options.credentials ? { credentials: options.credentials } : {}),
-    ...(options.caCertFile ? { caCertFile: options.caCertFile } : {}),
+  if (settings.sourceDateEpoch === undefined && envEpoch !== undefined && /^\d+$/.test(envEpoch)) settings.sourceDateEpoch = Number(envEpoch);
+  const root = givenRoot ?? resolveRootDefault();
+  const result = await executeBuild({ ...settings, root, context, dockerfile: file, text });
+  const { insecureRegistries, credentials, caCertFile } = settings;
+  const access: Access = {
+    ...(insecureRegistries ? { insecureRegistries } : {}),
+    ...(credentials ? { credentials } : {}),
+    ...(caCertFile ? { caCertFile } : {}),
   };
-  const outputs = [...(options.output ?? []), ...(options.push ? [{ type: 'registry' as const }] : [])];
-  await writeOutputs(root, result.descriptor, result.tags, outputs, access);
+  await writeOutputs(root, result.descriptor, result.tags, [...output, ...(pushAfter ? [{ type: 'registry' as const }] : [])], access);
   return result;
 }
 export { parseOutput, type OutputSpec } from './build/outputs.js';

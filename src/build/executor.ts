@@ -44,12 +44,8 @@ export type ProgressEvent =
   | { type: 'output'; id: number; stream: 'stdout' | 'stderr'; text: string }
   | { type: 'image'; digest: string; configDigest: string; tags: string[] };
 
-export interface ExecuteOptions extends RegistryAccess {
-  root: string;
-  context: string;
-  /** Dockerfile path (for messages and <Dockerfile>.dockerignore). */
-  dockerfile: string;
-  text: string;
+/** What a build is asked to do, shared by the executor and the public build() API. */
+export interface BuildSettings extends RegistryAccess {
   tags?: string[];
   buildArgs?: Record<string, string>;
   target?: string;
@@ -61,6 +57,14 @@ export interface ExecuteOptions extends RegistryAccess {
   secrets?: Record<string, string>;
   onProgress?: (e: ProgressEvent) => void;
   signal?: AbortSignal;
+}
+
+export interface ExecuteOptions extends BuildSettings {
+  root: string;
+  context: string;
+  /** Dockerfile path (for messages and <Dockerfile>.dockerignore). */
+  dockerfile: string;
+  text: string;
 }
 
 export interface ExecuteResult {

@@ -23,7 +23,7 @@ import {
 } from '../dockerfile/instructions.js';
 import { MountError, parseMount, type Mount } from '../dockerfile/mounts.js';
 import { heredocBody, parse, type Heredoc } from '../dockerfile/parser.js';
-import { expand, ShellSyntaxError, type EnvLookup } from '../dockerfile/shell.js';
+import { expand, ShellSyntaxError, type EnvLookup, type ExpandResult } from '../dockerfile/shell.js';
 import { parseDockerfile, type DockerfileModel, type Stage } from '../dockerfile/stages.js';
 import { WarningSink, type Warning } from '../dockerfile/warnings.js';
 import { applyCheckDirective } from '../dockerfile/lint.js';
@@ -221,7 +221,7 @@ export function planModel(model: DockerfileModel, options: PlanOptions = {}): Bu
     keyword: string,
     warnUndefined: boolean,
     known: (name: string) => boolean = () => false,
-  ): { word: string; words: string[] } => {
+  ): ExpandResult => {
     try {
       const r = expand(word, lookup, { escapeToken });
       if (warnUndefined) {
@@ -294,7 +294,7 @@ export function planModel(model: DockerfileModel, options: PlanOptions = {}): Bu
     const from = stage.from;
     const knownGlobal = (n: string): boolean => globalDeclared.has(n) || predefined.has(n);
     const image = expandWith(from.image, global.lookup, from.location, 'FROM', false);
-    for (const name of expand(from.image, global.lookup, { escapeToken }).unmatched) {
+    for (const name of image.unmatched) {
       if (!knownGlobal(name)) {
         sink.add('UndefinedArgInFrom', `FROM argument '${name}' is not declared`, from.location);
       }

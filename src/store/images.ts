@@ -3,7 +3,7 @@ import { StoreError } from '../errors/index.js';
 import { validateImage, type Image, type Layer } from '../image/image.js';
 import { INDEX_TYPES, MediaType } from '../oci/media-types.js';
 import { formatReference, normalizeReference } from '../oci/reference.js';
-import { REF_NAME_ANNOTATION, type Descriptor, type ImageConfig, type Index, type Manifest } from '../oci/types.js';
+import { REF_NAME_ANNOTATION, type Descriptor, type ImageConfig, type Manifest } from '../oci/types.js';
 import type { Store, StoreEntry } from './store.js';
 
 export async function loadImage(store: Store, descriptor: Descriptor): Promise<Image> {
@@ -112,4 +112,3 @@ export function nameOf(d: Descriptor): string | undefined {
   return d.annotations?.[REF_NAME_ANNOTATION];
 }
 
-export type { Index };

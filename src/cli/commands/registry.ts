@@ -10,6 +10,11 @@ interface Access extends GlobalOptions {
 
 const caCert = { type: 'string', describe: 'PEM file of CA certificates to trust (default: $SSL_CERT_FILE)' } as const;
 
+/** The registry options every command shares, from its arguments. */
+function accessOf(argv: Access): { insecureRegistries: string[]; caCertFile?: string } {
+  return { insecureRegistries: argv['insecure-registry'], ...(argv['ca-cert'] ? { caCertFile: argv['ca-cert'] } : {}) };
+}
+
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const c of process.stdin) chunks.push(c as Buffer);
@@ -32,9 +37,8 @@ export function registryCommands(yargs: Argv<GlobalOptions>): Argv<GlobalOptions
         const r = await pull({
           root: argv.root,
           reference: argv.image,
-          insecureRegistries: argv['insecure-registry'],
+          ...accessOf(argv),
           registryMirrors: argv['registry-mirror'],
-          ...(argv['ca-cert'] ? { caCertFile: argv['ca-cert'] } : {}),
           ...(argv.platform ? { platform: argv.platform } : {}),
           onProgress: (p) => {
             if (p.done) process.stdout.write(`${p.digest.slice(7, 19)}: ${p.cached ? 'Already exists' : 'Pull complete'}\n`);
@@ -58,8 +62,7 @@ export function registryCommands(yargs: Argv<GlobalOptions>): Argv<GlobalOptions
         const r = await push({
           root: argv.root,
           image: argv.image,
-          insecureRegistries: argv['insecure-registry'],
-          ...(argv['ca-cert'] ? { caCertFile: argv['ca-cert'] } : {}),
+          ...accessOf(argv),
           ...(argv.destination ? { destination: argv.destination } : {}),
         });
         for (const [digest, status] of Object.entries(r.blobs)) process.stdout.write(`${digest.slice(7, 19)}: ${status}\n`);
@@ -86,8 +89,7 @@ export function registryCommands(yargs: Argv<GlobalOptions>): Argv<GlobalOptions
           registry: argv.registry,
           username: argv.username,
           password,
-          insecureRegistries: argv['insecure-registry'],
-          ...(argv['ca-cert'] ? { caCertFile: argv['ca-cert'] } : {}),
+          ...accessOf(argv),
         });
         process.stdout.write('Login Succeeded\n');
       },

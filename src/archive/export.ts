@@ -13,6 +13,7 @@ import { GantryError } from '../errors/index.js';
 import type { Image } from '../image/image.js';
 import { layerCompression } from '../oci/media-types.js';
 import { sanitizeMemberName } from './sanitize.js';
+import { writeTar } from './tar-out.js';
 
 const WHITEOUT = '.wh.';
 const OPAQUE = '.wh..wh..opq';
@@ -25,63 +26,57 @@ function parents(p: string): string[] {
 }
 
 export async function exportImage(image: Image, out: Writable): Promise<void> {
-  const pack = tar.pack();
-  const done = pipeline(pack, out);
+  await writeTar(out, (pack) => writeFlattened(image, pack));
+}
+
+async function writeFlattened(image: Image, pack: tar.Pack): Promise<void> {
   const seen = new Set<string>();
   /** Paths removed by upper layers (the path and everything below it). */
   const removed = new Set<string>();
   /** Directories whose lower-layer contents are hidden. */
   const opaque = new Set<string>();
-  try {
-    for (let i = image.layers.length - 1; i >= 0; i--) {
-      const layer = image.layers[i] as (typeof image.layers)[number];
-      const compression = layerCompression(layer.mediaType);
-      if (compression === 'zstd') throw new GantryError('EXPORT_UNSUPPORTED', `layer ${layer.digest} is zstd-compressed; export does not read zstd yet`);
-      const extract = tar.extract();
-      const source = layer.open();
-      const feeding = compression === 'gzip' ? pipeline(source, createGunzip(), extract) : pipeline(source, extract);
-      const layerRemoved = new Set<string>();
-      const layerOpaque = new Set<string>();
-      const what = `layer ${layer.digest}`;
-      for await (const entry of extract) {
-        const h = { ...entry.header };
-        const name = sanitizeMemberName(h.name, what);
-        const base = name.slice(name.lastIndexOf('/') + 1);
-        const dir = name.includes('/') ? name.slice(0, name.lastIndexOf('/')) : '';
-        if (base === OPAQUE) {
-          layerOpaque.add(dir);
-          entry.resume();
-          continue;
-        }
-        if (base.startsWith(WHITEOUT)) {
-          const target = (dir ? dir + '/' : '') + base.slice(WHITEOUT.length);
-          if (base.length > WHITEOUT.length && target.split('/').every((p) => p !== '..' && p !== '.')) layerRemoved.add(target);
-          entry.resume();
-          continue;
-        }
-        const hidden = removed.has(name) || parents(name).some((p) => removed.has(p) || opaque.has(p));
-        if (name === '' || seen.has(name) || hidden) {
-          entry.resume();
-          continue;
-        }
-        seen.add(name);
-        h.name = h.type === 'directory' ? name + '/' : name;
-        if (h.type === 'link' && h.linkname) h.linkname = sanitizeMemberName(h.linkname, what);
-        await new Promise<void>((resolve, reject) => {
-          const sink = pack.entry(h, (err) => (err ? reject(err) : resolve()));
-          entry.pipe(sink);
-        });
+  for (let i = image.layers.length - 1; i >= 0; i--) {
+    const layer = image.layers[i] as (typeof image.layers)[number];
+    const compression = layerCompression(layer.mediaType);
+    if (compression === 'zstd') throw new GantryError('EXPORT_UNSUPPORTED', `layer ${layer.digest} is zstd-compressed; export does not read zstd yet`);
+    const extract = tar.extract();
+    const source = layer.open();
+    const feeding = compression === 'gzip' ? pipeline(source, createGunzip(), extract) : pipeline(source, extract);
+    const layerRemoved = new Set<string>();
+    const layerOpaque = new Set<string>();
+    const what = `layer ${layer.digest}`;
+    for await (const entry of extract) {
+      const h = { ...entry.header };
+      const name = sanitizeMemberName(h.name, what);
+      const base = name.slice(name.lastIndexOf('/') + 1);
+      const dir = name.includes('/') ? name.slice(0, name.lastIndexOf('/')) : '';
+      if (base === OPAQUE) {
+        layerOpaque.add(dir);
+        entry.resume();
+        continue;
       }
-      await feeding;
-      // This layer's whiteouts and opaque markers hide what is below it, not itself.
-      for (const r of layerRemoved) removed.add(r);
-      for (const o of layerOpaque) opaque.add(o);
+      if (base.startsWith(WHITEOUT)) {
+        const target = (dir ? dir + '/' : '') + base.slice(WHITEOUT.length);
+        if (base.length > WHITEOUT.length && target.split('/').every((p) => p !== '..' && p !== '.')) layerRemoved.add(target);
+        entry.resume();
+        continue;
+      }
+      const hidden = removed.has(name) || parents(name).some((p) => removed.has(p) || opaque.has(p));
+      if (name === '' || seen.has(name) || hidden) {
+        entry.resume();
+        continue;
+      }
+      seen.add(name);
+      h.name = h.type === 'directory' ? name + '/' : name;
+      if (h.type === 'link' && h.linkname) h.linkname = sanitizeMemberName(h.linkname, what);
+      await new Promise<void>((resolve, reject) => {
+        const sink = pack.entry(h, (err) => (err ? reject(err) : resolve()));
+        entry.pipe(sink);
+      });
     }
-    pack.finalize();
-  } catch (err) {
-    pack.destroy(err as Error);
-    await done.catch(() => undefined);
-    throw err;
+    await feeding;
+    // This layer's whiteouts and opaque markers hide what is below it, not itself.
+    for (const r of layerRemoved) removed.add(r);
+    for (const o of layerOpaque) opaque.add(o);
   }
-  await done;
 }

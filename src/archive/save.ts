@@ -7,7 +7,6 @@
  * are in a fixed order with fixed times and owners, so the same images give the same bytes.
  */
 import type { Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
 import { familiarName, parseReference } from '../oci/reference.js';
 import { MediaType } from '../oci/media-types.js';
@@ -15,6 +14,7 @@ import type { Descriptor, Index } from '../oci/types.js';
 import { REF_NAME_ANNOTATION } from '../oci/types.js';
 import type { Image } from '../image/image.js';
 import type { Store } from '../store/store.js';
+import { writeTar } from './tar-out.js';
 
 export type SaveFormat = 'docker' | 'oci';
 
@@ -27,8 +27,10 @@ export interface SaveItem {
 const CONTAINERD_NAME = 'io.containerd.image.name';
 
 export async function saveImages(store: Store, items: SaveItem[], out: Writable, format: SaveFormat, mtime = new Date(0)): Promise<void> {
-  const pack = tar.pack();
-  const done = pipeline(pack, out);
+  await writeTar(out, (pack) => fillArchive(pack, store, items, format, mtime));
+}
+
+async function fillArchive(pack: tar.Pack, store: Store, items: SaveItem[], format: SaveFormat, mtime: Date): Promise<void> {
   const header = (name: string, size: number, type: 'file' | 'directory' = 'file') => ({
     name,
     size,
@@ -53,50 +55,42 @@ export async function saveImages(store: Store, items: SaveItem[], out: Writable,
       source.pipe(sink);
     });
 
-  try {
-    await addBuffer('oci-layout', Buffer.from(JSON.stringify({ imageLayoutVersion: '1.0.0' })));
-    await new Promise<void>((resolve, reject) => pack.entry(header('blobs/', 0, 'directory'), (err) => (err ? reject(err) : resolve())));
-    await new Promise<void>((resolve, reject) => pack.entry(header('blobs/sha256/', 0, 'directory'), (err) => (err ? reject(err) : resolve())));
-    const written = new Set<string>();
-    const once = async (digest: string, write: () => Promise<void>) => {
-      if (written.has(digest)) return;
-      written.add(digest);
-      await write();
-    };
-    const index: Index = { schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: [] };
-    const dockerManifest: { Config: string; RepoTags: string[]; Layers: string[] }[] = [];
-    const repositories: Record<string, Record<string, string>> = {};
-    for (const { image, names } of items) {
-      await once(image.configDigest, () => addBuffer(`blobs/sha256/${image.configDigest.slice(7)}`, image.rawConfig));
-      for (const layer of image.layers) await once(layer.digest, () => addBlob(layer.digest, layer.size));
-      await once(image.digest, () => addBuffer(`blobs/sha256/${image.digest.slice(7)}`, image.rawManifest));
-      const base: Descriptor = { mediaType: image.mediaType, digest: image.digest, size: image.rawManifest.length };
-      if (names.length === 0) index.manifests.push(base);
-      for (const name of names) {
-        index.manifests.push({ ...base, annotations: { [CONTAINERD_NAME]: name, [REF_NAME_ANNOTATION]: name } });
-      }
-      const tags = names.map((n) => {
-        const r = parseReference(n);
-        const repo = familiarName(r);
-        (repositories[repo] ??= {})[r.tag ?? 'latest'] = image.configDigest.slice(7);
-        return `${repo}:${r.tag ?? 'latest'}`;
-      });
-      dockerManifest.push({
-        Config: `blobs/sha256/${image.configDigest.slice(7)}`,
-        RepoTags: tags,
-        Layers: image.layers.map((l) => `blobs/sha256/${l.digest.slice(7)}`),
-      });
+  await addBuffer('oci-layout', Buffer.from(JSON.stringify({ imageLayoutVersion: '1.0.0' })));
+  await new Promise<void>((resolve, reject) => pack.entry(header('blobs/', 0, 'directory'), (err) => (err ? reject(err) : resolve())));
+  await new Promise<void>((resolve, reject) => pack.entry(header('blobs/sha256/', 0, 'directory'), (err) => (err ? reject(err) : resolve())));
+  const written = new Set<string>();
+  const once = async (digest: string, write: () => Promise<void>) => {
+    if (written.has(digest)) return;
+    written.add(digest);
+    await write();
+  };
+  const index: Index = { schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: [] };
+  const dockerManifest: { Config: string; RepoTags: string[]; Layers: string[] }[] = [];
+  const repositories: Record<string, Record<string, string>> = {};
+  for (const { image, names } of items) {
+    await once(image.configDigest, () => addBuffer(`blobs/sha256/${image.configDigest.slice(7)}`, image.rawConfig));
+    for (const layer of image.layers) await once(layer.digest, () => addBlob(layer.digest, layer.size));
+    await once(image.digest, () => addBuffer(`blobs/sha256/${image.digest.slice(7)}`, image.rawManifest));
+    const base: Descriptor = { mediaType: image.mediaType, digest: image.digest, size: image.rawManifest.length };
+    if (names.length === 0) index.manifests.push(base);
+    for (const name of names) {
+      index.manifests.push({ ...base, annotations: { [CONTAINERD_NAME]: name, [REF_NAME_ANNOTATION]: name } });
     }
-    await addBuffer('index.json', Buffer.from(JSON.stringify(index)));
-    if (format === 'docker') {
-      await addBuffer('manifest.json', Buffer.from(JSON.stringify(dockerManifest)));
-      await addBuffer('repositories', Buffer.from(JSON.stringify(repositories)));
-    }
-    pack.finalize();
-  } catch (err) {
-    pack.destroy(err as Error);
-    await done.catch(() => undefined);
-    throw err;
+    const tags = names.map((n) => {
+      const r = parseReference(n);
+      const repo = familiarName(r);
+      (repositories[repo] ??= {})[r.tag ?? 'latest'] = image.configDigest.slice(7);
+      return `${repo}:${r.tag ?? 'latest'}`;
+    });
+    dockerManifest.push({
+      Config: `blobs/sha256/${image.configDigest.slice(7)}`,
+      RepoTags: tags,
+      Layers: image.layers.map((l) => `blobs/sha256/${l.digest.slice(7)}`),
+    });
   }
-  await done;
+  await addBuffer('index.json', Buffer.from(JSON.stringify(index)));
+  if (format === 'docker') {
+    await addBuffer('manifest.json', Buffer.from(JSON.stringify(dockerManifest)));
+    await addBuffer('repositories', Buffer.from(JSON.stringify(repositories)));
+  }
 }

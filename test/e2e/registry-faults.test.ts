@@ -48,15 +48,16 @@ afterAll(async () => {
 });
 
 /** A proxy to the real registry that misbehaves once on the layer blob. */
-async function faultyProxy(fault: '500' | 'drop'): Promise<{ host: string; faults: () => number; ranges: string[] }> {
+async function faultyProxy(fault: '500' | '429' | 'drop'): Promise<{ host: string; faults: () => number; ranges: string[] }> {
   let faults = 0;
   const ranges: string[] = [];
   const host = await listen((req, res) => {
     const isLayer = req.method === 'GET' && req.url?.endsWith(`/blobs/${layer}`);
     if (isLayer && typeof req.headers.range === 'string') ranges.push(req.headers.range);
-    if (isLayer && faults === 0 && fault === '500') {
+    if (isLayer && faults === 0 && (fault === '500' || fault === '429')) {
       faults++;
-      res.writeHead(500).end('boom');
+      if (fault === '429') res.writeHead(429, { 'retry-after': '1' }).end('slow down');
+      else res.writeHead(500).end('boom');
       return;
     }
     const up = httpRequest({ host: '127.0.0.1', port: Number(reg.host.split(':')[1]), path: req.url, method: req.method, headers: req.headers }, (r) => {
@@ -81,7 +82,7 @@ async function faultyProxy(fault: '500' | 'drop'): Promise<{ host: string; fault
 }
 
 describe('faults on the way', () => {
-  test.each(['500', 'drop'] as const)('the registry answers %s once mid-pull: the pull still succeeds', async (fault) => {
+  test.each(['500', '429', 'drop'] as const)('the registry answers %s once mid-pull: the pull still succeeds', async (fault) => {
     const proxy = await faultyProxy(fault);
     const store = await Store.open(path.join(mkdtempSync(path.join(work, 's-')), 'store'));
     const client = new RegistryClient(proxy.host, { backoffMs: 20 });

@@ -10,6 +10,13 @@ interface Access extends GlobalOptions {
 
 const caCert = { type: 'string', describe: 'PEM file of CA certificates to trust (default: $SSL_CERT_FILE)' } as const;
 
+/** The registry options every command shares: --ca-cert and --insecure-registry. */
+function withAccess<T>(y: Argv<T>): Argv<T> {
+  return y
+    .option('ca-cert', caCert)
+    .option('insecure-registry', repeatable('reach this registry host[:port] over plain HTTP (loopback hosts always are)')) as unknown as Argv<T>;
+}
+
 /** The registry options every command shares, from its arguments. */
 function accessOf(argv: Access): { insecureRegistries: string[]; caCertFile?: string } {
   return { insecureRegistries: argv['insecure-registry'], ...(argv['ca-cert'] ? { caCertFile: argv['ca-cert'] } : {}) };
@@ -27,12 +34,10 @@ export function registryCommands(yargs: Argv<GlobalOptions>): Argv<GlobalOptions
       'pull <image>',
       'Pull an image from a registry into the store',
       (y) =>
-        y
+        withAccess(y)
           .positional('image', { type: 'string', demandOption: true })
           .option('platform', { type: 'string', describe: 'os/arch[/variant] to pick from a multi-platform image' })
-          .option('registry-mirror', repeatable('a mirror of docker.io to try first (host[:port] or URL)'))
-          .option('ca-cert', caCert)
-          .option('insecure-registry', repeatable('reach this registry host[:port] over plain HTTP (loopback hosts always are)')) as never,
+          .option('registry-mirror', repeatable('a mirror of docker.io to try first (host[:port] or URL)')) as never,
       async (argv) => {
         const r = await pull({
           root: argv.root,
@@ -53,11 +58,9 @@ export function registryCommands(yargs: Argv<GlobalOptions>): Argv<GlobalOptions
       'push <image> [destination]',
       'Push an image from the store to a registry',
       (y) =>
-        y
+        withAccess(y)
           .positional('image', { type: 'string', demandOption: true })
-          .positional('destination', { type: 'string', describe: 'push under this name instead' })
-          .option('ca-cert', caCert)
-          .option('insecure-registry', repeatable('reach this registry host[:port] over plain HTTP (loopback hosts always are)')) as never,
+          .positional('destination', { type: 'string', describe: 'push under this name instead' }) as never,
       async (argv) => {
         const r = await push({
           root: argv.root,
@@ -73,13 +76,11 @@ export function registryCommands(yargs: Argv<GlobalOptions>): Argv<GlobalOptions
       'login <registry>',
       'Check credentials against a registry and store them in the docker config',
       (y) =>
-        y
+        withAccess(y)
           .positional('registry', { type: 'string', demandOption: true })
           .option('username', { alias: 'u', type: 'string' })
           .option('password', { alias: 'p', type: 'string', describe: 'prefer --password-stdin: this shows in the process list' })
-          .option('password-stdin', { type: 'boolean', default: false })
-          .option('ca-cert', caCert)
-          .option('insecure-registry', repeatable('reach this registry host[:port] over plain HTTP')) as never,
+          .option('password-stdin', { type: 'boolean', default: false }) as never,
       async (argv) => {
         if (!argv.username) throw new OptionError('LOGIN_USERNAME', 'login needs --username');
         if (argv.password !== undefined && argv['password-stdin']) throw new OptionError('LOGIN_PASSWORD', '--password and --password-stdin are exclusive');

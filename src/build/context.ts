@@ -88,31 +88,37 @@ export async function resolveSources(root: string, sources: string[], ignore: Ig
     if (!st || (fromContext && rel !== '' && ignore(rel))) {
       throw new GantryError('COPY_NO_SOURCE', `${what}: "${src}" not found${fromContext ? ' in the build context (or excluded by .dockerignore)' : ''}`);
     }
-    out.push({ host, rel, name: parts.length ? path.posix.basename(rel) : '', isDir: st.isDirectory() });
+    // Named as given, not as resolved: `COPY link.html /d/` makes /d/link.html, as BuildKit does.
+    const given = path.posix.resolve('/', src);
+    out.push({ host, rel, name: given === '/' ? '' : path.posix.basename(given), isDir: st.isDirectory() });
   }
   return out;
 }
 
 async function globIn(root: string, parts: string[], ignore: IgnoreFilter): Promise<SourceItem[]> {
-  let current: { host: string; rel: string }[] = [{ host: root, rel: '' }];
-  for (const [i, part] of parts.entries()) {
-    const next: { host: string; rel: string }[] = [];
-    for (const c of current) {
+  // Every directory read and every match is resolved inside the root: a context symlink on the
+  // way (`sub -> /etc`) never leads the walk to the host.
+  let current: string[] = [''];
+  for (const part of parts) {
+    const next: string[] = [];
+    for (const rel of current) {
       if (!GLOB.test(part)) {
-        next.push({ host: path.join(c.host, part), rel: c.rel ? `${c.rel}/${part}` : part });
+        next.push(rel ? `${rel}/${part}` : part);
         continue;
       }
       const re = globToRegex(part);
-      const names = await readdir(c.host).catch(() => [] as string[]);
-      for (const n of names.sort()) if (re.test(n)) next.push({ host: path.join(c.host, n), rel: c.rel ? `${c.rel}/${n}` : n });
+      const { host } = await resolveInRoot(root, rel || '/');
+      const names = await readdir(host).catch(() => [] as string[]);
+      for (const n of names.sort()) if (re.test(n)) next.push(rel ? `${rel}/${n}` : n);
     }
-    current = i === parts.length - 1 ? next : next;
+    current = next;
   }
   const out: SourceItem[] = [];
-  for (const c of current) {
-    const st = await lstat(c.host).catch(() => undefined);
-    if (!st || ignore(c.rel)) continue;
-    out.push({ host: c.host, rel: c.rel, name: path.posix.basename(c.rel), isDir: st.isDirectory() });
+  for (const rel of current) {
+    const { host, inner } = await resolveInRoot(root, rel);
+    const st = await lstat(host).catch(() => undefined);
+    if (!st || ignore(rel) || ignore(inner.slice(1))) continue;
+    out.push({ host, rel: inner.slice(1), name: path.posix.basename(rel), isDir: st.isDirectory() });
   }
   return out;
 }

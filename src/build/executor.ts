@@ -36,6 +36,7 @@ import { downloadSource, inlineSources, isArchive, isUrl, openFile } from './sou
 import { decompress } from '../archive/decompress.js';
 import dockerignore from '@balena/dockerignore';
 import { pull, type RegistryAccess } from './registry.js';
+import { createdBy, HISTORY_COMMENT } from './history.js';
 import { resolveUser } from './users.js';
 
 export type ProgressEvent =
@@ -94,16 +95,6 @@ interface StageState {
 export class BuildError extends GantryError {}
 
 const sha = (s: string): string => createHash('sha256').update(s).digest('hex');
-
-function createdBy(step: Step): string {
-  const flat = step.original.replace(/\s+/g, ' ').trim();
-  if (step.op === 'run') {
-    const cmd = step.command.form === 'shell' ? [...step.state.shell, step.command.args.join(' ')].join(' ') : step.command.args.join(' ');
-    return `RUN ${cmd} # buildkit`;
-  }
-  if (step.op === 'copy') return `${flat} # buildkit`;
-  return flat;
-}
 
 export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
   const store = await Store.open(options.root);
@@ -236,13 +227,13 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
         options.signal?.throwIfAborted();
         const name = `${step.position} ${step.original.replace(/\s+/g, ' ').trim()}`;
         const started = Date.now();
-        const history: HistoryEntry = { created, created_by: createdBy(step) };
-        if (step.op !== 'workdir' && applyConfigStep(state.config, step, state.configState)) {
-          state.config.history = [...(state.config.history ?? []), { ...history, empty_layer: true }];
-          emit({ type: 'step', id: step.id, name, status: 'done', seconds: 0 });
+        const text = createdBy(step);
+        const history: HistoryEntry = { created, ...(text !== undefined ? { created_by: text } : {}), comment: HISTORY_COMMENT };
+        if (step.op === 'arg' || (step.op !== 'workdir' && applyConfigStep(state.config, step, state.configState))) {
+          if (text !== undefined) state.config.history = [...(state.config.history ?? []), { ...history, empty_layer: true }];
+          if (step.op !== 'arg') emit({ type: 'step', id: step.id, name, status: 'done', seconds: 0 });
           continue;
         }
-        if (step.op === 'arg') continue;
         emit({ type: 'step', id: step.id, name, status: 'start' });
         // The steps that may change the filesystem: RUN, COPY/ADD, WORKDIR (it creates a missing directory).
         let extra = '';

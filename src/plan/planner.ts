@@ -125,6 +125,8 @@ export type Step = StepBase &
         runEnv: string[];
         /** Proxy build args passed to the command but kept out of the cache key. */
         proxyEnv: string[];
+        /** Every ARG declared in the stage as NAME=value (ENV wins; unset is empty), as BuildKit's history shows them. */
+        historyArgs: string[];
       }
     | ({
         op: 'copy';
@@ -144,6 +146,8 @@ export interface ResolvedArg {
   name: string;
   value?: string;
   source: 'build-arg' | 'default' | 'global' | 'predefined' | 'unset';
+  /** The default the Dockerfile declares, expanded (history shows it, not the value given). */
+  defaultValue?: string;
 }
 
 export interface PlannedStage {
@@ -592,6 +596,7 @@ export function planModel(model: DockerfileModel, options: PlanOptions = {}): Bu
             security: ins.security ?? 'sandbox',
             runEnv,
             proxyEnv,
+            historyArgs: [...scope.args].map(([k, v]) => `${k}=${scope.env.get(k) ?? v ?? ''}`),
           });
           break;
         }
@@ -631,17 +636,19 @@ export function planModel(model: DockerfileModel, options: PlanOptions = {}): Bu
     return { steps, baseEnvKnown };
 
     function resolveArgs(ins: ArgInstruction, one: (w: string) => string): ResolvedArg[] {
-      return ins.args.map((decl) => {
-        if (buildArgs.has(decl.name)) return { name: decl.name, value: buildArgs.get(decl.name), source: 'build-arg' };
-        if (decl.defaultValue !== undefined) return { name: decl.name, value: one(decl.defaultValue), source: 'default' };
-        if (global.args.has(decl.name) && globalDeclared.has(decl.name)) {
-          const v = global.args.get(decl.name);
-          return v === undefined ? { name: decl.name, source: 'unset' } : { name: decl.name, value: v, source: 'global' };
-        }
-        const p = predefined.get(decl.name);
-        if (p !== undefined) return { name: decl.name, value: p, source: 'predefined' };
-        return { name: decl.name, source: 'unset' };
-      });
+      return ins.args.map((decl) => ({ ...resolveArg(decl, one), ...(decl.defaultValue !== undefined ? { defaultValue: one(decl.defaultValue) } : {}) }));
+    }
+
+    function resolveArg(decl: ArgInstruction['args'][number], one: (w: string) => string): ResolvedArg {
+      if (buildArgs.has(decl.name)) return { name: decl.name, value: buildArgs.get(decl.name), source: 'build-arg' };
+      if (decl.defaultValue !== undefined) return { name: decl.name, value: one(decl.defaultValue), source: 'default' };
+      if (global.args.has(decl.name) && globalDeclared.has(decl.name)) {
+        const v = global.args.get(decl.name);
+        return v === undefined ? { name: decl.name, source: 'unset' } : { name: decl.name, value: v, source: 'global' };
+      }
+      const p = predefined.get(decl.name);
+      if (p !== undefined) return { name: decl.name, value: p, source: 'predefined' };
+      return { name: decl.name, source: 'unset' };
     }
   };
 

@@ -118,6 +118,10 @@ describe('images, tag, rmi, history', () => {
     expect(JSON.parse(filtered.stdout).map((x: { name: string }) => x.name)).toEqual(['localhost:5000/team/bb:1.0']);
     const digests = await gantry(['images', '--digests', 'busybox']);
     expect(digests.stdout).toMatch(/sha256:[0-9a-f]{64}/);
+    // --no-trunc is docker's spelling; yargs used to read it as the negation of "trunc" and fail.
+    const full = await gantry(['images', '--no-trunc', 'busybox']);
+    expect(full.stderr).toBe('');
+    expect(full.stdout).toMatch(/\ssha256:[0-9a-f]{64}\s/);
   });
 
   test('label filter', async () => {
@@ -130,6 +134,9 @@ describe('images, tag, rmi, history', () => {
     const r = await gantry(['history', 'busybox:gzip']);
     expect(r.stdout.split('\n')[0]).toMatch(/^IMAGE\s+CREATED\s+CREATED BY\s+SIZE\s+COMMENT$/);
     expect(r.stdout).toContain('gantry import');
+    const full = await gantry(['history', '--no-trunc', 'busybox:gzip']);
+    expect(full.exitCode, full.stderr).toBe(0);
+    expect(full.stdout).toMatch(/^sha256:[0-9a-f]{64}\s/m);
   });
 
   test('rmi untags; the image goes with its last name; by ID needs -f when named twice', async () => {

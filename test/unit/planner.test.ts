@@ -23,7 +23,7 @@ describe('ARG scoping', () => {
     const p = P('ARG TAG=1\nFROM img:$TAG\nARG TAG\nARG MODE=debug\nRUN x\n', { buildArgs: { TAG: '2', MODE: 'release' } });
     expect(p.images).toEqual(['img:2']);
     expect(stepOf(p, 'arg', 0).args[0]).toEqual({ name: 'TAG', value: '2', source: 'build-arg' });
-    expect(stepOf(p, 'arg', 1).args[0]).toEqual({ name: 'MODE', value: 'release', source: 'build-arg' });
+    expect(stepOf(p, 'arg', 1).args[0]).toEqual({ name: 'MODE', value: 'release', source: 'build-arg', defaultValue: 'debug' });
     expect(stepOf(p, 'run').runEnv).toContain('MODE=release');
   });
 

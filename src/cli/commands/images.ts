@@ -23,7 +23,7 @@ function parseFilters(items: string[]): ListFilter {
 
 export function imageCommands(yargs: Argv<GlobalOptions>): Argv<GlobalOptions> {
   return yargs
-    .command<GlobalOptions & { quiet: boolean; digests: boolean; 'no-trunc': boolean; format: string; filter: string[]; repository?: string }>(
+    .command<GlobalOptions & { quiet: boolean; digests: boolean; trunc: boolean; format: string; filter: string[]; repository?: string }>(
       'images [repository]',
       'List images in the store',
       (y) =>
@@ -31,14 +31,14 @@ export function imageCommands(yargs: Argv<GlobalOptions>): Argv<GlobalOptions> {
           .positional('repository', { type: 'string', describe: 'only this repository (a reference filter)' })
           .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'only image IDs' })
           .option('digests', { type: 'boolean', default: false, describe: 'show manifest digests' })
-          .option('no-trunc', { type: 'boolean', default: false, describe: 'full IDs' })
+          .option('trunc', { type: 'boolean', default: true, describe: 'shorten IDs (--no-trunc shows them in full)' })
           .option('format', { choices: ['table', 'json'], default: 'table' })
           .option('filter', repeatable('dangling=true|false, label=KEY[=VALUE], reference=PATTERN')) as never,
       async (argv) => {
         const filter = parseFilters(argv.filter);
         if (argv.repository) (filter.reference ??= []).push(argv.repository);
         const rows = await listImages(argv.root, filter);
-        const id = (d: string) => (argv['no-trunc'] ? d : shortId(d));
+        const id = (d: string) => (!argv.trunc ? d : shortId(d));
         if (argv.format === 'json') {
           process.stdout.write(JSON.stringify(rows, null, 2) + '\n');
         } else if (argv.quiet) {
@@ -86,13 +86,13 @@ export function imageCommands(yargs: Argv<GlobalOptions>): Argv<GlobalOptions> {
         process.stdout.write(JSON.stringify(out, null, 2) + '\n');
       },
     )
-    .command<GlobalOptions & { image: string; 'no-trunc': boolean; format: string; quiet: boolean }>(
+    .command<GlobalOptions & { image: string; trunc: boolean; format: string; quiet: boolean }>(
       'history <image>',
       'Show how an image was made, newest step first',
       (y) =>
         y
           .positional('image', { type: 'string', demandOption: true })
-          .option('no-trunc', { type: 'boolean', default: false })
+          .option('trunc', { type: 'boolean', default: true, describe: 'shorten IDs and commands (--no-trunc shows them in full)' })
           .option('quiet', { alias: 'q', type: 'boolean', default: false })
           .option('format', { choices: ['table', 'json'], default: 'table' }) as never,
       async (argv) => {
@@ -101,12 +101,12 @@ export function imageCommands(yargs: Argv<GlobalOptions>): Argv<GlobalOptions> {
           process.stdout.write(JSON.stringify(rows, null, 2) + '\n');
           return;
         }
-        const id = (s: string) => (s === '<missing>' || argv['no-trunc'] ? s : shortId(s));
+        const id = (s: string) => (s === '<missing>' || !argv.trunc ? s : shortId(s));
         if (argv.quiet) {
           for (const r of rows) process.stdout.write(id(r.image) + '\n');
           return;
         }
-        const trunc = (s: string) => (argv['no-trunc'] || s.length <= 45 ? s : s.slice(0, 44) + '…');
+        const trunc = (s: string) => (!argv.trunc || s.length <= 45 ? s : s.slice(0, 44) + '…');
         const body = rows.map((r) => [id(r.image), humanAge(r.created), trunc(r.createdBy), humanSize(r.size), r.comment]);
         process.stdout.write(table(['IMAGE', 'CREATED', 'CREATED BY', 'SIZE', 'COMMENT'], body) + '\n');
       },

@@ -1,0 +1,104 @@
+import { cpSync, mkdtempSync, readdirSync, rmSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { execa } from 'execa';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { projectRoot } from '../helpers/conformance.js';
+import { DEBIAN_PATH, debianBaseTarball } from '../helpers/debian.js';
+import { startOracle, type Oracle } from '../helpers/oracle.js';
+import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { makeBusyboxRootfs, tarDir } from '../helpers/rootfs.js';
+import { diffTrees, readTree } from '../helpers/tree.js';
+
+// Side by side with BuildKit: every Dockerfile under fixtures/parity is built by gantry and by
+// BuildKit (dockerd from Debian's docker.io) FROM the same busybox and Debian bases served by a
+// loopback registry. BuildKit's image comes back through `docker save` and `gantry load`; both
+// are flattened with `gantry export` and compared path by path (type, mode, owner, content,
+// link target, device numbers) and config field by config field.
+
+const bin = path.join(projectRoot, 'bin', 'gantry');
+const work = mkdtempSync(path.join(tmpdir(), 'gantry-parity-'));
+const root = path.join(work, 'store');
+const g = (args: string[]) => execa(bin, ['--root', root, ...args], { reject: false });
+const fixtures = path.join(projectRoot, 'fixtures', 'parity');
+
+let reg: TestRegistry | undefined;
+let oracle: Oracle | undefined;
+
+beforeAll(async () => {
+  const debian = debianBaseTarball();
+  oracle = startOracle();
+  reg = await startRegistry();
+  if (!debian || !oracle || !reg) return;
+  const seed = path.join(work, 'seed');
+  const s = (args: string[]) => execa(bin, ['--root', seed, ...args]);
+  await s(['import', debian, `${reg.host}/library/debian:bookworm`, '-c', `ENV ${DEBIAN_PATH}`, '-c', 'CMD ["bash"]']);
+  await s(['push', `${reg.host}/library/debian:bookworm`]);
+  const busybox = tarDir(makeBusyboxRootfs(path.join(work, 'busybox-rootfs')), path.join(work, 'busybox.tgz'));
+  await s(['import', busybox, `${reg.host}/library/busybox:latest`, '-c', 'CMD ["sh"]']);
+  await s(['push', `${reg.host}/library/busybox:latest`]);
+}, 15 * 60_000);
+afterAll(async () => {
+  await reg?.stop();
+  rmSync(work, { recursive: true, force: true });
+});
+
+/** The fixture copied out, with its archive-src/ packed into the archives its Dockerfile ADDs. */
+async function prepareContext(name: string): Promise<string> {
+  const ctx = path.join(work, 'ctx', name);
+  cpSync(path.join(fixtures, name), ctx, { recursive: true, verbatimSymlinks: true });
+  if (existsSync(path.join(ctx, 'archive-src'))) {
+    const t = (args: string[]) => execa('tar', [...args, '--mtime=@1700000000', '-C', path.join(ctx, 'archive-src'), '.']);
+    await t(['-czf', path.join(ctx, 'archive.tar.gz'), '--owner=0', '--group=0']);
+    await t(['-cjf', path.join(ctx, 'archive.tar.bz2'), '--owner=5', '--group=6']);
+    await t(['-cJf', path.join(ctx, 'archive.tar.xz'), '--owner=0', '--group=0', '--transform=s|^\\./pkg|./pkgxz|']);
+  }
+  return ctx;
+}
+
+const configFields = ['Env', 'Cmd', 'Entrypoint', 'WorkingDir', 'User', 'ExposedPorts', 'Volumes', 'StopSignal', 'Healthcheck', 'Labels', 'OnBuild', 'Shell'] as const;
+
+async function config(ref: string): Promise<Record<string, unknown>> {
+  const i = await g(['inspect', ref]);
+  expect(i.exitCode, i.stderr).toBe(0);
+  const c = (JSON.parse(i.stdout) as { Config: Record<string, unknown> }[])[0]!.Config;
+  return Object.fromEntries(configFields.map((f) => [f, c[f]]));
+}
+
+/** History as `docker history` shows it: the command, whether it made a layer, the comment. */
+async function history(ref: string): Promise<string[]> {
+  const r = await g(['history', '--format', 'json', ref]);
+  expect(r.exitCode, r.stderr).toBe(0);
+  return (JSON.parse(r.stdout) as { createdBy: string; emptyLayer: boolean; comment: string }[]).map(
+    (h) => `${h.emptyLayer ? 'empty' : 'layer'} ${h.comment ?? ''} | ${h.createdBy}`,
+  );
+}
+
+const names = existsSync(fixtures) ? readdirSync(fixtures).sort() : [];
+
+describe('the same Dockerfile, gantry and BuildKit: the same tree and config', () => {
+  test.each(names)('%s', async (name) => {
+    if (!reg || !oracle) return;
+    const ctx = await prepareContext(name);
+    const buildArgs = { REGISTRY: reg.host };
+    await oracle.build(ctx, { tag: `parity/${name}:oracle`, buildArgs });
+    const saved = path.join(work, `${name}-oracle.tar`);
+    await oracle.save(`parity/${name}:oracle`, saved);
+    const loaded = await g(['load', '-i', saved]);
+    expect(loaded.exitCode, loaded.stderr).toBe(0);
+    const built = await g(['build', '--progress', 'plain', '--build-arg', `REGISTRY=${reg.host}`, '-t', `parity/${name}:gantry`, ctx]);
+    expect(built.exitCode, built.stderr).toBe(0);
+
+    const trees = [];
+    for (const who of ['oracle', 'gantry']) {
+      const out = path.join(work, `${name}-${who}-rootfs.tar`);
+      const r = await g(['export', `parity/${name}:${who}`, '-o', out]);
+      expect(r.exitCode, r.stderr).toBe(0);
+      trees.push(await readTree(out));
+    }
+    expect(diffTrees(trees[0]!, trees[1]!)).toEqual([]);
+
+    expect(await config(`parity/${name}:gantry`)).toEqual(await config(`parity/${name}:oracle`));
+    expect(await history(`parity/${name}:gantry`)).toEqual(await history(`parity/${name}:oracle`));
+  }, 10 * 60_000);
+});

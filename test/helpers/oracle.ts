@@ -1,0 +1,88 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import dockerignore from '@balena/dockerignore';
+import path from 'node:path';
+import { execa } from 'execa';
+import { projectRoot } from './conformance.js';
+import { haveTool } from './tools.js';
+
+/**
+ * BuildKit as the reference: the local Docker engine that ../shared/tools/dockerd-oracle.sh
+ * starts (Debian's docker.io). Debian's docker CLI refuses to build without buildx, so builds go
+ * through the Engine API (`POST /build?version=2` is BuildKit) with the context as a tar body.
+ */
+export interface Oracle {
+  socket: string;
+  /** Build the context with BuildKit; resolves to the image ID. Throws with BuildKit's error. */
+  build(context: string, options: { tag: string; buildArgs?: Record<string, string>; target?: string; noCache?: boolean }): Promise<string>;
+  /** `docker save` of a tag into a file. */
+  save(tag: string, file: string): Promise<void>;
+  docker(args: string[]): Promise<string>;
+}
+
+export function startOracle(): Oracle | undefined {
+  const script = path.join(projectRoot, '..', 'shared', 'tools', 'dockerd-oracle.sh');
+  if (!existsSync(script)) {
+    if (process.env.CI === 'true') throw new Error(`${script} is missing: the BuildKit comparison needs it`);
+    return undefined;
+  }
+  if (!haveTool('curl')) return undefined;
+  let out: string;
+  try {
+    out = execFileSync('bash', [script], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  } catch (e) {
+    if (process.env.CI === 'true') throw e;
+    return undefined;
+  }
+  const host = /DOCKER_HOST=(\S+)/.exec(out)?.[1];
+  if (!host?.startsWith('unix://')) throw new Error(`dockerd-oracle.sh printed no unix DOCKER_HOST: ${out}`);
+  const socket = host.slice('unix://'.length);
+  const docker = async (args: string[]): Promise<string> => (await execa('docker', ['-H', host, ...args])).stdout;
+  return {
+    socket,
+    docker,
+    async build(context, options) {
+      const q = new URLSearchParams({ version: '2', t: options.tag, networkmode: 'host', rm: '1' });
+      if (options.buildArgs) q.set('buildargs', JSON.stringify(options.buildArgs));
+      if (options.target) q.set('target', options.target);
+      if (options.noCache) q.set('nocache', '1');
+      // The docker CLI applies .dockerignore before it sends the context; do the same here.
+      const list = contextFiles(context);
+      const tarred = execa('tar', ['-cf', '-', '--no-recursion', '-C', context, '-T', '-'], { encoding: 'buffer', input: list.join('\n') });
+      const curl = execa('curl', ['-sS', '--unix-socket', socket, '-H', 'Content-Type: application/x-tar', '--data-binary', '@-', `http://docker/v1.41/build?${q}`], {
+        input: (await tarred).stdout,
+      });
+      const { stdout } = await curl;
+      let id = '';
+      for (const line of stdout.split('\n')) {
+        if (!line.trim()) continue;
+        const msg = JSON.parse(line) as { error?: string; aux?: { ID?: string }; id?: string };
+        if (msg.error) throw new Error(`BuildKit: ${msg.error}`);
+        if (msg.id === 'moby.image.id' && msg.aux?.ID) id = msg.aux.ID;
+      }
+      if (!id) throw new Error(`BuildKit gave no image ID: ${stdout.slice(-500)}`);
+      return id;
+    },
+    async save(tag, file) {
+      await docker(['save', '-o', file, tag]);
+    },
+  };
+}
+
+/** The context's paths the docker CLI would send: all but what .dockerignore excludes. */
+function contextFiles(context: string): string[] {
+  const file = path.join(context, '.dockerignore');
+  const make = dockerignore as unknown as (o: object) => { add(p: string[]): { ignores(p: string): boolean } };
+  const ig = make({ ignorecase: false }).add(existsSync(file) ? readFileSync(file, 'utf8').split('\n') : []);
+  const out: string[] = [];
+  const walk = (rel: string): void => {
+    for (const e of readdirSync(path.join(context, rel), { withFileTypes: true })) {
+      const r = rel ? `${rel}/${e.name}` : e.name;
+      const keep = r === 'Dockerfile' || r === '.dockerignore' || !ig.ignores(r);
+      if (keep) out.push(r);
+      if (e.isDirectory()) walk(r);
+    }
+  };
+  walk('');
+  return out;
+}

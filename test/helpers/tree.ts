@@ -1,0 +1,81 @@
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import tar from 'tar-stream';
+
+/**
+ * A flattened root filesystem tar (what `gantry export` writes) read into one line per path:
+ * type, permission bits, owner, and the content hash, link target or device numbers. Paths that
+ * are hard links of each other are marked with their group, so which name a tar writer stored
+ * first does not matter. mtimes are left out on purpose.
+ */
+export type Tree = Map<string, string>;
+
+export async function readTree(file: string): Promise<Tree> {
+  const raw = new Map<string, { desc: string; linkTo?: string }>();
+  const extract = tar.extract();
+  const input = createReadStream(file);
+  input.on('error', (e) => extract.destroy(e));
+  input.pipe(extract);
+  for await (const entry of extract) {
+    const h = entry.header;
+    const name = h.name.replace(/^\.?\/+/, '').replace(/\/+$/, '');
+    const mode = ((h.mode ?? 0) & 0o7777).toString(8).padStart(4, '0');
+    const base = `${mode} ${h.uid ?? 0}:${h.gid ?? 0}`;
+    const hash = createHash('sha256');
+    for await (const chunk of entry) hash.update(chunk as Buffer);
+    if (name === '') continue;
+    switch (h.type) {
+      case 'file':
+      case 'contiguous-file':
+        raw.set(name, { desc: `file ${base} ${hash.digest('hex').slice(0, 16)}` });
+        break;
+      case 'directory':
+        raw.set(name, { desc: `dir ${base}` });
+        break;
+      case 'symlink':
+        raw.set(name, { desc: `symlink ${base} -> ${h.linkname ?? ''}` });
+        break;
+      case 'link':
+        raw.set(name, { desc: '', linkTo: (h.linkname ?? '').replace(/^\.?\/+/, '') });
+        break;
+      case 'character-device':
+      case 'block-device':
+        raw.set(name, { desc: `${h.type} ${base} ${h.devmajor ?? 0},${h.devminor ?? 0}` });
+        break;
+      default:
+        raw.set(name, { desc: `${h.type} ${base}` });
+    }
+  }
+  // Hard links: each member of a group gets the target's line and the group's first name.
+  const groups = new Map<string, string[]>();
+  for (const [name, e] of raw) {
+    if (e.linkTo === undefined) continue;
+    const group = groups.get(e.linkTo) ?? [e.linkTo];
+    group.push(name);
+    groups.set(e.linkTo, group);
+  }
+  const tree: Tree = new Map();
+  for (const [name, e] of raw) if (e.linkTo === undefined) tree.set(name, e.desc);
+  for (const members of groups.values()) {
+    const target = raw.get(members[0] as string);
+    const desc = target?.desc ?? 'missing-link-target';
+    const label = [...members].sort()[0];
+    for (const m of members) tree.set(m, `${desc} (hardlink group ${label})`);
+  }
+  return tree;
+}
+
+/** The lines that differ between two trees, as `- path: a` / `+ path: b`, sorted by path. */
+export function diffTrees(a: Tree, b: Tree, ignore: (path: string) => boolean = () => false): string[] {
+  const out: string[] = [];
+  const names = [...new Set([...a.keys(), ...b.keys()])].sort();
+  for (const n of names) {
+    if (ignore(n)) continue;
+    const x = a.get(n);
+    const y = b.get(n);
+    if (x === y) continue;
+    if (x !== undefined) out.push(`- ${n}: ${x}`);
+    if (y !== undefined) out.push(`+ ${n}: ${y}`);
+  }
+  return out;
+}

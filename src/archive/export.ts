@@ -2,8 +2,9 @@
  * `gantry export`: the flattened root filesystem of an image as one tar. Layers are read
  * from the top down; an entry is written the first time its path is seen, unless an upper
  * layer removed it (`.wh.<name>`) or made a directory above it opaque (`.wh..wh..opq`),
- * which hides lower layers only (OCI image-spec layer.md). Whiteout files themselves are
- * never written.
+ * which hides lower layers only (OCI image-spec layer.md), or put something other than a
+ * directory at a path that was a directory below (its children go with it). Whiteout files
+ * themselves are never written.
  */
 import type { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -67,6 +68,8 @@ async function writeFlattened(image: Image, pack: tar.Pack): Promise<void> {
         continue;
       }
       seen.add(name);
+      // Anything but a directory replaces what lower layers have at this path, children included.
+      if (h.type !== 'directory') layerRemoved.add(name);
       h.name = h.type === 'directory' ? name + '/' : name;
       if (h.type === 'link' && h.linkname) h.linkname = sanitizeMemberName(h.linkname, what);
       await new Promise<void>((resolve, reject) => {

@@ -15,7 +15,7 @@
  */
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { lstat, mkdir, rm, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { SandboxError } from '../errors/index.js';
 
@@ -27,7 +27,7 @@ export type SandboxMount =
 
 export interface RunSpec {
   rootfs: string;
-  /** Extra mounts (RUN --mount), targets absolute inside the rootfs; mount points made and removed. */
+  /** Extra mounts (RUN --mount), targets absolute inside the rootfs; directories made for them stay, as in BuildKit. */
   mounts?: SandboxMount[];
   argv: string[];
   env: string[];
@@ -47,7 +47,7 @@ export interface RunSpec {
 
 export interface RunResult {
   exitCode: number;
-  /** The host paths of mount points created for the run (removed again); excluded from snapshots. */
+  /** The sandbox that ran the command. */
   isolation: 'bwrap' | 'chroot';
 }
 
@@ -89,11 +89,15 @@ async function prepareMountPoints(rootfs: string, wantHostFiles: string[]): Prom
   return created;
 }
 
-/** Make the mount point of an extra mount (a directory, or a file for a file bind); returns what was created. */
+/**
+ * Make the mount point of an extra mount (a directory, or a file for a file bind). As in
+ * BuildKit, directories made for a mount target stay in the rootfs (and so in the layer: runc
+ * leaves them and BuildKit keeps them); an empty file made for a file bind is removed again.
+ * Returns what to remove after the run.
+ */
 async function prepareTarget(rootfs: string, m: SandboxMount): Promise<string[]> {
   const parts = m.target.split('/').filter((p) => p && p !== '.');
   if (parts.includes('..')) throw new SandboxError('SANDBOX_MOUNT', `mount target ${m.target} climbs out of the root`);
-  const made: string[] = [];
   let cur = rootfs;
   const fileTarget = m.type === 'bind' && (await lstat(m.source)).isFile();
   for (const [i, part] of parts.entries()) {
@@ -101,12 +105,14 @@ async function prepareTarget(rootfs: string, m: SandboxMount): Promise<string[]>
     const st = await lstat(cur).catch(() => undefined);
     if (st?.isSymbolicLink()) throw new SandboxError('SANDBOX_MOUNT', `mount target ${m.target} goes through a symbolic link`);
     if (st) continue;
-    if (i === parts.length - 1 && fileTarget) await writeFile(cur, '', { flag: 'wx' });
-    else await mkdir(cur, { mode: 0o755 });
-    made.push(cur);
+    if (i === parts.length - 1 && fileTarget) {
+      await writeFile(cur, '', { flag: 'wx' });
+      return [cur];
+    }
+    await mkdir(cur);
+    await chmod(cur, 0o755); // whatever the umask: runc makes them 0755
   }
-  // Remove deepest first, so only the outermost created path needs to go.
-  return made.slice(0, 1);
+  return [];
 }
 
 function spawnAndWait(cmd: string, args: string[], spec: RunSpec, env: NodeJS.ProcessEnv): Promise<number> {

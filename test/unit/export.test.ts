@@ -56,6 +56,8 @@ describe('export applies whiteouts and opaque directories', () => {
         { name: 'opt/old', body: 'lower' },
         { name: 'var/', type: 'directory' },
         { name: 'var/tree/a', body: 'a' },
+        { name: 'srv/conf.d/a', body: 'lower' },
+        { name: 'srv/data/b', body: 'lower' },
       ]),
       await tarBytes([
         { name: 'etc/.wh.gone' },
@@ -64,6 +66,10 @@ describe('export applies whiteouts and opaque directories', () => {
         { name: 'opt/new', body: 'upper' }, // before its opaque marker on purpose
         { name: 'opt/.wh..wh..opq' },
         { name: '.wh.var' },
+        // A directory replaced by a file or a symlink, without whiteouts: its children go too
+        // (docker's layers do this; export used to keep srv/conf.d/a under the file).
+        { name: 'srv/conf.d', body: 'now a file' },
+        { name: 'srv/data', type: 'symlink', linkname: '/tmp' },
       ]),
     ];
     const stored = [];
@@ -84,6 +90,8 @@ describe('export applies whiteouts and opaque directories', () => {
     expect(files).toEqual({
       'etc/keep': 'upper',
       'opt/new': 'upper',
+      'srv/conf.d': 'now a file',
+      'srv/data': '-> /tmp',
       'etc/': '',
       'opt/': '',
     });

@@ -16,11 +16,11 @@ import { pipeline } from 'node:stream/promises';
 import { createGunzip, createGzip } from 'node:zlib';
 import { GantryError } from '../errors/index.js';
 import type { Image } from '../image/image.js';
-import { layerCompression, MediaType } from '../oci/media-types.js';
+import { INDEX_TYPES, layerCompression, MediaType } from '../oci/media-types.js';
 import { VerifyStream } from '../oci/digest.js';
 import { formatReference, normalizeReference } from '../oci/reference.js';
 import type { Descriptor, HistoryEntry, ImageConfig } from '../oci/types.js';
-import { parsePlatform } from '../oci/platform.js';
+import { parsePlatform, type Platform } from '../oci/platform.js';
 import { DEFAULT_PATH, plan as makePlan, type BaseImageInfo, type BuildPlan, type PlannedStage, type Step } from '../plan/planner.js';
 import { applyLayer } from '../rootfs/apply.js';
 import { resolveInRoot } from '../rootfs/resolve.js';
@@ -94,6 +94,8 @@ interface StageState {
 
 export class BuildError extends GantryError {}
 
+const imageKey = (ref: string, platform: string): string => `${platform} ${ref}`;
+
 const sha = (s: string): string => createHash('sha256').update(s).digest('hex');
 
 export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
@@ -111,13 +113,24 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
   try {
     // 1. The images the plan needs: from the store when there, else pulled.
     const first = makePlan(options.text, planOptions);
+    // Each image is wanted for the platform of the stage that uses it (FROM --platform).
+    const wanted = new Map<string, { ref: string; platform: string }>();
+    const want = (ref: string, platform: string) => wanted.set(imageKey(ref, platform), { ref, platform });
+    for (const st of first.stages) {
+      if (st.base.type === 'image') want(st.base.ref, st.platform);
+      for (const step of st.steps) {
+        if (step.op === 'copy' && step.source.type === 'image') want(step.source.ref, st.platform);
+        if (step.op === 'run') for (const m of step.mounts) if (m.from !== undefined && !/^\d+$/.test(m.from)) want(m.from, st.platform);
+      }
+    }
+    for (const ref of first.images) if (![...wanted.values()].some((w) => w.ref === ref)) want(ref, first.platform);
     const images = new Map<string, Image>();
     const baseImages: Record<string, BaseImageInfo> = {};
-    for (const ref of first.images) {
-      const image = await obtainImage(store, ref, options, first.platform);
-      images.set(ref, image);
+    for (const [key, { ref, platform }] of wanted) {
+      const image = await obtainImage(store, ref, options, platform);
+      images.set(key, image);
       const c = image.config.config ?? {};
-      baseImages[ref] = {
+      baseImages[ref] ??= {
         ...(c.Env ? { env: c.Env } : {}),
         ...(c.WorkingDir ? { workingDir: c.WorkingDir } : {}),
         ...(c.User ? { user: c.User } : {}),
@@ -151,25 +164,28 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
       s.rootfs = dir;
       return dir;
     };
-    const stateOfImage = (ref: string): StageState => {
-      const existing = imageStates.get(ref);
+    const stateOfImage = (ref: string, platform: string): StageState => {
+      const key = imageKey(ref, platform);
+      const existing = imageStates.get(key);
       if (existing) return existing;
-      const image = images.get(ref) as Image;
+      const image = images.get(key);
+      if (!image) throw new BuildError('BUILD_IMAGE', `image ${ref} (${platform}) was not resolved before the build`);
       const s: StageState = {
         config: JSON.parse(image.rawConfig.toString('utf8')) as ImageConfig,
         layers: image.layers.map((l) => ({ digest: l.digest, size: l.size, diffId: l.diffId, mediaType: l.mediaType })),
         key: sha(`image:${image.digest}`),
         configState: { cmdSet: false },
       };
-      imageStates.set(ref, s);
+      imageStates.set(key, s);
       return s;
     };
 
-    const mountSourceRoot = async (from: string | undefined): Promise<{ root: string; ignore: IgnoreFilter; context: boolean }> => {
+    const mountSourceRoot = async (from: string | undefined, platform: string): Promise<{ root: string; ignore: IgnoreFilter; context: boolean }> => {
       if (from === undefined) return { root: options.context, ignore, context: true };
       if (/^\d+$/.test(from)) return { root: await materialise(finished.get(Number(from)) as StageState), ignore: () => false, context: false };
-      return { root: await materialise(stateOfImage(from)), ignore: () => false, context: false };
+      return { root: await materialise(stateOfImage(from, platform)), ignore: () => false, context: false };
     };
+    const platformOf = (stageIndex: number): string => plan.stages.find((st) => st.index === stageIndex)?.platform ?? plan.platform;
     const prepareMounts = async (step: Extract<Step, { op: 'run' }>): Promise<{ mounts: SandboxMount[]; env: string[] }> => {
       const mounts: SandboxMount[] = [];
       const env: string[] = [];
@@ -178,7 +194,7 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
         if (m.type === 'tmpfs') {
           mounts.push({ type: 'tmpfs', target: target as string, ...(m.size ? { size: m.size } : {}) });
         } else if (m.type === 'bind') {
-          const src = await mountSourceRoot(m.from);
+          const src = await mountSourceRoot(m.from, platformOf(step.stage));
           const { host } = await resolveInRoot(src.root, m.source ?? '/');
           if (!(await lstat(host).catch(() => undefined))) throw new BuildError('BUILD_MOUNT', `${stepWhere(step)}: bind mount source "${m.source ?? '/'}" not found`);
           let source = host;
@@ -193,7 +209,7 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
           if (!(await lstat(dir).catch(() => undefined))) {
             await mkdir(dir, { recursive: true, mode: m.mode ?? 0o755 });
             if (m.from !== undefined) {
-              const src = await mountSourceRoot(m.from);
+              const src = await mountSourceRoot(m.from, platformOf(step.stage));
               const { host } = await resolveInRoot(src.root, m.source ?? '/');
               await cp(host, dir, { recursive: true, verbatimSymlinks: true });
             }
@@ -218,6 +234,9 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
     let targetState: StageState | undefined;
     for (const stage of plan.stages) {
       const state = startStage(stage, finished, stateOfImage);
+      // The base's ONBUILD triggers ran as this stage's first steps (the plan has them): they
+      // are not passed on, as in BuildKit.
+      if (state.config.config?.OnBuild) delete state.config.config.OnBuild;
       // An image without PATH gets the default one, in its config too (as BuildKit does).
       const env = state.config.config?.Env ?? [];
       if (!env.some((e) => e.startsWith('PATH='))) {
@@ -247,7 +266,7 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
           } else if (step.source.type === 'stage') {
             sourceRoot = await materialise(finished.get(step.source.stage) as StageState);
           } else {
-            sourceRoot = await materialise(stateOfImage(step.source.ref));
+            sourceRoot = await materialise(stateOfImage(step.source.ref, stage.platform));
           }
           if (step.exclude.length > 0) {
             const excluded = await excludeFilter(step.exclude);
@@ -270,7 +289,7 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
           // Bind mounts are inputs of the RUN: their content is in the key (cache mounts and secrets are not).
           for (const m of step.mounts) {
             if (m.type !== 'bind') continue;
-            const src = await mountSourceRoot(m.from);
+            const src = await mountSourceRoot(m.from, platformOf(step.stage));
             const items2 = await resolveSources(src.root, [m.source ?? '/'], src.ignore, stepWhere(step), src.context);
             extra += await checksumSources(items2, src.ignore);
           }
@@ -377,7 +396,7 @@ function layerKeyFields(step: Step): unknown {
   return { ...rest, user: state.user, workdir: state.workdir };
 }
 
-function startStage(stage: PlannedStage, finished: Map<number, StageState>, stateOfImage: (ref: string) => StageState): StageState {
+function startStage(stage: PlannedStage, finished: Map<number, StageState>, stateOfImage: (ref: string, platform: string) => StageState): StageState {
   const base = stage.base;
   if (base.type === 'stage') {
     const parent = finished.get(base.stage) as StageState;
@@ -390,7 +409,7 @@ function startStage(stage: PlannedStage, finished: Map<number, StageState>, stat
     };
   }
   if (base.type === 'image') {
-    const s = stateOfImage(base.ref);
+    const s = stateOfImage(base.ref, stage.platform);
     return { config: structuredClone(s.config), layers: [...s.layers], key: s.key, configState: { cmdSet: false } };
   }
   const p = parsePlatform(stage.platform);
@@ -405,7 +424,12 @@ function startStage(stage: PlannedStage, finished: Map<number, StageState>, stat
 async function obtainImage(store: Store, ref: string, access: ExecuteOptions, platform: string): Promise<Image> {
   const found = await findEntries(store, ref).catch(() => []);
   const entry = found[0];
-  if (entry) return loadImage(store, entry.descriptor);
+  if (entry && !INDEX_TYPES.has(entry.descriptor.mediaType)) {
+    // The store's image under this name serves when it is for the wanted platform; another
+    // platform's image is pulled (as `gantry pull --platform` would).
+    const image = await loadImage(store, entry.descriptor);
+    if (samePlatform(image.config, parsePlatform(platform))) return image;
+  }
   const pulled = await pull({
     root: store.root,
     reference: ref,
@@ -500,4 +524,9 @@ async function archivesAmong(items: { host: string; isDir: boolean; origin?: str
     if (await isArchive(item.host).catch(() => false)) out.add(item.host);
   }
   return out;
+}
+
+function samePlatform(config: ImageConfig, want: Platform): boolean {
+  const have = parsePlatform(`${config.os || 'linux'}/${config.architecture || 'amd64'}${config.variant ? `/${config.variant}` : ''}`);
+  return have.os === want.os && have.architecture === want.architecture && (have.variant ?? '') === (want.variant ?? '');
 }

@@ -413,6 +413,9 @@ export function planModel(model: DockerfileModel, options: PlanOptions = {}): Bu
       user = last.user;
       shell = [...last.shell];
       baseEnvKnown = parent.baseEnvKnown;
+      // FROM an earlier stage runs the ONBUILD instructions that stage declared, as BuildKit does.
+      const parentSteps = pendingSteps.find((p) => p.stage === parent)?.steps ?? [];
+      triggers = parentSteps.flatMap((s) => (s.op === 'onbuild' && !s.onbuild ? [parseTrigger(s.expression, stage.from.location, model.file)] : []));
     } else if (head.base.type === 'image') {
       const info = options.baseImages?.[head.base.ref];
       if (info) {

@@ -135,11 +135,14 @@ export async function runInSandbox(spec: RunSpec): Promise<RunResult> {
   const wanted = spec.isolation ?? 'auto';
   const bwrap = findBwrap();
   let mode: 'bwrap' | 'chroot';
+  const nonRoot = spec.uid !== 0 || spec.gid !== 0;
   if (wanted === 'bwrap') {
     if (!bwrap) throw new SandboxError('SANDBOX_MISSING', 'bubblewrap (bwrap) is not installed; use --isolation chroot as root');
-    mode = 'bwrap';
+    // bwrap changes users only inside a user namespace, where what the command writes would
+    // belong to the caller: a non-root USER step runs in the chroot sandbox instead.
+    mode = nonRoot ? 'chroot' : 'bwrap';
   } else if (wanted === 'chroot') mode = 'chroot';
-  else mode = bwrap && spec.uid === 0 && spec.gid === 0 ? 'bwrap' : 'chroot';
+  else mode = bwrap && !nonRoot ? 'bwrap' : 'chroot';
   if (mode === 'chroot' && process.getuid?.() !== 0) {
     throw new SandboxError('SANDBOX_PRIVILEGE', 'the chroot sandbox needs root (bubblewrap runs as root only for USER root)');
   }

@@ -22,6 +22,8 @@ export interface Entry {
   mtimeMs: number;
   ctimeMs: number;
   ino: number;
+  /** Creation time: a directory removed and made again may get its old inode number back. */
+  birthtimeMs: number;
   nlink: number;
   rdev: number;
   linkname?: string;
@@ -63,6 +65,7 @@ export async function snapshot(root: string, options: SnapshotOptions = {}): Pro
         mtimeMs: st.mtimeMs,
         ctimeMs: st.ctimeMs,
         ino: st.ino,
+        birthtimeMs: st.birthtimeMs,
         nlink: st.nlink,
         rdev: st.rdev,
       };
@@ -85,6 +88,7 @@ function changed(a: Entry, b: Entry): boolean {
     a.mtimeMs !== b.mtimeMs ||
     a.ctimeMs !== b.ctimeMs ||
     a.ino !== b.ino ||
+    a.birthtimeMs !== b.birthtimeMs ||
     a.rdev !== b.rdev ||
     a.linkname !== b.linkname
   );
@@ -105,7 +109,7 @@ export function diff(before: Snapshot, after: Snapshot): DiffEntry[] {
       out.push({ path: p, kind: 'add' });
       continue;
     }
-    if (b.type === 'directory' && a.type === 'directory' && b.ino !== a.ino) {
+    if (b.type === 'directory' && a.type === 'directory' && (b.ino !== a.ino || b.birthtimeMs !== a.birthtimeMs)) {
       // Removed and made again: the lower contents must not show through.
       replacedDirs.add(p);
       out.push({ path: p, kind: 'add' }, { path: `${p}/.wh..wh..opq`, kind: 'opaque' });

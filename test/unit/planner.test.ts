@@ -277,6 +277,14 @@ describe('resolved instructions', () => {
     expect(stepOf(p, 'run').state).toMatchObject({ workdir: '/app', env: ['PATH=/usr/local/bin:/usr/bin', 'NODE_VERSION=20'] });
   });
 
+  test('FROM an earlier stage runs the ONBUILD instructions it declared, first', () => {
+    const p = P('FROM scratch AS base\nONBUILD COPY a /a\nFROM base\nRUN x\n');
+    expect(p.stages[1]?.steps.map((s) => [s.op, s.onbuild ?? false])).toEqual([
+      ['copy', true],
+      ['run', false],
+    ]);
+  });
+
   test('a base image without PATH gets the default PATH', () => {
     expect(stepOf(P('FROM scratch\nRUN x\n'), 'run').state.env).toEqual([`PATH=${DEFAULT_PATH}`]);
     const unknown = P('FROM someimage\nRUN x\n');

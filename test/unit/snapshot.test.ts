@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import tar from 'tar-stream';
 import { afterEach, describe, expect, test } from 'vitest';
-import { diff, layerTar, snapshot } from '../../src/snapshot/diff.js';
+import { diff, layerTar, snapshot, type Entry, type Snapshot } from '../../src/snapshot/diff.js';
 import { applyLayer } from '../../src/rootfs/apply.js';
 
 const dirs: string[] = [];
@@ -43,6 +43,8 @@ describe('snapshot diff', () => {
     writeFileSync(path.join(root, 'gone/sub/f'), 'x');
     mkdirSync(path.join(root, 'redo'));
     writeFileSync(path.join(root, 'redo/old'), 'x');
+    mkdirSync(path.join(root, 'again'));
+    writeFileSync(path.join(root, 'again/old'), 'x');
     const before = await snapshot(root);
     await new Promise((r) => setTimeout(r, 20));
     writeFileSync(path.join(root, 'etc/edit'), 'new!');
@@ -53,6 +55,9 @@ describe('snapshot diff', () => {
     mkdirSync(path.join(root, 'redo'));
     rmSync(path.join(root, 'redo.tmp'), { recursive: true });
     writeFileSync(path.join(root, 'redo/new'), 'y');
+    // rm -rf then mkdir: ext4 hands the same inode number back; the birth time tells.
+    rmSync(path.join(root, 'again'), { recursive: true });
+    mkdirSync(path.join(root, 'again'));
     writeFileSync(path.join(root, 'a'), 'hard');
     linkSync(path.join(root, 'a'), path.join(root, 'b'));
     symlinkSync('/etc/keep', path.join(root, 'ln'));
@@ -61,6 +66,8 @@ describe('snapshot diff', () => {
     expect(changes.map((c) => `${c.kind}:${c.path}`)).toEqual([
       '.wh.gone',
       'add:a',
+      'add:again',
+      'opaque:again/.wh..wh..opq',
       'add:b',
       'whiteout:etc/.wh.del',
       'add:etc/edit',
@@ -91,6 +98,13 @@ describe('snapshot diff', () => {
     const left = [...(await snapshot(copy)).entries()].map(([p, e]) => `${p}:${e.type}:${e.mode.toString(8)}:${e.size}`).sort();
     const right = [...after.entries()].map(([p, e]) => `${p}:${e.type}:${e.mode.toString(8)}:${e.size}`).sort();
     expect(left).toEqual(right);
+  });
+
+  test('a directory made again with its old inode number (ext4 reuses them) is still replaced: opaque', () => {
+    const e = (over: Partial<Entry>): Entry => ({ type: 'directory', mode: 0o755, uid: 0, gid: 0, size: 0, mtimeMs: 1, ctimeMs: 1, ino: 7, birthtimeMs: 100, nlink: 2, rdev: 0, ...over });
+    const before: Snapshot = new Map([['d', e({})], ['d/old', e({ type: 'file', ino: 8, nlink: 1 })]]);
+    const after: Snapshot = new Map([['d', e({ birthtimeMs: 200, mtimeMs: 2, ctimeMs: 2 })]]);
+    expect(diff(before, after).map((c) => `${c.kind}:${c.path}`)).toEqual(['add:d', 'opaque:d/.wh..wh..opq']);
   });
 
   test('nothing changed → no entries', async () => {

@@ -1,0 +1,256 @@
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { execa } from 'execa';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { projectRoot } from '../helpers/conformance.js';
+import { DEBIAN_PATH, debianBaseTarball } from '../helpers/debian.js';
+import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { makeBusyboxRootfs, tarDir } from '../helpers/rootfs.js';
+import { haveTool } from '../helpers/tools.js';
+
+// gantry build FROM a Debian base (debootstrap --variant=minbase, made offline by
+// scripts/debian-base.sh) and a busybox base, both served by the real registry: every build
+// store here starts empty and pulls its bases.
+
+const bin = path.join(projectRoot, 'bin', 'gantry');
+const work = mkdtempSync(path.join(tmpdir(), 'gantry-debian-'));
+const root = path.join(work, 'store');
+const g = (args: string[], env: Record<string, string> = {}) => execa(bin, ['--root', root, ...args], { reject: false, env });
+let reg: TestRegistry | undefined;
+let debian = '';
+let multi = '';
+
+function context(name: string, files: Record<string, string>): string {
+  const dir = path.join(work, name);
+  for (const [f, body] of Object.entries(files)) {
+    mkdirSync(path.dirname(path.join(dir, f)), { recursive: true });
+    writeFileSync(path.join(dir, f), body);
+  }
+  return dir;
+}
+
+const inspect = async (ref: string, store = root) => JSON.parse((await execa(bin, ['--root', store, 'inspect', ref])).stdout)[0];
+
+/** Each layer of an image as `tar tv` lines, oldest first, from an OCI layout written by -o. */
+async function layerListings(ref: string): Promise<string[][]> {
+  const dir = path.join(work, `layout-${Math.random().toString(16).slice(2)}`);
+  const r = await g(['save', '--format', 'oci', '-o', `${dir}.tar`, ref]);
+  expect(r.exitCode, r.stderr).toBe(0);
+  mkdirSync(dir);
+  await execa('tar', ['xf', `${dir}.tar`, '-C', dir]);
+  const index = JSON.parse(readFileSync(path.join(dir, 'index.json'), 'utf8'));
+  const blob = (d: string) => path.join(dir, 'blobs', ...d.split(':'));
+  const manifest = JSON.parse(readFileSync(blob(index.manifests[0].digest), 'utf8'));
+  const out: string[][] = [];
+  for (const l of manifest.layers as { digest: string }[]) {
+    out.push((await execa('tar', ['tvzf', blob(l.digest)])).stdout.split('\n'));
+  }
+  return out;
+}
+
+beforeAll(async () => {
+  const tarball = debianBaseTarball();
+  reg = await startRegistry();
+  if (!tarball || !reg) return;
+  debian = `${reg.host}/library/debian:bookworm`;
+  multi = `${reg.host}/library/multi:1`;
+  // A seed store makes the bases and pushes them; the build store starts empty.
+  const seed = path.join(work, 'seed');
+  const s = (args: string[]) => execa(bin, ['--root', seed, ...args]);
+  await s(['import', tarball, debian, '-c', `ENV ${DEBIAN_PATH}`, '-c', 'CMD ["bash"]']);
+  await s(['push', debian]);
+  // A two-platform index: Debian for linux/amd64, busybox (labelled as such) for linux/arm64.
+  const busybox = tarDir(makeBusyboxRootfs(path.join(work, 'busybox-rootfs')), path.join(work, 'busybox.tgz'));
+  await s(['import', '--platform', 'linux/arm64', busybox, 'bb-arm64:1', '-c', 'LABEL which=busybox-arm64']);
+  const { Store } = await import('../../src/store/store.js');
+  const store = await Store.open(seed);
+  const desc = async (ref: string) => (await inspect(ref, seed)).Descriptor;
+  const index = {
+    schemaVersion: 2,
+    mediaType: 'application/vnd.oci.image.index.v1+json',
+    manifests: [
+      { ...(await desc(debian)), annotations: undefined, platform: { os: 'linux', architecture: 'amd64' } },
+      { ...(await desc('bb-arm64:1')), annotations: undefined, platform: { os: 'linux', architecture: 'arm64' } },
+    ],
+  };
+  const blob = await store.writeJSON(index);
+  await store.tag('docker.io/library/multi:1', { mediaType: index.mediaType, digest: blob.digest, size: blob.size });
+  await store.releaseLease();
+  await s(['push', 'multi:1', multi]);
+}, 15 * 60_000);
+afterAll(async () => {
+  await reg?.stop();
+  rmSync(work, { recursive: true, force: true });
+});
+
+describe('gantry build FROM Debian, pulled from the registry', () => {
+  test('the base is pulled into an empty store; users by name, deletions as whiteouts, hard links in the layer', async () => {
+    if (!reg) return;
+    const ctx = context('app', {
+      Dockerfile: [
+        `FROM ${debian}`,
+        'RUN useradd -m -u 1234 -s /bin/bash app',
+        'COPY --chown=app:www-data site/ /var/www/',
+        'COPY run.pid /var/run/app/run.pid',
+        'RUN rm -rf /usr/share/doc/* /var/lib/dpkg/info && mkdir /var/lib/dpkg/info \\',
+        ' && cp /usr/bin/dpkg /opt/tool && ln /opt/tool /opt/tool-hard && chmod 4755 /opt/tool',
+        'USER app',
+        'WORKDIR /home/app/data',
+        'RUN echo "$(id -un):$(id -gn) in $(pwd)" > whoami',
+      ].join('\n'),
+      'site/index.html': '<p>hi</p>\n',
+      'run.pid': '42\n',
+    });
+    const r = await g(['build', '--progress', 'plain', '-t', 'deb-app:1', ctx]);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect((await g(['images', '--format', 'json'])).stdout).toContain(debian);
+
+    const layers = await layerListings('deb-app:1');
+    const all = layers.flat();
+    const find = (name: string) => all.filter((l) => l.endsWith(` ${name}`) || l.includes(` ${name} `));
+    // COPY --chown by name, resolved against the image's /etc/passwd and /etc/group (www-data is 33).
+    expect(find('var/www/index.html')[0]).toMatch(/^-rw-r--r-- 1234\/33 /);
+    // /var/run is a symlink to /run in Debian: the file lands under run/, inside the rootfs.
+    expect(find('run/app/run.pid')).toHaveLength(1);
+    expect(find('var/run/app/run.pid')).toHaveLength(0);
+    const del = layers[3] as string[]; // base, useradd, COPY site, COPY pid, then the rm layer
+    const rmLayer = layers.find((l) => l.some((x) => x.includes('usr/share/doc/.wh.'))) as string[];
+    expect(rmLayer, del.join('\n')).toBeDefined();
+    // A directory removed then made again is opaque; the hard link is stored as a link; setuid kept.
+    expect(rmLayer.some((x) => x.includes('var/lib/dpkg/info/.wh..wh..opq'))).toBe(true);
+    expect(rmLayer.some((x) => /^hrwsr-xr-x .* opt\/tool-hard link to opt\/tool$/.test(x) || /^hrwsr-xr-x .* opt\/tool link to opt\/tool-hard$/.test(x))).toBe(true);
+    expect(rmLayer.some((x) => /^-rwsr-xr-x 0\/0 .* opt\/tool(-hard)?$/.test(x))).toBe(true);
+    const exported = path.join(work, 'deb-app.tar');
+    await g(['export', 'deb-app:1', '-o', exported]);
+    expect((await execa('tar', ['xOf', exported, 'home/app/data/whoami'])).stdout).toBe('app:app in /home/app/data');
+    const info = await inspect('deb-app:1');
+    expect(info.Config.Env).toEqual([DEBIAN_PATH]);
+    expect(info.Config.Cmd).toEqual(['bash']);
+    expect(info.Config.User).toBe('app');
+    expect(info.Config.WorkingDir).toBe('/home/app/data');
+  });
+
+  test('ONBUILD triggers of a base run first in the child (COPY from the child context, RUN), and are not inherited further', async () => {
+    if (!reg) return;
+    const baseName = `${reg.host}/team/onbuild-base:1`;
+    const base = context('onbuild-base', {
+      Dockerfile: [`FROM ${debian}`, 'ONBUILD COPY app.txt /app/', 'ONBUILD RUN cat /app/app.txt > /app/seen && echo "$PWD" >> /app/seen', 'WORKDIR /srv'].join('\n'),
+    });
+    const pushed = await g(['build', '--push', '-t', baseName, base]);
+    expect(pushed.exitCode, pushed.stderr).toBe(0);
+    const child = context('onbuild-child', { Dockerfile: `FROM ${baseName}\nRUN cat /app/seen > /child-saw\n`, 'app.txt': 'from the child\n' });
+    const fresh = path.join(work, 'onbuild-store');
+    const r = await execa(bin, ['--root', fresh, 'build', '--progress', 'plain', '-t', 'child:1', child], { reject: false });
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/ONBUILD|COPY app\.txt/);
+    const out = path.join(work, 'child.tar');
+    await execa(bin, ['--root', fresh, 'export', 'child:1', '-o', out]);
+    expect((await execa('tar', ['xOf', out, 'child-saw'])).stdout).toBe('from the child\n/srv');
+    expect((await inspect('child:1', fresh)).Config.OnBuild ?? []).toEqual([]);
+    expect((await inspect(baseName, fresh)).Config.OnBuild).toHaveLength(2);
+  });
+
+  test('FROM --platform picks that image from a multi-platform index; --platform sets the target', async () => {
+    if (!reg) return;
+    const ctx = context('platform', {
+      Dockerfile: [`FROM --platform=linux/arm64 ${multi} AS arm`, 'COPY note.txt /note.txt', `FROM ${multi}`, 'COPY --from=arm /note.txt /from-arm.txt'].join('\n'),
+      'note.txt': 'arm64 stage\n',
+    });
+    const fresh = path.join(work, 'platform-store');
+    const amd = await execa(bin, ['--root', fresh, 'build', '-t', 'plat:amd', ctx], { reject: false });
+    expect(amd.exitCode, amd.stderr).toBe(0);
+    const info = await inspect('plat:amd', fresh);
+    expect(info.Architecture).toBe('amd64');
+    expect(info.Config.Labels ?? {}).not.toHaveProperty('which'); // the Debian image, not busybox
+    const arm = await execa(bin, ['--root', fresh, 'build', '--target', 'arm', '--platform', 'linux/arm64', '-t', 'plat:arm', ctx], { reject: false });
+    expect(arm.exitCode, arm.stderr).toBe(0);
+    const armInfo = await inspect('plat:arm', fresh);
+    expect(armInfo.Architecture).toBe('arm64');
+    expect(armInfo.Config.Labels).toEqual({ which: 'busybox-arm64' });
+  });
+
+  test('RUN --network=none sees only loopback; the default network reaches the host; exec form and heredocs', async () => {
+    if (!reg) return;
+    const ctx = context('net', {
+      Dockerfile: [
+        `FROM ${debian}`,
+        'RUN --network=none sh -c "tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d \' \' > /none"',
+        'RUN ["sh", "-c", "tail -n +3 /proc/net/dev | wc -l > /default"]',
+        'RUN <<EOF',
+        'set -e',
+        'echo "heredoc as $(id -u)" > /heredoc',
+        'EOF',
+      ].join('\n'),
+    });
+    const r = await g(['build', '-t', 'net:1', ctx]);
+    expect(r.exitCode, r.stderr).toBe(0);
+    const out = path.join(work, 'net.tar');
+    await g(['export', 'net:1', '-o', out]);
+    const x = async (f: string) => (await execa('tar', ['xOf', out, f])).stdout.trim();
+    expect(await x('none')).toBe('lo');
+    const hostIfaces = readFileSync('/proc/net/dev', 'utf8').trim().split('\n').length - 2;
+    expect(Number(await x('default'))).toBe(hostIfaces);
+    expect(await x('heredoc')).toBe('heredoc as 0');
+  });
+
+  test('bubblewrap and chroot sandboxes give the identical image', async () => {
+    if (!reg) return;
+    const ctx = context('iso', {
+      Dockerfile: [`FROM ${debian}`, 'RUN useradd -u 1500 worker && mkdir -p /data && chown worker /data', 'USER worker', 'RUN echo hi > /data/hi && stat -c "%u:%g %a %n" /data/hi > /data/listing'].join('\n'),
+    });
+    const digests: string[] = [];
+    for (const isolation of ['bwrap', 'chroot']) {
+      const r = await g(['build', '--no-cache', '--isolation', isolation, '-t', `iso:${isolation}`, ctx], { SOURCE_DATE_EPOCH: '1700000000' });
+      expect(r.exitCode, r.stderr).toBe(0);
+      digests.push((await inspect(`iso:${isolation}`)).Descriptor.digest);
+    }
+    expect(digests[0]).toBe(digests[1]);
+    const out = path.join(work, 'iso.tar');
+    await g(['export', 'iso:bwrap', '-o', out]);
+    // --isolation bwrap used to run a non-root USER step as root.
+    expect((await execa('tar', ['xOf', out, 'data/listing'])).stdout).toBe('1500:1500 644 /data/hi');
+  });
+
+  test('the Debian image runs: umoci unpack, crun, ENTRYPOINT in shell form through SHELL, as the USER', async () => {
+    if (!reg) return;
+    haveTool('umoci');
+    haveTool('crun');
+    const ctx = context('runme', {
+      Dockerfile: [
+        `FROM ${debian}`,
+        'RUN useradd -u 1234 runner',
+        'SHELL ["/bin/bash", "-c"]',
+        'USER runner',
+        'ENTRYPOINT echo "$(id -un) ${BASH_VERSION%%.*} $0"',
+      ].join('\n'),
+    });
+    const r = await g(['build', '-t', 'runme:1', ctx]);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect((await inspect('runme:1')).Config.Entrypoint).toEqual(['/bin/bash', '-c', 'echo "$(id -un) ${BASH_VERSION%%.*} $0"']);
+    const bundle = path.join(work, 'runme-bundle');
+    const unpack = await execa('umoci', ['unpack', '--image', `${root}:docker.io/library/runme:1`, bundle], { reject: false });
+    expect(unpack.exitCode, unpack.stderr).toBe(0);
+    const cfgPath = path.join(bundle, 'config.json');
+    const cfg = JSON.parse(readFileSync(cfgPath, 'utf8'));
+    expect(cfg.process.user).toMatchObject({ uid: 1234, gid: 1234 });
+    // As in build.test.ts: a private mount namespace with a cgroup2 hierarchy, no cgroup settings.
+    delete cfg.linux.resources;
+    delete cfg.linux.cgroupsPath;
+    cfg.linux.namespaces = cfg.linux.namespaces.filter((n: { type: string }) => n.type !== 'cgroup');
+    cfg.process.terminal = false;
+    writeFileSync(cfgPath, JSON.stringify(cfg));
+    const id = `gantry-debian-${process.pid}`;
+    const run = await execa('unshare', ['-m', 'sh', '-c', `umount -R /sys/fs/cgroup 2>/dev/null; mount -t cgroup2 none /sys/fs/cgroup && crun --cgroup-manager=disabled run --bundle '${bundle}' ${id}; rc=$?; crun delete -f ${id} >/dev/null 2>&1; exit $rc`], { reject: false });
+    expect(run.stdout.trim(), run.stderr).toBe('runner 5 /bin/bash');
+  });
+
+  test('a base already in the store is not pulled again: the build works with the registry gone', async () => {
+    if (!reg) return;
+    await reg.stop();
+    reg = undefined;
+    const ctx = context('offline', { Dockerfile: `FROM ${debian}\nRUN echo offline > /offline\n` });
+    const r = await g(['build', '--no-cache', '-t', 'offline:1', ctx]);
+    expect(r.exitCode, r.stderr).toBe(0);
+  });
+});

@@ -25,7 +25,7 @@ import { DEFAULT_PATH, plan as makePlan, type BaseImageInfo, type BuildPlan, typ
 import { applyLayer } from '../rootfs/apply.js';
 import { resolveInRoot } from '../rootfs/resolve.js';
 import { runInSandbox, type Isolation, type SandboxMount } from '../sandbox/run.js';
-import { diff, layerTar, snapshot } from '../snapshot/diff.js';
+import { diff, layerTar, snapshot, type Snapshot } from '../snapshot/diff.js';
 import { LayerCache } from '../store/cache.js';
 import { findEntries, loadImage, writeImage } from '../store/images.js';
 import { Store } from '../store/store.js';
@@ -89,6 +89,8 @@ interface StageState {
   layers: LayerRef[];
   key: string;
   rootfs?: string;
+  /** The rootfs as the last step left it (a step's "after" is the next one's "before"). */
+  snapshot?: Snapshot;
   configState: ConfigState;
 }
 
@@ -301,6 +303,7 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
           if (hit.layer) {
             state.layers.push(hit.layer);
             if (state.rootfs) await applyLayer(state.rootfs, openLayer(hit.layer), { what: `layer ${hit.layer.digest}` });
+            delete state.snapshot;
           }
           state.config.history = [...(state.config.history ?? []), hit.layer ? history : { ...history, empty_layer: true }];
           if (step.op === 'workdir') state.config.config = { ...(state.config.config ?? {}), WorkingDir: step.path };
@@ -309,7 +312,7 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
           continue;
         }
         const rootfs = await materialise(state);
-        const before = await snapshot(rootfs);
+        const before = state.snapshot ?? (await snapshot(rootfs));
         if (step.op === 'run') {
           await runStep(step, rootfs, options, emit, await prepareMounts(step));
         } else if (step.op === 'copy') {
@@ -344,6 +347,7 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
         }
         const after = await snapshot(rootfs);
         const changes = diff(before, after);
+        state.snapshot = after;
         let layer: LayerRef | null = null;
         if (changes.length > 0) {
           layer = await storeLayer(store, layerTar(rootfs, after, changes, options.sourceDateEpoch !== undefined ? { sourceDateEpoch: options.sourceDateEpoch } : {}));

@@ -61,6 +61,17 @@ describe('gantry build', () => {
     expect(info.Config.Env).toEqual(['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin']);
   });
 
+  test('the README quick start: examples/site builds FROM scratch in an empty store', async () => {
+    const store = path.join(work, 'quickstart');
+    const r = await execa(bin, ['--root', store, 'build', '-t', 'site:1', path.join(projectRoot, 'examples', 'site')], { reject: false });
+    expect(r.exitCode, r.stderr).toBe(0);
+    const info = JSON.parse((await execa(bin, ['--root', store, 'inspect', 'site:1'])).stdout)[0];
+    expect(info.Config).toMatchObject({ Cmd: ['index.html'], WorkingDir: '/srv/www', Env: [expect.stringMatching(/^PATH=/), 'SITE_ROOT=/srv/www'] });
+    const out = path.join(work, 'site.tar');
+    await execa(bin, ['--root', store, 'export', 'site:1', '-o', out]);
+    expect((await execa('tar', ['xOf', out, 'srv/www/index.html'])).stdout).toContain('Built by gantry');
+  });
+
   test('an unchanged rebuild is all CACHED and, with SOURCE_DATE_EPOCH, the identical digest', async () => {
     const ctx = path.join(projectRoot, 'examples', 'hello');
     const a = await g(['build', '-t', 'repro:1', ctx], { SOURCE_DATE_EPOCH: '1700000000' });

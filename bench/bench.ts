@@ -1,0 +1,266 @@
+/**
+ * npm run bench: gantry side by side with BuildKit (and buildah when installed) on the same
+ * workloads, same machine, same run. Prints the median of interleaved runs per phase, the
+ * ratios, and gantry's peak memory (max RSS of the gantry process, from GNU time).
+ *
+ *   npm run bench -- [--runs N] [--workloads app,bigrun,multistage] [--tools gantry,buildkit,buildah]
+ *
+ * Workloads (base images come from a loopback registry and are local to every tool before
+ * the first timed build):
+ *   app         busybox base, a 5,000-file / 70 MB context, COPY of it twice, two RUNs
+ *   bigrun      Debian base, RUN writing ~150 MB (cp -a /usr plus 40 MB of random bytes), then
+ *               a RUN deleting part of it; one-file edit = a COPY'd file before the RUNs
+ *   multistage  a Debian stage writing 2,000 files and a tar, an unused stage, COPY --from into busybox
+ * Phases: cold (--no-cache), warm (nothing changed), edit (one context file changed).
+ */
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { execa } from 'execa';
+import { projectRoot } from '../test/helpers/conformance.js';
+import { DEBIAN_PATH, debianBaseTarball } from '../test/helpers/debian.js';
+import { startOracle, type Oracle } from '../test/helpers/oracle.js';
+import { startRegistry } from '../test/helpers/registry.js';
+import { makeBusyboxRootfs, tarDir } from '../test/helpers/rootfs.js';
+
+type Phase = 'cold' | 'warm' | 'edit';
+type Tool = 'gantry' | 'buildkit' | 'buildah';
+
+interface Workload {
+  name: string;
+  describe: string;
+  context: string;
+  /** Change one file of the context (a different change each time). */
+  edit: (n: number) => void;
+}
+
+const argv = process.argv.slice(2);
+const opt = (name: string, fallback: string): string => {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 && argv[i + 1] ? (argv[i + 1] as string) : fallback;
+};
+const runs = Number(opt('runs', '3'));
+const only = opt('workloads', 'app,bigrun,multistage').split(',');
+const toolsWanted = opt('tools', 'gantry,buildkit,buildah').split(',') as Tool[];
+
+const gantryBin = path.join(projectRoot, 'bin', 'gantry');
+const work = process.env.GANTRY_BENCH_DIR ?? path.join(tmpdir(), 'gantry-bench');
+const store = path.join(work, 'store');
+
+const say = (s: string) => process.stderr.write(s + '\n');
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
+};
+
+/** Deterministic bytes: a SHA-256 counter stream (incompressible, like built assets). */
+function bytes(seed: string, n: number): Buffer {
+  const out = Buffer.alloc(n);
+  let off = 0;
+  for (let i = 0; off < n; i++) {
+    const block = createHash('sha256').update(`${seed}:${i}`).digest();
+    off += block.copy(out, off);
+  }
+  return out;
+}
+
+/** 5,000 files in 50 directories, 70 MB: a third text-like (compressible), the rest random. */
+function makeAppContext(dir: string): void {
+  const total = 70 * 1024 * 1024;
+  const files = 5000;
+  const avg = Math.floor(total / files);
+  for (let i = 0; i < files; i++) {
+    const d = path.join(dir, 'src', `d${String(i % 50).padStart(2, '0')}`);
+    if (i < 50) mkdirSync(d, { recursive: true });
+    const size = Math.floor(avg * (0.5 + ((i * 7919) % 1000) / 1000));
+    const name = path.join(d, `f${String(i).padStart(4, '0')}.${i % 3 === 0 ? 'js' : 'bin'}`);
+    if (i % 3 === 0) writeFileSync(name, `// module ${i}\n`.repeat(Math.ceil(size / 16)).slice(0, size));
+    else writeFileSync(name, bytes(`f${i}`, size));
+  }
+}
+
+function workloads(): Workload[] {
+  const all: Workload[] = [];
+  const app = path.join(work, 'ctx-app');
+  makeAppContext(app);
+  writeFileSync(
+    path.join(app, 'Dockerfile'),
+    [
+      'ARG REGISTRY',
+      'FROM ${REGISTRY}/library/busybox:latest',
+      'COPY src /app/src',
+      'RUN busybox find /app -type f | busybox wc -l > /app/count',
+      'COPY src/d00 /app/again',
+      'RUN echo built > /app/done',
+      'CMD ["cat", "/app/count"]',
+    ].join('\n') + '\n',
+  );
+  all.push({ name: 'app', describe: 'busybox, 5,000 files / 70 MB context, 2 COPY + 2 RUN', context: app, edit: (n) => appendFileSync(path.join(app, 'src', 'd07', 'f0057.js'), `// edit ${n}\n`) });
+
+  const big = path.join(work, 'ctx-bigrun');
+  mkdirSync(big, { recursive: true });
+  writeFileSync(path.join(big, 'version.txt'), '0\n');
+  writeFileSync(
+    path.join(big, 'Dockerfile'),
+    [
+      'ARG REGISTRY',
+      'FROM ${REGISTRY}/library/debian:bookworm',
+      'COPY version.txt /version.txt',
+      'RUN cp -a /usr /usr2 && head -c 40000000 /dev/urandom > /usr2/random.bin',
+      'RUN rm -rf /usr2/share /usr2/lib/x86_64-linux-gnu/perl-base',
+    ].join('\n') + '\n',
+  );
+  all.push({ name: 'bigrun', describe: 'Debian, RUN writing ~150 MB then a RUN deleting part of it', context: big, edit: (n) => writeFileSync(path.join(big, 'version.txt'), `${n}\n`) });
+
+  const multi = path.join(work, 'ctx-multistage');
+  mkdirSync(multi, { recursive: true });
+  writeFileSync(path.join(multi, 'main.c'), 'int main(void) { return 0; }\n');
+  writeFileSync(
+    path.join(multi, 'Dockerfile'),
+    [
+      'ARG REGISTRY',
+      'FROM ${REGISTRY}/library/debian:bookworm AS build',
+      'COPY main.c /src/main.c',
+      'RUN mkdir -p /out/files && for i in $(seq 1 2000); do echo "file $i" > /out/files/$i.txt; done && tar -cf /out/bundle.tar -C /out files',
+      'FROM ${REGISTRY}/library/debian:bookworm AS unused',
+      'RUN echo never > /never',
+      'FROM ${REGISTRY}/library/busybox:latest',
+      'COPY --from=build /out/bundle.tar /bundle.tar',
+      'COPY --from=build /src/main.c /main.c',
+    ].join('\n') + '\n',
+  );
+  all.push({ name: 'multistage', describe: 'Debian build stage (2,000 files + tar), unused stage, COPY --from into busybox', context: multi, edit: (n) => appendFileSync(path.join(multi, 'main.c'), `/* ${n} */\n`) });
+  return all.filter((w) => only.includes(w.name));
+}
+
+interface Sample {
+  seconds: number;
+  rssMB?: number;
+}
+
+async function timeGantry(w: Workload, registry: string, phase: Phase): Promise<Sample> {
+  const rssFile = path.join(work, 'rss.txt');
+  const args = ['-f', '%M', '-o', rssFile, gantryBin, '--root', store, 'build', '--progress', 'plain', '--build-arg', `REGISTRY=${registry}`, '-t', `bench/${w.name}:gantry`, ...(phase === 'cold' ? ['--no-cache'] : []), w.context];
+  const t0 = process.hrtime.bigint();
+  const r = await execa('/usr/bin/time', args, { reject: false });
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  if (r.exitCode !== 0) throw new Error(`gantry build of ${w.name} failed:\n${r.stderr.slice(-2000)}`);
+  const kb = Number(readFileSync(rssFile, 'utf8').trim().split('\n').pop());
+  return { seconds, rssMB: kb / 1024 };
+}
+
+async function timeBuildkit(oracle: Oracle, w: Workload, registry: string, phase: Phase): Promise<Sample> {
+  const t0 = process.hrtime.bigint();
+  await oracle.build(w.context, { tag: `bench/${w.name}:buildkit`, buildArgs: { REGISTRY: registry }, noCache: phase === 'cold' });
+  return { seconds: Number(process.hrtime.bigint() - t0) / 1e9 };
+}
+
+async function timeBuildah(w: Workload, registry: string, phase: Phase): Promise<Sample> {
+  const args = ['bud', '--layers', '--isolation', 'chroot', '--storage-driver', 'overlay', '--tls-verify=false', '--build-arg', `REGISTRY=${registry}`, '-t', `bench/${w.name}:buildah`, ...(phase === 'cold' ? ['--no-cache'] : []), w.context];
+  const t0 = process.hrtime.bigint();
+  const r = await execa('buildah', args, { reject: false });
+  if (r.exitCode !== 0) throw new Error(`buildah bud of ${w.name} failed:\n${r.stderr.slice(-2000)}`);
+  return { seconds: Number(process.hrtime.bigint() - t0) / 1e9 };
+}
+
+const has = (cmd: string): boolean => {
+  try {
+    execFileSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+async function main(): Promise<void> {
+  rmSync(work, { recursive: true, force: true });
+  mkdirSync(work, { recursive: true });
+  if (!existsSync('/usr/bin/time')) throw new Error('GNU time (/usr/bin/time) is missing: apt-get install time');
+  const debian = debianBaseTarball();
+  if (!debian) throw new Error('debootstrap is missing: apt-get install debootstrap (the Debian base is made with it)');
+  const reg = await startRegistry();
+  if (!reg) throw new Error('docker-registry is missing: apt-get install docker-registry');
+  const tools: Tool[] = ['gantry'];
+  let oracle: Oracle | undefined;
+  if (toolsWanted.includes('buildkit')) {
+    oracle = startOracle();
+    if (oracle) tools.push('buildkit');
+    else say('BuildKit: not available (../shared/tools/dockerd-oracle.sh could not start dockerd); skipped');
+  }
+  if (toolsWanted.includes('buildah')) {
+    if (has('buildah')) tools.push('buildah');
+    else say('buildah: not installed (apt-get install buildah); skipped');
+  }
+  try {
+    say(`bases: importing busybox and Debian, pushing them to ${reg.host}`);
+    const g = (args: string[]) => execa(gantryBin, ['--root', store, ...args]);
+    const busybox = tarDir(makeBusyboxRootfs(path.join(work, 'busybox-rootfs')), path.join(work, 'busybox.tgz'));
+    await g(['import', busybox, `${reg.host}/library/busybox:latest`, '-c', 'CMD ["sh"]']);
+    await g(['push', `${reg.host}/library/busybox:latest`]);
+    await g(['import', debian, `${reg.host}/library/debian:bookworm`, '-c', `ENV ${DEBIAN_PATH}`, '-c', 'CMD ["bash"]']);
+    await g(['push', `${reg.host}/library/debian:bookworm`]);
+    if (tools.includes('buildkit')) {
+      for (const b of ['busybox:latest', 'debian:bookworm']) await oracle?.docker(['pull', '-q', `${reg.host}/library/${b}`]);
+    }
+    if (tools.includes('buildah')) {
+      for (const b of ['busybox:latest', 'debian:bookworm']) await execa('buildah', ['pull', '-q', '--tls-verify=false', `${reg.host}/library/${b}`]);
+    }
+    say('contexts: generating');
+    const ws = workloads();
+
+    const results: { workload: string; phase: Phase; tool: Tool; samples: Sample[] }[] = [];
+    const record = (workload: string, phase: Phase, tool: Tool, s: Sample) => {
+      let r = results.find((x) => x.workload === workload && x.phase === phase && x.tool === tool);
+      if (!r) results.push((r = { workload, phase, tool, samples: [] }));
+      r.samples.push(s);
+    };
+    let edits = 0;
+    for (const w of ws) {
+      // A first build per tool that is not timed: base layers unpacked, caches primed.
+      for (const tool of tools) await measure(tool, w, 'cold');
+      for (let i = 0; i < runs; i++) {
+        for (const phase of ['cold', 'warm', 'edit'] as Phase[]) {
+          if (phase === 'edit') w.edit(++edits);
+          for (const tool of tools) {
+            const s = await measure(tool, w, phase);
+            record(w.name, phase, tool, s);
+            say(`${w.name} ${phase} ${tool}: ${s.seconds.toFixed(2)} s${s.rssMB ? `, peak RSS ${s.rssMB.toFixed(0)} MB` : ''}`);
+          }
+        }
+      }
+    }
+
+    async function measure(tool: Tool, w: Workload, phase: Phase): Promise<Sample> {
+      if (tool === 'gantry') return timeGantry(w, reg!.host, phase);
+      if (tool === 'buildkit') return timeBuildkit(oracle as Oracle, w, reg!.host, phase);
+      return timeBuildah(w, reg!.host, phase);
+    }
+
+    // The table: medians, ratios, gantry's peak RSS.
+    const cell = (w: string, p: Phase, t: Tool) => results.find((r) => r.workload === w && r.phase === p && r.tool === t);
+    const head = ['workload', 'phase', ...tools.map((t) => `${t} (s)`), ...tools.filter((t) => t !== 'gantry').map((t) => `gantry/${t}`), 'gantry peak RSS (MB)'];
+    const rows: string[][] = [];
+    for (const w of ws) {
+      for (const p of ['cold', 'warm', 'edit'] as Phase[]) {
+        const med = (t: Tool) => median((cell(w.name, p, t)?.samples ?? []).map((s) => s.seconds));
+        const g = med('gantry');
+        const rss = Math.max(...(cell(w.name, p, 'gantry')?.samples ?? []).map((s) => s.rssMB ?? 0));
+        rows.push([w.name, p, ...tools.map((t) => med(t).toFixed(2)), ...tools.filter((t) => t !== 'gantry').map((t) => (g / med(t)).toFixed(2)), rss.toFixed(0)]);
+      }
+    }
+    const table = [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
+    process.stdout.write(`\nmedians of ${runs} interleaved runs; ${ws.map((w) => `${w.name}: ${w.describe}`).join('; ')}\n\n${table}\n`);
+    writeFileSync(path.join(work, 'results.json'), JSON.stringify({ runs, tools, results }, null, 2));
+    say(`raw samples: ${path.join(work, 'results.json')}`);
+  } finally {
+    await reg.stop();
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench: ${(err as Error).message}\n`);
+  process.exit(1);
+});

@@ -4,10 +4,10 @@
  * (0:0 from the context, kept from another stage, or --chown), every destination path
  * resolved inside the rootfs (so `/var/run -> /run` lands in /run, never on the host).
  */
-import { createReadStream, createWriteStream } from 'node:fs';
-import { chmod, chown, lchown, link, lstat, lutimes, mkdir, readdir, readlink, rm, symlink } from 'node:fs/promises';
+import { constants as fsConstants } from 'node:fs';
+import { chmod, chown, copyFile, lchown, link, lstat, lutimes, mkdir, readdir, readlink, rm, symlink } from 'node:fs/promises';
 import path from 'node:path';
-import { pipeline } from 'node:stream/promises';
+import pLimit from 'p-limit';
 import { GantryError } from '../errors/index.js';
 import { resolveInRoot } from '../rootfs/resolve.js';
 import type { IgnoreFilter, SourceItem } from './context.js';
@@ -32,46 +32,61 @@ async function ensureDir(rootfs: string, containerDir: string, owner?: { uid: nu
   return host;
 }
 
+/** File operations in flight at once: enough to keep the disk and the thread pool busy. */
+const FILE_CONCURRENCY = 16;
+
 /** Copy `items` to `dest` (absolute container path; a trailing `/` means a directory). */
 export async function copyInto(rootfs: string, items: SourceItem[], dest: string, options: CopyOptions): Promise<void> {
   const destIsDir = dest.endsWith('/') || items.length > 1 || items.some((i) => i.isDir);
-  const inodes = new Map<string, string>();
+  /** The first copy of each multiply-linked source inode: later names become hard links to it. */
+  const inodes = new Map<string, Promise<string>>();
+  const limit = pLimit(FILE_CONCURRENCY);
+  const copyChildren = async (srcDir: string, destDir: string, rel: string): Promise<void> => {
+    const names = (await readdir(srcDir)).sort();
+    await Promise.all(
+      names.map((n) => {
+        const childRel = rel ? `${rel}/${n}` : n;
+        return options.ignore(childRel) ? undefined : copyEntry(path.join(srcDir, n), path.join(destDir, n), childRel);
+      }),
+    );
+  };
   const copyEntry = async (srcHost: string, destHost: string, rel: string): Promise<void> => {
     const st = await lstat(srcHost);
-    const existing = await lstat(destHost).catch(() => undefined);
     const owner = options.owner ?? { uid: st.uid, gid: st.gid };
     if (st.isDirectory()) {
+      const existing = await lstat(destHost).catch(() => undefined);
       if (existing && !existing.isDirectory()) await rm(destHost, { recursive: true, force: true });
       if (!existing || !existing.isDirectory()) await mkdir(destHost);
-      for (const n of (await readdir(srcHost)).sort()) {
-        const childRel = rel ? `${rel}/${n}` : n;
-        if (options.ignore(childRel)) continue;
-        await copyEntry(path.join(srcHost, n), path.join(destHost, n), childRel);
-      }
+      await copyChildren(srcHost, destHost, rel);
       await chown(destHost, owner.uid, owner.gid).catch(() => undefined);
       await chmod(destHost, options.mode ?? st.mode & 0o7777);
       await lutimes(destHost, st.atime, st.mtime);
       return;
     }
-    if (existing) await rm(destHost, { recursive: true, force: true });
-    if (st.isSymbolicLink()) {
-      await symlink(await readlink(srcHost), destHost);
-      await lchown(destHost, owner.uid, owner.gid).catch(() => undefined);
-      await lutimes(destHost, st.atime, st.mtime);
-      return;
-    }
-    if (!st.isFile()) return; // devices, fifos, sockets are not copied from a context
+    if (!st.isFile() && !st.isSymbolicLink()) return; // devices, fifos, sockets are not copied from a context
     const key = `${st.dev}:${st.ino}`;
-    const first = st.nlink > 1 ? inodes.get(key) : undefined;
-    if (first) {
-      await link(first, destHost);
-      return;
-    }
-    await pipeline(createReadStream(srcHost), createWriteStream(destHost, { flags: 'wx', mode: 0o600 }));
-    await chown(destHost, owner.uid, owner.gid).catch(() => undefined);
-    await chmod(destHost, options.mode ?? st.mode & 0o7777);
-    await lutimes(destHost, st.atime, st.mtime);
-    if (st.nlink > 1) inodes.set(key, destHost);
+    const first = st.nlink > 1 && st.isFile() ? inodes.get(key) : undefined;
+    let done: (p: string) => void = () => undefined;
+    if (st.nlink > 1 && st.isFile() && !first) inodes.set(key, new Promise<string>((resolve) => (done = resolve)));
+    await limit(async () => {
+      const existing = await lstat(destHost).catch(() => undefined);
+      if (existing) await rm(destHost, { recursive: true, force: true });
+      if (first) {
+        await link(await first, destHost);
+        return;
+      }
+      if (st.isSymbolicLink()) {
+        await symlink(await readlink(srcHost), destHost);
+        await lchown(destHost, owner.uid, owner.gid).catch(() => undefined);
+        await lutimes(destHost, st.atime, st.mtime);
+        return;
+      }
+      // copyFile lets the kernel copy (copy_file_range, reflinks where the filesystem has them).
+      await copyFile(srcHost, destHost, fsConstants.COPYFILE_EXCL);
+      await chown(destHost, owner.uid, owner.gid).catch(() => undefined);
+      await chmod(destHost, options.mode ?? st.mode & 0o7777); // after chown, which clears setuid bits
+      await lutimes(destHost, st.atime, st.mtime);
+    }).finally(() => done(destHost));
   };
 
   if (destIsDir) {
@@ -79,11 +94,7 @@ export async function copyInto(rootfs: string, items: SourceItem[], dest: string
     for (const item of items) {
       if (item.isDir) {
         // A directory's contents are copied, not the directory itself.
-        for (const n of (await readdir(item.host)).sort()) {
-          const childRel = item.rel ? `${item.rel}/${n}` : n;
-          if (options.ignore(childRel)) continue;
-          await copyEntry(path.join(item.host, n), path.join(dirHost, n), childRel);
-        }
+        await copyChildren(item.host, dirHost, item.rel);
       } else {
         await copyEntry(item.host, path.join(dirHost, item.name), item.rel);
       }

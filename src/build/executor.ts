@@ -11,7 +11,7 @@
 import { createHash } from 'node:crypto';
 import { chown, cp, lstat, mkdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { PassThrough, type Readable } from 'node:stream';
+import { PassThrough, Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, createGzip } from 'node:zlib';
 import { GantryError } from '../errors/index.js';
@@ -445,12 +445,35 @@ async function obtainImage(store: Store, ref: string, access: ExecuteOptions, pl
   return loadImage(store, pulled.descriptor);
 }
 
+/** Gathers small chunks (tar headers, small files) into ~1 MiB ones: gzip then runs in a few
+ * large thread-pool jobs instead of one per chunk. */
+function coalesce(size = 1 << 20): Transform {
+  let parts: Buffer[] = [];
+  let held = 0;
+  return new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      parts.push(chunk);
+      held += chunk.length;
+      if (held >= size) {
+        this.push(Buffer.concat(parts, held));
+        parts = [];
+        held = 0;
+      }
+      done();
+    },
+    flush(done) {
+      if (held > 0) this.push(Buffer.concat(parts, held));
+      done();
+    },
+  });
+}
+
 async function storeLayer(store: Store, tarStream: Readable): Promise<LayerRef> {
   const diffStream = new VerifyStream();
-  const gz = createGzip({ level: 6 });
+  const gz = createGzip({ level: 6, chunkSize: 1 << 20 });
   const out = new PassThrough();
   const writing = store.writeBlob(out);
-  await Promise.all([pipeline(tarStream, diffStream, gz, out), writing]);
+  await Promise.all([pipeline(tarStream, coalesce(), diffStream, gz, out), writing]);
   const blob = await writing;
   return { digest: blob.digest, size: blob.size, diffId: diffStream.digest, mediaType: MediaType.ociLayerGzip };
 }

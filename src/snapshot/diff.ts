@@ -8,7 +8,7 @@
  * clamped, so the same change gives the same bytes.
  */
 import { createReadStream } from 'node:fs';
-import { lstat, readdir, readlink } from 'node:fs/promises';
+import { lstat, readdir, readFile, readlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import tar from 'tar-stream';
@@ -154,8 +154,28 @@ export function layerTar(root: string, after: Snapshot, changes: DiffEntry[], op
     return new Date(Math.floor(t / 1000) * 1000);
   };
   const seenInodes = new Map<number, string>();
+  // Small files are read ahead, a window at a time, so the tar is not paced by one
+  // open-read-close round trip per file.
+  const SMALL = 1 << 20;
+  const AHEAD = 32;
+  const ahead = new Map<number, Promise<Buffer>>();
+  const readAhead = (from: number): void => {
+    for (let j = from; j < Math.min(changes.length, from + AHEAD); j++) {
+      if (ahead.has(j)) continue;
+      const c = changes[j] as DiffEntry;
+      const e = c.kind === 'add' ? after.get(c.path) : undefined;
+      if (e?.type === 'file' && e.size <= SMALL) {
+        const p = readFile(path.join(root, c.path));
+        p.catch(() => undefined); // reported when the entry is written
+        ahead.set(j, p);
+      }
+    }
+  };
   (async () => {
-    for (const c of changes) {
+    for (const [i, c] of changes.entries()) {
+      readAhead(i);
+      const pre = ahead.get(i);
+      ahead.delete(i);
       if (c.kind !== 'add') {
         await new Promise<void>((resolve, reject) =>
           pack.entry({ name: c.path, mode: 0o644, mtime: clamp(0), uid: 0, gid: 0 }, '', (err) => (err ? reject(err) : resolve())),
@@ -189,7 +209,11 @@ export function layerTar(root: string, after: Snapshot, changes: DiffEntry[], op
         }
         seenInodes.set(e.ino, c.path);
       }
-      if (e.type === 'file') {
+      if (e.type === 'file' && pre) {
+        const body = await pre;
+        header.size = body.length;
+        await new Promise<void>((resolve, reject) => pack.entry(header, body, (err) => (err ? reject(err) : resolve())));
+      } else if (e.type === 'file') {
         header.size = e.size;
         await new Promise<void>((resolve, reject) => {
           const sink = pack.entry(header, (err) => (err ? reject(err) : resolve()));

@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { linkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
@@ -286,6 +286,19 @@ describe('gantry build', () => {
     expect(readdirSync(path.join(root, 'tmp')).filter((n) => n.startsWith('rootfs-') || n.startsWith('lease-'))).toEqual([]);
     const ps = await execa('sh', ['-c', 'ps -eo args | grep -c "[s]leep 30" || true']);
     expect(ps.stdout.trim()).toBe('0');
+  });
+
+  test('COPY keeps hard links between the files it copies (one file, the other a link to it)', async () => {
+    const ctx = context('hardctx', { Dockerfile: 'FROM busybox\nCOPY tree/ /tree/\n', 'tree/a/original': 'shared body\n', 'tree/b/other': 'not linked\n' });
+    linkSync(path.join(ctx, 'tree/a/original'), path.join(ctx, 'tree/b/alias'));
+    linkSync(path.join(ctx, 'tree/a/original'), path.join(ctx, 'tree/z-alias'));
+    const r = await g(['build', '-t', 'hard:1', ctx]);
+    expect(r.exitCode, r.stderr).toBe(0);
+    const f = await files('hard:1');
+    const entry = (n: string) => Object.entries(f).find(([k]) => k === n || k.startsWith(`${n} link to `))?.[1] ?? '';
+    const kinds = ['tree/a/original', 'tree/b/alias', 'tree/z-alias'].map((n) => entry(n).slice(0, 1)).sort();
+    expect(kinds).toEqual(['-', 'h', 'h']); // one regular file, two hard links to it
+    expect((f['tree/b/other'] ?? '').slice(0, 1)).toBe('-');
   });
 
   test('COPY through a symlink in the image lands where the link points, inside the rootfs', async () => {

@@ -6,8 +6,8 @@
  * (OCI image-spec layer.md).
  */
 import { execFile } from 'node:child_process';
-import { createWriteStream } from 'node:fs';
-import { chmod, lchown, lstat, link, lutimes, mkdir, readdir, rm, symlink, chown } from 'node:fs/promises';
+import { chmodSync, chownSync, createWriteStream, lchownSync, lstatSync, lutimesSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmod, lstat, link, lutimes, mkdir, readdir, rm, chown } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -17,6 +17,9 @@ import { GantryError } from '../errors/index.js';
 import { components, resolveInRoot, RootfsError } from './resolve.js';
 
 const run = promisify(execFile);
+
+/** Files up to this size are gathered in memory and written in one call. */
+const SMALL_FILE = 1 << 20;
 
 export const WHITEOUT_PREFIX = '.wh.';
 export const OPAQUE_MARKER = '.wh..wh..opq';
@@ -55,6 +58,24 @@ export async function applyLayer(root: string, tarStream: Readable, options: App
   const opaque: string[] = [];
   const dirTimes: { host: string; mtime: Date }[] = [];
   const stats: ApplyStats = { entries: 0, whiteouts: 0 };
+  /**
+   * Parent directories already resolved and made in this layer (container path → host path):
+   * most entries share their parent with the one before. Anything removed may have been, or
+   * led through, one of them, so every removal forgets them all.
+   */
+  const dirs = new Map<string, string>();
+  const remove = async (host: string): Promise<void> => {
+    dirs.clear();
+    await removeExisting(host);
+  };
+  const parentDir = async (dir: string): Promise<string> => {
+    const known = dirs.get(dir);
+    if (known !== undefined) return known;
+    const { host } = await resolveInRoot(root, dir);
+    await mkdir(host, { recursive: true });
+    dirs.set(dir, host);
+    return host;
+  };
 
   const work = (async () => {
     for await (const entry of extract) {
@@ -80,7 +101,7 @@ export async function applyLayer(root: string, tarStream: Readable, options: App
         // The directory is resolved inside the root; the whiteout removes the entry itself (a link, not its target).
         const parent = await resolveInRoot(root, dir);
         const target = path.join(parent.host, name);
-        await removeExisting(target);
+        await remove(target);
         stats.whiteouts++;
         entry.resume();
         continue;
@@ -88,39 +109,45 @@ export async function applyLayer(root: string, tarStream: Readable, options: App
       stats.entries++;
       created.add(rel);
       // Parents are resolved (symlinks followed inside the root); the entry itself is not followed.
-      const parent = await resolveInRoot(root, dir);
-      await mkdir(parent.host, { recursive: true });
-      const host = path.join(parent.host, base);
-      const existing = await lstat(host).catch(() => undefined);
+      const host = path.join(await parentDir(dir), base);
+      // The common entries are written with synchronous calls: each is microseconds, where a
+      // round trip through the thread pool per call made applying a base layer take seconds.
+      const existing = lstatSync(host, { throwIfNoEntry: false });
       const mode = (h.mode ?? 0o644) & 0o7777;
       const uid = h.uid ?? 0;
       const gid = h.gid ?? 0;
       const mtime = h.mtime ?? new Date(0);
       switch (h.type) {
         case 'directory': {
-          if (existing && !existing.isDirectory()) await removeExisting(host);
-          if (!existing || !existing.isDirectory()) await mkdir(host);
-          if (doChown) await chown(host, uid, gid);
-          await chmod(host, mode);
+          if (existing && !existing.isDirectory()) await remove(host);
+          if (!existing || !existing.isDirectory()) mkdirSync(host);
+          if (doChown) chownSync(host, uid, gid);
+          chmodSync(host, mode);
           dirTimes.push({ host, mtime });
           entry.resume();
           break;
         }
         case 'file':
         case 'contiguous-file': {
-          if (existing) await removeExisting(host);
+          if (existing) await remove(host);
           // 'wx': never follows or overwrites something that appeared in between.
-          await pipeline(entry, createWriteStream(host, { flags: 'wx', mode: 0o600 }));
-          if (doChown) await chown(host, uid, gid);
-          await chmod(host, mode); // after chown, which clears setuid bits
-          await lutimes(host, mtime, mtime);
+          if ((h.size ?? 0) <= SMALL_FILE) {
+            const chunks: Buffer[] = [];
+            for await (const c of entry) chunks.push(c as Buffer);
+            writeFileSync(host, Buffer.concat(chunks), { flag: 'wx', mode: 0o600 });
+          } else {
+            await pipeline(entry, createWriteStream(host, { flags: 'wx', mode: 0o600 }));
+          }
+          if (doChown) chownSync(host, uid, gid);
+          chmodSync(host, mode); // after chown, which clears setuid bits
+          lutimesSync(host, mtime, mtime);
           break;
         }
         case 'symlink': {
-          if (existing) await removeExisting(host);
-          await symlink(h.linkname ?? '', host); // stored verbatim, resolved inside the root when used
-          if (doChown) await lchown(host, uid, gid);
-          await lutimes(host, mtime, mtime);
+          if (existing) await remove(host);
+          symlinkSync(h.linkname ?? '', host); // stored verbatim, resolved inside the root when used
+          if (doChown) lchownSync(host, uid, gid);
+          lutimesSync(host, mtime, mtime);
           entry.resume();
           break;
         }
@@ -132,7 +159,7 @@ export async function applyLayer(root: string, tarStream: Readable, options: App
           const tst = await lstat(targetHost).catch(() => undefined);
           if (!tst) throw new RootfsError('ROOTFS_BAD_LINK', `${what}: hard link "${h.name}" to missing "${h.linkname}"`);
           if (tst.isDirectory()) throw new RootfsError('ROOTFS_BAD_LINK', `${what}: hard link "${h.name}" to a directory "${h.linkname}"`);
-          if (existing) await removeExisting(host);
+          if (existing) await remove(host);
           await link(targetHost, host);
           entry.resume();
           break;
@@ -140,7 +167,7 @@ export async function applyLayer(root: string, tarStream: Readable, options: App
         case 'character-device':
         case 'block-device':
         case 'fifo': {
-          if (existing) await removeExisting(host);
+          if (existing) await remove(host);
           await makeNode(host, h.type, mode, h.devmajor ?? 0, h.devminor ?? 0, what, h.name);
           if (doChown) await chown(host, uid, gid);
           await chmod(host, mode);
@@ -165,7 +192,7 @@ export async function applyLayer(root: string, tarStream: Readable, options: App
     for (const child of children) {
       const rel = dir ? `${dir}/${child}` : child;
       if (!created.has(rel) && ![...created].some((c) => c.startsWith(rel + '/'))) {
-        await removeExisting(path.join(resolved.host, child));
+        await remove(path.join(resolved.host, child));
       }
     }
   }

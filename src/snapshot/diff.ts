@@ -7,8 +7,8 @@
  * an opaque marker for a directory that was replaced. Entries are sorted and times can be
  * clamped, so the same change gives the same bytes.
  */
-import { createReadStream } from 'node:fs';
-import { lstat, readdir, readFile, readlink } from 'node:fs/promises';
+import { createReadStream, lstatSync, readdirSync, readlinkSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import tar from 'tar-stream';
@@ -48,14 +48,15 @@ function typeOf(st: import('node:fs').Stats): Entry['type'] {
 }
 
 export async function snapshot(root: string, options: SnapshotOptions = {}): Promise<Snapshot> {
+  // Synchronous calls: a stat is microseconds, a thread-pool round trip per stat is not.
   const out: Snapshot = new Map();
-  const walk = async (rel: string): Promise<void> => {
-    const names = (await readdir(path.join(root, rel))).sort();
+  const walk = (rel: string): void => {
+    const names = readdirSync(path.join(root, rel)).sort();
     for (const name of names) {
       const child = rel ? `${rel}/${name}` : name;
       if (options.exclude?.has(child)) continue;
       const host = path.join(root, child);
-      const st = await lstat(host);
+      const st = lstatSync(host);
       const entry: Entry = {
         type: typeOf(st),
         mode: st.mode & 0o7777,
@@ -69,12 +70,12 @@ export async function snapshot(root: string, options: SnapshotOptions = {}): Pro
         nlink: st.nlink,
         rdev: st.rdev,
       };
-      if (entry.type === 'symlink') entry.linkname = await readlink(host);
+      if (entry.type === 'symlink') entry.linkname = readlinkSync(host);
       out.set(child, entry);
-      if (entry.type === 'directory') await walk(child);
+      if (entry.type === 'directory') walk(child);
     }
   };
-  await walk('');
+  walk('');
   return out;
 }
 

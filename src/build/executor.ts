@@ -261,36 +261,55 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
         let sourceRoot: string | undefined;
         let items: Awaited<ReturnType<typeof resolveSources>> | undefined;
         let sourceIgnore: IgnoreFilter = () => false;
-        if (step.op === 'copy') {
-          if (step.source.type === 'context') {
+        // What a COPY reads from another stage or an image is named by that rootfs's layers
+        // (content-addressed): the key needs no unpacking, only a cache miss does.
+        const layersOf = (s: StageState): string => `layers:${s.layers.map((l) => l.diffId).join(',')}`;
+        const fromState =
+          step.op !== 'copy' || step.source.type === 'context'
+            ? undefined
+            : step.source.type === 'stage'
+              ? (finished.get(step.source.stage) as StageState)
+              : stateOfImage(step.source.ref, stage.platform);
+        const collectSources = async (copy: Extract<Step, { op: 'copy' }>): Promise<void> => {
+          if (copy.source.type === 'context') {
             sourceRoot = options.context;
             sourceIgnore = ignore;
-          } else if (step.source.type === 'stage') {
-            sourceRoot = await materialise(finished.get(step.source.stage) as StageState);
           } else {
-            sourceRoot = await materialise(stateOfImage(step.source.ref, stage.platform));
+            sourceRoot = await materialise(fromState as StageState);
           }
-          if (step.exclude.length > 0) {
-            const excluded = await excludeFilter(step.exclude);
+          if (copy.exclude.length > 0) {
+            const excluded = await excludeFilter(copy.exclude);
             const base = sourceIgnore;
             sourceIgnore = (rel) => base(rel) || excluded(rel);
           }
           const special = await newRootfs();
-          const inline = await inlineSources(path.join(special, 'inline'), step.inline);
+          const inline = await inlineSources(path.join(special, 'inline'), copy.inline);
           items = [];
-          for (const src of step.sources) {
+          for (const src of copy.sources) {
             const m = /^\d*<<-?["']?([^"']+)["']?$/.exec(src);
             const doc = m ? inline.get(m[1] as string) : undefined;
             if (doc) items.push(doc);
-            else if (step.kind === 'ADD' && isUrl(src)) items.push(await downloadSource(path.join(special, 'url'), src, step.checksum, stepWhere(step)));
-            else items.push(...(await resolveSources(sourceRoot, [src], sourceIgnore, stepWhere(step), step.source.type === 'context')));
+            else if (copy.kind === 'ADD' && isUrl(src)) items.push(await downloadSource(path.join(special, 'url'), src, copy.checksum, stepWhere(copy)));
+            else items.push(...(await resolveSources(sourceRoot, [src], sourceIgnore, stepWhere(copy), copy.source.type === 'context')));
           }
-          extra = await checksumSources(items, sourceIgnore);
+        };
+        if (step.op === 'copy') {
+          if (fromState) {
+            extra = layersOf(fromState);
+          } else {
+            await collectSources(step);
+            extra = await checksumSources(items ?? [], sourceIgnore);
+          }
         }
         if (step.op === 'run') {
           // Bind mounts are inputs of the RUN: their content is in the key (cache mounts and secrets are not).
           for (const m of step.mounts) {
             if (m.type !== 'bind') continue;
+            if (m.from !== undefined) {
+              const from = /^\d+$/.test(m.from) ? (finished.get(Number(m.from)) as StageState) : stateOfImage(m.from, platformOf(step.stage));
+              extra += `${layersOf(from)}:${m.source ?? '/'}`;
+              continue;
+            }
             const src = await mountSourceRoot(m.from, platformOf(step.stage));
             const items2 = await resolveSources(src.root, [m.source ?? '/'], src.ignore, stepWhere(step), src.context);
             extra += await checksumSources(items2, src.ignore);
@@ -316,6 +335,7 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
         if (step.op === 'run') {
           await runStep(step, rootfs, options, emit, await prepareMounts(step));
         } else if (step.op === 'copy') {
+          if (!items) await collectSources(step);
           const owner = step.chown !== undefined ? await resolveUser(rootfs, step.chown) : step.source.type === 'context' ? { uid: 0, gid: 0 } : undefined;
           const mode = step.chmod !== undefined && /^[0-7]+$/.test(step.chmod) ? Number.parseInt(step.chmod, 8) : undefined;
           const dest = path.posix.resolve(step.state.workdir, step.dest) + (step.dest.endsWith('/') || step.dest.endsWith('/.') ? '/' : '');

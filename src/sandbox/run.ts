@@ -14,7 +14,7 @@
  * stdout and stderr reach the process.
  */
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { chmod, lstat, mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { SandboxError } from '../errors/index.js';
@@ -115,7 +115,43 @@ async function prepareTarget(rootfs: string, m: SandboxMount): Promise<string[]>
   return [];
 }
 
+/**
+ * Descriptors above stderr that this process inherited without close-on-exec (Node opens
+ * its own with it): they would pass through bwrap or unshare into the command.
+ */
+export function inheritedFds(): number[] {
+  const out: number[] = [];
+  let names: string[];
+  try {
+    names = readdirSync('/proc/self/fd');
+  } catch {
+    return out;
+  }
+  for (const n of names) {
+    const fd = Number(n);
+    if (!(fd > 2)) continue;
+    try {
+      const flags = /^flags:\s*([0-7]+)/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))?.[1];
+      if (flags !== undefined && (Number.parseInt(flags, 8) & O_CLOEXEC) === 0) out.push(fd);
+    } catch {
+      // closed in between (the directory listing's own descriptor): nothing to pass on
+    }
+  }
+  return out.sort((a, b) => a - b);
+}
+
+const O_CLOEXEC = 0o2000000;
+const HOST_BASH = ['/usr/bin/bash', '/bin/bash'];
+
 function spawnAndWait(cmd: string, args: string[], spec: RunSpec, env: NodeJS.ProcessEnv): Promise<number> {
+  // Node cannot close a descriptor in the child only, so the host's bash (never the rootfs's)
+  // closes the inherited ones and then becomes the sandbox launcher.
+  const leaked = inheritedFds();
+  const bash = HOST_BASH.find((b) => existsSync(b));
+  if (leaked.length > 0 && bash) {
+    args = ['-c', `exec "$@" ${leaked.map((fd) => `${fd}>&-`).join(' ')}`, 'gantry-sandbox', cmd, ...args];
+    cmd = bash;
+  }
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env, detached: false });
     child.stdout.on('data', (d: Buffer) => spec.onStdout?.(d));

@@ -170,7 +170,7 @@ describe('gantry build FROM Debian, pulled from the registry', () => {
     expect(armInfo.Config.Labels).toEqual({ which: 'busybox-arm64' });
   });
 
-  test('RUN --network=none sees only loopback; the default network reaches the host; exec form and heredocs', async () => {
+  test('RUN --network=none sees only loopback; the default network reaches the host; exec form, heredocs; no host descriptor leaks in', async () => {
     if (!reg) return;
     const ctx = context('net', {
       Dockerfile: [
@@ -181,9 +181,12 @@ describe('gantry build FROM Debian, pulled from the registry', () => {
         'set -e',
         'echo "heredoc as $(id -u)" > /heredoc',
         'EOF',
+        // Only stdin, stdout and stderr reach the command (ls lists its own fd 3 too): the
+        // descriptor 99 this test hands to gantry without close-on-exec must not get in.
+        'RUN ls /proc/self/fd | tr "\\n" " " > /fds',
       ].join('\n'),
     });
-    const r = await g(['build', '-t', 'net:1', ctx]);
+    const r = await execa('bash', ['-c', 'exec "$@" 99</dev/null', 'with-fd-99', bin, '--root', root, 'build', '-t', 'net:1', ctx], { reject: false });
     expect(r.exitCode, r.stderr).toBe(0);
     const out = path.join(work, 'net.tar');
     await g(['export', 'net:1', '-o', out]);
@@ -192,6 +195,7 @@ describe('gantry build FROM Debian, pulled from the registry', () => {
     const hostIfaces = readFileSync('/proc/net/dev', 'utf8').trim().split('\n').length - 2;
     expect(Number(await x('default'))).toBe(hostIfaces);
     expect(await x('heredoc')).toBe('heredoc as 0');
+    expect(await x('fds')).toBe('0 1 2 3');
   });
 
   test('bubblewrap and chroot sandboxes give the identical image', async () => {

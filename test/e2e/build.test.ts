@@ -61,6 +61,31 @@ describe('gantry build', () => {
     expect(info.Config.Env).toEqual(['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin']);
   });
 
+  test('progress: plain lines as BuildKit prints them, JSON events on request; prune --all empties the build cache', async () => {
+    const ctx = context('progressctx', { Dockerfile: 'FROM busybox\nRUN echo from-the-run\nCOPY f /f\n', f: 'x\n' });
+    const plain = await g(['build', '--progress', 'plain', '-t', 'prog:1', ctx]);
+    expect(plain.exitCode, plain.stderr).toBe(0);
+    expect(plain.stderr).toMatch(/^#1 \[stage-0 1\/2\] RUN echo from-the-run$/m);
+    expect(plain.stderr).toMatch(/^#1 from-the-run$/m);
+    expect(plain.stderr).toMatch(/^#1 DONE \d+\.\ds$/m);
+    const again = await g(['build', '--progress', 'plain', '-t', 'prog:1', ctx]);
+    expect(again.stderr).toMatch(/^#1 \[stage-0 1\/2\] RUN echo from-the-run\n#1 CACHED$/m);
+    const json = await g(['build', '--progress', 'json', '--no-cache', '-t', 'prog:1', ctx]);
+    expect(json.exitCode, json.stderr).toBe(0);
+    const events = json.stderr.trim().split('\n').map((l) => JSON.parse(l) as { type: string; status?: string; text?: string; digest?: string });
+    expect(events[0]?.type).toBe('plan');
+    expect(events.filter((e) => e.type === 'step' && e.status === 'done')).toHaveLength(2);
+    expect(events.some((e) => e.type === 'output' && e.text?.includes('from-the-run'))).toBe(true);
+    expect(events.at(-1)).toMatchObject({ type: 'image', digest: expect.stringMatching(/^sha256:/) });
+    // prune keeps the build cache; prune --all clears it, so the next build runs every step.
+    expect((await g(['prune'])).exitCode).toBe(0);
+    expect((await g(['build', '--progress', 'plain', ctx])).stderr).toContain('CACHED');
+    expect((await g(['prune', '--all'])).exitCode).toBe(0);
+    const cold = await g(['build', '--progress', 'plain', ctx]);
+    expect(cold.exitCode, cold.stderr).toBe(0);
+    expect(cold.stderr).not.toContain('CACHED');
+  });
+
   test('the README quick start: examples/site builds FROM scratch in an empty store', async () => {
     const store = path.join(work, 'quickstart');
     const r = await execa(bin, ['--root', store, 'build', '-t', 'site:1', path.join(projectRoot, 'examples', 'site')], { reject: false });

@@ -10,6 +10,7 @@ import path from 'node:path';
 import pLimit from 'p-limit';
 import { GantryError } from '../errors/index.js';
 import { resolveInRoot } from '../rootfs/resolve.js';
+import { readXattrs, writeXattrs } from '../rootfs/xattr.js';
 import type { IgnoreFilter, SourceItem } from './context.js';
 
 export interface CopyOptions {
@@ -35,8 +36,19 @@ async function ensureDir(rootfs: string, containerDir: string, owner?: { uid: nu
 /** File operations in flight at once: enough to keep the disk and the thread pool busy. */
 const FILE_CONCURRENCY = 16;
 
-/** Copy `items` to `dest` (absolute container path; a trailing `/` means a directory). */
+/**
+ * Copy `items` to `dest` (absolute container path; a trailing `/` means a directory). A
+ * file's capabilities (security.capability) come along, as with BuildKit's copy.
+ */
 export async function copyInto(rootfs: string, items: SourceItem[], dest: string, options: CopyOptions): Promise<void> {
+  const copied = new Map<string, string>();
+  await copyItems(rootfs, items, dest, options, copied);
+  const caps = await readXattrs([...copied.keys()]);
+  await writeXattrs(new Map([...caps].map(([src, x]) => [copied.get(src) as string, x])));
+}
+
+/** The copy itself; `copied` gets source → destination of every regular file written. */
+async function copyItems(rootfs: string, items: SourceItem[], dest: string, options: CopyOptions, copied: Map<string, string>): Promise<void> {
   const destIsDir = dest.endsWith('/') || items.length > 1 || items.some((i) => i.isDir);
   /** The first copy of each multiply-linked source inode: later names become hard links to it. */
   const inodes = new Map<string, Promise<string>>();
@@ -83,6 +95,7 @@ export async function copyInto(rootfs: string, items: SourceItem[], dest: string
       }
       // copyFile lets the kernel copy (copy_file_range, reflinks where the filesystem has them).
       await copyFile(srcHost, destHost, fsConstants.COPYFILE_EXCL);
+      copied.set(path.resolve(srcHost), destHost);
       await chown(destHost, owner.uid, owner.gid).catch(() => undefined);
       await chmod(destHost, options.mode ?? st.mode & 0o7777); // after chown, which clears setuid bits
       await lutimes(destHost, st.atime, st.mtime);

@@ -24,6 +24,7 @@ import { parsePlatform, type Platform } from '../oci/platform.js';
 import { DEFAULT_PATH, plan as makePlan, type BaseImageInfo, type BuildPlan, type PlannedStage, type Step } from '../plan/planner.js';
 import { applyLayer } from '../rootfs/apply.js';
 import { resolveInRoot } from '../rootfs/resolve.js';
+import { readXattrs } from '../rootfs/xattr.js';
 import { runInSandbox, type Isolation, type SandboxMount } from '../sandbox/run.js';
 import { diff, layerTar, snapshot, type Snapshot } from '../snapshot/diff.js';
 import { LayerCache } from '../store/cache.js';
@@ -370,7 +371,11 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
         state.snapshot = after;
         let layer: LayerRef | null = null;
         if (changes.length > 0) {
-          layer = await storeLayer(store, layerTar(rootfs, after, changes, options.sourceDateEpoch !== undefined ? { sourceDateEpoch: options.sourceDateEpoch } : {}));
+          const xattrs = await layerXattrs(rootfs, after, changes);
+          layer = await storeLayer(store, layerTar(rootfs, after, changes, {
+            ...(options.sourceDateEpoch !== undefined ? { sourceDateEpoch: options.sourceDateEpoch } : {}),
+            xattrs,
+          }));
           state.layers.push(layer);
         }
         state.config.history = [...(state.config.history ?? []), layer ? history : { ...history, empty_layer: true }];
@@ -486,6 +491,19 @@ function coalesce(size = 1 << 20): Transform {
       done();
     },
   });
+}
+
+/**
+ * The xattrs a layer records for its files (security.capability, as BuildKit): a RUN's
+ * `setcap` survives. Relative path → name → value.
+ */
+async function layerXattrs(rootfs: string, after: Snapshot, changes: { path: string; kind: string }[]): Promise<Map<string, Map<string, Buffer>>> {
+  const files = changes.filter((c) => c.kind === 'add' && after.get(c.path)?.type === 'file').map((c) => c.path);
+  const found = await readXattrs(files.map((p) => path.resolve(rootfs, p)));
+  const out = new Map<string, Map<string, Buffer>>();
+  const prefix = path.resolve(rootfs) + '/';
+  for (const [host, x] of found) if (host.startsWith(prefix)) out.set(host.slice(prefix.length), x);
+  return out;
 }
 
 async function storeLayer(store: Store, tarStream: Readable): Promise<LayerRef> {

@@ -12,9 +12,11 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
-import tar from 'tar-stream';
+import tar from '../archive/tar.js';
+import { xattrsOf } from '../archive/pax.js';
 import { GantryError } from '../errors/index.js';
 import { components, resolveInRoot, RootfsError } from './resolve.js';
+import { writeXattrs } from './xattr.js';
 
 const run = promisify(execFile);
 
@@ -57,6 +59,8 @@ export async function applyLayer(root: string, tarStream: Readable, options: App
   const created = new Set<string>();
   const opaque: string[] = [];
   const dirTimes: { host: string; mtime: Date }[] = [];
+  /** Extended attributes of the layer's files and directories, set once everything is in place. */
+  const xattrs = new Map<string, Map<string, Buffer>>();
   const stats: ApplyStats = { entries: 0, whiteouts: 0 };
   /**
    * Parent directories already resolved and made in this layer (container path → host path):
@@ -108,6 +112,11 @@ export async function applyLayer(root: string, tarStream: Readable, options: App
       }
       stats.entries++;
       created.add(rel);
+      xattrs.delete(rel); // a later entry of the same name replaces the earlier one
+      if ((h.type === 'file' || h.type === 'contiguous-file' || h.type === 'directory') && h.pax) {
+        const x = xattrsOf(h.pax as Record<string, string>);
+        if (x.size > 0) xattrs.set(rel, x);
+      }
       // Parents are resolved (symlinks followed inside the root); the entry itself is not followed.
       const host = path.join(await parentDir(dir), base);
       // The common entries are written with synchronous calls: each is microseconds, where a
@@ -195,6 +204,19 @@ export async function applyLayer(root: string, tarStream: Readable, options: App
         await remove(path.join(resolved.host, child));
       }
     }
+  }
+  // Extended attributes after every chown (which clears security.capability), on what each
+  // path is now, resolved inside the root again: a later entry may have replaced a parent.
+  if (xattrs.size > 0) {
+    const targets = new Map<string, Map<string, Buffer>>();
+    for (const [rel, x] of xattrs) {
+      const parent = await resolveInRoot(root, path.posix.dirname(rel)).catch(() => undefined);
+      if (!parent) continue;
+      const host = path.join(parent.host, path.posix.basename(rel));
+      const st = lstatSync(host, { throwIfNoEntry: false });
+      if (st && (st.isFile() || st.isDirectory())) targets.set(host, x);
+    }
+    await writeXattrs(targets);
   }
   // Directory times last: writing into a directory changes its mtime.
   for (const { host, mtime } of dirTimes.reverse()) await lutimes(host, mtime, mtime).catch(() => undefined);

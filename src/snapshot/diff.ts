@@ -11,7 +11,8 @@ import { createReadStream, lstatSync, readdirSync, readlinkSync } from 'node:fs'
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import tar from 'tar-stream';
+import { paxOf } from '../archive/pax.js';
+import tar from '../archive/tar.js';
 
 export interface Entry {
   type: 'file' | 'directory' | 'symlink' | 'fifo' | 'character-device' | 'block-device' | 'socket';
@@ -145,6 +146,8 @@ function isUnderReplaced(p: string, replaced: Set<string>): boolean {
 export interface LayerTarOptions {
   /** Clamp every mtime to at most this time (seconds since the epoch). */
   sourceDateEpoch?: number;
+  /** Extended attributes to record (relative path → name → value), as PAX `SCHILY.xattr.*`. */
+  xattrs?: ReadonlyMap<string, ReadonlyMap<string, Buffer>>;
 }
 
 /** Write the changes as a layer tar: sorted, hard links kept within the layer, times clamped. */
@@ -196,6 +199,8 @@ export function layerTar(root: string, after: Snapshot, changes: DiffEntry[], op
         gname: '',
       };
       if (e.type === 'symlink') header.linkname = e.linkname ?? '';
+      const x = options.xattrs?.get(c.path);
+      if (x && x.size > 0 && (e.type === 'file' || e.type === 'directory')) header.pax = paxOf(x);
       if (e.type === 'character-device' || e.type === 'block-device') {
         header.devmajor = Math.floor(e.rdev / 256) & 0xfff;
         header.devminor = (e.rdev & 0xff) | ((e.rdev >> 12) & 0xfff00);

@@ -216,6 +216,41 @@ describe('gantry build FROM Debian, pulled from the registry', () => {
     expect((await execa('tar', ['xOf', out, 'data/listing'])).stdout).toBe('1500:1500 644 /data/hi');
   });
 
+  test('file capabilities (security.capability xattrs) survive RUN setcap, COPY --from, cp -a and a stage rebuilt from cached layers', async () => {
+    if (!reg) return;
+    haveTool('setcap');
+    haveTool('getcap');
+    haveTool('umoci');
+    const ctx = context('caps', {
+      Dockerfile: [
+        `FROM ${debian} AS build`,
+        // The host's setcap: the Debian base has its library (libcap2) but not the tool.
+        'COPY setcap /usr/local/sbin/setcap',
+        'RUN cp /bin/true /usr/local/bin/capped && setcap cap_setuid,cap_net_raw+ep /usr/local/bin/capped',
+        `FROM ${debian}`,
+        'COPY --from=build /usr/local/bin/capped /usr/local/bin/',
+        'RUN cp -a /usr/local/bin/capped /usr/local/bin/capped-copy && cp /usr/local/bin/capped /usr/local/bin/plain-copy',
+      ].join('\n'),
+    });
+    writeFileSync(path.join(ctx, 'setcap'), readFileSync((await execa('sh', ['-c', 'command -v setcap'])).stdout.trim()), { mode: 0o755 });
+    const r = await g(['build', '-t', 'caps:1', ctx]);
+    expect(r.exitCode, r.stderr).toBe(0);
+    // Read from the outside: umoci applies gantry's layers itself.
+    const bundle = path.join(work, 'caps-bundle');
+    const unpack = await execa('umoci', ['unpack', '--image', `${root}:docker.io/library/caps:1`, bundle], { reject: false });
+    expect(unpack.exitCode, unpack.stderr).toBe(0);
+    const caps = async (p: string) => (await execa('getcap', [path.join(bundle, 'rootfs', p)])).stdout.replace(/^\S+\s+/, '').trim();
+    expect(await caps('usr/local/bin/capped')).toBe('cap_setuid,cap_net_raw=ep');
+    expect(await caps('usr/local/bin/capped-copy')).toBe('cap_setuid,cap_net_raw=ep');
+    expect(await caps('usr/local/bin/plain-copy')).toBe('');
+    // A new step after the cached ones: the build stage's rootfs is made again from its layers.
+    writeFileSync(path.join(ctx, 'Dockerfile'), readFileSync(path.join(ctx, 'Dockerfile'), 'utf8') + '\nCOPY --from=build /usr/local/bin/capped /opt/again\n');
+    const local = path.join(work, 'caps-local');
+    const again = await g(['build', '-o', `type=local,dest=${local}`, ctx]);
+    expect(again.exitCode, again.stderr).toBe(0);
+    expect((await execa('getcap', [path.join(local, 'opt/again')])).stdout).toMatch(/cap_setuid,cap_net_raw=ep/);
+  });
+
   test('the Debian image runs: umoci unpack, crun, ENTRYPOINT in shell form through SHELL, as the USER', async () => {
     if (!reg) return;
     haveTool('umoci');

@@ -1,0 +1,87 @@
+/**
+ * Binary-safe PAX records for tar-stream.
+ *
+ * Extended attributes travel in PAX records named `SCHILY.xattr.<name>` whose values are raw
+ * bytes (Go's archive/tar, GNU tar and containerd write them so). tar-stream decodes and
+ * encodes every PAX value as UTF-8, which turns a capability set such as `cap_setuid` (a
+ * 0x80 byte) into U+FFFD. This module replaces tar-stream's two PAX functions with ones that
+ * keep xattr values as binary strings (one char per byte, `latin1`) and every other record as
+ * UTF-8, exactly as before. tar-stream calls them through its `headers` module object, so the
+ * replacement reaches every pack and extract; `installed` is checked by the unit tests, which
+ * fail if a tar-stream upgrade moves them.
+ */
+import { createRequire } from 'node:module';
+import path from 'node:path';
+
+export const XATTR_PREFIX = 'SCHILY.xattr.';
+
+interface HeadersModule {
+  encodePax(opts: { name?: string; linkname?: string; pax?: Record<string, string> }): Uint8Array;
+  decodePax(buf: Uint8Array): Record<string, string>;
+}
+
+const isBinary = (key: string): boolean => key.startsWith(XATTR_PREFIX);
+
+/** One `<len> <key>=<value>\n` record; the length counts its own digits. */
+function record(key: string, value: Buffer): Buffer {
+  const body = Buffer.concat([Buffer.from(` ${key}=`, 'utf8'), value, Buffer.from('\n')]);
+  let digits = String(body.length).length;
+  if (String(body.length + digits).length > digits) digits++;
+  return Buffer.concat([Buffer.from(String(body.length + digits), 'utf8'), body]);
+}
+
+export function encodePax(opts: { name?: string; linkname?: string; pax?: Record<string, string> }): Buffer {
+  const parts: Buffer[] = [];
+  if (opts.name) parts.push(record('path', Buffer.from(opts.name, 'utf8')));
+  if (opts.linkname) parts.push(record('linkpath', Buffer.from(opts.linkname, 'utf8')));
+  for (const [key, value] of Object.entries(opts.pax ?? {})) {
+    parts.push(record(key, Buffer.from(value, isBinary(key) ? 'latin1' : 'utf8')));
+  }
+  return Buffer.concat(parts);
+}
+
+export function decodePax(input: Uint8Array): Record<string, string> {
+  const result: Record<string, string> = {};
+  let buf = Buffer.from(input.buffer, input.byteOffset, input.byteLength);
+  while (buf.length > 0) {
+    const space = buf.indexOf(0x20);
+    if (space <= 0) break;
+    const len = Number.parseInt(buf.subarray(0, space).toString('latin1'), 10);
+    if (!(len > space + 1) || len > buf.length) break;
+    const rec = buf.subarray(space + 1, len - 1); // without the trailing newline
+    const eq = rec.indexOf(0x3d);
+    if (eq === -1) break;
+    const key = rec.subarray(0, eq).toString('utf8');
+    result[key] = rec.subarray(eq + 1).toString(isBinary(key) ? 'latin1' : 'utf8');
+    buf = buf.subarray(len);
+  }
+  return result;
+}
+
+function headersModule(): HeadersModule {
+  const require = createRequire(import.meta.url);
+  return require(path.join(path.dirname(require.resolve('tar-stream')), 'headers.js')) as HeadersModule;
+}
+
+const headers = headersModule();
+headers.encodePax = encodePax;
+headers.decodePax = decodePax;
+
+/** True when tar-stream uses these functions (the module was imported before any tar work). */
+export const installed = (): boolean => headers.encodePax === encodePax && headers.decodePax === decodePax;
+
+/** The xattrs in a tar header's PAX records: name → raw value. */
+export function xattrsOf(pax: Record<string, string> | null | undefined): Map<string, Buffer> {
+  const out = new Map<string, Buffer>();
+  for (const [key, value] of Object.entries(pax ?? {})) {
+    if (isBinary(key) && key.length > XATTR_PREFIX.length) out.set(key.slice(XATTR_PREFIX.length), Buffer.from(value, 'latin1'));
+  }
+  return out;
+}
+
+/** PAX records carrying `xattrs`. */
+export function paxOf(xattrs: ReadonlyMap<string, Buffer>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of xattrs) out[XATTR_PREFIX + name] = value.toString('latin1');
+  return out;
+}

@@ -9,7 +9,7 @@
 import type { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
-import tar from './tar.js';
+import tar from '../tar/tar.js';
 import { GantryError } from '../errors/index.js';
 import type { Image } from '../image/image.js';
 import { layerCompression } from '../oci/media-types.js';

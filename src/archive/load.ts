@@ -10,7 +10,7 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
-import tar from './tar.js';
+import tar from '../tar/tar.js';
 import { GantryError } from '../errors/index.js';
 import { validateImage } from '../image/image.js';
 import { INDEX_TYPES, MANIFEST_TYPES, MediaType } from '../oci/media-types.js';

@@ -7,7 +7,7 @@
 import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
-import tar from './tar.js';
+import tar from '../tar/tar.js';
 import { GantryError } from '../errors/index.js';
 import { VerifyStream } from '../oci/digest.js';
 import { MediaType } from '../oci/media-types.js';

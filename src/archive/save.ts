@@ -7,7 +7,7 @@
  * are in a fixed order with fixed times and owners, so the same images give the same bytes.
  */
 import type { Writable } from 'node:stream';
-import tar from './tar.js';
+import tar from '../tar/tar.js';
 import { familiarName, parseReference } from '../oci/reference.js';
 import { MediaType } from '../oci/media-types.js';
 import type { Descriptor, Index } from '../oci/types.js';

@@ -1,6 +1,6 @@
 import type { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import tar from './tar.js';
+import tar from '../tar/tar.js';
 
 /**
  * Stream a tar into `out`: `fill` adds the entries; the archive is finalised when it

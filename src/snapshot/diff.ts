@@ -11,8 +11,8 @@ import { createReadStream, lstatSync, readdirSync, readlinkSync } from 'node:fs'
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { paxOf } from '../archive/pax.js';
-import tar from '../archive/tar.js';
+import { paxOf } from '../tar/pax.js';
+import tar from '../tar/tar.js';
 
 export interface Entry {
   type: 'file' | 'directory' | 'symlink' | 'fifo' | 'character-device' | 'block-device' | 'socket';

@@ -1,4 +1,4 @@
-import { cpSync, mkdtempSync, readdirSync, rmSync, existsSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
@@ -47,6 +47,12 @@ afterAll(async () => {
 async function prepareContext(name: string): Promise<string> {
   const ctx = path.join(work, 'ctx', name);
   cpSync(path.join(fixtures, name), ctx, { recursive: true, verbatimSymlinks: true });
+  // Host programs the Dockerfile copies in (the bases lack them; nothing binary is committed).
+  if (existsSync(path.join(ctx, 'host-tools.txt'))) {
+    for (const tool of readFileSync(path.join(ctx, 'host-tools.txt'), 'utf8').split('\n').filter(Boolean)) {
+      copyFileSync(tool, path.join(ctx, path.basename(tool)));
+    }
+  }
   if (existsSync(path.join(ctx, 'archive-src'))) {
     const t = (args: string[]) => execa('tar', [...args, '--mtime=@1700000000', '-C', path.join(ctx, 'archive-src'), '.']);
     await t(['-czf', path.join(ctx, 'archive.tar.gz'), '--owner=0', '--group=0']);
@@ -108,6 +114,13 @@ describe('the same Dockerfile, gantry and BuildKit: the same tree and config', (
       trees.push(await readTree(out));
     }
     expect(diffTrees(trees[0]!, trees[1]!)).toEqual([]);
+    if (name === 'debian-caps') {
+      // Its point: the capabilities are there in both, not merely absent from both.
+      for (const f of ['usr/local/bin/capped', 'usr/local/bin/capped-copy', 'usr/local/bin/bind']) {
+        expect(trees[1]!.get(f)).toMatch(/ security\.capability=01000002/);
+      }
+      expect(trees[1]!.get('usr/local/bin/bind-plain')).not.toMatch(/security\.capability/);
+    }
 
     expect(await config(`parity/${name}:gantry`)).toEqual(await config(`parity/${name}:oracle`));
     expect(await history(`parity/${name}:gantry`)).toEqual(await history(`parity/${name}:oracle`));

@@ -1,10 +1,11 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import tar from 'tar-stream';
+import { xattrsOf } from '../../src/tar/pax.js';
+import tar from '../../src/tar/tar.js';
 
 /**
  * A flattened root filesystem tar (what `gantry export` writes) read into one line per path:
- * type, permission bits, owner, and the content hash, link target or device numbers. Paths that
+ * type, permission bits, owner, extended attributes, and the content hash, link target or device numbers. Paths that
  * are hard links of each other are marked with their group, so which name a tar writer stored
  * first does not matter. mtimes are left out on purpose.
  */
@@ -20,7 +21,9 @@ export async function readTree(file: string): Promise<Tree> {
     const h = entry.header;
     const name = h.name.replace(/^\.?\/+/, '').replace(/\/+$/, '');
     const mode = ((h.mode ?? 0) & 0o7777).toString(8).padStart(4, '0');
-    const base = `${mode} ${h.uid ?? 0}:${h.gid ?? 0}`;
+    // Extended attributes (binary PAX values, read intact through gantry's tar module).
+    const xattrs = [...xattrsOf(h.pax as Record<string, string> | undefined)].sort(([a], [b]) => (a < b ? -1 : 1));
+    const base = `${mode} ${h.uid ?? 0}:${h.gid ?? 0}${xattrs.map(([n, v]) => ` ${n}=${v.toString('hex')}`).join('')}`;
     const hash = createHash('sha256');
     for await (const chunk of entry) hash.update(chunk as Buffer);
     if (name === '') continue;

@@ -31,17 +31,18 @@ function moduleOf(file: string): string {
 
 const ALLOWED: Record<string, string[]> = {
   errors: [],
+  tar: [],
   oci: ['errors'],
   dockerfile: ['errors'],
   plan: ['dockerfile', 'oci', 'errors'],
   image: ['oci', 'errors'],
   store: ['image', 'oci', 'errors'],
-  archive: ['image', 'store', 'oci', 'errors'],
+  archive: ['image', 'store', 'oci', 'tar', 'errors'],
   registry: ['image', 'oci', 'errors'],
-  rootfs: ['oci', 'errors'],
-  snapshot: ['rootfs', 'image', 'errors'],
+  rootfs: ['oci', 'tar', 'errors'],
+  snapshot: ['rootfs', 'image', 'tar', 'errors'],
   sandbox: ['errors'],
-  build: ['errors', 'oci', 'dockerfile', 'plan', 'image', 'store', 'archive', 'registry', 'rootfs', 'snapshot', 'sandbox'],
+  build: ['errors', 'oci', 'dockerfile', 'plan', 'image', 'store', 'archive', 'registry', 'rootfs', 'snapshot', 'sandbox', 'tar'],
 };
 
 const IMPURE = /^(node:)?(fs|fs\/promises|child_process|net|http|https|http2|dgram|dns|tls|worker_threads)$|^(undici|execa|tar-stream)$/;

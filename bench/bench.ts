@@ -33,7 +33,8 @@ interface Workload {
   describe: string;
   context: string;
   /** Change one file of the context (a different change each time). */
-  edit: (n: number) => void;
+  /** Change one context file; `n` is unique across bench invocations, so no peer's old cache matches. */
+  edit: (n: string) => void;
 }
 
 const argv = process.argv.slice(2);
@@ -217,13 +218,16 @@ async function main(): Promise<void> {
       if (!r) results.push((r = { workload, phase, tool, samples: [] }));
       r.samples.push(s);
     };
+    // Peers keep their caches between bench invocations (the stores of gantry do not): an edit
+    // must never repeat the content of an earlier invocation's edit, or it would be a cache hit.
+    const invocation = `${Date.now().toString(36)}-${process.pid}`;
     let edits = 0;
     for (const w of ws) {
       // A first build per tool that is not timed: base layers unpacked, caches primed.
       for (const tool of tools) await measure(tool, w, 'cold');
       for (let i = 0; i < runs; i++) {
         for (const phase of ['cold', 'warm', 'edit'] as Phase[]) {
-          if (phase === 'edit') w.edit(++edits);
+          if (phase === 'edit') w.edit(`${invocation}-${++edits}`);
           for (const tool of tools) {
             const s = await measure(tool, w, phase);
             record(w.name, phase, tool, s);

@@ -100,7 +100,7 @@ export async function readXattrs(paths: readonly string[], names: RegExp = LAYER
     }
     const dump = await runTool(GETFATTR, ['--absolute-names', '-h', '-d', '-e', 'hex', '-m', pattern, '--', ...batch]);
     for (const [p, attrs] of parseDump(dump)) {
-      for (const [n, v] of attrs) if (!names.test(n)) attrs.delete(n);
+      for (const n of [...attrs.keys()]) if (!names.test(n)) attrs.delete(n);
       if (attrs.size > 0) found.set(p, attrs);
     }
   }

@@ -13,7 +13,7 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import tar from '../tar/tar.js';
-import { xattrsOf } from '../tar/pax.js';
+import { ownerOf, xattrsOf } from '../tar/pax.js';
 import { GantryError } from '../errors/index.js';
 import { components, resolveInRoot, RootfsError } from './resolve.js';
 import { writeXattrs } from './xattr.js';
@@ -123,8 +123,7 @@ export async function applyLayer(root: string, tarStream: Readable, options: App
       // round trip through the thread pool per call made applying a base layer take seconds.
       const existing = lstatSync(host, { throwIfNoEntry: false });
       const mode = (h.mode ?? 0o644) & 0o7777;
-      const uid = h.uid ?? 0;
-      const gid = h.gid ?? 0;
+      const { uid, gid } = ownerOf(h); // PAX records carry ids above 2^21 - 1
       const mtime = h.mtime ?? new Date(0);
       switch (h.type) {
         case 'directory': {
@@ -194,15 +193,30 @@ export async function applyLayer(root: string, tarStream: Readable, options: App
     if (err instanceof GantryError) throw err;
     throw new RootfsError('ROOTFS_APPLY', `${what}: ${(err as Error).message}`, { cause: err });
   }
-  // Opaque directories: everything below them that this layer did not create goes.
-  for (const dir of opaque) {
-    const resolved = await resolveInRoot(root, dir);
-    const children = await readdir(resolved.host).catch(() => [] as string[]);
-    for (const child of children) {
-      const rel = dir ? `${dir}/${child}` : child;
-      if (!created.has(rel) && ![...created].some((c) => c.startsWith(rel + '/'))) {
-        await remove(path.join(resolved.host, child));
+  // Opaque directories: everything below them that this layer did not create goes, at any
+  // depth (a lower o/sub/old goes even when this layer adds o/sub/new).
+  if (opaque.length > 0) {
+    /** Directories this layer wrote into: their lower contents are looked through, not kept whole. */
+    const ancestors = new Set<string>();
+    for (const c of created) {
+      for (let i = c.indexOf('/'); i !== -1; i = c.indexOf('/', i + 1)) ancestors.add(c.slice(0, i));
+    }
+    const sweep = async (dir: string, host: string): Promise<void> => {
+      for (const child of await readdir(host).catch(() => [] as string[])) {
+        const rel = dir ? `${dir}/${child}` : child;
+        const childHost = path.join(host, child);
+        if (ancestors.has(rel)) {
+          // Written into by this layer: a real directory of the rootfs (parents were resolved
+          // to directories when the entries were written), swept in turn.
+          if (lstatSync(childHost, { throwIfNoEntry: false })?.isDirectory()) await sweep(rel, childHost);
+        } else if (!created.has(rel)) {
+          await remove(childHost);
+        }
       }
+    };
+    for (const dir of opaque) {
+      const resolved = await resolveInRoot(root, dir);
+      await sweep(dir, resolved.host);
     }
   }
   // Extended attributes after every chown (which clears security.capability), on what each

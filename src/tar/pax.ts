@@ -85,3 +85,22 @@ export function paxOf(xattrs: ReadonlyMap<string, Buffer>): Record<string, strin
   for (const [name, value] of xattrs) out[XATTR_PREFIX + name] = value.toString('latin1');
   return out;
 }
+
+/** The largest owner id a ustar header's 7 octal digits hold (2^21 - 1); beyond it, PAX records. */
+export const MAX_USTAR_ID = 0o7777777;
+
+const paxId = (value: string | undefined): number | undefined => (value !== undefined && /^\d{1,10}$/.test(value) ? Number(value) : undefined);
+
+/** An entry's owner: PAX `uid`/`gid` records win over the header's fields, as POSIX says. */
+export function ownerOf(h: { uid?: number; gid?: number; pax?: unknown }): { uid: number; gid: number } {
+  const pax = (h.pax ?? {}) as Record<string, string>;
+  return { uid: paxId(pax.uid) ?? h.uid ?? 0, gid: paxId(pax.gid) ?? h.gid ?? 0 };
+}
+
+/** PAX records for owner ids a ustar header cannot hold (tar-stream would write 7777777). */
+export function largeIdRecords(h: { uid?: number; gid?: number }): Record<string, string> {
+  const out: Record<string, string> = {};
+  if ((h.uid ?? 0) > MAX_USTAR_ID) out.uid = String(h.uid);
+  if ((h.gid ?? 0) > MAX_USTAR_ID) out.gid = String(h.gid);
+  return out;
+}

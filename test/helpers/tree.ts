@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { xattrsOf } from '../../src/tar/pax.js';
+import { ownerOf, xattrsOf } from '../../src/tar/pax.js';
 import tar from '../../src/tar/tar.js';
 
 /**
@@ -23,7 +23,8 @@ export async function readTree(file: string): Promise<Tree> {
     const mode = ((h.mode ?? 0) & 0o7777).toString(8).padStart(4, '0');
     // Extended attributes (binary PAX values, read intact through gantry's tar module).
     const xattrs = [...xattrsOf(h.pax as Record<string, string> | undefined)].sort(([a], [b]) => (a < b ? -1 : 1));
-    const base = `${mode} ${h.uid ?? 0}:${h.gid ?? 0}${xattrs.map(([n, v]) => ` ${n}=${v.toString('hex')}`).join('')}`;
+    const owner = ownerOf(h);
+    const base = `${mode} ${owner.uid}:${owner.gid}${xattrs.map(([n, v]) => ` ${n}=${v.toString('hex')}`).join('')}`;
     const hash = createHash('sha256');
     for await (const chunk of entry) hash.update(chunk as Buffer);
     if (name === '') continue;

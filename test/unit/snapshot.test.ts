@@ -115,3 +115,26 @@ describe('snapshot diff', () => {
     expect(diff(a, b)).toEqual([]);
   });
 });
+
+describe('owner ids above 2^21 - 1', () => {
+  test('a layer records them as PAX uid/gid records, and applying it gives them back exactly', async () => {
+    if (process.getuid?.() !== 0) return; // chown to such ids needs root
+    const root = path.join(tmp(), 'rootfs');
+    mkdirSync(root);
+    const before = await snapshot(root);
+    writeFileSync(path.join(root, 'big'), 'x');
+    const { chownSync, lstatSync } = await import('node:fs');
+    chownSync(path.join(root, 'big'), 3_000_000, 2_097_152);
+    const after = await snapshot(root);
+    const { Readable } = await import('node:stream');
+    const chunks: Buffer[] = [];
+    for await (const c of layerTar(root, after, diff(before, after))) chunks.push(c as Buffer);
+    // The PAX records are in the tar itself (tar-stream alone wrote 7777777 in the header).
+    expect(Buffer.concat(chunks).toString('latin1')).toMatch(/\d+ uid=3000000\n\d+ gid=2097152\n/);
+    const other = path.join(tmp(), 'rootfs');
+    mkdirSync(other);
+    await applyLayer(other, Readable.from([Buffer.concat(chunks)]));
+    const st = lstatSync(path.join(other, 'big'));
+    expect([st.uid, st.gid]).toEqual([3_000_000, 2_097_152]);
+  });
+});

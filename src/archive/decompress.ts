@@ -8,6 +8,7 @@ import { existsSync } from 'node:fs';
 import { PassThrough, Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { GantryError } from '../errors/index.js';
+import { ExtractBudget, extractLimit } from '../tar/limit.js';
 
 export type ArchiveCompression = 'none' | 'gzip' | 'bzip2' | 'xz' | 'zstd';
 
@@ -25,8 +26,20 @@ const HELPERS: Record<'bzip2' | 'xz' | 'zstd', string[]> = {
   zstd: ['/usr/bin/zstd', '/bin/zstd'],
 };
 
-/** Read enough of `input` to detect the compression, then stream the decompressed bytes. */
-export async function decompress(input: Readable, what: string): Promise<{ stream: Readable; compression: ArchiveCompression }> {
+/**
+ * Read enough of `input` to detect the compression, then stream the decompressed bytes, at
+ * most `limit` of them (the extraction budget, limit.ts): beyond it the stream fails and a
+ * helper process is killed.
+ */
+export async function decompress(input: Readable, what: string, limit = extractLimit()): Promise<{ stream: Readable; compression: ArchiveCompression }> {
+  const { stream, compression } = await decompressUnbounded(input, what);
+  const budget = new ExtractBudget(limit, what);
+  stream.on('error', (err) => budget.destroy(err));
+  budget.on('close', () => stream.destroy());
+  return { stream: stream.pipe(budget), compression };
+}
+
+async function decompressUnbounded(input: Readable, what: string): Promise<{ stream: Readable; compression: ArchiveCompression }> {
   const iterator = input[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
   const chunks: Buffer[] = [];
   let length = 0;

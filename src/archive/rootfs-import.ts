@@ -57,6 +57,7 @@ export async function storeTarAsLayer(store: Store, tarStream: Readable, what: s
       if (header.type === 'link' && header.linkname) header.linkname = sanitizeMemberName(header.linkname, what);
       await new Promise<void>((resolve, reject) => {
         const sink = pack.entry(header, (err) => (err ? reject(err) : resolve()));
+        sink.on('error', reject); // a torn-down pack fails the entry it was writing
         entry.on('error', reject);
         entry.pipe(sink);
       });

@@ -345,7 +345,7 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
             if (!archives.has(item.host)) continue;
             const target = await resolveInRoot(rootfs, dest.endsWith('/') ? dest : dest + '/');
             await mkdir(target.host, { recursive: true });
-            const { stream } = await decompress(openFile(item.host), item.rel);
+            const { stream } = await decompress(openFile(item.host), `${stepWhere(step)}: ${item.rel}`);
             await applyLayer(target.host, stream, { what: `${stepWhere(step)}: ${item.rel}` });
           }
           items = (items ?? []).filter((i) => !archives.has(i.host));

@@ -14,6 +14,7 @@ import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import tar from '../tar/tar.js';
 import { ownerOf, xattrsOf } from '../tar/pax.js';
+import { ExtractBudget, extractLimit } from '../tar/limit.js';
 import { GantryError } from '../errors/index.js';
 import { components, resolveInRoot, RootfsError } from './resolve.js';
 import { writeXattrs } from './xattr.js';
@@ -31,6 +32,8 @@ export interface ApplyOptions {
   chown?: boolean;
   /** Shown in errors. */
   what?: string;
+  /** Most bytes of tar the layer may expand to (default: the extraction budget, GANTRY_EXTRACT_LIMIT). */
+  limit?: number;
 }
 
 export interface ApplyStats {
@@ -188,7 +191,7 @@ export async function applyLayer(root: string, tarStream: Readable, options: App
     }
   })();
   try {
-    await Promise.all([pipeline(tarStream, extract), work]);
+    await Promise.all([pipeline(tarStream, new ExtractBudget(options.limit ?? extractLimit(), what), extract), work]);
   } catch (err) {
     if (err instanceof GantryError) throw err;
     throw new RootfsError('ROOTFS_APPLY', `${what}: ${(err as Error).message}`, { cause: err });

@@ -31,7 +31,7 @@ function moduleOf(file: string): string {
 
 const ALLOWED: Record<string, string[]> = {
   errors: [],
-  tar: [],
+  tar: ['errors'],
   oci: ['errors'],
   dockerfile: ['errors'],
   plan: ['dockerfile', 'oci', 'errors'],

@@ -208,6 +208,11 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
           }
           mounts.push({ type: 'bind', source, target: target as string, readOnly: m.readOnly });
         } else if (m.type === 'cache') {
+          // Ids are keys (hashed into the store), never paths; one that reads as a climbing path
+          // is refused all the same, so a Dockerfile cannot mean to reach a directory by it.
+          if (m.id !== undefined && m.id.split('/').includes('..')) {
+            throw new BuildError('BUILD_MOUNT', `${stepWhere(step)}: cache mount id "${m.id}" has a ".." component`);
+          }
           const dir = path.join(store.root, 'cache-mounts', sha(`${m.id ?? target}`));
           if (!(await lstat(dir).catch(() => undefined))) {
             await mkdir(dir, { recursive: true, mode: m.mode ?? 0o755 });

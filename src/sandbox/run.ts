@@ -18,6 +18,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { chmod, lstat, mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { SandboxError } from '../errors/index.js';
+import { resolveInRoot } from '../rootfs/resolve.js';
 
 export type Isolation = 'auto' | 'bwrap' | 'chroot';
 
@@ -214,10 +215,18 @@ async function runBwrap(bwrap: string, spec: RunSpec, cwd: string, hostFiles: st
     const eq = kv.indexOf('=');
     args.push('--setenv', eq < 0 ? kv : kv.slice(0, eq), eq < 0 ? '' : kv.slice(eq + 1));
   }
-  // The working directory is created inside the rootfs by the shell-free mkdir below.
-  await mkdir(path.join(spec.rootfs, cwd), { recursive: true }).catch(() => undefined);
+  await makeWorkdir(spec.rootfs, cwd);
   args.push('--chdir', cwd, '--', ...spec.argv);
   return spawnAndWait(bwrap, args, spec, {});
+}
+
+/**
+ * Make the working directory when it is missing, resolved inside the rootfs: a link in the
+ * image (`/work -> /home/someone`) must lead to the rootfs's /home/someone, never the host's.
+ */
+async function makeWorkdir(rootfs: string, cwd: string): Promise<void> {
+  const resolved = await resolveInRoot(rootfs, cwd).catch(() => undefined);
+  if (resolved) await mkdir(resolved.host, { recursive: true }).catch(() => undefined);
 }
 
 function shellQuote(s: string): string {
@@ -225,7 +234,7 @@ function shellQuote(s: string): string {
 }
 
 async function runChroot(spec: RunSpec, cwd: string, hostFiles: string[]): Promise<number> {
-  await mkdir(path.join(spec.rootfs, cwd), { recursive: true }).catch(() => undefined);
+  await makeWorkdir(spec.rootfs, cwd);
   const root = spec.rootfs;
   const q = (p: string) => shellQuote(path.join(root, p));
   // Runs in the new mount namespace with the host's tools (absolute paths), then enters the

@@ -38,20 +38,21 @@ function listing(dir: string): string[] {
   return out;
 }
 
-/** A victim directory at `dir` (made here). */
-export function makeVictim(dir: string): Victim {
+/** A victim directory at `dir` (made here), with `extra` files (name → content) besides its own. */
+export function makeVictim(dir: string, extra: Record<string, string> = {}): Victim {
   const marker = `VICTIM-${randomBytes(12).toString('hex')}`;
   mkdirSync(path.join(dir, 'sub'), { recursive: true });
   writeFileSync(path.join(dir, 'secret'), `${marker} secret\n`, { mode: 0o600 });
   writeFileSync(path.join(dir, 'tool'), `#!/bin/sh\necho ${marker}\n`, { mode: 0o755 });
   writeFileSync(path.join(dir, 'sub', 'file'), `${marker} sub\n`, { mode: 0o644 });
   symlinkSync('secret', path.join(dir, 'link'));
+  for (const [name, body] of Object.entries(extra)) writeFileSync(path.join(dir, name), body);
   const before = listing(dir);
   return { dir, marker, unchanged: () => expect(listing(dir)).toEqual(before) };
 }
 
 /** The layout's own entries; `tmp` is the temp area, where anything may be left by a crash. */
-const STORE_ENTRIES = new Set(['blobs', 'index.json', 'index.json.lock', 'oci-layout', 'tmp', 'cache']);
+const STORE_ENTRIES = new Set(['blobs', 'index.json', 'index.json.lock', 'oci-layout', 'tmp', 'cache', 'cache-mounts']);
 
 interface Desc {
   mediaType?: string;

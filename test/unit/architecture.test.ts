@@ -41,7 +41,7 @@ const ALLOWED: Record<string, string[]> = {
   registry: ['image', 'oci', 'errors'],
   rootfs: ['oci', 'tar', 'errors'],
   snapshot: ['rootfs', 'image', 'tar', 'errors'],
-  sandbox: ['errors'],
+  sandbox: ['rootfs', 'errors'],
   build: ['errors', 'oci', 'dockerfile', 'plan', 'image', 'store', 'archive', 'registry', 'rootfs', 'snapshot', 'sandbox', 'tar'],
 };
 

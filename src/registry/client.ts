@@ -40,6 +40,25 @@ export function isLoopback(host: string): boolean {
   return LOOPBACK.test(host);
 }
 
+/** 169.254.0.0/16 and fe80::/10: where cloud metadata services answer; no registry lives there. */
+export function isLinkLocal(hostname: string): boolean {
+  const h = hostname.replace(/^\[|\]$/g, '').toLowerCase();
+  return /^169\.254\.\d{1,3}\.\d{1,3}$/.test(h) || /^fe[89ab][0-9a-f]?:/.test(h);
+}
+
+/**
+ * Every address gantry is about to contact on a registry's word (a redirect, a token realm)
+ * passes here: never a link-local address, and only loopback under GANTRY_LOOPBACK_ONLY=1.
+ */
+function checkDestination(url: URL, why: string): void {
+  if (isLinkLocal(url.hostname)) {
+    throw new RegistryError('REGISTRY_UNSAFE_HOST', `${why} leads to ${url.origin}, a link-local address (where cloud metadata services answer): refused`, { url: url.toString() });
+  }
+  if (process.env.GANTRY_LOOPBACK_ONLY === '1' && !isLoopback(url.host)) {
+    throw new RegistryError('REGISTRY_LOOPBACK_ONLY', `refusing to contact ${url.origin} (${why}): GANTRY_LOOPBACK_ONLY=1 allows loopback registries only`, { url: url.toString() });
+  }
+}
+
 /** The API host of a registry named in a reference (docker.io is served elsewhere). */
 export function registryHost(domain: string): string {
   return domain === DEFAULT_DOMAIN ? 'registry-1.docker.io' : domain;
@@ -172,6 +191,7 @@ export class RegistryClient {
 
   private async send(method: string, url: string, options: RequestOptions, hops = 0): Promise<Response> {
     const target = new URL(url);
+    if (hops > 0) checkDestination(target, `a redirect from ${this.endpoint}`);
     const sameHost = target.origin === new URL(this.endpoint).origin;
     const headers: Record<string, string> = { 'user-agent': this.options.userAgent ?? 'gantry', ...options.headers };
     if (sameHost) {
@@ -228,6 +248,13 @@ export class RegistryClient {
       throw new RegistryError('REGISTRY_AUTH', `${this.endpoint}: unsupported authentication scheme "${challenge.scheme}"`, { status: 401, url: this.endpoint });
     }
     const realm = new URL(challenge.params.realm);
+    checkDestination(realm, `the token realm of ${this.endpoint}`);
+    // Credentials go to a token service on another host only over HTTPS (Docker Hub's realm
+    // is auth.docker.io): a registry cannot have them sent in clear text to a host it names.
+    const otherHost = realm.hostname !== new URL(this.endpoint).hostname; // another port of the same host is the same host
+    if (otherHost && realm.protocol !== 'https:' && (creds?.username || creds?.identityToken)) {
+      throw new RegistryError('REGISTRY_AUTH', `${this.endpoint}: its token realm ${realm.origin} is another host over plain HTTP; the credentials for ${this.domain} are not sent there`, { url: realm.toString() });
+    }
     if (challenge.params.service) realm.searchParams.set('service', challenge.params.service);
     // Ask for what the whole operation needs (pull,push), not only what this request needs.
     const wanted = scope || challenge.params.scope || '';

@@ -21,6 +21,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { projectRoot } from '../test/helpers/conformance.js';
 import { DEBIAN_PATH, debianBaseTarball } from '../test/helpers/debian.js';
+import { writeTree } from '../test/helpers/files.js';
 import { startOracle, type Oracle } from '../test/helpers/oracle.js';
 import { startRegistry } from '../test/helpers/registry.js';
 import { makeBusyboxRootfs, tarDir } from '../test/helpers/rootfs.js';
@@ -83,13 +84,15 @@ function makeAppContext(dir: string): void {
   }
 }
 
+const dockerfile = (...lines: string[]): string => lines.join('\n') + '\n';
+
 function workloads(): Workload[] {
   const all: Workload[] = [];
   const app = path.join(work, 'ctx-app');
   makeAppContext(app);
   writeFileSync(
     path.join(app, 'Dockerfile'),
-    [
+    dockerfile(
       'ARG REGISTRY',
       'FROM ${REGISTRY}/library/busybox:latest',
       'COPY src /app/src',
@@ -97,31 +100,25 @@ function workloads(): Workload[] {
       'COPY src/d00 /app/again',
       'RUN echo built > /app/done',
       'CMD ["cat", "/app/count"]',
-    ].join('\n') + '\n',
+    ),
   );
   all.push({ name: 'app', describe: 'busybox, 5,000 files / 70 MB context, 2 COPY + 2 RUN', context: app, edit: (n) => appendFileSync(path.join(app, 'src', 'd07', 'f0057.js'), `// edit ${n}\n`) });
 
-  const big = path.join(work, 'ctx-bigrun');
-  mkdirSync(big, { recursive: true });
-  writeFileSync(path.join(big, 'version.txt'), '0\n');
-  writeFileSync(
-    path.join(big, 'Dockerfile'),
-    [
+  const big = writeTree(path.join(work, 'ctx-bigrun'), {
+    'version.txt': '0\n',
+    Dockerfile: dockerfile(
       'ARG REGISTRY',
       'FROM ${REGISTRY}/library/debian:bookworm',
       'COPY version.txt /version.txt',
       'RUN cp -a /usr /usr2 && head -c 40000000 /dev/urandom > /usr2/random.bin',
       'RUN rm -rf /usr2/share /usr2/lib/x86_64-linux-gnu/perl-base',
-    ].join('\n') + '\n',
-  );
+    ),
+  });
   all.push({ name: 'bigrun', describe: 'Debian, RUN writing ~150 MB then a RUN deleting part of it', context: big, edit: (n) => writeFileSync(path.join(big, 'version.txt'), `${n}\n`) });
 
-  const multi = path.join(work, 'ctx-multistage');
-  mkdirSync(multi, { recursive: true });
-  writeFileSync(path.join(multi, 'main.c'), 'int main(void) { return 0; }\n');
-  writeFileSync(
-    path.join(multi, 'Dockerfile'),
-    [
+  const multi = writeTree(path.join(work, 'ctx-multistage'), {
+    'main.c': 'int main(void) { return 0; }\n',
+    Dockerfile: dockerfile(
       'ARG REGISTRY',
       'FROM ${REGISTRY}/library/debian:bookworm AS build',
       'COPY main.c /src/main.c',
@@ -131,8 +128,8 @@ function workloads(): Workload[] {
       'FROM ${REGISTRY}/library/busybox:latest',
       'COPY --from=build /out/bundle.tar /bundle.tar',
       'COPY --from=build /src/main.c /main.c',
-    ].join('\n') + '\n',
-  );
+    ),
+  });
   all.push({ name: 'multistage', describe: 'Debian build stage (2,000 files + tar), unused stage, COPY --from into busybox', context: multi, edit: (n) => appendFileSync(path.join(multi, 'main.c'), `/* ${n} */\n`) });
   return all.filter((w) => only.includes(w.name));
 }

@@ -101,6 +101,12 @@ const imageKey = (ref: string, platform: string): string => `${platform} ${ref}`
 
 const sha = (s: string): string => createHash('sha256').update(s).digest('hex');
 
+/**
+ * What a COPY or bind mount reads from another stage or an image, for the cache key: that
+ * rootfs's layers (content-addressed), so the key needs no unpacking, only a cache miss does.
+ */
+const layersOf = (s: StageState): string => `layers:${s.layers.map((l) => l.diffId).join(',')}`;
+
 export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
   const store = await Store.open(options.root);
   const cache = new LayerCache(store);
@@ -183,10 +189,12 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
       return s;
     };
 
+    /** What a mount's `from=` names: an earlier stage by index, else an image. */
+    const stateOfFrom = (from: string, platform: string): StageState =>
+      /^\d+$/.test(from) ? (finished.get(Number(from)) as StageState) : stateOfImage(from, platform);
     const mountSourceRoot = async (from: string | undefined, platform: string): Promise<{ root: string; ignore: IgnoreFilter; context: boolean }> => {
       if (from === undefined) return { root: options.context, ignore, context: true };
-      if (/^\d+$/.test(from)) return { root: await materialise(finished.get(Number(from)) as StageState), ignore: () => false, context: false };
-      return { root: await materialise(stateOfImage(from, platform)), ignore: () => false, context: false };
+      return { root: await materialise(stateOfFrom(from, platform)), ignore: () => false, context: false };
     };
     const platformOf = (stageIndex: number): string => plan.stages.find((st) => st.index === stageIndex)?.platform ?? plan.platform;
     const prepareMounts = async (step: Extract<Step, { op: 'run' }>): Promise<{ mounts: SandboxMount[]; env: string[] }> => {
@@ -267,9 +275,6 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
         let sourceRoot: string | undefined;
         let items: Awaited<ReturnType<typeof resolveSources>> | undefined;
         let sourceIgnore: IgnoreFilter = () => false;
-        // What a COPY reads from another stage or an image is named by that rootfs's layers
-        // (content-addressed): the key needs no unpacking, only a cache miss does.
-        const layersOf = (s: StageState): string => `layers:${s.layers.map((l) => l.diffId).join(',')}`;
         const fromState =
           step.op !== 'copy' || step.source.type === 'context'
             ? undefined
@@ -312,8 +317,7 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
           for (const m of step.mounts) {
             if (m.type !== 'bind') continue;
             if (m.from !== undefined) {
-              const from = /^\d+$/.test(m.from) ? (finished.get(Number(m.from)) as StageState) : stateOfImage(m.from, platformOf(step.stage));
-              extra += `${layersOf(from)}:${m.source ?? '/'}`;
+              extra += `${layersOf(stateOfFrom(m.from, platformOf(step.stage)))}:${m.source ?? '/'}`;
               continue;
             }
             const src = await mountSourceRoot(m.from, platformOf(step.stage));
@@ -350,8 +354,9 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
             if (!archives.has(item.host)) continue;
             const target = await resolveInRoot(rootfs, dest.endsWith('/') ? dest : dest + '/');
             await mkdir(target.host, { recursive: true });
-            const { stream } = await decompress(openFile(item.host), `${stepWhere(step)}: ${item.rel}`);
-            await applyLayer(target.host, stream, { what: `${stepWhere(step)}: ${item.rel}` });
+            const what = `${stepWhere(step)}: ${item.rel}`;
+            const { stream } = await decompress(openFile(item.host), what);
+            await applyLayer(target.host, stream, { what });
           }
           items = (items ?? []).filter((i) => !archives.has(i.host));
           if (items.length > 0) await copyInto(rootfs, items, dest, {

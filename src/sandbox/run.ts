@@ -187,6 +187,7 @@ export async function runInSandbox(spec: RunSpec): Promise<RunResult> {
   const created = await prepareMountPoints(spec.rootfs, hostFiles.map((f) => f.slice(1)));
   for (const m of spec.mounts ?? []) created.push(...(await prepareTarget(spec.rootfs, m)));
   const cwd = path.posix.resolve('/', spec.cwd || '/');
+  await makeWorkdir(spec.rootfs, cwd);
   try {
     const exitCode = mode === 'bwrap' ? await runBwrap(bwrap as string, spec, cwd, hostFiles) : await runChroot(spec, cwd, hostFiles);
     return { exitCode, isolation: mode };
@@ -215,7 +216,6 @@ async function runBwrap(bwrap: string, spec: RunSpec, cwd: string, hostFiles: st
     const eq = kv.indexOf('=');
     args.push('--setenv', eq < 0 ? kv : kv.slice(0, eq), eq < 0 ? '' : kv.slice(eq + 1));
   }
-  await makeWorkdir(spec.rootfs, cwd);
   args.push('--chdir', cwd, '--', ...spec.argv);
   return spawnAndWait(bwrap, args, spec, {});
 }
@@ -234,7 +234,6 @@ function shellQuote(s: string): string {
 }
 
 async function runChroot(spec: RunSpec, cwd: string, hostFiles: string[]): Promise<number> {
-  await makeWorkdir(spec.rootfs, cwd);
   const root = spec.rootfs;
   const q = (p: string) => shellQuote(path.join(root, p));
   // Runs in the new mount namespace with the host's tools (absolute paths), then enters the

@@ -4,21 +4,12 @@
  * Extended attributes travel in PAX records named `SCHILY.xattr.<name>` whose values are raw
  * bytes (Go's archive/tar, GNU tar and containerd write them so). tar-stream decodes and
  * encodes every PAX value as UTF-8, which turns a capability set such as `cap_setuid` (a
- * 0x80 byte) into U+FFFD. This module replaces tar-stream's two PAX functions with ones that
- * keep xattr values as binary strings (one char per byte, `latin1`) and every other record as
- * UTF-8, exactly as before. tar-stream calls them through its `headers` module object, so the
- * replacement reaches every pack and extract; `installed` is checked by the unit tests, which
- * fail if a tar-stream upgrade moves them.
+ * 0x80 byte) into U+FFFD. These encode and decode functions keep xattr values as binary
+ * strings (one char per byte, `latin1`) and every other record as UTF-8, exactly as before;
+ * tar.ts puts them in tar-stream's place.
  */
-import { createRequire } from 'node:module';
-import path from 'node:path';
 
 export const XATTR_PREFIX = 'SCHILY.xattr.';
-
-interface HeadersModule {
-  encodePax(opts: { name?: string; linkname?: string; pax?: Record<string, string> }): Uint8Array;
-  decodePax(buf: Uint8Array): Record<string, string>;
-}
 
 const isBinary = (key: string): boolean => key.startsWith(XATTR_PREFIX);
 
@@ -57,18 +48,6 @@ export function decodePax(input: Uint8Array): Record<string, string> {
   }
   return result;
 }
-
-function headersModule(): HeadersModule {
-  const require = createRequire(import.meta.url);
-  return require(path.join(path.dirname(require.resolve('tar-stream')), 'headers.js')) as HeadersModule;
-}
-
-const headers = headersModule();
-headers.encodePax = encodePax;
-headers.decodePax = decodePax;
-
-/** True when tar-stream uses these functions (the module was imported before any tar work). */
-export const installed = (): boolean => headers.encodePax === encodePax && headers.decodePax === decodePax;
 
 /** The xattrs in a tar header's PAX records: name → raw value. */
 export function xattrsOf(pax: Record<string, string> | null | undefined): Map<string, Buffer> {

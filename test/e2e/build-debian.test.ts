@@ -4,6 +4,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { projectRoot } from '../helpers/conformance.js';
+import { writeTree } from '../helpers/files.js';
 import { DEBIAN_PATH, debianBaseTarball } from '../helpers/debian.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { makeBusyboxRootfs, tarDir } from '../helpers/rootfs.js';
@@ -21,14 +22,7 @@ let reg: TestRegistry | undefined;
 let debian = '';
 let multi = '';
 
-function context(name: string, files: Record<string, string>): string {
-  const dir = path.join(work, name);
-  for (const [f, body] of Object.entries(files)) {
-    mkdirSync(path.dirname(path.join(dir, f)), { recursive: true });
-    writeFileSync(path.join(dir, f), body);
-  }
-  return dir;
-}
+const context = (name: string, files: Record<string, string>): string => writeTree(path.join(work, name), files);
 
 const inspect = async (ref: string, store = root) => JSON.parse((await execa(bin, ['--root', store, 'inspect', ref])).stdout)[0];
 

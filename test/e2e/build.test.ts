@@ -1,4 +1,4 @@
-import { linkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { linkSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
@@ -7,6 +7,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { projectRoot } from '../helpers/conformance.js';
+import { writeTree } from '../helpers/files.js';
 import { makeBusyboxRootfs, tarDir } from '../helpers/rootfs.js';
 import { haveTool } from '../helpers/tools.js';
 
@@ -17,14 +18,7 @@ const work = mkdtempSync(path.join(tmpdir(), 'gantry-build-'));
 const root = path.join(work, 'store');
 const g = (args: string[], env: Record<string, string> = {}) => execa(bin, ['--root', root, ...args], { reject: false, env: { ...env } });
 
-function context(name: string, files: Record<string, string>): string {
-  const dir = path.join(work, name);
-  for (const [f, body] of Object.entries(files)) {
-    mkdirSync(path.dirname(path.join(dir, f)), { recursive: true });
-    writeFileSync(path.join(dir, f), body);
-  }
-  return dir;
-}
+const context = (name: string, files: Record<string, string>): string => writeTree(path.join(work, name), files);
 
 async function files(ref: string): Promise<Record<string, string>> {
   const out = path.join(work, `export-${Math.random().toString(16).slice(2)}.tar`);

@@ -1,5 +1,5 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer, request as httpRequest, type IncomingMessage, type Server } from 'node:http';
+import { request as httpRequest, type IncomingMessage, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
@@ -8,7 +8,8 @@ import { RegistryClient } from '../../src/registry/client.js';
 import { pullImage } from '../../src/registry/pull.js';
 import { Store } from '../../src/store/store.js';
 import { projectRoot } from '../helpers/conformance.js';
-import { freePort, startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { serveLoopback } from '../helpers/http.js';
+import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { makeBusyboxRootfs, tarDir } from '../helpers/rootfs.js';
 
 // Faults between gantry and a registry, with loopback servers the test controls.
@@ -22,11 +23,9 @@ let layer: string;
 const servers: Server[] = [];
 
 async function listen(handler: (req: IncomingMessage, res: import('node:http').ServerResponse) => void): Promise<string> {
-  const port = await freePort();
-  const server = createServer(handler);
+  const { host, server } = await serveLoopback(handler);
   servers.push(server);
-  await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
-  return `127.0.0.1:${port}`;
+  return host;
 }
 
 beforeAll(async () => {

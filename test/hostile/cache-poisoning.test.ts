@@ -1,9 +1,10 @@
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { projectRoot } from '../helpers/conformance.js';
+import { writeTree } from '../helpers/files.js';
 import { expectStoreConsistent } from '../helpers/hostile.js';
 import { makeBusyboxRootfs, tarDir } from '../helpers/rootfs.js';
 import { haveTool } from '../helpers/tools.js';
@@ -25,10 +26,7 @@ const g = (args: string[]) => execa(bin, ['--root', store, ...args], { reject: f
 let n = 0;
 /** Build `dockerfile`; resolves to the plain progress and the image config. */
 async function build(dockerfile: string, files: Record<string, string> = {}) {
-  const ctx = path.join(work, 'ctx', String(++n));
-  mkdirSync(ctx, { recursive: true });
-  writeFileSync(path.join(ctx, 'Dockerfile'), dockerfile);
-  for (const [f, body] of Object.entries(files)) writeFileSync(path.join(ctx, f), body);
+  const ctx = writeTree(path.join(work, 'ctx', String(++n)), { Dockerfile: dockerfile, ...files });
   const tag = `poison:${n}`;
   const r = await g(['build', '--progress', 'plain', '-t', tag, ctx]);
   expect(r.exitCode, r.stderr).toBe(0);

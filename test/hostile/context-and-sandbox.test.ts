@@ -1,10 +1,11 @@
 import { execFileSync } from 'node:child_process';
-import { cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { projectRoot } from '../helpers/conformance.js';
+import { writeTree } from '../helpers/files.js';
 import { expectStoreConsistent, makeVictim, type Victim } from '../helpers/hostile.js';
 import { makeBusyboxRootfs, tarDir } from '../helpers/rootfs.js';
 import { haveTool } from '../helpers/tools.js';
@@ -39,18 +40,7 @@ async function image(ref: string, twist: (dir: string) => void): Promise<void> {
 
 let n = 0;
 function context(dockerfile: string, files: Record<string, string> = {}, links: Record<string, string> = {}): string {
-  const dir = path.join(work, 'ctx', String(++n));
-  mkdirSync(dir, { recursive: true });
-  writeFileSync(path.join(dir, 'Dockerfile'), dockerfile);
-  for (const [f, body] of Object.entries(files)) {
-    mkdirSync(path.dirname(path.join(dir, f)), { recursive: true });
-    writeFileSync(path.join(dir, f), body);
-  }
-  for (const [f, target] of Object.entries(links)) {
-    mkdirSync(path.dirname(path.join(dir, f)), { recursive: true });
-    symlinkSync(target, path.join(dir, f));
-  }
-  return dir;
+  return writeTree(path.join(work, 'ctx', String(++n)), { Dockerfile: dockerfile, ...files }, links);
 }
 
 /** Build to a local directory. */

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -9,7 +9,7 @@ import { RegistryClient, type Credentials } from '../../src/registry/client.js';
 import { pullImage } from '../../src/registry/pull.js';
 import { Store } from '../../src/store/store.js';
 import { expectStoreConsistent } from '../helpers/hostile.js';
-import { freePort } from '../helpers/registry.js';
+import { serveLoopback } from '../helpers/http.js';
 
 // Credentials never leave their host (issue 6, point 14). Loopback servers stand in for the
 // registry, for "other hosts" (another port) and record every request they get; link-local
@@ -34,14 +34,12 @@ interface Seen {
 
 async function serve(handler: (req: IncomingMessage, res: ServerResponse) => void, address = '127.0.0.1'): Promise<{ host: string; seen: Seen[] }> {
   const seen: Seen[] = [];
-  const port = await freePort();
-  const server = createServer((req, res) => {
+  const { host, server } = await serveLoopback((req, res) => {
     seen.push({ url: req.url ?? '', ...(req.headers.authorization ? { authorization: req.headers.authorization } : {}) });
     handler(req, res);
-  });
+  }, address);
   servers.push(server);
-  await new Promise<void>((r) => server.listen(port, address, r));
-  return { host: `${address}:${port}`, seen };
+  return { host, seen };
 }
 
 const LAYER = gzipSync(Buffer.from('layer bytes'));

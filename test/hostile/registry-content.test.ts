@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -9,7 +9,7 @@ import { RegistryClient } from '../../src/registry/client.js';
 import { pullImage } from '../../src/registry/pull.js';
 import { Store } from '../../src/store/store.js';
 import { expectStoreConsistent, makeVictim } from '../helpers/hostile.js';
-import { freePort } from '../helpers/registry.js';
+import { serveLoopback } from '../helpers/http.js';
 
 // A registry that lies (issue 6, point 13): digests that would be paths, blobs whose bytes or
 // sizes are not what the manifest says, manifests that are two things at once, that disagree
@@ -27,11 +27,9 @@ afterAll(() => {
 const sha = (b: Buffer | string): string => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 
 async function serve(handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<string> {
-  const port = await freePort();
-  const server = createServer(handler);
+  const { host, server } = await serveLoopback(handler);
   servers.push(server);
-  await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
-  return `127.0.0.1:${port}`;
+  return host;
 }
 
 const LAYER = gzipSync(Buffer.from('not really a tar, never applied here'));

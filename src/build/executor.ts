@@ -14,7 +14,7 @@ import path from 'node:path';
 import { PassThrough, Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, createGzip } from 'node:zlib';
-import { GantryError } from '../errors/index.js';
+import { crashPoint, GantryError } from '../errors/index.js';
 import type { Image } from '../image/image.js';
 import { INDEX_TYPES, layerCompression, MediaType } from '../oci/media-types.js';
 import { VerifyStream } from '../oci/digest.js';
@@ -408,6 +408,7 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
     if (variant) config.variant = variant;
     else delete config.variant;
     const descriptor = await writeImage(store, { config, layers: final.layers });
+    crashPoint('commit');
     const tags = (options.tags ?? []).map((t) => formatReference(normalizeReference(t)));
     for (const t of tags) await store.tag(t, descriptor);
     if (tags.length === 0) await store.addUntagged(descriptor);

@@ -67,3 +67,4 @@ export class RegistryError extends GantryError {
 
 export class SandboxError extends GantryError {}
 export class StoreError extends GantryError {}
+export { crashPoint, type CrashPoint } from './crash.js';

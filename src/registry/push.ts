@@ -4,7 +4,8 @@
  * PUT with the digest); then the manifest is PUT and the digest the registry reports is
  * checked against ours.
  */
-import { RegistryError } from '../errors/index.js';
+import { Transform, type Readable } from 'node:stream';
+import { crashPoint, RegistryError } from '../errors/index.js';
 import type { Image } from '../image/image.js';
 import { formatReference, normalizeReference, type Reference } from '../oci/reference.js';
 import type { BlobStore as Store } from './blob-store.js';
@@ -79,6 +80,7 @@ export async function pushImage(client: RegistryClient, store: Store, image: Ima
     for (let b = queue.shift(); b; b = queue.shift()) {
       const status = await pushBlob(client, store, ref, scope, b.digest, b.size, options.mountFrom ?? []);
       blobs[b.digest] = status;
+      crashPoint('push-blob');
       options.onProgress?.({ digest: b.digest, status });
     }
   });
@@ -112,10 +114,22 @@ async function pushBlob(client: RegistryClient, store: Store, ref: Reference, sc
   url.searchParams.set('digest', digest);
   const put = await client.request('PUT', url.toString(), {
     headers: { 'content-type': 'application/octet-stream', 'content-length': String(size) },
-    body: store.openBlob(digest, size),
+    body: uploadBody(store.openBlob(digest, size)),
     scope,
     ok: [201, 204],
   });
   await put.body.dump();
   return 'uploaded';
+}
+
+/** A blob's bytes on their way up; the store's read errors (a corrupted blob) end the upload. */
+function uploadBody(blob: Readable): Readable {
+  const out = new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      crashPoint('push-chunk');
+      done(null, chunk);
+    },
+  });
+  blob.on('error', (err) => out.destroy(err));
+  return blob.pipe(out);
 }

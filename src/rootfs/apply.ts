@@ -15,7 +15,7 @@ import { promisify } from 'node:util';
 import tar from '../tar/tar.js';
 import { ownerOf, xattrsOf } from '../tar/pax.js';
 import { ExtractBudget, extractLimit } from '../tar/limit.js';
-import { GantryError } from '../errors/index.js';
+import { crashPoint, GantryError } from '../errors/index.js';
 import { components, resolveInRoot, RootfsError } from './resolve.js';
 import { writeXattrs } from './xattr.js';
 
@@ -188,6 +188,7 @@ export async function applyLayer(root: string, tarStream: Readable, options: App
         default:
           entry.resume();
       }
+      crashPoint('apply-entry');
     }
   })();
   try {

@@ -17,7 +17,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { chmod, lstat, mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { SandboxError } from '../errors/index.js';
+import { crashPoint, SandboxError } from '../errors/index.js';
 import { resolveInRoot } from '../rootfs/resolve.js';
 
 export type Isolation = 'auto' | 'bwrap' | 'chroot';
@@ -143,6 +143,7 @@ export function inheritedFds(): number[] {
 
 const O_CLOEXEC = 0o2000000;
 const HOST_BASH = ['/usr/bin/bash', '/bin/bash'];
+const SETPRIV = '/usr/bin/setpriv';
 
 function spawnAndWait(cmd: string, args: string[], spec: RunSpec, env: NodeJS.ProcessEnv): Promise<number> {
   // Node cannot close a descriptor in the child only, so the host's bash (never the rootfs's)
@@ -153,10 +154,23 @@ function spawnAndWait(cmd: string, args: string[], spec: RunSpec, env: NodeJS.Pr
     args = ['-c', `exec "$@" ${leaked.map((fd) => `${fd}>&-`).join(' ')}`, 'gantry-sandbox', cmd, ...args];
     cmd = bash;
   }
+  // The launcher dies with gantry, however gantry ends (bwrap's --die-with-parent and
+  // unshare's --kill-child then take the command down with it): a killed build leaves no
+  // RUN behind writing into its rootfs.
+  if (existsSync(SETPRIV)) {
+    args = ['--pdeathsig', 'KILL', '--', cmd, ...args];
+    cmd = SETPRIV;
+  }
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env, detached: false });
-    child.stdout.on('data', (d: Buffer) => spec.onStdout?.(d));
-    child.stderr.on('data', (d: Buffer) => spec.onStderr?.(d));
+    let started = false;
+    const output = (d: Buffer, to: ((d: Buffer) => void) | undefined): void => {
+      to?.(d);
+      if (!started) crashPoint('run-started');
+      started = true;
+    };
+    child.stdout.on('data', (d: Buffer) => output(d, spec.onStdout));
+    child.stderr.on('data', (d: Buffer) => output(d, spec.onStderr));
     const abort = () => child.kill('SIGKILL');
     spec.signal?.addEventListener('abort', abort, { once: true });
     child.on('error', (err) => reject(new SandboxError('SANDBOX_SPAWN', `cannot start ${cmd}: ${err.message}`, { cause: err })));

@@ -11,6 +11,7 @@ import { createReadStream, lstatSync, readdirSync, readlinkSync } from 'node:fs'
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
+import { crashPoint } from '../errors/index.js';
 import { paxOf } from '../tar/pax.js';
 import tar from '../tar/tar.js';
 
@@ -53,6 +54,7 @@ export async function snapshot(root: string, options: SnapshotOptions = {}): Pro
   const out: Snapshot = new Map();
   const walk = (rel: string): void => {
     const names = readdirSync(path.join(root, rel)).sort();
+    crashPoint('snapshot-dir');
     for (const name of names) {
       const child = rel ? `${rel}/${name}` : name;
       if (options.exclude?.has(child)) continue;

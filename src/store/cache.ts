@@ -5,6 +5,7 @@
  */
 import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { crashPoint } from '../errors/index.js';
 import type { Store } from './store.js';
 
 export interface CacheEntry {
@@ -41,8 +42,14 @@ export class LayerCache {
   async put(key: string, entry: CacheEntry): Promise<void> {
     await mkdir(this.dir, { recursive: true });
     const tmp = this.store.tempPath('cache');
-    await writeFile(tmp, JSON.stringify(entry));
-    await rename(tmp, this.file(key));
+    try {
+      await writeFile(tmp, JSON.stringify(entry), { flag: 'wx' });
+      await rename(tmp, this.file(key));
+    } catch (err) {
+      await rm(tmp, { force: true });
+      throw this.store.ioError(err, `writing the build cache entry ${key}`);
+    }
+    crashPoint('cache-put');
   }
 
   /** Digests the cache keeps alive. */

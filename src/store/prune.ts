@@ -29,7 +29,7 @@ export interface PruneResult {
 
 export async function pruneStore(root: string, options: PruneOptions = {}): Promise<PruneResult> {
   const store = await Store.open(root);
-  const temp = await store.cleanTemp();
+  const temp = [...store.cleaned, ...(await store.cleanTemp())];
   return store.withLock(async () => {
     const index = await store.readIndex();
     const removed: string[] = [];

@@ -10,15 +10,22 @@
  * Blobs are written to tmp/, fsynced, verified against their digest and size, then renamed
  * into place, so a blob is either whole or absent. Reads verify too. Only index.json is
  * shared mutable state; it is changed under a lock and replaced atomically.
+ *
+ * Temp entries are named `<kind>-<pid>-<host>-<random>`, where <host> stands for the host
+ * name and PID namespace: a process that finds an entry of a dead process of its own
+ * namespace removes it (a build killed mid-step leaves its rootfs there); an entry from
+ * another namespace is left alone, its process may well be alive.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { readlinkSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { appendFile, mkdir, open, readFile, rename, rm, stat, writeFile, readdir, utimes } from 'node:fs/promises';
+import { appendFile, link, mkdir, open, readFile, rename, rm, stat, writeFile, readdir, utimes } from 'node:fs/promises';
 import path from 'node:path';
-import { Readable } from 'node:stream';
+import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import lockfile from 'proper-lockfile';
-import { StoreError } from '../errors/index.js';
+import { crashPoint, GantryError, StoreError } from '../errors/index.js';
 import { parseDigest, VerifyStream, DigestMismatchError, SizeMismatchError } from '../oci/digest.js';
 import { MediaType } from '../oci/media-types.js';
 import { REF_NAME_ANNOTATION, type Descriptor, type Index } from '../oci/types.js';
@@ -40,6 +47,8 @@ export const DANGLING_ANNOTATION = 'dev.gantry.dangling';
 
 export class Store {
   private leaseFile: string | undefined;
+  /** The temp entries of dead processes that opening the store removed. */
+  cleaned: string[] = [];
 
   private constructor(readonly root: string) {}
 
@@ -60,12 +69,12 @@ export class Store {
     this.leaseFile = undefined;
   }
 
-  /** Digests leased by processes that are still running. */
+  /** Digests leased by processes that may still be running. */
   async liveLeases(): Promise<Set<string>> {
     const out = new Set<string>();
     for (const name of await readdir(this.tmpDir).catch(() => [] as string[])) {
-      const m = /^lease-(\d+)-/.exec(name);
-      if (!m || !isAlive(Number(m[1]))) continue;
+      const owner = tempOwner(name);
+      if (!owner || owner.kind !== 'lease' || !owner.alive) continue;
       const text = await readFile(path.join(this.tmpDir, name), 'utf8').catch(() => '');
       for (const d of text.split('\n')) if (d) out.add(d);
     }
@@ -76,6 +85,7 @@ export class Store {
   static async open(root: string): Promise<Store> {
     const store = new Store(path.resolve(root));
     await store.init();
+    store.cleaned = await store.cleanTemp();
     return store;
   }
 
@@ -86,6 +96,23 @@ export class Store {
   private async init(): Promise<void> {
     await mkdir(path.join(this.root, 'blobs', 'sha256'), { recursive: true });
     await mkdir(this.tmpDir, { recursive: true });
+    // A new store's empty index is linked into place, which fails when another process made
+    // one first: no lock is needed, and a crash leaves either no index.json or a whole one.
+    const indexFile = path.join(this.root, 'index.json');
+    if (!(await exists(indexFile))) {
+      const tmp = this.tempPath('meta');
+      try {
+        await writeFile(tmp, JSON.stringify({ schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: [] }, null, 2) + '\n', { flag: 'wx' });
+        await link(tmp, indexFile).catch((err: NodeJS.ErrnoException) => {
+          if (err.code !== 'EEXIST') throw err;
+        });
+      } catch (err) {
+        throw this.ioError(err, `creating ${indexFile}`);
+      } finally {
+        await rm(tmp, { force: true });
+      }
+    }
+    // oci-layout last: a directory that has it is a whole layout.
     const layoutFile = path.join(this.root, 'oci-layout');
     const layout = await readFile(layoutFile, 'utf8').catch(() => undefined);
     if (layout === undefined) {
@@ -100,12 +127,6 @@ export class Store {
       if (version !== LAYOUT_VERSION) {
         throw new StoreError('STORE_LAYOUT', `${layoutFile}: not an OCI image layout ${LAYOUT_VERSION} (${layout.slice(0, 80)})`);
       }
-    }
-    const indexFile = path.join(this.root, 'index.json');
-    if (!(await exists(indexFile))) {
-      await this.withLock(async () => {
-        if (!(await exists(indexFile))) await this.writeIndex({ schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: [] });
-      });
     }
   }
 
@@ -136,7 +157,7 @@ export class Store {
 
   /** A fresh temp path inside the store (same file system as the blobs, so rename is atomic). */
   tempPath(prefix = 'blob'): string {
-    return path.join(this.tmpDir, `${prefix}-${process.pid}-${randomBytes(8).toString('hex')}`);
+    return path.join(this.tmpDir, `${prefix}-${process.pid}-${processHost()}-${randomBytes(8).toString('hex')}`);
   }
 
   /**
@@ -164,24 +185,40 @@ export class Store {
       ...(expected?.size !== undefined ? { size: expected.size } : {}),
     });
     const source = typeof data === 'string' || Buffer.isBuffer(data) ? Readable.from([Buffer.from(data)]) : Readable.from(data);
+    const chunks = new Transform({
+      transform(chunk: Buffer, _enc, done) {
+        crashPoint('blob-chunk');
+        done(null, chunk);
+      },
+    });
     try {
-      await pipeline(source, verify, createWriteStream(tmp, { flags: 'wx', mode: 0o644 }));
+      await pipeline(source, verify, chunks, createWriteStream(tmp, { flags: 'wx', mode: 0o644 }));
       const fh = await open(tmp, 'r');
       try {
         await fh.sync();
       } finally {
         await fh.close();
       }
+      crashPoint('blob-temp');
       const digest = verify.digest;
       await this.lease(digest);
       const dest = this.blobPath(digest);
       await mkdir(path.dirname(dest), { recursive: true });
       await rename(tmp, dest);
+      crashPoint('blob-stored');
       return { digest, size: verify.size };
     } catch (err) {
       await rm(tmp, { force: true });
-      throw err;
+      throw this.ioError(err, `writing a blob to the store ${this.root}`);
     }
+  }
+
+  /** A file-system error (a full disk, a read-only store) as a StoreError saying what was being done. */
+  ioError(err: unknown, doing: string): unknown {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (err instanceof GantryError || typeof code !== 'string' || !/^E[A-Z]+$/.test(code)) return err;
+    const hint = code === 'ENOSPC' || code === 'EDQUOT' ? '; free some space (gantry prune) and run the command again' : '';
+    return new StoreError('STORE_IO', `${doing}: ${(err as Error).message}${hint}`, { cause: err });
   }
 
   async writeJSON(value: unknown): Promise<BlobInfo & { bytes: Buffer }> {
@@ -248,12 +285,15 @@ export class Store {
   async withLock<T>(fn: () => Promise<T>): Promise<T> {
     const release = await lockfile.lock(this.root, {
       lockfilePath: path.join(this.root, 'index.json.lock'),
-      stale: 15_000,
-      update: 5_000,
+      // A holder killed with the lock held delays the next command by this much; the holders
+      // keep it for milliseconds, and refresh it every second.
+      stale: 4_000,
+      update: 1_000,
       retries: { retries: 200, minTimeout: 20, maxTimeout: 250, factor: 1.3 },
       realpath: false,
     });
     try {
+      crashPoint('index-locked');
       return await fn();
     } finally {
       await release();
@@ -266,6 +306,7 @@ export class Store {
       const index = await this.readIndex();
       await fn(index.manifests);
       await this.writeIndex(index);
+      crashPoint('index-written');
       return index;
     });
   }
@@ -342,13 +383,14 @@ export class Store {
 
   // --- temp area -----------------------------------------------------------------------
 
-  /** Remove temp files left by processes that are gone. */
+  /** Remove temp entries left by processes of this host and PID namespace that are gone. */
   async cleanTemp(): Promise<string[]> {
     const removed: string[] = [];
     for (const name of await readdir(this.tmpDir).catch(() => [] as string[])) {
-      const pid = Number(/^[a-z]+-(\d+)-/.exec(name)?.[1]);
-      if (Number.isInteger(pid) && pid > 0 && !isAlive(pid)) {
-        await rm(path.join(this.tmpDir, name), { recursive: true, force: true });
+      const owner = tempOwner(name);
+      if (owner && !owner.alive) {
+        // Another process may be removing it too: whoever comes second finds less, or nothing.
+        await rm(path.join(this.tmpDir, name), { recursive: true, force: true, maxRetries: 3 }).catch(() => undefined);
         removed.push(name);
       }
     }
@@ -357,16 +399,50 @@ export class Store {
 
   private async atomicWrite(file: string, text: string): Promise<void> {
     const tmp = this.tempPath('meta');
-    await mkdir(path.dirname(tmp), { recursive: true });
-    await writeFile(tmp, text, { flag: 'wx', mode: 0o644 });
-    const fh = await open(tmp, 'r');
     try {
-      await fh.sync();
-    } finally {
-      await fh.close();
+      await mkdir(path.dirname(tmp), { recursive: true });
+      await writeFile(tmp, text, { flag: 'wx', mode: 0o644 });
+      const fh = await open(tmp, 'r');
+      try {
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      await rename(tmp, file);
+    } catch (err) {
+      await rm(tmp, { force: true });
+      throw this.ioError(err, `writing ${file}`);
     }
-    await rename(tmp, file);
   }
+}
+
+let hostTag: string | undefined;
+
+/** This process's host name and PID namespace, as a short tag for temp names. */
+export function processHost(): string {
+  if (hostTag === undefined) {
+    let ns = '';
+    try {
+      ns = readlinkSync('/proc/self/ns/pid');
+    } catch {
+      // no /proc: the host name alone
+    }
+    hostTag = createHash('sha256').update(`${hostname()}\0${ns}`).digest('hex').slice(0, 8);
+  }
+  return hostTag;
+}
+
+/**
+ * Who owns a temp entry: its kind and whether its process may be alive. Undefined for names
+ * gantry did not make. A process of another host or PID namespace counts as alive.
+ */
+export function tempOwner(name: string): { kind: string; pid: number; alive: boolean } | undefined {
+  const m = /^([a-z]+)-(\d+)-(?:([0-9a-f]{8})-)?[0-9a-f]{16}$/.exec(name);
+  if (!m) return undefined;
+  const pid = Number(m[2]);
+  if (!(pid > 0)) return undefined;
+  const ours = m[3] === undefined || m[3] === processHost();
+  return { kind: m[1] as string, pid, alive: !ours || pid === process.pid || isAlive(pid) };
 }
 
 async function exists(p: string): Promise<boolean> {

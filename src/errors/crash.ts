@@ -1,0 +1,48 @@
+/**
+ * Crash points, for the fault tests (test/hostile/sigkill.test.ts). With
+ * `GANTRY_CRASH_AT=<point>` or `<point>@<n>` in the environment, the process kills itself
+ * with SIGKILL the n-th time (the first, without `@n`) it reaches that point, so a test can
+ * stop gantry exactly between two writes that a timed kill would hit only by luck. Without
+ * the variable a crash point costs one comparison.
+ */
+
+/** Where gantry can be made to crash; each is named for what has just happened. */
+export type CrashPoint =
+  /** A chunk of a blob went to its temp file. */
+  | 'blob-chunk'
+  /** A blob's temp file is whole and synced, not yet renamed into place. */
+  | 'blob-temp'
+  /** A blob is in place, not yet referenced by anything. */
+  | 'blob-stored'
+  /** The index lock is held, index.json not yet read. */
+  | 'index-locked'
+  /** index.json was replaced, the lock is still held. */
+  | 'index-written'
+  /** A layer entry was extracted into a rootfs. */
+  | 'apply-entry'
+  /** A directory of a rootfs was read by the snapshot walk. */
+  | 'snapshot-dir'
+  /** A step's cache entry was written. */
+  | 'cache-put'
+  /** A build's config and manifest are stored, not yet named. */
+  | 'commit'
+  /** A RUN command was started in the sandbox. */
+  | 'run-started'
+  /** A chunk of a pulled blob went to its download file. */
+  | 'pull-chunk'
+  /** A chunk of a pushed blob was read for the upload. */
+  | 'push-chunk'
+  /** A blob was pushed, the manifest not yet. */
+  | 'push-blob';
+
+let target: { point: string; n: number } | null | undefined;
+let count = 0;
+
+export function crashPoint(point: CrashPoint): void {
+  if (target === undefined) {
+    const m = /^([a-z-]+)(?:@(\d+))?$/.exec(process.env.GANTRY_CRASH_AT ?? '');
+    target = m ? { point: m[1] as string, n: Number(m[2] ?? 1) } : null;
+  }
+  if (target === null || target.point !== point) return;
+  if (++count === target.n) process.kill(process.pid, 'SIGKILL');
+}

@@ -11,13 +11,13 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import tar from '../tar/tar.js';
-import { GantryError } from '../errors/index.js';
+import { GantryError, isSystemError } from '../errors/index.js';
 import { validateImage } from '../image/image.js';
 import { INDEX_TYPES, MANIFEST_TYPES, MediaType } from '../oci/media-types.js';
 import { formatReference, normalizeReference } from '../oci/reference.js';
 import { REF_NAME_ANNOTATION, type Descriptor, type ImageConfig, type Index, type Manifest } from '../oci/types.js';
 import { writeImage } from '../store/images.js';
-import type { Store } from '../store/store.js';
+import { storeFailure, type Store } from '../store/store.js';
 import { decompress } from './decompress.js';
 import { sanitizeMemberName } from './sanitize.js';
 
@@ -88,11 +88,11 @@ async function loadInto(store: Store, input: Readable, what: string, created: st
     }
   })();
   const asArchiveError = (err: unknown): GantryError =>
-    err instanceof GantryError ? err : new ArchiveError('ARCHIVE_CORRUPT', `${what}: not a valid tar archive (${(err as Error).message})`, { cause: err });
+    err instanceof GantryError ? err : isSystemError(err) ? new ArchiveError('ARCHIVE_IO', `${what}: ${err.message}`, { cause: err }) : new ArchiveError('ARCHIVE_CORRUPT', `${what}: not a valid tar archive (${(err as Error).message})`, { cause: err });
   try {
     await Promise.all([pipeline(stream, extract), reading]);
   } catch (err) {
-    throw asArchiveError(err);
+    throw asArchiveError(await storeFailure(err, reading));
   }
 
   const resolve = (name: string): Member => {

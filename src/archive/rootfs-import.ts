@@ -8,11 +8,11 @@ import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import tar from '../tar/tar.js';
-import { GantryError } from '../errors/index.js';
+import { GantryError, isSystemError } from '../errors/index.js';
 import { VerifyStream } from '../oci/digest.js';
 import { MediaType } from '../oci/media-types.js';
 import type { ContainerConfig, Descriptor, ImageConfig } from '../oci/types.js';
-import type { Store } from '../store/store.js';
+import { storeFailure, type Store } from '../store/store.js';
 import { writeImage } from '../store/images.js';
 import { decompress } from './decompress.js';
 import { sanitizeMemberName } from './sanitize.js';
@@ -76,8 +76,8 @@ export async function storeTarAsLayer(store: Store, tarStream: Readable, what: s
     ]);
   } catch (err) {
     compressed.destroy();
-    await writing.catch(() => undefined);
-    throw err instanceof GantryError ? err : wrapTarError(err, what);
+    const failure = await storeFailure(err, writing);
+    throw failure instanceof GantryError ? failure : wrapTarError(failure, what);
   }
   const blob = await writing;
   return { digest: blob.digest, size: blob.size, diffId: diff.digest, mediaType: MediaType.ociLayerGzip };
@@ -86,6 +86,7 @@ export async function storeTarAsLayer(store: Store, tarStream: Readable, what: s
 function wrapTarError(err: unknown, what: string): GantryError {
   if (err instanceof GantryError) return err;
   const msg = (err as Error).message ?? String(err);
+  if (isSystemError(err)) return new GantryError('ARCHIVE_IO', `${what}: ${msg}`, { cause: err });
   return new GantryError('ARCHIVE_CORRUPT', `${what}: not a valid tar archive (${msg})`, { cause: err });
 }
 

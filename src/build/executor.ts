@@ -14,7 +14,7 @@ import path from 'node:path';
 import { PassThrough, Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, createGzip } from 'node:zlib';
-import { crashPoint, GantryError } from '../errors/index.js';
+import { crashPoint, DockerfileError, GantryError } from '../errors/index.js';
 import type { Image } from '../image/image.js';
 import { INDEX_TYPES, layerCompression, MediaType } from '../oci/media-types.js';
 import { VerifyStream } from '../oci/digest.js';
@@ -29,7 +29,7 @@ import { runInSandbox, type Isolation, type SandboxMount } from '../sandbox/run.
 import { diff, layerTar, snapshot, type Snapshot } from '../snapshot/diff.js';
 import { LayerCache } from '../store/cache.js';
 import { findEntries, loadImage, writeImage } from '../store/images.js';
-import { Store } from '../store/store.js';
+import { Store, storeFailure } from '../store/store.js';
 import { applyConfigStep, type ConfigState } from './config.js';
 import { checksumSources, loadIgnore, resolveSources, type IgnoreFilter } from './context.js';
 import { copyInto } from './copy.js';
@@ -340,56 +340,60 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
           emit({ type: 'step', id: step.id, name, status: 'cached' });
           continue;
         }
-        const rootfs = await materialise(state);
-        const before = state.snapshot ?? (await snapshot(rootfs));
-        if (step.op === 'run') {
-          await runStep(step, rootfs, options, emit, await prepareMounts(step));
-        } else if (step.op === 'copy') {
-          if (!items) await collectSources(step);
-          const owner = step.chown !== undefined ? await resolveUser(rootfs, step.chown) : step.source.type === 'context' ? { uid: 0, gid: 0 } : undefined;
-          const mode = step.chmod !== undefined && /^[0-7]+$/.test(step.chmod) ? Number.parseInt(step.chmod, 8) : undefined;
-          const dest = path.posix.resolve(step.state.workdir, step.dest) + (step.dest.endsWith('/') || step.dest.endsWith('/.') ? '/' : '');
-          const archives = step.kind === 'ADD' ? await archivesAmong(items ?? []) : new Set<string>();
-          for (const item of items ?? []) {
-            if (!archives.has(item.host)) continue;
-            const target = await resolveInRoot(rootfs, dest.endsWith('/') ? dest : dest + '/');
-            await mkdir(target.host, { recursive: true });
-            const what = `${stepWhere(step)}: ${item.rel}`;
-            const { stream } = await decompress(openFile(item.host), what);
-            await applyLayer(target.host, stream, { what });
-          }
-          items = (items ?? []).filter((i) => !archives.has(i.host));
-          if (items.length > 0) await copyInto(rootfs, items, dest, {
-            ...(owner ? { owner: { uid: owner.uid, gid: owner.gid } } : {}),
-            ...(mode !== undefined ? { mode } : {}),
-            ignore: sourceIgnore,
-            what: stepWhere(step),
-          });
-        } else if (step.op === 'workdir') {
-          const { host } = await resolveInRoot(rootfs, step.path);
-          if (!(await lstat(host).catch(() => undefined))) {
-            await mkdir(host, { recursive: true, mode: 0o755 });
-            if (step.state.user) {
-              const ids = await resolveUser(rootfs, step.state.user).catch(() => undefined);
-              if (ids) await chown(host, ids.uid, ids.gid);
-            }
-          }
-          state.config.config = { ...(state.config.config ?? {}), WorkingDir: step.path };
-        }
-        const after = await snapshot(rootfs);
-        const changes = diff(before, after);
-        state.snapshot = after;
         let layer: LayerRef | null = null;
-        if (changes.length > 0) {
-          const xattrs = await layerXattrs(rootfs, after, changes);
-          layer = await storeLayer(store, layerTar(rootfs, after, changes, {
-            ...(options.sourceDateEpoch !== undefined ? { sourceDateEpoch: options.sourceDateEpoch } : {}),
-            xattrs,
-          }));
-          state.layers.push(layer);
+        try {
+          const rootfs = await materialise(state);
+          const before = state.snapshot ?? (await snapshot(rootfs));
+          if (step.op === 'run') {
+            await runStep(step, rootfs, options, emit, await prepareMounts(step));
+          } else if (step.op === 'copy') {
+            if (!items) await collectSources(step);
+            const owner = step.chown !== undefined ? await resolveUser(rootfs, step.chown) : step.source.type === 'context' ? { uid: 0, gid: 0 } : undefined;
+            const mode = step.chmod !== undefined && /^[0-7]+$/.test(step.chmod) ? Number.parseInt(step.chmod, 8) : undefined;
+            const dest = path.posix.resolve(step.state.workdir, step.dest) + (step.dest.endsWith('/') || step.dest.endsWith('/.') ? '/' : '');
+            const archives = step.kind === 'ADD' ? await archivesAmong(items ?? []) : new Set<string>();
+            for (const item of items ?? []) {
+              if (!archives.has(item.host)) continue;
+              const target = await resolveInRoot(rootfs, dest.endsWith('/') ? dest : dest + '/');
+              await mkdir(target.host, { recursive: true });
+              const what = `${stepWhere(step)}: ${item.rel}`;
+              const { stream } = await decompress(openFile(item.host), what);
+              await applyLayer(target.host, stream, { what });
+            }
+            items = (items ?? []).filter((i) => !archives.has(i.host));
+            if (items.length > 0) await copyInto(rootfs, items, dest, {
+              ...(owner ? { owner: { uid: owner.uid, gid: owner.gid } } : {}),
+              ...(mode !== undefined ? { mode } : {}),
+              ignore: sourceIgnore,
+              what: stepWhere(step),
+            });
+          } else if (step.op === 'workdir') {
+            const { host } = await resolveInRoot(rootfs, step.path);
+            if (!(await lstat(host).catch(() => undefined))) {
+              await mkdir(host, { recursive: true, mode: 0o755 });
+              if (step.state.user) {
+                const ids = await resolveUser(rootfs, step.state.user).catch(() => undefined);
+                if (ids) await chown(host, ids.uid, ids.gid);
+              }
+            }
+            state.config.config = { ...(state.config.config ?? {}), WorkingDir: step.path };
+          }
+          const after = await snapshot(rootfs);
+          const changes = diff(before, after);
+          state.snapshot = after;
+          if (changes.length > 0) {
+            const xattrs = await layerXattrs(rootfs, after, changes);
+            layer = await storeLayer(store, layerTar(rootfs, after, changes, {
+              ...(options.sourceDateEpoch !== undefined ? { sourceDateEpoch: options.sourceDateEpoch } : {}),
+              xattrs,
+            }));
+            state.layers.push(layer);
+          }
+          state.config.history = [...(state.config.history ?? []), layer ? history : { ...history, empty_layer: true }];
+          await cache.put(key, { layer, created });
+        } catch (err) {
+          throw atStep(step, err);
         }
-        state.config.history = [...(state.config.history ?? []), layer ? history : { ...history, empty_layer: true }];
-        await cache.put(key, { layer, created });
         state.key = key;
         emit({ type: 'step', id: step.id, name, status: 'done', seconds: (Date.now() - started) / 1000 });
       }
@@ -419,6 +423,15 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
     for (const t of temps) await rm(t, { recursive: true, force: true }).catch(() => undefined);
     await store.releaseLease();
   }
+}
+
+/** A store, rootfs or sandbox error during a step, prefixed with the step's Dockerfile line. */
+function atStep(step: Step, err: unknown): unknown {
+  const where = `${step.location.file}:${step.location.line}:`;
+  if (err instanceof GantryError && !(err instanceof DockerfileError) && !err.message.startsWith(where)) {
+    err.message = `${stepWhere(step)}: ${err.message}`;
+  }
+  return err;
 }
 
 function stepWhere(step: Step): string {
@@ -522,7 +535,13 @@ async function storeLayer(store: Store, tarStream: Readable): Promise<LayerRef> 
   const gz = createGzip({ level: 6, chunkSize: 1 << 20 });
   const out = new PassThrough();
   const writing = store.writeBlob(out);
-  await Promise.all([pipeline(tarStream, coalesce(), diffStream, gz, out), writing]);
+  try {
+    await Promise.all([pipeline(tarStream, coalesce(), diffStream, gz, out), writing]);
+  } catch (err) {
+    // A store that failed (a full disk) tears the pipeline down: its error says what happened.
+    out.destroy();
+    throw await storeFailure(err, writing);
+  }
   const blob = await writing;
   return { digest: blob.digest, size: blob.size, diffId: diffStream.digest, mediaType: MediaType.ociLayerGzip };
 }

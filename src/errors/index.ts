@@ -68,3 +68,9 @@ export class RegistryError extends GantryError {
 export class SandboxError extends GantryError {}
 export class StoreError extends GantryError {}
 export { crashPoint, type CrashPoint } from './crash.js';
+
+/** An error of an operating-system call (ENOSPC, EIO, EACCES...), as Node reports them. */
+export function isSystemError(err: unknown): err is NodeJS.ErrnoException & Error {
+  const e = err as NodeJS.ErrnoException | undefined;
+  return typeof e?.code === 'string' && /^E[A-Z0-9]+$/.test(e.code) && typeof e.syscall === 'string';
+}

@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { open, rm, truncate } from 'node:fs/promises';
-import { crashPoint, GantryError, RegistryError, StoreError } from '../errors/index.js';
+import { crashPoint, GantryError, isSystemError, RegistryError, StoreError } from '../errors/index.js';
 import { validateImage } from '../image/image.js';
 import { MediaType, INDEX_TYPES, MANIFEST_TYPES } from '../oci/media-types.js';
 import { formatPlatform, hostPlatform, type Platform } from '../oci/platform.js';
@@ -207,8 +207,7 @@ async function fetchBlob(client: RegistryClient, store: Store, ref: Reference, d
       throw err;
     }
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (err instanceof GantryError || typeof code !== 'string' || !/^E[A-Z]+$/.test(code) || code === 'ECONNRESET' || code === 'EPIPE') throw err;
+    if (err instanceof GantryError || !isSystemError(err) || err.code === 'ECONNRESET' || err.code === 'EPIPE') throw err;
     // The file system failed (a full disk), not the registry: say where gantry was writing.
     throw new StoreError('STORE_IO', `blob ${d.digest} from ${url}: writing ${tmp}: ${(err as Error).message}`, { cause: err });
   } finally {

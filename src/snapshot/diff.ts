@@ -226,6 +226,11 @@ export function layerTar(root: string, after: Snapshot, changes: DiffEntry[], op
         await new Promise<void>((resolve, reject) => {
           const sink = pack.entry(header, (err) => (err ? reject(err) : resolve()));
           const src = createReadStream(path.join(root, c.path));
+          sink.on('error', (err) => {
+            // The layer's reader went away (the store failed): stop reading the file too.
+            src.destroy();
+            reject(err);
+          });
           src.on('error', (err) => {
             sink.destroy(err);
             reject(err);

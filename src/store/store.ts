@@ -25,7 +25,7 @@ import path from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import lockfile from 'proper-lockfile';
-import { crashPoint, GantryError, StoreError } from '../errors/index.js';
+import { crashPoint, GantryError, isSystemError, StoreError } from '../errors/index.js';
 import { parseDigest, VerifyStream, DigestMismatchError, SizeMismatchError } from '../oci/digest.js';
 import { MediaType } from '../oci/media-types.js';
 import { REF_NAME_ANNOTATION, type Descriptor, type Index } from '../oci/types.js';
@@ -60,7 +60,9 @@ export class Store {
     this.leaseFile ??= this.tempPath('lease');
     const file = this.leaseFile;
     // Under the lock, so a prune that is sweeping finishes first and the next one sees it.
-    await this.withLock(() => appendFile(file, digest + '\n'));
+    await this.withLock(() => appendFile(file, digest + '\n')).catch((err: unknown) => {
+      throw this.ioError(err, `recording a lease in the store ${this.root}`);
+    });
   }
 
   /** Drop this process's lease: what it wrote is referenced from index.json by now, or garbage. */
@@ -215,8 +217,8 @@ export class Store {
 
   /** A file-system error (a full disk, a read-only store) as a StoreError saying what was being done. */
   ioError(err: unknown, doing: string): unknown {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (err instanceof GantryError || typeof code !== 'string' || !/^E[A-Z]+$/.test(code)) return err;
+    if (err instanceof GantryError || !isSystemError(err)) return err;
+    const code = err.code;
     const hint = code === 'ENOSPC' || code === 'EDQUOT' ? '; free some space (gantry prune) and run the command again' : '';
     return new StoreError('STORE_IO', `${doing}: ${(err as Error).message}${hint}`, { cause: err });
   }
@@ -414,6 +416,19 @@ export class Store {
       throw this.ioError(err, `writing ${file}`);
     }
   }
+}
+
+/**
+ * The error to report when a stream into the store failed: when the store's own write failed
+ * (a full disk), the other streams only saw theirs torn down, and the store's error is the
+ * one that says what happened.
+ */
+export async function storeFailure(err: unknown, writing: Promise<unknown>): Promise<unknown> {
+  const stored = await writing.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  return stored instanceof StoreError && stored.code === 'STORE_IO' ? stored : err;
 }
 
 let hostTag: string | undefined;

@@ -134,6 +134,7 @@ export { parseDigest, digestOf } from './oci/digest.js';
 export { MediaType } from './oci/media-types.js';
 export type { Descriptor, Manifest, Index, ImageConfig, ContainerConfig, HistoryEntry } from './oci/types.js';
 export { pruneStore, type PruneOptions, type PruneResult } from './store/prune.js';
+export { fsckStore, type FsckOptions, type FsckResult, type Problem, type ProblemKind } from './store/fsck.js';
 export { save, load, exportRootfs, type SaveOptions, type LoadOptions, type ExportOptions } from './archive/commands.js';
 export type { LoadedImage } from './archive/load.js';
 export { pull, push, login, logout, type PullCommandOptions, type PushCommandOptions, type RegistryAccess, type LoginOptions } from './build/registry.js';

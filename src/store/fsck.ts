@@ -1,0 +1,255 @@
+/**
+ * `gantry fsck`: check a store against its invariant and, with `repair`, restore it.
+ *
+ * The invariant: every blob hashes to its name; blobs/ holds nothing but blobs; index.json
+ * is an OCI index whose every entry resolves (manifest, config and layers present, of the
+ * sizes their descriptors give); every build-cache entry names a stored layer; the temp area
+ * holds only what live processes are writing.
+ *
+ * A repair only removes what is broken, and re-creates what the layout needs:
+ * - a blob whose bytes do not match its name, or a file in blobs/ that is not a blob, is deleted
+ *   (a pull or build fetches or makes it again);
+ * - an image that misses a blob, or whose blob is deleted above, leaves index.json; its name is
+ *   reported so it can be pulled or built again;
+ * - a cache entry that cannot be read or names a missing layer is deleted;
+ * - an index.json that cannot be read is rebuilt from the manifests among the blobs, as
+ *   untagged images (their names are lost with the file; the broken file is kept beside it);
+ * - a missing oci-layout is written.
+ * A missing index.json is rebuilt even without `repair`: opening the store would otherwise
+ * leave an empty one, and a later prune would collect every image.
+ * Temp entries of dead processes are removed whenever a store is opened.
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { lstat, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { INDEX_TYPES, MANIFEST_TYPES, MediaType } from '../oci/media-types.js';
+import { REF_NAME_ANNOTATION, type Descriptor, type Index } from '../oci/types.js';
+import { LAYOUT_VERSION, Store } from './store.js';
+
+export type ProblemKind = 'layout' | 'index' | 'blob-corrupt' | 'blob-stray' | 'image-incomplete' | 'cache-entry' | 'temp' | 'unknown-entry';
+
+export interface Problem {
+  kind: ProblemKind;
+  /** The digest, image name, file or entry concerned. */
+  subject: string;
+  detail: string;
+  /** What the repair did, when it ran. */
+  repaired?: string;
+}
+
+export interface FsckOptions {
+  /** Fix what can be fixed (see the module comment); without it, only report. */
+  repair?: boolean;
+}
+
+export interface FsckResult {
+  problems: Problem[];
+  /** Blobs read and hashed. */
+  blobs: number;
+  /** Images (index entries) checked. */
+  images: number;
+  /** True when nothing is wrong any more: no problems, or every one repaired. */
+  ok: boolean;
+}
+
+const HEX_LENGTH: Record<string, number> = { sha256: 64, sha512: 128 };
+const LAYOUT_ENTRIES = new Set(['oci-layout', 'index.json', 'index.json.lock', 'blobs', 'tmp', 'cache', 'cache-mounts']);
+
+export async function fsckStore(root: string, options: FsckOptions = {}): Promise<FsckResult> {
+  const repair = options.repair === true;
+  const problems: Problem[] = [];
+  const layoutFile = path.join(path.resolve(root), 'oci-layout');
+  // Opening re-creates a missing oci-layout and index.json: note what was missing first.
+  const hadLayout = await readFile(layoutFile, 'utf8').catch(() => undefined);
+  if (hadLayout !== undefined) {
+    let version: unknown;
+    try {
+      version = (JSON.parse(hadLayout) as { imageLayoutVersion?: unknown }).imageLayoutVersion;
+    } catch {
+      version = undefined;
+    }
+    if (version !== LAYOUT_VERSION) {
+      const p: Problem = { kind: 'layout', subject: 'oci-layout', detail: `not an OCI image layout ${LAYOUT_VERSION}: ${hadLayout.slice(0, 80)}` };
+      if (!repair) return { problems: [p], blobs: 0, images: 0, ok: false };
+      await writeFile(layoutFile, JSON.stringify({ imageLayoutVersion: LAYOUT_VERSION }));
+      p.repaired = 'rewritten';
+      problems.push(p);
+    }
+  }
+  const indexFile = path.join(path.resolve(root), 'index.json');
+  const indexText = await readFile(indexFile, 'utf8').catch(() => undefined);
+  const store = await Store.open(root);
+  if (hadLayout === undefined) problems.push({ kind: 'layout', subject: 'oci-layout', detail: 'missing', repaired: 'written' });
+  for (const t of store.cleaned) problems.push({ kind: 'temp', subject: `tmp/${t}`, detail: 'left by a process that is gone', repaired: 'removed' });
+
+  for (const name of await readdir(store.root)) {
+    if (!LAYOUT_ENTRIES.has(name) && !/^index\.json\.broken-\d+$/.test(name)) problems.push({ kind: 'unknown-entry', subject: name, detail: 'not part of an OCI layout or of gantry\'s store; left alone' });
+  }
+
+  // 1. Blobs: each must be a regular file whose bytes hash to its name.
+  const good = new Map<string, number>();
+  let hashed = 0;
+  for (const algorithm of await readdir(path.join(store.root, 'blobs'))) {
+    const dir = path.join(store.root, 'blobs', algorithm);
+    const st = await lstat(dir);
+    const hexLength = HEX_LENGTH[algorithm];
+    if (hexLength === undefined || !st.isDirectory()) {
+      const p: Problem = { kind: 'blob-stray', subject: `blobs/${algorithm}`, detail: st.isDirectory() ? 'not a digest algorithm (sha256, sha512)' : 'not a directory' };
+      if (repair) {
+        await rm(dir, { recursive: true, force: true });
+        p.repaired = 'removed';
+      }
+      problems.push(p);
+      continue;
+    }
+    for (const hex of await readdir(dir)) {
+      const file = path.join(dir, hex);
+      const fst = await lstat(file);
+      const digest = `${algorithm}:${hex}`;
+      if (!new RegExp(`^[0-9a-f]{${hexLength}}$`).test(hex) || !fst.isFile()) {
+        const p: Problem = { kind: 'blob-stray', subject: `blobs/${algorithm}/${hex}`, detail: fst.isFile() ? 'a file whose name is not a digest' : 'not a regular file' };
+        if (repair) {
+          await rm(file, { recursive: true, force: true });
+          p.repaired = 'removed';
+        }
+        problems.push(p);
+        continue;
+      }
+      const hash = createHash(algorithm);
+      await pipeline(createReadStream(file), hash);
+      hashed++;
+      const actual = hash.digest('hex');
+      if (actual !== hex) {
+        const p: Problem = { kind: 'blob-corrupt', subject: digest, detail: `its bytes hash to ${algorithm}:${actual}` };
+        if (repair) {
+          await rm(file, { force: true });
+          p.repaired = 'removed';
+        }
+        problems.push(p);
+        continue;
+      }
+      good.set(digest, fst.size);
+    }
+  }
+
+  // 2. index.json: readable, and every entry complete.
+  let index: Index | undefined;
+  try {
+    index = JSON.parse(indexText ?? '') as Index;
+    if (index.schemaVersion !== 2 || !Array.isArray(index.manifests)) throw new Error('not an OCI image index');
+  } catch (err) {
+    index = undefined;
+    const p: Problem = { kind: 'index', subject: 'index.json', detail: indexText === undefined ? 'missing' : `unreadable: ${(err as Error).message}` };
+    if (repair || indexText === undefined) {
+      const rebuilt = await manifestsAmong(store, good);
+      await store.withLock(async () => {
+        if (indexText !== undefined) await writeFile(`${indexFile}.broken-${Date.now()}`, indexText);
+        await store.writeIndex({ schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: rebuilt });
+      });
+      p.repaired = `rebuilt with ${rebuilt.length} untagged image(s) found among the blobs${indexText !== undefined ? '; the broken file was kept beside it' : ''}`;
+      index = await store.readIndex();
+    }
+    problems.push(p);
+  }
+
+  const missingOf = async (d: Descriptor): Promise<string[]> => {
+    const missing: string[] = [];
+    const have = (x: Descriptor): boolean => good.get(x.digest) === x.size;
+    const visit = async (x: Descriptor): Promise<void> => {
+      if (!have(x)) {
+        missing.push(good.has(x.digest) ? `${x.digest} (size ${good.get(x.digest)}, not ${x.size})` : x.digest);
+        return;
+      }
+      if (MANIFEST_TYPES.has(x.mediaType)) {
+        const m = JSON.parse((await store.readBlob(x.digest)).toString('utf8')) as { config?: Descriptor; layers?: Descriptor[] };
+        for (const c of [...(m.config ? [m.config] : []), ...(m.layers ?? [])]) if (!have(c)) missing.push(good.has(c.digest) ? `${c.digest} (size ${good.get(c.digest)}, not ${c.size})` : c.digest);
+      } else if (INDEX_TYPES.has(x.mediaType)) {
+        const ix = JSON.parse((await store.readBlob(x.digest)).toString('utf8')) as Index;
+        // An index pulled for one platform names the others' manifests without holding them.
+        for (const c of ix.manifests) if (good.has(c.digest)) await visit(c);
+        if (!ix.manifests.some((c) => good.has(c.digest))) missing.push(`every manifest of index ${x.digest}`);
+      }
+    };
+    await visit(d);
+    return missing;
+  };
+
+  let images = 0;
+  if (index) {
+    const broken = new Set<string>();
+    for (const d of index.manifests) {
+      images++;
+      let missing: string[];
+      try {
+        missing = await missingOf(d);
+      } catch (err) {
+        missing = [`${d.digest} is not readable JSON (${(err as Error).message})`];
+      }
+      if (missing.length === 0) continue;
+      const name = d.annotations?.[REF_NAME_ANNOTATION];
+      const p: Problem = { kind: 'image-incomplete', subject: name ?? d.digest, detail: `missing ${missing.join(', ')}` };
+      if (repair) {
+        broken.add(`${d.digest} ${name ?? ''}`);
+        p.repaired = `removed from index.json; pull or build ${name ?? 'it'} again`;
+      }
+      problems.push(p);
+    }
+    if (broken.size > 0) {
+      await store.updateIndex((manifests) => {
+        for (let i = manifests.length - 1; i >= 0; i--) {
+          const m = manifests[i] as Descriptor;
+          if (broken.has(`${m.digest} ${m.annotations?.[REF_NAME_ANNOTATION] ?? ''}`)) manifests.splice(i, 1);
+        }
+      });
+    }
+  }
+
+  // 3. The build cache: each entry readable and naming a stored layer.
+  const cacheDir = path.join(store.root, 'cache');
+  for (const name of await readdir(cacheDir).catch(() => [] as string[])) {
+    const file = path.join(cacheDir, name);
+    let detail: string | undefined;
+    try {
+      const e = JSON.parse(await readFile(file, 'utf8')) as { layer?: Descriptor | null };
+      if (!/^[0-9a-f]{64}\.json$/.test(name)) detail = 'not a cache entry name';
+      else if (e.layer === undefined) detail = 'no layer field';
+      else if (e.layer && good.get(e.layer.digest) !== e.layer.size) detail = `names layer ${e.layer.digest}, which is not stored`;
+    } catch (err) {
+      detail = `unreadable: ${(err as Error).message}`;
+    }
+    if (detail === undefined) continue;
+    const p: Problem = { kind: 'cache-entry', subject: `cache/${name}`, detail };
+    if (repair) {
+      await rm(file, { recursive: true, force: true });
+      p.repaired = 'removed (the step runs again next time)';
+    }
+    problems.push(p);
+  }
+  return { problems, blobs: hashed, images, ok: problems.every((p) => p.repaired !== undefined || p.kind === 'unknown-entry') };
+}
+
+/** Manifests (and indexes) among the blobs, as untagged index entries: for rebuilding index.json. */
+async function manifestsAmong(store: Store, good: Map<string, number>): Promise<Descriptor[]> {
+  const docs = new Map<string, { mediaType: string; children: string[]; size: number }>();
+  for (const [digest, size] of good) {
+    if (size > 4 * 1024 * 1024) continue;
+    const bytes = await readFile(store.blobPath(digest));
+    if (bytes[0] !== 0x7b) continue; // '{'
+    let doc: { mediaType?: string; manifests?: Descriptor[]; config?: Descriptor; layers?: unknown[] };
+    try {
+      doc = JSON.parse(bytes.toString('utf8')) as typeof doc;
+    } catch {
+      continue;
+    }
+    if (doc.config && Array.isArray(doc.layers)) docs.set(digest, { mediaType: doc.mediaType ?? MediaType.ociManifest, children: [], size });
+    else if (Array.isArray(doc.manifests)) docs.set(digest, { mediaType: doc.mediaType ?? MediaType.ociIndex, children: doc.manifests.map((m) => m.digest), size });
+  }
+  // A manifest that an index found here names is reached through that index.
+  const named = new Set([...docs.values()].flatMap((d) => d.children));
+  return [...docs]
+    .filter(([digest]) => !named.has(digest))
+    .map(([digest, d]) => ({ mediaType: d.mediaType, digest, size: d.size }))
+    .sort((a, b) => a.digest.localeCompare(b.digest));
+}

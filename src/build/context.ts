@@ -5,13 +5,14 @@
  * cache key (names, modes, link targets, contents — never times).
  */
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { createReadStream, lstatSync, readdirSync, readlinkSync } from 'node:fs';
 import { lstat, readdir, readFile, readlink } from 'node:fs/promises';
 import path from 'node:path';
 import dockerignore from '@balena/dockerignore';
 import pLimit from 'p-limit';
 import { GantryError } from '../errors/index.js';
 import { components, resolveInRoot } from '../rootfs/resolve.js';
+import { StatCache } from './statcache.js';
 
 export type IgnoreFilter = (rel: string) => boolean;
 
@@ -124,35 +125,51 @@ async function globIn(root: string, parts: string[], ignore: IgnoreFilter): Prom
   return out;
 }
 
-/** A checksum of everything copying these sources depends on: names, types, modes, link targets, contents. */
-export async function checksumSources(items: SourceItem[], ignore: IgnoreFilter): Promise<string> {
-  // Walk first (names, modes, links, in order), then read the files' contents in parallel,
-  // then fold everything in walk order: the same sum as a sequential walk, computed faster.
+/**
+ * A checksum of everything copying these sources depends on: names, types, modes, link
+ * targets, contents. Contents come from `stats` when a file is unchanged since it was last
+ * hashed; the others are read in parallel.
+ */
+export async function checksumSources(items: SourceItem[], ignore: IgnoreFilter, stats: StatCache = StatCache.none()): Promise<string> {
+  // Walk first (names, modes, links, in order; synchronous calls: a stat is microseconds),
+  // then hash what the stat cache does not know, in parallel, then fold in walk order.
   const parts: (string | Promise<string>)[] = [];
   const limit = pLimit(16);
-  const visit = async (host: string, rel: string): Promise<void> => {
-    const st = await lstat(host);
+  const visit = (host: string, rel: string): void => {
+    const st = lstatSync(host);
     parts.push(`${rel}\0${st.mode}\0${st.uid}:${st.gid}\0`);
-    if (st.isSymbolicLink()) parts.push(`L${await readlink(host)}\0`);
-    else if (st.isFile()) parts.push(limit(async () => `F${st.size}:${await fileSum(host)}\0`));
-    else if (st.isDirectory()) {
-      for (const n of (await readdir(host)).sort()) {
+    if (st.isSymbolicLink()) parts.push(`L${readlinkSync(host)}\0`);
+    else if (st.isFile()) {
+      const known = stats.lookup(host, st);
+      parts.push(
+        known !== undefined
+          ? `F${st.size}:${known}\0`
+          : limit(async () => {
+              const sum = await fileSum(host, st.size);
+              stats.record(host, st, sum);
+              return `F${st.size}:${sum}\0`;
+            }),
+      );
+    } else if (st.isDirectory()) {
+      for (const n of readdirSync(host).sort()) {
         const childRel = rel ? `${rel}/${n}` : n;
         if (ignore(childRel)) continue;
-        await visit(path.join(host, n), childRel);
+        visit(path.join(host, n), childRel);
       }
     }
   };
   for (const item of items) {
     parts.push(`item\0${item.name}\0`);
-    await visit(item.host, item.rel);
+    visit(item.host, item.rel);
   }
   const h = createHash('sha256');
   for (const p of await Promise.all(parts)) h.update(p);
   return h.digest('hex');
 }
 
-async function fileSum(file: string): Promise<string> {
+async function fileSum(file: string, size: number): Promise<string> {
+  // One read for a small file; a stream for a big one.
+  if (size <= 1 << 20) return createHash('sha256').update(await readFile(file)).digest('hex');
   const h = createHash('sha256');
   for await (const c of createReadStream(file, { highWaterMark: 1 << 20 })) h.update(c as Buffer);
   return h.digest('hex');

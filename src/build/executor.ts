@@ -13,11 +13,10 @@ import { chown, cp, lstat, mkdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { PassThrough, Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createGunzip, createGzip } from 'node:zlib';
+import { createGunzip } from 'node:zlib';
 import { crashPoint, DockerfileError, GantryError } from '../errors/index.js';
 import type { Image } from '../image/image.js';
 import { INDEX_TYPES, layerCompression, MediaType } from '../oci/media-types.js';
-import { VerifyStream } from '../oci/digest.js';
 import { formatReference, normalizeReference } from '../oci/reference.js';
 import type { Descriptor, HistoryEntry, ImageConfig } from '../oci/types.js';
 import { parsePlatform, type Platform } from '../oci/platform.js';
@@ -32,6 +31,7 @@ import { findEntries, loadImage, writeImage } from '../store/images.js';
 import { Store, storeFailure } from '../store/store.js';
 import { applyConfigStep, type ConfigState } from './config.js';
 import { checksumSources, loadIgnore, resolveSources, type IgnoreFilter } from './context.js';
+import { StatCache } from './statcache.js';
 import { copyInto } from './copy.js';
 import { downloadSource, inlineSources, isArchive, isUrl, openFile } from './sources.js';
 import { decompress } from '../archive/decompress.js';
@@ -111,6 +111,7 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
   const store = await Store.open(options.root);
   const cache = new LayerCache(store);
   const temps: string[] = [];
+  let contextStats: StatCache | undefined;
   const emit = options.onProgress ?? (() => undefined);
   const created = new Date(options.sourceDateEpoch !== undefined ? options.sourceDateEpoch * 1000 : Date.now()).toISOString();
   const planOptions = {
@@ -150,6 +151,7 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
     const plan = makePlan(options.text, { ...planOptions, baseImages });
     emit({ type: 'plan', plan });
     const ignore = await loadIgnore(options.context, options.dockerfile);
+    contextStats = await StatCache.open(path.join(store.root, 'cache'), options.context, store.tempPath('stat'));
     const finished = new Map<number, StageState>();
     const imageStates = new Map<string, StageState>();
 
@@ -309,7 +311,7 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
             extra = layersOf(fromState);
           } else {
             await collectSources(step);
-            extra = await checksumSources(items ?? [], sourceIgnore);
+            extra = await checksumSources(items ?? [], sourceIgnore, step.source.type === 'context' ? contextStats : undefined);
           }
         }
         if (step.op === 'run') {
@@ -322,7 +324,7 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
             }
             const src = await mountSourceRoot(m.from, platformOf(step.stage));
             const items2 = await resolveSources(src.root, [m.source ?? '/'], src.ignore, stepWhere(step), src.context);
-            extra += await checksumSources(items2, src.ignore);
+            extra += await checksumSources(items2, src.ignore, src.context ? contextStats : undefined);
           }
         }
         const keyInput = JSON.stringify({ parent: state.key, platform: stage.platform, step: layerKeyFields(step), extra });
@@ -420,6 +422,7 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
     emit({ type: 'image', digest: descriptor.digest, configDigest: image.configDigest, tags });
     return { digest: descriptor.digest, configDigest: image.configDigest, descriptor, tags, plan };
   } finally {
+    await contextStats?.save();
     for (const t of temps) await rm(t, { recursive: true, force: true }).catch(() => undefined);
     await store.releaseLease();
   }
@@ -530,20 +533,22 @@ async function layerXattrs(rootfs: string, after: Snapshot, changes: { path: str
   return out;
 }
 
+/**
+ * Store a step's layer uncompressed: its digest is its diff ID, and no time goes to gzip here.
+ * It is compressed when it leaves the store (push, OCI output: store/compress.ts).
+ */
 async function storeLayer(store: Store, tarStream: Readable): Promise<LayerRef> {
-  const diffStream = new VerifyStream();
-  const gz = createGzip({ level: 6, chunkSize: 1 << 20 });
   const out = new PassThrough();
   const writing = store.writeBlob(out);
   try {
-    await Promise.all([pipeline(tarStream, coalesce(), diffStream, gz, out), writing]);
+    await Promise.all([pipeline(tarStream, coalesce(), out), writing]);
   } catch (err) {
     // A store that failed (a full disk) tears the pipeline down: its error says what happened.
     out.destroy();
     throw await storeFailure(err, writing);
   }
   const blob = await writing;
-  return { digest: blob.digest, size: blob.size, diffId: diffStream.digest, mediaType: MediaType.ociLayerGzip };
+  return { digest: blob.digest, size: blob.size, diffId: blob.digest, mediaType: MediaType.ociLayer };
 }
 
 async function runStep(

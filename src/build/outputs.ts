@@ -13,6 +13,7 @@ import { REF_NAME_ANNOTATION } from '../oci/types.js';
 import { applyLayer } from '../rootfs/apply.js';
 import { loadImage } from '../store/images.js';
 import { Store } from '../store/store.js';
+import { distributable } from '../store/compress.js';
 import type { Descriptor } from '../oci/types.js';
 import { push, type RegistryAccess } from './registry.js';
 
@@ -55,7 +56,10 @@ export async function writeOutputs(
 ): Promise<void> {
   if (outputs.length === 0) return;
   const store = await Store.open(root);
-  const image = await loadImage(store, descriptor);
+  const local = await loadImage(store, descriptor);
+  // An OCI layout gets gzip layers, as BuildKit's OCI exporter writes; a docker archive keeps
+  // them as stored, uncompressed (what docker save writes).
+  const compressed = outputs.some((o) => o.type === 'oci') ? await distributable(store, local) : local;
   for (const out of outputs) {
     if (out.type === 'registry') {
       const targets = out.name ? out.name.split(',') : names;
@@ -63,6 +67,7 @@ export async function writeOutputs(
       for (const t of targets) await push({ ...access, root, image: descriptor.digest, destination: t });
       continue;
     }
+    const image = out.type === 'oci' ? compressed : local;
     if (out.type === 'local') {
       await mkdir(out.dest, { recursive: true });
       for (const l of image.layers) {

@@ -11,6 +11,8 @@ import { findEntries, loadImage, resolveImage } from '../store/images.js';
 import { INDEX_TYPES } from '../oci/media-types.js';
 import type { Index } from '../oci/types.js';
 import { Store } from '../store/store.js';
+import { distributable } from '../store/compress.js';
+import type { Image } from '../image/image.js';
 
 export interface RegistryAccess {
   insecureRegistries?: string[];
@@ -122,18 +124,26 @@ export async function push(options: PushCommandOptions): Promise<PushResult> {
   if (top && INDEX_TYPES.has(top.descriptor.mediaType)) {
     const destination = options.destination ?? top.name;
     if (!destination) throw new OptionError('PUSH_NO_NAME', `${options.image} has no name to push to; give a destination`);
-    const raw = await store.readBlob(top.descriptor.digest);
+    let raw = await store.readBlob(top.descriptor.digest);
+    let digest = top.descriptor.digest;
     const index = JSON.parse(raw.toString('utf8')) as Index;
-    const images = [];
-    for (const d of index.manifests) images.push(await loadImage(store, d));
+    const images: Image[] = [];
+    for (const d of index.manifests) images.push(await distributable(store, await loadImage(store, d)));
+    if (images.some((im, i) => im.digest !== index.manifests[i]?.digest)) {
+      // Some manifest changed with its compressed layers: the index names the new ones.
+      const rewritten: Index = { ...index, manifests: index.manifests.map((d, i) => ({ ...d, digest: (images[i] as Image).digest, size: (images[i] as Image).rawManifest.length })) };
+      const written = await store.writeJSON(rewritten);
+      raw = written.bytes;
+      digest = written.digest;
+    }
     const client = await clientFor(normalizeReference(destination).domain, options);
     try {
-      return await pushIndex(client, store, { digest: top.descriptor.digest, mediaType: top.descriptor.mediaType, raw }, images, destination);
+      return await pushIndex(client, store, { digest, mediaType: top.descriptor.mediaType, raw }, images, destination);
     } finally {
       await client.close();
     }
   }
-  const { image, entry } = await resolveImage(store, options.image);
+  const { image: local, entry } = await resolveImage(store, options.image);
   const destination = options.destination ?? entry.name;
   if (!destination) throw new OptionError('PUSH_NO_NAME', `${options.image} has no name to push to; give a destination`);
   const dest = normalizeReference(destination);
@@ -142,10 +152,13 @@ export async function push(options: PushCommandOptions): Promise<PushResult> {
     // Blobs may already be in another repository of the same registry: try mounting from the image's other names there.
     const all = await store.entries();
     const mountFrom = all
-      .filter((e) => e.name && e.descriptor.digest === image.digest)
+      .filter((e) => e.name && e.descriptor.digest === local.digest)
       .map((e) => parseReference(e.name as string))
       .filter((r) => r.domain === dest.domain && r.path !== dest.path)
       .map((r) => r.path);
+    // Layers built here are stored uncompressed: they go up gzip-compressed, under a manifest
+    // of their own (as BuildKit pushes what it keeps uncompressed in its snapshots).
+    const image = await distributable(store, local);
     return await pushImage(client, store, image, formatReference(dest), { mountFrom });
   } finally {
     await client.close();

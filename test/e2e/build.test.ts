@@ -367,8 +367,21 @@ describe('gantry build', () => {
     expect(readFileSync(o('iid'), 'utf8')).toBe(info.Id);
     expect(JSON.parse(readFileSync(o('meta.json'), 'utf8'))['containerimage.digest']).toBe(info.Descriptor.digest);
     const sk = async (ref: string) => JSON.parse((await execa('skopeo', ['inspect', ref])).stdout).Digest as string;
-    expect(await sk(`oci-archive:${o('img.oci.tar')}:docker.io/library/out:1`)).toBe(info.Descriptor.digest);
-    expect(await sk(`oci:${o('ocidir')}:docker.io/library/out:1`)).toBe(info.Descriptor.digest);
+    const raw = async (ref: string) => JSON.parse((await execa('skopeo', ['inspect', '--raw', ref])).stdout) as { config: { digest: string }; layers: { mediaType: string }[] };
+    // The store keeps built layers uncompressed; an OCI output gets them gzip-compressed, under
+    // a manifest of its own (the same for both outputs: compression is deterministic), with
+    // the same config: the same image ID.
+    const ociTar = `oci-archive:${o('img.oci.tar')}:docker.io/library/out:1`;
+    const ociDir = `oci:${o('ocidir')}:docker.io/library/out:1`;
+    expect(await sk(ociTar)).toBe(await sk(ociDir));
+    expect(await sk(ociTar)).not.toBe(info.Descriptor.digest);
+    for (const ref of [ociTar, ociDir]) {
+      const m = await raw(ref);
+      expect(m.config.digest).toBe(info.Id);
+      expect(m.layers.map((l) => l.mediaType)).toEqual(m.layers.map(() => 'application/vnd.oci.image.layer.v1.tar+gzip'));
+    }
+    const local = JSON.parse(readFileSync(path.join(root, 'blobs', 'sha256', info.Descriptor.digest.slice(7)), 'utf8')) as { layers: { mediaType: string }[] };
+    expect(local.layers.at(-1)?.mediaType).toBe('application/vnd.oci.image.layer.v1.tar');
     expect(await sk(`docker-archive:${o('img.docker.tar')}`)).toMatch(/^sha256:/);
     expect(readFileSync(o('rootfs-out/greeting.txt'), 'utf8')).toBe('hello from gantry\n');
   });

@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
@@ -153,7 +153,18 @@ describe('push and pull, anonymous over HTTP', () => {
     expect(r.exitCode, r.stderr).toBe(0);
     const store = fresh();
     expect((await g(store, ['pull', name])).exitCode).toBe(0);
-    expect((await inspect(store, name)).Descriptor.digest).toBe((await inspect(root, name)).Descriptor.digest);
+    // The same image (config digest, layers' diff IDs); what went up has gzip layers under a
+    // manifest of its own, while the builder's store keeps its layers uncompressed.
+    const pulled = await inspect(store, name);
+    const built = await inspect(root, name);
+    expect(pulled.Id).toBe(built.Id);
+    expect(pulled.RootFS.Layers).toEqual(built.RootFS.Layers);
+    const manifest = JSON.parse(readFileSync(path.join(store, 'blobs', 'sha256', pulled.Descriptor.digest.slice(7)), 'utf8')) as { layers: { mediaType: string }[] };
+    expect(new Set(manifest.layers.map((l) => l.mediaType))).toEqual(new Set(['application/vnd.oci.image.layer.v1.tar+gzip']));
+    // A second push of the same image reuses the compressed blobs: the same manifest.
+    const again = await g(root, ['push', name, `${reg.host}/built/hello:2`]);
+    expect(again.exitCode, again.stderr).toBe(0);
+    expect(again.stdout).toContain(pulled.Descriptor.digest);
   });
 
   test('an unknown image is a clear error with the URL', async () => {

@@ -1,0 +1,67 @@
+import { mkdtempSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { checksumSources, type SourceItem } from '../../src/build/context.js';
+import { StatCache } from '../../src/build/statcache.js';
+import { writeTree } from '../helpers/files.js';
+
+// The context stat cache: an unchanged file is not read again, a changed one always is (even
+// when its size and modification time are put back), and the checksum is the same with the
+// cache as without it.
+
+const work = mkdtempSync(path.join(tmpdir(), 'gantry-statcache-'));
+const ctx = path.join(work, 'ctx');
+const cacheDir = path.join(work, 'cache');
+let n = 0;
+const open = () => StatCache.open(cacheDir, ctx, path.join(work, `tmp-${++n}`));
+const items = (): SourceItem[] => [{ host: ctx, rel: '', name: '', isDir: true }];
+const none = () => false;
+
+beforeAll(async () => {
+  writeTree(ctx, Object.fromEntries(Array.from({ length: 50 }, (_, i) => [`d${i % 5}/f${i}`, `file ${i}\n`])));
+  // Files written less than a second before a scan are "racy" and never remembered.
+  await new Promise((r) => setTimeout(r, 1100));
+});
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+describe('context stat cache', () => {
+  test('a second build reads nothing, and sums the same as without the cache', async () => {
+    const first = await open();
+    const sum = await checksumSources(items(), none, first);
+    expect([first.hits, first.misses]).toEqual([0, 50]);
+    await first.save();
+    const second = await open();
+    expect(await checksumSources(items(), none, second)).toBe(sum);
+    expect([second.hits, second.misses]).toEqual([50, 0]);
+    expect(await checksumSources(items(), none)).toBe(sum);
+  });
+
+  test('a file rewritten with the same size and its old mtime put back is read again (ctime)', async () => {
+    const file = path.join(ctx, 'd0', 'f0');
+    const before = statSync(file);
+    const cache = await open();
+    const sum = await checksumSources(items(), none, cache);
+    writeFileSync(file, 'FILE 0\n'); // same length
+    utimesSync(file, before.atime, before.mtime);
+    const after = await open();
+    const changed = await checksumSources(items(), none, after);
+    expect(changed).not.toBe(sum);
+    expect(after.misses).toBe(1);
+    // Just written: racy, so not remembered; it is hashed again next time too.
+    await after.save();
+    const again = await open();
+    expect(await checksumSources(items(), none, again)).toBe(changed);
+    expect(again.misses).toBe(1);
+  });
+
+  test('files outside the context are never remembered', async () => {
+    const other = writeTree(path.join(work, 'other'), { x: 'x\n' });
+    const cache = await open();
+    await checksumSources([{ host: other, rel: '', name: '', isDir: true }], none, cache);
+    await cache.save();
+    const again = await open();
+    await checksumSources([{ host: other, rel: '', name: '', isDir: true }], none, again);
+    expect(again.hits).toBe(0);
+  });
+});

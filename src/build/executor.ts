@@ -9,7 +9,7 @@
  * in the store's temp area and removed at the end.
  */
 import { createHash } from 'node:crypto';
-import { chown, cp, lstat, mkdir, readFile, rm } from 'node:fs/promises';
+import { chown, cp, lstat, mkdir, readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { PassThrough, Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -22,13 +22,14 @@ import type { Descriptor, HistoryEntry, ImageConfig } from '../oci/types.js';
 import { parsePlatform, type Platform } from '../oci/platform.js';
 import { DEFAULT_PATH, plan as makePlan, type BaseImageInfo, type BuildPlan, type PlannedStage, type Step } from '../plan/planner.js';
 import { applyLayer } from '../rootfs/apply.js';
+import { mountOverlay, overlayWanted, unmount } from '../rootfs/overlay.js';
 import { resolveInRoot } from '../rootfs/resolve.js';
 import { readXattrs } from '../rootfs/xattr.js';
 import { runInSandbox, type Isolation, type SandboxMount } from '../sandbox/run.js';
 import { diff, layerTar, snapshot, type Snapshot } from '../snapshot/diff.js';
 import { LayerCache } from '../store/cache.js';
 import { findEntries, loadImage, writeImage } from '../store/images.js';
-import { Store, storeFailure } from '../store/store.js';
+import { chainName, Store, storeFailure } from '../store/store.js';
 import { applyConfigStep, type ConfigState } from './config.js';
 import { checksumSources, loadIgnore, resolveSources, type IgnoreFilter } from './context.js';
 import { StatCache } from './statcache.js';
@@ -90,6 +91,8 @@ interface StageState {
   layers: LayerRef[];
   key: string;
   rootfs?: string;
+  /** How many of `layers`, from the first, are the base image's (an overlay's lower directory). */
+  baseLayers: number;
   /** The rootfs as the last step left it (a step's "after" is the next one's "before"). */
   snapshot?: Snapshot;
   configState: ConfigState;
@@ -111,6 +114,8 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
   const store = await Store.open(options.root);
   const cache = new LayerCache(store);
   const temps: string[] = [];
+  /** Overlay mounts of this build, unmounted before its temp entries go. */
+  const mounted: string[] = [];
   let contextStats: StatCache | undefined;
   const emit = options.onProgress ?? (() => undefined);
   const created = new Date(options.sourceDateEpoch !== undefined ? options.sourceDateEpoch * 1000 : Date.now()).toISOString();
@@ -168,12 +173,39 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
       raw.on('error', (e) => gunzip.destroy(e));
       return raw.pipe(gunzip);
     };
+    /** The base's layers extracted once into the store (rootfs/<chain>), for overlays to start from. */
+    const extractedChain = async (layers: LayerRef[]): Promise<string> => {
+      const chain = chainName(layers.map((l) => l.diffId));
+      await store.lease(`rootfs:${chain}`); // prune keeps it while this build runs
+      const dir = path.join(store.rootfsDir, chain);
+      if (await lstat(dir).catch(() => undefined)) return dir;
+      const tmp = store.tempPath('chain');
+      temps.push(tmp);
+      await mkdir(tmp, { recursive: true, mode: 0o755 });
+      for (const l of layers) await applyLayer(tmp, openLayer(l), { what: `layer ${l.digest}` });
+      await mkdir(store.rootfsDir, { recursive: true });
+      // Another build may have finished the same chain first: then its copy is used.
+      await rename(tmp, dir).catch(async (err: NodeJS.ErrnoException) => {
+        if (err.code !== 'ENOTEMPTY' && err.code !== 'EEXIST') throw err;
+      });
+      return dir;
+    };
     const materialise = async (s: StageState): Promise<string> => {
       if (s.rootfs) return s.rootfs;
       const dir = await newRootfs();
-      for (const l of s.layers) await applyLayer(dir, openLayer(l), { what: `layer ${l.digest}` });
-      s.rootfs = dir;
-      return dir;
+      let root = dir;
+      let applied = 0;
+      if (s.baseLayers > 0 && overlayWanted()) {
+        const merged = await mountOverlay(await extractedChain(s.layers.slice(0, s.baseLayers)), dir);
+        if (merged) {
+          mounted.push(merged);
+          root = merged;
+          applied = s.baseLayers;
+        }
+      }
+      for (const l of s.layers.slice(applied)) await applyLayer(root, openLayer(l), { what: `layer ${l.digest}` });
+      s.rootfs = root;
+      return root;
     };
     const stateOfImage = (ref: string, platform: string): StageState => {
       const key = imageKey(ref, platform);
@@ -185,6 +217,7 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
         config: JSON.parse(image.rawConfig.toString('utf8')) as ImageConfig,
         layers: image.layers.map((l) => ({ digest: l.digest, size: l.size, diffId: l.diffId, mediaType: l.mediaType })),
         key: sha(`image:${image.digest}`),
+        baseLayers: image.layers.length,
         configState: { cmdSet: false },
       };
       imageStates.set(key, s);
@@ -381,7 +414,7 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
             state.config.config = { ...(state.config.config ?? {}), WorkingDir: step.path };
           }
           const after = await snapshot(rootfs);
-          const changes = diff(before, after);
+          const changes = diff(before, after, { overlay: mounted.includes(rootfs) });
           state.snapshot = after;
           if (changes.length > 0) {
             const xattrs = await layerXattrs(rootfs, after, changes);
@@ -423,6 +456,7 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
     return { digest: descriptor.digest, configDigest: image.configDigest, descriptor, tags, plan };
   } finally {
     await contextStats?.save();
+    for (const m of mounted.reverse()) await unmount(m);
     for (const t of temps) await rm(t, { recursive: true, force: true }).catch(() => undefined);
     await store.releaseLease();
   }
@@ -460,19 +494,21 @@ function startStage(stage: PlannedStage, finished: Map<number, StageState>, stat
       config: structuredClone(parent.config),
       layers: [...parent.layers],
       key: parent.key,
+      baseLayers: parent.baseLayers,
       configState: { cmdSet: false },
       // The parent's rootfs stays the parent's: this stage unpacks its own when it needs one.
     };
   }
   if (base.type === 'image') {
     const s = stateOfImage(base.ref, stage.platform);
-    return { config: structuredClone(s.config), layers: [...s.layers], key: s.key, configState: { cmdSet: false } };
+    return { config: structuredClone(s.config), layers: [...s.layers], key: s.key, baseLayers: s.baseLayers, configState: { cmdSet: false } };
   }
   const p = parsePlatform(stage.platform);
   return {
     config: { architecture: p.architecture, os: p.os, config: {}, rootfs: { type: 'layers', diff_ids: [] }, history: [] },
     layers: [],
     key: sha(`scratch:${stage.platform}`),
+    baseLayers: 0,
     configState: { cmdSet: false },
   };
 }

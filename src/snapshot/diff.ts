@@ -104,7 +104,15 @@ export interface DiffEntry {
 }
 
 /** What changed from `before` to `after`, sorted by path (parents before children). */
-export function diff(before: Snapshot, after: Snapshot): DiffEntry[] {
+export interface DiffOptions {
+  /**
+   * The rootfs is an overlay mount: a directory copied up keeps its inode number but gets the
+   * upper directory's birth time, so only a new inode number means it was removed and made again.
+   */
+  overlay?: boolean;
+}
+
+export function diff(before: Snapshot, after: Snapshot, options: DiffOptions = {}): DiffEntry[] {
   const out: DiffEntry[] = [];
   const replacedDirs = new Set<string>();
   for (const [p, a] of after) {
@@ -113,7 +121,7 @@ export function diff(before: Snapshot, after: Snapshot): DiffEntry[] {
       out.push({ path: p, kind: 'add' });
       continue;
     }
-    if (b.type === 'directory' && a.type === 'directory' && (b.ino !== a.ino || b.birthtimeMs !== a.birthtimeMs)) {
+    if (b.type === 'directory' && a.type === 'directory' && (b.ino !== a.ino || (!options.overlay && b.birthtimeMs !== a.birthtimeMs))) {
       // Removed and made again: the lower contents must not show through.
       replacedDirs.add(p);
       out.push({ path: p, kind: 'add' }, { path: `${p}/.wh..wh..opq`, kind: 'opaque' });

@@ -55,7 +55,7 @@ export interface FsckResult {
 }
 
 const HEX_LENGTH: Record<string, number> = { sha256: 64, sha512: 128 };
-const LAYOUT_ENTRIES = new Set(['oci-layout', 'index.json', 'index.json.lock', 'blobs', 'tmp', 'cache', 'cache-mounts']);
+const LAYOUT_ENTRIES = new Set(['oci-layout', 'index.json', 'index.json.lock', 'blobs', 'tmp', 'cache', 'cache-mounts', 'rootfs']);
 
 export async function fsckStore(root: string, options: FsckOptions = {}): Promise<FsckResult> {
   const repair = options.repair === true;
@@ -206,7 +206,19 @@ export async function fsckStore(root: string, options: FsckOptions = {}): Promis
     }
   }
 
-  // 3. The build cache: each entry readable and naming a stored layer.
+  // 3. Extracted base chains (rootfs/): directories named by their chain, nothing else.
+  for (const name of await readdir(store.rootfsDir).catch(() => [] as string[])) {
+    const st = await lstat(path.join(store.rootfsDir, name));
+    if (/^[0-9a-f]{64}$/.test(name) && st.isDirectory()) continue;
+    const p: Problem = { kind: 'blob-stray', subject: `rootfs/${name}`, detail: 'not an extracted chain' };
+    if (repair) {
+      await rm(path.join(store.rootfsDir, name), { recursive: true, force: true });
+      p.repaired = 'removed';
+    }
+    problems.push(p);
+  }
+
+  // 4. The build cache: each entry readable and naming a stored layer.
   const cacheDir = path.join(store.root, 'cache');
   for (const name of await readdir(cacheDir).catch(() => [] as string[])) {
     const file = path.join(cacheDir, name);

@@ -7,8 +7,8 @@
 import { readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { INDEX_TYPES, MANIFEST_TYPES } from '../oci/media-types.js';
-import { REF_NAME_ANNOTATION, type Descriptor, type Index, type Manifest } from '../oci/types.js';
-import { DANGLING_ANNOTATION, Store } from './store.js';
+import { REF_NAME_ANNOTATION, type Descriptor, type ImageConfig, type Index, type Manifest } from '../oci/types.js';
+import { chainName, DANGLING_ANNOTATION, Store } from './store.js';
 import { LayerCache } from './cache.js';
 
 export interface PruneOptions {
@@ -25,6 +25,8 @@ export interface PruneResult {
   bytes: number;
   /** Temp files of dead processes that were removed. */
   temp: string[];
+  /** Extracted base chains (rootfs/) removed: no image starts from them any more (with --all: every one not in use). */
+  rootfs: string[];
 }
 
 export async function pruneStore(root: string, options: PruneOptions = {}): Promise<PruneResult> {
@@ -54,6 +56,10 @@ export async function pruneStore(root: string, options: PruneOptions = {}): Prom
         const m = await store.readJSON<Manifest>(d.digest);
         keep.add(m.config.digest);
         for (const l of m.layers) keep.add(l.digest);
+        if (!options.all && (await store.hasBlob(m.config.digest))) {
+          const config = await store.readJSON<ImageConfig>(m.config.digest);
+          keep.add(`rootfs:${chainName(config.rootfs?.diff_ids ?? [])}`);
+        }
       } else if (INDEX_TYPES.has(d.mediaType)) {
         const ix = await store.readJSON<Index>(d.digest);
         for (const c of ix.manifests) await visit(c);
@@ -74,6 +80,13 @@ export async function pruneStore(root: string, options: PruneOptions = {}): Prom
         blobs.push(digest);
       }
     }
-    return { images: removed, blobs, bytes, temp };
+    // Extracted chains: kept while an image starts from one (unless --all) or a build uses it.
+    const rootfs: string[] = [];
+    for (const chain of await readdir(store.rootfsDir).catch(() => [] as string[])) {
+      if (keep.has(`rootfs:${chain}`)) continue;
+      await rm(path.join(store.rootfsDir, chain), { recursive: true, force: true });
+      rootfs.push(chain);
+    }
+    return { images: removed, blobs, bytes, temp, rootfs };
   });
 }

@@ -28,6 +28,7 @@ import lockfile from 'proper-lockfile';
 import { crashPoint, GantryError, isSystemError, StoreError } from '../errors/index.js';
 import { parseDigest, VerifyStream, DigestMismatchError, SizeMismatchError } from '../oci/digest.js';
 import { MediaType } from '../oci/media-types.js';
+import { unmountUnder } from '../rootfs/overlay.js';
 import { REF_NAME_ANNOTATION, type Descriptor, type Index } from '../oci/types.js';
 
 export const LAYOUT_VERSION = '1.0.0';
@@ -93,6 +94,11 @@ export class Store {
 
   get tmpDir(): string {
     return path.join(this.root, 'tmp');
+  }
+
+  /** Base images' layers extracted once, by chain: the lower directories of build overlays. */
+  get rootfsDir(): string {
+    return path.join(this.root, 'rootfs');
   }
 
   private async init(): Promise<void> {
@@ -391,6 +397,8 @@ export class Store {
     for (const name of await readdir(this.tmpDir).catch(() => [] as string[])) {
       const owner = tempOwner(name);
       if (owner && !owner.alive) {
+        // A killed build's overlay is still mounted there: detach it first.
+        if (owner.kind === 'rootfs') await unmountUnder(path.join(this.tmpDir, name));
         // Another process may be removing it too: whoever comes second finds less, or nothing.
         await rm(path.join(this.tmpDir, name), { recursive: true, force: true, maxRetries: 3 }).catch(() => undefined);
         removed.push(name);
@@ -429,6 +437,11 @@ export async function storeFailure(err: unknown, writing: Promise<unknown>): Pro
     (e: unknown) => e,
   );
   return stored instanceof StoreError && stored.code === 'STORE_IO' ? stored : err;
+}
+
+/** The name of an extracted chain of layers under rootfs/: a sum of their diff IDs in order. */
+export function chainName(diffIds: readonly string[]): string {
+  return createHash('sha256').update(diffIds.join('\n')).digest('hex');
 }
 
 let hostTag: string | undefined;

@@ -38,7 +38,7 @@ async function layerListings(ref: string): Promise<string[][]> {
   const manifest = JSON.parse(readFileSync(blob(index.manifests[0].digest), 'utf8'));
   const out: string[][] = [];
   for (const l of manifest.layers as { digest: string }[]) {
-    out.push((await execa('tar', ['tvzf', blob(l.digest)])).stdout.split('\n'));
+    out.push((await execa('tar', ['tvf', blob(l.digest)])).stdout.split('\n'));
   }
   return out;
 }

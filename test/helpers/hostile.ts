@@ -52,7 +52,7 @@ export function makeVictim(dir: string, extra: Record<string, string> = {}): Vic
 }
 
 /** The layout's own entries; `tmp` is the temp area, where anything may be left by a crash. */
-const STORE_ENTRIES = new Set(['blobs', 'index.json', 'index.json.lock', 'oci-layout', 'tmp', 'cache', 'cache-mounts']);
+const STORE_ENTRIES = new Set(['blobs', 'index.json', 'index.json.lock', 'oci-layout', 'tmp', 'cache', 'cache-mounts', 'rootfs']);
 
 interface Desc {
   mediaType?: string;

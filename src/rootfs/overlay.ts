@@ -1,0 +1,87 @@
+/**
+ * A build's rootfs as an overlay mount: the base image's layers are extracted once into a
+ * directory the store keeps (read-only from then on, the lower layer), and each build mounts
+ * a fresh upper directory on top. A build then starts without unpacking its base, as BuildKit
+ * and buildah start from their stored snapshots.
+ *
+ * Mounting needs root and overlayfs; where either is missing (a rootless build, a store on a
+ * file system overlayfs cannot use as upper, a path with characters the mount options cannot
+ * carry), `mountOverlay` says so once and the caller unpacks into a plain directory instead.
+ * `GANTRY_OVERLAY=0` turns overlays off.
+ *
+ * The mount lives in the host's mount namespace: it is unmounted when the build ends, and a
+ * process killed before that leaves it for the next gantry process, which unmounts it before
+ * removing the dead process's temp entry (`unmountUnder`).
+ */
+import { execFile } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+const MOUNT = ['/usr/bin/mount', '/bin/mount'];
+const UMOUNT = ['/usr/bin/umount', '/bin/umount'];
+
+let usable: boolean | undefined;
+
+export function overlayWanted(): boolean {
+  return process.env.GANTRY_OVERLAY !== '0' && usable !== false && process.getuid?.() === 0;
+}
+
+/**
+ * Mount `lower` (read-only) under a new upper directory in `dir`; returns the merged
+ * directory, or undefined when overlays cannot be used here (then never tried again).
+ */
+export async function mountOverlay(lower: string, dir: string): Promise<string | undefined> {
+  if (!overlayWanted()) return undefined;
+  const upper = path.join(dir, 'upper');
+  const work = path.join(dir, 'work');
+  const merged = path.join(dir, 'merged');
+  if ([lower, upper, work].some((p) => /[,:\\\s]/.test(p))) return undefined;
+  await mkdir(upper, { mode: 0o755 });
+  await mkdir(work, { mode: 0o700 });
+  await mkdir(merged, { mode: 0o755 });
+  try {
+    await run(tool(MOUNT), ['-t', 'overlay', 'overlay', '-o', `lowerdir=${lower},upperdir=${upper},workdir=${work}`, merged]);
+    usable = true;
+    return merged;
+  } catch {
+    usable = false;
+    return undefined;
+  }
+}
+
+export async function unmount(dir: string): Promise<void> {
+  try {
+    await run(tool(UMOUNT), [dir]);
+  } catch {
+    // busy (a process still has it open): detach it now, the kernel frees it when released
+    await run(tool(UMOUNT), ['-l', dir]).catch(() => undefined);
+  }
+}
+
+/** Detach every mount at or below `dir` (deepest first): what a killed build left mounted. */
+export async function unmountUnder(dir: string): Promise<void> {
+  let table: string;
+  try {
+    table = readFileSync('/proc/self/mountinfo', 'utf8');
+  } catch {
+    return;
+  }
+  const points = table
+    .split('\n')
+    .map((l) => unescapeMount(l.split(' ')[4] ?? ''))
+    .filter((m) => m === dir || m.startsWith(dir + '/'))
+    .sort((a, b) => b.length - a.length);
+  for (const m of points) await run(tool(UMOUNT), ['-l', m]).catch(() => undefined);
+}
+
+/** mountinfo escapes space, tab, newline and backslash as octal. */
+function unescapeMount(s: string): string {
+  return s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(Number.parseInt(o, 8)));
+}
+
+function tool(candidates: string[]): string {
+  return candidates.find((c) => existsSync(c)) ?? (candidates[0] as string);
+}

@@ -1,0 +1,116 @@
+import { createHash } from 'node:crypto';
+import { lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { execa } from 'execa';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { projectRoot } from '../helpers/conformance.js';
+import { makeFatRootfs, mountsUnder } from '../helpers/faults.js';
+import { writeTree } from '../helpers/files.js';
+import { expectStoreConsistent } from '../helpers/hostile.js';
+import { tarDir } from '../helpers/rootfs.js';
+
+// Builds on an overlay (src/rootfs/overlay.ts): the base is extracted once into the store's
+// rootfs/ and each build mounts its own upper directory on it. The image must be the same,
+// byte for byte, as the one built by unpacking into a plain directory (GANTRY_OVERLAY=0),
+// whatever the steps do to the base's files; the extracted base must never change; prune
+// keeps it while an image starts from it.
+
+const bin = path.join(projectRoot, 'bin', 'gantry');
+const work = mkdtempSync(path.join(tmpdir(), 'gantry-overlay-'));
+const gantry = (store: string, args: string[], env: Record<string, string> = {}) => execa(bin, ['--root', store, ...args], { reject: false, env });
+const root = process.getuid?.() === 0;
+let fatTar: string;
+
+/** Every entry under `dir` with type, mode, owner and content: what "unchanged" compares. */
+function tree(dir: string): string[] {
+  const out: string[] = [];
+  const walk = (rel: string): void => {
+    for (const n of readdirSync(path.join(dir, rel)).sort()) {
+      const r = rel ? `${rel}/${n}` : n;
+      const p = path.join(dir, r);
+      const st = lstatSync(p);
+      const what = st.isSymbolicLink() ? readlinkSync(p) : st.isFile() ? createHash('sha256').update(readFileSync(p)).digest('hex') : '';
+      out.push(`${r} ${st.mode.toString(8)} ${st.uid}:${st.gid} ${what}`);
+      if (st.isDirectory()) walk(r);
+    }
+  };
+  walk('');
+  return out;
+}
+
+// Everything a step can do to the base's files: delete (file, directory), replace a directory
+// by a new one of the same name (opaque), change content, mode and owner, replace a file by a
+// link and a link by a file, add hard links to a base file.
+const dockerfile = [
+  'FROM fat:1',
+  'RUN rm /data/r1 && rm -rf /data/text/t1* && echo changed > /data/r2 && chmod 600 /data/r3 && chown 65534:65534 /data/r4',
+  'RUN rm -rf /data/text && mkdir /data/text && echo new > /data/text/only',
+  'RUN rm /data/r5 && ln -s r6 /data/r5 && rm /bin/cat && echo "#!/bin/sh" > /bin/cat && ln /data/r7 /data/r7-link',
+  'COPY files /data/copied',
+  'RUN rm -rf /data/copied/a && echo done > /done',
+].join('\n');
+
+beforeAll(() => {
+  if (!root) {
+    if (process.env.CI === 'true') throw new Error('the overlay tests mount overlayfs and need root');
+    return;
+  }
+  fatTar = tarDir(makeFatRootfs(path.join(work, 'fat'), { random: 20, small: 40, seed: 'overlay' }), path.join(work, 'fat.tar'), '');
+});
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+describe.skipIf(!root && process.env.CI !== 'true')('builds on an overlay', () => {
+  test('the same image as unpacking into a plain directory; the extracted base never changes; no mount is left', async () => {
+    const ctx = writeTree(path.join(work, 'ctx'), { Dockerfile: dockerfile, 'files/a': 'a\n', 'files/b': 'b\n' });
+    const plain = path.join(work, 'plain');
+    const over = path.join(work, 'over');
+    expect((await gantry(plain, ['import', fatTar, 'fat:1'])).exitCode).toBe(0);
+    await execa('cp', ['-a', plain, over]); // the same fat:1 in both
+    const args = ['build', '--progress', 'plain', '--source-date-epoch', '1700000000', '-t', 'app:1', ctx];
+    const a = await gantry(plain, args, { GANTRY_OVERLAY: '0' });
+    expect(a.exitCode, a.stderr).toBe(0);
+    expect(readdirSync(plain)).not.toContain('rootfs');
+    const b = await gantry(over, args);
+    expect(b.exitCode, b.stderr).toBe(0);
+    const chains = readdirSync(path.join(over, 'rootfs'));
+    expect(chains).toHaveLength(1);
+    const inspect = async (s: string) => JSON.parse((await gantry(s, ['inspect', 'app:1'])).stdout)[0] as { Id: string; RootFS: { Layers: string[] } };
+    expect((await inspect(over)).RootFS.Layers).toEqual((await inspect(plain)).RootFS.Layers);
+    expect((await inspect(over)).Id).toBe((await inspect(plain)).Id);
+    expect(mountsUnder(work)).toEqual([]);
+
+    // The extracted base is the base, untouched by the steps that ran on it.
+    const chain = path.join(over, 'rootfs', chains[0] as string);
+    const fat = tree(path.join(work, 'fat'));
+    expect(tree(chain).map((l) => l.split(' ').slice(0, 1).concat(l.split(' ').slice(3)).join(' '))).toEqual(fat.map((l) => l.split(' ').slice(0, 1).concat(l.split(' ').slice(3)).join(' ')));
+    const before = tree(chain);
+    // A second build from the same base starts from the same directory: nothing is extracted.
+    const again = await gantry(over, [...args.slice(0, -3), '--no-cache', '-t', 'app:2', ctx]);
+    expect(again.exitCode, again.stderr).toBe(0);
+    expect(tree(chain)).toEqual(before);
+    expect((await inspect(over)).Id).toBe((await inspect(plain)).Id);
+    expectStoreConsistent(over);
+    expect(readdirSync(path.join(over, 'tmp'))).toEqual([]);
+  }, 120_000);
+
+  test('prune keeps an extracted base while an image starts from it; --all and rmi let it go', async () => {
+    const store = path.join(work, 'prune');
+    expect((await gantry(store, ['import', fatTar, 'fat:1'])).exitCode).toBe(0);
+    const ctx = writeTree(path.join(work, 'ctx2'), { Dockerfile: 'FROM fat:1\nRUN echo x > /x\n' });
+    expect((await gantry(store, ['build', '-t', 'x:1', ctx])).exitCode).toBe(0);
+    expect(readdirSync(path.join(store, 'rootfs'))).toHaveLength(1);
+    expect((await gantry(store, ['prune'])).exitCode).toBe(0);
+    expect(readdirSync(path.join(store, 'rootfs'))).toHaveLength(1);
+    expect((await gantry(store, ['fsck'])).exitCode).toBe(0);
+    expect((await gantry(store, ['rmi', 'fat:1'])).exitCode).toBe(0);
+    expect((await gantry(store, ['prune'])).exitCode).toBe(0);
+    expect(readdirSync(path.join(store, 'rootfs'))).toHaveLength(0);
+    expect((await gantry(store, ['build', '-t', 'x:2', ctx])).exitCode).not.toBe(0); // fat:1 is gone
+    expect((await gantry(store, ['import', fatTar, 'fat:1'])).exitCode).toBe(0);
+    expect((await gantry(store, ['build', '-t', 'x:2', ctx])).exitCode).toBe(0);
+    expect((await gantry(store, ['prune', '--all'])).exitCode).toBe(0);
+    expect(readdirSync(path.join(store, 'rootfs'))).toHaveLength(0);
+    expectStoreConsistent(store);
+  }, 120_000);
+});

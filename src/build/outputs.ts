@@ -56,6 +56,15 @@ export async function writeOutputs(
 ): Promise<void> {
   if (outputs.length === 0) return;
   const store = await Store.open(root);
+  try {
+    await writeEach(store, descriptor, names, outputs, access);
+  } finally {
+    await store.releaseLease();
+  }
+}
+
+async function writeEach(store: Store, descriptor: Descriptor, names: string[], outputs: OutputSpec[], access: RegistryAccess): Promise<void> {
+  const root = store.root;
   const local = await loadImage(store, descriptor);
   // An OCI layout gets gzip layers, as BuildKit's OCI exporter writes; a docker archive keeps
   // them as stored, uncompressed (what docker save writes).

@@ -119,6 +119,15 @@ export interface PushCommandOptions extends RegistryAccess {
 
 export async function push(options: PushCommandOptions): Promise<PushResult> {
   const store = await Store.open(options.root);
+  try {
+    return await pushFrom(store, options);
+  } finally {
+    // Compressing built layers leased the blobs it wrote; they are in the build cache now.
+    await store.releaseLease();
+  }
+}
+
+async function pushFrom(store: Store, options: PushCommandOptions): Promise<PushResult> {
   const found = await findEntries(store, options.image);
   const top = found[0];
   if (top && INDEX_TYPES.has(top.descriptor.mediaType)) {

@@ -2,7 +2,7 @@
  * Build progress for people and machines: an ora spinner per step on a terminal, plain
  * `#N ...` lines in CI and pipes, JSON events on request.
  */
-import ora, { type Ora } from 'ora';
+import type { Ora } from 'ora';
 import type { ProgressEvent } from '../index.js';
 
 export type ProgressMode = 'auto' | 'tty' | 'plain' | 'json';
@@ -15,7 +15,7 @@ export function chooseMode(mode: ProgressMode, stream: NodeJS.WriteStream = proc
   return usable && !process.env.CI ? 'tty' : 'plain';
 }
 
-export function progressPrinter(mode: Exclude<ProgressMode, 'auto'>, out: NodeJS.WriteStream = process.stderr): (e: ProgressEvent) => void {
+export async function progressPrinter(mode: Exclude<ProgressMode, 'auto'>, out: NodeJS.WriteStream = process.stderr): Promise<(e: ProgressEvent) => void> {
   if (mode === 'json') {
     return (e) => out.write(JSON.stringify(e.type === 'plan' ? { type: 'plan', stages: e.plan.stages.map((s) => s.name ?? s.index) } : e) + '\n');
   }
@@ -30,6 +30,8 @@ export function progressPrinter(mode: Exclude<ProgressMode, 'auto'>, out: NodeJS
       }
     };
   }
+  // ora only for a terminal: loading it costs a plain or JSON build time for nothing.
+  const { default: ora } = await import('ora');
   const spinners = new Map<number, Ora>();
   return (e) => {
     if (e.type === 'step') {

@@ -7,7 +7,11 @@
 import { Buffer } from 'node:buffer';
 import tls from 'node:tls';
 import type { Readable } from 'node:stream';
-import { Agent, request, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
+
+/** undici is loaded on the first request: a build from local images never pays for it. */
+let undiciModule: Promise<typeof import('undici')> | undefined;
+const undici = (): Promise<typeof import('undici')> => (undiciModule ??= import('undici'));
 import { RegistryError } from '../errors/index.js';
 import { DEFAULT_DOMAIN } from '../oci/reference.js';
 
@@ -116,7 +120,8 @@ export class RegistryClient {
   private probed: boolean;
   private readonly tokens = new Map<string, CachedToken>();
   private basic: string | undefined;
-  private readonly dispatcher: Dispatcher;
+  private agent: Promise<Dispatcher> | undefined;
+  private readonly connect: { timeout: number; ca?: string[] };
   /** Requests made, for tests and progress: method and path. */
   readonly log: { method: string; path: string; status: number }[] = [];
 
@@ -126,8 +131,13 @@ export class RegistryClient {
   ) {
     this.endpoint = `https://${registryHost(domain)}`;
     this.probed = !plainHttpAllowed(domain, options.insecureRegistries);
-    const connect = options.caCerts ? { timeout: 30_000, ca: [...tls.rootCertificates, options.caCerts] } : { timeout: 30_000 };
-    this.dispatcher = options.dispatcher ?? new Agent({ connect, headersTimeout: 60_000, bodyTimeout: 120_000 });
+    this.connect = options.caCerts ? { timeout: 30_000, ca: [...tls.rootCertificates, options.caCerts] } : { timeout: 30_000 };
+  }
+
+  private dispatcher(): Promise<Dispatcher> {
+    if (this.options.dispatcher) return Promise.resolve(this.options.dispatcher);
+    this.agent ??= undici().then(({ Agent }) => new Agent({ connect: this.connect, headersTimeout: 60_000, bodyTimeout: 120_000 }));
+    return this.agent;
   }
 
   /** For hosts that allow plain HTTP: try HTTPS once; a TLS-level failure means HTTP (docker does the same). */
@@ -135,7 +145,8 @@ export class RegistryClient {
     if (this.probed) return;
     this.probed = true;
     try {
-      const res = await request(`${this.endpoint}/v2/`, { method: 'GET', dispatcher: this.dispatcher, headers: { 'user-agent': this.options.userAgent ?? 'gantry' } });
+      const { request } = await undici();
+      const res = await request(`${this.endpoint}/v2/`, { method: 'GET', dispatcher: await this.dispatcher(), headers: { 'user-agent': this.options.userAgent ?? 'gantry' } });
       await res.body.dump();
     } catch (err) {
       const code = String((err as { code?: string }).code ?? '');
@@ -198,11 +209,12 @@ export class RegistryClient {
       const auth = this.authorization(options.scope);
       if (auth) headers.authorization = auth;
     }
+    const { request } = await undici();
     const res = await request(url, {
       method: method as Dispatcher.HttpMethod,
       headers,
       ...(options.body !== undefined ? { body: options.body } : {}),
-      dispatcher: this.dispatcher,
+      dispatcher: await this.dispatcher(),
     });
     const location = res.headers.location;
     if ([301, 302, 303, 307, 308].includes(res.statusCode) && typeof location === 'string' && (method === 'GET' || method === 'HEAD')) {
@@ -272,7 +284,8 @@ export class RegistryClient {
     } else if (creds?.username) {
       headers.authorization = `Basic ${Buffer.from(`${creds.username}:${creds.password ?? ''}`).toString('base64')}`;
     }
-    const r = await request(realm.toString(), { method, headers, ...(body ? { body } : {}), dispatcher: this.dispatcher });
+    const { request } = await undici();
+    const r = await request(realm.toString(), { method, headers, ...(body ? { body } : {}), dispatcher: await this.dispatcher() });
     const text = await r.body.text();
     if (r.statusCode !== 200) {
       throw new RegistryError('REGISTRY_AUTH', `token service ${realm.origin}${realm.pathname} refused (${r.statusCode}): ${text.slice(0, 200)}`, { status: r.statusCode, url: realm.toString() });
@@ -312,6 +325,6 @@ export class RegistryClient {
   }
 
   async close(): Promise<void> {
-    if (!this.options.dispatcher) await this.dispatcher.close();
+    if (!this.options.dispatcher && this.agent) await (await this.agent).close();
   }
 }

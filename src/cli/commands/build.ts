@@ -68,7 +68,7 @@ export function buildCommand(yargs: Argv<GlobalOptions>): Argv<GlobalOptions> {
         .option('insecure-registry', repeatable('reach this registry host[:port] over plain HTTP')) as unknown as Argv<BuildArgs>,
     async (argv) => {
       if (!argv['dry-run']) {
-        const onProgress = progressPrinter(chooseMode(argv.progress));
+        const onProgress = await progressPrinter(chooseMode(argv.progress));
         const result = await build({
           root: argv.root,
           context: argv.context,

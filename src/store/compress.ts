@@ -9,9 +9,11 @@
  * the distributable image of a reproducible build is reproducible too.
  */
 import { createHash } from 'node:crypto';
-import { createGzip } from 'node:zlib';
+import { availableParallelism } from 'node:os';
+import { promisify } from 'node:util';
+import { gzip as gzipCallback } from 'node:zlib';
 import { pipeline } from 'node:stream/promises';
-import { PassThrough } from 'node:stream';
+import { PassThrough, Transform } from 'node:stream';
 import type { Image, Layer } from '../image/image.js';
 import { layerCompression, MediaType } from '../oci/media-types.js';
 import type { Manifest } from '../oci/types.js';
@@ -20,6 +22,8 @@ import { storeFailure, type Store } from './store.js';
 
 /** At most this many layers are compressed at once (zlib runs in libuv's thread pool). */
 const PARALLEL = 2;
+
+const gzip = promisify(gzipCallback);
 
 /**
  * The image as it is pushed or exported: every uncompressed layer replaced by its gzip blob
@@ -51,11 +55,10 @@ async function gzipOf(store: Store, cache: LayerCache, l: Layer): Promise<Layer>
   const known = await cache.get(key); // leases the blob when it is there
   let blob = known?.layer ?? undefined;
   if (!blob) {
-    const gz = createGzip({ level: 6, chunkSize: 1 << 20 });
     const out = new PassThrough();
     const writing = store.writeBlob(out);
     try {
-      await Promise.all([pipeline(store.openBlob(l.digest, l.size), gz, out), writing]);
+      await Promise.all([pipeline(store.openBlob(l.digest, l.size), parallelGzip(), out), writing]);
     } catch (err) {
       out.destroy();
       throw await storeFailure(err, writing);
@@ -71,4 +74,57 @@ async function gzipOf(store: Store, cache: LayerCache, l: Layer): Promise<Layer>
     diffId: l.diffId,
     open: () => store.openBlob(blob.digest, blob.size),
   };
+}
+
+/** Bytes per gzip member: big enough that the ratio barely changes, small enough to spread. */
+const MEMBER = 4 * 1024 * 1024;
+
+/**
+ * gzip on every core: the input is cut into 4 MiB pieces, each compressed as a gzip member of
+ * its own in libuv's thread pool, and the members are written in order. A gzip file may hold
+ * many members (RFC 1952, 2.2); every reader of layers takes them as one stream (Go's
+ * gzip.Reader, zlib, pigz). Same input, same output: the pieces do not depend on timing.
+ */
+export function parallelGzip(level = 6): Transform {
+  const inFlight: Promise<Buffer>[] = [];
+  const limit = Math.max(2, availableParallelism());
+  let pending: Buffer[] = [];
+  let pendingSize = 0;
+  const cut = (): void => {
+    const piece = Buffer.concat(pending, pendingSize);
+    pending = [];
+    pendingSize = 0;
+    inFlight.push(gzip(piece, { level, chunkSize: MEMBER + 65536 })); // one pass in the thread pool, no round trips per 16 KiB
+  };
+  return new Transform({
+    async transform(chunk: Buffer, _enc, done) {
+      try {
+        let rest = chunk;
+        while (pendingSize + rest.length >= MEMBER) {
+          const take = MEMBER - pendingSize;
+          pending.push(rest.subarray(0, take));
+          pendingSize += take;
+          rest = rest.subarray(take);
+          cut();
+          while (inFlight.length >= limit) this.push(await (inFlight.shift() as Promise<Buffer>));
+        }
+        if (rest.length > 0) {
+          pending.push(rest);
+          pendingSize += rest.length;
+        }
+        done();
+      } catch (err) {
+        done(err as Error);
+      }
+    },
+    async flush(done) {
+      try {
+        if (pendingSize > 0 || inFlight.length === 0) cut(); // an empty input is one empty member
+        while (inFlight.length > 0) this.push(await (inFlight.shift() as Promise<Buffer>));
+        done();
+      } catch (err) {
+        done(err as Error);
+      }
+    },
+  });
 }

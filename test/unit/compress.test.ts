@@ -1,0 +1,30 @@
+import { execFileSync } from 'node:child_process';
+import { Readable } from 'node:stream';
+import { gunzipSync } from 'node:zlib';
+import { describe, expect, test } from 'vitest';
+import { parallelGzip } from '../../src/store/compress.js';
+import { pseudoRandom } from '../helpers/faults.js';
+
+// The parallel gzip that built layers leave the store with: many members, one stream for
+// every reader (Node's zlib, the host's gzip), the same bytes every time.
+
+const MEMBER = 4 * 1024 * 1024;
+
+async function compress(data: Buffer, chunk = 65536): Promise<Buffer> {
+  const pieces: Buffer[] = [];
+  for (let i = 0; i < data.length; i += chunk) pieces.push(data.subarray(i, i + chunk));
+  const out: Buffer[] = [];
+  for await (const c of Readable.from(pieces).pipe(parallelGzip())) out.push(c as Buffer);
+  return Buffer.concat(out);
+}
+
+describe('parallel gzip', () => {
+  test.each([0, 1, MEMBER - 1, MEMBER, MEMBER + 1, 3 * MEMBER + 17])('%i bytes: gunzip gives them back, gzip -d agrees, and the output is the same twice', async (size) => {
+    // Half text (compressible), half noise.
+    const data = Buffer.concat([Buffer.from('layer '.repeat(Math.ceil(size / 12))).subarray(0, Math.floor(size / 2)), pseudoRandom(`gz${size}`, size - Math.floor(size / 2))]);
+    const gz = await compress(data);
+    expect(gunzipSync(gz).equals(data)).toBe(true);
+    expect(execFileSync('gzip', ['-dc'], { input: gz, maxBuffer: 1 << 26 }).equals(data)).toBe(true);
+    expect((await compress(data, 1000003)).equals(gz)).toBe(true); // however the input arrives
+  }, 60_000);
+});

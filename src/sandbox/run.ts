@@ -173,6 +173,7 @@ function spawnAndWait(cmd: string, args: string[], spec: RunSpec, env: NodeJS.Pr
     child.stderr.on('data', (d: Buffer) => output(d, spec.onStderr));
     const abort = () => child.kill('SIGKILL');
     spec.signal?.addEventListener('abort', abort, { once: true });
+    if (spec.signal?.aborted) abort(); // aborted before the listener was there: no event comes
     child.on('error', (err) => reject(new SandboxError('SANDBOX_SPAWN', `cannot start ${cmd}: ${err.message}`, { cause: err })));
     child.on('close', (code, sig) => {
       spec.signal?.removeEventListener('abort', abort);

@@ -66,9 +66,13 @@ export class LayerCache {
     return out;
   }
 
+  /**
+   * Remove every entry. One file at a time, leaving the directory: a build running meanwhile
+   * may be writing an entry there (removing the directory would race it and fail).
+   */
   async clear(): Promise<number> {
     const names = await readdir(this.dir).catch(() => [] as string[]);
-    await rm(this.dir, { recursive: true, force: true });
+    for (const n of names) await rm(path.join(this.dir, n), { recursive: true, force: true });
     return names.length;
   }
 }

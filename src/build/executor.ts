@@ -11,8 +11,7 @@
 import { createHash } from 'node:crypto';
 import { chown, cp, lstat, mkdir, readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { PassThrough, Transform, type Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { Transform, type Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { crashPoint, DockerfileError, GantryError } from '../errors/index.js';
 import type { Image } from '../image/image.js';
@@ -29,7 +28,7 @@ import { runInSandbox, type Isolation, type SandboxMount } from '../sandbox/run.
 import { diff, layerTar, snapshot, type Snapshot } from '../snapshot/diff.js';
 import { LayerCache } from '../store/cache.js';
 import { findEntries, loadImage, writeImage } from '../store/images.js';
-import { chainName, Store, storeFailure } from '../store/store.js';
+import { chainName, Store } from '../store/store.js';
 import { applyConfigStep, type ConfigState } from './config.js';
 import { checksumSources, loadIgnore, resolveSources, type IgnoreFilter } from './context.js';
 import { StatCache } from './statcache.js';
@@ -185,7 +184,7 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
       for (const l of layers) await applyLayer(tmp, openLayer(l), { what: `layer ${l.digest}` });
       await mkdir(store.rootfsDir, { recursive: true });
       // Another build may have finished the same chain first: then its copy is used.
-      await rename(tmp, dir).catch(async (err: NodeJS.ErrnoException) => {
+      await rename(tmp, dir).catch((err: NodeJS.ErrnoException) => {
         if (err.code !== 'ENOTEMPTY' && err.code !== 'EEXIST') throw err;
       });
       return dir;
@@ -574,16 +573,7 @@ async function layerXattrs(rootfs: string, after: Snapshot, changes: { path: str
  * It is compressed when it leaves the store (push, OCI output: store/compress.ts).
  */
 async function storeLayer(store: Store, tarStream: Readable): Promise<LayerRef> {
-  const out = new PassThrough();
-  const writing = store.writeBlob(out);
-  try {
-    await Promise.all([pipeline(tarStream, coalesce(), out), writing]);
-  } catch (err) {
-    // A store that failed (a full disk) tears the pipeline down: its error says what happened.
-    out.destroy();
-    throw await storeFailure(err, writing);
-  }
-  const blob = await writing;
+  const blob = await store.writeFrom([tarStream, coalesce()]);
   return { digest: blob.digest, size: blob.size, diffId: blob.digest, mediaType: MediaType.ociLayer };
 }
 

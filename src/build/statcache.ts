@@ -20,7 +20,6 @@ type Row = [size: number, mtimeMs: number, ctimeMs: number, ino: number, sum: st
 
 export class StatCache {
   private readonly rows: Map<string, Row>;
-  private readonly used = new Map<string, Row>();
   private changed = false;
   /** Files whose sum came from the cache, and files hashed, since opening. */
   hits = 0;
@@ -70,7 +69,6 @@ export class StatCache {
       return undefined;
     }
     this.hits++;
-    this.used.set(k, row);
     return row[4];
   }
 
@@ -78,17 +76,15 @@ export class StatCache {
     const k = this.key(host);
     if (k === undefined) return;
     if (Math.max(st.mtimeMs, st.ctimeMs) >= this.started - RACY_MS) return; // racy: hash again next time
-    this.used.set(k, [st.size, st.mtimeMs, st.ctimeMs, st.ino, sum]);
+    this.rows.set(k, [st.size, st.mtimeMs, st.ctimeMs, st.ino, sum]);
     this.changed = true;
   }
 
   /** Write what this build hashed, beside what earlier builds did, when anything was new. */
   async save(): Promise<void> {
     if (this.file === undefined || this.tmp === undefined || !this.changed) return;
-    const rows: Record<string, Row> = {};
     // What earlier builds hashed and this one did not look at stays (another COPY may need it).
-    for (const [k, r] of this.rows) rows[k] = r;
-    for (const [k, r] of this.used) rows[k] = r;
+    const rows = Object.fromEntries(this.rows);
     try {
       await mkdir(path.dirname(this.file), { recursive: true });
       await writeFile(this.tmp, JSON.stringify({ version: VERSION, rows }), { flag: 'wx' });

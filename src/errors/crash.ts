@@ -5,6 +5,7 @@
  * stop gantry exactly between two writes that a timed kill would hit only by luck. Without
  * the variable a crash point costs one comparison.
  */
+import { Transform } from 'node:stream';
 
 /** Where gantry can be made to crash; each is named for what has just happened. */
 export type CrashPoint =
@@ -38,11 +39,32 @@ export type CrashPoint =
 let target: { point: string; n: number } | null | undefined;
 let count = 0;
 
-export function crashPoint(point: CrashPoint): void {
+function armed(): { point: string; n: number } | null {
   if (target === undefined) {
     const m = /^([a-z-]+)(?:@(\d+))?$/.exec(process.env.GANTRY_CRASH_AT ?? '');
     target = m ? { point: m[1] as string, n: Number(m[2] ?? 1) } : null;
   }
-  if (target === null || target.point !== point) return;
-  if (++count === target.n) process.kill(process.pid, 'SIGKILL');
+  return target;
+}
+
+export function crashPoint(point: CrashPoint): void {
+  const t = armed();
+  if (t === null || t.point !== point) return;
+  if (++count === t.n) process.kill(process.pid, 'SIGKILL');
+}
+
+/**
+ * The stages of a stream pipeline that reach `point` once per chunk: a pass-through when
+ * that point is the one armed, none otherwise (streams pay nothing outside the fault tests).
+ */
+export function crashPerChunk(point: CrashPoint): Transform[] {
+  if (armed()?.point !== point) return [];
+  return [
+    new Transform({
+      transform(chunk: Buffer, _enc, done) {
+        crashPoint(point);
+        done(null, chunk);
+      },
+    }),
+  ];
 }

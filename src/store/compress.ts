@@ -12,13 +12,13 @@ import { createHash } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { promisify } from 'node:util';
 import { gzip as gzipCallback } from 'node:zlib';
-import { pipeline } from 'node:stream/promises';
-import { PassThrough, Transform } from 'node:stream';
+import { Transform } from 'node:stream';
+import pLimit from 'p-limit';
 import type { Image, Layer } from '../image/image.js';
 import { layerCompression, MediaType } from '../oci/media-types.js';
 import type { Manifest } from '../oci/types.js';
 import { LayerCache } from './cache.js';
-import { storeFailure, type Store } from './store.js';
+import type { Store } from './store.js';
 
 /** At most this many layers are compressed at once (zlib runs in libuv's thread pool). */
 const PARALLEL = 2;
@@ -33,15 +33,8 @@ const gzip = promisify(gzipCallback);
 export async function distributable(store: Store, image: Image): Promise<Image> {
   if (!image.layers.some((l) => layerCompression(l.mediaType) === 'none')) return image;
   const cache = new LayerCache(store);
-  const layers: Layer[] = new Array<Layer>(image.layers.length);
-  const queue = image.layers.map((l, i) => ({ l, i }));
-  const workers = Array.from({ length: PARALLEL }, async () => {
-    for (let job = queue.shift(); job; job = queue.shift()) {
-      const { l, i } = job;
-      layers[i] = layerCompression(l.mediaType) === 'none' ? await gzipOf(store, cache, l) : l;
-    }
-  });
-  await Promise.all(workers);
+  const limit = pLimit(PARALLEL);
+  const layers = await Promise.all(image.layers.map((l) => (layerCompression(l.mediaType) === 'none' ? limit(() => gzipOf(store, cache, l)) : l)));
   const manifest: Manifest = {
     ...image.manifest,
     layers: layers.map((l, i) => ({ ...(image.manifest.layers[i] ?? {}), mediaType: l.mediaType, digest: l.digest, size: l.size })),
@@ -55,15 +48,7 @@ async function gzipOf(store: Store, cache: LayerCache, l: Layer): Promise<Layer>
   const known = await cache.get(key); // leases the blob when it is there
   let blob = known?.layer ?? undefined;
   if (!blob) {
-    const out = new PassThrough();
-    const writing = store.writeBlob(out);
-    try {
-      await Promise.all([pipeline(store.openBlob(l.digest, l.size), parallelGzip(), out), writing]);
-    } catch (err) {
-      out.destroy();
-      throw await storeFailure(err, writing);
-    }
-    const info = await writing;
+    const info = await store.writeFrom([store.openBlob(l.digest, l.size), parallelGzip()]);
     blob = { digest: info.digest, size: info.size, diffId: l.diffId, mediaType: MediaType.ociLayerGzip };
     await cache.put(key, { layer: blob, created: new Date().toISOString() });
   }

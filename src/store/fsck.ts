@@ -26,7 +26,7 @@ import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { INDEX_TYPES, MANIFEST_TYPES, MediaType } from '../oci/media-types.js';
 import { REF_NAME_ANNOTATION, type Descriptor, type Index } from '../oci/types.js';
-import { LAYOUT_VERSION, Store } from './store.js';
+import { isCurrentLayout, LAYOUT_VERSION, Store } from './store.js';
 
 export type ProblemKind = 'layout' | 'index' | 'blob-corrupt' | 'blob-stray' | 'image-incomplete' | 'cache-entry' | 'temp' | 'unknown-entry';
 
@@ -63,20 +63,12 @@ export async function fsckStore(root: string, options: FsckOptions = {}): Promis
   const layoutFile = path.join(path.resolve(root), 'oci-layout');
   // Opening re-creates a missing oci-layout and index.json: note what was missing first.
   const hadLayout = await readFile(layoutFile, 'utf8').catch(() => undefined);
-  if (hadLayout !== undefined) {
-    let version: unknown;
-    try {
-      version = (JSON.parse(hadLayout) as { imageLayoutVersion?: unknown }).imageLayoutVersion;
-    } catch {
-      version = undefined;
-    }
-    if (version !== LAYOUT_VERSION) {
-      const p: Problem = { kind: 'layout', subject: 'oci-layout', detail: `not an OCI image layout ${LAYOUT_VERSION}: ${hadLayout.slice(0, 80)}` };
-      if (!repair) return { problems: [p], blobs: 0, images: 0, ok: false };
-      await writeFile(layoutFile, JSON.stringify({ imageLayoutVersion: LAYOUT_VERSION }));
-      p.repaired = 'rewritten';
-      problems.push(p);
-    }
+  if (hadLayout !== undefined && !isCurrentLayout(hadLayout)) {
+    const p: Problem = { kind: 'layout', subject: 'oci-layout', detail: `not an OCI image layout ${LAYOUT_VERSION}: ${hadLayout.slice(0, 80)}` };
+    if (!repair) return { problems: [p], blobs: 0, images: 0, ok: false };
+    await writeFile(layoutFile, JSON.stringify({ imageLayoutVersion: LAYOUT_VERSION }));
+    p.repaired = 'rewritten';
+    problems.push(p);
   }
   const indexFile = path.join(path.resolve(root), 'index.json');
   const indexText = await readFile(indexFile, 'utf8').catch(() => undefined);
@@ -156,15 +148,17 @@ export async function fsckStore(root: string, options: FsckOptions = {}): Promis
 
   const missingOf = async (d: Descriptor): Promise<string[]> => {
     const missing: string[] = [];
-    const have = (x: Descriptor): boolean => good.get(x.digest) === x.size;
+    /** False, noting what is wrong, when `x` is not stored with its size. */
+    const have = (x: Descriptor): boolean => {
+      if (good.get(x.digest) === x.size) return true;
+      missing.push(good.has(x.digest) ? `${x.digest} (size ${good.get(x.digest)}, not ${x.size})` : x.digest);
+      return false;
+    };
     const visit = async (x: Descriptor): Promise<void> => {
-      if (!have(x)) {
-        missing.push(good.has(x.digest) ? `${x.digest} (size ${good.get(x.digest)}, not ${x.size})` : x.digest);
-        return;
-      }
+      if (!have(x)) return;
       if (MANIFEST_TYPES.has(x.mediaType)) {
         const m = JSON.parse((await store.readBlob(x.digest)).toString('utf8')) as { config?: Descriptor; layers?: Descriptor[] };
-        for (const c of [...(m.config ? [m.config] : []), ...(m.layers ?? [])]) if (!have(c)) missing.push(good.has(c.digest) ? `${c.digest} (size ${good.get(c.digest)}, not ${c.size})` : c.digest);
+        for (const c of [...(m.config ? [m.config] : []), ...(m.layers ?? [])]) have(c);
       } else if (INDEX_TYPES.has(x.mediaType)) {
         const ix = JSON.parse((await store.readBlob(x.digest)).toString('utf8')) as Index;
         // An index pulled for one platform names the others' manifests without holding them.

@@ -31,7 +31,7 @@ export interface PruneResult {
 
 export async function pruneStore(root: string, options: PruneOptions = {}): Promise<PruneResult> {
   const store = await Store.open(root);
-  const temp = [...store.cleaned, ...(await store.cleanTemp())];
+  const temp = store.cleaned; // opening the store removed them
   return store.withLock(async () => {
     const index = await store.readIndex();
     const removed: string[] = [];

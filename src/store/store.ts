@@ -22,16 +22,25 @@ import { hostname } from 'node:os';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { appendFile, link, mkdir, open, readFile, rename, rm, stat, writeFile, readdir, utimes } from 'node:fs/promises';
 import path from 'node:path';
-import { Readable, Transform } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import lockfile from 'proper-lockfile';
-import { crashPoint, GantryError, isSystemError, StoreError } from '../errors/index.js';
+import { crashPerChunk, crashPoint, GantryError, isSystemError, StoreError } from '../errors/index.js';
 import { parseDigest, VerifyStream, DigestMismatchError, SizeMismatchError } from '../oci/digest.js';
 import { MediaType } from '../oci/media-types.js';
 import { unmountUnder } from '../rootfs/overlay.js';
 import { REF_NAME_ANNOTATION, type Descriptor, type Index } from '../oci/types.js';
 
 export const LAYOUT_VERSION = '1.0.0';
+
+/** Whether an oci-layout file's text names the layout version gantry reads and writes. */
+export function isCurrentLayout(text: string): boolean {
+  try {
+    return (JSON.parse(text) as { imageLayoutVersion?: unknown }).imageLayoutVersion === LAYOUT_VERSION;
+  } catch {
+    return false;
+  }
+}
 
 export interface BlobInfo {
   digest: string;
@@ -125,16 +134,8 @@ export class Store {
     const layout = await readFile(layoutFile, 'utf8').catch(() => undefined);
     if (layout === undefined) {
       await this.atomicWrite(layoutFile, JSON.stringify({ imageLayoutVersion: LAYOUT_VERSION }));
-    } else {
-      let version: unknown;
-      try {
-        version = (JSON.parse(layout) as { imageLayoutVersion?: unknown }).imageLayoutVersion;
-      } catch {
-        version = undefined;
-      }
-      if (version !== LAYOUT_VERSION) {
-        throw new StoreError('STORE_LAYOUT', `${layoutFile}: not an OCI image layout ${LAYOUT_VERSION} (${layout.slice(0, 80)})`);
-      }
+    } else if (!isCurrentLayout(layout)) {
+      throw new StoreError('STORE_LAYOUT', `${layoutFile}: not an OCI image layout ${LAYOUT_VERSION} (${layout.slice(0, 80)})`);
     }
   }
 
@@ -193,14 +194,8 @@ export class Store {
       ...(expected?.size !== undefined ? { size: expected.size } : {}),
     });
     const source = typeof data === 'string' || Buffer.isBuffer(data) ? Readable.from([Buffer.from(data)]) : Readable.from(data);
-    const chunks = new Transform({
-      transform(chunk: Buffer, _enc, done) {
-        crashPoint('blob-chunk');
-        done(null, chunk);
-      },
-    });
     try {
-      await pipeline(source, verify, chunks, createWriteStream(tmp, { flags: 'wx', mode: 0o644 }));
+      await pipeline([source, verify, ...crashPerChunk('blob-chunk'), createWriteStream(tmp, { flags: 'wx', mode: 0o644 })]);
       const fh = await open(tmp, 'r');
       try {
         await fh.sync();
@@ -227,6 +222,23 @@ export class Store {
     const code = err.code;
     const hint = code === 'ENOSPC' || code === 'EDQUOT' ? '; free some space (gantry prune) and run the command again' : '';
     return new StoreError('STORE_IO', `${doing}: ${(err as Error).message}${hint}`, { cause: err });
+  }
+
+  /**
+   * Write what a chain of streams produces (a source and its transforms) as a blob. When the
+   * store's write fails (a full disk), its error is the one reported, not the torn-down
+   * chain's.
+   */
+  async writeFrom(streams: (NodeJS.ReadableStream | NodeJS.ReadWriteStream)[]): Promise<BlobInfo> {
+    const out = new PassThrough();
+    const writing = this.writeBlob(out);
+    try {
+      await Promise.all([pipeline([...streams, out]), writing]);
+    } catch (err) {
+      out.destroy();
+      throw await storeFailure(err, writing);
+    }
+    return writing;
   }
 
   async writeJSON(value: unknown): Promise<BlobInfo & { bytes: Buffer }> {

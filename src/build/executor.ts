@@ -11,9 +11,9 @@
 import { createHash } from 'node:crypto';
 import { chown, cp, lstat, mkdir, readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { Transform, type Readable } from 'node:stream';
+import { type Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
-import { crashPoint, DockerfileError, GantryError } from '../errors/index.js';
+import { crashPoint, DockerfileError, GantryError, trace } from '../errors/index.js';
 import type { Image } from '../image/image.js';
 import { INDEX_TYPES, layerCompression, MediaType } from '../oci/media-types.js';
 import { formatReference, normalizeReference } from '../oci/reference.js';
@@ -25,7 +25,8 @@ import { mountOverlay, overlayWanted, unmount } from '../rootfs/overlay.js';
 import { resolveInRoot } from '../rootfs/resolve.js';
 import { readXattrs } from '../rootfs/xattr.js';
 import { runInSandbox, type Isolation, type SandboxMount } from '../sandbox/run.js';
-import { diff, layerTar, snapshot, type Snapshot } from '../snapshot/diff.js';
+import { diff, snapshot, writeLayer, type Snapshot } from '../snapshot/diff.js';
+import { TarWriter } from '../tar/writer.js';
 import { LayerCache } from '../store/cache.js';
 import { findEntries, loadImage, writeImage } from '../store/images.js';
 import { chainName, Store } from '../store/store.js';
@@ -110,7 +111,9 @@ const sha = (s: string): string => createHash('sha256').update(s).digest('hex');
 const layersOf = (s: StageState): string => `layers:${s.layers.map((l) => l.diffId).join(',')}`;
 
 export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
+  trace('build start');
   const store = await Store.open(options.root);
+  trace('store open');
   const cache = new LayerCache(store);
   const temps: string[] = [];
   /** Overlay mounts of this build, unmounted before its temp entries go. */
@@ -153,9 +156,11 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
       };
     }
     const plan = makePlan(options.text, { ...planOptions, baseImages });
+    trace('planned');
     emit({ type: 'plan', plan });
     const ignore = await loadIgnore(options.context, options.dockerfile);
     contextStats = await StatCache.open(path.join(store.root, 'cache'), options.context, store.tempPath('stat'));
+    trace('context stat cache open');
     const finished = new Map<number, StageState>();
     const imageStates = new Map<string, StageState>();
 
@@ -376,8 +381,11 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
         }
         let layer: LayerRef | null = null;
         try {
+          trace(`step ${step.id}: start`);
           const rootfs = await materialise(state);
+          trace(`step ${step.id}: rootfs ready`);
           const before = state.snapshot ?? (await snapshot(rootfs));
+          trace(`step ${step.id}: snapshot before`);
           if (step.op === 'run') {
             await runStep(step, rootfs, options, emit, await prepareMounts(step));
           } else if (step.op === 'copy') {
@@ -412,15 +420,23 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
             }
             state.config.config = { ...(state.config.config ?? {}), WorkingDir: step.path };
           }
+          trace(`step ${step.id}: ${step.op} done`);
           const after = await snapshot(rootfs);
+          trace(`step ${step.id}: snapshot after`);
           const changes = diff(before, after, { overlay: mounted.includes(rootfs) });
           state.snapshot = after;
+          trace(`step ${step.id}: diff (${changes.length} changes)`);
           if (changes.length > 0) {
             const xattrs = await layerXattrs(rootfs, after, changes);
-            layer = await storeLayer(store, layerTar(rootfs, after, changes, {
-              ...(options.sourceDateEpoch !== undefined ? { sourceDateEpoch: options.sourceDateEpoch } : {}),
-              xattrs,
-            }));
+            trace(`step ${step.id}: xattrs`);
+            const blob = await store.writeWith((out) =>
+              writeLayer(new TarWriter(out), rootfs, after, changes, {
+                ...(options.sourceDateEpoch !== undefined ? { sourceDateEpoch: options.sourceDateEpoch } : {}),
+                xattrs,
+              }),
+            );
+            layer = { digest: blob.digest, size: blob.size, diffId: blob.digest, mediaType: MediaType.ociLayer };
+            trace(`step ${step.id}: layer stored`);
             state.layers.push(layer);
           }
           state.config.history = [...(state.config.history ?? []), layer ? history : { ...history, empty_layer: true }];
@@ -445,19 +461,24 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
     const variant = parsePlatform(plan.target.platform).variant;
     if (variant) config.variant = variant;
     else delete config.variant;
+    trace('steps done');
     const descriptor = await writeImage(store, { config, layers: final.layers });
     crashPoint('commit');
     const tags = (options.tags ?? []).map((t) => formatReference(normalizeReference(t)));
     for (const t of tags) await store.tag(t, descriptor);
     if (tags.length === 0) await store.addUntagged(descriptor);
     const image = await loadImage(store, descriptor);
+    trace('image written');
     emit({ type: 'image', digest: descriptor.digest, configDigest: image.configDigest, tags });
     return { digest: descriptor.digest, configDigest: image.configDigest, descriptor, tags, plan };
   } finally {
     await contextStats?.save();
     for (const m of mounted.reverse()) await unmount(m);
+    trace('unmounted');
     for (const t of temps) await rm(t, { recursive: true, force: true }).catch(() => undefined);
+    trace('temps removed');
     await store.releaseLease();
+    trace('lease released');
   }
 }
 
@@ -532,28 +553,6 @@ async function obtainImage(store: Store, ref: string, access: ExecuteOptions, pl
   return loadImage(store, pulled.descriptor);
 }
 
-/** Gathers small chunks (tar headers, small files) into ~1 MiB ones: gzip then runs in a few
- * large thread-pool jobs instead of one per chunk. */
-function coalesce(size = 1 << 20): Transform {
-  let parts: Buffer[] = [];
-  let held = 0;
-  return new Transform({
-    transform(chunk: Buffer, _enc, done) {
-      parts.push(chunk);
-      held += chunk.length;
-      if (held >= size) {
-        this.push(Buffer.concat(parts, held));
-        parts = [];
-        held = 0;
-      }
-      done();
-    },
-    flush(done) {
-      if (held > 0) this.push(Buffer.concat(parts, held));
-      done();
-    },
-  });
-}
 
 /**
  * The xattrs a layer records for its files (security.capability, as BuildKit): a RUN's
@@ -572,10 +571,6 @@ async function layerXattrs(rootfs: string, after: Snapshot, changes: { path: str
  * Store a step's layer uncompressed: its digest is its diff ID, and no time goes to gzip here.
  * It is compressed when it leaves the store (push, OCI output: store/compress.ts).
  */
-async function storeLayer(store: Store, tarStream: Readable): Promise<LayerRef> {
-  const blob = await store.writeFrom([tarStream, coalesce()]);
-  return { digest: blob.digest, size: blob.size, diffId: blob.digest, mediaType: MediaType.ociLayer };
-}
 
 async function runStep(
   step: Extract<Step, { op: 'run' }>,

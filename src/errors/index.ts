@@ -68,6 +68,7 @@ export class RegistryError extends GantryError {
 export class SandboxError extends GantryError {}
 export class StoreError extends GantryError {}
 export { crashPerChunk, crashPoint, type CrashPoint } from './crash.js';
+export { trace } from './trace.js';
 
 /** An error of an operating-system call (ENOSPC, EIO, EACCES...), as Node reports them. */
 export function isSystemError(err: unknown): err is NodeJS.ErrnoException & Error {

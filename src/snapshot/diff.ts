@@ -7,13 +7,13 @@
  * an opaque marker for a directory that was replaced. Entries are sorted and times can be
  * clamped, so the same change gives the same bytes.
  */
-import { createReadStream, lstatSync, readdirSync, readlinkSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { closeSync, fstatSync, lstatSync, openSync, readdirSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { crashPoint } from '../errors/index.js';
 import { paxOf } from '../tar/pax.js';
-import tar from '../tar/tar.js';
+import type { EntryHeader } from '../tar/tar.js';
+import { tarStream, type TarWriter } from '../tar/writer.js';
 
 export interface Entry {
   type: 'file' | 'directory' | 'symlink' | 'fifo' | 'character-device' | 'block-device' | 'socket';
@@ -160,96 +160,66 @@ export interface LayerTarOptions {
   xattrs?: ReadonlyMap<string, ReadonlyMap<string, Buffer>>;
 }
 
-/** Write the changes as a layer tar: sorted, hard links kept within the layer, times clamped. */
+/** The changes as a layer tar stream (the build writes them into the store with `writeLayer`). */
 export function layerTar(root: string, after: Snapshot, changes: DiffEntry[], options: LayerTarOptions = {}): Readable {
-  const pack = tar.pack();
+  return tarStream((t) => writeLayer(t, root, after, changes, options));
+}
+
+/**
+ * Write the changes as a layer tar: sorted, hard links kept within the layer, times clamped.
+ * File bodies are read with synchronous reads straight into the writer's chunks (see
+ * src/tar/writer.ts); a file whose size no longer matches its snapshot is an error.
+ */
+export async function writeLayer(t: TarWriter, root: string, after: Snapshot, changes: DiffEntry[], options: LayerTarOptions = {}): Promise<void> {
   const clamp = (ms: number): Date => {
-    const t = options.sourceDateEpoch !== undefined ? Math.min(ms, options.sourceDateEpoch * 1000) : ms;
-    return new Date(Math.floor(t / 1000) * 1000);
+    const c = options.sourceDateEpoch !== undefined ? Math.min(ms, options.sourceDateEpoch * 1000) : ms;
+    return new Date(Math.floor(c / 1000) * 1000);
   };
   const seenInodes = new Map<number, string>();
-  // Small files are read ahead, a window at a time, so the tar is not paced by one
-  // open-read-close round trip per file.
-  const SMALL = 1 << 20;
-  const AHEAD = 32;
-  const ahead = new Map<number, Promise<Buffer>>();
-  const readAhead = (from: number): void => {
-    for (let j = from; j < Math.min(changes.length, from + AHEAD); j++) {
-      if (ahead.has(j)) continue;
-      const c = changes[j] as DiffEntry;
-      const e = c.kind === 'add' ? after.get(c.path) : undefined;
-      if (e?.type === 'file' && e.size <= SMALL) {
-        const p = readFile(path.join(root, c.path));
-        p.catch(() => undefined); // reported when the entry is written
-        ahead.set(j, p);
-      }
+  for (const c of changes) {
+    if (c.kind !== 'add') {
+      await t.entry({ name: c.path, mode: 0o644, mtime: clamp(0), uid: 0, gid: 0, type: 'file', size: 0 });
+      continue;
     }
-  };
-  (async () => {
-    for (const [i, c] of changes.entries()) {
-      readAhead(i);
-      const pre = ahead.get(i);
-      ahead.delete(i);
-      if (c.kind !== 'add') {
-        await new Promise<void>((resolve, reject) =>
-          pack.entry({ name: c.path, mode: 0o644, mtime: clamp(0), uid: 0, gid: 0 }, '', (err) => (err ? reject(err) : resolve())),
-        );
+    const e = after.get(c.path) as Entry;
+    if (e.type === 'socket') continue; // sockets cannot be stored in a layer
+    const header: EntryHeader = {
+      name: e.type === 'directory' ? `${c.path}/` : c.path,
+      mode: e.mode,
+      uid: e.uid,
+      gid: e.gid,
+      mtime: clamp(e.mtimeMs),
+      type: e.type,
+      uname: '',
+      gname: '',
+    };
+    if (e.type === 'symlink') header.linkname = e.linkname ?? '';
+    const x = options.xattrs?.get(c.path);
+    if (x && x.size > 0 && (e.type === 'file' || e.type === 'directory')) header.pax = paxOf(x);
+    if (e.type === 'character-device' || e.type === 'block-device') {
+      header.devmajor = Math.floor(e.rdev / 256) & 0xfff;
+      header.devminor = (e.rdev & 0xff) | ((e.rdev >> 12) & 0xfff00);
+    }
+    if (e.type === 'file' && e.nlink > 1) {
+      const first = seenInodes.get(e.ino);
+      if (first) {
+        await t.entry({ ...header, type: 'link', linkname: first });
         continue;
       }
-      const e = after.get(c.path) as Entry;
-      if (e.type === 'socket') continue; // sockets cannot be stored in a layer
-      const header: Parameters<tar.Pack['entry']>[0] = {
-        name: e.type === 'directory' ? `${c.path}/` : c.path,
-        mode: e.mode,
-        uid: e.uid,
-        gid: e.gid,
-        mtime: clamp(e.mtimeMs),
-        type: e.type,
-        uname: '',
-        gname: '',
-      };
-      if (e.type === 'symlink') header.linkname = e.linkname ?? '';
-      const x = options.xattrs?.get(c.path);
-      if (x && x.size > 0 && (e.type === 'file' || e.type === 'directory')) header.pax = paxOf(x);
-      if (e.type === 'character-device' || e.type === 'block-device') {
-        header.devmajor = Math.floor(e.rdev / 256) & 0xfff;
-        header.devminor = (e.rdev & 0xff) | ((e.rdev >> 12) & 0xfff00);
-      }
-      if (e.type === 'file' && e.nlink > 1) {
-        const first = seenInodes.get(e.ino);
-        if (first) {
-          header.type = 'link';
-          header.linkname = first;
-          await new Promise<void>((resolve, reject) => pack.entry(header, (err) => (err ? reject(err) : resolve())));
-          continue;
-        }
-        seenInodes.set(e.ino, c.path);
-      }
-      if (e.type === 'file' && pre) {
-        const body = await pre;
-        header.size = body.length;
-        await new Promise<void>((resolve, reject) => pack.entry(header, body, (err) => (err ? reject(err) : resolve())));
-      } else if (e.type === 'file') {
-        header.size = e.size;
-        await new Promise<void>((resolve, reject) => {
-          const sink = pack.entry(header, (err) => (err ? reject(err) : resolve()));
-          const src = createReadStream(path.join(root, c.path));
-          sink.on('error', (err) => {
-            // The layer's reader went away (the store failed): stop reading the file too.
-            src.destroy();
-            reject(err);
-          });
-          src.on('error', (err) => {
-            sink.destroy(err);
-            reject(err);
-          });
-          src.pipe(sink);
-        });
-      } else {
-        await new Promise<void>((resolve, reject) => pack.entry(header, (err) => (err ? reject(err) : resolve())));
-      }
+      seenInodes.set(e.ino, c.path);
     }
-    pack.finalize();
-  })().catch((err: unknown) => pack.destroy(err as Error));
-  return pack as unknown as Readable;
+    if (e.type !== 'file') {
+      await t.entry(header);
+      continue;
+    }
+    const host = path.join(root, c.path);
+    const fd = openSync(host, 'r');
+    try {
+      const now = fstatSync(fd).size;
+      if (now !== e.size) throw new Error(`${host}: changed from ${e.size} to ${now} bytes while its layer was written`);
+      await t.file({ ...header, size: e.size }, fd, host);
+    } finally {
+      closeSync(fd);
+    }
+  }
 }

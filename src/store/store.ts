@@ -20,7 +20,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { readlinkSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { appendFile, link, mkdir, open, readFile, rename, rm, stat, writeFile, readdir, utimes } from 'node:fs/promises';
+import { appendFile, link, mkdir, open, readFile, rename, rm, stat, writeFile, readdir, utimes, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -29,6 +29,7 @@ import { crashPerChunk, crashPoint, GantryError, isSystemError, StoreError } fro
 import { parseDigest, VerifyStream, DigestMismatchError, SizeMismatchError } from '../oci/digest.js';
 import { MediaType } from '../oci/media-types.js';
 import { unmountUnder } from '../rootfs/overlay.js';
+import { ChunkWriter } from '../tar/writer.js';
 import { REF_NAME_ANNOTATION, type Descriptor, type Index } from '../oci/types.js';
 
 export const LAYOUT_VERSION = '1.0.0';
@@ -202,17 +203,72 @@ export class Store {
       } finally {
         await fh.close();
       }
-      crashPoint('blob-temp');
-      const digest = verify.digest;
-      await this.lease(digest);
-      const dest = this.blobPath(digest);
-      await mkdir(path.dirname(dest), { recursive: true });
-      await rename(tmp, dest);
-      crashPoint('blob-stored');
-      return { digest, size: verify.size };
+      return await this.commitTemp(tmp, verify.digest, verify.size);
     } catch (err) {
       await rm(tmp, { force: true });
       throw this.ioError(err, `writing a blob to the store ${this.root}`);
+    }
+  }
+
+  /** A whole, synced temp file named into place as the blob `digest`. */
+  private async commitTemp(tmp: string, digest: string, size: number): Promise<BlobInfo> {
+    crashPoint('blob-temp');
+    await this.lease(digest);
+    const dest = this.blobPath(digest);
+    await mkdir(path.dirname(dest), { recursive: true });
+    await rename(tmp, dest);
+    crashPoint('blob-stored');
+    return { digest, size };
+  }
+
+  /**
+   * Write a blob that `produce` lays out in a ChunkWriter (the build's layers: see
+   * src/tar/writer.ts). Chunks are hashed and written as they fill. A failed write of the
+   * store (a full disk) is reported as such; an error of `produce` itself (a file it could
+   * not read) is passed on as it is. Nothing is left behind either way.
+   */
+  async writeWith(produce: (out: ChunkWriter) => Promise<void>): Promise<BlobInfo> {
+    const tmp = this.tempPath();
+    const hash = createHash('sha256');
+    let storeErr: unknown;
+    let fh: FileHandle | undefined;
+    try {
+      const file = await open(tmp, 'wx', 0o644).catch((err: unknown) => {
+        storeErr = err;
+        throw err;
+      });
+      fh = file;
+      const out = new ChunkWriter(
+        async (chunk) => {
+          hash.update(chunk);
+          try {
+            let at = 0;
+            while (at < chunk.length) at += (await file.write(chunk, at, chunk.length - at)).bytesWritten;
+          } catch (err) {
+            storeErr = err;
+            throw err;
+          }
+          crashPoint('blob-chunk');
+        },
+        { reuse: true },
+      );
+      await produce(out);
+      await out.end();
+      try {
+        await file.sync();
+        await file.close();
+      } catch (err) {
+        storeErr = err;
+        throw err;
+      } finally {
+        fh = undefined;
+      }
+      return await this.commitTemp(tmp, `sha256:${hash.digest('hex')}`, out.size);
+    } catch (err) {
+      await fh?.close().catch(() => undefined);
+      await rm(tmp, { force: true });
+      if (storeErr !== undefined) throw this.ioError(storeErr, `writing a blob to the store ${this.root}`);
+      throw err;
     }
   }
 

@@ -1,0 +1,152 @@
+/**
+ * A tar written straight into large chunks, for the layers a build snapshots.
+ *
+ * tar-stream's pack costs a stream write, a callback and a thread-pool read per entry and per
+ * 64 KiB of a file; a layer of a few thousand files then spends most of its time in that
+ * machinery (a 120 MB, 6,700-file layer took 0.9 s where GNU tar takes 0.2 s). Here headers
+ * are encoded in place (`encodeHeader`, the same bytes tar-stream writes) and file bodies are
+ * read with synchronous reads directly into a chunk buffer; a chunk is handed on when full, so
+ * the consumer sees a few large writes instead of thousands of small ones.
+ */
+import { readSync } from 'node:fs';
+import { PassThrough, type Readable } from 'node:stream';
+import { encodeHeader, type EntryHeader } from './tar.js';
+
+const CHUNK = 4 << 20;
+const END_OF_TAR = Buffer.alloc(1024);
+
+/** Collects bytes into fixed-size chunks and hands each to `emit` when it is full. */
+export class ChunkWriter {
+  private buf: Buffer;
+  private spare: Buffer | undefined;
+  private used = 0;
+  private inflight: Promise<void> | undefined;
+  /** Bytes written so far. */
+  size = 0;
+
+  /**
+   * @param emit receives each full chunk (and the last, shorter one). With `reuse`, a chunk's
+   *   buffer is filled again once its emit has settled, so emit must be done with it by then.
+   */
+  constructor(
+    private readonly emit: (chunk: Buffer) => Promise<void>,
+    private readonly options: { reuse?: boolean; chunkSize?: number } = {},
+  ) {
+    this.buf = Buffer.allocUnsafe(options.chunkSize ?? CHUNK);
+  }
+
+  async write(data: Uint8Array): Promise<void> {
+    let at = 0;
+    while (at < data.length) {
+      const n = Math.min(data.length - at, this.buf.length - this.used);
+      this.buf.set(data.subarray(at, at + n), this.used);
+      this.used += n;
+      at += n;
+      if (this.used === this.buf.length) await this.flush();
+    }
+    this.size += data.length;
+  }
+
+  /** Zero bytes up to the next multiple of 512. */
+  async pad(): Promise<void> {
+    const over = this.size % 512;
+    if (over) await this.write(END_OF_TAR.subarray(0, 512 - over));
+  }
+
+  /** Read `length` bytes of the open file `fd` from its start; returns how many there were. */
+  async readFrom(fd: number, length: number): Promise<number> {
+    let done = 0;
+    while (done < length) {
+      const want = Math.min(length - done, this.buf.length - this.used);
+      const n = readSync(fd, this.buf, this.used, want, done);
+      if (n === 0) break;
+      this.used += n;
+      done += n;
+      this.size += n;
+      if (this.used === this.buf.length) await this.flush();
+    }
+    return done;
+  }
+
+  /** Hand on what is buffered and wait until every chunk is taken. */
+  async end(): Promise<void> {
+    if (this.used > 0) await this.flush();
+    await this.inflight;
+  }
+
+  private async flush(): Promise<void> {
+    const chunk = this.buf.subarray(0, this.used);
+    const previous = this.inflight;
+    this.inflight = undefined;
+    await previous;
+    this.inflight = this.emit(chunk);
+    // Keep the promise from counting as unhandled while the next chunk fills; end() or the
+    // next flush awaits it and so reports its failure.
+    this.inflight.catch(() => undefined);
+    if (this.options.reuse) {
+      const next = this.spare ?? Buffer.allocUnsafe(this.buf.length);
+      this.spare = this.buf;
+      this.buf = next;
+    } else {
+      this.buf = Buffer.allocUnsafe(this.buf.length);
+    }
+    this.used = 0;
+  }
+}
+
+/** Entries written one after the other into a ChunkWriter, as tar-stream's pack lays them out. */
+export class TarWriter {
+  constructor(readonly out: ChunkWriter) {}
+
+  /** An entry with no body, or with `body` (its size is the body's). */
+  async entry(header: EntryHeader, body?: Uint8Array): Promise<void> {
+    const h = body ? { ...header, size: body.length } : header;
+    await this.out.write(encodeHeader(h));
+    if (body && body.length > 0) {
+      await this.out.write(body);
+      await this.out.pad();
+    }
+  }
+
+  /** A file entry whose `header.size` bytes are read from the open file `fd`. */
+  async file(header: EntryHeader & { size: number }, fd: number, what: string): Promise<void> {
+    await this.out.write(encodeHeader(header));
+    const n = await this.out.readFrom(fd, header.size);
+    if (n !== header.size) throw new Error(`${what}: the file shrank from ${header.size} to ${n} bytes while its layer was written`);
+    await this.out.pad();
+  }
+
+  async finish(): Promise<void> {
+    await this.out.write(END_OF_TAR);
+    await this.out.end();
+  }
+}
+
+/** A tar produced by `write` as a stream (for callers that want one; the store takes chunks directly). */
+export function tarStream(write: (tar: TarWriter) => Promise<void>): Readable {
+  const out = new PassThrough();
+  const writer = new ChunkWriter(
+    (chunk) =>
+      new Promise<void>((resolve, reject) => {
+        if (out.write(chunk)) return resolve();
+        const settle = (err?: Error): void => {
+          out.off('drain', settle);
+          out.off('close', gone);
+          if (err) reject(err);
+          else resolve();
+        };
+        const gone = (): void => settle(new Error('the reader of the tar went away'));
+        out.on('drain', settle);
+        out.on('close', gone);
+      }),
+    { chunkSize: 1 << 20 },
+  );
+  const tarWriter = new TarWriter(writer);
+  write(tarWriter)
+    .then(() => tarWriter.finish())
+    .then(
+      () => out.end(),
+      (err: unknown) => out.destroy(err as Error),
+    );
+  return out;
+}

@@ -1,0 +1,105 @@
+import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, test } from 'vitest';
+import tar, { type EntryHeader } from '../../src/tar/tar.js';
+import { ChunkWriter, TarWriter, tarStream } from '../../src/tar/writer.js';
+
+const dirs: string[] = [];
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+const mtime = new Date(1_700_000_000_000);
+const long = `${'deep/'.repeat(40)}file.txt`;
+/** Every kind of header a layer has: each takes a different path through the encoder. */
+const cases: { header: EntryHeader; body?: Buffer }[] = [
+  { header: { name: 'etc/', type: 'directory', mode: 0o755, uid: 0, gid: 0, mtime, uname: '', gname: '' } },
+  { header: { name: 'etc/hosts', type: 'file', mode: 0o644, uid: 0, gid: 0, mtime, uname: '', gname: '' }, body: Buffer.from('127.0.0.1 localhost\n') },
+  { header: { name: 'empty', type: 'file', mode: 0o600, uid: 1, gid: 2, mtime, uname: '', gname: '' }, body: Buffer.alloc(0) },
+  { header: { name: 'exact', type: 'file', mode: 0o644, uid: 0, gid: 0, mtime, uname: '', gname: '' }, body: Buffer.alloc(1024, 7) },
+  { header: { name: 'bin/sh', type: 'symlink', linkname: 'busybox', mode: 0o777, uid: 0, gid: 0, mtime, uname: '', gname: '' } },
+  { header: { name: 'bin/ls', type: 'link', linkname: 'bin/busybox', mode: 0o755, uid: 0, gid: 0, mtime, uname: '', gname: '' } },
+  { header: { name: long, type: 'file', mode: 0o644, uid: 0, gid: 0, mtime, uname: '', gname: '' }, body: Buffer.from('long path\n') },
+  { header: { name: 'naïve/ünïcödé', type: 'file', mode: 0o644, uid: 0, gid: 0, mtime, uname: '', gname: '' }, body: Buffer.from('x') },
+  { header: { name: 'far', type: 'symlink', linkname: `/${'x'.repeat(150)}`, mode: 0o777, uid: 0, gid: 0, mtime, uname: '', gname: '' } },
+  { header: { name: 'bigid', type: 'file', mode: 0o644, uid: 3_000_000, gid: 4_000_000, mtime, uname: '', gname: '' }, body: Buffer.from('ids') },
+  {
+    header: { name: 'usr/bin/ping', type: 'file', mode: 0o755, uid: 0, gid: 0, mtime, uname: '', gname: '', pax: { 'SCHILY.xattr.security.capability': '\x01\x00\x00\x02\x80\x20\x00\x00' } },
+    body: Buffer.from('ping'),
+  },
+  { header: { name: 'dev/null', type: 'character-device', mode: 0o666, uid: 0, gid: 0, mtime, uname: '', gname: '', devmajor: 1, devminor: 3 } },
+  { header: { name: 'etc/.wh.gone', mode: 0o644, mtime: new Date(0), uid: 0, gid: 0, type: 'file', size: 0 } },
+];
+
+async function viaPack(list: typeof cases): Promise<Buffer> {
+  const pack = tar.pack();
+  const chunks: Buffer[] = [];
+  const done = (async () => {
+    for await (const c of pack) chunks.push(Buffer.from(c as Uint8Array));
+  })();
+  for (const { header, body } of list) {
+    const b = body ?? (header.type === 'file' ? Buffer.alloc(0) : null);
+    await new Promise<void>((resolve, reject) => pack.entry({ ...header }, b, (err) => (err ? reject(err) : resolve())));
+  }
+  pack.finalize();
+  await done;
+  return Buffer.concat(chunks);
+}
+
+async function viaWriter(list: typeof cases, chunkSize: number): Promise<{ bytes: Buffer; chunks: number; size: number }> {
+  const chunks: Buffer[] = [];
+  const out = new ChunkWriter(async (c) => void chunks.push(Buffer.from(c)), { reuse: true, chunkSize });
+  const t = new TarWriter(out);
+  for (const { header, body } of list) await t.entry({ ...header }, body);
+  await t.finish();
+  return { bytes: Buffer.concat(chunks), chunks: chunks.length, size: out.size };
+}
+
+describe('TarWriter', () => {
+  test.each([512, 4096, 1 << 20])('writes the same bytes as tar-stream pack (chunks of %i bytes)', async (chunkSize) => {
+    const expected = await viaPack(cases);
+    const got = await viaWriter(cases, chunkSize);
+    expect(got.bytes.equals(expected)).toBe(true);
+    expect(got.size).toBe(expected.length);
+    // Small chunks really were many (the reused buffers were not overwritten before use).
+    if (chunkSize === 512) expect(got.chunks).toBe(expected.length / 512);
+  });
+
+  test('reads file bodies from a descriptor and refuses a file shorter than its header says', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'gantry-tarw-'));
+    dirs.push(dir);
+    const body = Buffer.alloc(10_000, 3);
+    writeFileSync(path.join(dir, 'f'), body);
+    const header: EntryHeader = { name: 'f', type: 'file', mode: 0o644, uid: 0, gid: 0, mtime, uname: '', gname: '' };
+    const expected = await viaPack([{ header, body }]);
+    const chunks: Buffer[] = [];
+    const t = new TarWriter(new ChunkWriter(async (c) => void chunks.push(Buffer.from(c)), { reuse: true, chunkSize: 4096 }));
+    const fd = openSync(path.join(dir, 'f'), 'r');
+    try {
+      await t.file({ ...header, size: body.length }, fd, 'f');
+      await expect(t.file({ ...header, size: body.length + 1 }, fd, 'the file f')).rejects.toThrow(/the file f: the file shrank from 10001 to 10000 bytes/);
+    } finally {
+      closeSync(fd);
+    }
+    await t.finish();
+    // The refused entry's header and body went out before the shortfall showed: the caller
+    // throws the blob away (Store.writeWith removes its temp file).
+    expect(Buffer.concat(chunks).subarray(0, expected.length - 1024).equals(expected.subarray(0, expected.length - 1024))).toBe(true);
+  });
+
+  test('a chunk that fails to go out fails the write, and the stream form ends with that error', async () => {
+    const t = new TarWriter(new ChunkWriter(async () => Promise.reject(new Error('disk on fire')), { chunkSize: 512 }));
+    await expect((async () => {
+      for (const { header, body } of cases) await t.entry({ ...header }, body);
+      await t.finish();
+    })()).rejects.toThrow('disk on fire');
+
+    const s = tarStream(async () => {
+      throw new Error('no such file');
+    });
+    await expect((async () => {
+      for await (const _ of s) void _;
+    })()).rejects.toThrow('no such file');
+  });
+});

@@ -25,7 +25,8 @@ import { mountOverlay, overlayWanted, unmount } from '../rootfs/overlay.js';
 import { resolveInRoot } from '../rootfs/resolve.js';
 import { readXattrs } from '../rootfs/xattr.js';
 import { runInSandbox, type Isolation, type SandboxMount } from '../sandbox/run.js';
-import { diff, snapshot, writeLayer, type Snapshot } from '../snapshot/diff.js';
+import { diff, snapshot, snapshotUpper, writeLayer, type Snapshot } from '../snapshot/diff.js';
+import { loadSnapshot, saveSnapshot } from '../snapshot/persist.js';
 import { TarWriter } from '../tar/writer.js';
 import { LayerCache } from '../store/cache.js';
 import { findEntries, loadImage, writeImage } from '../store/images.js';
@@ -118,6 +119,8 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
   const temps: string[] = [];
   /** Overlay mounts of this build, unmounted before its temp entries go. */
   const mounted: string[] = [];
+  /** Each overlay's upper directory, by its merged directory (a build rootfs). */
+  const uppers = new Map<string, string>();
   let contextStats: StatCache | undefined;
   const emit = options.onProgress ?? (() => undefined);
   const created = new Date(options.sourceDateEpoch !== undefined ? options.sourceDateEpoch * 1000 : Date.now()).toISOString();
@@ -178,8 +181,7 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
       return raw.pipe(gunzip);
     };
     /** The base's layers extracted once into the store (rootfs/<chain>), for overlays to start from. */
-    const extractedChain = async (layers: LayerRef[]): Promise<string> => {
-      const chain = chainName(layers.map((l) => l.diffId));
+    const extractedChain = async (chain: string, layers: LayerRef[]): Promise<string> => {
       await store.lease(`rootfs:${chain}`); // prune keeps it while this build runs
       const dir = path.join(store.rootfsDir, chain);
       if (await lstat(dir).catch(() => undefined)) return dir;
@@ -194,17 +196,32 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
       });
       return dir;
     };
+    /** The snapshot of an extracted chain: kept in the cache, taken once. */
+    const chainSnapshot = async (chain: string, dir: string): Promise<Snapshot> => {
+      const file = path.join(store.root, 'cache', `snapshot-${chain}.json`);
+      const kept = await loadSnapshot(file, dir);
+      if (kept) return kept;
+      const snap = await snapshot(dir);
+      await saveSnapshot(file, store.tempPath('snapshot'), dir, snap);
+      return snap;
+    };
     const materialise = async (s: StageState): Promise<string> => {
       if (s.rootfs) return s.rootfs;
       const dir = await newRootfs();
       let root = dir;
       let applied = 0;
       if (s.baseLayers > 0 && overlayWanted()) {
-        const merged = await mountOverlay(await extractedChain(s.layers.slice(0, s.baseLayers)), dir);
+        const base = s.layers.slice(0, s.baseLayers);
+        const chain = chainName(base.map((l) => l.diffId));
+        const lower = await extractedChain(chain, base);
+        const merged = await mountOverlay(lower, dir);
         if (merged) {
           mounted.push(merged);
+          uppers.set(merged, path.join(dir, 'upper'));
           root = merged;
           applied = s.baseLayers;
+          // Nothing is in the upper directory yet: the merged view is the lower one.
+          if (applied === s.layers.length) s.snapshot = await chainSnapshot(chain, lower);
         }
       }
       for (const l of s.layers.slice(applied)) await applyLayer(root, openLayer(l), { what: `layer ${l.digest}` });
@@ -421,9 +438,10 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
             state.config.config = { ...(state.config.config ?? {}), WorkingDir: step.path };
           }
           trace(`step ${step.id}: ${step.op} done`);
-          const after = await snapshot(rootfs);
+          const upper = uppers.get(rootfs);
+          const after = upper ? snapshotUpper(rootfs, upper, before) : await snapshot(rootfs);
           trace(`step ${step.id}: snapshot after`);
-          const changes = diff(before, after, { overlay: mounted.includes(rootfs) });
+          const changes = diff(before, after, { overlay: upper !== undefined });
           state.snapshot = after;
           trace(`step ${step.id}: diff (${changes.length} changes)`);
           if (changes.length > 0) {

@@ -58,24 +58,88 @@ export async function snapshot(root: string, options: SnapshotOptions = {}): Pro
     for (const name of names) {
       const child = rel ? `${rel}/${name}` : name;
       if (options.exclude?.has(child)) continue;
-      const host = path.join(root, child);
-      const st = lstatSync(host);
-      const entry: Entry = {
-        type: typeOf(st),
-        mode: st.mode & 0o7777,
-        uid: st.uid,
-        gid: st.gid,
-        size: st.isFile() ? st.size : 0,
-        mtimeMs: st.mtimeMs,
-        ctimeMs: st.ctimeMs,
-        ino: st.ino,
-        birthtimeMs: st.birthtimeMs,
-        nlink: st.nlink,
-        rdev: st.rdev,
-      };
-      if (entry.type === 'symlink') entry.linkname = readlinkSync(host);
+      const entry = entryOf(path.join(root, child));
       out.set(child, entry);
       if (entry.type === 'directory') walk(child);
+    }
+  };
+  walk('');
+  return out;
+}
+
+function entryOf(host: string): Entry {
+  const st = lstatSync(host);
+  const entry: Entry = {
+    type: typeOf(st),
+    mode: st.mode & 0o7777,
+    uid: st.uid,
+    gid: st.gid,
+    size: st.isFile() ? st.size : 0,
+    mtimeMs: st.mtimeMs,
+    ctimeMs: st.ctimeMs,
+    ino: st.ino,
+    birthtimeMs: st.birthtimeMs,
+    nlink: st.nlink,
+    rdev: st.rdev,
+  };
+  if (entry.type === 'symlink') entry.linkname = readlinkSync(host);
+  return entry;
+}
+
+/**
+ * The snapshot of an overlay's merged directory after a step, from the snapshot before it:
+ * only what the upper directory holds is looked at again, since everything else is the
+ * read-only lower directory, unchanged. Gives the same map as `snapshot(merged)`
+ * (test/e2e/overlay.test.ts checks this), without walking the whole base each step.
+ *
+ * A directory present in the upper directory is listed through the merged view: names
+ * `before` had there and the merged view no longer shows were deleted (whether a whiteout
+ * hides a lower file or a file an earlier step made is simply gone), names only the lower
+ * directory supplies are unchanged, and names the upper directory holds are stat'ed again.
+ */
+export function snapshotUpper(merged: string, upper: string, before: Snapshot): Snapshot {
+  const out: Snapshot = new Map(before);
+  const children = new Map<string, string[]>();
+  for (const p of before.keys()) {
+    const parent = p.includes('/') ? p.slice(0, p.lastIndexOf('/')) : '';
+    let list = children.get(parent);
+    if (!list) children.set(parent, (list = []));
+    list.push(p);
+  }
+  const removeTree = (p: string): void => {
+    out.delete(p);
+    for (const c of children.get(p) ?? []) removeTree(c);
+  };
+  /** A directory the step made from nothing (or that only now is seen): all of it is read. */
+  const walkAll = (rel: string): void => {
+    const names = readdirSync(path.join(merged, rel));
+    crashPoint('snapshot-dir');
+    for (const name of names) {
+      const child = `${rel}/${name}`;
+      const entry = entryOf(path.join(merged, child));
+      out.set(child, entry);
+      if (entry.type === 'directory') walkAll(child);
+    }
+  };
+  const walk = (rel: string): void => {
+    const names = readdirSync(path.join(merged, rel));
+    crashPoint('snapshot-dir');
+    const upperNames = new Set(readdirSync(path.join(upper, rel)));
+    const present = new Set(names);
+    for (const old of children.get(rel) ?? []) {
+      if (!present.has(old.slice(rel ? rel.length + 1 : 0))) removeTree(old);
+    }
+    for (const name of names) {
+      const child = rel ? `${rel}/${name}` : name;
+      if (!upperNames.has(name) && out.has(child)) continue; // the lower directory's, as it was
+      const was = before.get(child);
+      const entry = entryOf(path.join(merged, child));
+      out.set(child, entry);
+      if (was?.type === 'directory' && entry.type !== 'directory') for (const c of children.get(child) ?? []) removeTree(c);
+      if (entry.type !== 'directory') continue;
+      if (!upperNames.has(name)) walkAll(child);
+      else if (was?.type === 'directory') walk(child);
+      else walkAll(child); // new here (or a file before): nothing of it is in `before`
     }
   };
   walk('');

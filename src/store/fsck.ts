@@ -221,6 +221,8 @@ export async function fsckStore(root: string, options: FsckOptions = {}): Promis
       const e = JSON.parse(await readFile(file, 'utf8')) as { layer?: Descriptor | null; rows?: unknown };
       // A context's stat cache (build/statcache.ts): only its shape matters, a wrong row costs a re-read.
       if (/^stat-[0-9a-f]{64}\.json$/.test(name)) detail = typeof e.rows === 'object' && e.rows !== null ? undefined : 'a stat cache without rows';
+      // An extracted chain's snapshot (snapshot/persist.ts): checked against its tree when used.
+      else if (/^snapshot-[0-9a-f]{64}\.json$/.test(name)) detail = Array.isArray(e.rows) ? undefined : 'a snapshot without rows';
       else if (!/^[0-9a-f]{64}\.json$/.test(name)) detail = 'not a cache entry name';
       else if (e.layer === undefined) detail = 'no layer field';
       else if (e.layer && good.get(e.layer.digest) !== e.layer.size) detail = `names layer ${e.layer.digest}, which is not stored`;

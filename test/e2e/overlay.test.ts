@@ -9,6 +9,8 @@ import { makeFatRootfs, mountsUnder } from '../helpers/faults.js';
 import { writeTree } from '../helpers/files.js';
 import { expectStoreConsistent } from '../helpers/hostile.js';
 import { tarDir } from '../helpers/rootfs.js';
+import { mountOverlay, unmount } from '../../src/rootfs/overlay.js';
+import { snapshot, snapshotUpper } from '../../src/snapshot/diff.js';
 
 // Builds on an overlay (src/rootfs/overlay.ts): the base is extracted once into the store's
 // rootfs/ and each build mounts its own upper directory on it. The image must be the same,
@@ -100,12 +102,15 @@ describe.skipIf(!root && process.env.CI !== 'true')('builds on an overlay', () =
     const ctx = writeTree(path.join(work, 'ctx2'), { Dockerfile: 'FROM fat:1\nRUN echo x > /x\n' });
     expect((await gantry(store, ['build', '-t', 'x:1', ctx])).exitCode).toBe(0);
     expect(readdirSync(path.join(store, 'rootfs'))).toHaveLength(1);
+    const chain = readdirSync(path.join(store, 'rootfs'))[0] as string;
+    expect(readdirSync(path.join(store, 'cache'))).toContain(`snapshot-${chain}.json`);
     expect((await gantry(store, ['prune'])).exitCode).toBe(0);
     expect(readdirSync(path.join(store, 'rootfs'))).toHaveLength(1);
     expect((await gantry(store, ['fsck'])).exitCode).toBe(0);
     expect((await gantry(store, ['rmi', 'fat:1'])).exitCode).toBe(0);
     expect((await gantry(store, ['prune'])).exitCode).toBe(0);
     expect(readdirSync(path.join(store, 'rootfs'))).toHaveLength(0);
+    expect(readdirSync(path.join(store, 'cache'))).not.toContain(`snapshot-${chain}.json`); // its snapshot went with it
     expect((await gantry(store, ['build', '-t', 'x:2', ctx])).exitCode).not.toBe(0); // fat:1 is gone
     expect((await gantry(store, ['import', fatTar, 'fat:1'])).exitCode).toBe(0);
     expect((await gantry(store, ['build', '-t', 'x:2', ctx])).exitCode).toBe(0);
@@ -113,4 +118,40 @@ describe.skipIf(!root && process.env.CI !== 'true')('builds on an overlay', () =
     expect(readdirSync(path.join(store, 'rootfs'))).toHaveLength(0);
     expectStoreConsistent(store);
   }, 120_000);
+
+  test('the snapshot read from the upper directory equals a walk of the whole merged view, step after step', async () => {
+    const lower = makeFatRootfs(path.join(work, 'lower'), { random: 8, small: 30, seed: 'upper' });
+    await execa('sh', ['-c', `mkdir -p ${lower}/deep/a/b/c ${lower}/keep/sub && echo x > ${lower}/deep/a/b/c/f && echo k > ${lower}/keep/sub/k && ln -s ../keep ${lower}/deep/link`]);
+    const dir = mkdtempSync(path.join(work, 'mnt-'));
+    const merged = await mountOverlay(lower, dir);
+    expect(merged, 'overlayfs could not be mounted').toBeDefined();
+    const m = merged as string;
+    try {
+      // Before any step the merged view is the lower directory (what a build's first step starts from).
+      let before = await snapshot(lower);
+      expect(await snapshot(m)).toEqual(before);
+      const steps = [
+        // changes to the base: content, mode, owner, deletions of a file and of a tree, a hard link
+        'rm data/r1 && echo changed > data/r2 && chmod 600 data/r3 && chown 65534:65534 data/r4 && rm -rf deep/a/b && ln data/r7 data/r7-link',
+        // new trees, a directory of the base replaced (opaque), a lower directory's mode
+        'mkdir -p new/x/y && echo 1 > new/x/y/one && echo 2 > new/two && rm -rf data/text && mkdir data/text && echo n > data/text/only && chmod 700 keep',
+        // what an earlier step made, deleted (no whiteout: it is simply gone from the upper directory)
+        'rm -rf new/x && rm new/two && mkdir new/x && echo again > new/x/again',
+        // a file becomes a directory, a directory a file, a symlink a file
+        'rm data/r5 && mkdir data/r5 && echo in > data/r5/in && rm -rf keep/sub && echo now-a-file > keep/sub && rm deep/link && echo f > deep/link',
+        // a base directory renamed away and its name reused
+        'mv deep deep-old && mkdir deep && echo fresh > deep/fresh && rm -rf deep-old/a',
+        // nothing
+        'true',
+      ];
+      for (const cmd of steps) {
+        await execa('sh', ['-c', cmd], { cwd: m });
+        const after = snapshotUpper(m, path.join(dir, 'upper'), before);
+        expect(after, cmd).toEqual(await snapshot(m));
+        before = after;
+      }
+    } finally {
+      await unmount(m);
+    }
+  }, 60_000);
 });

@@ -5,6 +5,7 @@ import tar from 'tar-stream';
 import { afterEach, describe, expect, test } from 'vitest';
 import { diff, layerTar, snapshot, type Entry, type Snapshot } from '../../src/snapshot/diff.js';
 import { applyLayer } from '../../src/rootfs/apply.js';
+import { loadSnapshot, saveSnapshot } from '../../src/snapshot/persist.js';
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -136,5 +137,29 @@ describe('owner ids above 2^21 - 1', () => {
     await applyLayer(other, Readable.from([Buffer.concat(chunks)]));
     const st = lstatSync(path.join(other, 'big'));
     expect([st.uid, st.gid]).toEqual([3_000_000, 2_097_152]);
+  });
+});
+
+describe('kept snapshots (snapshot/persist.ts)', () => {
+  test('a kept snapshot is the one taken; one of a tree removed and made again at the same path is not used', async () => {
+    const base = tmp();
+    const tree = path.join(base, 'tree');
+    mkdirSync(path.join(tree, 'etc'), { recursive: true });
+    writeFileSync(path.join(tree, 'etc/a'), 'a');
+    symlinkSync('a', path.join(tree, 'etc/l'));
+    const snap = await snapshot(tree);
+    const file = path.join(base, 'cache', 'snapshot-x.json');
+    await saveSnapshot(file, path.join(base, 'tmp-x'), tree, snap);
+    expect(await loadSnapshot(file, tree)).toEqual(snap);
+    // The same path, extracted again: other inodes, other times inside; the file must not serve.
+    rmSync(tree, { recursive: true });
+    await new Promise((r) => setTimeout(r, 20));
+    mkdirSync(path.join(tree, 'etc'), { recursive: true });
+    writeFileSync(path.join(tree, 'etc/a'), 'a');
+    expect(await loadSnapshot(file, tree)).toBeUndefined();
+    // Garbage, or no file: nothing, and no error.
+    writeFileSync(file, '{"version":1,');
+    expect(await loadSnapshot(file, tree)).toBeUndefined();
+    expect(await loadSnapshot(path.join(base, 'none.json'), tree)).toBeUndefined();
   });
 });

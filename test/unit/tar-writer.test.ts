@@ -39,8 +39,12 @@ async function viaPack(list: typeof cases): Promise<Buffer> {
     for await (const c of pack) chunks.push(Buffer.from(c as Uint8Array));
   })();
   for (const { header, body } of list) {
-    const b = body ?? (header.type === 'file' ? Buffer.alloc(0) : null);
-    await new Promise<void>((resolve, reject) => pack.entry({ ...header }, b, (err) => (err ? reject(err) : resolve())));
+    const b = body ?? (header.type === 'file' ? Buffer.alloc(0) : undefined);
+    await new Promise<void>((resolve, reject) => {
+      const cb = (err?: Error | null): void => (err ? reject(err) : resolve());
+      if (b) pack.entry({ ...header }, b, cb);
+      else pack.entry({ ...header }, cb);
+    });
   }
   pack.finalize();
   await done;

@@ -1,0 +1,45 @@
+#!/usr/bin/env node
+// The command's start-up, made short: `npm run build` compiles src/ to dist/ with tsc, then this
+// script bundles the CLI (dist/cli/main.js and everything it imports) into one file,
+// dist/cli.cjs, and keeps V8's compiled code for it in dist/cli.cache. bin/gantry loads the two
+// with node:vm, which saves Node from resolving and reading ~260 module files and V8 from
+// compiling them on every command (docs/performance.md, "Start-up").
+//
+// tar-stream stays outside the bundle: src/tar/tar.ts replaces functions in tar-stream's own
+// headers module, which it finds through require.resolve; both must be the node_modules copy.
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import vm from 'node:vm';
+import { build } from 'esbuild';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const out = path.join(root, 'dist', 'cli.cjs');
+const cache = path.join(root, 'dist', 'cli.cache');
+
+await build({
+  entryPoints: [path.join(root, 'dist', 'cli', 'main.js')],
+  outfile: out,
+  bundle: true,
+  platform: 'node',
+  target: 'node20',
+  format: 'cjs',
+  external: ['tar-stream'],
+  // CommonJS has no import.meta: the bundle's own URL stands in for it.
+  define: { 'import.meta.url': '__bundleUrl' },
+  banner: { js: "const __bundleUrl = require('node:url').pathToFileURL(__filename).href;" },
+  logLevel: 'warning',
+});
+
+// Compile and run the bundle's top level (it defines the commands; nothing runs until main is
+// called), then keep the code V8 made: the functions start-up needs are compiled by then.
+rmSync(cache, { force: true });
+const source = readFileSync(out, 'utf8');
+// The CommonJS wrapper exactly as bin/gantry applies it: the cache is only used for the same text.
+const script = new vm.Script(`(function (exports, require, module, __filename, __dirname) {${source}\n})`, { filename: out });
+const mod = { exports: {} };
+script.runInThisContext()(mod.exports, createRequire(out), mod, out, path.dirname(out));
+if (typeof mod.exports.main !== 'function') throw new Error(`${out} does not export main`);
+writeFileSync(cache, script.createCachedData());
+

@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
@@ -164,4 +164,34 @@ describe('gantry lint', () => {
     expect(out.error.code).toBe('DOCKERFILE_HEREDOC');
     expect(out.error.location.line).toBe(2);
   });
+});
+
+describe('start-up (bin/gantry over dist/cli.cjs and its code cache)', () => {
+  test('the bundle and its cache are built, and the command still runs when the cache is refused or the bundle is missing', async () => {
+    expect(existsSync(path.join(projectRoot, 'dist', 'cli.cjs'))).toBe(true);
+    expect(existsSync(path.join(projectRoot, 'dist', 'cli.cache'))).toBe(true);
+    // A copy of the install, to spoil its cache and then remove its bundle.
+    const dir = mkdtempSync(path.join(tmpdir(), 'gantry-start-'));
+    made.push(dir);
+    await execa('cp', ['-a', path.join(projectRoot, 'bin'), path.join(projectRoot, 'dist'), path.join(projectRoot, 'package.json'), dir]);
+    symlinkSync(path.join(projectRoot, 'node_modules'), path.join(dir, 'node_modules'));
+    const run = (args: string[]) => execa(path.join(dir, 'bin', 'gantry'), args, { reject: false, env: { NO_COLOR: '1' } });
+    const ctx = tempContext({ Dockerfile: 'FROM scratch\nCOPY a /a\n', a: 'a\n' });
+    const build = async () => run(['--root', path.join(dir, 'store'), 'build', '--progress', 'plain', '--source-date-epoch', '0', ctx]);
+    const expected = await build();
+    expect(expected.exitCode, expected.stderr).toBe(0);
+    writeFileSync(path.join(dir, 'dist', 'cli.cache'), 'not a code cache');
+    const spoiled = await build();
+    expect(spoiled.exitCode, spoiled.stderr).toBe(0);
+    expect(spoiled.stdout).toBe(expected.stdout);
+    rmSync(path.join(dir, 'dist', 'cli.cjs'));
+    const unbundled = await build();
+    expect(unbundled.exitCode, unbundled.stderr).toBe(0);
+    expect(unbundled.stdout).toBe(expected.stdout);
+    expect((await run(['--version'])).stdout.trim()).toMatch(/^\d+\.\d+\.\d+/);
+    // A Dockerfile error is still reported with its line, exit 1, through either loader.
+    const bad = await run(['build', tempContext({ Dockerfile: 'FROM scratch\nNOPE x\n' })]);
+    expect(bad.exitCode).toBe(1);
+    expect(bad.stderr).toMatch(/Dockerfile:2/);
+  }, 60_000);
 });

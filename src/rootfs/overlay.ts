@@ -24,6 +24,7 @@ const MOUNT = ['/usr/bin/mount', '/bin/mount'];
 const UMOUNT = ['/usr/bin/umount', '/bin/umount'];
 
 let usable: boolean | undefined;
+let volatileWorks: boolean | undefined;
 
 export function overlayWanted(): boolean {
   return process.env.GANTRY_OVERLAY !== '0' && usable !== false && process.getuid?.() === 0;
@@ -42,8 +43,22 @@ export async function mountOverlay(lower: string, dir: string): Promise<string |
   await mkdir(upper, { mode: 0o755 });
   await mkdir(work, { mode: 0o700 });
   await mkdir(merged, { mode: 0o755 });
+  const options = `lowerdir=${lower},upperdir=${upper},workdir=${work}`;
+  // `volatile` (Linux 5.10+): the overlay skips every sync of the upper directory. A build's
+  // upper directory is thrown away when the build ends, or by the next command after a crash,
+  // so its durability is worth nothing; without the option, unmounting syncs the whole upper
+  // file system (70 ms and more after a COPY of a few thousand files).
+  if (volatileWorks !== false) {
+    try {
+      await run(tool(MOUNT), ['-t', 'overlay', 'overlay', '-o', `${options},volatile`, merged]);
+      volatileWorks = usable = true;
+      return merged;
+    } catch {
+      volatileWorks = false;
+    }
+  }
   try {
-    await run(tool(MOUNT), ['-t', 'overlay', 'overlay', '-o', `lowerdir=${lower},upperdir=${upper},workdir=${work}`, merged]);
+    await run(tool(MOUNT), ['-t', 'overlay', 'overlay', '-o', options, merged]);
     usable = true;
     return merged;
   } catch {

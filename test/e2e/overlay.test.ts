@@ -127,6 +127,10 @@ describe.skipIf(!root && process.env.CI !== 'true')('builds on an overlay', () =
     expect(merged, 'overlayfs could not be mounted').toBeDefined();
     const m = merged as string;
     try {
+      // Mounted volatile: nothing syncs a build's upper directory (unmounting would sync the whole file system).
+      const line = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').find((l) => l.split(' ')[4] === m);
+      expect(line, 'the overlay is in the mount table').toBeDefined();
+      expect(line).toMatch(/[ ,](fsync=)?volatile(,|$)/); // newer kernels show it as fsync=volatile
       // Before any step the merged view is the lower directory (what a build's first step starts from).
       let before = await snapshot(lower);
       expect(await snapshot(m)).toEqual(before);

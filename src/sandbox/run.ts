@@ -171,7 +171,9 @@ function spawnAndWait(cmd: string, args: string[], spec: RunSpec, env: NodeJS.Pr
     };
     child.stdout.on('data', (d: Buffer) => output(d, spec.onStdout));
     child.stderr.on('data', (d: Buffer) => output(d, spec.onStderr));
-    const abort = () => child.kill('SIGKILL');
+    const abort = () => {
+      if (child.pid !== undefined) killTree(child.pid);
+    };
     spec.signal?.addEventListener('abort', abort, { once: true });
     if (spec.signal?.aborted) abort(); // aborted before the listener was there: no event comes
     child.on('error', (err) => reject(new SandboxError('SANDBOX_SPAWN', `cannot start ${cmd}: ${err.message}`, { cause: err })));
@@ -181,6 +183,75 @@ function spawnAndWait(cmd: string, args: string[], spec: RunSpec, env: NodeJS.Pr
       else resolve(code ?? 128 + (sig ? 9 : 0));
     });
   });
+}
+
+/**
+ * Kill a launcher and every process below it. Killing the launcher alone can miss the
+ * command: bwrap (or unshare) forks the sandbox's first process, which arms its parent-death
+ * signal a moment later; a launcher killed in between leaves that process, and the RUN, to
+ * run on. So the launcher is stopped first (a stopped process forks nothing more), its
+ * descendants are found through /proc and killed (the first process of the sandbox's PID
+ * namespace among them: its death takes every process of the namespace down), then the
+ * launcher itself.
+ */
+export function killTree(pid: number): void {
+  const signal = (p: number, sig: NodeJS.Signals): void => {
+    try {
+      process.kill(p, sig);
+    } catch {
+      // already gone
+    }
+  };
+  signal(pid, 'SIGSTOP');
+  // kill() returns once the signal is queued; on another CPU the launcher may still be
+  // forking. Its children are counted only when it has really stopped (or is gone).
+  for (const until = Date.now() + 1000; Date.now() < until && !stoppedOrGone(pid); );
+  for (const p of descendants(pid)) signal(p, 'SIGKILL');
+  signal(pid, 'SIGKILL');
+}
+
+/** The process's state in /proc/<pid>/stat is stopped (T), traced (t) or dead (Z, X), or it is gone. */
+function stoppedOrGone(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return /^[TtZX]/.test(stat.slice(stat.lastIndexOf(')') + 2));
+  } catch {
+    return true;
+  }
+}
+
+/** Every process below `pid`, from the parent pids in /proc/<pid>/stat. */
+export function descendants(pid: number): number[] {
+  const children = new Map<number, number[]>();
+  let names: string[];
+  try {
+    names = readdirSync('/proc');
+  } catch {
+    return [];
+  }
+  for (const n of names) {
+    if (!/^\d+$/.test(n)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${n}/stat`, 'utf8');
+    } catch {
+      continue; // gone meanwhile
+    }
+    // "pid (comm) state ppid ...": comm may hold spaces and parentheses, so read after the last ')'.
+    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    const list = children.get(ppid);
+    if (list) list.push(Number(n));
+    else children.set(ppid, [Number(n)]);
+  }
+  const out: number[] = [];
+  const queue = [pid];
+  while (queue.length > 0) {
+    for (const c of children.get(queue.shift() as number) ?? []) {
+      out.push(c);
+      queue.push(c);
+    }
+  }
+  return out;
 }
 
 export async function runInSandbox(spec: RunSpec): Promise<RunResult> {

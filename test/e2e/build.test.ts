@@ -299,8 +299,8 @@ describe('gantry build', () => {
     const ctx = context('abortctx', { Dockerfile: 'FROM busybox\nRUN echo started && sleep 30\n' });
     const controller = new AbortController();
     const started = Date.now();
-    // Aborted once the RUN is running (its first output): an abort while bwrap is still setting
-    // up can miss the command (see the closing note of the performance issue).
+    // Aborted once the RUN is running (its first output); aborts during the sandbox's own
+    // start-up are tested in test/unit/sandbox.test.ts.
     const onProgress = (e: { type: string; text?: string }) => {
       if (e.type === 'output' && e.text?.includes('started')) setTimeout(() => controller.abort(), 100);
     };

@@ -7,6 +7,7 @@ import { snapshot } from '../../src/snapshot/diff.js';
 import { SANDBOX_PATHS } from '../../src/sandbox/run.js';
 import { makeBusyboxRootfs } from '../helpers/rootfs.js';
 import { haveTool } from '../helpers/tools.js';
+import { waitForNoProcesses } from '../helpers/faults.js';
 
 const base = mkdtempSync(path.join(tmpdir(), 'gantry-sandbox-'));
 afterAll(() => rmSync(base, { recursive: true, force: true }));
@@ -45,6 +46,37 @@ describe.each(['bwrap', 'chroot'] as const)('sandbox: %s', (isolation) => {
     expect(r.exitCode).toBe(3);
     expect(readFileSync(path.join(rootfs, 'tmp/out'), 'utf8')).toBe('data\n');
   });
+
+  test('an abort at any moment of the start-up, or later, leaves no process of the RUN behind', async () => {
+    if (isolation === 'bwrap') haveTool('bwrap');
+    if (!isRoot && isolation === 'chroot') return;
+    const rootfs = makeBusyboxRootfs(path.join(base, `k-${isolation}`));
+    // A number no other process has on its command line marks this test's sleeps.
+    const mark = String(700_000_000 + Math.floor(Math.random() * 99_999_999));
+    const survivors: string[] = [];
+    // Aborts from before the launcher starts to after the command runs, in small steps: some
+    // land while bwrap or unshare is forking the sandbox's first process.
+    for (let delay = 0; delay <= 60; delay += 2) {
+      const controller = new AbortController();
+      const timer = setTimeout(() => controller.abort(), delay);
+      const r = runInSandbox({ rootfs, argv: ['busybox', 'sleep', mark], env: ['PATH=/bin'], cwd: '/', uid: 0, gid: 0, isolation, signal: controller.signal });
+      // A process left behind keeps the output pipes open, and the run would never end.
+      const outcome = await Promise.race([
+        r.then(
+          (x) => `resolved with exit code ${x.exitCode}`,
+          (err: Error) => err.message,
+        ),
+        new Promise<string>((resolve) => setTimeout(() => resolve('still running 10 s after the abort'), 10_000)),
+      ]);
+      clearTimeout(timer);
+      const left = await waitForNoProcesses(mark, 1000);
+      survivors.push(...left.map((p) => `after ${delay} ms: ${p}`));
+      for (const p of left) process.kill(Number(p.split(':')[0]), 'SIGKILL'); // not left for the next test
+      expect(outcome, `abort after ${delay} ms`).toMatch(/aborted/);
+      if (left.length > 0) break;
+    }
+    expect(survivors).toEqual([]);
+  }, 120_000);
 
   test('resolv.conf and friends are mounted, then gone; nothing of the sandbox enters a snapshot', async () => {
     if (isolation === 'bwrap') haveTool('bwrap');

@@ -1,14 +1,14 @@
 /** pull and push as the API and CLI use them: a store, a client, credentials. */
 import { readFile } from 'node:fs/promises';
-import { OptionError, RegistryError } from '../errors/index.js';
+import { OptionError, RegistryError, trace } from '../errors/index.js';
 import { eraseCredentials, lookupCredentials, storeCredentials } from '../registry/credentials.js';
 import { parsePlatform } from '../oci/platform.js';
 import { DEFAULT_DOMAIN, formatReference, normalizeReference, parseReference } from '../oci/reference.js';
 import { RegistryClient, type CredentialLookup, type RegistryClientOptions } from '../registry/client.js';
 import { pullImage, type PullProgress, type PullResult } from '../registry/pull.js';
-import { pushImage, pushIndex, type PushResult } from '../registry/push.js';
+import { pushBlobs, pushImage, pushIndex, uploadWhileMade, type BlobStatus, type PushResult } from '../registry/push.js';
 import { findEntries, loadImage, resolveImage } from '../store/images.js';
-import { INDEX_TYPES } from '../oci/media-types.js';
+import { INDEX_TYPES, layerCompression } from '../oci/media-types.js';
 import type { Index } from '../oci/types.js';
 import { Store } from '../store/store.js';
 import { distributable } from '../store/compress.js';
@@ -167,9 +167,54 @@ async function pushFrom(store: Store, options: PushCommandOptions): Promise<Push
       .map((r) => r.path);
     // Layers built here are stored uncompressed: they go up gzip-compressed, under a manifest
     // of their own (as BuildKit pushes what it keeps uncompressed in its snapshots).
-    const image = await distributable(store, local);
-    return await pushImage(client, store, image, formatReference(dest), { mountFrom });
+    // Each is uploaded while it is compressed, and meanwhile the blobs that need no
+    // compressing (the config, layers pulled compressed) are pushed: what is left for
+    // pushImage is the manifest.
+    const target = formatReference(dest);
+    const mountCandidates = await reposHolding(store, dest.domain, dest.path);
+    const done = new Map<string, BlobStatus>();
+    const ready = [
+      ...local.layers.filter((l) => layerCompression(l.mediaType) !== 'none').map((l) => ({ digest: l.digest, size: l.size })),
+      { digest: local.configDigest, size: local.rawConfig.length },
+    ];
+    trace('push: start');
+    const [image, early] = await Promise.all([
+      distributable(store, local, {
+        alongside: async (gzip, stored) => {
+          await uploadWhileMade(client, target, gzip, stored);
+          done.set((await stored).digest, 'uploaded');
+        },
+      }),
+      pushBlobs(client, store, target, ready, { mountFrom, mountCandidates }),
+    ]);
+    for (const [digest, status] of Object.entries(early)) done.set(digest, status);
+    trace('push: blobs pushed');
+    const pushed = await pushImage(client, store, image, target, { mountFrom, mountCandidates, done });
+    trace('push: done');
+    return pushed;
   } finally {
     await client.close();
   }
+}
+
+/**
+ * For each blob of the store's images named on `domain`, the repositories there that hold it
+ * (the names it was pulled from or pushed to), `path` itself left out: a push to a new
+ * repository mounts those blobs instead of uploading them again, as docker push does for
+ * layers it knows came from a repository of the same registry.
+ */
+async function reposHolding(store: Store, domain: string, path: string): Promise<Map<string, string[]>> {
+  const out = new Map<string, string[]>();
+  for (const e of await store.entries()) {
+    if (!e.name || INDEX_TYPES.has(e.descriptor.mediaType)) continue;
+    const r = parseReference(e.name);
+    if (r.domain !== domain || r.path === path) continue;
+    const image = await loadImage(store, e.descriptor).catch(() => undefined);
+    for (const l of image?.layers ?? []) {
+      const list = out.get(l.digest) ?? [];
+      if (!list.includes(r.path)) list.push(r.path);
+      out.set(l.digest, list);
+    }
+  }
+  return out;
 }

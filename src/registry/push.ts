@@ -15,6 +15,10 @@ export interface PushOptions {
   /** Repositories on the same registry that may hold the blobs (for cross-repository mounts). */
   mountFrom?: string[];
   concurrency?: number;
+  /** Blobs already seen to (uploaded while they were made, or by `pushBlobs`), with what happened: not asked about again. */
+  done?: ReadonlyMap<string, BlobStatus>;
+  /** Per blob, more repositories of the registry that may hold it (where the store's images with that blob came from). */
+  mountCandidates?: ReadonlyMap<string, string[]>;
   onProgress?: (p: { digest: string; status: 'exists' | 'mounted' | 'uploaded' }) => void;
 }
 
@@ -22,8 +26,10 @@ export interface PushResult {
   name: string;
   digest: string;
   /** What happened to each blob. */
-  blobs: Record<string, 'exists' | 'mounted' | 'uploaded'>;
+  blobs: Record<string, BlobStatus>;
 }
+
+export type BlobStatus = 'exists' | 'mounted' | 'uploaded';
 
 /**
  * Push a multi-platform index: each platform image by digest, then the index under the
@@ -69,24 +75,39 @@ async function putManifest(client: RegistryClient, ref: Reference, reference: st
 
 export async function pushImage(client: RegistryClient, store: Store, image: Image, destination: string, options: PushOptions = {}): Promise<PushResult> {
   const ref = normalizeReference(destination);
-  const scope = `repository:${ref.path}:pull,push`;
-  const blobs: PushResult['blobs'] = {};
   const list = [
     ...image.layers.map((l) => ({ digest: l.digest, size: l.size })),
     { digest: image.configDigest, size: image.rawConfig.length },
   ];
+  const blobs = await pushBlobs(client, store, destination, list, options);
+  await putManifest(client, ref, ref.digest ?? ref.tag ?? 'latest', image.mediaType, image.rawManifest, image.digest);
+  return { name: formatReference(ref), digest: image.digest, blobs };
+}
+
+/** Push blobs of the store to the destination's repository (a few at a time), each skipped, mounted or uploaded. */
+export async function pushBlobs(
+  client: RegistryClient,
+  store: Store,
+  destination: string,
+  list: { digest: string; size: number }[],
+  options: PushOptions = {},
+): Promise<Record<string, BlobStatus>> {
+  const ref = normalizeReference(destination);
+  const scope = `repository:${ref.path}:pull,push`;
+  const blobs: Record<string, BlobStatus> = {};
   const queue = [...list];
   const workers = Array.from({ length: Math.max(1, options.concurrency ?? 3) }, async () => {
     for (let b = queue.shift(); b; b = queue.shift()) {
-      const status = await pushBlob(client, store, ref, scope, b.digest, b.size, options.mountFrom ?? []);
+      const seen = options.done?.get(b.digest);
+      const from = [...(options.mountFrom ?? []), ...(options.mountCandidates?.get(b.digest) ?? [])];
+      const status = seen ?? (await pushBlob(client, store, ref, scope, b.digest, b.size, [...new Set(from)]));
       blobs[b.digest] = status;
-      crashPoint('push-blob');
+      if (!seen) crashPoint('push-blob');
       options.onProgress?.({ digest: b.digest, status });
     }
   });
   await Promise.all(workers);
-  await putManifest(client, ref, ref.digest ?? ref.tag ?? 'latest', image.mediaType, image.rawManifest, image.digest);
-  return { name: formatReference(ref), digest: image.digest, blobs };
+  return blobs;
 }
 
 async function pushBlob(client: RegistryClient, store: Store, ref: Reference, scope: string, digest: string, size: number, mountFrom: string[]): Promise<'exists' | 'mounted' | 'uploaded'> {
@@ -120,6 +141,34 @@ async function pushBlob(client: RegistryClient, store: Store, ref: Reference, sc
   });
   await put.body.dump();
   return 'uploaded';
+}
+
+/**
+ * Upload a blob while it is still being made, its digest known only at the end: POST to
+ * start, one PATCH carrying the bytes as they come (chunked), then PUT with the digest that
+ * `made` gives once the bytes have all gone (the registry checks them against it). A push of a
+ * layer compressed on the way (store/compress.ts) then overlaps compression and upload. Any
+ * failure is the caller's to recover from: the blob can still be uploaded whole afterwards.
+ */
+export async function uploadWhileMade(client: RegistryClient, destination: string, body: Readable, made: Promise<{ digest: string }>): Promise<void> {
+  const ref = normalizeReference(destination);
+  const scope = `repository:${ref.path}:pull,push`;
+  const start = await client.request('POST', `/v2/${ref.path}/blobs/uploads/`, { scope, ok: [202] });
+  await start.body.dump();
+  const location = start.headers.location;
+  if (typeof location !== 'string') throw new RegistryError('REGISTRY_ERROR', `POST ${client.endpoint}/v2/${ref.path}/blobs/uploads/: no Location header`);
+  const patch = await client.request('PATCH', new URL(location, client.endpoint).toString(), {
+    headers: { 'content-type': 'application/octet-stream' },
+    body: uploadBody(body),
+    scope,
+    ok: [202],
+  });
+  await patch.body.dump();
+  const next = patch.headers.location;
+  const url = new URL(typeof next === 'string' ? next : location, client.endpoint);
+  url.searchParams.set('digest', (await made).digest);
+  const put = await client.request('PUT', url.toString(), { headers: { 'content-length': '0' }, scope, ok: [201, 204], idempotent: false });
+  await put.body.dump();
 }
 
 /** A blob's bytes on their way up; the store's read errors (a corrupted blob) end the upload. */

@@ -12,13 +12,13 @@ import { createHash } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { promisify } from 'node:util';
 import { gzip as gzipCallback } from 'node:zlib';
-import { Transform } from 'node:stream';
+import { PassThrough, Transform, type Readable } from 'node:stream';
 import pLimit from 'p-limit';
 import type { Image, Layer } from '../image/image.js';
 import { layerCompression, MediaType } from '../oci/media-types.js';
 import type { Manifest } from '../oci/types.js';
 import { LayerCache } from './cache.js';
-import type { Store } from './store.js';
+import type { BlobInfo, Store } from './store.js';
 
 /** At most this many layers are compressed at once (zlib runs in libuv's thread pool). */
 const PARALLEL = 2;
@@ -30,11 +30,20 @@ const gzip = promisify(gzipCallback);
  * (made now, or found from an earlier push), under a new manifest that is written to the store.
  * An image with no uncompressed layer is returned as it is.
  */
-export async function distributable(store: Store, image: Image): Promise<Image> {
+export interface DistributableOptions {
+  /**
+   * Also given each gzip blob made now, as it is made: a push uploads it meanwhile
+   * (`uploadWhileMade`). `stored` settles when the blob is in the store. If the consumer fails,
+   * it is detached and the blob is still stored whole; it is then uploaded the usual way.
+   */
+  alongside?: (gzip: Readable, stored: Promise<BlobInfo>) => Promise<void>;
+}
+
+export async function distributable(store: Store, image: Image, options: DistributableOptions = {}): Promise<Image> {
   if (!image.layers.some((l) => layerCompression(l.mediaType) === 'none')) return image;
   const cache = new LayerCache(store);
   const limit = pLimit(PARALLEL);
-  const layers = await Promise.all(image.layers.map((l) => (layerCompression(l.mediaType) === 'none' ? limit(() => gzipOf(store, cache, l)) : l)));
+  const layers = await Promise.all(image.layers.map((l) => (layerCompression(l.mediaType) === 'none' ? limit(() => gzipOf(store, cache, l, options)) : l)));
   const manifest: Manifest = {
     ...image.manifest,
     layers: layers.map((l, i) => ({ ...(image.manifest.layers[i] ?? {}), mediaType: l.mediaType, digest: l.digest, size: l.size })),
@@ -43,12 +52,12 @@ export async function distributable(store: Store, image: Image): Promise<Image> 
   return { ...image, digest: written.digest, rawManifest: written.bytes, manifest, layers };
 }
 
-async function gzipOf(store: Store, cache: LayerCache, l: Layer): Promise<Layer> {
+async function gzipOf(store: Store, cache: LayerCache, l: Layer, options: DistributableOptions): Promise<Layer> {
   const key = createHash('sha256').update(`gzip:${l.digest}`).digest('hex');
   const known = await cache.get(key); // leases the blob when it is there
   let blob = known?.layer ?? undefined;
   if (!blob) {
-    const info = await store.writeFrom([store.openBlob(l.digest, l.size), parallelGzip()]);
+    const info = await compressInto(store, l, options.alongside);
     blob = { digest: info.digest, size: info.size, diffId: l.diffId, mediaType: MediaType.ociLayerGzip };
     await cache.put(key, { layer: blob, created: new Date().toISOString() });
   }
@@ -59,6 +68,27 @@ async function gzipOf(store: Store, cache: LayerCache, l: Layer): Promise<Layer>
     diffId: l.diffId,
     open: () => store.openBlob(blob.digest, blob.size),
   };
+}
+
+/** The layer's gzip blob written to the store, and handed to `alongside` as it is made. */
+async function compressInto(store: Store, l: Layer, alongside: DistributableOptions['alongside']): Promise<BlobInfo> {
+  const gzip = parallelGzip();
+  if (!alongside) return store.writeFrom([store.openBlob(l.digest, l.size), gzip]);
+  // gzip's output goes to the store (through writeFrom's pipeline) and to the consumer: pipe
+  // to two destinations, which waits for the slower. A consumer that fails is cut off.
+  const copy = new PassThrough();
+  copy.on('error', () => undefined); // reported through the consumer's promise
+  gzip.pipe(copy);
+  const detach = (): void => {
+    gzip.unpipe(copy);
+    copy.resume(); // what was already in it drains away
+  };
+  const stored = store.writeFrom([store.openBlob(l.digest, l.size), gzip]);
+  stored.catch(() => copy.destroy(new Error('the layer could not be stored')));
+  const consumed = alongside(copy, stored).catch(() => detach());
+  const info = await stored;
+  await consumed;
+  return info;
 }
 
 /** Bytes per gzip member: big enough that the ratio barely changes, small enough to spread. */

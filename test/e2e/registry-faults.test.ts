@@ -152,3 +152,70 @@ describe('faults on the way', () => {
     await client.close();
   });
 });
+
+/** A proxy to the real registry that records each request (method, path, chunked or not) and can refuse PATCH. */
+async function recordingProxy(options: { refusePatch?: boolean } = {}): Promise<{ host: string; seen: { method: string; url: string; chunked: boolean }[] }> {
+  const seen: { method: string; url: string; chunked: boolean }[] = [];
+  const host = await listen((req, res) => {
+    seen.push({ method: req.method ?? '', url: req.url ?? '', chunked: req.headers['transfer-encoding'] === 'chunked' });
+    if (options.refusePatch && req.method === 'PATCH') {
+      req.resume();
+      res.writeHead(405).end('no chunked uploads here');
+      return;
+    }
+    const up = httpRequest({ host: '127.0.0.1', port: Number(reg.host.split(':')[1]), path: req.url, method: req.method, headers: req.headers }, (r) => {
+      res.writeHead(r.statusCode ?? 502, r.headers);
+      r.pipe(res);
+    });
+    req.pipe(up);
+  });
+  return { host, seen };
+}
+
+describe('pushing a layer built here (compressed on the way)', () => {
+  const built = async (name: string) => {
+    const ctx = mkdtempSync(path.join(work, 'ctx-'));
+    // Enough bytes that the layer takes several gzip members.
+    await execa('sh', ['-c', `head -c 9000000 /dev/urandom > '${ctx}/blob' && printf 'FROM base:1\\nCOPY blob /blob\\n' > '${ctx}/Dockerfile'`]);
+    const b = await execa(bin, ['--root', root, 'build', '--progress', 'plain', '-t', name, ctx], { reject: false });
+    expect(b.exitCode, b.stderr).toBe(0);
+    const info = JSON.parse((await execa(bin, ['--root', root, 'inspect', name])).stdout)[0] as { RootFS: { Layers: string[] } };
+    return info.RootFS.Layers;
+  };
+  const pulledBack = async (ref: string) => {
+    const other = path.join(mkdtempSync(path.join(work, 'back-')), 'store');
+    const p = await execa(bin, ['--root', other, 'pull', ref], { reject: false });
+    expect(p.exitCode, p.stderr).toBe(0);
+    return (JSON.parse((await execa(bin, ['--root', other, 'inspect', ref])).stdout)[0] as { RootFS: { Layers: string[] } }).RootFS.Layers;
+  };
+
+  test('is uploaded while it is compressed (one chunked PATCH, then PUT with the digest); the base is mounted from where it came; it pulls back the same', async () => {
+    const layers = await built('streamed:1');
+    const proxy = await recordingProxy();
+    // base:1 was pushed to f/base on this registry: its layer is mounted from there, not uploaded.
+    await execa(bin, ['--root', root, 'tag', 'base:1', `${proxy.host}/f/base:1`]);
+    const r = await execa(bin, ['--root', root, 'push', 'streamed:1', `${proxy.host}/s/streamed:1`], { reject: false });
+    expect(r.exitCode, r.stderr).toBe(0);
+    const patches = proxy.seen.filter((s) => s.method === 'PATCH' && s.url.startsWith('/v2/s/streamed/blobs/uploads/'));
+    expect(patches).toHaveLength(1);
+    expect(patches[0]?.chunked).toBe(true);
+    expect(proxy.seen.some((s) => s.method === 'PUT' && /\/v2\/s\/streamed\/blobs\/uploads\/.*[?&]digest=sha256%3A/.test(s.url))).toBe(true);
+    expect(proxy.seen.filter((s) => s.method === 'POST' && s.url.includes('mount=') && s.url.includes('from=f%2Fbase'))).toHaveLength(1);
+    expect(r.stdout).toMatch(new RegExp(`${layer.slice(7, 19)}: mounted`));
+    expect(await pulledBack(`${reg.host}/s/streamed:1`)).toEqual(layers);
+  }, 60_000);
+
+  test('a registry that refuses chunked uploads gets the blob whole afterwards', async () => {
+    const layers = await built('refused:1');
+    const proxy = await recordingProxy({ refusePatch: true });
+    const r = await execa(bin, ['--root', root, 'push', 'refused:1', `${proxy.host}/s/refused:1`], { reject: false });
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(proxy.seen.some((s) => s.method === 'PATCH')).toBe(true);
+    // The monolithic upload: a PUT with the digest and the body, after a POST of its own.
+    expect(proxy.seen.filter((s) => s.method === 'PUT' && s.url.includes('/blobs/uploads/')).length).toBeGreaterThanOrEqual(1);
+    expect(await pulledBack(`${reg.host}/s/refused:1`)).toEqual(layers);
+    const again = await execa(bin, ['--root', root, 'push', 'refused:1', `${reg.host}/s/refused:1`], { reject: false });
+    expect(again.exitCode, again.stderr).toBe(0);
+    expect(again.stdout).not.toMatch(/uploaded/); // all there already
+  }, 60_000);
+});

@@ -178,7 +178,8 @@ async function pushFrom(store: Store, options: PushCommandOptions): Promise<Push
       { digest: local.configDigest, size: local.rawConfig.length },
     ];
     trace('push: start');
-    const [image, early] = await Promise.all([
+    // Both are waited for, whichever fails: nothing is left writing once push returns.
+    const [compressed, pushedEarly] = await Promise.allSettled([
       distributable(store, local, {
         alongside: async (gzip, stored) => {
           await uploadWhileMade(client, target, gzip, stored);
@@ -187,6 +188,9 @@ async function pushFrom(store: Store, options: PushCommandOptions): Promise<Push
       }),
       pushBlobs(client, store, target, ready, { mountFrom, mountCandidates }),
     ]);
+    if (compressed.status === 'rejected') throw compressed.reason;
+    if (pushedEarly.status === 'rejected') throw pushedEarly.reason;
+    const [image, early] = [compressed.value, pushedEarly.value];
     for (const [digest, status] of Object.entries(early)) done.set(digest, status);
     trace('push: blobs pushed');
     const pushed = await pushImage(client, store, image, target, { mountFrom, mountCandidates, done });

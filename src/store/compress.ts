@@ -25,11 +25,6 @@ const PARALLEL = 2;
 
 const gzip = promisify(gzipCallback);
 
-/**
- * The image as it is pushed or exported: every uncompressed layer replaced by its gzip blob
- * (made now, or found from an earlier push), under a new manifest that is written to the store.
- * An image with no uncompressed layer is returned as it is.
- */
 export interface DistributableOptions {
   /**
    * Also given each gzip blob made now, as it is made: a push uploads it meanwhile
@@ -39,6 +34,11 @@ export interface DistributableOptions {
   alongside?: (gzip: Readable, stored: Promise<BlobInfo>) => Promise<void>;
 }
 
+/**
+ * The image as it is pushed or exported: every uncompressed layer replaced by its gzip blob
+ * (made now, or found from an earlier push), under a new manifest that is written to the store.
+ * An image with no uncompressed layer is returned as it is.
+ */
 export async function distributable(store: Store, image: Image, options: DistributableOptions = {}): Promise<Image> {
   if (!image.layers.some((l) => layerCompression(l.mediaType) === 'none')) return image;
   const cache = new LayerCache(store);

@@ -198,7 +198,7 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
     };
     /** The snapshot of an extracted chain: kept in the cache, taken once. */
     const chainSnapshot = async (chain: string, dir: string): Promise<Snapshot> => {
-      const file = path.join(store.root, 'cache', `snapshot-${chain}.json`);
+      const file = store.chainSnapshotPath(chain);
       const kept = await loadSnapshot(file, dir);
       if (kept) return kept;
       const snap = await snapshot(dir);
@@ -570,7 +570,6 @@ async function obtainImage(store: Store, ref: string, access: ExecuteOptions, pl
   });
   return loadImage(store, pulled.descriptor);
 }
-
 
 /**
  * The xattrs a layer records for its files (security.capability, as BuildKit): a RUN's

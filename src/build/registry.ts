@@ -10,7 +10,7 @@ import { pushBlobs, pushImage, pushIndex, uploadWhileMade, type BlobStatus, type
 import { findEntries, loadImage, resolveImage } from '../store/images.js';
 import { INDEX_TYPES, layerCompression } from '../oci/media-types.js';
 import type { Index } from '../oci/types.js';
-import { Store } from '../store/store.js';
+import { Store, type StoreEntry } from '../store/store.js';
 import { distributable } from '../store/compress.js';
 import type { Image } from '../image/image.js';
 
@@ -171,7 +171,7 @@ async function pushFrom(store: Store, options: PushCommandOptions): Promise<Push
     // compressing (the config, layers pulled compressed) are pushed: what is left for
     // pushImage is the manifest.
     const target = formatReference(dest);
-    const mountCandidates = await reposHolding(store, dest.domain, dest.path);
+    const mountCandidates = await reposHolding(store, all, dest.domain, dest.path);
     const done = new Map<string, BlobStatus>();
     const ready = [
       ...local.layers.filter((l) => layerCompression(l.mediaType) !== 'none').map((l) => ({ digest: l.digest, size: l.size })),
@@ -202,14 +202,14 @@ async function pushFrom(store: Store, options: PushCommandOptions): Promise<Push
 }
 
 /**
- * For each blob of the store's images named on `domain`, the repositories there that hold it
+ * For each layer of the store's images (`entries`) named on `domain`, the repositories there that hold it
  * (the names it was pulled from or pushed to), `path` itself left out: a push to a new
  * repository mounts those blobs instead of uploading them again, as docker push does for
  * layers it knows came from a repository of the same registry.
  */
-async function reposHolding(store: Store, domain: string, path: string): Promise<Map<string, string[]>> {
+async function reposHolding(store: Store, entries: StoreEntry[], domain: string, path: string): Promise<Map<string, string[]>> {
   const out = new Map<string, string[]>();
-  for (const e of await store.entries()) {
+  for (const e of entries) {
     if (!e.name || INDEX_TYPES.has(e.descriptor.mediaType)) continue;
     const r = parseReference(e.name);
     if (r.domain !== domain || r.path === path) continue;

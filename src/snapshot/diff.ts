@@ -50,21 +50,25 @@ function typeOf(st: import('node:fs').Stats): Entry['type'] {
 }
 
 export async function snapshot(root: string, options: SnapshotOptions = {}): Promise<Snapshot> {
-  // Synchronous calls: a stat is microseconds, a thread-pool round trip per stat is not.
   const out: Snapshot = new Map();
-  const walk = (rel: string): void => {
-    const names = readdirSync(path.join(root, rel)).sort();
-    crashPoint('snapshot-dir');
-    for (const name of names) {
-      const child = rel ? `${rel}/${name}` : name;
-      if (options.exclude?.has(child)) continue;
-      const entry = entryOf(path.join(root, child));
-      out.set(child, entry);
-      if (entry.type === 'directory') walk(child);
-    }
-  };
-  walk('');
+  walkInto(out, root, '', options.exclude);
   return out;
+}
+
+/**
+ * Add everything below `rel` (a directory of `root`) to `out`. Synchronous calls: a stat is
+ * microseconds, a thread-pool round trip per stat is not.
+ */
+function walkInto(out: Snapshot, root: string, rel: string, exclude?: ReadonlySet<string>): void {
+  const names = readdirSync(path.join(root, rel)).sort();
+  crashPoint('snapshot-dir');
+  for (const name of names) {
+    const child = rel ? `${rel}/${name}` : name;
+    if (exclude?.has(child)) continue;
+    const entry = entryOf(path.join(root, child));
+    out.set(child, entry);
+    if (entry.type === 'directory') walkInto(out, root, child, exclude);
+  }
 }
 
 function entryOf(host: string): Entry {
@@ -110,17 +114,6 @@ export function snapshotUpper(merged: string, upper: string, before: Snapshot): 
     out.delete(p);
     for (const c of children.get(p) ?? []) removeTree(c);
   };
-  /** A directory the step made from nothing (or that only now is seen): all of it is read. */
-  const walkAll = (rel: string): void => {
-    const names = readdirSync(path.join(merged, rel));
-    crashPoint('snapshot-dir');
-    for (const name of names) {
-      const child = `${rel}/${name}`;
-      const entry = entryOf(path.join(merged, child));
-      out.set(child, entry);
-      if (entry.type === 'directory') walkAll(child);
-    }
-  };
   const walk = (rel: string): void => {
     const names = readdirSync(path.join(merged, rel));
     crashPoint('snapshot-dir');
@@ -137,9 +130,9 @@ export function snapshotUpper(merged: string, upper: string, before: Snapshot): 
       out.set(child, entry);
       if (was?.type === 'directory' && entry.type !== 'directory') for (const c of children.get(child) ?? []) removeTree(c);
       if (entry.type !== 'directory') continue;
-      if (!upperNames.has(name)) walkAll(child);
-      else if (was?.type === 'directory') walk(child);
-      else walkAll(child); // new here (or a file before): nothing of it is in `before`
+      // A directory new here (or a file before) has nothing in `before`: all of it is read.
+      if (upperNames.has(name) && was?.type === 'directory') walk(child);
+      else walkInto(out, merged, child);
     }
   };
   walk('');
@@ -167,7 +160,6 @@ export interface DiffEntry {
   kind: 'add' | 'whiteout' | 'opaque';
 }
 
-/** What changed from `before` to `after`, sorted by path (parents before children). */
 export interface DiffOptions {
   /**
    * The rootfs is an overlay mount: a directory copied up keeps its inode number but gets the
@@ -176,6 +168,7 @@ export interface DiffOptions {
   overlay?: boolean;
 }
 
+/** What changed from `before` to `after`, sorted by path (parents before children). */
 export function diff(before: Snapshot, after: Snapshot, options: DiffOptions = {}): DiffEntry[] {
   const out: DiffEntry[] = [];
   const replacedDirs = new Set<string>();

@@ -85,7 +85,7 @@ export async function pruneStore(root: string, options: PruneOptions = {}): Prom
     for (const chain of await readdir(store.rootfsDir).catch(() => [] as string[])) {
       if (keep.has(`rootfs:${chain}`)) continue;
       await rm(path.join(store.rootfsDir, chain), { recursive: true, force: true });
-      await rm(path.join(store.root, 'cache', `snapshot-${chain}.json`), { force: true }); // its snapshot (snapshot/persist.ts)
+      await rm(store.chainSnapshotPath(chain), { force: true });
       rootfs.push(chain);
     }
     return { images: removed, blobs, bytes, temp, rootfs };

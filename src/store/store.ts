@@ -111,6 +111,11 @@ export class Store {
     return path.join(this.root, 'rootfs');
   }
 
+  /** Where the snapshot of the extracted chain `chain` is kept (snapshot/persist.ts). */
+  chainSnapshotPath(chain: string): string {
+    return path.join(this.root, 'cache', `snapshot-${chain}.json`);
+  }
+
   private async init(): Promise<void> {
     await mkdir(path.join(this.root, 'blobs', 'sha256'), { recursive: true });
     await mkdir(this.tmpDir, { recursive: true });
@@ -231,38 +236,28 @@ export class Store {
     const tmp = this.tempPath();
     const hash = createHash('sha256');
     let storeErr: unknown;
-    let fh: FileHandle | undefined;
-    try {
-      const file = await open(tmp, 'wx', 0o644).catch((err: unknown) => {
+    /** The store's own I/O: its failure is the one to report. */
+    const io = <T>(p: Promise<T>): Promise<T> =>
+      p.catch((err: unknown) => {
         storeErr = err;
         throw err;
       });
-      fh = file;
+    let fh: FileHandle | undefined;
+    try {
+      const file = (fh = await io(open(tmp, 'wx', 0o644)));
       const out = new ChunkWriter(
         async (chunk) => {
           hash.update(chunk);
-          try {
-            let at = 0;
-            while (at < chunk.length) at += (await file.write(chunk, at, chunk.length - at)).bytesWritten;
-          } catch (err) {
-            storeErr = err;
-            throw err;
-          }
+          for (let at = 0; at < chunk.length; ) at += (await io(file.write(chunk, at, chunk.length - at))).bytesWritten;
           crashPoint('blob-chunk');
         },
         { reuse: true },
       );
       await produce(out);
       await out.end();
-      try {
-        await file.sync();
-        await file.close();
-      } catch (err) {
-        storeErr = err;
-        throw err;
-      } finally {
-        fh = undefined;
-      }
+      await io(file.sync());
+      fh = undefined;
+      await io(file.close());
       return await this.commitTemp(tmp, `sha256:${hash.digest('hex')}`, out.size);
     } catch (err) {
       await fh?.close().catch(() => undefined);

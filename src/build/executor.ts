@@ -9,7 +9,7 @@
  * in the store's temp area and removed at the end.
  */
 import { createHash } from 'node:crypto';
-import { chown, cp, lstat, mkdir, readFile, rename, rm } from 'node:fs/promises';
+import { chown, cp, lstat, mkdir, readFile, rename } from 'node:fs/promises';
 import path from 'node:path';
 import { type Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
@@ -31,6 +31,7 @@ import { TarWriter } from '../tar/writer.js';
 import { LayerCache } from '../store/cache.js';
 import { findEntries, loadImage, writeImage } from '../store/images.js';
 import { chainName, Store } from '../store/store.js';
+import { collectTrash, discard } from '../store/trash.js';
 import { applyConfigStep, type ConfigState } from './config.js';
 import { checksumSources, loadIgnore, resolveSources, type IgnoreFilter } from './context.js';
 import { StatCache } from './statcache.js';
@@ -117,6 +118,14 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
   trace('store open');
   const cache = new LayerCache(store);
   const temps: string[] = [];
+  /** What each temp tree is estimated to hold (the layers applied and written there), for the trash's budget. */
+  const tempBytes = new Map<string, number>();
+  /** The temp tree each build rootfs lives in (an overlay's merged directory is inside it). */
+  const tempOf = new Map<string, string>();
+  const charge = (root: string, bytes: number): void => {
+    const t = tempOf.get(root) ?? root;
+    tempBytes.set(t, (tempBytes.get(t) ?? 0) + bytes);
+  };
   /** Overlay mounts of this build, unmounted before its temp entries go. */
   const mounted: string[] = [];
   /** Each overlay's upper directory, by its merged directory (a build rootfs). */
@@ -188,7 +197,7 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
       const tmp = store.tempPath('chain');
       temps.push(tmp);
       await mkdir(tmp, { recursive: true, mode: 0o755 });
-      for (const l of layers) await applyLayer(tmp, openLayer(l), { what: `layer ${l.digest}` });
+      for (const l of layers) charge(tmp, (await applyLayer(tmp, openLayer(l), { what: `layer ${l.digest}` })).bytes);
       await mkdir(store.rootfsDir, { recursive: true });
       // Another build may have finished the same chain first: then its copy is used.
       await rename(tmp, dir).catch((err: NodeJS.ErrnoException) => {
@@ -224,7 +233,8 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
           if (applied === s.layers.length) s.snapshot = await chainSnapshot(chain, lower);
         }
       }
-      for (const l of s.layers.slice(applied)) await applyLayer(root, openLayer(l), { what: `layer ${l.digest}` });
+      tempOf.set(root, dir);
+      for (const l of s.layers.slice(applied)) charge(root, (await applyLayer(root, openLayer(l), { what: `layer ${l.digest}` })).bytes);
       s.rootfs = root;
       return root;
     };
@@ -387,7 +397,7 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
         if (hit) {
           if (hit.layer) {
             state.layers.push(hit.layer);
-            if (state.rootfs) await applyLayer(state.rootfs, openLayer(hit.layer), { what: `layer ${hit.layer.digest}` });
+            if (state.rootfs) charge(state.rootfs, (await applyLayer(state.rootfs, openLayer(hit.layer), { what: `layer ${hit.layer.digest}` })).bytes);
             delete state.snapshot;
           }
           state.config.history = [...(state.config.history ?? []), hit.layer ? history : { ...history, empty_layer: true }];
@@ -454,6 +464,7 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
               }),
             );
             layer = { digest: blob.digest, size: blob.size, diffId: blob.digest, mediaType: MediaType.ociLayer };
+            charge(rootfs, blob.size);
             trace(`step ${step.id}: layer stored`);
             state.layers.push(layer);
           }
@@ -493,8 +504,10 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
     await contextStats?.save();
     for (const m of mounted.reverse()) await unmount(m);
     trace('unmounted');
-    for (const t of temps) await rm(t, { recursive: true, force: true }).catch(() => undefined);
-    trace('temps removed');
+    // Scratch trees go to the trash (a rename each), removed in bulk once it is over budget.
+    for (const t of temps) await discard(store, t, tempBytes.get(t) ?? 0);
+    await collectTrash(store).catch(() => undefined);
+    trace('temps discarded');
     await store.releaseLease();
     trace('lease released');
   }

@@ -39,6 +39,8 @@ export interface ApplyOptions {
 export interface ApplyStats {
   entries: number;
   whiteouts: number;
+  /** The bytes of the entries' contents. */
+  bytes: number;
 }
 
 const isRoot = (): boolean => typeof process.getuid === 'function' && process.getuid() === 0;
@@ -64,7 +66,7 @@ export async function applyLayer(root: string, tarStream: Readable, options: App
   const dirTimes: { host: string; mtime: Date }[] = [];
   /** Extended attributes of the layer's files and directories, set once everything is in place. */
   const xattrs = new Map<string, Map<string, Buffer>>();
-  const stats: ApplyStats = { entries: 0, whiteouts: 0 };
+  const stats: ApplyStats = { entries: 0, whiteouts: 0, bytes: 0 };
   /**
    * Parent directories already resolved and made in this layer (container path → host path):
    * most entries share their parent with the one before. Anything removed may have been, or
@@ -114,6 +116,7 @@ export async function applyLayer(root: string, tarStream: Readable, options: App
         continue;
       }
       stats.entries++;
+      stats.bytes += h.size ?? 0;
       created.add(rel);
       xattrs.delete(rel); // a later entry of the same name replaces the earlier one
       if ((h.type === 'file' || h.type === 'contiguous-file' || h.type === 'directory') && h.pax) {

@@ -55,7 +55,7 @@ export interface FsckResult {
 }
 
 const HEX_LENGTH: Record<string, number> = { sha256: 64, sha512: 128 };
-const LAYOUT_ENTRIES = new Set(['oci-layout', 'index.json', 'index.json.lock', 'blobs', 'tmp', 'cache', 'cache-mounts', 'rootfs']);
+const LAYOUT_ENTRIES = new Set(['oci-layout', 'index.json', 'index.json.lock', 'blobs', 'tmp', 'cache', 'cache-mounts', 'rootfs', 'trash']);
 
 export async function fsckStore(root: string, options: FsckOptions = {}): Promise<FsckResult> {
   const repair = options.repair === true;

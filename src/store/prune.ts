@@ -2,7 +2,8 @@
  * `gantry prune`: remove dangling images (those that lost their last name; with `all`,
  * every untagged image) and every blob nothing references. It holds the index lock while
  * it decides and deletes, and keeps what running gantry processes have leased, so a
- * concurrent build, pull or import never loses a blob it is about to reference.
+ * concurrent build, pull or import never loses a blob it is about to reference. It also
+ * empties the trash (builds' scratch trees, store/trash.ts).
  */
 import { readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
@@ -10,6 +11,7 @@ import { INDEX_TYPES, MANIFEST_TYPES } from '../oci/media-types.js';
 import { REF_NAME_ANNOTATION, type Descriptor, type ImageConfig, type Index, type Manifest } from '../oci/types.js';
 import { chainName, DANGLING_ANNOTATION, Store } from './store.js';
 import { LayerCache } from './cache.js';
+import { collectTrash, type TrashReport } from './trash.js';
 
 export interface PruneOptions {
   /** Remove every untagged image, not only dangling ones, and the build cache. */
@@ -27,6 +29,8 @@ export interface PruneResult {
   temp: string[];
   /** Extracted base chains (rootfs/) removed: no image starts from them any more (with --all: every one not in use). */
   rootfs: string[];
+  /** The trash emptied: builds' scratch trees, and their estimated bytes. */
+  trash: TrashReport;
 }
 
 export async function pruneStore(root: string, options: PruneOptions = {}): Promise<PruneResult> {
@@ -88,6 +92,7 @@ export async function pruneStore(root: string, options: PruneOptions = {}): Prom
       await rm(store.chainSnapshotPath(chain), { force: true });
       rootfs.push(chain);
     }
-    return { images: removed, blobs, bytes, temp, rootfs };
+    const trash = await collectTrash(store, { all: true });
+    return { images: removed, blobs, bytes, temp, rootfs, trash };
   });
 }

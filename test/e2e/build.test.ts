@@ -294,6 +294,24 @@ describe('gantry build', () => {
     expect(r.stdout.trim(), r.stderr).toBe('running as 1000:1000');
   });
 
+  test("a build's scratch rootfs goes to the store's trash, sized by what was written there; a budget of 0 removes it at once", async () => {
+    const ctx = context('trashctx', { Dockerfile: 'FROM busybox\nRUN head -c 300000 /dev/zero > /big && echo one > /one\n' });
+    const trash = path.join(root, 'trash');
+    rmSync(trash, { recursive: true, force: true });
+    const r = await g(['build', '--no-cache', '-t', 'trash:1', ctx], { GANTRY_TRASH_BUDGET: '1G' });
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(readdirSync(path.join(root, 'tmp')).filter((n) => n.startsWith('rootfs-'))).toEqual([]);
+    const entries = readdirSync(trash);
+    expect(entries).toHaveLength(1);
+    const bytes = Number((entries[0] as string).split('-')[1]);
+    expect(bytes).toBeGreaterThan(300_000);
+    expect(bytes).toBeLessThan(2_000_000); // the layer written, not the base's whole tree
+    const again = await g(['build', '--no-cache', '-t', 'trash:1', ctx], { GANTRY_TRASH_BUDGET: '0' });
+    expect(again.exitCode, again.stderr).toBe(0);
+    expect(readdirSync(trash)).toEqual([]);
+    expect((await g(['fsck'])).exitCode).toBe(0);
+  });
+
   test('an AbortSignal stops a running build and leaves the store consistent', async () => {
     const { build } = await import('../../src/index.js');
     const ctx = context('abortctx', { Dockerfile: 'FROM busybox\nRUN echo started && sleep 30\n' });

@@ -9,10 +9,11 @@
  *   cache) resolves to a blob of the right size.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { expect } from 'vitest';
+import { isTrashEntry } from '../../src/store/trash.js';
 
 export interface Victim {
   dir: string;
@@ -51,8 +52,11 @@ export function makeVictim(dir: string, extra: Record<string, string> = {}): Vic
   return { dir, marker, unchanged: () => expect(listing(dir)).toEqual(before) };
 }
 
-/** The layout's own entries; `tmp` is the temp area, where anything may be left by a crash. */
-const STORE_ENTRIES = new Set(['blobs', 'index.json', 'index.json.lock', 'oci-layout', 'tmp', 'cache', 'cache-mounts', 'rootfs']);
+/**
+ * The layout's own entries; `tmp` is the temp area, where anything may be left by a crash;
+ * `trash` holds builds' scratch trees (store/trash.ts).
+ */
+const STORE_ENTRIES = new Set(['blobs', 'index.json', 'index.json.lock', 'oci-layout', 'tmp', 'cache', 'cache-mounts', 'rootfs', 'trash']);
 
 interface Desc {
   mediaType?: string;
@@ -66,6 +70,11 @@ export function expectStoreConsistent(root: string, marker?: string): void {
   // index.json.broken-<time>: what fsck --repair keeps of an unreadable index, on purpose.
   const stray = readdirSync(root).filter((n) => !STORE_ENTRIES.has(n) && !/^index\.json\.broken-\d+$/.test(n));
   expect(stray, 'entries outside the layout and its temp area').toEqual([]);
+  const trash = path.join(root, 'trash');
+  if (existsSync(trash)) {
+    expect(statSync(trash).mode & 0o777, 'the trash is private').toBe(0o700);
+    expect(readdirSync(trash).filter((n) => !isTrashEntry(n)), 'trash entries gantry named').toEqual([]);
+  }
   const blobDir = path.join(root, 'blobs', 'sha256');
   expect(readdirSync(path.join(root, 'blobs')), 'algorithms under blobs/').toEqual(['sha256']);
   const sizes = new Map<string, number>();

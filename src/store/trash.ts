@@ -1,0 +1,111 @@
+/**
+ * The store's trash: trees a command no longer needs (a build's rootfs, its overlay's upper
+ * and work directories) are moved here with one rename instead of being removed while the
+ * user waits, and removed in bulk later, the oldest first, once they hold more than a budget.
+ *
+ *   <root>/trash/<ms since epoch>-<estimated bytes>-<random>
+ *
+ * Removing a tree of thousands of files takes time of its own, and on an ext4 file system
+ * without a journal it also makes every file created in the next 30 seconds slower: the
+ * allocator skips the inodes it freed that recently, scanning past each of them. BuildKit
+ * keeps its snapshots until its garbage collection finds the cache over budget; this is the
+ * same trade for gantry's scratch trees. The budget is 10% of the store's file system (as
+ * BuildKit's default), or GANTRY_TRASH_BUDGET; 0 removes everything at once. When the file
+ * system is nearly full (under 5% available) the whole trash goes. `gantry prune` empties it.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdir, readdir, rename, rm, statfs } from 'node:fs/promises';
+import path from 'node:path';
+import { GantryError } from '../errors/index.js';
+import { unmountUnder } from '../rootfs/overlay.js';
+import type { Store } from './store.js';
+
+const ENTRY = /^(\d+)-(\d+)-[0-9a-f]{16}$/;
+
+/** Share of the file system the trash may hold, and the share that must stay available. */
+const DEFAULT_SHARE = 0.1;
+const RESERVE_SHARE = 0.05;
+
+export function trashDir(store: Store): string {
+  return path.join(store.root, 'trash');
+}
+
+/** Whether `name` is a trash entry's name. */
+export const isTrashEntry = (name: string): boolean => ENTRY.test(name);
+
+/**
+ * Move `dir` (inside the store) to the trash; `bytes` is what it is estimated to hold. Where the
+ * rename cannot be done, the tree is removed at once.
+ */
+export async function discard(store: Store, dir: string, bytes: number): Promise<void> {
+  const trash = trashDir(store);
+  const name = `${Date.now()}-${Math.max(0, Math.round(bytes))}-${randomBytes(8).toString('hex')}`;
+  try {
+    // 0700: a build's rootfs may hold set-user-ID programs a RUN made; nobody else reaches them.
+    await mkdir(trash, { recursive: true, mode: 0o700 });
+    await rename(dir, path.join(trash, name));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+  }
+}
+
+const UNITS: Record<string, number> = { '': 1, k: 2 ** 10, m: 2 ** 20, g: 2 ** 30, t: 2 ** 40 };
+
+/** A byte count as GANTRY_TRASH_BUDGET takes it: `0`, `2147483648`, `512M`, `10G`, `1.5GiB` (binary units). */
+export function parseBudget(text: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$/i.exec(text);
+  if (!m) throw new GantryError('TRASH_BUDGET', `GANTRY_TRASH_BUDGET=${JSON.stringify(text)}: not a size (bytes, or a number with K, M, G or T)`);
+  return Math.floor(Number(m[1]) * (UNITS[(m[2] as string).toLowerCase()] as number));
+}
+
+export interface TrashReport {
+  /** Entries removed. */
+  entries: number;
+  /** Their estimated bytes. */
+  bytes: number;
+}
+
+/**
+ * Remove trash entries, the oldest first: all of them with `all` or when the file system is
+ * nearly full, else, when the trash holds more than its budget, down to half the budget (so
+ * that collecting is rare, not a cost of every build).
+ */
+export async function collectTrash(store: Store, options: { all?: boolean } = {}): Promise<TrashReport> {
+  const trash = trashDir(store);
+  const names = await readdir(trash).catch(() => [] as string[]);
+  const report: TrashReport = { entries: 0, bytes: 0 };
+  if (names.length === 0) return report;
+  const entries = names
+    .map((name) => {
+      const m = ENTRY.exec(name);
+      // A name gantry did not give: nothing to keep it for, it goes first.
+      return { name, time: m ? Number(m[1]) : 0, bytes: m ? Number(m[2]) : 0 };
+    })
+    .sort((a, b) => a.time - b.time || a.name.localeCompare(b.name));
+  let held = entries.reduce((n, e) => n + e.bytes, 0);
+  let target: number;
+  if (options.all) {
+    target = -1;
+  } else {
+    const env = process.env.GANTRY_TRASH_BUDGET;
+    const fs = await statfs(store.root);
+    const size = fs.blocks * fs.bsize;
+    const budget = env !== undefined && env !== '' ? parseBudget(env) : size * DEFAULT_SHARE;
+    if (fs.bavail * fs.bsize < size * RESERVE_SHARE || budget === 0) target = -1;
+    else if (held > budget || entries.some((e) => e.time === 0)) target = held > budget ? budget / 2 : held;
+    else return report;
+  }
+  for (const e of entries) {
+    if (e.time !== 0 && held <= target) break;
+    const dir = path.join(trash, e.name);
+    // A tree is never removed through a mount (an overlay a crash left mounted): detach it first.
+    await unmountUnder(dir);
+    // Another process may be removing it too; what is left is removed next time.
+    await rm(dir, { recursive: true, force: true, maxRetries: 3 }).catch(() => undefined);
+    held -= e.bytes;
+    report.entries++;
+    report.bytes += e.bytes;
+  }
+  return report;
+}

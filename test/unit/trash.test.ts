@@ -1,0 +1,95 @@
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, test } from 'vitest';
+import { Store } from '../../src/store/store.js';
+import { pruneStore } from '../../src/store/prune.js';
+import { collectTrash, discard, isTrashEntry, parseBudget, trashDir } from '../../src/store/trash.js';
+
+let work: string;
+let store: Store;
+const saved = process.env.GANTRY_TRASH_BUDGET;
+
+beforeEach(async () => {
+  work = mkdtempSync(path.join(tmpdir(), 'gantry-trash-'));
+  store = await Store.open(path.join(work, 'store'));
+});
+afterEach(() => {
+  if (saved === undefined) delete process.env.GANTRY_TRASH_BUDGET;
+  else process.env.GANTRY_TRASH_BUDGET = saved;
+  rmSync(work, { recursive: true, force: true });
+});
+
+/** A trash entry made by hand: `time` orders them, `bytes` is what it claims to hold. */
+function entry(time: number, bytes: number): string {
+  const name = `${time}-${bytes}-${time.toString(16).padStart(16, '0')}`;
+  mkdirSync(path.join(trashDir(store), name, 'tree'), { recursive: true });
+  writeFileSync(path.join(trashDir(store), name, 'tree', 'f'), 'x');
+  return name;
+}
+const left = () => readdirSync(trashDir(store)).sort();
+
+describe('trash', () => {
+  test('discard moves a tree into the trash, under a name that dates it and carries its size, out of reach of others', async () => {
+    const dir = store.tempPath('rootfs');
+    mkdirSync(path.join(dir, 'upper', 'usr'), { recursive: true });
+    writeFileSync(path.join(dir, 'upper', 'usr', 'x'), 'hello');
+    const before = Date.now();
+    await discard(store, dir, 1234.4);
+    expect(existsSync(dir)).toBe(false);
+    const [name] = left();
+    expect(isTrashEntry(name as string)).toBe(true);
+    const [time, bytes] = (name as string).split('-').map(Number);
+    expect(time).toBeGreaterThanOrEqual(before);
+    expect(bytes).toBe(1234);
+    expect(existsSync(path.join(trashDir(store), name as string, 'upper', 'usr', 'x'))).toBe(true);
+    expect(statSync(trashDir(store)).mode & 0o777).toBe(0o700);
+    // A tree that is already gone is no error.
+    await discard(store, dir, 0);
+  });
+
+  test('under its budget the trash is left alone; over it, the oldest entries go until it holds half the budget', async () => {
+    process.env.GANTRY_TRASH_BUDGET = '1000';
+    const a = entry(1, 300);
+    const b = entry(2, 300);
+    const c = entry(3, 300);
+    expect(await collectTrash(store)).toEqual({ entries: 0, bytes: 0 });
+    expect(left()).toEqual([a, b, c]);
+    const d = entry(4, 300); // 1,200 > 1,000: down to 500 or less
+    expect(await collectTrash(store)).toEqual({ entries: 3, bytes: 900 });
+    expect(left()).toEqual([d]);
+  });
+
+  test('a budget of 0 empties it at once, as does prune; a name gantry did not give is removed', async () => {
+    process.env.GANTRY_TRASH_BUDGET = '1G';
+    entry(5, 10);
+    mkdirSync(path.join(trashDir(store), 'stray'));
+    expect(await collectTrash(store)).toEqual({ entries: 1, bytes: 0 });
+    expect(left()).toHaveLength(1);
+    process.env.GANTRY_TRASH_BUDGET = '0';
+    expect(await collectTrash(store)).toEqual({ entries: 1, bytes: 10 });
+    expect(left()).toEqual([]);
+    delete process.env.GANTRY_TRASH_BUDGET;
+    entry(6, 20);
+    entry(7, 30);
+    expect((await pruneStore(store.root)).trash).toEqual({ entries: 2, bytes: 50 });
+    expect(left()).toEqual([]);
+  });
+
+  test('the default budget is a share of the file system, so a small trash stays', async () => {
+    delete process.env.GANTRY_TRASH_BUDGET;
+    entry(8, 1000);
+    expect(await collectTrash(store)).toEqual({ entries: 0, bytes: 0 });
+    expect(left()).toHaveLength(1);
+  });
+
+  test('GANTRY_TRASH_BUDGET takes bytes or binary units, and names itself when it is not a size', () => {
+    expect(parseBudget('0')).toBe(0);
+    expect(parseBudget('2048')).toBe(2048);
+    expect(parseBudget('512M')).toBe(512 * 2 ** 20);
+    expect(parseBudget('1.5GiB')).toBe(1.5 * 2 ** 30);
+    expect(parseBudget('10gb')).toBe(10 * 2 ** 30);
+    expect(() => parseBudget('lots')).toThrow(/GANTRY_TRASH_BUDGET="lots": not a size/);
+    expect(() => parseBudget('-1')).toThrow(/GANTRY_TRASH_BUDGET/);
+  });
+});

@@ -4,9 +4,6 @@
 // dist/cli.cjs, and keeps V8's compiled code for it in dist/cli.cache. bin/gantry loads the two
 // with node:vm, which saves Node from resolving and reading ~260 module files and V8 from
 // compiling them on every command (docs/performance.md, "Start-up").
-//
-// tar-stream stays outside the bundle: src/tar/tar.ts replaces functions in tar-stream's own
-// headers module, which it finds through require.resolve; both must be the node_modules copy.
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -38,15 +35,33 @@ const lazyStringWidth = {
   },
 };
 
+/**
+ * tar-stream is bundled too (resolving it and its five dependencies through node_modules cost
+ * 10 ms of every start-up). src/tar/tar.ts changes functions of tar-stream's headers module,
+ * which dist/tar/tar-headers.js finds at run time beside tar-stream's main file; in the bundle
+ * that would be node_modules' copy, not the bundled one. So the bundle gets a tar-headers
+ * module that imports the bundled file itself (tar-stream's package exports do not name it,
+ * hence the path).
+ */
+const require = createRequire(import.meta.url);
+const tarHeaders = {
+  name: 'tar-headers',
+  setup(b) {
+    b.onLoad({ filter: /[\\/]dist[\\/]tar[\\/]tar-headers\.js$/ }, () => ({
+      contents: `export { default } from ${JSON.stringify(path.join(path.dirname(require.resolve('tar-stream')), 'headers.js'))};`,
+      loader: 'js',
+    }));
+  },
+};
+
 await build({
-  plugins: [lazyStringWidth],
+  plugins: [lazyStringWidth, tarHeaders],
   entryPoints: [path.join(root, 'dist', 'cli', 'main.js')],
   outfile: out,
   bundle: true,
   platform: 'node',
   target: 'node20',
   format: 'cjs',
-  external: ['tar-stream'],
   // CommonJS has no import.meta: the bundle's own URL stands in for it.
   define: { 'import.meta.url': '__bundleUrl' },
   banner: { js: "const __bundleUrl = require('node:url').pathToFileURL(__filename).href;" },

@@ -19,7 +19,8 @@ import { INDEX_TYPES, layerCompression, MediaType } from '../oci/media-types.js'
 import { formatReference, normalizeReference } from '../oci/reference.js';
 import type { Descriptor, HistoryEntry, ImageConfig } from '../oci/types.js';
 import { parsePlatform, type Platform } from '../oci/platform.js';
-import { DEFAULT_PATH, plan as makePlan, type BaseImageInfo, type BuildPlan, type PlannedStage, type Step } from '../plan/planner.js';
+import { parseDockerfile } from '../dockerfile/stages.js';
+import { DEFAULT_PATH, planModel, type BaseImageInfo, type BuildPlan, type PlannedStage, type Step } from '../plan/planner.js';
 import { applyLayer } from '../rootfs/apply.js';
 import { mountOverlay, overlayWanted, unmount } from '../rootfs/overlay.js';
 import { resolveInRoot } from '../rootfs/resolve.js';
@@ -141,7 +142,9 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
   };
   try {
     // 1. The images the plan needs: from the store when there, else pulled.
-    const first = makePlan(options.text, planOptions);
+    // Parsed once, planned twice: first for the images it names, then with what they say.
+    const model = parseDockerfile(options.text, { file: options.dockerfile ?? 'Dockerfile' });
+    const first = planModel(model, planOptions);
     // Each image is wanted for the platform of the stage that uses it (FROM --platform).
     const wanted = new Map<string, { ref: string; platform: string }>();
     const want = (ref: string, platform: string) => wanted.set(imageKey(ref, platform), { ref, platform });
@@ -167,7 +170,7 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
         ...(c.OnBuild ? { onBuild: c.OnBuild } : {}),
       };
     }
-    const plan = makePlan(options.text, { ...planOptions, baseImages });
+    const plan = planModel(model, { ...planOptions, baseImages });
     trace('planned');
     emit({ type: 'plan', plan });
     const ignore = await loadIgnore(options.context, options.dockerfile);

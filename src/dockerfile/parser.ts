@@ -152,9 +152,9 @@ export function parse(text: string, options: ParseOptions = {}): ParseResult {
   const file = options.file ?? 'Dockerfile';
   const d = new Directives();
   const warnings = new WarningSink();
-  const positions = new SourcePositions(text);
   const lines = splitLines(text);
   if (lines.length > 0) lines[0] = (lines[0] as string).replace(/^\uFEFF/, '');
+  const positions = new SourcePositions(text, lines);
   const nodes: Node[] = [];
   let comments: string[] = [];
   let i = 0; // index of the next line to read (0-based)
@@ -627,22 +627,37 @@ export function dump(result: ParseResult | Node[]): string {
 
 /**
  * Source positions from dockerfile-ast: where keywords and flags stand, so errors and
- * warnings can give a column. Lines are 1-based here.
+ * warnings can give a column. Lines are 1-based here. dockerfile-ast parses the file only
+ * when a position beyond a keyword's is asked for (a flag's, an ONBUILD trigger's): that
+ * parse costs more than gantry's own, and most builds never need it.
  */
 export class SourcePositions {
-  private readonly byLine = new Map<number, AstInstruction>();
+  private indexed: Map<number, AstInstruction> | undefined;
 
-  constructor(text: string) {
+  constructor(
+    private readonly text: string,
+    /** The file's lines as the parser splits them (without the byte order mark). */
+    private readonly lines: readonly string[] = splitLines(text),
+  ) {}
+
+  private get byLine(): Map<number, AstInstruction> {
+    if (this.indexed) return this.indexed;
     let instructions: AstInstruction[] = [];
     try {
-      instructions = DockerfileParser.parse(text).getInstructions();
+      instructions = DockerfileParser.parse(this.text).getInstructions();
     } catch {
       // Positions are a convenience; the parse above is authoritative.
     }
-    for (const ins of instructions) this.byLine.set(ins.getRange().start.line + 1, ins);
+    this.indexed = new Map(instructions.map((ins) => [ins.getRange().start.line + 1, ins]));
+    return this.indexed;
   }
 
+  /** The keyword's column: after the line's leading blanks (spaces and tabs), as dockerfile-ast counts. */
   keywordColumn(line: number): number {
+    const raw = this.lines[line - 1];
+    const blanks = raw === undefined ? undefined : /^[ \t]*/.exec(raw)?.[0].length;
+    // Any other leading character (a form feed, a no-break space) is dockerfile-ast's to place.
+    if (raw !== undefined && blanks !== undefined && /^[^\s]/u.test(raw.slice(blanks))) return blanks + 1;
     const ins = this.byLine.get(line);
     return ins ? ins.getInstructionRange().start.character + 1 : 1;
   }

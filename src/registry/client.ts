@@ -5,13 +5,15 @@
  * redirects itself so the registry's Authorization never reaches another host.
  */
 import { Buffer } from 'node:buffer';
-import tls from 'node:tls';
+import { createRequire } from 'node:module';
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 
 /** undici is loaded on the first request: a build from local images never pays for it. */
 let undiciModule: Promise<typeof import('undici')> | undefined;
 const undici = (): Promise<typeof import('undici')> => (undiciModule ??= import('undici'));
+/** node:tls too, only when extra CA certificates are given: loading it costs every command 3 ms. */
+const tls = (): typeof import('node:tls') => createRequire(import.meta.url)('node:tls') as typeof import('node:tls');
 import { RegistryError } from '../errors/index.js';
 import { DEFAULT_DOMAIN } from '../oci/reference.js';
 
@@ -131,7 +133,7 @@ export class RegistryClient {
   ) {
     this.endpoint = `https://${registryHost(domain)}`;
     this.probed = !plainHttpAllowed(domain, options.insecureRegistries);
-    this.connect = options.caCerts ? { timeout: 30_000, ca: [...tls.rootCertificates, options.caCerts] } : { timeout: 30_000 };
+    this.connect = options.caCerts ? { timeout: 30_000, ca: [...tls().rootCertificates, options.caCerts] } : { timeout: 30_000 };
   }
 
   private dispatcher(): Promise<Dispatcher> {

@@ -9,22 +9,13 @@
  *
  * `installed` is checked by the unit tests, which fail if a tar-stream upgrade moves these.
  */
-import { createRequire } from 'node:module';
-import path from 'node:path';
 import tar from 'tar-stream';
 import { decodePax, encodePax, largeIdRecords } from './pax.js';
+import headers from './tar-headers.js';
 
 /** What a pack entry's header may say (tar-stream fills in the rest). */
 export type EntryHeader = Parameters<tar.Pack['entry']>[0];
 
-interface HeadersModule {
-  encode(opts: Record<string, unknown>): Uint8Array | null;
-  encodePax(opts: { name?: string; linkname?: string; pax?: Record<string, string> }): Uint8Array;
-  decodePax(buf: Uint8Array): Record<string, string>;
-}
-
-const require = createRequire(import.meta.url);
-const headers = require(path.join(path.dirname(require.resolve('tar-stream')), 'headers.js')) as HeadersModule;
 headers.encodePax = encodePax;
 headers.decodePax = decodePax;
 

@@ -1,9 +1,11 @@
-import { existsSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createReadStream, createWriteStream, existsSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { projectRoot } from '../helpers/conformance.js';
+import tar from '../../src/tar/tar.js';
 
 // Runs the real command (bin/gantry over the compiled dist/), as a user would.
 const bin = path.join(projectRoot, 'bin', 'gantry');
@@ -193,5 +195,34 @@ describe('start-up (bin/gantry over dist/cli.cjs and its code cache)', () => {
     const bad = await run(['build', tempContext({ Dockerfile: 'FROM scratch\nNOPE x\n' })]);
     expect(bad.exitCode).toBe(1);
     expect(bad.stderr).toMatch(/Dockerfile:2/);
+  }, 60_000);
+
+  test("the bundle's tar-stream uses gantry's PAX records: a binary capability survives import and export byte for byte", async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'gantry-pax-'));
+    made.push(dir);
+    // Not UTF-8: tar-stream's own PAX functions would turn these bytes into U+FFFD.
+    const cap = Buffer.from([0x01, 0x00, 0x00, 0x02, 0x80, 0x20, 0x00, 0x00, 0xff, 0xfe, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00]);
+    const pack = tar.pack();
+    pack.entry({ name: 'bin/', type: 'directory', mode: 0o755, mtime: new Date(0) });
+    pack.entry({ name: 'bin/ping', mode: 0o755, mtime: new Date(0), pax: { 'SCHILY.xattr.security.capability': cap.toString('latin1') } }, 'ping\n');
+    pack.finalize();
+    const input = path.join(dir, 'rootfs.tar');
+    await pipeline(pack, createWriteStream(input));
+    const store = path.join(dir, 'store');
+    const imported = await gantry(['--root', store, 'import', input, 'pax:1']);
+    expect(imported.exitCode, imported.stderr).toBe(0);
+    const out = path.join(dir, 'out.tar');
+    const exported = await gantry(['--root', store, 'export', 'pax:1', '-o', out]);
+    expect(exported.exitCode, exported.stderr).toBe(0);
+    const found = new Map<string, Buffer>();
+    const extract = tar.extract();
+    extract.on('entry', (h, body, next) => {
+      const value = (h.pax as Record<string, string> | undefined)?.['SCHILY.xattr.security.capability'];
+      if (value !== undefined) found.set(h.name, Buffer.from(value, 'latin1'));
+      body.resume();
+      body.on('end', next);
+    });
+    await pipeline(createReadStream(out), extract);
+    expect(found.get('bin/ping')?.toString('hex')).toBe(cap.toString('hex'));
   }, 60_000);
 });

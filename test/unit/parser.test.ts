@@ -1,3 +1,4 @@
+import { DockerfileParser } from 'dockerfile-ast';
 import { describe, expect, test } from 'vitest';
 import { dump, goQuote, heredocBody, parse, splitCommand } from '../../src/dockerfile/parser.js';
 import { dockerfileError } from '../helpers/errors.js';
@@ -39,6 +40,18 @@ describe('logical lines', () => {
     const r = p('FROM a\n   RUN x\nONBUILD  RUN y\n');
     expect(r.nodes[1]?.column).toBe(4);
     expect(r.nodes[2]?.sub?.column).toBe(10);
+  });
+
+  test("keyword columns equal dockerfile-ast's, whether read off the line or left to it (odd leading characters)", () => {
+    const lines = ['RUN a', '  RUN b', '\tCOPY a b', ' \t ENV A=1', '\u00a0RUN z', '\fRUN q', 'onbuild  run x', 'RUN a \\\n  b', '# c\n  RUN d', 'RUN <<EOF\nx\nEOF'];
+    for (const [i, first] of lines.entries()) {
+      const text = `FROM s\n${first}\n${lines[(i + 3) % lines.length]}\n   USER u\n`;
+      const byLine = new Map(DockerfileParser.parse(text).getInstructions().map((ins) => [ins.getRange().start.line + 1, ins]));
+      for (const node of p(text).nodes) {
+        const ins = byLine.get(node.startLine);
+        expect(node.column, `${JSON.stringify(text)} line ${node.startLine}`).toBe(ins ? ins.getInstructionRange().start.character + 1 : 1);
+      }
+    }
   });
 });
 

@@ -1,6 +1,7 @@
 import { describe, expect, test } from 'vitest';
 import { OptionError } from '../../src/errors/index.js';
-import { plan, DEFAULT_PATH, type BuildPlan, type PlanOptions, type Step } from '../../src/plan/planner.js';
+import { parseDockerfile } from '../../src/dockerfile/stages.js';
+import { plan, planModel, DEFAULT_PATH, type BuildPlan, type PlanOptions, type Step } from '../../src/plan/planner.js';
 import { dockerfileError } from '../helpers/errors.js';
 
 const P = (text: string, options: PlanOptions = {}): BuildPlan =>
@@ -333,6 +334,16 @@ describe('purity', () => {
   test('the same input gives the same plan', () => {
     const text = 'ARG A=1\nFROM scratch AS x\nRUN a\nFROM x\nCOPY --from=x / /\n';
     expect(JSON.stringify(P(text))).toBe(JSON.stringify(P(text)));
+  });
+
+  test('planning leaves the parsed model as it was: a build plans twice from one parse', () => {
+    const text = 'ARG A=1\nFROM base AS x\nARG A\nENV B=$A\nRUN a\nONBUILD RUN b\nFROM x\nCOPY --from=x / /\nUSER u$A\n';
+    const model = parseDockerfile(text, { file: 'Dockerfile' });
+    const before = structuredClone(model);
+    const once = planModel(model, { buildArgs: { A: '2' } });
+    planModel(model, { baseImages: { base: { env: ['C=3'], onBuild: ['RUN from-base', 'ENV D=4'], workingDir: '/w', user: 'u' } } });
+    expect(model).toEqual(before);
+    expect(JSON.stringify(planModel(model, { buildArgs: { A: '2' } }))).toBe(JSON.stringify(once));
   });
 });
 

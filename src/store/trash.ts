@@ -16,8 +16,8 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, rename, rm, statfs } from 'node:fs/promises';
 import path from 'node:path';
-import { GantryError } from '../errors/index.js';
 import { unmountUnder } from '../rootfs/overlay.js';
+import { parseSize } from '../tar/limit.js';
 import type { Store } from './store.js';
 
 const ENTRY = /^(\d+)-(\d+)-[0-9a-f]{16}$/;
@@ -48,15 +48,6 @@ export async function discard(store: Store, dir: string, bytes: number): Promise
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
     await rm(dir, { recursive: true, force: true }).catch(() => undefined);
   }
-}
-
-const UNITS: Record<string, number> = { '': 1, k: 2 ** 10, m: 2 ** 20, g: 2 ** 30, t: 2 ** 40 };
-
-/** A byte count as GANTRY_TRASH_BUDGET takes it: `0`, `2147483648`, `512M`, `10G`, `1.5GiB` (binary units). */
-export function parseBudget(text: string): number {
-  const m = /^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$/i.exec(text);
-  if (!m) throw new GantryError('TRASH_BUDGET', `GANTRY_TRASH_BUDGET=${JSON.stringify(text)}: not a size (bytes, or a number with K, M, G or T)`);
-  return Math.floor(Number(m[1]) * (UNITS[(m[2] as string).toLowerCase()] as number));
 }
 
 export interface TrashReport {
@@ -91,7 +82,7 @@ export async function collectTrash(store: Store, options: { all?: boolean } = {}
     const env = process.env.GANTRY_TRASH_BUDGET;
     const fs = await statfs(store.root);
     const size = fs.blocks * fs.bsize;
-    const budget = env !== undefined && env !== '' ? parseBudget(env) : size * DEFAULT_SHARE;
+    const budget = env !== undefined && env !== '' ? parseSize('GANTRY_TRASH_BUDGET', env) : size * DEFAULT_SHARE;
     if (fs.bavail * fs.bsize < size * RESERVE_SHARE || budget === 0) target = -1;
     else if (held > budget || entries.some((e) => e.time === 0)) target = held > budget ? budget / 2 : held;
     else return report;

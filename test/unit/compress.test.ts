@@ -1,8 +1,8 @@
 import { execFileSync } from 'node:child_process';
 import { Readable } from 'node:stream';
-import { gunzipSync } from 'node:zlib';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import { describe, expect, test } from 'vitest';
-import { parallelGzip } from '../../src/store/compress.js';
+import { incompressible, parallelGzip } from '../../src/store/compress.js';
 import { pseudoRandom } from '../helpers/faults.js';
 
 // The parallel gzip that built layers leave the store with: many members, one stream for
@@ -26,5 +26,24 @@ describe('parallel gzip', () => {
     expect(gunzipSync(gz).equals(data)).toBe(true);
     expect(execFileSync('gzip', ['-dc'], { input: gz, maxBuffer: 1 << 26 }).equals(data)).toBe(true);
     expect((await compress(data, 1000003)).equals(gz)).toBe(true); // however the input arrives
+  }, 60_000);
+
+  test('a piece deflate cannot shrink is stored; a compressible one, or one with text among the noise, is compressed', async () => {
+    const noise = pseudoRandom('stored', MEMBER);
+    const text = Buffer.from('a layer of text, '.repeat(MEMBER / 16)).subarray(0, MEMBER);
+    // Noise with text at one sample's place: deflate gains there, so the piece is compressed.
+    const mixed = Buffer.from(noise);
+    text.copy(mixed, MEMBER / 2, 0, 64 * 1024);
+    expect([incompressible(noise), incompressible(text), incompressible(mixed)]).toEqual([true, false, false]);
+    const gz = await compress(Buffer.concat([noise, text, mixed]));
+    expect(gunzipSync(gz).equals(Buffer.concat([noise, text, mixed]))).toBe(true);
+    // The noise's member is exactly a stored one (level 0): level 6 would make other bytes.
+    const member = (data: Buffer, level: number) => gzipSync(data, { level, chunkSize: MEMBER + 65536 });
+    const stored = member(noise, 0);
+    expect(gz.subarray(0, stored.length).equals(stored)).toBe(true);
+    expect(member(noise, 6).equals(stored)).toBe(false);
+    const rest = gz.subarray(stored.length);
+    expect(rest.subarray(0, member(text, 6).length).equals(member(text, 6))).toBe(true);
+    expect(rest.length - member(text, 6).length).toBeLessThan(MEMBER * 0.999);
   }, 60_000);
 });

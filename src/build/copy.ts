@@ -48,13 +48,16 @@ async function ensureDir(rootfs: string, containerDir: string, owner?: { uid: nu
 
 /**
  * Copy `items` to `dest` (absolute container path; a trailing `/` means a directory). A
- * file's capabilities (security.capability) come along, as with BuildKit's copy.
+ * file's capabilities (security.capability) come along, as with BuildKit's copy; how many
+ * source files had any is returned (none: the copy made no file that has them, since every
+ * file it writes is new and a directory cannot hold them).
  */
-export async function copyInto(rootfs: string, items: SourceItem[], dest: string, options: CopyOptions): Promise<void> {
+export async function copyInto(rootfs: string, items: SourceItem[], dest: string, options: CopyOptions): Promise<{ capabilities: number }> {
   const copied = new Map<string, string>();
   await copyItems(rootfs, items, dest, options, copied);
   const caps = await readXattrs([...copied.keys()]);
   await writeXattrs(new Map([...caps].map(([src, x]) => [copied.get(src) as string, x])));
+  return { capabilities: caps.size };
 }
 
 /**

@@ -134,6 +134,19 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
   let contextStats: StatCache | undefined;
   const emit = options.onProgress ?? (() => undefined);
   const created = new Date(options.sourceDateEpoch !== undefined ? options.sourceDateEpoch * 1000 : Date.now()).toISOString();
+  const fixedTime = options.sourceDateEpoch !== undefined;
+  /**
+   * The date of what makes no layer of its own (ENV, CMD...: a history entry with no layer, and
+   * the image itself): the newest date in the history so far, so that, as with BuildKit, a
+   * rebuild that changes nothing gives the same image, and an image whose steps were all cached
+   * is dated by when they ran. SOURCE_DATE_EPOCH dates everything.
+   */
+  const dated = (c: ImageConfig): string => {
+    if (fixedTime) return created;
+    const history = c.history ?? [];
+    for (let i = history.length - 1; i >= 0; i--) if (history[i]?.created) return history[i]?.created as string;
+    return c.created ?? created;
+  };
   const planOptions = {
     file: options.dockerfile,
     ...(options.buildArgs ? { buildArgs: options.buildArgs } : {}),
@@ -334,7 +347,7 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
         const text = createdBy(step);
         const history: HistoryEntry = { created, ...(text !== undefined ? { created_by: text } : {}), comment: HISTORY_COMMENT };
         if (step.op === 'arg' || (step.op !== 'workdir' && applyConfigStep(state.config, step, state.configState))) {
-          if (text !== undefined) state.config.history = [...(state.config.history ?? []), { ...history, empty_layer: true }];
+          if (text !== undefined) state.config.history = [...(state.config.history ?? []), { ...history, created: dated(state.config), empty_layer: true }];
           if (step.op !== 'arg') emit({ type: 'step', id: step.id, name, status: 'done', seconds: 0 });
           continue;
         }
@@ -403,13 +416,17 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
             if (state.rootfs) charge(state.rootfs, (await applyLayer(state.rootfs, openLayer(hit.layer), { what: `layer ${hit.layer.digest}` })).bytes);
             delete state.snapshot;
           }
-          state.config.history = [...(state.config.history ?? []), hit.layer ? history : { ...history, empty_layer: true }];
+          // Dated when the step ran, as BuildKit dates a cached layer: a rebuild that changes nothing is the same image.
+          const then = { ...history, created: fixedTime ? created : hit.created };
+          state.config.history = [...(state.config.history ?? []), hit.layer ? then : { ...then, empty_layer: true }];
           if (step.op === 'workdir') state.config.config = { ...(state.config.config ?? {}), WorkingDir: step.path };
           state.key = key;
           emit({ type: 'step', id: step.id, name, status: 'cached' });
           continue;
         }
         let layer: LayerRef | null = null;
+        /** The step made no file with capabilities (a COPY of files that had none). */
+        let capsKnownNone = false;
         try {
           trace(`step ${step.id}: start`);
           const rootfs = await materialise(state);
@@ -433,12 +450,14 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
               await applyLayer(target.host, stream, { what });
             }
             items = (items ?? []).filter((i) => !archives.has(i.host));
-            if (items.length > 0) await copyInto(rootfs, items, dest, {
+            // A copy of files without capabilities makes a layer without them: no need to read them back.
+            if (archives.size === 0) capsKnownNone = true;
+            if (items.length > 0) capsKnownNone &&= (await copyInto(rootfs, items, dest, {
               ...(owner ? { owner: { uid: owner.uid, gid: owner.gid } } : {}),
               ...(mode !== undefined ? { mode } : {}),
               ignore: sourceIgnore,
               what: stepWhere(step),
-            });
+            })).capabilities === 0;
           } else if (step.op === 'workdir') {
             const { host } = await resolveInRoot(rootfs, step.path);
             if (!(await lstat(host).catch(() => undefined))) {
@@ -452,13 +471,14 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
           }
           trace(`step ${step.id}: ${step.op} done`);
           const upper = uppers.get(rootfs);
-          const after = upper ? snapshotUpper(rootfs, upper, before) : await snapshot(rootfs);
+          const touched = upper ? new Set<string>() : undefined;
+          const after = upper ? snapshotUpper(rootfs, upper, before, touched) : await snapshot(rootfs);
           trace(`step ${step.id}: snapshot after`);
-          const changes = diff(before, after, { overlay: upper !== undefined });
+          const changes = diff(before, after, { overlay: upper !== undefined, ...(touched ? { touched } : {}) });
           state.snapshot = after;
           trace(`step ${step.id}: diff (${changes.length} changes)`);
           if (changes.length > 0) {
-            const xattrs = await layerXattrs(rootfs, after, changes);
+            const xattrs = capsKnownNone ? new Map<string, Map<string, Buffer>>() : await layerXattrs(rootfs, after, changes);
             trace(`step ${step.id}: xattrs`);
             const blob = await store.writeWith((out) =>
               writeLayer(new TarWriter(out), rootfs, after, changes, {
@@ -485,7 +505,7 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
     const final = targetState as StageState;
     const config: ImageConfig = {
       ...final.config,
-      created,
+      created: dated(final.config),
       architecture: parsePlatform(plan.target.platform).architecture,
       os: parsePlatform(plan.target.platform).os,
       rootfs: { type: 'layers', diff_ids: final.layers.map((l) => l.diffId) },
@@ -505,7 +525,7 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
     return { digest: descriptor.digest, configDigest: image.configDigest, descriptor, tags, plan };
   } finally {
     await contextStats?.save();
-    for (const m of mounted.reverse()) await unmount(m);
+    await unmount(...mounted.reverse());
     trace('unmounted');
     // Scratch trees go to the trash (a rename each), removed in bulk once it is over budget.
     for (const t of temps) await discard(store, t, tempBytes.get(t) ?? 0);

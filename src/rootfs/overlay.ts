@@ -67,12 +67,15 @@ export async function mountOverlay(lower: string, dir: string): Promise<string |
   }
 }
 
-export async function unmount(dir: string): Promise<void> {
+/** Unmount `dirs` (one umount run for all of them). */
+export async function unmount(...dirs: string[]): Promise<void> {
+  if (dirs.length === 0) return;
   try {
-    await run(tool(UMOUNT), [dir]);
+    await run(tool(UMOUNT), dirs);
   } catch {
-    // busy (a process still has it open): detach it now, the kernel frees it when released
-    await run(tool(UMOUNT), ['-l', dir]).catch(() => undefined);
+    // busy (a process still has it open): detach it now, the kernel frees it when released;
+    // those already unmounted above just fail again here
+    await run(tool(UMOUNT), ['-l', ...dirs]).catch(() => undefined);
   }
 }
 

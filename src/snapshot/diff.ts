@@ -59,7 +59,7 @@ export async function snapshot(root: string, options: SnapshotOptions = {}): Pro
  * Add everything below `rel` (a directory of `root`) to `out`. Synchronous calls: a stat is
  * microseconds, a thread-pool round trip per stat is not.
  */
-function walkInto(out: Snapshot, root: string, rel: string, exclude?: ReadonlySet<string>): void {
+function walkInto(out: Snapshot, root: string, rel: string, exclude?: ReadonlySet<string>, touched?: Set<string>): void {
   const names = readdirSync(path.join(root, rel)).sort();
   crashPoint('snapshot-dir');
   for (const name of names) {
@@ -67,7 +67,8 @@ function walkInto(out: Snapshot, root: string, rel: string, exclude?: ReadonlySe
     if (exclude?.has(child)) continue;
     const entry = entryOf(path.join(root, child));
     out.set(child, entry);
-    if (entry.type === 'directory') walkInto(out, root, child, exclude);
+    touched?.add(child);
+    if (entry.type === 'directory') walkInto(out, root, child, exclude, touched);
   }
 }
 
@@ -100,8 +101,10 @@ function entryOf(host: string): Entry {
  * `before` had there and the merged view no longer shows were deleted (whether a whiteout
  * hides a lower file or a file an earlier step made is simply gone), names only the lower
  * directory supplies are unchanged, and names the upper directory holds are stat'ed again.
+ * `touched`, when given, gets every path that was stat'ed again or removed: everything else is
+ * `before`'s entry, unchanged, so `diff` need look at nothing else.
  */
-export function snapshotUpper(merged: string, upper: string, before: Snapshot): Snapshot {
+export function snapshotUpper(merged: string, upper: string, before: Snapshot, touched?: Set<string>): Snapshot {
   const out: Snapshot = new Map(before);
   const children = new Map<string, string[]>();
   for (const p of before.keys()) {
@@ -112,6 +115,7 @@ export function snapshotUpper(merged: string, upper: string, before: Snapshot): 
   }
   const removeTree = (p: string): void => {
     out.delete(p);
+    touched?.add(p);
     for (const c of children.get(p) ?? []) removeTree(c);
   };
   const walk = (rel: string): void => {
@@ -128,11 +132,12 @@ export function snapshotUpper(merged: string, upper: string, before: Snapshot): 
       const was = before.get(child);
       const entry = entryOf(path.join(merged, child));
       out.set(child, entry);
+      touched?.add(child);
       if (was?.type === 'directory' && entry.type !== 'directory') for (const c of children.get(child) ?? []) removeTree(c);
       if (entry.type !== 'directory') continue;
       // A directory new here (or a file before) has nothing in `before`: all of it is read.
       if (upperNames.has(name) && was?.type === 'directory') walk(child);
-      else walkInto(out, merged, child);
+      else walkInto(out, merged, child, undefined, touched);
     }
   };
   walk('');
@@ -166,13 +171,17 @@ export interface DiffOptions {
    * upper directory's birth time, so only a new inode number means it was removed and made again.
    */
   overlay?: boolean;
+  /** The only paths that may differ (from `snapshotUpper`); without it, every path is compared. */
+  touched?: ReadonlySet<string>;
 }
 
 /** What changed from `before` to `after`, sorted by path (parents before children). */
 export function diff(before: Snapshot, after: Snapshot, options: DiffOptions = {}): DiffEntry[] {
   const out: DiffEntry[] = [];
   const replacedDirs = new Set<string>();
-  for (const [p, a] of after) {
+  const { touched } = options;
+  const afterEntries: Iterable<[string, Entry]> = touched ? [...touched].flatMap((p) => (after.has(p) ? [[p, after.get(p) as Entry] as [string, Entry]] : [])) : after;
+  for (const [p, a] of afterEntries) {
     const b = before.get(p);
     if (!b) {
       out.push({ path: p, kind: 'add' });
@@ -191,8 +200,8 @@ export function diff(before: Snapshot, after: Snapshot, options: DiffOptions = {
     }
     if (changed(a, b)) out.push({ path: p, kind: 'add' });
   }
-  for (const p of before.keys()) {
-    if (after.has(p)) continue; // still there (a type change is an add)
+  for (const p of touched ?? before.keys()) {
+    if (after.has(p) || !before.has(p)) continue; // still there (a type change is an add), or never was
     const parent = p.includes('/') ? p.slice(0, p.lastIndexOf('/')) : '';
     if (parent && !after.has(parent)) continue; // the parent's own whiteout covers it
     if (parent && (replacedDirs.has(parent) || isUnderReplaced(parent, replacedDirs))) continue; // the opaque marker does

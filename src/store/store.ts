@@ -58,6 +58,8 @@ export const DANGLING_ANNOTATION = 'dev.gantry.dangling';
 
 export class Store {
   private leaseFile: string | undefined;
+  /** What this process's lease file holds. */
+  private readonly leased = new Set<string>();
   /** The temp entries of dead processes that opening the store removed. */
   cleaned: string[] = [];
 
@@ -68,18 +70,21 @@ export class Store {
    * `prune` keeps every blob named in a live process's lease (tmp/lease-<pid>-...).
    */
   async lease(digest: string): Promise<void> {
+    if (this.leased.has(digest)) return; // already in this process's lease file
     this.leaseFile ??= this.tempPath('lease');
     const file = this.leaseFile;
     // Under the lock, so a prune that is sweeping finishes first and the next one sees it.
     await this.withLock(() => appendFile(file, digest + '\n')).catch((err: unknown) => {
       throw this.ioError(err, `recording a lease in the store ${this.root}`);
     });
+    this.leased.add(digest);
   }
 
   /** Drop this process's lease: what it wrote is referenced from index.json by now, or garbage. */
   async releaseLease(): Promise<void> {
     if (this.leaseFile) await rm(this.leaseFile, { force: true });
     this.leaseFile = undefined;
+    this.leased.clear();
   }
 
   /** Digests leased by processes that may still be running. */
@@ -294,7 +299,8 @@ export class Store {
 
   async writeJSON(value: unknown): Promise<BlobInfo & { bytes: Buffer }> {
     const bytes = Buffer.from(JSON.stringify(value));
-    const info = await this.writeBlob(bytes);
+    // Summed first: a config or manifest the store has (a rebuild that changed nothing) is not written again.
+    const info = await this.writeBlob(bytes, { digest: `sha256:${createHash('sha256').update(bytes).digest('hex')}`, size: bytes.length });
     return { ...info, bytes };
   }
 
@@ -371,12 +377,13 @@ export class Store {
     }
   }
 
-  /** Change index.json under the lock; `fn` edits the manifests in place. */
+  /** Change index.json under the lock; `fn` edits the manifests in place. An index `fn` left as it was is not written again. */
   async updateIndex(fn: (manifests: Descriptor[]) => void | Promise<void>): Promise<Index> {
     return this.withLock(async () => {
       const index = await this.readIndex();
+      const before = JSON.stringify(index.manifests);
       await fn(index.manifests);
-      await this.writeIndex(index);
+      if (JSON.stringify(index.manifests) !== before) await this.writeIndex(index);
       crashPoint('index-written');
       return index;
     });
@@ -431,7 +438,10 @@ export class Store {
       const others = Object.fromEntries(
         Object.entries(annotations ?? {}).filter(([k]) => k !== REF_NAME_ANNOTATION && k !== DANGLING_ANNOTATION),
       );
-      manifests.push({ ...rest, annotations: { ...others, [REF_NAME_ANNOTATION]: name } });
+      const entry = { ...rest, annotations: { ...others, [REF_NAME_ANNOTATION]: name } };
+      // A name that already points there keeps its place (a rebuild that changed nothing).
+      if (previous && JSON.stringify(previous) === JSON.stringify(entry)) manifests.splice(Math.min(i, manifests.length), 0, entry);
+      else manifests.push(entry);
       if (previous && previous.digest !== descriptor.digest && !manifests.some((m) => m.digest === previous.digest)) {
         const { annotations: prevAnn, ...prevRest } = previous;
         const kept = Object.fromEntries(Object.entries(prevAnn ?? {}).filter(([k]) => k !== REF_NAME_ANNOTATION));

@@ -294,6 +294,28 @@ describe('gantry build', () => {
     expect(r.stdout.trim(), r.stderr).toBe('running as 1000:1000');
   });
 
+  test('a rebuild that changes nothing is the same image, dated by when its steps ran (as with BuildKit)', async () => {
+    const ctx = context('sameimg', { Dockerfile: 'FROM busybox\nRUN echo one > /one\nENV A=1\nRUN echo two > /two\nCMD ["sh"]\n' });
+    const first = await g(['build', '-t', 'same:1', ctx]);
+    expect(first.exitCode, first.stderr).toBe(0);
+    await new Promise((r) => setTimeout(r, 1100)); // a new second, so a fresh date would show
+    const again = await g(['build', '-t', 'same:1', ctx]);
+    expect(again.exitCode, again.stderr).toBe(0);
+    expect(again.stdout.trim()).toBe(first.stdout.trim());
+    const before = await inspect('same:1');
+    // A config-only change: a new image, whose cached steps keep their dates.
+    writeFileSync(path.join(ctx, 'Dockerfile'), 'FROM busybox\nRUN echo one > /one\nENV A=1\nRUN echo two > /two\nCMD ["sh", "-c", "true"]\n');
+    const changed = await g(['build', '-t', 'same:2', ctx]);
+    expect(changed.stdout.trim()).not.toBe(first.stdout.trim());
+    const after = await inspect('same:2');
+    const dates = (i: { Created: string; History?: { created?: string }[] }) => [i.Created, ...(i.History ?? []).map((h) => h.created)];
+    expect(dates(after)).toEqual(dates(before));
+    // Without the cache the steps run again, and are dated now.
+    const fresh = await g(['build', '--no-cache', '-t', 'same:3', ctx]);
+    expect(fresh.stdout.trim()).not.toBe(changed.stdout.trim());
+    expect(Date.parse((await inspect('same:3')).Created)).toBeGreaterThan(Date.parse(before.Created));
+  });
+
   test("a build's scratch rootfs goes to the store's trash, sized by what was written there; a budget of 0 removes it at once", async () => {
     const ctx = context('trashctx', { Dockerfile: 'FROM busybox\nRUN head -c 300000 /dev/zero > /big && echo one > /one\n' });
     const trash = path.join(root, 'trash');

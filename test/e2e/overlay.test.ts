@@ -10,7 +10,7 @@ import { writeTree } from '../helpers/files.js';
 import { expectStoreConsistent } from '../helpers/hostile.js';
 import { tarDir } from '../helpers/rootfs.js';
 import { mountOverlay, unmount } from '../../src/rootfs/overlay.js';
-import { snapshot, snapshotUpper } from '../../src/snapshot/diff.js';
+import { diff, snapshot, snapshotUpper } from '../../src/snapshot/diff.js';
 
 // Builds on an overlay (src/rootfs/overlay.ts): the base is extracted once into the store's
 // rootfs/ and each build mounts its own upper directory on it. The image must be the same,
@@ -150,8 +150,11 @@ describe.skipIf(!root && process.env.CI !== 'true')('builds on an overlay', () =
       ];
       for (const cmd of steps) {
         await execa('sh', ['-c', cmd], { cwd: m });
-        const after = snapshotUpper(m, path.join(dir, 'upper'), before);
+        const touched = new Set<string>();
+        const after = snapshotUpper(m, path.join(dir, 'upper'), before, touched);
         expect(after, cmd).toEqual(await snapshot(m));
+        // What it says it touched is all a diff needs to look at.
+        expect(diff(before, after, { overlay: true, touched }), cmd).toEqual(diff(before, after, { overlay: true }));
         before = after;
       }
     } finally {

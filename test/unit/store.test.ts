@@ -1,4 +1,4 @@
-import { mkdtempSync, readdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
@@ -96,6 +96,22 @@ describe('names and prune', () => {
     expect(r.blobs).toHaveLength(3); // manifest, config, layer of a
     expect(blobsOf(root)).toHaveLength(before - 3);
     expect(existsSync(store.blobPath(b.digest))).toBe(true);
+  });
+
+  test('a name set again to the image it already names keeps its place, and index.json is not rewritten', async () => {
+    const root = newRoot();
+    const store = await Store.open(root);
+    const a = await smallImage(store, 'a');
+    const b = await smallImage(store, 'b');
+    await store.tag('docker.io/library/x:1', a);
+    await store.tag('docker.io/library/y:1', b);
+    const inode = statSync(path.join(root, 'index.json')).ino;
+    await store.tag('docker.io/library/x:1', a);
+    await store.addUntagged(b);
+    expect(statSync(path.join(root, 'index.json')).ino).toBe(inode);
+    expect((await store.entries()).map((e) => e.name)).toEqual(['docker.io/library/x:1', 'docker.io/library/y:1']);
+    await store.tag('docker.io/library/x:1', b); // a real change is written
+    expect(statSync(path.join(root, 'index.json')).ino).not.toBe(inode);
   });
 
   test('untagged (never named) images stay unless --all', async () => {

@@ -24,7 +24,7 @@ import { DEFAULT_PATH, planModel, type BaseImageInfo, type BuildPlan, type Plann
 import { applyLayer } from '../rootfs/apply.js';
 import { mountOverlay, overlayWanted, unmount } from '../rootfs/overlay.js';
 import { resolveInRoot } from '../rootfs/resolve.js';
-import { readXattrs } from '../rootfs/xattr.js';
+import { readXattrs, readXattrsTree } from '../rootfs/xattr.js';
 import { runInSandbox, type Isolation, type SandboxMount } from '../sandbox/run.js';
 import { diff, snapshot, snapshotUpper, writeLayer, type Snapshot } from '../snapshot/diff.js';
 import { loadSnapshot, saveSnapshot } from '../snapshot/persist.js';
@@ -471,6 +471,10 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
           }
           trace(`step ${step.id}: ${step.op} done`);
           const upper = uppers.get(rootfs);
+          // After a RUN on an overlay, what it may have set capabilities on is all in the upper
+          // directory: read them there meanwhile, while the snapshot below keeps this thread busy.
+          const upperCaps = upper && step.op === 'run' ? readXattrsTree(upper) : undefined;
+          upperCaps?.catch(() => undefined); // awaited below, or not needed
           const touched = upper ? new Set<string>() : undefined;
           const after = upper ? snapshotUpper(rootfs, upper, before, touched) : await snapshot(rootfs);
           trace(`step ${step.id}: snapshot after`);
@@ -478,7 +482,11 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
           state.snapshot = after;
           trace(`step ${step.id}: diff (${changes.length} changes)`);
           if (changes.length > 0) {
-            const xattrs = capsKnownNone ? new Map<string, Map<string, Buffer>>() : await layerXattrs(rootfs, after, changes);
+            const xattrs = capsKnownNone
+              ? new Map<string, Map<string, Buffer>>()
+              : upperCaps
+                ? layerFilesOnly(await upperCaps, after, changes)
+                : await layerXattrs(rootfs, after, changes);
             trace(`step ${step.id}: xattrs`);
             const blob = await store.writeWith((out) =>
               writeLayer(new TarWriter(out), rootfs, after, changes, {
@@ -617,6 +625,16 @@ async function layerXattrs(rootfs: string, after: Snapshot, changes: { path: str
   const out = new Map<string, Map<string, Buffer>>();
   const prefix = path.resolve(rootfs) + '/';
   for (const [host, x] of found) if (host.startsWith(prefix)) out.set(host.slice(prefix.length), x);
+  return out;
+}
+
+/** Of attributes read by relative path, those of the files the layer adds. */
+function layerFilesOnly(found: Map<string, Map<string, Buffer>>, after: Snapshot, changes: { path: string; kind: string }[]): Map<string, Map<string, Buffer>> {
+  const out = new Map<string, Map<string, Buffer>>();
+  for (const c of changes) {
+    const x = found.get(c.path);
+    if (x && c.kind === 'add' && after.get(c.path)?.type === 'file') out.set(c.path, x);
+  }
   return out;
 }
 

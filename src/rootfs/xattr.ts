@@ -116,6 +116,23 @@ export async function readXattrs(paths: readonly string[], names: RegExp = LAYER
   return found;
 }
 
+/**
+ * The attributes matching `names` of every file under `dir` (one recursive getfattr, which
+ * follows no symbolic link), by path relative to `dir`. The build starts it on an overlay's
+ * upper directory as soon as a RUN ends, so it runs on the other core while the snapshot is read.
+ */
+export async function readXattrsTree(dir: string, names: RegExp = LAYER_XATTRS): Promise<Map<string, Map<string, Buffer>>> {
+  const found = new Map<string, Map<string, Buffer>>();
+  if (!GETFATTR) return found;
+  const dump = await runTool(GETFATTR, ['--absolute-names', '-R', '-P', '-h', '-d', '-e', 'hex', '-m', names.source, '--', dir]);
+  const prefix = dir.endsWith('/') ? dir : `${dir}/`;
+  for (const [p, attrs] of parseDump(dump)) {
+    for (const n of [...attrs.keys()]) if (!names.test(n)) attrs.delete(n);
+    if (attrs.size > 0 && p.startsWith(prefix)) found.set(p.slice(prefix.length), attrs);
+  }
+  return found;
+}
+
 /** Set attributes (absolute host path → name → value) in one setfattr run; refusals are skipped. */
 export async function writeXattrs(entries: ReadonlyMap<string, ReadonlyMap<string, Buffer>>): Promise<void> {
   if (!SETFATTR || entries.size === 0) return;

@@ -6,7 +6,7 @@
  * COPY/ADD a checksum of the sources' names, modes, link targets and contents.
  *
  * Root filesystems are materialised lazily (a fully cached build never unpacks anything)
- * in the store's temp area and removed at the end.
+ * in the store's temp area and moved to its trash at the end (store/trash.ts).
  */
 import { createHash } from 'node:crypto';
 import { chown, cp, lstat, mkdir, readFile, rename } from 'node:fs/promises';
@@ -32,7 +32,7 @@ import { TarWriter } from '../tar/writer.js';
 import { LayerCache } from '../store/cache.js';
 import { findEntries, loadImage, writeImage } from '../store/images.js';
 import { chainName, Store } from '../store/store.js';
-import { collectTrash, discard } from '../store/trash.js';
+import { collectTrash, discard, trashBudget } from '../store/trash.js';
 import { applyConfigStep, type ConfigState } from './config.js';
 import { checksumSources, loadIgnore, resolveSources, type IgnoreFilter } from './context.js';
 import { StatCache } from './statcache.js';
@@ -117,6 +117,7 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
   trace('build start');
   const store = await Store.open(options.root);
   trace('store open');
+  trashBudget(); // a GANTRY_TRASH_BUDGET that is not a size stops the build here, not silently at its end
   const cache = new LayerCache(store);
   const temps: string[] = [];
   /** What each temp tree is estimated to hold (the layers applied and written there), for the trash's budget. */

@@ -50,6 +50,12 @@ export async function discard(store: Store, dir: string, bytes: number): Promise
   }
 }
 
+/** GANTRY_TRASH_BUDGET in bytes, when set; a value that is not a size is an error naming it. */
+export function trashBudget(env: NodeJS.ProcessEnv = process.env): number | undefined {
+  const raw = env.GANTRY_TRASH_BUDGET?.trim();
+  return raw ? parseSize('GANTRY_TRASH_BUDGET', raw) : undefined;
+}
+
 export interface TrashReport {
   /** Entries removed. */
   entries: number;
@@ -79,10 +85,9 @@ export async function collectTrash(store: Store, options: { all?: boolean } = {}
   if (options.all) {
     target = -1;
   } else {
-    const env = process.env.GANTRY_TRASH_BUDGET;
     const fs = await statfs(store.root);
     const size = fs.blocks * fs.bsize;
-    const budget = env !== undefined && env !== '' ? parseSize('GANTRY_TRASH_BUDGET', env) : size * DEFAULT_SHARE;
+    const budget = trashBudget() ?? size * DEFAULT_SHARE;
     if (fs.bavail * fs.bsize < size * RESERVE_SHARE || budget === 0) target = -1;
     else if (held > budget || entries.some((e) => e.time === 0)) target = held > budget ? budget / 2 : held;
     else return report;

@@ -332,6 +332,11 @@ describe('gantry build', () => {
     expect(again.exitCode, again.stderr).toBe(0);
     expect(readdirSync(trash)).toEqual([]);
     expect((await g(['fsck'])).exitCode).toBe(0);
+    // A budget that is not a size stops the build before it starts, naming the variable.
+    const bad = await g(['build', '--no-cache', ctx], { GANTRY_TRASH_BUDGET: 'lots' });
+    expect(bad.exitCode).toBe(1);
+    expect(bad.stderr).toContain('GANTRY_TRASH_BUDGET=lots: expected a size');
+    expect(bad.stderr).not.toContain('#1');
   });
 
   test('an AbortSignal stops a running build and leaves the store consistent', async () => {

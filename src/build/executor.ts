@@ -240,14 +240,18 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
         const base = s.layers.slice(0, s.baseLayers);
         const chain = chainName(base.map((l) => l.diffId));
         const lower = await extractedChain(chain, base);
-        const merged = await mountOverlay(lower, dir);
+        const mounting = mountOverlay(lower, dir);
+        // Nothing will be in the upper directory yet: the merged view's snapshot is the lower
+        // one's, read while mount runs.
+        const lowerSnapshot = s.baseLayers === s.layers.length ? chainSnapshot(chain, lower) : undefined;
+        lowerSnapshot?.catch(() => undefined); // awaited below when the overlay is mounted
+        const merged = await mounting;
         if (merged) {
           mounted.push(merged);
           uppers.set(merged, path.join(dir, 'upper'));
           root = merged;
           applied = s.baseLayers;
-          // Nothing is in the upper directory yet: the merged view is the lower one.
-          if (applied === s.layers.length) s.snapshot = await chainSnapshot(chain, lower);
+          if (lowerSnapshot) s.snapshot = await lowerSnapshot;
         }
       }
       tempOf.set(root, dir);

@@ -58,8 +58,9 @@ const gantryBin = path.join(projectRoot, 'bin', 'gantry');
  * Go peers never read it. The bench says so when it drops it.
  */
 const keepNodeCa = argv.includes('--keep-node-ca');
+const droppedCa = !keepNodeCa && process.env.NODE_EXTRA_CA_CERTS !== undefined;
 const gantryEnv: NodeJS.ProcessEnv = { ...process.env };
-if (!keepNodeCa) delete gantryEnv.NODE_EXTRA_CA_CERTS;
+if (droppedCa) delete gantryEnv.NODE_EXTRA_CA_CERTS;
 const runGantry = (file: string, args: string[]) => execa(file, args, { reject: false, env: gantryEnv, extendEnv: false });
 const work = process.env.GANTRY_BENCH_DIR ?? path.join(tmpdir(), 'gantry-bench');
 const store = path.join(work, 'store');
@@ -239,7 +240,7 @@ async function main(): Promise<void> {
     if (tools.includes('buildah')) {
       for (const b of ['busybox:latest', 'debian:bookworm']) await execa('buildah', ['pull', '-q', '--tls-verify=false', `${reg.host}/library/${b}`]);
     }
-    if (!keepNodeCa && process.env.NODE_EXTRA_CA_CERTS) say(`gantry: timed without NODE_EXTRA_CA_CERTS (set here to ${process.env.NODE_EXTRA_CA_CERTS}; Node parses it at every start); --keep-node-ca keeps it`);
+    if (droppedCa) say(`gantry: timed without NODE_EXTRA_CA_CERTS (set here to ${process.env.NODE_EXTRA_CA_CERTS}; Node parses it at every start); --keep-node-ca keeps it`);
     say('contexts: generating');
     const ws = workloads();
 
@@ -296,7 +297,7 @@ async function main(): Promise<void> {
       }
     }
     const table = [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
-    const caNote = !keepNodeCa && process.env.NODE_EXTRA_CA_CERTS ? '; gantry timed without NODE_EXTRA_CA_CERTS (--keep-node-ca keeps it)' : '';
+    const caNote = droppedCa ? '; gantry timed without NODE_EXTRA_CA_CERTS (--keep-node-ca keeps it)' : '';
     process.stdout.write(`\nmedians of ${runs} interleaved runs${caNote}; ${ws.map((w) => `${w.name}: ${w.describe}`).join('; ')}\n\n${table}\n`);
     writeFileSync(path.join(work, 'results.json'), JSON.stringify({ runs, tools, results }, null, 2));
     say(`raw samples: ${path.join(work, 'results.json')}`);

@@ -31,6 +31,9 @@ export interface PushResult {
 
 export type BlobStatus = 'exists' | 'mounted' | 'uploaded';
 
+/** The token scope a push to `ref`'s repository asks for. */
+const pushScope = (ref: Reference): string => `repository:${ref.path}:pull,push`;
+
 /**
  * Push a multi-platform index: each platform image by digest, then the index under the
  * destination's tag.
@@ -62,7 +65,7 @@ async function putManifest(client: RegistryClient, ref: Reference, reference: st
   const res = await client.request('PUT', path, {
     headers: { 'content-type': mediaType },
     body,
-    scope: `repository:${ref.path}:pull,push`,
+    scope: pushScope(ref),
     ok: [201, 200],
   });
   await res.body.dump();
@@ -93,7 +96,7 @@ export async function pushBlobs(
   options: PushOptions = {},
 ): Promise<Record<string, BlobStatus>> {
   const ref = normalizeReference(destination);
-  const scope = `repository:${ref.path}:pull,push`;
+  const scope = pushScope(ref);
   const blobs: Record<string, BlobStatus> = {};
   const queue = [...list];
   const workers = Array.from({ length: Math.max(1, options.concurrency ?? 3) }, async () => {
@@ -152,7 +155,7 @@ async function pushBlob(client: RegistryClient, store: Store, ref: Reference, sc
  */
 export async function uploadWhileMade(client: RegistryClient, destination: string, body: Readable, made: Promise<{ digest: string }>): Promise<void> {
   const ref = normalizeReference(destination);
-  const scope = `repository:${ref.path}:pull,push`;
+  const scope = pushScope(ref);
   const start = await client.request('POST', `/v2/${ref.path}/blobs/uploads/`, { scope, ok: [202] });
   await start.body.dump();
   const location = start.headers.location;

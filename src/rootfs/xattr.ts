@@ -107,13 +107,16 @@ export async function readXattrs(paths: readonly string[], names: RegExp = LAYER
   // The batches run a few at a time, and their dumps are read in order.
   const limit = pLimit(RUNS);
   const dumps = await Promise.all(batches.map((batch) => limit(() => runTool(GETFATTR, ['--absolute-names', '-h', '-d', '-e', 'hex', '-m', pattern, '--', ...batch]))));
-  for (const dump of dumps) {
-    for (const [p, attrs] of parseDump(dump)) {
-      for (const n of [...attrs.keys()]) if (!names.test(n)) attrs.delete(n);
-      if (attrs.size > 0) found.set(p, attrs);
-    }
-  }
+  for (const dump of dumps) for (const [p, attrs] of matching(dump, names)) found.set(p, attrs);
   return found;
+}
+
+/** The paths of a getfattr dump that have attributes matching `names`, with those only. */
+function* matching(dump: Buffer, names: RegExp): Generator<[string, Map<string, Buffer>]> {
+  for (const [p, attrs] of parseDump(dump)) {
+    for (const n of [...attrs.keys()]) if (!names.test(n)) attrs.delete(n);
+    if (attrs.size > 0) yield [p, attrs];
+  }
 }
 
 /**
@@ -126,10 +129,7 @@ export async function readXattrsTree(dir: string, names: RegExp = LAYER_XATTRS):
   if (!GETFATTR) return found;
   const dump = await runTool(GETFATTR, ['--absolute-names', '-R', '-P', '-h', '-d', '-e', 'hex', '-m', names.source, '--', dir]);
   const prefix = dir.endsWith('/') ? dir : `${dir}/`;
-  for (const [p, attrs] of parseDump(dump)) {
-    for (const n of [...attrs.keys()]) if (!names.test(n)) attrs.delete(n);
-    if (attrs.size > 0 && p.startsWith(prefix)) found.set(p.slice(prefix.length), attrs);
-  }
+  for (const [p, attrs] of matching(dump, names)) if (p.startsWith(prefix)) found.set(p.slice(prefix.length), attrs);
   return found;
 }
 

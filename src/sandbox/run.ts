@@ -210,14 +210,23 @@ export function killTree(pid: number): void {
   signal(pid, 'SIGKILL');
 }
 
-/** The process's state in /proc/<pid>/stat is stopped (T), traced (t) or dead (Z, X), or it is gone. */
-function stoppedOrGone(pid: number): boolean {
+/**
+ * The fields of /proc/<pid>/stat after the command name (state, ppid, ...), or undefined when
+ * the process is gone. The name may hold spaces and parentheses, so they start after the last ')'.
+ */
+function procStat(pid: number | string): string[] | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return /^[TtZX]/.test(stat.slice(stat.lastIndexOf(')') + 2));
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   } catch {
-    return true;
+    return undefined;
   }
+}
+
+/** The process is stopped (T), traced (t) or dead (Z, X), or it is gone. */
+function stoppedOrGone(pid: number): boolean {
+  const state = procStat(pid)?.[0];
+  return state === undefined || /^[TtZX]$/.test(state);
 }
 
 /** Every process below `pid`, from the parent pids in /proc/<pid>/stat. */
@@ -231,14 +240,9 @@ export function descendants(pid: number): number[] {
   }
   for (const n of names) {
     if (!/^\d+$/.test(n)) continue;
-    let stat: string;
-    try {
-      stat = readFileSync(`/proc/${n}/stat`, 'utf8');
-    } catch {
-      continue; // gone meanwhile
-    }
-    // "pid (comm) state ppid ...": comm may hold spaces and parentheses, so read after the last ')'.
-    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    const fields = procStat(n);
+    if (!fields) continue; // gone meanwhile
+    const ppid = Number(fields[1]);
     const list = children.get(ppid);
     if (list) list.push(Number(n));
     else children.set(ppid, [Number(n)]);

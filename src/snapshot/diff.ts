@@ -180,8 +180,9 @@ export function diff(before: Snapshot, after: Snapshot, options: DiffOptions = {
   const out: DiffEntry[] = [];
   const replacedDirs = new Set<string>();
   const { touched } = options;
-  const afterEntries: Iterable<[string, Entry]> = touched ? [...touched].flatMap((p) => (after.has(p) ? [[p, after.get(p) as Entry] as [string, Entry]] : [])) : after;
-  for (const [p, a] of afterEntries) {
+  for (const p of touched ?? after.keys()) {
+    const a = after.get(p);
+    if (!a) continue; // removed: the loop below
     const b = before.get(p);
     if (!b) {
       out.push({ path: p, kind: 'add' });

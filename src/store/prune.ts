@@ -36,7 +36,7 @@ export interface PruneResult {
 export async function pruneStore(root: string, options: PruneOptions = {}): Promise<PruneResult> {
   const store = await Store.open(root);
   const temp = store.cleaned; // opening the store removed them
-  return store.withLock(async () => {
+  const result = await store.withLock(async () => {
     const index = await store.readIndex();
     const removed: string[] = [];
     index.manifests = index.manifests.filter((d) => {
@@ -92,7 +92,8 @@ export async function pruneStore(root: string, options: PruneOptions = {}): Prom
       await rm(store.chainSnapshotPath(chain), { force: true });
       rootfs.push(chain);
     }
-    const trash = await collectTrash(store, { all: true });
-    return { images: removed, blobs, bytes, temp, rootfs, trash };
+    return { images: removed, blobs, bytes, temp, rootfs };
   });
+  // The trash is nobody's: it is emptied without holding the lock other commands wait for.
+  return { ...result, trash: await collectTrash(store, { all: true }) };
 }

@@ -81,16 +81,16 @@ export async function collectTrash(store: Store, options: { all?: boolean } = {}
     })
     .sort((a, b) => a.time - b.time || a.name.localeCompare(b.name));
   let held = entries.reduce((n, e) => n + e.bytes, 0);
-  let target: number;
-  if (options.all) {
-    target = -1;
-  } else {
+  /** What may stay; below zero, nothing. Entries gantry did not name go whatever it is. */
+  let target = -1;
+  if (!options.all) {
     const fs = await statfs(store.root);
     const size = fs.blocks * fs.bsize;
     const budget = trashBudget() ?? size * DEFAULT_SHARE;
-    if (fs.bavail * fs.bsize < size * RESERVE_SHARE || budget === 0) target = -1;
-    else if (held > budget || entries.some((e) => e.time === 0)) target = held > budget ? budget / 2 : held;
-    else return report;
+    if (fs.bavail * fs.bsize >= size * RESERVE_SHARE && budget > 0) {
+      target = held > budget ? budget / 2 : held;
+      if (target === held && !entries.some((e) => e.time === 0)) return report;
+    }
   }
   for (const e of entries) {
     if (e.time !== 0 && held <= target) break;

@@ -1,7 +1,7 @@
 /**
  * npm run bench: gantry side by side with BuildKit (and buildah when installed) on the same
  * workloads, same machine, same run. Prints the median of interleaved runs per phase, the
- * ratios, and gantry's peak memory (max RSS of the gantry process, from GNU time).
+ * ratios, and gantry's peak memory (its VmHWM, which it reports as it ends).
  *
  *   npm run bench -- [--runs N] [--workloads app,bigrun,multistage] [--tools gantry,buildkit,buildah] [--keep-node-ca]
  *
@@ -18,7 +18,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
@@ -61,11 +61,13 @@ const keepNodeCa = argv.includes('--keep-node-ca');
 const droppedCa = !keepNodeCa && process.env.NODE_EXTRA_CA_CERTS !== undefined;
 const gantryEnv: NodeJS.ProcessEnv = { ...process.env };
 if (droppedCa) delete gantryEnv.NODE_EXTRA_CA_CERTS;
-const runGantry = (file: string, args: string[]) => execa(file, args, { reject: false, env: gantryEnv, extendEnv: false });
+const runGantry = (file: string, args: string[], env: NodeJS.ProcessEnv = {}) => execa(file, args, { reject: false, env: { ...gantryEnv, ...env }, extendEnv: false });
 const work = process.env.GANTRY_BENCH_DIR ?? path.join(tmpdir(), 'gantry-bench');
 const store = path.join(work, 'store');
 
 const say = (s: string) => process.stderr.write(s + '\n');
+/** `xs` starting at its `k`-th element (modulo its length). */
+const rotated = <T>(xs: T[], k: number): T[] => [...xs.slice(k % xs.length), ...xs.slice(0, k % xs.length)];
 const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
   const m = Math.floor(s.length / 2);
@@ -155,9 +157,12 @@ interface Sample {
 
 async function timeGantry(w: Workload, registry: string, phase: Phase): Promise<Sample> {
   const rssFile = path.join(work, 'rss.txt');
-  const args = ['-f', '%M', '-o', rssFile, gantryBin, '--root', store, 'build', '--progress', 'plain', '--build-arg', `REGISTRY=${registry}`, '-t', `bench/${w.name}:gantry`, ...(phase === 'cold' ? ['--no-cache'] : []), w.context];
+  const args = ['--root', store, 'build', '--progress', 'plain', '--build-arg', `REGISTRY=${registry}`, '-t', `bench/${w.name}:gantry`, ...(phase === 'cold' ? ['--no-cache'] : []), w.context];
+  rmSync(rssFile, { force: true });
   const t0 = process.hrtime.bigint();
-  const r = await runGantry('/usr/bin/time', args);
+  // gantry reports its own peak RSS (GANTRY_RSS_OUT: its VmHWM, what GNU time would say within
+  // 1 MB): /usr/bin/time in front of it cost every gantry row 2 ms that no peer paid.
+  const r = await runGantry(gantryBin, args, { GANTRY_RSS_OUT: rssFile });
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
   if (r.exitCode !== 0) throw new Error(`gantry build of ${w.name} failed:\n${r.stderr.slice(-2000)}`);
   const kb = Number(readFileSync(rssFile, 'utf8').trim().split('\n').pop());
@@ -210,7 +215,6 @@ const has = (cmd: string): boolean => {
 async function main(): Promise<void> {
   rmSync(work, { recursive: true, force: true });
   mkdirSync(work, { recursive: true });
-  if (!existsSync('/usr/bin/time')) throw new Error('GNU time (/usr/bin/time) is missing: apt-get install time');
   const debian = debianBaseTarball();
   if (!debian) throw new Error('debootstrap is missing: apt-get install debootstrap (the Debian base is made with it)');
   const reg = await startRegistry();
@@ -227,6 +231,18 @@ async function main(): Promise<void> {
     else say('buildah: not installed (apt-get install buildah); skipped');
   }
   try {
+    // What earlier invocations left: the peers keep every image they built (buildah's storage
+    // grew by 5 to 8 GB per invocation here), and a nearly full disk changes every tool's
+    // figures (gantry removes its trash at once under 5% available). It goes before anything
+    // is timed; the first, untimed build of each workload primes the caches again.
+    if (tools.includes('buildah')) await execa('buildah', ['rmi', '--all', '--force'], { reject: false });
+    if (oracle) {
+      await oracle.docker(['builder', 'prune', '--all', '--force']).catch(() => undefined);
+      await oracle.docker(['image', 'prune', '--all', '--force']).catch(() => undefined);
+    }
+    const disk = statfsSync(work);
+    const free = (disk.bavail * disk.bsize) / (disk.blocks * disk.bsize);
+    say(`disk: ${(free * 100).toFixed(1)}% available where the bench works${free < 0.1 ? ' (under 10%: the figures may suffer)' : ''}`);
     say(`bases: importing busybox and Debian, pushing them to ${reg.host}`);
     const g = (args: string[]) => execa(gantryBin, ['--root', store, ...args]);
     const busybox = tarDir(makeBusyboxRootfs(path.join(work, 'busybox-rootfs')), path.join(work, 'busybox.tgz'));
@@ -254,13 +270,17 @@ async function main(): Promise<void> {
     // must never repeat the content of an earlier invocation's edit, or it would be a cache hit.
     const invocation = `${Date.now().toString(36)}-${process.pid}`;
     let edits = 0;
+    let turn = 0;
     for (const w of ws) {
       // A first build per tool that is not timed: base layers unpacked, caches primed.
       for (const tool of tools) await measure(tool, w, 'cold');
       for (let i = 0; i < runs; i++) {
         for (const phase of ['cold', 'warm', 'edit'] as Phase[]) {
           if (phase === 'edit') w.edit(`${invocation}-${++edits}`);
-          for (const tool of tools) {
+          // Each round starts with the next tool: whoever runs right after another tool's build
+          // shares the disk with that tool's clean-up (ext4 without a journal skips the inodes
+          // freed in the last 30 s), so no tool is always the one that follows the same peer.
+          for (const tool of rotated(tools, turn++)) {
             const s = await measure(tool, w, phase);
             record(w.name, phase, tool, s);
             say(`${w.name} ${phase} ${tool}: ${s.seconds.toFixed(2)} s${s.rssMB ? `, peak RSS ${s.rssMB.toFixed(0)} MB` : ''}`);

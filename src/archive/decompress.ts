@@ -3,12 +3,15 @@
  * gzip runs in-process (zlib); bzip2 and xz run the host's tools from absolute paths,
  * never from a rootfs or $PATH.
  */
-import { spawn } from 'node:child_process';
+import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { PassThrough, Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { GantryError } from '../errors/index.js';
 import { ExtractBudget, extractLimit } from '../tar/limit.js';
+
+/** node:child_process, loaded when first needed: a no-op rebuild starts no process, and loading it costs every command 1.2 ms. */
+const childProcess = (): typeof import('node:child_process') => createRequire(import.meta.url)('node:child_process') as typeof import('node:child_process');
 
 export type ArchiveCompression = 'none' | 'gzip' | 'bzip2' | 'xz' | 'zstd';
 
@@ -77,7 +80,7 @@ async function decompressUnbounded(input: Readable, what: string): Promise<{ str
       if (!helper) {
         throw new GantryError('ARCHIVE_COMPRESSION', `${what} is ${compression}-compressed but ${HELPERS[compression][0]} is not installed`);
       }
-      const child = spawn(helper, ['-dc'], { stdio: ['pipe', 'pipe', 'pipe'] });
+      const child = childProcess().spawn(helper, ['-dc'], { stdio: ['pipe', 'pipe', 'pipe'] });
       const out = new PassThrough();
       let stderr = '';
       child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));

@@ -5,7 +5,7 @@
  * cache key (names, modes, link targets, contents — never times).
  */
 import { createHash } from 'node:crypto';
-import { createReadStream, lstatSync, readdirSync, readlinkSync } from 'node:fs';
+import { createReadStream, lstatSync, readdirSync, readFileSync, readlinkSync, type Stats } from 'node:fs';
 import { lstat, readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import dockerignore from '@balena/dockerignore';
@@ -16,12 +16,25 @@ import { StatCache } from './statcache.js';
 
 export type IgnoreFilter = (rel: string) => boolean;
 
+/** lstat, synchronous (microseconds, where fs/promises costs a thread-pool round trip); undefined when it fails. */
+function lstatOrNone(p: string): Stats | undefined {
+  try {
+    return lstatSync(p);
+  } catch {
+    return undefined;
+  }
+}
+
 /** Rules from `<Dockerfile>.dockerignore` beside the Dockerfile, else `<context>/.dockerignore`. */
 export async function loadIgnore(context: string, dockerfile?: string): Promise<IgnoreFilter> {
   const candidates = [...(dockerfile && dockerfile !== '-' ? [`${dockerfile}.dockerignore`] : []), path.join(context, '.dockerignore')];
   for (const file of candidates) {
-    const text = await readFile(file, 'utf8').catch(() => undefined);
-    if (text === undefined) continue;
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch {
+      continue;
+    }
     const ig = (dockerignore as unknown as (o?: object) => { add(p: string[]): { ignores(p: string): boolean } })({ ignorecase: false }).add(text.split(/\r?\n/));
     return (rel: string) => rel !== '' && ig.ignores(rel);
   }
@@ -86,7 +99,7 @@ export async function resolveSources(root: string, sources: string[], ignore: Ig
     }
     const { host, inner } = await resolveInRoot(root, src);
     const rel = inner.slice(1);
-    const st = await lstat(host).catch(() => undefined);
+    const st = lstatOrNone(host);
     if (!st || (fromContext && rel !== '' && ignore(rel))) {
       throw new GantryError('COPY_NO_SOURCE', `${what}: "${src}" not found${fromContext ? ' in the build context (or excluded by .dockerignore)' : ''}`);
     }

@@ -18,6 +18,7 @@ import {
   readlinkSync,
   rmSync,
   symlinkSync,
+  type Stats,
 } from 'node:fs';
 import { chown, lstat, mkdir } from 'node:fs/promises';
 import path from 'node:path';
@@ -25,6 +26,7 @@ import { GantryError } from '../errors/index.js';
 import { resolveInRoot } from '../rootfs/resolve.js';
 import { readXattrs, writeXattrs } from '../rootfs/xattr.js';
 import type { IgnoreFilter, SourceItem } from './context.js';
+import type { StatCache } from './statcache.js';
 
 export interface CopyOptions {
   /** Owner for everything copied; undefined keeps the source's (used for --from). */
@@ -33,6 +35,8 @@ export interface CopyOptions {
   mode?: number;
   ignore: IgnoreFilter;
   what: string;
+  /** The context's stat cache, for a copy from the context: the sources' capabilities known there are not read again. */
+  stats?: StatCache;
 }
 
 async function ensureDir(rootfs: string, containerDir: string, owner?: { uid: number; gid: number }): Promise<string> {
@@ -53,11 +57,38 @@ async function ensureDir(rootfs: string, containerDir: string, owner?: { uid: nu
  * file it writes is new and a directory cannot hold them).
  */
 export async function copyInto(rootfs: string, items: SourceItem[], dest: string, options: CopyOptions): Promise<{ capabilities: number }> {
-  const copied = new Map<string, string>();
+  const copied = new Map<string, Copied>();
   await copyItems(rootfs, items, dest, options, copied);
-  const caps = await readXattrs([...copied.keys()]);
-  await writeXattrs(new Map([...caps].map(([src, x]) => [copied.get(src) as string, x])));
+  const caps = await sourceXattrs(copied, options.stats);
+  await writeXattrs(new Map([...caps].map(([src, x]) => [(copied.get(src) as Copied).dest, x])));
   return { capabilities: caps.size };
+}
+
+/** A regular file copied: where it went, and the source's stats. */
+interface Copied {
+  dest: string;
+  st: Stats;
+}
+
+/**
+ * The layer xattrs of the copied source files that have any: from the stat cache where it
+ * knows them (an unchanged context file), the rest read with getfattr and then remembered there.
+ */
+async function sourceXattrs(copied: ReadonlyMap<string, Copied>, stats: StatCache | undefined): Promise<Map<string, Map<string, Buffer>>> {
+  const out = new Map<string, Map<string, Buffer>>();
+  const unknown: string[] = [];
+  for (const [src, { st }] of copied) {
+    const known = stats?.xattrs(src, st);
+    if (known === undefined) unknown.push(src);
+    else if (known.size > 0) out.set(src, known);
+  }
+  const read = await readXattrs(unknown);
+  for (const src of unknown) {
+    const found = read.get(src);
+    if (found) out.set(src, found);
+    stats?.recordXattrs(src, (copied.get(src) as Copied).st, found ?? new Map());
+  }
+  return out;
 }
 
 /**
@@ -67,7 +98,7 @@ export async function copyInto(rootfs: string, items: SourceItem[], dest: string
  * synchronous with the disk idle; on this project's bench machine the disk, not the calls,
  * sets the time of a COPY).
  */
-async function copyItems(rootfs: string, items: SourceItem[], dest: string, options: CopyOptions, copied: Map<string, string>): Promise<void> {
+async function copyItems(rootfs: string, items: SourceItem[], dest: string, options: CopyOptions, copied: Map<string, Copied>): Promise<void> {
   const destIsDir = dest.endsWith('/') || items.length > 1 || items.some((i) => i.isDir);
   /** The first copy of each multiply-linked source inode: later names become hard links to it. */
   const inodes = new Map<string, string>();
@@ -107,7 +138,7 @@ async function copyItems(rootfs: string, items: SourceItem[], dest: string, opti
     // copyFile lets the kernel copy (copy_file_range, reflinks where the filesystem has them).
     copyFileSync(srcHost, destHost, fsConstants.COPYFILE_EXCL);
     if (st.nlink > 1) inodes.set(key, destHost);
-    copied.set(path.resolve(srcHost), destHost);
+    copied.set(path.resolve(srcHost), { dest: destHost, st });
     quietly(() => chownSync(destHost, owner.uid, owner.gid));
     chmodSync(destHost, options.mode ?? st.mode & 0o7777); // after chown, which clears setuid bits
     lutimesSync(destHost, st.atime, st.mtime);

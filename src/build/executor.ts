@@ -34,7 +34,7 @@ import { findEntries, loadImage, writeImage } from '../store/images.js';
 import { chainName, Store } from '../store/store.js';
 import { collectTrash, discard, trashBudget } from '../store/trash.js';
 import { applyConfigStep, type ConfigState } from './config.js';
-import { checksumSources, loadIgnore, resolveSources, type IgnoreFilter } from './context.js';
+import { checksumSources, loadIgnore, resolveSources, type IgnoreFilter, type SourceItem } from './context.js';
 import { StatCache } from './statcache.js';
 import { copyInto } from './copy.js';
 import { downloadSource, inlineSources, isArchive, isUrl, openFile } from './sources.js';
@@ -158,6 +158,7 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
     // 1. The images the plan needs: from the store when there, else pulled.
     // Parsed once, planned twice: first for the images it names, then with what they say.
     const model = parseDockerfile(options.text, { file: options.dockerfile ?? 'Dockerfile' });
+    trace('Dockerfile parsed');
     const first = planModel(model, planOptions);
     // Each image is wanted for the platform of the stage that uses it (FROM --platform).
     const wanted = new Map<string, { ref: string; platform: string }>();
@@ -380,14 +381,16 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
             const base = sourceIgnore;
             sourceIgnore = (rel) => base(rel) || excluded(rel);
           }
-          const special = await newRootfs();
-          const inline = await inlineSources(path.join(special, 'inline'), copy.inline);
+          // A scratch directory for here-documents and downloads, made only when one is needed.
+          let special: Promise<string> | undefined;
+          const scratch = async (sub: string): Promise<string> => path.join(await (special ??= newRootfs()), sub);
+          const inline = copy.inline.length > 0 ? await inlineSources(await scratch('inline'), copy.inline) : new Map<string, SourceItem>();
           items = [];
           for (const src of copy.sources) {
             const m = /^\d*<<-?["']?([^"']+)["']?$/.exec(src);
             const doc = m ? inline.get(m[1] as string) : undefined;
             if (doc) items.push(doc);
-            else if (copy.kind === 'ADD' && isUrl(src)) items.push(await downloadSource(path.join(special, 'url'), src, copy.checksum, stepWhere(copy)));
+            else if (copy.kind === 'ADD' && isUrl(src)) items.push(await downloadSource(await scratch('url'), src, copy.checksum, stepWhere(copy)));
             else items.push(...(await resolveSources(sourceRoot, [src], sourceIgnore, stepWhere(copy), copy.source.type === 'context')));
           }
         };
@@ -462,6 +465,7 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
               ...(mode !== undefined ? { mode } : {}),
               ignore: sourceIgnore,
               what: stepWhere(step),
+              ...(step.source.type === 'context' && contextStats ? { stats: contextStats } : {}),
             })).capabilities === 0;
           } else if (step.op === 'workdir') {
             const { host } = await resolveInRoot(rootfs, step.path);
@@ -607,6 +611,7 @@ async function obtainImage(store: Store, ref: string, access: ExecuteOptions, pl
     // The store's image under this name serves when it is for the wanted platform; another
     // platform's image is pulled (as `gantry pull --platform` would).
     const image = await loadImage(store, entry.descriptor);
+    trace(`image ${ref} read from the store`);
     if (samePlatform(image.config, parsePlatform(platform))) return image;
   }
   const pulled = await pull({

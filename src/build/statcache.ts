@@ -7,16 +7,22 @@
  * atomically; it goes with the rest of the build cache (`prune --all`). A file changed within
  * the clock tick of the scan that hashed it could keep its times: such "racy" entries (modified
  * less than RACY_MS before the scan began) are hashed again every time, as git does.
+ *
+ * A row also keeps, once a COPY has read them, the file's layer xattrs (its capabilities, as
+ * rootfs/xattr.ts's LAYER_XATTRS picks them): setting or removing one changes the file's ctime,
+ * so they are as valid as the sum, and a COPY of an unchanged context starts no getfattr.
  */
 import { createHash } from 'node:crypto';
-import type { Stats } from 'node:fs';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { readFileSync, type Stats } from 'node:fs';
+import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
 const RACY_MS = 1000;
 const VERSION = 1;
 
-type Row = [size: number, mtimeMs: number, ctimeMs: number, ino: number, sum: string];
+/** The layer xattrs a file had (name → hex value; empty: none), once read. */
+type Xattrs = Record<string, string>;
+type Row = [size: number, mtimeMs: number, ctimeMs: number, ino: number, sum: string, xattrs?: Xattrs];
 
 export class StatCache {
   private readonly rows: Map<string, Row>;
@@ -40,7 +46,7 @@ export class StatCache {
     const file = path.join(cacheDir, `stat-${createHash('sha256').update(path.resolve(root)).digest('hex')}.json`);
     let rows = new Map<string, Row>();
     try {
-      const doc = JSON.parse(await readFile(file, 'utf8')) as { version?: number; rows?: Record<string, Row> };
+      const doc = JSON.parse(readFileSync(file, 'utf8')) as { version?: number; rows?: Record<string, Row> };
       if (doc.version === VERSION && doc.rows) rows = new Map(Object.entries(doc.rows));
     } catch {
       // none yet, or unreadable: start empty
@@ -59,17 +65,37 @@ export class StatCache {
     return rel.startsWith('..') || path.isAbsolute(rel) ? undefined : rel;
   }
 
+  /** The row of `host` when there is one and `st` says the file has not changed since. */
+  private valid(host: string, st: Stats): Row | undefined {
+    const k = this.key(host);
+    const row = k === undefined ? undefined : this.rows.get(k);
+    return row && row[0] === st.size && row[1] === st.mtimeMs && row[2] === st.ctimeMs && row[3] === st.ino ? row : undefined;
+  }
+
   /** The content sum of `host` with stats `st`, when known and still valid. */
   lookup(host: string, st: Stats): string | undefined {
-    const k = this.key(host);
-    if (k === undefined) return undefined;
-    const row = this.rows.get(k);
-    if (!row || row[0] !== st.size || row[1] !== st.mtimeMs || row[2] !== st.ctimeMs || row[3] !== st.ino) {
+    if (this.key(host) === undefined) return undefined;
+    const row = this.valid(host, st);
+    if (!row) {
       this.misses++;
       return undefined;
     }
     this.hits++;
     return row[4];
+  }
+
+  /** The layer xattrs of `host` (none: an empty map), when a COPY read them and the file is unchanged since. */
+  xattrs(host: string, st: Stats): Map<string, Buffer> | undefined {
+    const x = this.valid(host, st)?.[5];
+    return x === undefined ? undefined : new Map(Object.entries(x).map(([name, hex]) => [name, Buffer.from(hex, 'hex')]));
+  }
+
+  /** Keep the layer xattrs read from `host` beside its sum (a file without a valid row keeps nothing). */
+  recordXattrs(host: string, st: Stats, found: ReadonlyMap<string, Buffer>): void {
+    const row = this.valid(host, st);
+    if (!row) return;
+    row[5] = Object.fromEntries([...found].map(([name, value]) => [name, value.toString('hex')]));
+    this.changed = true;
   }
 
   record(host: string, st: Stats, sum: string): void {

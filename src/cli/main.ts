@@ -18,6 +18,34 @@ export interface GlobalOptions {
   root: string;
 }
 
+type Register = (y: Argv<GlobalOptions>) => Argv<GlobalOptions>;
+
+/**
+ * The command files and the commands each defines. A command line that names one of these
+ * gets only that file's commands registered (all of them cost every command 3 ms); help with no
+ * command, or a name that is none of these, gets them all, so listings and suggestions are whole.
+ */
+export const COMMAND_FILES: [readonly string[], Register][] = [
+  [['build'], buildCommand],
+  [['lint'], lintCommand],
+  [['images', 'tag', 'rmi', 'inspect', 'history'], imageCommands],
+  [['import'], importCommand],
+  [['prune', 'fsck'], pruneCommand],
+  [['save', 'load', 'export'], archiveCommands],
+  [['pull', 'push', 'login', 'logout'], registryCommands],
+];
+
+/** The command a command line names: its first word that is not an option (or --root's value). */
+export function commandName(args: readonly string[]): string | undefined {
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i] as string;
+    if (a === '--') return undefined;
+    if (a === '--root') i++;
+    else if (!a.startsWith('-')) return a;
+  }
+  return undefined;
+}
+
 export function createParser(args: string[]): Argv<GlobalOptions> {
   let y = yargs(args)
     .scriptName('gantry')
@@ -32,13 +60,9 @@ export function createParser(args: string[]): Argv<GlobalOptions> {
     .middleware((argv) => {
       argv.root = resolveRoot(argv.root as string | undefined);
     }) as unknown as Argv<GlobalOptions>;
-  y = buildCommand(y);
-  y = lintCommand(y);
-  y = imageCommands(y);
-  y = importCommand(y);
-  y = pruneCommand(y);
-  y = archiveCommands(y);
-  y = registryCommands(y);
+  const named = commandName(args);
+  const files = COMMAND_FILES.filter(([names]) => named === undefined || names.includes(named));
+  for (const [, register] of files.length > 0 ? files : COMMAND_FILES) y = register(y);
   return y
     .demandCommand(1, 'name a command: gantry --help lists them')
     .strict()

@@ -23,7 +23,8 @@ export async function progressPrinter(mode: Exclude<ProgressMode, 'auto'>, out: 
     return (e) => {
       if (e.type === 'step') {
         if (e.status === 'start') out.write(`#${e.id} ${e.name}\n`);
-        else if (e.status === 'cached') out.write(`#${e.id} ${e.name}\n#${e.id} CACHED\n`);
+        // The step's line came with its start, as BuildKit prints it: `#N [stage i/n] ...` then `#N CACHED`.
+        else if (e.status === 'cached') out.write(`#${e.id} CACHED\n`);
         else if (e.seconds !== undefined && e.seconds > 0) out.write(`#${e.id} DONE ${e.seconds.toFixed(1)}s\n`);
       } else if (e.type === 'output') {
         for (const line of e.text.split('\n').filter((l) => l !== '')) out.write(`#${e.id} ${line}\n`);

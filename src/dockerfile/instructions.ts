@@ -479,7 +479,7 @@ const DURATION_UNITS: Record<string, number> = {
 /** Go's time.ParseDuration ("1m30s", "500ms", "0"), in nanoseconds. */
 export function parseGoDuration(text: string): number {
   if (text === '0') return 0;
-  const re = /(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)/gy;
+  const re = /(\d+(?:\.\d*)?|\.\d+)(ns|us|\u00b5s|ms|s|m|h)/gy;
   let total = 0;
   let consumed = 0;
   for (let m = re.exec(text); m; m = re.exec(text)) {

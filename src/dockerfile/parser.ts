@@ -7,7 +7,8 @@
  * because they differ from dockerfile-ast in details that change meaning: whitespace
  * kept on continuation lines, `\\` before end of line, and heredoc bodies.
  */
-import { DockerfileParser, type Instruction as AstInstruction } from 'dockerfile-ast';
+import { createRequire } from 'node:module';
+import type { Instruction as AstInstruction } from 'dockerfile-ast';
 import { DockerfileError } from '../errors/index.js';
 import { expandWords, ShellSyntaxError } from './shell.js';
 import { WarningSink, type Warning } from './warnings.js';
@@ -631,6 +632,14 @@ export function dump(result: ParseResult | Node[]): string {
  * when a position beyond a keyword's is asked for (a flag's, an ONBUILD trigger's): that
  * parse costs more than gantry's own, and most builds never need it.
  */
+/**
+ * dockerfile-ast, loaded on first use (required at run time, so the CLI bundle leaves it out:
+ * with vscode-languageserver-types it is 220 kB that most commands would load for nothing).
+ */
+let astParser: (typeof import('dockerfile-ast'))['DockerfileParser'] | undefined;
+const dockerfileAst = (): (typeof import('dockerfile-ast'))['DockerfileParser'] =>
+  (astParser ??= (createRequire(import.meta.url)('dockerfile-ast') as typeof import('dockerfile-ast')).DockerfileParser);
+
 export class SourcePositions {
   private indexed: Map<number, AstInstruction> | undefined;
 
@@ -644,7 +653,7 @@ export class SourcePositions {
     if (this.indexed) return this.indexed;
     let instructions: AstInstruction[] = [];
     try {
-      instructions = DockerfileParser.parse(this.text).getInstructions();
+      instructions = dockerfileAst().parse(this.text).getInstructions();
     } catch {
       // Positions are a convenience; the parse above is authoritative.
     }

@@ -34,7 +34,9 @@ export type CrashPoint =
   /** A chunk of a pushed blob was read for the upload. */
   | 'push-chunk'
   /** A blob was pushed, the manifest not yet. */
-  | 'push-blob';
+  | 'push-blob'
+  /** A new store's index.json is in place; its tmp/ flag and oci-layout are not yet. */
+  | 'store-created';
 
 let target: { point: string; n: number } | null | undefined;
 let count = 0;

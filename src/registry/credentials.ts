@@ -3,12 +3,15 @@
  * `~/.docker/config.json`) with `auths` (base64 `auth`, `identitytoken`), `credsStore` and
  * `credHelpers` (`docker-credential-<name>` executables speaking JSON on stdin/stdout).
  */
-import { execFile } from 'node:child_process';
+import { createRequire } from 'node:module';
 import { mkdir, readFile, rename, writeFile, chmod } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { GantryError } from '../errors/index.js';
 import type { Credentials } from './client.js';
+
+/** node:child_process, loaded when first needed: a no-op rebuild starts no process, and loading it costs every command 1.2 ms. */
+const childProcess = (): typeof import('node:child_process') => createRequire(import.meta.url)('node:child_process') as typeof import('node:child_process');
 
 export interface DockerConfig {
   auths?: Record<string, { auth?: string; identitytoken?: string; username?: string; password?: string }>;
@@ -60,7 +63,7 @@ async function writeDockerConfig(config: DockerConfig, file: string): Promise<vo
 
 function helper(name: string, action: 'get' | 'store' | 'erase', input: string): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = execFile(`docker-credential-${name}`, [action], { timeout: 30_000 }, (err, stdout, stderr) => {
+    const child = childProcess().execFile(`docker-credential-${name}`, [action], { timeout: 30_000 }, (err, stdout, stderr) => {
       if (err) reject(new GantryError('CREDENTIALS_HELPER', `docker-credential-${name} ${action}: ${(stderr || stdout || err.message).trim()}`));
       else resolve(stdout);
     });

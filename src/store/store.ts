@@ -17,10 +17,11 @@
  * another namespace is left alone, its process may well be alive.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { appendFileSync, readlinkSync } from 'node:fs';
+import { appendFileSync, closeSync, existsSync, fstatSync, linkSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { hostname } from 'node:os';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { link, mkdir, open, readFile, rename, rm, stat, writeFile, readdir, utimes, type FileHandle } from 'node:fs/promises';
+import { link, mkdir, open, readFile, rename, rm, writeFile, readdir, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -56,6 +57,9 @@ export interface StoreEntry {
 
 export const DANGLING_ANNOTATION = 'dev.gantry.dangling';
 
+/** Blobs up to this size are read whole with synchronous calls (readBlob). */
+const SMALL_BLOB = 1024 * 1024;
+
 export class Store {
   private leaseFile: string | undefined;
   /** What this process's lease file holds. */
@@ -82,7 +86,7 @@ export class Store {
 
   /** Drop this process's lease: what it wrote is referenced from index.json by now, or garbage. */
   async releaseLease(): Promise<void> {
-    if (this.leaseFile) await rm(this.leaseFile, { force: true });
+    if (this.leaseFile) rmSync(this.leaseFile, { force: true });
     this.leaseFile = undefined;
     this.leased.clear();
   }
@@ -122,31 +126,46 @@ export class Store {
   }
 
   private async init(): Promise<void> {
-    await mkdir(path.join(this.root, 'blobs', 'sha256'), { recursive: true });
-    await mkdir(this.tmpDir, { recursive: true });
+    const layoutFile = path.join(this.root, 'oci-layout');
+    let layout: string | undefined;
+    try {
+      layout = readFileSync(layoutFile, 'utf8');
+    } catch {
+      layout = undefined;
+    }
+    if (layout !== undefined && !isCurrentLayout(layout)) {
+      throw new StoreError('STORE_LAYOUT', `${layoutFile}: not an OCI image layout ${LAYOUT_VERSION} (${layout.slice(0, 80)})`);
+    }
+    // Synchronous until index.json is in place: a process killed while making a new store
+    // leaves, but for a few system calls' time, either nothing or blobs/, tmp/ and an empty index.
+    mkdirSync(path.join(this.root, 'blobs', 'sha256'), { recursive: true });
+    const newTmp = mkdirSync(this.tmpDir, { recursive: true }) !== undefined;
     // A new store's empty index is linked into place, which fails when another process made
     // one first: no lock is needed, and a crash leaves either no index.json or a whole one.
     const indexFile = path.join(this.root, 'index.json');
-    if (!(await exists(indexFile))) {
+    if (!exists(indexFile)) {
       const tmp = this.tempPath('meta');
       try {
-        await writeFile(tmp, JSON.stringify({ schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: [] }, null, 2) + '\n', { flag: 'wx' });
-        await link(tmp, indexFile).catch((err: NodeJS.ErrnoException) => {
-          if (err.code !== 'EEXIST') throw err;
-        });
+        writeFileSync(tmp, JSON.stringify({ schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: [] }, null, 2) + '\n', { flag: 'wx' });
+        try {
+          linkSync(tmp, indexFile);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+        }
       } catch (err) {
         throw this.ioError(err, `creating ${indexFile}`);
       } finally {
-        await rm(tmp, { force: true });
+        rmSync(tmp, { force: true });
       }
     }
-    // oci-layout last: a directory that has it is a whole layout.
-    const layoutFile = path.join(this.root, 'oci-layout');
-    const layout = await readFile(layoutFile, 'utf8').catch(() => undefined);
     if (layout === undefined) {
+      crashPoint('store-created');
+      // Until oci-layout is written (last: a directory that has it is a whole layout) the store
+      // is a new one, so a process killed before then leaves the flag to the next one.
+      await spreadOut(this.tmpDir);
       await this.atomicWrite(layoutFile, JSON.stringify({ imageLayoutVersion: LAYOUT_VERSION }));
-    } else if (!isCurrentLayout(layout)) {
-      throw new StoreError('STORE_LAYOUT', `${layoutFile}: not an OCI image layout ${LAYOUT_VERSION} (${layout.slice(0, 80)})`);
+    } else if (newTmp) {
+      await spreadOut(this.tmpDir);
     }
   }
 
@@ -162,7 +181,7 @@ export class Store {
 
   async blobSize(digest: string): Promise<number> {
     try {
-      return (await stat(this.blobPath(digest))).size;
+      return statSync(this.blobPath(digest)).size;
     } catch (err) {
       throw this.missing(digest, err);
     }
@@ -196,7 +215,7 @@ export class Store {
       if (expected.size !== undefined && size !== expected.size) {
         throw new SizeMismatchError(expected.digest, expected.size, size);
       }
-      await touch(this.blobPath(expected.digest));
+      touch(this.blobPath(expected.digest));
       return { digest: expected.digest, size };
     }
     const tmp = this.tempPath();
@@ -318,13 +337,39 @@ export class Store {
     return input.pipe(verify);
   }
 
-  /** Read a whole (small) blob, verified. */
+  /**
+   * Read a whole (small) blob, verified. Up to 1 MiB (manifests, configs, indexes) it is read
+   * with synchronous calls, no stream: a few µs instead of the six thread-pool round trips of
+   * stat and a read stream, and a build reads a dozen of these before its first step.
+   */
   async readBlob(digest: string, maxSize = 64 * 1024 * 1024): Promise<Buffer> {
-    const size = await this.blobSize(digest);
+    const file = this.blobPath(digest);
+    let bytes: Buffer | undefined;
+    let size: number;
+    try {
+      const fd = openSync(file, 'r');
+      try {
+        size = fstatSync(fd).size;
+        if (size <= Math.min(maxSize, SMALL_BLOB)) bytes = readFileSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+    } catch (err) {
+      throw this.missing(digest, err);
+    }
     if (size > maxSize) throw new StoreError('BLOB_TOO_LARGE', `blob ${digest} is ${size} bytes, more than ${maxSize}`);
-    const chunks: Buffer[] = [];
-    for await (const chunk of this.openBlob(digest, size)) chunks.push(chunk as Buffer);
-    return Buffer.concat(chunks);
+    if (bytes === undefined) {
+      const chunks: Buffer[] = [];
+      for await (const chunk of this.openBlob(digest, size)) chunks.push(chunk as Buffer);
+      return Buffer.concat(chunks);
+    }
+    const expected = parseDigest(digest);
+    const actual = `${expected.algorithm}:${createHash(expected.algorithm).update(bytes).digest('hex')}`;
+    if (actual !== digest) {
+      const err = new DigestMismatchError(digest, actual, `blob ${digest}`);
+      throw Object.assign(err, { message: `corrupted blob in the store ${this.root}: ${err.message}` });
+    }
+    return bytes;
   }
 
   async readJSON<T>(digest: string): Promise<T> {
@@ -340,7 +385,8 @@ export class Store {
 
   async readIndex(): Promise<Index> {
     const file = path.join(this.root, 'index.json');
-    const text = await readFile(file, 'utf8');
+    // Synchronous: a small file every command reads, and a thread-pool round trip costs more than the read.
+    const text = readFileSync(file, 'utf8');
     let index: Index;
     try {
       index = JSON.parse(text) as Index;
@@ -477,7 +523,7 @@ export class Store {
   /** Remove temp entries left by processes of this host and PID namespace that are gone. */
   async cleanTemp(): Promise<string[]> {
     const removed: string[] = [];
-    for (const name of await readdir(this.tmpDir).catch(() => [] as string[])) {
+    for (const name of readdirOrNone(this.tmpDir)) {
       const owner = tempOwner(name);
       if (owner && !owner.alive) {
         // A killed build's overlay is still mounted there: detach it first.
@@ -556,19 +602,47 @@ export function tempOwner(name: string): { kind: string; pid: number; alive: boo
   return { kind: m[1] as string, pid, alive: !ours || pid === process.pid || isAlive(pid) };
 }
 
-async function exists(p: string): Promise<boolean> {
+/*
+ * The store's metadata calls (does a blob exist, its size, touch it, list tmp/) are synchronous:
+ * each takes microseconds, and a build makes dozens of them, where a thread-pool round trip of
+ * fs/promises costs a few hundred microseconds on a 2-core machine (a no-op rebuild: 81 → 70 ms).
+ * Reading and writing blobs' content stays asynchronous.
+ */
+/**
+ * Mark `dir` as a top of a directory hierarchy for ext4 (`chattr +T`), so that the allocator
+ * places each directory made in it (a build's rootfs) in a block group of its own choosing
+ * rather than beside its siblings. Without it a build's new files take their inodes from the
+ * groups where the last build's files were just removed (a RUN's `rm -rf`, an old rootfs), and
+ * ext4 without a journal skips, one by one, every inode freed in the last 30 seconds: bigrun's
+ * `cp -a /usr /usr2` took 0.35 to 1.35 s depending on what ran before it, and 0.3 to 0.4 s with
+ * the flag. Best effort: other file systems do not have the flag, and nothing else depends on it.
+ */
+async function spreadOut(dir: string): Promise<void> {
+  const chattr = ['/usr/bin/chattr', '/bin/chattr'].find((p) => existsSync(p));
+  if (!chattr) return;
+  const { execFile } = createRequire(import.meta.url)('node:child_process') as typeof import('node:child_process');
+  await new Promise<void>((resolve) => execFile(chattr, ['+T', dir], () => resolve()));
+}
+
+function exists(p: string): boolean {
+  return statSync(p, { throwIfNoEntry: false }) !== undefined;
+}
+
+function touch(p: string): void {
+  const now = new Date();
   try {
-    await stat(p);
-    return true;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
-    throw err;
+    utimesSync(p, now, now);
+  } catch {
+    // a blob another process just removed: the caller finds out when it reads it
   }
 }
 
-async function touch(p: string): Promise<void> {
-  const now = new Date();
-  await utimes(p, now, now).catch(() => undefined);
+function readdirOrNone(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
 }
 
 export function isAlive(pid: number): boolean {

@@ -1,4 +1,4 @@
-import { createReadStream, createWriteStream, existsSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createReadStream, createWriteStream, existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -179,12 +179,18 @@ describe('start-up (bin/gantry over dist/cli.cjs and its code cache)', () => {
     symlinkSync(path.join(projectRoot, 'node_modules'), path.join(dir, 'node_modules'));
     const run = (args: string[]) => execa(path.join(dir, 'bin', 'gantry'), args, { reject: false, env: { NO_COLOR: '1' } });
     const ctx = tempContext({ Dockerfile: 'FROM scratch\nCOPY a /a\n', a: 'a\n' });
-    const build = async () => run(['--root', path.join(dir, 'store'), 'build', '--progress', 'plain', '--source-date-epoch', '0', ctx]);
+    const build = async (env: Record<string, string> = {}) =>
+      execa(path.join(dir, 'bin', 'gantry'), ['--root', path.join(dir, 'store'), 'build', '--progress', 'plain', '--source-date-epoch', '0', ctx], { reject: false, env: { NO_COLOR: '1', ...env } });
     const expected = await build();
     expect(expected.exitCode, expected.stderr).toBe(0);
+    // V8 takes the cache as bin/gantry reads the bundle: the same text (ASCII, read as latin1)
+    // in the same wrapper as scripts/bundle.mjs compiled it.
+    expect((await build({ GANTRY_TRACE: '1' })).stderr).toMatch(/code cache accepted/);
+    expect(readFileSync(path.join(dir, 'dist', 'cli.cjs')).every((b) => b < 0x80)).toBe(true);
     writeFileSync(path.join(dir, 'dist', 'cli.cache'), 'not a code cache');
-    const spoiled = await build();
+    const spoiled = await build({ GANTRY_TRACE: '1' });
     expect(spoiled.exitCode, spoiled.stderr).toBe(0);
+    expect(spoiled.stderr).toMatch(/code cache rejected/);
     expect(spoiled.stdout).toBe(expected.stdout);
     rmSync(path.join(dir, 'dist', 'cli.cjs'));
     const unbundled = await build();

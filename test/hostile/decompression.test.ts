@@ -94,6 +94,20 @@ describe.each(codecs)('a %s bomb', (codec) => {
     s.victim.unchanged();
   });
 
+  test('the helper killed at the budget is reaped before gantry exits, every time (no zombie left to init)', async () => {
+    if (codec === 'gzip') return; // no helper: zlib in the process
+    const s = sandbox(`reap-${codec}`);
+    const file = path.join(s.base, `bomb.tar.${codec}`);
+    writeFileSync(file, bombs.get(codec)!);
+    const before = helpers();
+    // The race is short (the helper is killed as gantry finishes): eight tries make it show.
+    for (let i = 0; i < 8; i++) {
+      const r = await gantry(s.store, ['import', file, `bomb:${i}`]);
+      expect(r.exitCode).not.toBe(0);
+      expect(helpers()).toEqual(before);
+    }
+  }, 60_000);
+
   test('gantry load stops at the budget; nothing is stored', async () => {
     const s = sandbox(`load-${codec}`);
     const file = path.join(s.base, `bomb.tar.${codec}`);

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -53,6 +53,27 @@ describe('context stat cache', () => {
     const again = await open();
     expect(await checksumSources(items(), none, again)).toBe(changed);
     expect(again.misses).toBe(1);
+  });
+
+  test("a file's layer xattrs are kept beside its sum, and forgotten with it when the file changes", async () => {
+    const file = path.join(ctx, 'd1', 'f1');
+    const cache = await open();
+    await checksumSources(items(), none, cache);
+    const st = statSync(file);
+    expect(cache.xattrs(file, st)).toBeUndefined(); // not read yet: unknown, not "none"
+    const cap = Buffer.from('0100000200200000', 'hex');
+    cache.recordXattrs(file, st, new Map([['security.capability', cap]]));
+    cache.recordXattrs(path.join(ctx, 'd2', 'f2'), statSync(path.join(ctx, 'd2', 'f2')), new Map());
+    await cache.save();
+    const again = await open();
+    expect(again.xattrs(file, st)).toEqual(new Map([['security.capability', cap]]));
+    expect(again.xattrs(path.join(ctx, 'd2', 'f2'), statSync(path.join(ctx, 'd2', 'f2')))).toEqual(new Map());
+    // Setting or removing an xattr changes the ctime: the kept ones are then unknown again.
+    writeFileSync(file, readFileSync(file));
+    expect(again.xattrs(file, statSync(file))).toBeUndefined();
+    // A file without a valid row keeps nothing.
+    again.recordXattrs(file, statSync(file), new Map());
+    expect(again.xattrs(file, statSync(file))).toBeUndefined();
   });
 
   test('files outside the context are never remembered', async () => {

@@ -1,4 +1,5 @@
-import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync, existsSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, statfsSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
@@ -21,6 +22,35 @@ afterEach(() => {
 });
 
 const blobsOf = (root: string) => readdirSync(path.join(root, 'blobs', 'sha256')).sort();
+
+describe('layout', () => {
+  test("a new store's tmp/ is a top directory for ext4's allocator (chattr +T): builds' rootfs directories are spread out", async () => {
+    const store = await Store.open(newRoot());
+    const ext4 = statfsSync(store.tmpDir).type === 0xef53;
+    const flags = execFileSync('lsattr', ['-d', store.tmpDir], { encoding: 'utf8' }).split(/\s+/)[0] as string;
+    // Other file systems have no such flag: the store works the same without it.
+    expect(flags.includes('T')).toBe(ext4);
+  });
+
+  test('a store whose maker was killed before oci-layout (index.json in place, tmp/ without the flag) is finished by the next open', async () => {
+    const root = newRoot();
+    const first = await Store.open(root);
+    execFileSync('chattr', ['-T', first.tmpDir]);
+    rmSync(path.join(root, 'oci-layout'));
+    const store = await Store.open(root);
+    expect(existsSync(path.join(root, 'oci-layout'))).toBe(true);
+    const ext4 = statfsSync(store.tmpDir).type === 0xef53;
+    expect((execFileSync('lsattr', ['-d', store.tmpDir], { encoding: 'utf8' }).split(/\s+/)[0] as string).includes('T')).toBe(ext4);
+  });
+
+  test('a directory with another layout version is refused before anything is written into it', async () => {
+    const root = newRoot();
+    mkdirSync(root);
+    writeFileSync(path.join(root, 'oci-layout'), '{"imageLayoutVersion":"9.9.9"}');
+    await expect(Store.open(root)).rejects.toThrow(/not an OCI image layout/);
+    expect(readdirSync(root)).toEqual(['oci-layout']);
+  });
+});
 
 describe('blobs', () => {
   test('written once, named by their digest, verified on read', async () => {
@@ -49,6 +79,16 @@ describe('blobs', () => {
     const store = await Store.open(newRoot());
     const { digest } = await store.writeBlob(Buffer.from('original'));
     writeFileSync(store.blobPath(digest), 'tampered');
+    await expect(store.readBlob(digest)).rejects.toThrow(`corrupted blob in the store ${store.root}: blob ${digest} does not match its digest`);
+  });
+
+  test('a blob over 1 MiB (read as a stream, not whole) is verified the same way, and bounded by maxSize', async () => {
+    const store = await Store.open(newRoot());
+    const big = Buffer.alloc(2 * 1024 * 1024 + 7, 'x');
+    const { digest } = await store.writeBlob(big);
+    expect((await store.readBlob(digest)).equals(big)).toBe(true);
+    await expect(store.readBlob(digest, 1024)).rejects.toThrow(`blob ${digest} is ${big.length} bytes, more than 1024`);
+    writeFileSync(store.blobPath(digest), Buffer.alloc(big.length, 'y'));
     await expect(store.readBlob(digest)).rejects.toThrow(`corrupted blob in the store ${store.root}: blob ${digest} does not match its digest`);
   });
 

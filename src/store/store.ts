@@ -21,7 +21,7 @@ import { appendFileSync, closeSync, existsSync, fstatSync, linkSync, mkdirSync, 
 import { createRequire } from 'node:module';
 import { hostname } from 'node:os';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { link, mkdir, open, readFile, rename, rm, writeFile, readdir, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, rm, writeFile, readdir, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';

@@ -9,7 +9,7 @@
  * in the store's temp area and moved to its trash at the end (store/trash.ts).
  */
 import { createHash } from 'node:crypto';
-import { chown, cp, lstat, mkdir, readFile, rename } from 'node:fs/promises';
+import { chown, cp, lstat, mkdir, readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { type Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
@@ -230,6 +230,7 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
       if (kept) return kept;
       const snap = await snapshot(dir);
       await saveSnapshot(file, store.tempPath('snapshot'), dir, snap);
+      await rm(file.replace(/\.bin$/, '.json'), { force: true }); // a snapshot kept in the JSON format of earlier versions
       return snap;
     };
     const materialise = async (s: StageState): Promise<string> => {

@@ -7,7 +7,7 @@
  * an opaque marker for a directory that was replaced. Entries are sorted and times can be
  * clamped, so the same change gives the same bytes.
  */
-import { closeSync, fstatSync, lstatSync, openSync, readdirSync, readlinkSync } from 'node:fs';
+import { closeSync, lstatSync, openSync, readdirSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { crashPoint } from '../errors/index.js';
@@ -282,9 +282,9 @@ export async function writeLayer(t: TarWriter, root: string, after: Snapshot, ch
     const host = path.join(root, c.path);
     const fd = openSync(host, 'r');
     try {
-      const now = fstatSync(fd).size;
-      if (now !== e.size) throw new Error(`${host}: changed from ${e.size} to ${now} bytes while its layer was written`);
-      await t.file({ ...header, size: e.size }, fd, host);
+      // A file whose size is no longer the snapshot's is an error (TarWriter.file sees it).
+      header.size = e.size;
+      await t.file(header as EntryHeader & { size: number }, fd, host);
     } finally {
       closeSync(fd);
     }

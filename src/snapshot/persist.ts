@@ -8,36 +8,30 @@
  * again (prune, fsck --repair) has other inodes and times inside, so a file written for the
  * old one is not used for it. A file that is missing, stale or unreadable only costs a walk.
  */
-import { lstatSync } from 'node:fs';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { lstatSync, readFileSync } from 'node:fs';
+import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Entry, Snapshot } from './diff.js';
 
-const VERSION = 1;
+/*
+ * The file is binary, so that reading it is a few native calls rather than a JSON parse of
+ * thousands of rows (25 ms for Debian's 6,700 entries, on the path of every cold build):
+ *
+ *   magic (16 bytes) | version, count, path bytes, link bytes (u32 each) | tree ino, tree birth time (f64 each)
+ *   | NUMBERS (f64 each) per entry | type (u8) per entry | paths, NUL-separated (UTF-8)
+ *   | the link targets of the symlinks among them, in order, NUL-separated (UTF-8)
+ *
+ * The head is little-endian; the numbers are in the machine's byte order, read as one
+ * Float64Array: the file is only read where it was written (one from elsewhere fails the
+ * tree's stamp anyway).
+ */
+const MAGIC = Buffer.from('gantry-snapshot\n', 'latin1');
+const VERSION = 2;
+const HEAD = MAGIC.length + 4 * 4 + 2 * 8;
+const NUMBERS = ['mode', 'uid', 'gid', 'size', 'mtimeMs', 'ctimeMs', 'ino', 'birthtimeMs', 'nlink', 'rdev'] as const;
+const TYPES: Entry['type'][] = ['file', 'directory', 'symlink', 'fifo', 'character-device', 'block-device', 'socket'];
 
-type Row = [
-  path: string,
-  type: Entry['type'],
-  mode: number,
-  uid: number,
-  gid: number,
-  size: number,
-  mtimeMs: number,
-  ctimeMs: number,
-  ino: number,
-  birthtimeMs: number,
-  nlink: number,
-  rdev: number,
-  linkname?: string,
-];
-
-interface Doc {
-  version: number;
-  tree: { ino: number; birthtimeMs: number };
-  rows: Row[];
-}
-
-function stampOf(tree: string): Doc['tree'] | undefined {
+function stampOf(tree: string): { ino: number; birthtimeMs: number } | undefined {
   try {
     const st = lstatSync(tree);
     return { ino: st.ino, birthtimeMs: st.birthtimeMs };
@@ -50,18 +44,53 @@ function stampOf(tree: string): Doc['tree'] | undefined {
 export async function loadSnapshot(file: string, tree: string): Promise<Snapshot | undefined> {
   const stamp = stampOf(tree);
   if (!stamp) return undefined;
-  let doc: Doc;
+  let buf: Buffer;
   try {
-    doc = JSON.parse(await readFile(file, 'utf8')) as Doc;
+    buf = readFileSync(file);
   } catch {
     return undefined;
   }
-  if (doc.version !== VERSION || doc.tree?.ino !== stamp.ino || doc.tree.birthtimeMs !== stamp.birthtimeMs || !Array.isArray(doc.rows)) return undefined;
+  if (buf.length < HEAD || !buf.subarray(0, MAGIC.length).equals(MAGIC)) return undefined;
+  let at = MAGIC.length;
+  const [version, count, pathBytes, linkBytes] = [0, 1, 2, 3].map((i) => buf.readUInt32LE(at + 4 * i)) as [number, number, number, number];
+  at += 16;
+  if (version !== VERSION || buf.readDoubleLE(at) !== stamp.ino || buf.readDoubleLE(at + 8) !== stamp.birthtimeMs) return undefined;
+  at += 16;
+  const width = NUMBERS.length;
+  if (buf.length !== HEAD + count * (8 * width + 1) + pathBytes + linkBytes) return undefined;
+  // A Float64Array needs its start 8-byte aligned in its buffer; a copy is made when it is not.
+  const raw = buf.subarray(at, at + count * 8 * width);
+  const nums = raw.byteOffset % 8 === 0 ? new Float64Array(raw.buffer, raw.byteOffset, count * width) : new Float64Array(new Uint8Array(raw).buffer);
+  at += raw.length;
+  const types = buf.subarray(at, at + count);
+  at += count;
+  const paths = buf.toString('utf8', at, at + pathBytes).split('\0');
+  const links = buf.toString('utf8', at + pathBytes, at + pathBytes + linkBytes).split('\0');
+  if (paths.length !== count) return undefined;
   const out: Snapshot = new Map();
-  for (const [p, type, mode, uid, gid, size, mtimeMs, ctimeMs, ino, birthtimeMs, nlink, rdev, linkname] of doc.rows) {
-    const e: Entry = { type, mode, uid, gid, size, mtimeMs, ctimeMs, ino, birthtimeMs, nlink, rdev };
-    if (linkname !== undefined) e.linkname = linkname;
-    out.set(p, e);
+  let link = 0;
+  for (let i = 0; i < count; i++) {
+    const type = TYPES[types[i] as number];
+    if (type === undefined) return undefined;
+    const n = i * width;
+    const e: Entry = {
+      type,
+      mode: nums[n] as number,
+      uid: nums[n + 1] as number,
+      gid: nums[n + 2] as number,
+      size: nums[n + 3] as number,
+      mtimeMs: nums[n + 4] as number,
+      ctimeMs: nums[n + 5] as number,
+      ino: nums[n + 6] as number,
+      birthtimeMs: nums[n + 7] as number,
+      nlink: nums[n + 8] as number,
+      rdev: nums[n + 9] as number,
+    };
+    if (type === 'symlink') {
+      if (link >= links.length) return undefined;
+      e.linkname = links[link++] as string;
+    }
+    out.set(paths[i] as string, e);
   }
   return out;
 }
@@ -70,18 +99,34 @@ export async function loadSnapshot(file: string, tree: string): Promise<Snapshot
 export async function saveSnapshot(file: string, tmp: string, tree: string, snap: Snapshot): Promise<void> {
   const stamp = stampOf(tree);
   if (!stamp) return;
-  const rows: Row[] = [];
+  const count = snap.size;
+  const width = NUMBERS.length;
+  const nums = new Float64Array(count * width);
+  const types = Buffer.alloc(count);
+  const paths: string[] = [];
+  const links: string[] = [];
+  let i = 0;
   for (const [p, e] of snap) {
-    const row: Row = [p, e.type, e.mode, e.uid, e.gid, e.size, e.mtimeMs, e.ctimeMs, e.ino, e.birthtimeMs, e.nlink, e.rdev];
-    if (e.linkname !== undefined) row.push(e.linkname);
-    rows.push(row);
+    if (p.includes('\0') || e.linkname?.includes('\0')) return; // never from a file system; not kept
+    NUMBERS.forEach((k, j) => (nums[i * width + j] = e[k]));
+    types[i] = TYPES.indexOf(e.type);
+    paths.push(p);
+    if (e.type === 'symlink') links.push(e.linkname ?? '');
+    i++;
   }
-  const doc: Doc = { version: VERSION, tree: stamp, rows };
+  const pathBuf = Buffer.from(paths.join('\0'), 'utf8');
+  const linkBuf = Buffer.from(links.join('\0'), 'utf8');
+  const head = Buffer.alloc(HEAD);
+  MAGIC.copy(head, 0);
+  [VERSION, count, pathBuf.length, linkBuf.length].forEach((v, j) => head.writeUInt32LE(v, MAGIC.length + 4 * j));
+  head.writeDoubleLE(stamp.ino, MAGIC.length + 16);
+  head.writeDoubleLE(stamp.birthtimeMs, MAGIC.length + 24);
   try {
     await mkdir(path.dirname(file), { recursive: true });
-    await writeFile(tmp, JSON.stringify(doc), { flag: 'wx' });
+    await writeFile(tmp, Buffer.concat([head, Buffer.from(nums.buffer), types, pathBuf, linkBuf]), { flag: 'wx' });
     await rename(tmp, file);
   } catch {
     await rm(tmp, { force: true });
   }
 }
+

@@ -217,11 +217,13 @@ export async function fsckStore(root: string, options: FsckOptions = {}): Promis
   for (const name of await readdir(cacheDir).catch(() => [] as string[])) {
     const file = path.join(cacheDir, name);
     let detail: string | undefined;
+    // An extracted chain's snapshot (snapshot/persist.ts), binary: checked against its tree when used.
+    if (/^snapshot-[0-9a-f]{64}\.bin$/.test(name)) continue;
     try {
       const e = JSON.parse(await readFile(file, 'utf8')) as { layer?: Descriptor | null; rows?: unknown };
       // A context's stat cache (build/statcache.ts): only its shape matters, a wrong row costs a re-read.
       if (/^stat-[0-9a-f]{64}\.json$/.test(name)) detail = typeof e.rows === 'object' && e.rows !== null ? undefined : 'a stat cache without rows';
-      // An extracted chain's snapshot (snapshot/persist.ts): checked against its tree when used.
+      // A snapshot in the JSON format kept before the binary one: unused, removed by prune.
       else if (/^snapshot-[0-9a-f]{64}\.json$/.test(name)) detail = Array.isArray(e.rows) ? undefined : 'a snapshot without rows';
       else if (!/^[0-9a-f]{64}\.json$/.test(name)) detail = 'not a cache entry name';
       else if (e.layer === undefined) detail = 'no layer field';

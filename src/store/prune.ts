@@ -90,6 +90,7 @@ export async function pruneStore(root: string, options: PruneOptions = {}): Prom
       if (keep.has(`rootfs:${chain}`)) continue;
       await rm(path.join(store.rootfsDir, chain), { recursive: true, force: true });
       await rm(store.chainSnapshotPath(chain), { force: true });
+      await rm(store.chainSnapshotPath(chain).replace(/\.bin$/, '.json'), { force: true }); // a snapshot kept in the JSON format of earlier versions
       rootfs.push(chain);
     }
     return { images: removed, blobs, bytes, temp, rootfs };

@@ -122,7 +122,7 @@ export class Store {
 
   /** Where the snapshot of the extracted chain `chain` is kept (snapshot/persist.ts). */
   chainSnapshotPath(chain: string): string {
-    return path.join(this.root, 'cache', `snapshot-${chain}.json`);
+    return path.join(this.root, 'cache', `snapshot-${chain}.bin`);
   }
 
   private async init(): Promise<void> {

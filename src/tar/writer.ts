@@ -53,19 +53,23 @@ export class ChunkWriter {
     if (over) await this.write(END_OF_TAR.subarray(0, 512 - over));
   }
 
-  /** Read `length` bytes of the open file `fd` from its start; returns how many there were. */
+  /**
+   * Read the open file `fd` from its start, expecting `length` bytes; returns how many there
+   * were, up to `length + 1` (then the file is longer: that byte is not kept). A read asks for
+   * one byte more than is left, so the end of the file is seen without another call.
+   */
   async readFrom(fd: number, length: number): Promise<number> {
     let done = 0;
-    while (done < length) {
-      const want = Math.min(length - done, this.buf.length - this.used);
+    for (;;) {
+      if (this.used === this.buf.length) await this.flush();
+      const want = Math.min(length - done + 1, this.buf.length - this.used);
       const n = readSync(fd, this.buf, this.used, want, done);
-      if (n === 0) break;
+      if (n > length - done) return length + 1;
       this.used += n;
       done += n;
       this.size += n;
-      if (this.used === this.buf.length) await this.flush();
+      if (n < want) return done;
     }
-    return done;
   }
 
   /** Hand on what is buffered and wait until every chunk is taken. */
@@ -112,7 +116,8 @@ export class TarWriter {
   async file(header: EntryHeader & { size: number }, fd: number, what: string): Promise<void> {
     await this.out.write(encodeHeader(header));
     const n = await this.out.readFrom(fd, header.size);
-    if (n !== header.size) throw new Error(`${what}: the file shrank from ${header.size} to ${n} bytes while its layer was written`);
+    if (n < header.size) throw new Error(`${what}: the file shrank from ${header.size} to ${n} bytes while its layer was written`);
+    if (n > header.size) throw new Error(`${what}: the file grew beyond ${header.size} bytes while its layer was written`);
     await this.out.pad();
   }
 

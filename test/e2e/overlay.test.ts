@@ -103,14 +103,14 @@ describe.skipIf(!root && process.env.CI !== 'true')('builds on an overlay', () =
     expect((await gantry(store, ['build', '-t', 'x:1', ctx])).exitCode).toBe(0);
     expect(readdirSync(path.join(store, 'rootfs'))).toHaveLength(1);
     const chain = readdirSync(path.join(store, 'rootfs'))[0] as string;
-    expect(readdirSync(path.join(store, 'cache'))).toContain(`snapshot-${chain}.json`);
+    expect(readdirSync(path.join(store, 'cache'))).toContain(`snapshot-${chain}.bin`);
     expect((await gantry(store, ['prune'])).exitCode).toBe(0);
     expect(readdirSync(path.join(store, 'rootfs'))).toHaveLength(1);
     expect((await gantry(store, ['fsck'])).exitCode).toBe(0);
     expect((await gantry(store, ['rmi', 'fat:1'])).exitCode).toBe(0);
     expect((await gantry(store, ['prune'])).exitCode).toBe(0);
     expect(readdirSync(path.join(store, 'rootfs'))).toHaveLength(0);
-    expect(readdirSync(path.join(store, 'cache'))).not.toContain(`snapshot-${chain}.json`); // its snapshot went with it
+    expect(readdirSync(path.join(store, 'cache'))).not.toContain(`snapshot-${chain}.bin`); // its snapshot went with it
     expect((await gantry(store, ['build', '-t', 'x:2', ctx])).exitCode).not.toBe(0); // fat:1 is gone
     expect((await gantry(store, ['import', fatTar, 'fat:1'])).exitCode).toBe(0);
     expect((await gantry(store, ['build', '-t', 'x:2', ctx])).exitCode).toBe(0);

@@ -1,4 +1,5 @@
-import { chmodSync, linkSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync, renameSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, linkSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync, renameSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import tar from 'tar-stream';
@@ -148,7 +149,7 @@ describe('kept snapshots (snapshot/persist.ts)', () => {
     writeFileSync(path.join(tree, 'etc/a'), 'a');
     symlinkSync('a', path.join(tree, 'etc/l'));
     const snap = await snapshot(tree);
-    const file = path.join(base, 'cache', 'snapshot-x.json');
+    const file = path.join(base, 'cache', 'snapshot-x.bin');
     await saveSnapshot(file, path.join(base, 'tmp-x'), tree, snap);
     expect(await loadSnapshot(file, tree)).toEqual(snap);
     // The same path, extracted again: other inodes, other times inside; the file must not serve.
@@ -158,8 +159,27 @@ describe('kept snapshots (snapshot/persist.ts)', () => {
     writeFileSync(path.join(tree, 'etc/a'), 'a');
     expect(await loadSnapshot(file, tree)).toBeUndefined();
     // Garbage, or no file: nothing, and no error.
-    writeFileSync(file, '{"version":1,');
+    writeFileSync(file, 'gantry-snapshot\n\u0002');
     expect(await loadSnapshot(file, tree)).toBeUndefined();
-    expect(await loadSnapshot(path.join(base, 'none.json'), tree)).toBeUndefined();
+    expect(await loadSnapshot(path.join(base, 'none.bin'), tree)).toBeUndefined();
+  });
+
+  test('names and link targets beyond ASCII, files, directories, links and fifos come back as taken; a cut file is not used', async () => {
+    const base = tmp();
+    const tree = path.join(base, 'tree');
+    mkdirSync(path.join(tree, 'dir ü', 'ß'), { recursive: true });
+    writeFileSync(path.join(tree, 'dir ü', 'ß', '日本'), 'x'.repeat(70_000));
+    symlinkSync('../ünïcode/目标', path.join(tree, 'dir ü', 'link'));
+    execFileSync('mkfifo', [path.join(tree, 'pipe')]);
+    const taken = await snapshot(tree);
+    expect(new Set([...taken.values()].map((e) => e.type))).toEqual(new Set(['directory', 'file', 'symlink', 'fifo']));
+    const file = path.join(base, 'snapshot-y.bin');
+    await saveSnapshot(file, path.join(base, 'tmp-y'), tree, taken);
+    expect(await loadSnapshot(file, tree)).toEqual(taken);
+    const bytes = readFileSync(file);
+    for (const cut of [bytes.length - 1, bytes.length - 40, 60]) {
+      writeFileSync(file, bytes.subarray(0, cut));
+      expect(await loadSnapshot(file, tree), `cut at ${cut}`).toBeUndefined();
+    }
   });
 });

@@ -35,6 +35,10 @@ const cases: { header: EntryHeader; body?: Buffer }[] = [
   },
   { header: { name: 'dev/null', type: 'character-device', mode: 0o666, uid: 0, gid: 0, mtime, uname: '', gname: '', devmajor: 1, devminor: 3 } },
   { header: { name: 'etc/.wh.gone', mode: 0o644, mtime: new Date(0), uid: 0, gid: 0, type: 'file', size: 0 } },
+  // Fields left out take pack's defaults (type file, mode 644 or 755, owner 0).
+  { header: { name: 'defaults/', type: 'directory', mtime } },
+  { header: { name: 'defaults/file', mtime }, body: Buffer.from('defaults') },
+  { header: { name: 'defaults/link', type: 'symlink', linkname: 'file', mtime, size: 99 } },
 ];
 
 describe('the ustar header fast path', () => {
@@ -132,6 +136,24 @@ describe('TarWriter', () => {
     // The refused entry's header and body went out before the shortfall showed: the caller
     // throws the blob away (Store.writeWith removes its temp file).
     expect(Buffer.concat(chunks).subarray(0, expected.length - 1024).equals(expected.subarray(0, expected.length - 1024))).toBe(true);
+  });
+
+  test('refuses a file longer than its header says, also where its body ends a chunk exactly', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'gantry-tarw-'));
+    dirs.push(dir);
+    // 512 header bytes + 3,584 = one 4,096-byte chunk: the body's last read fills the chunk.
+    for (const length of [100, 3584, 3585, 10_000]) {
+      writeFileSync(path.join(dir, 'f'), Buffer.alloc(length + 1, 5));
+      const header: EntryHeader = { name: 'f', type: 'file', mode: 0o644, uid: 0, gid: 0, mtime, uname: '', gname: '' };
+      const t = new TarWriter(new ChunkWriter(async () => undefined, { reuse: true, chunkSize: 4096 }));
+      const fd = openSync(path.join(dir, 'f'), 'r');
+      try {
+        await expect(t.file({ ...header, size: length }, fd, 'the file f'), `${length}`).rejects.toThrow(`the file f: the file grew beyond ${length} bytes`);
+        await expect(t.file({ ...header, size: length + 1 }, fd, 'the file f'), `${length}`).resolves.toBeUndefined();
+      } finally {
+        closeSync(fd);
+      }
+    }
   });
 
   test('a chunk that fails to go out fails the write, and the stream form ends with that error', async () => {

@@ -130,6 +130,10 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
   };
   /** Overlay mounts of this build, unmounted before its temp entries go. */
   const mounted: string[] = [];
+  /** Their unmount, once started. */
+  let unmounting: Promise<void> | undefined;
+  /** Overlays mounted ahead for stages still to come (see mountAhead), by chain: one each. */
+  const ahead = new Map<string, Promise<{ dir: string; merged: string | undefined }>>();
   /** Each overlay's upper directory, by its merged directory (a build rootfs). */
   const uppers = new Map<string, string>();
   let contextStats: StatCache | undefined;
@@ -233,29 +237,69 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
       await rm(file.replace(/\.bin$/, '.json'), { force: true }); // a snapshot kept in the JSON format of earlier versions
       return snap;
     };
+    /** An overlay on the extracted chain `lower`, in a new temp entry; `merged` is undefined where overlays cannot be used. */
+    const overlayOn = async (lower: string): Promise<{ dir: string; merged: string | undefined }> => {
+      const dir = await newRootfs();
+      const merged = await mountOverlay(lower, dir);
+      if (merged) {
+        mounted.push(merged);
+        uppers.set(merged, path.join(dir, 'upper'));
+      }
+      return { dir, merged };
+    };
+    /** The stages whose first step run has mounted ahead for the stages reading from them. */
+    const aheadOf = new Set<number>();
+    /**
+     * Once a stage has run a step, the stages that read from it will run theirs too (their keys
+     * follow its layers): their overlays are mounted meanwhile, while this stage's steps run.
+     */
+    const mountAhead = (stageIndex: number): void => {
+      if (!overlayWanted()) return;
+      for (const later of plan.stages) {
+        if (later.index <= stageIndex || later.base.type !== 'image' || !later.dependsOn.includes(stageIndex)) continue;
+        if (!later.steps.some((st) => st.op === 'run' || st.op === 'copy' || st.op === 'workdir')) continue;
+        let s: StageState;
+        try {
+          s = stateOfImage(later.base.ref, later.platform);
+        } catch {
+          continue; // not resolved: the stage will say so itself
+        }
+        if (s.baseLayers === 0) continue;
+        const base = s.layers.slice(0, s.baseLayers);
+        const chain = chainName(base.map((l) => l.diffId));
+        if (ahead.has(chain)) continue;
+        const made = extractedChain(chain, base).then(overlayOn);
+        made.catch(() => undefined); // a failure shows again when the stage mounts its own
+        ahead.set(chain, made);
+        trace(`stage ${later.index}: overlay mounted ahead`);
+      }
+    };
     const materialise = async (s: StageState): Promise<string> => {
       if (s.rootfs) return s.rootfs;
-      const dir = await newRootfs();
-      let root = dir;
+      let dir: string | undefined;
+      let root: string | undefined;
       let applied = 0;
       if (s.baseLayers > 0 && overlayWanted()) {
         const base = s.layers.slice(0, s.baseLayers);
         const chain = chainName(base.map((l) => l.diffId));
         const lower = await extractedChain(chain, base);
-        const mounting = mountOverlay(lower, dir);
+        const early = ahead.get(chain);
+        ahead.delete(chain);
+        const mounting = early?.catch(() => overlayOn(lower)) ?? overlayOn(lower);
         // Nothing will be in the upper directory yet: the merged view's snapshot is the lower
         // one's, read while mount runs.
         const lowerSnapshot = s.baseLayers === s.layers.length ? chainSnapshot(chain, lower) : undefined;
         lowerSnapshot?.catch(() => undefined); // awaited below when the overlay is mounted
-        const merged = await mounting;
-        if (merged) {
-          mounted.push(merged);
-          uppers.set(merged, path.join(dir, 'upper'));
-          root = merged;
+        const made = await mounting;
+        dir = made.dir;
+        if (made.merged) {
+          root = made.merged;
           applied = s.baseLayers;
           if (lowerSnapshot) s.snapshot = await lowerSnapshot;
         }
       }
+      dir ??= await newRootfs();
+      root ??= dir;
       tempOf.set(root, dir);
       for (const l of s.layers.slice(applied)) charge(root, (await applyLayer(root, openLayer(l), { what: `layer ${l.digest}` })).bytes);
       s.rootfs = root;
@@ -438,6 +482,10 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
         let capsKnownNone = false;
         try {
           trace(`step ${step.id}: start`);
+          if (!aheadOf.has(stage.index)) {
+            aheadOf.add(stage.index);
+            mountAhead(stage.index);
+          }
           const rootfs = await materialise(state);
           trace(`step ${step.id}: rootfs ready`);
           const before = state.snapshot ?? (await snapshot(rootfs));
@@ -532,6 +580,8 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
     if (variant) config.variant = variant;
     else delete config.variant;
     trace('steps done');
+    // The image is made of stored blobs: the overlays are detached while it is written.
+    unmounting = unmount(...mounted.splice(0).reverse());
     const descriptor = await writeImage(store, { config, layers: final.layers });
     crashPoint('commit');
     const tags = (options.tags ?? []).map((t) => formatReference(normalizeReference(t)));
@@ -543,6 +593,8 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
     return { digest: descriptor.digest, configDigest: image.configDigest, descriptor, tags, plan };
   } finally {
     await contextStats?.save();
+    await unmounting;
+    await Promise.allSettled(ahead.values()); // one still being mounted is in `mounted` once it is
     await unmount(...mounted.reverse());
     trace('unmounted');
     // Scratch trees go to the trash (a rename each), removed in bulk once it is over budget.

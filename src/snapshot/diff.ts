@@ -8,7 +8,6 @@
  * clamped, so the same change gives the same bytes.
  */
 import { closeSync, lstatSync, openSync, readdirSync, readlinkSync } from 'node:fs';
-import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { crashPoint } from '../errors/index.js';
 import { paxOf } from '../tar/pax.js';
@@ -60,16 +59,25 @@ export async function snapshot(root: string, options: SnapshotOptions = {}): Pro
  * microseconds, a thread-pool round trip per stat is not.
  */
 function walkInto(out: Snapshot, root: string, rel: string, exclude?: ReadonlySet<string>, touched?: Set<string>): void {
-  const names = readdirSync(path.join(root, rel)).sort();
+  const names = readdirSync(under(root, rel)).sort();
   crashPoint('snapshot-dir');
   for (const name of names) {
     const child = rel ? `${rel}/${name}` : name;
     if (exclude?.has(child)) continue;
-    const entry = entryOf(path.join(root, child));
+    const entry = entryOf(under(root, child));
     out.set(child, entry);
     touched?.add(child);
     if (entry.type === 'directory') walkInto(out, root, child, exclude, touched);
   }
+}
+
+/**
+ * `rel` (a snapshot's relative path: names from readdir joined by `/`, nothing to normalise)
+ * below `root`: path.join's normalisation was a tenth of a snapshot walk's time.
+ */
+function under(root: string, rel: string): string {
+  if (!rel) return root;
+  return root.endsWith('/') ? root + rel : `${root}/${rel}`;
 }
 
 function entryOf(host: string): Entry {
@@ -119,9 +127,9 @@ export function snapshotUpper(merged: string, upper: string, before: Snapshot, t
     for (const c of children.get(p) ?? []) removeTree(c);
   };
   const walk = (rel: string): void => {
-    const names = readdirSync(path.join(merged, rel));
+    const names = readdirSync(under(merged, rel));
     crashPoint('snapshot-dir');
-    const upperNames = new Set(readdirSync(path.join(upper, rel)));
+    const upperNames = new Set(readdirSync(under(upper, rel)));
     const present = new Set(names);
     for (const old of children.get(rel) ?? []) {
       if (!present.has(old.slice(rel ? rel.length + 1 : 0))) removeTree(old);
@@ -130,7 +138,7 @@ export function snapshotUpper(merged: string, upper: string, before: Snapshot, t
       const child = rel ? `${rel}/${name}` : name;
       if (!upperNames.has(name) && out.has(child)) continue; // the lower directory's, as it was
       const was = before.get(child);
-      const entry = entryOf(path.join(merged, child));
+      const entry = entryOf(under(merged, child));
       out.set(child, entry);
       touched?.add(child);
       if (was?.type === 'directory' && entry.type !== 'directory') for (const c of children.get(child) ?? []) removeTree(c);
@@ -279,7 +287,7 @@ export async function writeLayer(t: TarWriter, root: string, after: Snapshot, ch
       await t.entry(header);
       continue;
     }
-    const host = path.join(root, c.path);
+    const host = under(root, c.path);
     const fd = openSync(host, 'r');
     try {
       // A file whose size is no longer the snapshot's is an error (TarWriter.file sees it).

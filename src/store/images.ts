@@ -1,4 +1,5 @@
 /** Images in the store: resolve names and IDs, load them as `Image`, write new ones. */
+import { createHash } from 'node:crypto';
 import { StoreError } from '../errors/index.js';
 import { validateImage, type Image, type Layer } from '../image/image.js';
 import { INDEX_TYPES, MediaType } from '../oci/media-types.js';
@@ -96,15 +97,18 @@ export async function writeImage(store: Store, image: NewImage): Promise<Descrip
   for (const l of image.layers) {
     if (!(await store.hasBlob(l.digest))) throw new StoreError('BLOB_NOT_FOUND', `layer ${l.digest} is not in the store`);
   }
-  const config = await store.writeJSON(image.config);
+  // The config's digest is known before it is stored, so both are written at once (a manifest
+  // stored a moment before its config is named by nothing yet).
+  const configBytes = Buffer.from(JSON.stringify(image.config));
+  const config = { digest: `sha256:${createHash('sha256').update(configBytes).digest('hex')}`, size: configBytes.length };
   const manifest: Manifest = {
     schemaVersion: 2,
     mediaType: MediaType.ociManifest,
-    config: { mediaType: MediaType.ociConfig, digest: config.digest, size: config.size },
+    config: { mediaType: MediaType.ociConfig, ...config },
     layers: image.layers.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.size })),
     ...(image.annotations ? { annotations: image.annotations } : {}),
   };
-  const m = await store.writeJSON(manifest);
+  const [, m] = await Promise.all([store.writeBlob(configBytes, config), store.writeJSON(manifest)]);
   return { mediaType: MediaType.ociManifest, digest: m.digest, size: m.size };
 }
 

@@ -96,6 +96,35 @@ describe.skipIf(!root && process.env.CI !== 'true')('builds on an overlay', () =
     expect(readdirSync(path.join(over, 'tmp'))).toEqual([]);
   }, 120_000);
 
+  test("a stage reading an earlier one gets its overlay mounted while that one runs; one mounted and then not needed is detached and removed", async () => {
+    const store = path.join(work, 'ahead');
+    const plain = path.join(work, 'ahead-plain');
+    expect((await gantry(store, ['import', fatTar, 'fat:1'])).exitCode).toBe(0);
+    const small = tarDir(makeFatRootfs(path.join(work, 'small'), { random: 2, small: 5, seed: 'small' }), path.join(work, 'small.tar'), '');
+    expect((await gantry(store, ['import', small, 'small:1'])).exitCode).toBe(0);
+    await execa('cp', ['-a', store, plain]);
+    const ctx = writeTree(path.join(work, 'ctx-ahead'), {
+      Dockerfile: ['FROM fat:1 AS build', 'ARG V', 'RUN echo built > /out', 'FROM small:1', 'COPY --from=build /out /out', 'RUN cat /out > /copied'].join('\n'),
+    });
+    const args = (v: string) => ['build', '--progress', 'plain', '--source-date-epoch', '1700000000', '--build-arg', `V=${v}`, '-t', 'app:1', ctx];
+    const inspect = async (s: string) => (JSON.parse((await gantry(s, ['inspect', 'app:1'])).stdout)[0] as { Id: string }).Id;
+    const first = await gantry(store, args('1'), { GANTRY_TRACE: '1' });
+    expect(first.exitCode, first.stderr).toBe(0);
+    expect(first.stderr).toContain('stage 1: overlay mounted ahead');
+    expect((await gantry(plain, args('1'), { GANTRY_OVERLAY: '0' })).exitCode).toBe(0);
+    expect(await inspect(store)).toBe(await inspect(plain));
+    // V changes the RUN's key, not what it writes: the second stage is all cached, and the
+    // overlay mounted for it is never used.
+    const second = await gantry(store, args('2'), { GANTRY_TRACE: '1' });
+    expect(second.exitCode, second.stderr).toBe(0);
+    expect(second.stderr).toContain('stage 1: overlay mounted ahead');
+    expect(second.stderr.match(/^#\d+ CACHED$/gm)).toHaveLength(2);
+    expect(await inspect(store)).toBe(await inspect(plain));
+    expect(mountsUnder(work)).toEqual([]);
+    expect(readdirSync(path.join(store, 'tmp'))).toEqual([]);
+    expectStoreConsistent(store);
+  }, 120_000);
+
   test('prune keeps an extracted base while an image starts from it; --all and rmi let it go', async () => {
     const store = path.join(work, 'prune');
     expect((await gantry(store, ['import', fatTar, 'fat:1'])).exitCode).toBe(0);

@@ -36,7 +36,6 @@ interface Workload {
   name: string;
   describe: string;
   context: string;
-  /** Change one file of the context (a different change each time). */
   /** Change one context file; `n` is unique across bench invocations, so no peer's old cache matches. */
   edit: (n: string) => void;
 }

@@ -25,7 +25,6 @@ import { mkdir, open, readFile, rename, rm, writeFile, readdir, type FileHandle 
 import path from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import lockfile from 'proper-lockfile';
 import { crashPerChunk, crashPoint, GantryError, isSystemError, StoreError } from '../errors/index.js';
 import { parseDigest, VerifyStream, DigestMismatchError, SizeMismatchError } from '../oci/digest.js';
 import { MediaType } from '../oci/media-types.js';
@@ -405,6 +404,9 @@ export class Store {
   }
 
   /** Run `fn` holding the store's index lock (across processes). */
+  /** The turn of the last caller of withLock in this process. */
+  private lockTurn: Promise<void> = Promise.resolve();
+
   async withLock<T>(fn: () => Promise<T>): Promise<T> {
     const options = {
       lockfilePath: path.join(this.root, 'index.json.lock'),
@@ -414,17 +416,28 @@ export class Store {
       update: 1_000,
       realpath: false,
     };
-    // A free lock is taken with synchronous calls (a lease takes it for every cache hit, and
-    // four round trips through the thread pool cost a warm build 2 ms each time); a held one
-    // is waited for.
-    let release: () => Promise<void>;
+    // A free lock is taken here with synchronous calls, as proper-lockfile takes one (a lease
+    // takes it for every cache hit, and a warm build cannot spare the thread-pool round trips,
+    // nor loading proper-lockfile, which patches fs through graceful-fs: 7 ms); a held or stale
+    // one is left to proper-lockfile, which waits for it or takes it over.
+    // Callers in this process take turns first: the lock directory would turn one away to
+    // proper-lockfile's retries (20 ms and more) while the other holds it for microseconds.
+    const previous = this.lockTurn;
+    let done!: () => void;
+    this.lockTurn = new Promise<void>((resolve) => (done = resolve));
+    await previous;
     try {
-      const releaseSync = lockfile.lockSync(this.root, options);
-      release = async () => releaseSync();
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ELOCKED') throw err;
-      release = await lockfile.lock(this.root, { ...options, retries: { retries: 200, minTimeout: 20, maxTimeout: 250, factor: 1.3 } });
+      return await this.withFileLock(options, fn);
+    } finally {
+      done();
     }
+  }
+
+  private async withFileLock<T>(options: { lockfilePath: string; stale: number; update: number; realpath: boolean }, fn: () => Promise<T>): Promise<T> {
+    let release: () => Promise<void>;
+    const free = takeFreeLock(options.lockfilePath, options.update);
+    if (free) release = async () => free();
+    else release = await properLockfile().lock(this.root, { ...options, retries: { retries: 200, minTimeout: 20, maxTimeout: 250, factor: 1.3 } });
     try {
       crashPoint('index-locked');
       return await fn();
@@ -622,6 +635,45 @@ async function spreadOut(dir: string): Promise<void> {
   if (!chattr) return;
   const { execFile } = createRequire(import.meta.url)('node:child_process') as typeof import('node:child_process');
   await new Promise<void>((resolve) => execFile(chattr, ['+T', dir], () => resolve()));
+}
+
+/** proper-lockfile, loaded when a lock is found taken (see withLock). */
+function properLockfile(): typeof import('proper-lockfile') {
+  return createRequire(import.meta.url)('proper-lockfile') as typeof import('proper-lockfile');
+}
+
+/**
+ * Take the lock directory `dir` if it does not exist, by proper-lockfile's protocol: made with
+ * mkdir, its mtime refreshed every `update` ms while held, so that waiting processes do not
+ * judge it stale. Undefined when it exists. The release throws, removing nothing, when the
+ * lock was taken over meanwhile (its mtime is not the one last set: this process was paused
+ * past the stale time), as proper-lockfile reports a compromised lock.
+ */
+function takeFreeLock(dir: string, update: number): (() => void) | undefined {
+  try {
+    mkdirSync(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return undefined;
+    throw err;
+  }
+  let mtime = statSync(dir).mtimeMs;
+  let lost = false;
+  const timer = setInterval(() => {
+    const st = statSync(dir, { throwIfNoEntry: false });
+    if (!st || st.mtimeMs !== mtime) {
+      lost = true;
+      clearInterval(timer);
+      return;
+    }
+    touch(dir);
+    mtime = statSync(dir, { throwIfNoEntry: false })?.mtimeMs ?? mtime;
+  }, update);
+  timer.unref();
+  return () => {
+    clearInterval(timer);
+    if (lost) throw new StoreError('STORE_LOCK', `${dir}: the lock was taken over while this process held it (paused longer than the lock's stale time)`);
+    rmSync(dir, { recursive: true, force: true });
+  };
 }
 
 function exists(p: string): boolean {

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, statfsSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, statfsSync, utimesSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
@@ -180,5 +180,49 @@ describe('names and prune', () => {
     rmSync(store.blobPath(a.digest));
     await expect(store.tag('docker.io/library/x:1', a)).rejects.toThrow(`image ${a.digest} is incomplete in the store`);
     expect((await store.entries()).some((e) => e.descriptor.annotations?.[REF_NAME_ANNOTATION])).toBe(false);
+  });
+});
+
+describe('the index lock', () => {
+  const lockDir = (root: string) => path.join(root, 'index.json.lock');
+
+  test('a free lock is taken and given back; a held one is waited for', async () => {
+    const store = await Store.open(newRoot());
+    let inside = false;
+    await store.withLock(async () => {
+      inside = existsSync(lockDir(store.root));
+    });
+    expect(inside).toBe(true);
+    expect(existsSync(lockDir(store.root))).toBe(false);
+    // Held by another holder (proper-lockfile's directory): the second waits until it goes.
+    mkdirSync(lockDir(store.root));
+    const order: string[] = [];
+    const waiting = store.withLock(async () => void order.push('second'));
+    await new Promise((r) => setTimeout(r, 150));
+    order.push('first done');
+    rmSync(lockDir(store.root), { recursive: true });
+    await waiting;
+    expect(order).toEqual(['first done', 'second']);
+    expect(existsSync(lockDir(store.root))).toBe(false);
+  });
+
+  test('a held lock stays fresh; one taken over while held is reported and not removed', async () => {
+    const store = await Store.open(newRoot());
+    // Held past its refresh interval (1 s): the directory's mtime moves on, so no waiter judges it stale.
+    await store.withLock(async () => {
+      const first = statSync(lockDir(store.root)).mtimeMs;
+      await new Promise((r) => setTimeout(r, 1_300));
+      expect(statSync(lockDir(store.root)).mtimeMs).toBeGreaterThan(first);
+    });
+    // Another process judged it stale and made its own: this holder must not remove that one.
+    await expect(
+      store.withLock(async () => {
+        rmSync(lockDir(store.root), { recursive: true });
+        mkdirSync(lockDir(store.root));
+        utimesSync(lockDir(store.root), new Date(Date.now() - 500), new Date(Date.now() - 500));
+        await new Promise((r) => setTimeout(r, 1_300));
+      }),
+    ).rejects.toThrow(/the lock was taken over while this process held it/);
+    expect(existsSync(lockDir(store.root))).toBe(true);
   });
 });

@@ -298,8 +298,16 @@ async function main(): Promise<void> {
 
     async function measure(tool: Tool, w: Workload, phase: Phase): Promise<Sample> {
       if (tool === 'gantry') return timeGantry(w, reg!.host, phase);
-      if (tool === 'buildkit') return timeBuildkit(oracle as Oracle, w, reg!.host, phase);
-      return timeBuildah(w, reg!.host, phase);
+      const peer = () => (tool === 'buildkit' ? timeBuildkit(oracle as Oracle, w, reg!.host, phase) : timeBuildah(w, reg!.host, phase));
+      // A peer's build that fails for a reason of its own (buildah 1.28's RUN fails now and then
+      // with "Close_Fd sealing memfd copy: Device or resource busy") is run once more, and said;
+      // a second failure ends the bench. gantry's failures are never retried.
+      try {
+        return await peer();
+      } catch (err) {
+        say(`${w.name} ${phase} ${tool}: failed, run once more: ${(err as Error).message.split('\n').slice(0, 2).join(' ')}`);
+        return peer();
+      }
     }
 
     // The table: medians, ratios, gantry's peak RSS.

@@ -211,8 +211,15 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
       raw.on('error', (e) => gunzip.destroy(e));
       return raw.pipe(gunzip);
     };
+    const extracting = new Map<string, Promise<string>>();
+    /** One extraction per chain in this build, however many stages (or mounts ahead) ask. */
+    const extractedChain = (chain: string, layers: LayerRef[]): Promise<string> => {
+      let p = extracting.get(chain);
+      if (!p) extracting.set(chain, (p = extractChain(chain, layers)));
+      return p;
+    };
     /** The base's layers extracted once into the store (rootfs/<chain>), for overlays to start from. */
-    const extractedChain = async (chain: string, layers: LayerRef[]): Promise<string> => {
+    const extractChain = async (chain: string, layers: LayerRef[]): Promise<string> => {
       await store.lease(`rootfs:${chain}`); // prune keeps it while this build runs
       const dir = path.join(store.rootfsDir, chain);
       if (await lstat(dir).catch(() => undefined)) return dir;
@@ -225,6 +232,7 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
       await rename(tmp, dir).catch((err: NodeJS.ErrnoException) => {
         if (err.code !== 'ENOTEMPTY' && err.code !== 'EEXIST') throw err;
       });
+      trace(`chain ${chain}: extracted`);
       return dir;
     };
     /** The snapshot of an extracted chain: kept in the cache, taken once. */

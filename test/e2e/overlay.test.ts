@@ -125,6 +125,21 @@ describe.skipIf(!root && process.env.CI !== 'true')('builds on an overlay', () =
     expectStoreConsistent(store);
   }, 120_000);
 
+  test('two stages on one base not yet extracted (one of them mounted ahead) extract it once', async () => {
+    const store = path.join(work, 'once');
+    expect((await gantry(store, ['import', fatTar, 'fat:1'])).exitCode).toBe(0);
+    const ctx = writeTree(path.join(work, 'ctx-once'), {
+      Dockerfile: ['FROM fat:1 AS a', 'RUN echo a > /a', 'FROM fat:1', 'COPY --from=a /a /a'].join('\n'),
+    });
+    const r = await gantry(store, ['build', '--progress', 'plain', '-t', 'once:1', ctx], { GANTRY_TRACE: '1' });
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stderr).toContain('stage 1: overlay mounted ahead');
+    expect(r.stderr.match(/^trace .* chain [0-9a-f]{64}: extracted$/gm)).toHaveLength(1);
+    expect(readdirSync(path.join(store, 'rootfs'))).toHaveLength(1);
+    expect(mountsUnder(work)).toEqual([]);
+    expectStoreConsistent(store);
+  }, 120_000);
+
   test('prune keeps an extracted base while an image starts from it; --all and rmi let it go', async () => {
     const store = path.join(work, 'prune');
     expect((await gantry(store, ['import', fatTar, 'fat:1'])).exitCode).toBe(0);

@@ -403,10 +403,10 @@ export class Store {
     await this.atomicWrite(path.join(this.root, 'index.json'), JSON.stringify(index, null, 2) + '\n');
   }
 
-  /** Run `fn` holding the store's index lock (across processes). */
   /** The turn of the last caller of withLock in this process. */
   private lockTurn: Promise<void> = Promise.resolve();
 
+  /** Run `fn` holding the store's index lock (across processes). */
   async withLock<T>(fn: () => Promise<T>): Promise<T> {
     const options = {
       lockfilePath: path.join(this.root, 'index.json.lock'),
@@ -658,20 +658,19 @@ function takeFreeLock(dir: string, update: number): (() => void) | undefined {
   }
   let mtime = statSync(dir).mtimeMs;
   let lost = false;
+  const stillOurs = (): boolean => {
+    if (!lost && statSync(dir, { throwIfNoEntry: false })?.mtimeMs !== mtime) lost = true;
+    return !lost;
+  };
   const timer = setInterval(() => {
-    const st = statSync(dir, { throwIfNoEntry: false });
-    if (!st || st.mtimeMs !== mtime) {
-      lost = true;
-      clearInterval(timer);
-      return;
-    }
+    if (!stillOurs()) return clearInterval(timer);
     touch(dir);
     mtime = statSync(dir, { throwIfNoEntry: false })?.mtimeMs ?? mtime;
   }, update);
   timer.unref();
   return () => {
     clearInterval(timer);
-    if (lost) throw new StoreError('STORE_LOCK', `${dir}: the lock was taken over while this process held it (paused longer than the lock's stale time)`);
+    if (!stillOurs()) throw new StoreError('STORE_LOCK', `${dir}: the lock was taken over while this process held it (paused longer than the lock's stale time)`);
     rmSync(dir, { recursive: true, force: true });
   };
 }

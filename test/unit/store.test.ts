@@ -224,5 +224,15 @@ describe('the index lock', () => {
       }),
     ).rejects.toThrow(/the lock was taken over while this process held it/);
     expect(existsSync(lockDir(store.root))).toBe(true);
+    // Taken over since the last refresh: seen at the release all the same.
+    rmSync(lockDir(store.root), { recursive: true });
+    await expect(
+      store.withLock(async () => {
+        rmSync(lockDir(store.root), { recursive: true });
+        mkdirSync(lockDir(store.root));
+        utimesSync(lockDir(store.root), new Date(Date.now() - 500), new Date(Date.now() - 500));
+      }),
+    ).rejects.toThrow(/the lock was taken over/);
+    expect(existsSync(lockDir(store.root))).toBe(true);
   });
 });

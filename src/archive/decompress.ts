@@ -3,15 +3,11 @@
  * gzip runs in-process (zlib); bzip2 and xz run the host's tools from absolute paths,
  * never from a rootfs or $PATH.
  */
-import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { PassThrough, Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
-import { GantryError } from '../errors/index.js';
+import { childProcess, GantryError } from '../errors/index.js';
 import { ExtractBudget, extractLimit } from '../tar/limit.js';
-
-/** node:child_process, loaded when first needed: a no-op rebuild starts no process, and loading it costs every command 1.2 ms. */
-const childProcess = (): typeof import('node:child_process') => createRequire(import.meta.url)('node:child_process') as typeof import('node:child_process');
 
 export type ArchiveCompression = 'none' | 'gzip' | 'bzip2' | 'xz' | 'zstd';
 

@@ -74,10 +74,9 @@ export class StatCache {
 
   /** The content sum of `host` with stats `st`, when known and still valid. */
   lookup(host: string, st: Stats): string | undefined {
-    if (this.key(host) === undefined) return undefined;
     const row = this.valid(host, st);
     if (!row) {
-      this.misses++;
+      if (this.key(host) !== undefined) this.misses++; // a file outside the context is not the cache's
       return undefined;
     }
     this.hits++;

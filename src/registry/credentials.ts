@@ -3,15 +3,11 @@
  * `~/.docker/config.json`) with `auths` (base64 `auth`, `identitytoken`), `credsStore` and
  * `credHelpers` (`docker-credential-<name>` executables speaking JSON on stdin/stdout).
  */
-import { createRequire } from 'node:module';
 import { mkdir, readFile, rename, writeFile, chmod } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { GantryError } from '../errors/index.js';
+import { childProcess, GantryError } from '../errors/index.js';
 import type { Credentials } from './client.js';
-
-/** node:child_process, loaded when first needed: a no-op rebuild starts no process, and loading it costs every command 1.2 ms. */
-const childProcess = (): typeof import('node:child_process') => createRequire(import.meta.url)('node:child_process') as typeof import('node:child_process');
 
 export interface DockerConfig {
   auths?: Record<string, { auth?: string; identitytoken?: string; username?: string; password?: string }>;

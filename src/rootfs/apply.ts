@@ -5,24 +5,17 @@
  * marker hides the lower contents of its directory whatever its position in the layer
  * (OCI image-spec layer.md).
  */
-import { createRequire } from 'node:module';
 import { chmodSync, chownSync, createWriteStream, lchownSync, lstatSync, lutimesSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { chmod, lstat, link, lutimes, mkdir, readdir, rm, chown } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { promisify } from 'node:util';
 import tar from '../tar/tar.js';
 import { ownerOf, xattrsOf } from '../tar/pax.js';
 import { ExtractBudget, extractLimit } from '../tar/limit.js';
-import { crashPoint, GantryError } from '../errors/index.js';
+import { crashPoint, execFileAsync, GantryError } from '../errors/index.js';
 import { components, resolveInRoot, RootfsError } from './resolve.js';
 import { writeXattrs } from './xattr.js';
-
-/** node:child_process, loaded when first needed: a no-op rebuild starts no process, and loading it costs every command 1.2 ms. */
-const childProcess = (): typeof import('node:child_process') => createRequire(import.meta.url)('node:child_process') as typeof import('node:child_process');
-
-const run = (file: string, args: string[]) => promisify(childProcess().execFile)(file, args);
 
 /** Files up to this size are gathered in memory and written in one call. */
 const SMALL_FILE = 1 << 20;
@@ -251,14 +244,14 @@ const MAX_DEV = 0xfffff;
 
 async function makeNode(host: string, type: string, mode: number, major: number, minor: number, what: string, name: string): Promise<void> {
   if (type === 'fifo') {
-    await run('/usr/bin/mkfifo', ['-m', (mode & 0o777).toString(8), host]);
+    await execFileAsync('/usr/bin/mkfifo', ['-m', (mode & 0o777).toString(8), host]);
     return;
   }
   if (major < 0 || minor < 0 || major > 0xfff || minor > MAX_DEV) {
     throw new RootfsError('ROOTFS_BAD_DEVICE', `${what}: device "${name}" has an out-of-range number ${major}:${minor}`);
   }
   try {
-    await run('/bin/mknod', ['-m', (mode & 0o777).toString(8), host, type === 'block-device' ? 'b' : 'c', String(major), String(minor)]);
+    await execFileAsync('/bin/mknod', ['-m', (mode & 0o777).toString(8), host, type === 'block-device' ? 'b' : 'c', String(major), String(minor)]);
   } catch (err) {
     throw new RootfsError('ROOTFS_DEVICE', `${what}: cannot create device "${name}" (${(err as Error).message.trim()}); device nodes need root`);
   }

@@ -13,16 +13,11 @@
  * process killed before that leaves it for the next gantry process, which unmounts it before
  * removing the dead process's temp entry (`unmountUnder`).
  */
-import { createRequire } from 'node:module';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { promisify } from 'node:util';
+import { execFileAsync } from '../errors/index.js';
 
-/** node:child_process, loaded when first needed: a no-op rebuild starts no process, and loading it costs every command 1.2 ms. */
-const childProcess = (): typeof import('node:child_process') => createRequire(import.meta.url)('node:child_process') as typeof import('node:child_process');
-
-const run = (file: string, args: string[]) => promisify(childProcess().execFile)(file, args);
 const MOUNT = ['/usr/bin/mount', '/bin/mount'];
 const UMOUNT = ['/usr/bin/umount', '/bin/umount'];
 
@@ -53,7 +48,7 @@ export async function mountOverlay(lower: string, dir: string): Promise<string |
   // file system (70 ms and more after a COPY of a few thousand files).
   if (volatileWorks !== false) {
     try {
-      await run(tool(MOUNT), ['-t', 'overlay', 'overlay', '-o', `${options},volatile`, merged]);
+      await execFileAsync(tool(MOUNT), ['-t', 'overlay', 'overlay', '-o', `${options},volatile`, merged]);
       volatileWorks = usable = true;
       return merged;
     } catch {
@@ -61,7 +56,7 @@ export async function mountOverlay(lower: string, dir: string): Promise<string |
     }
   }
   try {
-    await run(tool(MOUNT), ['-t', 'overlay', 'overlay', '-o', options, merged]);
+    await execFileAsync(tool(MOUNT), ['-t', 'overlay', 'overlay', '-o', options, merged]);
     usable = true;
     return merged;
   } catch {
@@ -74,11 +69,11 @@ export async function mountOverlay(lower: string, dir: string): Promise<string |
 export async function unmount(...dirs: string[]): Promise<void> {
   if (dirs.length === 0) return;
   try {
-    await run(tool(UMOUNT), dirs);
+    await execFileAsync(tool(UMOUNT), dirs);
   } catch {
     // busy (a process still has it open): detach it now, the kernel frees it when released;
     // those already unmounted above just fail again here
-    await run(tool(UMOUNT), ['-l', ...dirs]).catch(() => undefined);
+    await execFileAsync(tool(UMOUNT), ['-l', ...dirs]).catch(() => undefined);
   }
 }
 
@@ -95,7 +90,7 @@ export async function unmountUnder(dir: string): Promise<void> {
     .map((l) => unescapeMount(l.split(' ')[4] ?? ''))
     .filter((m) => m === dir || m.startsWith(dir + '/'))
     .sort((a, b) => b.length - a.length);
-  for (const m of points) await run(tool(UMOUNT), ['-l', m]).catch(() => undefined);
+  for (const m of points) await execFileAsync(tool(UMOUNT), ['-l', m]).catch(() => undefined);
 }
 
 /** mountinfo escapes space, tab, newline and backslash as octal. */

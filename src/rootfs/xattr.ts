@@ -9,12 +9,9 @@
  * security.capability without privilege, a filesystem without xattrs), attributes are
  * skipped, as containerd skips them.
  */
-import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import pLimit from 'p-limit';
-
-/** node:child_process, loaded when first needed: a no-op rebuild starts no process, and loading it costs every command 1.2 ms. */
-const childProcess = (): typeof import('node:child_process') => createRequire(import.meta.url)('node:child_process') as typeof import('node:child_process');
+import { childProcess } from '../errors/index.js';
 
 const tool = (name: string): string | undefined => [`/usr/bin/${name}`, `/bin/${name}`].find((p) => existsSync(p));
 const GETFATTR = tool('getfattr');

@@ -13,15 +13,11 @@
  * are created for the run and removed after it, so they never enter a layer. Only stdin,
  * stdout and stderr reach the process.
  */
-import { createRequire } from 'node:module';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { chmod, lstat, mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { crashPoint, SandboxError } from '../errors/index.js';
+import { childProcess, crashPoint, SandboxError } from '../errors/index.js';
 import { resolveInRoot } from '../rootfs/resolve.js';
-
-/** node:child_process, loaded when first needed: a no-op rebuild starts no process, and loading it costs every command 1.2 ms. */
-const childProcess = (): typeof import('node:child_process') => createRequire(import.meta.url)('node:child_process') as typeof import('node:child_process');
 
 export type Isolation = 'auto' | 'bwrap' | 'chroot';
 

@@ -1,7 +1,7 @@
 /** Images in the store: resolve names and IDs, load them as `Image`, write new ones. */
-import { createHash } from 'node:crypto';
 import { StoreError } from '../errors/index.js';
 import { validateImage, type Image, type Layer } from '../image/image.js';
+import { digestOf } from '../oci/digest.js';
 import { INDEX_TYPES, MediaType } from '../oci/media-types.js';
 import { formatReference, normalizeReference } from '../oci/reference.js';
 import { REF_NAME_ANNOTATION, type Descriptor, type ImageConfig, type Manifest } from '../oci/types.js';
@@ -100,7 +100,7 @@ export async function writeImage(store: Store, image: NewImage): Promise<Descrip
   // The config's digest is known before it is stored, so both are written at once (a manifest
   // stored a moment before its config is named by nothing yet).
   const configBytes = Buffer.from(JSON.stringify(image.config));
-  const config = { digest: `sha256:${createHash('sha256').update(configBytes).digest('hex')}`, size: configBytes.length };
+  const config = { digest: digestOf(configBytes), size: configBytes.length };
   const manifest: Manifest = {
     schemaVersion: 2,
     mediaType: MediaType.ociManifest,

@@ -25,8 +25,8 @@ import { mkdir, open, readFile, rename, rm, writeFile, readdir, type FileHandle 
 import path from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { crashPerChunk, crashPoint, GantryError, isSystemError, StoreError } from '../errors/index.js';
-import { parseDigest, VerifyStream, DigestMismatchError, SizeMismatchError } from '../oci/digest.js';
+import { crashPerChunk, crashPoint, execFileAsync, GantryError, isSystemError, StoreError } from '../errors/index.js';
+import { digestOf, parseDigest, VerifyStream, DigestMismatchError, SizeMismatchError } from '../oci/digest.js';
 import { MediaType } from '../oci/media-types.js';
 import { unmountUnder } from '../rootfs/overlay.js';
 import { ChunkWriter } from '../tar/writer.js';
@@ -318,7 +318,7 @@ export class Store {
   async writeJSON(value: unknown): Promise<BlobInfo & { bytes: Buffer }> {
     const bytes = Buffer.from(JSON.stringify(value));
     // Summed first: a config or manifest the store has (a rebuild that changed nothing) is not written again.
-    const info = await this.writeBlob(bytes, { digest: `sha256:${createHash('sha256').update(bytes).digest('hex')}`, size: bytes.length });
+    const info = await this.writeBlob(bytes, { digest: digestOf(bytes), size: bytes.length });
     return { ...info, bytes };
   }
 
@@ -363,7 +363,7 @@ export class Store {
       return Buffer.concat(chunks);
     }
     const expected = parseDigest(digest);
-    const actual = `${expected.algorithm}:${createHash(expected.algorithm).update(bytes).digest('hex')}`;
+    const actual = digestOf(bytes, expected.algorithm);
     if (actual !== digest) {
       const err = new DigestMismatchError(digest, actual, `blob ${digest}`);
       throw Object.assign(err, { message: `corrupted blob in the store ${this.root}: ${err.message}` });
@@ -408,6 +408,20 @@ export class Store {
 
   /** Run `fn` holding the store's index lock (across processes). */
   async withLock<T>(fn: () => Promise<T>): Promise<T> {
+    // Callers in this process take turns first: the lock directory would turn one away to
+    // proper-lockfile's retries (20 ms and more) while the other holds it for microseconds.
+    const previous = this.lockTurn;
+    let done!: () => void;
+    this.lockTurn = new Promise<void>((resolve) => (done = resolve));
+    await previous;
+    try {
+      return await this.withFileLock(fn);
+    } finally {
+      done();
+    }
+  }
+
+  private async withFileLock<T>(fn: () => Promise<T>): Promise<T> {
     const options = {
       lockfilePath: path.join(this.root, 'index.json.lock'),
       // A holder killed with the lock held delays the next command by this much; the holders
@@ -420,20 +434,6 @@ export class Store {
     // takes it for every cache hit, and a warm build cannot spare the thread-pool round trips,
     // nor loading proper-lockfile, which patches fs through graceful-fs: 7 ms); a held or stale
     // one is left to proper-lockfile, which waits for it or takes it over.
-    // Callers in this process take turns first: the lock directory would turn one away to
-    // proper-lockfile's retries (20 ms and more) while the other holds it for microseconds.
-    const previous = this.lockTurn;
-    let done!: () => void;
-    this.lockTurn = new Promise<void>((resolve) => (done = resolve));
-    await previous;
-    try {
-      return await this.withFileLock(options, fn);
-    } finally {
-      done();
-    }
-  }
-
-  private async withFileLock<T>(options: { lockfilePath: string; stale: number; update: number; realpath: boolean }, fn: () => Promise<T>): Promise<T> {
     let release: () => Promise<void>;
     const free = takeFreeLock(options.lockfilePath, options.update);
     if (free) release = async () => free();
@@ -615,12 +615,6 @@ export function tempOwner(name: string): { kind: string; pid: number; alive: boo
   return { kind: m[1] as string, pid, alive: !ours || pid === process.pid || isAlive(pid) };
 }
 
-/*
- * The store's metadata calls (does a blob exist, its size, touch it, list tmp/) are synchronous:
- * each takes microseconds, and a build makes dozens of them, where a thread-pool round trip of
- * fs/promises costs a few hundred microseconds on a 2-core machine (a no-op rebuild: 81 → 70 ms).
- * Reading and writing blobs' content stays asynchronous.
- */
 /**
  * Mark `dir` as a top of a directory hierarchy for ext4 (`chattr +T`), so that the allocator
  * places each directory made in it (a build's rootfs) in a block group of its own choosing
@@ -633,8 +627,7 @@ export function tempOwner(name: string): { kind: string; pid: number; alive: boo
 async function spreadOut(dir: string): Promise<void> {
   const chattr = ['/usr/bin/chattr', '/bin/chattr'].find((p) => existsSync(p));
   if (!chattr) return;
-  const { execFile } = createRequire(import.meta.url)('node:child_process') as typeof import('node:child_process');
-  await new Promise<void>((resolve) => execFile(chattr, ['+T', dir], () => resolve()));
+  await execFileAsync(chattr, ['+T', dir]).catch(() => undefined);
 }
 
 /** proper-lockfile, loaded when a lock is found taken (see withLock). */
@@ -675,6 +668,12 @@ function takeFreeLock(dir: string, update: number): (() => void) | undefined {
   };
 }
 
+/*
+ * The store's metadata calls (does a blob exist, its size, touch it, list tmp/) are synchronous:
+ * each takes microseconds, and a build makes dozens of them, where a thread-pool round trip of
+ * fs/promises costs a few hundred microseconds on a 2-core machine (a no-op rebuild: 81 → 70 ms).
+ * Reading and writing blobs' content stays asynchronous.
+ */
 function exists(p: string): boolean {
   return statSync(p, { throwIfNoEntry: false }) !== undefined;
 }

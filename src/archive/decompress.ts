@@ -5,8 +5,7 @@
  */
 import { existsSync } from 'node:fs';
 import { PassThrough, Readable } from 'node:stream';
-import { createGunzip } from 'node:zlib';
-import { childProcess, GantryError } from '../errors/index.js';
+import { childProcess, GantryError, zlib } from '../errors/index.js';
 import { ExtractBudget, extractLimit } from '../tar/limit.js';
 
 export type ArchiveCompression = 'none' | 'gzip' | 'bzip2' | 'xz' | 'zstd';
@@ -67,7 +66,7 @@ async function decompressUnbounded(input: Readable, what: string): Promise<{ str
     case 'none':
       return { stream: raw, compression };
     case 'gzip': {
-      const gunzip = createGunzip();
+      const gunzip = zlib().createGunzip();
       raw.on('error', (err) => gunzip.destroy(err));
       return { stream: raw.pipe(gunzip), compression };
     }

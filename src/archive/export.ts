@@ -8,9 +8,8 @@
  */
 import type { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createGunzip } from 'node:zlib';
 import tar from '../tar/tar.js';
-import { GantryError } from '../errors/index.js';
+import { GantryError, zlib } from '../errors/index.js';
 import type { Image } from '../image/image.js';
 import { layerCompression } from '../oci/media-types.js';
 import { sanitizeMemberName } from './sanitize.js';
@@ -42,7 +41,7 @@ async function writeFlattened(image: Image, pack: tar.Pack): Promise<void> {
     if (compression === 'zstd') throw new GantryError('EXPORT_UNSUPPORTED', `layer ${layer.digest} is zstd-compressed; export does not read zstd yet`);
     const extract = tar.extract();
     const source = layer.open();
-    const feeding = compression === 'gzip' ? pipeline(source, createGunzip(), extract) : pipeline(source, extract);
+    const feeding = compression === 'gzip' ? pipeline(source, zlib().createGunzip(), extract) : pipeline(source, extract);
     const layerRemoved = new Set<string>();
     const layerOpaque = new Set<string>();
     const what = `layer ${layer.digest}`;

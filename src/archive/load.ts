@@ -9,9 +9,8 @@ import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createGunzip } from 'node:zlib';
 import tar from '../tar/tar.js';
-import { GantryError, isSystemError } from '../errors/index.js';
+import { GantryError, isSystemError, zlib } from '../errors/index.js';
 import { validateImage } from '../image/image.js';
 import { INDEX_TYPES, MANIFEST_TYPES, MediaType } from '../oci/media-types.js';
 import { formatReference, normalizeReference } from '../oci/reference.js';
@@ -133,7 +132,7 @@ async function inspectLayer(store: Store, member: Member, diffId: string, what: 
   if (zstd) return MediaType.ociLayerZstd;
   const hash = createHash('sha256');
   const source = store.openBlob(member.digest, member.size);
-  if (gzip) await pipeline(source, createGunzip(), async (src) => {
+  if (gzip) await pipeline(source, zlib().createGunzip(), async (src) => {
     for await (const c of src) hash.update(c as Buffer);
   });
   else for await (const c of source) hash.update(c as Buffer);

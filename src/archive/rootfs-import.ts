@@ -6,9 +6,8 @@
  */
 import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createGzip } from 'node:zlib';
 import tar from '../tar/tar.js';
-import { GantryError, isSystemError } from '../errors/index.js';
+import { GantryError, isSystemError, zlib } from '../errors/index.js';
 import { VerifyStream } from '../oci/digest.js';
 import { MediaType } from '../oci/media-types.js';
 import type { ContainerConfig, Descriptor, ImageConfig } from '../oci/types.js';
@@ -42,7 +41,7 @@ export async function storeTarAsLayer(store: Store, tarStream: Readable, what: s
   const extract = tar.extract();
   const pack = tar.pack();
   const diff = new VerifyStream();
-  const gzip = createGzip({ level: 6 });
+  const gzip = zlib().createGzip({ level: 6 });
   const compressed = new PassThrough();
   const writing = store.writeBlob(compressed);
   const producing = (async () => {

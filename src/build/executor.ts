@@ -12,8 +12,7 @@ import { createHash } from 'node:crypto';
 import { chown, cp, lstat, mkdir, readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { type Readable } from 'node:stream';
-import { createGunzip } from 'node:zlib';
-import { crashPoint, DockerfileError, GantryError, trace } from '../errors/index.js';
+import { crashPoint, DockerfileError, GantryError, trace, zlib } from '../errors/index.js';
 import type { Image } from '../image/image.js';
 import { INDEX_TYPES, layerCompression, MediaType } from '../oci/media-types.js';
 import { formatReference, normalizeReference } from '../oci/reference.js';
@@ -207,7 +206,7 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
     const openLayer = (l: LayerRef): Readable => {
       const raw = store.openBlob(l.digest, l.size);
       if (layerCompression(l.mediaType) !== 'gzip') return raw;
-      const gunzip = createGunzip();
+      const gunzip = zlib().createGunzip();
       raw.on('error', (e) => gunzip.destroy(e));
       return raw.pipe(gunzip);
     };

@@ -5,8 +5,7 @@
 import { createWriteStream } from 'node:fs';
 import { copyFile, mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { createGunzip } from 'node:zlib';
-import { OptionError } from '../errors/index.js';
+import { OptionError, zlib } from '../errors/index.js';
 import { saveImages } from '../archive/save.js';
 import { layerCompression, MediaType } from '../oci/media-types.js';
 import { REF_NAME_ANNOTATION } from '../oci/types.js';
@@ -81,7 +80,7 @@ async function writeEach(store: Store, descriptor: Descriptor, names: string[], 
       await mkdir(out.dest, { recursive: true });
       for (const l of image.layers) {
         const raw = l.open();
-        const stream = layerCompression(l.mediaType) === 'gzip' ? raw.pipe(createGunzip()) : raw;
+        const stream = layerCompression(l.mediaType) === 'gzip' ? raw.pipe(zlib().createGunzip()) : raw;
         await applyLayer(out.dest, stream, { what: `layer ${l.digest}` });
       }
       continue;

@@ -2,9 +2,10 @@
  * The gantry command line: yargs commands, one file each, over the public API.
  * Errors become messages and exit codes here and nowhere else.
  */
-import yargs, { type Argv } from 'yargs';
+import type { Argv } from 'yargs';
 import { GantryError, OptionError, resolveRoot, version } from '../index.js';
-import { buildCommand } from './commands/build.js';
+import { buildCommand, runBuild, type BuildArgs } from './commands/build.js';
+import { fastBuildArgs } from './fast-build.js';
 import { lintCommand } from './commands/lint.js';
 import { imageCommands } from './commands/images.js';
 import { importCommand } from './commands/import.js';
@@ -18,7 +19,12 @@ export interface GlobalOptions {
   root: string;
 }
 
-type Register = (y: Argv<GlobalOptions>) => Argv<GlobalOptions>;
+type Register = (y: Argv<GlobalOptions>, handlers: Handlers) => Argv<GlobalOptions>;
+
+/** Command handlers in place of the real ones (tests read what yargs parsed). */
+export interface Handlers {
+  build?: (argv: BuildArgs) => Promise<void>;
+}
 
 /**
  * The command files and the commands each defines. A command line that names one of these
@@ -26,7 +32,7 @@ type Register = (y: Argv<GlobalOptions>) => Argv<GlobalOptions>;
  * command, or a name that is none of these, gets them all, so listings and suggestions are whole.
  */
 export const COMMAND_FILES: [readonly string[], Register][] = [
-  [['build'], buildCommand],
+  [['build'], (y, h) => buildCommand(y, h.build)],
   [['lint'], lintCommand],
   [['images', 'tag', 'rmi', 'inspect', 'history'], imageCommands],
   [['import'], importCommand],
@@ -46,7 +52,12 @@ export function commandName(args: readonly string[]): string | undefined {
   return undefined;
 }
 
-export function createParser(args: string[]): Argv<GlobalOptions> {
+/**
+ * The yargs parser for a command line. yargs is loaded here, on first use, not with the
+ * bundle: a plain build command line never needs it (fast-build.ts).
+ */
+export async function createParser(args: string[], handlers: Handlers = {}): Promise<Argv<GlobalOptions>> {
+  const { default: yargs } = await import('yargs');
   let y = yargs(args)
     .scriptName('gantry')
     .usage('$0 <command> [options]\n\nA daemonless Dockerfile image builder.')
@@ -62,7 +73,7 @@ export function createParser(args: string[]): Argv<GlobalOptions> {
     }) as unknown as Argv<GlobalOptions>;
   const named = commandName(args);
   const files = COMMAND_FILES.filter(([names]) => named === undefined || names.includes(named));
-  for (const [, register] of files.length > 0 ? files : COMMAND_FILES) y = register(y);
+  for (const [, register] of files.length > 0 ? files : COMMAND_FILES) y = register(y, handlers);
   return y
     .demandCommand(1, 'name a command: gantry --help lists them')
     .strict()
@@ -96,7 +107,9 @@ export function withoutHelpCache<T>(parser: Argv<T>): Argv<T> {
 
 export async function main(args: string[]): Promise<void> {
   try {
-    await withoutHelpCache(createParser(args)).parseAsync();
+    const plain = commandName(args) === 'build' ? fastBuildArgs(args) : undefined;
+    if (plain) await runBuild(plain);
+    else await withoutHelpCache(await createParser(args)).parseAsync();
   } catch (err) {
     if (err instanceof OptionError) {
       process.stderr.write(formatError(err) + '\n');

@@ -69,7 +69,7 @@ export class SandboxError extends GantryError {}
 export class StoreError extends GantryError {}
 export { crashPerChunk, crashPoint, type CrashPoint } from './crash.js';
 export { trace } from './trace.js';
-export { childProcess, execFileAsync } from './process.js';
+export { childProcess, execFileAsync, zlib } from './process.js';
 
 /** An error of an operating-system call (ENOSPC, EIO, EACCES...), as Node reports them. */
 export function isSystemError(err: unknown): err is NodeJS.ErrnoException & Error {

@@ -11,9 +11,10 @@
 import { createHash } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { promisify } from 'node:util';
-import { deflateRawSync, gzip as gzipCallback } from 'node:zlib';
+import type { ZlibOptions } from 'node:zlib';
 import { PassThrough, Transform, type Readable } from 'node:stream';
 import pLimit from 'p-limit';
+import { zlib } from '../errors/index.js';
 import type { Image, Layer } from '../image/image.js';
 import { layerCompression, MediaType } from '../oci/media-types.js';
 import type { Manifest } from '../oci/types.js';
@@ -23,7 +24,7 @@ import type { BlobInfo, Store } from './store.js';
 /** At most this many layers are compressed at once (zlib runs in libuv's thread pool). */
 const PARALLEL = 2;
 
-const gzip = promisify(gzipCallback);
+const gzip = (data: Buffer, options: ZlibOptions): Promise<Buffer> => promisify(zlib().gzip)(data, options);
 
 export interface DistributableOptions {
   /**
@@ -110,7 +111,7 @@ export function incompressible(piece: Buffer): boolean {
   for (let i = 0; i < PROBES; i++) {
     const at = Math.floor((piece.length * i) / PROBES);
     const sample = piece.subarray(at, at + PROBE);
-    if (deflateRawSync(sample, { level: 1 }).length < sample.length * 0.98) return false;
+    if (zlib().deflateRawSync(sample, { level: 1 }).length < sample.length * 0.98) return false;
   }
   return true;
 }

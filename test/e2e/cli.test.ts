@@ -203,6 +203,36 @@ describe('start-up (bin/gantry over dist/cli.cjs and its code cache)', () => {
     expect(bad.stderr).toMatch(/Dockerfile:2/);
   }, 60_000);
 
+  test('a plain build command line is read without yargs (nor node:assert, which yargs loads); another goes through yargs; a no-op rebuild loads no zlib or child_process', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'gantry-argv-'));
+    made.push(dir);
+    // Node's list of the built-in modules this process loaded, written as it exits.
+    const probe = path.join(dir, 'probe.cjs');
+    writeFileSync(probe, "process.on('exit', () => require('node:fs').writeFileSync(process.env.PROBE_OUT, process.moduleLoadList.join('\\n')));\n");
+    const ctx = tempContext({ Dockerfile: 'FROM scratch\nCOPY a /a\n', a: 'a\n' });
+    const loaded = async (args: string[]) => {
+      const out = path.join(dir, 'modules.txt');
+      rmSync(out, { force: true });
+      const r = await execa(process.execPath, ['--require', probe, bin, '--root', path.join(dir, 'store'), ...args], { reject: false, env: { NO_COLOR: '1', PROBE_OUT: out } });
+      expect(r.exitCode, r.stderr).toBe(0);
+      return { stdout: r.stdout, modules: readFileSync(out, 'utf8').split('\n') };
+    };
+    const plain = await loaded(['build', '--progress', 'plain', '--no-cache', '-t', 'argv:plain', ctx]);
+    expect(plain.modules).not.toContain('NativeModule assert');
+    // A rebuild that changes nothing needs neither zlib nor child processes: they are not loaded.
+    const again = await loaded(['build', '--progress', 'plain', '-t', 'argv:plain', ctx]);
+    expect(again.stdout).toBe(plain.stdout);
+    for (const m of ['assert', 'zlib', 'child_process']) expect(again.modules).not.toContain(`NativeModule ${m}`);
+    // -t=NAME is left to yargs: the same build, and yargs' assert is loaded.
+    const other = await loaded(['build', '--progress', 'plain', '-t=argv:other', ctx]);
+    expect(other.modules).toContain('NativeModule assert');
+    expect(other.stdout).toBe(plain.stdout);
+    const images = await gantry(['--root', path.join(dir, 'store'), 'images']);
+    expect(images.stdout).toContain('argv');
+    expect(images.stdout).toContain('other');
+    expect(images.stdout).toContain('plain');
+  }, 60_000);
+
   test("the bundle's tar-stream uses gantry's PAX records: a binary capability survives import and export byte for byte", async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'gantry-pax-'));
     made.push(dir);

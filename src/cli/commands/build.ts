@@ -1,10 +1,10 @@
-import type { Argv } from 'yargs';
+import type { Argv, Options } from 'yargs';
 import { writeFile } from 'node:fs/promises';
-import { build, planBuild, parseOutput, type GantryError } from '../../index.js';
+import { build, planBuild, parseOutput, OptionError } from '../../index.js';
 import { parseBuildArgs, repeatable } from '../build-args.js';
 import { formatPlan, formatWarning } from '../output.js';
 import { chooseMode, progressPrinter } from '../progress.js';
-import { OptionError } from '../../index.js';
+import type { GlobalOptions } from '../main.js';
 
 /** `--secret id=npmrc,src=$HOME/.npmrc` or `--secret id=token,env=TOKEN` → id → file. */
 function parseSecrets(items: string[]): Record<string, string> {
@@ -18,8 +18,6 @@ function parseSecrets(items: string[]): Record<string, string> {
   }
   return out;
 }
-import type { GlobalOptions } from '../main.js';
-
 export interface BuildArgs extends GlobalOptions {
   context: string;
   file?: string;
@@ -41,77 +39,86 @@ export interface BuildArgs extends GlobalOptions {
   'insecure-registry': string[];
 }
 
-export function buildCommand(yargs: Argv<GlobalOptions>): Argv<GlobalOptions> {
+/**
+ * The build command's options, once: yargs registers them from here (`buildCommand`), and the
+ * fast path (src/cli/fast-build.ts) reads a plain command line with them, without yargs.
+ */
+export const BUILD_OPTIONS = {
+  file: { alias: 'f', type: 'string', describe: 'Dockerfile path (default: CONTEXT/Dockerfile; - for stdin)' },
+  'build-arg': repeatable('set a build argument (KEY=VALUE, or KEY to take it from the environment)'),
+  target: { type: 'string', describe: 'build this stage and what it needs' },
+  platform: { type: 'string', describe: 'target platform (os/arch[/variant])' },
+  'dry-run': { type: 'boolean', default: false, describe: 'print the build plan and warnings; execute nothing' },
+  format: { choices: ['text', 'json'], default: 'text', describe: 'output format of --dry-run' },
+  tag: { alias: 't', ...repeatable('name the image (repeatable)') },
+  // yargs reads --no-cache as the negation of --cache.
+  cache: { type: 'boolean', default: true, describe: 'use the layer cache (--no-cache runs every step)' },
+  'source-date-epoch': { type: 'number', describe: 'created times (and clamped file times) for a reproducible image; default $SOURCE_DATE_EPOCH' },
+  isolation: { choices: ['auto', 'bwrap', 'chroot'], default: 'auto', describe: 'how RUN is sandboxed' },
+  progress: { choices: ['auto', 'plain', 'json', 'tty'], default: 'auto', describe: 'progress output' },
+  iidfile: { type: 'string', describe: 'write the image ID (config digest) to this file' },
+  'metadata-file': { type: 'string', describe: 'write build metadata (JSON) to this file' },
+  push: { type: 'boolean', default: false, describe: 'push the tagged image(s) after the build' },
+  secret: repeatable('id=ID,src=FILE: a secret for RUN --mount=type=secret'),
+  output: { alias: 'o', ...repeatable('type=oci|docker,dest=FILE.tar; type=oci,dest=DIR; type=local,dest=DIR; type=registry[,name=N]') },
+  'insecure-registry': repeatable('reach this registry host[:port] over plain HTTP'),
+} as const satisfies Record<string, Options>;
+
+/** The build command's positional: the context directory. */
+export const BUILD_CONTEXT = { type: 'string', default: '.', describe: 'build context directory' } as const;
+
+export function buildCommand(yargs: Argv<GlobalOptions>, handler: (argv: BuildArgs) => Promise<void> = runBuild): Argv<GlobalOptions> {
   return yargs.command<BuildArgs>(
     'build [context]',
     'Build an image from a Dockerfile',
-    (y) =>
-      y
-        .positional('context', { type: 'string', default: '.', describe: 'build context directory' })
-        .option('file', { alias: 'f', type: 'string', describe: 'Dockerfile path (default: CONTEXT/Dockerfile; - for stdin)' })
-        .option('build-arg', repeatable('set a build argument (KEY=VALUE, or KEY to take it from the environment)'))
-        .option('target', { type: 'string', describe: 'build this stage and what it needs' })
-        .option('platform', { type: 'string', describe: 'target platform (os/arch[/variant])' })
-        .option('dry-run', { type: 'boolean', default: false, describe: 'print the build plan and warnings; execute nothing' })
-        .option('format', { choices: ['text', 'json'] as const, default: 'text' as const, describe: 'output format of --dry-run' })
-        .option('tag', { alias: 't', ...repeatable('name the image (repeatable)') })
-        // yargs reads --no-cache as the negation of --cache.
-        .option('cache', { type: 'boolean', default: true, describe: 'use the layer cache (--no-cache runs every step)' })
-        .option('source-date-epoch', { type: 'number', describe: 'created times (and clamped file times) for a reproducible image; default $SOURCE_DATE_EPOCH' })
-        .option('isolation', { choices: ['auto', 'bwrap', 'chroot'] as const, default: 'auto' as const, describe: 'how RUN is sandboxed' })
-        .option('progress', { choices: ['auto', 'plain', 'json', 'tty'] as const, default: 'auto' as const, describe: 'progress output' })
-        .option('iidfile', { type: 'string', describe: 'write the image ID (config digest) to this file' })
-        .option('metadata-file', { type: 'string', describe: 'write build metadata (JSON) to this file' })
-        .option('push', { type: 'boolean', default: false, describe: 'push the tagged image(s) after the build' })
-        .option('secret', repeatable('id=ID,src=FILE: a secret for RUN --mount=type=secret'))
-        .option('output', { alias: 'o', ...repeatable('type=oci|docker,dest=FILE.tar; type=oci,dest=DIR; type=local,dest=DIR; type=registry[,name=N]') })
-        .option('insecure-registry', repeatable('reach this registry host[:port] over plain HTTP')) as unknown as Argv<BuildArgs>,
-    async (argv) => {
-      if (!argv['dry-run']) {
-        const onProgress = await progressPrinter(chooseMode(argv.progress));
-        const result = await build({
-          root: argv.root,
-          context: argv.context,
-          ...(argv.file !== undefined ? { dockerfile: argv.file } : {}),
-          tags: argv.tag,
-          buildArgs: parseBuildArgs(argv['build-arg']),
-          ...(argv.target !== undefined ? { target: argv.target } : {}),
-          ...(argv.platform !== undefined ? { platform: argv.platform } : {}),
-          noCache: !argv.cache,
-          ...(argv['source-date-epoch'] !== undefined ? { sourceDateEpoch: argv['source-date-epoch'] } : {}),
-          isolation: argv.isolation,
-          insecureRegistries: argv['insecure-registry'],
-          output: argv.output.map(parseOutput),
-          secrets: parseSecrets(argv.secret),
-          push: argv.push,
-          onProgress,
-        });
-        for (const w of result.plan.warnings) process.stderr.write(formatWarning(w) + '\n');
-        if (argv.iidfile) await writeFile(argv.iidfile, result.configDigest);
-        if (argv['metadata-file']) {
-          await writeFile(
-            argv['metadata-file'],
-            JSON.stringify({ 'containerimage.digest': result.digest, 'containerimage.config.digest': result.configDigest, 'image.name': result.tags.join(',') }, null, 2),
-          );
-        }
-        process.stdout.write(result.configDigest + '\n');
-        return;
-      }
-      const plan = await planBuild({
-        context: argv.context,
-        ...(argv.file !== undefined ? { dockerfile: argv.file } : {}),
-        buildArgs: parseBuildArgs(argv['build-arg']),
-        ...(argv.target !== undefined ? { target: argv.target } : {}),
-        ...(argv.platform !== undefined ? { platform: argv.platform } : {}),
-      }).catch((err: GantryError) => {
-        throw err;
-      });
-      if (argv.format === 'json') {
-        process.stdout.write(JSON.stringify({ plan, warnings: plan.warnings }, null, 2) + '\n');
-      } else {
-        process.stdout.write(formatPlan(plan) + '\n');
-        for (const w of plan.warnings) process.stderr.write(formatWarning(w) + '\n');
-      }
-    },
+    (y) => y.positional('context', BUILD_CONTEXT).options(BUILD_OPTIONS) as unknown as Argv<BuildArgs>,
+    handler,
   );
+}
+
+/** What `gantry build` does with its parsed command line. */
+export async function runBuild(argv: BuildArgs): Promise<void> {
+  if (!argv['dry-run']) {
+    const onProgress = await progressPrinter(chooseMode(argv.progress));
+    const result = await build({
+      root: argv.root,
+      context: argv.context,
+      ...(argv.file !== undefined ? { dockerfile: argv.file } : {}),
+      tags: argv.tag,
+      buildArgs: parseBuildArgs(argv['build-arg']),
+      ...(argv.target !== undefined ? { target: argv.target } : {}),
+      ...(argv.platform !== undefined ? { platform: argv.platform } : {}),
+      noCache: !argv.cache,
+      ...(argv['source-date-epoch'] !== undefined ? { sourceDateEpoch: argv['source-date-epoch'] } : {}),
+      isolation: argv.isolation,
+      insecureRegistries: argv['insecure-registry'],
+      output: argv.output.map(parseOutput),
+      secrets: parseSecrets(argv.secret),
+      push: argv.push,
+      onProgress,
+    });
+    for (const w of result.plan.warnings) process.stderr.write(formatWarning(w) + '\n');
+    if (argv.iidfile) await writeFile(argv.iidfile, result.configDigest);
+    if (argv['metadata-file']) {
+      await writeFile(
+        argv['metadata-file'],
+        JSON.stringify({ 'containerimage.digest': result.digest, 'containerimage.config.digest': result.configDigest, 'image.name': result.tags.join(',') }, null, 2),
+      );
+    }
+    process.stdout.write(result.configDigest + '\n');
+    return;
+  }
+  const plan = await planBuild({
+    context: argv.context,
+    ...(argv.file !== undefined ? { dockerfile: argv.file } : {}),
+    buildArgs: parseBuildArgs(argv['build-arg']),
+    ...(argv.target !== undefined ? { target: argv.target } : {}),
+    ...(argv.platform !== undefined ? { platform: argv.platform } : {}),
+  });
+  if (argv.format === 'json') {
+    process.stdout.write(JSON.stringify({ plan, warnings: plan.warnings }, null, 2) + '\n');
+  } else {
+    process.stdout.write(formatPlan(plan) + '\n');
+    for (const w of plan.warnings) process.stderr.write(formatWarning(w) + '\n');
+  }
 }

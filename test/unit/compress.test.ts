@@ -1,8 +1,17 @@
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { Readable } from 'node:stream';
 import { gunzipSync, gzipSync } from 'node:zlib';
-import { describe, expect, test } from 'vitest';
-import { GZIP_LEVEL, incompressible, parallelGzip } from '../../src/store/compress.js';
+import { afterAll, describe, expect, test } from 'vitest';
+import { digestOf } from '../../src/oci/digest.js';
+import { MediaType } from '../../src/oci/media-types.js';
+import { LayerCache } from '../../src/store/cache.js';
+import { distributable, GZIP_LEVEL, incompressible, parallelGzip } from '../../src/store/compress.js';
+import { loadImage, writeImage } from '../../src/store/images.js';
+import { Store } from '../../src/store/store.js';
 import { pseudoRandom } from '../helpers/faults.js';
 
 // The parallel gzip that built layers leave the store with: many members, one stream for
@@ -46,4 +55,34 @@ describe('parallel gzip', () => {
     expect(rest.subarray(0, member(text, GZIP_LEVEL).length).equals(member(text, GZIP_LEVEL))).toBe(true);
     expect(rest.length - member(text, GZIP_LEVEL).length).toBeLessThan(MEMBER * 0.999);
   }, 60_000);
+});
+
+describe('the gzip blob of a layer is remembered with its level', () => {
+  const work = mkdtempSync(path.join(tmpdir(), 'gantry-gzip-'));
+  afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+  test("a push reuses this level's blob, and makes its own where an earlier gantry's level was remembered", async () => {
+    const store = await Store.open(path.join(work, 'store'));
+    const layer = Buffer.from(Array.from({ length: 20_000 }, (_, i) => `line ${(i * 7919) % 10007} of a layer\n`).join(''));
+    const l = await store.writeBlob(layer);
+    const config = { architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [l.digest] } };
+    const image = await loadImage(store, await writeImage(store, { config, layers: [{ ...l, mediaType: MediaType.ociLayer }] }));
+    const cache = new LayerCache(store);
+    const remember = async (key: string, blob: Buffer) => {
+      const b = await store.writeBlob(blob);
+      await cache.put(createHash('sha256').update(key).digest('hex'), { layer: { ...b, diffId: l.digest, mediaType: MediaType.ociLayerGzip }, created: new Date(0).toISOString() });
+      return b.digest;
+    };
+    // What an earlier gantry remembered: another level's blob, under a key without the level.
+    const earlier = await remember(`gzip:${l.digest}`, gzipSync(layer, { level: 1 }));
+    const made = (await distributable(store, image)).layers[0]?.digest;
+    const own = digestOf(gzipSync(layer, { level: GZIP_LEVEL, chunkSize: MEMBER + 65536 }));
+    expect(made).toBe(own);
+    expect(made).not.toBe(earlier);
+    // This level's blob is remembered: a stand-in under its key is what the next push takes.
+    const standIn = await remember(`gzip:${GZIP_LEVEL}:${l.digest}`, gzipSync(layer, { level: 9 }));
+    expect(standIn).not.toBe(own);
+    expect((await distributable(store, image)).layers[0]?.digest).toBe(standIn);
+    await store.releaseLease();
+  });
 });

@@ -65,7 +65,7 @@ describe('the gzip blob of a layer is remembered with its level', () => {
     const store = await Store.open(path.join(work, 'store'));
     const layer = Buffer.from(Array.from({ length: 20_000 }, (_, i) => `line ${(i * 7919) % 10007} of a layer\n`).join(''));
     const l = await store.writeBlob(layer);
-    const config = { architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [l.digest] } };
+    const config = { architecture: 'amd64', os: 'linux', rootfs: { type: 'layers' as const, diff_ids: [l.digest] } };
     const image = await loadImage(store, await writeImage(store, { config, layers: [{ ...l, mediaType: MediaType.ociLayer }] }));
     const cache = new LayerCache(store);
     const remember = async (key: string, blob: Buffer) => {

@@ -1,7 +1,7 @@
 /**
  * gantry's public API. The CLI uses nothing else; Node programs import from 'gantry'.
  */
-import { readFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { DockerfileError, GantryError, OptionError } from './errors/index.js';
 import { plan, type BuildPlan, type PlanOptions } from './plan/planner.js';
@@ -56,7 +56,8 @@ export async function loadDockerfile(
   if (source.dockerfile === '-') return { file: '<stdin>', text: await stdin() };
   const file = source.dockerfile ?? path.join(context, 'Dockerfile');
   try {
-    return { file, text: await readFile(file, 'utf8') };
+    // Synchronous, as the store's small reads are: a thread-pool round trip costs more than the read.
+    return { file, text: readFileSync(file, 'utf8') };
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory' : (err as Error).message;

@@ -479,10 +479,10 @@ export class Store {
         return;
       }
       if (d.mediaType === MediaType.ociManifest || d.mediaType === MediaType.dockerManifest) {
-        const m = JSON.parse((await readFile(this.blobPath(d.digest))).toString('utf8')) as { config: Descriptor; layers: Descriptor[] };
+        const m = JSON.parse(readFileSync(this.blobPath(d.digest)).toString('utf8')) as { config: Descriptor; layers: Descriptor[] };
         for (const x of [m.config, ...m.layers]) if (!(await this.hasBlob(x.digest))) missing.push(x.digest);
       } else if (d.mediaType === MediaType.ociIndex || d.mediaType === MediaType.dockerManifestList) {
-        const ix = JSON.parse((await readFile(this.blobPath(d.digest))).toString('utf8')) as Index;
+        const ix = JSON.parse(readFileSync(this.blobPath(d.digest)).toString('utf8')) as Index;
         for (const x of ix.manifests) await visit(x);
       }
     };

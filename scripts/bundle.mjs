@@ -90,7 +90,8 @@ const lazyFsPromises = {
       args.namespace === 'lazy-fs-promises' ? { path: 'node:fs/promises', external: true } : { path: 'fs/promises', namespace: 'lazy-fs-promises' },
     );
     b.onLoad({ filter: /.*/, namespace: 'lazy-fs-promises' }, () => {
-      const names = Object.keys(require('node:fs/promises')).filter((k) => typeof require('node:fs/promises')[k] === 'function');
+      const real = require('node:fs/promises');
+      const names = Object.keys(real).filter((k) => typeof real[k] === 'function');
       return {
         contents: [
           'let real;',

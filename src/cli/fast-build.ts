@@ -22,10 +22,8 @@ interface Spec {
 
 type ParseOptions = NonNullable<ParseArgsConfig['options']>;
 
-let parseOptions: ParseOptions | undefined;
 /** parseArgs' options for the build command: a repeatable option (default []) may repeat. */
 function options(): ParseOptions {
-  if (parseOptions) return parseOptions;
   const out: ParseOptions = { root: { type: 'string' } };
   for (const [name, spec] of Object.entries(BUILD_OPTIONS) as [string, Spec][]) {
     out[name] = {
@@ -34,7 +32,7 @@ function options(): ParseOptions {
       ...(Array.isArray(spec.default) ? { multiple: true } : {}),
     };
   }
-  return (parseOptions = out);
+  return out;
 }
 
 /** The build command's arguments as yargs would give them, or undefined: let yargs read the line. */

@@ -10,16 +10,14 @@ import { promisify } from 'node:util';
 type ChildProcess = typeof import('node:child_process');
 type Zlib = typeof import('node:zlib');
 
-let loaded: ChildProcess | undefined;
-let loadedZlib: Zlib | undefined;
-
-export function childProcess(): ChildProcess {
-  return (loaded ??= createRequire(import.meta.url)('node:child_process') as ChildProcess);
+/** A getter that requires the built-in module `id` on its first call. */
+function onFirstUse<T>(id: string): () => T {
+  let loaded: T | undefined;
+  return () => (loaded ??= createRequire(import.meta.url)(id) as T);
 }
 
-export function zlib(): Zlib {
-  return (loadedZlib ??= createRequire(import.meta.url)('node:zlib') as Zlib);
-}
+export const childProcess = onFirstUse<ChildProcess>('node:child_process');
+export const zlib = onFirstUse<Zlib>('node:zlib');
 
 /** `promisify(execFile)`, with child_process loaded on the first call. */
 export function execFileAsync(file: string, args: readonly string[]): Promise<{ stdout: string; stderr: string }> {

@@ -24,7 +24,8 @@ import type { BlobInfo, Store } from './store.js';
 /** At most this many layers are compressed at once (zlib runs in libuv's thread pool). */
 const PARALLEL = 2;
 
-const gzip = (data: Buffer, options: ZlibOptions): Promise<Buffer> => promisify(zlib().gzip)(data, options);
+let gzipAsync: ((data: Buffer, options: ZlibOptions) => Promise<Buffer>) | undefined;
+const gzip = (data: Buffer, options: ZlibOptions): Promise<Buffer> => (gzipAsync ??= promisify(zlib().gzip))(data, options);
 
 export interface DistributableOptions {
   /**

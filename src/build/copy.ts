@@ -37,6 +37,8 @@ export interface CopyOptions {
   what: string;
   /** The context's stat cache, for a copy from the context: the sources' capabilities known there are not read again. */
   stats?: StatCache;
+  /** A source file's capabilities where the caller knows them (an empty map: none), else undefined. */
+  knownXattrs?: (src: string) => Map<string, Buffer> | undefined;
 }
 
 async function ensureDir(rootfs: string, containerDir: string, owner?: { uid: number; gid: number }): Promise<string> {
@@ -59,7 +61,7 @@ async function ensureDir(rootfs: string, containerDir: string, owner?: { uid: nu
 export async function copyInto(rootfs: string, items: SourceItem[], dest: string, options: CopyOptions): Promise<{ capabilities: number }> {
   const copied = new Map<string, Copied>();
   await copyItems(rootfs, items, dest, options, copied);
-  const caps = await sourceXattrs(copied, options.stats);
+  const caps = await sourceXattrs(copied, options.stats, options.knownXattrs);
   await writeXattrs(new Map([...caps].map(([src, x]) => [(copied.get(src) as Copied).dest, x])));
   return { capabilities: caps.size };
 }
@@ -72,13 +74,18 @@ interface Copied {
 
 /**
  * The layer xattrs of the copied source files that have any: from the stat cache where it
- * knows them (an unchanged context file), the rest read with getfattr and then remembered there.
+ * knows them (an unchanged context file) or from what the caller knows, the rest read with
+ * getfattr and then remembered in the stat cache.
  */
-async function sourceXattrs(copied: ReadonlyMap<string, Copied>, stats: StatCache | undefined): Promise<Map<string, Map<string, Buffer>>> {
+async function sourceXattrs(
+  copied: ReadonlyMap<string, Copied>,
+  stats: StatCache | undefined,
+  knownXattrs: CopyOptions['knownXattrs'],
+): Promise<Map<string, Map<string, Buffer>>> {
   const out = new Map<string, Map<string, Buffer>>();
   const unknown: string[] = [];
   for (const [src, { st }] of copied) {
-    const known = stats?.xattrs(src, st);
+    const known = stats?.xattrs(src, st) ?? knownXattrs?.(src);
     if (known === undefined) unknown.push(src);
     else if (known.size > 0) out.set(src, known);
   }

@@ -10,6 +10,7 @@
  */
 import { createHash } from 'node:crypto';
 import { chown, cp, lstat, mkdir, readFile, rename, rm } from 'node:fs/promises';
+import { lstatSync } from 'node:fs';
 import path from 'node:path';
 import { type Readable } from 'node:stream';
 import { crashPoint, DockerfileError, GantryError, trace, zlib } from '../errors/index.js';
@@ -35,7 +36,7 @@ import { collectTrash, discard, trashBudget } from '../store/trash.js';
 import { applyConfigStep, type ConfigState } from './config.js';
 import { checksumSources, loadIgnore, resolveSources, type IgnoreFilter, type SourceItem } from './context.js';
 import { StatCache } from './statcache.js';
-import { copyInto } from './copy.js';
+import { copyInto, type CopyOptions } from './copy.js';
 import { downloadSource, inlineSources, isArchive, isUrl, openFile } from './sources.js';
 import { decompress } from '../archive/decompress.js';
 import dockerignore from '@balena/dockerignore';
@@ -97,6 +98,11 @@ interface StageState {
   baseLayers: number;
   /** The rootfs as the last step left it (a step's "after" is the next one's "before"). */
   snapshot?: Snapshot;
+  /**
+   * When the rootfs is an overlay and its last step a RUN: the capabilities of every file in
+   * the upper directory (relative path → name → value), as read for that step's layer.
+   */
+  upperCaps?: Promise<Map<string, Map<string, Buffer>>>;
   configState: ConfigState;
 }
 
@@ -387,6 +393,26 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
       return { mounts, env };
     };
 
+    /**
+     * For a COPY from a stage whose last step was a RUN on an overlay: the capabilities of its
+     * files in the upper directory were read for that step's layer, so getfattr only runs for
+     * the sources the lower directory supplies (in a build stage's output, mostly none).
+     */
+    const knownCaps = async (s: StageState, root: string | undefined): Promise<Pick<CopyOptions, 'knownXattrs'>> => {
+      const upper = root !== undefined && s.rootfs === root ? uppers.get(root) : undefined;
+      const caps = upper ? await s.upperCaps?.catch(() => undefined) : undefined;
+      if (!upper || !caps) return {};
+      const prefix = `${root}/`;
+      return {
+        knownXattrs: (src) => {
+          if (!src.startsWith(prefix)) return undefined;
+          const rel = src.slice(prefix.length);
+          // A regular file in the upper directory is the one the merged view shows.
+          return lstatSync(path.join(upper, rel), { throwIfNoEntry: false })?.isFile() ? (caps.get(rel) ?? new Map()) : undefined;
+        },
+      };
+    };
+
     let targetState: StageState | undefined;
     for (const stage of plan.stages) {
       const state = startStage(stage, finished, stateOfImage);
@@ -475,6 +501,7 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
             state.layers.push(hit.layer);
             if (state.rootfs) charge(state.rootfs, (await applyLayer(state.rootfs, openLayer(hit.layer), { what: `layer ${hit.layer.digest}` })).bytes);
             delete state.snapshot;
+            delete state.upperCaps;
           }
           // Dated when the step ran, as BuildKit dates a cached layer: a rebuild that changes nothing is the same image.
           const then = { ...history, created: fixedTime ? created : hit.created };
@@ -494,6 +521,7 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
             mountAhead(stage.index);
           }
           const rootfs = await materialise(state);
+          delete state.upperCaps; // this step changes the rootfs
           trace(`step ${step.id}: rootfs ready`);
           const before = state.snapshot ?? (await snapshot(rootfs));
           trace(`step ${step.id}: snapshot before`);
@@ -522,6 +550,7 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
               ignore: sourceIgnore,
               what: stepWhere(step),
               ...(step.source.type === 'context' && contextStats ? { stats: contextStats } : {}),
+              ...(fromState ? await knownCaps(fromState, sourceRoot) : {}),
             })).capabilities === 0;
           } else if (step.op === 'workdir') {
             const { host } = await resolveInRoot(rootfs, step.path);
@@ -540,6 +569,7 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
           // directory: read them there meanwhile, while the snapshot below keeps this thread busy.
           const upperCaps = upper && step.op === 'run' ? readXattrsTree(upper) : undefined;
           upperCaps?.catch(() => undefined); // awaited below, or not needed
+          if (upperCaps) state.upperCaps = upperCaps;
           const touched = upper ? new Set<string>() : undefined;
           const after = upper ? snapshotUpper(rootfs, upper, before, touched) : await snapshot(rootfs);
           trace(`step ${step.id}: snapshot after`);

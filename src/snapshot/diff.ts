@@ -253,7 +253,8 @@ export async function writeLayer(t: TarWriter, root: string, after: Snapshot, ch
   const seenInodes = new Map<number, string>();
   for (const c of changes) {
     if (c.kind !== 'add') {
-      await t.entry({ name: c.path, mode: 0o644, mtime: clamp(0), uid: 0, gid: 0, type: 'file', size: 0 });
+      const whiteout: EntryHeader = { name: c.path, mode: 0o644, mtime: clamp(0), uid: 0, gid: 0, type: 'file', size: 0 };
+      if (!t.entryNow(whiteout)) await t.entry(whiteout);
       continue;
     }
     const e = after.get(c.path) as Entry;
@@ -278,13 +279,14 @@ export async function writeLayer(t: TarWriter, root: string, after: Snapshot, ch
     if (e.type === 'file' && e.nlink > 1) {
       const first = seenInodes.get(e.ino);
       if (first) {
-        await t.entry({ ...header, type: 'link', linkname: first });
+        const link: EntryHeader = { ...header, type: 'link', linkname: first };
+        if (!t.entryNow(link)) await t.entry(link);
         continue;
       }
       seenInodes.set(e.ino, c.path);
     }
     if (e.type !== 'file') {
-      await t.entry(header);
+      if (!t.entryNow(header)) await t.entry(header);
       continue;
     }
     const host = under(root, c.path);
@@ -292,7 +294,8 @@ export async function writeLayer(t: TarWriter, root: string, after: Snapshot, ch
     try {
       // A file whose size is no longer the snapshot's is an error (TarWriter.file sees it).
       header.size = e.size;
-      await t.file(header as EntryHeader & { size: number }, fd, host);
+      const entry = header as EntryHeader & { size: number };
+      if (!t.fileNow(entry, fd, host)) await t.file(entry, fd, host);
     } finally {
       closeSync(fd);
     }

@@ -47,6 +47,39 @@ export class ChunkWriter {
     this.size += data.length;
   }
 
+  /**
+   * Bytes that can be written now without filling the chunk (so without handing it on): the
+   * synchronous path of `TarWriter.entryNow` and `fileNow`.
+   */
+  get room(): number {
+    return this.buf.length - this.used - 1;
+  }
+
+  /** `write` for data shorter than `room`, done at once. */
+  writeNow(data: Uint8Array): void {
+    this.buf.set(data, this.used);
+    this.used += data.length;
+    this.size += data.length;
+  }
+
+  /** `pad` when its zeros fit in `room`, done at once. */
+  padNow(): void {
+    const over = this.size % 512;
+    if (over) this.writeNow(END_OF_TAR.subarray(0, 512 - over));
+  }
+
+  /**
+   * `readFrom` when `length + 1` bytes fit in `room`, done at once: one read of `length + 1`
+   * bytes, which sees the end of the file or that it grew.
+   */
+  readNow(fd: number, length: number): number {
+    const n = readSync(fd, this.buf, this.used, length + 1, 0);
+    if (n > length) return length + 1;
+    this.used += n;
+    this.size += n;
+    return n;
+  }
+
   /** Zero bytes up to the next multiple of 512. */
   async pad(): Promise<void> {
     const over = this.size % 512;
@@ -112,19 +145,45 @@ export class TarWriter {
     }
   }
 
+  /**
+   * `entry` without a body, done at once when the header fits in what is left of the chunk;
+   * false (nothing written) when it does not, and `entry` must be awaited instead. A layer of
+   * thousands of small files is then written with one await per chunk, not several per file.
+   */
+  entryNow(header: EntryHeader): boolean {
+    const h = encodeHeader(header);
+    if (h.length >= this.out.room) return false;
+    this.out.writeNow(h);
+    return true;
+  }
+
   /** A file entry whose `header.size` bytes are read from the open file `fd`. */
   async file(header: EntryHeader & { size: number }, fd: number, what: string): Promise<void> {
     await this.out.write(encodeHeader(header));
-    const n = await this.out.readFrom(fd, header.size);
-    if (n < header.size) throw new Error(`${what}: the file shrank from ${header.size} to ${n} bytes while its layer was written`);
-    if (n > header.size) throw new Error(`${what}: the file grew beyond ${header.size} bytes while its layer was written`);
+    sizeCheck(await this.out.readFrom(fd, header.size), header.size, what);
     await this.out.pad();
+  }
+
+  /** `file`, done at once when the whole entry fits in what is left of the chunk (see `entryNow`). */
+  fileNow(header: EntryHeader & { size: number }, fd: number, what: string): boolean {
+    const h = encodeHeader(header);
+    // Header, body, the one byte more that the read asks for, and padding.
+    if (h.length + header.size + 1 + 511 >= this.out.room) return false;
+    this.out.writeNow(h);
+    sizeCheck(this.out.readNow(fd, header.size), header.size, what);
+    this.out.padNow();
+    return true;
   }
 
   async finish(): Promise<void> {
     await this.out.write(END_OF_TAR);
     await this.out.end();
   }
+}
+
+function sizeCheck(n: number, size: number, what: string): void {
+  if (n < size) throw new Error(`${what}: the file shrank from ${size} to ${n} bytes while its layer was written`);
+  if (n > size) throw new Error(`${what}: the file grew beyond ${size} bytes while its layer was written`);
 }
 
 /** A tar produced by `write` as a stream (for callers that want one; the store takes chunks directly). */

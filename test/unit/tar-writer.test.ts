@@ -156,6 +156,64 @@ describe('TarWriter', () => {
     }
   });
 
+  test.each([512, 1024, 4096, 1 << 20])('entryNow and fileNow, with the awaited calls where they decline, write the same bytes as tar-stream pack (chunks of %i bytes)', async (chunkSize) => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'gantry-tarw-'));
+    dirs.push(dir);
+    // Bodies around every boundary the synchronous path checks (a block, a header and a block, a chunk).
+    const sizes = [0, 1, 510, 511, 512, 513, 1023, 1024, 1025, 3000, 3584, 4095, 4096, 10_000];
+    const list = cases.flatMap(({ header, body }) => [{ header, ...(body ? { body } : {}) }]);
+    for (const [i, n] of sizes.entries()) list.push({ header: { name: `sized/${i}`, type: 'file', mode: 0o644, uid: 0, gid: 0, mtime, uname: '', gname: '' }, body: Buffer.alloc(n, i + 1) });
+    const expected = await viaPack(list);
+    const chunks: Buffer[] = [];
+    const out = new ChunkWriter(async (c) => void chunks.push(Buffer.from(c)), { reuse: true, chunkSize });
+    const t = new TarWriter(out);
+    let now = 0;
+    for (const [i, { header, body }] of list.entries()) {
+      if (body === undefined) {
+        if (t.entryNow({ ...header })) now++;
+        else await t.entry({ ...header });
+        continue;
+      }
+      const file = path.join(dir, String(i));
+      writeFileSync(file, body);
+      const fd = openSync(file, 'r');
+      try {
+        const h = { ...header, size: body.length };
+        if (t.fileNow(h, fd, file)) now++;
+        else await t.file(h, fd, file);
+      } finally {
+        closeSync(fd);
+      }
+    }
+    await t.finish();
+    expect(Buffer.concat(chunks).equals(expected)).toBe(true);
+    expect(out.size).toBe(expected.length);
+    // The synchronous path where an entry fits, the awaited one at chunk ends: a 512-byte chunk
+    // never has room, a 1 MiB one always does, the others take both.
+    if (chunkSize === 512) expect(now).toBe(0);
+    else if (chunkSize === 1 << 20) expect(now).toBe(list.length);
+    else {
+      expect(now).toBeGreaterThan(0);
+      expect(now).toBeLessThan(list.length);
+    }
+  });
+
+  test('fileNow refuses a file longer or shorter than its header says', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'gantry-tarw-'));
+    dirs.push(dir);
+    writeFileSync(path.join(dir, 'f'), Buffer.alloc(100, 5));
+    const header: EntryHeader = { name: 'f', type: 'file', mode: 0o644, uid: 0, gid: 0, mtime, uname: '', gname: '' };
+    const t = new TarWriter(new ChunkWriter(async () => undefined, { chunkSize: 1 << 20 }));
+    const fd = openSync(path.join(dir, 'f'), 'r');
+    try {
+      expect(() => t.fileNow({ ...header, size: 99 }, fd, 'the file f')).toThrow('the file f: the file grew beyond 99 bytes');
+      expect(() => t.fileNow({ ...header, size: 101 }, fd, 'the file f')).toThrow('the file f: the file shrank from 101 to 100 bytes');
+      expect(t.fileNow({ ...header, size: 100 }, fd, 'the file f')).toBe(true);
+    } finally {
+      closeSync(fd);
+    }
+  });
+
   test('a chunk that fails to go out fails the write, and the stream form ends with that error', async () => {
     const t = new TarWriter(new ChunkWriter(async () => Promise.reject(new Error('disk on fire')), { chunkSize: 512 }));
     await expect((async () => {

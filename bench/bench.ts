@@ -3,7 +3,7 @@
  * workloads, same machine, same run. Prints the median of interleaved runs per phase, the
  * ratios, and gantry's peak memory (its VmHWM, which it reports as it ends).
  *
- *   npm run bench -- [--runs N] [--workloads app,bigrun,multistage] [--tools gantry,buildkit,buildah] [--keep-node-ca]
+ *   npm run bench -- [--runs N] [--workloads app,bigrun,multistage] [--tools gantry,buildkit,buildah] [--keep-node-ca] [--no-settle]
  *
  * Workloads (base images come from a loopback registry and are local to every tool before
  * the first timed build):
@@ -57,6 +57,13 @@ const gantryBin = path.join(projectRoot, 'bin', 'gantry');
  * Go peers never read it. The bench says so when it drops it.
  */
 const keepNodeCa = argv.includes('--keep-node-ca');
+/**
+ * Before each timed build, `sync` and a pause of 0.5 s (neither timed), so that no build shares
+ * the machine with what the one before it left running: its write-back, a daemon's clean-up
+ * after it returned. BuildKit's multistage cold samples were 0.43 to 0.98 s without it and 0.32
+ * to 0.61 s with it; gantry's did not change. --no-settle leaves it out.
+ */
+const settle = !argv.includes('--no-settle');
 const droppedCa = !keepNodeCa && process.env.NODE_EXTRA_CA_CERTS !== undefined;
 const gantryEnv: NodeJS.ProcessEnv = { ...process.env };
 if (droppedCa) delete gantryEnv.NODE_EXTRA_CA_CERTS;
@@ -286,6 +293,7 @@ async function main(): Promise<void> {
             // shares the disk with that tool's clean-up (ext4 without a journal skips the inodes
             // freed in the last 30 s), so no tool is always the one that follows the same peer.
             for (const tool of rotated(group, turn++)) {
+              if (settle) await quiet();
               const s = await measure(tool, w, phase);
               record(w.name, phase, tool, s);
               say(`${w.name} ${phase} ${tool}: ${s.seconds.toFixed(2)} s${s.rssMB ? `, peak RSS ${s.rssMB.toFixed(0)} MB` : ''}`);
@@ -301,6 +309,11 @@ async function main(): Promise<void> {
           }
         }
       }
+    }
+
+    async function quiet(): Promise<void> {
+      await execa('sync');
+      await new Promise((resolve) => setTimeout(resolve, 500));
     }
 
     async function measure(tool: Tool, w: Workload, phase: Phase): Promise<Sample> {
@@ -332,7 +345,8 @@ async function main(): Promise<void> {
     }
     const table = [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
     const caNote = droppedCa ? '; gantry timed without NODE_EXTRA_CA_CERTS (--keep-node-ca keeps it)' : '';
-    process.stdout.write(`\nmedians of ${runs} interleaved runs (buildah in rounds of its own, after gantry's and BuildKit's)${caNote}; ${ws.map((w) => `${w.name}: ${w.describe}`).join('; ')}\n\n${table}\n`);
+    const settleNote = settle ? '; each timed build after a sync and a 0.5 s pause' : '';
+    process.stdout.write(`\nmedians of ${runs} interleaved runs (buildah in rounds of its own, after gantry's and BuildKit's)${settleNote}${caNote}; ${ws.map((w) => `${w.name}: ${w.describe}`).join('; ')}\n\n${table}\n`);
     writeFileSync(path.join(work, 'results.json'), JSON.stringify({ runs, tools, results }, null, 2));
     say(`raw samples: ${path.join(work, 'results.json')}`);
   } finally {

@@ -25,7 +25,7 @@ import { applyLayer } from '../rootfs/apply.js';
 import { mountOverlay, overlayWanted, unmount } from '../rootfs/overlay.js';
 import { resolveInRoot } from '../rootfs/resolve.js';
 import { readXattrs, readXattrsTree } from '../rootfs/xattr.js';
-import { runInSandbox, type Isolation, type SandboxMount } from '../sandbox/run.js';
+import { chooseIsolation, probeIsolation, runInSandbox, type Isolation, type SandboxMount } from '../sandbox/run.js';
 import { diff, snapshot, snapshotUpper, writeLayer, type Snapshot } from '../snapshot/diff.js';
 import { loadSnapshot, saveSnapshot } from '../snapshot/persist.js';
 import { TarWriter } from '../tar/writer.js';
@@ -48,7 +48,9 @@ export type ProgressEvent =
   | { type: 'plan'; plan: BuildPlan }
   | { type: 'step'; id: number; name: string; status: 'start' | 'cached' | 'done'; seconds?: number }
   | { type: 'output'; id: number; stream: 'stdout' | 'stderr'; text: string }
-  | { type: 'image'; digest: string; configDigest: string; tags: string[] };
+  | { type: 'image'; digest: string; configDigest: string; tags: string[] }
+  /** Something the user should know that is not an error (the isolation chosen, a weaker guarantee). */
+  | { type: 'notice'; text: string };
 
 /** What a build is asked to do, shared by the executor and the public build() API. */
 export interface BuildSettings extends RegistryAccess {
@@ -59,6 +61,12 @@ export interface BuildSettings extends RegistryAccess {
   noCache?: boolean;
   sourceDateEpoch?: number;
   isolation?: Isolation;
+  /** The network of every RUN that asks for none of its own (`--network`); default: a user-mode network. */
+  network?: 'default' | 'none' | 'host';
+  /** Entitlements granted (`--allow`): `network.host` lets RUN use the host's network. */
+  allow?: string[];
+  /** A seccomp profile (Docker's format) for RUN, or 'unconfined'; default: Debian's containers profile. */
+  seccomp?: string;
   /** Secrets for RUN --mount=type=secret: id → file. */
   secrets?: Record<string, string>;
   onProgress?: (e: ProgressEvent) => void;
@@ -232,7 +240,7 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
       temps.push(tmp);
       await mkdir(tmp, { recursive: true, mode: 0o755 });
       for (const l of layers) charge(tmp, (await applyLayer(tmp, openLayer(l), { what: `layer ${l.digest}` })).bytes);
-      await mkdir(store.rootfsDir, { recursive: true });
+      await store.privateDir('rootfs');
       // Another build may have finished the same chain first: then its copy is used.
       await rename(tmp, dir).catch((err: NodeJS.ErrnoException) => {
         if (err.code !== 'ENOTEMPTY' && err.code !== 'EEXIST') throw err;
@@ -367,7 +375,7 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
           if (m.id !== undefined && m.id.split('/').includes('..')) {
             throw new BuildError('BUILD_MOUNT', `${stepWhere(step)}: cache mount id "${m.id}" has a ".." component`);
           }
-          const dir = path.join(store.root, 'cache-mounts', sha(`${m.id ?? target}`));
+          const dir = path.join(await store.privateDir('cache-mounts'), sha(`${m.id ?? target}`));
           if (!(await lstat(dir).catch(() => undefined))) {
             await mkdir(dir, { recursive: true, mode: m.mode ?? 0o755 });
             if (m.from !== undefined) {
@@ -413,6 +421,8 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
       };
     };
 
+    /** Said once, at the first RUN: the isolation RUN gets when it is weaker than a container, or was chosen by probing. */
+    let isolationNotice: Promise<void> | undefined;
     let targetState: StageState | undefined;
     for (const stage of plan.stages) {
       const state = startStage(stage, finished, stateOfImage);
@@ -526,6 +536,8 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
           const before = state.snapshot ?? (await snapshot(rootfs));
           trace(`step ${step.id}: snapshot before`);
           if (step.op === 'run') {
+            isolationNotice ??= noticeIsolation(options, emit);
+            await isolationNotice;
             await runStep(step, rootfs, options, emit, await prepareMounts(step));
           } else if (step.op === 'copy') {
             if (!items) await collectSources(step);
@@ -761,6 +773,13 @@ async function runStep(
     argv = step.command.form === 'shell' ? [...step.state.shell, step.command.args.join(' ')] : [...step.command.args];
   }
   if (argv.length === 0) throw new BuildError('BUILD_RUN', `${stepWhere(step)}: nothing to run`);
+  const network = step.network !== 'default' ? step.network : (options.network ?? 'default');
+  if (network === 'host' && !(options.allow ?? []).includes('network.host')) {
+    throw new BuildError(
+      'BUILD_ENTITLEMENT',
+      `${stepWhere(step)}: ${step.network === 'host' ? 'RUN --network=host' : '--network host'} needs the network.host entitlement: pass --allow network.host to let RUN reach the host's network`,
+    );
+  }
   const ids = await resolveUser(rootfs, step.state.user || '0');
   const tail: string[] = [];
   const keep = (s: string) => {
@@ -776,8 +795,10 @@ async function runStep(
     uid: ids.uid,
     gid: ids.gid,
     groups: ids.groups,
-    network: step.network,
+    network,
     ...(options.isolation ? { isolation: options.isolation } : {}),
+    ...(options.seccomp ? { seccomp: options.seccomp } : {}),
+    workParent: path.join(options.root, 'tmp'),
     ...(options.signal ? { signal: options.signal } : {}),
     onStdout: (d) => {
       keep(d.toString());
@@ -795,6 +816,14 @@ async function runStep(
       `${step.location.file}:${step.location.line}: step ${step.position} RUN ${argv.slice(step.command.form === 'shell' ? step.state.shell.length : 0).join(' ')} failed with exit code ${r.exitCode}${last ? `\n${last}` : ''}`,
     );
   }
+}
+
+/** A notice of the isolation RUN gets, once per build, when it is the chroot one (weaker than a container). */
+async function noticeIsolation(options: ExecuteOptions, emit: (e: ProgressEvent) => void): Promise<void> {
+  const mode = await chooseIsolation(options.isolation);
+  if (mode !== 'chroot') return;
+  const why = (options.isolation ?? 'auto') === 'auto' ? ` (${(await probeIsolation()).reason})` : '';
+  emit({ type: 'notice', text: `RUN uses the chroot isolation${why}: no namespaces of its own, weaker than a container (docs/security.md)` });
 }
 
 /** `--exclude` patterns, with .dockerignore's matching rules. */

@@ -28,12 +28,11 @@ export async function resolveUser(root: string | undefined, spec: string): Promi
   let uid: number;
   let gid: number | undefined;
   let name: string | undefined;
-  if (userPart === '') {
-    uid = 0;
-    gid = 0;
-  } else if (/^\d+$/.test(userPart)) {
-    uid = Number(userPart);
-    const row = passwd.find((r) => r[2] === userPart);
+  if (userPart === '' || /^\d+$/.test(userPart)) {
+    // An empty user is root, looked up like "0" (BuildKit), so root's groups come from /etc/group.
+    uid = Number(userPart || '0');
+    const id = String(uid);
+    const row = passwd.find((r) => r[2] === id);
     gid = row ? Number(row[3]) : groupPart === undefined ? uid === 0 ? 0 : undefined : undefined;
     name = row?.[0];
   } else {
@@ -52,6 +51,8 @@ export async function resolveUser(root: string | undefined, spec: string): Promi
     }
   }
   if (gid === undefined) gid = uid === 0 ? 0 : uid;
-  const groups = name ? group.filter((r) => (r[3] ?? '').split(',').includes(name as string)).map((r) => Number(r[2])) : [];
+  // Supplementary groups, as BuildKit (moby/sys/user): the groups naming the user, primary group
+  // first; none when the group was given (`user:group`, `uid:gid`).
+  const groups = name && groupPart === undefined ? group.filter((r) => (r[3] ?? '').split(',').includes(name as string)).map((r) => Number(r[2])) : [];
   return { uid, gid, groups: [...new Set([gid, ...groups])] };
 }

@@ -28,7 +28,7 @@ export async function progressPrinter(mode: Exclude<ProgressMode, 'auto'>, out: 
         else if (e.seconds !== undefined && e.seconds > 0) out.write(`#${e.id} DONE ${e.seconds.toFixed(1)}s\n`);
       } else if (e.type === 'output') {
         for (const line of e.text.split('\n').filter((l) => l !== '')) out.write(`#${e.id} ${line}\n`);
-      }
+      } else if (e.type === 'notice') out.write(`notice: ${e.text}\n`);
     };
   }
   // ora only for a terminal: loading it costs a plain or JSON build time for nothing.
@@ -48,6 +48,6 @@ export async function progressPrinter(mode: Exclude<ProgressMode, 'auto'>, out: 
       s?.clear();
       for (const line of e.text.split('\n').filter((l) => l !== '')) out.write(`  ${line}\n`);
       s?.render();
-    }
+    } else if (e.type === 'notice') out.write(`notice: ${e.text}\n`);
   };
 }

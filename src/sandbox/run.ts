@@ -1,352 +1,167 @@
 /**
- * Run a command inside a root filesystem directory.
+ * Run a command inside a root filesystem directory, as a RUN step.
  *
- * - `bwrap` (bubblewrap): the rootfs bind-mounted as `/`, a fresh `/proc`, a minimal
- *   `/dev`, new pid/ipc/uts (and net, for `--network=none`) namespaces, the environment
- *   cleared and set, the process killed with its parent.
- * - `chroot`: `unshare` for the namespaces and coreutils `chroot --userspec` for the user,
- *   as root. Used for non-root USERs (bwrap can only change the uid inside a user
- *   namespace, which would make files the command creates belong to the wrong owner) and
- *   where bwrap is missing.
+ * Two isolations:
+ * - `oci`: an OCI container (oci.ts, spec.ts): its own mount, PID, IPC, UTS and network
+ *   namespaces, Docker's default capabilities, a seccomp filter, masked and read-only /proc
+ *   paths, the default devices only (device cgroup), read-only binds the RUN cannot remount.
+ * - `chroot`: for where no namespace can be made (an unprivileged container, kaniko's case):
+ *   chroot(2) as root with the capability bounding set cut to Docker's default; no mounts at
+ *   all (resolv.conf and hosts are copied in and removed after, the default devices made with
+ *   mknod). Weaker: the RUN shares the container's processes, network and /proc-less view.
  *
- * The host's resolv.conf, hosts and hostname are bind-mounted read-only over files that
- * are created for the run and removed after it, so they never enter a layer. Only stdin,
- * stdout and stderr reach the process.
+ * `auto` picks the strongest that works here (probed once per process).
  */
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { chmod, lstat, mkdir, rm, writeFile } from 'node:fs/promises';
+import { existsSync, readFileSync } from 'node:fs';
+import { chmod, lstat, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { childProcess, crashPoint, SandboxError } from '../errors/index.js';
-import { resolveInRoot } from '../rootfs/resolve.js';
+import { childProcess, SandboxError } from '../errors/index.js';
+import { runChroot } from './chroot.js';
+import { makeWorkdir, prepareMountPoints, prepareTarget } from './prepare.js';
+import { findRuntime, runOci } from './oci.js';
+import { readSeccompProfile, translateSeccomp } from './seccomp.js';
+import { DEFAULT_CAPABILITIES, hostsFile, resolvConf, runtimeSpec, type SpecMount } from './spec.js';
+import type { Isolation, RunResult, RunSpec } from './types.js';
 
-export type Isolation = 'auto' | 'bwrap' | 'chroot';
+export type { Isolation, RunResult, RunSpec, SandboxMount } from './types.js';
 
-export type SandboxMount =
-  | { type: 'bind'; source: string; target: string; readOnly: boolean }
-  | { type: 'tmpfs'; target: string; size?: number };
-
-export interface RunSpec {
-  rootfs: string;
-  /** Extra mounts (RUN --mount), targets absolute inside the rootfs; directories made for them stay, as in BuildKit. */
-  mounts?: SandboxMount[];
-  argv: string[];
-  env: string[];
-  /** Working directory inside the rootfs (created when missing). */
-  cwd: string;
-  /** Numeric user and group to run as. */
-  uid: number;
-  gid: number;
-  /** Supplementary groups. */
-  groups?: number[];
-  network?: 'default' | 'none' | 'host';
-  isolation?: Isolation;
-  onStdout?: (chunk: Buffer) => void;
-  onStderr?: (chunk: Buffer) => void;
-  signal?: AbortSignal;
-}
-
-export interface RunResult {
-  exitCode: number;
-  /** The sandbox that ran the command. */
-  isolation: 'bwrap' | 'chroot';
-}
-
-const HOST_FILES = ['/etc/resolv.conf', '/etc/hosts', '/etc/hostname'];
-const BWRAP = ['/usr/bin/bwrap', '/bin/bwrap'];
-
-export function findBwrap(): string | undefined {
-  return BWRAP.find((p) => existsSync(p));
-}
+/** BuildKit's hostname for a RUN, so scripts that read it see the same. */
+export const SANDBOX_HOSTNAME = 'buildkitsandbox';
 
 /** Files and directories the sandbox mounts over; the snapshot must not look at them. */
-export const SANDBOX_PATHS: ReadonlySet<string> = new Set(['proc', 'dev', 'sys', 'etc/resolv.conf', 'etc/hosts', 'etc/hostname']);
+export const SANDBOX_PATHS: ReadonlySet<string> = new Set(['proc', 'dev', 'sys', 'etc/resolv.conf', 'etc/hosts']);
 
-/** Create what the mounts need inside the rootfs; returns what was created, to remove after the run. */
-async function prepareMountPoints(rootfs: string, wantHostFiles: string[]): Promise<string[]> {
-  const created: string[] = [];
-  for (const dir of ['proc', 'dev']) {
-    const p = path.join(rootfs, dir);
-    if (!(await lstat(p).catch(() => undefined))) {
-      await mkdir(p, { mode: 0o755 });
-      created.push(p);
-    }
-  }
-  for (const f of wantHostFiles) {
-    const target = path.join(rootfs, f);
-    const st = await lstat(target).catch(() => undefined);
-    if (st && !st.isFile()) continue; // a symlink or something else: leave it alone, do not mount over it
-    if (!st) {
-      const dir = path.dirname(target);
-      const dst = await lstat(dir).catch(() => undefined);
-      if (!dst) {
-        await mkdir(dir, { recursive: true, mode: 0o755 });
-        created.push(dir);
-      } else if (!dst.isDirectory()) continue;
-      await writeFile(target, '', { flag: 'wx', mode: 0o644 });
-      created.push(target);
-    }
-  }
-  return created;
-}
+/** The nameserver of slirp4netns's network (it forwards to the host's resolver). */
+const USER_NETWORK_DNS = '10.0.2.3';
+/** BuildKit's resolvers when the host has none a sandbox can reach. */
+const FALLBACK_DNS = ['8.8.8.8', '8.8.4.4', '2001:4860:4860::8888', '2001:4860:4860::8844'];
+
+let probed: Promise<{ mode: 'oci' | 'chroot'; reason: string }> | undefined;
 
 /**
- * Make the mount point of an extra mount (a directory, or a file for a file bind). As in
- * BuildKit, directories made for a mount target stay in the rootfs (and so in the layer: runc
- * leaves them and BuildKit keeps them); an empty file made for a file bind is removed again.
- * Returns what to remove after the run.
+ * The isolation `auto` stands for here, and why: `oci` when this process is root, a runtime is
+ * installed and namespaces can be made; else `chroot` as root (an unprivileged container).
  */
-async function prepareTarget(rootfs: string, m: SandboxMount): Promise<string[]> {
-  const parts = m.target.split('/').filter((p) => p && p !== '.');
-  if (parts.includes('..')) throw new SandboxError('SANDBOX_MOUNT', `mount target ${m.target} climbs out of the root`);
-  let cur = rootfs;
-  const fileTarget = m.type === 'bind' && (await lstat(m.source)).isFile();
-  for (const [i, part] of parts.entries()) {
-    cur = path.join(cur, part);
-    const st = await lstat(cur).catch(() => undefined);
-    if (st?.isSymbolicLink()) throw new SandboxError('SANDBOX_MOUNT', `mount target ${m.target} goes through a symbolic link`);
-    if (st) continue;
-    if (i === parts.length - 1 && fileTarget) {
-      await writeFile(cur, '', { flag: 'wx' });
-      return [cur];
+export function probeIsolation(): Promise<{ mode: 'oci' | 'chroot'; reason: string }> {
+  return (probed ??= (async () => {
+    if (process.getuid?.() !== 0) {
+      throw new SandboxError(
+        'SANDBOX_PRIVILEGE',
+        'RUN needs root: building as a non-root user (rootless, through /etc/subuid) is not supported yet, and running as this user would give every file the wrong owner',
+      );
     }
-    await mkdir(cur);
-    await chmod(cur, 0o755); // whatever the umask: runc makes them 0755
-  }
-  return [];
-}
-
-/**
- * Descriptors above stderr that this process inherited without close-on-exec (Node opens
- * its own with it): they would pass through bwrap or unshare into the command.
- */
-export function inheritedFds(): number[] {
-  const out: number[] = [];
-  let names: string[];
-  try {
-    names = readdirSync('/proc/self/fd');
-  } catch {
-    return out;
-  }
-  for (const n of names) {
-    const fd = Number(n);
-    if (!(fd > 2)) continue;
-    try {
-      const flags = /^flags:\s*([0-7]+)/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))?.[1];
-      if (flags !== undefined && (Number.parseInt(flags, 8) & O_CLOEXEC) === 0) out.push(fd);
-    } catch {
-      // closed in between (the directory listing's own descriptor): nothing to pass on
-    }
-  }
-  return out.sort((a, b) => a - b);
-}
-
-const O_CLOEXEC = 0o2000000;
-const HOST_BASH = ['/usr/bin/bash', '/bin/bash'];
-const SETPRIV = '/usr/bin/setpriv';
-
-function spawnAndWait(cmd: string, args: string[], spec: RunSpec, env: NodeJS.ProcessEnv): Promise<number> {
-  // Node cannot close a descriptor in the child only, so the host's bash (never the rootfs's)
-  // closes the inherited ones and then becomes the sandbox launcher.
-  const leaked = inheritedFds();
-  const bash = HOST_BASH.find((b) => existsSync(b));
-  if (leaked.length > 0 && bash) {
-    args = ['-c', `exec "$@" ${leaked.map((fd) => `${fd}>&-`).join(' ')}`, 'gantry-sandbox', cmd, ...args];
-    cmd = bash;
-  }
-  // The launcher dies with gantry, however gantry ends (bwrap's --die-with-parent and
-  // unshare's --kill-child then take the command down with it): a killed build leaves no
-  // RUN behind writing into its rootfs.
-  if (existsSync(SETPRIV)) {
-    args = ['--pdeathsig', 'KILL', '--', cmd, ...args];
-    cmd = SETPRIV;
-  }
-  return new Promise((resolve, reject) => {
-    const child = childProcess().spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env, detached: false });
-    let started = false;
-    const output = (d: Buffer, to: ((d: Buffer) => void) | undefined): void => {
-      to?.(d);
-      if (!started) crashPoint('run-started');
-      started = true;
-    };
-    child.stdout.on('data', (d: Buffer) => output(d, spec.onStdout));
-    child.stderr.on('data', (d: Buffer) => output(d, spec.onStderr));
-    const abort = () => {
-      if (child.pid !== undefined) killTree(child.pid);
-    };
-    spec.signal?.addEventListener('abort', abort, { once: true });
-    if (spec.signal?.aborted) abort(); // aborted before the listener was there: no event comes
-    child.on('error', (err) => reject(new SandboxError('SANDBOX_SPAWN', `cannot start ${cmd}: ${err.message}`, { cause: err })));
-    child.on('close', (code, sig) => {
-      spec.signal?.removeEventListener('abort', abort);
-      if (spec.signal?.aborted) reject(new SandboxError('SANDBOX_ABORTED', 'the build was aborted'));
-      else resolve(code ?? 128 + (sig ? 9 : 0));
+    if (!findRuntime()) return { mode: 'chroot', reason: 'no OCI runtime is installed (apt-get install runc)' };
+    const ok = await new Promise<boolean>((resolve) => {
+      const p = childProcess().spawn('/usr/bin/unshare', ['--pid', '--fork', '--mount-proc', '--net', '--ipc', '--uts', '--', '/bin/true'], { stdio: 'ignore' });
+      p.on('error', () => resolve(false));
+      p.on('close', (code) => resolve(code === 0));
     });
-  });
+    if (!ok) return { mode: 'chroot', reason: 'namespaces cannot be made here (an unprivileged container?)' };
+    return { mode: 'oci', reason: 'namespaces and an OCI runtime are available' };
+  })());
 }
 
-/**
- * Kill a launcher and every process below it. Killing the launcher alone can miss the
- * command: bwrap (or unshare) forks the sandbox's first process, which arms its parent-death
- * signal a moment later; a launcher killed in between leaves that process, and the RUN, to
- * run on. So the launcher is stopped first (a stopped process forks nothing more), its
- * descendants are found through /proc and killed (the first process of the sandbox's PID
- * namespace among them: its death takes every process of the namespace down), then the
- * launcher itself.
- */
-export function killTree(pid: number): void {
-  const signal = (p: number, sig: NodeJS.Signals): void => {
-    try {
-      process.kill(p, sig);
-    } catch {
-      // already gone
-    }
-  };
-  signal(pid, 'SIGSTOP');
-  // kill() returns once the signal is queued; on another CPU the launcher may still be
-  // forking. Its children are counted only when it has really stopped (or is gone).
-  for (const until = Date.now() + 1000; Date.now() < until && !stoppedOrGone(pid); );
-  for (const p of descendants(pid)) signal(p, 'SIGKILL');
-  signal(pid, 'SIGKILL');
+/** The isolation a run gets, from what was asked. */
+export async function chooseIsolation(wanted: Isolation = 'auto'): Promise<'oci' | 'chroot'> {
+  if (process.getuid?.() !== 0) return (await probeIsolation()).mode; // throws the rootless error
+  if (wanted === 'oci') {
+    if (!findRuntime()) throw new SandboxError('SANDBOX_MISSING', 'no OCI runtime: install runc (apt-get install runc) or crun');
+    return 'oci';
+  }
+  if (wanted === 'chroot') return 'chroot';
+  return (await probeIsolation()).mode;
 }
 
-/**
- * The fields of /proc/<pid>/stat after the command name (state, ppid, ...), or undefined when
- * the process is gone. The name may hold spaces and parentheses, so they start after the last ')'.
- */
-function procStat(pid: number | string): string[] | undefined {
+export async function runInSandbox(spec: RunSpec): Promise<RunResult> {
+  const mode = await chooseIsolation(spec.isolation);
+  spec.signal?.throwIfAborted();
+  const cwd = path.posix.resolve('/', spec.cwd || '/');
+  const workDir = await mkdtemp(path.join(spec.workParent ?? tmpdir(), 'run-'));
+  await chmod(workDir, 0o700);
+  const created: string[] = [];
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const etc = await etcFiles(spec, mode, workDir);
+    if (mode === 'chroot') {
+      const exitCode = await runChroot({ ...spec, cwd, etc, workDir });
+      return { exitCode, isolation: mode };
+    }
+    created.push(...(await prepareMountPoints(spec.rootfs, [...etc.keys()])));
+    for (const m of spec.mounts ?? []) created.push(...(await prepareTarget(spec.rootfs, m)));
+    await makeWorkdir(spec.rootfs, cwd);
+    const network = spec.network ?? 'default';
+    const mounts: SpecMount[] = [];
+    for (const [target, file] of etc) {
+      if (created.includes(path.join(spec.rootfs, target)) || (await isPlainFile(path.join(spec.rootfs, target)))) {
+        mounts.push({ destination: `/${target}`, type: 'bind', source: file, options: ['rbind', 'ro', 'nosuid', 'noexec', 'nodev'] });
+      }
+    }
+    for (const m of spec.mounts ?? []) {
+      if (m.type === 'tmpfs') mounts.push({ destination: m.target, type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', 'mode=1777', ...(m.size ? [`size=${m.size}`] : [])] });
+      else mounts.push({ destination: m.target, type: 'bind', source: m.source, options: ['rbind', m.readOnly ? 'ro' : 'rw'] });
+    }
+    const config = runtimeSpec({
+      rootfs: spec.rootfs,
+      argv: spec.argv,
+      env: spec.env,
+      cwd,
+      uid: spec.uid,
+      gid: spec.gid,
+      groups: spec.groups ?? [spec.gid],
+      hostname: SANDBOX_HOSTNAME,
+      mounts,
+      network: network === 'none' ? 'new' : 'inherit',
+      cgroupNamespace: existsSync('/sys/fs/cgroup/cgroup.subtree_control'),
+      seccomp: seccompFor(spec.seccomp),
+    });
+    const exitCode = await runOci({
+      workDir,
+      config,
+      network: network === 'default' ? 'user' : 'spec',
+      ...(spec.onStdout ? { onStdout: spec.onStdout } : {}),
+      ...(spec.onStderr ? { onStderr: spec.onStderr } : {}),
+      ...(spec.signal ? { signal: spec.signal } : {}),
+    });
+    return { exitCode, isolation: mode };
+  } finally {
+    for (const p of created.reverse()) await rm(p, { recursive: true, force: true }).catch(() => undefined);
+    await rm(workDir, { recursive: true, force: true }).catch(() => undefined);
+  }
+}
+
+function seccompFor(choice: string | undefined) {
+  if (choice === 'unconfined') return undefined;
+  const { profile } = readSeccompProfile(choice ? [choice] : undefined);
+  return translateSeccomp(profile, DEFAULT_CAPABILITIES);
+}
+
+/** /etc/hosts and /etc/resolv.conf of the run, written in its work directory: rootfs path → file. */
+async function etcFiles(spec: RunSpec, mode: 'oci' | 'chroot', workDir: string): Promise<Map<string, string>> {
+  const network = mode === 'chroot' ? 'host' : (spec.network ?? 'default');
+  let hostResolv = await readFile('/etc/resolv.conf', 'utf8').catch(() => '');
+  // systemd-resolved's stub on 127.0.0.53 is unreachable from another namespace: its upstreams are listed here.
+  if (network !== 'host' && /^\s*nameserver\s+127\.0\.0\.53\s*$/m.test(hostResolv)) {
+    hostResolv = readFileSafe('/run/systemd/resolve/resolv.conf') ?? hostResolv;
+  }
+  const resolv = network === 'host' ? hostResolv : resolvConf(hostResolv, network === 'default' ? [USER_NETWORK_DNS] : FALLBACK_DNS);
+  const files = new Map<string, string>();
+  const hosts = path.join(workDir, 'hosts');
+  await writeFile(hosts, hostsFile(SANDBOX_HOSTNAME, spec.extraHosts), { mode: 0o644 });
+  files.set('etc/hosts', hosts);
+  const resolvFile = path.join(workDir, 'resolv.conf');
+  await writeFile(resolvFile, resolv, { mode: 0o644 });
+  files.set('etc/resolv.conf', resolvFile);
+  return files;
+}
+
+function readFileSafe(file: string): string | undefined {
+  try {
+    return readFileSync(file, 'utf8');
   } catch {
     return undefined;
   }
 }
 
-/** The process is stopped (T), traced (t) or dead (Z, X), or it is gone. */
-function stoppedOrGone(pid: number): boolean {
-  const state = procStat(pid)?.[0];
-  return state === undefined || /^[TtZX]$/.test(state);
-}
-
-/** Every process below `pid`, from the parent pids in /proc/<pid>/stat. */
-export function descendants(pid: number): number[] {
-  const children = new Map<number, number[]>();
-  let names: string[];
-  try {
-    names = readdirSync('/proc');
-  } catch {
-    return [];
-  }
-  for (const n of names) {
-    if (!/^\d+$/.test(n)) continue;
-    const fields = procStat(n);
-    if (!fields) continue; // gone meanwhile
-    const ppid = Number(fields[1]);
-    const list = children.get(ppid);
-    if (list) list.push(Number(n));
-    else children.set(ppid, [Number(n)]);
-  }
-  const out: number[] = [];
-  const queue = [pid];
-  while (queue.length > 0) {
-    for (const c of children.get(queue.shift() as number) ?? []) {
-      out.push(c);
-      queue.push(c);
-    }
-  }
-  return out;
-}
-
-export async function runInSandbox(spec: RunSpec): Promise<RunResult> {
-  const wanted = spec.isolation ?? 'auto';
-  const bwrap = findBwrap();
-  let mode: 'bwrap' | 'chroot';
-  const nonRoot = spec.uid !== 0 || spec.gid !== 0;
-  if (wanted === 'bwrap') {
-    if (!bwrap) throw new SandboxError('SANDBOX_MISSING', 'bubblewrap (bwrap) is not installed; use --isolation chroot as root');
-    // bwrap changes users only inside a user namespace, where what the command writes would
-    // belong to the caller: a non-root USER step runs in the chroot sandbox instead.
-    mode = nonRoot ? 'chroot' : 'bwrap';
-  } else if (wanted === 'chroot') mode = 'chroot';
-  else mode = bwrap && !nonRoot ? 'bwrap' : 'chroot';
-  if (mode === 'chroot' && process.getuid?.() !== 0) {
-    throw new SandboxError('SANDBOX_PRIVILEGE', 'the chroot sandbox needs root (bubblewrap runs as root only for USER root)');
-  }
-  const hostFiles = HOST_FILES.filter((f) => existsSync(f));
-  const created = await prepareMountPoints(spec.rootfs, hostFiles.map((f) => f.slice(1)));
-  for (const m of spec.mounts ?? []) created.push(...(await prepareTarget(spec.rootfs, m)));
-  const cwd = path.posix.resolve('/', spec.cwd || '/');
-  await makeWorkdir(spec.rootfs, cwd);
-  try {
-    const exitCode = mode === 'bwrap' ? await runBwrap(bwrap as string, spec, cwd, hostFiles) : await runChroot(spec, cwd, hostFiles);
-    return { exitCode, isolation: mode };
-  } finally {
-    for (const p of created.reverse()) await rm(p, { recursive: true, force: true }).catch(() => undefined);
-  }
-}
-
-async function runBwrap(bwrap: string, spec: RunSpec, cwd: string, hostFiles: string[]): Promise<number> {
-  const args = [
-    '--bind', spec.rootfs, '/',
-    '--proc', '/proc',
-    '--dev', '/dev',
-    '--unshare-pid', '--unshare-ipc', '--unshare-uts', '--unshare-cgroup-try',
-    ...(spec.network === 'none' ? ['--unshare-net'] : []),
-    '--die-with-parent', '--new-session',
-    '--hostname', 'gantry',
-    '--clearenv',
-  ];
-  for (const f of hostFiles) args.push('--ro-bind', f, f);
-  for (const m of spec.mounts ?? []) {
-    if (m.type === 'tmpfs') args.push(...(m.size ? ['--size', String(m.size)] : []), '--tmpfs', m.target);
-    else args.push(m.readOnly ? '--ro-bind' : '--bind', m.source, m.target);
-  }
-  for (const kv of spec.env) {
-    const eq = kv.indexOf('=');
-    args.push('--setenv', eq < 0 ? kv : kv.slice(0, eq), eq < 0 ? '' : kv.slice(eq + 1));
-  }
-  args.push('--chdir', cwd, '--', ...spec.argv);
-  return spawnAndWait(bwrap, args, spec, {});
-}
-
-/**
- * Make the working directory when it is missing, resolved inside the rootfs: a link in the
- * image (`/work -> /home/someone`) must lead to the rootfs's /home/someone, never the host's.
- */
-async function makeWorkdir(rootfs: string, cwd: string): Promise<void> {
-  const resolved = await resolveInRoot(rootfs, cwd).catch(() => undefined);
-  if (resolved) await mkdir(resolved.host, { recursive: true }).catch(() => undefined);
-}
-
-function shellQuote(s: string): string {
-  return `'${s.replace(/'/g, `'\\''`)}'`;
-}
-
-async function runChroot(spec: RunSpec, cwd: string, hostFiles: string[]): Promise<number> {
-  const root = spec.rootfs;
-  const q = (p: string) => shellQuote(path.join(root, p));
-  // Runs in the new mount namespace with the host's tools (absolute paths), then enters the
-  // root with util-linux unshare (chroot, chdir, setgid, setuid, exec with the image's PATH).
-  const setup = [
-    'set -e',
-    '/usr/bin/mount --make-rprivate /',
-    `/usr/bin/mount -t proc proc ${q('proc')}`,
-    `/usr/bin/mount -t tmpfs -o mode=755,nosuid dev ${q('dev')}`,
-    ...['null', 'zero', 'full', 'random', 'urandom', 'tty'].map((d) => `/usr/bin/touch ${q(`dev/${d}`)} && /usr/bin/mount --bind /dev/${d} ${q(`dev/${d}`)}`),
-    `/usr/bin/ln -s /proc/self/fd ${q('dev/fd')}`,
-    ...hostFiles.map((f) => `if [ -f ${q(f)} ] && [ ! -L ${q(f)} ]; then /usr/bin/mount --bind -o ro ${f} ${q(f)}; fi`),
-    ...(spec.mounts ?? []).map((m) =>
-      m.type === 'tmpfs'
-        ? `/usr/bin/mount -t tmpfs${m.size ? ` -o size=${m.size}` : ''} tmpfs ${q(m.target.slice(1))}`
-        : `/usr/bin/mount --bind ${shellQuote(m.source)} ${q(m.target.slice(1))}${m.readOnly ? ` && /usr/bin/mount -o remount,bind,ro ${q(m.target.slice(1))}` : ''}`,
-    ),
-    `exec /usr/bin/unshare --root=${shellQuote(root)} --wd=${shellQuote(cwd)} --setgid ${spec.gid} --setuid ${spec.uid} -- "$@"`,
-  ].join('\n');
-  const args = ['--mount', '--pid', '--fork', '--ipc', '--uts', ...(spec.network === 'none' ? ['--net'] : []), '--kill-child', '/bin/sh', '-c', setup, 'gantry-sandbox', ...spec.argv];
-  const env: NodeJS.ProcessEnv = {};
-  for (const kv of spec.env) {
-    const eq = kv.indexOf('=');
-    env[eq < 0 ? kv : kv.slice(0, eq)] = eq < 0 ? '' : kv.slice(eq + 1);
-  }
-  return spawnAndWait('/usr/bin/unshare', args, spec, env);
+async function isPlainFile(p: string): Promise<boolean> {
+  return (await lstat(p).catch(() => undefined))?.isFile() ?? false;
 }

@@ -17,11 +17,11 @@
  * another namespace is left alone, its process may well be alive.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { appendFileSync, closeSync, existsSync, fstatSync, linkSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, closeSync, existsSync, fstatSync, linkSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { hostname } from 'node:os';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, open, readFile, rename, rm, writeFile, readdir, type FileHandle } from 'node:fs/promises';
+import { chmod, mkdir, open, readFile, rename, rm, writeFile, readdir, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -58,6 +58,9 @@ export const DANGLING_ANNOTATION = 'dev.gantry.dangling';
 
 /** Blobs up to this size are read whole with synchronous calls (readBlob). */
 const SMALL_BLOB = 1024 * 1024;
+
+/** The store's directories that only its owner may enter (see Store.closePrivateDirs). */
+export const PRIVATE_DIRS = ['tmp', 'rootfs', 'cache-mounts', 'trash'] as const;
 
 export class Store {
   private leaseFile: string | undefined;
@@ -138,7 +141,8 @@ export class Store {
     // Synchronous until index.json is in place: a process killed while making a new store
     // leaves, but for a few system calls' time, either nothing or blobs/, tmp/ and an empty index.
     mkdirSync(path.join(this.root, 'blobs', 'sha256'), { recursive: true });
-    const newTmp = mkdirSync(this.tmpDir, { recursive: true }) !== undefined;
+    const newTmp = mkdirSync(this.tmpDir, { recursive: true, mode: 0o700 }) !== undefined;
+    this.closePrivateDirs();
     // A new store's empty index is linked into place, which fails when another process made
     // one first: no lock is needed, and a crash leaves either no index.json or a whole one.
     const indexFile = path.join(this.root, 'index.json');
@@ -166,6 +170,30 @@ export class Store {
     } else if (newTmp) {
       await spreadOut(this.tmpDir);
     }
+  }
+
+  /**
+   * The directories that hold extracted trees, a RUN's files and cache mounts (tmp/, rootfs/,
+   * cache-mounts/, trash/) are the store owner's alone (0700): a set-user-ID program or a device
+   * node from a layer or a RUN is never reachable by another host user through them. A store made
+   * by an earlier gantry with wider modes is closed here.
+   */
+  private closePrivateDirs(): void {
+    for (const dir of PRIVATE_DIRS) {
+      try {
+        const p = path.join(this.root, dir);
+        if ((statSync(p).mode & 0o077) !== 0) chmodSync(p, 0o700);
+      } catch {
+        // not made yet: made 0700 when first needed (privateDir)
+      }
+    }
+  }
+
+  /** One of the private directories (PRIVATE_DIRS), made 0700 when missing; its path. */
+  async privateDir(name: (typeof PRIVATE_DIRS)[number]): Promise<string> {
+    const p = path.join(this.root, name);
+    if ((await mkdir(p, { recursive: true, mode: 0o700 })) !== undefined) await chmod(p, 0o700);
+    return p;
   }
 
   /** The path of a blob; the digest is validated first, so it can never name another file. */

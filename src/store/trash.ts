@@ -15,7 +15,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { readdirSync, statfsSync } from 'node:fs';
-import { mkdir, rename, rm } from 'node:fs/promises';
+import { rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { unmountUnder } from '../rootfs/overlay.js';
 import { parseSize } from '../tar/limit.js';
@@ -43,7 +43,7 @@ export async function discard(store: Store, dir: string, bytes: number): Promise
   const name = `${Date.now()}-${Math.max(0, Math.round(bytes))}-${randomBytes(8).toString('hex')}`;
   try {
     // 0700: a build's rootfs may hold set-user-ID programs a RUN made; nobody else reaches them.
-    await mkdir(trash, { recursive: true, mode: 0o700 });
+    await store.privateDir('trash');
     await rename(dir, path.join(trash, name));
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;

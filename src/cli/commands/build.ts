@@ -18,6 +18,26 @@ function parseSecrets(items: string[]): Record<string, string> {
   }
   return out;
 }
+/** `--allow network.host`: the entitlements gantry knows; any other is refused, never ignored. */
+function parseAllow(items: string[]): string[] {
+  const out = items.flatMap((i) => i.split(',')).filter(Boolean);
+  for (const e of out) {
+    if (e !== 'network.host') throw new OptionError('ALLOW_INVALID', `--allow ${e}: gantry knows only the network.host entitlement (security.insecure and device are not supported)`);
+  }
+  return out;
+}
+
+/** `--security-opt seccomp=FILE|unconfined`. */
+function parseSecurityOpts(items: string[]): { seccomp?: string } {
+  const out: { seccomp?: string } = {};
+  for (const item of items) {
+    const m = /^seccomp[=:](.+)$/.exec(item);
+    if (!m) throw new OptionError('SECURITY_OPT_INVALID', `--security-opt ${item}: expected seccomp=FILE or seccomp=unconfined`);
+    out.seccomp = m[1] as string;
+  }
+  return out;
+}
+
 export interface BuildArgs extends GlobalOptions {
   context: string;
   file?: string;
@@ -29,7 +49,10 @@ export interface BuildArgs extends GlobalOptions {
   tag: string[];
   cache: boolean;
   'source-date-epoch'?: number;
-  isolation: 'auto' | 'bwrap' | 'chroot';
+  isolation: 'auto' | 'oci' | 'chroot';
+  network: 'default' | 'none' | 'host';
+  allow: string[];
+  'security-opt': string[];
   progress: 'auto' | 'plain' | 'json' | 'tty';
   iidfile?: string;
   'metadata-file'?: string;
@@ -54,7 +77,10 @@ export const BUILD_OPTIONS = {
   // yargs reads --no-cache as the negation of --cache.
   cache: { type: 'boolean', default: true, describe: 'use the layer cache (--no-cache runs every step)' },
   'source-date-epoch': { type: 'number', describe: 'created times (and clamped file times) for a reproducible image; default $SOURCE_DATE_EPOCH' },
-  isolation: { choices: ['auto', 'bwrap', 'chroot'], default: 'auto', describe: 'how RUN is sandboxed' },
+  isolation: { choices: ['auto', 'oci', 'chroot'], default: 'auto', describe: 'how RUN is sandboxed: oci (a container under runc), chroot (no namespaces: for unprivileged containers), auto (the strongest that works here)' },
+  network: { choices: ['default', 'none', 'host'], default: 'default', describe: 'the network of RUN: default (user-mode, no host loopback), none, host (needs --allow network.host)' },
+  allow: repeatable('grant an entitlement: network.host'),
+  'security-opt': repeatable('seccomp=FILE (a profile in Docker\'s format) or seccomp=unconfined'),
   progress: { choices: ['auto', 'plain', 'json', 'tty'], default: 'auto', describe: 'progress output' },
   iidfile: { type: 'string', describe: 'write the image ID (config digest) to this file' },
   'metadata-file': { type: 'string', describe: 'write build metadata (JSON) to this file' },
@@ -91,6 +117,9 @@ export async function runBuild(argv: BuildArgs): Promise<void> {
       noCache: !argv.cache,
       ...(argv['source-date-epoch'] !== undefined ? { sourceDateEpoch: argv['source-date-epoch'] } : {}),
       isolation: argv.isolation,
+      network: argv.network,
+      allow: parseAllow(argv.allow),
+      ...parseSecurityOpts(argv['security-opt']),
       insecureRegistries: argv['insecure-registry'],
       output: argv.output.map(parseOutput),
       secrets: parseSecrets(argv.secret),

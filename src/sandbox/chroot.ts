@@ -1,0 +1,183 @@
+/**
+ * The isolation for where no namespace and no mount can be made: an unprivileged container
+ * (docker run or a Kubernetes pod with the default seccomp profile, no --privileged), kaniko's
+ * case. The RUN is chroot(2)ed into the rootfs as root, with the capability bounding set cut to
+ * Docker's default (setpriv), the container's network and processes shared. Nothing is mounted:
+ * resolv.conf and hosts are copied in and the original files put back after; the default
+ * devices are made with mknod in /dev and removed after. Processes the RUN leaves behind are
+ * found by their root directory and killed when it ends, as a PID namespace would.
+ *
+ * What it does not give (docs/security.md): its own PID, network, IPC or UTS namespace, a
+ * seccomp filter of its own (the container's applies), /proc and /sys inside the RUN.
+ */
+import { existsSync, readdirSync, readlinkSync } from 'node:fs';
+import { copyFile, lstat, mkdir, rename, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { childProcess, crashPoint, SandboxError } from '../errors/index.js';
+import { inheritedFds } from './fds.js';
+import { killTree } from './kill.js';
+import { makeWorkdir } from './prepare.js';
+import type { RunSpec } from './types.js';
+import { DEFAULT_CAPABILITIES } from './spec.js';
+
+const SETPRIV = '/usr/bin/setpriv';
+const UNSHARE = '/usr/bin/unshare';
+const MKNOD = ['/usr/bin/mknod', '/bin/mknod'];
+const HOST_BASH = ['/usr/bin/bash', '/bin/bash'];
+
+/** The devices of a container's /dev (name, major, minor). */
+const DEVICES: [string, number, number][] = [
+  ['null', 1, 3],
+  ['zero', 1, 5],
+  ['full', 1, 7],
+  ['random', 1, 8],
+  ['urandom', 1, 9],
+  ['tty', 5, 0],
+];
+
+export interface ChrootRun extends RunSpec {
+  cwd: string;
+  /** rootfs path → the file to put there for the run (etc/hosts, etc/resolv.conf). */
+  etc: Map<string, string>;
+  workDir: string;
+}
+
+export async function runChroot(run: ChrootRun): Promise<number> {
+  if (!existsSync(SETPRIV) || !existsSync(UNSHARE)) throw new SandboxError('SANDBOX_MISSING', 'the chroot isolation needs setpriv and unshare from util-linux');
+  if ((run.mounts ?? []).length > 0) {
+    throw new SandboxError('SANDBOX_MOUNT', 'RUN --mount needs mounts, which the chroot isolation cannot make (it is for containers without privileges); use --isolation oci where namespaces are allowed');
+  }
+  const undo: (() => Promise<void>)[] = [];
+  try {
+    await placeEtcFiles(run, undo);
+    await makeDevices(run.rootfs, undo);
+    await makeWorkdir(run.rootfs, run.cwd);
+    return await launch(run);
+  } finally {
+    killByRoot(run.rootfs);
+    for (const u of undo.reverse()) await u().catch(() => undefined);
+  }
+}
+
+/** Copy the run's resolv.conf and hosts in; the image's own are set aside in the work directory and put back. */
+async function placeEtcFiles(run: ChrootRun, undo: (() => Promise<void>)[]): Promise<void> {
+  const etc = path.join(run.rootfs, 'etc');
+  const st = await lstat(etc).catch(() => undefined);
+  if (!st) {
+    await mkdir(etc, { mode: 0o755 });
+    undo.push(() => rm(etc, { recursive: true, force: true }));
+  } else if (!st.isDirectory()) return; // a link (perhaps to a host path) or anything else: never written through
+  for (const [target, file] of run.etc) {
+    const dest = path.join(run.rootfs, target);
+    const have = await lstat(dest).catch(() => undefined);
+    if (have && !have.isFile()) continue;
+    if (have) {
+      const kept = path.join(run.workDir, `kept-${path.basename(target)}`);
+      await rename(dest, kept);
+      undo.push(async () => {
+        await rm(dest, { force: true });
+        await rename(kept, dest);
+      });
+    } else {
+      undo.push(() => rm(dest, { force: true }));
+    }
+    await copyFile(file, dest);
+  }
+}
+
+async function makeDevices(rootfs: string, undo: (() => Promise<void>)[]): Promise<void> {
+  const dev = path.join(rootfs, 'dev');
+  const st = await lstat(dev).catch(() => undefined);
+  if (st && !st.isDirectory()) return;
+  if (!st) {
+    await mkdir(dev, { mode: 0o755 });
+    undo.push(() => rm(dev, { recursive: true, force: true }));
+  }
+  const mknod = MKNOD.find((m) => existsSync(m));
+  if (!mknod) return;
+  for (const [name, major, minor] of DEVICES) {
+    const p = path.join(dev, name);
+    if (await lstat(p).catch(() => undefined)) continue;
+    const ok = await new Promise<boolean>((resolve) => {
+      const c = childProcess().spawn(mknod, ['-m', '666', p, 'c', String(major), String(minor)], { stdio: 'ignore' });
+      c.on('error', () => resolve(false));
+      c.on('close', (code) => resolve(code === 0));
+    });
+    if (ok) undo.push(() => rm(p, { force: true }));
+  }
+}
+
+function launch(run: ChrootRun): Promise<number> {
+  const bounding = ['-all', ...DEFAULT_CAPABILITIES.map((c) => `+${c.slice(4).toLowerCase()}`)].join(',');
+  let cmd = SETPRIV;
+  let args = [
+    '--pdeathsig', 'KILL',
+    '--bounding-set', bounding,
+    '--inh-caps', '-all',
+    '--',
+    UNSHARE, `--root=${run.rootfs}`, `--wd=${run.cwd}`,
+    ...(run.uid !== 0 || run.gid !== 0 ? ['--setgid', String(run.gid), '--setuid', String(run.uid)] : []),
+    '--',
+    ...run.argv,
+  ];
+  const leaked = inheritedFds();
+  const bash = HOST_BASH.find((b) => existsSync(b));
+  if (leaked.length > 0 && bash) {
+    args = ['-c', `exec "$@" ${leaked.map((fd) => `${fd}>&-`).join(' ')}`, 'gantry-sandbox', cmd, ...args];
+    cmd = bash;
+  }
+  const env: NodeJS.ProcessEnv = {};
+  for (const kv of run.env) {
+    const eq = kv.indexOf('=');
+    env[eq < 0 ? kv : kv.slice(0, eq)] = eq < 0 ? '' : kv.slice(eq + 1);
+  }
+  return new Promise((resolve, reject) => {
+    const child = childProcess().spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
+    let started = false;
+    const output = (d: Buffer, to: ((d: Buffer) => void) | undefined): void => {
+      to?.(d);
+      if (!started) crashPoint('run-started');
+      started = true;
+    };
+    child.stdout.on('data', (d: Buffer) => output(d, run.onStdout));
+    child.stderr.on('data', (d: Buffer) => output(d, run.onStderr));
+    const abort = (): void => {
+      if (child.pid !== undefined) killTree(child.pid);
+      killByRoot(run.rootfs);
+    };
+    run.signal?.addEventListener('abort', abort, { once: true });
+    if (run.signal?.aborted) abort();
+    child.on('error', (err) => reject(new SandboxError('SANDBOX_SPAWN', `cannot start ${cmd}: ${err.message}`, { cause: err })));
+    child.on('close', (code, sig) => {
+      run.signal?.removeEventListener('abort', abort);
+      if (run.signal?.aborted) reject(new SandboxError('SANDBOX_ABORTED', 'the build was aborted'));
+      else resolve(code ?? 128 + (sig ? 9 : 0));
+    });
+  });
+}
+
+/** Kill every process whose root directory is the rootfs (what a RUN left running in the background). */
+export function killByRoot(rootfs: string): void {
+  const want = path.resolve(rootfs);
+  for (let round = 0; round < 3; round++) {
+    let found = 0;
+    for (const n of readdirSync('/proc')) {
+      if (!/^\d+$/.test(n) || Number(n) === process.pid) continue;
+      let root: string;
+      try {
+        root = readlinkSync(`/proc/${n}/root`);
+      } catch {
+        continue;
+      }
+      if (root === want || root.startsWith(`${want}/`)) {
+        found++;
+        try {
+          process.kill(Number(n), 'SIGKILL');
+        } catch {
+          // gone
+        }
+      }
+    }
+    if (found === 0) return;
+  }
+}

@@ -1,0 +1,256 @@
+/**
+ * A RUN as an OCI container: a bundle (config.json from spec.ts, the rootfs as it is) run by
+ * runc, as BuildKit's runc executor does.
+ *
+ * Why runc and not crun: Debian 12's crun (1.8) refuses to start any container on a host whose
+ * cgroups are mixed (v1 controllers with one left on the v2 hierarchy, as on the machines gantry
+ * is tested on: "cgroups in hybrid mode not supported"); runc runs on v1, hybrid and v2 alike.
+ * crun is used where runc is missing.
+ *
+ * The launcher chain, so that nothing of a RUN outlives gantry however gantry ends:
+ *   setpriv --pdeathsig KILL → unshare --pid --fork --kill-child --mount-proc → sh → runc run
+ * runc is the first process of a PID namespace of its own; when gantry dies, setpriv's signal
+ * kills unshare, unshare's kills runc, and the death of a namespace's first process kills every
+ * process in it, the container's included. An abort kills the whole tree (kill.ts).
+ *
+ * The default network is a namespace unshare makes, wired to slirp4netns (a user-mode TCP/IP
+ * stack in gantry's namespace) that refuses the host's loopback: the RUN reaches what the host
+ * reaches, but not the host's 127.0.0.1 services or abstract unix sockets (those belong to a
+ * network namespace). `none` is a namespace of runc's with loopback only; `host` is gantry's.
+ */
+import { existsSync, readdirSync, readFileSync, rmdirSync } from 'node:fs';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { childProcess, crashPoint, SandboxError } from '../errors/index.js';
+import { inheritedFds } from './fds.js';
+import { killTree, procStat } from './kill.js';
+
+const RUNTIMES = ['/usr/sbin/runc', '/usr/bin/runc', '/usr/bin/crun', '/usr/local/bin/crun'];
+const SLIRP = ['/usr/bin/slirp4netns', '/usr/local/bin/slirp4netns'];
+const UNSHARE = '/usr/bin/unshare';
+const SETPRIV = '/usr/bin/setpriv';
+const HOST_SH = '/bin/sh';
+const HOST_BASH = ['/usr/bin/bash', '/bin/bash'];
+const IP = ['/usr/sbin/ip', '/sbin/ip', '/usr/bin/ip', '/bin/ip'];
+
+export const findRuntime = (): string | undefined => RUNTIMES.find((p) => existsSync(p));
+export const findSlirp = (): string | undefined => SLIRP.find((p) => existsSync(p));
+
+export interface OciLaunch {
+  /** A private directory (mode 0700) for the bundle and the runtime's state; removed by the caller. */
+  workDir: string;
+  config: Record<string, unknown>;
+  /** 'user': a namespace of gantry's wired to slirp4netns; otherwise the spec decides. */
+  network: 'user' | 'spec';
+  onStdout?: (chunk: Buffer) => void;
+  onStderr?: (chunk: Buffer) => void;
+  signal?: AbortSignal;
+}
+
+let sequence = 0;
+
+/** Run the container; its exit code (128 + n when a signal ended it). */
+export async function runOci(launch: OciLaunch): Promise<number> {
+  const runtime = findRuntime();
+  if (!runtime) throw new SandboxError('SANDBOX_MISSING', 'no OCI runtime: install runc (apt-get install runc) or crun');
+  const slirp = launch.network === 'user' ? findSlirp() : undefined;
+  if (launch.network === 'user' && !slirp) {
+    throw new SandboxError('SANDBOX_MISSING', 'RUN needs slirp4netns for its network (apt-get install slirp4netns), or use RUN --network=none');
+  }
+  const ip = launch.network === 'user' ? IP.find((p) => existsSync(p)) : undefined;
+  if (launch.network === 'user' && !ip) throw new SandboxError('SANDBOX_MISSING', 'RUN needs ip from iproute2 for its network (apt-get install iproute2)');
+  sweepStaleCgroups();
+  const id = `gantry-${process.pid}-${Date.now().toString(36)}-${++sequence}`;
+  const bundle = path.join(launch.workDir, 'bundle');
+  const state = path.join(launch.workDir, 'state');
+  const log = path.join(launch.workDir, 'runtime.log');
+  await mkdir(bundle, { mode: 0o700 });
+  // config.json holds the RUN's environment (secrets of `--mount=type=secret,env=` among it): only root reads it.
+  await writeFile(path.join(bundle, 'config.json'), JSON.stringify(launch.config), { mode: 0o600 });
+  const script = [
+    'set -e',
+    ...(launch.network === 'user' ? ['echo ready >&3', 'read -r go', '[ "$go" = go ] || exit 125', `${ip} link set lo up`] : []),
+    'exec 3>&-',
+    'exec "$@" </dev/null',
+  ].join('\n');
+  const unshareArgs = ['--pid', '--fork', '--kill-child', '--mount-proc', ...(launch.network === 'user' ? ['--net'] : []), '--', HOST_SH, '-c', script, 'gantry-run'];
+  const runtimeArgs = [runtime, '--root', state, '--log', log, '--log-format', 'json', 'run', '--bundle', bundle, id];
+  try {
+    const code = await spawnLauncher([...unshareArgs, ...runtimeArgs], launch, slirp);
+    if (code !== 0) {
+      const failure = await runtimeFailure(log);
+      if (failure) throw new SandboxError('SANDBOX_RUNTIME', `${path.basename(runtime)} could not start the RUN: ${failure}`);
+    }
+    return code;
+  } finally {
+    removeCgroups(id);
+  }
+}
+
+/** The runtime's own error (from its log), as opposed to the command's exit code. */
+async function runtimeFailure(log: string): Promise<string | undefined> {
+  const text = await readFile(log, 'utf8').catch(() => '');
+  let found: string | undefined;
+  for (const line of text.split('\n')) {
+    if (!line) continue;
+    try {
+      const e = JSON.parse(line) as { level?: string; msg?: string };
+      if (e.level === 'error' || e.level === 'fatal') found = e.msg;
+    } catch {
+      if (/error/i.test(line)) found = line;
+    }
+  }
+  return found;
+}
+
+function spawnLauncher(args: string[], launch: OciLaunch, slirp: string | undefined): Promise<number> {
+  let cmd = UNSHARE;
+  // Node cannot close a descriptor in the child only, so the host's bash closes the inherited
+  // ones and then becomes the launcher.
+  const leaked = inheritedFds();
+  const bash = HOST_BASH.find((b) => existsSync(b));
+  if (leaked.length > 0 && bash) {
+    args = ['-c', `exec "$@" ${leaked.map((fd) => `${fd}>&-`).join(' ')}`, 'gantry-sandbox', cmd, ...args];
+    cmd = bash;
+  }
+  if (existsSync(SETPRIV)) {
+    args = ['--pdeathsig', 'KILL', '--', cmd, ...args];
+    cmd = SETPRIV;
+  }
+  const cp = childProcess();
+  return new Promise((resolve, reject) => {
+    const control = slirp !== undefined;
+    const child = cp.spawn(cmd, args, { stdio: [control ? 'pipe' : 'ignore', 'pipe', 'pipe', control ? 'pipe' : 'ignore'], env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } });
+    // The launcher's pipes fail with EPIPE when it is killed first: the close event tells the rest.
+    child.stdin?.on('error', () => undefined);
+    (child.stdio[3] as NodeJS.ReadableStream | null)?.on('error', () => undefined);
+    let network: ReturnType<typeof cp.spawn> | undefined;
+    let started = false;
+    let settled = false;
+    const output = (d: Buffer, to: ((d: Buffer) => void) | undefined): void => {
+      to?.(d);
+      if (!started) crashPoint('run-started');
+      started = true;
+    };
+    child.stdout?.on('data', (d: Buffer) => output(d, launch.onStdout));
+    child.stderr?.on('data', (d: Buffer) => output(d, launch.onStderr));
+    const stopNetwork = (): void => {
+      if (network?.pid !== undefined) killTree(network.pid);
+    };
+    const fail = (err: SandboxError): void => {
+      if (settled) return;
+      settled = true;
+      if (child.pid !== undefined) killTree(child.pid);
+      stopNetwork();
+      // An abort while the network was being set up makes the setup fail: the abort is the news.
+      reject(launch.signal?.aborted ? new SandboxError('SANDBOX_ABORTED', 'the build was aborted') : err);
+    };
+    if (control) {
+      const ctl = child.stdio[3] as NodeJS.ReadableStream;
+      ctl.once('data', () => {
+        // The shell, first process of the new namespaces, is unshare's only child.
+        const pid = child.pid === undefined ? undefined : firstChild(child.pid);
+        if (pid === undefined) return fail(new SandboxError('SANDBOX_NETWORK', 'the RUN network namespace went away before its network was set up'));
+        network = cp.spawn(SETPRIV, ['--pdeathsig', 'KILL', '--', slirp as string, '--configure', '--mtu=65520', '--disable-host-loopback', '--enable-sandbox', '--enable-seccomp', '--ready-fd=3', String(pid), 'tap0'], {
+          stdio: ['ignore', 'ignore', 'pipe', 'pipe'],
+          env: {},
+        });
+        let slirpErr = '';
+        network.stderr?.on('data', (d: Buffer) => (slirpErr += d.toString()));
+        network.on('error', (err) => fail(new SandboxError('SANDBOX_NETWORK', `cannot start slirp4netns: ${err.message}`)));
+        network.on('exit', (code) => {
+          if (!settled && code !== null && code !== 0) fail(new SandboxError('SANDBOX_NETWORK', `slirp4netns failed: ${slirpErr.trim() || `exit code ${code}`}`));
+        });
+        (network.stdio[3] as NodeJS.ReadableStream).once('data', () => child.stdin?.end('go\n'));
+      });
+    }
+    const abort = (): void => {
+      if (child.pid !== undefined) killTree(child.pid);
+      stopNetwork();
+    };
+    launch.signal?.addEventListener('abort', abort, { once: true });
+    if (launch.signal?.aborted) abort(); // aborted before the listener was there: no event comes
+    child.on('error', (err) => fail(new SandboxError('SANDBOX_SPAWN', `cannot start ${cmd}: ${err.message}`, { cause: err })));
+    child.on('close', (code, sig) => {
+      launch.signal?.removeEventListener('abort', abort);
+      stopNetwork();
+      if (settled) return;
+      settled = true;
+      if (launch.signal?.aborted) reject(new SandboxError('SANDBOX_ABORTED', 'the build was aborted'));
+      else resolve(code ?? 128 + (sig ? 9 : 0));
+    });
+  });
+}
+
+function firstChild(pid: number): number | undefined {
+  try {
+    const list = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean);
+    return list.length > 0 ? Number(list[0]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The cgroup directories runc makes for a container: `<id>` under this process's cgroup in each hierarchy. */
+function cgroupDirs(name: string): string[] {
+  const out: string[] = [];
+  let lines: string[];
+  try {
+    lines = readFileSync('/proc/self/cgroup', 'utf8').split('\n');
+  } catch {
+    return out;
+  }
+  for (const line of lines) {
+    const m = /^\d+:([^:]*):(.*)$/.exec(line);
+    if (!m) continue;
+    const controllers = m[1] as string;
+    const own = m[2] as string;
+    const mount = controllers === '' ? (existsSync('/sys/fs/cgroup/unified') ? '/sys/fs/cgroup/unified' : '/sys/fs/cgroup') : `/sys/fs/cgroup/${controllers.replace(/^name=/, '')}`;
+    out.push(path.join(mount, own, name));
+  }
+  return out;
+}
+
+function removeCgroups(id: string): void {
+  for (const dir of cgroupDirs(id)) {
+    try {
+      rmdirSync(dir);
+    } catch {
+      // not made, already removed by the runtime, or (never here) still in use
+    }
+  }
+}
+
+let swept = false;
+
+/**
+ * Cgroups left by a gantry that was killed while a RUN ran (empty: the RUN died with it). Only
+ * those named for a process that is gone are touched, and rmdir never removes a cgroup that still
+ * has a process.
+ */
+function sweepStaleCgroups(): void {
+  if (swept) return;
+  swept = true;
+  for (const dir of cgroupDirs('')) {
+    let names: string[];
+    try {
+      names = readdirSync(dir);
+    } catch {
+      continue;
+    }
+    for (const n of names) {
+      const m = /^gantry-(\d+)-/.exec(n);
+      if (!m || procStat(m[1] as string) !== undefined) continue;
+      try {
+        rmdirSync(path.join(dir, n));
+      } catch {
+        // in use or gone
+      }
+    }
+  }
+}
+
+/** Remove a work directory, runtime state included. */
+export async function removeWorkDir(dir: string): Promise<void> {
+  await rm(dir, { recursive: true, force: true });
+}

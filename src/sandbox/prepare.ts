@@ -1,0 +1,60 @@
+/** What the rootfs needs before a RUN: mount points and the working directory, made inside the root. */
+import { chmod, lstat, mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { SandboxError } from '../errors/index.js';
+import { resolveInRoot } from '../rootfs/resolve.js';
+import type { SandboxMount } from './types.js';
+
+/** Create the mount points of the generated /etc files when missing; returns what was created, to remove after the run. */
+export async function prepareMountPoints(rootfs: string, files: string[]): Promise<string[]> {
+  const created: string[] = [];
+  for (const f of files) {
+    const target = path.join(rootfs, f);
+    const st = await lstat(target).catch(() => undefined);
+    if (st) continue; // a file is mounted over; a symlink or anything else is left alone, never mounted through
+    const dir = path.dirname(target);
+    const dst = await lstat(dir).catch(() => undefined);
+    if (!dst) {
+      await mkdir(dir, { recursive: true, mode: 0o755 });
+      created.push(dir);
+    } else if (!dst.isDirectory()) continue;
+    await writeFile(target, '', { flag: 'wx', mode: 0o644 });
+    created.push(target);
+  }
+  return created;
+}
+
+/**
+ * Make the mount point of an extra mount (a directory, or a file for a file bind). As in
+ * BuildKit, directories made for a mount target stay in the rootfs (and so in the layer: runc
+ * leaves them and BuildKit keeps them); an empty file made for a file bind is removed again.
+ * Returns what to remove after the run.
+ */
+export async function prepareTarget(rootfs: string, m: SandboxMount): Promise<string[]> {
+  const parts = m.target.split('/').filter((p) => p && p !== '.');
+  if (parts.includes('..')) throw new SandboxError('SANDBOX_MOUNT', `mount target ${m.target} climbs out of the root`);
+  let cur = rootfs;
+  const fileTarget = m.type === 'bind' && (await lstat(m.source)).isFile();
+  for (const [i, part] of parts.entries()) {
+    cur = path.join(cur, part);
+    const st = await lstat(cur).catch(() => undefined);
+    if (st?.isSymbolicLink()) throw new SandboxError('SANDBOX_MOUNT', `mount target ${m.target} goes through a symbolic link`);
+    if (st) continue;
+    if (i === parts.length - 1 && fileTarget) {
+      await writeFile(cur, '', { flag: 'wx' });
+      return [cur];
+    }
+    await mkdir(cur);
+    await chmod(cur, 0o755); // whatever the umask: runc makes them 0755
+  }
+  return [];
+}
+
+/**
+ * Make the working directory when it is missing, resolved inside the rootfs: a link in the
+ * image (`/work -> /home/someone`) must lead to the rootfs's /home/someone, never the host's.
+ */
+export async function makeWorkdir(rootfs: string, cwd: string): Promise<void> {
+  const resolved = await resolveInRoot(rootfs, cwd).catch(() => undefined);
+  if (resolved) await mkdir(resolved.host, { recursive: true }).catch(() => undefined);
+}

@@ -1,0 +1,40 @@
+/** What a RUN in the sandbox is given, and what it gives back. */
+
+export type Isolation = 'auto' | 'oci' | 'chroot';
+
+export type SandboxMount =
+  | { type: 'bind'; source: string; target: string; readOnly: boolean }
+  | { type: 'tmpfs'; target: string; size?: number };
+
+export interface RunSpec {
+  rootfs: string;
+  /** Extra mounts (RUN --mount), targets absolute inside the rootfs; directories made for them stay, as in BuildKit. */
+  mounts?: SandboxMount[];
+  argv: string[];
+  env: string[];
+  /** Working directory inside the rootfs (created when missing). */
+  cwd: string;
+  /** Numeric user and group to run as. */
+  uid: number;
+  gid: number;
+  /** Supplementary groups (the primary group first, as BuildKit passes them). */
+  groups?: number[];
+  /** `host` only when the build allows it (`--allow network.host`): the caller checks. */
+  network?: 'default' | 'none' | 'host';
+  isolation?: Isolation;
+  /** A seccomp profile file in Docker's format, or 'unconfined' for none; default: Debian's (seccomp.ts). */
+  seccomp?: string;
+  /** Extra /etc/hosts entries (`--add-host`). */
+  extraHosts?: { name: string; ip: string }[];
+  /** A directory to make the run's private work directory in (default: the system's temp directory). */
+  workParent?: string;
+  onStdout?: (chunk: Buffer) => void;
+  onStderr?: (chunk: Buffer) => void;
+  signal?: AbortSignal;
+}
+
+export interface RunResult {
+  exitCode: number;
+  /** The sandbox that ran the command. */
+  isolation: 'oci' | 'chroot';
+}

@@ -1,0 +1,281 @@
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import { createServer as createNetServer, type Server as NetServer } from 'node:net';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { execa } from 'execa';
+import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
+import { projectRoot } from '../helpers/conformance.js';
+import { DEBIAN_PATH, debianBaseTarball } from '../helpers/debian.js';
+import { writeTree } from '../helpers/files.js';
+import { expectStoreConsistent, makeVictim, type Victim } from '../helpers/hostile.js';
+import { makeBusyboxRootfs, tarDir } from '../helpers/rootfs.js';
+import { haveTool } from '../helpers/tools.js';
+
+// A hostile RUN (issue 19): each attack of a Dockerfile's RUN on the host fails, and each test
+// has its positive control (the same RUN shows the attack was really tried, or the allowed way
+// works). After each: the victim beside the store is untouched and the store invariant holds.
+
+const bin = path.join(projectRoot, 'bin', 'gantry');
+const work = mkdtempSync(path.join(tmpdir(), 'gantry-hostile-run-'));
+const store = path.join(work, 'store');
+let victim: Victim;
+let ready = false;
+let debian = false;
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+afterEach(() => {
+  victim?.unchanged();
+  expectStoreConsistent(store, victim?.marker);
+});
+
+const g = (args: string[], opts: { env?: Record<string, string> } = {}) => execa(bin, ['--root', store, ...args], { reject: false, timeout: 120_000, ...opts });
+
+let n = 0;
+function context(lines: string[], files: Record<string, string> = {}): string {
+  return writeTree(path.join(work, 'ctx', String(++n)), { Dockerfile: lines.join('\n') + '\n', ...files });
+}
+
+/** Build with plain progress and no cache; what each RUN printed comes back as `#N text` lines. */
+async function build(ctx: string, extra: string[] = []) {
+  const r = await g(['build', '--no-cache', '--progress', 'plain', ...extra, ctx]);
+  return { ...r, printed: r.stderr.split('\n').map((l) => l.replace(/^#\d+ /, '')) };
+}
+
+beforeAll(async () => {
+  haveTool('runc');
+  haveTool('slirp4netns');
+  victim = makeVictim(path.join(work, 'victim'));
+  const rootfs = makeBusyboxRootfs(path.join(work, 'busybox'));
+  const r = await g(['import', tarDir(rootfs, path.join(work, 'busybox.tgz')), 'bb:1', '-c', 'ENV PATH=/bin']);
+  expect(r.exitCode, r.stderr).toBe(0);
+  ready = true;
+  const tarball = debianBaseTarball();
+  if (tarball) {
+    const d = await g(['import', tarball, 'debian:hostile', '-c', `ENV ${DEBIAN_PATH}`]);
+    expect(d.exitCode, d.stderr).toBe(0);
+    debian = true;
+  }
+}, 300_000);
+
+describe('capabilities, mounts and devices', () => {
+  test('RUN as root holds exactly Docker default capabilities (CapEff 00000000a80425fb); a non-root USER none', async () => {
+    if (!ready) return;
+    const ctx = context(['FROM bb:1', 'RUN busybox grep Cap /proc/self/status', 'USER nobody', 'RUN busybox grep CapEff /proc/self/status']);
+    const r = await build(ctx);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.printed).toContain('CapEff:\t00000000a80425fb');
+    expect(r.printed).toContain('CapBnd:\t00000000a80425fb');
+    expect(r.printed).toContain('CapEff:\t0000000000000000');
+  });
+
+  test('mount fails; a host disk made with mknod can be neither read nor mounted; /dev/null still works', async () => {
+    if (!ready) return;
+    const dev = statSync('/').dev;
+    const major = Math.floor(dev / 256) & 0xfff;
+    const minor = (dev & 0xff) | ((dev >> 12) & 0xfff00);
+    const ctx = context([
+      'FROM bb:1',
+      'RUN busybox mkdir -p /mnt/t && (busybox mount -t tmpfs none /mnt/t && echo MOUNTED || echo mount-refused)',
+      `RUN busybox mknod /disk b ${major} ${minor} && echo made-node && (busybox head -c 512 /disk >/dev/null && echo READ-DISK || echo read-refused) && (busybox mount /disk /mnt/t && echo MOUNTED-DISK || echo disk-mount-refused)`,
+      'RUN busybox mknod /mynull c 1 3 && echo hello > /mynull && echo null-works && busybox rm /mynull /disk',
+    ]);
+    const r = await build(ctx);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.printed).toContain('mount-refused');
+    expect(r.printed).toContain('made-node'); // mknod is allowed, as in Docker: the open is what fails
+    expect(r.printed).toContain('read-refused');
+    expect(r.printed).toContain('disk-mount-refused');
+    expect(r.printed).toContain('null-works');
+    for (const bad of ['MOUNTED', 'READ-DISK', 'MOUNTED-DISK']) expect(r.printed).not.toContain(bad);
+  });
+
+  test('read-only mounts cannot be remounted or written: a bind of the context, a secret, /etc/hosts, resolv.conf; /proc/sys and sysrq are read-only, /proc/kcore masked', async () => {
+    if (!ready) return;
+    const secretFile = path.join(work, 'secret.txt');
+    writeFileSync(secretFile, 'the-secret\n', { mode: 0o600 });
+    const ctx = context(
+      [
+        'FROM bb:1',
+        'RUN --mount=type=bind,target=/ctx busybox sh -c "busybox mount -o remount,rw /ctx && echo REMOUNTED-CTX || echo ctx-remount-refused; echo x > /ctx/planted && echo WROTE-CTX || echo ctx-write-refused; busybox cat /ctx/data"',
+        'RUN --mount=type=secret,id=s,target=/run/secrets/s busybox sh -c "busybox mount -o remount,rw /run/secrets/s && echo REMOUNTED-SECRET || echo secret-remount-refused; echo evil > /run/secrets/s && echo WROTE-SECRET || echo secret-write-refused; busybox cat /run/secrets/s"',
+        'RUN busybox sh -c "echo evil >> /etc/hosts && echo WROTE-HOSTS || echo hosts-write-refused; echo evil >> /etc/resolv.conf && echo WROTE-RESOLV || echo resolv-write-refused; busybox umount /etc/hosts && echo UNMOUNTED || echo umount-refused"',
+        'RUN busybox sh -c "echo |/tmp/x > /proc/sys/kernel/core_pattern && echo WROTE-CORE || echo core-pattern-refused; echo h > /proc/sysrq-trigger && echo WROTE-SYSRQ || echo sysrq-refused; busybox head -c 1 /proc/kcore | busybox wc -c; busybox cat /proc/sys/kernel/ostype"',
+      ],
+      { data: 'context-data\n' },
+    );
+    const r = await build(ctx, ['--secret', `id=s,src=${secretFile}`]);
+    expect(r.exitCode, r.stderr).toBe(0);
+    for (const refused of ['ctx-remount-refused', 'ctx-write-refused', 'secret-remount-refused', 'secret-write-refused', 'hosts-write-refused', 'resolv-write-refused', 'umount-refused', 'core-pattern-refused', 'sysrq-refused']) {
+      expect(r.printed, refused).toContain(refused);
+    }
+    // Positive controls: the mounts were there and readable, /proc/sys readable, kcore empty (masked).
+    expect(r.printed).toContain('context-data');
+    expect(r.printed).toContain('the-secret');
+    expect(r.printed).toContain('0');
+    expect(r.printed).toContain('Linux');
+    for (const bad of ['REMOUNTED-CTX', 'WROTE-CTX', 'REMOUNTED-SECRET', 'WROTE-SECRET', 'WROTE-HOSTS', 'WROTE-RESOLV', 'UNMOUNTED', 'WROTE-CORE', 'WROTE-SYSRQ']) expect(r.printed).not.toContain(bad);
+    expect(readFileSync(secretFile, 'utf8')).toBe('the-secret\n');
+    expect(readdirSync(path.dirname(path.join(ctx, 'Dockerfile'))).sort()).toEqual(['Dockerfile', 'data']);
+  });
+});
+
+describe('network', () => {
+  let http: HttpServer;
+  let abstract: NetServer;
+  let port = 0;
+  // Node binds an abstract name padded to the whole sun_path (108 bytes): the client pads too.
+  const abstractName = `gantry-hostile-${process.pid}`;
+  let connections = 0;
+  beforeAll(async () => {
+    http = createHttpServer((_, res) => res.end('host-loopback-secret\n'));
+    await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+    port = (http.address() as { port: number }).port;
+    abstract = createNetServer((s) => {
+      connections++;
+      s.end('abstract-secret\n');
+    });
+    await new Promise<void>((resolve) => abstract.listen({ path: `\0${abstractName}` }, resolve));
+  });
+  afterAll(() => {
+    http?.close();
+    abstract?.close();
+  });
+
+  test('by default RUN reaches neither the host 127.0.0.1 nor its slirp alias; --network=host needs --allow network.host, and then works', async () => {
+    if (!ready) return;
+    // busybox-static's wget crashes (Debian 12), so HTTP by hand through nc.
+    const fetch = (hostPort: string, tag: string) => `printf "GET / HTTP/1.0\\r\\n\\r\\n" | busybox nc -w 5 ${hostPort.replace(':', ' ')} | busybox grep secret || echo ${tag}-unreachable`;
+    const ctx = context([
+      'FROM bb:1',
+      `RUN ${fetch(`127.0.0.1:${port}`, 'loopback')}`,
+      `RUN ${fetch(`10.0.2.2:${port}`, 'alias')}`,
+      'RUN busybox cat /proc/net/dev | busybox tail -n +3 | busybox cut -d: -f1 | busybox tr -d " " | busybox tr "\\n" " "; echo',
+    ]);
+    const r = await build(ctx);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.printed).toContain('loopback-unreachable');
+    expect(r.printed).toContain('alias-unreachable');
+    expect(r.printed).toContain('lo tap0 ');
+    expect(r.stderr).not.toContain('host-loopback-secret');
+
+    const hostCtx = context(['FROM bb:1', `RUN --network=host ${fetch(`127.0.0.1:${port}`, 'loopback')}`]);
+    const refused = await build(hostCtx);
+    expect(refused.exitCode).toBe(1);
+    expect(refused.stderr).toContain('network.host');
+    expect(refused.stderr).toContain('--allow network.host');
+    const allowed = await build(hostCtx, ['--allow', 'network.host']);
+    expect(allowed.exitCode, allowed.stderr).toBe(0);
+    expect(allowed.printed).toContain('host-loopback-secret'); // the positive control: the service answers
+    const wide = await build(context(['FROM bb:1', `RUN ${fetch(`127.0.0.1:${port}`, 'loopback')}`]), ['--network', 'host', '--allow', 'network.host']);
+    expect(wide.exitCode, wide.stderr).toBe(0);
+    expect(wide.printed).toContain('host-loopback-secret');
+  });
+
+  test('by default RUN cannot connect to a host abstract unix socket; with host networking it can', async () => {
+    if (!debian) return;
+    const connect = `perl -MSocket -e 'socket(my $s, PF_UNIX, SOCK_STREAM, 0) or die; if (connect($s, pack_sockaddr_un("\\0${abstractName}" . ("\\0" x ${107 - abstractName.length})))) { print "connected: ", scalar <$s> } else { print "abstract-refused\\n" }'`;
+    const r = await build(context(['FROM debian:hostile', `RUN ${connect}`]));
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.printed).toContain('abstract-refused');
+    expect(connections).toBe(0);
+    const host = await build(context(['FROM debian:hostile', `RUN --network=host ${connect}`]), ['--allow', 'network.host']);
+    expect(host.exitCode, host.stderr).toBe(0);
+    expect(host.printed).toContain('connected: abstract-secret');
+    expect(connections).toBe(1);
+  });
+
+  test('--network=none has loopback only, and it is up', async () => {
+    if (!ready) return;
+    const r = await build(context(['FROM bb:1', 'RUN --network=none busybox sh -c "busybox cat /proc/net/dev | busybox tail -n +3 | busybox cut -d: -f1 | busybox tr -d \' \'; busybox ip link show lo | busybox grep -o UP | busybox head -1"']));
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.printed).toContain('lo');
+    expect(r.printed).not.toContain('tap0');
+    expect(r.printed).toContain('UP');
+  });
+});
+
+describe('secrets and the store', () => {
+  test('a secret passed as env= is in the RUN environment and on no command line of any process', async () => {
+    if (!ready) return;
+    const value = `tok-${Math.random().toString(36).slice(2)}-${Date.now()}`;
+    const secretFile = path.join(work, 'token');
+    writeFileSync(secretFile, value, { mode: 0o600 });
+    const ctx = context(['FROM bb:1', 'RUN --mount=type=secret,id=tok,env=TOKEN busybox sh -c "echo token-length-${#TOKEN}; echo running; busybox sleep 5"']);
+    const child = execa(bin, ['--root', store, 'build', '--no-cache', '--progress', 'plain', '--secret', `id=tok,src=${secretFile}`, ctx], { reject: false });
+    const seen: string[] = [];
+    await new Promise<void>((resolve) => {
+      let buf = '';
+      child.stderr?.on('data', (d: Buffer) => {
+        buf += d.toString();
+        if (buf.includes('running')) {
+          // The RUN is running now: read every process's command line.
+          for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+            try {
+              if (readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(value)) seen.push(pid);
+            } catch {
+              // gone
+            }
+          }
+          resolve();
+        }
+      });
+      void child.then(() => resolve());
+    });
+    const r = await child;
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stderr).toContain(`token-length-${value.length}`);
+    expect(seen).toEqual([]);
+  });
+
+  test('the store directories that hold trees and cache mounts are the owner\'s only (0700); nobody cannot reach a setuid file there', async () => {
+    if (!ready) return;
+    const ctx = context(['FROM bb:1', 'RUN --mount=type=cache,target=/cache busybox cp /bin/busybox /cache/sbox && busybox chmod 4755 /cache/sbox && busybox cp /bin/busybox /suid && busybox chmod 4755 /suid']);
+    const r = await build(ctx);
+    expect(r.exitCode, r.stderr).toBe(0);
+    for (const d of ['tmp', 'rootfs', 'cache-mounts', 'trash']) {
+      expect((statSync(path.join(store, d)).mode & 0o777).toString(8), d).toBe('700');
+    }
+    // An earlier gantry's wider modes are closed when the store is opened.
+    chmodSync(path.join(store, 'cache-mounts'), 0o755);
+    await g(['images']);
+    expect((statSync(path.join(store, 'cache-mounts')).mode & 0o777).toString(8)).toBe('700');
+    // The positive control: root reaches the setuid copy; nobody does not.
+    const mounts = path.join(store, 'cache-mounts');
+    const [id] = readdirSync(mounts);
+    const sbox = path.join(mounts, id as string, 'sbox');
+    expect(statSync(sbox).mode & 0o4000).toBe(0o4000);
+    const asNobody = await execa('runuser', ['-u', 'nobody', '--', sbox, 'true'], { reject: false });
+    expect(asNobody.exitCode).not.toBe(0);
+    expect(asNobody.stderr).toMatch(/Permission denied/);
+  });
+});
+
+describe('what must still work', () => {
+  test('setuid programs, USER switching, chown and supplementary groups inside the RUN; HOME and the hostname as BuildKit', async () => {
+    if (!debian) return;
+    const ctx = context([
+      'FROM debian:hostile',
+      'RUN useradd -m -u 1500 app && cp /usr/bin/id /usr/local/bin/sid && chmod 4755 /usr/local/bin/sid && mkdir /data && chown app:app /data',
+      'USER app',
+      'RUN sid; echo home=$HOME; id -G; touch /data/mine && stat -c "%u:%g" /data/mine',
+      'USER root',
+      'RUN echo root-home=$HOME; hostname; hostname -f; cat /etc/hosts; chown 1500:1500 /data && echo chowned',
+    ]);
+    const r = await build(ctx);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.printed).toContain('uid=1500(app) gid=1500(app) euid=0(root) groups=1500(app)');
+    expect(r.printed).toContain('home=/home/app');
+    expect(r.printed).toContain('1500:1500');
+    expect(r.printed).toContain('root-home=/root');
+    expect(r.printed).toContain('buildkitsandbox');
+    expect(r.printed).toContain('127.0.0.1\tlocalhost buildkitsandbox');
+    expect(r.printed).toContain('chowned');
+  });
+
+  test('apt-get install works through the default network', async () => {
+    if (!debian) return;
+    const r = await build(context(['FROM debian:hostile', 'RUN apt-get update -qq && apt-get install -y -qq hello >/dev/null && hello']));
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.printed).toContain('Hello, world!');
+  }, 300_000);
+});

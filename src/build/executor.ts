@@ -538,7 +538,8 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
           if (step.op === 'run') {
             isolationNotice ??= noticeIsolation(options, emit);
             await isolationNotice;
-            await runStep(step, rootfs, options, emit, await prepareMounts(step));
+            // The run's work directory is a temp entry of the store, so a killed build's is cleaned by the next command.
+            await runStep(step, rootfs, options, emit, await prepareMounts(step), () => store.tempPath('run'));
           } else if (step.op === 'copy') {
             if (!items) await collectSources(step);
             const owner = step.chown !== undefined ? await resolveUser(rootfs, step.chown) : step.source.type === 'context' ? { uid: 0, gid: 0 } : undefined;
@@ -761,6 +762,7 @@ async function runStep(
   options: ExecuteOptions,
   emit: (e: ProgressEvent) => void,
   extra: { mounts: SandboxMount[]; env: string[] },
+  workDir: () => string,
 ): Promise<void> {
   let argv: string[];
   if (step.heredocs.length > 0) {
@@ -773,6 +775,11 @@ async function runStep(
     argv = step.command.form === 'shell' ? [...step.state.shell, step.command.args.join(' ')] : [...step.command.args];
   }
   if (argv.length === 0) throw new BuildError('BUILD_RUN', `${stepWhere(step)}: nothing to run`);
+  if (step.security === 'insecure') {
+    // BuildKit runs it with every capability and no seccomp, only under the security.insecure
+    // entitlement; gantry grants no such entitlement, and never runs it sandboxed as if it were.
+    throw new BuildError('BUILD_ENTITLEMENT', `${stepWhere(step)}: RUN --security=insecure needs the security.insecure entitlement, which gantry does not grant`);
+  }
   const network = step.network !== 'default' ? step.network : (options.network ?? 'default');
   if (network === 'host' && !(options.allow ?? []).includes('network.host')) {
     throw new BuildError(
@@ -798,7 +805,7 @@ async function runStep(
     network,
     ...(options.isolation ? { isolation: options.isolation } : {}),
     ...(options.seccomp ? { seccomp: options.seccomp } : {}),
-    workParent: path.join(options.root, 'tmp'),
+    workDir: workDir(),
     ...(options.signal ? { signal: options.signal } : {}),
     onStdout: (d) => {
       keep(d.toString());

@@ -3,19 +3,20 @@
  * (docker run or a Kubernetes pod with the default seccomp profile, no --privileged), kaniko's
  * case. The RUN is chroot(2)ed into the rootfs as root, with the capability bounding set cut to
  * Docker's default (setpriv), the container's network and processes shared. Nothing is mounted:
- * resolv.conf and hosts are copied in and the original files put back after; the default
+ * resolv.conf and hosts are copied in where the image has none, and removed after; the default
  * devices are made with mknod in /dev and removed after. Processes the RUN leaves behind are
  * found by their root directory and killed when it ends, as a PID namespace would.
  *
  * What it does not give (docs/security.md): its own PID, network, IPC or UTS namespace, a
  * seccomp filter of its own (the container's applies), /proc and /sys inside the RUN.
  */
-import { existsSync, readdirSync, readlinkSync } from 'node:fs';
-import { copyFile, lstat, mkdir, rename, rm } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { copyFile, lstat, mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { childProcess, crashPoint, SandboxError } from '../errors/index.js';
 import { inheritedFds } from './fds.js';
 import { killTree } from './kill.js';
+import { killRootedIn } from '../rootfs/processes.js';
 import { makeWorkdir } from './prepare.js';
 import type { RunSpec } from './types.js';
 import { DEFAULT_CAPABILITIES } from './spec.js';
@@ -54,12 +55,12 @@ export async function runChroot(run: ChrootRun): Promise<number> {
     await makeWorkdir(run.rootfs, run.cwd);
     return await launch(run);
   } finally {
-    killByRoot(run.rootfs);
+    killRootedIn(run.rootfs);
     for (const u of undo.reverse()) await u().catch(() => undefined);
   }
 }
 
-/** Copy the run's resolv.conf and hosts in; the image's own are set aside in the work directory and put back. */
+/** Copy the run's resolv.conf and hosts in where the image has none; removed after. */
 async function placeEtcFiles(run: ChrootRun, undo: (() => Promise<void>)[]): Promise<void> {
   const etc = path.join(run.rootfs, 'etc');
   const st = await lstat(etc).catch(() => undefined);
@@ -69,18 +70,10 @@ async function placeEtcFiles(run: ChrootRun, undo: (() => Promise<void>)[]): Pro
   } else if (!st.isDirectory()) return; // a link (perhaps to a host path) or anything else: never written through
   for (const [target, file] of run.etc) {
     const dest = path.join(run.rootfs, target);
-    const have = await lstat(dest).catch(() => undefined);
-    if (have && !have.isFile()) continue;
-    if (have) {
-      const kept = path.join(run.workDir, `kept-${path.basename(target)}`);
-      await rename(dest, kept);
-      undo.push(async () => {
-        await rm(dest, { force: true });
-        await rename(kept, dest);
-      });
-    } else {
-      undo.push(() => rm(dest, { force: true }));
-    }
+    // The image's own file is used as it is: replacing it would change it (its ctime at least),
+    // and the layer would carry it. Only a missing one is put there for the run.
+    if (await lstat(dest).catch(() => undefined)) continue;
+    undo.push(() => rm(dest, { force: true }));
     await copyFile(file, dest);
   }
 }
@@ -143,7 +136,7 @@ function launch(run: ChrootRun): Promise<number> {
     child.stderr.on('data', (d: Buffer) => output(d, run.onStderr));
     const abort = (): void => {
       if (child.pid !== undefined) killTree(child.pid);
-      killByRoot(run.rootfs);
+      killRootedIn(run.rootfs);
     };
     run.signal?.addEventListener('abort', abort, { once: true });
     if (run.signal?.aborted) abort();
@@ -154,30 +147,4 @@ function launch(run: ChrootRun): Promise<number> {
       else resolve(code ?? 128 + (sig ? 9 : 0));
     });
   });
-}
-
-/** Kill every process whose root directory is the rootfs (what a RUN left running in the background). */
-export function killByRoot(rootfs: string): void {
-  const want = path.resolve(rootfs);
-  for (let round = 0; round < 3; round++) {
-    let found = 0;
-    for (const n of readdirSync('/proc')) {
-      if (!/^\d+$/.test(n) || Number(n) === process.pid) continue;
-      let root: string;
-      try {
-        root = readlinkSync(`/proc/${n}/root`);
-      } catch {
-        continue;
-      }
-      if (root === want || root.startsWith(`${want}/`)) {
-        found++;
-        try {
-          process.kill(Number(n), 'SIGKILL');
-        } catch {
-          // gone
-        }
-      }
-    }
-    if (found === 0) return;
-  }
 }

@@ -58,3 +58,22 @@ export async function makeWorkdir(rootfs: string, cwd: string): Promise<void> {
   const resolved = await resolveInRoot(rootfs, cwd).catch(() => undefined);
   if (resolved) await mkdir(resolved.host, { recursive: true }).catch(() => undefined);
 }
+
+/**
+ * The directories the runtime mounts over (/proc, /dev, /sys) must be plain directories of the
+ * rootfs: the runtime makes files under /dev (fd, stdin, ptmx links) through the path, and an
+ * image whose /dev is a link to a host path would have them made on the host. Missing ones are
+ * made (0755, and they stay, as runc leaves them in BuildKit's layers).
+ */
+export async function checkSystemDirs(rootfs: string): Promise<void> {
+  for (const dir of ['proc', 'dev', 'sys']) {
+    const p = path.join(rootfs, dir);
+    const st = await lstat(p).catch(() => undefined);
+    if (!st) {
+      await mkdir(p, { mode: 0o755 });
+      await chmod(p, 0o755);
+    } else if (!st.isDirectory()) {
+      throw new SandboxError('SANDBOX_ROOTFS', `the image's /${dir} is ${st.isSymbolicLink() ? 'a symbolic link' : 'not a directory'}: RUN cannot mount its /${dir} there`);
+    }
+  }
+}

@@ -13,12 +13,12 @@
  * `auto` picks the strongest that works here (probed once per process).
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { chmod, lstat, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { childProcess, SandboxError } from '../errors/index.js';
 import { runChroot } from './chroot.js';
-import { makeWorkdir, prepareMountPoints, prepareTarget } from './prepare.js';
+import { checkSystemDirs, makeWorkdir, prepareMountPoints, prepareTarget } from './prepare.js';
 import { findRuntime, runOci } from './oci.js';
 import { readSeccompProfile, translateSeccomp } from './seccomp.js';
 import { DEFAULT_CAPABILITIES, hostsFile, resolvConf, runtimeSpec, type SpecMount } from './spec.js';
@@ -77,7 +77,8 @@ export async function runInSandbox(spec: RunSpec): Promise<RunResult> {
   const mode = await chooseIsolation(spec.isolation);
   spec.signal?.throwIfAborted();
   const cwd = path.posix.resolve('/', spec.cwd || '/');
-  const workDir = await mkdtemp(path.join(spec.workParent ?? tmpdir(), 'run-'));
+  const workDir = spec.workDir ?? (await mkdtemp(path.join(tmpdir(), 'gantry-run-')));
+  await mkdir(workDir, { recursive: true, mode: 0o700 });
   await chmod(workDir, 0o700);
   const created: string[] = [];
   try {
@@ -86,6 +87,7 @@ export async function runInSandbox(spec: RunSpec): Promise<RunResult> {
       const exitCode = await runChroot({ ...spec, cwd, etc, workDir });
       return { exitCode, isolation: mode };
     }
+    await checkSystemDirs(spec.rootfs);
     created.push(...(await prepareMountPoints(spec.rootfs, [...etc.keys()])));
     for (const m of spec.mounts ?? []) created.push(...(await prepareTarget(spec.rootfs, m)));
     await makeWorkdir(spec.rootfs, cwd);

@@ -182,6 +182,7 @@ export function resolvConf(host: string, fallback: string[]): string {
   const out: string[] = [];
   let servers = 0;
   for (const line of host.split('\n')) {
+    if (/^\s*[#;]/.test(line)) continue; // comments are dropped, as BuildKit does
     const m = /^\s*nameserver\s+(\S+)/.exec(line);
     if (m) {
       const ip = m[1] as string;

@@ -26,8 +26,8 @@ export interface RunSpec {
   seccomp?: string;
   /** Extra /etc/hosts entries (`--add-host`). */
   extraHosts?: { name: string; ip: string }[];
-  /** A directory to make the run's private work directory in (default: the system's temp directory). */
-  workParent?: string;
+  /** The run's private work directory (bundle, runtime state, /etc files), made here and removed after; default: one in the system's temp directory. */
+  workDir?: string;
   onStdout?: (chunk: Buffer) => void;
   onStderr?: (chunk: Buffer) => void;
   signal?: AbortSignal;

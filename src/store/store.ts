@@ -29,6 +29,7 @@ import { crashPerChunk, crashPoint, execFileAsync, GantryError, isSystemError, S
 import { digestOf, parseDigest, VerifyStream, DigestMismatchError, SizeMismatchError } from '../oci/digest.js';
 import { MediaType } from '../oci/media-types.js';
 import { unmountUnder } from '../rootfs/overlay.js';
+import { killRootedIn } from '../rootfs/processes.js';
 import { ChunkWriter } from '../tar/writer.js';
 import { REF_NAME_ANNOTATION, type Descriptor, type Index } from '../oci/types.js';
 
@@ -568,7 +569,11 @@ export class Store {
       const owner = tempOwner(name);
       if (owner && !owner.alive) {
         // A killed build's overlay is still mounted there: detach it first.
-        if (owner.kind === 'rootfs') await unmountUnder(path.join(this.tmpDir, name));
+        if (owner.kind === 'rootfs') {
+          // A RUN of the chroot isolation has no namespace that died with its gantry: its processes go first.
+          killRootedIn(path.join(this.tmpDir, name));
+          await unmountUnder(path.join(this.tmpDir, name));
+        }
         // Another process may be removing it too: whoever comes second finds less, or nothing.
         await rm(path.join(this.tmpDir, name), { recursive: true, force: true, maxRetries: 3 }).catch(() => undefined);
         removed.push(name);

@@ -38,7 +38,7 @@ async function build(dockerfile: string, files: Record<string, string> = {}) {
 const runCached = (out: string): boolean => /#\d+ \[[^\]]*\] RUN[^\n]*\n#\d+ CACHED/.test(out);
 
 beforeAll(async () => {
-  haveTool('bwrap');
+  haveTool('runc');
   const one = makeBusyboxRootfs(path.join(work, 'bb1'));
   for (const applet of ['date', 'whoami', 'pwd']) symlinkSync('busybox', path.join(one, 'bin', applet));
   expect((await g(['import', tarDir(one, path.join(work, 'bb1.tgz')), 'base:1'])).exitCode).toBe(0);

@@ -28,7 +28,7 @@ const expected: Record<string, string> = {};
 
 const shared = 'RUN echo shared > /shared && cat /data/r1* > /s';
 beforeAll(async () => {
-  haveTool('bwrap');
+  haveTool('runc');
   const fat = makeFatRootfs(path.join(work, 'fat'), { random: 300, small: 800, seed: 'concurrent' });
   const fatTar = tarDir(fat, path.join(work, 'fat.tar'), '');
   contexts.a = writeTree(path.join(work, 'a'), {

@@ -51,7 +51,7 @@ async function build(ctx: string) {
 }
 
 beforeAll(async () => {
-  haveTool('bwrap');
+  haveTool('runc');
   // The victim also holds a passwd and group naming "evil": an image that reads them from the
   // host would resolve USER evil.
   victim = makeVictim(path.join(work, 'victim'), { passwd: 'evil:x:4242:4242::/:/bin/sh\n', group: 'evil:x:4242:\n' });
@@ -136,7 +136,7 @@ describe('the image and the sandbox (10)', () => {
     ['dev-missing-link:1', 'its /dev links to a host path that does not exist', ''],
     ['proc-link:1', 'its /proc links to a host path that does not exist', ''],
     ['work-link:1', 'a WORKDIR under a link to a host directory', 'WORKDIR /work/newdir\n'],
-  ].flatMap(([ref, what, pre]) => ['bwrap', 'chroot'].map((iso) => [ref as string, what as string, pre as string, iso] as const)))(
+  ].flatMap(([ref, what, pre]) => ['oci', 'chroot'].map((iso) => [ref as string, what as string, pre as string, iso] as const)))(
     'an image where %s (%s), RUN %s in the %s sandbox: an error or in-root behaviour, never a host write',
     async (ref, _, pre, isolation) => {
       const ctx = context(`FROM ${ref}\n${pre}RUN echo ran > /tmp/ran\n`);
@@ -161,12 +161,14 @@ describe('the image and the sandbox (10)', () => {
   });
 
   test('no descriptor beyond stdio reaches RUN, in either sandbox', async () => {
-    for (const isolation of ['bwrap', 'chroot']) {
-      const ctx = context(`FROM bb:1\nRUN ls /proc/self/fd | tr "\\n" " " > /fds-${isolation}\n`);
+    for (const isolation of ['oci', 'chroot']) {
+      // Without /proc (the chroot isolation has none) the shell tries each descriptor: stdout
+      // (1) is the positive control, 99 and 100 are the ones handed to gantry.
+      const ctx = context(`FROM bb:1\nRUN for f in 1 99 100; do if { true >&$f; } 2>/dev/null; then printf "$f "; fi; done > /fds-${isolation}\n`);
       const out = path.join(work, 'out', `fds-${isolation}`);
       const r = await execa('bash', ['-c', 'exec "$@" 99</dev/null 100>/dev/null', 'fds', bin, '--root', store, 'build', '--isolation', isolation, '-o', `type=local,dest=${out}`, ctx], { reject: false });
       expect(r.exitCode, r.stderr).toBe(0);
-      expect(readFileSync(path.join(out, `fds-${isolation}`), 'utf8').trim()).toBe('0 1 2 3');
+      expect(readFileSync(path.join(out, `fds-${isolation}`), 'utf8').trim()).toBe('1');
     }
   });
 });

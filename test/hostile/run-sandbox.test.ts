@@ -279,3 +279,20 @@ describe('what must still work', () => {
     expect(r.printed).toContain('Hello, world!');
   }, 300_000);
 });
+
+describe('entitlements gantry does not grant', () => {
+  test('RUN --security=insecure is refused, never run sandboxed as if it were; --allow security.insecure is refused', async () => {
+    if (!ready) return;
+    const ctx = context(['FROM bb:1', 'RUN --security=insecure busybox grep CapEff /proc/self/status']);
+    const r = await build(ctx);
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toContain('Dockerfile:2');
+    expect(r.stderr).toContain('security.insecure');
+    const allow = await build(ctx, ['--allow', 'security.insecure']);
+    expect(allow.exitCode).toBe(2);
+    expect(allow.stderr).toContain('network.host');
+    // The positive control: without the flag the same RUN runs.
+    const plain = await build(context(['FROM bb:1', 'RUN busybox grep CapEff /proc/self/status']));
+    expect(plain.exitCode, plain.stderr).toBe(0);
+  });
+});

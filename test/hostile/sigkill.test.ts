@@ -153,7 +153,7 @@ async function trial(opName: keyof typeof operations, how: How): Promise<void> {
 
 beforeAll(async () => {
   haveTool('docker-registry');
-  haveTool('bwrap');
+  haveTool('runc');
   registry = (await startRegistry()) as TestRegistry;
   const fat = makeFatRootfs(path.join(work, 'fat'), { random: 600, small: 1500, seed: 'sigkill' });
   fatTar = tarDir(fat, path.join(work, 'fat.tar'), '');
@@ -217,7 +217,7 @@ describe.each(Object.keys(operations) as (keyof typeof operations)[])('SIGKILL d
   }, 600_000);
 });
 
-describe.each(['bwrap', 'chroot'])('SIGKILL during a RUN (%s isolation)', (isolation) => {
+describe.each(['oci', 'chroot'])('SIGKILL during a RUN (%s isolation)', (isolation) => {
   test('the command dies with gantry and leaves no mount', async () => {
     const mark = `gantry-run-${randomBytes(6).toString('hex')}`;
     const dir = path.join(work, `run-${isolation}`);

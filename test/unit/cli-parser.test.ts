@@ -88,7 +88,7 @@ describe('a plain build command line is read without yargs, as yargs reads it', 
     ['build', '--source-date-epoch', '1700000000', '--isolation', 'chroot', '--iidfile', 'id.txt', '--metadata-file', 'm.json'],
     ['build', '-o', 'type=oci,dest=out.tar', '--output', 'type=local,dest=dir', '--secret', 'id=a,src=f', '--insecure-registry', 'localhost:5000'],
     ['build', '--no-push', '--no-dry-run', '--progress=json', '--tag='],
-    ['build', '--isolation', 'bwrap', '--progress', 'tty', '--format', 'text', '--source-date-epoch=0'],
+    ['build', '--isolation', 'oci', '--progress', 'tty', '--format', 'text', '--source-date-epoch=0'],
   ];
 
   test.each(plain.map((a) => [a]))('%j: the same as yargs', async (args) => {

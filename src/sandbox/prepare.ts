@@ -63,17 +63,21 @@ export async function makeWorkdir(rootfs: string, cwd: string): Promise<void> {
  * The directories the runtime mounts over (/proc, /dev, /sys) must be plain directories of the
  * rootfs: the runtime makes files under /dev (fd, stdin, ptmx links) through the path, and an
  * image whose /dev is a link to a host path would have them made on the host. Missing ones are
- * made (0755, and they stay, as runc leaves them in BuildKit's layers).
+ * made for the run and returned, to be removed after it, so a RUN that changes nothing adds no
+ * layer (BuildKit 28 keeps them: issue 20 decides against its oracle).
  */
-export async function checkSystemDirs(rootfs: string): Promise<void> {
+export async function checkSystemDirs(rootfs: string): Promise<string[]> {
+  const created: string[] = [];
   for (const dir of ['proc', 'dev', 'sys']) {
     const p = path.join(rootfs, dir);
     const st = await lstat(p).catch(() => undefined);
     if (!st) {
       await mkdir(p, { mode: 0o755 });
       await chmod(p, 0o755);
+      created.push(p);
     } else if (!st.isDirectory()) {
       throw new SandboxError('SANDBOX_ROOTFS', `the image's /${dir} is ${st.isSymbolicLink() ? 'a symbolic link' : 'not a directory'}: RUN cannot mount its /${dir} there`);
     }
   }
+  return created;
 }

@@ -87,7 +87,7 @@ export async function runInSandbox(spec: RunSpec): Promise<RunResult> {
       const exitCode = await runChroot({ ...spec, cwd, etc, workDir });
       return { exitCode, isolation: mode };
     }
-    await checkSystemDirs(spec.rootfs);
+    created.push(...(await checkSystemDirs(spec.rootfs)));
     created.push(...(await prepareMountPoints(spec.rootfs, [...etc.keys()])));
     for (const m of spec.mounts ?? []) created.push(...(await prepareTarget(spec.rootfs, m)));
     await makeWorkdir(spec.rootfs, cwd);

@@ -87,6 +87,7 @@ describe.each(['oci', 'chroot'] as const)('sandbox: %s', (isolation) => {
     const r = await run(rootfs, ['sh', '-c', 'cat /etc/hosts >/dev/null && echo ok'], { isolation });
     expect(r.out).toBe('ok\n');
     expect(existsSync(path.join(rootfs, 'etc/resolv.conf'))).toBe(false);
+    expect(existsSync(path.join(rootfs, 'proc'))).toBe(false);
     const after = await snapshot(rootfs, { exclude: SANDBOX_PATHS });
     expect([...after.keys()]).toEqual([...before.keys()]);
   });

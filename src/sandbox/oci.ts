@@ -13,10 +13,12 @@
  * kills unshare, unshare's kills runc, and the death of a namespace's first process kills every
  * process in it, the container's included. An abort kills the whole tree (kill.ts).
  *
- * The default network is a namespace unshare makes, wired to slirp4netns (a user-mode TCP/IP
- * stack in gantry's namespace) that refuses the host's loopback: the RUN reaches what the host
- * reaches, but not the host's 127.0.0.1 services or abstract unix sockets (those belong to a
- * network namespace). `none` is a namespace of runc's with loopback only; `host` is gantry's.
+ * The default network is a namespace gantry makes once per process and wires to slirp4netns (a
+ * user-mode TCP/IP stack in gantry's namespace) that refuses the host's loopback; every RUN joins
+ * it (starting slirp4netns for each RUN cost 50 ms). A RUN reaches what the host reaches, but not
+ * the host's 127.0.0.1 services or abstract unix sockets (those belong to a network namespace).
+ * The RUNs that share it are the same gantry's, one after the other, and a RUN's processes end
+ * with it. `none` is a namespace of runc's with loopback only; `host` is gantry's.
  */
 import { existsSync, readdirSync, readFileSync, rmdirSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -28,10 +30,12 @@ import { killTree, procStat } from './kill.js';
 const RUNTIMES = ['/usr/sbin/runc', '/usr/bin/runc', '/usr/bin/crun', '/usr/local/bin/crun'];
 const SLIRP = ['/usr/bin/slirp4netns', '/usr/local/bin/slirp4netns'];
 const UNSHARE = '/usr/bin/unshare';
+const NSENTER = '/usr/bin/nsenter';
 const SETPRIV = '/usr/bin/setpriv';
 const HOST_SH = '/bin/sh';
 const HOST_BASH = ['/usr/bin/bash', '/bin/bash'];
 const IP = ['/usr/sbin/ip', '/sbin/ip', '/usr/bin/ip', '/bin/ip'];
+const SLEEP = ['/usr/bin/sleep', '/bin/sleep'];
 
 export const findRuntime = (): string | undefined => RUNTIMES.find((p) => existsSync(p));
 export const findSlirp = (): string | undefined => SLIRP.find((p) => existsSync(p));
@@ -40,8 +44,8 @@ export interface OciLaunch {
   /** A private directory (mode 0700) for the bundle and the runtime's state; removed by the caller. */
   workDir: string;
   config: Record<string, unknown>;
-  /** 'user': a namespace of gantry's wired to slirp4netns; otherwise the spec decides. */
-  network: 'user' | 'spec';
+  /** A network namespace to run the runtime in (the user-mode network's), for a spec that inherits it. */
+  netns?: string;
   onStdout?: (chunk: Buffer) => void;
   onStderr?: (chunk: Buffer) => void;
   signal?: AbortSignal;
@@ -53,12 +57,6 @@ let sequence = 0;
 export async function runOci(launch: OciLaunch): Promise<number> {
   const runtime = findRuntime();
   if (!runtime) throw new SandboxError('SANDBOX_MISSING', 'no OCI runtime: install runc (apt-get install runc) or crun');
-  const slirp = launch.network === 'user' ? findSlirp() : undefined;
-  if (launch.network === 'user' && !slirp) {
-    throw new SandboxError('SANDBOX_MISSING', 'RUN needs slirp4netns for its network (apt-get install slirp4netns), or use RUN --network=none');
-  }
-  const ip = launch.network === 'user' ? IP.find((p) => existsSync(p)) : undefined;
-  if (launch.network === 'user' && !ip) throw new SandboxError('SANDBOX_MISSING', 'RUN needs ip from iproute2 for its network (apt-get install iproute2)');
   sweepStaleCgroups();
   const id = `gantry-${process.pid}-${Date.now().toString(36)}-${++sequence}`;
   const bundle = path.join(launch.workDir, 'bundle');
@@ -67,16 +65,13 @@ export async function runOci(launch: OciLaunch): Promise<number> {
   await mkdir(bundle, { mode: 0o700 });
   // config.json holds the RUN's environment (secrets of `--mount=type=secret,env=` among it): only root reads it.
   await writeFile(path.join(bundle, 'config.json'), JSON.stringify(launch.config), { mode: 0o600 });
-  const script = [
-    'set -e',
-    ...(launch.network === 'user' ? ['echo ready >&3', 'read -r go', '[ "$go" = go ] || exit 125', `${ip} link set lo up`] : []),
-    'exec 3>&-',
-    'exec "$@" </dev/null',
-  ].join('\n');
-  const unshareArgs = ['--pid', '--fork', '--kill-child', '--mount-proc', ...(launch.network === 'user' ? ['--net'] : []), '--', HOST_SH, '-c', script, 'gantry-run'];
+  // runc must see a /proc of its own PID namespace (it reads its child's there), so the launcher
+  // mounts one; a namespace to join is entered first, while the host's /proc still names it.
+  const launcher = ['--pid', '--fork', '--kill-child', '--mount-proc', '--', HOST_SH, '-c', 'exec "$@" </dev/null', 'gantry-run'];
+  if (launch.netns) launcher.unshift(`--net=${launch.netns}`, '--', UNSHARE);
   const runtimeArgs = [runtime, '--root', state, '--log', log, '--log-format', 'json', 'run', '--bundle', bundle, id];
   try {
-    const code = await spawnLauncher([...unshareArgs, ...runtimeArgs], launch, slirp);
+    const code = await spawnLauncher([...launcher, ...runtimeArgs], launch);
     if (code !== 0) {
       const failure = await runtimeFailure(log);
       if (failure) throw new SandboxError('SANDBOX_RUNTIME', `${path.basename(runtime)} could not start the RUN: ${failure}`);
@@ -85,6 +80,88 @@ export async function runOci(launch: OciLaunch): Promise<number> {
   } finally {
     removeCgroups(id);
   }
+}
+
+interface UserNetwork {
+  /** The namespace RUNs join. */
+  path: string;
+  stop(): void;
+}
+
+let userNetworkPromise: Promise<UserNetwork> | undefined;
+
+/**
+ * The user-mode network of this process: a network namespace held by a sleeping process, with
+ * loopback up, wired to slirp4netns. Made on first use; both processes end with gantry (their
+ * parent-death signal, and an exit hook).
+ */
+export function userNetwork(): Promise<UserNetwork> {
+  userNetworkPromise ??= startUserNetwork().catch((err: unknown) => {
+    userNetworkPromise = undefined;
+    throw err;
+  });
+  return userNetworkPromise;
+}
+
+async function startUserNetwork(): Promise<UserNetwork> {
+  const slirp = findSlirp();
+  if (!slirp) throw new SandboxError('SANDBOX_MISSING', 'RUN needs slirp4netns for its network (apt-get install slirp4netns), or use RUN --network=none');
+  const ip = IP.find((p) => existsSync(p));
+  if (!ip) throw new SandboxError('SANDBOX_MISSING', 'RUN needs ip from iproute2 for its network (apt-get install iproute2)');
+  const sleep = SLEEP.find((p) => existsSync(p));
+  if (!sleep) throw new SandboxError('SANDBOX_MISSING', 'RUN needs sleep from coreutils for its network');
+  const cp = childProcess();
+  const holder = cp.spawn(SETPRIV, ['--pdeathsig', 'KILL', '--', UNSHARE, '--net', '--', HOST_SH, '-c', `${ip} link set lo up && echo ready && exec ${sleep} infinity`], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' },
+  });
+  let holderErr = '';
+  holder.stderr.on('data', (d: Buffer) => (holderErr += d.toString()));
+  await new Promise<void>((resolve, reject) => {
+    holder.stdout.once('data', () => resolve());
+    holder.once('error', (err) => reject(new SandboxError('SANDBOX_NETWORK', `cannot make the RUN network namespace: ${err.message}`)));
+    holder.once('exit', (code) => reject(new SandboxError('SANDBOX_NETWORK', `cannot make the RUN network namespace: ${holderErr.trim() || `exit code ${code}`}`)));
+  });
+  const pid = holder.pid as number;
+  const network = cp.spawn(SETPRIV, ['--pdeathsig', 'KILL', '--', slirp, '--configure', '--mtu=65520', '--disable-host-loopback', '--enable-sandbox', '--enable-seccomp', '--ready-fd=3', String(pid), 'tap0'], {
+    stdio: ['ignore', 'ignore', 'pipe', 'pipe'],
+    env: {},
+  });
+  let slirpErr = '';
+  network.stderr?.on('data', (d: Buffer) => (slirpErr += d.toString()));
+  const stop = (): void => {
+    for (const p of [network, holder]) {
+      try {
+        p.kill('SIGKILL');
+      } catch {
+        // gone
+      }
+    }
+  };
+  try {
+    await new Promise<void>((resolve, reject) => {
+      (network.stdio[3] as NodeJS.ReadableStream).once('data', () => resolve());
+      network.once('error', (err) => reject(new SandboxError('SANDBOX_NETWORK', `cannot start slirp4netns: ${err.message}`)));
+      network.once('exit', (code) => reject(new SandboxError('SANDBOX_NETWORK', `slirp4netns failed: ${slirpErr.trim() || `exit code ${code}`}`)));
+    });
+  } catch (err) {
+    stop();
+    throw err;
+  }
+  // Neither keeps gantry alive; both go when it exits.
+  for (const p of [holder, network]) {
+    p.unref();
+    for (const s of p.stdio) (s as { unref?: () => void } | null)?.unref?.();
+  }
+  process.once('exit', stop);
+  return { path: `/proc/${pid}/ns/net`, stop };
+}
+
+/** Stop this process's user-mode network (the next RUN makes a new one). */
+export async function stopUserNetwork(): Promise<void> {
+  const p = userNetworkPromise;
+  userNetworkPromise = undefined;
+  (await p?.catch(() => undefined))?.stop();
 }
 
 /** The runtime's own error (from its log), as opposed to the command's exit code. */
@@ -103,8 +180,8 @@ async function runtimeFailure(log: string): Promise<string | undefined> {
   return found;
 }
 
-function spawnLauncher(args: string[], launch: OciLaunch, slirp: string | undefined): Promise<number> {
-  let cmd = UNSHARE;
+function spawnLauncher(args: string[], launch: OciLaunch): Promise<number> {
+  let cmd = launch.netns ? NSENTER : UNSHARE;
   // Node cannot close a descriptor in the child only, so the host's bash closes the inherited
   // ones and then becomes the launcher.
   const leaked = inheritedFds();
@@ -117,78 +194,28 @@ function spawnLauncher(args: string[], launch: OciLaunch, slirp: string | undefi
     args = ['--pdeathsig', 'KILL', '--', cmd, ...args];
     cmd = SETPRIV;
   }
-  const cp = childProcess();
   return new Promise((resolve, reject) => {
-    const control = slirp !== undefined;
-    const child = cp.spawn(cmd, args, { stdio: [control ? 'pipe' : 'ignore', 'pipe', 'pipe', control ? 'pipe' : 'ignore'], env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } });
-    // The launcher's pipes fail with EPIPE when it is killed first: the close event tells the rest.
-    child.stdin?.on('error', () => undefined);
-    (child.stdio[3] as NodeJS.ReadableStream | null)?.on('error', () => undefined);
-    let network: ReturnType<typeof cp.spawn> | undefined;
+    const child = childProcess().spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } });
     let started = false;
-    let settled = false;
     const output = (d: Buffer, to: ((d: Buffer) => void) | undefined): void => {
       to?.(d);
       if (!started) crashPoint('run-started');
       started = true;
     };
-    child.stdout?.on('data', (d: Buffer) => output(d, launch.onStdout));
-    child.stderr?.on('data', (d: Buffer) => output(d, launch.onStderr));
-    const stopNetwork = (): void => {
-      if (network?.pid !== undefined) killTree(network.pid);
-    };
-    const fail = (err: SandboxError): void => {
-      if (settled) return;
-      settled = true;
-      if (child.pid !== undefined) killTree(child.pid);
-      stopNetwork();
-      // An abort while the network was being set up makes the setup fail: the abort is the news.
-      reject(launch.signal?.aborted ? new SandboxError('SANDBOX_ABORTED', 'the build was aborted') : err);
-    };
-    if (control) {
-      const ctl = child.stdio[3] as NodeJS.ReadableStream;
-      ctl.once('data', () => {
-        // The shell, first process of the new namespaces, is unshare's only child.
-        const pid = child.pid === undefined ? undefined : firstChild(child.pid);
-        if (pid === undefined) return fail(new SandboxError('SANDBOX_NETWORK', 'the RUN network namespace went away before its network was set up'));
-        network = cp.spawn(SETPRIV, ['--pdeathsig', 'KILL', '--', slirp as string, '--configure', '--mtu=65520', '--disable-host-loopback', '--enable-sandbox', '--enable-seccomp', '--ready-fd=3', String(pid), 'tap0'], {
-          stdio: ['ignore', 'ignore', 'pipe', 'pipe'],
-          env: {},
-        });
-        let slirpErr = '';
-        network.stderr?.on('data', (d: Buffer) => (slirpErr += d.toString()));
-        network.on('error', (err) => fail(new SandboxError('SANDBOX_NETWORK', `cannot start slirp4netns: ${err.message}`)));
-        network.on('exit', (code) => {
-          if (!settled && code !== null && code !== 0) fail(new SandboxError('SANDBOX_NETWORK', `slirp4netns failed: ${slirpErr.trim() || `exit code ${code}`}`));
-        });
-        (network.stdio[3] as NodeJS.ReadableStream).once('data', () => child.stdin?.end('go\n'));
-      });
-    }
+    child.stdout.on('data', (d: Buffer) => output(d, launch.onStdout));
+    child.stderr.on('data', (d: Buffer) => output(d, launch.onStderr));
     const abort = (): void => {
       if (child.pid !== undefined) killTree(child.pid);
-      stopNetwork();
     };
     launch.signal?.addEventListener('abort', abort, { once: true });
     if (launch.signal?.aborted) abort(); // aborted before the listener was there: no event comes
-    child.on('error', (err) => fail(new SandboxError('SANDBOX_SPAWN', `cannot start ${cmd}: ${err.message}`, { cause: err })));
+    child.on('error', (err) => reject(new SandboxError('SANDBOX_SPAWN', `cannot start ${cmd}: ${err.message}`, { cause: err })));
     child.on('close', (code, sig) => {
       launch.signal?.removeEventListener('abort', abort);
-      stopNetwork();
-      if (settled) return;
-      settled = true;
       if (launch.signal?.aborted) reject(new SandboxError('SANDBOX_ABORTED', 'the build was aborted'));
       else resolve(code ?? 128 + (sig ? 9 : 0));
     });
   });
-}
-
-function firstChild(pid: number): number | undefined {
-  try {
-    const list = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean);
-    return list.length > 0 ? Number(list[0]) : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 /** The cgroup directories runc makes for a container: `<id>` under this process's cgroup in each hierarchy. */

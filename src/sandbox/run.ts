@@ -19,8 +19,8 @@ import path from 'node:path';
 import { childProcess, SandboxError } from '../errors/index.js';
 import { runChroot } from './chroot.js';
 import { checkSystemDirs, makeWorkdir, prepareMountPoints, prepareTarget } from './prepare.js';
-import { findRuntime, runOci } from './oci.js';
-import { readSeccompProfile, translateSeccomp } from './seccomp.js';
+import { findRuntime, runOci, userNetwork } from './oci.js';
+import { readSeccompProfile, translateSeccomp, type SeccompProfile } from './seccomp.js';
 import { DEFAULT_CAPABILITIES, hostsFile, resolvConf, runtimeSpec, type SpecMount } from './spec.js';
 import type { Isolation, RunResult, RunSpec } from './types.js';
 
@@ -119,7 +119,7 @@ export async function runInSandbox(spec: RunSpec): Promise<RunResult> {
     const exitCode = await runOci({
       workDir,
       config,
-      network: network === 'default' ? 'user' : 'spec',
+      ...(network === 'default' ? { netns: (await userNetwork()).path } : {}),
       ...(spec.onStdout ? { onStdout: spec.onStdout } : {}),
       ...(spec.onStderr ? { onStderr: spec.onStderr } : {}),
       ...(spec.signal ? { signal: spec.signal } : {}),
@@ -131,10 +131,19 @@ export async function runInSandbox(spec: RunSpec): Promise<RunResult> {
   }
 }
 
-function seccompFor(choice: string | undefined) {
+const seccompCache = new Map<string, SeccompProfile>();
+
+/** The filter of a RUN: read and translated once per profile and process. */
+function seccompFor(choice: string | undefined): SeccompProfile | undefined {
   if (choice === 'unconfined') return undefined;
-  const { profile } = readSeccompProfile(choice ? [choice] : undefined);
-  return translateSeccomp(profile, DEFAULT_CAPABILITIES);
+  const key = choice ?? '';
+  let filter = seccompCache.get(key);
+  if (!filter) {
+    const { profile } = readSeccompProfile(choice ? [choice] : undefined);
+    filter = translateSeccomp(profile, DEFAULT_CAPABILITIES);
+    seccompCache.set(key, filter);
+  }
+  return filter;
 }
 
 /** /etc/hosts and /etc/resolv.conf of the run, written in its work directory: rootfs path → file. */

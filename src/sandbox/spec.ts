@@ -102,8 +102,8 @@ export interface SpecInput {
   mounts: SpecMount[];
   /**
    * The network namespace: 'new' (the runtime makes one, loopback only), 'inherit' (the one the
-   * runtime runs in: gantry's, for host networking, or one gantry made and wired to a user-mode
-   * network).
+   * runtime runs in: gantry's, for host networking, or the user-mode network's, which the
+   * launcher enters: oci.ts).
    */
   network: 'new' | 'inherit';
   /** The translated seccomp filter, or undefined when the user asked for none. */

@@ -149,6 +149,7 @@ export { execute, BuildError, type ExecuteOptions, type ExecuteResult, type Prog
 import { execute as executeBuild, type BuildSettings, type ExecuteResult as BuildExecResult } from './build/executor.js';
 import type { RegistryAccess as Access } from './build/registry.js';
 export type { Isolation } from './sandbox/run.js';
+export { reexecInUserNamespace } from './sandbox/rootless.js';
 
 export interface BuildOptions extends BuildSettings {
   /** The store (default: resolveRoot()). */

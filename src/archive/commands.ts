@@ -1,9 +1,9 @@
 /** save, load and export as the API offers them: files or standard streams, atomic output files. */
-import { createReadStream, createWriteStream } from 'node:fs';
-import { rename, rm } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { open, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
-import { OptionError } from '../errors/index.js';
+import { GantryError, OptionError } from '../errors/index.js';
 import { resolveImage } from '../store/images.js';
 import { Store } from '../store/store.js';
 import { exportImage } from './export.js';
@@ -15,8 +15,13 @@ async function toFile(file: string | Writable, write: (out: Writable) => Promise
   if (typeof file !== 'string') return write(file);
   if (file === '-') return write(process.stdout);
   const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
+  // Opened before anything is written: a directory that does not exist is an error that names
+  // the file, not a stream error with no listener.
+  const handle = await open(tmp, 'wx').catch((err: NodeJS.ErrnoException) => {
+    throw new GantryError('OUTPUT_OPEN', `cannot write ${file}: ${err.code === 'ENOENT' ? `${path.dirname(file)} does not exist` : err.message}`, { cause: err });
+  });
   try {
-    await write(createWriteStream(tmp, { flags: 'wx' }));
+    await write(handle.createWriteStream());
     await rename(tmp, file);
   } catch (err) {
     await rm(tmp, { force: true });

@@ -3,7 +3,7 @@
  * Errors become messages and exit codes here and nowhere else.
  */
 import type { Argv } from 'yargs';
-import { GantryError, OptionError, resolveRoot, version } from '../index.js';
+import { GantryError, OptionError, reexecInUserNamespace, resolveRoot, version } from '../index.js';
 import { buildCommand, runBuild, type BuildArgs } from './commands/build.js';
 import { fastBuildArgs } from './fast-build.js';
 import { lintCommand } from './commands/lint.js';
@@ -107,6 +107,14 @@ export function withoutHelpCache<T>(parser: Argv<T>): Argv<T> {
 
 export async function main(args: string[]): Promise<void> {
   try {
+    // A non-root caller builds in a user namespace of its own (sandbox/rootless.ts); other
+    // commands enter it too when the caller has a range, so that they can manage the trees a
+    // build left in the store, owned by the caller's subordinate ids.
+    const inner = await reexecInUserNamespace([process.argv[1] ?? '', ...args], { required: commandName(args) === 'build' });
+    if (inner !== undefined) {
+      process.exitCode = inner;
+      return;
+    }
     const plain = commandName(args) === 'build' ? fastBuildArgs(args) : undefined;
     if (plain) await runBuild(plain);
     else await withoutHelpCache(await createParser(args)).parseAsync();

@@ -5,6 +5,7 @@
  * marker hides the lower contents of its directory whatever its position in the layer
  * (OCI image-spec layer.md).
  */
+import { inUserNamespace } from './userns.js';
 import { chmodSync, chownSync, createWriteStream, lchownSync, lstatSync, lutimesSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { chmod, lstat, link, lutimes, mkdir, readdir, rm, chown } from 'node:fs/promises';
 import path from 'node:path';
@@ -178,9 +179,10 @@ export async function applyLayer(root: string, tarStream: Readable, options: App
         case 'block-device':
         case 'fifo': {
           if (existing) await remove(host);
-          await makeNode(host, h.type, mode, h.devmajor ?? 0, h.devminor ?? 0, what, h.name);
-          if (doChown) await chown(host, uid, gid);
-          await chmod(host, mode);
+          if (await makeNode(host, h.type, mode, h.devmajor ?? 0, h.devminor ?? 0, what, h.name)) {
+            if (doChown) await chown(host, uid, gid);
+            await chmod(host, mode);
+          }
           entry.resume();
           break;
         }
@@ -242,17 +244,23 @@ export async function applyLayer(root: string, tarStream: Readable, options: App
 
 const MAX_DEV = 0xfffff;
 
-async function makeNode(host: string, type: string, mode: number, major: number, minor: number, what: string, name: string): Promise<void> {
+/** Make a FIFO or a device node; false when a device node is left out (in a user namespace). */
+async function makeNode(host: string, type: string, mode: number, major: number, minor: number, what: string, name: string): Promise<boolean> {
   if (type === 'fifo') {
     await execFileAsync('/usr/bin/mkfifo', ['-m', (mode & 0o777).toString(8), host]);
-    return;
+    return true;
   }
   if (major < 0 || minor < 0 || major > 0xfff || minor > MAX_DEV) {
     throw new RootfsError('ROOTFS_BAD_DEVICE', `${what}: device "${name}" has an out-of-range number ${major}:${minor}`);
   }
+  // In a user namespace (a rootless build) no device node can be made: it is left out of the
+  // tree, as buildah and podman do rootless. The layer that holds it is kept as it is; a RUN
+  // never sees it (its /dev is the runtime's), and the next layers do not record its absence.
+  if (inUserNamespace()) return false;
   try {
     await execFileAsync('/bin/mknod', ['-m', (mode & 0o777).toString(8), host, type === 'block-device' ? 'b' : 'c', String(major), String(minor)]);
   } catch (err) {
     throw new RootfsError('ROOTFS_DEVICE', `${what}: cannot create device "${name}" (${(err as Error).message.trim()}); device nodes need root`);
   }
+  return true;
 }

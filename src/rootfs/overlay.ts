@@ -16,6 +16,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
+import { inUserNamespace } from './userns.js';
 import { execFileAsync } from '../errors/index.js';
 
 const MOUNT = ['/usr/bin/mount', '/bin/mount'];
@@ -25,7 +26,9 @@ let usable: boolean | undefined;
 let volatileWorks: boolean | undefined;
 
 export function overlayWanted(): boolean {
-  return process.env.GANTRY_OVERLAY !== '0' && usable !== false && process.getuid?.() === 0;
+  // Not in a user namespace: an overlay mounted there has no redirect_dir, and a RUN's directory
+  // renames fail with EXDEV (dpkg's do): rootless builds use plain trees.
+  return process.env.GANTRY_OVERLAY !== '0' && usable !== false && process.getuid?.() === 0 && !inUserNamespace();
 }
 
 /**

@@ -48,7 +48,7 @@ export function probeIsolation(): Promise<{ mode: 'oci' | 'chroot'; reason: stri
     if (process.getuid?.() !== 0) {
       throw new SandboxError(
         'SANDBOX_PRIVILEGE',
-        'RUN needs root: building as a non-root user (rootless, through /etc/subuid) is not supported yet, and running as this user would give every file the wrong owner',
+        'RUN needs root or the user namespace the gantry command enters for a non-root user (through /etc/subuid): from Node, run the API as root or build with the gantry command',
       );
     }
     if (!findRuntime()) return { mode: 'chroot', reason: 'no OCI runtime is installed (apt-get install runc)' };

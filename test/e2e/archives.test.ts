@@ -32,6 +32,13 @@ function snapshot(store: string): string {
 }
 
 describe('save', () => {
+  test('into a directory that does not exist: an error that names it, no stack trace', async () => {
+    const r = await gantry(['save', 'busybox:base', '-o', path.join(work, 'missing-dir', 'out.tar')]);
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toContain(`cannot write ${path.join(work, 'missing-dir', 'out.tar')}: ${path.join(work, 'missing-dir')} does not exist`);
+    expect(r.stderr).not.toMatch(/internal error|\n\s+at /);
+  });
+
   test('--format docker is read by skopeo as a docker-archive', async () => {
     haveTool('skopeo');
     const file = path.join(work, 'docker.tar');

@@ -1,0 +1,99 @@
+/**
+ * Building as a non-root user, as buildah does: the gantry command enters a user namespace in
+ * which the caller is root (uid 0) and the caller's subordinate ranges from /etc/subuid and
+ * /etc/subgid are uids and gids 1 to N (newuidmap/newgidmap from Debian's `uidmap`, through
+ * util-linux's unshare), with a mount namespace of its own. Inside it, layers are extracted with
+ * their owners, RUN runs under runc as in a root build (runc sees the user namespace and runs
+ * rootless), and the layers gantry writes carry the image's owners, root files 0:0: the image is
+ * the one a root build makes. On the host, files the image gives to root belong to the caller,
+ * others to the subordinate ids.
+ *
+ * Device nodes cannot be made in a user namespace: a base layer's device nodes are left out of
+ * the extracted tree (rootfs/apply.ts), as buildah and podman do rootless; they are in the base's
+ * layers, which the image keeps as they are, and a RUN never sees them (its /dev is the runtime's).
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { userInfo } from 'node:os';
+import { childProcess, SandboxError } from '../errors/index.js';
+
+/** Set in the command gantry runs inside its user namespace. */
+export const USERNS_ENV = 'GANTRY_USERNS';
+
+const UNSHARE = '/usr/bin/unshare';
+const SETPRIV = '/usr/bin/setpriv';
+const NEWUIDMAP = ['/usr/bin/newuidmap', '/bin/newuidmap'];
+
+export interface SubordinateRange {
+  start: number;
+  count: number;
+}
+
+/** The first range of `file` (/etc/subuid or /etc/subgid) for the user, by name or by id. */
+export function subordinateRange(file: string, name: string, id: number, text?: string): SubordinateRange | undefined {
+  let content = text;
+  if (content === undefined) {
+    try {
+      content = readFileSync(file, 'utf8');
+    } catch {
+      return undefined;
+    }
+  }
+  for (const line of content.split('\n')) {
+    const [who, start, count] = line.trim().split(':');
+    if ((who === name || who === String(id)) && /^\d+$/.test(start ?? '') && /^\d+$/.test(count ?? '') && Number(count) > 0) {
+      return { start: Number(start), count: Number(count) };
+    }
+  }
+  return undefined;
+}
+
+/** Whether this process is gantry inside the user namespace it made. */
+export const inUserNamespace = (): boolean => process.env[USERNS_ENV] === '1';
+
+/**
+ * For a non-root caller: run this command again inside a user namespace (see above) and resolve to
+ * its exit code; undefined when none is needed (root, or already inside). Without a subordinate
+ * range (or newuidmap) the error says how to get one: a build as an unmapped user would give
+ * every file the caller's uid, a silently wrong image.
+ */
+export async function reexecInUserNamespace(argv: string[], options: { required: boolean }): Promise<number | undefined> {
+  const uid = process.getuid?.();
+  if (uid === undefined || uid === 0 || inUserNamespace()) return undefined;
+  const gid = process.getgid?.() ?? uid;
+  const name = userInfo().username;
+  const subuid = subordinateRange('/etc/subuid', name, uid);
+  const subgid = subordinateRange('/etc/subgid', name, uid);
+  if ((!subuid || !subgid) && !options.required) return undefined;
+  if (!subuid || !subgid) {
+    throw new SandboxError(
+      'SANDBOX_ROOTLESS',
+      `building as ${name} (uid ${uid}) needs a subordinate uid and gid range for it in /etc/subuid and /etc/subgid, so that the image's owners can be kept: as root, run \`usermod --add-subuids 100000-165535 --add-subgids 100000-165535 ${name}\` (or pick a free range), or run gantry as root`,
+    );
+  }
+  if (!NEWUIDMAP.some((p) => existsSync(p))) {
+    if (!options.required) return undefined;
+    throw new SandboxError('SANDBOX_ROOTLESS', `building as ${name} needs newuidmap and newgidmap (apt-get install uidmap)`);
+  }
+  // The inner gantry dies with this one (a SIGKILL here included).
+  const args = [
+    '--pdeathsig', 'KILL', '--', UNSHARE,
+    '--user', '--mount',
+    '--map-user=0', '--map-group=0',
+    `--map-users=${subuid.start},1,${subuid.count}`,
+    `--map-groups=${subgid.start},1,${subgid.count}`,
+    '--', process.execPath, ...process.execArgv, ...argv,
+  ];
+  return new Promise((resolve, reject) => {
+    const child = childProcess().spawn(SETPRIV, args, { stdio: 'inherit', env: { ...process.env, [USERNS_ENV]: '1', GANTRY_CALLER_UID: String(uid), GANTRY_CALLER_GID: String(gid) } });
+    // Signals for the command reach it through the terminal's process group; a signal sent to
+    // this process alone is passed on.
+    const forward = (sig: NodeJS.Signals) => () => child.kill(sig);
+    const handlers = (['SIGINT', 'SIGTERM', 'SIGHUP'] as const).map((sig) => [sig, forward(sig)] as const);
+    for (const [sig, h] of handlers) process.on(sig, h);
+    child.on('error', (err) => reject(new SandboxError('SANDBOX_ROOTLESS', `cannot enter a user namespace: ${err.message}`)));
+    child.on('close', (code, signal) => {
+      for (const [sig, h] of handlers) process.off(sig, h);
+      resolve(code ?? (signal ? 128 + 9 : 1));
+    });
+  });
+}

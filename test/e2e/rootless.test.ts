@@ -1,0 +1,188 @@
+import { execFileSync } from 'node:child_process';
+import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { execa } from 'execa';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { projectRoot } from '../helpers/conformance.js';
+import { DEBIAN_PATH, debianBaseTarball } from '../helpers/debian.js';
+import { writeTree } from '../helpers/files.js';
+import { makeBusyboxRootfs, tarDir } from '../helpers/rootfs.js';
+import { haveTool } from '../helpers/tools.js';
+
+// Building as a non-root user (issue 19, point 3): gantry enters a user namespace mapped from
+// /etc/subuid and /etc/subgid, and the image equals the root build's, owners included. The test
+// (run as root, as CI does) makes the users it needs, and runs gantry from a copy of the bundled
+// command that they can read.
+
+const USER = 'gantry-rootless';
+const NORANGE = 'gantry-norange';
+const isRoot = process.getuid?.() === 0;
+// Under /tmp with 0755 parents: the users must reach the copy of gantry, the contexts and the bases.
+const work = mkdtempSync('/tmp/gantry-rootless-');
+chmodSync(work, 0o755);
+const gantryCopy = path.join(work, 'gantry');
+let ready = false;
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+function ensureUser(name: string, range?: string): void {
+  try {
+    execFileSync('id', ['-u', name], { stdio: 'ignore' });
+  } catch {
+    execFileSync('useradd', ['-m', '-s', '/bin/sh', name]);
+  }
+  for (const file of ['/etc/subuid', '/etc/subgid']) {
+    const lines = readFileSync(file, 'utf8').split('\n').filter((l) => l !== '');
+    const others = lines.filter((l) => !l.startsWith(`${name}:`));
+    // useradd gives a new user a range of its own (login.defs); the user without one loses it.
+    if (!range && others.length !== lines.length) writeFileSync(file, others.map((l) => `${l}\n`).join(''));
+  }
+  if (range && !readFileSync('/etc/subuid', 'utf8').split('\n').some((l) => l.startsWith(`${name}:`))) {
+    execFileSync('usermod', ['--add-subuids', range, '--add-subgids', range, name]);
+  }
+}
+
+/** gantry as `user`, with its own store. */
+const as = (user: string, args: string[], env: Record<string, string> = {}) =>
+  execa('runuser', ['-u', user, '--', 'env', `HOME=${path.join(work, `home-${user}`)}`, ...Object.entries(env).map(([k, v]) => `${k}=${v}`), path.join(gantryCopy, 'bin', 'gantry'), '--root', path.join(work, `store-${user}`), ...args], {
+    reject: false,
+    timeout: 300_000,
+  });
+const bin = path.join(projectRoot, 'bin', 'gantry');
+const rootStore = path.join(work, 'store-root');
+const asRoot = (args: string[], env: Record<string, string> = {}) => execa(bin, ['--root', rootStore, ...args], { reject: false, timeout: 300_000, env });
+
+beforeAll(async () => {
+  if (!isRoot) return;
+  haveTool('newuidmap');
+  haveTool('runuser');
+  ensureUser(USER, '400000-465535');
+  ensureUser(NORANGE);
+  mkdirSync(path.join(work, 'out-root'));
+  for (const u of [USER, NORANGE]) {
+    for (const d of [`home-${u}`, `store-${u}`, `out-${u}`]) {
+      mkdirSync(path.join(work, d), { recursive: true });
+      execFileSync('chown', [u, path.join(work, d)]);
+    }
+  }
+  // The default network needs the tun device (Debian makes it 0666; .ci/run restores that).
+  if ((statSync('/dev/net/tun').mode & 0o006) !== 0o006) throw new Error('/dev/net/tun is not usable by other users (mode 0666, as Debian sets it, is needed for a rootless RUN network)');
+  mkdirSync(gantryCopy);
+  for (const p of ['bin', 'dist', 'package.json']) cpSync(path.join(projectRoot, p), path.join(gantryCopy, p), { recursive: true });
+  execFileSync('chmod', ['-R', 'a+rX', work]);
+  // The bases, made by root and saved, so that both stores start from the very same images.
+  const bb = tarDir(makeBusyboxRootfs(path.join(work, 'bb-rootfs')), path.join(work, 'bb.tgz'));
+  expect((await asRoot(['import', bb, 'bb:1', '-c', 'ENV PATH=/bin'])).exitCode).toBe(0);
+  const images = ['bb:1'];
+  const tarball = debianBaseTarball();
+  if (tarball) {
+    expect((await asRoot(['import', tarball, 'debian:rootless', '-c', `ENV ${DEBIAN_PATH}`])).exitCode).toBe(0);
+    images.push('debian:rootless');
+  }
+  const saved = path.join(work, 'bases.tar');
+  expect((await asRoot(['save', ...images, '-o', saved])).exitCode).toBe(0);
+  chmodSync(saved, 0o644);
+  const load = await as(USER, ['load', '-i', saved]);
+  expect(load.exitCode, load.stderr).toBe(0);
+  ready = true;
+}, 600_000);
+
+/** Build as root and as the user; the two images' layers and configs. */
+async function both(name: string, dockerfile: string, files: Record<string, string> = {}) {
+  const ctx = writeTree(path.join(work, 'ctx', name), { Dockerfile: dockerfile, ...files });
+  execFileSync('chmod', ['-R', 'a+rX', path.join(work, 'ctx')]);
+  const env = { SOURCE_DATE_EPOCH: '1700000000' };
+  const r = await asRoot(['build', '--progress', 'plain', '-t', `${name}:1`, ctx], env);
+  expect(r.exitCode, r.stderr).toBe(0);
+  const u = await as(USER, ['build', '--progress', 'plain', '-t', `${name}:1`, ctx], env);
+  expect(u.exitCode, u.stderr).toBe(0);
+  const rootInfo = JSON.parse((await asRoot(['inspect', `${name}:1`])).stdout)[0];
+  const userInfo = JSON.parse((await as(USER, ['inspect', `${name}:1`])).stdout)[0];
+  return { root: rootInfo, user: userInfo, userOut: u.stderr };
+}
+
+/** Each layer of an image saved by `who`, as `tar tv` lines with numeric owners. */
+async function listing(who: string, ref: string): Promise<string[]> {
+  const file = path.join(work, `out-${who}`, `${ref.replace(/\W/g, '-')}.tar`);
+  const r = who === 'root' ? await asRoot(['save', ref, '-o', file]) : await as(who, ['save', ref, '-o', `${file}`]);
+  expect(r.exitCode, r.stderr).toBe(0);
+  const dir = path.join(work, `listing-${who}-${ref.replace(/\W/g, '-')}`);
+  mkdirSync(dir);
+  execFileSync('tar', ['xf', file, '-C', dir]);
+  const manifest = JSON.parse(readFileSync(path.join(dir, 'manifest.json'), 'utf8'))[0] as { Layers: string[] };
+  return manifest.Layers.flatMap((l) => execFileSync('tar', ['--numeric-owner', '-tvf', path.join(dir, l)], { encoding: 'utf8' }).trim().split('\n'));
+}
+
+describe.runIf(isRoot)('rootless builds', () => {
+  test('busybox: RUN chown, USER switching, COPY --chown, a non-root RUN: the same layers and config as the root build', async () => {
+    if (!ready) return;
+    const { root, user, userOut } = await both(
+      'bbrootless',
+      [
+        'FROM bb:1',
+        'RUN busybox mkdir -p /data /home/app && busybox chown 1000:1000 /home/app && echo hi > /data/root-file && busybox id -u',
+        'COPY --chown=1000:1000 file /home/app/copied',
+        'USER 1000:1000',
+        'RUN echo mine > /home/app/mine && busybox id',
+        'USER root',
+        'RUN --network=none busybox ls -ln /home/app',
+      ].join('\n'),
+      { file: 'copied\n' },
+    );
+    expect(userOut).toContain('uid=1000 gid=1000');
+    expect(user.RootFS.Layers).toEqual(root.RootFS.Layers);
+    expect(user.Config).toEqual(root.Config);
+    const lines = await listing(USER, 'bbrootless:1');
+    expect(lines.some((l) => /^-rw-r--r-- 0\/0 .* data\/root-file$/.test(l))).toBe(true);
+    expect(lines.some((l) => /^-rw-r--r-- 1000\/1000 .* home\/app\/mine$/.test(l))).toBe(true);
+    expect(lines.some((l) => /^-rw-r--r-- 1000\/1000 .* home\/app\/copied$/.test(l))).toBe(true);
+    // On the host the user's store holds the files as the caller (root inside) and its subordinate ids.
+  });
+
+  test('Debian: useradd and chown by name, then a non-root USER: the same layers and config as the root build', async () => {
+    if (!ready || !debianBaseTarball()) return;
+    const { root, user } = await both(
+      'debrootless',
+      ['FROM debian:rootless', 'RUN useradd -u 1500 worker && install -d -o worker -g worker /data', 'USER worker', 'RUN echo hi > /data/hi && stat -c "%u:%g %a" /data/hi'].join('\n'),
+    );
+    expect(user.Config).toEqual(root.Config);
+    // useradd opens /etc/.pwd.lock for writing and leaves it as it was: the root build's overlay
+    // copies it up, and its layer has it (as BuildKit's); a rootless build's plain tree has no
+    // trace of the open (docs/differences.md). Every other entry is the same, owners included.
+    const strip = (lines: string[]) => lines.filter((l) => !l.endsWith(' etc/.pwd.lock'));
+    expect(strip(await listing(USER, 'debrootless:1'))).toEqual(strip(await listing('root', 'debrootless:1')));
+    expect(user.RootFS.Layers.slice(0, 1)).toEqual(root.RootFS.Layers.slice(0, 1));
+    expect(user.RootFS.Layers.slice(2)).toEqual(root.RootFS.Layers.slice(2));
+  });
+
+  test('apt-get install works rootless, through the default network', async () => {
+    if (!ready || !debianBaseTarball()) return;
+    const ctx = writeTree(path.join(work, 'ctx', 'apt'), { Dockerfile: 'FROM debian:rootless\nRUN apt-get update -qq && apt-get install -y -qq hello >/dev/null && hello\n' });
+    execFileSync('chmod', ['-R', 'a+rX', path.join(work, 'ctx')]);
+    const r = await as(USER, ['build', '--progress', 'plain', '-t', 'apt:1', ctx]);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stderr).toContain('Hello, world!');
+  }, 300_000);
+
+  test('a user without a subordinate range gets an error that says how to add one, and no image', async () => {
+    if (!ready) return;
+    const ctx = writeTree(path.join(work, 'ctx', 'norange'), { Dockerfile: 'FROM scratch\nCOPY f /f\n', f: 'x' });
+    execFileSync('chmod', ['-R', 'a+rX', path.join(work, 'ctx')]);
+    const r = await as(NORANGE, ['build', '-t', 'x:1', ctx]);
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toContain('/etc/subuid');
+    expect(r.stderr).toContain('usermod --add-subuids');
+    // The positive control: the same build as the user with a range works.
+    const ok = await as(USER, ['build', '-t', 'x:1', ctx]);
+    expect(ok.exitCode, ok.stderr).toBe(0);
+  });
+
+  test('prune as the user removes the trees a build left, owned by its subordinate ids', async () => {
+    if (!ready) return;
+    const r = await as(USER, ['prune', '--all']);
+    expect(r.exitCode, r.stderr).toBe(0);
+    const dirs = ['trash', 'rootfs', 'tmp'].map((d) => path.join(work, `store-${USER}`, d)).filter((d) => existsSync(d));
+    expect(dirs.length).toBeGreaterThan(0);
+    const left = execFileSync('find', [...dirs, '-mindepth', '1', '-maxdepth', '1'], { encoding: 'utf8' }).trim();
+    expect(left).toBe('');
+  });
+});

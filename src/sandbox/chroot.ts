@@ -1,7 +1,8 @@
 /**
  * The isolation for where no namespace and no mount can be made: an unprivileged container
  * (docker run or a Kubernetes pod with the default seccomp profile, no --privileged), kaniko's
- * case. The RUN is chroot(2)ed into the rootfs as root, with the capability bounding set cut to
+ * case. The RUN is chroot(2)ed into the rootfs as root (nsenter --root, entering no namespace),
+ * with the capability bounding set cut to
  * Docker's default (setpriv), the container's network and processes shared. Nothing is mounted:
  * resolv.conf and hosts are copied in where the image has none, and removed after; the default
  * devices are made with mknod in /dev and removed after. Processes the RUN leaves behind are
@@ -18,11 +19,12 @@ import { inheritedFds } from './fds.js';
 import { killTree } from './kill.js';
 import { killRootedIn } from '../rootfs/processes.js';
 import { makeWorkdir } from './prepare.js';
+import { resolveInRoot } from '../rootfs/resolve.js';
 import type { RunSpec } from './types.js';
 import { DEFAULT_CAPABILITIES } from './spec.js';
 
 const SETPRIV = '/usr/bin/setpriv';
-const UNSHARE = '/usr/bin/unshare';
+const NSENTER = '/usr/bin/nsenter';
 const MKNOD = ['/usr/bin/mknod', '/bin/mknod'];
 const HOST_BASH = ['/usr/bin/bash', '/bin/bash'];
 
@@ -44,7 +46,7 @@ export interface ChrootRun extends RunSpec {
 }
 
 export async function runChroot(run: ChrootRun): Promise<number> {
-  if (!existsSync(SETPRIV) || !existsSync(UNSHARE)) throw new SandboxError('SANDBOX_MISSING', 'the chroot isolation needs setpriv and unshare from util-linux');
+  if (!existsSync(SETPRIV) || !existsSync(NSENTER)) throw new SandboxError('SANDBOX_MISSING', 'the chroot isolation needs setpriv and nsenter from util-linux');
   if ((run.mounts ?? []).length > 0) {
     throw new SandboxError('SANDBOX_MOUNT', 'RUN --mount needs mounts, which the chroot isolation cannot make (it is for containers without privileges); use --isolation oci where namespaces are allowed');
   }
@@ -53,7 +55,9 @@ export async function runChroot(run: ChrootRun): Promise<number> {
     await placeEtcFiles(run, undo);
     await makeDevices(run.rootfs, undo);
     await makeWorkdir(run.rootfs, run.cwd);
-    return await launch(run);
+    // The working directory as a host path, resolved inside the root (nsenter enters it before the chroot).
+    const hostCwd = (await resolveInRoot(run.rootfs, run.cwd).catch(() => undefined))?.host ?? run.rootfs;
+    return await launch(run, hostCwd);
   } finally {
     killRootedIn(run.rootfs);
     for (const u of undo.reverse()) await u().catch(() => undefined);
@@ -100,7 +104,7 @@ async function makeDevices(rootfs: string, undo: (() => Promise<void>)[]): Promi
   }
 }
 
-function launch(run: ChrootRun): Promise<number> {
+function launch(run: ChrootRun, hostCwd: string): Promise<number> {
   const bounding = ['-all', ...DEFAULT_CAPABILITIES.map((c) => `+${c.slice(4).toLowerCase()}`)].join(',');
   let cmd = SETPRIV;
   let args = [
@@ -108,7 +112,9 @@ function launch(run: ChrootRun): Promise<number> {
     '--bounding-set', bounding,
     '--inh-caps', '-all',
     '--',
-    UNSHARE, `--root=${run.rootfs}`, `--wd=${run.cwd}`,
+    // nsenter with no namespace to enter: chroot(2) and chdir, then the user (util-linux's
+    // unshare would call unshare(2) even with no namespace, which Docker's seccomp refuses).
+    NSENTER, `--root=${run.rootfs}`, `--wd=${hostCwd}`,
     ...(run.uid !== 0 || run.gid !== 0 ? ['--setgid', String(run.gid), '--setuid', String(run.uid)] : []),
     '--',
     ...run.argv,

@@ -60,7 +60,13 @@ export async function reexecInUserNamespace(argv: string[], options: { required:
   const uid = process.getuid?.();
   if (uid === undefined || uid === 0 || inUserNamespace()) return undefined;
   const gid = process.getgid?.() ?? uid;
-  const name = userInfo().username;
+  // A uid with no passwd entry (docker run --user 1000) has no name: /etc/subuid may name its id.
+  let name = String(uid);
+  try {
+    name = userInfo().username;
+  } catch {
+    // keep the id
+  }
   const subuid = subordinateRange('/etc/subuid', name, uid);
   const subgid = subordinateRange('/etc/subgid', name, uid);
   if ((!subuid || !subgid) && !options.required) return undefined;

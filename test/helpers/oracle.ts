@@ -15,6 +15,8 @@ export interface Oracle {
   socket: string;
   /** Build the context with BuildKit; resolves to the image ID. Throws with BuildKit's error. */
   build(context: string, options: { tag: string; buildArgs?: Record<string, string>; target?: string; noCache?: boolean }): Promise<string>;
+  /** Empty BuildKit's build cache, cache mounts included (a cache mount keeps what earlier runs wrote). */
+  pruneBuildCache(): Promise<void>;
   /** `docker save` of a tag into a file. */
   save(tag: string, file: string): Promise<void>;
   docker(args: string[]): Promise<string>;
@@ -62,6 +64,9 @@ export function startOracle(): Oracle | undefined {
       }
       if (!id) throw new Error(`BuildKit gave no image ID: ${stdout.slice(-500)}`);
       return id;
+    },
+    async pruneBuildCache() {
+      await execa('curl', ['-sS', '-f', '-X', 'POST', '--unix-socket', socket, 'http://docker/v1.41/build/prune?all=1']);
     },
     async save(tag, file) {
       await docker(['save', '-o', file, tag]);

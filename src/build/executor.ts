@@ -25,7 +25,7 @@ import { applyLayer } from '../rootfs/apply.js';
 import { mountOverlay, overlayWanted, unmount } from '../rootfs/overlay.js';
 import { resolveInRoot } from '../rootfs/resolve.js';
 import { readXattrs, readXattrsTree } from '../rootfs/xattr.js';
-import { chooseIsolation, probeIsolation, runInSandbox, type Isolation, type SandboxMount } from '../sandbox/run.js';
+import { chooseIsolation, prewarmSandbox, probeIsolation, runInSandbox, type Isolation, type SandboxMount } from '../sandbox/run.js';
 import { diff, snapshot, snapshotUpper, writeLayer, type Snapshot } from '../snapshot/diff.js';
 import { loadSnapshot, saveSnapshot } from '../snapshot/persist.js';
 import { TarWriter } from '../tar/writer.js';
@@ -423,6 +423,8 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
 
     /** Said once, at the first RUN: the isolation RUN gets when it is weaker than a container, or was chosen by probing. */
     let isolationNotice: Promise<void> | undefined;
+    let sandboxWarmed = false;
+    const hasRun = plan.stages.some((st) => st.steps.some((x) => x.op === 'run'));
     let targetState: StageState | undefined;
     for (const stage of plan.stages) {
       const state = startStage(stage, finished, stateOfImage);
@@ -526,6 +528,11 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
         let capsKnownNone = false;
         try {
           trace(`step ${step.id}: start`);
+          // The first step that does work: the sandbox gets ready meanwhile, when a RUN is to come.
+          if (!sandboxWarmed && hasRun) {
+            sandboxWarmed = true;
+            prewarmSandbox({ ...(options.isolation ? { isolation: options.isolation } : {}), ...(options.network ? { network: options.network } : {}) });
+          }
           if (!aheadOf.has(stage.index)) {
             aheadOf.add(stage.index);
             mountAhead(stage.index);

@@ -67,7 +67,7 @@ export async function runOci(launch: OciLaunch): Promise<number> {
   await writeFile(path.join(bundle, 'config.json'), JSON.stringify(launch.config), { mode: 0o600 });
   // runc must see a /proc of its own PID namespace (it reads its child's there), so the launcher
   // mounts one; a namespace to join is entered first, while the host's /proc still names it.
-  const launcher = ['--pid', '--fork', '--kill-child', '--mount-proc', '--', HOST_SH, '-c', 'exec "$@" </dev/null', 'gantry-run'];
+  const launcher = ['--pid', '--fork', '--kill-child', '--mount-proc', '--'];
   if (launch.netns) launcher.unshift(`--net=${launch.netns}`, '--', UNSHARE);
   const runtimeArgs = [runtime, '--root', state, '--log', log, '--log-format', 'json', 'run', '--bundle', bundle, id];
   try {

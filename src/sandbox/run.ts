@@ -16,7 +16,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { chmod, lstat, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { childProcess, SandboxError } from '../errors/index.js';
+import { childProcess, SandboxError, trace } from '../errors/index.js';
 import { runChroot } from './chroot.js';
 import { checkSystemDirs, makeWorkdir, prepareMountPoints, prepareTarget } from './prepare.js';
 import { findRuntime, runOci, userNetwork } from './oci.js';
@@ -37,6 +37,14 @@ const USER_NETWORK_DNS = '10.0.2.3';
 /** BuildKit's resolvers when the host has none a sandbox can reach. */
 const FALLBACK_DNS = ['8.8.8.8', '8.8.4.4', '2001:4860:4860::8888', '2001:4860:4860::8844'];
 
+const CAP_SYS_ADMIN = 21;
+
+/** Whether this process holds a capability in its effective set (/proc/self/status). */
+function hasCapability(bit: number): boolean {
+  const hex = /^CapEff:\s*([0-9a-f]+)/m.exec(readFileSafe('/proc/self/status') ?? '')?.[1];
+  return hex !== undefined && (BigInt(`0x${hex}`) & (1n << BigInt(bit))) !== 0n;
+}
+
 let probed: Promise<{ mode: 'oci' | 'chroot'; reason: string }> | undefined;
 
 /**
@@ -52,6 +60,9 @@ export function probeIsolation(): Promise<{ mode: 'oci' | 'chroot'; reason: stri
       );
     }
     if (!findRuntime()) return { mode: 'chroot', reason: 'no OCI runtime is installed (apt-get install runc)' };
+    // Without CAP_SYS_ADMIN no namespace can be made (Docker and Kubernetes drop it, and their
+    // seccomp profiles refuse unshare without it): no need to try.
+    if (!hasCapability(CAP_SYS_ADMIN)) return { mode: 'chroot', reason: 'namespaces cannot be made here (no CAP_SYS_ADMIN: an unprivileged container?)' };
     const ok = await new Promise<boolean>((resolve) => {
       const p = childProcess().spawn('/usr/bin/unshare', ['--pid', '--fork', '--mount-proc', '--net', '--ipc', '--uts', '--', '/bin/true'], { stdio: 'ignore' });
       p.on('error', () => resolve(false));
@@ -60,6 +71,18 @@ export function probeIsolation(): Promise<{ mode: 'oci' | 'chroot'; reason: stri
     if (!ok) return { mode: 'chroot', reason: 'namespaces cannot be made here (an unprivileged container?)' };
     return { mode: 'oci', reason: 'namespaces and an OCI runtime are available' };
   })());
+}
+
+/**
+ * Get ready for RUN while the build does other work (a base extracted, a context copied): the
+ * isolation probed and, for the default network, the user-mode network started. Failures are
+ * kept for the RUN that needs them.
+ */
+export function prewarmSandbox(options: { isolation?: Isolation; network?: 'default' | 'none' | 'host' }): void {
+  void (async () => {
+    const mode = await chooseIsolation(options.isolation);
+    if (mode === 'oci' && (options.network ?? 'default') === 'default') await userNetwork();
+  })().catch(() => undefined);
 }
 
 /** The isolation a run gets, from what was asked. */
@@ -75,6 +98,7 @@ export async function chooseIsolation(wanted: Isolation = 'auto'): Promise<'oci'
 
 export async function runInSandbox(spec: RunSpec): Promise<RunResult> {
   const mode = await chooseIsolation(spec.isolation);
+  trace(`sandbox: ${mode} chosen`);
   spec.signal?.throwIfAborted();
   const cwd = path.posix.resolve('/', spec.cwd || '/');
   const workDir = spec.workDir ?? (await mkdtemp(path.join(tmpdir(), 'gantry-run-')));
@@ -102,6 +126,9 @@ export async function runInSandbox(spec: RunSpec): Promise<RunResult> {
       if (m.type === 'tmpfs') mounts.push({ destination: m.target, type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', 'mode=1777', ...(m.size ? [`size=${m.size}`] : [])] });
       else mounts.push({ destination: m.target, type: 'bind', source: m.source, options: ['rbind', m.readOnly ? 'ro' : 'rw'] });
     }
+    trace('sandbox: mount points ready');
+    const netns = network === 'default' ? (await userNetwork()).path : undefined;
+    trace('sandbox: network ready');
     const config = runtimeSpec({
       rootfs: spec.rootfs,
       argv: spec.argv,
@@ -116,10 +143,11 @@ export async function runInSandbox(spec: RunSpec): Promise<RunResult> {
       cgroupNamespace: existsSync('/sys/fs/cgroup/cgroup.subtree_control'),
       seccomp: seccompFor(spec.seccomp),
     });
+    trace('sandbox: spec made');
     const exitCode = await runOci({
       workDir,
       config,
-      ...(network === 'default' ? { netns: (await userNetwork()).path } : {}),
+      ...(netns ? { netns } : {}),
       ...(spec.onStdout ? { onStdout: spec.onStdout } : {}),
       ...(spec.onStderr ? { onStderr: spec.onStderr } : {}),
       ...(spec.signal ? { signal: spec.signal } : {}),

@@ -8,6 +8,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { projectRoot } from '../helpers/conformance.js';
 import { DEBIAN_PATH, debianBaseTarball } from '../helpers/debian.js';
 import { writeTree } from '../helpers/files.js';
+import { mountsUnder, processesWith, waitForNoProcesses } from '../helpers/faults.js';
 import { expectStoreConsistent, makeVictim, type Victim } from '../helpers/hostile.js';
 import { makeBusyboxRootfs, tarDir } from '../helpers/rootfs.js';
 import { haveTool } from '../helpers/tools.js';
@@ -294,5 +295,34 @@ describe('entitlements gantry does not grant', () => {
     // The positive control: without the flag the same RUN runs.
     const plain = await build(context(['FROM bb:1', 'RUN busybox grep CapEff /proc/self/status']));
     expect(plain.exitCode, plain.stderr).toBe(0);
+  });
+});
+
+describe('stopping', () => {
+  test.each(['SIGINT', 'SIGTERM'] as const)('%s to gantry during a RUN ends every process of the RUN (a background one too) and leaves no mount', async (sig) => {
+    if (!ready) return;
+    const mark = String(800_000_000 + Math.floor(Math.random() * 99_999_999));
+    const ctx = context(['FROM bb:1', `RUN (busybox sleep ${mark} &) ; echo running; busybox sleep ${Number(mark) + 1}`]);
+    const child = execa(bin, ['--root', store, 'build', '--no-cache', '--progress', 'plain', ctx], { reject: false });
+    await new Promise<void>((resolve) => {
+      let buf = '';
+      child.stderr?.on('data', (d: Buffer) => {
+        buf += d.toString();
+        if (buf.includes('running')) resolve();
+      });
+      void child.then(() => resolve());
+    });
+    // The RUN is running, its background sleep too: both carry the mark.
+    expect(processesWith(mark).length).toBeGreaterThan(0);
+    child.kill(sig);
+    const r = await child;
+    expect(r.exitCode === 0).toBe(false);
+    expect(await waitForNoProcesses(mark, 10_000)).toEqual([]);
+    // The RUN's own mounts went with its mount namespace; the build's overlay (in its temp
+    // entry) is detached by the next command.
+    const tmp = path.join(store, 'tmp');
+    expect(mountsUnder(store).filter((m) => !(m.startsWith(`${tmp}/rootfs-`) && m.endsWith('/merged')))).toEqual([]);
+    expect((await g(['images'])).exitCode).toBe(0);
+    expect(mountsUnder(store)).toEqual([]);
   });
 });

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createServer as createNetServer, type Server as NetServer } from 'node:net';
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -23,7 +24,11 @@ const store = path.join(work, 'store');
 let victim: Victim;
 let ready = false;
 let debian = false;
-afterAll(() => rmSync(work, { recursive: true, force: true }));
+afterAll(() => {
+  // A build killed by a test that failed may have left its overlay mounted there.
+  for (const m of mountsUnder(work).reverse()) execFileSync('umount', ['-l', m]);
+  rmSync(work, { recursive: true, force: true });
+});
 afterEach(() => {
   victim?.unchanged();
   expectStoreConsistent(store, victim?.marker);
@@ -208,7 +213,7 @@ describe('secrets and the store', () => {
       let buf = '';
       child.stderr?.on('data', (d: Buffer) => {
         buf += d.toString();
-        if (buf.includes('running')) {
+        if (/^#\d+ running$/m.test(buf)) {
           // The RUN is running now: read every process's command line.
           for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
             try {
@@ -308,7 +313,7 @@ describe('stopping', () => {
       let buf = '';
       child.stderr?.on('data', (d: Buffer) => {
         buf += d.toString();
-        if (buf.includes('running')) resolve();
+        if (/^#\d+ running$/m.test(buf)) resolve();
       });
       void child.then(() => resolve());
     });

@@ -154,6 +154,41 @@ describe.runIf(isRoot)('rootless builds', () => {
     expect(user.RootFS.Layers.slice(2)).toEqual(root.RootFS.Layers.slice(2));
   });
 
+  test('the same owners and modes as buildah gives as that user (rootless, vfs, chroot isolation)', async () => {
+    if (!ready) return;
+    haveTool('buildah');
+    const steps = ['RUN echo hi > /root-file && busybox mkdir -p /app && busybox chown 1000:1000 /app && busybox chmod 750 /app', 'USER 1000:1000', 'RUN echo mine > /app/mine && busybox chmod 640 /app/mine'];
+    const archive = path.join(work, 'bb-docker.tar');
+    expect((await asRoot(['save', 'bb:1', '-o', archive])).exitCode).toBe(0);
+    chmodSync(archive, 0o644);
+    const gctx = writeTree(path.join(work, 'ctx', 'vs-buildah-g'), { Dockerfile: ['FROM bb:1', ...steps].join('\n') + '\n' });
+    const bctx = writeTree(path.join(work, 'ctx', 'vs-buildah-b'), { Dockerfile: [`FROM docker-archive:${archive}`, ...steps].join('\n') + '\n' });
+    execFileSync('chmod', ['-R', 'a+rX', path.join(work, 'ctx')]);
+    const built = await as(USER, ['build', '-t', 'vsb:1', gctx]);
+    expect(built.exitCode, built.stderr).toBe(0);
+    const ours = await listing(USER, 'vsb:1');
+    const home = path.join(work, `home-${USER}`);
+    const buildah = (args: string[]) =>
+      execa('runuser', ['-u', USER, '--', 'env', `HOME=${home}`, 'buildah', '--storage-driver', 'vfs', ...args], { reject: false, timeout: 300_000, cwd: home });
+    const b = await buildah(['bud', '--layers', '--isolation', 'chroot', '-t', 'vsb:1', bctx]);
+    expect(b.exitCode, b.stderr).toBe(0);
+    const out = path.join(work, `out-${USER}`, 'buildah.tar');
+    const p = await buildah(['push', 'vsb:1', `docker-archive:${out}`]);
+    expect(p.exitCode, p.stderr).toBe(0);
+    const dir = path.join(work, 'listing-buildah');
+    mkdirSync(dir);
+    execFileSync('tar', ['xf', out, '-C', dir]);
+    const manifest = JSON.parse(readFileSync(path.join(dir, 'manifest.json'), 'utf8'))[0] as { Layers: string[] };
+    const theirs = manifest.Layers.flatMap((l) => execFileSync('tar', ['--numeric-owner', '-tvf', path.join(dir, l)], { encoding: 'utf8' }).trim().split('\n'));
+    // Mode, owner and size of what the steps made (times and buildah's own leftovers aside).
+    const pick = (lines: string[], name: string) => {
+      const l = lines.filter((x) => x.endsWith(` ${name}`)).pop() ?? `(no ${name})`;
+      return l.split(/\s+/).slice(0, 3).join(' ');
+    };
+    for (const name of ['root-file', 'app/', 'app/mine']) expect(pick(ours, name), name).toBe(pick(theirs, name));
+    expect(pick(ours, 'app/mine')).toBe('-rw-r----- 1000/1000 5');
+  }, 300_000);
+
   test('apt-get install works rootless, through the default network', async () => {
     if (!ready || !debianBaseTarball()) return;
     const ctx = writeTree(path.join(work, 'ctx', 'apt'), { Dockerfile: 'FROM debian:rootless\nRUN apt-get update -qq && apt-get install -y -qq hello >/dev/null && hello\n' });

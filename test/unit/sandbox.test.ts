@@ -92,12 +92,13 @@ describe.each(['oci', 'chroot'] as const)('sandbox: %s', (isolation) => {
     expect([...after.keys()]).toEqual([...before.keys()]);
   });
 
-  test.runIf(isolation === 'oci')('--network=none has only loopback', async () => {
-    haveTool('runc');
-    const rootfs = makeBusyboxRootfs(path.join(base, `n-${isolation}`));
-    const r = await run(rootfs, ['sh', '-c', 'cat /proc/net/dev | tail -n +3 | cut -d: -f1 | tr -d " "'], { isolation, network: 'none' });
-    expect(r.out.trim()).toBe('lo');
-  });
+});
+
+test('oci: --network=none has only loopback', async () => {
+  haveTool('runc');
+  const rootfs = makeBusyboxRootfs(path.join(base, 'n-oci'));
+  const r = await run(rootfs, ['sh', '-c', 'cat /proc/net/dev | tail -n +3 | cut -d: -f1 | tr -d " "'], { isolation: 'oci', network: 'none' });
+  expect(r.out.trim()).toBe('lo');
 });
 
 describe('users', () => {

@@ -14,9 +14,8 @@
 import { existsSync } from 'node:fs';
 import { copyFile, lstat, mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { childProcess, crashPoint, SandboxError } from '../errors/index.js';
-import { inheritedFds } from './fds.js';
-import { killTree } from './kill.js';
+import { childProcess, SandboxError } from '../errors/index.js';
+import { launch } from './launch.js';
 import { killRootedIn } from '../rootfs/processes.js';
 import { makeWorkdir } from './prepare.js';
 import { resolveInRoot } from '../rootfs/resolve.js';
@@ -26,7 +25,6 @@ import { DEFAULT_CAPABILITIES } from './spec.js';
 const SETPRIV = '/usr/bin/setpriv';
 const NSENTER = '/usr/bin/nsenter';
 const MKNOD = ['/usr/bin/mknod', '/bin/mknod'];
-const HOST_BASH = ['/usr/bin/bash', '/bin/bash'];
 
 /** The devices of a container's /dev (name, major, minor). */
 const DEVICES: [string, number, number][] = [
@@ -57,7 +55,7 @@ export async function runChroot(run: ChrootRun): Promise<number> {
     await makeWorkdir(run.rootfs, run.cwd);
     // The working directory as a host path, resolved inside the root (nsenter enters it before the chroot).
     const hostCwd = (await resolveInRoot(run.rootfs, run.cwd).catch(() => undefined))?.host ?? run.rootfs;
-    return await launch(run, hostCwd);
+    return await runChrooted(run, hostCwd);
   } finally {
     killRootedIn(run.rootfs);
     for (const u of undo.reverse()) await u().catch(() => undefined);
@@ -104,53 +102,31 @@ async function makeDevices(rootfs: string, undo: (() => Promise<void>)[]): Promi
   }
 }
 
-function launch(run: ChrootRun, hostCwd: string): Promise<number> {
+function runChrooted(run: ChrootRun, hostCwd: string): Promise<number> {
   const bounding = ['-all', ...DEFAULT_CAPABILITIES.map((c) => `+${c.slice(4).toLowerCase()}`)].join(',');
-  let cmd = SETPRIV;
-  let args = [
-    '--pdeathsig', 'KILL',
-    '--bounding-set', bounding,
-    '--inh-caps', '-all',
-    '--',
-    // nsenter with no namespace to enter: chroot(2) and chdir, then the user (util-linux's
-    // unshare would call unshare(2) even with no namespace, which Docker's seccomp refuses).
-    NSENTER, `--root=${run.rootfs}`, `--wd=${hostCwd}`,
-    ...(run.uid !== 0 || run.gid !== 0 ? ['--setgid', String(run.gid), '--setuid', String(run.uid)] : []),
-    '--',
-    ...run.argv,
-  ];
-  const leaked = inheritedFds();
-  const bash = HOST_BASH.find((b) => existsSync(b));
-  if (leaked.length > 0 && bash) {
-    args = ['-c', `exec "$@" ${leaked.map((fd) => `${fd}>&-`).join(' ')}`, 'gantry-sandbox', cmd, ...args];
-    cmd = bash;
-  }
   const env: NodeJS.ProcessEnv = {};
   for (const kv of run.env) {
     const eq = kv.indexOf('=');
     env[eq < 0 ? kv : kv.slice(0, eq)] = eq < 0 ? '' : kv.slice(eq + 1);
   }
-  return new Promise((resolve, reject) => {
-    const child = childProcess().spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
-    let started = false;
-    const output = (d: Buffer, to: ((d: Buffer) => void) | undefined): void => {
-      to?.(d);
-      if (!started) crashPoint('run-started');
-      started = true;
-    };
-    child.stdout.on('data', (d: Buffer) => output(d, run.onStdout));
-    child.stderr.on('data', (d: Buffer) => output(d, run.onStderr));
-    const abort = (): void => {
-      if (child.pid !== undefined) killTree(child.pid);
-      killRootedIn(run.rootfs);
-    };
-    run.signal?.addEventListener('abort', abort, { once: true });
-    if (run.signal?.aborted) abort();
-    child.on('error', (err) => reject(new SandboxError('SANDBOX_SPAWN', `cannot start ${cmd}: ${err.message}`, { cause: err })));
-    child.on('close', (code, sig) => {
-      run.signal?.removeEventListener('abort', abort);
-      if (run.signal?.aborted) reject(new SandboxError('SANDBOX_ABORTED', 'the build was aborted'));
-      else resolve(code ?? 128 + (sig ? 9 : 0));
-    });
+  return launch({
+    argv: [
+      SETPRIV,
+      '--pdeathsig', 'KILL',
+      '--bounding-set', bounding,
+      '--inh-caps', '-all',
+      '--',
+      // nsenter with no namespace to enter: chroot(2) and chdir, then the user (util-linux's
+      // unshare would call unshare(2) even with no namespace, which Docker's seccomp refuses).
+      NSENTER, `--root=${run.rootfs}`, `--wd=${hostCwd}`,
+      ...(run.uid !== 0 || run.gid !== 0 ? ['--setgid', String(run.gid), '--setuid', String(run.uid)] : []),
+      '--',
+      ...run.argv,
+    ],
+    env,
+    ...(run.onStdout ? { onStdout: run.onStdout } : {}),
+    ...(run.onStderr ? { onStderr: run.onStderr } : {}),
+    ...(run.signal ? { signal: run.signal } : {}),
+    onAbort: () => killRootedIn(run.rootfs),
   });
 }

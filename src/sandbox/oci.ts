@@ -23,9 +23,9 @@
 import { existsSync, readdirSync, readFileSync, rmdirSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { childProcess, crashPoint, SandboxError } from '../errors/index.js';
-import { inheritedFds } from './fds.js';
-import { killTree, procStat } from './kill.js';
+import { childProcess, SandboxError } from '../errors/index.js';
+import { procStat } from './kill.js';
+import { launch } from './launch.js';
 
 const RUNTIMES = ['/usr/sbin/runc', '/usr/bin/runc', '/usr/bin/crun', '/usr/local/bin/crun'];
 const SLIRP = ['/usr/bin/slirp4netns', '/usr/local/bin/slirp4netns'];
@@ -33,7 +33,6 @@ const UNSHARE = '/usr/bin/unshare';
 const NSENTER = '/usr/bin/nsenter';
 const SETPRIV = '/usr/bin/setpriv';
 const HOST_SH = '/bin/sh';
-const HOST_BASH = ['/usr/bin/bash', '/bin/bash'];
 const IP = ['/usr/sbin/ip', '/sbin/ip', '/usr/bin/ip', '/bin/ip'];
 const SLEEP = ['/usr/bin/sleep', '/bin/sleep'];
 
@@ -54,24 +53,30 @@ export interface OciLaunch {
 let sequence = 0;
 
 /** Run the container; its exit code (128 + n when a signal ended it). */
-export async function runOci(launch: OciLaunch): Promise<number> {
+export async function runOci(run: OciLaunch): Promise<number> {
   const runtime = findRuntime();
   if (!runtime) throw new SandboxError('SANDBOX_MISSING', 'no OCI runtime: install runc (apt-get install runc) or crun');
   sweepStaleCgroups();
   const id = `gantry-${process.pid}-${Date.now().toString(36)}-${++sequence}`;
-  const bundle = path.join(launch.workDir, 'bundle');
-  const state = path.join(launch.workDir, 'state');
-  const log = path.join(launch.workDir, 'runtime.log');
+  const bundle = path.join(run.workDir, 'bundle');
+  const state = path.join(run.workDir, 'state');
+  const log = path.join(run.workDir, 'runtime.log');
   await mkdir(bundle, { mode: 0o700 });
   // config.json holds the RUN's environment (secrets of `--mount=type=secret,env=` among it): only root reads it.
-  await writeFile(path.join(bundle, 'config.json'), JSON.stringify(launch.config), { mode: 0o600 });
+  await writeFile(path.join(bundle, 'config.json'), JSON.stringify(run.config), { mode: 0o600 });
   // runc must see a /proc of its own PID namespace (it reads its child's there), so the launcher
   // mounts one; a namespace to join is entered first, while the host's /proc still names it.
   const launcher = ['--pid', '--fork', '--kill-child', '--mount-proc', '--'];
-  if (launch.netns) launcher.unshift(`--net=${launch.netns}`, '--', UNSHARE);
+  if (run.netns) launcher.unshift(`--net=${run.netns}`, '--', UNSHARE);
   const runtimeArgs = [runtime, '--root', state, '--log', log, '--log-format', 'json', 'run', '--bundle', bundle, id];
   try {
-    const code = await spawnLauncher([...launcher, ...runtimeArgs], launch);
+    const code = await launch({
+      argv: [run.netns ? NSENTER : UNSHARE, ...launcher, ...runtimeArgs],
+      env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' },
+      ...(run.onStdout ? { onStdout: run.onStdout } : {}),
+      ...(run.onStderr ? { onStderr: run.onStderr } : {}),
+      ...(run.signal ? { signal: run.signal } : {}),
+    });
     if (code !== 0) {
       const failure = await runtimeFailure(log);
       if (failure) throw new SandboxError('SANDBOX_RUNTIME', `${path.basename(runtime)} could not start the RUN: ${failure}`);
@@ -178,44 +183,6 @@ async function runtimeFailure(log: string): Promise<string | undefined> {
     }
   }
   return found;
-}
-
-function spawnLauncher(args: string[], launch: OciLaunch): Promise<number> {
-  let cmd = launch.netns ? NSENTER : UNSHARE;
-  // Node cannot close a descriptor in the child only, so the host's bash closes the inherited
-  // ones and then becomes the launcher.
-  const leaked = inheritedFds();
-  const bash = HOST_BASH.find((b) => existsSync(b));
-  if (leaked.length > 0 && bash) {
-    args = ['-c', `exec "$@" ${leaked.map((fd) => `${fd}>&-`).join(' ')}`, 'gantry-sandbox', cmd, ...args];
-    cmd = bash;
-  }
-  if (existsSync(SETPRIV)) {
-    args = ['--pdeathsig', 'KILL', '--', cmd, ...args];
-    cmd = SETPRIV;
-  }
-  return new Promise((resolve, reject) => {
-    const child = childProcess().spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } });
-    let started = false;
-    const output = (d: Buffer, to: ((d: Buffer) => void) | undefined): void => {
-      to?.(d);
-      if (!started) crashPoint('run-started');
-      started = true;
-    };
-    child.stdout.on('data', (d: Buffer) => output(d, launch.onStdout));
-    child.stderr.on('data', (d: Buffer) => output(d, launch.onStderr));
-    const abort = (): void => {
-      if (child.pid !== undefined) killTree(child.pid);
-    };
-    launch.signal?.addEventListener('abort', abort, { once: true });
-    if (launch.signal?.aborted) abort(); // aborted before the listener was there: no event comes
-    child.on('error', (err) => reject(new SandboxError('SANDBOX_SPAWN', `cannot start ${cmd}: ${err.message}`, { cause: err })));
-    child.on('close', (code, sig) => {
-      launch.signal?.removeEventListener('abort', abort);
-      if (launch.signal?.aborted) reject(new SandboxError('SANDBOX_ABORTED', 'the build was aborted'));
-      else resolve(code ?? 128 + (sig ? 9 : 0));
-    });
-  });
 }
 
 /** The cgroup directories runc makes for a container: `<id>` under this process's cgroup in each hierarchy. */

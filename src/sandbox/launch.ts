@@ -1,0 +1,64 @@
+/**
+ * Start a sandbox's launcher and wait for it: the one way both isolations start a RUN. The
+ * launcher's own descriptors are only stdin (/dev/null), stdout and stderr; it dies with gantry
+ * (setpriv's parent-death signal, unless the command line already starts with setpriv); an
+ * abort kills it and everything below it.
+ */
+import { existsSync } from 'node:fs';
+import { childProcess, crashPoint, SandboxError } from '../errors/index.js';
+import { inheritedFds } from './fds.js';
+import { killTree } from './kill.js';
+
+const SETPRIV = '/usr/bin/setpriv';
+const HOST_BASH = ['/usr/bin/bash', '/bin/bash'];
+
+export interface Launch {
+  /** The command line: the launcher and its arguments. */
+  argv: string[];
+  env: NodeJS.ProcessEnv;
+  onStdout?: (chunk: Buffer) => void;
+  onStderr?: (chunk: Buffer) => void;
+  signal?: AbortSignal;
+  /** More to kill on an abort than the launcher's tree (the chroot isolation's daemons). */
+  onAbort?: () => void;
+}
+
+/** Run the launcher; its exit code (128 + n when a signal ended it). */
+export function launch(l: Launch): Promise<number> {
+  let [cmd, ...args] = l.argv as [string, ...string[]];
+  // Node cannot close a descriptor in the child only, so the host's bash closes the inherited
+  // ones and then becomes the launcher.
+  const leaked = inheritedFds();
+  const bash = HOST_BASH.find((b) => existsSync(b));
+  if (leaked.length > 0 && bash) {
+    args = ['-c', `exec "$@" ${leaked.map((fd) => `${fd}>&-`).join(' ')}`, 'gantry-sandbox', cmd, ...args];
+    cmd = bash;
+  }
+  if (l.argv[0] !== SETPRIV && existsSync(SETPRIV)) {
+    args = ['--pdeathsig', 'KILL', '--', cmd, ...args];
+    cmd = SETPRIV;
+  }
+  return new Promise((resolve, reject) => {
+    const child = childProcess().spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: l.env });
+    let started = false;
+    const output = (d: Buffer, to: ((d: Buffer) => void) | undefined): void => {
+      to?.(d);
+      if (!started) crashPoint('run-started');
+      started = true;
+    };
+    child.stdout.on('data', (d: Buffer) => output(d, l.onStdout));
+    child.stderr.on('data', (d: Buffer) => output(d, l.onStderr));
+    const abort = (): void => {
+      if (child.pid !== undefined) killTree(child.pid);
+      l.onAbort?.();
+    };
+    l.signal?.addEventListener('abort', abort, { once: true });
+    if (l.signal?.aborted) abort(); // aborted before the listener was there: no event comes
+    child.on('error', (err) => reject(new SandboxError('SANDBOX_SPAWN', `cannot start ${cmd}: ${err.message}`, { cause: err })));
+    child.on('close', (code, sig) => {
+      l.signal?.removeEventListener('abort', abort);
+      if (l.signal?.aborted) reject(new SandboxError('SANDBOX_ABORTED', 'the build was aborted'));
+      else resolve(code ?? 128 + (sig ? 9 : 0));
+    });
+  });
+}

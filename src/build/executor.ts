@@ -204,6 +204,7 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
     }
     const plan = planModel(model, { ...planOptions, baseImages });
     trace('planned');
+    checkEntitlements(plan, options);
     emit({ type: 'plan', plan });
     const ignore = await loadIgnore(options.context, options.dockerfile);
     contextStats = await StatCache.open(path.join(store.root, 'cache'), options.context, store.tempPath('stat'));
@@ -546,7 +547,7 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
             isolationNotice ??= noticeIsolation(options, emit);
             await isolationNotice;
             // The run's work directory is a temp entry of the store, so a killed build's is cleaned by the next command.
-            await runStep(step, rootfs, options, emit, await prepareMounts(step), () => store.tempPath('run'));
+            await runStep(step, rootfs, options, emit, await prepareMounts(step), store.tempPath('run'));
           } else if (step.op === 'copy') {
             if (!items) await collectSources(step);
             const owner = step.chown !== undefined ? await resolveUser(rootfs, step.chown) : step.source.type === 'context' ? { uid: 0, gid: 0 } : undefined;
@@ -769,7 +770,7 @@ async function runStep(
   options: ExecuteOptions,
   emit: (e: ProgressEvent) => void,
   extra: { mounts: SandboxMount[]; env: string[] },
-  workDir: () => string,
+  workDir: string,
 ): Promise<void> {
   let argv: string[];
   if (step.heredocs.length > 0) {
@@ -782,18 +783,6 @@ async function runStep(
     argv = step.command.form === 'shell' ? [...step.state.shell, step.command.args.join(' ')] : [...step.command.args];
   }
   if (argv.length === 0) throw new BuildError('BUILD_RUN', `${stepWhere(step)}: nothing to run`);
-  if (step.security === 'insecure') {
-    // BuildKit runs it with every capability and no seccomp, only under the security.insecure
-    // entitlement; gantry grants no such entitlement, and never runs it sandboxed as if it were.
-    throw new BuildError('BUILD_ENTITLEMENT', `${stepWhere(step)}: RUN --security=insecure needs the security.insecure entitlement, which gantry does not grant`);
-  }
-  const network = step.network !== 'default' ? step.network : (options.network ?? 'default');
-  if (network === 'host' && !(options.allow ?? []).includes('network.host')) {
-    throw new BuildError(
-      'BUILD_ENTITLEMENT',
-      `${stepWhere(step)}: ${step.network === 'host' ? 'RUN --network=host' : '--network host'} needs the network.host entitlement: pass --allow network.host to let RUN reach the host's network`,
-    );
-  }
   const ids = await resolveUser(rootfs, step.state.user || '0');
   const tail: string[] = [];
   const keep = (s: string) => {
@@ -809,10 +798,10 @@ async function runStep(
     uid: ids.uid,
     gid: ids.gid,
     groups: ids.groups,
-    network,
+    network: runNetwork(step, options),
     ...(options.isolation ? { isolation: options.isolation } : {}),
     ...(options.seccomp ? { seccomp: options.seccomp } : {}),
-    workDir: workDir(),
+    workDir,
     ...(options.signal ? { signal: options.signal } : {}),
     onStdout: (d) => {
       keep(d.toString());
@@ -829,6 +818,32 @@ async function runStep(
       'BUILD_RUN_FAILED',
       `${step.location.file}:${step.location.line}: step ${step.position} RUN ${argv.slice(step.command.form === 'shell' ? step.state.shell.length : 0).join(' ')} failed with exit code ${r.exitCode}${last ? `\n${last}` : ''}`,
     );
+  }
+}
+
+/** The network a RUN gets: its own `--network`, else the build's. */
+function runNetwork(step: Extract<Step, { op: 'run' }>, options: BuildSettings): 'default' | 'none' | 'host' {
+  return step.network !== 'default' ? step.network : (options.network ?? 'default');
+}
+
+/**
+ * The entitlements the plan's RUNs need, checked before any step runs: host networking only with
+ * `--allow network.host`; `--security=insecure` never (BuildKit runs it with every capability and
+ * no seccomp under the security.insecure entitlement, which gantry does not grant, and it is
+ * never run sandboxed as if it were).
+ */
+function checkEntitlements(plan: BuildPlan, options: BuildSettings): void {
+  for (const step of plan.stages.flatMap((st) => st.steps)) {
+    if (step.op !== 'run') continue;
+    if (step.security === 'insecure') {
+      throw new BuildError('BUILD_ENTITLEMENT', `${stepWhere(step)}: RUN --security=insecure needs the security.insecure entitlement, which gantry does not grant`);
+    }
+    if (runNetwork(step, options) === 'host' && !(options.allow ?? []).includes('network.host')) {
+      throw new BuildError(
+        'BUILD_ENTITLEMENT',
+        `${stepWhere(step)}: ${step.network === 'host' ? 'RUN --network=host' : '--network host'} needs the network.host entitlement: pass --allow network.host to let RUN reach the host's network`,
+      );
+    }
   }
 }
 

@@ -110,12 +110,13 @@ export async function main(args: string[]): Promise<void> {
     // A non-root caller builds in a user namespace of its own (sandbox/rootless.ts); other
     // commands enter it too when the caller has a range, so that they can manage the trees a
     // build left in the store, owned by the caller's subordinate ids.
-    const inner = await reexecInUserNamespace([process.argv[1] ?? '', ...args], { required: commandName(args) === 'build' });
+    const isBuild = commandName(args) === 'build';
+    const inner = await reexecInUserNamespace([process.argv[1] ?? '', ...args], { required: isBuild });
     if (inner !== undefined) {
       process.exitCode = inner;
       return;
     }
-    const plain = commandName(args) === 'build' ? fastBuildArgs(args) : undefined;
+    const plain = isBuild ? fastBuildArgs(args) : undefined;
     if (plain) await runBuild(plain);
     else await withoutHelpCache(await createParser(args)).parseAsync();
   } catch (err) {

@@ -17,7 +17,7 @@ import path from 'node:path';
 import { childProcess, SandboxError } from '../errors/index.js';
 import { launch } from './launch.js';
 import { killRootedIn } from '../rootfs/processes.js';
-import { makeWorkdir } from './prepare.js';
+import { makeWorkdir, prepareEtcPoints } from './prepare.js';
 import { resolveInRoot } from '../rootfs/resolve.js';
 import type { RunSpec } from './types.js';
 import { DEFAULT_CAPABILITIES } from './spec.js';
@@ -40,7 +40,6 @@ export interface ChrootRun extends RunSpec {
   cwd: string;
   /** rootfs path → the file to put there for the run (etc/hosts, etc/resolv.conf). */
   etc: Map<string, string>;
-  workDir: string;
 }
 
 export async function runChroot(run: ChrootRun): Promise<number> {
@@ -62,22 +61,15 @@ export async function runChroot(run: ChrootRun): Promise<number> {
   }
 }
 
-/** Copy the run's resolv.conf and hosts in where the image has none; removed after. */
+/**
+ * Copy the run's resolv.conf and hosts in where the image has none; removed after. The image's
+ * own are used as they are: replacing one would change it (its ctime at least), and the layer
+ * would carry it.
+ */
 async function placeEtcFiles(run: ChrootRun, undo: (() => Promise<void>)[]): Promise<void> {
-  const etc = path.join(run.rootfs, 'etc');
-  const st = await lstat(etc).catch(() => undefined);
-  if (!st) {
-    await mkdir(etc, { mode: 0o755 });
-    undo.push(() => rm(etc, { recursive: true, force: true }));
-  } else if (!st.isDirectory()) return; // a link (perhaps to a host path) or anything else: never written through
-  for (const [target, file] of run.etc) {
-    const dest = path.join(run.rootfs, target);
-    // The image's own file is used as it is: replacing it would change it (its ctime at least),
-    // and the layer would carry it. Only a missing one is put there for the run.
-    if (await lstat(dest).catch(() => undefined)) continue;
-    undo.push(() => rm(dest, { force: true }));
-    await copyFile(file, dest);
-  }
+  const points = await prepareEtcPoints(run.rootfs, [...run.etc.keys()]);
+  for (const p of points.created) undo.push(() => rm(p, { recursive: true, force: true }));
+  for (const target of points.made) await copyFile(run.etc.get(target) as string, path.join(run.rootfs, target));
 }
 
 async function makeDevices(rootfs: string, undo: (() => Promise<void>)[]): Promise<void> {

@@ -8,7 +8,7 @@
  * crun is used where runc is missing.
  *
  * The launcher chain, so that nothing of a RUN outlives gantry however gantry ends:
- *   setpriv --pdeathsig KILL → unshare --pid --fork --kill-child --mount-proc → sh → runc run
+ *   setpriv --pdeathsig KILL → [nsenter --net] → unshare --pid --fork --kill-child --mount-proc → runc run
  * runc is the first process of a PID namespace of its own; when gantry dies, setpriv's signal
  * kills unshare, unshare's kills runc, and the death of a namespace's first process kills every
  * process in it, the container's included. An abort kills the whole tree (kill.ts).
@@ -21,7 +21,7 @@
  * with it. `none` is a namespace of runc's with loopback only; `host` is gantry's.
  */
 import { existsSync, readdirSync, readFileSync, rmdirSync } from 'node:fs';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { childProcess, SandboxError } from '../errors/index.js';
 import { procStat } from './kill.js';
@@ -37,7 +37,14 @@ const IP = ['/usr/sbin/ip', '/sbin/ip', '/usr/bin/ip', '/bin/ip'];
 const SLEEP = ['/usr/bin/sleep', '/bin/sleep'];
 
 export const findRuntime = (): string | undefined => RUNTIMES.find((p) => existsSync(p));
-export const findSlirp = (): string | undefined => SLIRP.find((p) => existsSync(p));
+const findSlirp = (): string | undefined => SLIRP.find((p) => existsSync(p));
+
+/** The runtime's path, or an error that says what to install. */
+export function requireRuntime(): string {
+  const runtime = findRuntime();
+  if (!runtime) throw new SandboxError('SANDBOX_MISSING', 'no OCI runtime: install runc (apt-get install runc) or crun');
+  return runtime;
+}
 
 export interface OciLaunch {
   /** A private directory (mode 0700) for the bundle and the runtime's state; removed by the caller. */
@@ -54,8 +61,7 @@ let sequence = 0;
 
 /** Run the container; its exit code (128 + n when a signal ended it). */
 export async function runOci(run: OciLaunch): Promise<number> {
-  const runtime = findRuntime();
-  if (!runtime) throw new SandboxError('SANDBOX_MISSING', 'no OCI runtime: install runc (apt-get install runc) or crun');
+  const runtime = requireRuntime();
   sweepStaleCgroups();
   const id = `gantry-${process.pid}-${Date.now().toString(36)}-${++sequence}`;
   const bundle = path.join(run.workDir, 'bundle');
@@ -162,13 +168,6 @@ async function startUserNetwork(): Promise<UserNetwork> {
   return { path: `/proc/${pid}/ns/net`, stop };
 }
 
-/** Stop this process's user-mode network (the next RUN makes a new one). */
-export async function stopUserNetwork(): Promise<void> {
-  const p = userNetworkPromise;
-  userNetworkPromise = undefined;
-  (await p?.catch(() => undefined))?.stop();
-}
-
 /** The runtime's own error (from its log), as opposed to the command's exit code. */
 async function runtimeFailure(log: string): Promise<string | undefined> {
   const text = await readFile(log, 'utf8').catch(() => '');
@@ -242,9 +241,4 @@ function sweepStaleCgroups(): void {
       }
     }
   }
-}
-
-/** Remove a work directory, runtime state included. */
-export async function removeWorkDir(dir: string): Promise<void> {
-  await rm(dir, { recursive: true, force: true });
 }

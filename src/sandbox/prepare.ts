@@ -5,23 +5,42 @@ import { SandboxError } from '../errors/index.js';
 import { resolveInRoot } from '../rootfs/resolve.js';
 import type { SandboxMount } from './types.js';
 
-/** Create the mount points of the generated /etc files when missing; returns what was created, to remove after the run. */
-export async function prepareMountPoints(rootfs: string, files: string[]): Promise<string[]> {
-  const created: string[] = [];
+export interface EtcPoints {
+  /** Everything made in the rootfs (files, an /etc directory), to remove after the run, deepest last. */
+  created: string[];
+  /** The targets made for the run (empty files). */
+  made: string[];
+  /** The targets the image has as plain files. */
+  existing: string[];
+}
+
+/**
+ * The places of the run's /etc files (etc/hosts, etc/resolv.conf) in the rootfs: a plain file
+ * of the image is used where it is; a missing one is made (with /etc when that is missing); a
+ * link or anything else, or an /etc that is not a directory, is left alone, never written
+ * through. Both isolations start from this: oci mounts over made and existing ones, chroot
+ * copies into the made ones.
+ */
+export async function prepareEtcPoints(rootfs: string, files: string[]): Promise<EtcPoints> {
+  const out: EtcPoints = { created: [], made: [], existing: [] };
   for (const f of files) {
     const target = path.join(rootfs, f);
     const st = await lstat(target).catch(() => undefined);
-    if (st) continue; // a file is mounted over; a symlink or anything else is left alone, never mounted through
+    if (st) {
+      if (st.isFile()) out.existing.push(f);
+      continue;
+    }
     const dir = path.dirname(target);
     const dst = await lstat(dir).catch(() => undefined);
     if (!dst) {
       await mkdir(dir, { recursive: true, mode: 0o755 });
-      created.push(dir);
+      out.created.push(dir);
     } else if (!dst.isDirectory()) continue;
     await writeFile(target, '', { flag: 'wx', mode: 0o644 });
-    created.push(target);
+    out.created.push(target);
+    out.made.push(f);
   }
-  return created;
+  return out;
 }
 
 /**

@@ -16,27 +16,22 @@ import { existsSync, readFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { childProcess, SandboxError } from '../errors/index.js';
 
-/** Set in the command gantry runs inside its user namespace. */
-export const USERNS_ENV = 'GANTRY_USERNS';
-
 const UNSHARE = '/usr/bin/unshare';
 const SETPRIV = '/usr/bin/setpriv';
 const NEWUIDMAP = ['/usr/bin/newuidmap', '/bin/newuidmap'];
 
-export interface SubordinateRange {
+interface SubordinateRange {
   start: number;
   count: number;
 }
 
 /** The first range of `file` (/etc/subuid or /etc/subgid) for the user, by name or by id. */
-export function subordinateRange(file: string, name: string, id: number, text?: string): SubordinateRange | undefined {
-  let content = text;
-  if (content === undefined) {
-    try {
-      content = readFileSync(file, 'utf8');
-    } catch {
-      return undefined;
-    }
+function subordinateRange(file: string, name: string, id: number): SubordinateRange | undefined {
+  let content: string;
+  try {
+    content = readFileSync(file, 'utf8');
+  } catch {
+    return undefined;
   }
   for (const line of content.split('\n')) {
     const [who, start, count] = line.trim().split(':');
@@ -47,19 +42,16 @@ export function subordinateRange(file: string, name: string, id: number, text?: 
   return undefined;
 }
 
-/** Whether this process is gantry inside the user namespace it made. */
-export const inUserNamespace = (): boolean => process.env[USERNS_ENV] === '1';
-
 /**
- * For a non-root caller: run this command again inside a user namespace (see above) and resolve to
- * its exit code; undefined when none is needed (root, or already inside). Without a subordinate
- * range (or newuidmap) the error says how to get one: a build as an unmapped user would give
- * every file the caller's uid, a silently wrong image.
+ * For a non-root caller: run this command again inside a user namespace (see above) and resolve
+ * to its exit code; undefined when none is needed (for root, and so inside the namespace, where
+ * the caller is root), or for a command other than a build when the caller has no range. Without
+ * a subordinate range (or newuidmap) a build is an error that says how to get one: a build as an
+ * unmapped user would give every file the caller's uid, a silently wrong image.
  */
 export async function reexecInUserNamespace(argv: string[], options: { required: boolean }): Promise<number | undefined> {
   const uid = process.getuid?.();
-  if (uid === undefined || uid === 0 || inUserNamespace()) return undefined;
-  const gid = process.getgid?.() ?? uid;
+  if (uid === undefined || uid === 0) return undefined;
   // A uid with no passwd entry (docker run --user 1000) has no name: /etc/subuid may name its id.
   let name = String(uid);
   try {
@@ -90,7 +82,7 @@ export async function reexecInUserNamespace(argv: string[], options: { required:
     '--', process.execPath, ...process.execArgv, ...argv,
   ];
   return new Promise((resolve, reject) => {
-    const child = childProcess().spawn(SETPRIV, args, { stdio: 'inherit', env: { ...process.env, [USERNS_ENV]: '1', GANTRY_CALLER_UID: String(uid), GANTRY_CALLER_GID: String(gid) } });
+    const child = childProcess().spawn(SETPRIV, args, { stdio: 'inherit', env: process.env });
     // Signals for the command reach it through the terminal's process group; a signal sent to
     // this process alone is passed on.
     const forward = (sig: NodeJS.Signals) => () => child.kill(sig);

@@ -13,13 +13,13 @@
  * `auto` picks the strongest that works here (probed once per process).
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { chmod, lstat, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { childProcess, SandboxError, trace } from '../errors/index.js';
 import { runChroot } from './chroot.js';
-import { checkSystemDirs, makeWorkdir, prepareMountPoints, prepareTarget } from './prepare.js';
-import { findRuntime, runOci, userNetwork } from './oci.js';
+import { checkSystemDirs, makeWorkdir, prepareEtcPoints, prepareTarget } from './prepare.js';
+import { findRuntime, requireRuntime, runOci, userNetwork } from './oci.js';
 import { readSeccompProfile, translateSeccomp, type SeccompProfile } from './seccomp.js';
 import { DEFAULT_CAPABILITIES, hostsFile, resolvConf, runtimeSpec, type SpecMount } from './spec.js';
 import type { Isolation, RunResult, RunSpec } from './types.js';
@@ -89,7 +89,7 @@ export function prewarmSandbox(options: { isolation?: Isolation; network?: 'defa
 export async function chooseIsolation(wanted: Isolation = 'auto'): Promise<'oci' | 'chroot'> {
   if (process.getuid?.() !== 0) return (await probeIsolation()).mode; // throws the rootless error
   if (wanted === 'oci') {
-    if (!findRuntime()) throw new SandboxError('SANDBOX_MISSING', 'no OCI runtime: install runc (apt-get install runc) or crun');
+    requireRuntime();
     return 'oci';
   }
   if (wanted === 'chroot') return 'chroot';
@@ -104,29 +104,36 @@ export async function runInSandbox(spec: RunSpec): Promise<RunResult> {
   const workDir = spec.workDir ?? (await mkdtemp(path.join(tmpdir(), 'gantry-run-')));
   await mkdir(workDir, { recursive: true, mode: 0o700 });
   await chmod(workDir, 0o700);
-  const created: string[] = [];
   try {
     const etc = await etcFiles(spec, mode, workDir);
-    if (mode === 'chroot') {
-      const exitCode = await runChroot({ ...spec, cwd, etc, workDir });
-      return { exitCode, isolation: mode };
-    }
+    const exitCode = mode === 'chroot' ? await runChroot({ ...spec, cwd, etc }) : await runContainer(spec, cwd, etc, workDir);
+    return { exitCode, isolation: mode };
+  } finally {
+    await rm(workDir, { recursive: true, force: true }).catch(() => undefined);
+  }
+}
+
+/** The oci isolation: mount points made in the rootfs, the runtime spec written, runc run; what was made for it removed after. */
+async function runContainer(spec: RunSpec, cwd: string, etc: Map<string, string>, workDir: string): Promise<number> {
+  const created: string[] = [];
+  try {
     created.push(...(await checkSystemDirs(spec.rootfs)));
-    created.push(...(await prepareMountPoints(spec.rootfs, [...etc.keys()])));
+    const points = await prepareEtcPoints(spec.rootfs, [...etc.keys()]);
+    created.push(...points.created);
     for (const m of spec.mounts ?? []) created.push(...(await prepareTarget(spec.rootfs, m)));
     await makeWorkdir(spec.rootfs, cwd);
-    const network = spec.network ?? 'default';
-    const mounts: SpecMount[] = [];
-    for (const [target, file] of etc) {
-      if (created.includes(path.join(spec.rootfs, target)) || (await isPlainFile(path.join(spec.rootfs, target)))) {
-        mounts.push({ destination: `/${target}`, type: 'bind', source: file, options: ['rbind', 'ro', 'nosuid', 'noexec', 'nodev'] });
-      }
-    }
+    const mounts: SpecMount[] = [...points.made, ...points.existing].map((target) => ({
+      destination: `/${target}`,
+      type: 'bind',
+      source: etc.get(target) as string,
+      options: ['rbind', 'ro', 'nosuid', 'noexec', 'nodev'],
+    }));
     for (const m of spec.mounts ?? []) {
       if (m.type === 'tmpfs') mounts.push({ destination: m.target, type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', 'mode=1777', ...(m.size ? [`size=${m.size}`] : [])] });
       else mounts.push({ destination: m.target, type: 'bind', source: m.source, options: ['rbind', m.readOnly ? 'ro' : 'rw'] });
     }
     trace('sandbox: mount points ready');
+    const network = spec.network ?? 'default';
     const netns = network === 'default' ? (await userNetwork()).path : undefined;
     trace('sandbox: network ready');
     const config = runtimeSpec({
@@ -144,7 +151,7 @@ export async function runInSandbox(spec: RunSpec): Promise<RunResult> {
       seccomp: seccompFor(spec.seccomp),
     });
     trace('sandbox: spec made');
-    const exitCode = await runOci({
+    return await runOci({
       workDir,
       config,
       ...(netns ? { netns } : {}),
@@ -152,10 +159,8 @@ export async function runInSandbox(spec: RunSpec): Promise<RunResult> {
       ...(spec.onStderr ? { onStderr: spec.onStderr } : {}),
       ...(spec.signal ? { signal: spec.signal } : {}),
     });
-    return { exitCode, isolation: mode };
   } finally {
     for (const p of created.reverse()) await rm(p, { recursive: true, force: true }).catch(() => undefined);
-    await rm(workDir, { recursive: true, force: true }).catch(() => undefined);
   }
 }
 
@@ -199,8 +204,4 @@ function readFileSafe(file: string): string | undefined {
   } catch {
     return undefined;
   }
-}
-
-async function isPlainFile(p: string): Promise<boolean> {
-  return (await lstat(p).catch(() => undefined))?.isFile() ?? false;
 }

@@ -3,7 +3,10 @@
  * workloads, same machine, same run. Prints the median of interleaved runs per phase, the
  * ratios, and gantry's peak memory (its VmHWM, which it reports as it ends).
  *
- *   npm run bench -- [--runs N] [--workloads app,bigrun,multistage] [--tools gantry,buildkit,buildah] [--keep-node-ca] [--no-settle]
+ *   npm run bench -- [--runs N] [--workloads app,bigrun,multistage] [--tools gantry,buildkit,buildah] [--buildkit current|20.10] [--keep-node-ca] [--no-settle]
+ *
+ * BuildKit is current BuildKit (Docker 28.5, ../shared/tools/buildkit-oracle.sh) unless
+ * --buildkit 20.10 asks for the older engine of dockerd-oracle.sh.
  *
  * Workloads (base images come from a loopback registry and are local to every tool before
  * the first timed build):
@@ -25,7 +28,7 @@ import { execa } from 'execa';
 import { projectRoot } from '../test/helpers/conformance.js';
 import { DEBIAN_PATH, debianBaseTarball } from '../test/helpers/debian.js';
 import { writeTree } from '../test/helpers/files.js';
-import { startOracle, type Oracle } from '../test/helpers/oracle.js';
+import { startOracle, type Oracle, type OracleEngine } from '../test/helpers/oracle.js';
 import { startRegistry } from '../test/helpers/registry.js';
 import { makeBusyboxRootfs, tarDir } from '../test/helpers/rootfs.js';
 
@@ -48,6 +51,8 @@ const opt = (name: string, fallback: string): string => {
 const runs = Number(opt('runs', '3'));
 const only = opt('workloads', 'app,bigrun,multistage').split(',');
 const toolsWanted = opt('tools', 'gantry,buildkit,buildah').split(',') as Tool[];
+const buildkitEngine = opt('buildkit', 'current') as OracleEngine;
+if (buildkitEngine !== 'current' && buildkitEngine !== '20.10') throw new Error(`--buildkit must be current or 20.10, not ${buildkitEngine}`);
 
 const gantryBin = path.join(projectRoot, 'bin', 'gantry');
 /**
@@ -228,9 +233,11 @@ async function main(): Promise<void> {
   const tools: Tool[] = ['gantry'];
   let oracle: Oracle | undefined;
   if (toolsWanted.includes('buildkit')) {
-    oracle = startOracle();
-    if (oracle) tools.push('buildkit');
-    else say('BuildKit: not available (../shared/tools/dockerd-oracle.sh could not start dockerd); skipped');
+    oracle = startOracle(buildkitEngine);
+    if (oracle) {
+      tools.push('buildkit');
+      say(`BuildKit: Docker ${await oracle.docker(['version', '--format', '{{.Server.Version}}'])}`);
+    } else say(`BuildKit: not available (the ${buildkitEngine} engine could not start); skipped`);
   }
   if (toolsWanted.includes('buildah')) {
     if (has('buildah')) tools.push('buildah');

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { projectRoot } from '../helpers/conformance.js';
+import { gantry, gantryArgv, suiteWorkDir } from '../helpers/gantry.js';
 import { writeTree } from '../helpers/files.js';
 import { DEBIAN_PATH, debianBaseTarball } from '../helpers/debian.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
@@ -14,17 +15,20 @@ import { haveTool } from '../helpers/tools.js';
 // scripts/debian-base.sh) and a busybox base, both served by the real registry: every build
 // store here starts empty and pulls its bases.
 
-const bin = path.join(projectRoot, 'bin', 'gantry');
-const work = mkdtempSync(path.join(tmpdir(), 'gantry-debian-'));
+// GANTRY_TEST_USER (the `rootless` project of vitest.config.ts) runs every build here as a
+// non-root user (test/helpers/gantry.ts); the seed store that makes and pushes the bases is
+// root's either way.
+const work = suiteWorkDir('gantry-debian-');
 const root = path.join(work, 'store');
-const g = (args: string[], env: Record<string, string> = {}) => execa(bin, ['--root', root, ...args], { reject: false, env });
+const g = (args: string[], env: Record<string, string> = {}) => gantry(['--root', root, ...args], { env });
 let reg: TestRegistry | undefined;
 let debian = '';
 let multi = '';
+let seedDir: string | undefined;
 
 const context = (name: string, files: Record<string, string>): string => writeTree(path.join(work, name), files);
 
-const inspect = async (ref: string, store = root) => JSON.parse((await execa(bin, ['--root', store, 'inspect', ref])).stdout)[0];
+const inspect = async (ref: string, store = root) => JSON.parse((await gantry(['--root', store, 'inspect', ref])).stdout)[0];
 
 /** Each layer of an image as `tar tv` lines, oldest first, from an OCI layout written by -o. */
 async function layerListings(ref: string): Promise<string[][]> {
@@ -50,8 +54,9 @@ beforeAll(async () => {
   debian = `${reg.host}/library/debian:bookworm`;
   multi = `${reg.host}/library/multi:1`;
   // A seed store makes the bases and pushes them; the build store starts empty.
-  const seed = path.join(work, 'seed');
-  const s = (args: string[]) => execa(bin, ['--root', seed, ...args]);
+  const seed = mkdtempSync(path.join(tmpdir(), 'gantry-debian-seed-'));
+  seedDir = seed;
+  const s = (args: string[]) => execa(path.join(projectRoot, 'bin', 'gantry'), ['--root', seed, ...args]);
   await s(['import', tarball, debian, '-c', `ENV ${DEBIAN_PATH}`, '-c', 'CMD ["bash"]']);
   await s(['push', debian]);
   // A two-platform index: Debian for linux/amd64, busybox (labelled as such) for linux/arm64.
@@ -59,7 +64,7 @@ beforeAll(async () => {
   await s(['import', '--platform', 'linux/arm64', busybox, 'bb-arm64:1', '-c', 'LABEL which=busybox-arm64']);
   const { Store } = await import('../../src/store/store.js');
   const store = await Store.open(seed);
-  const desc = async (ref: string) => (await inspect(ref, seed)).Descriptor;
+  const desc = async (ref: string) => JSON.parse((await s(['inspect', ref])).stdout)[0].Descriptor;
   const index = {
     schemaVersion: 2,
     mediaType: 'application/vnd.oci.image.index.v1+json',
@@ -76,6 +81,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await reg?.stop();
   rmSync(work, { recursive: true, force: true });
+  if (seedDir) rmSync(seedDir, { recursive: true, force: true });
 });
 
 describe('gantry build FROM Debian, pulled from the registry', () => {
@@ -135,11 +141,11 @@ describe('gantry build FROM Debian, pulled from the registry', () => {
     expect(pushed.exitCode, pushed.stderr).toBe(0);
     const child = context('onbuild-child', { Dockerfile: `FROM ${baseName}\nRUN cat /app/seen > /child-saw\n`, 'app.txt': 'from the child\n' });
     const fresh = path.join(work, 'onbuild-store');
-    const r = await execa(bin, ['--root', fresh, 'build', '--progress', 'plain', '-t', 'child:1', child], { reject: false });
+    const r = await gantry(['--root', fresh, 'build', '--progress', 'plain', '-t', 'child:1', child], { reject: false });
     expect(r.exitCode, r.stderr).toBe(0);
     expect(r.stderr).toMatch(/ONBUILD|COPY app\.txt/);
     const out = path.join(work, 'child.tar');
-    await execa(bin, ['--root', fresh, 'export', 'child:1', '-o', out]);
+    await gantry(['--root', fresh, 'export', 'child:1', '-o', out]);
     expect((await execa('tar', ['xOf', out, 'child-saw'])).stdout).toBe('from the child\n/srv');
     expect((await inspect('child:1', fresh)).Config.OnBuild ?? []).toEqual([]);
     expect((await inspect(baseName, fresh)).Config.OnBuild).toHaveLength(2);
@@ -152,12 +158,12 @@ describe('gantry build FROM Debian, pulled from the registry', () => {
       'note.txt': 'arm64 stage\n',
     });
     const fresh = path.join(work, 'platform-store');
-    const amd = await execa(bin, ['--root', fresh, 'build', '-t', 'plat:amd', ctx], { reject: false });
+    const amd = await gantry(['--root', fresh, 'build', '-t', 'plat:amd', ctx], { reject: false });
     expect(amd.exitCode, amd.stderr).toBe(0);
     const info = await inspect('plat:amd', fresh);
     expect(info.Architecture).toBe('amd64');
     expect(info.Config.Labels ?? {}).not.toHaveProperty('which'); // the Debian image, not busybox
-    const arm = await execa(bin, ['--root', fresh, 'build', '--target', 'arm', '--platform', 'linux/arm64', '-t', 'plat:arm', ctx], { reject: false });
+    const arm = await gantry(['--root', fresh, 'build', '--target', 'arm', '--platform', 'linux/arm64', '-t', 'plat:arm', ctx], { reject: false });
     expect(arm.exitCode, arm.stderr).toBe(0);
     const armInfo = await inspect('plat:arm', fresh);
     expect(armInfo.Architecture).toBe('arm64');
@@ -180,7 +186,7 @@ describe('gantry build FROM Debian, pulled from the registry', () => {
         'RUN ls /proc/self/fd | tr "\\n" " " > /fds',
       ].join('\n'),
     });
-    const r = await execa('bash', ['-c', 'exec "$@" 99</dev/null', 'with-fd-99', bin, '--root', root, 'build', '-t', 'net:1', ctx], { reject: false });
+    const r = await execa('bash', ['-c', 'exec "$@" 99</dev/null', 'with-fd-99', ...gantryArgv(['--root', root, 'build', '-t', 'net:1', ctx])], { reject: false });
     expect(r.exitCode, r.stderr).toBe(0);
     const out = path.join(work, 'net.tar');
     await g(['export', 'net:1', '-o', out]);

@@ -7,9 +7,11 @@ import { projectRoot } from './conformance.js';
 import { haveTool } from './tools.js';
 
 /**
- * BuildKit as the reference: the local Docker engine that ../shared/tools/dockerd-oracle.sh
- * starts (Debian's docker.io). Debian's docker CLI refuses to build without buildx, so builds go
- * through the Engine API (`POST /build?version=2` is BuildKit) with the context as a tar body.
+ * BuildKit as the reference: a local Docker engine that one of ../shared/tools' scripts starts:
+ * `current` is buildkit-oracle.sh (Docker 28.5, today's BuildKit, in a chroot of Debian's newest
+ * suite), `20.10` is dockerd-oracle.sh (Debian 12's docker.io, kept for comparison). Builds go
+ * through the Engine API (`POST /build?version=2` is BuildKit) with the context as a tar body,
+ * the same request for both engines.
  */
 export interface Oracle {
   socket: string;
@@ -22,8 +24,11 @@ export interface Oracle {
   docker(args: string[]): Promise<string>;
 }
 
-export function startOracle(): Oracle | undefined {
-  const script = path.join(projectRoot, '..', 'shared', 'tools', 'dockerd-oracle.sh');
+export type OracleEngine = 'current' | '20.10';
+
+export function startOracle(engine: OracleEngine = '20.10'): Oracle | undefined {
+  const name = engine === 'current' ? 'buildkit-oracle.sh' : 'dockerd-oracle.sh';
+  const script = path.join(projectRoot, '..', 'shared', 'tools', name);
   if (!existsSync(script)) {
     if (process.env.CI === 'true') throw new Error(`${script} is missing: the BuildKit comparison needs it`);
     return undefined;
@@ -31,13 +36,14 @@ export function startOracle(): Oracle | undefined {
   if (!haveTool('curl')) return undefined;
   let out: string;
   try {
-    out = execFileSync('bash', [script], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    // The current engine's first start is a debootstrap and an install: minutes.
+    out = execFileSync('bash', [script], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 20 * 60_000 });
   } catch (e) {
     if (process.env.CI === 'true') throw e;
     return undefined;
   }
   const host = /DOCKER_HOST=(\S+)/.exec(out)?.[1];
-  if (!host?.startsWith('unix://')) throw new Error(`dockerd-oracle.sh printed no unix DOCKER_HOST: ${out}`);
+  if (!host?.startsWith('unix://')) throw new Error(`${name} printed no unix DOCKER_HOST: ${out}`);
   const socket = host.slice('unix://'.length);
   const docker = async (args: string[]): Promise<string> => (await execa('docker', ['-H', host, ...args])).stdout;
   return {

@@ -1,9 +1,10 @@
 import { execFileSync } from 'node:child_process';
-import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { projectRoot } from '../helpers/conformance.js';
+import { ensureUser, TEST_SUBID_RANGE } from '../helpers/gantry.js';
 import { DEBIAN_PATH, debianBaseTarball } from '../helpers/debian.js';
 import { writeTree } from '../helpers/files.js';
 import { makeBusyboxRootfs, tarDir } from '../helpers/rootfs.js';
@@ -24,23 +25,6 @@ const gantryCopy = path.join(work, 'gantry');
 let ready = false;
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-function ensureUser(name: string, range?: string): void {
-  try {
-    execFileSync('id', ['-u', name], { stdio: 'ignore' });
-  } catch {
-    execFileSync('useradd', ['-m', '-s', '/bin/sh', name]);
-  }
-  for (const file of ['/etc/subuid', '/etc/subgid']) {
-    const lines = readFileSync(file, 'utf8').split('\n').filter((l) => l !== '');
-    const others = lines.filter((l) => !l.startsWith(`${name}:`));
-    // useradd gives a new user a range of its own (login.defs); the user without one loses it.
-    if (!range && others.length !== lines.length) writeFileSync(file, others.map((l) => `${l}\n`).join(''));
-  }
-  if (range && !readFileSync('/etc/subuid', 'utf8').split('\n').some((l) => l.startsWith(`${name}:`))) {
-    execFileSync('usermod', ['--add-subuids', range, '--add-subgids', range, name]);
-  }
-}
-
 /** gantry as `user`, with its own store. */
 const as = (user: string, args: string[], env: Record<string, string> = {}) =>
   execa('runuser', ['-u', user, '--', 'env', `HOME=${path.join(work, `home-${user}`)}`, ...Object.entries(env).map(([k, v]) => `${k}=${v}`), path.join(gantryCopy, 'bin', 'gantry'), '--root', path.join(work, `store-${user}`), ...args], {
@@ -55,7 +39,7 @@ beforeAll(async () => {
   if (!isRoot) return;
   haveTool('newuidmap');
   haveTool('runuser');
-  ensureUser(USER, '400000-465535');
+  ensureUser(USER, TEST_SUBID_RANGE);
   ensureUser(NORANGE);
   mkdirSync(path.join(work, 'out-root'));
   for (const u of [USER, NORANGE]) {

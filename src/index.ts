@@ -3,6 +3,7 @@
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { DockerfileError, GantryError, OptionError } from './errors/index.js';
 import { plan, type BuildPlan, type PlanOptions } from './plan/planner.js';
 import { parseDockerfile } from './dockerfile/stages.js';
@@ -168,6 +169,8 @@ export interface BuildOptions extends BuildSettings {
  * followed. `sourceDateEpoch` defaults to $SOURCE_DATE_EPOCH when that is set.
  */
 export async function build(options: BuildOptions = {}): Promise<BuildExecResult> {
+  // A non-root caller builds in a user namespace, as the gantry command does (sandbox/rootless.ts).
+  if (needsUserNamespace()) return buildInUserNamespace(options);
   const { root: givenRoot, context = '.', dockerfile, output = [], push: pushAfter, ...settings } = options;
   const { file, text } = await loadDockerfile({ context, ...(dockerfile !== undefined ? { dockerfile } : {}) });
   const envEpoch = process.env.SOURCE_DATE_EPOCH;
@@ -185,3 +188,60 @@ export async function build(options: BuildOptions = {}): Promise<BuildExecResult
 }
 export { parseOutput, type OutputSpec } from './build/outputs.js';
 import { writeOutputs, type OutputSpec } from './build/outputs.js';
+import { needsUserNamespace, startInUserNamespace } from './sandbox/rootless.js';
+import { errorRecord, reviveError, RegistryError, SandboxError, StoreError, type ErrorRecord } from './errors/index.js';
+import { BuildError, type ProgressEvent } from './build/executor.js';
+import type { Credentials } from './registry/client.js';
+
+/** What build() sends the worker that builds in the user namespace (src/rootless-worker.ts). */
+export type WorkerRequest =
+  | { type: 'build'; options: Omit<BuildOptions, 'onProgress' | 'signal' | 'credentials'>; credentials: boolean }
+  | { type: 'credentials'; id: number; value?: Credentials; error?: ErrorRecord }
+  | { type: 'abort' };
+/** What the worker sends back. */
+export type WorkerReply =
+  | { type: 'event'; event: ProgressEvent }
+  | { type: 'credentials'; id: number; registry: string }
+  | { type: 'done'; result: BuildExecResult }
+  | { type: 'failed'; error: ErrorRecord };
+
+const ERROR_CLASSES = [DockerfileError, OptionError, RegistryError, SandboxError, StoreError, BuildError, GantryError] as const;
+
+/**
+ * build() for a non-root caller: a worker process in the user namespace runs it, and this
+ * process relays what stays here (progress, credential look-ups, the abort signal).
+ */
+function buildInUserNamespace(options: BuildOptions): Promise<BuildExecResult> {
+  const { onProgress, signal, credentials, ...rest } = options;
+  signal?.throwIfAborted();
+  const child = startInUserNamespace(fileURLToPath(new URL('./rootless-worker.js', import.meta.url)));
+  return new Promise((resolve, reject) => {
+    let settled = false;
+    const send = (m: WorkerRequest): void => {
+      if (child.connected) child.send(m);
+    };
+    const abort = (): void => send({ type: 'abort' });
+    const finish = (settle: () => void): void => {
+      if (settled) return;
+      settled = true;
+      signal?.removeEventListener('abort', abort);
+      settle();
+    };
+    signal?.addEventListener('abort', abort, { once: true });
+    child.on('message', (m: WorkerReply) => {
+      if (m.type === 'event') onProgress?.(m.event);
+      else if (m.type === 'credentials') {
+        Promise.resolve()
+          .then(() => credentials?.(m.registry))
+          .then(
+            (value) => send({ type: 'credentials', id: m.id, ...(value ? { value } : {}) }),
+            (err: unknown) => send({ type: 'credentials', id: m.id, error: errorRecord(err) }),
+          );
+      } else if (m.type === 'done') finish(() => resolve(m.result));
+      else finish(() => reject(reviveError(m.error, ERROR_CLASSES)));
+    });
+    child.on('error', (err) => finish(() => reject(new SandboxError('SANDBOX_ROOTLESS', `cannot enter a user namespace: ${err.message}`))));
+    child.on('close', (code, sig) => finish(() => reject(new SandboxError('SANDBOX_ROOTLESS', `the build in the user namespace ended without a result (${sig ?? `exit code ${code}`})`))));
+    send({ type: 'build', options: { ...rest, root: rest.root ?? resolveRootDefault() }, credentials: credentials !== undefined });
+  });
+}

@@ -76,3 +76,29 @@ export function isSystemError(err: unknown): err is NodeJS.ErrnoException & Erro
   const e = err as NodeJS.ErrnoException | undefined;
   return typeof e?.code === 'string' && /^E[A-Z0-9]+$/.test(e.code) && typeof e.syscall === 'string';
 }
+
+/** An error as it crosses a process boundary (a structured clone keeps neither class nor fields). */
+export interface ErrorRecord {
+  name: string;
+  message: string;
+  stack?: string;
+  /** Its own fields: `code`, a Dockerfile error's `location`, a registry error's `status`... */
+  fields: Record<string, unknown>;
+}
+
+export function errorRecord(err: unknown): ErrorRecord {
+  if (!(err instanceof Error)) return { name: 'Error', message: String(err), fields: {} };
+  const fields: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(err)) if (k !== 'cause' && typeof v !== 'function') fields[k] = v;
+  return { name: err.name, message: err.message, ...(err.stack ? { stack: err.stack } : {}), fields };
+}
+
+/** The error a record was made from, as an instance of the class of `classes` it named (else Error). */
+export function reviveError(record: ErrorRecord, classes: readonly (abstract new (...args: never[]) => Error)[]): Error {
+  const cls = classes.find((c) => c.name === record.name) ?? Error;
+  const err = Object.create(cls.prototype as object) as Error;
+  Object.assign(err, record.fields);
+  Object.defineProperty(err, 'message', { value: record.message, writable: true, configurable: true });
+  if (record.stack) Object.defineProperty(err, 'stack', { value: record.stack, writable: true, configurable: true });
+  return err;
+}

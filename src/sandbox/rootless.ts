@@ -12,6 +12,7 @@
  * the extracted tree (rootfs/apply.ts), as buildah and podman do rootless; they are in the base's
  * layers, which the image keeps as they are, and a RUN never sees them (its /dev is the runtime's).
  */
+import type { ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { childProcess, SandboxError } from '../errors/index.js';
@@ -43,13 +44,13 @@ function subordinateRange(file: string, name: string, id: number): SubordinateRa
 }
 
 /**
- * For a non-root caller: run this command again inside a user namespace (see above) and resolve
- * to its exit code; undefined when none is needed (for root, and so inside the namespace, where
- * the caller is root), or for a command other than a build when the caller has no range. Without
- * a subordinate range (or newuidmap) a build is an error that says how to get one: a build as an
+ * The command line prefix that starts a program in the user namespace (see above), for a
+ * non-root caller; undefined when none is needed (for root, and so inside the namespace, where
+ * the caller is root), or, unless `required`, when the caller has no range. Without a
+ * subordinate range (or newuidmap) a build is an error that says how to get one: a build as an
  * unmapped user would give every file the caller's uid, a silently wrong image.
  */
-export async function reexecInUserNamespace(argv: string[], options: { required: boolean }): Promise<number | undefined> {
+function userNamespacePrefix(options: { required: boolean }): string[] | undefined {
   const uid = process.getuid?.();
   if (uid === undefined || uid === 0) return undefined;
   // A uid with no passwd entry (docker run --user 1000) has no name: /etc/subuid may name its id.
@@ -72,15 +73,25 @@ export async function reexecInUserNamespace(argv: string[], options: { required:
     if (!options.required) return undefined;
     throw new SandboxError('SANDBOX_ROOTLESS', `building as ${name} needs newuidmap and newgidmap (apt-get install uidmap)`);
   }
-  // The inner gantry dies with this one (a SIGKILL here included).
-  const args = [
+  // setpriv's parent-death signal: what runs inside dies with its starter (a SIGKILL included).
+  return [
     '--pdeathsig', 'KILL', '--', UNSHARE,
     '--user', '--mount',
     '--map-user=0', '--map-group=0',
     `--map-users=${subuid.start},1,${subuid.count}`,
     `--map-groups=${subgid.start},1,${subgid.count}`,
-    '--', process.execPath, ...process.execArgv, ...argv,
+    '--',
   ];
+}
+
+/**
+ * For a non-root caller: run this command again inside the user namespace and resolve to its
+ * exit code; undefined when none is needed or possible (userNamespacePrefix).
+ */
+export async function reexecInUserNamespace(argv: string[], options: { required: boolean }): Promise<number | undefined> {
+  const prefix = userNamespacePrefix(options);
+  if (!prefix) return undefined;
+  const args = [...prefix, process.execPath, ...process.execArgv, ...argv];
   return new Promise((resolve, reject) => {
     const child = childProcess().spawn(SETPRIV, args, { stdio: 'inherit', env: process.env });
     // Signals for the command reach it through the terminal's process group; a signal sent to
@@ -93,5 +104,22 @@ export async function reexecInUserNamespace(argv: string[], options: { required:
       for (const [sig, h] of handlers) process.off(sig, h);
       resolve(code ?? (signal ? 128 + 9 : 1));
     });
+  });
+}
+
+/** Whether a build by this process must run in the user namespace: the caller is not root. */
+export const needsUserNamespace = (): boolean => (process.getuid?.() ?? 0) !== 0;
+
+/**
+ * Start the Node module `script` in the user namespace, with an IPC channel (structured clone)
+ * to it: how the Node API builds for a non-root caller. Throws the rootless error when the
+ * caller cannot have one.
+ */
+export function startInUserNamespace(script: string): ChildProcess {
+  const prefix = userNamespacePrefix({ required: true }) as string[];
+  return childProcess().spawn(SETPRIV, [...prefix, process.execPath, script], {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    serialization: 'advanced',
+    env: process.env,
   });
 }

@@ -1,12 +1,13 @@
 import { execFileSync } from 'node:child_process';
-import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { afterAll, beforeAll, describe, expect, onTestFinished, test } from 'vitest';
 import { projectRoot } from '../helpers/conformance.js';
-import { ensureUser, TEST_SUBID_RANGE } from '../helpers/gantry.js';
+import { ensureUser, readableCopy, TEST_SUBID_RANGE } from '../helpers/gantry.js';
 import { DEBIAN_PATH, debianBaseTarball } from '../helpers/debian.js';
 import { writeTree } from '../helpers/files.js';
+import { startRegistry } from '../helpers/registry.js';
 import { makeBusyboxRootfs, tarDir } from '../helpers/rootfs.js';
 import { haveTool } from '../helpers/tools.js';
 
@@ -21,13 +22,12 @@ const isRoot = process.getuid?.() === 0;
 // Under /tmp with 0755 parents: the users must reach the copy of gantry, the contexts and the bases.
 const work = mkdtempSync('/tmp/gantry-rootless-');
 chmodSync(work, 0o755);
-const gantryCopy = path.join(work, 'gantry');
 let ready = false;
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 /** gantry as `user`, with its own store. */
 const as = (user: string, args: string[], env: Record<string, string> = {}) =>
-  execa('runuser', ['-u', user, '--', 'env', `HOME=${path.join(work, `home-${user}`)}`, ...Object.entries(env).map(([k, v]) => `${k}=${v}`), path.join(gantryCopy, 'bin', 'gantry'), '--root', path.join(work, `store-${user}`), ...args], {
+  execa('runuser', ['-u', user, '--', 'env', `HOME=${path.join(work, `home-${user}`)}`, ...Object.entries(env).map(([k, v]) => `${k}=${v}`), path.join(readableCopy(), 'bin', 'gantry'), '--root', path.join(work, `store-${user}`), ...args], {
     reject: false,
     timeout: 300_000,
   });
@@ -50,8 +50,7 @@ beforeAll(async () => {
   }
   // The default network needs the tun device (Debian makes it 0666; .ci/run restores that).
   if ((statSync('/dev/net/tun').mode & 0o006) !== 0o006) throw new Error('/dev/net/tun is not usable by other users (mode 0666, as Debian sets it, is needed for a rootless RUN network)');
-  mkdirSync(gantryCopy);
-  for (const p of ['bin', 'dist', 'package.json']) cpSync(path.join(projectRoot, p), path.join(gantryCopy, p), { recursive: true });
+  readableCopy();
   execFileSync('chmod', ['-R', 'a+rX', work]);
   // The bases, made by root and saved, so that both stores start from the very same images.
   const bb = tarDir(makeBusyboxRootfs(path.join(work, 'bb-rootfs')), path.join(work, 'bb.tgz'));
@@ -193,6 +192,56 @@ describe.runIf(isRoot)('rootless builds', () => {
     // The positive control: the same build as the user with a range works.
     const ok = await as(USER, ['build', '-t', 'x:1', ctx]);
     expect(ok.exitCode, ok.stderr).toBe(0);
+  });
+
+  test('the Node API as the user: build() runs in the user namespace, relays progress and credential look-ups, gives the root build\'s image and its errors\' classes', async () => {
+    if (!ready) return;
+    const ctx = writeTree(path.join(work, 'ctx', 'api'), {
+      Dockerfile: 'FROM bb:1\nRUN busybox mkdir /app && busybox chown 1000:1000 /app && echo api-run-output\nCOPY --chown=1000:1000 f /app/f\n',
+      f: 'x\n',
+    });
+    execFileSync('chmod', ['-R', 'a+rX', path.join(work, 'ctx')]);
+    const env = { SOURCE_DATE_EPOCH: '1700000000' };
+    const reg = await startRegistry({ tls: true, basic: { username: 'alice', password: 's3cret' } });
+    if (!reg?.tls) throw new Error('docker-registry is not installed');
+    onTestFinished(() => reg.stop());
+    const ca = path.join(work, 'api-ca.pem');
+    cpSync(reg.tls.ca, ca);
+    chmodSync(ca, 0o644);
+    const r = await asRoot(['build', '-t', 'api:1', ctx], env);
+    expect(r.exitCode, r.stderr).toBe(0);
+    // A program of the user's: build() with progress, an abort signal and a credentials callback.
+    const script = path.join(work, 'api-script.mjs');
+    writeFileSync(
+      script,
+      [
+        `import { build, GantryError } from ${JSON.stringify(path.join(readableCopy(), 'dist', 'index.js'))};`,
+        'const events = [];',
+        `const root = ${JSON.stringify(path.join(work, `store-${USER}`))};`,
+        `const result = await build({ root, context: ${JSON.stringify(ctx)}, tags: ['api:1'], onProgress: (e) => events.push(e), signal: new AbortController().signal, credentials: () => undefined });`,
+        // A push through a registry that wants a password: build() asks this program for it.
+        'const asked = [];',
+        `const pushed = await build({ root, context: ${JSON.stringify(ctx)}, tags: [${JSON.stringify(`${reg.host}/api/app:1`)}], push: true, caCertFile: ${JSON.stringify(ca)}, credentials: (r) => { asked.push(r); return { username: 'alice', password: 's3cret' }; } });`,
+        'let failure;',
+        `try { await build({ root, context: ${JSON.stringify(ctx)}, dockerfile: '/nonexistent/Dockerfile' }); } catch (e) { failure = { gantry: e instanceof GantryError, name: e.name, code: e.code, message: e.message }; }`,
+        'console.log(JSON.stringify({ uid: process.getuid(), result, pushed: pushed.digest, asked, kinds: [...new Set(events.map((e) => e.type))], output: events.filter((e) => e.type === "output").map((e) => e.text).join(""), failure }));',
+      ].join('\n'),
+    );
+    chmodSync(script, 0o644);
+    const run = await execa('runuser', ['-u', USER, '--', 'env', `HOME=${path.join(work, `home-${USER}`)}`, ...Object.entries(env).map(([k, v]) => `${k}=${v}`), process.execPath, script], { reject: false, timeout: 300_000 });
+    expect(run.exitCode, run.stderr).toBe(0);
+    const out = JSON.parse(run.stdout) as { uid: number; pushed: string; asked: string[]; result: { digest: string; configDigest: string }; kinds: string[]; output: string; failure: { gantry: boolean; name: string; code: string; message: string } };
+    expect(out.uid).not.toBe(0); // the program itself runs as the user
+    expect(out.kinds).toEqual(expect.arrayContaining(['plan', 'step', 'output', 'image']));
+    expect(out.output).toContain('api-run-output');
+    const rootInfo = JSON.parse((await asRoot(['inspect', 'api:1'])).stdout)[0];
+    expect(out.result.configDigest).toBe(rootInfo.Id);
+    expect(out.result.digest).toBe(rootInfo.Descriptor.digest);
+    expect(out.asked).toContain(reg.host);
+    expect(out.pushed).toBe(out.result.digest);
+    // An error keeps its class and code across the process boundary.
+    expect(out.failure).toMatchObject({ gantry: true, code: expect.any(String) });
+    expect(out.failure.message).toContain('/nonexistent/Dockerfile');
   });
 
   test('prune as the user removes the trees a build left, owned by its subordinate ids', async () => {

@@ -53,20 +53,26 @@ export function suiteWorkDir(prefix: string): string {
 
 let copied: string | undefined;
 
-/** The command to start: the project's bin/gantry, or (for the test user) a copy of the bundle it can read. */
+/**
+ * A copy of the built project that any user can read (the checkout may not be), made once per
+ * test process: bin/, dist/ and the production dependencies, as an install has them.
+ */
+export function readableCopy(): string {
+  if (copied) return copied;
+  const dir = mkdtempSync('/tmp/gantry-bin-');
+  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+  if (!existsSync(path.join(projectRoot, 'dist', 'cli.cjs'))) throw new Error('dist/cli.cjs is missing: npm run build');
+  for (const p of ['bin', 'dist', 'package.json']) cpSync(path.join(projectRoot, p), path.join(dir, p), { recursive: true });
+  const deps = execFileSync('npm', ['ls', '--omit=dev', '--all', '--parseable'], { cwd: projectRoot, encoding: 'utf8' }).trim().split('\n').slice(1);
+  for (const d of deps) cpSync(d, path.join(dir, path.relative(projectRoot, d)), { recursive: true });
+  execFileSync('chmod', ['-R', 'a+rX', dir]);
+  chmodSync(dir, 0o755);
+  return (copied = dir);
+}
+
+/** The command to start: the project's bin/gantry, or (for the test user) the readable copy's. */
 export function gantryBin(): string {
-  if (!testUser) return path.join(projectRoot, 'bin', 'gantry');
-  if (!copied) {
-    const dir = mkdtempSync('/tmp/gantry-bin-');
-    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
-    // The bundle and what it loads at run time (undici, for registries), as an install has them.
-    for (const p of ['bin', 'dist', 'package.json', 'node_modules/undici']) cpSync(path.join(projectRoot, p), path.join(dir, p), { recursive: true });
-    if (!existsSync(path.join(dir, 'dist', 'cli.cjs'))) throw new Error('dist/cli.cjs is missing: npm run build');
-    execFileSync('chmod', ['-R', 'a+rX', dir]);
-    chmodSync(dir, 0o755);
-    copied = path.join(dir, 'bin', 'gantry');
-  }
-  return copied;
+  return testUser ? path.join(readableCopy(), 'bin', 'gantry') : path.join(projectRoot, 'bin', 'gantry');
 }
 
 /**
@@ -95,7 +101,7 @@ export async function gantry(args: string[], options: Pick<Options, 'env' | 'tim
 /** An example's directory, readable by the suite's user (a copy beside the command's for the test user). */
 export function example(name: string): string {
   if (!testUser) return path.join(projectRoot, 'examples', name);
-  const dir = path.join(path.dirname(path.dirname(gantryBin())), 'examples', name);
+  const dir = path.join(readableCopy(), 'examples', name);
   if (!existsSync(dir)) {
     cpSync(path.join(projectRoot, 'examples', name), dir, { recursive: true });
     execFileSync('chmod', ['-R', 'a+rX', dir]);

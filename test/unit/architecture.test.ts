@@ -42,6 +42,8 @@ const ALLOWED: Record<string, string[]> = {
   rootfs: ['oci', 'tar', 'errors'],
   snapshot: ['rootfs', 'image', 'tar', 'errors'],
   sandbox: ['rootfs', 'errors'],
+  // The worker of build() for a non-root caller: an entry point, like the CLI.
+  'rootless-worker': ['index'],
   build: ['errors', 'oci', 'dockerfile', 'plan', 'image', 'store', 'archive', 'registry', 'rootfs', 'snapshot', 'sandbox', 'tar'],
 };
 

@@ -200,6 +200,7 @@ describe.runIf(isRoot)('rootless builds', () => {
       Dockerfile: 'FROM bb:1\nRUN busybox mkdir /app && busybox chown 1000:1000 /app && echo api-run-output\nCOPY --chown=1000:1000 f /app/f\n',
       f: 'x\n',
     });
+    const abortCtx = writeTree(path.join(work, 'ctx', 'api-abort'), { Dockerfile: 'FROM bb:1\nRUN echo started && sleep 31\n' });
     execFileSync('chmod', ['-R', 'a+rX', path.join(work, 'ctx')]);
     const env = { SOURCE_DATE_EPOCH: '1700000000' };
     const reg = await startRegistry({ tls: true, basic: { username: 'alice', password: 's3cret' } });
@@ -222,15 +223,19 @@ describe.runIf(isRoot)('rootless builds', () => {
         // A push through a registry that wants a password: build() asks this program for it.
         'const asked = [];',
         `const pushed = await build({ root, context: ${JSON.stringify(ctx)}, tags: [${JSON.stringify(`${reg.host}/api/app:1`)}], push: true, caCertFile: ${JSON.stringify(ca)}, credentials: (r) => { asked.push(r); return { username: 'alice', password: 's3cret' }; } });`,
+        // An abort while a RUN runs stops the worker's build, and the RUN with it.
+        'const controller = new AbortController();',
+        'let aborted;',
+        `try { await build({ root, context: ${JSON.stringify(abortCtx)}, noCache: true, signal: controller.signal, onProgress: (e) => { if (e.type === 'output' && e.text.includes('started')) controller.abort(); } }); } catch (e) { aborted = { code: e.code, name: e.name }; }`,
         'let failure;',
         `try { await build({ root, context: ${JSON.stringify(ctx)}, dockerfile: '/nonexistent/Dockerfile' }); } catch (e) { failure = { gantry: e instanceof GantryError, name: e.name, code: e.code, message: e.message }; }`,
-        'console.log(JSON.stringify({ uid: process.getuid(), result, pushed: pushed.digest, asked, kinds: [...new Set(events.map((e) => e.type))], output: events.filter((e) => e.type === "output").map((e) => e.text).join(""), failure }));',
+        'console.log(JSON.stringify({ uid: process.getuid(), result, pushed: pushed.digest, asked, aborted, kinds: [...new Set(events.map((e) => e.type))], output: events.filter((e) => e.type === "output").map((e) => e.text).join(""), failure }));',
       ].join('\n'),
     );
     chmodSync(script, 0o644);
     const run = await execa('runuser', ['-u', USER, '--', 'env', `HOME=${path.join(work, `home-${USER}`)}`, ...Object.entries(env).map(([k, v]) => `${k}=${v}`), process.execPath, script], { reject: false, timeout: 300_000 });
     expect(run.exitCode, run.stderr).toBe(0);
-    const out = JSON.parse(run.stdout) as { uid: number; pushed: string; asked: string[]; result: { digest: string; configDigest: string }; kinds: string[]; output: string; failure: { gantry: boolean; name: string; code: string; message: string } };
+    const out = JSON.parse(run.stdout) as { uid: number; pushed: string; asked: string[]; aborted: { code: string; name: string }; result: { digest: string; configDigest: string }; kinds: string[]; output: string; failure: { gantry: boolean; name: string; code: string; message: string } };
     expect(out.uid).not.toBe(0); // the program itself runs as the user
     expect(out.kinds).toEqual(expect.arrayContaining(['plan', 'step', 'output', 'image']));
     expect(out.output).toContain('api-run-output');
@@ -238,6 +243,9 @@ describe.runIf(isRoot)('rootless builds', () => {
     expect(out.result.configDigest).toBe(rootInfo.Id);
     expect(out.result.digest).toBe(rootInfo.Descriptor.digest);
     expect(out.asked).toContain(reg.host);
+    expect(out.aborted).toEqual({ code: 'SANDBOX_ABORTED', name: 'SandboxError' });
+    const left = await execa('sh', ['-c', 'ps -eo args | grep -c "[s]leep 31" || true']);
+    expect(left.stdout.trim()).toBe('0');
     expect(out.pushed).toBe(out.result.digest);
     // An error keeps its class and code across the process boundary.
     expect(out.failure).toMatchObject({ gantry: true, code: expect.any(String) });

@@ -641,12 +641,10 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
     // The image is made of stored blobs: the overlays are detached while it is written.
     unmounting = unmount(...mounted.splice(0).reverse());
     const descriptor = await writeImage(store, { config, layers: final.layers });
-    trace('X writeImage');
     crashPoint('commit');
     const tags = (options.tags ?? []).map((t) => formatReference(normalizeReference(t)));
     for (const t of tags) await store.tag(t, descriptor);
     if (tags.length === 0) await store.addUntagged(descriptor);
-    trace('X tagged');
     const image = await loadImage(store, descriptor);
     trace('image written');
     emit({ type: 'image', digest: descriptor.digest, configDigest: image.configDigest, tags });

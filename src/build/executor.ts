@@ -707,7 +707,8 @@ function startStage(stage: PlannedStage, finished: Map<number, StageState>, stat
   }
   const p = parsePlatform(stage.platform);
   return {
-    config: { architecture: p.architecture, os: p.os, config: {}, rootfs: { type: 'layers', diff_ids: [] }, history: [] },
+    // BuildKit's empty image: WorkingDir "/" (a FROM scratch image says so in its config).
+    config: { architecture: p.architecture, os: p.os, config: { WorkingDir: '/' }, rootfs: { type: 'layers', diff_ids: [] }, history: [] },
     layers: [],
     key: sha(`scratch:${stage.platform}`),
     baseLayers: 0,
@@ -783,7 +784,7 @@ async function runStep(
     argv = step.command.form === 'shell' ? [...step.state.shell, step.command.args.join(' ')] : [...step.command.args];
   }
   if (argv.length === 0) throw new BuildError('BUILD_RUN', `${stepWhere(step)}: nothing to run`);
-  const ids = await resolveUser(rootfs, step.state.user || '0');
+  const ids = await resolveUser(rootfs, step.state.user || '0', 'run');
   const tail: string[] = [];
   const keep = (s: string) => {
     tail.push(...s.split('\n'));

@@ -53,8 +53,19 @@ export function createdBy(step: Step): string | undefined {
       const args = step.historyArgs.length ? [`|${step.historyArgs.length}`, ...step.historyArgs] : [];
       return `RUN ${[...args, ...commandOf(step)].join(' ')} # buildkit`;
     }
-    case 'copy':
-      return `${step.kind} ${[...step.sources, step.dest].join(' ')} # buildkit`;
+    case 'copy': {
+      // BuildKit 28: --parents, --chown and --chmod kept (--from, --link, --exclude not); the
+      // paths, then the here-documents by name, then the destination.
+      const names = new Set(step.inline.map((d) => d.name));
+      const heredoc = (src: string): string | undefined => {
+        const m = /^\d*<<-?["']?([^"']+)["']?$/.exec(src);
+        return m && names.has(m[1] as string) ? (m[1] as string) : undefined;
+      };
+      const flags = [...(step.parents ? ['--parents'] : []), ...(step.chown !== undefined ? [`--chown=${step.chown}`] : []), ...(step.chmod !== undefined ? [`--chmod=${step.chmod}`] : [])];
+      const paths = step.sources.filter((src) => heredoc(src) === undefined);
+      const docs = step.sources.map(heredoc).filter((n): n is string => n !== undefined).map((n) => `<<${n}`);
+      return `${step.kind} ${[...flags, ...paths, ...docs, step.dest].join(' ')} # buildkit`;
+    }
     case 'cmd':
     case 'entrypoint':
       return `${step.op.toUpperCase()} ${goQuotedList(commandOf(step))}`;
@@ -63,11 +74,12 @@ export function createdBy(step: Step): string | undefined {
     case 'label':
       return `LABEL ${step.pairs.map((p) => `${p.key}=${p.value}`).join(' ')}`;
     case 'arg':
-      return `ARG ${step.args.map((a) => (a.defaultValue !== undefined ? `${a.name}=${a.defaultValue}` : a.name)).join(' ')}`;
+      // With the value the ARG has (a build arg's, its default, the global one), as BuildKit 28 writes it.
+      return `ARG ${step.args.map((a) => (a.value !== undefined ? `${a.name}=${a.value}` : a.name)).join(' ')}`;
     case 'maintainer':
       return `MAINTAINER ${step.maintainer}`;
     case 'expose':
-      return `EXPOSE map[${[...new Set(step.ports)].sort().map((p) => `${p}:{}`).join(' ')}]`;
+      return `EXPOSE ${goList([...new Set(step.ports)].sort())}`;
     case 'volume':
       return `VOLUME ${goList(step.volumes)}`;
     case 'user':
@@ -79,9 +91,10 @@ export function createdBy(step: Step): string | undefined {
     case 'shell':
       return `SHELL ${goList(step.shell)}`;
     case 'healthcheck': {
-      if (step.test[0] === 'NONE') return `HEALTHCHECK &{${goQuotedList(['NONE'])} "0s" "0s" "0s" '\\x00'}`;
+      // Test, Interval, Timeout, StartPeriod, StartInterval, Retries (BuildKit 28).
+      if (step.test[0] === 'NONE') return `HEALTHCHECK &{${goQuotedList(['NONE'])} "0s" "0s" "0s" "0s" '\\x00'}`;
       const d = (n: number | undefined) => goQuote(goDuration(n ?? 0));
-      return `HEALTHCHECK &{${goQuotedList(step.test)} ${d(step.interval)} ${d(step.timeout)} ${d(step.startPeriod)} ${goQuoteRune(step.retries ?? 0)}}`;
+      return `HEALTHCHECK &{${goQuotedList(step.test)} ${d(step.interval)} ${d(step.timeout)} ${d(step.startPeriod)} ${d(step.startInterval)} ${goQuoteRune(step.retries ?? 0)}}`;
     }
     case 'onbuild':
       return undefined;

@@ -20,8 +20,12 @@ async function readDb(root: string, file: string): Promise<string[][]> {
   return (await readFile(host, 'utf8')).split('\n').filter((l) => l && !l.startsWith('#')).map((l) => l.split(':'));
 }
 
-/** `user`, `user:group`, `uid`, `uid:gid`; names looked up in the rootfs. */
-export async function resolveUser(root: string | undefined, spec: string): Promise<Ids> {
+/**
+ * `user`, `user:group`, `uid`, `uid:gid`; names looked up in the rootfs. A uid with no passwd
+ * entry and no group gets gid 0 for a RUN (what the runtime's user lookup does in BuildKit), and
+ * its own number as gid for files (`COPY --chown=1000`, WORKDIR: BuildKit's file operations).
+ */
+export async function resolveUser(root: string | undefined, spec: string, purpose: 'run' | 'file' = 'file'): Promise<Ids> {
   const [userPart = '', groupPart] = spec.split(':', 2) as [string, string | undefined];
   const passwd = root ? await readDb(root, '/etc/passwd') : [];
   const group = root ? await readDb(root, '/etc/group') : [];
@@ -50,7 +54,7 @@ export async function resolveUser(root: string | undefined, spec: string): Promi
       gid = Number(row[2]);
     }
   }
-  if (gid === undefined) gid = uid === 0 ? 0 : uid;
+  if (gid === undefined) gid = uid === 0 || purpose === 'run' ? 0 : uid;
   // Supplementary groups, as BuildKit (moby/sys/user): the groups naming the user, primary group
   // first; none when the group was given (`user:group`, `uid:gid`).
   const groups = name && groupPart === undefined ? group.filter((r) => (r[3] ?? '').split(',').includes(name as string)).map((r) => Number(r[2])) : [];

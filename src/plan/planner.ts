@@ -46,6 +46,26 @@ export const PROXY_ARGS: readonly string[] = [
   'all_proxy',
 ];
 
+/**
+ * The proxy variables a RUN gets from the build args, as BuildKit sets them: a build arg whose
+ * name is one of the five proxy names in either case (`http_proxy`, `HTTP_PROXY`...) gives the
+ * RUN both spellings with its value; when both spellings are given, the lower-case one (the
+ * later of the names sorted) wins.
+ */
+export function proxyEnvOf(buildArgs: ReadonlyMap<string, string>): string[] {
+  const values = new Map<string, string>();
+  for (const k of [...buildArgs.keys()].sort()) {
+    const lower = k.toLowerCase();
+    if (['http_proxy', 'https_proxy', 'ftp_proxy', 'no_proxy', 'all_proxy'].includes(lower)) values.set(lower, buildArgs.get(k) as string);
+  }
+  const out: string[] = [];
+  for (const name of ['http_proxy', 'https_proxy', 'ftp_proxy', 'no_proxy', 'all_proxy']) {
+    const v = values.get(name);
+    if (v) out.push(`${name.toUpperCase()}=${v}`, `${name}=${v}`);
+  }
+  return out;
+}
+
 export interface BaseImageInfo {
   env?: string[];
   onBuild?: string[];
@@ -146,8 +166,6 @@ export interface ResolvedArg {
   name: string;
   value?: string;
   source: 'build-arg' | 'default' | 'global' | 'predefined' | 'unset';
-  /** The default the Dockerfile declares, expanded (history shows it, not the value given). */
-  defaultValue?: string;
 }
 
 export interface PlannedStage {
@@ -214,6 +232,8 @@ export function planModel(model: DockerfileModel, options: PlanOptions = {}): Bu
   const predefined = new Map<string, string>([
     ...platformArgs('TARGET', targetPlatform),
     ...platformArgs('BUILD', buildPlatform),
+    // The target as asked for; without one, the last stage's name, or "default" (BuildKit 28).
+    ['TARGETSTAGE', options.target ?? model.stages.at(-1)?.name ?? 'default'],
   ]);
   const consumed = new Set<string>();
   const escapeToken = model.escapeToken;
@@ -584,11 +604,10 @@ export function planModel(model: DockerfileModel, options: PlanOptions = {}): Bu
           });
           const runEnv = [...scope.env].map(([k, v]) => `${k}=${v}`);
           for (const [k, v] of scope.args) if (v !== undefined && !scope.env.has(k)) runEnv.push(`${k}=${v}`);
-          const proxyEnv: string[] = [];
-          for (const k of PROXY_ARGS) {
-            const v = buildArgs.get(k);
-            if (v !== undefined && !scope.args.has(k) && !scope.env.has(k)) proxyEnv.push(`${k}=${v}`);
-          }
+          const proxyEnv = proxyEnvOf(buildArgs).filter((e) => {
+            const k = e.slice(0, e.indexOf('='));
+            return !scope.args.has(k) && !scope.env.has(k);
+          });
           steps.push({
             ...base,
             op: 'run',
@@ -639,7 +658,9 @@ export function planModel(model: DockerfileModel, options: PlanOptions = {}): Bu
     return { steps, baseEnvKnown };
 
     function resolveArgs(ins: ArgInstruction, one: (w: string) => string): ResolvedArg[] {
-      return ins.args.map((decl) => ({ ...resolveArg(decl, one), ...(decl.defaultValue !== undefined ? { defaultValue: one(decl.defaultValue) } : {}) }));
+      // A default is expanded only when it is the value: one overridden by a build arg may
+      // name variables that are not set (`ARG FOO=${missing:?}` with --build-arg FOO=x builds).
+      return ins.args.map((decl) => resolveArg(decl, one));
     }
 
     function resolveArg(decl: ArgInstruction['args'][number], one: (w: string) => string): ResolvedArg {

@@ -24,7 +24,7 @@ describe('ARG scoping', () => {
     const p = P('ARG TAG=1\nFROM img:$TAG\nARG TAG\nARG MODE=debug\nRUN x\n', { buildArgs: { TAG: '2', MODE: 'release' } });
     expect(p.images).toEqual(['img:2']);
     expect(stepOf(p, 'arg', 0).args[0]).toEqual({ name: 'TAG', value: '2', source: 'build-arg' });
-    expect(stepOf(p, 'arg', 1).args[0]).toEqual({ name: 'MODE', value: 'release', source: 'build-arg', defaultValue: 'debug' });
+    expect(stepOf(p, 'arg', 1).args[0]).toEqual({ name: 'MODE', value: 'release', source: 'build-arg' });
     expect(stepOf(p, 'run').runEnv).toContain('MODE=release');
   });
 
@@ -63,7 +63,7 @@ describe('ARG scoping', () => {
   test('proxy build args reach RUN without a declaration, outside the cache state', () => {
     const p = P('FROM scratch\nRUN x\n', { buildArgs: { https_proxy: 'http://p:3128' } });
     const run = stepOf(p, 'run');
-    expect(run.proxyEnv).toEqual(['https_proxy=http://p:3128']);
+    expect(run.proxyEnv).toEqual(['HTTPS_PROXY=http://p:3128', 'https_proxy=http://p:3128']);
     expect(run.runEnv.some((e) => e.includes('proxy'))).toBe(false);
   });
 
@@ -372,5 +372,30 @@ describe('more error paths, each with its location', () => {
 
   test('a --platform error is an OptionError', () => {
     expect(() => P('FROM scratch\n', { platform: 'not a platform' })).toThrow(OptionError);
+  });
+});
+
+describe('build args as Docker 28.5 has them (each seen there, 2026-12-04)', () => {
+  test('a proxy build arg in either spelling gives RUN both spellings; the lower-case one wins; a declared ARG keeps its own', () => {
+    const p = P('FROM img AS named\nRUN env\nARG no_proxy\nRUN env\n', { buildArgs: { http_proxy: 'a', HTTP_PROXY: 'b', no_proxy: 'n' }, baseImages: { img: {} } });
+    expect(stepOf(p, 'run', 0).proxyEnv).toEqual(['HTTP_PROXY=a', 'http_proxy=a', 'NO_PROXY=n', 'no_proxy=n']);
+    // Once declared, no_proxy is an ARG of the RUN (in its key and history); NO_PROXY still comes from the proxy family.
+    expect(stepOf(p, 'run', 1).proxyEnv).toEqual(['HTTP_PROXY=a', 'http_proxy=a', 'NO_PROXY=n']);
+    expect(stepOf(p, 'run', 1).runEnv).toContain('no_proxy=n');
+    expect(p.unusedBuildArgs).toEqual([]);
+  });
+
+  test('an ARG given by --build-arg does not expand its default (which may name what is unset)', () => {
+    const p = P('FROM img\nARG FOO=${missing:?}\nRUN echo $FOO\n', { buildArgs: { FOO: 'x' }, baseImages: { img: {} } });
+    expect(stepOf(p, 'arg').args).toEqual([{ name: 'FOO', value: 'x', source: 'build-arg' }]);
+    expect(() => P('FROM img\nARG FOO=${missing:?}\n', { baseImages: { img: {} } })).toThrow(/missing/);
+  });
+
+  test('TARGETSTAGE: the --target, else the last stage\'s name, else "default"', () => {
+    const value = (text: string, target?: string) => stepOf(P(text, { ...(target ? { target } : {}), baseImages: { img: {} } }), 'arg').args[0]?.value;
+    expect(value('FROM img AS named\nARG TARGETSTAGE\n')).toBe('named');
+    expect(value('FROM img AS Named\nARG TARGETSTAGE\n')).toBe('named');
+    expect(value('FROM img\nARG TARGETSTAGE\n')).toBe('default');
+    expect(value('FROM img AS a\nARG TARGETSTAGE\nFROM img AS b\n', 'a')).toBe('a');
   });
 });

@@ -14,7 +14,12 @@ import { GantryError } from '../errors/index.js';
 import { components, resolveInRoot } from '../rootfs/resolve.js';
 import { StatCache } from './statcache.js';
 
-export type IgnoreFilter = (rel: string) => boolean;
+/**
+ * Whether a path (relative to the source root: the context, a stage's rootfs) is left out; `item`
+ * is the relative path of the COPY source it was found under (`--exclude` patterns are matched
+ * from there).
+ */
+export type IgnoreFilter = (rel: string, item?: string) => boolean;
 
 /** lstat, synchronous (microseconds, where fs/promises costs a thread-pool round trip); undefined when it fails. */
 function lstatOrNone(p: string): Stats | undefined {
@@ -148,7 +153,7 @@ export async function checksumSources(items: SourceItem[], ignore: IgnoreFilter,
   // then hash what the stat cache does not know, in parallel, then fold in walk order.
   const parts: (string | Promise<string>)[] = [];
   const limit = pLimit(16);
-  const visit = (host: string, rel: string): void => {
+  const visit = (host: string, rel: string, item: string): void => {
     const st = lstatSync(host);
     parts.push(`${rel}\0${st.mode}\0${st.uid}:${st.gid}\0`);
     if (st.isSymbolicLink()) parts.push(`L${readlinkSync(host)}\0`);
@@ -166,14 +171,14 @@ export async function checksumSources(items: SourceItem[], ignore: IgnoreFilter,
     } else if (st.isDirectory()) {
       for (const n of readdirSync(host).sort()) {
         const childRel = rel ? `${rel}/${n}` : n;
-        if (ignore(childRel)) continue;
-        visit(path.join(host, n), childRel);
+        if (ignore(childRel, item)) continue;
+        visit(path.join(host, n), childRel, item);
       }
     }
   };
   for (const item of items) {
     parts.push(`item\0${item.name}\0`);
-    visit(item.host, item.rel);
+    visit(item.host, item.rel, item.rel);
   }
   const h = createHash('sha256');
   for (const p of await Promise.all(parts)) h.update(p);

@@ -20,8 +20,9 @@ import {
   symlinkSync,
   type Stats,
 } from 'node:fs';
-import { chown, lstat, mkdir } from 'node:fs/promises';
+import { chmod, chown, lstat, mkdir } from 'node:fs/promises';
 import path from 'node:path';
+import type { ModeChange } from '../dockerfile/chmod.js';
 import { GantryError } from '../errors/index.js';
 import { resolveInRoot } from '../rootfs/resolve.js';
 import { readXattrs, writeXattrs } from '../rootfs/xattr.js';
@@ -31,8 +32,8 @@ import type { StatCache } from './statcache.js';
 export interface CopyOptions {
   /** Owner for everything copied; undefined keeps the source's (used for --from). */
   owner?: { uid: number; gid: number };
-  /** An octal mode for every file and directory copied. */
-  mode?: number;
+  /** The mode of every file and directory copied, from its own (`--chmod`: src/dockerfile/chmod.ts). */
+  mode?: ModeChange;
   ignore: IgnoreFilter;
   what: string;
   /** The context's stat cache, for a copy from the context: the sources' capabilities known there are not read again. */
@@ -41,13 +42,31 @@ export interface CopyOptions {
   knownXattrs?: (src: string) => Map<string, Buffer> | undefined;
 }
 
-async function ensureDir(rootfs: string, containerDir: string, owner?: { uid: number; gid: number }): Promise<string> {
+/**
+ * The directory `containerDir` of the rootfs, made with its missing parents when absent. As in
+ * BuildKit, each directory made gets the copy's owner, and its octal `--chmod` (else 0755).
+ */
+export async function ensureDir(rootfs: string, containerDir: string, owner?: { uid: number; gid: number }, mode = 0o755): Promise<string> {
   const { host } = await resolveInRoot(rootfs, containerDir);
   const st = await lstat(host).catch(() => undefined);
   if (st && !st.isDirectory()) throw new GantryError('COPY_NOT_DIR', `cannot copy into ${containerDir}: it is not a directory`);
-  if (!st) {
-    await mkdir(host, { recursive: true, mode: 0o755 });
-    if (owner) await chown(host, owner.uid, owner.gid).catch(() => undefined);
+  if (st) return host;
+  // The levels that are missing, outermost first (each resolved inside the root: a symlink on the way stays inside).
+  const missing: string[] = [];
+  for (let dir = path.posix.resolve('/', containerDir); dir !== '/'; dir = path.posix.dirname(dir)) {
+    const level = await resolveInRoot(rootfs, dir);
+    const found = await lstat(level.host).catch(() => undefined);
+    if (found) {
+      if (!found.isDirectory()) throw new GantryError('COPY_NOT_DIR', `cannot copy into ${containerDir}: ${dir} is not a directory`);
+      break;
+    }
+    missing.unshift(dir);
+  }
+  for (const dir of missing) {
+    const level = await resolveInRoot(rootfs, dir);
+    await mkdir(level.host, { mode: 0o700 });
+    if (owner) await chown(level.host, owner.uid, owner.gid).catch(() => undefined);
+    await chmod(level.host, mode);
   }
   return host;
 }
@@ -109,22 +128,22 @@ async function copyItems(rootfs: string, items: SourceItem[], dest: string, opti
   const destIsDir = dest.endsWith('/') || items.length > 1 || items.some((i) => i.isDir);
   /** The first copy of each multiply-linked source inode: later names become hard links to it. */
   const inodes = new Map<string, string>();
-  const copyChildren = (srcDir: string, destDir: string, rel: string): void => {
+  const copyChildren = (srcDir: string, destDir: string, rel: string, item: string): void => {
     for (const n of readdirSync(srcDir).sort()) {
       const childRel = rel ? `${rel}/${n}` : n;
-      if (!options.ignore(childRel)) copyEntry(path.join(srcDir, n), path.join(destDir, n), childRel);
+      if (!options.ignore(childRel, item)) copyEntry(path.join(srcDir, n), path.join(destDir, n), childRel, item);
     }
   };
-  const copyEntry = (srcHost: string, destHost: string, rel: string): void => {
+  const copyEntry = (srcHost: string, destHost: string, rel: string, item: string): void => {
     const st = lstatSync(srcHost);
     const owner = options.owner ?? { uid: st.uid, gid: st.gid };
     const existing = lstatSync(destHost, { throwIfNoEntry: false });
     if (st.isDirectory()) {
       if (existing && !existing.isDirectory()) rmSync(destHost, { recursive: true, force: true });
       if (!existing || !existing.isDirectory()) mkdirSync(destHost);
-      copyChildren(srcHost, destHost, rel);
+      copyChildren(srcHost, destHost, rel, item);
       quietly(() => chownSync(destHost, owner.uid, owner.gid));
-      chmodSync(destHost, options.mode ?? st.mode & 0o7777);
+      chmodSync(destHost, options.mode ? options.mode(st.mode & 0o7777, true) : st.mode & 0o7777);
       lutimesSync(destHost, st.atime, st.mtime);
       return;
     }
@@ -147,18 +166,18 @@ async function copyItems(rootfs: string, items: SourceItem[], dest: string, opti
     if (st.nlink > 1) inodes.set(key, destHost);
     copied.set(path.resolve(srcHost), { dest: destHost, st });
     quietly(() => chownSync(destHost, owner.uid, owner.gid));
-    chmodSync(destHost, options.mode ?? st.mode & 0o7777); // after chown, which clears setuid bits
+    chmodSync(destHost, options.mode ? options.mode(st.mode & 0o7777, false) : st.mode & 0o7777); // after chown, which clears setuid bits
     lutimesSync(destHost, st.atime, st.mtime);
   };
 
   if (destIsDir) {
-    const dirHost = await ensureDir(rootfs, dest, options.owner);
+    const dirHost = await ensureDir(rootfs, dest, options.owner, options.mode?.octal);
     for (const item of items) {
       if (item.isDir) {
         // A directory's contents are copied, not the directory itself.
-        copyChildren(item.host, dirHost, item.rel);
+        copyChildren(item.host, dirHost, item.rel, item.rel);
       } else {
-        copyEntry(item.host, path.join(dirHost, item.name), item.rel);
+        copyEntry(item.host, path.join(dirHost, item.name), item.rel, item.rel);
       }
     }
     return;
@@ -169,12 +188,12 @@ async function copyItems(rootfs: string, items: SourceItem[], dest: string, opti
   const { host } = await resolveInRoot(rootfs, dest);
   const st = await lstat(host).catch(() => undefined);
   if (st?.isDirectory()) {
-    copyEntry(item.host, path.join(host, item.name), item.rel);
+    copyEntry(item.host, path.join(host, item.name), item.rel, item.rel);
     return;
   }
-  await ensureDir(rootfs, path.posix.dirname(dest), options.owner);
+  await ensureDir(rootfs, path.posix.dirname(dest), options.owner, options.mode?.octal);
   const parent = await resolveInRoot(rootfs, path.posix.dirname(dest));
-  copyEntry(item.host, path.join(parent.host, path.posix.basename(dest)), item.rel);
+  copyEntry(item.host, path.join(parent.host, path.posix.basename(dest)), item.rel, item.rel);
 }
 
 /** chown where the caller may not have the right (a rootless build): the copy goes on without it. */

@@ -36,13 +36,16 @@ import { collectTrash, discard, trashBudget } from '../store/trash.js';
 import { applyConfigStep, type ConfigState } from './config.js';
 import { checksumSources, loadIgnore, resolveSources, type IgnoreFilter, type SourceItem } from './context.js';
 import { StatCache } from './statcache.js';
-import { copyInto, type CopyOptions } from './copy.js';
+import { copyInto, ensureDir, type CopyOptions } from './copy.js';
 import { downloadSource, inlineSources, isArchive, isUrl, openFile } from './sources.js';
 import { decompress } from '../archive/decompress.js';
 import dockerignore from '@balena/dockerignore';
 import { pull, type RegistryAccess } from './registry.js';
 import { createdBy, HISTORY_COMMENT } from './history.js';
 import { resolveUser } from './users.js';
+import { parseChmod } from '../dockerfile/chmod.js';
+import { BuildError } from './errors.js';
+import { runCommand } from './run-command.js';
 
 export type ProgressEvent =
   | { type: 'plan'; plan: BuildPlan }
@@ -114,7 +117,7 @@ interface StageState {
   configState: ConfigState;
 }
 
-export class BuildError extends GantryError {}
+export { BuildError };
 
 const imageKey = (ref: string, platform: string): string => `${platform} ${ref}`;
 
@@ -467,10 +470,11 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
           } else {
             sourceRoot = await materialise(fromState as StageState);
           }
+          // --exclude leaves out what is under a source (its patterns start there), never a source named itself.
           if (copy.exclude.length > 0) {
             const excluded = await excludeFilter(copy.exclude);
             const base = sourceIgnore;
-            sourceIgnore = (rel) => base(rel) || excluded(rel);
+            sourceIgnore = (rel, item) => base(rel) || (item !== undefined && excluded(item === '' ? rel : rel.slice(item.length + 1)));
           }
           // A scratch directory for here-documents and downloads, made only when one is needed.
           let special: Promise<string> | undefined;
@@ -551,16 +555,17 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
           } else if (step.op === 'copy') {
             if (!items) await collectSources(step);
             const owner = step.chown !== undefined ? await resolveUser(rootfs, step.chown) : step.source.type === 'context' ? { uid: 0, gid: 0 } : undefined;
-            const mode = step.chmod !== undefined && /^[0-7]+$/.test(step.chmod) ? Number.parseInt(step.chmod, 8) : undefined;
+            const mode = step.chmod !== undefined ? parseChmod(step.chmod) : undefined;
             const dest = path.posix.resolve(step.state.workdir, step.dest) + (step.dest.endsWith('/') || step.dest.endsWith('/.') ? '/' : '');
             const archives = step.kind === 'ADD' ? await archivesAmong(items ?? []) : new Set<string>();
             for (const item of items ?? []) {
               if (!archives.has(item.host)) continue;
-              const target = await resolveInRoot(rootfs, dest.endsWith('/') ? dest : dest + '/');
-              await mkdir(target.host, { recursive: true });
+              // Made with --chown's owner where missing, as BuildKit's unpack makes it.
+              const target = { host: await ensureDir(rootfs, dest.endsWith('/') ? dest : dest + '/', step.chown !== undefined ? owner : undefined) };
               const what = `${stepWhere(step)}: ${item.rel}`;
               const { stream } = await decompress(openFile(item.host), what);
-              await applyLayer(target.host, stream, { what });
+              // --chown owns what the archive holds (BuildKit); --chmod does not apply to it.
+              await applyLayer(target.host, stream, { what, ...(step.chown !== undefined && owner ? { owner: { uid: owner.uid, gid: owner.gid } } : {}) });
             }
             items = (items ?? []).filter((i) => !archives.has(i.host));
             // A copy of files without capabilities makes a layer without them: no need to read them back.
@@ -773,16 +778,7 @@ async function runStep(
   extra: { mounts: SandboxMount[]; env: string[] },
   workDir: string,
 ): Promise<void> {
-  let argv: string[];
-  if (step.heredocs.length > 0) {
-    const only = step.heredocs.length === 1 && /^<<-?["']?\w+["']?$/.test(step.command.args.join(' ').trim());
-    if (!only) throw new BuildError('BUILD_UNSUPPORTED', `${stepWhere(step)}: heredocs as extra files of a command are not supported yet`);
-    const body = (step.heredocs[0] as { content: string; chomp: boolean }).content;
-    const script = (step.heredocs[0] as { chomp: boolean }).chomp ? body.replace(/^\t+/gm, '') : body;
-    argv = [...step.state.shell, script];
-  } else {
-    argv = step.command.form === 'shell' ? [...step.state.shell, step.command.args.join(' ')] : [...step.command.args];
-  }
+  const { argv, pipes } = runCommand(step);
   if (argv.length === 0) throw new BuildError('BUILD_RUN', `${stepWhere(step)}: nothing to run`);
   const ids = await resolveUser(rootfs, step.state.user || '0', 'run');
   const tail: string[] = [];
@@ -793,6 +789,7 @@ async function runStep(
   const r = await runInSandbox({
     rootfs,
     argv,
+    ...(pipes.length > 0 ? { pipes } : {}),
     env: [...step.runEnv, ...step.proxyEnv, ...extra.env],
     mounts: extra.mounts,
     cwd: step.state.workdir,
@@ -856,15 +853,10 @@ async function noticeIsolation(options: ExecuteOptions, emit: (e: ProgressEvent)
   emit({ type: 'notice', text: `RUN uses the chroot isolation${why}: no namespaces of its own, weaker than a container (docs/security.md)` });
 }
 
-/** `--exclude` patterns, with .dockerignore's matching rules. */
-async function excludeFilter(patterns: string[]): Promise<IgnoreFilter> {
+/** `--exclude` patterns, with .dockerignore's matching rules, for a path relative to the source it is under. */
+async function excludeFilter(patterns: string[]): Promise<(rel: string) => boolean> {
   const ig = (dockerignore as unknown as (o?: object) => { add(p: string[]): { ignores(p: string): boolean } })({ ignorecase: false }).add(patterns);
-  // Patterns are relative to the source: try the path and each of its tails.
-  return (rel: string) => {
-    if (rel === '') return false;
-    const parts = rel.split('/');
-    return parts.some((_, i) => ig.ignores(parts.slice(i).join('/')));
-  };
+  return (rel: string) => rel !== '' && ig.ignores(rel);
 }
 
 /** Local files (not from a URL or a heredoc) among ADD's sources that are tar archives. */

@@ -5,6 +5,7 @@
  * lists and port maps, and the odd `HEALTHCHECK &{...}` of a struct.
  */
 import type { Step } from '../plan/planner.js';
+import { runCommand } from './run-command.js';
 
 /** BuildKit's comment on every history entry its Dockerfile frontend writes. */
 export const HISTORY_COMMENT = 'buildkit.dockerfile.v0';
@@ -51,7 +52,7 @@ export function createdBy(step: Step): string | undefined {
   switch (step.op) {
     case 'run': {
       const args = step.historyArgs.length ? [`|${step.historyArgs.length}`, ...step.historyArgs] : [];
-      return `RUN ${[...args, ...commandOf(step)].join(' ')} # buildkit`;
+      return `RUN ${[...args, ...runCommand(step).argv].join(' ')} # buildkit`;
     }
     case 'copy': {
       // BuildKit 28: --parents, --chown and --chmod kept (--from, --link, --exclude not); the

@@ -3,6 +3,7 @@
  * Values stay as written (unexpanded): which variables reach them depends on the stage
  * and the build options, so expansion belongs to the planner.
  */
+import { parseChmod } from './chmod.js';
 import { DockerfileError, type SourceLocation } from '../errors/index.js';
 import { FlagError, parseFlags, suggest, type FlagKind, type ParsedFlags } from './flags.js';
 import { MountError, parseMount, type Mount } from './mounts.js';
@@ -452,10 +453,12 @@ export function toInstruction(node: Node, ctx: ConvertContext): Instruction {
         const v = flags.strings.get(name);
         if (v !== undefined) ins[key] = v;
       }
-      if (ins.chmod !== undefined && !/^[0-7]{3,4}$/.test(ins.chmod) && !/\$/.test(ins.chmod)) {
-        // BuildKit also accepts symbolic modes (u+x) in newer releases.
-        if (!/^([ugoa]*[-+=][rwxXst]*)(,[ugoa]*[-+=][rwxXst]*)*$/.test(ins.chmod)) {
-          fail(`invalid --chmod value "${ins.chmod}": use an octal mode like 0755 or a symbolic mode like u+x`);
+      // An octal or a symbolic mode (u+x,go-w); one with a variable is checked once expanded (planner).
+      if (ins.chmod !== undefined && ins.chmod !== '' && !ins.chmod.includes('$')) {
+        try {
+          parseChmod(ins.chmod);
+        } catch (err) {
+          fail((err as Error).message);
         }
       }
       if (ins.checksum !== undefined && !/^\$/.test(ins.checksum) && !/^sha(256|384|512):[0-9a-f]+$/.test(ins.checksum)) {

@@ -8,6 +8,7 @@
  * their config in `baseImages` (env, ONBUILD triggers). Without it the plan is still
  * complete, but variables a base image would define are left unset and not warned about.
  */
+import { parseChmod } from '../dockerfile/chmod.js';
 import path from 'node:path';
 import { DockerfileError, OptionError, type SourceLocation } from '../errors/index.js';
 import {
@@ -631,6 +632,15 @@ export function planModel(model: DockerfileModel, options: PlanOptions = {}): Bu
             content: h.expand ? expandHeredoc(heredocBody(h), scope.lookup, escapeToken) : heredocBody(h),
           }));
           const sources = ins.sources.map((s) => (isHeredocRef(s, heredocNames) ? s : one(s)));
+          // An empty --chmod is none (BuildKit); a mode that came from a variable is checked here.
+          const chmod = ins.chmod !== undefined ? one(ins.chmod) : undefined;
+          if (chmod) {
+            try {
+              parseChmod(chmod);
+            } catch (err) {
+              throw new DockerfileError('DOCKERFILE_FLAG', (err as Error).message, where, ins.kind);
+            }
+          }
           const step: PendingStep = {
             ...base,
             op: 'copy',
@@ -644,7 +654,7 @@ export function planModel(model: DockerfileModel, options: PlanOptions = {}): Bu
             exclude: ins.exclude.map((e) => one(e)),
             keepGitDir: ins.keepGitDir,
             ...(ins.chown !== undefined ? { chown: one(ins.chown) } : {}),
-            ...(ins.chmod !== undefined ? { chmod: one(ins.chmod) } : {}),
+            ...(chmod ? { chmod } : {}),
             ...(ins.checksum !== undefined ? { checksum: one(ins.checksum) } : {}),
           };
           steps.push(step);

@@ -31,6 +31,8 @@ export interface ApplyOptions {
   what?: string;
   /** Most bytes of tar the layer may expand to (default: the extraction budget, GANTRY_EXTRACT_LIMIT). */
   limit?: number;
+  /** Every entry's owner, instead of the archive's (`ADD --chown` of a local archive). */
+  owner?: { uid: number; gid: number };
 }
 
 export interface ApplyStats {
@@ -126,7 +128,7 @@ export async function applyLayer(root: string, tarStream: Readable, options: App
       // round trip through the thread pool per call made applying a base layer take seconds.
       const existing = lstatSync(host, { throwIfNoEntry: false });
       const mode = (h.mode ?? 0o644) & 0o7777;
-      const { uid, gid } = ownerOf(h); // PAX records carry ids above 2^21 - 1
+      const { uid, gid } = options.owner ?? ownerOf(h); // PAX records carry ids above 2^21 - 1
       const mtime = h.mtime ?? new Date(0);
       switch (h.type) {
         case 'directory': {

@@ -12,12 +12,12 @@
  * seccomp filter of its own (the container's applies), /proc and /sys inside the RUN.
  */
 import { existsSync } from 'node:fs';
-import { copyFile, lstat, mkdir, rm } from 'node:fs/promises';
+import { copyFile, lstat, rm, utimes } from 'node:fs/promises';
 import path from 'node:path';
 import { childProcess, SandboxError } from '../errors/index.js';
 import { launch } from './launch.js';
 import { killRootedIn } from '../rootfs/processes.js';
-import { makeWorkdir, prepareEtcPoints } from './prepare.js';
+import { ensureSystemDirs, makeWorkdir, prepareEtcPoints, writePipes } from './prepare.js';
 import { resolveInRoot } from '../rootfs/resolve.js';
 import type { RunSpec } from './types.js';
 import { DEFAULT_CAPABILITIES } from './spec.js';
@@ -51,6 +51,7 @@ export async function runChroot(run: ChrootRun): Promise<number> {
   try {
     await placeEtcFiles(run, undo);
     await makeDevices(run.rootfs, undo);
+    if (run.pipes?.length) await placePipes(run, undo);
     await makeWorkdir(run.rootfs, run.cwd);
     // The working directory as a host path, resolved inside the root (nsenter enters it before the chroot).
     const hostCwd = (await resolveInRoot(run.rootfs, run.cwd).catch(() => undefined))?.host ?? run.rootfs;
@@ -72,14 +73,28 @@ async function placeEtcFiles(run: ChrootRun, undo: (() => Promise<void>)[]): Pro
   for (const target of points.made) await copyFile(run.etc.get(target) as string, path.join(run.rootfs, target));
 }
 
+/** The run's /dev/pipes files, in the rootfs's /dev (made by makeDevices), removed after. */
+async function placePipes(run: ChrootRun, undo: (() => Promise<void>)[]): Promise<void> {
+  // /dev is a directory of the rootfs here (makeDevices made it, or the image has it): a symlink would lead out of it.
+  const dev = await lstat(path.join(run.rootfs, 'dev')).catch(() => undefined);
+  if (!dev?.isDirectory()) throw new SandboxError('SANDBOX_PIPE', "the image's /dev is not a directory: a here-document run as a program cannot be put there");
+  const dir = path.join(run.rootfs, 'dev', 'pipes');
+  const st = await lstat(dir).catch(() => undefined);
+  if (st) throw new SandboxError('SANDBOX_PIPE', 'the image has a /dev/pipes of its own: a here-document run as a program cannot be put there by the chroot isolation');
+  undo.push(() => rm(dir, { recursive: true, force: true }));
+  await writePipes(run.pipes ?? [], dir);
+}
+
+/**
+ * The default devices, made in the rootfs's /dev for the run and removed after (with /dev's times
+ * put back). /dev, /proc and /sys are made where missing and stay, as a container runtime leaves
+ * its mount points in BuildKit 28: both isolations give the same layer.
+ */
 async function makeDevices(rootfs: string, undo: (() => Promise<void>)[]): Promise<void> {
+  await ensureSystemDirs(rootfs);
   const dev = path.join(rootfs, 'dev');
-  const st = await lstat(dev).catch(() => undefined);
-  if (st && !st.isDirectory()) return;
-  if (!st) {
-    await mkdir(dev, { mode: 0o755 });
-    undo.push(() => rm(dev, { recursive: true, force: true }));
-  }
+  const times = await lstat(dev);
+  undo.push(() => utimes(dev, times.atime, times.mtime));
   const mknod = MKNOD.find((m) => existsSync(m));
   if (!mknod) return;
   for (const [name, major, minor] of DEVICES) {

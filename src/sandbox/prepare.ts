@@ -1,9 +1,9 @@
 /** What the rootfs needs before a RUN: mount points and the working directory, made inside the root. */
-import { chmod, lstat, mkdir, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdir, readdir, rm, rmdir, stat, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { SandboxError } from '../errors/index.js';
 import { resolveInRoot } from '../rootfs/resolve.js';
-import type { SandboxMount } from './types.js';
+import type { RunSpec, SandboxMount } from './types.js';
 
 export interface EtcPoints {
   /** Everything made in the rootfs (files, an /etc directory), to remove after the run, deepest last. */
@@ -44,15 +44,14 @@ export async function prepareEtcPoints(rootfs: string, files: string[]): Promise
 }
 
 /**
- * Make the mount point of an extra mount (a directory, or a file for a file bind). As in
- * BuildKit, directories made for a mount target stay in the rootfs (and so in the layer: runc
- * leaves them and BuildKit keeps them); an empty file made for a file bind is removed again.
- * Returns what to remove after the run.
+ * Make the mount point of an extra mount (a directory, or an empty file for a file bind) and the
+ * parents it lacks. Returns what was made, outermost first, for removeStubs after the run.
  */
 export async function prepareTarget(rootfs: string, m: SandboxMount): Promise<string[]> {
   const parts = m.target.split('/').filter((p) => p && p !== '.');
   if (parts.includes('..')) throw new SandboxError('SANDBOX_MOUNT', `mount target ${m.target} climbs out of the root`);
   let cur = rootfs;
+  const made: string[] = [];
   const fileTarget = m.type === 'bind' && (await lstat(m.source)).isFile();
   for (const [i, part] of parts.entries()) {
     cur = path.join(cur, part);
@@ -61,12 +60,30 @@ export async function prepareTarget(rootfs: string, m: SandboxMount): Promise<st
     if (st) continue;
     if (i === parts.length - 1 && fileTarget) {
       await writeFile(cur, '', { flag: 'wx' });
-      return [cur];
+      made.push(cur);
+      break;
     }
     await mkdir(cur);
     await chmod(cur, 0o755); // whatever the umask: runc makes them 0755
+    made.push(cur);
   }
-  return [];
+  return made;
+}
+
+/**
+ * After the run, remove the mount points made for it, deepest first, as BuildKit 28 removes its
+ * mount stubs: each only while it is still an empty directory or an empty file, and the times of
+ * its parent kept as they are when it goes.
+ */
+export async function removeStubs(made: string[]): Promise<void> {
+  for (const p of [...made].reverse()) {
+    const st = await lstat(p).catch(() => undefined);
+    if (!st) continue;
+    if (st.isDirectory() ? (await readdir(p)).length > 0 : !st.isFile() || st.size > 0) continue;
+    const parent = await stat(path.dirname(p)).catch(() => undefined);
+    await rm(p, { recursive: false, force: true }).catch(() => rmdir(p)).catch(() => undefined);
+    if (parent) await utimes(path.dirname(p), parent.atime, parent.mtime).catch(() => undefined);
+  }
 }
 
 /**
@@ -82,21 +99,30 @@ export async function makeWorkdir(rootfs: string, cwd: string): Promise<void> {
  * The directories the runtime mounts over (/proc, /dev, /sys) must be plain directories of the
  * rootfs: the runtime makes files under /dev (fd, stdin, ptmx links) through the path, and an
  * image whose /dev is a link to a host path would have them made on the host. Missing ones are
- * made for the run and returned, to be removed after it, so a RUN that changes nothing adds no
- * layer (BuildKit 28 keeps them: issue 20 decides against its oracle).
+ * made (0755) and stay, in the layer too, as they stay in BuildKit 28's.
  */
-export async function checkSystemDirs(rootfs: string): Promise<string[]> {
-  const created: string[] = [];
+export async function ensureSystemDirs(rootfs: string): Promise<void> {
   for (const dir of ['proc', 'dev', 'sys']) {
     const p = path.join(rootfs, dir);
     const st = await lstat(p).catch(() => undefined);
     if (!st) {
       await mkdir(p, { mode: 0o755 });
       await chmod(p, 0o755);
-      created.push(p);
     } else if (!st.isDirectory()) {
       throw new SandboxError('SANDBOX_ROOTFS', `the image's /${dir} is ${st.isSymbolicLink() ? 'a symbolic link' : 'not a directory'}: RUN cannot mount its /${dir} there`);
     }
   }
-  return created;
+}
+
+/** The run's /dev/pipes files, written in `dir` (made here). */
+export async function writePipes(pipes: NonNullable<RunSpec['pipes']>, dir: string): Promise<string> {
+  await mkdir(dir, { mode: 0o755 });
+  await chmod(dir, 0o755);
+  for (const p of pipes) {
+    if (!/^[^/\0]+$/.test(p.name) || p.name === '.' || p.name === '..') throw new SandboxError('SANDBOX_PIPE', `invalid here-document name ${JSON.stringify(p.name)}`);
+    const file = path.join(dir, p.name);
+    await writeFile(file, p.content, { mode: p.mode, flag: 'wx' });
+    await chmod(file, p.mode);
+  }
+  return dir;
 }

@@ -18,7 +18,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { childProcess, SandboxError, trace } from '../errors/index.js';
 import { runChroot } from './chroot.js';
-import { checkSystemDirs, makeWorkdir, prepareEtcPoints, prepareTarget } from './prepare.js';
+import { ensureSystemDirs, makeWorkdir, prepareEtcPoints, prepareTarget, removeStubs, writePipes } from './prepare.js';
 import { findRuntime, requireRuntime, runOci, userNetwork } from './oci.js';
 import { readSeccompProfile, translateSeccomp, type SeccompProfile } from './seccomp.js';
 import { DEFAULT_CAPABILITIES, hostsFile, resolvConf, runtimeSpec, type SpecMount } from './spec.js';
@@ -28,9 +28,6 @@ export type { Isolation, RunResult, RunSpec, SandboxMount } from './types.js';
 
 /** BuildKit's hostname for a RUN, so scripts that read it see the same. */
 export const SANDBOX_HOSTNAME = 'buildkitsandbox';
-
-/** Files and directories the sandbox mounts over; the snapshot must not look at them. */
-export const SANDBOX_PATHS: ReadonlySet<string> = new Set(['proc', 'dev', 'sys', 'etc/resolv.conf', 'etc/hosts']);
 
 /** The nameserver of slirp4netns's network (it forwards to the host's resolver). */
 const USER_NETWORK_DNS = '10.0.2.3';
@@ -116,11 +113,12 @@ export async function runInSandbox(spec: RunSpec): Promise<RunResult> {
 /** The oci isolation: mount points made in the rootfs, the runtime spec written, runc run; what was made for it removed after. */
 async function runContainer(spec: RunSpec, cwd: string, etc: Map<string, string>, workDir: string): Promise<number> {
   const created: string[] = [];
+  const stubs: string[] = [];
   try {
-    created.push(...(await checkSystemDirs(spec.rootfs)));
+    await ensureSystemDirs(spec.rootfs);
     const points = await prepareEtcPoints(spec.rootfs, [...etc.keys()]);
     created.push(...points.created);
-    for (const m of spec.mounts ?? []) created.push(...(await prepareTarget(spec.rootfs, m)));
+    for (const m of spec.mounts ?? []) stubs.push(...(await prepareTarget(spec.rootfs, m)));
     await makeWorkdir(spec.rootfs, cwd);
     const mounts: SpecMount[] = [...points.made, ...points.existing].map((target) => ({
       destination: `/${target}`,
@@ -128,6 +126,7 @@ async function runContainer(spec: RunSpec, cwd: string, etc: Map<string, string>
       source: etc.get(target) as string,
       options: ['rbind', 'ro', 'nosuid', 'noexec', 'nodev'],
     }));
+    if (spec.pipes?.length) mounts.push({ destination: '/dev/pipes', type: 'bind', source: await writePipes(spec.pipes, path.join(workDir, 'pipes')), options: ['rbind', 'ro', 'nosuid', 'nodev'] });
     for (const m of spec.mounts ?? []) {
       if (m.type === 'tmpfs') mounts.push({ destination: m.target, type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', 'mode=1777', ...(m.size ? [`size=${m.size}`] : [])] });
       else mounts.push({ destination: m.target, type: 'bind', source: m.source, options: ['rbind', m.readOnly ? 'ro' : 'rw'] });
@@ -160,6 +159,7 @@ async function runContainer(spec: RunSpec, cwd: string, etc: Map<string, string>
       ...(spec.signal ? { signal: spec.signal } : {}),
     });
   } finally {
+    await removeStubs(stubs);
     for (const p of created.reverse()) await rm(p, { recursive: true, force: true }).catch(() => undefined);
   }
 }

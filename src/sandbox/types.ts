@@ -11,6 +11,11 @@ export interface RunSpec {
   /** Extra mounts (RUN --mount), targets absolute inside the rootfs; directories made for them stay, as in BuildKit. */
   mounts?: SandboxMount[];
   argv: string[];
+  /**
+   * Files the command reads from /dev/pipes/<name>, read-only (BuildKit's place for a RUN's
+   * here-document that starts with `#!`, run as a program).
+   */
+  pipes?: { name: string; content: string; mode: number }[];
   env: string[];
   /** Working directory inside the rootfs (created when missing). */
   cwd: string;

@@ -10,8 +10,8 @@ import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { makeBusyboxRootfs, tarDir } from '../helpers/rootfs.js';
 import { diffTrees, readTree } from '../helpers/tree.js';
 
-// Side by side with BuildKit: every Dockerfile under fixtures/parity is built by gantry and by
-// BuildKit (dockerd from Debian's docker.io) FROM the same busybox and Debian bases served by a
+// Side by side with current BuildKit: every Dockerfile under fixtures/parity is built by gantry
+// and by Docker 28.5 (../shared/tools/buildkit-oracle.sh) FROM the same busybox and Debian bases served by a
 // loopback registry. BuildKit's image comes back through `docker save` and `gantry load`; both
 // are flattened with `gantry export` and compared path by path (type, mode, owner, content,
 // link target, device numbers) and config field by config field.
@@ -27,7 +27,7 @@ let oracle: Oracle | undefined;
 
 beforeAll(async () => {
   const debian = debianBaseTarball();
-  oracle = startOracle();
+  oracle = startOracle('current');
   reg = await startRegistry();
   if (!debian || !oracle || !reg) return;
   const seed = path.join(work, 'seed');
@@ -97,7 +97,11 @@ describe('the same Dockerfile, gantry and BuildKit: the same tree and config', (
   test.each(names)('%s', async (name) => {
     if (!reg || !oracle) return;
     const ctx = await prepareContext(name);
-    const buildArgs = { REGISTRY: reg.host };
+    // A fixture's build-args file: KEY=VALUE lines given to both builds (the proxy family, say).
+    const extraArgs = existsSync(path.join(ctx, 'build-args'))
+      ? Object.fromEntries(readFileSync(path.join(ctx, 'build-args'), 'utf8').split('\n').filter(Boolean).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]))
+      : {};
+    const buildArgs: Record<string, string> = { REGISTRY: reg.host, ...extraArgs };
     // A cache mount of an earlier run of this suite would still hold what that run appended
     // (debian-mounts' cache-seen); gantry's store is new each run.
     await oracle.pruneBuildCache();
@@ -106,7 +110,7 @@ describe('the same Dockerfile, gantry and BuildKit: the same tree and config', (
     await oracle.save(`parity/${name}:oracle`, saved);
     const loaded = await g(['load', '-i', saved]);
     expect(loaded.exitCode, loaded.stderr).toBe(0);
-    const built = await g(['build', '--progress', 'plain', '--build-arg', `REGISTRY=${reg.host}`, '-t', `parity/${name}:gantry`, ctx]);
+    const built = await g(['build', '--progress', 'plain', ...Object.entries(buildArgs).flatMap(([k, v]) => ['--build-arg', `${k}=${v}`]), '-t', `parity/${name}:gantry`, ctx]);
     expect(built.exitCode, built.stderr).toBe(0);
 
     const trees = [];

@@ -40,10 +40,64 @@ export async function loadIgnore(context: string, dockerfile?: string): Promise<
     } catch {
       continue;
     }
-    const ig = (dockerignore as unknown as (o?: object) => { add(p: string[]): { ignores(p: string): boolean } })({ ignorecase: false }).add(text.split(/\r?\n/));
+    const lines = text.split(/\r?\n/);
+    checkIgnorePatterns(file, lines);
+    const ig = (dockerignore as unknown as (o?: object) => { add(p: string[]): { ignores(p: string): boolean } })({ ignorecase: false }).add(lines);
     return (rel: string) => rel !== '' && ig.ignores(rel);
   }
   return () => false;
+}
+
+/**
+ * The patterns Docker refuses: `!` alone, and one Go's filepath.Match cannot compile (an open
+ * `[`, a trailing backslash). BuildKit fails the build on them; so does gantry, naming the file.
+ */
+function checkIgnorePatterns(file: string, lines: string[]): void {
+  for (const line of lines) {
+    let pattern = line.trim();
+    if (pattern === '' || pattern.startsWith('#')) continue;
+    if (pattern.startsWith('!')) {
+      pattern = pattern.slice(1).trim();
+      if (pattern === '') throw new GantryError('DOCKERIGNORE_PATTERN', `${file}: illegal exclusion pattern: "!"`);
+    }
+    if (!goPatternCompiles(pattern)) throw new GantryError('DOCKERIGNORE_PATTERN', `${file}: syntax error in pattern: ${JSON.stringify(line.trim())}`);
+  }
+}
+
+/** Whether Go's filepath.Match accepts the pattern: classes closed, escapes complete, ranges ordered. */
+function goPatternCompiles(pattern: string): boolean {
+  let i = 0;
+  /** One character of a class (Go's getEsc): `-` and `]` are not, an escape is the next one. */
+  const classChar = (): string | undefined => {
+    let c = pattern[i];
+    if (c === undefined || c === '-' || c === ']') return undefined;
+    if (c === '\\') {
+      c = pattern[++i];
+      if (c === undefined) return undefined;
+    }
+    i++;
+    return c;
+  };
+  for (; i < pattern.length; i++) {
+    const c = pattern[i];
+    if (c === '\\') {
+      if (++i >= pattern.length) return false;
+    } else if (c === '[') {
+      i++;
+      if (pattern[i] === '^') i++;
+      for (let n = 0; ; n++) {
+        if (pattern[i] === ']' && n > 0) break;
+        const lo = classChar();
+        if (lo === undefined) return false;
+        if (pattern[i] === '-') {
+          i++;
+          const hi = classChar();
+          if (hi === undefined || hi < lo) return false;
+        }
+      }
+    }
+  }
+  return true;
 }
 
 export interface SourceItem {
@@ -97,9 +151,8 @@ export async function resolveSources(root: string, sources: string[], ignore: Ig
       }
     }
     if (GLOB.test(src)) {
-      const matches = await globIn(root, parts.filter((p) => p !== '..'), ignore);
-      if (matches.length === 0) throw new GantryError('COPY_NO_SOURCE', `${what}: no source files were specified (no match for "${src}")`);
-      out.push(...matches);
+      // A pattern that matches nothing copies nothing, as in BuildKit 28 (a named path must exist).
+      out.push(...(await globIn(root, parts.filter((p) => p !== '..'), ignore)));
       continue;
     }
     const { host, inner } = await resolveInRoot(root, src);

@@ -403,8 +403,9 @@ function whitespaceDelimited(rest: string): string[] {
 }
 
 /**
- * Go's json.Decoder reads the first value and ignores what follows it; BuildKit relies on
- * that, so `["a"] junk` is the exec form `a`.
+ * A JSON array of strings, as BuildKit's json.Unmarshal reads the whole rest of the line:
+ * anything but JSON whitespace after the array (`["a"] junk`) makes it no array, so the
+ * instruction is in shell form (BuildKit 28; older releases read `["a"] junk` as `a`).
  */
 function parseJSONArray(rest: string): string[] {
   const text = trimLeftSpace(rest);
@@ -430,6 +431,7 @@ function parseJSONArray(rest: string): string[] {
     }
   }
   if (end < 0) throw new SyntaxError('unterminated JSON array');
+  if (!/^[ \t\r\n]*$/.test(text.slice(end))) throw new SyntaxError('text after the JSON array');
   const value: unknown = JSON.parse(text.slice(0, end));
   if (!Array.isArray(value)) throw new SyntaxError('not a JSON array');
   if (!value.every((v): v is string => typeof v === 'string')) throw new NotStringArrayError();

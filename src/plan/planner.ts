@@ -589,6 +589,15 @@ export function planModel(model: DockerfileModel, options: PlanOptions = {}): Bu
         }
         case 'RUN': {
           const mounts = ins.rawMounts.map((raw) => {
+            // from= names a stage or an image as written: a variable there is refused, as BuildKit refuses it.
+            for (const field of raw.split(',')) {
+              const eq = field.indexOf('=');
+              const value = field.slice(eq + 1);
+              const dollar = value.indexOf('$');
+              if (eq > 0 && field.slice(0, eq).trim().toLowerCase() === 'from' && dollar !== -1 && dollar !== value.length - 1) {
+                throw new DockerfileError('DOCKERFILE_FLAG', "'from' doesn't support variable expansion, define alias stage instead", where, 'RUN');
+              }
+            }
             const text = one(raw);
             let m: Mount;
             try {
@@ -633,6 +642,11 @@ export function planModel(model: DockerfileModel, options: PlanOptions = {}): Bu
           }));
           const sources = ins.sources.map((s) => (isHeredocRef(s, heredocNames) ? s : one(s)));
           // An empty --chmod is none (BuildKit); a mode that came from a variable is checked here.
+          if (ins.checksum !== undefined) {
+            // As BuildKit: one source, fetched (HTTP(S) or git), never a local one.
+            if (sources.length !== 1) throw new DockerfileError('DOCKERFILE_FLAG', "checksum can't be specified for multiple sources", where, ins.kind);
+            if (!/^(https?:\/\/|git@|git:\/\/)/.test(sources[0] as string)) throw new DockerfileError('DOCKERFILE_FLAG', 'checksum requires HTTP(S) or Git sources', where, ins.kind);
+          }
           const chmod = ins.chmod !== undefined ? one(ins.chmod) : undefined;
           if (chmod) {
             try {

@@ -253,7 +253,9 @@ describe('COPY and ADD', () => {
     ['COPY', 'COPY requires at least two arguments, but only none was provided. Destination could not be determined'],
     ['ADD --from=x a b', 'unknown flag: from'],
     ['COPY --checksum=sha256:00 a b', 'unknown flag: checksum'],
-    ['COPY --chmod=999 a b', 'invalid --chmod value "999": use an octal mode like 0755 or a symbolic mode like u+x'],
+    ['COPY --chmod=999 a b', "invalid chmod parameter: '999'. it should be octal string and between 0 and 07777"],
+    ['COPY --chmod=17777 a b', "invalid chmod parameter: '17777'. it should be octal string and between 0 and 07777"],
+    ['COPY --chmod=u+q a b', "invalid chmod parameter: 'u+q': invalid syntax (expected an octal mode like 0755 or a symbolic one like u+x,go-w)"],
     ['ADD --checksum=md5:abc a b', 'invalid --checksum "md5:abc": expected <algorithm>:<hex digest>'],
     ['COPY --link=maybe a b', 'expecting boolean value for flag link, not: maybe'],
   ])('%s → error', (line, detail) => {

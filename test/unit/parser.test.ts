@@ -103,8 +103,13 @@ describe('flags', () => {
 });
 
 describe('JSON (exec) form', () => {
-  test('trailing text after the array is ignored, as Go json.Decoder does', () => {
-    expect(p('CMD ["a"] trailing').nodes[0]).toMatchObject({ args: ['a'], json: true });
+  test('text after the array makes it the shell form, as BuildKit 28 reads it (json.Unmarshal); JSON whitespace after it does not', () => {
+    expect(p('CMD ["a"] trailing').nodes[0]).toMatchObject({ args: ['["a"] trailing'], json: false });
+    expect(p('RUN ["echo", "a"] junk').nodes[0]).toMatchObject({ args: ['["echo", "a"] junk'], json: false });
+    expect(p('ENTRYPOINT [] junk').nodes[0]).toMatchObject({ args: ['[] junk'], json: false });
+    expect(p('CMD ["a"]   ').nodes[0]).toMatchObject({ args: ['a'], json: true });
+    // Junk after a non-string array: no array at all, so no error either.
+    expect(p('CMD ["a", 1] x').nodes[0]).toMatchObject({ json: false });
   });
 
   test('a non-string element is an error naming the instruction', () => {

@@ -399,3 +399,24 @@ describe('build args as Docker 28.5 has them (each seen there, 2026-12-04)', () 
     expect(value('FROM img AS a\nARG TARGETSTAGE\nFROM img AS b\n', 'a')).toBe('a');
   });
 });
+
+describe('refused as Docker 28.5 refuses them (each seen there, 2026-12-04)', () => {
+  const err = (text: string, options: PlanOptions = {}) => {
+    try {
+      P(text, { baseImages: { img: {} }, ...options });
+    } catch (e) {
+      return (e as Error).message;
+    }
+    return 'no error';
+  };
+  test('ADD --checksum of a local file, or of several sources', () => {
+    const sum = `sha256:${'0'.repeat(64)}`;
+    expect(err(`FROM img\nADD --checksum=${sum} foo /x\n`)).toBe('Dockerfile:2:1: ADD: checksum requires HTTP(S) or Git sources');
+    expect(err(`FROM img\nADD --checksum=${sum} https://a.invalid/x https://a.invalid/y /d/\n`)).toBe("Dockerfile:2:1: ADD: checksum can't be specified for multiple sources");
+    expect(err(`FROM img\nADD --checksum=${sum} https://a.invalid/x /d/\n`)).toBe('no error');
+  });
+  test('RUN --mount=from=$VAR', () => {
+    expect(err('FROM img\nARG V=img\nRUN --mount=from=$V,target=/m true\n', { buildArgs: { V: 'img' } })).toBe("Dockerfile:3:1: RUN: 'from' doesn't support variable expansion, define alias stage instead");
+    expect(err('FROM img AS a\nFROM img\nRUN --mount=from=a,target=/m true\n')).toBe('no error');
+  });
+});

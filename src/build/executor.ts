@@ -9,7 +9,7 @@
  * in the store's temp area and moved to its trash at the end (store/trash.ts).
  */
 import { createHash } from 'node:crypto';
-import { chown, cp, lstat, mkdir, readFile, rename, rm } from 'node:fs/promises';
+import { chmod, chown, copyFile, cp, lstat, mkdir, readFile, rename, rm } from 'node:fs/promises';
 import { lstatSync } from 'node:fs';
 import path from 'node:path';
 import { type Readable } from 'node:stream';
@@ -381,7 +381,8 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
           }
           const dir = path.join(await store.privateDir('cache-mounts'), sha(`${m.id ?? target}`));
           if (!(await lstat(dir).catch(() => undefined))) {
-            await mkdir(dir, { recursive: true, mode: m.mode ?? 0o755 });
+            await mkdir(dir, { recursive: true });
+            await chmod(dir, m.mode ?? 0o755); // the mode asked for, whatever the umask
             if (m.from !== undefined) {
               const src = await mountSourceRoot(m.from, platformOf(step.stage));
               const { host } = await resolveInRoot(src.root, m.source ?? '/');
@@ -397,7 +398,15 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
             continue;
           }
           if (m.env) env.push(`${m.env}=${(await readFile(file, 'utf8')).replace(/\n$/, '')}`);
-          if (target) mounts.push({ type: 'bind', source: file, target, readOnly: true });
+          if (target) {
+            // A copy in the store's private work area with the mount's owner and mode (BuildKit:
+            // 0:0 and 0400 unless given), not the caller's file with the caller's.
+            const copy = path.join(await newRootfs(), 'secret');
+            await copyFile(file, copy);
+            await chown(copy, m.uid ?? 0, m.gid ?? 0);
+            await chmod(copy, m.mode ?? 0o400);
+            mounts.push({ type: 'bind', source: copy, target, readOnly: true });
+          }
         } else {
           throw new BuildError('BUILD_UNSUPPORTED', `${stepWhere(step)}: RUN --mount=type=${m.type} is not supported yet`);
         }

@@ -278,6 +278,22 @@ describe('gantry build', () => {
     expect(missing.stderr).toContain('/run/secrets/token: no such file');
   });
 
+  test('secret and cache mounts get the uid, gid and mode asked for (secrets: 0:0 and 0400 by default, whatever the file has), as in Docker 28.5', async () => {
+    const ctx = context('mountmodes', {
+      Dockerfile: [
+        'FROM busybox',
+        "RUN --mount=type=secret,id=token --mount=type=secret,id=token,target=/s2,uid=5,gid=6,mode=0640 --mount=type=cache,target=/c,uid=7,gid=8,mode=0777 sh -c 'busybox stat -c \"%a %u:%g\" /run/secrets/token /s2 /c > /modes'",
+      ].join('\n'),
+    });
+    const secret = path.join(work, 'token-modes.txt');
+    writeFileSync(secret, 's3cr3t', { mode: 0o644 });
+    const r = await g(['build', '-t', 'mountmodes:1', '--secret', `id=token,src=${secret}`, ctx]);
+    expect(r.exitCode, r.stderr).toBe(0);
+    const out = path.join(work, 'mountmodes.tar');
+    await g(['export', 'mountmodes:1', '-o', out]);
+    expect((await execa('tar', ['xOf', out, 'modes'])).stdout.split('\n')).toEqual(['400 0:0', '640 5:6', '777 7:8']);
+  });
+
   test('the image runs: umoci unpack, then crun, printing from CMD as the USER', async () => {
     haveTool('umoci');
     haveTool('crun');

@@ -68,6 +68,8 @@ export interface BuildSettings extends RegistryAccess {
   network?: 'default' | 'none' | 'host';
   /** Entitlements granted (`--allow`): `network.host` lets RUN use the host's network. */
   allow?: string[];
+  /** Labels of the image (`--label`), over those the Dockerfile sets. */
+  labels?: Record<string, string>;
   /** A seccomp profile (Docker's format) for RUN, or 'unconfined'; default: Debian's containers profile. */
   seccomp?: string;
   /** Secrets for RUN --mount=type=secret: id → file. */
@@ -641,6 +643,10 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
       targetState = state;
     }
     const final = targetState as StageState;
+    if (options.labels && Object.keys(options.labels).length > 0) {
+      // As BuildKit: the command line's labels go on the image's config, with no history entry.
+      final.config.config = { ...(final.config.config ?? {}), Labels: { ...(final.config.config?.Labels ?? {}), ...options.labels } };
+    }
     const config: ImageConfig = {
       ...final.config,
       created: dated(final.config),

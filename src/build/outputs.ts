@@ -9,6 +9,7 @@ import { OptionError, zlib } from '../errors/index.js';
 import { saveImages } from '../archive/save.js';
 import { layerCompression, MediaType } from '../oci/media-types.js';
 import { REF_NAME_ANNOTATION } from '../oci/types.js';
+import { formatReference, normalizeReference } from '../oci/reference.js';
 import { applyLayer } from '../rootfs/apply.js';
 import { loadImage } from '../store/images.js';
 import { Store } from '../store/store.js';
@@ -17,32 +18,65 @@ import type { Descriptor } from '../oci/types.js';
 import { push, type RegistryAccess } from './registry.js';
 
 export type OutputSpec =
-  | { type: 'oci'; dest: string }
-  | { type: 'docker'; dest: string }
+  | { type: 'oci'; dest: string; tar?: boolean; names?: string[] }
+  | { type: 'docker'; dest: string; names?: string[] }
   | { type: 'local'; dest: string }
-  | { type: 'registry'; name?: string };
+  | { type: 'registry'; name?: string }
+  /** An image in the store, pushed too with push=true (buildx's type=image). */
+  | { type: 'image'; name?: string; push: boolean };
 
-/** `type=oci,dest=out.tar` → OutputSpec (docker's -o syntax). */
+/** The keys each output type takes; any other is refused, never ignored. */
+const OUTPUT_KEYS: Record<string, readonly string[]> = {
+  local: ['type', 'dest'],
+  oci: ['type', 'dest', 'name', 'tar'],
+  docker: ['type', 'dest', 'name'],
+  registry: ['type', 'name', 'push'],
+  image: ['type', 'name', 'push'],
+};
+
+/** `type=oci,dest=out.tar` → OutputSpec (docker buildx's -o syntax; a bare path is type=local). */
 export function parseOutput(text: string): OutputSpec {
-  const fields = Object.fromEntries(
-    text.split(',').map((kv) => {
-      const eq = kv.indexOf('=');
-      return eq < 0 ? [kv.trim(), ''] : [kv.slice(0, eq).trim(), kv.slice(eq + 1).trim()];
-    }),
-  );
-  const type = fields.type ?? (text.includes('=') ? undefined : 'local');
-  const dest = fields.dest ?? (text.includes('=') ? undefined : text);
+  const bad = (why: string): OptionError => new OptionError('OUTPUT_INVALID', `-o ${text}: ${why}`);
+  if (text === '-') throw bad('writing the output to standard output is not supported yet; give a path (type=local,dest=DIR or type=oci,dest=FILE.tar)');
+  if (!text.includes('=')) return { type: 'local', dest: text };
+  const fields = new Map<string, string>();
+  for (const kv of text.split(',')) {
+    const eq = kv.indexOf('=');
+    const key = (eq < 0 ? kv : kv.slice(0, eq)).trim();
+    if (key === '') throw bad('an empty key');
+    if (fields.has(key)) throw bad(`${key} given twice`);
+    fields.set(key, eq < 0 ? '' : kv.slice(eq + 1).trim());
+  }
+  const type = fields.get('type');
+  if (type === undefined) throw bad('no type= (local, oci, docker, registry, image)');
+  const keys = OUTPUT_KEYS[type];
+  if (!keys) throw bad(`unknown output type "${type}" (local, oci, docker, registry, image)`);
+  for (const key of fields.keys()) {
+    if (!keys.includes(key)) throw bad(`type=${type} does not take ${key}= here (it takes ${keys.filter((k) => k !== 'type').join(', ')})`);
+  }
+  const bool = (key: string, fallback: boolean): boolean => {
+    const v = fields.get(key);
+    if (v === undefined) return fallback;
+    if (v === 'true' || v === '') return true;
+    if (v === 'false') return false;
+    throw bad(`${key}=${v}: expected true or false`);
+  };
+  const dest = fields.get('dest');
+  const names = fields.get('name')?.split(/[,\n]/).map((n) => n.trim()).filter(Boolean);
   switch (type) {
+    case 'local':
+      if (!dest) throw bad('type=local needs dest=DIR');
+      return { type, dest };
     case 'oci':
     case 'docker':
-    case 'local':
-      if (!dest) throw new OptionError('OUTPUT_INVALID', `-o ${text}: type=${type} needs dest=PATH`);
-      return { type, dest };
+      if (!dest) throw bad(`type=${type} needs dest=FILE (a tar${type === 'oci' ? ', or a directory with tar=false' : ''})`);
+      if (type === 'oci') return { type, dest, tar: bool('tar', true), ...(names ? { names } : {}) };
+      return { type, dest, ...(names ? { names } : {}) };
     case 'registry':
-    case 'image':
-      return fields.name ? { type: 'registry', name: fields.name } : { type: 'registry' };
+      if (!bool('push', true)) throw bad('type=registry always pushes; use type=image for an image kept in the store');
+      return { type, ...(fields.get('name') ? { name: fields.get('name') } : {}) };
     default:
-      throw new OptionError('OUTPUT_INVALID', `-o ${text}: unknown output type "${type}" (oci, docker, local, registry)`);
+      return { type: 'image', push: bool('push', false), ...(fields.get('name') ? { name: fields.get('name') } : {}) };
   }
 }
 
@@ -69,9 +103,15 @@ async function writeEach(store: Store, descriptor: Descriptor, names: string[], 
   // them as stored, uncompressed (what docker save writes).
   const compressed = outputs.some((o) => o.type === 'oci') ? await distributable(store, local) : local;
   for (const out of outputs) {
-    if (out.type === 'registry') {
+    if (out.type === 'registry' || out.type === 'image') {
       const targets = out.name ? out.name.split(',') : names;
-      if (targets.length === 0) throw new OptionError('OUTPUT_INVALID', '-o type=registry needs name=... or -t');
+      if (targets.length === 0) throw new OptionError('OUTPUT_INVALID', `-o type=${out.type} needs name=... or -t`);
+      // type=image keeps the image in the store under those names (the build tagged -t's already).
+      for (const t of targets) {
+        const ref = formatReference(normalizeReference(t));
+        if (!names.includes(ref)) await store.tag(ref, descriptor);
+      }
+      if (out.type === 'image' && !out.push) continue;
       for (const t of targets) await push({ ...access, root, image: descriptor.digest, destination: t });
       continue;
     }
@@ -85,14 +125,15 @@ async function writeEach(store: Store, descriptor: Descriptor, names: string[], 
       }
       continue;
     }
-    if (out.type === 'oci' && !out.dest.endsWith('.tar')) {
+    const archiveNames = out.names?.map((n) => formatReference(normalizeReference(n))) ?? names;
+    if (out.type === 'oci' && out.tar === false) {
       // An OCI layout directory.
       const dir = out.dest;
       await mkdir(path.join(dir, 'blobs', 'sha256'), { recursive: true });
       const blobs = [image.digest, image.configDigest, ...image.layers.map((l) => l.digest)];
       for (const d of blobs) await copyFile(store.blobPath(d), path.join(dir, 'blobs', 'sha256', d.slice(7)));
       await writeFile(path.join(dir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
-      const manifests = (names.length ? names : [undefined]).map((n) => ({
+      const manifests = (archiveNames.length ? archiveNames : [undefined]).map((n) => ({
         mediaType: image.mediaType || MediaType.ociManifest,
         digest: image.digest,
         size: image.rawManifest.length,
@@ -103,7 +144,7 @@ async function writeEach(store: Store, descriptor: Descriptor, names: string[], 
     }
     const tmp = `${out.dest}.${process.pid}.tmp`;
     try {
-      await saveImages(store, [{ image, names }], createWriteStream(tmp), out.type);
+      await saveImages(store, [{ image, names: archiveNames }], createWriteStream(tmp), out.type);
       await rename(tmp, out.dest);
     } catch (err) {
       await rm(tmp, { force: true });

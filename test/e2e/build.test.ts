@@ -294,6 +294,18 @@ describe('gantry build', () => {
     expect((await execa('tar', ['xOf', out, 'modes'])).stdout.split('\n')).toEqual(['400 0:0', '640 5:6', '777 7:8']);
   });
 
+  test('--label sets labels over the Dockerfile\'s, with no history entry (as Docker 28.5); -o keys gantry lacks are refused', async () => {
+    const ctx = context('labelctx', { Dockerfile: 'FROM busybox\nLABEL a=orig b=keep\n' });
+    const r = await g(['build', '--label', 'a=cli', '--label', 'c', '-t', 'lab:1', ctx]);
+    expect(r.exitCode, r.stderr).toBe(0);
+    const info = await inspect('lab:1');
+    expect(info.Config.Labels).toEqual({ a: 'cli', b: 'keep', c: '' });
+    expect(info.History.at(-1).created_by).toBe('LABEL a=orig b=keep');
+    const refused = await g(['build', '-o', 'type=oci,dest=x.tar,compression=zstd', ctx]);
+    expect(refused.exitCode).toBe(2); // a usage error
+    expect(refused.stderr).toContain('type=oci does not take compression=');
+  });
+
   test('the image runs: umoci unpack, then crun, printing from CMD as the USER', async () => {
     haveTool('umoci');
     haveTool('crun');
@@ -463,7 +475,7 @@ describe('gantry build', () => {
     const r = await g([
       'build', '-t', 'out:1', ctx,
       '-o', `type=oci,dest=${o('img.oci.tar')}`,
-      '-o', `type=oci,dest=${o('ocidir')}`,
+      '-o', `type=oci,dest=${o('ocidir')},tar=false`,
       '-o', `type=docker,dest=${o('img.docker.tar')}`,
       '-o', `type=local,dest=${o('rootfs-out')}`,
       '--iidfile', o('iid'),

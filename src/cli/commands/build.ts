@@ -60,6 +60,19 @@ export interface BuildArgs extends GlobalOptions {
   output: string[];
   secret: string[];
   'insecure-registry': string[];
+  label: string[];
+}
+
+/** `--label KEY=VALUE` (KEY alone: an empty value, as docker takes it). */
+export function parseLabels(list: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const item of list) {
+    const eq = item.indexOf('=');
+    const key = eq < 0 ? item : item.slice(0, eq);
+    if (key === '') throw new OptionError('OPTION_INVALID', `--label ${item}: expected KEY=VALUE`);
+    out[key] = eq < 0 ? '' : item.slice(eq + 1);
+  }
+  return out;
 }
 
 /**
@@ -74,6 +87,7 @@ export const BUILD_OPTIONS = {
   'dry-run': { type: 'boolean', default: false, describe: 'print the build plan and warnings; execute nothing' },
   format: { choices: ['text', 'json'], default: 'text', describe: 'output format of --dry-run' },
   tag: { alias: 't', ...repeatable('name the image (repeatable)') },
+  label: repeatable('set a label on the image (KEY=VALUE; over the Dockerfile\'s LABEL)'),
   // yargs reads --no-cache as the negation of --cache.
   cache: { type: 'boolean', default: true, describe: 'use the layer cache (--no-cache runs every step)' },
   'source-date-epoch': { type: 'number', describe: 'created times (and clamped file times) for a reproducible image; default $SOURCE_DATE_EPOCH' },
@@ -86,7 +100,7 @@ export const BUILD_OPTIONS = {
   'metadata-file': { type: 'string', describe: 'write build metadata (JSON) to this file' },
   push: { type: 'boolean', default: false, describe: 'push the tagged image(s) after the build' },
   secret: repeatable('id=ID,src=FILE: a secret for RUN --mount=type=secret'),
-  output: { alias: 'o', ...repeatable('type=oci|docker,dest=FILE.tar; type=oci,dest=DIR; type=local,dest=DIR; type=registry[,name=N]') },
+  output: { alias: 'o', ...repeatable('type=local,dest=DIR; type=oci,dest=FILE.tar[,tar=false][,name=N]; type=docker,dest=FILE.tar[,name=N]; type=registry[,name=N]; type=image[,name=N][,push=true]') },
   'insecure-registry': repeatable('reach this registry host[:port] over plain HTTP'),
 } as const satisfies Record<string, Options>;
 
@@ -111,6 +125,7 @@ export async function runBuild(argv: BuildArgs): Promise<void> {
       context: argv.context,
       ...(argv.file !== undefined ? { dockerfile: argv.file } : {}),
       tags: argv.tag,
+      labels: parseLabels(argv.label),
       buildArgs: parseBuildArgs(argv['build-arg']),
       ...(argv.target !== undefined ? { target: argv.target } : {}),
       ...(argv.platform !== undefined ? { platform: argv.platform } : {}),

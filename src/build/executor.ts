@@ -453,7 +453,8 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
       }
       for (const step of stage.steps) {
         options.signal?.throwIfAborted();
-        const name = `${step.position} ${step.original.replace(/\s+/g, ' ').trim()}`;
+        // As BuildKit shows it: an ONBUILD trigger says so.
+        const name = `${step.position} ${(step as { onbuild?: boolean }).onbuild ? 'ONBUILD ' : ''}${step.original.replace(/\s+/g, ' ').trim()}`;
         const started = Date.now();
         const text = createdBy(step);
         const history: HistoryEntry = { created, ...(text !== undefined ? { created_by: text } : {}), comment: HISTORY_COMMENT };

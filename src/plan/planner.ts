@@ -379,9 +379,12 @@ export function planModel(model: DockerfileModel, options: PlanOptions = {}): Bu
     const done = planned.get(stage.index);
     if (done) return done;
     if (visiting.has(stage.index)) {
+      // Named as BuildKit names it: the first stage of the Dockerfile in the cycle.
+      const path = [...visiting];
+      const first = stages[Math.min(...path.slice(path.indexOf(stage.index)))] as Stage;
       throw new DockerfileError(
         'DOCKERFILE_CYCLE',
-        `circular dependency detected on stage: ${stage.name ?? stage.index}`,
+        `circular dependency detected on stage: ${first.name ?? `stage-${first.index}`}`,
         from ?? stage.from.location,
       );
     }
@@ -458,7 +461,14 @@ export function planModel(model: DockerfileModel, options: PlanOptions = {}): Bu
       ...stage.instructions.map((ins) => ({ ins, onbuild: false })),
     ];
     let sawWorkdir = false;
-    all.forEach(({ ins, onbuild }, i) => {
+    // Step numbers as BuildKit counts them: FROM an image is the first, then each RUN, COPY,
+    // ADD and WORKDIR, and every ONBUILD trigger; config-only instructions have none of their own.
+    const counted = (ins: Instruction, onbuild: boolean): boolean => onbuild || ['RUN', 'COPY', 'ADD', 'WORKDIR'].includes(ins.kind);
+    const total = (head.base.type === 'image' ? 1 : 0) + all.filter(({ ins, onbuild }) => counted(ins, onbuild)).length;
+    let index = head.base.type === 'image' ? 1 : 0;
+    const width = String(total).length;
+    all.forEach(({ ins, onbuild }) => {
+      if (counted(ins, onbuild)) index++;
       const where = ins.location;
       const state = (): StepState => ({
         env: [...scope.env].map(([k, v]) => `${k}=${v}`),
@@ -469,7 +479,8 @@ export function planModel(model: DockerfileModel, options: PlanOptions = {}): Bu
       });
       const base = {
         stage: stage.index,
-        position: `[${stage.name ?? `stage-${stage.index}`} ${i + 1}/${all.length}]`,
+        // BuildKit names the stage unless the Dockerfile has only one.
+        position: `[${model.stages.length > 1 ? `${stage.name ?? `stage-${stage.index}`} ` : ''}${String(index).padStart(width)}/${total}]`,
         original: ins.original,
         location: where,
         state: state(),
@@ -477,12 +488,23 @@ export function planModel(model: DockerfileModel, options: PlanOptions = {}): Bu
       };
       const one = (w: string): string => expandWith(w, scope.lookup, where, ins.kind, warnUndefined).word;
       const many = (w: string): string[] => expandWith(w, scope.lookup, where, ins.kind, warnUndefined).words;
-      const resolveFrom = (ref: string, keyword: string): CopySource => {
+      const resolveFrom = (ref: string, keyword: string, mountTarget?: string): CopySource => {
         const st = resolveStageRef(ref, stage, where, keyword);
-        if (st) {
-          addDep(st, where);
-          return { type: 'stage', stage: st.index };
+        // A cycle is reported first, as BuildKit checks for cycles before it reads any stage.
+        if (st) addDep(st, where);
+        if (st && st.index > stage.index) {
+          // A stage is built before the ones that read from it: one defined later cannot be read (BuildKit's words).
+          const here = stage.name ?? `stage-${stage.index}`;
+          throw new DockerfileError(
+            'DOCKERFILE_STAGE',
+            mountTarget !== undefined
+              ? `cannot mount from stage "${ref}" to "${mountTarget}", stage needs to be defined before current command`
+              : `cannot copy from stage "${ref}", it needs to be defined before current stage "${here}"`,
+            where,
+            keyword,
+          );
         }
+        if (st) return { type: 'stage', stage: st.index };
         if (/^\d+$/.test(ref) || ref === '' || /\s/.test(ref)) {
           throw new DockerfileError('DOCKERFILE_STAGE', `invalid stage or image reference "${ref}"`, where, keyword);
         }
@@ -607,7 +629,7 @@ export function planModel(model: DockerfileModel, options: PlanOptions = {}): Bu
               throw new DockerfileError('DOCKERFILE_FLAG', `--mount=${text}: ${err.message}`, where, 'RUN');
             }
             if (m.from !== undefined) {
-              const src = resolveFrom(m.from, 'RUN');
+              const src = resolveFrom(m.from, 'RUN', m.target ?? '');
               m.from = src.type === 'stage' ? String(src.stage) : src.type === 'image' ? src.ref : m.from;
             }
             return m;

@@ -94,11 +94,11 @@ describe('stages', () => {
   const multi = [
     'FROM alpine AS base',
     'RUN echo base',
+    'FROM busybox AS tools',
+    'FROM scratch AS assets',
     'FROM base AS build',
     'COPY --from=tools /bin/tool /bin/',
     'RUN --mount=type=bind,from=assets,target=/a make',
-    'FROM busybox AS tools',
-    'FROM scratch AS assets',
     'FROM busybox AS unused',
     'RUN echo never',
     'FROM scratch',
@@ -113,7 +113,7 @@ describe('stages', () => {
     expect(p.skippedStages).toEqual([{ index: 4, name: 'unused' }]);
     expect(p.target.index).toBe(5);
     expect(p.images.sort()).toEqual(['alpine', 'busybox', 'nginx:1.25']);
-    expect(p.stages.find((s) => s.name === 'build')?.dependsOn.sort()).toEqual([0, 2, 3]);
+    expect(p.stages.find((s) => s.name === 'build')?.dependsOn.sort()).toEqual([0, 1, 2]);
   });
 
   test('FROM <stage>, COPY --from by name, index and image, RUN --mount from=', () => {
@@ -122,34 +122,49 @@ describe('stages', () => {
     expect(build?.base).toEqual({ type: 'stage', stage: 0 });
     const copies = steps(p).filter((s): s is Extract<Step, { op: 'copy' }> => s.op === 'copy');
     expect(copies.map((c) => c.source)).toEqual([
-      { type: 'stage', stage: 2 },
       { type: 'stage', stage: 1 },
+      { type: 'stage', stage: 3 },
       { type: 'stage', stage: 0 },
       { type: 'image', ref: 'nginx:1.25' },
     ]);
-    expect(stepOf(p, 'run', 1).mounts[0]).toMatchObject({ from: '3', target: '/a' });
+    expect(stepOf(p, 'run', 1).mounts[0]).toMatchObject({ from: '2', target: '/a' });
   });
 
   test('--target picks a stage by name (case-insensitive) and prunes the rest', () => {
     const p = P(multi, { target: 'TOOLS' });
     expect(p.stages.map((s) => s.name)).toEqual(['tools']);
-    expect(p.skippedStages.map((s) => s.index)).toEqual([0, 1, 3, 4, 5]);
+    expect(p.skippedStages.map((s) => s.index)).toEqual([0, 2, 3, 4, 5]);
   });
 
   test('an unknown target is an option error listing the stages', () => {
     expect(() => P(multi, { target: 'nope' })).toThrow(OptionError);
     expect(() => P(multi, { target: 'nope' })).toThrow(
-      'target stage "nope" could not be found in Dockerfile (stages: base, build, tools, assets, unused)',
+      'target stage "nope" could not be found in Dockerfile (stages: base, tools, assets, build, unused)',
     );
   });
 
-  test('steps are numbered in build order with stage positions', () => {
-    const p = P('FROM scratch AS a\nENV A=1\nFROM scratch\nCOPY --from=a / /\nENV B=2\n');
-    expect(steps(p).map((s) => [s.id, s.position])).toEqual([
-      [1, '[a 1/1]'],
-      [2, '[stage-1 1/2]'],
-      [3, '[stage-1 2/2]'],
+  test('steps are numbered in build order, stage positions counted as BuildKit 28.5 counts them (seen there)', () => {
+    // FROM an image is 1, then RUN, COPY, ADD, WORKDIR; FROM scratch or a stage counts nothing.
+    const p = P('FROM img AS base\nRUN echo a\nWORKDIR /w\nENV A=1\nFROM base\nENV X=1\nRUN echo b\nCOPY foo /f\n', { baseImages: { img: {} } });
+    expect(steps(p).filter((s) => s.op !== 'env').map((s) => [s.op, s.position])).toEqual([
+      ['run', '[base 2/3]'],
+      ['workdir', '[base 3/3]'],
+      ['run', '[stage-1 1/2]'],
+      ['copy', '[stage-1 2/2]'],
     ]);
+    // One stage: no stage name; numbers padded to the total's width.
+    const one = P(`FROM img AS named\n${Array.from({ length: 10 }, (_, i) => `RUN echo ${i}`).join('\n')}\n`, { baseImages: { img: {} } });
+    expect(steps(one).map((s) => s.position).slice(0, 2)).toEqual(['[ 2/11]', '[ 3/11]']);
+    expect(steps(one).at(-1)?.position).toBe('[11/11]');
+  });
+
+  test('COPY --from and RUN --mount from= a stage defined later are errors, as in Docker 28.5', () => {
+    expect(dockerfileError(() => P('FROM img AS first\nCOPY --from=later /x /y\nFROM img AS later\nFROM first\n', { baseImages: { img: {} } })).detail).toBe(
+      'cannot copy from stage "later", it needs to be defined before current stage "first"',
+    );
+    expect(dockerfileError(() => P('FROM img AS base\nRUN --mount=from=later,target=/m true\nFROM img AS later\nFROM base\n', { baseImages: { img: {} } })).detail).toBe(
+      'cannot mount from stage "later" to "/m", stage needs to be defined before current command',
+    );
   });
 
   test('COPY --from=$ARG expands stage args', () => {
@@ -165,7 +180,7 @@ describe('stages', () => {
   test('a cycle between stages is an error naming the stage', () => {
     const err = dockerfileError(() => P('FROM scratch AS a\nCOPY --from=b / /\nFROM scratch AS b\nCOPY --from=a / /\n'));
     expect(err.code).toBe('DOCKERFILE_CYCLE');
-    expect(err.detail).toBe('circular dependency detected on stage: b');
+    expect(err.detail).toBe('circular dependency detected on stage: a'); // as Docker 28.5 names it
   });
 
   test('stage errors', () => {

@@ -569,7 +569,8 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
             const owner = step.chown !== undefined ? await resolveUser(rootfs, step.chown) : step.source.type === 'context' ? { uid: 0, gid: 0 } : undefined;
             const mode = step.chmod !== undefined ? parseChmod(step.chmod) : undefined;
             const dest = path.posix.resolve(step.state.workdir, step.dest) + (step.dest.endsWith('/') || step.dest.endsWith('/.') ? '/' : '');
-            const archives = step.kind === 'ADD' ? await archivesAmong(items ?? []) : new Set<string>();
+            // ADD unpacks local archives unless --unpack=false, and one from a URL with --unpack=true (BuildKit 28).
+            const archives = step.kind === 'ADD' && step.unpack !== false ? await archivesAmong(items ?? [], step.unpack === true) : new Set<string>();
             for (const item of items ?? []) {
               if (!archives.has(item.host)) continue;
               // Made with --chown's owner where missing, as BuildKit's unpack makes it.
@@ -876,10 +877,10 @@ async function excludeFilter(patterns: string[]): Promise<(rel: string) => boole
 }
 
 /** Local files (not from a URL or a heredoc) among ADD's sources that are tar archives. */
-async function archivesAmong(items: { host: string; isDir: boolean; origin?: string }[]): Promise<Set<string>> {
+async function archivesAmong(items: { host: string; isDir: boolean; origin?: string }[], downloaded: boolean): Promise<Set<string>> {
   const out = new Set<string>();
   for (const item of items) {
-    if (item.isDir || item.origin) continue;
+    if (item.isDir || item.origin === 'inline' || (item.origin === 'url' && !downloaded)) continue;
     if (await isArchive(item.host).catch(() => false)) out.add(item.host);
   }
   return out;

@@ -152,6 +152,8 @@ export interface CopyInstruction extends Base {
   /** ADD only. */
   checksum?: string;
   keepGitDir: boolean;
+  /** ADD --unpack: false keeps a local archive as it is, true also unpacks one from a URL; unset: BuildKit's default. */
+  unpack?: boolean;
 }
 
 export type Instruction =
@@ -207,6 +209,7 @@ const FLAG_SPECS: Record<InstructionKind, Record<string, FlagKind>> = {
     exclude: 'list',
     checksum: 'string',
     'keep-git-dir': 'bool',
+    unpack: 'bool',
   },
   HEALTHCHECK: {
     interval: 'string',
@@ -443,6 +446,7 @@ export function toInstruction(node: Node, ctx: ConvertContext): Instruction {
         parents: flags.bools.get('parents') ?? false,
         exclude: flags.lists.get('exclude') ?? [],
         keepGitDir: flags.bools.get('keep-git-dir') ?? false,
+        ...(flags.bools.has('unpack') ? { unpack: flags.bools.get('unpack') as boolean } : {}),
       };
       for (const [name, key] of [
         ['from', 'from'],

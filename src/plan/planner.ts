@@ -156,7 +156,7 @@ export type Step = StepBase &
         inline: { name: string; content: string }[];
       } & Pick<
         CopyInstruction,
-        'kind' | 'sources' | 'dest' | 'chown' | 'chmod' | 'link' | 'parents' | 'exclude' | 'checksum' | 'keepGitDir'
+        'kind' | 'sources' | 'dest' | 'chown' | 'chmod' | 'link' | 'parents' | 'exclude' | 'checksum' | 'keepGitDir' | 'unpack'
       >)
   );
 
@@ -689,6 +689,7 @@ export function planModel(model: DockerfileModel, options: PlanOptions = {}): Bu
             parents: ins.parents,
             exclude: ins.exclude.map((e) => one(e)),
             keepGitDir: ins.keepGitDir,
+            ...(ins.unpack !== undefined ? { unpack: ins.unpack } : {}),
             ...(ins.chown !== undefined ? { chown: one(ins.chown) } : {}),
             ...(chmod ? { chmod } : {}),
             ...(ins.checksum !== undefined ? { checksum: one(ins.checksum) } : {}),

@@ -193,8 +193,10 @@ describe('gantry build', () => {
   test('COPY heredocs (expanded unless quoted), ADD of a local tar.gz (extracted), ADD of a URL with --checksum (0600), --exclude', async () => {
     const payload = 'downloaded bytes\n';
     const sum = createHash('sha256').update(payload).digest('hex');
+    let tarball: Buffer | undefined;
     const server = createServer((req, res) => {
       if (req.url === '/files/tool.txt') res.end(payload);
+      else if (req.url === '/files/vendor.tar.gz' && tarball) res.end(tarball);
       else res.writeHead(404).end();
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -211,12 +213,17 @@ describe('gantry build', () => {
         'ADD vendor.tar.gz /opt/vendor/',
         `ADD --checksum=sha256:${sum} http://127.0.0.1:${port}/files/tool.txt /usr/local/share/`,
         'COPY --exclude=*.log logs/ /logs/',
+        // --unpack (BuildKit 28): false keeps a local archive whole, true unpacks one from a URL.
+        'ADD --unpack=false vendor.tar.gz /kept/',
+        `ADD --unpack=true http://127.0.0.1:${port}/files/vendor.tar.gz /from-url/`,
+        `ADD http://127.0.0.1:${port}/files/vendor.tar.gz /url-default/`,
       ].join('\n'),
       'logs/keep.txt': 'k',
       'logs/drop.log': 'd',
       'vendor/lib/x.txt': 'x',
     });
     await execa('tar', ['-czf', path.join(ctx, 'vendor.tar.gz'), '-C', path.join(ctx, 'vendor'), '.']);
+    tarball = readFileSync(path.join(ctx, 'vendor.tar.gz'));
     try {
       const r = await g(['build', '-t', 'add:1', ctx]);
       expect(r.exitCode, r.stderr).toBe(0);
@@ -225,6 +232,10 @@ describe('gantry build', () => {
       expect(f['usr/local/share/tool.txt']).toMatch(/^-rw------- /);
       expect(f['logs/keep.txt']).toBeDefined();
       expect(f['logs/drop.log']).toBeUndefined();
+      expect(f['kept/vendor.tar.gz']).toBeDefined();
+      expect(f['kept/lib/x.txt']).toBeUndefined();
+      expect(f['from-url/lib/x.txt']).toBeDefined();
+      expect(f['url-default/vendor.tar.gz']).toBeDefined();
       const out = path.join(work, 'add.tar');
       await g(['export', 'add:1', '-o', out]);
       expect((await execa('tar', ['xOf', out, 'notes/EOF'])).stdout).toBe('hello world');

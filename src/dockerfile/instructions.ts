@@ -425,7 +425,9 @@ export function toInstruction(node: Node, ctx: ConvertContext): Instruction {
       if (sub === 'ONBUILD') fail("Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed");
       if (sub === 'FROM' || sub === 'MAINTAINER') fail(`${sub} isn't allowed as an ONBUILD trigger`);
       const trigger = toInstruction(node.sub, ctx);
-      const expression = node.original.trim().replace(/^\S+\s+/, '');
+      // The trigger as the image keeps it; here-documents follow their line, as BuildKit writes them
+      // (`RUN <<EOF\necho hi\nEOF`), so the child build reads them back.
+      const expression = node.original.trim().replace(/^\S+\s+/, '') + node.sub.heredocs.map((h) => `\n${h.content}${h.name}`).join('');
       return { kind, ...base, trigger, expression };
     }
     case 'COPY':

@@ -20,6 +20,8 @@ export interface ShellOptions {
   rawEscapes?: boolean;
   /** Leave references to unset variables as they were written. */
   skipUnsetEnv?: boolean;
+  /** Quotes are ordinary characters (BuildKit's SkipProcessQuotes: the body of an unquoted here-document). */
+  skipQuotes?: boolean;
 }
 
 export interface ExpandResult {
@@ -155,7 +157,7 @@ class Lexer {
         this.next();
         return { word: result, words: words.finish() };
       }
-      if (ch === "'" || ch === '"' || ch === '$') {
+      if (((ch === "'" || ch === '"') && !this.options.skipQuotes) || ch === '$') {
         const text =
           ch === "'" ? this.singleQuote() : ch === '"' ? this.doubleQuote() : this.dollar();
         result += text;

@@ -660,7 +660,7 @@ export function planModel(model: DockerfileModel, options: PlanOptions = {}): Bu
           const heredocNames = new Set(ins.heredocs.map((h) => h.name));
           const inline = ins.heredocs.map((h) => ({
             name: h.name,
-            content: h.expand ? expandHeredoc(heredocBody(h), scope.lookup, escapeToken) : heredocBody(h),
+            content: h.expand ? expandHeredoc(heredocBody(h), scope.lookup) : heredocBody(h),
           }));
           const sources = ins.sources.map((s) => (isHeredocRef(s, heredocNames) ? s : one(s)));
           // An empty --chmod is none (BuildKit); a mode that came from a variable is checked here.
@@ -805,12 +805,15 @@ function isHeredocRef(word: string, names: Set<string>): boolean {
   return names.has(name);
 }
 
-/** Heredoc bodies with an unquoted delimiter have `$VAR` expanded; quotes are kept. */
-function expandHeredoc(body: string, lookup: EnvLookup, escapeToken: string): string {
-  // Expanding inside double quotes keeps every character but `$`, `\$`, `\"` and `\\`.
-  const quoted = '"' + body.replace(/"/g, '\\"') + '"';
+/**
+ * The body of a here-document with an unquoted delimiter, as BuildKit expands it: `$VAR` and
+ * `${...}` expanded, quotes kept as they are, and a backslash (always the backslash, whatever
+ * `# escape=` says) makes the next character literal and goes: `\$X` is `$X`, a backslash at
+ * the end of a line leaves the line break.
+ */
+function expandHeredoc(body: string, lookup: EnvLookup): string {
   try {
-    return expand(quoted, lookup, { escapeToken }).word;
+    return expand(body, lookup, { escapeToken: '\\', skipQuotes: true }).word;
   } catch {
     return body;
   }

@@ -193,10 +193,10 @@ describe('gantry build', () => {
   test('COPY heredocs (expanded unless quoted), ADD of a local tar.gz (extracted), ADD of a URL with --checksum (0600), --exclude', async () => {
     const payload = 'downloaded bytes\n';
     const sum = createHash('sha256').update(payload).digest('hex');
-    let tarball: Buffer | undefined;
+    const served: { tarball?: Buffer } = {};
     const server = createServer((req, res) => {
       if (req.url === '/files/tool.txt') res.end(payload);
-      else if (req.url === '/files/vendor.tar.gz' && tarball) res.end(tarball);
+      else if (req.url === '/files/vendor.tar.gz' && served.tarball) res.end(served.tarball);
       else res.writeHead(404).end();
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -223,7 +223,7 @@ describe('gantry build', () => {
       'vendor/lib/x.txt': 'x',
     });
     await execa('tar', ['-czf', path.join(ctx, 'vendor.tar.gz'), '-C', path.join(ctx, 'vendor'), '.']);
-    tarball = readFileSync(path.join(ctx, 'vendor.tar.gz'));
+    served.tarball = readFileSync(path.join(ctx, 'vendor.tar.gz'));
     try {
       const r = await g(['build', '-t', 'add:1', ctx]);
       expect(r.exitCode, r.stderr).toBe(0);

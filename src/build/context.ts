@@ -110,6 +110,8 @@ export interface SourceItem {
   isDir: boolean;
   /** Where a non-path source came from (never extracted by ADD). */
   origin?: 'url' | 'inline';
+  /** `COPY --parents`: the path it keeps under the destination. */
+  parentPath?: string;
 }
 
 const GLOB = /[*?[]/;

@@ -498,7 +498,12 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
             const doc = m ? inline.get(m[1] as string) : undefined;
             if (doc) items.push(doc);
             else if (copy.kind === 'ADD' && isUrl(src)) items.push(await downloadSource(await scratch('url'), src, copy.checksum, stepWhere(copy)));
-            else items.push(...(await resolveSources(sourceRoot, [src], sourceIgnore, stepWhere(copy), copy.source.type === 'context')));
+            else {
+              const found = await resolveSources(sourceRoot, [src], sourceIgnore, stepWhere(copy), copy.source.type === 'context');
+              // --parents: each keeps its path from the source root, or from the last `./` of its source (the pivot).
+              if (copy.parents) for (const item of found) item.parentPath = parentPathOf(src, item.rel);
+              items.push(...found);
+            }
           }
         };
         if (step.op === 'copy') {
@@ -583,14 +588,19 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
             items = (items ?? []).filter((i) => !archives.has(i.host));
             // A copy of files without capabilities makes a layer without them: no need to read them back.
             if (archives.size === 0) capsKnownNone = true;
-            if (items.length > 0) capsKnownNone &&= (await copyInto(rootfs, items, dest, {
+            const copyOptions: CopyOptions = {
               ...(owner ? { owner: { uid: owner.uid, gid: owner.gid } } : {}),
               ...(mode !== undefined ? { mode } : {}),
               ignore: sourceIgnore,
               what: stepWhere(step),
               ...(step.source.type === 'context' && contextStats ? { stats: contextStats } : {}),
               ...(fromState ? await knownCaps(fromState, sourceRoot) : {}),
-            })).capabilities === 0;
+            };
+            // With --parents each source goes to its own place under the destination (a directory).
+            const groups = step.parents
+              ? items.map((item) => ({ items: [item], to: path.posix.join(dest, item.parentPath ?? item.rel) + (item.isDir ? '/' : '') }))
+              : items.length > 0 ? [{ items, to: dest }] : [];
+            for (const group of groups) capsKnownNone &&= (await copyInto(rootfs, group.items, group.to, copyOptions)).capabilities === 0;
           } else if (step.op === 'workdir') {
             const { host } = await resolveInRoot(rootfs, step.path);
             if (!(await lstat(host).catch(() => undefined))) {
@@ -868,6 +878,19 @@ async function noticeIsolation(options: ExecuteOptions, emit: (e: ProgressEvent)
   if (mode !== 'chroot') return;
   const why = (options.isolation ?? 'auto') === 'auto' ? ` (${(await probeIsolation()).reason})` : '';
   emit({ type: 'notice', text: `RUN uses the chroot isolation${why}: no namespaces of its own, weaker than a container (docs/security.md)` });
+}
+
+/**
+ * Where `COPY --parents` puts a source found at `rel` (relative to the source root) from the
+ * source text `src`: its whole path, or the part after the last `.` component of `src` (the
+ * Dockerfile reference's pivot: `./x/./y/*.txt` keeps `y/...`).
+ */
+function parentPathOf(src: string, rel: string): string {
+  const parts = src.split('/').filter((p) => p !== '');
+  const pivot = parts.lastIndexOf('.');
+  if (pivot <= 0) return rel;
+  const prefix = parts.slice(0, pivot).filter((p) => p !== '.').join('/');
+  return prefix && rel.startsWith(`${prefix}/`) ? rel.slice(prefix.length + 1) : rel;
 }
 
 /** `--exclude` patterns, with .dockerignore's matching rules, for a path relative to the source it is under. */

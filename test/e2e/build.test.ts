@@ -317,6 +317,21 @@ describe('gantry build', () => {
     expect(refused.stderr).toContain('type=oci does not take compression=');
   });
 
+  test('COPY --parents keeps each source\'s path, from the context or from a ./ pivot (the Dockerfile reference; 28.5\'s built-in frontend lacks it)', async () => {
+    const ctx = context('parentsctx', {
+      Dockerfile: ['FROM busybox', 'COPY --parents x/a.txt y/b.txt /p/', 'COPY --parents ./x/./sub/c.txt /q/', 'COPY --parents x/*.txt /r/', 'COPY --parents x /s/', 'COPY x/a.txt y/b.txt /flat/'].join('\n'),
+      'x/a.txt': 'a',
+      'y/b.txt': 'b',
+      'x/sub/c.txt': 'c',
+    });
+    const r = await g(['build', '-t', 'parents:1', ctx]);
+    expect(r.exitCode, r.stderr).toBe(0);
+    const names = Object.keys(await files('parents:1')).filter((n) => /^(p|q|r|s|flat)\//.test(n) && !n.endsWith('/'));
+    expect(names.sort()).toEqual(['flat/a.txt', 'flat/b.txt', 'p/x/a.txt', 'p/y/b.txt', 'q/sub/c.txt', 'r/x/a.txt', 's/x/a.txt', 's/x/sub/c.txt']);
+    const info = await inspect('parents:1');
+    expect(info.History.at(-3).created_by).toBe('COPY --parents x/*.txt /r/ # buildkit');
+  });
+
   test('the image runs: umoci unpack, then crun, printing from CMD as the USER', async () => {
     haveTool('umoci');
     haveTool('crun');

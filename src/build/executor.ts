@@ -18,7 +18,7 @@ import type { Image } from '../image/image.js';
 import { INDEX_TYPES, layerCompression, MediaType } from '../oci/media-types.js';
 import { formatReference, normalizeReference } from '../oci/reference.js';
 import type { Descriptor, HistoryEntry, ImageConfig } from '../oci/types.js';
-import { parsePlatform, type Platform } from '../oci/platform.js';
+import { formatPlatform, parsePlatform, type Platform } from '../oci/platform.js';
 import { parseDockerfile } from '../dockerfile/stages.js';
 import { DEFAULT_PATH, planModel, type BaseImageInfo, type BuildPlan, type PlannedStage, type Step } from '../plan/planner.js';
 import { applyLayer } from '../rootfs/apply.js';
@@ -208,6 +208,7 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
       };
     }
     const plan = planModel(model, { ...planOptions, baseImages });
+    warnPlatformMismatch(plan, (ref, platform) => images.get(imageKey(ref, platform)));
     trace('planned');
     checkEntitlements(plan, options);
     emit({ type: 'plan', plan });
@@ -693,6 +694,28 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
     trace('temps discarded');
     await store.releaseLease();
     trace('lease released');
+  }
+}
+
+/**
+ * BuildKit's InvalidBaseImagePlatform warning: a stage's base came for another platform than the
+ * stage's (an image with no variant for it). The build goes on, as BuildKit's does, and the
+ * image is labelled with the stage's platform; the warning says so.
+ */
+function warnPlatformMismatch(plan: BuildPlan, imageOf: (ref: string, platform: string) => Image | undefined): void {
+  for (const st of plan.stages) {
+    if (st.base.type !== 'image') continue;
+    const config = imageOf(st.base.ref, st.platform)?.config;
+    if (!config?.architecture || !config.os) continue;
+    const want = parsePlatform(st.platform);
+    if (config.os === want.os && config.architecture === want.architecture && (!config.variant || !want.variant || config.variant === want.variant)) continue;
+    const got = formatPlatform({ os: config.os, architecture: config.architecture, ...(config.variant ? { variant: config.variant } : {}) });
+    const expected = formatPlatform(want);
+    plan.warnings.push({
+      rule: 'InvalidBaseImagePlatform',
+      message: `Base image ${st.base.ref} was pulled with platform "${got}", expected "${expected}" for current build`,
+      location: st.location,
+    });
   }
 }
 

@@ -168,6 +168,13 @@ describe('gantry build FROM Debian, pulled from the registry', () => {
     const armInfo = await inspect('plat:arm', fresh);
     expect(armInfo.Architecture).toBe('arm64');
     expect(armInfo.Config.Labels).toEqual({ which: 'busybox-arm64' });
+    // No warning when the platform was found; BuildKit's InvalidBaseImagePlatform when the base
+    // (a single amd64 image) has none for it: the build goes on, the image says arm64 (as Docker 28.5).
+    expect(arm.stderr).not.toContain('InvalidBaseImagePlatform');
+    const single = context('platform-single', { Dockerfile: `FROM ${debian}\nCOPY note.txt /note.txt\n`, 'note.txt': 'x\n' });
+    const mismatch = await gantry(['--root', fresh, 'build', '--platform', 'linux/arm64', '-t', 'plat:mismatch', single]);
+    expect(mismatch.exitCode, mismatch.stderr).toBe(0);
+    expect(mismatch.stderr).toContain(`Dockerfile:1:1: warning: InvalidBaseImagePlatform: Base image ${debian} was pulled with platform "linux/amd64", expected "linux/arm64" for current build`);
   });
 
   test('RUN --network=none sees only loopback; the default network is loopback and slirp4netns\'s tap0; exec form, heredocs; no host descriptor leaks in', async () => {

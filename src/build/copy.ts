@@ -18,6 +18,7 @@ import {
   readlinkSync,
   rmSync,
   symlinkSync,
+  writeFileSync,
   type Stats,
 } from 'node:fs';
 import { chmod, chown, lstat, mkdir } from 'node:fs/promises';
@@ -147,7 +148,15 @@ async function copyItems(rootfs: string, items: SourceItem[], dest: string, opti
       lutimesSync(destHost, st.atime, st.mtime);
       return;
     }
-    if (!st.isFile() && !st.isSymbolicLink()) return; // devices, fifos, sockets are not copied from a context
+    if (st.isSocket()) {
+      // BuildKit copies a socket as an empty regular file with its permission bits (dated now).
+      if (existing) rmSync(destHost, { recursive: true, force: true });
+      writeFileSync(destHost, '', { flag: 'wx' });
+      quietly(() => chownSync(destHost, owner.uid, owner.gid));
+      chmodSync(destHost, options.mode ? options.mode(st.mode & 0o7777, false) : st.mode & 0o7777);
+      return;
+    }
+    if (!st.isFile() && !st.isSymbolicLink()) return; // devices and fifos are not copied from a context
     if (existing) rmSync(destHost, { recursive: true, force: true });
     const key = `${st.dev}:${st.ino}`;
     const first = st.nlink > 1 && st.isFile() ? inodes.get(key) : undefined;
@@ -171,11 +180,17 @@ async function copyItems(rootfs: string, items: SourceItem[], dest: string, opti
   };
 
   if (destIsDir) {
+    const made = !(await lstat((await resolveInRoot(rootfs, dest)).host).catch(() => undefined));
     const dirHost = await ensureDir(rootfs, dest, options.owner, options.mode?.octal);
     for (const item of items) {
       if (item.isDir) {
         // A directory's contents are copied, not the directory itself.
         copyChildren(item.host, dirHost, item.rel, item.rel);
+        // A destination made for it is dated as the source directory (BuildKit 28).
+        if (made) {
+          const st = lstatSync(item.host);
+          lutimesSync(dirHost, st.atime, st.mtime);
+        }
       } else {
         copyEntry(item.host, path.join(dirHost, item.name), item.rel, item.rel);
       }

@@ -1,9 +1,9 @@
-import { linkSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, linkSync, readdirSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
 import { createHash } from 'node:crypto';
 import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { projectRoot } from '../helpers/conformance.js';
 import { example, gantry, gantryArgv, suiteWorkDir, testUser } from '../helpers/gantry.js';
@@ -330,6 +330,27 @@ describe('gantry build', () => {
     expect(names.sort()).toEqual(['flat/a.txt', 'flat/b.txt', 'p/x/a.txt', 'p/y/b.txt', 'q/sub/c.txt', 'r/x/a.txt', 's/x/a.txt', 's/x/sub/c.txt']);
     const info = await inspect('parents:1');
     expect(info.History.at(-3).created_by).toBe('COPY --parents x/*.txt /r/ # buildkit');
+  });
+
+  test('a socket in the context arrives as an empty file with its mode; a directory made for a copied tree is dated as the tree (as Docker 28.5)', async () => {
+    const ctx = context('socketctx', { Dockerfile: 'FROM busybox\nCOPY tree /t/\nCOPY tree/g /v/g\n', 'tree/g': 'g', 'tree/sub/f': 'f' });
+    const sock = createNetServer().listen(path.join(ctx, 'tree', 'sock'));
+    await new Promise((r) => sock.once('listening', r));
+    try {
+      chmodSync(path.join(ctx, 'tree', 'sock'), 0o700);
+      const old = new Date('2001-01-01T00:00:00Z');
+      utimesSync(path.join(ctx, 'tree'), old, old);
+      const r = await g(['build', '-t', 'socket:1', ctx]);
+      expect(r.exitCode, r.stderr).toBe(0);
+      const out = path.join(work, 'socket.tar');
+      await g(['export', 'socket:1', '-o', out]);
+      const list = (await execa('tar', ['tvf', out, '--full-time'])).stdout.split('\n');
+      expect(list.find((l) => l.endsWith(' t/sock'))).toMatch(/^-rwx------ \S+\s+0 /);
+      expect(list.find((l) => l.endsWith(' t/'))).toContain('2001-01-01');
+      expect(list.find((l) => l.endsWith(' v/'))).not.toContain('2001-01-01');
+    } finally {
+      sock.close();
+    }
   });
 
   test('the image runs: umoci unpack, then crun, printing from CMD as the USER', async () => {

@@ -143,7 +143,6 @@ export class Store {
     // leaves, but for a few system calls' time, either nothing or blobs/, tmp/ and an empty index.
     mkdirSync(path.join(this.root, 'blobs', 'sha256'), { recursive: true });
     const newTmp = mkdirSync(this.tmpDir, { recursive: true, mode: 0o700 }) !== undefined;
-    this.closePrivateDirs();
     // A new store's empty index is linked into place, which fails when another process made
     // one first: no lock is needed, and a crash leaves either no index.json or a whole one.
     const indexFile = path.join(this.root, 'index.json');
@@ -162,6 +161,8 @@ export class Store {
         rmSync(tmp, { force: true });
       }
     }
+    // After the index: the window in which a new store has no index.json stays a few calls wide.
+    this.closePrivateDirs();
     if (layout === undefined) {
       crashPoint('store-created');
       // Until oci-layout is written (last: a directory that has it is a whole layout) the store

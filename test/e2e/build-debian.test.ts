@@ -82,7 +82,7 @@ afterAll(async () => {
   await reg?.stop();
   rmSync(work, { recursive: true, force: true });
   if (seedDir) rmSync(seedDir, { recursive: true, force: true });
-});
+}, 300_000); // a rootless run leaves a plain tree of the Debian base per build: seconds to remove
 
 describe('gantry build FROM Debian, pulled from the registry', () => {
   test('the base is pulled into an empty store; users by name, deletions as whiteouts, hard links in the layer', async () => {

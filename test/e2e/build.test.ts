@@ -47,7 +47,7 @@ beforeAll(async () => {
   expect(r.exitCode, r.stderr).toBe(0);
   if (apiRoot !== root) await execa(path.join(projectRoot, 'bin', 'gantry'), ['--root', apiRoot, 'import', path.join(work, 'busybox.tgz'), 'busybox:latest', '-c', 'CMD ["sh"]']);
 }, 60_000);
-afterAll(() => rmSync(work, { recursive: true, force: true }));
+afterAll(() => rmSync(work, { recursive: true, force: true }), 120_000);
 
 describe('gantry build', () => {
   test('the example Dockerfile: multi-stage, ARG, WORKDIR, RUN, COPY --from, COPY, CMD', async () => {

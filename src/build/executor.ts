@@ -46,6 +46,7 @@ import { resolveUser } from './users.js';
 import { parseChmod } from '../dockerfile/chmod.js';
 import { BuildError } from './errors.js';
 import { runCommand } from './run-command.js';
+import { forwardAgent } from '../sandbox/ssh-agent.js';
 
 export type ProgressEvent =
   | { type: 'plan'; plan: BuildPlan }
@@ -68,6 +69,8 @@ export interface BuildSettings extends RegistryAccess {
   network?: 'default' | 'none' | 'host';
   /** Entitlements granted (`--allow`): `network.host` lets RUN use the host's network. */
   allow?: string[];
+  /** ssh-agent sockets for RUN --mount=type=ssh: id → socket (`--ssh`). */
+  ssh?: Record<string, string>;
   /** Labels of the image (`--label`), over those the Dockerfile sets. */
   labels?: Record<string, string>;
   /** A seccomp profile (Docker's format) for RUN, or 'unconfined'; default: Debian's containers profile. */
@@ -358,9 +361,11 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
       return { root: await materialise(stateOfFrom(from, platform)), ignore: () => false, context: false };
     };
     const platformOf = (stageIndex: number): string => plan.stages.find((st) => st.index === stageIndex)?.platform ?? plan.platform;
-    const prepareMounts = async (step: Extract<Step, { op: 'run' }>): Promise<{ mounts: SandboxMount[]; env: string[] }> => {
+    const prepareMounts = async (step: Extract<Step, { op: 'run' }>): Promise<{ mounts: SandboxMount[]; env: string[]; cleanup: (() => Promise<void>)[] }> => {
       const mounts: SandboxMount[] = [];
       const env: string[] = [];
+      const cleanup: (() => Promise<void>)[] = [];
+      let sshMounts = 0;
       for (const m of step.mounts) {
         const target = m.target ? path.posix.resolve(step.state.workdir, m.target) : undefined;
         if (m.type === 'tmpfs') {
@@ -410,11 +415,27 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
             await chmod(copy, m.mode ?? 0o400);
             mounts.push({ type: 'bind', source: copy, target, readOnly: true });
           }
+        } else if (m.type === 'ssh') {
+          // As BuildKit: /run/buildkit/ssh_agent.<n> unless a target is given, SSH_AUTH_SOCK
+          // names the first (unless the RUN's environment has one), an agent not given is
+          // skipped unless the mount is required.
+          const at = target ?? `/run/buildkit/ssh_agent.${sshMounts}`;
+          sshMounts++;
+          const id = m.id ?? 'default';
+          const agent = options.ssh?.[id];
+          if (agent === undefined) {
+            if (m.required) throw new BuildError('BUILD_SSH', `${stepWhere(step)}: ssh agent "${id}" is required but was not given (--ssh ${id === 'default' ? 'default' : `${id}=SOCKET`})`);
+            continue;
+          }
+          const forward = await forwardAgent(agent, path.join(await newRootfs(), 'agent.sock'), { uid: m.uid ?? 0, gid: m.gid ?? 0, mode: m.mode ?? 0o600 });
+          cleanup.push(() => forward.close());
+          mounts.push({ type: 'bind', source: forward.path, target: at, readOnly: true });
+          if (!env.some((e) => e.startsWith('SSH_AUTH_SOCK=')) && ![...step.runEnv, ...step.proxyEnv].some((e) => e.startsWith('SSH_AUTH_SOCK='))) env.push(`SSH_AUTH_SOCK=${at}`);
         } else {
           throw new BuildError('BUILD_UNSUPPORTED', `${stepWhere(step)}: RUN --mount=type=${m.type} is not supported yet`);
         }
       }
-      return { mounts, env };
+      return { mounts, env, cleanup };
     };
 
     /**
@@ -569,7 +590,12 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
             isolationNotice ??= noticeIsolation(options, emit);
             await isolationNotice;
             // The run's work directory is a temp entry of the store, so a killed build's is cleaned by the next command.
-            await runStep(step, rootfs, options, emit, await prepareMounts(step), store.tempPath('run'));
+            const prepared = await prepareMounts(step);
+            try {
+              await runStep(step, rootfs, options, emit, prepared, store.tempPath('run'));
+            } finally {
+              for (const done of prepared.cleanup) await done();
+            }
           } else if (step.op === 'copy') {
             if (!items) await collectSources(step);
             const owner = step.chown !== undefined ? await resolveUser(rootfs, step.chown) : step.source.type === 'context' ? { uid: 0, gid: 0 } : undefined;

@@ -213,8 +213,8 @@ function validate(mount: Mount, roSet: boolean): Mount {
       if (mount.id === undefined && mount.target !== undefined) mount.id = basename(mount.target);
       if (mount.target === undefined && mount.env === undefined) mount.target = `/run/secrets/${mount.id}`;
     } else {
+      // No target: /run/buildkit/ssh_agent.<n>, n counting the RUN's ssh mounts (the executor's).
       mount.id ??= 'default';
-      mount.target ??= '/run/buildkit/ssh_agent.0';
     }
     return mount;
   }

@@ -52,7 +52,8 @@ export async function prepareTarget(rootfs: string, m: SandboxMount): Promise<st
   if (parts.includes('..')) throw new SandboxError('SANDBOX_MOUNT', `mount target ${m.target} climbs out of the root`);
   let cur = rootfs;
   const made: string[] = [];
-  const fileTarget = m.type === 'bind' && (await lstat(m.source)).isFile();
+  // A file, a socket (an ssh agent's): mounted on an empty file; a directory on a directory.
+  const fileTarget = m.type === 'bind' && !(await lstat(m.source)).isDirectory();
   for (const [i, part] of parts.entries()) {
     cur = path.join(cur, part);
     const st = await lstat(cur).catch(() => undefined);

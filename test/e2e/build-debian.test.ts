@@ -1,10 +1,11 @@
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { projectRoot } from '../helpers/conformance.js';
-import { gantry, gantryArgv, suiteWorkDir } from '../helpers/gantry.js';
+import { gantry, gantryArgv, suiteWorkDir, testUser } from '../helpers/gantry.js';
 import { writeTree } from '../helpers/files.js';
 import { DEBIAN_PATH, debianBaseTarball } from '../helpers/debian.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
@@ -27,6 +28,14 @@ let multi = '';
 let seedDir: string | undefined;
 
 const context = (name: string, files: Record<string, string>): string => writeTree(path.join(work, name), files);
+
+/** Until `ok()` holds (a file a process makes, say), with a deadline. */
+async function waitFor(ok: () => boolean, ms = 20_000): Promise<void> {
+  for (const end = Date.now() + ms; !ok(); ) {
+    if (Date.now() > end) throw new Error('timed out waiting');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
 
 const inspect = async (ref: string, store = root) => JSON.parse((await gantry(['--root', store, 'inspect', ref])).stdout)[0];
 
@@ -202,6 +211,55 @@ describe('gantry build FROM Debian, pulled from the registry', () => {
     expect(await x('default')).toBe('lo tap0');
     expect(await x('heredoc')).toBe('heredoc as 0');
     expect(await x('fds')).toBe('0 1 2 3');
+  });
+
+  test('RUN --mount=type=ssh forwards an ssh-agent given with --ssh: the agent answers in the RUN, SSH_AUTH_SOCK names it, owner and mode as asked, nothing left in the layer', async () => {
+    if (!reg) return;
+    haveTool('ssh-agent');
+    haveTool('ssh-add');
+    haveTool('ssh-keygen');
+    // The agent belongs to whoever runs gantry (the test user in the rootless project).
+    const asUser = (cmd: string[]) => (testUser ? ['runuser', '-u', testUser, '--', ...cmd] : cmd);
+    const agentDir = path.join(work, 'agent');
+    mkdirSync(agentDir);
+    if (testUser) execFileSync('chown', [testUser, agentDir]);
+    const sock = path.join(agentDir, 'agent.sock');
+    const [cmd, ...args] = asUser(['ssh-agent', '-D', '-a', sock]) as [string, ...string[]];
+    const agent = execa(cmd, args, { reject: false });
+    try {
+      await waitFor(() => existsSync(sock));
+      const [kcmd, ...kargs] = asUser(['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-C', 'gantry-test', '-f', path.join(agentDir, 'key')]) as [string, ...string[]];
+      await execa(kcmd, kargs);
+      const [acmd, ...aargs] = asUser(['env', `SSH_AUTH_SOCK=${sock}`, 'ssh-add', '-q', path.join(agentDir, 'key')]) as [string, ...string[]];
+      await execa(acmd, aargs);
+      // The agent protocol by hand (perl-base is in the Debian base): REQUEST_IDENTITIES → IDENTITIES_ANSWER with one key.
+      const ask = `perl -MIO::Socket::UNIX -e '$s = IO::Socket::UNIX->new(Peer => $ENV{SSH_AUTH_SOCK}) or die "connect: $!"; print $s pack("NC", 1, 11); read($s, $l, 4); read($s, $b, unpack("N", $l)); ($t, $n) = unpack("CN", $b); print "type=$t keys=$n\\n"'`;
+      const ctx = context('ssh', {
+        Dockerfile: [
+          `FROM ${debian}`,
+          `RUN --mount=type=ssh ${ask} > /agent && echo "$SSH_AUTH_SOCK" >> /agent && stat -c "%a %u:%g %F" /run/buildkit/ssh_agent.0 >> /agent`,
+          `RUN --mount=type=ssh,id=other,target=/agent.sock,uid=1000,mode=0660 --mount=type=ssh ${ask} > /agent2 && echo "$SSH_AUTH_SOCK" >> /agent2 && stat -c "%a %u:%g" /agent.sock >> /agent2`,
+          'RUN --mount=type=ssh,id=absent echo "not required: skipped" > /absent',
+        ].join('\n'),
+      });
+      const r = await g(['build', '--ssh', `default=${sock}`, '--ssh', `other=${sock}`, '-t', 'ssh:1', ctx]);
+      expect(r.exitCode, r.stderr).toBe(0);
+      const out = path.join(work, 'ssh.tar');
+      await g(['export', 'ssh:1', '-o', out]);
+      const x = async (f: string) => (await execa('tar', ['xOf', out, f])).stdout.trim().split('\n');
+      expect(await x('agent')).toEqual(['type=12 keys=1', '/run/buildkit/ssh_agent.0', '600 0:0 socket']);
+      expect(await x('agent2')).toEqual(['type=12 keys=1', '/agent.sock', '660 1000:0']);
+      expect(await x('absent')).toEqual(['not required: skipped']);
+      const names = (await execa('tar', ['tf', out])).stdout.split('\n');
+      expect(names.filter((n) => /^(run\/buildkit|agent\.sock)/.test(n))).toEqual([]);
+      // A required agent that was not given stops the build, naming the flag.
+      const req = context('ssh-required', { Dockerfile: `FROM ${debian}\nRUN --mount=type=ssh,required true\n` });
+      const missing = await g(['build', req]);
+      expect(missing.exitCode).toBe(1);
+      expect(missing.stderr).toContain('ssh agent "default" is required but was not given (--ssh default)');
+    } finally {
+      agent.kill();
+    }
   });
 
   test('the oci and chroot isolations give the identical image', async () => {

@@ -1,4 +1,5 @@
 import type { Argv, Options } from 'yargs';
+import { statSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { build, planBuild, parseOutput, OptionError } from '../../index.js';
 import { parseBuildArgs, repeatable } from '../build-args.js';
@@ -18,6 +19,40 @@ function parseSecrets(items: string[]): Record<string, string> {
   }
   return out;
 }
+/**
+ * `--ssh default`, `--ssh default=SOCKET`, `--ssh ID=SOCKET` → id → an ssh-agent socket for
+ * `RUN --mount=type=ssh` (`default` alone: $SSH_AUTH_SOCK). Key files, which BuildKit loads
+ * into an agent of its own, are refused: add them to an agent (ssh-add) and pass its socket.
+ */
+export function parseSsh(items: string[], env: NodeJS.ProcessEnv = process.env): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const item of items) {
+    const eq = item.indexOf('=');
+    const id = eq < 0 ? item : item.slice(0, eq);
+    let paths = eq < 0 ? [] : item.slice(eq + 1).split(',').filter(Boolean);
+    if (!id) throw new OptionError('SSH_INVALID', `--ssh ${item}: expected default, ID=SOCKET or default=SOCKET`);
+    if (paths.length === 0) {
+      if (id !== 'default') throw new OptionError('SSH_INVALID', `--ssh ${item}: give the agent socket (${id}=SOCKET)`);
+      const sock = env.SSH_AUTH_SOCK;
+      if (!sock) throw new OptionError('SSH_INVALID', '--ssh default: SSH_AUTH_SOCK is not set (start ssh-agent, or give --ssh default=SOCKET)');
+      paths = [sock];
+    }
+    if (paths.length > 1) throw new OptionError('SSH_INVALID', `--ssh ${item}: one agent socket per id`);
+    const p = paths[0] as string;
+    let st;
+    try {
+      st = statSync(p);
+    } catch (err) {
+      throw new OptionError('SSH_INVALID', `--ssh ${item}: ${p}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`);
+    }
+    if (!st.isSocket()) {
+      throw new OptionError('SSH_INVALID', `--ssh ${item}: ${p} is not a socket; gantry forwards an ssh-agent's socket (key files are not supported: ssh-add the key to an agent and give its socket)`);
+    }
+    out[id] = p;
+  }
+  return out;
+}
+
 /** `--allow network.host`: the entitlements gantry knows; any other is refused, never ignored. */
 function parseAllow(items: string[]): string[] {
   const out = items.flatMap((i) => i.split(',')).filter(Boolean);
@@ -61,6 +96,7 @@ export interface BuildArgs extends GlobalOptions {
   secret: string[];
   'insecure-registry': string[];
   label: string[];
+  ssh: string[];
 }
 
 /** `--label KEY=VALUE` (KEY alone: an empty value, as docker takes it). */
@@ -100,6 +136,7 @@ export const BUILD_OPTIONS = {
   'metadata-file': { type: 'string', describe: 'write build metadata (JSON) to this file' },
   push: { type: 'boolean', default: false, describe: 'push the tagged image(s) after the build' },
   secret: repeatable('id=ID,src=FILE: a secret for RUN --mount=type=secret'),
+  ssh: repeatable('default|ID=SOCKET: an ssh-agent socket for RUN --mount=type=ssh (default: $SSH_AUTH_SOCK)'),
   output: { alias: 'o', ...repeatable('type=local,dest=DIR; type=oci,dest=FILE.tar[,tar=false][,name=N]; type=docker,dest=FILE.tar[,name=N]; type=registry[,name=N]; type=image[,name=N][,push=true]') },
   'insecure-registry': repeatable('reach this registry host[:port] over plain HTTP'),
 } as const satisfies Record<string, Options>;
@@ -138,6 +175,7 @@ export async function runBuild(argv: BuildArgs): Promise<void> {
       insecureRegistries: argv['insecure-registry'],
       output: argv.output.map(parseOutput),
       secrets: parseSecrets(argv.secret),
+      ssh: parseSsh(argv.ssh),
       push: argv.push,
       onProgress,
     });

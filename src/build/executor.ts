@@ -37,7 +37,7 @@ import { applyConfigStep, type ConfigState } from './config.js';
 import { checksumSources, loadIgnore, resolveSources, type IgnoreFilter, type SourceItem } from './context.js';
 import { StatCache } from './statcache.js';
 import { copyInto, ensureDir, type CopyOptions } from './copy.js';
-import { downloadSource, inlineSources, isArchive, isUrl, openFile } from './sources.js';
+import { cloneSource, downloadSource, inlineSources, isArchive, isUrl, openFile, parseGitSource, type GitSource } from './sources.js';
 import { decompress } from '../archive/decompress.js';
 import dockerignore from '@balena/dockerignore';
 import { pull, type RegistryAccess } from './registry.js';
@@ -519,7 +519,10 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
             const m = /^\d*<<-?["']?([^"']+)["']?$/.exec(src);
             const doc = m ? inline.get(m[1] as string) : undefined;
             if (doc) items.push(doc);
-            else if (copy.kind === 'ADD' && isUrl(src)) items.push(await downloadSource(await scratch('url'), src, copy.checksum, stepWhere(copy)));
+            else if (copy.kind === 'ADD' && parseGitSource(src, stepWhere(copy))) {
+              const git = parseGitSource(src, stepWhere(copy)) as GitSource;
+              items.push(await cloneSource(await scratch('git'), git, { keepGitDir: copy.keepGitDir, ...(copy.checksum ? { checksum: copy.checksum } : {}) }, stepWhere(copy)));
+            } else if (copy.kind === 'ADD' && isUrl(src)) items.push(await downloadSource(await scratch('url'), src, copy.checksum, stepWhere(copy)));
             else {
               const found = await resolveSources(sourceRoot, [src], sourceIgnore, stepWhere(copy), copy.source.type === 'context');
               // --parents: each keeps its path from the source root, or from the last `./` of its source (the pivot).

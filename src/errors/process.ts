@@ -20,6 +20,10 @@ export const childProcess = onFirstUse<ChildProcess>('node:child_process');
 export const zlib = onFirstUse<Zlib>('node:zlib');
 
 /** `promisify(execFile)`, with child_process loaded on the first call. */
-export function execFileAsync(file: string, args: readonly string[]): Promise<{ stdout: string; stderr: string }> {
-  return promisify(childProcess().execFile)(file, args);
+export function execFileAsync(
+  file: string,
+  args: readonly string[],
+  options: { env?: NodeJS.ProcessEnv; timeout?: number; maxBuffer?: number } = {},
+): Promise<{ stdout: string; stderr: string }> {
+  return promisify(childProcess().execFile)(file, args, { encoding: 'utf8', ...options });
 }

@@ -353,6 +353,60 @@ describe('gantry build', () => {
     }
   });
 
+  test('ADD of a git repository (served over HTTP on loopback): a ref, a subdirectory, --keep-git-dir, as Docker 28.5 adds them', async () => {
+    haveTool('git');
+    const repo = path.join(work, 'gitsrc');
+    const git = (args: string[], cwd = repo) => execa('git', args, { cwd, env: { GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@t', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@t', GIT_CONFIG_NOSYSTEM: '1', HOME: work } });
+    writeTree(repo, { 'a.txt': 'hello\n', 'sub/s.txt': 'sub\n', 'run.sh': '#!/bin/sh\necho x\n' });
+    chmodSync(path.join(repo, 'run.sh'), 0o755);
+    await git(['init', '-q', '-b', 'main']);
+    await git(['add', '.']);
+    await git(['commit', '-qm', 'one']);
+    await git(['tag', 'v1']);
+    writeFileSync(path.join(repo, 'b.txt'), 'two\n');
+    await git(['add', 'b.txt']);
+    await git(['commit', '-qm', 'two']);
+    const bare = path.join(work, 'served', 'repo.git');
+    await git(['clone', '-q', '--bare', repo, bare], work);
+    await git(['update-server-info'], bare);
+    // A dumb-HTTP server: the bare repository's files as they are (BuildKit's own test serves it so).
+    const served = path.join(work, 'served');
+    const server = createServer((req, res) => {
+      const file = path.join(served, decodeURIComponent((req.url ?? '/').split('?')[0] as string));
+      if (!file.startsWith(served + '/')) return void res.writeHead(403).end();
+      try {
+        res.end(readFileSync(file));
+      } catch {
+        res.writeHead(404).end();
+      }
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/repo.git`;
+    try {
+      const ctx = context('gitctx', { Dockerfile: ['FROM busybox', `ADD ${url}#v1 /v1/`, `ADD --keep-git-dir=true ${url} /main/`, `ADD ${url}#main:sub /sub/`].join('\n') });
+      const r = await g(['build', '-t', 'gitadd:1', ctx]);
+      expect(r.exitCode, r.stderr).toBe(0);
+      const f = await files('gitadd:1');
+      const pick = (prefix: string) => Object.keys(f).filter((n) => n.startsWith(prefix) && !n.startsWith(`${prefix}.git/`)).sort();
+      expect(pick('v1/')).toEqual(['v1/', 'v1/a.txt', 'v1/run.sh', 'v1/sub/', 'v1/sub/s.txt']);
+      expect(pick('main/')).toEqual(['main/', 'main/a.txt', 'main/b.txt', 'main/run.sh', 'main/sub/', 'main/sub/s.txt']);
+      expect(f['main/.git/HEAD']).toBeDefined(); // --keep-git-dir
+      expect(Object.keys(f).some((n) => n.startsWith('v1/.git'))).toBe(false);
+      expect(pick('sub/')).toEqual(['sub/', 'sub/s.txt']);
+      expect(f['v1/run.sh']).toMatch(/^-rwxr-xr-x (root\/root|0\/0)$/);
+      expect(f['v1/a.txt']).toMatch(/^-rw-r--r-- (root\/root|0\/0)$/);
+      const info = await inspect('gitadd:1');
+      expect(info.History.at(-2).created_by).toBe(`ADD ${url} /main/ # buildkit`);
+      // A ref that is not there: an error naming the repository.
+      const bad = context('gitbad', { Dockerfile: `FROM busybox\nADD ${url}#nope /x/\n` });
+      const rb = await g(['build', bad]);
+      expect(rb.exitCode).toBe(1);
+      expect(rb.stderr).toContain(`cannot clone ${url}#nope`);
+    } finally {
+      server.close();
+    }
+  });
+
   test('the image runs: umoci unpack, then crun, printing from CMD as the USER', async () => {
     haveTool('umoci');
     haveTool('crun');

@@ -4,6 +4,8 @@
  * reject bad syntax early, and again by the planner on the expanded text.
  */
 
+import { suggest } from './flags.js';
+
 export type MountType = 'bind' | 'cache' | 'tmpfs' | 'secret' | 'ssh';
 export type CacheSharing = 'shared' | 'private' | 'locked';
 
@@ -104,13 +106,22 @@ function parseSize(value: string): number {
   return Math.floor(Number(m[1]) * unit);
 }
 
+/** The keys a mount takes, for "did you mean" (BuildKit's list). */
+const KEYS = ['type', 'from', 'source', 'src', 'target', 'dst', 'destination', 'readonly', 'ro', 'readwrite', 'rw', 'required', 'id', 'sharing', 'mode', 'uid', 'gid', 'size', 'env'] as const;
+
+/** ` (did you mean X?)` when `word` is close to one of `candidates`, as BuildKit words it. */
+function didYouMean(word: string, candidates: readonly string[]): string {
+  const s = suggest(word, candidates);
+  return s ? ` (did you mean ${s}?)` : '';
+}
+
 export function parseMount(value: string): Mount {
   const fields = splitCsv(value);
   let type: MountType = 'bind';
   const typeField = fields.find((f) => f.split('=')[0]?.trim().toLowerCase() === 'type');
   if (typeField !== undefined) {
     const t = typeField.slice(typeField.indexOf('=') + 1).toLowerCase();
-    if (!(TYPES as readonly string[]).includes(t)) throw new MountError(`unsupported mount type "${t}"`);
+    if (!(TYPES as readonly string[]).includes(t)) throw new MountError(`unsupported mount type "${t}"${didYouMean(t, TYPES)}`);
     type = t as MountType;
   }
   const mount: Mount = { type, readOnly: type === 'bind' };
@@ -195,7 +206,7 @@ export function parseMount(value: string): Mount {
         mount.env = val;
         break;
       default:
-        throw new MountError(`unexpected key '${key}' in '${field}'`);
+        throw new MountError(`unexpected key '${key}' in '${field}'${didYouMean(key, KEYS)}`);
     }
   }
   return validate(mount, roSet);

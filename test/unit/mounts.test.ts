@@ -70,6 +70,11 @@ describe('RUN --mount values', () => {
     ['type=bind,target=/x,id=a', `'sharing' and 'id' are only supported for cache mounts`],
     ['type=cache,target=/x,required', `'required' is only supported for secret and ssh mounts`],
     ['type=bind,"target=/x', 'unterminated quote in mount "type=bind,"target=/x"'],
+    // With BuildKit's "did you mean" (these messages as Docker 28.5 prints them).
+    ['type=cahce,target=/x', 'unsupported mount type "cahce" (did you mean cache?)'],
+    ['type=cache,targte=/x', `unexpected key 'targte' in 'targte=/x' (did you mean target?)`],
+    ['type=cache,target=/x,sharng=locked', `unexpected key 'sharng' in 'sharng=locked' (did you mean sharing?)`],
+    ['type=bind,src=a,target=/x,readwrite=maybe', 'invalid value for readwrite: maybe'],
   ])('%s → %s', (value, message) => {
     expect(() => parseMount(value)).toThrow(message);
   });

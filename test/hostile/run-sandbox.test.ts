@@ -309,17 +309,28 @@ describe('stopping', () => {
     const mark = String(800_000_000 + Math.floor(Math.random() * 99_999_999));
     const ctx = context(['FROM bb:1', `RUN (busybox sleep ${mark} &) ; echo running; busybox sleep ${Number(mark) + 1}`]);
     const child = execa(bin, ['--root', store, 'build', '--no-cache', '--progress', 'plain', ctx], { reject: false });
-    await new Promise<void>((resolve) => {
-      let buf = '';
-      child.stderr?.on('data', (d: Buffer) => {
-        buf += d.toString();
-        if (/^#\d+ running$/m.test(buf)) resolve();
+    let buf = '';
+    let ended = false;
+    try {
+      await new Promise<void>((resolve) => {
+        child.stderr?.on('data', (d: Buffer) => {
+          buf += d.toString();
+          if (/^#\d+ running$/m.test(buf)) resolve();
+        });
+        void child.then(() => {
+          ended = true;
+          resolve();
+        });
       });
-      void child.then(() => resolve());
-    });
-    // The RUN is running, its background sleep too: both carry the mark.
-    expect(processesWith(mark).length).toBeGreaterThan(0);
-    child.kill(sig);
+      expect(ended, `the build ended before its RUN printed "running":\n${buf}`).toBe(false);
+      // The RUN is running, its background sleep too: both carry the mark (waited for: on a busy
+      // machine the processes may trail the output that got here first).
+      for (const until = Date.now() + 10_000; processesWith(mark).length === 0 && Date.now() < until; ) await new Promise((r) => setTimeout(r, 20));
+      expect(processesWith(mark).length, buf).toBeGreaterThan(0);
+    } finally {
+      // Whatever failed above, the build goes: a live one would hold its overlay in the next test's way.
+      child.kill(sig);
+    }
     const r = await child;
     expect(r.exitCode === 0).toBe(false);
     expect(await waitForNoProcesses(mark, 10_000)).toEqual([]);

@@ -47,11 +47,11 @@ export interface CopyOptions {
  * The directory `containerDir` of the rootfs, made with its missing parents when absent. As in
  * BuildKit, each directory made gets the copy's owner, and its octal `--chmod` (else 0755).
  */
-export async function ensureDir(rootfs: string, containerDir: string, owner?: { uid: number; gid: number }, mode = 0o755): Promise<string> {
+export async function ensureDir(rootfs: string, containerDir: string, owner?: { uid: number; gid: number }, mode = 0o755): Promise<{ host: string; made: boolean }> {
   const { host } = await resolveInRoot(rootfs, containerDir);
   const st = await lstat(host).catch(() => undefined);
   if (st && !st.isDirectory()) throw new GantryError('COPY_NOT_DIR', `cannot copy into ${containerDir}: it is not a directory`);
-  if (st) return host;
+  if (st) return { host, made: false };
   // The levels that are missing, outermost first (each resolved inside the root: a symlink on the way stays inside).
   const missing: string[] = [];
   for (let dir = path.posix.resolve('/', containerDir); dir !== '/'; dir = path.posix.dirname(dir)) {
@@ -69,7 +69,7 @@ export async function ensureDir(rootfs: string, containerDir: string, owner?: { 
     if (owner) await chown(level.host, owner.uid, owner.gid).catch(() => undefined);
     await chmod(level.host, mode);
   }
-  return host;
+  return { host, made: true };
 }
 
 /**
@@ -180,8 +180,7 @@ async function copyItems(rootfs: string, items: SourceItem[], dest: string, opti
   };
 
   if (destIsDir) {
-    const made = !(await lstat((await resolveInRoot(rootfs, dest)).host).catch(() => undefined));
-    const dirHost = await ensureDir(rootfs, dest, options.owner, options.mode?.octal);
+    const { host: dirHost, made } = await ensureDir(rootfs, dest, options.owner, options.mode?.octal);
     for (const item of items) {
       if (item.isDir) {
         // A directory's contents are copied, not the directory itself.

@@ -20,7 +20,7 @@ import { formatReference, normalizeReference } from '../oci/reference.js';
 import type { Descriptor, HistoryEntry, ImageConfig } from '../oci/types.js';
 import { formatPlatform, parsePlatform, type Platform } from '../oci/platform.js';
 import { parseDockerfile } from '../dockerfile/stages.js';
-import { DEFAULT_PATH, planModel, type BaseImageInfo, type BuildPlan, type PlannedStage, type Step } from '../plan/planner.js';
+import { DEFAULT_PATH, heredocRefName, planModel, type BaseImageInfo, type BuildPlan, type PlannedStage, type Step } from '../plan/planner.js';
 import { applyLayer } from '../rootfs/apply.js';
 import { mountOverlay, overlayWanted, unmount } from '../rootfs/overlay.js';
 import { resolveInRoot } from '../rootfs/resolve.js';
@@ -37,7 +37,7 @@ import { applyConfigStep, type ConfigState } from './config.js';
 import { checksumSources, loadIgnore, resolveSources, type IgnoreFilter, type SourceItem } from './context.js';
 import { StatCache } from './statcache.js';
 import { copyInto, ensureDir, type CopyOptions } from './copy.js';
-import { cloneSource, downloadSource, inlineSources, isArchive, isUrl, openFile, parseGitSource, type GitSource } from './sources.js';
+import { cloneSource, downloadSource, inlineSources, isArchive, isUrl, openFile, parseGitSource } from './sources.js';
 import { decompress } from '../archive/decompress.js';
 import dockerignore from '@balena/dockerignore';
 import { pull, type RegistryAccess } from './registry.js';
@@ -430,7 +430,7 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
           const forward = await forwardAgent(agent, path.join(await newRootfs(), 'agent.sock'), { uid: m.uid ?? 0, gid: m.gid ?? 0, mode: m.mode ?? 0o600 });
           cleanup.push(() => forward.close());
           mounts.push({ type: 'bind', source: forward.path, target: at, readOnly: true });
-          if (!env.some((e) => e.startsWith('SSH_AUTH_SOCK=')) && ![...step.runEnv, ...step.proxyEnv].some((e) => e.startsWith('SSH_AUTH_SOCK='))) env.push(`SSH_AUTH_SOCK=${at}`);
+          if (![...env, ...step.runEnv].some((e) => e.startsWith('SSH_AUTH_SOCK='))) env.push(`SSH_AUTH_SOCK=${at}`);
         } else {
           throw new BuildError('BUILD_UNSUPPORTED', `${stepWhere(step)}: RUN --mount=type=${m.type} is not supported yet`);
         }
@@ -516,13 +516,12 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
           const inline = copy.inline.length > 0 ? await inlineSources(await scratch('inline'), copy.inline) : new Map<string, SourceItem>();
           items = [];
           for (const src of copy.sources) {
-            const m = /^\d*<<-?["']?([^"']+)["']?$/.exec(src);
-            const doc = m ? inline.get(m[1] as string) : undefined;
+            const docName = heredocRefName(src, new Set(inline.keys()));
+            const doc = docName !== undefined ? inline.get(docName) : undefined;
+            const git = copy.kind === 'ADD' && !doc ? parseGitSource(src, stepWhere(copy)) : undefined;
             if (doc) items.push(doc);
-            else if (copy.kind === 'ADD' && parseGitSource(src, stepWhere(copy))) {
-              const git = parseGitSource(src, stepWhere(copy)) as GitSource;
-              items.push(await cloneSource(await scratch('git'), git, { keepGitDir: copy.keepGitDir, ...(copy.checksum ? { checksum: copy.checksum } : {}) }, stepWhere(copy)));
-            } else if (copy.kind === 'ADD' && isUrl(src)) items.push(await downloadSource(await scratch('url'), src, copy.checksum, stepWhere(copy)));
+            else if (git) items.push(await cloneSource(await scratch('git'), git, { keepGitDir: copy.keepGitDir, ...(copy.checksum ? { checksum: copy.checksum } : {}) }, stepWhere(copy)));
+            else if (copy.kind === 'ADD' && isUrl(src)) items.push(await downloadSource(await scratch('url'), src, copy.checksum, stepWhere(copy)));
             else {
               const found = await resolveSources(sourceRoot, [src], sourceIgnore, stepWhere(copy), copy.source.type === 'context');
               // --parents: each keeps its path from the source root, or from the last `./` of its source (the pivot).
@@ -609,7 +608,7 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
             for (const item of items ?? []) {
               if (!archives.has(item.host)) continue;
               // Made with --chown's owner where missing, as BuildKit's unpack makes it.
-              const target = { host: await ensureDir(rootfs, dest.endsWith('/') ? dest : dest + '/', step.chown !== undefined ? owner : undefined) };
+              const target = await ensureDir(rootfs, dest.endsWith('/') ? dest : dest + '/', step.chown !== undefined ? owner : undefined);
               const what = `${stepWhere(step)}: ${item.rel}`;
               const { stream } = await decompress(openFile(item.host), what);
               // --chown owns what the archive holds (BuildKit); --chmod does not apply to it.

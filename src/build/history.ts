@@ -4,7 +4,7 @@
  * Go's formatting is reproduced where BuildKit prints Go values: %q of string lists, %v of
  * lists and port maps, and the odd `HEALTHCHECK &{...}` of a struct.
  */
-import type { Step } from '../plan/planner.js';
+import { heredocRefName, type Step } from '../plan/planner.js';
 import { runCommand } from './run-command.js';
 
 /** BuildKit's comment on every history entry its Dockerfile frontend writes. */
@@ -58,10 +58,7 @@ export function createdBy(step: Step): string | undefined {
       // BuildKit 28: --parents, --chown and --chmod kept (--from, --link, --exclude not); the
       // paths, then the here-documents by name, then the destination.
       const names = new Set(step.inline.map((d) => d.name));
-      const heredoc = (src: string): string | undefined => {
-        const m = /^\d*<<-?["']?([^"']+)["']?$/.exec(src);
-        return m && names.has(m[1] as string) ? (m[1] as string) : undefined;
-      };
+      const heredoc = (src: string): string | undefined => heredocRefName(src, names);
       const flags = [...(step.parents ? ['--parents'] : []), ...(step.chown !== undefined ? [`--chown=${step.chown}`] : []), ...(step.chmod !== undefined ? [`--chmod=${step.chmod}`] : [])];
       const paths = step.sources.filter((src) => heredoc(src) === undefined);
       const docs = step.sources.map(heredoc).filter((n): n is string => n !== undefined).map((n) => `<<${n}`);

@@ -118,8 +118,9 @@ export function parseGitSource(src: string, what: string): GitSource | undefined
  * deadline on a stalled transfer.
  */
 export async function cloneSource(dir: string, source: GitSource, options: { keepGitDir: boolean; checksum?: string }, what: string): Promise<SourceItem> {
-  const host = new URL(source.remote).host;
-  if (process.env.GANTRY_LOOPBACK_ONLY === '1' && !isLoopback(host)) {
+  const url = new URL(source.remote);
+  const shown = `${source.remote}${source.ref ? `#${source.ref}` : ''}`;
+  if (process.env.GANTRY_LOOPBACK_ONLY === '1' && !isLoopback(url.host)) {
     throw new GantryError('ADD_LOOPBACK_ONLY', `${what}: refusing to clone ${source.remote}: GANTRY_LOOPBACK_ONLY=1 allows loopback hosts only`);
   }
   await mkdir(dir, { recursive: true });
@@ -136,7 +137,7 @@ export async function cloneSource(dir: string, source: GitSource, options: { kee
   const git = (args: string[]) => execFileAsync('git', [...config, ...args], { env, timeout: 30 * 60_000, maxBuffer: 16 * 1024 * 1024 });
   const fail = (err: unknown): never => {
     const detail = ((err as { stderr?: string }).stderr ?? (err as Error).message).trim().split('\n').slice(-3).join('; ');
-    throw new GantryError('ADD_GIT', `${what}: cannot clone ${source.remote}${source.ref ? `#${source.ref}` : ''}: ${detail}`);
+    throw new GantryError('ADD_GIT', `${what}: cannot clone ${shown}: ${detail}`);
   };
   const commit = source.ref !== undefined && /^[0-9a-f]{40}$/i.test(source.ref);
   // A branch or tag: one commit deep where the server allows it; else, or for a commit, the whole history.
@@ -148,12 +149,12 @@ export async function cloneSource(dir: string, source: GitSource, options: { kee
   }
   const head = (await git(['-C', checkout, 'rev-parse', 'HEAD']).catch(fail)).stdout.trim();
   if (options.checksum !== undefined && !head.startsWith(options.checksum.replace(/^sha1:/, ''))) {
-    throw new GantryError('ADD_CHECKSUM', `${what}: ${source.remote}${source.ref ? `#${source.ref}` : ''} is commit ${head}, expected ${options.checksum}`);
+    throw new GantryError('ADD_CHECKSUM', `${what}: ${shown} is commit ${head}, expected ${options.checksum}`);
   }
   if (!options.keepGitDir) await rm(path.join(checkout, '.git'), { recursive: true, force: true });
   const picked = source.subdir ? (await resolveInRoot(checkout, source.subdir)).host : checkout;
   const st = await lstat(picked).catch(() => undefined);
   if (!st?.isDirectory()) throw new GantryError('ADD_GIT', `${what}: ${source.remote}: no directory ${source.subdir} in ${source.ref ?? 'the default branch'}`);
-  const name = path.posix.basename(new URL(source.remote).pathname).replace(/\.git$/, '') || 'repo';
+  const name = path.posix.basename(url.pathname).replace(/\.git$/, '') || 'repo';
   return { host: picked, rel: name, name, isDir: true, origin: 'url' };
 }

@@ -34,18 +34,10 @@ export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/
 export const DEFAULT_SHELL: readonly string[] = ['/bin/sh', '-c'];
 
 /** Build args every Dockerfile may use in RUN without declaring them; never in the cache key. */
-export const PROXY_ARGS: readonly string[] = [
-  'HTTP_PROXY',
-  'http_proxy',
-  'HTTPS_PROXY',
-  'https_proxy',
-  'FTP_PROXY',
-  'ftp_proxy',
-  'NO_PROXY',
-  'no_proxy',
-  'ALL_PROXY',
-  'all_proxy',
-];
+/** The proxy variables BuildKit passes to RUN from build args, each in both spellings. */
+const PROXY_NAMES = ['http_proxy', 'https_proxy', 'ftp_proxy', 'no_proxy', 'all_proxy'] as const;
+
+export const PROXY_ARGS: readonly string[] = PROXY_NAMES.flatMap((n) => [n.toUpperCase(), n]);
 
 /**
  * The proxy variables a RUN gets from the build args, as BuildKit sets them: a build arg whose
@@ -57,10 +49,10 @@ export function proxyEnvOf(buildArgs: ReadonlyMap<string, string>): string[] {
   const values = new Map<string, string>();
   for (const k of [...buildArgs.keys()].sort()) {
     const lower = k.toLowerCase();
-    if (['http_proxy', 'https_proxy', 'ftp_proxy', 'no_proxy', 'all_proxy'].includes(lower)) values.set(lower, buildArgs.get(k) as string);
+    if ((PROXY_NAMES as readonly string[]).includes(lower)) values.set(lower, buildArgs.get(k) as string);
   }
   const out: string[] = [];
-  for (const name of ['http_proxy', 'https_proxy', 'ftp_proxy', 'no_proxy', 'all_proxy']) {
+  for (const name of PROXY_NAMES) {
     const v = values.get(name);
     if (v) out.push(`${name.toUpperCase()}=${v}`, `${name}=${v}`);
   }
@@ -798,11 +790,16 @@ function parseTrigger(expression: string, where: SourceLocation, file: string): 
   return ins;
 }
 
-function isHeredocRef(word: string, names: Set<string>): boolean {
+/** The here-document a COPY/ADD source names (`<<EOF`, `<<-"EOF"`, `3<<EOF`), when it is one of `names`. */
+export function heredocRefName(word: string, names: ReadonlySet<string>): string | undefined {
   const m = /^\d*<<-?(.*)$/.exec(word);
-  if (!m) return false;
+  if (!m) return undefined;
   const name = (m[1] as string).replace(/^["']|["']$/g, '');
-  return names.has(name);
+  return names.has(name) ? name : undefined;
+}
+
+function isHeredocRef(word: string, names: Set<string>): boolean {
+  return heredocRefName(word, names) !== undefined;
 }
 
 /**

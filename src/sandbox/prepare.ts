@@ -82,7 +82,7 @@ export async function removeStubs(made: string[]): Promise<void> {
     if (!st) continue;
     if (st.isDirectory() ? (await readdir(p)).length > 0 : !st.isFile() || st.size > 0) continue;
     const parent = await stat(path.dirname(p)).catch(() => undefined);
-    await rm(p, { recursive: false, force: true }).catch(() => rmdir(p)).catch(() => undefined);
+    await (st.isDirectory() ? rmdir(p) : rm(p)).catch(() => undefined);
     if (parent) await utimes(path.dirname(p), parent.atime, parent.mtime).catch(() => undefined);
   }
 }

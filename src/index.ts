@@ -166,15 +166,15 @@ export interface BuildOptions extends BuildSettings {
 
 /**
  * Build a Dockerfile into the store. Resolves to the image's digests and the plan it
- * followed. `sourceDateEpoch` defaults to $SOURCE_DATE_EPOCH when that is set.
+ * followed. `sourceDateEpoch` defaults to the SOURCE_DATE_EPOCH build argument (BuildKit's way
+ * to give it), else to $SOURCE_DATE_EPOCH when that is set.
  */
 export async function build(options: BuildOptions = {}): Promise<BuildExecResult> {
   // A non-root caller builds in a user namespace, as the gantry command does (sandbox/rootless.ts).
   if (needsUserNamespace()) return buildInUserNamespace(options);
   const { root: givenRoot, context = '.', dockerfile, output = [], push: pushAfter, ...settings } = options;
   const { file, text } = await loadDockerfile({ context, ...(dockerfile !== undefined ? { dockerfile } : {}) });
-  const envEpoch = process.env.SOURCE_DATE_EPOCH;
-  if (settings.sourceDateEpoch === undefined && envEpoch !== undefined && /^\d+$/.test(envEpoch)) settings.sourceDateEpoch = Number(envEpoch);
+  settings.sourceDateEpoch ??= epochOf(settings.buildArgs?.SOURCE_DATE_EPOCH) ?? epochOf(process.env.SOURCE_DATE_EPOCH);
   const root = givenRoot ?? resolveRootDefault();
   const result = await executeBuild({ ...settings, root, context, dockerfile: file, text });
   const { insecureRegistries, credentials, caCertFile } = settings;
@@ -186,6 +186,11 @@ export async function build(options: BuildOptions = {}): Promise<BuildExecResult
   await writeOutputs(root, result.descriptor, result.tags, [...output, ...(pushAfter ? [{ type: 'registry' as const }] : [])], access);
   return result;
 }
+/** A SOURCE_DATE_EPOCH value as seconds; undefined when unset or not a whole number. */
+function epochOf(value: string | undefined): number | undefined {
+  return value !== undefined && /^\d+$/.test(value) ? Number(value) : undefined;
+}
+
 export { parseOutput, type OutputSpec } from './build/outputs.js';
 import { writeOutputs, type OutputSpec } from './build/outputs.js';
 import { needsUserNamespace, startInUserNamespace } from './sandbox/rootless.js';

@@ -8,7 +8,7 @@ import { DEBIAN_PATH, debianBaseTarball } from '../helpers/debian.js';
 import { startOracle, type Oracle } from '../helpers/oracle.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { makeBusyboxRootfs, tarDir } from '../helpers/rootfs.js';
-import { diffTrees, readTree } from '../helpers/tree.js';
+import { diffTrees, readTree, type Tree } from '../helpers/tree.js';
 
 // Side by side with current BuildKit: every Dockerfile under fixtures/parity is built by gantry
 // and by Docker 28.5 (../shared/tools/buildkit-oracle.sh) FROM the same busybox and Debian bases served by a
@@ -44,9 +44,9 @@ afterAll(async () => {
 });
 
 /** The fixture copied out, with its archive-src/ packed into the archives its Dockerfile ADDs. */
-async function prepareContext(name: string): Promise<string> {
-  const ctx = path.join(work, 'ctx', name);
-  cpSync(path.join(fixtures, name), ctx, { recursive: true, verbatimSymlinks: true });
+async function prepareContext(dir: string, name: string): Promise<string> {
+  const ctx = path.join(work, 'ctx', path.basename(dir), name);
+  cpSync(path.join(dir, name), ctx, { recursive: true, verbatimSymlinks: true });
   // Host programs the Dockerfile copies in (the bases lack them; nothing binary is committed).
   if (existsSync(path.join(ctx, 'host-tools.txt'))) {
     for (const tool of readFileSync(path.join(ctx, 'host-tools.txt'), 'utf8').split('\n').filter(Boolean)) {
@@ -92,34 +92,50 @@ async function history(ref: string): Promise<string[]> {
 }
 
 const names = existsSync(fixtures) ? readdirSync(fixtures).sort() : [];
+const realFixtures = path.join(projectRoot, 'fixtures', 'real');
+const realNames = existsSync(realFixtures) ? readdirSync(realFixtures).sort() : [];
+
+/** A fixture's build-args file: KEY=VALUE lines given to both builds (the proxy family, say). */
+function fixtureArgs(ctx: string): Record<string, string> {
+  const file = path.join(ctx, 'build-args');
+  if (!existsSync(file)) return {};
+  return Object.fromEntries(readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+}
+
+/** An image's flattened tree, read through `gantry export`. */
+async function treeOf(ref: string, file: string): Promise<Tree> {
+  const r = await g(['export', ref, '-o', file]);
+  expect(r.exitCode, r.stderr).toBe(0);
+  return readTree(file);
+}
+
+/** BuildKit's image of a context, loaded into gantry's store as `tag`. */
+async function oracleImage(ctx: string, tag: string, buildArgs: Record<string, string>, noCache = false): Promise<void> {
+  await oracle!.build(ctx, { tag, buildArgs, noCache });
+  const saved = path.join(work, `${tag.replace(/[/:]/g, '-')}.tar`);
+  await oracle!.save(tag, saved);
+  const loaded = await g(['load', '-i', saved]);
+  expect(loaded.exitCode, loaded.stderr).toBe(0);
+}
+
+async function gantryImage(ctx: string, tag: string, buildArgs: Record<string, string>): Promise<void> {
+  const built = await g(['build', '--progress', 'plain', ...Object.entries(buildArgs).flatMap(([k, v]) => ['--build-arg', `${k}=${v}`]), '-t', tag, ctx]);
+  expect(built.exitCode, built.stderr).toBe(0);
+}
 
 describe('the same Dockerfile, gantry and BuildKit: the same tree and config', () => {
   test.each(names)('%s', async (name) => {
     if (!reg || !oracle) return;
-    const ctx = await prepareContext(name);
-    // A fixture's build-args file: KEY=VALUE lines given to both builds (the proxy family, say).
-    const extraArgs = existsSync(path.join(ctx, 'build-args'))
-      ? Object.fromEntries(readFileSync(path.join(ctx, 'build-args'), 'utf8').split('\n').filter(Boolean).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]))
-      : {};
-    const buildArgs: Record<string, string> = { REGISTRY: reg.host, ...extraArgs };
+    const ctx = await prepareContext(fixtures, name);
+    const buildArgs: Record<string, string> = { REGISTRY: reg.host, ...fixtureArgs(ctx) };
     // A cache mount of an earlier run of this suite would still hold what that run appended
     // (debian-mounts' cache-seen); gantry's store is new each run.
     await oracle.pruneBuildCache();
-    await oracle.build(ctx, { tag: `parity/${name}:oracle`, buildArgs });
-    const saved = path.join(work, `${name}-oracle.tar`);
-    await oracle.save(`parity/${name}:oracle`, saved);
-    const loaded = await g(['load', '-i', saved]);
-    expect(loaded.exitCode, loaded.stderr).toBe(0);
-    const built = await g(['build', '--progress', 'plain', ...Object.entries(buildArgs).flatMap(([k, v]) => ['--build-arg', `${k}=${v}`]), '-t', `parity/${name}:gantry`, ctx]);
-    expect(built.exitCode, built.stderr).toBe(0);
+    await oracleImage(ctx, `parity/${name}:oracle`, buildArgs);
+    await gantryImage(ctx, `parity/${name}:gantry`, buildArgs);
 
     const trees = [];
-    for (const who of ['oracle', 'gantry']) {
-      const out = path.join(work, `${name}-${who}-rootfs.tar`);
-      const r = await g(['export', `parity/${name}:${who}`, '-o', out]);
-      expect(r.exitCode, r.stderr).toBe(0);
-      trees.push(await readTree(out));
-    }
+    for (const who of ['oracle', 'gantry']) trees.push(await treeOf(`parity/${name}:${who}`, path.join(work, `${name}-${who}-rootfs.tar`)));
     expect(diffTrees(trees[0]!, trees[1]!)).toEqual([]);
     if (name === 'debian-caps') {
       // Its point: the capabilities are there in both, not merely absent from both.
@@ -132,4 +148,33 @@ describe('the same Dockerfile, gantry and BuildKit: the same tree and config', (
     expect(await config(`parity/${name}:gantry`)).toEqual(await config(`parity/${name}:oracle`));
     expect(await history(`parity/${name}:gantry`)).toEqual(await history(`parity/${name}:oracle`));
   }, 10 * 60_000);
+});
+
+// Real projects' Dockerfiles (fixtures/real, each with a SOURCE file naming where it comes from
+// and what was adapted to the offline bases). Their RUNs install packages, compile and write
+// logs, so two BuildKit builds already differ in a few paths (apt's and dpkg's logs, caches,
+// timestamps inside generated files): BuildKit builds twice, the second without its cache, and
+// gantry's tree may differ from BuildKit's only where BuildKit's two trees differ from each
+// other. Config and history must be the same.
+describe('real projects\' Dockerfiles: gantry and BuildKit differ only where BuildKit differs from itself', () => {
+  test.each(realNames)('%s', async (name) => {
+    if (!reg || !oracle) return;
+    const ctx = await prepareContext(realFixtures, name);
+    const buildArgs: Record<string, string> = { REGISTRY: reg.host, ...fixtureArgs(ctx) };
+    await oracle.pruneBuildCache();
+    await oracleImage(ctx, `real/${name}:oracle`, buildArgs);
+    await oracleImage(ctx, `real/${name}:oracle-again`, buildArgs, true);
+    await gantryImage(ctx, `real/${name}:gantry`, buildArgs);
+    const [a, b, ours] = [
+      await treeOf(`real/${name}:oracle`, path.join(work, `real-${name}-oracle.tar`)),
+      await treeOf(`real/${name}:oracle-again`, path.join(work, `real-${name}-oracle-again.tar`)),
+      await treeOf(`real/${name}:gantry`, path.join(work, `real-${name}-gantry.tar`)),
+    ];
+    const noise = new Set(diffTrees(a, b).map((l) => l.slice(2, l.indexOf(': '))));
+    // The noise is the RUNs' own (a guard against a fixture whose every file is noise).
+    expect(noise.size, [...noise].join('\n')).toBeLessThan(Math.max(20, a.size / 20));
+    expect(diffTrees(a, ours, (p) => noise.has(p))).toEqual([]);
+    expect(await config(`real/${name}:gantry`)).toEqual(await config(`real/${name}:oracle`));
+    expect(await history(`real/${name}:gantry`)).toEqual(await history(`real/${name}:oracle`));
+  }, 20 * 60_000);
 });

@@ -36,7 +36,7 @@ home= shell=/bin/sh uid= group= nohome=
 while getopts DHSu:G:h:s:g: o; do case $o in u) uid=$OPTARG;; G) group=$OPTARG;; h) home=$OPTARG;; s) shell=$OPTARG;; H) nohome=1;; esac; done
 shift $((OPTIND - 1))
 user=$1
-if [ -n "$2" ]; then sed -i "/^$2:/ s/[^:]\$/&,$user/; /^$2:/ s/:\$/:$user/" /etc/group; exit 0; fi
+if [ -n "$2" ]; then sed -i "/^$2:/ s/[^:]$/&,$user/; /^$2:/ s/:$/:$user/" /etc/group; exit 0; fi
 grep -q "^$user:" /etc/passwd && { echo "adduser: user '$user' in use" >&2; exit 1; }
 [ -n "$uid" ] || uid=$(awk -F: 'BEGIN{m=999} $3>m && $3<60000 {m=$3} END{print m+1}' /etc/passwd)
 if [ -n "$group" ]; then gid=$(awk -F: -v g="$group" '$1==g {print $3}' /etc/group); else gid=$uid; echo "$user:x:$gid:" >> /etc/group; fi

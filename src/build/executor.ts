@@ -41,6 +41,7 @@ import { cloneSource, downloadSource, inlineSources, isArchive, isUrl, openFile,
 import { decompress } from '../archive/decompress.js';
 import dockerignore from '@balena/dockerignore';
 import { pull, type RegistryAccess } from './registry.js';
+import { holdCacheMount } from './cache-mount.js';
 import { createdBy, HISTORY_COMMENT } from './history.js';
 import { resolveUser } from './users.js';
 import { parseChmod } from '../dockerfile/chmod.js';
@@ -366,76 +367,92 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
       const env: string[] = [];
       const cleanup: (() => Promise<void>)[] = [];
       let sshMounts = 0;
-      for (const m of step.mounts) {
-        const target = m.target ? path.posix.resolve(step.state.workdir, m.target) : undefined;
-        if (m.type === 'tmpfs') {
-          mounts.push({ type: 'tmpfs', target: target as string, ...(m.size ? { size: m.size } : {}) });
-        } else if (m.type === 'bind') {
-          const src = await mountSourceRoot(m.from, platformOf(step.stage));
-          const { host } = await resolveInRoot(src.root, m.source ?? '/');
-          if (!(await lstat(host).catch(() => undefined))) throw new BuildError('BUILD_MOUNT', `${stepWhere(step)}: bind mount source "${m.source ?? '/'}" not found`);
-          let source = host;
-          if (!m.readOnly) {
-            // Writes to a read-write bind mount are thrown away, never written back to the source.
-            source = path.join(await newRootfs(), 'bind');
-            await cp(host, source, { recursive: true, verbatimSymlinks: true, preserveTimestamps: true });
-          }
-          mounts.push({ type: 'bind', source, target: target as string, readOnly: m.readOnly });
-        } else if (m.type === 'cache') {
-          // Ids are keys (hashed into the store), never paths; one that reads as a climbing path
-          // is refused all the same, so a Dockerfile cannot mean to reach a directory by it.
-          if (m.id !== undefined && m.id.split('/').includes('..')) {
-            throw new BuildError('BUILD_MOUNT', `${stepWhere(step)}: cache mount id "${m.id}" has a ".." component`);
-          }
-          const dir = path.join(await store.privateDir('cache-mounts'), sha(`${m.id ?? target}`));
-          if (!(await lstat(dir).catch(() => undefined))) {
-            await mkdir(dir, { recursive: true });
-            await chmod(dir, m.mode ?? 0o755); // the mode asked for, whatever the umask
-            if (m.from !== undefined) {
-              const src = await mountSourceRoot(m.from, platformOf(step.stage));
-              const { host } = await resolveInRoot(src.root, m.source ?? '/');
-              await cp(host, dir, { recursive: true, verbatimSymlinks: true });
-            }
-            await chown(dir, m.uid ?? 0, m.gid ?? 0);
-          }
-          mounts.push({ type: 'bind', source: dir, target: target as string, readOnly: m.readOnly });
-        } else if (m.type === 'secret') {
-          const file = options.secrets?.[m.id as string];
-          if (file === undefined) {
-            if (m.required) throw new BuildError('BUILD_SECRET', `${stepWhere(step)}: secret "${m.id}" is required but was not given (--secret id=${m.id},src=FILE)`);
-            continue;
-          }
-          if (m.env) env.push(`${m.env}=${(await readFile(file, 'utf8')).replace(/\n$/, '')}`);
-          if (target) {
-            // A copy in the store's private work area with the mount's owner and mode (BuildKit:
-            // 0:0 and 0400 unless given), not the caller's file with the caller's.
-            const copy = path.join(await newRootfs(), 'secret');
-            await copyFile(file, copy);
-            await chown(copy, m.uid ?? 0, m.gid ?? 0);
-            await chmod(copy, m.mode ?? 0o400);
-            mounts.push({ type: 'bind', source: copy, target, readOnly: true });
-          }
-        } else if (m.type === 'ssh') {
-          // As BuildKit: /run/buildkit/ssh_agent.<n> unless a target is given, SSH_AUTH_SOCK
-          // names the first (unless the RUN's environment has one), an agent not given is
-          // skipped unless the mount is required.
-          const at = target ?? `/run/buildkit/ssh_agent.${sshMounts}`;
-          sshMounts++;
-          const id = m.id ?? 'default';
-          const agent = options.ssh?.[id];
-          if (agent === undefined) {
-            if (m.required) throw new BuildError('BUILD_SSH', `${stepWhere(step)}: ssh agent "${id}" is required but was not given (--ssh ${id === 'default' ? 'default' : `${id}=SOCKET`})`);
-            continue;
-          }
-          const forward = await forwardAgent(agent, path.join(await newRootfs(), 'agent.sock'), { uid: m.uid ?? 0, gid: m.gid ?? 0, mode: m.mode ?? 0o600 });
-          cleanup.push(() => forward.close());
-          mounts.push({ type: 'bind', source: forward.path, target: at, readOnly: true });
-          if (![...env, ...step.runEnv].some((e) => e.startsWith('SSH_AUTH_SOCK='))) env.push(`SSH_AUTH_SOCK=${at}`);
-        } else {
-          throw new BuildError('BUILD_UNSUPPORTED', `${stepWhere(step)}: RUN --mount=type=${m.type} is not supported yet`);
-        }
+      try {
+        await addMounts();
+      } catch (err) {
+        for (const done of cleanup) await done();
+        throw err;
       }
       return { mounts, env, cleanup };
+
+      async function addMounts(): Promise<void> {
+        for (const m of step.mounts) {
+          const target = m.target ? path.posix.resolve(step.state.workdir, m.target) : undefined;
+          if (m.type === 'tmpfs') {
+            mounts.push({ type: 'tmpfs', target: target as string, ...(m.size ? { size: m.size } : {}) });
+          } else if (m.type === 'bind') {
+            const src = await mountSourceRoot(m.from, platformOf(step.stage));
+            const { host } = await resolveInRoot(src.root, m.source ?? '/');
+            if (!(await lstat(host).catch(() => undefined))) throw new BuildError('BUILD_MOUNT', `${stepWhere(step)}: bind mount source "${m.source ?? '/'}" not found`);
+            let source = host;
+            if (!m.readOnly) {
+              // Writes to a read-write bind mount are thrown away, never written back to the source.
+              source = path.join(await newRootfs(), 'bind');
+              await cp(host, source, { recursive: true, verbatimSymlinks: true, preserveTimestamps: true });
+            }
+            mounts.push({ type: 'bind', source, target: target as string, readOnly: m.readOnly });
+          } else if (m.type === 'cache') {
+            // Ids are keys (hashed into the store), never paths; one that reads as a climbing path
+            // is refused all the same, so a Dockerfile cannot mean to reach a directory by it.
+            if (m.id !== undefined && m.id.split('/').includes('..')) {
+              throw new BuildError('BUILD_MOUNT', `${stepWhere(step)}: cache mount id "${m.id}" has a ".." component`);
+            }
+            const shared = path.join(await store.privateDir('cache-mounts'), sha(`${m.id ?? target}`));
+            const hold = await holdCacheMount(shared, m.sharing ?? 'shared', {
+              onWait: () => emit({ type: 'output', id: step.id, stream: 'stderr', text: `waiting for cache mount ${m.id ?? target}: another RUN holds it (sharing=locked)\n` }),
+              ...(options.signal ? { signal: options.signal } : {}),
+            });
+            cleanup.push(() => hold.release());
+            // sharing=private while another RUN holds the cache: a new one of this RUN's own.
+            const dir = hold.dir ?? path.join(await newRootfs(), 'cache');
+            if (!(await lstat(dir).catch(() => undefined))) {
+              await mkdir(dir, { recursive: true });
+              await chmod(dir, m.mode ?? 0o755); // the mode asked for, whatever the umask
+              if (m.from !== undefined) {
+                const src = await mountSourceRoot(m.from, platformOf(step.stage));
+                const { host } = await resolveInRoot(src.root, m.source ?? '/');
+                await cp(host, dir, { recursive: true, verbatimSymlinks: true });
+              }
+              await chown(dir, m.uid ?? 0, m.gid ?? 0);
+            }
+            mounts.push({ type: 'bind', source: dir, target: target as string, readOnly: m.readOnly });
+          } else if (m.type === 'secret') {
+            const file = options.secrets?.[m.id as string];
+            if (file === undefined) {
+              if (m.required) throw new BuildError('BUILD_SECRET', `${stepWhere(step)}: secret "${m.id}" is required but was not given (--secret id=${m.id},src=FILE)`);
+              continue;
+            }
+            if (m.env) env.push(`${m.env}=${(await readFile(file, 'utf8')).replace(/\n$/, '')}`);
+            if (target) {
+              // A copy in the store's private work area with the mount's owner and mode (BuildKit:
+              // 0:0 and 0400 unless given), not the caller's file with the caller's.
+              const copy = path.join(await newRootfs(), 'secret');
+              await copyFile(file, copy);
+              await chown(copy, m.uid ?? 0, m.gid ?? 0);
+              await chmod(copy, m.mode ?? 0o400);
+              mounts.push({ type: 'bind', source: copy, target, readOnly: true });
+            }
+          } else if (m.type === 'ssh') {
+            // As BuildKit: /run/buildkit/ssh_agent.<n> unless a target is given, SSH_AUTH_SOCK
+            // names the first (unless the RUN's environment has one), an agent not given is
+            // skipped unless the mount is required.
+            const at = target ?? `/run/buildkit/ssh_agent.${sshMounts}`;
+            sshMounts++;
+            const id = m.id ?? 'default';
+            const agent = options.ssh?.[id];
+            if (agent === undefined) {
+              if (m.required) throw new BuildError('BUILD_SSH', `${stepWhere(step)}: ssh agent "${id}" is required but was not given (--ssh ${id === 'default' ? 'default' : `${id}=SOCKET`})`);
+              continue;
+            }
+            const forward = await forwardAgent(agent, path.join(await newRootfs(), 'agent.sock'), { uid: m.uid ?? 0, gid: m.gid ?? 0, mode: m.mode ?? 0o600 });
+            cleanup.push(() => forward.close());
+            mounts.push({ type: 'bind', source: forward.path, target: at, readOnly: true });
+            if (![...env, ...step.runEnv].some((e) => e.startsWith('SSH_AUTH_SOCK='))) env.push(`SSH_AUTH_SOCK=${at}`);
+          } else {
+            throw new BuildError('BUILD_UNSUPPORTED', `${stepWhere(step)}: RUN --mount=type=${m.type} is not supported yet`);
+          }
+        }
+      }
     };
 
     /**

@@ -6,7 +6,7 @@ import { createServer } from 'node:http';
 import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { projectRoot } from '../helpers/conformance.js';
-import { example, gantry, gantryArgv, suiteWorkDir, testUser } from '../helpers/gantry.js';
+import { example, gantry, gantryArgv, suiteWorkDir, testUser, type GantryResult } from '../helpers/gantry.js';
 import { writeTree } from '../helpers/files.js';
 import { makeBusyboxRootfs, tarDir } from '../helpers/rootfs.js';
 import { haveTool } from '../helpers/tools.js';
@@ -247,6 +247,85 @@ describe('gantry build', () => {
     } finally {
       server.close();
     }
+  });
+
+  /**
+   * Start a build whose RUN holds cache mount `id` until the test creates `release` in its
+   * context: resolves once the RUN has said it started, with the build's end.
+   */
+  async function holdingBuild(name: string, id: string, sharing: string): Promise<{ ctl: string; done: Promise<GantryResult> }> {
+    const ctx = context(name, {
+      Dockerfile: [
+        'FROM busybox',
+        `RUN --mount=type=cache,id=${id},target=/cache,sharing=${sharing} --mount=type=bind,source=ctl,target=/ctl sh -c 'busybox touch /cache/a-started; echo a-started; until [ -f /ctl/release ]; do busybox sleep 0.05; done; busybox touch /cache/a-done'`,
+      ].join('\n'),
+      'ctl/.keep': '',
+    });
+    const [cmd, ...argv] = gantryArgv(['--root', root, 'build', '--progress', 'plain', '--no-cache', ctx]) as [string, ...string[]];
+    const child = execa(cmd, argv, { reject: false, all: true, encoding: 'utf8' });
+    await new Promise<void>((resolve, reject) => {
+      let seen = '';
+      child.all?.on('data', (d: Buffer) => {
+        seen += d.toString();
+        if (/^a-started|\sa-started$/m.test(seen)) resolve();
+      });
+      void child.then((r) => reject(new Error(`the holding build ended before its RUN started: ${r.all}`)));
+    });
+    return { ctl: path.join(ctx, 'ctl'), done: child.then((r) => ({ exitCode: r.exitCode, stdout: r.stdout, stderr: r.stderr })) };
+  }
+
+  test('RUN --mount=type=cache,sharing=locked: a second RUN waits until the first is done with the cache', async () => {
+    const a = await holdingBuild('lockedA', 'locked-cache', 'locked');
+    const ctx = context('lockedB', {
+      Dockerfile: 'FROM busybox\nRUN --mount=type=cache,id=locked-cache,target=/cache,sharing=locked sh -c \'[ -f /cache/a-done ] && echo saw-a-done > /result\'\n',
+    });
+    const [cmd, ...argv] = gantryArgv(['--root', root, 'build', '--progress', 'plain', '-t', 'locked:b', ctx]) as [string, ...string[]];
+    const b = execa(cmd, argv, { reject: false, all: true, encoding: 'utf8' });
+    // B says it waits; only then is A let go (B cannot have run before: it would have failed).
+    await new Promise<void>((resolve, reject) => {
+      let seen = '';
+      b.all?.on('data', (d: Buffer) => {
+        seen += d.toString();
+        if (seen.includes('waiting for cache mount locked-cache')) resolve();
+      });
+      void b.then((r) => reject(new Error(`B ended without waiting: ${r.all}`)));
+    });
+    writeFileSync(path.join(a.ctl, 'release'), '');
+    const ra = await a.done;
+    expect(ra.exitCode, ra.stderr).toBe(0);
+    const rb = await b;
+    expect(rb.exitCode, rb.all).toBe(0);
+    const out = path.join(work, 'locked.tar');
+    await g(['export', 'locked:b', '-o', out]);
+    expect((await execa('tar', ['xOf', out, 'result'])).stdout).toBe('saw-a-done');
+  });
+
+  test('RUN --mount=type=cache,sharing=private: a RUN that finds the cache held gets a new one of its own, and does not wait', async () => {
+    const a = await holdingBuild('privateA', 'private-cache', 'private');
+    try {
+      const ctx = context('privateB', {
+        Dockerfile: 'FROM busybox\nRUN --mount=type=cache,id=private-cache,target=/cache,sharing=private sh -c \'[ ! -e /cache/a-started ] && ls -A /cache > /listed && busybox touch /cache/b-was-here\'\n',
+      });
+      // Finishes while A still holds the cache (a wait would hang here until the test's timeout).
+      const rb = await g(['build', '-t', 'private:b', ctx]);
+      expect(rb.exitCode, rb.stderr).toBe(0);
+      expect(rb.stderr).not.toMatch(/waiting for cache mount/);
+      const out = path.join(work, 'private.tar');
+      await g(['export', 'private:b', '-o', out]);
+      expect((await execa('tar', ['xOf', out, 'listed'])).stdout).toBe('');
+    } finally {
+      writeFileSync(path.join(a.ctl, 'release'), '');
+    }
+    expect((await a.done).exitCode).toBe(0);
+    // B's private cache was thrown away: the shared one has A's files and not B's.
+    const ctx = context('privateC', {
+      Dockerfile: 'FROM busybox\nRUN --mount=type=cache,id=private-cache,target=/cache sh -c \'ls /cache > /listed\'\n',
+    });
+    const rc = await g(['build', '-t', 'private:c', ctx]);
+    expect(rc.exitCode, rc.stderr).toBe(0);
+    const out = path.join(work, 'private-c.tar');
+    await g(['export', 'private:c', '-o', out]);
+    expect((await execa('tar', ['xOf', out, 'listed'])).stdout).toBe('a-done\na-started');
   });
 
   test('RUN --mount: cache persists, bind (content in the key, rw never writes back), tmpfs, secret; none of their contents enters a layer', async () => {

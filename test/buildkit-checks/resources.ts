@@ -1,0 +1,40 @@
+import type { CheckFile } from './types.js';
+
+const file = 'dockerfile_resources_test.go';
+
+// BuildKit's frontend attributes shm-size and ulimit are docker build's --shm-size and
+// --ulimit; gantry has neither, so these are kept as known differences.
+
+export default {
+  file,
+  checks: [
+    {
+      name: 'testShmSize',
+      file,
+      dockerfile: '\nFROM busybox AS base\nRUN mount | grep /dev/shm > /shmsize\nFROM scratch\nCOPY --from=base /shmsize /\n',
+      args: ['--shm-size', '134217728'],
+      files: { shmsize: /size=131072k/ },
+      gap: 'no --shm-size (the size of /dev/shm in RUN): the option is refused',
+    },
+    {
+      name: 'testUlimit',
+      file,
+      dockerfile: '\nFROM busybox AS base\nRUN ulimit -n > /ulimit\nFROM scratch\nCOPY --from=base /ulimit /\n',
+      args: ['--ulimit', 'nofile=1062:1062'],
+      files: { ulimit: /^\s*1062\s*$/ },
+      gap: 'no --ulimit (RUN\'s resource limits): the option is refused',
+    },
+  ],
+  notPorted: [
+    {
+      name: 'testCgroupParent',
+      file,
+      reason: 'needs cgroup v2 (BuildKit skips it without; this host has v1) and --cgroup-parent, which gantry lacks',
+    },
+    {
+      name: 'testLinuxResources',
+      file,
+      reason: "needs cgroup v2 (BuildKit skips it without; this host has v1: it reads /sys/fs/cgroup/memory.max) and a memory limit for RUN (BuildKit's memory attribute), which gantry lacks",
+    },
+  ],
+} satisfies CheckFile;

@@ -1,0 +1,31 @@
+import type { CheckFile } from './types.js';
+
+const file = 'dockerfile_platform_test.go';
+
+export default {
+  file,
+  checks: [
+    {
+      name: 'testPlatformArgsImplicit',
+      file,
+      // runtime.GOOS is linux here.
+      dockerfile: '\nFROM scratch AS build-linux\nCOPY foo bar\nFROM build-${TARGETOS}\nCOPY foo2 bar2\n',
+      context: { foo: 'd0', foo2: 'd1' },
+      files: { bar: 'd0', bar2: 'd1' },
+    },
+    {
+      name: 'testPlatformArgsExplicit',
+      file,
+      // The build stage runs on the build platform; the target is darwin/ppc64le, and the
+      // TARGETOS build argument overrides the one the platform gives.
+      dockerfile: '\nFROM --platform=$BUILDPLATFORM busybox AS build\nARG TARGETPLATFORM\nARG TARGETOS\nRUN mkdir /out && echo -n $TARGETPLATFORM > /out/platform && echo -n $TARGETOS > /out/os\nFROM scratch\nCOPY --from=build out .\n',
+      args: ['--platform', 'darwin/ppc64le'],
+      buildArgs: { TARGETOS: 'freebsd' },
+      files: { platform: 'darwin/ppc64le', os: 'freebsd' },
+    },
+  ],
+  notPorted: [
+    { name: 'testPlatformWithOSVersion', file, reason: 'needs images for windows platforms with OS versions pushed to a registry and a multi-platform build (issue 25)' },
+    { name: 'testMaintainBaseOSVersion', file, reason: 'needs a windows base image with an OS version pushed to a registry, and BuildKit\'s own platform handling of it (a second platform, issue 25)' },
+  ],
+} satisfies CheckFile;

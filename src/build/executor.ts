@@ -185,33 +185,22 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
     // Parsed once, planned twice: first for the images it names, then with what they say.
     const model = parseDockerfile(options.text, { file: options.dockerfile ?? 'Dockerfile' });
     trace('Dockerfile parsed');
-    const first = planModel(model, planOptions);
-    // Each image is wanted for the platform of the stage that uses it (FROM --platform).
-    const wanted = new Map<string, { ref: string; platform: string }>();
-    const want = (ref: string, platform: string) => wanted.set(imageKey(ref, platform), { ref, platform });
-    for (const st of first.stages) {
-      if (st.base.type === 'image') want(st.base.ref, st.platform);
-      for (const step of st.steps) {
-        if (step.op === 'copy' && step.source.type === 'image') want(step.source.ref, st.platform);
-        if (step.op === 'run') for (const m of step.mounts) if (m.from !== undefined && !/^\d+$/.test(m.from)) want(m.from, st.platform);
-      }
-    }
-    for (const ref of first.images) if (![...wanted.values()].some((w) => w.ref === ref)) want(ref, first.platform);
+    // Planned again while the images it names tell of more: a base's ONBUILD triggers can
+    // name images (COPY --from=image) and stages (with bases of their own) nothing else uses.
     const images = new Map<string, Image>();
     const baseImages: Record<string, BaseImageInfo> = {};
-    for (const [key, { ref, platform }] of wanted) {
-      const image = await obtainImage(store, ref, options, platform);
-      images.set(key, image);
-      const c = image.config.config ?? {};
-      baseImages[ref] ??= {
-        ...(c.Env ? { env: c.Env } : {}),
-        ...(c.WorkingDir ? { workingDir: c.WorkingDir } : {}),
-        ...(c.User ? { user: c.User } : {}),
-        ...(c.Shell ? { shell: c.Shell } : {}),
-        ...(c.OnBuild ? { onBuild: c.OnBuild } : {}),
-      };
+    let plan = planModel(model, planOptions);
+    for (let round = 0; ; round++) {
+      const missing = [...imagesWanted(plan)].filter(([key]) => !images.has(key));
+      if (missing.length === 0) break;
+      if (round === 10) throw new BuildError('BUILD_IMAGE', 'the base images\' ONBUILD triggers keep naming more images (10 rounds)');
+      for (const [key, { ref, platform }] of missing) {
+        const image = await obtainImage(store, ref, options, platform);
+        images.set(key, image);
+        baseImages[ref] ??= baseImageInfo(image);
+      }
+      plan = planModel(model, { ...planOptions, baseImages });
     }
-    const plan = planModel(model, { ...planOptions, baseImages });
     warnPlatformMismatch(plan, (ref, platform) => images.get(imageKey(ref, platform)));
     trace('planned');
     checkEntitlements(plan, options);
@@ -362,6 +351,46 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
       return { root: await materialise(stateOfFrom(from, platform)), ignore: () => false, context: false };
     };
     const platformOf = (stageIndex: number): string => plan.stages.find((st) => st.index === stageIndex)?.platform ?? plan.platform;
+    /**
+     * A cache mount's directory, held for the RUN by its `sharing`. As in BuildKit, a cache is
+     * named by its id and, when it has a base (uid, gid or mode given, or from=), by that base
+     * too: the same id with another owner or source is another cache. Without from=, `source`
+     * is a directory inside the cache (resolved inside it: a link cannot lead out).
+     */
+    const holdCache = async (step: Extract<Step, { op: 'run' }>, m: Extract<Step, { op: 'run' }>['mounts'][number], target: string): Promise<{ source: string; release: () => Promise<void> }> => {
+      const id = m.id ?? target;
+      const hasBase = m.uid !== undefined || m.gid !== undefined || m.mode !== undefined || m.from !== undefined;
+      const base = hasBase
+        ? JSON.stringify([m.uid ?? 0, m.gid ?? 0, m.mode ?? 0o755, m.from !== undefined ? stateOfFrom(m.from, platformOf(step.stage)).key : '', m.from !== undefined ? (m.source ?? '/') : ''])
+        : '';
+      const shared = path.join(await store.privateDir('cache-mounts'), sha(hasBase ? `${id}\0${base}` : id));
+      const hold = await holdCacheMount(shared, m.sharing ?? 'shared', {
+        onWait: () => emit({ type: 'output', id: step.id, stream: 'stderr', text: `waiting for cache mount ${id}: another RUN holds it (sharing=locked)\n` }),
+        ...(options.signal ? { signal: options.signal } : {}),
+      });
+      try {
+        // sharing=private while another RUN holds the cache: a new one of this RUN's own.
+        const dir = hold.dir ?? path.join(await newRootfs(), 'cache');
+        if (!(await lstat(dir).catch(() => undefined))) {
+          await mkdir(dir, { recursive: true });
+          await chmod(dir, m.mode ?? 0o755); // the mode asked for, whatever the umask
+          if (m.from !== undefined) {
+            const src = await mountSourceRoot(m.from, platformOf(step.stage));
+            const { host } = await resolveInRoot(src.root, m.source ?? '/');
+            await cp(host, dir, { recursive: true, verbatimSymlinks: true });
+          }
+          await chown(dir, m.uid ?? 0, m.gid ?? 0);
+        }
+        if (m.from !== undefined || m.source === undefined) return { source: dir, release: hold.release };
+        const { host } = await resolveInRoot(dir, m.source);
+        const st = await lstat(host).catch(() => undefined);
+        if (!st?.isDirectory()) throw new BuildError('BUILD_MOUNT', `${stepWhere(step)}: cache mount source "${m.source}" is not a directory in cache "${id}"`);
+        return { source: host, release: hold.release };
+      } catch (err) {
+        await hold.release();
+        throw err;
+      }
+    };
     const prepareMounts = async (step: Extract<Step, { op: 'run' }>): Promise<{ mounts: SandboxMount[]; env: string[]; cleanup: (() => Promise<void>)[] }> => {
       const mounts: SandboxMount[] = [];
       const env: string[] = [];
@@ -397,25 +426,9 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
             if (m.id !== undefined && m.id.split('/').includes('..')) {
               throw new BuildError('BUILD_MOUNT', `${stepWhere(step)}: cache mount id "${m.id}" has a ".." component`);
             }
-            const shared = path.join(await store.privateDir('cache-mounts'), sha(`${m.id ?? target}`));
-            const hold = await holdCacheMount(shared, m.sharing ?? 'shared', {
-              onWait: () => emit({ type: 'output', id: step.id, stream: 'stderr', text: `waiting for cache mount ${m.id ?? target}: another RUN holds it (sharing=locked)\n` }),
-              ...(options.signal ? { signal: options.signal } : {}),
-            });
-            cleanup.push(() => hold.release());
-            // sharing=private while another RUN holds the cache: a new one of this RUN's own.
-            const dir = hold.dir ?? path.join(await newRootfs(), 'cache');
-            if (!(await lstat(dir).catch(() => undefined))) {
-              await mkdir(dir, { recursive: true });
-              await chmod(dir, m.mode ?? 0o755); // the mode asked for, whatever the umask
-              if (m.from !== undefined) {
-                const src = await mountSourceRoot(m.from, platformOf(step.stage));
-                const { host } = await resolveInRoot(src.root, m.source ?? '/');
-                await cp(host, dir, { recursive: true, verbatimSymlinks: true });
-              }
-              await chown(dir, m.uid ?? 0, m.gid ?? 0);
-            }
-            mounts.push({ type: 'bind', source: dir, target: target as string, readOnly: m.readOnly });
+            const held = await holdCache(step, m, target as string);
+            cleanup.push(held.release);
+            mounts.push({ type: 'bind', source: held.source, target: target as string, readOnly: m.readOnly });
           } else if (m.type === 'secret') {
             const file = options.secrets?.[m.id as string];
             if (file === undefined) {
@@ -648,14 +661,9 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
               : items.length > 0 ? [{ items, to: dest }] : [];
             for (const group of groups) capsKnownNone &&= (await copyInto(rootfs, group.items, group.to, copyOptions)).capabilities === 0;
           } else if (step.op === 'workdir') {
-            const { host } = await resolveInRoot(rootfs, step.path);
-            if (!(await lstat(host).catch(() => undefined))) {
-              await mkdir(host, { recursive: true, mode: 0o755 });
-              if (step.state.user) {
-                const ids = await resolveUser(rootfs, step.state.user).catch(() => undefined);
-                if (ids) await chown(host, ids.uid, ids.gid);
-              }
-            }
+            // Every level it makes is the USER's, as BuildKit's mkdir with parents makes them.
+            const ids = step.state.user ? await resolveUser(rootfs, step.state.user).catch(() => undefined) : undefined;
+            await ensureDir(rootfs, step.path, ids);
             state.config.config = { ...(state.config.config ?? {}), WorkingDir: step.path };
           }
           trace(`step ${step.id}: ${step.op} done`);
@@ -813,6 +821,33 @@ function startStage(stage: PlannedStage, finished: Map<number, StageState>, stat
     key: sha(`scratch:${stage.platform}`),
     baseLayers: 0,
     configState: { cmdSet: false },
+  };
+}
+
+/** The images a plan needs, by key (imageKey), each for the platform of the stage that uses it (FROM --platform). */
+function imagesWanted(plan: BuildPlan): Map<string, { ref: string; platform: string }> {
+  const wanted = new Map<string, { ref: string; platform: string }>();
+  const want = (ref: string, platform: string) => wanted.set(imageKey(ref, platform), { ref, platform });
+  for (const st of plan.stages) {
+    if (st.base.type === 'image') want(st.base.ref, st.platform);
+    for (const step of st.steps) {
+      if (step.op === 'copy' && step.source.type === 'image') want(step.source.ref, st.platform);
+      if (step.op === 'run') for (const m of step.mounts) if (m.from !== undefined && !/^\d+$/.test(m.from)) want(m.from, st.platform);
+    }
+  }
+  for (const ref of plan.images) if (![...wanted.values()].some((w) => w.ref === ref)) want(ref, plan.platform);
+  return wanted;
+}
+
+/** What the planner reads of a base image: its config's env, workdir, user, shell, triggers. */
+function baseImageInfo(image: Image): BaseImageInfo {
+  const c = image.config.config ?? {};
+  return {
+    ...(c.Env ? { env: c.Env } : {}),
+    ...(c.WorkingDir ? { workingDir: c.WorkingDir } : {}),
+    ...(c.User ? { user: c.User } : {}),
+    ...(c.Shell ? { shell: c.Shell } : {}),
+    ...(c.OnBuild ? { onBuild: c.OnBuild } : {}),
   };
 }
 

@@ -134,7 +134,7 @@ async function startUserNetwork(): Promise<UserNetwork> {
     holder.once('exit', (code) => reject(new SandboxError('SANDBOX_NETWORK', `cannot make the RUN network namespace: ${holderErr.trim() || `exit code ${code}`}`)));
   });
   const pid = holder.pid as number;
-  const network = cp.spawn(SETPRIV, ['--pdeathsig', 'KILL', '--', slirp, '--configure', '--mtu=65520', '--disable-host-loopback', '--enable-sandbox', '--enable-seccomp', '--ready-fd=3', String(pid), 'tap0'], {
+  const network = cp.spawn(SETPRIV, ['--pdeathsig', 'KILL', '--', slirp, '--configure', '--mtu=65520', '--disable-host-loopback', '--enable-sandbox', '--enable-seccomp', '--ready-fd=3', String(pid), 'eth0'], {
     stdio: ['ignore', 'ignore', 'pipe', 'pipe'],
     env: {},
   });

@@ -13,7 +13,7 @@ import { chmod, chown, copyFile, cp, lstat, mkdir, readFile, rename, rm } from '
 import { lstatSync } from 'node:fs';
 import path from 'node:path';
 import { type Readable } from 'node:stream';
-import { crashPoint, DockerfileError, GantryError, trace, zlib } from '../errors/index.js';
+import { crashPoint, DockerfileError, GantryError, trace, zlib, type SourceLocation } from '../errors/index.js';
 import type { Image } from '../image/image.js';
 import { INDEX_TYPES, layerCompression, MediaType } from '../oci/media-types.js';
 import { formatReference, normalizeReference } from '../oci/reference.js';
@@ -194,8 +194,12 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
       const missing = [...imagesWanted(plan)].filter(([key]) => !images.has(key));
       if (missing.length === 0) break;
       if (round === 10) throw new BuildError('BUILD_IMAGE', 'the base images\' ONBUILD triggers keep naming more images (10 rounds)');
-      for (const [key, { ref, platform }] of missing) {
-        const image = await obtainImage(store, ref, options, platform);
+      for (const [key, { ref, platform, where }] of missing) {
+        const image = await obtainImage(store, ref, options, platform).catch((err: unknown) => {
+          // Said with the Dockerfile line that named the image, as BuildKit points there.
+          if (where && err instanceof Error && !err.message.startsWith(where)) err.message = `${where}: ${err.message}`;
+          throw err;
+        });
         images.set(key, image);
         baseImages[ref] ??= baseImageInfo(image);
       }
@@ -825,14 +829,17 @@ function startStage(stage: PlannedStage, finished: Map<number, StageState>, stat
 }
 
 /** The images a plan needs, by key (imageKey), each for the platform of the stage that uses it (FROM --platform). */
-function imagesWanted(plan: BuildPlan): Map<string, { ref: string; platform: string }> {
-  const wanted = new Map<string, { ref: string; platform: string }>();
-  const want = (ref: string, platform: string) => wanted.set(imageKey(ref, platform), { ref, platform });
+function imagesWanted(plan: BuildPlan): Map<string, { ref: string; platform: string; where?: string }> {
+  const wanted = new Map<string, { ref: string; platform: string; where?: string }>();
+  const want = (ref: string, platform: string, where?: SourceLocation) => {
+    const key = imageKey(ref, platform);
+    if (!wanted.has(key)) wanted.set(key, { ref, platform, ...(where ? { where: `${where.file}:${where.line}` } : {}) });
+  };
   for (const st of plan.stages) {
-    if (st.base.type === 'image') want(st.base.ref, st.platform);
+    if (st.base.type === 'image') want(st.base.ref, st.platform, st.location);
     for (const step of st.steps) {
-      if (step.op === 'copy' && step.source.type === 'image') want(step.source.ref, st.platform);
-      if (step.op === 'run') for (const m of step.mounts) if (m.from !== undefined && !/^\d+$/.test(m.from)) want(m.from, st.platform);
+      if (step.op === 'copy' && step.source.type === 'image') want(step.source.ref, st.platform, step.location);
+      if (step.op === 'run') for (const m of step.mounts) if (m.from !== undefined && !/^\d+$/.test(m.from)) want(m.from, st.platform, step.location);
     }
   }
   for (const ref of plan.images) if (![...wanted.values()].some((w) => w.ref === ref)) want(ref, plan.platform);

@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { lstat, mkdir, open, rm, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, open, rm, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -38,7 +38,8 @@ export async function downloadSource(dir: string, url: string, checksum: string 
     throw new GantryError('ADD_LOOPBACK_ONLY', `${what}: refusing to fetch ${url}: GANTRY_LOOPBACK_ONLY=1 allows loopback hosts only`);
   }
   await mkdir(dir, { recursive: true });
-  const name = decodeURIComponent(u.pathname.split('/').filter(Boolean).pop() ?? '') || 'download';
+  // As BuildKit: the path's last element, or __unnamed__ when the path has none.
+  const name = decodeURIComponent(u.pathname.split('/').filter(Boolean).pop() ?? '') || '__unnamed__';
   const host = path.join(dir, name.replace(/[/\\]/g, '_'));
   const res = await fetch(url, { redirect: 'follow' });
   if (!res.ok || !res.body) throw new GantryError('ADD_FETCH', `${what}: cannot fetch ${url}: HTTP ${res.status}`);
@@ -58,6 +59,9 @@ export async function downloadSource(dir: string, url: string, checksum: string 
     const actual = `${checksum.split(':')[0]}:${hash.digest('hex')}`;
     if (actual !== checksum) throw new GantryError('ADD_CHECKSUM', `${what}: ${url} has checksum ${actual}, expected ${checksum}`);
   }
+  // Dated as the server dates it (Last-Modified), as BuildKit dates a download.
+  const modified = Date.parse(res.headers.get('last-modified') ?? '');
+  if (Number.isFinite(modified)) await utimes(host, new Date(modified), new Date(modified));
   return { host, rel: name, name, isDir: false, origin: 'url' };
 }
 

@@ -16,6 +16,9 @@ import {
   type ArgInstruction,
   type CommandLine,
   type CopyInstruction,
+  type EnvInstruction,
+  type FromInstruction,
+  type LabelInstruction,
   type HealthcheckInstruction,
   type Instruction,
   type KeyValue,
@@ -26,9 +29,11 @@ import { MountError, parseMount, type Mount } from '../dockerfile/mounts.js';
 import { heredocBody, parse, type Heredoc } from '../dockerfile/parser.js';
 import { expand, ShellSyntaxError, type EnvLookup, type ExpandResult } from '../dockerfile/shell.js';
 import { parseDockerfile, type DockerfileModel, type Stage } from '../dockerfile/stages.js';
+import { checkSecretName, didYouMean } from '../dockerfile/checks.js';
 import { WarningSink, type Warning } from '../dockerfile/warnings.js';
-import { applyCheckDirective } from '../dockerfile/lint.js';
+import { CHECK_BUILD_ARG, checkViolation, filterWarnings, withCheckBuildArg, withWarnings, type CheckScope } from '../dockerfile/lint.js';
 import { formatPlatform, hostPlatform, parsePlatform, type Platform } from '../oci/platform.js';
+import { parseReference } from '../oci/reference.js';
 
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 export const DEFAULT_SHELL: readonly string[] = ['/bin/sh', '-c'];
@@ -79,6 +84,8 @@ export interface PlanOptions {
   buildPlatform?: string;
   /** Configs of base images the caller already has, keyed by the reference as written after expansion. */
   baseImages?: Readonly<Record<string, BaseImageInfo>>;
+  /** False: `# check=error=true` does not fail the plan (a lint of every target decides at the end). */
+  checkErrors?: boolean;
 }
 
 export type BaseRef = { type: 'scratch' } | { type: 'image'; ref: string } | { type: 'stage'; stage: number };
@@ -208,17 +215,38 @@ class Scope {
     if (this.env.has(name)) return this.env.get(name);
     return this.args.get(name);
   };
+
+  /** Every name in scope, for suggestions. */
+  names = (): string[] => [...new Set([...this.env.keys(), ...this.args.keys()])];
 }
 
 export function plan(source: string, options: PlanOptions = {}): BuildPlan {
   const file = options.file ?? 'Dockerfile';
-  const model = parseDockerfile(source, { file });
+  const model = parseDockerfile(source, { file, ...(options.buildArgs ? { buildArgs: options.buildArgs } : {}) });
   return planModel(model, options);
 }
 
+/**
+ * Plan a parsed Dockerfile. Warnings go through the model's check configuration; with
+ * `check=error=true` the remaining ones fail the plan (unless `checkErrors` is false). An error
+ * carries the warnings found before it.
+ */
 export function planModel(model: DockerfileModel, options: PlanOptions = {}): BuildPlan {
   const sink = new WarningSink();
   sink.items.push(...model.warnings);
+  const checks = withCheckBuildArg(model.checks, options.buildArgs);
+  let planned: BuildPlan;
+  try {
+    planned = planWith(model, options, sink, checks);
+  } catch (err) {
+    throw withWarnings(err as Error, filterWarnings(sink.items, checks));
+  }
+  const violation = options.checkErrors === false ? undefined : checkViolation(planned.warnings, checks);
+  if (violation) throw violation;
+  return planned;
+}
+
+function planWith(model: DockerfileModel, options: PlanOptions, sink: WarningSink, checks: CheckScope): BuildPlan {
   const buildArgs = new Map(Object.entries(options.buildArgs ?? {}));
   const buildPlatform = options.buildPlatform ? parsePlatform(options.buildPlatform) : hostPlatform();
   const targetPlatform = options.platform ? parsePlatform(options.platform) : buildPlatform;
@@ -238,12 +266,13 @@ export function planModel(model: DockerfileModel, options: PlanOptions = {}): Bu
     keyword: string,
     warnUndefined: boolean,
     known: (name: string) => boolean = () => false,
+    names: () => string[] = () => [],
   ): ExpandResult => {
     try {
       const r = expand(word, lookup, { escapeToken });
       if (warnUndefined) {
         for (const name of r.unmatched) {
-          if (!known(name)) sink.add('UndefinedVar', `Usage of undefined variable '$${name}'`, where);
+          if (!known(name)) sink.add('UndefinedVar', `Usage of undefined variable '$${name}'${didYouMean(`$${name}`, names().map((n) => `$${n}`))}`, where);
         }
       }
       return r;
@@ -257,22 +286,11 @@ export function planModel(model: DockerfileModel, options: PlanOptions = {}): Bu
 
   // Global scope: ARGs before the first FROM, usable in FROM lines.
   const global = new Scope();
-  for (const [k, v] of predefined) global.args.set(k, v);
-  const globalDeclared = new Set<string>();
-  for (const ins of model.globalArgs) {
-    const before = new Map(global.args);
-    const lookup: EnvLookup = (n) => before.get(n);
-    for (const decl of ins.args) {
-      globalDeclared.add(decl.name);
-      consumed.add(decl.name);
-      let value: string | undefined;
-      if (buildArgs.has(decl.name)) value = buildArgs.get(decl.name);
-      else if (decl.defaultValue !== undefined) {
-        value = expandWith(decl.defaultValue, lookup, ins.location, 'ARG', false).word;
-      } else value = predefined.get(decl.name);
-      global.args.set(decl.name, value);
-    }
-  }
+  const expandDefault = (word: string, lookup: EnvLookup, where: SourceLocation): string => expandWith(word, lookup, where, 'ARG', false).word;
+  for (const [k, v] of globalArgValues(model.globalArgs, predefined, buildArgs, expandDefault)) global.args.set(k, v);
+  const globalDeclared = new Set(model.globalArgs.flatMap((ins) => ins.args.map((a) => a.name)));
+  for (const name of globalDeclared) consumed.add(name);
+  checkDefaultBaseNames(model, predefined, escapeToken, sink);
 
   // Resolve each stage's FROM (pure: global args only) and its dependencies.
   const stages = model.stages;
@@ -309,14 +327,16 @@ export function planModel(model: DockerfileModel, options: PlanOptions = {}): Bu
   }
   const heads: StageHead[] = stages.map((stage) => {
     const from = stage.from;
-    const knownGlobal = (n: string): boolean => globalDeclared.has(n) || predefined.has(n);
-    const image = expandWith(from.image, global.lookup, from.location, 'FROM', false);
-    for (const name of image.unmatched) {
-      if (!knownGlobal(name)) {
-        sink.add('UndefinedArgInFrom', `FROM argument '${name}' is not declared`, from.location);
+    const fromWord = (word: string): ExpandResult => {
+      const r = expandWith(word, global.lookup, from.location, 'FROM', false);
+      const known = [...globalDeclared, ...predefined.keys()];
+      for (const name of r.unmatched) {
+        if (known.includes(name)) continue;
+        sink.add('UndefinedArgInFrom', `FROM argument '${name}' is not declared${didYouMean(name, known)}`, from.location);
       }
-    }
-    const ref = image.word;
+      return r;
+    };
+    const ref = fromWord(from.image).word;
     if (ref === '' || /\s/.test(ref)) {
       throw new DockerfileError(
         'DOCKERFILE_FROM',
@@ -327,7 +347,9 @@ export function planModel(model: DockerfileModel, options: PlanOptions = {}): Bu
     }
     let platform = formatPlatform(targetPlatform);
     if (from.platform !== undefined) {
-      const p = expandWith(from.platform, global.lookup, from.location, 'FROM', false).word;
+      const r = fromWord(from.platform);
+      checkFromPlatform(from, r, global.lookup('TARGETPLATFORM'), sink);
+      const p = r.word;
       try {
         platform = formatPlatform(parsePlatform(p));
       } catch (err) {
@@ -366,6 +388,8 @@ export function planModel(model: DockerfileModel, options: PlanOptions = {}): Bu
   const images = new Set<string>();
   let nextId = 1;
   const pendingSteps: { stage: PlannedStage; steps: PendingStep[] }[] = [];
+  /** The ARGs in scope at the end of each planned stage (a stage FROM it starts with them). */
+  const stageArgs = new Map<number, Map<string, string | undefined>>();
 
   const visit = (stage: Stage, from: SourceLocation | undefined): PlannedStage => {
     const done = planned.get(stage.index);
@@ -405,6 +429,7 @@ export function planModel(model: DockerfileModel, options: PlanOptions = {}): Bu
     planned.set(stage.index, ps);
     order.push(ps);
     pendingSteps.push({ stage: ps, steps: result.steps });
+    stageArgs.set(stage.index, result.args);
     return ps;
   };
 
@@ -412,7 +437,7 @@ export function planModel(model: DockerfileModel, options: PlanOptions = {}): Bu
     stage: Stage,
     head: StageHead,
     addDep: (s: Stage, where: SourceLocation) => void,
-  ): { steps: PendingStep[]; baseEnvKnown: boolean } => {
+  ): { steps: PendingStep[]; baseEnvKnown: boolean; args: Map<string, string | undefined> } => {
     const scope = new Scope();
     const declared = new Set<string>();
     let workdir = '/';
@@ -428,6 +453,8 @@ export function planModel(model: DockerfileModel, options: PlanOptions = {}): Bu
       workdir = last.workdir;
       user = last.user;
       shell = [...last.shell];
+      // The parent's ARGs stay in scope, as in BuildKit, where they are part of the stage's state.
+      for (const [k, v] of stageArgs.get(parent.index) ?? []) scope.args.set(k, v);
       baseEnvKnown = parent.baseEnvKnown;
       // FROM an earlier stage runs the ONBUILD instructions that stage declared, as BuildKit does.
       const parentSteps = pendingSteps.find((p) => p.stage === parent)?.steps ?? [];
@@ -478,8 +505,10 @@ export function planModel(model: DockerfileModel, options: PlanOptions = {}): Bu
         state: state(),
         ...(onbuild ? { onbuild: true } : {}),
       };
-      const one = (w: string): string => expandWith(w, scope.lookup, where, ins.kind, warnUndefined).word;
-      const many = (w: string): string[] => expandWith(w, scope.lookup, where, ins.kind, warnUndefined).words;
+      // An ARG declared without a value is not undefined (BuildKit).
+      const declaredArg = (name: string): boolean => scope.args.has(name);
+      const one = (w: string): string => expandWith(w, scope.lookup, where, ins.kind, warnUndefined, declaredArg, scope.names).word;
+      const many = (w: string): string[] => expandWith(w, scope.lookup, where, ins.kind, warnUndefined, declaredArg, scope.names).words;
       const resolveFrom = (ref: string, keyword: string, mountTarget?: string): CopySource => {
         const st = resolveStageRef(ref, stage, where, keyword);
         // A cycle is reported first, as BuildKit checks for cycles before it reads any stage.
@@ -508,12 +537,14 @@ export function planModel(model: DockerfileModel, options: PlanOptions = {}): Bu
         case 'ENV': {
           // Every value is expanded with the environment from before the instruction.
           const pairs = ins.pairs.map(({ key, value }) => ({ key, value: one(value) }));
+          lintKeyValues(ins, sink);
           for (const { key, value } of pairs) scope.env.set(key, value);
           steps.push({ ...base, op: 'env', pairs });
           break;
         }
         case 'ARG': {
           const resolved = resolveArgs(ins, (w) => one(w));
+          for (const a of ins.args) checkSecretName('ARG', a.name, ins, sink);
           for (const a of resolved) {
             declared.add(a.name);
             consumed.add(a.name);
@@ -524,6 +555,7 @@ export function planModel(model: DockerfileModel, options: PlanOptions = {}): Bu
         }
         case 'LABEL': {
           const pairs = ins.pairs.map(({ key, value }) => ({ key: one(key), value: one(value) }));
+          lintKeyValues(ins, sink);
           steps.push({ ...base, op: 'label', pairs });
           break;
         }
@@ -579,10 +611,12 @@ export function planModel(model: DockerfileModel, options: PlanOptions = {}): Bu
           steps.push({ ...base, op: 'shell', shell: [...shell] });
           break;
         case 'CMD':
-          steps.push({ ...base, op: 'cmd', command: ins.command });
-          break;
         case 'ENTRYPOINT':
-          steps.push({ ...base, op: 'entrypoint', command: ins.command });
+          // Only with the default shell: a SHELL (here, in a parent stage, in the base image) says the form is meant.
+          if (ins.command.form === 'shell' && shell.join('\0') === DEFAULT_SHELL.join('\0')) {
+            sink.add('JSONArgsRecommended', `JSON arguments recommended for ${ins.kind} to prevent unintended behavior related to OS signals`, where);
+          }
+          steps.push({ ...base, op: ins.kind === 'CMD' ? 'cmd' : 'entrypoint', command: ins.command });
           break;
         case 'ONBUILD':
           steps.push({ ...base, op: 'onbuild', expression: ins.expression });
@@ -648,7 +682,11 @@ export function planModel(model: DockerfileModel, options: PlanOptions = {}): Bu
         }
         case 'COPY':
         case 'ADD': {
-          const source: CopySource = ins.from !== undefined ? resolveFrom(one(ins.from), ins.kind) : { type: 'context' };
+          // As BuildKit 28: --from names a stage or an image as written, never through a variable.
+          if (ins.from !== undefined && /\$(\{|[A-Za-z_])/.test(ins.from)) {
+            throw new DockerfileError('DOCKERFILE_FLAG', 'variable expansion is not supported for --from, define a new stage with FROM using ARG from global scope as a workaround', where, ins.kind);
+          }
+          const source: CopySource = ins.from !== undefined ? resolveFrom(ins.from, ins.kind) : { type: 'context' };
           const heredocNames = new Set(ins.heredocs.map((h) => h.name));
           const inline = ins.heredocs.map((h) => ({
             name: h.name,
@@ -694,7 +732,7 @@ export function planModel(model: DockerfileModel, options: PlanOptions = {}): Bu
           break;
       }
     });
-    return { steps, baseEnvKnown };
+    return { steps, baseEnvKnown, args: scope.args };
 
     function resolveArgs(ins: ArgInstruction, one: (w: string) => string): ResolvedArg[] {
       // A default is expanded only when it is the value: one overridden by a build arg may
@@ -722,13 +760,13 @@ export function planModel(model: DockerfileModel, options: PlanOptions = {}): Bu
     ps.steps = entry.steps.map((s) => ({ ...s, id: nextId++ }) as Step);
   }
 
-  for (const k of PROXY_ARGS) consumed.add(k);
+  for (const k of [...PROXY_ARGS, CHECK_BUILD_ARG]) consumed.add(k);
   const unusedBuildArgs = [...buildArgs.keys()].filter((k) => !consumed.has(k)).sort();
   if (unusedBuildArgs.length > 0) {
     sink.add('UnusedBuildArg', `One or more build-args [${unusedBuildArgs.join(' ')}] were not consumed`);
   }
 
-  const warnings = applyCheckDirective(sink.items, model.directives, model.file);
+  const warnings = filterWarnings(sink.items, checks);
   return {
     file: model.file,
     stages: order,
@@ -816,24 +854,137 @@ function expandHeredoc(body: string, lookup: EnvLookup): string {
   }
 }
 
-/** `80`, `80/tcp`, `8000-8002/udp` → `["80/tcp"]`, one entry per port of a range. */
+/**
+ * `80`, `80/tcp`, `8000-8002/udp` → `["80/tcp"]`, one entry per port of a range. An IP address or
+ * a host port (`127.0.0.1:80:80`, `5000:5000`) is accepted with an ExposeInvalidFormat warning
+ * and only the container port kept, as BuildKit does.
+ */
 function normalisePorts(spec: string, where: SourceLocation, sink: WarningSink): string[] {
-  const m = /^(\d+)(?:-(\d+))?(?:\/([a-zA-Z]+))?$/.exec(spec);
-  if (!m) throw new DockerfileError('DOCKERFILE_INSTRUCTION', `invalid containerPort: ${spec}`, where, 'EXPOSE');
+  const fail = (detail: string): never => {
+    throw new DockerfileError('DOCKERFILE_INSTRUCTION', detail, where, 'EXPOSE');
+  };
+  const { ip, hostPort, containerPort } = splitPortSpec(spec);
+  const m = /^(\d+)(?:-(\d+))?(?:\/([a-zA-Z]+))?$/.exec(containerPort);
+  if (!m) return fail(`invalid containerPort: ${containerPort}`);
   let proto = m[3] ?? 'tcp';
   if (proto !== proto.toLowerCase()) {
     sink.add('ExposeProtoCasing', `Defined protocol '${spec}' in EXPOSE instruction should be lowercase`, where);
     proto = proto.toLowerCase();
   }
-  if (!['tcp', 'udp', 'sctp'].includes(proto)) {
-    throw new DockerfileError('DOCKERFILE_INSTRUCTION', `invalid proto: ${proto}`, where, 'EXPOSE');
+  if (ip !== '' || hostPort !== '') {
+    sink.add('ExposeInvalidFormat', `EXPOSE instruction should not define an IP address or host-port mapping, found '${spec}'`, where);
   }
+  if (!['tcp', 'udp', 'sctp'].includes(proto)) fail(`invalid proto: ${proto}`);
+  if (ip !== '' && !isIPAddress(ip.replace(/^\[(.*)\]$/, '$1'))) fail(`invalid IP address: ${ip}`);
+  if (hostPort !== '' && !/^\d+(-\d+)?$/.test(hostPort)) fail(`invalid hostPort: ${hostPort}`);
   const start = Number(m[1]);
   const end = m[2] !== undefined ? Number(m[2]) : start;
-  if (start < 1 || end > 65535 || end < start) {
-    throw new DockerfileError('DOCKERFILE_INSTRUCTION', `invalid port range: ${spec}`, where, 'EXPOSE');
-  }
+  if (start < 1 || end > 65535 || end < start) fail(`invalid port range: ${containerPort}`);
   const out: string[] = [];
   for (let p = start; p <= end; p++) out.push(`${p}/${proto}`);
   return out;
+}
+
+/** An IPv4 (dotted decimal, no leading zeros) or IPv6 address, as Go's net.ParseIP takes them. */
+function isIPAddress(s: string): boolean {
+  const v4 = (t: string): boolean => /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/.test(t);
+  if (v4(s)) return true;
+  const halves = s.split('::');
+  if (halves.length > 2) return false;
+  const groups = halves.flatMap((h) => (h === '' ? [] : h.split(':')));
+  const last = groups.at(-1) ?? '';
+  const words = groups.length + (v4(last) ? 1 : 0);
+  const hex = (v4(last) ? groups.slice(0, -1) : groups).every((g) => /^[0-9a-fA-F]{1,4}$/.test(g));
+  return hex && (halves.length === 2 ? words < 8 : words === 8);
+}
+
+/** `[ip:]hostPort:containerPort`: the last two `:`-separated parts are the ports, the rest the IP. */
+function splitPortSpec(spec: string): { ip: string; hostPort: string; containerPort: string } {
+  const parts = spec.split(':');
+  const n = parts.length;
+  if (n === 1) return { ip: '', hostPort: '', containerPort: spec };
+  return { ip: parts.slice(0, n - 2).join(':'), hostPort: parts[n - 2] as string, containerPort: parts[n - 1] as string };
+}
+
+/**
+ * The values of the global ARGs (before the first FROM), in order: a build argument, else the
+ * default expanded with the ARGs before it, else a predefined value.
+ */
+function globalArgValues(
+  globalArgs: readonly ArgInstruction[],
+  predefined: ReadonlyMap<string, string>,
+  buildArgs: ReadonlyMap<string, string>,
+  expandDefault: (word: string, lookup: EnvLookup, where: SourceLocation) => string,
+): Map<string, string | undefined> {
+  const values = new Map<string, string | undefined>(predefined);
+  for (const ins of globalArgs) {
+    const before = new Map(values);
+    const lookup: EnvLookup = (n) => before.get(n);
+    for (const decl of ins.args) {
+      let value: string | undefined;
+      if (buildArgs.has(decl.name)) value = buildArgs.get(decl.name);
+      else if (decl.defaultValue !== undefined) value = expandDefault(decl.defaultValue, lookup, ins.location);
+      else value = predefined.get(decl.name);
+      values.set(decl.name, value);
+    }
+  }
+  return values;
+}
+
+/**
+ * InvalidDefaultArgInFrom: a FROM whose image name is not a valid reference when the global ARGs
+ * keep their defaults (no build arguments). An expansion error ends the check quietly: the build
+ * reports it.
+ */
+function checkDefaultBaseNames(model: DockerfileModel, predefined: ReadonlyMap<string, string>, escapeToken: string, sink: WarningSink): void {
+  try {
+    const expandDefault = (word: string, lookup: EnvLookup): string => expand(word, lookup, { escapeToken }).word;
+    const defaults = globalArgValues(model.globalArgs, predefined, new Map(), expandDefault);
+    for (const { from } of model.stages) {
+      const name = expand(from.image, (n) => defaults.get(n), { escapeToken }).word;
+      if (!isValidReference(name)) {
+        sink.add('InvalidDefaultArgInFrom', `Default value for ARG ${from.image} results in empty or invalid base image name`, from.location);
+      }
+    }
+  } catch (err) {
+    if (!(err instanceof ShellSyntaxError)) throw err;
+  }
+}
+
+function isValidReference(name: string): boolean {
+  try {
+    parseReference(name);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * RedundantTargetPlatform (`--platform=$TARGETPLATFORM`, the default anyway) and
+ * FromPlatformFlagConstDisallowed (a constant platform, unless the stage's name says which).
+ */
+function checkFromPlatform(from: FromInstruction, r: ExpandResult, targetPlatform: string | undefined, sink: WarningSink): void {
+  const platform = from.platform as string;
+  if (r.matched.size === 1 && r.matched.has('TARGETPLATFORM') && r.unmatched.size === 0 && r.word === targetPlatform) {
+    sink.add('RedundantTargetPlatform', `Setting platform to predefined ${platform} in FROM is redundant as this is the default behavior`, from.location);
+  }
+  if (r.matched.size > 0 || r.unmatched.size > 0) return;
+  let p: Platform;
+  try {
+    p = parsePlatform(r.word);
+  } catch {
+    return;
+  }
+  const name = from.stageName?.toLowerCase() ?? '';
+  if (name.includes(p.os) || name.includes(p.architecture)) return;
+  sink.add('FromPlatformFlagConstDisallowed', `FROM --platform flag should not use constant value "${r.word}"`, from.location);
+}
+
+/** LegacyKeyValueFormat (`ENV key value`) and, for ENV, SecretsUsedInArgOrEnv. */
+function lintKeyValues(ins: EnvInstruction | LabelInstruction, sink: WarningSink): void {
+  if (ins.legacy) {
+    sink.add('LegacyKeyValueFormat', `"${ins.kind} key=value" should be used instead of legacy "${ins.kind} key value" format`, ins.location);
+  }
+  if (ins.kind === 'ENV') for (const { key } of ins.pairs) checkSecretName('ENV', key, ins, sink);
 }

@@ -178,7 +178,6 @@ export default {
           server.close();
         }
       },
-      gap: 'names the file "download" instead of __unnamed__ (and does not take Last-Modified as its mtime)',
     },
     // testDockerfileAddArchive, one check per build of the test.
     served('testDockerfileAddArchive', {}, 'FROM scratch\nADD t.tar /\n', { files: { foo: content0 } }, { binaries: { 't.tar': tFoo } }),

@@ -208,7 +208,7 @@ describe('gantry build FROM Debian, pulled from the registry', () => {
     await g(['export', 'net:1', '-o', out]);
     const x = async (f: string) => (await execa('tar', ['xOf', out, f])).stdout.trim();
     expect(await x('none')).toBe('lo');
-    expect(await x('default')).toBe('lo eth0');
+    expect(await x('default')).toBe('eth0 lo');
     expect(await x('heredoc')).toBe('heredoc as 0');
     expect(await x('fds')).toBe('0 1 2 3');
   });

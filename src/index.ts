@@ -5,7 +5,9 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DockerfileError, GantryError, OptionError } from './errors/index.js';
-import { plan, type BuildPlan, type PlanOptions } from './plan/planner.js';
+import { plan, planModel, type BuildPlan, type PlanOptions } from './plan/planner.js';
+import { checkViolation, warningsOf } from './dockerfile/lint.js';
+import { loadIgnore } from './build/context.js';
 import { parseDockerfile } from './dockerfile/stages.js';
 import { dump, parse } from './dockerfile/parser.js';
 import type { Warning } from './dockerfile/warnings.js';
@@ -28,6 +30,7 @@ export type { Mount } from './dockerfile/mounts.js';
 export type { Node, Heredoc, ParseResult } from './dockerfile/parser.js';
 export type { DockerfileModel, Stage } from './dockerfile/stages.js';
 export { plan, parseDockerfile, parse, dump };
+export { warningsOf } from './dockerfile/lint.js';
 export { expand, expandWord, expandWords, envFromMap } from './dockerfile/shell.js';
 export { parsePlatform, formatPlatform, hostPlatform, type Platform } from './oci/platform.js';
 
@@ -87,30 +90,37 @@ export interface LintResult {
   error?: GantryError;
 }
 
-/** Parse and plan every stage, collecting warnings; errors are returned, not thrown. */
+/**
+ * Parse and plan every stage, collecting warnings; errors are returned, not thrown, with the
+ * warnings found before them (BuildKit's lint request: `check=error=true` is an error beside them).
+ */
 export async function lint(options: PlanBuildOptions): Promise<LintResult> {
   const { file, text } = await loadDockerfile(options);
-  try {
-    const model = parseDockerfile(text, { file });
-    const warnings: Warning[] = [];
-    const seen = new Set<string>();
-    // Lint every stage, not only the ones the default target needs.
-    const targets = model.stages.map((s) => s.name ?? undefined);
-    for (const target of [undefined, ...targets.filter((t): t is string => t !== undefined)]) {
-      const p = plan(text, { ...options, file, ...(target ? { target } : {}) });
-      for (const w of p.warnings) {
-        const key = `${w.rule}|${w.message}|${w.location?.line ?? ''}`;
-        if (!seen.has(key)) {
-          seen.add(key);
-          warnings.push(w);
-        }
-      }
+  const warnings: Warning[] = [];
+  const seen = new Set<string>();
+  const collect = (found: readonly Warning[]): void => {
+    for (const w of found) {
+      const key = `${w.rule}|${w.message}|${w.location?.line ?? ''}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      warnings.push(w);
     }
-    warnings.sort((a, b) => (a.location?.line ?? Infinity) - (b.location?.line ?? Infinity));
-    return { file, warnings };
+  };
+  const byLine = (): Warning[] => warnings.sort((a, b) => (a.location?.line ?? Infinity) - (b.location?.line ?? Infinity));
+  try {
+    const model = parseDockerfile(text, { file, ...(options.buildArgs ? { buildArgs: options.buildArgs } : {}) });
+    const contextIgnore = await loadIgnore(options.context ?? '.', options.dockerfile === '-' ? undefined : file);
+    // Lint every stage, not only the ones the default target needs.
+    const targets = model.stages.flatMap((s) => (s.name ? [s.name] : []));
+    for (const target of [undefined, ...targets]) {
+      collect(planModel(model, { ...options, file, contextIgnore, checkErrors: false, ...(target ? { target } : {}) }).warnings);
+    }
+    const violation = checkViolation(warnings, model.checks);
+    return { file, warnings: byLine(), ...(violation ? { error: violation } : {}) };
   } catch (err) {
-    if (err instanceof GantryError) return { file, warnings: [], error: err };
-    throw err;
+    if (!(err instanceof GantryError)) throw err;
+    collect(warningsOf(err));
+    return { file, warnings: byLine(), error: err };
   }
 }
 

@@ -19,7 +19,10 @@ import { StatCache } from './statcache.js';
  * is the relative path of the COPY source it was found under (`--exclude` patterns are matched
  * from there).
  */
-export type IgnoreFilter = (rel: string, item?: string) => boolean;
+export type IgnoreFilter = ((rel: string, item?: string) => boolean) & {
+  /** The .dockerignore's lines, for the CopyIgnoredFile check. */
+  readonly patterns?: readonly string[];
+};
 
 /** lstat, synchronous (microseconds, where fs/promises costs a thread-pool round trip); undefined when it fails. */
 function lstatOrNone(p: string): Stats | undefined {
@@ -43,7 +46,7 @@ export async function loadIgnore(context: string, dockerfile?: string): Promise<
     const lines = text.split(/\r?\n/);
     checkIgnorePatterns(file, lines);
     const ig = (dockerignore as unknown as (o?: object) => { add(p: string[]): { ignores(p: string): boolean } })({ ignorecase: false }).add(lines);
-    return (rel: string) => rel !== '' && ig.ignores(rel);
+    return Object.assign((rel: string) => rel !== '' && ig.ignores(rel), { patterns: lines });
   }
   return () => false;
 }

@@ -179,6 +179,8 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
     ...(options.buildArgs ? { buildArgs: options.buildArgs } : {}),
     ...(options.target ? { target: options.target } : {}),
     ...(options.platform ? { platform: options.platform } : {}),
+    // The .dockerignore rules: the build reads the context with them; the plan warns of sources they leave out (CopyIgnoredFile).
+    contextIgnore: await loadIgnore(options.context, options.dockerfile),
   };
   try {
     // 1. The images the plan needs: from the store when there, else pulled.
@@ -209,7 +211,7 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
     trace('planned');
     checkEntitlements(plan, options);
     emit({ type: 'plan', plan });
-    const ignore = await loadIgnore(options.context, options.dockerfile);
+    const ignore = planOptions.contextIgnore;
     contextStats = await StatCache.open(path.join(store.root, 'cache'), options.context, store.tempPath('stat'));
     trace('context stat cache open');
     const finished = new Map<number, StageState>();

@@ -3,7 +3,7 @@
  * Errors become messages and exit codes here and nowhere else.
  */
 import type { Argv } from 'yargs';
-import { GantryError, OptionError, reexecInUserNamespace, resolveRoot, version } from '../index.js';
+import { GantryError, OptionError, reexecInUserNamespace, resolveRoot, version, warningsOf } from '../index.js';
 import { buildCommand, runBuild, type BuildArgs } from './commands/build.js';
 import { fastBuildArgs } from './fast-build.js';
 import { lintCommand } from './commands/lint.js';
@@ -13,7 +13,7 @@ import { pruneCommand } from './commands/prune.js';
 import { archiveCommands } from './commands/archives.js';
 import { registryCommands } from './commands/registry.js';
 import { EXIT } from './exit-codes.js';
-import { formatError } from './output.js';
+import { formatError, formatWarning } from './output.js';
 
 export interface GlobalOptions {
   root: string;
@@ -124,6 +124,8 @@ export async function main(args: string[]): Promise<void> {
       process.stderr.write(formatError(err) + '\n');
       process.exitCode = EXIT.usage;
     } else if (err instanceof GantryError) {
+      // A Dockerfile error comes with the warnings found before it.
+      for (const w of warningsOf(err)) process.stderr.write(formatWarning(w) + '\n');
       process.stderr.write(formatError(err) + '\n');
       process.exitCode = EXIT.failure;
     } else if (err instanceof Error && 'exitCode' in err) {

@@ -303,10 +303,12 @@ export function toInstruction(node: Node, ctx: ConvertContext): Instruction {
         if (name !== name.toLowerCase()) {
           ctx.warnings.add('StageNameCasing', `Stage name '${name}' should be lowercase`, location);
         }
+        // A FROM in mixed case is ConsistentInstructionCasing's to report, not this rule's.
         const asWord = args[1] as string;
-        const fromUpper = node.rawKeyword === node.rawKeyword.toUpperCase();
-        const asUpper = asWord === asWord.toUpperCase();
-        if (fromUpper !== asUpper) {
+        const from = node.rawKeyword;
+        const fromConsistent = from === from.toUpperCase() || from === from.toLowerCase();
+        const asMatches = from === from.toUpperCase() ? asWord === asWord.toUpperCase() : asWord === asWord.toLowerCase();
+        if (fromConsistent && !asMatches) {
           ctx.warnings.add(
             'FromAsCasing',
             `'${asWord}' and '${node.rawKeyword}' keywords' casing do not match`,
@@ -351,16 +353,9 @@ export function toInstruction(node: Node, ctx: ConvertContext): Instruction {
       return ins;
     }
     case 'CMD':
-    case 'ENTRYPOINT': {
-      if (!node.json && args.length > 0) {
-        ctx.warnings.add(
-          'JSONArgsRecommended',
-          `JSON arguments recommended for ${kind} to prevent unintended behavior related to OS signals`,
-          location,
-        );
-      }
+    case 'ENTRYPOINT':
+      // JSONArgsRecommended is the planner's: it depends on the SHELL in effect.
       return { kind, ...base, command: command() };
-    }
     case 'SHELL': {
       if (!node.json) fail('SHELL requires the arguments to be in JSON form');
       atLeastOne();
@@ -375,14 +370,8 @@ export function toInstruction(node: Node, ctx: ConvertContext): Instruction {
         if (key === '') fail(`${kind} names can not be blank`);
         pairs.push({ key, value: args[i + 1] as string });
       }
+      // LegacyKeyValueFormat is the planner's: BuildKit reports it for the stages it builds.
       const legacy = args[2] === '';
-      if (legacy) {
-        ctx.warnings.add(
-          'LegacyKeyValueFormat',
-          `"${kind} key=value" should be used instead of legacy "${kind} key value" format`,
-          location,
-        );
-      }
       return kind === 'ENV' ? { kind, ...base, pairs, legacy } : { kind, ...base, pairs, legacy };
     }
     case 'ARG': {

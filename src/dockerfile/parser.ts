@@ -135,6 +135,16 @@ function trimContinuation(line: string, d: Directives): { line: string; end: boo
 
 const isComment = (raw: string): boolean => /^#/.test(trimLeftSpace(trimNewline(raw)));
 
+/**
+ * The comments above the next instruction once `raw` is read, as BuildKit collects them: an
+ * empty comment (`#`) clears them, a parser directive is not one.
+ */
+function commentsAfter(comments: string[], raw: string, directive: boolean): string[] {
+  if (!isComment(raw) || directive) return comments;
+  const text = trimLeftSpace(raw).slice(1).trim();
+  return text === '' ? [] : [...comments, text];
+}
+
 /** Split text into lines that keep their line endings, as BuildKit's scanner does. */
 function splitLines(text: string): string[] {
   const lines: string[] = [];
@@ -169,8 +179,9 @@ export function parse(text: string, options: ParseOptions = {}): ParseResult {
 
   while (i < lines.length) {
     const raw = lines[i] as string;
-    if (isComment(raw)) comments.push(trimLeftSpace(raw).slice(1).trim());
+    const directivesBefore = d.seen.size;
     const first = processLine(raw, true, i + 1);
+    comments = commentsAfter(comments, raw, d.seen.size > directivesBefore);
     i++;
     const startLine = i;
     let { line, end } = trimContinuation(first, d);
@@ -191,7 +202,8 @@ export function parse(text: string, options: ParseOptions = {}): ParseResult {
       end = t.end;
     }
     if (emptyContinuation) {
-      warnings.add('NoEmptyContinuation', 'Empty continuation line', { file, line: startLine });
+      // At the instruction's last line, as BuildKit reports it.
+      warnings.add('NoEmptyContinuation', 'Empty continuation line', { file, line: i });
     }
 
     const node = nodeFromLine(line, d, { file, line: startLine, endLine: i });

@@ -9,7 +9,9 @@ import {
   type FromInstruction,
   type Instruction,
 } from './instructions.js';
-import { parse, type Directive, type ParseOptions } from './parser.js';
+import { checkDefinitionDescriptions, checkInstructionCasing, checkStageNames } from './checks.js';
+import { fileCheckConfig, filterWarnings, withCheckBuildArg, withWarnings, type CheckScope } from './lint.js';
+import { parse, type Directive, type ParseOptions, type ParseResult } from './parser.js';
 import { WarningSink, type Warning } from './warnings.js';
 
 export interface Stage {
@@ -28,45 +30,47 @@ export interface DockerfileModel {
   /** ARG instructions before the first FROM: usable in FROM lines only. */
   globalArgs: ArgInstruction[];
   stages: Stage[];
+  /** Every warning found, before the check configuration is applied. */
   warnings: Warning[];
+  /** The check configuration (`# check=`, BUILDKIT_DOCKERFILE_CHECK, comments above instructions). */
+  checks: CheckScope;
 }
 
-const RESERVED_STAGE_NAMES = new Set(['scratch', 'context']);
+export interface ModelOptions extends ParseOptions {
+  /** Build arguments: BUILDKIT_DOCKERFILE_CHECK there replaces the `# check=` directive. */
+  buildArgs?: Readonly<Record<string, string>>;
+}
 
-export function parseDockerfile(text: string, options: ParseOptions = {}): DockerfileModel {
-  const result = parse(text, options);
+/**
+ * Parse and split into stages. A Dockerfile error carries the warnings found before it (the
+ * check configuration applied), as BuildKit prints them with the error.
+ */
+export function parseDockerfile(text: string, options: ModelOptions = {}): DockerfileModel {
   const sink = new WarningSink();
-  for (const w of result.warnings) sink.items.push(w);
+  let checks: CheckScope | undefined;
+  try {
+    const result = parse(text, options);
+    checks = checkScope(result, options.buildArgs);
+    sink.items.push(...result.warnings);
+    return modelOf(result, checks, sink);
+  } catch (err) {
+    throw checks ? withWarnings(err as Error, filterWarnings(sink.items, checks)) : err;
+  }
+}
+
+function checkScope(result: ParseResult, buildArgs: ModelOptions['buildArgs']): CheckScope {
+  const directive = result.directives.find((d) => d.name === 'check');
+  const commentsByLine = new Map(result.nodes.filter((n) => n.comments.length > 0).map((n) => [n.startLine, n.comments] as const));
+  return withCheckBuildArg({ file: result.file, config: fileCheckConfig(directive, result.file), commentsByLine }, buildArgs);
+}
+
+function modelOf(result: ParseResult, checks: CheckScope, sink: WarningSink): DockerfileModel {
   const instructions = toInstructions(result, sink);
   const globalArgs: ArgInstruction[] = [];
   const stages: Stage[] = [];
-  const names = new Map<string, Stage>();
   for (const ins of instructions) {
     if (ins.kind === 'FROM') {
-      const stage: Stage = { index: stages.length, from: ins, instructions: [] };
-      if (ins.stageName !== undefined) {
-        const name = ins.stageName.toLowerCase();
-        if (RESERVED_STAGE_NAMES.has(name)) {
-          throw new DockerfileError(
-            'DOCKERFILE_STAGE',
-            `'${ins.stageName}' is a reserved name and cannot be used as a stage name`,
-            ins.location,
-            'FROM',
-          );
-        }
-        const earlier = names.get(name);
-        if (earlier) {
-          throw new DockerfileError(
-            'DOCKERFILE_STAGE',
-            `duplicate stage name "${ins.stageName}" (first defined on line ${earlier.from.location.line})`,
-            ins.location,
-            'FROM',
-          );
-        }
-        stage.name = name;
-        names.set(name, stage);
-      }
-      stages.push(stage);
+      stages.push({ index: stages.length, from: ins, instructions: [], ...(ins.stageName !== undefined ? { name: ins.stageName.toLowerCase() } : {}) });
       continue;
     }
     const current = stages[stages.length - 1];
@@ -87,6 +91,9 @@ export function parseDockerfile(text: string, options: ParseOptions = {}): Docke
     const loc = instructions[0]?.location ?? { file: result.file, line: 1 };
     throw new DockerfileError('DOCKERFILE_NO_STAGE', 'the Dockerfile has no FROM instruction', loc);
   }
+  checkStageNames(stages.map((s) => s.from), sink);
+  checkInstructionCasing(instructions, sink);
+  checkDefinitionDescriptions(instructions, (line) => checks.commentsByLine.get(line), sink);
   for (const stage of stages) lintStage(stage, sink);
   const syntax = result.directives.find((d) => d.name === 'syntax');
   if (syntax) {
@@ -104,6 +111,7 @@ export function parseDockerfile(text: string, options: ParseOptions = {}): Docke
     globalArgs,
     stages,
     warnings: sink.items,
+    checks,
   };
 }
 

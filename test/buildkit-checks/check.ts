@@ -82,8 +82,6 @@ const legacy = (i: string, line: number): W => ['LegacyKeyValueFormat', line, `"
 const invalidDefault = (from: string): W => ['InvalidDefaultArgInFrom', 3, `Default value for ARG ${from} results in empty or invalid base image name`];
 const exposeFormat = (found: string): W => ['ExposeInvalidFormat', 3, `EXPOSE instruction should not define an IP address or host-port mapping, found '${found}'`];
 
-const noCheckCasing = 'ConsistentInstructionCasing is not implemented (docs/dockerfile.md)';
-
 export default {
   file,
   checks: [
@@ -110,7 +108,6 @@ ARG bit=bat
 COPY Dockerfile .
 `,
       },
-      'the check directive\'s experimental= key is refused ("invalid check directive")',
     ),
     lint(
       'testDefinitionDescription',
@@ -132,7 +129,6 @@ ARG foo=baz bar=qux baz=quux
           ['InvalidDefinitionDescription', 9, 'Comment for ARG should follow the format: `# <arg_key> <description>`'],
         ],
       },
-      'the check directive\'s experimental= key is refused, and the rule InvalidDefinitionDescription is not implemented',
     ),
 
     // testCopyIgnoredFiles: the build fails (the Dockerfile is not in the context), the lint does not.
@@ -147,7 +143,6 @@ ARG foo=baz bar=qux baz=quux
           ['CopyIgnoredFile', 4, 'Attempting to Add file "Dockerfile" that is excluded by .dockerignore'],
         ],
       },
-      'CopyIgnoredFile is not implemented (docs/dockerfile.md)',
     ),
     lint('testCopyIgnoredFiles', { dockerfile: '# check=skip=CopyIgnoredFile\n\nFROM scratch\nCOPY Dockerfile .\nADD Dockerfile /windy\n', dockerignore: '\nDockerfile\n', buildError: copyMissing }),
     lint('testCopyIgnoredFiles', {
@@ -162,7 +157,6 @@ ARG foo=baz bar=qux baz=quux
     lint(
       'testCopyIgnoredFileContextRoot',
       { dockerfile: '\nFROM scratch\nCOPY . .\n', dockerignore: '\n*\n', warnings: [['CopyIgnoredFile', 3, 'Attempting to Copy file "." that is excluded by .dockerignore']] },
-      'CopyIgnoredFile is not implemented (docs/dockerfile.md)',
     ),
 
     lint(
@@ -202,7 +196,6 @@ ARG alternate_password
           ['SecretsUsedInArgOrEnv', 9, secret('ENV "git_key"')],
         ],
       },
-      'SecretsUsedInArgOrEnv is not implemented (docs/dockerfile.md)',
     ),
 
     lint('testAllTargetUnmarshal', {
@@ -229,7 +222,6 @@ ARG alternate_password
         warnings: [['FromAsCasing', 2, "'as' and 'FROM' keywords' casing do not match"]],
         error: violation('FromAsCasing'),
       },
-      'with check=error=true the warnings are only in the error: the build prints no warning line and the lint\'s JSON has no warnings',
     ),
     // The build argument BUILDKIT_DOCKERFILE_CHECK overrides the directive.
     lint(
@@ -240,12 +232,10 @@ ARG alternate_password
         error: violation('FromAsCasing'),
         buildArgs: { BUILDKIT_DOCKERFILE_CHECK: 'skip=ConsistentInstructionCasing;error=true' },
       },
-      'the build argument BUILDKIT_DOCKERFILE_CHECK does not override the # check= directive',
     ),
     lint(
       'testRuleCheckOption',
       { dockerfile: '#check=error=true\nFROM scratch as base\ncopy Dockerfile .\n', buildArgs: { BUILDKIT_DOCKERFILE_CHECK: 'skip=all' } },
-      'the build argument BUILDKIT_DOCKERFILE_CHECK does not override the # check= directive (error=true fails on FromAsCasing)',
     ),
 
     lint('testStageName', {
@@ -279,14 +269,14 @@ from scratch as base2
     lint('testNoEmptyContinuation', {
       dockerfile: '\nFROM scratch\n# warning: empty continuation line\nCOPY Dockerfile \\\n\n.\nCOPY Dockerfile \\\n.\n',
       warnings: [['NoEmptyContinuation', 6, 'Empty continuation line']],
-    }, 'NoEmptyContinuation is reported at the instruction\'s first line (4); BuildKit reports line 6'),
+    }),
 
-    lint('testConsistentInstructionCasing', { dockerfile: "\n# warning: 'FROM' should be either lowercased or uppercased\n#\nFrom scratch as base\nFROM scratch AS base2\n", warnings: [casing('From', 'uppercase')] }, noCheckCasing),
-    lint('testConsistentInstructionCasing', { dockerfile: "\nFROM scratch\n# warning: 'copy' should match command majority's casing (uppercase)\ncopy Dockerfile /foo\nCOPY Dockerfile /bar\n", warnings: [casing('copy', 'uppercase')] }, noCheckCasing),
-    lint('testConsistentInstructionCasing', { dockerfile: "\n# warning: 'frOM' should be either lowercased or uppercased\n#\nfrOM scratch as base\nfrom scratch as base2\n", warnings: [casing('frOM', 'lowercase')] }, noCheckCasing),
-    lint('testConsistentInstructionCasing', { dockerfile: "\nfrom scratch\n# warning: 'COPY' should match command majority's casing (lowercase)\nCOPY Dockerfile /foo\ncopy Dockerfile /bar\n", warnings: [casing('COPY', 'lowercase')] }, noCheckCasing),
-    lint('testConsistentInstructionCasing', { dockerfile: "\n# warning: 'from' should match command majority's casing (uppercase)\n#\nfrom scratch\nCOPY Dockerfile /foo\nCOPY Dockerfile /bar\nCOPY Dockerfile /baz\n", warnings: [casing('from', 'uppercase')] }, noCheckCasing),
-    lint('testConsistentInstructionCasing', { dockerfile: "\n# warning: 'FROM' should match command majority's casing (lowercase)\n#\nFROM scratch\ncopy Dockerfile /foo\ncopy Dockerfile /bar\ncopy Dockerfile /baz\n", warnings: [casing('FROM', 'lowercase')] }, noCheckCasing),
+    lint('testConsistentInstructionCasing', { dockerfile: "\n# warning: 'FROM' should be either lowercased or uppercased\n#\nFrom scratch as base\nFROM scratch AS base2\n", warnings: [casing('From', 'uppercase')] }),
+    lint('testConsistentInstructionCasing', { dockerfile: "\nFROM scratch\n# warning: 'copy' should match command majority's casing (uppercase)\ncopy Dockerfile /foo\nCOPY Dockerfile /bar\n", warnings: [casing('copy', 'uppercase')] }),
+    lint('testConsistentInstructionCasing', { dockerfile: "\n# warning: 'frOM' should be either lowercased or uppercased\n#\nfrOM scratch as base\nfrom scratch as base2\n", warnings: [casing('frOM', 'lowercase')] }),
+    lint('testConsistentInstructionCasing', { dockerfile: "\nfrom scratch\n# warning: 'COPY' should match command majority's casing (lowercase)\nCOPY Dockerfile /foo\ncopy Dockerfile /bar\n", warnings: [casing('COPY', 'lowercase')] }),
+    lint('testConsistentInstructionCasing', { dockerfile: "\n# warning: 'from' should match command majority's casing (uppercase)\n#\nfrom scratch\nCOPY Dockerfile /foo\nCOPY Dockerfile /bar\nCOPY Dockerfile /baz\n", warnings: [casing('from', 'uppercase')] }),
+    lint('testConsistentInstructionCasing', { dockerfile: "\n# warning: 'FROM' should match command majority's casing (lowercase)\n#\nFROM scratch\ncopy Dockerfile /foo\ncopy Dockerfile /bar\ncopy Dockerfile /baz\n", warnings: [casing('FROM', 'lowercase')] }),
     lint('testConsistentInstructionCasing', { dockerfile: '\nfrom scratch\ncopy Dockerfile /foo\ncopy Dockerfile /bar\n' }),
     lint('testConsistentInstructionCasing', { dockerfile: '\nFROM scratch\nCOPY Dockerfile /foo\nCOPY Dockerfile /bar\n' }),
     // alpine → busybox.
@@ -295,7 +285,6 @@ from scratch as base2
     lint(
       'testDuplicateStageName',
       { dockerfile: '\nFROM scratch AS b\nFROM scratch AS b\n', warnings: [['DuplicateStageName', 3, 'Duplicate stage name "b", stage names should be unique']] },
-      'a duplicate stage name is an error, not the DuplicateStageName warning (docs/dockerfile.md)',
     ),
     lint('testDuplicateStageName', { dockerfile: '\nFROM scratch AS b1\nFROM scratch AS b2\n' }),
 
@@ -308,22 +297,21 @@ from scratch as base2
           ['ReservedStageName', 3, 'Stage name should not use the same name as reserved stage "context"'],
         ],
       },
-      'the reserved stage names scratch and context are an error, not the ReservedStageName warning',
     ),
     lint('testReservedStageName', { dockerfile: '\nFROM scratch\nFROM scratch AS a\n' }),
 
     lint('testJSONArgsRecommended', { dockerfile: '\nFROM scratch\nCMD mycommand\n', warnings: [['JSONArgsRecommended', 3, 'JSON arguments recommended for CMD to prevent unintended behavior related to OS signals']] }),
     lint('testJSONArgsRecommended', { dockerfile: '\nFROM scratch\nENTRYPOINT mycommand\n', warnings: [['JSONArgsRecommended', 3, 'JSON arguments recommended for ENTRYPOINT to prevent unintended behavior related to OS signals']] }),
-    lint('testJSONArgsRecommended', { dockerfile: '\nFROM scratch\nSHELL ["/usr/bin/customshell"]\nCMD mycommand\n' }, 'JSONArgsRecommended is reported for a shell-form CMD/ENTRYPOINT after SHELL ["/usr/bin/customshell"] (also from a parent stage); BuildKit reports it only with the default shell'),
-    lint('testJSONArgsRecommended', { dockerfile: '\nFROM scratch\nSHELL ["/usr/bin/customshell"]\nENTRYPOINT mycommand\n' }, 'JSONArgsRecommended is reported for a shell-form CMD/ENTRYPOINT after SHELL ["/usr/bin/customshell"] (also from a parent stage); BuildKit reports it only with the default shell'),
-    lint('testJSONArgsRecommended', { dockerfile: '\nFROM scratch AS base\nSHELL ["/usr/bin/customshell"]\n\nFROM base\nCMD mycommand\n' }, 'JSONArgsRecommended is reported for a shell-form CMD/ENTRYPOINT after SHELL ["/usr/bin/customshell"] (also from a parent stage); BuildKit reports it only with the default shell'),
-    lint('testJSONArgsRecommended', { dockerfile: '\nFROM scratch AS base\nSHELL ["/usr/bin/customshell"]\n\nFROM base\nENTRYPOINT mycommand\n' }, 'JSONArgsRecommended is reported for a shell-form CMD/ENTRYPOINT after SHELL ["/usr/bin/customshell"] (also from a parent stage); BuildKit reports it only with the default shell'),
+    lint('testJSONArgsRecommended', { dockerfile: '\nFROM scratch\nSHELL ["/usr/bin/customshell"]\nCMD mycommand\n' }),
+    lint('testJSONArgsRecommended', { dockerfile: '\nFROM scratch\nSHELL ["/usr/bin/customshell"]\nENTRYPOINT mycommand\n' }),
+    lint('testJSONArgsRecommended', { dockerfile: '\nFROM scratch AS base\nSHELL ["/usr/bin/customshell"]\n\nFROM base\nCMD mycommand\n' }),
+    lint('testJSONArgsRecommended', { dockerfile: '\nFROM scratch AS base\nSHELL ["/usr/bin/customshell"]\n\nFROM base\nENTRYPOINT mycommand\n' }),
 
     lint('testMaintainerDeprecated', { dockerfile: '\nFROM scratch\nMAINTAINER me@example.org\n', warnings: [['MaintainerDeprecated', 3, 'Maintainer instruction is deprecated in favor of using label']] }),
     lint('testMaintainerDeprecated', { dockerfile: '\nFROM scratch\nLABEL org.opencontainers.image.authors="me@example.org"\n' }),
-    lint('testMaintainerDeprecated', { dockerfile: '\nFROM scratch\n# check=skip=JSONArgsRecommended\nCMD mycommand\n' }, 'a `# check=skip=Rule` comment before an instruction (not a parser directive) does not skip that instruction\'s warning'),
-    lint('testMaintainerDeprecated', { dockerfile: '\nFROM scratch\n# check=skip=JSONArgsRecommended\nENTRYPOINT mycommand\n' }, 'a `# check=skip=Rule` comment before an instruction (not a parser directive) does not skip that instruction\'s warning'),
-    lint('testMaintainerDeprecated', { dockerfile: '\nFROM scratch\n# check=skip=MaintainerDeprecated\nMAINTAINER me@example.org\n' }, 'a `# check=skip=Rule` comment before an instruction (not a parser directive) does not skip that instruction\'s warning'),
+    lint('testMaintainerDeprecated', { dockerfile: '\nFROM scratch\n# check=skip=JSONArgsRecommended\nCMD mycommand\n' }),
+    lint('testMaintainerDeprecated', { dockerfile: '\nFROM scratch\n# check=skip=JSONArgsRecommended\nENTRYPOINT mycommand\n' }),
+    lint('testMaintainerDeprecated', { dockerfile: '\nFROM scratch\n# check=skip=MaintainerDeprecated\nMAINTAINER me@example.org\n' }),
 
     lint(
       'testWarningsBeforeError',
@@ -335,7 +323,6 @@ from scratch as base2
         ],
         error: /unknown instruction: BADCMD/,
       },
-      'a parse error comes without the warnings of the lines before it (build and lint)',
     ),
 
     lint('testUndeclaredArg', { dockerfile: '\nARG base=scratch\nFROM $base\nCOPY Dockerfile .\n' }),
@@ -361,11 +348,11 @@ from scratch as base2
 
     lint('testWorkdirRelativePath', { dockerfile: '\nFROM scratch\nWORKDIR app/\n', warnings: [['WorkdirRelativePath', 3, 'Relative workdir "app/" can have unexpected results if the base image changes']] }),
     lint('testWorkdirRelativePath', { dockerfile: '\nFROM scratch AS a\nWORKDIR /app\n\nFROM a AS b\nWORKDIR subdir/\n' }),
-    lint('testWorkdirRelativePath', { dockerfile: '\nFROM scratch\n# check=skip=WorkdirRelativePath\nWORKDIR app/\n' }, 'a `# check=skip=Rule` comment before an instruction (not a parser directive) does not skip that instruction\'s warning'),
+    lint('testWorkdirRelativePath', { dockerfile: '\nFROM scratch\n# check=skip=WorkdirRelativePath\nWORKDIR app/\n' }),
 
     // alpine → busybox.
-    lint('testUnmatchedVars', { dockerfile: '\nFROM scratch\nARG foo\nCOPY Dockerfile${foo} .\n' }, 'an ARG declared without a value counts as undefined: UndefinedVar for \'$foo\' (line 4)'),
-    lint('testUnmatchedVars', { dockerfile: '\nFROM busybox AS base\nARG foo=Dockerfile\n\nFROM base\nCOPY $foo .\n' }, 'UndefinedVar for \'$foo\' (line 6) in a stage FROM a stage that declared ARG foo; BuildKit reports none'),
+    lint('testUnmatchedVars', { dockerfile: '\nFROM scratch\nARG foo\nCOPY Dockerfile${foo} .\n' }),
+    lint('testUnmatchedVars', { dockerfile: '\nFROM busybox AS base\nARG foo=Dockerfile\n\nFROM base\nCOPY $foo .\n' }),
     lint('testUnmatchedVars', { dockerfile: '\nFROM busybox\nRUN echo $PATH\n' }),
     lint(
       'testUnmatchedVars',
@@ -405,24 +392,22 @@ from scratch as base2
     lint('testLegacyKeyValueFormat', {
       dockerfile: '\nFROM scratch AS a\n\nFROM a AS b\nENV testkey value\nLABEL key value\n\nFROM a AS c\n',
       unmarshal: [legacy('ENV', 3), legacy('LABEL', 4)],
-    }, 'the build prints the warnings of a stage it does not build (LegacyKeyValueFormat in stage b)'),
-    lint('testLegacyKeyValueFormat', { dockerfile: '\nFROM scratch\n# check=skip=LegacyKeyValueFormat\nENV testkey value\n# check=skip=LegacyKeyValueFormat\nLABEL key value\n' }, 'a `# check=skip=Rule` comment before an instruction (not a parser directive) does not skip that instruction\'s warning'),
+    }),
+    lint('testLegacyKeyValueFormat', { dockerfile: '\nFROM scratch\n# check=skip=LegacyKeyValueFormat\nENV testkey value\n# check=skip=LegacyKeyValueFormat\nLABEL key value\n' }),
 
     lint(
       'testRedundantTargetPlatform',
       { dockerfile: '\nFROM --platform=$TARGETPLATFORM scratch\n', warnings: [['RedundantTargetPlatform', 2, 'Setting platform to predefined $TARGETPLATFORM in FROM is redundant as this is the default behavior']] },
-      'RedundantTargetPlatform is not implemented (docs/dockerfile.md)',
     ),
     lint(
       'testRedundantTargetPlatform',
       { dockerfile: '\nFROM --platform=${TARGETPLATFORM} scratch\n', warnings: [['RedundantTargetPlatform', 2, 'Setting platform to predefined ${TARGETPLATFORM} in FROM is redundant as this is the default behavior']] },
-      'RedundantTargetPlatform is not implemented (docs/dockerfile.md)',
     ),
     lint('testRedundantTargetPlatform', { dockerfile: '\n# check=skip=RedundantTargetPlatform\nFROM --platform=$TARGETPLATFORM scratch\n' }),
 
-    lint('testInvalidDefaultArgInFrom', { dockerfile: '\nARG VERSION\nFROM busybox:$VERSION\n', buildArgs: { VERSION: 'latest' }, warnings: [invalidDefault('busybox:$VERSION')] }, 'InvalidDefaultArgInFrom is not implemented (docs/dockerfile.md)'),
-    lint('testInvalidDefaultArgInFrom', { dockerfile: '\nARG IMAGE\nFROM $IMAGE\n', buildArgs: { IMAGE: 'busybox:latest' }, warnings: [invalidDefault('$IMAGE')] }, 'InvalidDefaultArgInFrom is not implemented (docs/dockerfile.md)'),
-    lint('testInvalidDefaultArgInFrom', { dockerfile: '\nARG SFX="box:"\nFROM busy${SFX}\n', buildArgs: { SFX: 'box:latest' }, warnings: [invalidDefault('busy${SFX}')] }, 'InvalidDefaultArgInFrom is not implemented (docs/dockerfile.md)'),
+    lint('testInvalidDefaultArgInFrom', { dockerfile: '\nARG VERSION\nFROM busybox:$VERSION\n', buildArgs: { VERSION: 'latest' }, warnings: [invalidDefault('busybox:$VERSION')] }),
+    lint('testInvalidDefaultArgInFrom', { dockerfile: '\nARG IMAGE\nFROM $IMAGE\n', buildArgs: { IMAGE: 'busybox:latest' }, warnings: [invalidDefault('$IMAGE')] }),
+    lint('testInvalidDefaultArgInFrom', { dockerfile: '\nARG SFX="box:"\nFROM busy${SFX}\n', buildArgs: { SFX: 'box:latest' }, warnings: [invalidDefault('busy${SFX}')] }),
     lint('testInvalidDefaultArgInFrom', { dockerfile: '\nARG VERSION="latest"\nFROM busybox:${VERSION}\n', buildArgs: { VERSION: 'latest' } }),
     // busybox:stable-musl is busybox:latest under another name here (see below).
     {
@@ -439,7 +424,6 @@ from scratch as base2
     lint(
       'testFromPlatformFlagConstDisallowed',
       { dockerfile: '\nFROM --platform=linux/amd64 scratch\n', warnings: [['FromPlatformFlagConstDisallowed', 2, 'FROM --platform flag should not use constant value "linux/amd64"']] },
-      'FromPlatformFlagConstDisallowed is not implemented (docs/dockerfile.md)',
     ),
     lint('testFromPlatformFlagConstDisallowed', { dockerfile: '\nFROM --platform=linux/amd64 scratch AS my_amd64_stage\n' }),
     lint('testFromPlatformFlagConstDisallowed', { dockerfile: '\nFROM --platform=linux/amd64 scratch AS linux\n' }),
@@ -458,7 +442,6 @@ from scratch as base2
         dockerfile: '\nFROM scratch\nEXPOSE 127.0.0.1:80:80 [::1]:8080:8080 5000:5000 8000\n',
         warnings: [exposeFormat('127.0.0.1:80:80'), exposeFormat('[::1]:8080:8080'), exposeFormat('5000:5000')],
       },
-      'EXPOSE with an IP address or a host-port mapping is an error ("EXPOSE: invalid containerPort: 127.0.0.1:80:80"), not the ExposeInvalidFormat warning',
     ),
 
     {

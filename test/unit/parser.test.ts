@@ -24,16 +24,21 @@ describe('logical lines', () => {
     ]);
   });
 
-  test('an empty continuation line is a warning with its location', () => {
+  test('an empty continuation line is a warning at the instruction\'s last line (BuildKit)', () => {
     const r = p('FROM a\nRUN a \\\n\n  b\n');
     expect(r.warnings).toEqual([
-      { rule: 'NoEmptyContinuation', message: 'Empty continuation line', location: { file: 'Dockerfile', line: 2 } },
+      { rule: 'NoEmptyContinuation', message: 'Empty continuation line', location: { file: 'Dockerfile', line: 4 } },
     ]);
   });
 
   test('comments directly above an instruction are kept', () => {
     const r = p('FROM a\n# first\n# second\nRUN x\n');
     expect(r.nodes[1]?.comments).toEqual(['first', 'second']);
+  });
+
+  test('an empty comment clears the comments above; a parser directive is none; a blank line keeps them', () => {
+    const r = p('# check=skip=all\n# one\nFROM a\n# two\n#\n# three\n\nRUN x\n');
+    expect(r.nodes.map((n) => n.comments)).toEqual([['one'], ['three']]);
   });
 
   test('keyword columns come from the source index', () => {

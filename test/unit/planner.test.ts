@@ -357,6 +357,92 @@ describe('warnings', () => {
   });
 });
 
+describe('build checks', () => {
+  const found = (p: BuildPlan): [string, string, number | undefined][] => p.warnings.map((w) => [w.rule, w.message, w.location?.line]);
+
+  test('check=experimental= turns on InvalidDefinitionDescription, even with skip=all', () => {
+    const text = '# bad\nARG a=1\n# base the base\nFROM scratch AS base\n';
+    expect(rules(P(text))).toEqual([]);
+    expect(found(P('# check=skip=all;experimental=InvalidDefinitionDescription\n' + text))).toEqual([
+      ['InvalidDefinitionDescription', 'Comment for ARG should follow the format: `# a <description>`', 3],
+    ]);
+  });
+
+  test('a check= comment above an instruction skips rules for it only', () => {
+    const text = 'FROM scratch\n# check=skip=JSONArgsRecommended // why\nCMD a\nENTRYPOINT b\n';
+    expect(found(P(text))).toEqual([['JSONArgsRecommended', 'JSON arguments recommended for ENTRYPOINT to prevent unintended behavior related to OS signals', 4]]);
+  });
+
+  test('BUILDKIT_DOCKERFILE_CHECK replaces the directive; error=true fails with the warnings', () => {
+    expect(rules(P('# check=skip=all\nFROM scratch\nCMD a\n'))).toEqual([]);
+    const err = dockerfileError(() => P('# check=skip=all\nFROM scratch\nCMD a\n', { buildArgs: { BUILDKIT_DOCKERFILE_CHECK: 'error=true' } }));
+    expect(err.detail).toBe('lint violation found for rules: JSONArgsRecommended');
+    expect((err as unknown as { warnings: unknown[] }).warnings).toHaveLength(1);
+    expect(P('# check=error=true\nFROM scratch\nCMD a\n', { buildArgs: { BUILDKIT_DOCKERFILE_CHECK: 'skip=all' } }).unusedBuildArgs).toEqual([]);
+  });
+
+  test('an error carries the warnings before it', () => {
+    const err = dockerfileError(() => P('FROM scratch AS Bad\nMAINTAINER x\nBADCMD\n'));
+    expect((err as unknown as { warnings: { rule: string }[] }).warnings.map((w) => w.rule)).toEqual(['StageNameCasing', 'MaintainerDeprecated']);
+  });
+
+  test('ConsistentInstructionCasing against the majority; FromAsCasing only for a FROM in one case', () => {
+    expect(found(P('From scratch AS a\nFROM scratch\n'))).toEqual([
+      ['ConsistentInstructionCasing', "Command 'From' should match the case of the command majority (uppercase)", 1],
+    ]);
+    expect(rules(P('from scratch\ncopy a b\nCOPY a b\n'))).toEqual(['ConsistentInstructionCasing']);
+  });
+
+  test('JSONArgsRecommended only with the default shell', () => {
+    expect(rules(P('FROM scratch\nCMD a\n'))).toEqual(['JSONArgsRecommended']);
+    expect(rules(P('FROM scratch AS a\nSHELL ["/bin/bash", "-c"]\nFROM a\nCMD a\n'))).toEqual([]);
+    expect(rules(P('FROM img\nCMD a\n', { baseImages: { img: { shell: ['/bin/ash', '-c'] } } }))).toEqual([]);
+  });
+
+  test('SecretsUsedInArgOrEnv', () => {
+    expect(found(P('FROM scratch\nARG GITHUB_TOKEN PUBLIC_KEY\nENV db_password=x password_file=y\n'))).toEqual([
+      ['SecretsUsedInArgOrEnv', 'Do not use ARG or ENV instructions for sensitive data (ARG "GITHUB_TOKEN")', 2],
+      ['SecretsUsedInArgOrEnv', 'Do not use ARG or ENV instructions for sensitive data (ENV "db_password")', 3],
+    ]);
+  });
+
+  test('FROM --platform checks', () => {
+    expect(rules(P('FROM --platform=$TARGETPLATFORM scratch\n'))).toEqual(['RedundantTargetPlatform']);
+    expect(rules(P('FROM --platform=$BUILDPLATFORM scratch\n'))).toEqual([]);
+    expect(found(P('FROM --platform=linux/arm64 scratch\n'))).toEqual([
+      ['FromPlatformFlagConstDisallowed', 'FROM --platform flag should not use constant value "linux/arm64"', 1],
+    ]);
+    expect(rules(P('FROM --platform=linux/arm64 scratch AS build-arm64\n'))).toEqual([]);
+  });
+
+  test('InvalidDefaultArgInFrom: the defaults alone make no valid image name', () => {
+    expect(found(P('ARG V\nFROM busybox:$V\n', { buildArgs: { V: '1' } }))).toEqual([
+      ['InvalidDefaultArgInFrom', 'Default value for ARG busybox:$V results in empty or invalid base image name', 2],
+    ]);
+    expect(rules(P('ARG V=1\nFROM busybox:$V\n'))).toEqual([]);
+  });
+
+  test('EXPOSE with an address or a host port: ExposeInvalidFormat, the container port kept', () => {
+    const p = P('FROM scratch\nEXPOSE 127.0.0.1:80:81 [::1]:8080:8080/udp 5000:5000 8000\n');
+    expect(stepOf(p, 'expose').ports).toEqual(['81/tcp', '8080/udp', '5000/tcp', '8000/tcp']);
+    expect(rules(p)).toEqual(['ExposeInvalidFormat', 'ExposeInvalidFormat', 'ExposeInvalidFormat']);
+    expect(dockerfileError(() => P('FROM scratch\nEXPOSE 1.2.3:80:80\n')).detail).toBe('invalid IP address: 1.2.3');
+  });
+
+  test('UndefinedVar: an ARG without a value is declared; a near name is suggested', () => {
+    expect(rules(P('FROM scratch\nARG foo\nCOPY a${foo} /\n'))).toEqual([]);
+    expect(found(P('FROM scratch\nENV PATH=$PAHT:/x\n'))).toEqual([
+      ['UndefinedVar', "Usage of undefined variable '$PAHT' (did you mean $PATH?)", 2],
+    ]);
+  });
+
+  test('LegacyKeyValueFormat only for the stages built', () => {
+    const text = 'FROM scratch AS a\nFROM a AS b\nENV k v\nFROM a AS c\n';
+    expect(rules(P(text))).toEqual([]);
+    expect(rules(P(text, { target: 'b' }))).toEqual(['LegacyKeyValueFormat']);
+  });
+});
+
 describe('purity', () => {
   test('the same input gives the same plan', () => {
     const text = 'ARG A=1\nFROM scratch AS x\nRUN a\nFROM x\nCOPY --from=x / /\n';

@@ -156,7 +156,12 @@ export function buildCommand(yargs: Argv<GlobalOptions>, handler: (argv: BuildAr
 /** What `gantry build` does with its parsed command line. */
 export async function runBuild(argv: BuildArgs): Promise<void> {
   if (!argv['dry-run']) {
-    const onProgress = await progressPrinter(chooseMode(argv.progress));
+    const printer = await progressPrinter(chooseMode(argv.progress));
+    // The warnings come once planned, so a build that fails later still shows them (as BuildKit does).
+    const onProgress: typeof printer = (e) => {
+      printer(e);
+      if (e.type === 'plan') for (const w of e.plan.warnings) process.stderr.write(formatWarning(w) + '\n');
+    };
     const result = await build({
       root: argv.root,
       context: argv.context,
@@ -179,7 +184,6 @@ export async function runBuild(argv: BuildArgs): Promise<void> {
       push: argv.push,
       onProgress,
     });
-    for (const w of result.plan.warnings) process.stderr.write(formatWarning(w) + '\n');
     if (argv.iidfile) await writeFile(argv.iidfile, result.configDigest);
     if (argv['metadata-file']) {
       await writeFile(

@@ -15,7 +15,7 @@ const file = 'dockerfile_addgit_test.go';
 
 const gitEnv = { ...process.env, GIT_CONFIG_GLOBAL: '/dev/null', GIT_CONFIG_NOSYSTEM: '1', GIT_TERMINAL_PROMPT: '0', GIT_ALLOW_PROTOCOL: 'http:https:file' };
 
-interface Repo {
+export interface Repo {
   dir: string;
   url: string;
   git(...args: string[]): string;
@@ -25,7 +25,7 @@ interface Repo {
 }
 
 /** An empty directory served over HTTP as files, like http.FileServer. */
-async function servedDir(): Promise<Repo> {
+export async function servedDir(): Promise<Repo> {
   const dir = mkdtempSync(path.join(tmpdir(), 'gantry-bkgit-'));
   const { host, server } = await serveLoopback((req, res) => {
     const p = path.join(dir, decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname));

@@ -94,7 +94,6 @@ function modelOf(result: ParseResult, checks: CheckScope, sink: WarningSink): Do
   checkStageNames(stages.map((s) => s.from), sink);
   checkInstructionCasing(instructions, sink);
   checkDefinitionDescriptions(instructions, (line) => checks.commentsByLine.get(line), sink);
-  for (const stage of stages) lintStage(stage, sink);
   const syntax = result.directives.find((d) => d.name === 'syntax');
   if (syntax) {
     // gantry has one built-in frontend; a syntax directive cannot select another.
@@ -113,17 +112,4 @@ function modelOf(result: ParseResult, checks: CheckScope, sink: WarningSink): Do
     warnings: sink.items,
     checks,
   };
-}
-
-function lintStage(stage: Stage, sink: WarningSink): void {
-  for (const kind of ['CMD', 'ENTRYPOINT', 'HEALTHCHECK'] as const) {
-    const all = stage.instructions.filter((i) => i.kind === kind);
-    for (const extra of all.slice(0, -1)) {
-      sink.add(
-        'MultipleInstructionsDisallowed',
-        `Multiple ${kind} instructions should not be used in the same stage because only the last one will be used`,
-        extra.location,
-      );
-    }
-  }
 }

@@ -331,9 +331,9 @@ function planWith(model: DockerfileModel, options: PlanOptions, sink: WarningSin
   }
   const heads: StageHead[] = stages.map((stage) => {
     const from = stage.from;
+    const known = [...globalDeclared, ...predefined.keys()];
     const fromWord = (word: string): ExpandResult => {
       const r = expandWith(word, global.lookup, from.location, 'FROM', false);
-      const known = [...globalDeclared, ...predefined.keys()];
       for (const name of r.unmatched) {
         if (known.includes(name)) continue;
         sink.add('UndefinedArgInFrom', `FROM argument '${name}' is not declared${didYouMean(name, known)}`, from.location);
@@ -353,12 +353,7 @@ function planWith(model: DockerfileModel, options: PlanOptions, sink: WarningSin
     if (from.platform !== undefined) {
       const r = fromWord(from.platform);
       checkFromPlatform(from, r, global.lookup('TARGETPLATFORM'), sink);
-      const p = r.word;
-      try {
-        platform = formatPlatform(parsePlatform(p));
-      } catch (err) {
-        throw new DockerfileError('DOCKERFILE_FROM', (err as Error).message, from.location, 'FROM');
-      }
+      platform = formatPlatform(fromPlatform(from, r, known));
     }
     let base: BaseRef;
     const earlier = byName.get(ref.toLowerCase());
@@ -484,6 +479,7 @@ function planWith(model: DockerfileModel, options: PlanOptions, sink: WarningSin
       ...stage.instructions.map((ins) => ({ ins, onbuild: false })),
     ];
     let sawWorkdir = false;
+    const usedOnce = new Map<string, SourceLocation>();
     // Step numbers as BuildKit counts them: FROM an image is the first, then each RUN, COPY,
     // ADD and WORKDIR, and every ONBUILD trigger; config-only instructions have none of their own.
     const counted = (ins: Instruction, onbuild: boolean): boolean => onbuild || ['RUN', 'COPY', 'ADD', 'WORKDIR'].includes(ins.kind);
@@ -616,6 +612,7 @@ function planWith(model: DockerfileModel, options: PlanOptions, sink: WarningSin
           break;
         case 'CMD':
         case 'ENTRYPOINT':
+          checkUsedOnce(ins, usedOnce, sink);
           // Only with the default shell: a SHELL (here, in a parent stage, in the base image) says the form is meant.
           if (ins.command.form === 'shell' && shell.join('\0') === DEFAULT_SHELL.join('\0')) {
             sink.add('JSONArgsRecommended', `JSON arguments recommended for ${ins.kind} to prevent unintended behavior related to OS signals`, where);
@@ -626,6 +623,7 @@ function planWith(model: DockerfileModel, options: PlanOptions, sink: WarningSin
           steps.push({ ...base, op: 'onbuild', expression: ins.expression });
           break;
         case 'HEALTHCHECK': {
+          checkUsedOnce(ins, usedOnce, sink);
           const { test, interval, timeout, startPeriod, startInterval, retries } = ins;
           steps.push({
             ...base,
@@ -969,6 +967,29 @@ function isValidReference(name: string): boolean {
 }
 
 /**
+ * A FROM line's expanded `--platform`, failing as BuildKit does: an empty value, a component
+ * that is not `[A-Za-z0-9_.-]+`, each with a "did you mean" for a variable that was not set.
+ */
+function fromPlatform(from: FromInstruction, r: ExpandResult, known: readonly string[]): Platform {
+  const written = from.platform as string;
+  const hint = [...r.unmatched].map((n) => didYouMean(n, known)).find((h) => h !== '') ?? '';
+  const fail = (detail: string): never => {
+    throw new DockerfileError('DOCKERFILE_FROM', detail + hint, from.location, 'FROM');
+  };
+  if (r.word === '') fail(`empty platform value from expression ${written}`);
+  const unparsable = `failed to parse platform ${written}: `;
+  const parts = r.word.split('/');
+  // Four components at most, the last with the rest (Go's SplitN), each checked.
+  const bad = [...parts.slice(0, 3), ...(parts.length > 3 ? [parts.slice(3).join('/')] : [])].find((part) => !/^[A-Za-z0-9_.-]+$/.test(part));
+  if (bad !== undefined) fail(`${unparsable}"${bad}" is an invalid component of "${r.word}": platform specifier component must match "^[A-Za-z0-9_.-]+$": invalid argument`);
+  try {
+    return parsePlatform(r.word);
+  } catch (err) {
+    return fail(unparsable + (err as Error).message);
+  }
+}
+
+/**
  * RedundantTargetPlatform (`--platform=$TARGETPLATFORM`, the default anyway) and
  * FromPlatformFlagConstDisallowed (a constant platform, unless the stage's name says which).
  */
@@ -987,6 +1008,18 @@ function checkFromPlatform(from: FromInstruction, r: ExpandResult, targetPlatfor
   const name = from.stageName?.toLowerCase() ?? '';
   if (name.includes(p.os) || name.includes(p.architecture)) return;
   sink.add('FromPlatformFlagConstDisallowed', `FROM --platform flag should not use constant value "${r.word}"`, from.location);
+}
+
+/**
+ * MultipleInstructionsDisallowed: a CMD, ENTRYPOINT or HEALTHCHECK after one of its kind in the
+ * same stage; reported at the earlier one, which has no effect.
+ */
+function checkUsedOnce(ins: Instruction, seen: Map<string, SourceLocation>, sink: WarningSink): void {
+  const earlier = seen.get(ins.kind);
+  if (earlier) {
+    sink.add('MultipleInstructionsDisallowed', `Multiple ${ins.kind} instructions should not be used in the same stage because only the last one will be used`, earlier);
+  }
+  seen.set(ins.kind, ins.location);
 }
 
 /** LegacyKeyValueFormat (`ENV key value`) and, for ENV, SecretsUsedInArgOrEnv. */

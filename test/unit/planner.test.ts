@@ -339,9 +339,11 @@ describe('warnings', () => {
   test('MultipleInstructionsDisallowed and syntax directive', () => {
     const p = P('# syntax=docker/dockerfile:1\nFROM scratch\nCMD ["a"]\nCMD ["b"]\n');
     expect(p.warnings.map((w) => [w.rule, w.location?.line])).toEqual([
-      ['MultipleInstructionsDisallowed', 3],
       ['SyntaxDirectiveIgnored', 1],
+      ['MultipleInstructionsDisallowed', 3],
     ]);
+    // Only for the stages built (BuildKit 28.5 checks it when it builds a stage).
+    expect(rules(P('FROM scratch AS a\nCMD ["a"]\nCMD ["b"]\nFROM scratch AS b\n'))).toEqual([]);
   });
 
   test('check directive: skip rules, skip all, error=true', () => {
@@ -462,7 +464,9 @@ describe('purity', () => {
 
 describe('more error paths, each with its location', () => {
   test.each([
-    ['FROM --platform=linux/amd64/v2/x scratch\n', 1, 'invalid platform "linux/amd64/v2/x": expected os/arch[/variant], e.g. linux/amd64'],
+    ['FROM --platform=linux/amd64/v2/x scratch\n', 1, 'failed to parse platform linux/amd64/v2/x: invalid platform "linux/amd64/v2/x": expected os/arch[/variant], e.g. linux/amd64'],
+    ['ARG MY_ARCH=amd64\nFROM --platform=linux/${MYARCH} scratch\n', 2, 'failed to parse platform linux/${MYARCH}: "" is an invalid component of "linux/": platform specifier component must match "^[A-Za-z0-9_.-]+$": invalid argument (did you mean MY_ARCH?)'],
+    ['FROM --platform=$BULIDPLATFORM scratch\n', 1, 'empty platform value from expression $BULIDPLATFORM (did you mean BUILDPLATFORM?)'],
     ['ARG IMG=""\nFROM $IMG\n', 2, 'invalid base image reference "" (from "$IMG")'],
     ['FROM scratch\nARG U=""\nUSER $U\n', 3, 'USER cannot be empty'],
     ['FROM scratch\nARG W=""\nWORKDIR $W\n', 3, 'WORKDIR cannot be empty'],

@@ -1,13 +1,12 @@
 /**
  * gantry's public API. The CLI uses nothing else; Node programs import from 'gantry'.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DockerfileError, GantryError, OptionError } from './errors/index.js';
 import { plan, planModel, type BuildPlan, type PlanOptions } from './plan/planner.js';
 import { checkViolation, warningsOf } from './dockerfile/lint.js';
-import { loadIgnore } from './build/context.js';
 import { parseDockerfile } from './dockerfile/stages.js';
 import { dump, parse } from './dockerfile/parser.js';
 import type { Warning } from './dockerfile/warnings.js';
@@ -58,7 +57,8 @@ export async function loadDockerfile(
 ): Promise<LoadedDockerfile> {
   const context = source.context ?? '.';
   if (source.dockerfile === '-') return { file: '<stdin>', text: await stdin() };
-  const file = source.dockerfile ?? path.join(context, 'Dockerfile');
+  // As BuildKit: a context with no Dockerfile but a lowercase dockerfile builds that one.
+  const file = source.dockerfile ?? [path.join(context, 'Dockerfile'), path.join(context, 'dockerfile')].find((f) => existsSync(f)) ?? path.join(context, 'Dockerfile');
   try {
     // Synchronous, as the store's small reads are: a thread-pool round trip costs more than the read.
     return { file, text: readFileSync(file, 'utf8') };
@@ -109,11 +109,10 @@ export async function lint(options: PlanBuildOptions): Promise<LintResult> {
   const byLine = (): Warning[] => warnings.sort((a, b) => (a.location?.line ?? Infinity) - (b.location?.line ?? Infinity));
   try {
     const model = parseDockerfile(text, { file, ...(options.buildArgs ? { buildArgs: options.buildArgs } : {}) });
-    const contextIgnore = await loadIgnore(options.context ?? '.', options.dockerfile === '-' ? undefined : file);
     // Lint every stage, not only the ones the default target needs.
     const targets = model.stages.flatMap((s) => (s.name ? [s.name] : []));
     for (const target of [undefined, ...targets]) {
-      collect(planModel(model, { ...options, file, contextIgnore, checkErrors: false, ...(target ? { target } : {}) }).warnings);
+      collect(planModel(model, { ...options, file, checkErrors: false, ...(target ? { target } : {}) }).warnings);
     }
     const violation = checkViolation(warnings, model.checks);
     return { file, warnings: byLine(), ...(violation ? { error: violation } : {}) };

@@ -19,10 +19,7 @@ import { StatCache } from './statcache.js';
  * is the relative path of the COPY source it was found under (`--exclude` patterns are matched
  * from there).
  */
-export type IgnoreFilter = ((rel: string, item?: string) => boolean) & {
-  /** The .dockerignore's lines, for the CopyIgnoredFile check. */
-  readonly patterns?: readonly string[];
-};
+export type IgnoreFilter = (rel: string, item?: string) => boolean;
 
 /** lstat, synchronous (microseconds, where fs/promises costs a thread-pool round trip); undefined when it fails. */
 function lstatOrNone(p: string): Stats | undefined {
@@ -46,7 +43,7 @@ export async function loadIgnore(context: string, dockerfile?: string): Promise<
     const lines = text.split(/\r?\n/);
     checkIgnorePatterns(file, lines);
     const ig = (dockerignore as unknown as (o?: object) => { add(p: string[]): { ignores(p: string): boolean } })({ ignorecase: false }).add(lines);
-    return Object.assign((rel: string) => rel !== '' && ig.ignores(rel), { patterns: lines });
+    return (rel: string) => rel !== '' && ig.ignores(rel);
   }
   return () => false;
 }
@@ -164,7 +161,8 @@ export async function resolveSources(root: string, sources: string[], ignore: Ig
     const rel = inner.slice(1);
     const st = lstatOrNone(host);
     if (!st || (fromContext && rel !== '' && ignore(rel))) {
-      throw new GantryError('COPY_NO_SOURCE', `${what}: "${src}" not found${fromContext ? ' in the build context (or excluded by .dockerignore)' : ''}`);
+      // Worded as BuildKit words it ("/path": not found), with where it was looked for.
+      throw new GantryError('COPY_NO_SOURCE', `${what}: "${path.posix.resolve('/', src)}": not found${fromContext ? ' in the build context (or excluded by .dockerignore)' : ''}`);
     }
     // Named as given, not as resolved: `COPY link.html /d/` makes /d/link.html, as BuildKit does.
     const given = path.posix.resolve('/', src);

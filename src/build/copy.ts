@@ -65,9 +65,15 @@ export async function ensureDir(rootfs: string, containerDir: string, owner?: { 
   }
   for (const dir of missing) {
     const level = await resolveInRoot(rootfs, dir);
-    await mkdir(level.host, { mode: 0o700 });
-    if (owner) await chown(level.host, owner.uid, owner.gid).catch(() => undefined);
-    await chmod(level.host, mode);
+    // A level can be a symlink to where nothing is yet (`/symlink -> ../tmp/target` in an
+    // empty image): what it points to is made with its parents, as BuildKit's MkdirAll does.
+    const first = await mkdir(level.host, { recursive: true, mode: 0o700 });
+    if (first === undefined) continue;
+    for (let made = level.host; ; made = path.dirname(made)) {
+      if (owner) await chown(made, owner.uid, owner.gid).catch(() => undefined);
+      await chmod(made, mode);
+      if (made === first || made.length <= rootfs.length) break;
+    }
   }
   return { host, made: true };
 }

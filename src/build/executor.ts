@@ -179,8 +179,6 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
     ...(options.buildArgs ? { buildArgs: options.buildArgs } : {}),
     ...(options.target ? { target: options.target } : {}),
     ...(options.platform ? { platform: options.platform } : {}),
-    // The .dockerignore rules: the build reads the context with them; the plan warns of sources they leave out (CopyIgnoredFile).
-    contextIgnore: await loadIgnore(options.context, options.dockerfile),
   };
   try {
     // 1. The images the plan needs: from the store when there, else pulled.
@@ -210,8 +208,12 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
     warnPlatformMismatch(plan, (ref, platform) => images.get(imageKey(ref, platform)));
     trace('planned');
     checkEntitlements(plan, options);
+    const hostname = options.buildArgs?.BUILDKIT_SANDBOX_HOSTNAME;
+    if (hostname !== undefined && !/^[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*$/.test(hostname)) {
+      throw new BuildError('BUILD_HOSTNAME', `BUILDKIT_SANDBOX_HOSTNAME "${hostname}" is not a valid host name`);
+    }
     emit({ type: 'plan', plan });
-    const ignore = planOptions.contextIgnore;
+    const ignore = await loadIgnore(options.context, options.dockerfile);
     contextStats = await StatCache.open(path.join(store.root, 'cache'), options.context, store.tempPath('stat'));
     trace('context stat cache open');
     const finished = new Map<number, StageState>();
@@ -363,14 +365,18 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
      * too: the same id with another owner or source is another cache. Without from=, `source`
      * is a directory inside the cache (resolved inside it: a link cannot lead out).
      */
+    /** The caches of a --no-cache build, by name: its own, made empty. */
+    const noCacheMounts = new Map<string, string>();
     const holdCache = async (step: Extract<Step, { op: 'run' }>, m: Extract<Step, { op: 'run' }>['mounts'][number], target: string): Promise<{ source: string; release: () => Promise<void> }> => {
       const id = m.id ?? target;
       const hasBase = m.uid !== undefined || m.gid !== undefined || m.mode !== undefined || m.from !== undefined;
       const base = hasBase
         ? JSON.stringify([m.uid ?? 0, m.gid ?? 0, m.mode ?? 0o755, m.from !== undefined ? stateOfFrom(m.from, platformOf(step.stage)).key : '', m.from !== undefined ? (m.source ?? '/') : ''])
         : '';
-      const shared = path.join(await store.privateDir('cache-mounts'), sha(hasBase ? `${id}\0${base}` : id));
-      const hold = await holdCacheMount(shared, m.sharing ?? 'shared', {
+      const name = sha(hasBase ? `${id}\0${base}` : id);
+      // --no-cache: a new cache for this build, the kept one neither read nor written (Docker 28.5).
+      const shared = options.noCache ? (noCacheMounts.get(name) ?? noCacheMounts.set(name, path.join(await newRootfs(), 'cache')).get(name)!) : path.join(await store.privateDir('cache-mounts'), name);
+      const hold = await holdCacheMount(shared, options.noCache ? 'shared' : (m.sharing ?? 'shared'), {
         onWait: () => emit({ type: 'output', id: step.id, stream: 'stderr', text: `waiting for cache mount ${id}: another RUN holds it (sharing=locked)\n` }),
         ...(options.signal ? { signal: options.signal } : {}),
       });
@@ -587,7 +593,8 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
             extra += await checksumSources(items2, src.ignore, src.context ? contextStats : undefined);
           }
         }
-        const keyInput = JSON.stringify({ parent: state.key, platform: stage.platform, step: layerKeyFields(step), extra });
+        const hostname = step.op === 'run' ? options.buildArgs?.BUILDKIT_SANDBOX_HOSTNAME : undefined;
+        const keyInput = JSON.stringify({ parent: state.key, platform: stage.platform, step: layerKeyFields(step), extra, ...(hostname ? { hostname } : {}) });
         const key = sha(keyInput);
         const hit = options.noCache ? undefined : await cache.get(key);
         if (hit) {
@@ -936,6 +943,8 @@ async function runStep(
     gid: ids.gid,
     groups: ids.groups,
     network: runNetwork(step, options),
+    // BuildKit's build argument for the RUN's host name.
+    ...(options.buildArgs?.BUILDKIT_SANDBOX_HOSTNAME ? { hostname: options.buildArgs.BUILDKIT_SANDBOX_HOSTNAME } : {}),
     ...(options.isolation ? { isolation: options.isolation } : {}),
     ...(options.seccomp ? { seccomp: options.seccomp } : {}),
     workDir,

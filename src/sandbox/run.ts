@@ -143,7 +143,7 @@ async function runContainer(spec: RunSpec, cwd: string, etc: Map<string, string>
       uid: spec.uid,
       gid: spec.gid,
       groups: spec.groups ?? [spec.gid],
-      hostname: SANDBOX_HOSTNAME,
+      hostname: spec.hostname ?? SANDBOX_HOSTNAME,
       mounts,
       network: network === 'none' ? 'new' : 'inherit',
       cgroupNamespace: existsSync('/sys/fs/cgroup/cgroup.subtree_control'),
@@ -190,7 +190,7 @@ async function etcFiles(spec: RunSpec, mode: 'oci' | 'chroot', workDir: string):
   const resolv = network === 'host' ? hostResolv : resolvConf(hostResolv, network === 'default' ? [USER_NETWORK_DNS] : FALLBACK_DNS);
   const files = new Map<string, string>();
   const hosts = path.join(workDir, 'hosts');
-  await writeFile(hosts, hostsFile(SANDBOX_HOSTNAME, spec.extraHosts), { mode: 0o644 });
+  await writeFile(hosts, hostsFile(spec.hostname ?? SANDBOX_HOSTNAME, spec.extraHosts), { mode: 0o644 });
   files.set('etc/hosts', hosts);
   const resolvFile = path.join(workDir, 'resolv.conf');
   await writeFile(resolvFile, resolv, { mode: 0o644 });

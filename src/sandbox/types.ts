@@ -29,6 +29,8 @@ export interface RunSpec {
   isolation?: Isolation;
   /** A seccomp profile file in Docker's format, or 'unconfined' for none; default: Debian's (seccomp.ts). */
   seccomp?: string;
+  /** The RUN's host name (and its /etc/hosts line); default buildkitsandbox, as BuildKit's. */
+  hostname?: string;
   /** Extra /etc/hosts entries (`--add-host`). */
   extraHosts?: { name: string; ip: string }[];
   /** The run's private work directory (bundle, runtime state, /etc files), made here and removed after; default: one in the system's temp directory. */

@@ -74,7 +74,6 @@ export default {
       // the error (its gRPC status blob, stacks, vertex and source map) has no counterpart here.
       dockerfile: '\nFROM scratch\nCOPY notexist /foo\n',
       error: /\/notexist/,
-      gap: 'names the source without its leading slash: COPY: "notexist" not found in the build context (BuildKit: "/notexist": not found)',
     },
   ],
   notPorted: [

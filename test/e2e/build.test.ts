@@ -332,7 +332,8 @@ describe('gantry build', () => {
     const ctx = context('mountctx', {
       Dockerfile: [
         'FROM busybox',
-        'RUN --mount=type=cache,target=/cache sh -c "echo run >> /cache/log; wc -l < /cache/log > /count"',
+        'ARG N',
+        'RUN --mount=type=cache,target=/cache sh -c "echo run $N >> /cache/log; wc -l < /cache/log > /count"',
         'RUN --mount=type=bind,source=src,target=/src cat /src/input > /copied',
         'RUN --mount=type=bind,source=src,target=/rw,rw sh -c "echo scribble > /rw/input"',
         'RUN --mount=type=tmpfs,target=/scratch sh -c "echo tmp > /scratch/x; ls /scratch > /listed"',
@@ -344,12 +345,18 @@ describe('gantry build', () => {
     writeFileSync(secret, 's3cr3t');
     const r1 = await g(['build', '-t', 'mnt:1', '--secret', `id=token,src=${secret}`, ctx]);
     expect(r1.exitCode, r1.stderr).toBe(0);
-    const r2 = await g(['build', '--no-cache', '-t', 'mnt:2', '--secret', `id=token,src=${secret}`, ctx]);
+    // A --no-cache build gets a new, empty cache and leaves the kept one alone (Docker 28.5).
+    const fresh = await g(['build', '--no-cache', '-t', 'mnt:fresh', '--secret', `id=token,src=${secret}`, ctx]);
+    expect(fresh.exitCode, fresh.stderr).toBe(0);
+    const freshOut = path.join(work, 'mnt-fresh.tar');
+    await g(['export', 'mnt:fresh', '-o', freshOut]);
+    expect((await execa('tar', ['xOf', freshOut, 'count'])).stdout.trim()).toBe('1');
+    const r2 = await g(['build', '--build-arg', 'N=2', '-t', 'mnt:2', '--secret', `id=token,src=${secret}`, ctx]);
     expect(r2.exitCode, r2.stderr).toBe(0);
     const out = path.join(work, 'mnt.tar');
     await g(['export', 'mnt:2', '-o', out]);
     const x = async (f: string) => (await execa('tar', ['xOf', out, f])).stdout.trim();
-    expect(await x('count')).toBe('2'); // the cache mount kept the first build's line
+    expect(await x('count')).toBe('2'); // the cache mount kept the first build's line, not the --no-cache build's
     expect(await x('copied')).toBe('from the context');
     expect(await x('listed')).toBe('x');
     expect(await x('secret-size')).toBe('6');

@@ -141,7 +141,15 @@ function globToRegex(pattern: string): RegExp {
  * Resolve COPY/ADD sources in a source root (the context, a stage's rootfs, an image's).
  * `ignore` filters context files; `fromContext` makes `..` that leaves the root an error.
  */
-export async function resolveSources(root: string, sources: string[], ignore: IgnoreFilter, what: string, fromContext: boolean): Promise<SourceItem[]> {
+export async function resolveSources(
+  root: string,
+  sources: string[],
+  ignore: IgnoreFilter,
+  what: string,
+  fromContext: boolean,
+  /** `**` matches any number of components (COPY --parents, as BuildKit's include patterns); else it is `*`, as in Docker 28.5's COPY. */
+  doubleStar = false,
+): Promise<SourceItem[]> {
   const out: SourceItem[] = [];
   for (const src of sources) {
     const parts = components(src);
@@ -154,7 +162,7 @@ export async function resolveSources(root: string, sources: string[], ignore: Ig
     }
     if (GLOB.test(src)) {
       // A pattern that matches nothing copies nothing, as in BuildKit 28 (a named path must exist).
-      out.push(...(await globIn(root, parts.filter((p) => p !== '..'), ignore)));
+      out.push(...(await globIn(root, parts.filter((p) => p !== '..'), ignore, doubleStar)));
       continue;
     }
     const { host, inner } = await resolveInRoot(root, src);
@@ -171,7 +179,7 @@ export async function resolveSources(root: string, sources: string[], ignore: Ig
   return out;
 }
 
-async function globIn(root: string, parts: string[], ignore: IgnoreFilter): Promise<SourceItem[]> {
+async function globIn(root: string, parts: string[], ignore: IgnoreFilter, doubleStar: boolean): Promise<SourceItem[]> {
   // Every directory read and every match is resolved inside the root: a context symlink on the
   // way (`sub -> /etc`) never leads the walk to the host.
   let current: string[] = [''];
@@ -180,6 +188,10 @@ async function globIn(root: string, parts: string[], ignore: IgnoreFilter): Prom
     for (const rel of current) {
       if (!GLOB.test(part)) {
         next.push(rel ? `${rel}/${part}` : part);
+        continue;
+      }
+      if (doubleStar && part === '**') {
+        next.push(rel, ...(await directoriesUnder(root, rel)));
         continue;
       }
       const re = globToRegex(part);
@@ -195,6 +207,19 @@ async function globIn(root: string, parts: string[], ignore: IgnoreFilter): Prom
     const st = await lstat(host).catch(() => undefined);
     if (!st || ignore(rel) || ignore(inner.slice(1))) continue;
     out.push({ host, rel: inner.slice(1), name: path.posix.basename(rel), isDir: st.isDirectory() });
+  }
+  return out;
+}
+
+/** Every directory below `rel` (not following symlinks), resolved inside the root, sorted. */
+async function directoriesUnder(root: string, rel: string): Promise<string[]> {
+  const out: string[] = [];
+  const { host } = await resolveInRoot(root, rel || '/');
+  const entries = await readdir(host, { withFileTypes: true }).catch(() => []);
+  for (const e of entries.sort((a, b) => (a.name < b.name ? -1 : 1))) {
+    if (!e.isDirectory()) continue;
+    const child = rel ? `${rel}/${e.name}` : e.name;
+    out.push(child, ...(await directoriesUnder(root, child)));
   }
   return out;
 }

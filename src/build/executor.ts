@@ -37,7 +37,8 @@ import { applyConfigStep, type ConfigState } from './config.js';
 import { checksumSources, loadIgnore, resolveSources, type IgnoreFilter, type SourceItem } from './context.js';
 import { StatCache } from './statcache.js';
 import { copyInto, ensureDir, type CopyOptions } from './copy.js';
-import { cloneSource, downloadSource, inlineSources, isArchive, isUrl, openFile, parseGitSource } from './sources.js';
+import { cloneSource, downloadSource, inlineSources, isArchive, isUrl, openFile } from './sources.js';
+import { gitOptions, parseGitRef } from '../dockerfile/gitref.js';
 import { decompress } from '../archive/decompress.js';
 import dockerignore from '@balena/dockerignore';
 import { pull, type RegistryAccess } from './registry.js';
@@ -560,12 +561,12 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
           for (const src of copy.sources) {
             const docName = heredocRefName(src, new Set(inline.keys()));
             const doc = docName !== undefined ? inline.get(docName) : undefined;
-            const git = copy.kind === 'ADD' && !doc ? parseGitSource(src, stepWhere(copy)) : undefined;
+            const git = copy.kind === 'ADD' && !doc ? parseGitRef(src) : undefined;
             if (doc) items.push(doc);
-            else if (git) items.push(await cloneSource(await scratch('git'), git, { keepGitDir: copy.keepGitDir, ...(copy.checksum ? { checksum: copy.checksum } : {}) }, stepWhere(copy)));
+            else if (git) items.push(await cloneSource(await scratch('git'), git, gitOptions(git, copy), stepWhere(copy)));
             else if (copy.kind === 'ADD' && isUrl(src)) items.push(await downloadSource(await scratch('url'), src, copy.checksum, stepWhere(copy)));
             else {
-              const found = await resolveSources(sourceRoot, [src], sourceIgnore, stepWhere(copy), copy.source.type === 'context');
+              const found = await resolveSources(sourceRoot, [src], sourceIgnore, stepWhere(copy), copy.source.type === 'context', copy.parents);
               // --parents: each keeps its path from the source root, or from the last `./` of its source (the pivot).
               if (copy.parents) for (const item of found) item.parentPath = parentPathOf(src, item.rel);
               items.push(...found);
@@ -673,6 +674,8 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
               ? items.map((item) => ({ items: [item], to: path.posix.join(dest, item.parentPath ?? item.rel) + (item.isDir ? '/' : '') }))
               : items.length > 0 ? [{ items, to: dest }] : [];
             for (const group of groups) capsKnownNone &&= (await copyInto(rootfs, group.items, group.to, copyOptions)).capabilities === 0;
+            // --parents makes its destination even when its patterns matched nothing (BuildKit).
+            if (step.parents && groups.length === 0) await ensureDir(rootfs, dest.endsWith('/') ? dest : `${dest}/`, step.chown !== undefined ? owner : undefined);
           } else if (step.op === 'workdir') {
             // Every level it makes is the USER's, as BuildKit's mkdir with parents makes them.
             const ids = step.state.user ? await resolveUser(rootfs, step.state.user).catch(() => undefined) : undefined;
@@ -801,7 +804,8 @@ function stepWhere(step: Step): string {
 
 /** What of a step decides its layer (not its position, text or id). */
 function layerKeyFields(step: Step): unknown {
-  const { id: _id, position: _p, original: _o, location: _l, onbuild: _b, state, ...rest } = step as Step & { onbuild?: boolean };
+  // ADD's --checksum only verifies what is fetched: the content is in the key, not the flag (as BuildKit).
+  const { id: _id, position: _p, original: _o, location: _l, onbuild: _b, checksum: _c, state, ...rest } = step as Step & { onbuild?: boolean; checksum?: string };
   if (step.op === 'run') {
     const { proxyEnv: _proxy, ...run } = rest as Extract<Step, { op: 'run' }>;
     return { ...run, user: state.user, workdir: state.workdir, shell: state.shell };
@@ -1003,15 +1007,17 @@ async function noticeIsolation(options: ExecuteOptions, emit: (e: ProgressEvent)
 
 /**
  * Where `COPY --parents` puts a source found at `rel` (relative to the source root) from the
- * source text `src`: its whole path, or the part after the last `.` component of `src` (the
- * Dockerfile reference's pivot: `./x/./y/*.txt` keeps `y/...`).
+ * source text `src`: its whole path, or, when `src` has a `/./` pivot, what follows the first
+ * one (BuildKit: `/a/./b/./c` keeps `b/c`; the part before may hold wildcards, `/a/b*` then
+ * stands for as many components). A `.` at either end is no pivot.
  */
 function parentPathOf(src: string, rel: string): string {
   const parts = src.split('/').filter((p) => p !== '');
-  const pivot = parts.lastIndexOf('.');
-  if (pivot <= 0) return rel;
-  const prefix = parts.slice(0, pivot).filter((p) => p !== '.').join('/');
-  return prefix && rel.startsWith(`${prefix}/`) ? rel.slice(prefix.length + 1) : rel;
+  const pivot = parts.findIndex((p, i) => p === '.' && i > 0 && i < parts.length - 1);
+  if (pivot < 0) return rel;
+  const skip = parts.slice(0, pivot).filter((p) => p !== '.').length;
+  const relParts = rel.split('/');
+  return relParts.length > skip ? relParts.slice(skip).join('/') : rel;
 }
 
 /** `--exclude` patterns, with .dockerignore's matching rules, for a path relative to the source it is under. */

@@ -78,7 +78,8 @@ function definedNames(ins: Instruction): string[] {
 }
 
 const SECRET_WORDS = /(?:_|^)(?:apikey|auth|credential|credentials|key|password|pword|passwd|secret|token)(?:_|$)/i;
-const NOT_SECRET_WORDS = /(?:_|^)(?:public|file|version)(?:_|$)/i;
+// Docker 28.5 (BuildKit 0.25) allows `public` only; later releases also `file` and `version`.
+const NOT_SECRET_WORDS = /(?:_|^)public(?:_|$)/i;
 
 /** SecretsUsedInArgOrEnv: an ARG or ENV name that says it holds a secret. */
 export function checkSecretName(kind: 'ARG' | 'ENV', name: string, ins: Instruction, sink: WarningSink): void {

@@ -2,8 +2,8 @@
  * BuildKit's build checks configuration: the `# check=` parser directive (or the build argument
  * BUILDKIT_DOCKERFILE_CHECK, which replaces it), `skip=Rule1,Rule2` or `skip=all` drops
  * warnings, `experimental=Rule|all` turns experimental rules on, `error=true` makes the
- * remaining warnings fail the build. A `# check=` comment right above an instruction adds its
- * skip and experimental rules for that instruction only.
+ * remaining warnings fail the build. As in Docker 28.5 (BuildKit 0.25), a `# check=` comment
+ * above an instruction is only a comment (later BuildKit releases read it for that instruction).
  */
 import { DockerfileError, type SourceLocation } from '../errors/index.js';
 import type { Warning } from './warnings.js';
@@ -72,32 +72,6 @@ export function withCheckBuildArg(scope: CheckScope, buildArgs: Readonly<Record<
   return value === undefined ? scope : { ...scope, config: parseCheckDirective(value, { file: scope.file, line: 1 }) };
 }
 
-/**
- * The configuration for one instruction: the file's, plus the first `check=` comment above it
- * (its value ends at the first space, so `# check=skip=all // why` works); a comment that does
- * not parse is ignored, as BuildKit ignores it.
- */
-export function instructionCheckConfig(config: CheckConfig, comments: readonly string[]): CheckConfig {
-  for (const comment of comments) {
-    const m = /^\s*check\s*=\s*(.+?)\s*$/i.exec(comment);
-    if (!m) continue;
-    let extra: CheckConfig;
-    try {
-      extra = parseCheckDirective((m[1] as string).split(' ')[0] as string, { file: '', line: 0 });
-    } catch {
-      return config;
-    }
-    return {
-      ...config,
-      skip: new Set([...config.skip, ...extra.skip]),
-      skipAll: config.skipAll || extra.skipAll,
-      experimental: new Set([...config.experimental, ...extra.experimental]),
-      experimentalAll: config.experimentalAll || extra.experimentalAll,
-    };
-  }
-  return config;
-}
-
 /** Whether a rule is reported under a configuration: experimental rules only when enabled, others unless skipped. */
 export function isReported(rule: string, config: CheckConfig): boolean {
   if (EXPERIMENTAL_RULES.has(rule)) return config.experimentalAll || config.experimental.has(rule);
@@ -107,16 +81,11 @@ export function isReported(rule: string, config: CheckConfig): boolean {
 export interface CheckScope {
   file: string;
   config: CheckConfig;
-  /** The comments above each instruction, by its first line. */
-  commentsByLine: ReadonlyMap<number, readonly string[]>;
 }
 
-/** The warnings the configuration lets through (per instruction, with the comments above it). */
+/** The warnings the configuration lets through. */
 export function filterWarnings(warnings: readonly Warning[], scope: CheckScope): Warning[] {
-  return warnings.filter((w) => {
-    const comments = w.location ? scope.commentsByLine.get(w.location.line) : undefined;
-    return isReported(w.rule, comments ? instructionCheckConfig(scope.config, comments) : scope.config);
-  });
+  return warnings.filter((w) => isReported(w.rule, scope.config));
 }
 
 /** With error=true, the error the reported warnings make (BuildKit's "lint violation found for rules"); else undefined. */

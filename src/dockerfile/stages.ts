@@ -32,7 +32,7 @@ export interface DockerfileModel {
   stages: Stage[];
   /** Every warning found, before the check configuration is applied. */
   warnings: Warning[];
-  /** The check configuration (`# check=`, BUILDKIT_DOCKERFILE_CHECK, comments above instructions). */
+  /** The check configuration (`# check=`, or the build argument BUILDKIT_DOCKERFILE_CHECK). */
   checks: CheckScope;
 }
 
@@ -60,8 +60,7 @@ export function parseDockerfile(text: string, options: ModelOptions = {}): Docke
 
 function checkScope(result: ParseResult, buildArgs: ModelOptions['buildArgs']): CheckScope {
   const directive = result.directives.find((d) => d.name === 'check');
-  const commentsByLine = new Map(result.nodes.filter((n) => n.comments.length > 0).map((n) => [n.startLine, n.comments] as const));
-  return withCheckBuildArg({ file: result.file, config: fileCheckConfig(directive, result.file), commentsByLine }, buildArgs);
+  return withCheckBuildArg({ file: result.file, config: fileCheckConfig(directive, result.file) }, buildArgs);
 }
 
 function modelOf(result: ParseResult, checks: CheckScope, sink: WarningSink): DockerfileModel {
@@ -93,7 +92,8 @@ function modelOf(result: ParseResult, checks: CheckScope, sink: WarningSink): Do
   }
   checkStageNames(stages.map((s) => s.from), sink);
   checkInstructionCasing(instructions, sink);
-  checkDefinitionDescriptions(instructions, (line) => checks.commentsByLine.get(line), sink);
+  const commentsByLine = new Map(result.nodes.map((n) => [n.startLine, n.comments] as const));
+  checkDefinitionDescriptions(instructions, (line) => commentsByLine.get(line), sink);
   const syntax = result.directives.find((d) => d.name === 'syntax');
   if (syntax) {
     // gantry has one built-in frontend; a syntax directive cannot select another.

@@ -84,13 +84,9 @@ export interface PlanOptions {
   buildPlatform?: string;
   /** Configs of base images the caller already has, keyed by the reference as written after expansion. */
   baseImages?: Readonly<Record<string, BaseImageInfo>>;
-  /** The context's .dockerignore (whether it leaves a path out, and its lines), for CopyIgnoredFile. */
-  contextIgnore?: ContextIgnore;
   /** False: `# check=error=true` does not fail the plan (a lint of every target decides at the end). */
   checkErrors?: boolean;
 }
-
-export type ContextIgnore = ((path: string) => boolean) & { readonly patterns?: readonly string[] };
 
 export type BaseRef = { type: 'scratch' } | { type: 'image'; ref: string } | { type: 'stage'; stage: number };
 
@@ -695,10 +691,6 @@ function planWith(model: DockerfileModel, options: PlanOptions, sink: WarningSin
             content: h.expand ? expandHeredoc(heredocBody(h), scope.lookup) : heredocBody(h),
           }));
           const sources = ins.sources.map((s) => (isHeredocRef(s, heredocNames) ? s : one(s)));
-          if (source.type === 'context' && options.contextIgnore) {
-            const local = sources.filter((s) => !isHeredocRef(s, heredocNames) && !isRemoteSource(s));
-            checkIgnoredSources(ins, local, options.contextIgnore, sink);
-          }
           // An empty --chmod is none (BuildKit); a mode that came from a variable is checked here.
           if (ins.checksum !== undefined) {
             // As BuildKit: one source, fetched (HTTP(S) or git), never a local one.
@@ -1030,22 +1022,3 @@ function lintKeyValues(ins: EnvInstruction | LabelInstruction, sink: WarningSink
   if (ins.kind === 'ENV') for (const { key } of ins.pairs) checkSecretName('ENV', key, ins, sink);
 }
 
-/** An ADD source fetched rather than read from the context: a URL or a git repository. */
-const isRemoteSource = (s: string): boolean => /^(https?:\/\/|git@|git:\/\/|ssh:\/\/)/.test(s);
-
-/**
- * CopyIgnoredFile: a COPY or ADD source from the context that .dockerignore leaves out. As
- * BuildKit, nothing is checked when a pattern re-includes (`!`): what is left is too hard to know
- * from the patterns; the context's root (`.`) only when a pattern leaves out everything in it.
- */
-function checkIgnoredSources(ins: CopyInstruction, sources: readonly string[], ignore: ContextIgnore, sink: WarningSink): void {
-  const patterns = (ignore.patterns ?? []).map((p) => p.trim()).filter((p) => p !== '' && !p.startsWith('#'));
-  if (patterns.some((p) => p.startsWith('!'))) return;
-  const what = ins.kind === 'ADD' ? 'Add' : 'Copy';
-  for (const src of sources) {
-    const clean = path.posix.normalize(src).replace(/\/+$/, '') || '/';
-    const root = clean === '.' || clean === '/';
-    const ignored = root ? patterns.some((p) => ['*', '**', '**/*'].includes(p)) : ignore(clean.replace(/^\/+/, ''));
-    if (ignored) sink.add('CopyIgnoredFile', `Attempting to ${what} file "${clean}" that is excluded by .dockerignore`, ins.location);
-  }
-}

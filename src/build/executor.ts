@@ -65,6 +65,8 @@ export interface BuildSettings extends RegistryAccess {
   target?: string;
   platform?: string;
   noCache?: boolean;
+  /** Stages (by name) whose steps run again, the cache unused (`--no-cache-filter`). */
+  noCacheFilter?: string[];
   sourceDateEpoch?: number;
   isolation?: Isolation;
   /** The network of every RUN that asks for none of its own (`--network`); default: a user-mode network. */
@@ -209,6 +211,7 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
     warnPlatformMismatch(plan, (ref, platform) => images.get(imageKey(ref, platform)));
     trace('planned');
     checkEntitlements(plan, options);
+    const uncachedStages = stagesNamed(plan, options.noCacheFilter ?? []);
     const hostname = options.buildArgs?.BUILDKIT_SANDBOX_HOSTNAME;
     if (hostname !== undefined && !/^[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*$/.test(hostname)) {
       throw new BuildError('BUILD_HOSTNAME', `BUILDKIT_SANDBOX_HOSTNAME "${hostname}" is not a valid host name`);
@@ -597,7 +600,7 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
         const hostname = step.op === 'run' ? options.buildArgs?.BUILDKIT_SANDBOX_HOSTNAME : undefined;
         const keyInput = JSON.stringify({ parent: state.key, platform: stage.platform, step: layerKeyFields(step), extra, ...(hostname ? { hostname } : {}) });
         const key = sha(keyInput);
-        const hit = options.noCache ? undefined : await cache.get(key);
+        const hit = options.noCache || uncachedStages.has(stage.index) ? undefined : await cache.get(key);
         if (hit) {
           if (hit.layer) {
             state.layers.push(hit.layer);
@@ -839,6 +842,17 @@ function startStage(stage: PlannedStage, finished: Map<number, StageState>, stat
     baseLayers: 0,
     configState: { cmdSet: false },
   };
+}
+
+/** The indexes of the stages `names` name (--no-cache-filter); a name no stage has is an error. */
+function stagesNamed(plan: BuildPlan, names: string[]): Set<number> {
+  const out = new Set<number>();
+  for (const n of names) {
+    const found = plan.stages.find((st) => st.name?.toLowerCase() === n.toLowerCase());
+    if (found) out.add(found.index);
+    else if (!plan.skippedStages.some((s) => s.name?.toLowerCase() === n.toLowerCase())) throw new BuildError('BUILD_NO_CACHE_FILTER', `--no-cache-filter: the Dockerfile has no stage named "${n}"`);
+  }
+  return out;
 }
 
 /** The images a plan needs, by key (imageKey), each for the platform of the stage that uses it (FROM --platform). */

@@ -70,7 +70,6 @@ export default {
         expect(await fileOf(h, b.tag, 'unique')).toBe(await fileOf(h, a.tag, 'unique'));
         expect(await fileOf(h, b.tag, 'unique2')).not.toBe(await fileOf(h, a.tag, 'unique2'));
       },
-      gap: 'has no --no-cache-filter (no-cache for some stages only)',
     },
     {
       name: 'testCacheMountModeNoCache',

@@ -83,6 +83,7 @@ export interface BuildArgs extends GlobalOptions {
   format: 'text' | 'json';
   tag: string[];
   cache: boolean;
+  'no-cache-filter': string[];
   'source-date-epoch'?: number;
   isolation: 'auto' | 'oci' | 'chroot';
   network: 'default' | 'none' | 'host';
@@ -126,6 +127,7 @@ export const BUILD_OPTIONS = {
   label: repeatable('set a label on the image (KEY=VALUE; over the Dockerfile\'s LABEL)'),
   // yargs reads --no-cache as the negation of --cache.
   cache: { type: 'boolean', default: true, describe: 'use the layer cache (--no-cache runs every step)' },
+  'no-cache-filter': repeatable('run these stages\' steps again, the cache unused (stage names, comma-separated or repeated)'),
   'source-date-epoch': { type: 'number', describe: 'created times (and clamped file times) for a reproducible image; default $SOURCE_DATE_EPOCH' },
   isolation: { choices: ['auto', 'oci', 'chroot'], default: 'auto', describe: 'how RUN is sandboxed: oci (a container under runc), chroot (no namespaces: for unprivileged containers), auto (the strongest that works here)' },
   network: { choices: ['default', 'none', 'host'], default: 'default', describe: 'the network of RUN: default (user-mode, no host loopback), none, host (needs --allow network.host)' },
@@ -172,6 +174,7 @@ export async function runBuild(argv: BuildArgs): Promise<void> {
       ...(argv.target !== undefined ? { target: argv.target } : {}),
       ...(argv.platform !== undefined ? { platform: argv.platform } : {}),
       noCache: !argv.cache,
+      noCacheFilter: argv['no-cache-filter'].flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean),
       ...(argv['source-date-epoch'] !== undefined ? { sourceDateEpoch: argv['source-date-epoch'] } : {}),
       isolation: argv.isolation,
       network: argv.network,

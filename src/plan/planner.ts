@@ -88,6 +88,12 @@ export interface PlanOptions {
   checkErrors?: boolean;
 }
 
+/** The end of a planned stage, as a stage FROM it starts. */
+interface StageEnd {
+  args: Map<string, string | undefined>;
+  shellSet: boolean;
+}
+
 export type BaseRef = { type: 'scratch' } | { type: 'image'; ref: string } | { type: 'stage'; stage: number };
 
 export type CopySource = { type: 'context' } | { type: 'stage'; stage: number } | { type: 'image'; ref: string };
@@ -383,8 +389,8 @@ function planWith(model: DockerfileModel, options: PlanOptions, sink: WarningSin
   const images = new Set<string>();
   let nextId = 1;
   const pendingSteps: { stage: PlannedStage; steps: PendingStep[] }[] = [];
-  /** The ARGs in scope at the end of each planned stage (a stage FROM it starts with them). */
-  const stageArgs = new Map<number, Map<string, string | undefined>>();
+  /** What a stage FROM a planned stage starts with: its ARGs in scope, whether its image config has a Shell. */
+  const stageEnds = new Map<number, StageEnd>();
 
   const visit = (stage: Stage, from: SourceLocation | undefined): PlannedStage => {
     const done = planned.get(stage.index);
@@ -424,7 +430,7 @@ function planWith(model: DockerfileModel, options: PlanOptions, sink: WarningSin
     planned.set(stage.index, ps);
     order.push(ps);
     pendingSteps.push({ stage: ps, steps: result.steps });
-    stageArgs.set(stage.index, result.args);
+    stageEnds.set(stage.index, result.end);
     return ps;
   };
 
@@ -432,12 +438,14 @@ function planWith(model: DockerfileModel, options: PlanOptions, sink: WarningSin
     stage: Stage,
     head: StageHead,
     addDep: (s: Stage, where: SourceLocation) => void,
-  ): { steps: PendingStep[]; baseEnvKnown: boolean; args: Map<string, string | undefined> } => {
+  ): { steps: PendingStep[]; baseEnvKnown: boolean; end: StageEnd } => {
     const scope = new Scope();
     const declared = new Set<string>();
     let workdir = '/';
     let user = '';
     let shell = [...DEFAULT_SHELL];
+    /** A SHELL was set (here, in a parent stage, by the base image): the image config has one. */
+    let shellSet = false;
     let baseEnvKnown = true;
     let triggers: Instruction[] = [];
 
@@ -449,7 +457,9 @@ function planWith(model: DockerfileModel, options: PlanOptions, sink: WarningSin
       user = last.user;
       shell = [...last.shell];
       // The parent's ARGs stay in scope, as in BuildKit, where they are part of the stage's state.
-      for (const [k, v] of stageArgs.get(parent.index) ?? []) scope.args.set(k, v);
+      const end = stageEnds.get(parent.index);
+      for (const [k, v] of end?.args ?? []) scope.args.set(k, v);
+      shellSet = end?.shellSet ?? false;
       baseEnvKnown = parent.baseEnvKnown;
       // FROM an earlier stage runs the ONBUILD instructions that stage declared, as BuildKit does.
       const parentSteps = pendingSteps.find((p) => p.stage === parent)?.steps ?? [];
@@ -460,7 +470,10 @@ function planWith(model: DockerfileModel, options: PlanOptions, sink: WarningSin
         for (const kv of info.env ?? []) setKV(scope.env, kv);
         if (info.workingDir) workdir = info.workingDir;
         if (info.user) user = info.user;
-        if (info.shell?.length) shell = [...info.shell];
+        if (info.shell?.length) {
+          shell = [...info.shell];
+          shellSet = true;
+        }
         triggers = (info.onBuild ?? []).map((t) => parseTrigger(t, stage.from.location, model.file));
       } else {
         baseEnvKnown = false;
@@ -604,13 +617,14 @@ function planWith(model: DockerfileModel, options: PlanOptions, sink: WarningSin
         }
         case 'SHELL':
           shell = [...ins.shell];
+          shellSet = true;
           steps.push({ ...base, op: 'shell', shell: [...shell] });
           break;
         case 'CMD':
         case 'ENTRYPOINT':
           checkUsedOnce(ins, usedOnce, sink);
-          // Only with the default shell: a SHELL (here, in a parent stage, in the base image) says the form is meant.
-          if (ins.command.form === 'shell' && shell.join('\0') === DEFAULT_SHELL.join('\0')) {
+          // Only when no SHELL was set (here, in a parent stage, in the base image): one says the form is meant.
+          if (ins.command.form === 'shell' && !shellSet) {
             sink.add('JSONArgsRecommended', `JSON arguments recommended for ${ins.kind} to prevent unintended behavior related to OS signals`, where);
           }
           steps.push({ ...base, op: ins.kind === 'CMD' ? 'cmd' : 'entrypoint', command: ins.command });
@@ -730,7 +744,7 @@ function planWith(model: DockerfileModel, options: PlanOptions, sink: WarningSin
           break;
       }
     });
-    return { steps, baseEnvKnown, args: scope.args };
+    return { steps, baseEnvKnown, end: { args: scope.args, shellSet } };
 
     function resolveArgs(ins: ArgInstruction, one: (w: string) => string): ResolvedArg[] {
       // A default is expanded only when it is the value: one overridden by a build arg may

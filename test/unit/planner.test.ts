@@ -398,6 +398,8 @@ describe('build checks', () => {
     expect(rules(P('FROM scratch\nCMD a\n'))).toEqual(['JSONArgsRecommended']);
     expect(rules(P('FROM scratch AS a\nSHELL ["/bin/bash", "-c"]\nFROM a\nCMD a\n'))).toEqual([]);
     expect(rules(P('FROM img\nCMD a\n', { baseImages: { img: { shell: ['/bin/ash', '-c'] } } }))).toEqual([]);
+    // Any SHELL, even the default one, as BuildKit looks at whether the image config has one.
+    expect(rules(P('FROM scratch\nSHELL ["/bin/sh", "-c"]\nCMD a\n'))).toEqual([]);
   });
 
   test('SecretsUsedInArgOrEnv', () => {

@@ -146,8 +146,9 @@ describe('gantry lint', () => {
     expect(r.stdout.trim().split('\n')).toEqual([
       `${file}:1:1: warning: StageNameCasing: Stage name 'Build' should be lowercase`,
       `${file}:2:1: warning: MaintainerDeprecated: Maintainer instruction is deprecated in favor of using label`,
-      `${file}:4:1: warning: LegacyKeyValueFormat: "ENV key=value" should be used instead of legacy "ENV key value" format`,
+      // In BuildKit's order: the value is expanded before ENV is checked.
       `${file}:4:1: warning: UndefinedVar: Usage of undefined variable '$B'`,
+      `${file}:4:1: warning: LegacyKeyValueFormat: "ENV key=value" should be used instead of legacy "ENV key value" format`,
     ]);
   });
 

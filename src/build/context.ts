@@ -112,6 +112,8 @@ export interface SourceItem {
   origin?: 'url' | 'inline';
   /** `COPY --parents`: the path it keeps under the destination. */
   parentPath?: string;
+  /** What stands for its content in the cache key (a git checkout: its commit and options, as its kept .git differs from clone to clone). */
+  identity?: string;
 }
 
 const GLOB = /[*?[]/;
@@ -259,7 +261,8 @@ export async function checksumSources(items: SourceItem[], ignore: IgnoreFilter,
   };
   for (const item of items) {
     parts.push(`item\0${item.name}\0`);
-    visit(item.host, item.rel, item.rel);
+    if (item.identity !== undefined) parts.push(`I${item.identity}\0`);
+    else visit(item.host, item.rel, item.rel);
   }
   const h = createHash('sha256');
   for (const p of await Promise.all(parts)) h.update(p);

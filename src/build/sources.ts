@@ -14,6 +14,7 @@ import { resolveInRoot } from '../rootfs/resolve.js';
 import { detectCompression } from '../archive/decompress.js';
 import { isLoopback } from '../registry/client.js';
 import type { SourceItem } from './context.js';
+import type { GitOptions, GitRef } from '../dockerfile/gitref.js';
 
 export function isUrl(s: string): boolean {
   return /^https?:\/\//i.test(s);
@@ -83,82 +84,131 @@ export function openFile(p: string): Readable {
   return createReadStream(p);
 }
 
-/** A git source of ADD, in BuildKit's forms: an http(s) URL whose path ends in `.git`, or `git://`; `#ref[:subdir]`. */
-export interface GitSource {
-  remote: string;
-  ref?: string;
-  subdir?: string;
-}
-
-/** `src` as a git source, or undefined when it is none (ssh forms are an error: not supported yet). */
-export function parseGitSource(src: string, what: string): GitSource | undefined {
-  const hash = src.indexOf('#');
-  const remote = hash < 0 ? src : src.slice(0, hash);
-  const fragment = hash < 0 ? '' : src.slice(hash + 1);
-  let git = false;
-  if (/^https?:\/\//i.test(remote)) {
-    try {
-      git = new URL(remote).pathname.endsWith('.git');
-    } catch {
-      git = false;
-    }
-  } else if (/^git:\/\//i.test(remote)) git = true;
-  else if (/^ssh:\/\//i.test(remote) || /^[\w.-]+@[\w.-]+:/.test(remote)) {
-    throw new GantryError('ADD_GIT', `${what}: ${src}: a git repository over ssh is not supported yet (use its https:// or git:// URL)`);
-  }
-  if (!git) return undefined;
-  const colon = fragment.indexOf(':');
-  const ref = colon < 0 ? fragment : fragment.slice(0, colon);
-  const subdir = colon < 0 ? '' : fragment.slice(colon + 1);
-  return { remote, ...(ref ? { ref } : {}), ...(subdir ? { subdir } : {}) };
-}
-
 /**
  * Clone a git source into `dir` with the host's git, as BuildKit's git source does: the ref (a
- * branch, a tag or a commit; the default branch without one) checked out, its subdirectory
- * taken, `.git` removed unless kept, `--checksum` compared with the commit. git runs with no
- * user or system configuration and no prompt (no credentials of the host's reach it), only the
- * http(s) and git protocols allowed (a submodule cannot point it at the host's files), and a
+ * branch, a tag, a full ref name or a commit; the default branch without one) checked out with a
+ * detached HEAD, its submodules checked out (unless turned off), its subdirectory taken, `.git`
+ * removed unless kept, the checksum compared with the commit. git runs with no user or system
+ * configuration and no prompt (no credentials of the host's reach it), only the http(s) and git
+ * protocols allowed, for submodules too (one cannot point it at the host's files), and a
  * deadline on a stalled transfer.
  */
-export async function cloneSource(dir: string, source: GitSource, options: { keepGitDir: boolean; checksum?: string }, what: string): Promise<SourceItem> {
-  const url = new URL(source.remote);
+export async function cloneSource(dir: string, source: GitRef, options: GitOptions, what: string): Promise<SourceItem> {
   const shown = `${source.remote}${source.ref ? `#${source.ref}` : ''}`;
-  if (process.env.GANTRY_LOOPBACK_ONLY === '1' && !isLoopback(url.host)) {
-    throw new GantryError('ADD_LOOPBACK_ONLY', `${what}: refusing to clone ${source.remote}: GANTRY_LOOPBACK_ONLY=1 allows loopback hosts only`);
-  }
+  checkRemoteHost(source.remote, what);
   await mkdir(dir, { recursive: true });
   const checkout = path.join(dir, 'repo');
-  const env: NodeJS.ProcessEnv = {
-    PATH: process.env.PATH ?? '/usr/bin:/bin',
-    HOME: dir,
-    GIT_CONFIG_NOSYSTEM: '1',
-    GIT_CONFIG_GLOBAL: '/dev/null',
-    GIT_TERMINAL_PROMPT: '0',
-    GIT_ASKPASS: '/bin/false',
-  };
-  const config = ['-c', 'protocol.allow=never', '-c', 'protocol.https.allow=always', '-c', 'protocol.http.allow=always', '-c', 'protocol.git.allow=always', '-c', 'http.lowSpeedLimit=1', '-c', 'http.lowSpeedTime=120', '-c', 'advice.detachedHead=false'];
-  const git = (args: string[]) => execFileAsync('git', [...config, ...args], { env, timeout: 30 * 60_000, maxBuffer: 16 * 1024 * 1024 });
-  const fail = (err: unknown): never => {
-    const detail = ((err as { stderr?: string }).stderr ?? (err as Error).message).trim().split('\n').slice(-3).join('; ');
-    throw new GantryError('ADD_GIT', `${what}: cannot clone ${shown}: ${detail}`);
-  };
-  const commit = source.ref !== undefined && /^[0-9a-f]{40}$/i.test(source.ref);
-  // A branch or tag: one commit deep where the server allows it; else, or for a commit, the whole history.
-  const shallow = commit ? undefined : await git(['clone', '--quiet', '--depth', '1', ...(source.ref ? ['--branch', source.ref] : []), '--', source.remote, checkout]).catch(() => undefined);
-  if (!shallow) {
-    await rm(checkout, { recursive: true, force: true });
-    await git(['clone', '--quiet', '--no-checkout', '--', source.remote, checkout]).catch(fail);
-    await git(['-C', checkout, 'checkout', '--quiet', source.ref ?? 'HEAD']).catch(fail);
+  const git = gitRunner(dir, `${what}: cannot clone ${shown}`);
+  const target = await resolveRef(git, source, what);
+  await fetchCheckout(git, source.remote, checkout, target);
+  const head = (await git.run(['-C', checkout, 'rev-parse', 'HEAD'])).trim();
+  if (options.checksum !== undefined && !head.startsWith(options.checksum)) {
+    throw new GantryError('ADD_CHECKSUM', `${what}: ${shown}: expected checksum to match ${options.checksum}, got ${head}`);
   }
-  const head = (await git(['-C', checkout, 'rev-parse', 'HEAD']).catch(fail)).stdout.trim();
-  if (options.checksum !== undefined && !head.startsWith(options.checksum.replace(/^sha1:/, ''))) {
-    throw new GantryError('ADD_CHECKSUM', `${what}: ${shown} is commit ${head}, expected ${options.checksum}`);
-  }
+  if (options.submodules) await updateSubmodules(git, checkout, source.remote, what);
   if (!options.keepGitDir) await rm(path.join(checkout, '.git'), { recursive: true, force: true });
   const picked = source.subdir ? (await resolveInRoot(checkout, source.subdir)).host : checkout;
   const st = await lstat(picked).catch(() => undefined);
   if (!st?.isDirectory()) throw new GantryError('ADD_GIT', `${what}: ${source.remote}: no directory ${source.subdir} in ${source.ref ?? 'the default branch'}`);
-  const name = path.posix.basename(url.pathname).replace(/\.git$/, '') || 'repo';
-  return { host: picked, rel: name, name, isDir: true, origin: 'url' };
+  const name = path.posix.basename(new URL(source.remote).pathname).replace(/\.git$/, '') || 'repo';
+  const identity = JSON.stringify({ remote: source.remote, commit: head, subdir: source.subdir ?? '', ...options, checksum: undefined });
+  return { host: picked, rel: name, name, isDir: true, origin: 'url', identity };
+}
+
+/** Only loopback hosts under GANTRY_LOOPBACK_ONLY=1. */
+function checkRemoteHost(remote: string, what: string): void {
+  if (process.env.GANTRY_LOOPBACK_ONLY === '1' && !isLoopback(new URL(remote).host)) {
+    throw new GantryError('ADD_LOOPBACK_ONLY', `${what}: refusing to clone ${remote}: GANTRY_LOOPBACK_ONLY=1 allows loopback hosts only`);
+  }
+}
+
+interface GitRunner {
+  /** git's stdout; a failure is an error of `failure` (the runner's by default) and the end of git's stderr. */
+  run(args: string[], failure?: string): Promise<string>;
+  /** Whether git succeeds. */
+  ok(args: string[]): Promise<boolean>;
+}
+
+/** The host's git, confined: no configuration, no prompt, network protocols only (GIT_ALLOW_PROTOCOL reaches submodules' clones too). */
+function gitRunner(home: string, failure: string): GitRunner {
+  const env: NodeJS.ProcessEnv = {
+    PATH: process.env.PATH ?? '/usr/bin:/bin',
+    HOME: home,
+    GIT_CONFIG_NOSYSTEM: '1',
+    GIT_CONFIG_GLOBAL: '/dev/null',
+    GIT_TERMINAL_PROMPT: '0',
+    GIT_ASKPASS: '/bin/false',
+    GIT_ALLOW_PROTOCOL: 'http:https:git',
+    GIT_PROTOCOL_FROM_USER: '0',
+  };
+  const config = ['-c', 'protocol.allow=never', '-c', 'protocol.https.allow=always', '-c', 'protocol.http.allow=always', '-c', 'protocol.git.allow=always', '-c', 'http.lowSpeedLimit=1', '-c', 'http.lowSpeedTime=120', '-c', 'advice.detachedHead=false'];
+  const exec = (args: string[]) => execFileAsync('git', [...config, ...args], { env, timeout: 30 * 60_000, maxBuffer: 16 * 1024 * 1024 });
+  return {
+    run: (args, what = failure) =>
+      exec(args).then(
+        (r) => r.stdout,
+        (err: unknown) => {
+          const detail = ((err as { stderr?: string }).stderr ?? (err as Error).message).trim().split('\n').slice(-3).join('; ');
+          throw new GantryError('ADD_GIT', `${what}: ${detail}`);
+        },
+      ),
+    ok: (args) => exec(args).then(() => true, () => false),
+  };
+}
+
+const isCommit = (ref: string): boolean => /^([0-9a-f]{40}|[0-9a-f]{64})$/.test(ref);
+
+/** What to check out: a commit as given; else the ref as the remote lists it (a branch before a tag, as BuildKit), or its HEAD. */
+async function resolveRef(git: GitRunner, source: GitRef, what: string): Promise<{ commit: string; name?: string }> {
+  if (source.ref !== undefined && isCommit(source.ref)) return { commit: source.ref };
+  const ref = source.ref ?? 'HEAD';
+  const listed = new Map<string, string>();
+  for (const line of (await git.run(['ls-remote', '--', source.remote, ref, `${ref}^{}`])).split('\n')) {
+    const [sha, name] = line.split('\t');
+    if (sha && name) listed.set(name, sha);
+  }
+  const bare = ref.replace(/^refs\/(heads\/|tags\/)?/, '');
+  const candidates = ref === 'HEAD' ? ['HEAD'] : [`refs/${ref.replace(/^refs\//, '')}`, `refs/heads/${bare}`, `refs/tags/${bare}^{}`, `refs/tags/${bare}`];
+  const name = candidates.find((c) => listed.has(c));
+  if (name === undefined) throw new GantryError('ADD_GIT', `${what}: ${source.remote}: repository does not contain ref ${ref}`);
+  return { commit: listed.get(name) as string, name: name.replace(/\^\{\}$/, '') };
+}
+
+/**
+ * Check `target` out in `checkout`: a branch or a tag one commit deep where the server allows it
+ * (not git's dumb HTTP), else the whole history (and the ref itself when it is neither).
+ */
+async function fetchCheckout(git: GitRunner, remote: string, checkout: string, target: { commit: string; name?: string }): Promise<void> {
+  const short = target.name?.match(/^refs\/(?:heads|tags)\/(.+)$/)?.[1];
+  const branch = target.name === 'HEAD' ? [] : short !== undefined ? ['--branch', short] : undefined;
+  const shallow = branch !== undefined && (await git.ok(['clone', '--quiet', '--no-checkout', '--depth', '1', ...branch, '--', remote, checkout]));
+  if (!shallow) {
+    await rm(checkout, { recursive: true, force: true });
+    await git.run(['clone', '--quiet', '--no-checkout', '--', remote, checkout]);
+    // A ref outside branches and tags (refs/pull/1/head...) is not cloned: fetched.
+    if (target.name !== undefined && branch === undefined) await git.run(['-C', checkout, 'fetch', '--quiet', 'origin', target.name]);
+  }
+  await git.run(['-C', checkout, 'checkout', '--quiet', '--detach', target.commit]);
+}
+
+/**
+ * Check out the submodules (recursively), as BuildKit does by default. Each must be an http(s)
+ * or git URL, or a path relative to the repository's URL (so on its server): a submodule naming
+ * a path on the host, or ssh, is refused, here for a clear error and by git's allowed protocols
+ * for nested ones.
+ */
+async function updateSubmodules(git: GitRunner, checkout: string, remote: string, what: string): Promise<void> {
+  if (!(await lstat(path.join(checkout, '.gitmodules')).catch(() => undefined))?.isFile()) return;
+  const urls = await git.run(['-C', checkout, 'config', '--file', '.gitmodules', '--get-regexp', '^submodule\\..*\\.url$']).catch(() => '');
+  for (const line of urls.split('\n').filter(Boolean)) {
+    const url = line.slice(line.indexOf(' ') + 1);
+    const absolute = /^(https?|git):\/\//i.test(url);
+    if (!absolute && !/^\.\.?\//.test(url)) {
+      throw new GantryError('ADD_GIT', `${what}: ${remote}: refusing submodule URL ${url}: only http(s) and git URLs, or paths relative to the repository's URL, are followed`);
+    }
+    if (absolute) checkRemoteHost(url, what);
+  }
+  // One commit deep where the server allows it (not git's dumb HTTP).
+  const update = ['-C', checkout, 'submodule', 'update', '--init', '--recursive'];
+  if (!(await git.ok([...update, '--depth=1']))) await git.run(update, `${what}: failed to update submodules for ${remote}`);
 }

@@ -151,7 +151,8 @@ export interface CopyInstruction extends Base {
   exclude: string[];
   /** ADD only. */
   checksum?: string;
-  keepGitDir: boolean;
+  /** --keep-git-dir; unset, a git source's ?keep-git-dir= decides (false without). */
+  keepGitDir?: boolean;
   /** ADD --unpack: false keeps a local archive as it is, true also unpacks one from a URL; unset: BuildKit's default. */
   unpack?: boolean;
 }
@@ -436,7 +437,7 @@ export function toInstruction(node: Node, ctx: ConvertContext): Instruction {
         link: flags.bools.get('link') ?? false,
         parents: flags.bools.get('parents') ?? false,
         exclude: flags.lists.get('exclude') ?? [],
-        keepGitDir: flags.bools.get('keep-git-dir') ?? false,
+        ...(flags.bools.has('keep-git-dir') ? { keepGitDir: flags.bools.get('keep-git-dir') as boolean } : {}),
         ...(flags.bools.has('unpack') ? { unpack: flags.bools.get('unpack') as boolean } : {}),
       };
       for (const [name, key] of [
@@ -455,9 +456,6 @@ export function toInstruction(node: Node, ctx: ConvertContext): Instruction {
         } catch (err) {
           fail((err as Error).message);
         }
-      }
-      if (ins.checksum !== undefined && !/^\$/.test(ins.checksum) && !/^sha(256|384|512):[0-9a-f]+$/.test(ins.checksum)) {
-        fail(`invalid --checksum "${ins.checksum}": expected <algorithm>:<hex digest>`);
       }
       return ins;
     }

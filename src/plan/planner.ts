@@ -30,6 +30,7 @@ import { heredocBody, parse, type Heredoc } from '../dockerfile/parser.js';
 import { expand, ShellSyntaxError, type EnvLookup, type ExpandResult } from '../dockerfile/shell.js';
 import { parseDockerfile, type DockerfileModel, type Stage } from '../dockerfile/stages.js';
 import { checkSecretName, didYouMean } from '../dockerfile/checks.js';
+import { gitOptions, parseGitRef } from '../dockerfile/gitref.js';
 import { WarningSink, type Warning } from '../dockerfile/warnings.js';
 import { CHECK_BUILD_ARG, checkViolation, filterWarnings, withCheckBuildArg, withWarnings, type CheckScope } from '../dockerfile/lint.js';
 import { formatPlatform, hostPlatform, parsePlatform, type Platform } from '../oci/platform.js';
@@ -706,10 +707,15 @@ function planWith(model: DockerfileModel, options: PlanOptions, sink: WarningSin
           }));
           const sources = ins.sources.map((s) => (isHeredocRef(s, heredocNames) ? s : one(s)));
           // An empty --chmod is none (BuildKit); a mode that came from a variable is checked here.
-          if (ins.checksum !== undefined) {
+          const checksum = ins.checksum !== undefined ? one(ins.checksum) : undefined;
+          if (checksum !== undefined) {
             // As BuildKit: one source, fetched (HTTP(S) or git), never a local one.
             if (sources.length !== 1) throw new DockerfileError('DOCKERFILE_FLAG', "checksum can't be specified for multiple sources", where, ins.kind);
             if (!/^(https?:\/\/|git@|git:\/\/)/.test(sources[0] as string)) throw new DockerfileError('DOCKERFILE_FLAG', 'checksum requires HTTP(S) or Git sources', where, ins.kind);
+          }
+          if (ins.kind === 'ADD') {
+            const fetched = sources.filter((s) => !isHeredocRef(s, heredocNames));
+            checkFetchedSources(fetched, { ...(ins.keepGitDir !== undefined ? { keepGitDir: ins.keepGitDir } : {}), ...(checksum !== undefined ? { checksum } : {}) }, (m) => new DockerfileError('DOCKERFILE_FLAG', m, where, ins.kind));
           }
           const chmod = ins.chmod !== undefined ? one(ins.chmod) : undefined;
           if (chmod) {
@@ -730,11 +736,11 @@ function planWith(model: DockerfileModel, options: PlanOptions, sink: WarningSin
             link: ins.link,
             parents: ins.parents,
             exclude: ins.exclude.map((e) => one(e)),
-            keepGitDir: ins.keepGitDir,
+            ...(ins.keepGitDir !== undefined ? { keepGitDir: ins.keepGitDir } : {}),
             ...(ins.unpack !== undefined ? { unpack: ins.unpack } : {}),
             ...(ins.chown !== undefined ? { chown: one(ins.chown) } : {}),
             ...(chmod ? { chmod } : {}),
-            ...(ins.checksum !== undefined ? { checksum: one(ins.checksum) } : {}),
+            ...(checksum !== undefined ? { checksum } : {}),
           };
           steps.push(step);
           break;
@@ -1036,3 +1042,21 @@ function lintKeyValues(ins: EnvInstruction | LabelInstruction, sink: WarningSink
   if (ins.kind === 'ENV') for (const { key } of ins.pairs) checkSecretName('ENV', key, ins, sink);
 }
 
+/**
+ * ADD's fetched sources checked before the build, as BuildKit's frontend does: a git URL's query
+ * and fragment, merged with --keep-git-dir and --checksum (a hex commit hash for git); a URL's
+ * --checksum as <algorithm>:<hex digest>.
+ */
+function checkFetchedSources(sources: string[], flags: { keepGitDir?: boolean; checksum?: string }, error: (message: string) => Error): void {
+  for (const src of sources) {
+    try {
+      const git = parseGitRef(src);
+      if (git) gitOptions(git, flags);
+      else if (flags.checksum && !/^sha(256|384|512):[0-9a-f]+$/.test(flags.checksum)) {
+        throw new Error(`invalid --checksum "${flags.checksum}": expected <algorithm>:<hex digest>`);
+      }
+    } catch (err) {
+      throw error((err as Error).message);
+    }
+  }
+}

@@ -63,14 +63,11 @@ async function tagsRepo(format: string, tags = ['v0.0.1', 'v0.0.2', 'v0.0.3']): 
 type Step = Expectations & { error?: RegExp };
 
 /** One build of testAddGit (sha1 or sha256): the Dockerfile gets the server's URL and v0.0.2's, v0.0.3's hashes. */
-const bareChecksum = 'refuses a commit hash as a git source\'s --checksum: "invalid --checksum <hash>: expected <algorithm>:<hex digest>"';
-
-function addGit(name: string, format: string, part: string, dockerfile: (url: string, v2: string, v3: string) => string, exp: Step, gap?: string): Check {
+function addGit(name: string, format: string, part: string, dockerfile: (url: string, v2: string, v3: string) => string, exp: Step): Check {
   return {
     name,
     file,
     dockerfile: '',
-    ...(gap ? { gap } : {}),
     // part: ${part}
     async custom(h: Harness) {
       const repo = await tagsRepo(format);
@@ -109,7 +106,7 @@ RUN cd /buildkit-chowned && \\
   [ "$(cat foo)" = "foo of v0.0.2" ] && \\
   [ "$(stat -c %u foo)" = "4242" ] && \\
   [ "$(stat -c %g foo)" = "8484" ]
-`, { files: { 'x/foo': 'foo of v0.0.1\n', 'buildkit-chowned/foo': 'foo of v0.0.2\n' }, owners: { 'buildkit-chowned/foo': '4242:8484' }, present: ['buildkit-chowned/.git/HEAD'], absent: ['x/.git'] }, bareChecksum),
+`, { files: { 'x/foo': 'foo of v0.0.1\n', 'buildkit-chowned/foo': 'foo of v0.0.2\n' }, owners: { 'buildkit-chowned/foo': '4242:8484' }, present: ['buildkit-chowned/.git/HEAD'], absent: ['x/.git'] }),
     addGit(name, format, 'checksum without keep-git-dir', (url, _v2, v3) => `
 FROM busybox
 ARG REPO="${url}/.git"
@@ -118,7 +115,7 @@ ADD --checksum=${v3} \${REPO}#\${TAG} /nogitdir
 RUN [ -f /nogitdir/foo ]
 RUN [ "$(cat /nogitdir/foo)" = "foo of v0.0.3" ]
 RUN [ ! -d /nogitdir/.git ]
-`, { files: { 'nogitdir/foo': 'foo of v0.0.3\n' }, absent: ['nogitdir/.git'] }, bareChecksum),
+`, { files: { 'nogitdir/foo': 'foo of v0.0.3\n' }, absent: ['nogitdir/.git'] }),
     addGit(name, format, '--keep-git-dir without a value', (url, v2) => `
 		FROM busybox
 		ARG REPO="${url}/.git"
@@ -127,7 +124,7 @@ RUN [ ! -d /nogitdir/.git ]
 		RUN [ -f /nogitdir/foo ]
 		RUN [ "$(cat /nogitdir/foo)" = "foo of v0.0.2" ]
 		RUN [ -d /nogitdir/.git ]
-		`, { files: { 'nogitdir/foo': 'foo of v0.0.2\n' }, present: ['nogitdir/.git/HEAD'] }, bareChecksum),
+		`, { files: { 'nogitdir/foo': 'foo of v0.0.2\n' }, present: ['nogitdir/.git/HEAD'] }),
     addGit(name, format, 'a commit as the ref and the checksum', (url, _v2, v3) => `
 	FROM busybox
 	ARG REPO="${url}/.git"
@@ -136,19 +133,19 @@ RUN [ ! -d /nogitdir/.git ]
 	RUN [ -f /commitdir/foo ]
 	RUN [ "$(cat /commitdir/foo)" = "foo of v0.0.3" ]
 	RUN [ -d /commitdir/.git ]
-	`, { files: { 'commitdir/foo': 'foo of v0.0.3\n' }, present: ['commitdir/.git/HEAD'] }, bareChecksum),
+	`, { files: { 'commitdir/foo': 'foo of v0.0.3\n' }, present: ['commitdir/.git/HEAD'] }),
     addGit(name, format, 'checksum mismatch', (url, v2) => `
 	FROM busybox
 	ARG REPO="${url}/.git"
 	ARG TAG="v0.0.3"
 	ADD --checksum=${v2} \${REPO}#\${TAG} /faildir
-	`, { error: /expected checksum to match/ }, bareChecksum),
+	`, { error: /expected checksum to match/ }),
     addGit(name, format, 'garbage checksum', (url) => `
 	FROM busybox
 	ARG REPO="${url}/.git"
 	ARG TAG="v0.0.3"
 	ADD --checksum=foobar \${REPO}#\${TAG} /faildir
-	`, { error: /invalid checksum[\s\S]*expected hex commit hash/ }, 'fails with "invalid --checksum "foobar": expected <algorithm>:<hex digest>", not BuildKit\'s "invalid checksum … expected hex commit hash"'),
+	`, { error: /invalid checksum[\s\S]*expected hex commit hash/ }),
   ];
 }
 
@@ -179,35 +176,34 @@ interface QueryCase {
   gap?: string;
 }
 
-const noQuery = 'takes no query string: clones "…/.git?…" as the repository URL, which does not exist';
 const queryCases: QueryCase[] = [
-  { name: 'tag with invalid commit', url: '/.git?tag=v0.0.2&commit={latest}', err: 'expected checksum to match', gap: noQuery },
+  { name: 'tag with invalid commit', url: '/.git?tag=v0.0.2&commit={latest}', err: 'expected checksum to match' },
   { name: 'old style ref', url: '/.git#v0.0.2', out: 'v0.0.2\n' },
-  { name: 'querystring ref', url: '/.git?ref=base', out: 'base\n', gap: noQuery },
-  { name: 'querystring branch', url: '/.git?branch=base', out: 'base\n', gap: noQuery },
-  { name: 'querystring invalid branch', url: '/.git?branch=invalid', err: 'repository does not contain ref', gap: noQuery },
-  { name: 'tag as branch', url: '/.git?branch=v0.0.2', err: 'repository does not contain ref', gap: noQuery },
-  { name: 'allowed mixed refs', url: '/.git?tag=v0.0.2#refs/tags/v0.0.2', out: 'v0.0.2\n', gap: noQuery },
-  { name: 'v2 by commit', url: '/.git?commit={latest}', out: 'latest\n', gap: noQuery },
-  { name: 'v2 by commit (wrong short)', url: '/.git?commit={v2:8}', err: 'expected checksum to match', gap: noQuery },
-  { name: 'v2 by commit (short)', url: '/.git?commit={latest:8}', out: 'latest\n', gap: noQuery },
-  { name: 'v2 ref by commit', url: '/.git?ref={v2}', out: 'v0.0.2\n', gap: noQuery },
-  { name: 'v2 ref by commit (short)', url: '/.git?ref={v2:8}', err: 'repository does not contain ref', gap: noQuery },
-  { name: 'tag with commit', url: '/.git?tag=v0.0.2&commit={v2}', out: 'v0.0.2\n', gap: noQuery },
-  { name: 'commit with commit', url: '/.git?ref={v2}&commit={v2}', out: 'v0.0.2\n', gap: noQuery },
-  { name: 'latest with commit', url: '/.git?commit={latest}', out: 'latest\n', gap: noQuery },
-  { name: 'mismatch refs', url: '/.git?tag=v0.0.2#refs/heads/master', err: 'ref conflicts', gap: noQuery },
+  { name: 'querystring ref', url: '/.git?ref=base', out: 'base\n' },
+  { name: 'querystring branch', url: '/.git?branch=base', out: 'base\n' },
+  { name: 'querystring invalid branch', url: '/.git?branch=invalid', err: 'repository does not contain ref' },
+  { name: 'tag as branch', url: '/.git?branch=v0.0.2', err: 'repository does not contain ref' },
+  { name: 'allowed mixed refs', url: '/.git?tag=v0.0.2#refs/tags/v0.0.2', out: 'v0.0.2\n' },
+  { name: 'v2 by commit', url: '/.git?commit={latest}', out: 'latest\n' },
+  { name: 'v2 by commit (wrong short)', url: '/.git?commit={v2:8}', err: 'expected checksum to match' },
+  { name: 'v2 by commit (short)', url: '/.git?commit={latest:8}', out: 'latest\n' },
+  { name: 'v2 ref by commit', url: '/.git?ref={v2}', out: 'v0.0.2\n' },
+  { name: 'v2 ref by commit (short)', url: '/.git?ref={v2:8}', err: 'repository does not contain ref' },
+  { name: 'tag with commit', url: '/.git?tag=v0.0.2&commit={v2}', out: 'v0.0.2\n' },
+  { name: 'commit with commit', url: '/.git?ref={v2}&commit={v2}', out: 'v0.0.2\n' },
+  { name: 'latest with commit', url: '/.git?commit={latest}', out: 'latest\n' },
+  { name: 'mismatch refs', url: '/.git?tag=v0.0.2#refs/heads/master', err: 'ref conflicts' },
   { name: 'sub old-style', url: '/.git#feature:sub', out: 'subfeature\n' },
-  { name: 'sub query', url: '/.git?subdir=sub&ref=feature', out: 'subfeature\n', gap: noQuery },
-  { name: 'withgit', url: '/.git?keep-git-dir=true', out: '{latest}\n', target: 'withgit', gap: noQuery },
-  { name: 'withgitandtag', url: '/.git?tag=v0.0.2&keep-git-dir=true', out: '{v2}\n', target: 'withgit', gap: noQuery },
-  { name: 'withgit-default', url: '/.git', err: '.git/HEAD": not found', target: 'withgit', gap: 'words the missing COPY source \'"/repo/.git/HEAD" not found\' (BuildKit: \'"/repo/.git/HEAD": not found\')' },
-  { name: 'withgit-valueless', url: '/.git?keep-git-dir&submodules', out: '{latest}\n', target: 'withgit', gap: noQuery },
-  { name: 'withgit-forbidden', url: '/.git?keep-git-dir=false', err: '.git/HEAD": not found', target: 'withgit', gap: noQuery },
-  { name: 'withsubmod', url: '/.git', out: '123\n', target: 'withsubmod', gap: 'does not check out submodules: COPY: "/repo/submod/file" not found' },
-  { name: 'withsubmodset', url: '/.git?submodules=true', out: '123\n', target: 'withsubmod', gap: noQuery },
-  { name: 'withsubmodempty', url: '/.git?submodules', out: '123\n', target: 'withsubmod', gap: noQuery },
-  { name: 'withoutsubmod', url: '/.git?submodules=false', err: 'submod/file": not found', target: 'withsubmod', gap: noQuery },
+  { name: 'sub query', url: '/.git?subdir=sub&ref=feature', out: 'subfeature\n' },
+  { name: 'withgit', url: '/.git?keep-git-dir=true', out: '{latest}\n', target: 'withgit' },
+  { name: 'withgitandtag', url: '/.git?tag=v0.0.2&keep-git-dir=true', out: '{v2}\n', target: 'withgit' },
+  { name: 'withgit-default', url: '/.git', err: '.git/HEAD": not found', target: 'withgit' },
+  { name: 'withgit-valueless', url: '/.git?keep-git-dir&submodules', out: '{latest}\n', target: 'withgit' },
+  { name: 'withgit-forbidden', url: '/.git?keep-git-dir=false', err: '.git/HEAD": not found', target: 'withgit' },
+  { name: 'withsubmod', url: '/.git', out: '123\n', target: 'withsubmod' },
+  { name: 'withsubmodset', url: '/.git?submodules=true', out: '123\n', target: 'withsubmod' },
+  { name: 'withsubmodempty', url: '/.git?submodules', out: '123\n', target: 'withsubmod' },
+  { name: 'withoutsubmod', url: '/.git?submodules=false', err: 'submod/file": not found', target: 'withsubmod' },
 ];
 
 const escape = (s: string): RegExp => new RegExp(s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
@@ -260,7 +256,6 @@ export default {
       file,
       dockerfile: '',
       // Adding --checksum (of the same commit) keeps the cache: the RUN after the ADD is not run again.
-      gap: bareChecksum,
       async custom(h) {
         const repo = await tagsRepo('', ['v0.0.1', 'v0.0.2']);
         try {

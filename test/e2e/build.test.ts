@@ -21,6 +21,25 @@ const g = (args: string[], env: Record<string, string> = {}) => gantry(['--root'
 
 const context = (name: string, files: Record<string, string>): string => writeTree(path.join(work, name), files);
 
+/** The host's git for making test repositories: no user or system configuration. */
+const hostGit = (args: string[], cwd: string) =>
+  execa('git', args, { cwd, env: { GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@t', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@t', GIT_CONFIG_NOSYSTEM: '1', HOME: work } });
+
+/** A dumb-HTTP server on loopback: a directory's files as they are (BuildKit's own tests serve git repositories so). */
+async function serveDumbHttp(served: string): Promise<{ server: ReturnType<typeof createServer>; base: string }> {
+  const server = createServer((req, res) => {
+    const file = path.join(served, decodeURIComponent((req.url ?? '/').split('?')[0] as string));
+    if (!file.startsWith(served + '/')) return void res.writeHead(403).end();
+    try {
+      res.end(readFileSync(file));
+    } catch {
+      res.writeHead(404).end();
+    }
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { server, base: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
+}
+
 async function files(ref: string): Promise<Record<string, string>> {
   const out = path.join(work, `export-${Math.random().toString(16).slice(2)}.tar`);
   const r = await g(['export', ref, '-o', out]);
@@ -442,7 +461,7 @@ describe('gantry build', () => {
   test('ADD of a git repository (served over HTTP on loopback): a ref, a subdirectory, --keep-git-dir, as Docker 28.5 adds them', async () => {
     haveTool('git');
     const repo = path.join(work, 'gitsrc');
-    const git = (args: string[], cwd = repo) => execa('git', args, { cwd, env: { GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@t', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@t', GIT_CONFIG_NOSYSTEM: '1', HOME: work } });
+    const git = (args: string[], cwd = repo) => hostGit(args, cwd);
     writeTree(repo, { 'a.txt': 'hello\n', 'sub/s.txt': 'sub\n', 'run.sh': '#!/bin/sh\necho x\n' });
     chmodSync(path.join(repo, 'run.sh'), 0o755);
     await git(['init', '-q', '-b', 'main']);
@@ -455,19 +474,8 @@ describe('gantry build', () => {
     const bare = path.join(work, 'served', 'repo.git');
     await git(['clone', '-q', '--bare', repo, bare], work);
     await git(['update-server-info'], bare);
-    // A dumb-HTTP server: the bare repository's files as they are (BuildKit's own test serves it so).
-    const served = path.join(work, 'served');
-    const server = createServer((req, res) => {
-      const file = path.join(served, decodeURIComponent((req.url ?? '/').split('?')[0] as string));
-      if (!file.startsWith(served + '/')) return void res.writeHead(403).end();
-      try {
-        res.end(readFileSync(file));
-      } catch {
-        res.writeHead(404).end();
-      }
-    });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/repo.git`;
+    const { server, base } = await serveDumbHttp(path.join(work, 'served'));
+    const url = `${base}/repo.git`;
     try {
       const ctx = context('gitctx', { Dockerfile: ['FROM busybox', `ADD ${url}#v1 /v1/`, `ADD --keep-git-dir=true ${url} /main/`, `ADD ${url}#main:sub /sub/`].join('\n') });
       const r = await g(['build', '-t', 'gitadd:1', ctx]);
@@ -487,7 +495,57 @@ describe('gantry build', () => {
       const bad = context('gitbad', { Dockerfile: `FROM busybox\nADD ${url}#nope /x/\n` });
       const rb = await g(['build', bad]);
       expect(rb.exitCode).toBe(1);
-      expect(rb.stderr).toContain(`cannot clone ${url}#nope`);
+      expect(rb.stderr).toContain(`${url}: repository does not contain ref nope`);
+    } finally {
+      server.close();
+    }
+  });
+
+  test('ADD of a git repository whose submodules point at the host (a path, file://, or nested): refused, nothing of the host read', async () => {
+    haveTool('git');
+    const served = path.join(work, 'served-hostile');
+    const { server, base } = await serveDumbHttp(served);
+    // The host's "secret": a repository a submodule URL names by its path.
+    const secret = path.join(work, 'host-secret');
+    writeTree(secret, { 's.txt': 'HOST-SECRET\n' });
+    await hostGit(['init', '-q', '-b', 'main'], secret);
+    await hostGit(['add', '.'], secret);
+    await hostGit(['commit', '-qm', 'secret'], secret);
+    /** A served repository with one submodule `sm` at `url` (its commit taken from the repository at `from`). */
+    const withSubmodule = async (name: string, url: string, from = secret): Promise<string> => {
+      const repo = path.join(work, `hostile-${name}`);
+      writeTree(repo, { 'a.txt': 'a\n' });
+      await hostGit(['init', '-q', '-b', 'main'], repo);
+      await hostGit(['-c', 'protocol.file.allow=always', 'submodule', 'add', '-q', from, 'sm'], repo);
+      await hostGit(['config', '--file', '.gitmodules', 'submodule.sm.url', url], repo);
+      await hostGit(['add', '.'], repo);
+      await hostGit(['commit', '-qm', name], repo);
+      await hostGit(['clone', '-q', '--bare', repo, path.join(served, `${name}.git`)], work);
+      await hostGit(['update-server-info'], path.join(served, `${name}.git`));
+      return `${base}/${name}.git`;
+    };
+    try {
+      const byPath = await withSubmodule('bypath', secret);
+      const byFile = await withSubmodule('byfile', `file://${secret}`);
+      // Nested: an http submodule whose own submodule names the host's path (refused by git's allowed protocols).
+      const nested = await withSubmodule('nested', `${base}/bypath.git`, path.join(work, 'hostile-bypath'));
+      for (const [url, message] of [
+        [byPath, `refusing submodule URL ${secret}`],
+        [byFile, `refusing submodule URL file://${secret}`],
+        [nested, `failed to update submodules for ${nested}: fatal: clone of '${secret}' into submodule path`],
+      ] as const) {
+        const ctx = context('gitsubmod', { Dockerfile: `FROM busybox\nADD ${url} /h/\n` });
+        const r = await g(['build', '-t', 'gitsubmod:1', ctx]);
+        expect(r.exitCode, r.stderr).toBe(1);
+        expect(r.stderr).toContain(message);
+        expect(r.stderr).not.toContain('HOST-SECRET');
+      }
+      // Without submodules the repository is added, its submodule an empty directory.
+      const ctx = context('gitsubmod', { Dockerfile: `FROM busybox\nADD ${byPath}?submodules=false /h/\n` });
+      const r = await g(['build', '-t', 'gitsubmod:2', ctx]);
+      expect(r.exitCode, r.stderr).toBe(0);
+      const f = await files('gitsubmod:2');
+      expect(Object.keys(f).filter((n) => n.startsWith('h/')).sort()).toEqual(['h/', 'h/.gitmodules', 'h/a.txt', 'h/sm/']);
     } finally {
       server.close();
     }

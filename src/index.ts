@@ -1,7 +1,8 @@
 /**
  * gantry's public API. The CLI uses nothing else; Node programs import from 'gantry'.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DockerfileError, GantryError, OptionError } from './errors/index.js';
@@ -161,7 +162,12 @@ import type { RegistryAccess as Access } from './build/registry.js';
 export type { Isolation } from './sandbox/run.js';
 export { reexecInUserNamespace } from './sandbox/rootless.js';
 
-export interface BuildOptions extends BuildSettings {
+export interface BuildOptions extends Omit<BuildSettings, 'ssh'> {
+  /**
+   * For RUN --mount=type=ssh, by id: an ssh-agent's socket, or key files, which are loaded into
+   * an agent of the build's own (as `docker build --ssh default=~/.ssh/id_ed25519`).
+   */
+  ssh?: Record<string, string | string[]>;
   /** The store (default: resolveRoot()). */
   root?: string;
   context?: string;
@@ -179,8 +185,55 @@ export interface BuildOptions extends BuildSettings {
  * to give it), else to $SOURCE_DATE_EPOCH when that is set.
  */
 export async function build(options: BuildOptions = {}): Promise<BuildExecResult> {
-  // A non-root caller builds in a user namespace, as the gantry command does (sandbox/rootless.ts).
-  if (needsUserNamespace()) return buildInUserNamespace(options);
+  const agents = await sshAgents(options.ssh ?? {});
+  try {
+    const { ssh, ...rest } = options;
+    const withSockets = { ...rest, ...(ssh ? { ssh: agents.sockets } : {}) };
+    // A non-root caller builds in a user namespace, as the gantry command does (sandbox/rootless.ts).
+    if (needsUserNamespace()) return await buildInUserNamespace(withSockets);
+    return await buildHere(withSockets);
+  } finally {
+    await agents.stop();
+  }
+}
+
+/**
+ * The agent socket of each `ssh` id: a socket as given; key files loaded into an ssh-agent of
+ * this build's own (in a private directory, stopped with `stop`).
+ */
+async function sshAgents(ssh: Record<string, string | string[]>): Promise<{ sockets: Record<string, string>; stop: () => Promise<void> }> {
+  const sockets: Record<string, string> = {};
+  const started: KeyAgent[] = [];
+  const dirs: string[] = [];
+  const stop = async (): Promise<void> => {
+    for (const a of started) await a.stop();
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  };
+  try {
+    for (const [id, value] of Object.entries(ssh)) {
+      const paths = Array.isArray(value) ? value : [value];
+      const kinds = paths.map((p) => statSync(p, { throwIfNoEntry: false }));
+      const missing = paths.find((_, i) => kinds[i] === undefined);
+      if (missing !== undefined) throw new OptionError('SSH_INVALID', `--ssh ${id}: ${missing}: no such file`);
+      if (paths.length === 1 && kinds[0]?.isSocket()) {
+        sockets[id] = paths[0] as string;
+        continue;
+      }
+      if (kinds.some((k) => !k?.isFile())) throw new OptionError('SSH_INVALID', `--ssh ${id}: give one agent socket, or key files`);
+      const dir = mkdtempSync(path.join(tmpdir(), 'gantry-ssh-'));
+      dirs.push(dir);
+      const agent = await agentWithKeys(paths, dir);
+      started.push(agent);
+      sockets[id] = agent.socket;
+    }
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { sockets, stop };
+}
+
+async function buildHere(options: Omit<BuildOptions, 'ssh'> & { ssh?: Record<string, string> }): Promise<BuildExecResult> {
   const { root: givenRoot, context = '.', dockerfile, output = [], push: pushAfter, ...settings } = options;
   const { file, text } = await loadDockerfile({ context, ...(dockerfile !== undefined ? { dockerfile } : {}) });
   settings.sourceDateEpoch ??= epochOf(settings.buildArgs?.SOURCE_DATE_EPOCH) ?? epochOf(process.env.SOURCE_DATE_EPOCH);
@@ -203,6 +256,7 @@ function epochOf(value: string | undefined): number | undefined {
 export { parseOutput, type OutputSpec } from './build/outputs.js';
 import { writeOutputs, type OutputSpec } from './build/outputs.js';
 import { needsUserNamespace, startInUserNamespace } from './sandbox/rootless.js';
+import { agentWithKeys, type KeyAgent } from './sandbox/ssh-agent.js';
 import { errorRecord, reviveError, RegistryError, SandboxError, StoreError, type ErrorRecord } from './errors/index.js';
 import { BuildError, type ProgressEvent } from './build/executor.js';
 import type { Credentials } from './registry/client.js';

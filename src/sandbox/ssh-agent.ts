@@ -6,7 +6,10 @@
  * there can chmod or replace it). Only what the agent protocol allows crosses: the agent
  * signs, it never gives the keys away.
  */
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { chmod, chown } from 'node:fs/promises';
+import path from 'node:path';
 import { connect, createServer, type Socket } from 'node:net';
 import { SandboxError } from '../errors/index.js';
 
@@ -49,4 +52,72 @@ export async function forwardAgent(agent: string, at: string, owner: { uid: numb
         server.close(() => resolve());
       }),
   };
+}
+
+export interface KeyAgent {
+  /** The agent's socket. */
+  socket: string;
+  stop(): Promise<void>;
+}
+
+const SSH_AGENT = ['/usr/bin/ssh-agent', '/usr/local/bin/ssh-agent'];
+const SSH_ADD = ['/usr/bin/ssh-add', '/usr/local/bin/ssh-add'];
+
+/**
+ * `--ssh ID=KEYFILE[,KEYFILE]`: an ssh-agent of the build's own, in the private directory
+ * `dir`, holding these keys (as docker build loads key files into an agent of its own). The
+ * agent runs for the build and is stopped after it; a key with a passphrase is an error (no
+ * prompt is ever shown).
+ */
+export async function agentWithKeys(keys: string[], dir: string, timeoutMs = 20_000): Promise<KeyAgent> {
+  const agentBin = SSH_AGENT.find((p) => existsSync(p));
+  const addBin = SSH_ADD.find((p) => existsSync(p));
+  if (!agentBin || !addBin) throw new SandboxError('SANDBOX_SSH', 'ssh key files need ssh-agent and ssh-add (Debian: openssh-client); or give an agent socket');
+  const socket = path.join(dir, 'agent.sock');
+  // -D: in the foreground, so that it ends with this build; it prints the socket when ready.
+  const agent = spawn(agentBin, ['-D', '-a', socket], { stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: '/usr/bin:/bin' } });
+  const stop = async (): Promise<void> => {
+    if (agent.exitCode !== null || agent.signalCode !== null) return;
+    const gone = new Promise<void>((resolve) => agent.once('exit', () => resolve()));
+    agent.kill('SIGTERM');
+    await gone;
+  };
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new SandboxError('SANDBOX_SSH', `ssh-agent did not start within ${timeoutMs / 1000} s`)), timeoutMs);
+      let out = '';
+      agent.stdout.on('data', (d: Buffer) => {
+        out += d.toString();
+        if (out.includes('SSH_AUTH_SOCK=')) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+      agent.once('error', (err) => {
+        clearTimeout(timer);
+        reject(new SandboxError('SANDBOX_SSH', `cannot start ssh-agent: ${err.message}`));
+      });
+      agent.once('exit', (code) => {
+        clearTimeout(timer);
+        reject(new SandboxError('SANDBOX_SSH', `ssh-agent exited (${code ?? 'signal'}) before it was ready`));
+      });
+    });
+    // In a session of its own (setsid): with no terminal to open, it cannot prompt.
+    const setsid = ['/usr/bin/setsid', '/bin/setsid'].find((p) => existsSync(p));
+    const added = spawnSync(setsid ?? addBin, [...(setsid ? ['-w', addBin] : []), '-q', ...keys], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+      timeout: timeoutMs,
+      // Never ask for a passphrase: no terminal, no askpass program.
+      env: { PATH: '/usr/bin:/bin', SSH_AUTH_SOCK: socket, SSH_ASKPASS_REQUIRE: 'never' },
+    });
+    if (added.status !== 0) {
+      const why = (added.stderr || added.error?.message || `exit ${added.status}`).trim();
+      throw new SandboxError('SANDBOX_SSH', `cannot load ${keys.join(', ')} into an ssh-agent: ${why} (a key with a passphrase must be added to your own agent; give its socket)`);
+    }
+    return { socket, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
 }

@@ -53,7 +53,6 @@ export default {
       file,
       // As BuildKit's test gives it: the key file itself.
       dockerfile: socketParams,
-      gap: 'a key file for --ssh is refused ("add them to an agent"); BuildKit (docker build --ssh default=KEY) loads it into an agent of its own',
       custom: (h) => withAgent((_sock, key) => buildWith(h, `default=${key}`)),
     },
   ],

@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -260,6 +260,37 @@ describe('gantry build FROM Debian, pulled from the registry', () => {
     } finally {
       agent.kill();
     }
+  });
+
+  test('--ssh ID=KEYFILE loads the key into an agent of the build\'s own, stopped after the build; a key with a passphrase is a clear error', async () => {
+    if (!reg) return;
+    haveTool('ssh-agent');
+    haveTool('ssh-add');
+    haveTool('ssh-keygen');
+    const keyDir = path.join(work, 'keys');
+    mkdirSync(keyDir);
+    const key = path.join(keyDir, 'id_ed25519');
+    const locked = path.join(keyDir, 'locked');
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'gantry-key-file', '-f', key]);
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', 'a passphrase', '-f', locked]);
+    if (testUser) execFileSync('chown', ['-R', testUser, keyDir]);
+    const ask = `perl -MIO::Socket::UNIX -e '$s = IO::Socket::UNIX->new(Peer => $ENV{SSH_AUTH_SOCK}) or die "connect: $!"; print $s pack("NC", 1, 11); read($s, $l, 4); read($s, $b, unpack("N", $l)); ($t, $n) = unpack("CN", $b); print "type=$t keys=$n\\n"; print "named\\n" if $b =~ /gantry-key-file/'`;
+    const ctx = context('ssh-key', { Dockerfile: `FROM ${debian}\nRUN --mount=type=ssh ${ask} > /agent\n` });
+    // pgrep -c says 0 with exit status 1.
+    const agentCount = (): string => spawnSync('pgrep', ['-c', '-x', 'ssh-agent'], { encoding: 'utf8' }).stdout.trim();
+    const agentsBefore = agentCount();
+    const r = await g(['build', '--ssh', `default=${key}`, '-t', 'sshkey:1', ctx]);
+    expect(r.exitCode, r.stderr).toBe(0);
+    const out = path.join(work, 'sshkey.tar');
+    await g(['export', 'sshkey:1', '-o', out]);
+    expect((await execa('tar', ['xOf', out, 'agent'])).stdout.trim().split('\n')).toEqual(['type=12 keys=1', 'named']);
+    // The build's agent is gone with the build.
+    expect(agentCount()).toBe(agentsBefore);
+    const bad = await g(['build', '--no-cache', '--ssh', `default=${locked}`, ctx]);
+    expect(bad.exitCode).not.toBe(0);
+    expect(bad.exitCode).not.toBe(70);
+    expect(bad.stderr).toMatch(/cannot load .*locked into an ssh-agent: .*passphrase/s);
+    expect(agentCount()).toBe(agentsBefore);
   });
 
   test('the oci and chroot isolations give the identical image', async () => {

@@ -24,31 +24,30 @@ function parseSecrets(items: string[]): Record<string, string> {
  * `RUN --mount=type=ssh` (`default` alone: $SSH_AUTH_SOCK). Key files, which BuildKit loads
  * into an agent of its own, are refused: add them to an agent (ssh-add) and pass its socket.
  */
-export function parseSsh(items: string[], env: NodeJS.ProcessEnv = process.env): Record<string, string> {
-  const out: Record<string, string> = {};
+export function parseSsh(items: string[], env: NodeJS.ProcessEnv = process.env): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
   for (const item of items) {
     const eq = item.indexOf('=');
     const id = eq < 0 ? item : item.slice(0, eq);
     let paths = eq < 0 ? [] : item.slice(eq + 1).split(',').filter(Boolean);
-    if (!id) throw new OptionError('SSH_INVALID', `--ssh ${item}: expected default, ID=SOCKET or default=SOCKET`);
+    if (!id) throw new OptionError('SSH_INVALID', `--ssh ${item}: expected default, ID=SOCKET or ID=KEYFILE[,KEYFILE]`);
     if (paths.length === 0) {
-      if (id !== 'default') throw new OptionError('SSH_INVALID', `--ssh ${item}: give the agent socket (${id}=SOCKET)`);
+      if (id !== 'default') throw new OptionError('SSH_INVALID', `--ssh ${item}: give the agent socket or key files (${id}=PATH)`);
       const sock = env.SSH_AUTH_SOCK;
-      if (!sock) throw new OptionError('SSH_INVALID', '--ssh default: SSH_AUTH_SOCK is not set (start ssh-agent, or give --ssh default=SOCKET)');
+      if (!sock) throw new OptionError('SSH_INVALID', '--ssh default: SSH_AUTH_SOCK is not set (start ssh-agent, or give --ssh default=SOCKET|KEYFILE)');
       paths = [sock];
     }
-    if (paths.length > 1) throw new OptionError('SSH_INVALID', `--ssh ${item}: one agent socket per id`);
-    const p = paths[0] as string;
-    let st;
-    try {
-      st = statSync(p);
-    } catch (err) {
-      throw new OptionError('SSH_INVALID', `--ssh ${item}: ${p}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`);
-    }
-    if (!st.isSocket()) {
-      throw new OptionError('SSH_INVALID', `--ssh ${item}: ${p} is not a socket; gantry forwards an ssh-agent's socket (key files are not supported: ssh-add the key to an agent and give its socket)`);
-    }
-    out[id] = p;
+    const stats = paths.map((p) => {
+      try {
+        return statSync(p);
+      } catch (err) {
+        throw new OptionError('SSH_INVALID', `--ssh ${item}: ${p}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`);
+      }
+    });
+    // One agent socket, or key files that the build loads into an agent of its own.
+    if (paths.length === 1 && stats[0]?.isSocket()) out[id] = paths[0] as string;
+    else if (stats.every((st) => st.isFile())) out[id] = paths;
+    else throw new OptionError('SSH_INVALID', `--ssh ${item}: give one agent socket, or key files`);
   }
   return out;
 }

@@ -2,7 +2,6 @@ import { spawn, execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { expect } from 'vitest';
 import type { CheckFile, Harness } from './types.js';
 
@@ -20,10 +19,18 @@ async function withAgent(run: (sock: string, key: string) => Promise<void>): Pro
   const key = path.join(dir, 'key');
   const sock = path.join(dir, 'agent.sock');
   execFileSync('ssh-keygen', ['-q', '-t', 'rsa', '-b', '2048', '-m', 'PEM', '-N', '', '-f', key]);
-  const agent = spawn('ssh-agent', ['-D', '-a', sock], { stdio: 'ignore' });
+  const agent = spawn('ssh-agent', ['-D', '-a', sock], { stdio: ['ignore', 'pipe', 'ignore'] });
   try {
-    for (let i = 0; i < 100 && !existsSync(sock); i++) await sleep(100);
-    expect(existsSync(sock), 'ssh-agent did not start').toBe(true);
+    // Ready when it says where its socket is.
+    await new Promise<void>((resolve, reject) => {
+      let said = '';
+      agent.stdout.on('data', (d: Buffer) => {
+        said += d.toString();
+        if (said.includes('SSH_AUTH_SOCK=')) resolve();
+      });
+      agent.once('exit', (code) => reject(new Error(`ssh-agent exited (${code}) before it was ready`)));
+    });
+    expect(existsSync(sock), 'ssh-agent made no socket').toBe(true);
     execFileSync('ssh-add', ['-q', key], { env: { ...process.env, SSH_AUTH_SOCK: sock } });
     await run(sock, key);
   } finally {

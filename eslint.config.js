@@ -2,7 +2,8 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'dist-bench/', 'node_modules/', 'scratch/', 'coverage/'] },
+  // fixtures/ holds other projects' files, built as test inputs, not gantry's code.
+  { ignores: ['dist/', 'dist-bench/', 'node_modules/', 'scratch/', 'coverage/', 'fixtures/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -9,6 +9,7 @@
  * complete, but variables a base image would define are left unset and not warned about.
  */
 import { parseChmod } from '../dockerfile/chmod.js';
+import { suggest } from '../dockerfile/flags.js';
 import path from 'node:path';
 import { DockerfileError, OptionError, type SourceLocation } from '../errors/index.js';
 import {
@@ -372,11 +373,14 @@ function planWith(model: DockerfileModel, options: PlanOptions, sink: WarningSin
   if (options.target !== undefined) {
     const t = byName.get(options.target.toLowerCase());
     if (!t) {
-      const names = stages.filter((s) => s.name).map((s) => s.name);
+      const names = stages.flatMap((s) => (s.name ? [s.name] : []));
+      const close = suggest(options.target.toLowerCase(), names);
       throw new OptionError(
         'TARGET_NOT_FOUND',
-        `target stage "${options.target}" could not be found in ${model.file}` +
-          (names.length ? ` (stages: ${names.join(', ')})` : ' (it has no named stages)'),
+        // BuildKit's wording when a stage's name is close; else the names there are.
+        close
+          ? `target stage "${options.target}" could not be found (did you mean ${close}?)`
+          : `target stage "${options.target}" could not be found in ${model.file}` + (names.length ? ` (stages: ${names.join(', ')})` : ' (it has no named stages)'),
       );
     }
     targetStage = t;
@@ -778,7 +782,7 @@ function planWith(model: DockerfileModel, options: PlanOptions, sink: WarningSin
     ps.steps = entry.steps.map((s) => ({ ...s, id: nextId++ }) as Step);
   }
 
-  for (const k of [...PROXY_ARGS, CHECK_BUILD_ARG]) consumed.add(k);
+  for (const k of [...PROXY_ARGS, CHECK_BUILD_ARG, 'BUILDKIT_SANDBOX_HOSTNAME']) consumed.add(k);
   const unusedBuildArgs = [...buildArgs.keys()].filter((k) => !consumed.has(k)).sort();
   if (unusedBuildArgs.length > 0) {
     sink.add('UnusedBuildArg', `One or more build-args [${unusedBuildArgs.join(' ')}] were not consumed`);

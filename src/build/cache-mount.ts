@@ -26,9 +26,12 @@ export async function holdCacheMount(
 ): Promise<CacheHold> {
   if (sharing === 'shared') return { dir, release: async () => undefined };
   const lockfile = createRequire(import.meta.url)('proper-lockfile') as typeof import('proper-lockfile');
+  // Taken over by another build while held (this process was paused past the stale time):
+  // the RUN goes on, its exclusivity lost; never an exception thrown from a timer.
+  const onCompromised = (): void => undefined;
   const attempt = async (): Promise<(() => Promise<void>) | undefined> => {
     try {
-      return await lockfile.lock(dir, { lockfilePath: `${dir}.lock`, realpath: false, stale: STALE_MS, update: UPDATE_MS, retries: 0 });
+      return await lockfile.lock(dir, { lockfilePath: `${dir}.lock`, realpath: false, stale: STALE_MS, update: UPDATE_MS, retries: 0, onCompromised });
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ELOCKED') return undefined;
       throw err;
@@ -37,9 +40,10 @@ export async function holdCacheMount(
   let release = await attempt();
   if (!release && sharing === 'private') return { dir: undefined, release: async () => undefined };
   let delay = 50;
+  let told = false;
   while (!release) {
-    options.onWait?.();
-    options.onWait = undefined;
+    if (!told) options.onWait?.();
+    told = true;
     options.signal?.throwIfAborted();
     await waitFor(delay, options.signal);
     delay = Math.min(delay * 2, 1_000);

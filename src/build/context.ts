@@ -186,22 +186,23 @@ async function globIn(root: string, parts: string[], ignore: IgnoreFilter, doubl
   // way (`sub -> /etc`) never leads the walk to the host.
   let current: string[] = [''];
   for (const part of parts) {
-    const next: string[] = [];
+    // A set: `**/**` reaches a directory along several ways, each match is copied once.
+    const next = new Set<string>();
     for (const rel of current) {
       if (!GLOB.test(part)) {
-        next.push(rel ? `${rel}/${part}` : part);
+        next.add(rel ? `${rel}/${part}` : part);
         continue;
       }
       if (doubleStar && part === '**') {
-        next.push(rel, ...(await directoriesUnder(root, rel)));
+        for (const d of [rel, ...(await directoriesUnder(root, rel))]) next.add(d);
         continue;
       }
       const re = globToRegex(part);
       const { host } = await resolveInRoot(root, rel || '/');
       const names = await readdir(host).catch(() => [] as string[]);
-      for (const n of names.sort()) if (re.test(n)) next.push(rel ? `${rel}/${n}` : n);
+      for (const n of names.sort()) if (re.test(n)) next.add(rel ? `${rel}/${n}` : n);
     }
-    current = next;
+    current = [...next];
   }
   const out: SourceItem[] = [];
   for (const rel of current) {

@@ -50,7 +50,7 @@ export interface CopyOptions {
 export async function ensureDir(rootfs: string, containerDir: string, owner?: { uid: number; gid: number }, mode = 0o755): Promise<{ host: string; made: boolean }> {
   const { host } = await resolveInRoot(rootfs, containerDir);
   const st = await lstat(host).catch(() => undefined);
-  if (st && !st.isDirectory()) throw new GantryError('COPY_NOT_DIR', `cannot copy into ${containerDir}: it is not a directory`);
+  if (st && !st.isDirectory()) throw new GantryError('COPY_NOT_DIR', `${containerDir} is not a directory`);
   if (st) return { host, made: false };
   // The levels that are missing, outermost first (each resolved inside the root: a symlink on the way stays inside).
   const missing: string[] = [];
@@ -58,7 +58,7 @@ export async function ensureDir(rootfs: string, containerDir: string, owner?: { 
     const level = await resolveInRoot(rootfs, dir);
     const found = await lstat(level.host).catch(() => undefined);
     if (found) {
-      if (!found.isDirectory()) throw new GantryError('COPY_NOT_DIR', `cannot copy into ${containerDir}: ${dir} is not a directory`);
+      if (!found.isDirectory()) throw new GantryError('COPY_NOT_DIR', `${containerDir}: ${dir} is not a directory`);
       break;
     }
     missing.unshift(dir);
@@ -67,7 +67,11 @@ export async function ensureDir(rootfs: string, containerDir: string, owner?: { 
     const level = await resolveInRoot(rootfs, dir);
     // A level can be a symlink to where nothing is yet (`/symlink -> ../tmp/target` in an
     // empty image): what it points to is made with its parents, as BuildKit's MkdirAll does.
-    const first = await mkdir(level.host, { recursive: true, mode: 0o700 });
+    const first = await mkdir(level.host, { recursive: true, mode: 0o700 }).catch((err: NodeJS.ErrnoException) => {
+      // A link on the way that leads to a file (`/link -> /etc/hostname/sub`).
+      if (err.code === 'ENOTDIR' || err.code === 'EEXIST') throw new GantryError('COPY_NOT_DIR', `cannot make ${containerDir}: ${dir} leads through a file`);
+      throw err;
+    });
     if (first === undefined) continue;
     for (let made = level.host; ; made = path.dirname(made)) {
       if (owner) await chown(made, owner.uid, owner.gid).catch(() => undefined);

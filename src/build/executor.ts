@@ -192,7 +192,9 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
     // name images (COPY --from=image) and stages (with bases of their own) nothing else uses.
     const images = new Map<string, Image>();
     const baseImages: Record<string, BaseImageInfo> = {};
-    let plan = planModel(model, planOptions);
+    // Until the last round the plan lacks what the images say (their SHELL, ENV…): no
+    // check=error=true failure on a warning the full plan would not have.
+    let plan = planModel(model, { ...planOptions, checkErrors: false });
     for (let round = 0; ; round++) {
       const missing = [...imagesWanted(plan)].filter(([key]) => !images.has(key));
       if (missing.length === 0) break;
@@ -206,14 +208,16 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
         images.set(key, image);
         baseImages[ref] ??= baseImageInfo(image);
       }
-      plan = planModel(model, { ...planOptions, baseImages });
+      plan = planModel(model, { ...planOptions, baseImages, checkErrors: false });
     }
+    plan = planModel(model, { ...planOptions, baseImages });
     warnPlatformMismatch(plan, (ref, platform) => images.get(imageKey(ref, platform)));
     trace('planned');
     checkEntitlements(plan, options);
     const uncachedStages = stagesNamed(plan, options.noCacheFilter ?? []);
     const hostname = options.buildArgs?.BUILDKIT_SANDBOX_HOSTNAME;
-    if (hostname !== undefined && !/^[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*$/.test(hostname)) {
+    // Empty: the default name, as BuildKit; else a name the kernel takes (at most 64 bytes).
+    if (hostname && (hostname.length > 64 || !/^[A-Za-z0-9]([A-Za-z0-9-]*)(\.[A-Za-z0-9]([A-Za-z0-9-]*))*$/.test(hostname))) {
       throw new BuildError('BUILD_HOSTNAME', `BUILDKIT_SANDBOX_HOSTNAME "${hostname}" is not a valid host name`);
     }
     emit({ type: 'plan', plan });
@@ -363,22 +367,34 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
       return { root: await materialise(stateOfFrom(from, platform)), ignore: () => false, context: false };
     };
     const platformOf = (stageIndex: number): string => plan.stages.find((st) => st.index === stageIndex)?.platform ?? plan.platform;
+    /** The caches of a --no-cache build, by name: its own, made empty. */
+    const noCacheMounts = new Map<string, string>();
     /**
      * A cache mount's directory, held for the RUN by its `sharing`. As in BuildKit, a cache is
      * named by its id and, when it has a base (uid, gid or mode given, or from=), by that base
-     * too: the same id with another owner or source is another cache. Without from=, `source`
-     * is a directory inside the cache (resolved inside it: a link cannot lead out).
+     * too: the same id with another owner or source is another cache. `heldByRun` has the
+     * caches this RUN holds already (the same cache mounted twice is held once).
      */
-    /** The caches of a --no-cache build, by name: its own, made empty. */
-    const noCacheMounts = new Map<string, string>();
-    const holdCache = async (step: Extract<Step, { op: 'run' }>, m: Extract<Step, { op: 'run' }>['mounts'][number], target: string): Promise<{ source: string; release: () => Promise<void> }> => {
+    const holdCache = async (
+      step: Extract<Step, { op: 'run' }>,
+      m: Extract<Step, { op: 'run' }>['mounts'][number],
+      target: string,
+      heldByRun: Map<string, string>,
+    ): Promise<{ source: string; release: () => Promise<void> }> => {
       const id = m.id ?? target;
+      // A directory inside a cache that other builds' RUNs write at the same time could be
+      // swapped for a link between resolving it and mounting it: refused (docs/differences.md).
+      if (m.from === undefined && m.source !== undefined) {
+        throw new BuildError('BUILD_MOUNT', `${stepWhere(step)}: source= on a cache mount without from= is not supported (mount the cache and use the directory inside it)`);
+      }
       const hasBase = m.uid !== undefined || m.gid !== undefined || m.mode !== undefined || m.from !== undefined;
       const base = hasBase
         ? JSON.stringify([m.uid ?? 0, m.gid ?? 0, m.mode ?? 0o755, m.from !== undefined ? stateOfFrom(m.from, platformOf(step.stage)).key : '', m.from !== undefined ? (m.source ?? '/') : ''])
         : '';
       const name = sha(hasBase ? `${id}\0${base}` : id);
       // --no-cache: a new cache for this build, the kept one neither read nor written (Docker 28.5).
+      const already = heldByRun.get(name);
+      if (already !== undefined) return { source: already, release: async () => undefined };
       const shared = options.noCache ? (noCacheMounts.get(name) ?? noCacheMounts.set(name, path.join(await newRootfs(), 'cache')).get(name)!) : path.join(await store.privateDir('cache-mounts'), name);
       const hold = await holdCacheMount(shared, options.noCache ? 'shared' : (m.sharing ?? 'shared'), {
         onWait: () => emit({ type: 'output', id: step.id, stream: 'stderr', text: `waiting for cache mount ${id}: another RUN holds it (sharing=locked)\n` }),
@@ -397,11 +413,8 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
           }
           await chown(dir, m.uid ?? 0, m.gid ?? 0);
         }
-        if (m.from !== undefined || m.source === undefined) return { source: dir, release: hold.release };
-        const { host } = await resolveInRoot(dir, m.source);
-        const st = await lstat(host).catch(() => undefined);
-        if (!st?.isDirectory()) throw new BuildError('BUILD_MOUNT', `${stepWhere(step)}: cache mount source "${m.source}" is not a directory in cache "${id}"`);
-        return { source: host, release: hold.release };
+        heldByRun.set(name, dir);
+        return { source: dir, release: hold.release };
       } catch (err) {
         await hold.release();
         throw err;
@@ -412,6 +425,7 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
       const env: string[] = [];
       const cleanup: (() => Promise<void>)[] = [];
       let sshMounts = 0;
+      const cachesHeld = new Map<string, string>();
       try {
         await addMounts();
       } catch (err) {
@@ -442,7 +456,7 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
             if (m.id !== undefined && m.id.split('/').includes('..')) {
               throw new BuildError('BUILD_MOUNT', `${stepWhere(step)}: cache mount id "${m.id}" has a ".." component`);
             }
-            const held = await holdCache(step, m, target as string);
+            const held = await holdCache(step, m, target as string, cachesHeld);
             cleanup.push(held.release);
             mounts.push({ type: 'bind', source: held.source, target: target as string, readOnly: m.readOnly });
           } else if (m.type === 'secret') {
@@ -519,210 +533,217 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
       if (!env.some((e) => e.startsWith('PATH='))) {
         state.config.config = { ...(state.config.config ?? {}), Env: [`PATH=${DEFAULT_PATH}`, ...env] };
       }
-      for (const step of stage.steps) {
-        options.signal?.throwIfAborted();
-        // As BuildKit shows it: an ONBUILD trigger says so.
-        const name = `${step.position} ${(step as { onbuild?: boolean }).onbuild ? 'ONBUILD ' : ''}${step.original.replace(/\s+/g, ' ').trim()}`;
-        const started = Date.now();
-        const text = createdBy(step);
-        const history: HistoryEntry = { created, ...(text !== undefined ? { created_by: text } : {}), comment: HISTORY_COMMENT };
-        if (step.op === 'arg' || (step.op !== 'workdir' && applyConfigStep(state.config, step, state.configState))) {
-          if (text !== undefined) state.config.history = [...(state.config.history ?? []), { ...history, created: dated(state.config), empty_layer: true }];
-          if (step.op !== 'arg') emit({ type: 'step', id: step.id, name, status: 'done', seconds: 0 });
-          continue;
-        }
-        emit({ type: 'step', id: step.id, name, status: 'start' });
-        // The steps that may change the filesystem: RUN, COPY/ADD, WORKDIR (it creates a missing directory).
-        let extra = '';
-        let sourceRoot: string | undefined;
-        let items: Awaited<ReturnType<typeof resolveSources>> | undefined;
-        let sourceIgnore: IgnoreFilter = () => false;
-        const fromState =
-          step.op !== 'copy' || step.source.type === 'context'
-            ? undefined
-            : step.source.type === 'stage'
-              ? (finished.get(step.source.stage) as StageState)
-              : stateOfImage(step.source.ref, stage.platform);
-        const collectSources = async (copy: Extract<Step, { op: 'copy' }>): Promise<void> => {
-          if (copy.source.type === 'context') {
-            sourceRoot = options.context;
-            sourceIgnore = ignore;
-          } else {
-            sourceRoot = await materialise(fromState as StageState);
+      let current: Step | undefined;
+      try {
+        for (const step of stage.steps) {
+          current = step;
+          options.signal?.throwIfAborted();
+          // As BuildKit shows it: an ONBUILD trigger says so.
+          const name = `${step.position} ${(step as { onbuild?: boolean }).onbuild ? 'ONBUILD ' : ''}${step.original.replace(/\s+/g, ' ').trim()}`;
+          const started = Date.now();
+          const text = createdBy(step);
+          const history: HistoryEntry = { created, ...(text !== undefined ? { created_by: text } : {}), comment: HISTORY_COMMENT };
+          if (step.op === 'arg' || (step.op !== 'workdir' && applyConfigStep(state.config, step, state.configState))) {
+            if (text !== undefined) state.config.history = [...(state.config.history ?? []), { ...history, created: dated(state.config), empty_layer: true }];
+            if (step.op !== 'arg') emit({ type: 'step', id: step.id, name, status: 'done', seconds: 0 });
+            continue;
           }
-          // --exclude leaves out what is under a source (its patterns start there), never a source named itself.
-          if (copy.exclude.length > 0) {
-            const excluded = await excludeFilter(copy.exclude);
-            const base = sourceIgnore;
-            sourceIgnore = (rel, item) => base(rel) || (item !== undefined && excluded(item === '' ? rel : rel.slice(item.length + 1)));
-          }
-          // A scratch directory for here-documents and downloads, made only when one is needed.
-          let special: Promise<string> | undefined;
-          const scratch = async (sub: string): Promise<string> => path.join(await (special ??= newRootfs()), sub);
-          const inline = copy.inline.length > 0 ? await inlineSources(await scratch('inline'), copy.inline) : new Map<string, SourceItem>();
-          items = [];
-          for (const src of copy.sources) {
-            const docName = heredocRefName(src, new Set(inline.keys()));
-            const doc = docName !== undefined ? inline.get(docName) : undefined;
-            const git = copy.kind === 'ADD' && !doc ? parseGitRef(src) : undefined;
-            if (doc) items.push(doc);
-            else if (git) items.push(await cloneSource(await scratch('git'), git, gitOptions(git, copy), stepWhere(copy)));
-            else if (copy.kind === 'ADD' && isUrl(src)) items.push(await downloadSource(await scratch('url'), src, copy.checksum, stepWhere(copy)));
-            else {
-              const found = await resolveSources(sourceRoot, [src], sourceIgnore, stepWhere(copy), copy.source.type === 'context', copy.parents);
-              // --parents: each keeps its path from the source root, or from the last `./` of its source (the pivot).
-              if (copy.parents) for (const item of found) item.parentPath = parentPathOf(src, item.rel);
-              items.push(...found);
+          emit({ type: 'step', id: step.id, name, status: 'start' });
+          // The steps that may change the filesystem: RUN, COPY/ADD, WORKDIR (it creates a missing directory).
+          let extra = '';
+          let sourceRoot: string | undefined;
+          let items: Awaited<ReturnType<typeof resolveSources>> | undefined;
+          let sourceIgnore: IgnoreFilter = () => false;
+          const fromState =
+            step.op !== 'copy' || step.source.type === 'context'
+              ? undefined
+              : step.source.type === 'stage'
+                ? (finished.get(step.source.stage) as StageState)
+                : stateOfImage(step.source.ref, stage.platform);
+          const collectSources = async (copy: Extract<Step, { op: 'copy' }>): Promise<void> => {
+            if (copy.source.type === 'context') {
+              sourceRoot = options.context;
+              sourceIgnore = ignore;
+            } else {
+              sourceRoot = await materialise(fromState as StageState);
+            }
+            // --exclude leaves out what is under a source (its patterns start there), never a source named itself.
+            if (copy.exclude.length > 0) {
+              const excluded = await excludeFilter(copy.exclude);
+              const base = sourceIgnore;
+              sourceIgnore = (rel, item) => base(rel) || (item !== undefined && excluded(item === '' ? rel : rel.slice(item.length + 1)));
+            }
+            // A scratch directory for here-documents and downloads, made only when one is needed.
+            let special: Promise<string> | undefined;
+            const scratch = async (sub: string): Promise<string> => path.join(await (special ??= newRootfs()), sub);
+            const inline = copy.inline.length > 0 ? await inlineSources(await scratch('inline'), copy.inline) : new Map<string, SourceItem>();
+            items = [];
+            for (const src of copy.sources) {
+              const docName = heredocRefName(src, new Set(inline.keys()));
+              const doc = docName !== undefined ? inline.get(docName) : undefined;
+              const git = copy.kind === 'ADD' && !doc ? parseGitRef(src) : undefined;
+              if (doc) items.push(doc);
+              else if (git) items.push(await cloneSource(await scratch('git'), git, gitOptions(git, copy), stepWhere(copy)));
+              else if (copy.kind === 'ADD' && isUrl(src)) items.push(await downloadSource(await scratch('url'), src, copy.checksum, stepWhere(copy)));
+              else {
+                const found = await resolveSources(sourceRoot, [src], sourceIgnore, stepWhere(copy), copy.source.type === 'context', copy.parents);
+                // --parents: each keeps its path from the source root, or from the last `./` of its source (the pivot).
+                if (copy.parents) for (const item of found) item.parentPath = parentPathOf(src, item.rel);
+                items.push(...found);
+              }
+            }
+          };
+          if (step.op === 'copy') {
+            if (fromState) {
+              extra = layersOf(fromState);
+            } else {
+              await collectSources(step);
+              extra = await checksumSources(items ?? [], sourceIgnore, step.source.type === 'context' ? contextStats : undefined);
             }
           }
-        };
-        if (step.op === 'copy') {
-          if (fromState) {
-            extra = layersOf(fromState);
-          } else {
-            await collectSources(step);
-            extra = await checksumSources(items ?? [], sourceIgnore, step.source.type === 'context' ? contextStats : undefined);
-          }
-        }
-        if (step.op === 'run') {
-          // Bind mounts are inputs of the RUN: their content is in the key (cache mounts and secrets are not).
-          for (const m of step.mounts) {
-            if (m.type !== 'bind') continue;
-            if (m.from !== undefined) {
-              extra += `${layersOf(stateOfFrom(m.from, platformOf(step.stage)))}:${m.source ?? '/'}`;
-              continue;
-            }
-            const src = await mountSourceRoot(m.from, platformOf(step.stage));
-            const items2 = await resolveSources(src.root, [m.source ?? '/'], src.ignore, stepWhere(step), src.context);
-            extra += await checksumSources(items2, src.ignore, src.context ? contextStats : undefined);
-          }
-        }
-        const hostname = step.op === 'run' ? options.buildArgs?.BUILDKIT_SANDBOX_HOSTNAME : undefined;
-        const keyInput = JSON.stringify({ parent: state.key, platform: stage.platform, step: layerKeyFields(step), extra, ...(hostname ? { hostname } : {}) });
-        const key = sha(keyInput);
-        const hit = options.noCache || uncachedStages.has(stage.index) ? undefined : await cache.get(key);
-        if (hit) {
-          if (hit.layer) {
-            state.layers.push(hit.layer);
-            if (state.rootfs) charge(state.rootfs, (await applyLayer(state.rootfs, openLayer(hit.layer), { what: `layer ${hit.layer.digest}` })).bytes);
-            delete state.snapshot;
-            delete state.upperCaps;
-          }
-          // Dated when the step ran, as BuildKit dates a cached layer: a rebuild that changes nothing is the same image.
-          const then = { ...history, created: fixedTime ? created : hit.created };
-          state.config.history = [...(state.config.history ?? []), hit.layer ? then : { ...then, empty_layer: true }];
-          if (step.op === 'workdir') state.config.config = { ...(state.config.config ?? {}), WorkingDir: step.path };
-          state.key = key;
-          emit({ type: 'step', id: step.id, name, status: 'cached' });
-          continue;
-        }
-        let layer: LayerRef | null = null;
-        /** The step made no file with capabilities (a COPY of files that had none). */
-        let capsKnownNone = false;
-        try {
-          trace(`step ${step.id}: start`);
-          // The first step that does work: the sandbox gets ready meanwhile, when a RUN is to come.
-          if (!sandboxWarmed && hasRun) {
-            sandboxWarmed = true;
-            prewarmSandbox({ ...(options.isolation ? { isolation: options.isolation } : {}), ...(options.network ? { network: options.network } : {}) });
-          }
-          if (!aheadOf.has(stage.index)) {
-            aheadOf.add(stage.index);
-            mountAhead(stage.index);
-          }
-          const rootfs = await materialise(state);
-          delete state.upperCaps; // this step changes the rootfs
-          trace(`step ${step.id}: rootfs ready`);
-          const before = state.snapshot ?? (await snapshot(rootfs));
-          trace(`step ${step.id}: snapshot before`);
           if (step.op === 'run') {
-            isolationNotice ??= noticeIsolation(options, emit);
-            await isolationNotice;
-            // The run's work directory is a temp entry of the store, so a killed build's is cleaned by the next command.
-            const prepared = await prepareMounts(step);
-            try {
-              await runStep(step, rootfs, options, emit, prepared, store.tempPath('run'));
-            } finally {
-              for (const done of prepared.cleanup) await done();
+            // Bind mounts are inputs of the RUN: their content is in the key (cache mounts and secrets are not).
+            for (const m of step.mounts) {
+              if (m.type !== 'bind') continue;
+              if (m.from !== undefined) {
+                extra += `${layersOf(stateOfFrom(m.from, platformOf(step.stage)))}:${m.source ?? '/'}`;
+                continue;
+              }
+              const src = await mountSourceRoot(m.from, platformOf(step.stage));
+              const items2 = await resolveSources(src.root, [m.source ?? '/'], src.ignore, stepWhere(step), src.context);
+              extra += await checksumSources(items2, src.ignore, src.context ? contextStats : undefined);
             }
-          } else if (step.op === 'copy') {
-            if (!items) await collectSources(step);
-            const owner = step.chown !== undefined ? await resolveUser(rootfs, step.chown) : step.source.type === 'context' ? { uid: 0, gid: 0 } : undefined;
-            const mode = step.chmod !== undefined ? parseChmod(step.chmod) : undefined;
-            const dest = path.posix.resolve(step.state.workdir, step.dest) + (step.dest.endsWith('/') || step.dest.endsWith('/.') ? '/' : '');
-            // ADD unpacks local archives unless --unpack=false, and one from a URL with --unpack=true (BuildKit 28).
-            const archives = step.kind === 'ADD' && step.unpack !== false ? await archivesAmong(items ?? [], step.unpack === true) : new Set<string>();
-            for (const item of items ?? []) {
-              if (!archives.has(item.host)) continue;
-              // Made with --chown's owner where missing, as BuildKit's unpack makes it.
-              const target = await ensureDir(rootfs, dest.endsWith('/') ? dest : dest + '/', step.chown !== undefined ? owner : undefined);
-              const what = `${stepWhere(step)}: ${item.rel}`;
-              const { stream } = await decompress(openFile(item.host), what);
-              // --chown owns what the archive holds (BuildKit); --chmod does not apply to it.
-              await applyLayer(target.host, stream, { what, ...(step.chown !== undefined && owner ? { owner: { uid: owner.uid, gid: owner.gid } } : {}) });
+          }
+          const hostname = step.op === 'run' ? options.buildArgs?.BUILDKIT_SANDBOX_HOSTNAME : undefined;
+          const keyInput = JSON.stringify({ parent: state.key, platform: stage.platform, step: layerKeyFields(step), extra, ...(hostname ? { hostname } : {}) });
+          const key = sha(keyInput);
+          const hit = options.noCache || uncachedStages.has(stage.index) ? undefined : await cache.get(key);
+          if (hit) {
+            if (hit.layer) {
+              state.layers.push(hit.layer);
+              if (state.rootfs) charge(state.rootfs, (await applyLayer(state.rootfs, openLayer(hit.layer), { what: `layer ${hit.layer.digest}` })).bytes);
+              delete state.snapshot;
+              delete state.upperCaps;
             }
-            items = (items ?? []).filter((i) => !archives.has(i.host));
-            // A copy of files without capabilities makes a layer without them: no need to read them back.
-            if (archives.size === 0) capsKnownNone = true;
-            const copyOptions: CopyOptions = {
-              ...(owner ? { owner: { uid: owner.uid, gid: owner.gid } } : {}),
-              ...(mode !== undefined ? { mode } : {}),
-              ignore: sourceIgnore,
-              what: stepWhere(step),
-              ...(step.source.type === 'context' && contextStats ? { stats: contextStats } : {}),
-              ...(fromState ? await knownCaps(fromState, sourceRoot) : {}),
-            };
-            // With --parents each source goes to its own place under the destination (a directory).
-            const groups = step.parents
-              ? items.map((item) => ({ items: [item], to: path.posix.join(dest, item.parentPath ?? item.rel) + (item.isDir ? '/' : '') }))
-              : items.length > 0 ? [{ items, to: dest }] : [];
-            for (const group of groups) capsKnownNone &&= (await copyInto(rootfs, group.items, group.to, copyOptions)).capabilities === 0;
-            // --parents makes its destination even when its patterns matched nothing (BuildKit).
-            if (step.parents && groups.length === 0) await ensureDir(rootfs, dest.endsWith('/') ? dest : `${dest}/`, step.chown !== undefined ? owner : undefined);
-          } else if (step.op === 'workdir') {
-            // Every level it makes is the USER's, as BuildKit's mkdir with parents makes them.
-            const ids = step.state.user ? await resolveUser(rootfs, step.state.user).catch(() => undefined) : undefined;
-            await ensureDir(rootfs, step.path, ids);
-            state.config.config = { ...(state.config.config ?? {}), WorkingDir: step.path };
+            // Dated when the step ran, as BuildKit dates a cached layer: a rebuild that changes nothing is the same image.
+            const then = { ...history, created: fixedTime ? created : hit.created };
+            state.config.history = [...(state.config.history ?? []), hit.layer ? then : { ...then, empty_layer: true }];
+            if (step.op === 'workdir') state.config.config = { ...(state.config.config ?? {}), WorkingDir: step.path };
+            state.key = key;
+            emit({ type: 'step', id: step.id, name, status: 'cached' });
+            continue;
           }
-          trace(`step ${step.id}: ${step.op} done`);
-          const upper = uppers.get(rootfs);
-          // After a RUN on an overlay, what it may have set capabilities on is all in the upper
-          // directory: read them there meanwhile, while the snapshot below keeps this thread busy.
-          const upperCaps = upper && step.op === 'run' ? readXattrsTree(upper) : undefined;
-          upperCaps?.catch(() => undefined); // awaited below, or not needed
-          if (upperCaps) state.upperCaps = upperCaps;
-          const touched = upper ? new Set<string>() : undefined;
-          const after = upper ? snapshotUpper(rootfs, upper, before, touched) : await snapshot(rootfs);
-          trace(`step ${step.id}: snapshot after`);
-          const changes = diff(before, after, { overlay: upper !== undefined, ...(touched ? { touched } : {}) });
-          state.snapshot = after;
-          trace(`step ${step.id}: diff (${changes.length} changes)`);
-          if (changes.length > 0) {
-            const xattrs = capsKnownNone
-              ? new Map<string, Map<string, Buffer>>()
-              : upperCaps
-                ? layerFilesOnly(await upperCaps, after, changes)
-                : await layerXattrs(rootfs, after, changes);
-            trace(`step ${step.id}: xattrs`);
-            const blob = await store.writeWith((out) =>
-              writeLayer(new TarWriter(out), rootfs, after, changes, {
-                ...(options.sourceDateEpoch !== undefined ? { sourceDateEpoch: options.sourceDateEpoch } : {}),
-                xattrs,
-              }),
-            );
-            layer = { digest: blob.digest, size: blob.size, diffId: blob.digest, mediaType: MediaType.ociLayer };
-            charge(rootfs, blob.size);
-            trace(`step ${step.id}: layer stored`);
-            state.layers.push(layer);
+          let layer: LayerRef | null = null;
+          /** The step made no file with capabilities (a COPY of files that had none). */
+          let capsKnownNone = false;
+          try {
+            trace(`step ${step.id}: start`);
+            // The first step that does work: the sandbox gets ready meanwhile, when a RUN is to come.
+            if (!sandboxWarmed && hasRun) {
+              sandboxWarmed = true;
+              prewarmSandbox({ ...(options.isolation ? { isolation: options.isolation } : {}), ...(options.network ? { network: options.network } : {}) });
+            }
+            if (!aheadOf.has(stage.index)) {
+              aheadOf.add(stage.index);
+              mountAhead(stage.index);
+            }
+            const rootfs = await materialise(state);
+            delete state.upperCaps; // this step changes the rootfs
+            trace(`step ${step.id}: rootfs ready`);
+            const before = state.snapshot ?? (await snapshot(rootfs));
+            trace(`step ${step.id}: snapshot before`);
+            if (step.op === 'run') {
+              isolationNotice ??= noticeIsolation(options, emit);
+              await isolationNotice;
+              // The run's work directory is a temp entry of the store, so a killed build's is cleaned by the next command.
+              const prepared = await prepareMounts(step);
+              try {
+                await runStep(step, rootfs, options, emit, prepared, store.tempPath('run'));
+              } finally {
+                for (const done of prepared.cleanup) await done();
+              }
+            } else if (step.op === 'copy') {
+              if (!items) await collectSources(step);
+              const owner = step.chown !== undefined ? await resolveUser(rootfs, step.chown) : step.source.type === 'context' ? { uid: 0, gid: 0 } : undefined;
+              const mode = step.chmod !== undefined ? parseChmod(step.chmod) : undefined;
+              const dest = path.posix.resolve(step.state.workdir, step.dest) + (step.dest.endsWith('/') || step.dest.endsWith('/.') ? '/' : '');
+              // ADD unpacks local archives unless --unpack=false, and one from a URL with --unpack=true (BuildKit 28).
+              const archives = step.kind === 'ADD' && step.unpack !== false ? await archivesAmong(items ?? [], step.unpack === true) : new Set<string>();
+              for (const item of items ?? []) {
+                if (!archives.has(item.host)) continue;
+                // Made with --chown's owner where missing, as BuildKit's unpack makes it.
+                const target = await ensureDir(rootfs, dest.endsWith('/') ? dest : dest + '/', step.chown !== undefined ? owner : undefined);
+                const what = `${stepWhere(step)}: ${item.rel}`;
+                const { stream } = await decompress(openFile(item.host), what);
+                // --chown owns what the archive holds (BuildKit); --chmod does not apply to it.
+                await applyLayer(target.host, stream, { what, ...(step.chown !== undefined && owner ? { owner: { uid: owner.uid, gid: owner.gid } } : {}) });
+              }
+              items = (items ?? []).filter((i) => !archives.has(i.host));
+              // A copy of files without capabilities makes a layer without them: no need to read them back.
+              if (archives.size === 0) capsKnownNone = true;
+              const copyOptions: CopyOptions = {
+                ...(owner ? { owner: { uid: owner.uid, gid: owner.gid } } : {}),
+                ...(mode !== undefined ? { mode } : {}),
+                ignore: sourceIgnore,
+                what: stepWhere(step),
+                ...(step.source.type === 'context' && contextStats ? { stats: contextStats } : {}),
+                ...(fromState ? await knownCaps(fromState, sourceRoot) : {}),
+              };
+              // With --parents each source goes to its own place under the destination (a directory).
+              const groups = step.parents
+                ? items.map((item) => ({ items: [item], to: path.posix.join(dest, item.parentPath ?? item.rel) + (item.isDir ? '/' : '') }))
+                : items.length > 0 ? [{ items, to: dest }] : [];
+              for (const group of groups) capsKnownNone &&= (await copyInto(rootfs, group.items, group.to, copyOptions)).capabilities === 0;
+              // --parents makes its destination even when its patterns matched nothing (BuildKit).
+              if (step.parents && groups.length === 0) await ensureDir(rootfs, dest.endsWith('/') ? dest : `${dest}/`, step.chown !== undefined ? owner : undefined);
+            } else if (step.op === 'workdir') {
+              // Every level it makes is the USER's, as BuildKit's mkdir with parents makes them.
+              const ids = step.state.user ? await resolveUser(rootfs, step.state.user).catch(() => undefined) : undefined;
+              await ensureDir(rootfs, step.path, ids);
+              state.config.config = { ...(state.config.config ?? {}), WorkingDir: step.path };
+            }
+            trace(`step ${step.id}: ${step.op} done`);
+            const upper = uppers.get(rootfs);
+            // After a RUN on an overlay, what it may have set capabilities on is all in the upper
+            // directory: read them there meanwhile, while the snapshot below keeps this thread busy.
+            const upperCaps = upper && step.op === 'run' ? readXattrsTree(upper) : undefined;
+            upperCaps?.catch(() => undefined); // awaited below, or not needed
+            if (upperCaps) state.upperCaps = upperCaps;
+            const touched = upper ? new Set<string>() : undefined;
+            const after = upper ? snapshotUpper(rootfs, upper, before, touched) : await snapshot(rootfs);
+            trace(`step ${step.id}: snapshot after`);
+            const changes = diff(before, after, { overlay: upper !== undefined, ...(touched ? { touched } : {}) });
+            state.snapshot = after;
+            trace(`step ${step.id}: diff (${changes.length} changes)`);
+            if (changes.length > 0) {
+              const xattrs = capsKnownNone
+                ? new Map<string, Map<string, Buffer>>()
+                : upperCaps
+                  ? layerFilesOnly(await upperCaps, after, changes)
+                  : await layerXattrs(rootfs, after, changes);
+              trace(`step ${step.id}: xattrs`);
+              const blob = await store.writeWith((out) =>
+                writeLayer(new TarWriter(out), rootfs, after, changes, {
+                  ...(options.sourceDateEpoch !== undefined ? { sourceDateEpoch: options.sourceDateEpoch } : {}),
+                  xattrs,
+                }),
+              );
+              layer = { digest: blob.digest, size: blob.size, diffId: blob.digest, mediaType: MediaType.ociLayer };
+              charge(rootfs, blob.size);
+              trace(`step ${step.id}: layer stored`);
+              state.layers.push(layer);
+            }
+            state.config.history = [...(state.config.history ?? []), layer ? history : { ...history, empty_layer: true }];
+            await cache.put(key, { layer, created });
+          } catch (err) {
+            throw atStep(step, err);
           }
-          state.config.history = [...(state.config.history ?? []), layer ? history : { ...history, empty_layer: true }];
-          await cache.put(key, { layer, created });
-        } catch (err) {
-          throw atStep(step, err);
+          state.key = key;
+          emit({ type: 'step', id: step.id, name, status: 'done', seconds: (Date.now() - started) / 1000 });
         }
-        state.key = key;
-        emit({ type: 'step', id: step.id, name, status: 'done', seconds: (Date.now() - started) / 1000 });
+      } catch (err) {
+        // Whatever a step's inputs made fail (its sources, its mounts), said at its line.
+        throw current ? atStep(current, err) : err;
       }
       finished.set(stage.index, state);
       targetState = state;
@@ -791,11 +812,18 @@ function warnPlatformMismatch(plan: BuildPlan, imageOf: (ref: string, platform: 
   }
 }
 
-/** A store, rootfs or sandbox error during a step, prefixed with the step's Dockerfile line. */
+/**
+ * A store, rootfs or sandbox error during a step, prefixed with the step's Dockerfile line; a
+ * system error (ENOTDIR, EACCES… on what the Dockerfile named) becomes a BuildError that says
+ * where, not an internal error.
+ */
 function atStep(step: Step, err: unknown): unknown {
   const where = `${step.location.file}:${step.location.line}:`;
   if (err instanceof GantryError && !(err instanceof DockerfileError) && !err.message.startsWith(where)) {
     err.message = `${stepWhere(step)}: ${err.message}`;
+  }
+  if (!(err instanceof GantryError) && err instanceof Error && typeof (err as NodeJS.ErrnoException).code === 'string' && (err as NodeJS.ErrnoException).syscall) {
+    return new BuildError('BUILD_STEP_IO', `${stepWhere(step)}: ${err.message}`, { cause: err });
   }
   return err;
 }
@@ -1029,7 +1057,12 @@ function parentPathOf(src: string, rel: string): string {
   const parts = src.split('/').filter((p) => p !== '');
   const pivot = parts.findIndex((p, i) => p === '.' && i > 0 && i < parts.length - 1);
   if (pivot < 0) return rel;
-  const skip = parts.slice(0, pivot).filter((p) => p !== '.').length;
+  const before = parts.slice(0, pivot).filter((p) => p !== '.');
+  // How many components the part before the pivot stands for must be plain to count.
+  if (before.some((p) => p === '..' || p === '**')) {
+    throw new GantryError('COPY_PARENTS', `COPY --parents ${src}: ".." or "**" before the ./ pivot is not supported`);
+  }
+  const skip = before.length;
   const relParts = rel.split('/');
   return relParts.length > skip ? relParts.slice(skip).join('/') : rel;
 }

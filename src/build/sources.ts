@@ -12,7 +12,7 @@ import { pipeline } from 'node:stream/promises';
 import { execFileAsync, GantryError } from '../errors/index.js';
 import { resolveInRoot } from '../rootfs/resolve.js';
 import { detectCompression } from '../archive/decompress.js';
-import { isLoopback } from '../registry/client.js';
+import { isLinkLocal, isLoopback } from '../registry/client.js';
 import type { SourceItem } from './context.js';
 import type { GitOptions, GitRef } from '../dockerfile/gitref.js';
 
@@ -35,15 +35,13 @@ export async function inlineSources(dir: string, inline: { name: string; content
 /** Download an ADD URL into `dir`; the name is the URL's last path component. */
 export async function downloadSource(dir: string, url: string, checksum: string | undefined, what: string): Promise<SourceItem> {
   const u = new URL(url);
-  if (process.env.GANTRY_LOOPBACK_ONLY === '1' && !isLoopback(u.host)) {
-    throw new GantryError('ADD_LOOPBACK_ONLY', `${what}: refusing to fetch ${url}: GANTRY_LOOPBACK_ONLY=1 allows loopback hosts only`);
-  }
+  checkRemoteHost(url, what);
   await mkdir(dir, { recursive: true });
   // As BuildKit: the path's last element, or __unnamed__ when the path has none.
   const name = decodeURIComponent(u.pathname.split('/').filter(Boolean).pop() ?? '') || '__unnamed__';
   const host = path.join(dir, name.replace(/[/\\]/g, '_'));
-  const res = await fetch(url, { redirect: 'follow' });
-  if (!res.ok || !res.body) throw new GantryError('ADD_FETCH', `${what}: cannot fetch ${url}: HTTP ${res.status}`);
+  const res = await fetchFollowing(url, what);
+  if (!res.ok || !res.body) throw new GantryError('ADD_FETCH', `${what}: cannot fetch ${redactUrl(url)}: HTTP ${res.status}`);
   const fh = await open(host, 'w', 0o600);
   const hash = createHash(checksum?.split(':')[0] ?? 'sha256');
   try {
@@ -64,6 +62,31 @@ export async function downloadSource(dir: string, url: string, checksum: string 
   const modified = Date.parse(res.headers.get('last-modified') ?? '');
   if (Number.isFinite(modified)) await utimes(host, new Date(modified), new Date(modified));
   return { host, rel: name, name, isDir: false, origin: 'url' };
+}
+
+/** GET `url`, following up to 10 redirects, each checked as the first URL is (checkRemoteHost). */
+async function fetchFollowing(url: string, what: string): Promise<Response> {
+  // Credentials in the URL (`https://user:token@host/…`) go as basic authentication, to that
+  // origin only, never along a redirect to another.
+  const first = new URL(url);
+  const auth = first.username || first.password ? `Basic ${Buffer.from(`${decodeURIComponent(first.username)}:${decodeURIComponent(first.password)}`).toString('base64')}` : undefined;
+  first.username = '';
+  first.password = '';
+  let at = first;
+  for (let hops = 0; hops <= 10; hops++) {
+    const headers = auth && at.origin === first.origin ? { authorization: auth } : undefined;
+    // undici's own deadlines apply: 300 s for the headers, 300 s between body chunks.
+    const res = await fetch(at, { redirect: 'manual', ...(headers ? { headers } : {}) }).catch((err: Error) => {
+      const cause = (err.cause as Error | undefined)?.message ?? err.message;
+      throw new GantryError('ADD_FETCH', `${what}: cannot fetch ${redactUrl(url)}: ${redactUrl(cause)}`);
+    });
+    const next = res.headers.get('location');
+    if (res.status < 300 || res.status >= 400 || next === null) return res;
+    await res.body?.cancel();
+    at = new URL(next, at);
+    checkRemoteHost(at.toString(), what);
+  }
+  throw new GantryError('ADD_FETCH', `${what}: ${redactUrl(url)}: more than 10 redirects`);
 }
 
 /** Whether a local file is an archive ADD extracts (tar, possibly compressed). */
@@ -94,7 +117,7 @@ export function openFile(p: string): Readable {
  * deadline on a stalled transfer.
  */
 export async function cloneSource(dir: string, source: GitRef, options: GitOptions, what: string): Promise<SourceItem> {
-  const shown = `${source.remote}${source.ref ? `#${source.ref}` : ''}`;
+  const shown = redactUrl(`${source.remote}${source.ref ? `#${source.ref}` : ''}`);
   checkRemoteHost(source.remote, what);
   await mkdir(dir, { recursive: true });
   const checkout = path.join(dir, 'repo');
@@ -115,11 +138,18 @@ export async function cloneSource(dir: string, source: GitRef, options: GitOptio
   return { host: picked, rel: name, name, isDir: true, origin: 'url', identity };
 }
 
-/** Only loopback hosts under GANTRY_LOOPBACK_ONLY=1. */
+/** Never a link-local address (where cloud metadata services answer); only loopback hosts under GANTRY_LOOPBACK_ONLY=1. */
 function checkRemoteHost(remote: string, what: string): void {
-  if (process.env.GANTRY_LOOPBACK_ONLY === '1' && !isLoopback(new URL(remote).host)) {
-    throw new GantryError('ADD_LOOPBACK_ONLY', `${what}: refusing to clone ${remote}: GANTRY_LOOPBACK_ONLY=1 allows loopback hosts only`);
+  const url = new URL(remote);
+  if (isLinkLocal(url.hostname)) throw new GantryError('ADD_UNSAFE_HOST', `${what}: refusing to fetch from ${redactUrl(remote)}: a link-local address (where cloud metadata services answer)`);
+  if (process.env.GANTRY_LOOPBACK_ONLY === '1' && !isLoopback(url.host)) {
+    throw new GantryError('ADD_LOOPBACK_ONLY', `${what}: refusing to fetch from ${redactUrl(remote)}: GANTRY_LOOPBACK_ONLY=1 allows loopback hosts only`);
   }
+}
+
+/** A URL or a message with the credentials of its URLs (`//user:token@`) hidden. */
+export function redactUrl(text: string): string {
+  return text.replace(/(\/\/)[^/@\s]+@/g, '$1***@');
 }
 
 interface GitRunner {
@@ -141,7 +171,9 @@ function gitRunner(home: string, failure: string): GitRunner {
     GIT_ALLOW_PROTOCOL: 'http:https:git',
     GIT_PROTOCOL_FROM_USER: '0',
   };
-  const config = ['-c', 'protocol.allow=never', '-c', 'protocol.https.allow=always', '-c', 'protocol.http.allow=always', '-c', 'protocol.git.allow=always', '-c', 'http.lowSpeedLimit=1', '-c', 'http.lowSpeedTime=120', '-c', 'advice.detachedHead=false'];
+  // No hooks (a repository's own, or a submodule's trick to plant one), no redirects (the
+  // host checks above would be bypassed by one), network protocols only.
+  const config = ['-c', 'core.hooksPath=/dev/null', '-c', 'http.followRedirects=false', '-c', 'protocol.allow=never', '-c', 'protocol.https.allow=always', '-c', 'protocol.http.allow=always', '-c', 'protocol.git.allow=always', '-c', 'http.lowSpeedLimit=1', '-c', 'http.lowSpeedTime=120', '-c', 'advice.detachedHead=false'];
   const exec = (args: string[]) => execFileAsync('git', [...config, ...args], { env, timeout: 30 * 60_000, maxBuffer: 16 * 1024 * 1024 });
   return {
     run: (args, what = failure) =>
@@ -149,7 +181,7 @@ function gitRunner(home: string, failure: string): GitRunner {
         (r) => r.stdout,
         (err: unknown) => {
           const detail = ((err as { stderr?: string }).stderr ?? (err as Error).message).trim().split('\n').slice(-3).join('; ');
-          throw new GantryError('ADD_GIT', `${what}: ${detail}`);
+          throw new GantryError('ADD_GIT', redactUrl(`${what}: ${detail}`));
         },
       ),
     ok: (args) => exec(args).then(() => true, () => false),
@@ -199,7 +231,10 @@ async function fetchCheckout(git: GitRunner, remote: string, checkout: string, t
  */
 async function updateSubmodules(git: GitRunner, checkout: string, remote: string, what: string): Promise<void> {
   if (!(await lstat(path.join(checkout, '.gitmodules')).catch(() => undefined))?.isFile()) return;
-  const urls = await git.run(['-C', checkout, 'config', '--file', '.gitmodules', '--get-regexp', '^submodule\\..*\\.url$']).catch(() => '');
+  // git config exits 1 when nothing matches (no url at all); any other failure stops the build.
+  const urls = (await git.ok(['-C', checkout, 'config', '--file', '.gitmodules', '--list']))
+    ? await git.run(['-C', checkout, 'config', '--file', '.gitmodules', '--get-regexp', '^submodule\\..*\\.url$']).catch(() => '')
+    : await git.run(['-C', checkout, 'config', '--file', '.gitmodules', '--list'], `${what}: ${redactUrl(remote)}: cannot read .gitmodules`);
   for (const line of urls.split('\n').filter(Boolean)) {
     const url = line.slice(line.indexOf(' ') + 1);
     const absolute = /^(https?|git):\/\//i.test(url);

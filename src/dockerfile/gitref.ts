@@ -88,7 +88,8 @@ function applyQuery(ref: GitRef, query: string): void {
         branch = value;
         break;
       case 'subdir':
-        ref.subdir = merged('subdir', ref.subdir, value);
+        // Cleaned as the fragment's is, so `?subdir=/docs#main:/docs` agrees with itself.
+        ref.subdir = merged('subdir', ref.subdir, path.posix.join('/', value).slice(1));
         break;
       case 'checksum':
       case 'commit':

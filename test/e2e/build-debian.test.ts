@@ -276,17 +276,21 @@ describe('gantry build FROM Debian, pulled from the registry', () => {
     if (testUser) execFileSync('chown', ['-R', testUser, keyDir]);
     const ask = `perl -MIO::Socket::UNIX -e '$s = IO::Socket::UNIX->new(Peer => $ENV{SSH_AUTH_SOCK}) or die "connect: $!"; print $s pack("NC", 1, 11); read($s, $l, 4); read($s, $b, unpack("N", $l)); ($t, $n) = unpack("CN", $b); print "type=$t keys=$n\\n"; print "named\\n" if $b =~ /gantry-key-file/'`;
     const ctx = context('ssh-key', { Dockerfile: `FROM ${debian}\nRUN --mount=type=ssh ${ask} > /agent\n` });
-    // pgrep -c says 0 with exit status 1.
-    const agentCount = (): string => spawnSync('pgrep', ['-c', '-x', 'ssh-agent'], { encoding: 'utf8' }).stdout.trim();
+    // The build's agent lives in the temp directory the build is given: found there by its command line.
+    const tmp = path.join(work, 'ssh-tmp');
+    mkdirSync(tmp);
+    if (testUser) execFileSync('chown', [testUser, tmp]);
+    const agentCount = (): string => spawnSync('pgrep', ['-c', '-f', `ssh-agent -D -a ${tmp}/`], { encoding: 'utf8' }).stdout.trim();
     const agentsBefore = agentCount();
-    const r = await g(['build', '--ssh', `default=${key}`, '-t', 'sshkey:1', ctx]);
+    expect(agentsBefore).toBe('0');
+    const r = await g(['build', '--ssh', `default=${key}`, '-t', 'sshkey:1', ctx], { TMPDIR: tmp });
     expect(r.exitCode, r.stderr).toBe(0);
     const out = path.join(work, 'sshkey.tar');
     await g(['export', 'sshkey:1', '-o', out]);
     expect((await execa('tar', ['xOf', out, 'agent'])).stdout.trim().split('\n')).toEqual(['type=12 keys=1', 'named']);
     // The build's agent is gone with the build.
     expect(agentCount()).toBe(agentsBefore);
-    const bad = await g(['build', '--no-cache', '--ssh', `default=${locked}`, ctx]);
+    const bad = await g(['build', '--no-cache', '--ssh', `default=${locked}`, ctx], { TMPDIR: tmp });
     expect(bad.exitCode).not.toBe(0);
     expect(bad.exitCode).not.toBe(70);
     expect(bad.stderr).toMatch(/cannot load .*locked into an ssh-agent: .*passphrase/s);

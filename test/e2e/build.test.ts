@@ -276,11 +276,14 @@ describe('gantry build', () => {
     const ctx = context(name, {
       Dockerfile: [
         'FROM busybox',
+        // A new RUNID runs the RUN again (--no-cache would give it a new, empty cache).
+        'ARG RUNID',
         `RUN --mount=type=cache,id=${id},target=/cache,sharing=${sharing} --mount=type=bind,source=ctl,target=/ctl sh -c 'busybox touch /cache/a-started; echo a-started; until [ -f /ctl/release ]; do busybox sleep 0.05; done; busybox touch /cache/a-done'`,
       ].join('\n'),
       'ctl/.keep': '',
     });
-    const [cmd, ...argv] = gantryArgv(['--root', root, 'build', '--progress', 'plain', '--no-cache', ctx]) as [string, ...string[]];
+    const runId = Math.random().toString(16).slice(2);
+    const [cmd, ...argv] = gantryArgv(['--root', root, 'build', '--progress', 'plain', '--build-arg', `RUNID=${runId}`, ctx]) as [string, ...string[]];
     const child = execa(cmd, argv, { reject: false, all: true, encoding: 'utf8' });
     await new Promise<void>((resolve, reject) => {
       let seen = '';
@@ -345,6 +348,93 @@ describe('gantry build', () => {
     const out = path.join(work, 'private-c.tar');
     await g(['export', 'private:c', '-o', out]);
     expect((await execa('tar', ['xOf', out, 'listed'])).stdout).toBe('a-done\na-started');
+  });
+
+  test('the same cache mounted twice with sharing=locked in one RUN is held once (no wait on itself)', async () => {
+    const ctx = context('lockedtwice', {
+      Dockerfile: 'FROM busybox\nRUN --mount=type=cache,id=twice,target=/a,sharing=locked --mount=type=cache,id=twice,target=/b,sharing=locked sh -c \'echo x > /a/f && cat /b/f > /seen\'\n',
+    });
+    const r = await g(['build', '-t', 'twice:1', ctx]);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stderr).not.toMatch(/waiting for cache mount/);
+    const out = path.join(work, 'twice.tar');
+    await g(['export', 'twice:1', '-o', out]);
+    expect((await execa('tar', ['xOf', out, 'seen'])).stdout).toBe('x');
+  });
+
+  test('what a Dockerfile names that cannot be made or read is an error at its line, never an internal error', async () => {
+    const cases: [string, RegExp][] = [
+      // WORKDIR through a link that leads into a file.
+      ['FROM busybox\nRUN busybox ln -s /etc/passwd/sub /link\nWORKDIR /link/x\n', /Dockerfile:3: WORKDIR: .*\/link.*(leads through a file|is not a directory)/],
+      // A cache mount's source= without from= (a directory inside a shared cache).
+      ['FROM busybox\nRUN --mount=type=cache,id=c,target=/c,source=sub true\n', /Dockerfile:2: RUN: source= on a cache mount without from= is not supported/],
+      // A --parents pivot after "..": how much of the path it stands for is not plain.
+      ['FROM busybox\nCOPY --parents a/../b/./c /out/\n', /Dockerfile:2: COPY: COPY --parents a\/\.\.\/b\/\.\/c: "\.\." or "\*\*" before the \.\/ pivot is not supported/],
+      // ADD of a link-local URL (where cloud metadata services answer).
+      ['FROM busybox\nADD http://169.254.169.254/latest/meta-data /md\n', /Dockerfile:2: ADD: refusing to fetch from http:\/\/169\.254\.169\.254\/latest\/meta-data: a link-local address/],
+    ];
+    for (const [dockerfile, expected] of cases) {
+      const ctx = context(`errat-${Math.random().toString(16).slice(2)}`, { Dockerfile: dockerfile, 'b/c/f': 'x\n' });
+      const r = await g(['build', ctx]);
+      expect(r.exitCode, r.stderr).toBe(1);
+      expect(r.stderr).toMatch(expected);
+    }
+  });
+
+  test('ADD of a URL follows redirects by hand and refuses one that leads to a link-local address; credentials in a URL are not shown', async () => {
+    const server = createServer((req, res) => {
+      if (req.url === '/to-metadata') return void res.writeHead(302, { location: 'http://169.254.169.254/latest/' }).end();
+      if (req.url === '/hop') return void res.writeHead(301, { location: '/file.txt' }).end();
+      if (req.url === '/file.txt') return void res.end('after a hop\n');
+      if (req.url === '/auth') return void (req.headers.authorization === `Basic ${Buffer.from('user:pa ss').toString('base64')}` ? res.end('let in\n') : res.writeHead(401).end());
+      res.writeHead(404).end();
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    try {
+      const ok = await g(['build', '-t', 'hop:1', context('hop', { Dockerfile: `FROM busybox\nADD ${base}/hop /got\n` })]);
+      expect(ok.exitCode, ok.stderr).toBe(0);
+      const out = path.join(work, 'hop.tar');
+      await g(['export', 'hop:1', '-o', out]);
+      expect((await execa('tar', ['xOf', out, 'got'])).stdout).toBe('after a hop');
+      const bad = await g(['build', context('tometa', { Dockerfile: `FROM busybox\nADD ${base}/to-metadata /x\n` })]);
+      expect(bad.exitCode).toBe(1);
+      expect(bad.stderr).toMatch(/refusing to fetch from http:\/\/169\.254\.169\.254\/latest\/: a link-local address/);
+      // Credentials in the URL go as basic authentication (as BuildKit sends them).
+      const authed = await g(['build', '-t', 'auth:1', context('auth', { Dockerfile: `FROM busybox\nADD ${base.replace('//', '//user:pa%20ss@')}/auth /auth.txt\n` })]);
+      expect(authed.exitCode, authed.stderr).toBe(0);
+      const authOut = path.join(work, 'auth.tar');
+      await g(['export', 'auth:1', '-o', authOut]);
+      expect((await execa('tar', ['xOf', authOut, 'auth.txt'])).stdout).toBe('let in');
+      const secret = await g(['build', context('creds', { Dockerfile: `FROM busybox\nADD http://user:s3cr3t-token@127.0.0.1:1/missing /x\n` })]);
+      expect(secret.exitCode).toBe(1);
+      // The error does not repeat it (the step's name shows the Dockerfile's line as written, as BuildKit's does).
+      const errorLines = secret.stderr.split('\n').filter((l) => l.startsWith('error:'));
+      expect(errorLines.length).toBeGreaterThan(0);
+      expect(errorLines.join('\n')).not.toContain('s3cr3t-token');
+    } finally {
+      server.close();
+    }
+  });
+
+  test('check=error=true judges the plan made with the base image\'s config (its SHELL), not the one made before it was known', async () => {
+    const base = await g(['build', '-t', 'shellbase:1', context('shellbase', { Dockerfile: 'FROM busybox\nSHELL ["/bin/sh", "-c"]\n' })]);
+    expect(base.exitCode, base.stderr).toBe(0);
+    const r = await g(['build', context('shellchild', { Dockerfile: '# check=error=true\nFROM shellbase:1\nCMD echo hi\n' })]);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stderr).not.toMatch(/JSONArgsRecommended/);
+  });
+
+  test('BUILDKIT_SANDBOX_HOSTNAME: empty means the default name; one the kernel would refuse is an error', async () => {
+    const ctx = context('hostname', { Dockerfile: 'FROM busybox\nRUN busybox hostname > /name\n' });
+    const r = await g(['build', '--build-arg', 'BUILDKIT_SANDBOX_HOSTNAME=', '-t', 'hostname:1', ctx]);
+    expect(r.exitCode, r.stderr).toBe(0);
+    const out = path.join(work, 'hostname.tar');
+    await g(['export', 'hostname:1', '-o', out]);
+    expect((await execa('tar', ['xOf', out, 'name'])).stdout).toBe('buildkitsandbox');
+    const long = await g(['build', '--build-arg', `BUILDKIT_SANDBOX_HOSTNAME=${'a'.repeat(65)}`, ctx]);
+    expect(long.exitCode).toBe(1);
+    expect(long.stderr).toMatch(/is not a valid host name/);
   });
 
   test('RUN --mount: cache persists, bind (content in the key, rw never writes back), tmpfs, secret; none of their contents enters a layer', async () => {

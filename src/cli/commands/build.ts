@@ -20,9 +20,9 @@ function parseSecrets(items: string[]): Record<string, string> {
   return out;
 }
 /**
- * `--ssh default`, `--ssh default=SOCKET`, `--ssh ID=SOCKET` → id → an ssh-agent socket for
- * `RUN --mount=type=ssh` (`default` alone: $SSH_AUTH_SOCK). Key files, which BuildKit loads
- * into an agent of its own, are refused: add them to an agent (ssh-add) and pass its socket.
+ * `--ssh default`, `--ssh default=SOCKET`, `--ssh ID=SOCKET|KEYFILE[,KEYFILE]` → id → an
+ * ssh-agent socket for `RUN --mount=type=ssh` (`default` alone: $SSH_AUTH_SOCK), or key files,
+ * which build() loads into an agent of the build's own (as BuildKit does).
  */
 export function parseSsh(items: string[], env: NodeJS.ProcessEnv = process.env): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};

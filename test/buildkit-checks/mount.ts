@@ -200,7 +200,7 @@ COPY --from=victim /etc/hostname /hostname
       // The victim stage's RUN must fail (not the COPY after it): gantry refuses source= inside
       // a cache (another build could swap it for a link; docs/security.md), BuildKit refuses the
       // link that leads out. Both stop at the victim.
-      error: /\[victim 2\/2\][\s\S]*source= on a cache mount without from= is not supported/,
+      error: /\[victim 1\/1\][\s\S]*source= on a cache mount without from= is not supported/,
     },
   ],
   notPorted: [],

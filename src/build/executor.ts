@@ -395,7 +395,12 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
       // --no-cache: a new cache for this build, the kept one neither read nor written (Docker 28.5).
       const already = heldByRun.get(name);
       if (already !== undefined) return { source: already, release: async () => undefined };
-      const shared = options.noCache ? (noCacheMounts.get(name) ?? noCacheMounts.set(name, path.join(await newRootfs(), 'cache')).get(name)!) : path.join(await store.privateDir('cache-mounts'), name);
+      let shared: string;
+      if (!options.noCache) shared = path.join(await store.privateDir('cache-mounts'), name);
+      else {
+        shared = noCacheMounts.get(name) ?? path.join(await newRootfs(), 'cache');
+        noCacheMounts.set(name, shared);
+      }
       const hold = await holdCacheMount(shared, options.noCache ? 'shared' : (m.sharing ?? 'shared'), {
         onWait: () => emit({ type: 'output', id: step.id, stream: 'stderr', text: `waiting for cache mount ${id}: another RUN holds it (sharing=locked)\n` }),
         ...(options.signal ? { signal: options.signal } : {}),

@@ -12,7 +12,7 @@ import { pipeline } from 'node:stream/promises';
 import { execFileAsync, GantryError } from '../errors/index.js';
 import { resolveInRoot } from '../rootfs/resolve.js';
 import { detectCompression } from '../archive/decompress.js';
-import { isLinkLocal, isLoopback } from '../registry/client.js';
+import { unsafeDestination } from '../registry/client.js';
 import type { SourceItem } from './context.js';
 import type { GitOptions, GitRef } from '../dockerfile/gitref.js';
 
@@ -140,9 +140,9 @@ export async function cloneSource(dir: string, source: GitRef, options: GitOptio
 
 /** Never a link-local address (where cloud metadata services answer); only loopback hosts under GANTRY_LOOPBACK_ONLY=1. */
 function checkRemoteHost(remote: string, what: string): void {
-  const url = new URL(remote);
-  if (isLinkLocal(url.hostname)) throw new GantryError('ADD_UNSAFE_HOST', `${what}: refusing to fetch from ${redactUrl(remote)}: a link-local address (where cloud metadata services answer)`);
-  if (process.env.GANTRY_LOOPBACK_ONLY === '1' && !isLoopback(url.host)) {
+  const unsafe = unsafeDestination(new URL(remote));
+  if (unsafe === 'link-local') throw new GantryError('ADD_UNSAFE_HOST', `${what}: refusing to fetch from ${redactUrl(remote)}: a link-local address (where cloud metadata services answer)`);
+  if (unsafe === 'not-loopback') {
     throw new GantryError('ADD_LOOPBACK_ONLY', `${what}: refusing to fetch from ${redactUrl(remote)}: GANTRY_LOOPBACK_ONLY=1 allows loopback hosts only`);
   }
 }

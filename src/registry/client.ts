@@ -57,12 +57,20 @@ export function isLinkLocal(hostname: string): boolean {
  * passes here: never a link-local address, and only loopback under GANTRY_LOOPBACK_ONLY=1.
  */
 function checkDestination(url: URL, why: string): void {
-  if (isLinkLocal(url.hostname)) {
+  const unsafe = unsafeDestination(url);
+  if (unsafe === 'link-local') {
     throw new RegistryError('REGISTRY_UNSAFE_HOST', `${why} leads to ${url.origin}, a link-local address (where cloud metadata services answer): refused`, { url: url.toString() });
   }
-  if (process.env.GANTRY_LOOPBACK_ONLY === '1' && !isLoopback(url.host)) {
+  if (unsafe === 'not-loopback') {
     throw new RegistryError('REGISTRY_LOOPBACK_ONLY', `refusing to contact ${url.origin} (${why}): GANTRY_LOOPBACK_ONLY=1 allows loopback registries only`, { url: url.toString() });
   }
+}
+
+/** Why gantry must not contact `url`: a link-local address, or not loopback under GANTRY_LOOPBACK_ONLY=1. */
+export function unsafeDestination(url: URL): 'link-local' | 'not-loopback' | undefined {
+  if (isLinkLocal(url.hostname)) return 'link-local';
+  if (process.env.GANTRY_LOOPBACK_ONLY === '1' && !isLoopback(url.host)) return 'not-loopback';
+  return undefined;
 }
 
 /** The API host of a registry named in a reference (docker.io is served elsewhere). */

@@ -1,5 +1,4 @@
 import type { Argv, Options } from 'yargs';
-import { statSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { build, planBuild, parseOutput, OptionError } from '../../index.js';
 import { parseBuildArgs, repeatable } from '../build-args.js';
@@ -20,9 +19,9 @@ function parseSecrets(items: string[]): Record<string, string> {
   return out;
 }
 /**
- * `--ssh default`, `--ssh default=SOCKET`, `--ssh ID=SOCKET|KEYFILE[,KEYFILE]` → id → an
- * ssh-agent socket for `RUN --mount=type=ssh` (`default` alone: $SSH_AUTH_SOCK), or key files,
- * which build() loads into an agent of the build's own (as BuildKit does).
+ * `--ssh default`, `--ssh default=SOCKET`, `--ssh ID=SOCKET|KEYFILE[,KEYFILE]` → id → the
+ * path(s) given (`default` alone: $SSH_AUTH_SOCK): an ssh-agent socket for
+ * `RUN --mount=type=ssh`, or key files, which build() loads into an agent of the build's own.
  */
 export function parseSsh(items: string[], env: NodeJS.ProcessEnv = process.env): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
@@ -37,17 +36,8 @@ export function parseSsh(items: string[], env: NodeJS.ProcessEnv = process.env):
       if (!sock) throw new OptionError('SSH_INVALID', '--ssh default: SSH_AUTH_SOCK is not set (start ssh-agent, or give --ssh default=SOCKET|KEYFILE)');
       paths = [sock];
     }
-    const stats = paths.map((p) => {
-      try {
-        return statSync(p);
-      } catch (err) {
-        throw new OptionError('SSH_INVALID', `--ssh ${item}: ${p}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`);
-      }
-    });
-    // One agent socket, or key files that the build loads into an agent of its own.
-    if (paths.length === 1 && stats[0]?.isSocket()) out[id] = paths[0] as string;
-    else if (stats.every((st) => st.isFile())) out[id] = paths;
-    else throw new OptionError('SSH_INVALID', `--ssh ${item}: give one agent socket, or key files`);
+    // Whether they are one agent socket or key files is build()'s to tell (sshAgents).
+    out[id] = paths.length === 1 ? (paths[0] as string) : paths;
   }
   return out;
 }

@@ -185,6 +185,9 @@ export interface BuildOptions extends Omit<BuildSettings, 'ssh'> {
  * to give it), else to $SOURCE_DATE_EPOCH when that is set.
  */
 export async function build(options: BuildOptions = {}): Promise<BuildExecResult> {
+  // Cancelled before it started: nothing is pulled or run.
+  options.signal?.throwIfAborted();
+  checkContext(options.context ?? '.');
   const agents = await sshAgents(options.ssh ?? {});
   try {
     const { ssh, ...rest } = options;
@@ -195,6 +198,13 @@ export async function build(options: BuildOptions = {}): Promise<BuildExecResult
   } finally {
     await agents.stop();
   }
+}
+
+/** The build context must be a directory that exists (docker: "unable to prepare context"). */
+function checkContext(context: string): void {
+  const st = statSync(context, { throwIfNoEntry: false });
+  if (!st) throw new OptionError('CONTEXT_NOT_FOUND', `build context ${context}: no such directory`);
+  if (!st.isDirectory()) throw new OptionError('CONTEXT_NOT_FOUND', `build context ${context}: not a directory`);
 }
 
 /**
@@ -245,8 +255,9 @@ async function buildHere(options: Omit<BuildOptions, 'ssh'> & { ssh?: Record<str
     ...(credentials ? { credentials } : {}),
     ...(caCertFile ? { caCertFile } : {}),
   };
-  await writeOutputs(root, result.descriptor, result.tags, [...output, ...(pushAfter ? [{ type: 'registry' as const }] : [])], access);
-  return result;
+  const outputs = [...output, ...(pushAfter ? [{ type: 'registry' as const }] : [])];
+  const pushed = await writeOutputs(root, result.descriptor, result.tags, outputs, access, settings.onProgress);
+  return pushed.length > 0 ? { ...result, pushed: pushed.map((p) => ({ name: p.name, digest: p.digest, mediaType: p.mediaType, size: p.size })) } : result;
 }
 /** A SOURCE_DATE_EPOCH value as seconds; undefined when unset or not a whole number. */
 function epochOf(value: string | undefined): number | undefined {

@@ -11,7 +11,7 @@ import { loadArchive, type LoadedImage } from './load.js';
 import { saveImages, type SaveFormat, type SaveItem } from './save.js';
 
 /** Write to `file` through a temp file beside it, renamed into place only when complete. */
-async function toFile(file: string | Writable, write: (out: Writable) => Promise<void>): Promise<void> {
+export async function toFile(file: string | Writable, write: (out: Writable) => Promise<void>): Promise<void> {
   if (typeof file !== 'string') return write(file);
   if (file === '-') return write(process.stdout);
   const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);

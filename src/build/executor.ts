@@ -9,16 +9,16 @@
  * in the store's temp area and moved to its trash at the end (store/trash.ts).
  */
 import { createHash } from 'node:crypto';
-import { chmod, chown, copyFile, cp, lstat, mkdir, readFile, rename, rm } from 'node:fs/promises';
+import { chmod, chown, cp, lstat, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { lstatSync } from 'node:fs';
 import path from 'node:path';
 import { type Readable } from 'node:stream';
-import { crashPoint, DockerfileError, GantryError, trace, zlib, type SourceLocation } from '../errors/index.js';
+import { crashPoint, DockerfileError, GantryError, OptionError, trace, zlib, type SourceLocation } from '../errors/index.js';
 import type { Image } from '../image/image.js';
-import { INDEX_TYPES, layerCompression, MediaType } from '../oci/media-types.js';
+import { layerCompression, MediaType } from '../oci/media-types.js';
 import { formatReference, normalizeReference } from '../oci/reference.js';
 import type { Descriptor, HistoryEntry, ImageConfig } from '../oci/types.js';
-import { formatPlatform, parsePlatform, type Platform } from '../oci/platform.js';
+import { formatPlatform, parsePlatform } from '../oci/platform.js';
 import { parseDockerfile } from '../dockerfile/stages.js';
 import { DEFAULT_PATH, heredocRefName, planModel, type BaseImageInfo, type BuildPlan, type PlannedStage, type Step } from '../plan/planner.js';
 import { applyLayer } from '../rootfs/apply.js';
@@ -30,7 +30,7 @@ import { diff, snapshot, snapshotUpper, writeLayer, type Snapshot } from '../sna
 import { loadSnapshot, saveSnapshot } from '../snapshot/persist.js';
 import { TarWriter } from '../tar/writer.js';
 import { LayerCache } from '../store/cache.js';
-import { findEntries, loadImage, writeImage } from '../store/images.js';
+import { loadImage, writeImage } from '../store/images.js';
 import { chainName, Store } from '../store/store.js';
 import { collectTrash, discard, trashBudget } from '../store/trash.js';
 import { applyConfigStep, type ConfigState } from './config.js';
@@ -41,7 +41,9 @@ import { cloneSource, downloadSource, inlineSources, isArchive, isUrl, openFile 
 import { gitOptions, parseGitRef } from '../dockerfile/gitref.js';
 import { decompress } from '../archive/decompress.js';
 import dockerignore from '@balena/dockerignore';
-import { pull, type RegistryAccess } from './registry.js';
+import type { RegistryAccess } from './registry.js';
+import { obtainImage, type PullEvent } from './bases.js';
+import type { ExportEvent } from './outputs.js';
 import { holdCacheMount } from './cache-mount.js';
 import { createdBy, HISTORY_COMMENT } from './history.js';
 import { resolveUser } from './users.js';
@@ -56,7 +58,11 @@ export type ProgressEvent =
   | { type: 'output'; id: number; stream: 'stdout' | 'stderr'; text: string }
   | { type: 'image'; digest: string; configDigest: string; tags: string[] }
   /** Something the user should know that is not an error (the isolation chosen, a weaker guarantee). */
-  | { type: 'notice'; text: string };
+  | { type: 'notice'; text: string }
+  /** A base image (or one COPY --from names) being pulled. */
+  | PullEvent
+  /** An output being written or pushed, after the build. */
+  | ExportEvent;
 
 /** What a build is asked to do, shared by the executor and the public build() API. */
 export interface BuildSettings extends RegistryAccess {
@@ -65,6 +71,8 @@ export interface BuildSettings extends RegistryAccess {
   target?: string;
   platform?: string;
   noCache?: boolean;
+  /** Pull every image the Dockerfile names, even those the store has (`--pull`). */
+  pull?: boolean;
   /** Stages (by name) whose steps run again, the cache unused (`--no-cache-filter`). */
   noCacheFilter?: string[];
   sourceDateEpoch?: number;
@@ -75,12 +83,16 @@ export interface BuildSettings extends RegistryAccess {
   allow?: string[];
   /** ssh-agent sockets for RUN --mount=type=ssh: id → socket (`--ssh`). */
   ssh?: Record<string, string>;
+  /** Annotations of the image's manifest (`--annotation`). */
+  annotations?: Record<string, string>;
+  /** Extra /etc/hosts entries of every RUN (`--add-host`). */
+  extraHosts?: { name: string; ip: string }[];
   /** Labels of the image (`--label`), over those the Dockerfile sets. */
   labels?: Record<string, string>;
   /** A seccomp profile (Docker's format) for RUN, or 'unconfined'; default: Debian's containers profile. */
   seccomp?: string;
-  /** Secrets for RUN --mount=type=secret: id → file. */
-  secrets?: Record<string, string>;
+  /** Secrets for RUN --mount=type=secret: id → a file, or an environment variable of this process (`--secret id=ID,env=VAR`). */
+  secrets?: Record<string, string | { env: string }>;
   onProgress?: (e: ProgressEvent) => void;
   signal?: AbortSignal;
 }
@@ -100,6 +112,11 @@ export interface ExecuteResult {
   descriptor: Descriptor;
   tags: string[];
   plan: BuildPlan;
+  /**
+   * Where the image was pushed, with the registry's manifest digest (layers are compressed on
+   * the way up, so it differs from `digest`, the store's).
+   */
+  pushed?: { name: string; digest: string; mediaType: string; size: number }[];
 }
 
 interface LayerRef {
@@ -191,6 +208,7 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
     // Planned again while the images it names tell of more: a base's ONBUILD triggers can
     // name images (COPY --from=image) and stages (with bases of their own) nothing else uses.
     const images = new Map<string, Image>();
+    const stageNames = model.stages.flatMap((st) => (st.name ? [st.name] : []));
     const baseImages: Record<string, BaseImageInfo> = {};
     // Until the last round the plan lacks what the images say (their SHELL, ENV…): no
     // check=error=true failure on a warning the full plan would not have.
@@ -200,11 +218,8 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
       if (missing.length === 0) break;
       if (round === 10) throw new BuildError('BUILD_IMAGE', 'the base images\' ONBUILD triggers keep naming more images (10 rounds)');
       for (const [key, { ref, platform, where }] of missing) {
-        const image = await obtainImage(store, ref, options, platform).catch((err: unknown) => {
-          // Said with the Dockerfile line that named the image, as BuildKit points there.
-          if (where && err instanceof Error && !err.message.startsWith(where)) err.message = `${where}: ${err.message}`;
-          throw err;
-        });
+        // Errors are said with the Dockerfile line that named the image, as BuildKit points there.
+        const image = await obtainImage(store, { ref, platform, ...(where ? { where } : {}), stageNames }, { ...options, onPull: emit });
         images.set(key, image);
         baseImages[ref] ??= baseImageInfo(image);
       }
@@ -470,12 +485,13 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
               if (m.required) throw new BuildError('BUILD_SECRET', `${stepWhere(step)}: secret "${m.id}" is required but was not given (--secret id=${m.id},src=FILE)`);
               continue;
             }
-            if (m.env) env.push(`${m.env}=${(await readFile(file, 'utf8')).replace(/\n$/, '')}`);
+            const bytes = await secretBytes(m.id as string, file);
+            if (m.env) env.push(`${m.env}=${bytes.toString('utf8').replace(/\n$/, '')}`);
             if (target) {
               // A copy in the store's private work area with the mount's owner and mode (BuildKit:
               // 0:0 and 0400 unless given), not the caller's file with the caller's.
               const copy = path.join(await newRootfs(), 'secret');
-              await copyFile(file, copy);
+              await writeFile(copy, bytes, { mode: 0o400, flag: 'wx' });
               await chown(copy, m.uid ?? 0, m.gid ?? 0);
               await chmod(copy, m.mode ?? 0o400);
               mounts.push({ type: 'bind', source: copy, target, readOnly: true });
@@ -620,7 +636,9 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
             }
           }
           const hostname = step.op === 'run' ? options.buildArgs?.BUILDKIT_SANDBOX_HOSTNAME : undefined;
-          const keyInput = JSON.stringify({ parent: state.key, platform: stage.platform, step: layerKeyFields(step), extra, ...(hostname ? { hostname } : {}) });
+          // What a RUN is run with beyond its instruction, as BuildKit keys its exec op's meta.
+          const hosts = step.op === 'run' && options.extraHosts?.length ? options.extraHosts : undefined;
+          const keyInput = JSON.stringify({ parent: state.key, platform: stage.platform, step: layerKeyFields(step), extra, ...(hostname ? { hostname } : {}), ...(hosts ? { hosts } : {}) });
           const key = sha(keyInput);
           const hit = options.noCache || uncachedStages.has(stage.index) ? undefined : await cache.get(key);
           if (hit) {
@@ -771,7 +789,8 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
     trace('steps done');
     // The image is made of stored blobs: the overlays are detached while it is written.
     unmounting = unmount(...mounted.splice(0).reverse());
-    const descriptor = await writeImage(store, { config, layers: final.layers });
+    const annotations = options.annotations && Object.keys(options.annotations).length > 0 ? options.annotations : undefined;
+    const descriptor = await writeImage(store, { config, layers: final.layers, ...(annotations ? { annotations } : {}) });
     crashPoint('commit');
     const tags = (options.tags ?? []).map((t) => formatReference(normalizeReference(t)));
     for (const t of tags) await store.tag(t, descriptor);
@@ -918,25 +937,16 @@ function baseImageInfo(image: Image): BaseImageInfo {
   };
 }
 
-async function obtainImage(store: Store, ref: string, access: ExecuteOptions, platform: string): Promise<Image> {
-  const found = await findEntries(store, ref).catch(() => []);
-  const entry = found[0];
-  if (entry && !INDEX_TYPES.has(entry.descriptor.mediaType)) {
-    // The store's image under this name serves when it is for the wanted platform; another
-    // platform's image is pulled (as `gantry pull --platform` would).
-    const image = await loadImage(store, entry.descriptor);
-    trace(`image ${ref} read from the store`);
-    if (samePlatform(image.config, parsePlatform(platform))) return image;
+/** A secret's value: its file's bytes, or its environment variable's (never on a command line). */
+async function secretBytes(id: string, source: string | { env: string }): Promise<Buffer> {
+  if (typeof source === 'string') {
+    return readFile(source).catch((err: NodeJS.ErrnoException) => {
+      throw new OptionError('SECRET_INVALID', `secret "${id}": cannot read ${source}: ${err.code === 'ENOENT' ? 'no such file' : err.message}`);
+    });
   }
-  const pulled = await pull({
-    root: store.root,
-    reference: ref,
-    platform,
-    ...(access.insecureRegistries ? { insecureRegistries: access.insecureRegistries } : {}),
-    ...(access.credentials ? { credentials: access.credentials } : {}),
-    ...(access.caCertFile ? { caCertFile: access.caCertFile } : {}),
-  });
-  return loadImage(store, pulled.descriptor);
+  const value = process.env[source.env];
+  if (value === undefined) throw new OptionError('SECRET_INVALID', `secret "${id}": the environment variable ${source.env} is not set`);
+  return Buffer.from(value);
 }
 
 /**
@@ -998,6 +1008,7 @@ async function runStep(
     ...(options.buildArgs?.BUILDKIT_SANDBOX_HOSTNAME ? { hostname: options.buildArgs.BUILDKIT_SANDBOX_HOSTNAME } : {}),
     ...(options.isolation ? { isolation: options.isolation } : {}),
     ...(options.seccomp ? { seccomp: options.seccomp } : {}),
+    ...(options.extraHosts?.length ? { extraHosts: options.extraHosts } : {}),
     workDir,
     ...(options.signal ? { signal: options.signal } : {}),
     onStdout: (d) => {
@@ -1088,7 +1099,3 @@ async function archivesAmong(items: { host: string; isDir: boolean; origin?: str
   return out;
 }
 
-function samePlatform(config: ImageConfig, want: Platform): boolean {
-  const have = parsePlatform(`${config.os || 'linux'}/${config.architecture || 'amd64'}${config.variant ? `/${config.variant}` : ''}`);
-  return have.os === want.os && have.architecture === want.architecture && (have.variant ?? '') === (want.variant ?? '');
-}

@@ -1,12 +1,15 @@
 /**
  * Where a built image goes besides the store: an OCI layout (directory or tar), a
- * docker-archive tar, a plain directory with the root filesystem, or a registry.
+ * docker-archive tar, a plain directory or a tar with the root filesystem, or a registry.
+ * A tar output may go to standard output (`dest=-`, or `-o -`: a tar of the root filesystem).
  */
-import { createWriteStream } from 'node:fs';
-import { copyFile, mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { OptionError, zlib } from '../errors/index.js';
 import { saveImages } from '../archive/save.js';
+import { exportImage } from '../archive/export.js';
+import { toFile } from '../archive/commands.js';
+import type { Image } from '../image/image.js';
 import { layerCompression, MediaType } from '../oci/media-types.js';
 import { REF_NAME_ANNOTATION } from '../oci/types.js';
 import { formatReference, normalizeReference } from '../oci/reference.js';
@@ -16,11 +19,17 @@ import { Store } from '../store/store.js';
 import { distributable } from '../store/compress.js';
 import type { Descriptor } from '../oci/types.js';
 import { push, type RegistryAccess } from './registry.js';
+import type { PushResult } from '../registry/push.js';
+
+/** What writing an output tells while it runs. */
+export type ExportEvent = { type: 'export'; name: string; status: 'start' } | { type: 'export'; name: string; status: 'done'; seconds: number };
 
 export type OutputSpec =
   | { type: 'oci'; dest: string; tar?: boolean; names?: string[] }
   | { type: 'docker'; dest: string; names?: string[] }
   | { type: 'local'; dest: string }
+  /** The root filesystem as one tar (`-`: standard output). */
+  | { type: 'tar'; dest: string }
   | { type: 'registry'; name?: string }
   /** An image in the store, pushed too with push=true (buildx's type=image). */
   | { type: 'image'; name?: string; push: boolean };
@@ -28,6 +37,7 @@ export type OutputSpec =
 /** The keys each output type takes; any other is refused, never ignored. */
 const OUTPUT_KEYS: Record<string, readonly string[]> = {
   local: ['type', 'dest'],
+  tar: ['type', 'dest'],
   oci: ['type', 'dest', 'name', 'tar'],
   docker: ['type', 'dest', 'name'],
   registry: ['type', 'name', 'push'],
@@ -37,7 +47,8 @@ const OUTPUT_KEYS: Record<string, readonly string[]> = {
 /** `type=oci,dest=out.tar` → OutputSpec (docker buildx's -o syntax; a bare path is type=local). */
 export function parseOutput(text: string): OutputSpec {
   const bad = (why: string): OptionError => new OptionError('OUTPUT_INVALID', `-o ${text}: ${why}`);
-  if (text === '-') throw bad('writing the output to standard output is not supported yet; give a path (type=local,dest=DIR or type=oci,dest=FILE.tar)');
+  // As buildx: `-` alone is a tar of the root filesystem on standard output.
+  if (text === '-') return { type: 'tar', dest: '-' };
   if (!text.includes('=')) return { type: 'local', dest: text };
   const fields = new Map<string, string>();
   for (const kv of text.split(',')) {
@@ -48,9 +59,9 @@ export function parseOutput(text: string): OutputSpec {
     fields.set(key, eq < 0 ? '' : kv.slice(eq + 1).trim());
   }
   const type = fields.get('type');
-  if (type === undefined) throw bad('no type= (local, oci, docker, registry, image)');
+  if (type === undefined) throw bad('no type= (local, tar, oci, docker, registry, image)');
   const keys = OUTPUT_KEYS[type];
-  if (!keys) throw bad(`unknown output type "${type}" (local, oci, docker, registry, image)`);
+  if (!keys) throw bad(`unknown output type "${type}" (local, tar, oci, docker, registry, image)`);
   for (const key of fields.keys()) {
     if (!keys.includes(key)) throw bad(`type=${type} does not take ${key}= here (it takes ${keys.filter((k) => k !== 'type').join(', ')})`);
   }
@@ -66,11 +77,19 @@ export function parseOutput(text: string): OutputSpec {
   switch (type) {
     case 'local':
       if (!dest) throw bad('type=local needs dest=DIR');
+      if (dest === '-') throw bad('type=local writes a directory; for standard output use type=tar,dest=-');
+      return { type, dest };
+    case 'tar':
+      if (!dest) throw bad('type=tar needs dest=FILE (or - for standard output)');
       return { type, dest };
     case 'oci':
     case 'docker':
       if (!dest) throw bad(`type=${type} needs dest=FILE (a tar${type === 'oci' ? ', or a directory with tar=false' : ''})`);
-      if (type === 'oci') return { type, dest, tar: bool('tar', true), ...(names ? { names } : {}) };
+      if (type === 'oci') {
+        const tar = bool('tar', true);
+        if (!tar && dest === '-') throw bad('tar=false writes a directory, not standard output');
+        return { type, dest, tar, ...(names ? { names } : {}) };
+      }
       return { type, dest, ...(names ? { names } : {}) };
     case 'registry':
       if (!bool('push', true)) throw bad('type=registry always pushes; use type=image for an image kept in the store');
@@ -86,69 +105,101 @@ export async function writeOutputs(
   names: string[],
   outputs: OutputSpec[],
   access: RegistryAccess,
-): Promise<void> {
-  if (outputs.length === 0) return;
+  onExport: (e: ExportEvent) => void = () => undefined,
+): Promise<PushResult[]> {
+  if (outputs.length === 0) return [];
   const store = await Store.open(root);
   try {
-    await writeEach(store, descriptor, names, outputs, access);
+    return await writeEach(store, descriptor, names, outputs, access, onExport);
   } finally {
     await store.releaseLease();
   }
 }
 
-async function writeEach(store: Store, descriptor: Descriptor, names: string[], outputs: OutputSpec[], access: RegistryAccess): Promise<void> {
-  const root = store.root;
+/** Writes each output; returns what was pushed (the registry's names and digests). */
+async function writeEach(
+  store: Store,
+  descriptor: Descriptor,
+  names: string[],
+  outputs: OutputSpec[],
+  access: RegistryAccess,
+  onExport: (e: ExportEvent) => void,
+): Promise<PushResult[]> {
+  if (outputs.filter((o) => 'dest' in o && o.dest === '-').length > 1) throw new OptionError('OUTPUT_INVALID', 'only one output can go to standard output');
+  const pushed: PushResult[] = [];
+  /** `fn`, told as an export that starts and ends. */
+  const told = async <T>(name: string, fn: () => Promise<T>): Promise<T> => {
+    const started = performance.now();
+    onExport({ type: 'export', name, status: 'start' });
+    const r = await fn();
+    onExport({ type: 'export', name, status: 'done', seconds: (performance.now() - started) / 1000 });
+    return r;
+  };
   const local = await loadImage(store, descriptor);
   // An OCI layout gets gzip layers, as BuildKit's OCI exporter writes; a docker archive keeps
   // them as stored, uncompressed (what docker save writes).
-  const compressed = outputs.some((o) => o.type === 'oci') ? await distributable(store, local) : local;
+  let compressed: Image | undefined;
+  const gzipped = async (): Promise<Image> => (compressed ??= await distributable(store, local));
   for (const out of outputs) {
-    if (out.type === 'registry' || out.type === 'image') {
-      const targets = out.name ? out.name.split(',') : names;
-      if (targets.length === 0) throw new OptionError('OUTPUT_INVALID', `-o type=${out.type} needs name=... or -t`);
-      // type=image keeps the image in the store under those names (the build tagged -t's already).
-      for (const t of targets) {
-        const ref = formatReference(normalizeReference(t));
-        if (!names.includes(ref)) await store.tag(ref, descriptor);
+    const where = 'dest' in out ? (out.dest === '-' ? 'standard output' : out.dest) : '';
+    switch (out.type) {
+      case 'registry':
+      case 'image': {
+        const targets = out.name ? out.name.split(',') : names;
+        if (targets.length === 0) throw new OptionError('OUTPUT_INVALID', `-o type=${out.type} needs name=... or -t`);
+        // type=image keeps the image in the store under those names (the build tagged -t's already).
+        for (const t of targets) {
+          const ref = formatReference(normalizeReference(t));
+          if (!names.includes(ref)) await store.tag(ref, descriptor);
+        }
+        if (out.type === 'image' && !out.push) break;
+        for (const t of targets) {
+          const name = formatReference(normalizeReference(t));
+          pushed.push(await told(`pushing ${name}`, () => push({ ...access, root: store.root, image: descriptor.digest, destination: t })));
+        }
+        break;
       }
-      if (out.type === 'image' && !out.push) continue;
-      for (const t of targets) await push({ ...access, root, image: descriptor.digest, destination: t });
-      continue;
-    }
-    const image = out.type === 'oci' ? compressed : local;
-    if (out.type === 'local') {
-      await mkdir(out.dest, { recursive: true });
-      for (const l of image.layers) {
-        const raw = l.open();
-        const stream = layerCompression(l.mediaType) === 'gzip' ? raw.pipe(zlib().createGunzip()) : raw;
-        await applyLayer(out.dest, stream, { what: `layer ${l.digest}` });
+      case 'local':
+        await told(`copying files to ${where}`, () => writeDirectory(local, out.dest));
+        break;
+      case 'tar':
+        await told(`sending a tarball of the files to ${where}`, () => toFile(out.dest, (stream) => exportImage(local, stream)));
+        break;
+      case 'oci':
+      case 'docker': {
+        const image = out.type === 'oci' ? await gzipped() : local;
+        const archiveNames = out.names?.map((n) => formatReference(normalizeReference(n))) ?? names;
+        const format = out.type === 'oci' ? 'an OCI image layout' : 'a docker image archive';
+        if (out.type === 'oci' && out.tar === false) await told(`writing ${format} to ${where}`, () => writeLayout(store, image, archiveNames, out.dest));
+        else await told(`writing ${format} to ${where}`, () => toFile(out.dest, (stream) => saveImages(store, [{ image, names: archiveNames }], stream, out.type)));
+        break;
       }
-      continue;
-    }
-    const archiveNames = out.names?.map((n) => formatReference(normalizeReference(n))) ?? names;
-    if (out.type === 'oci' && out.tar === false) {
-      // An OCI layout directory.
-      const dir = out.dest;
-      await mkdir(path.join(dir, 'blobs', 'sha256'), { recursive: true });
-      const blobs = [image.digest, image.configDigest, ...image.layers.map((l) => l.digest)];
-      for (const d of blobs) await copyFile(store.blobPath(d), path.join(dir, 'blobs', 'sha256', d.slice(7)));
-      await writeFile(path.join(dir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
-      const manifests = (archiveNames.length ? archiveNames : [undefined]).map((n) => ({
-        mediaType: image.mediaType || MediaType.ociManifest,
-        digest: image.digest,
-        size: image.rawManifest.length,
-        ...(n ? { annotations: { [REF_NAME_ANNOTATION]: n } } : {}),
-      }));
-      await writeFile(path.join(dir, 'index.json'), JSON.stringify({ schemaVersion: 2, mediaType: MediaType.ociIndex, manifests }));
-      continue;
-    }
-    const tmp = `${out.dest}.${process.pid}.tmp`;
-    try {
-      await saveImages(store, [{ image, names: archiveNames }], createWriteStream(tmp), out.type);
-      await rename(tmp, out.dest);
-    } catch (err) {
-      await rm(tmp, { force: true });
-      throw err;
     }
   }
+  return pushed;
+}
+
+/** The image's files, its layers applied in order, into a directory. */
+async function writeDirectory(image: Image, dest: string): Promise<void> {
+  await mkdir(dest, { recursive: true });
+  for (const l of image.layers) {
+    const raw = l.open();
+    const stream = layerCompression(l.mediaType) === 'gzip' ? raw.pipe(zlib().createGunzip()) : raw;
+    await applyLayer(dest, stream, { what: `layer ${l.digest}` });
+  }
+}
+
+/** An OCI layout directory holding the image, named by `names` (ref.name annotations). */
+async function writeLayout(store: Store, image: Image, names: string[], dir: string): Promise<void> {
+  await mkdir(path.join(dir, 'blobs', 'sha256'), { recursive: true });
+  const blobs = [image.digest, image.configDigest, ...image.layers.map((l) => l.digest)];
+  for (const d of blobs) await copyFile(store.blobPath(d), path.join(dir, 'blobs', 'sha256', d.slice(7)));
+  await writeFile(path.join(dir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
+  const manifests = (names.length ? names : [undefined]).map((n) => ({
+    mediaType: image.mediaType || MediaType.ociManifest,
+    digest: image.digest,
+    size: image.rawManifest.length,
+    ...(n ? { annotations: { [REF_NAME_ANNOTATION]: n } } : {}),
+  }));
+  await writeFile(path.join(dir, 'index.json'), JSON.stringify({ schemaVersion: 2, mediaType: MediaType.ociIndex, manifests }));
 }

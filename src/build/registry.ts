@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { OptionError, RegistryError, trace } from '../errors/index.js';
 import { eraseCredentials, lookupCredentials, storeCredentials } from '../registry/credentials.js';
 import { parsePlatform } from '../oci/platform.js';
-import { DEFAULT_DOMAIN, formatReference, normalizeReference, parseReference } from '../oci/reference.js';
+import { DEFAULT_DOMAIN, formatReference, normalizeReference, parseReference, repositoryOf } from '../oci/reference.js';
 import { RegistryClient, type CredentialLookup, type RegistryClientOptions } from '../registry/client.js';
 import { pullImage, type PullProgress, type PullResult } from '../registry/pull.js';
 import { pushBlobs, pushImage, pushIndex, uploadWhileMade, type BlobStatus, type PushResult } from '../registry/push.js';
@@ -29,6 +29,24 @@ export interface PullCommandOptions extends RegistryAccess {
   /** Mirrors of docker.io (host[:port] or URL), tried in order before docker.io itself. */
   registryMirrors?: string[];
   onProgress?: (p: PullProgress) => void;
+  /** Cancels the pull: requests under way stop at once. */
+  signal?: AbortSignal;
+}
+
+/** Run `fn` with `client`, stopped at once when `signal` aborts (then the abort's reason is thrown). */
+async function abortable<T>(client: RegistryClient, signal: AbortSignal | undefined, fn: () => Promise<T>): Promise<T> {
+  if (!signal) return fn();
+  signal.throwIfAborted();
+  const stop = (): void => void client.abort();
+  signal.addEventListener('abort', stop, { once: true });
+  try {
+    return await fn();
+  } catch (err) {
+    signal.throwIfAborted();
+    throw err;
+  } finally {
+    signal.removeEventListener('abort', stop);
+  }
 }
 
 export async function clientFor(domain: string, access: RegistryAccess): Promise<RegistryClient> {
@@ -89,7 +107,7 @@ export async function pull(options: PullCommandOptions): Promise<PullResult> {
         });
         try {
           const viaMirror = formatReference({ ...ref, domain: host });
-          return await pullImage(client, store, viaMirror, pullOptions);
+          return await recorded(store, await abortable(client, options.signal, () => pullImage(client, store, viaMirror, pullOptions)));
         } catch (err) {
           // A mirror that lacks the image or is down: try the next one, then docker.io.
           if (!(err instanceof RegistryError)) throw err;
@@ -100,13 +118,19 @@ export async function pull(options: PullCommandOptions): Promise<PullResult> {
     }
     const client = await clientFor(ref.domain, options);
     try {
-      return await pullImage(client, store, name, pullOptions);
+      return await recorded(store, await abortable(client, options.signal, () => pullImage(client, store, name, pullOptions)));
     } finally {
       await client.close();
     }
   } finally {
     await store.releaseLease();
   }
+}
+
+/** The pulled image's entry records the digest its repository gave (docker's RepoDigests). */
+async function recorded(store: Store, result: PullResult): Promise<PullResult> {
+  await store.recordRepoDigest(result.descriptor.digest, repositoryOf(parseReference(result.name)), result.resolvedDigest);
+  return result;
 }
 
 export interface PushCommandOptions extends RegistryAccess {
@@ -120,14 +144,18 @@ export interface PushCommandOptions extends RegistryAccess {
 export async function push(options: PushCommandOptions): Promise<PushResult> {
   const store = await Store.open(options.root);
   try {
-    return await pushFrom(store, options);
+    const { local, result } = await pushFrom(store, options);
+    // What `inspect` and a build's metadata give as the repository's digest is the registry's.
+    await store.recordRepoDigest(local, repositoryOf(parseReference(result.name)), result.digest);
+    return result;
   } finally {
     // Compressing built layers leased the blobs it wrote; they are in the build cache now.
     await store.releaseLease();
   }
 }
 
-async function pushFrom(store: Store, options: PushCommandOptions): Promise<PushResult> {
+/** Push; returns the pushed image's digest in the store (`local`) beside the push's result. */
+async function pushFrom(store: Store, options: PushCommandOptions): Promise<{ local: string; result: PushResult }> {
   const found = await findEntries(store, options.image);
   const top = found[0];
   if (top && INDEX_TYPES.has(top.descriptor.mediaType)) {
@@ -147,7 +175,7 @@ async function pushFrom(store: Store, options: PushCommandOptions): Promise<Push
     }
     const client = await clientFor(normalizeReference(destination).domain, options);
     try {
-      return await pushIndex(client, store, { digest, mediaType: top.descriptor.mediaType, raw }, images, destination);
+      return { local: top.descriptor.digest, result: await pushIndex(client, store, { digest, mediaType: top.descriptor.mediaType, raw }, images, destination) };
     } finally {
       await client.close();
     }
@@ -195,7 +223,7 @@ async function pushFrom(store: Store, options: PushCommandOptions): Promise<Push
     trace('push: blobs pushed');
     const pushed = await pushImage(client, store, image, target, { mountFrom, mountCandidates, done });
     trace('push: done');
-    return pushed;
+    return { local: local.digest, result: pushed };
   } finally {
     await client.close();
   }

@@ -7,4 +7,6 @@ export const EXIT = {
   usage: 2,
   /** A bug or an unexpected environment problem. */
   internal: 70,
+  /** Cancelled by SIGINT or SIGTERM (128 + SIGINT, as a shell reports it). */
+  interrupted: 130,
 } as const;

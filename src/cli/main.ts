@@ -120,7 +120,10 @@ export async function main(args: string[]): Promise<void> {
     if (plain) await runBuild(plain);
     else await withoutHelpCache(await createParser(args)).parseAsync();
   } catch (err) {
-    if (err instanceof OptionError) {
+    if (err instanceof Error && 'reported' in err && 'exitCode' in err) {
+      // Told already (a JSON progress line): only the exit status is left to give.
+      process.exitCode = err.exitCode as number;
+    } else if (err instanceof OptionError) {
       process.stderr.write(formatError(err) + '\n');
       process.exitCode = EXIT.usage;
     } else if (err instanceof GantryError) {

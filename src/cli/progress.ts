@@ -1,11 +1,24 @@
 /**
  * Build progress for people and machines: an ora spinner per step on a terminal, plain
- * `#N ...` lines in CI and pipes, JSON events on request.
+ * `#N ...` lines in CI and pipes, one JSON object a line on request (its schema is in
+ * docs/cli.md), nothing with --quiet. Each build is told from its header to its end: the
+ * pulls, the steps, the outputs, the total time, and how it ended (finished, failed, cancelled).
  */
 import type { Ora } from 'ora';
-import type { ProgressEvent } from '../index.js';
+import type { GantryError, ProgressEvent, Warning } from '../index.js';
+import { formatWarning } from './output.js';
 
-export type ProgressMode = 'auto' | 'tty' | 'plain' | 'json';
+export type ProgressMode = 'auto' | 'tty' | 'plain' | 'json' | 'quiet';
+
+/** How a build ended, for the last line. */
+export type Outcome = { status: 'finished' } | { status: 'failed'; error: GantryError | Error } | { status: 'cancelled' };
+
+export interface Reporter {
+  event(e: ProgressEvent): void;
+  warning(w: Warning): void;
+  /** The last line: total time and how the build ended. Spinners still turning are stopped. */
+  end(outcome: Outcome): void;
+}
 
 export function chooseMode(mode: ProgressMode, stream: NodeJS.WriteStream = process.stderr): Exclude<ProgressMode, 'auto'> {
   // A terminal that reports no width (some ptys) makes spinners redraw forever: use lines.
@@ -15,39 +28,146 @@ export function chooseMode(mode: ProgressMode, stream: NodeJS.WriteStream = proc
   return usable && !process.env.CI ? 'tty' : 'plain';
 }
 
-export async function progressPrinter(mode: Exclude<ProgressMode, 'auto'>, out: NodeJS.WriteStream = process.stderr): Promise<(e: ProgressEvent) => void> {
-  if (mode === 'json') {
-    return (e) => out.write(JSON.stringify(e.type === 'plan' ? { type: 'plan', stages: e.plan.stages.map((s) => s.name ?? s.index) } : e) + '\n');
+/** The step counts of the last line: `(done/total)`, as BuildKit's `[+] Building 3.2s (8/8)`. */
+class Tally {
+  private readonly started = performance.now();
+  private total = 0;
+  private readonly done = new Set<number>();
+
+  count(e: ProgressEvent): void {
+    if (e.type === 'plan') this.total = e.plan.stages.reduce((n, s) => n + s.steps.length, 0);
+    else if (e.type === 'step' && e.status !== 'start') this.done.add(e.id);
   }
-  if (mode === 'plain') {
-    return (e) => {
-      if (e.type === 'step') {
-        if (e.status === 'start') out.write(`#${e.id} ${e.name}\n`);
-        // The step's line came with its start, as BuildKit prints it: `#N [stage i/n] ...` then `#N CACHED`.
-        else if (e.status === 'cached') out.write(`#${e.id} CACHED\n`);
-        else if (e.seconds !== undefined && e.seconds > 0) out.write(`#${e.id} DONE ${e.seconds.toFixed(1)}s\n`);
-      } else if (e.type === 'output') {
-        for (const line of e.text.split('\n').filter((l) => l !== '')) out.write(`#${e.id} ${line}\n`);
-      } else if (e.type === 'notice') out.write(`notice: ${e.text}\n`);
+
+  seconds(): number {
+    return (performance.now() - this.started) / 1000;
+  }
+
+  line(outcome: Outcome): string {
+    const word = outcome.status === 'finished' ? 'FINISHED' : outcome.status === 'cancelled' ? 'CANCELED' : 'ERROR';
+    return `[+] Building ${this.seconds().toFixed(1)}s (${this.done.size}/${this.total}) ${word}`;
+  }
+}
+
+const MB = 1_000_000;
+const size = (bytes: number): string => (bytes >= MB ? `${(bytes / MB).toFixed(1)} MB` : `${(bytes / 1000).toFixed(1)} kB`);
+
+/** The JSON object of an event (the plan shortened to its stage names). */
+function jsonOf(e: ProgressEvent): object {
+  return e.type === 'plan' ? { type: 'plan', stages: e.plan.stages.map((s) => s.name ?? s.index) } : e;
+}
+
+export async function reporter(mode: Exclude<ProgressMode, 'auto'>, out: NodeJS.WriteStream = process.stderr): Promise<Reporter> {
+  const tally = new Tally();
+  if (mode === 'quiet') {
+    return { event: () => undefined, warning: (w) => out.write(formatWarning(w) + '\n'), end: () => undefined };
+  }
+  if (mode === 'json') {
+    const write = (o: object): void => void out.write(JSON.stringify(o) + '\n');
+    return {
+      event: (e) => {
+        tally.count(e);
+        write(jsonOf(e));
+      },
+      warning: (w) => write({ type: 'warning', ...w }),
+      end: (o) => {
+        const seconds = Number(tally.seconds().toFixed(3));
+        if (o.status === 'failed') {
+          const err = o.error as GantryError & { location?: unknown };
+          write({ type: 'error', code: err.code ?? 'INTERNAL', message: err.message, ...(err.location ? { location: err.location } : {}), seconds });
+        } else write({ type: o.status, seconds });
+      },
     };
   }
+  if (mode === 'plain') {
+    return {
+      event: (e) => {
+        tally.count(e);
+        plainLine(e, out);
+      },
+      warning: (w) => out.write(formatWarning(w) + '\n'),
+      end: (o) => out.write(tally.line(o) + '\n'),
+    };
+  }
+  return ttyReporter(out, tally);
+}
+
+/** A plain line for an event, as BuildKit's plain progress: `#N [stage i/n] ...`, `#N DONE 0.3s`. */
+function plainLine(e: ProgressEvent, out: NodeJS.WriteStream): void {
+  switch (e.type) {
+    case 'step':
+      if (e.status === 'start') out.write(`#${e.id} ${e.name}\n`);
+      // The step's line came with its start, as BuildKit prints it: `#N [stage i/n] ...` then `#N CACHED`.
+      else if (e.status === 'cached') out.write(`#${e.id} CACHED\n`);
+      else if (e.seconds !== undefined && e.seconds > 0) out.write(`#${e.id} DONE ${e.seconds.toFixed(1)}s\n`);
+      break;
+    case 'output':
+      for (const line of e.text.split('\n').filter((l) => l !== '')) out.write(`#${e.id} ${line}\n`);
+      break;
+    case 'pull':
+      if (e.status === 'start') out.write(`#0 pulling ${e.ref}\n`);
+      else out.write(`#0 pulled ${e.ref}: ${e.layers} layers, ${size(e.bytes)} in ${e.seconds.toFixed(1)}s\n`);
+      break;
+    case 'export':
+      if (e.status === 'start') out.write(`#0 ${e.name}\n`);
+      else out.write(`#0 ${e.name}: DONE ${e.seconds.toFixed(1)}s\n`);
+      break;
+    case 'image':
+      out.write(`#0 writing image ${e.configDigest}${e.tags.length ? `, named ${e.tags.join(', ')}` : ''}\n`);
+      break;
+    case 'notice':
+      out.write(`notice: ${e.text}\n`);
+      break;
+    case 'plan':
+      break;
+  }
+}
+
+/** Spinners on a terminal: one per step, pull and output; the last line with the total time. */
+async function ttyReporter(out: NodeJS.WriteStream, tally: Tally): Promise<Reporter> {
   // ora only for a terminal: loading it costs a plain or JSON build time for nothing.
   const { default: ora } = await import('ora');
-  const spinners = new Map<number, Ora>();
-  return (e) => {
-    if (e.type === 'step') {
-      let s = spinners.get(e.id);
-      if (e.status === 'start' || !s) {
-        s = ora({ text: `#${e.id} ${e.name}`, stream: out, discardStdin: false }).start();
-        spinners.set(e.id, s);
-      }
-      if (e.status === 'cached') s.succeed(`#${e.id} ${e.name} CACHED`);
-      else if (e.status === 'done') s.succeed(`#${e.id} ${e.name}${e.seconds ? ` ${e.seconds.toFixed(1)}s` : ''}`);
-    } else if (e.type === 'output') {
-      const s = spinners.get(e.id);
-      s?.clear();
-      for (const line of e.text.split('\n').filter((l) => l !== '')) out.write(`  ${line}\n`);
-      s?.render();
-    } else if (e.type === 'notice') out.write(`notice: ${e.text}\n`);
+  const spinners = new Map<string, Ora>();
+  const spin = (key: string, text: string): Ora => {
+    const s = ora({ text, stream: out, discardStdin: false }).start();
+    spinners.set(key, s);
+    return s;
+  };
+  /** Print above the spinners. */
+  const above = (text: string): void => {
+    const running = [...spinners.values()].filter((s) => s.isSpinning);
+    for (const s of running) s.clear();
+    out.write(text);
+    for (const s of running) s.render();
+  };
+  return {
+    event: (e) => {
+      tally.count(e);
+      if (e.type === 'step') {
+        const key = `step ${e.id}`;
+        const s = e.status === 'start' || !spinners.has(key) ? spin(key, `#${e.id} ${e.name}`) : (spinners.get(key) as Ora);
+        if (e.status === 'cached') s.succeed(`#${e.id} ${e.name} CACHED`);
+        else if (e.status === 'done') s.succeed(`#${e.id} ${e.name}${e.seconds ? ` ${e.seconds.toFixed(1)}s` : ''}`);
+      } else if (e.type === 'pull') {
+        if (e.status === 'start') spin(`pull ${e.ref}`, `pulling ${e.ref}`);
+        else spinners.get(`pull ${e.ref}`)?.succeed(`pulled ${e.ref}: ${e.layers} layers, ${size(e.bytes)} ${e.seconds.toFixed(1)}s`);
+      } else if (e.type === 'export') {
+        if (e.status === 'start') spin(`export ${e.name}`, e.name);
+        else spinners.get(`export ${e.name}`)?.succeed(`${e.name} ${e.seconds.toFixed(1)}s`);
+      } else if (e.type === 'output') {
+        above(
+          e.text
+            .split('\n')
+            .filter((l) => l !== '')
+            .map((l) => `  ${l}\n`)
+            .join(''),
+        );
+      } else if (e.type === 'notice') above(`notice: ${e.text}\n`);
+    },
+    warning: (w) => above(formatWarning(w) + '\n'),
+    end: (o) => {
+      for (const s of spinners.values()) if (s.isSpinning) s.stopAndPersist({ symbol: o.status === 'cancelled' ? '✗' : '✖', suffixText: o.status === 'cancelled' ? 'CANCELED' : 'ERROR' });
+      out.write(tally.line(o) + '\n');
+    },
   };
 }

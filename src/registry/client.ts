@@ -131,6 +131,7 @@ export class RegistryClient {
   private readonly tokens = new Map<string, CachedToken>();
   private basic: string | undefined;
   private agent: Promise<Dispatcher> | undefined;
+  private aborted = false;
   private readonly connect: { timeout: number; ca?: string[] };
   /** Requests made, for tests and progress: method and path. */
   readonly log: { method: string; path: string; status: number }[] = [];
@@ -178,6 +179,7 @@ export class RegistryClient {
     const attempts = idempotent ? (this.options.attempts ?? 4) : 1;
     let authRetried = false;
     for (let attempt = 1; ; attempt++) {
+      if (this.aborted) throw new RegistryError('REGISTRY_ABORTED', `${method} ${this.endpoint}${path}: cancelled`, { url: this.endpoint + path });
       let res: Response;
       try {
         res = await this.send(method, path.startsWith('http') ? path : this.endpoint + path, options);
@@ -327,11 +329,24 @@ export class RegistryClient {
     } catch {
       // not JSON: keep the text
     }
+    // What a 401 or 403 means for the user, said first: the raw answer follows.
+    const meaning =
+      res.status === 401
+        ? `authentication failed: ${this.domain} did not accept the credentials or token sent (check them with gantry login ${this.domain}); `
+        : res.status === 403
+          ? `access denied by ${this.domain}: the account may not ${method === 'GET' || method === 'HEAD' ? 'read' : 'write'} this repository; `
+          : '';
     return new RegistryError(
       res.status === 401 || res.status === 403 ? 'REGISTRY_DENIED' : res.status === 404 ? 'REGISTRY_NOT_FOUND' : 'REGISTRY_ERROR',
-      `${method} ${res.url}: ${res.status}${detail ? ` ${detail}` : ''}`,
+      `${meaning}${method} ${res.url}: ${res.status}${detail ? ` ${detail}` : ''}`,
       { status: res.status, url: res.url, temporary },
     );
+  }
+
+  /** Stop: requests under way fail now, and no more are made (an aborted pull or push). */
+  async abort(): Promise<void> {
+    this.aborted = true;
+    if (!this.options.dispatcher && this.agent) await (await this.agent).destroy();
   }
 
   async close(): Promise<void> {

@@ -24,7 +24,10 @@ export interface PushOptions {
 
 export interface PushResult {
   name: string;
+  /** The manifest (or index) as the registry holds it. */
   digest: string;
+  mediaType: string;
+  size: number;
   /** What happened to each blob. */
   blobs: Record<string, BlobStatus>;
 }
@@ -53,7 +56,7 @@ export async function pushIndex(
     Object.assign(blobs, r.blobs);
   }
   const digest = await putManifest(client, ref, ref.digest ?? ref.tag ?? 'latest', index.mediaType, index.raw, index.digest);
-  return { name: formatReference(ref), digest, blobs };
+  return { name: formatReference(ref), digest, mediaType: index.mediaType, size: index.raw.length, blobs };
 }
 
 function repositoryName(ref: Reference): string {
@@ -84,7 +87,7 @@ export async function pushImage(client: RegistryClient, store: Store, image: Ima
   ];
   const blobs = await pushBlobs(client, store, destination, list, options);
   await putManifest(client, ref, ref.digest ?? ref.tag ?? 'latest', image.mediaType, image.rawManifest, image.digest);
-  return { name: formatReference(ref), digest: image.digest, blobs };
+  return { name: formatReference(ref), digest: image.digest, mediaType: image.mediaType, size: image.rawManifest.length, blobs };
 }
 
 /** Push blobs of the store to the destination's repository (a few at a time), each skipped, mounted or uploaded. */

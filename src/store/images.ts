@@ -2,10 +2,11 @@
 import { StoreError } from '../errors/index.js';
 import { validateImage, type Image, type Layer } from '../image/image.js';
 import { digestOf } from '../oci/digest.js';
+import { manifestProblem, parseDocument } from '../oci/document.js';
 import { INDEX_TYPES, MediaType } from '../oci/media-types.js';
 import { formatReference, normalizeReference } from '../oci/reference.js';
 import { REF_NAME_ANNOTATION, type Descriptor, type ImageConfig, type Manifest } from '../oci/types.js';
-import type { Store, StoreEntry } from './store.js';
+import { repoDigestsOf, type Store, type StoreEntry } from './store.js';
 
 export async function loadImage(store: Store, descriptor: Descriptor): Promise<Image> {
   if (INDEX_TYPES.has(descriptor.mediaType)) {
@@ -18,8 +19,13 @@ export async function loadImage(store: Store, descriptor: Descriptor): Promise<I
   } catch (err) {
     throw new StoreError('STORE_JSON', `manifest ${descriptor.digest} is not valid JSON`, { cause: err });
   }
+  const shape = manifestProblem(manifest);
+  if (shape !== undefined) throw new StoreError('STORE_INVALID', `image ${descriptor.digest}: manifest: ${shape}`);
   const rawConfig = await store.readBlob(manifest.config.digest);
-  const config = JSON.parse(rawConfig.toString('utf8')) as ImageConfig;
+  // Nesting and shape checked before anything (structuredClone, JSON.stringify) recurses into it.
+  const parsed = parseDocument(rawConfig);
+  if ('problem' in parsed) throw new StoreError('STORE_INVALID', `image ${descriptor.digest}: config ${manifest.config.digest} is ${parsed.problem}`);
+  const config = parsed.json as ImageConfig;
   validateImage(descriptor.digest, manifest, config);
   const layers: Layer[] = manifest.layers.map((l, i) => ({
     digest: l.digest,
@@ -44,6 +50,8 @@ export interface ResolvedImage {
   entry: StoreEntry;
   /** All names that refer to the same manifest. */
   names: string[];
+  /** `REPOSITORY@DIGEST` where a registry is known to hold it (pulled from, pushed to). */
+  repoDigests: string[];
   image: Image;
 }
 
@@ -82,8 +90,10 @@ export async function resolveImage(store: Store, ref: string): Promise<ResolvedI
   if (digests.size > 1) throw new StoreError('IMAGE_AMBIGUOUS', `"${ref}" matches ${digests.size} images; give more of the ID`);
   const entry = found[0] as StoreEntry;
   const all = await store.entries();
-  const names = all.filter((e) => e.descriptor.digest === entry.descriptor.digest && e.name).map((e) => e.name as string);
-  return { entry, names, image: await loadImage(store, entry.descriptor) };
+  const same = all.filter((e) => e.descriptor.digest === entry.descriptor.digest);
+  const names = same.filter((e) => e.name).map((e) => e.name as string);
+  const repoDigests = [...new Set(same.flatMap((e) => repoDigestsOf(e.descriptor)))];
+  return { entry, names, repoDigests, image: await loadImage(store, entry.descriptor) };
 }
 
 export interface NewImage {

@@ -1,8 +1,9 @@
 /** What the image commands do to the store: list, tag, remove, inspect, history. */
 import { StoreError } from '../errors/index.js';
-import { familiarName, formatReference, normalizeReference, parseReference, repositoryOf } from '../oci/reference.js';
+import { familiarName, formatReference, normalizeReference, parseReference } from '../oci/reference.js';
 import { REF_NAME_ANNOTATION, type Descriptor, type ImageConfig, type Manifest } from '../oci/types.js';
 import { findEntries, resolveImage } from './images.js';
+import { LayerSizes } from './sizes.js';
 import { Store } from './store.js';
 
 export interface ImageSummary {
@@ -16,16 +17,26 @@ export interface ImageSummary {
   /** The manifest digest. */
   digest: string;
   created?: string;
-  /** Compressed layers plus config, in bytes. */
+  /**
+   * docker's SIZE: the layers' unpacked content (store/sizes.ts). A layer gantry cannot read
+   * (zstd) counts with its stored size, and `sizeEstimated` is set. Without sizes asked for
+   * (`listImages`' `sizes: false`), the stored size.
+   */
   size: number;
+  sizeEstimated?: boolean;
+  /** The bytes the image's blobs take in the store: layers as stored (compressed or not) and config. */
+  storedSize: number;
   labels: Record<string, string>;
   dangling: boolean;
 }
 
-async function summarise(store: Store, d: Descriptor, name: string | undefined): Promise<ImageSummary> {
+async function summarise(store: Store, d: Descriptor, name: string | undefined, sizes: LayerSizes | undefined): Promise<ImageSummary> {
   const manifest = await store.readJSON<Manifest>(d.digest);
   const config = await store.readJSON<ImageConfig>(manifest.config.digest);
-  const size = manifest.layers.reduce((n, l) => n + l.size, 0) + manifest.config.size;
+  const storedSize = manifest.layers.reduce((n, l) => n + l.size, 0) + manifest.config.size;
+  const content = sizes
+    ? await sizes.total(manifest.layers.map((l, i) => ({ ...l, diffId: config.rootfs?.diff_ids?.[i] ?? '' })))
+    : { size: storedSize, estimated: false };
   let repository = '<none>';
   let tag = '<none>';
   if (name) {
@@ -40,7 +51,9 @@ async function summarise(store: Store, d: Descriptor, name: string | undefined):
     id: manifest.config.digest,
     digest: d.digest,
     ...(config.created ? { created: config.created } : {}),
-    size,
+    size: content.size,
+    ...(content.estimated ? { sizeEstimated: true } : {}),
+    storedSize,
     labels: config.config?.Labels ?? {},
     dangling: !name,
   };
@@ -54,10 +67,15 @@ export interface ListFilter {
   reference?: string[];
 }
 
-export async function listImages(root: string, filter: ListFilter = {}): Promise<ImageSummary[]> {
+export interface ListOptions {
+  /** Work out docker's SIZE (layers' content sizes), reading layers not read before (default true). */
+  sizes?: boolean;
+}
+
+export async function listImages(root: string, filter: ListFilter = {}, options: ListOptions = {}): Promise<ImageSummary[]> {
   const store = await Store.open(root);
-  const rows: ImageSummary[] = [];
-  for (const e of await store.entries()) rows.push(await summarise(store, e.descriptor, e.name));
+  const sizes = options.sizes === false ? undefined : new LayerSizes(store);
+  const rows = await Promise.all((await store.entries()).map((e) => summarise(store, e.descriptor, e.name, sizes)));
   return rows
     .filter((r) => filter.dangling === undefined || r.dangling === filter.dangling)
     .filter((r) =>
@@ -160,24 +178,25 @@ export interface InspectResult {
 
 export async function inspectImage(root: string, ref: string): Promise<InspectResult> {
   const store = await Store.open(root);
-  const { entry, names, image } = await resolveImage(store, ref);
+  const { entry, names, repoDigests, image } = await resolveImage(store, ref);
   const c = image.config;
   const repoTags = names.map((n) => {
     const r = parseReference(n);
     return `${familiarName(r)}:${r.tag ?? 'latest'}`;
   });
-  const repos = [...new Set(names.map((n) => repositoryOf(parseReference(n))))];
   return {
     Id: image.configDigest,
     RepoTags: repoTags,
-    RepoDigests: repos.map((r) => `${familiarName(parseReference(r))}@${image.digest}`),
+    // As docker: only what a registry is known to hold (a pushed image's digest is the registry's).
+    RepoDigests: repoDigests.map((r) => `${familiarName(parseReference(r.slice(0, r.lastIndexOf('@'))))}${r.slice(r.lastIndexOf('@'))}`),
     ...(c.created ? { Created: c.created } : {}),
     ...(c.author ? { Author: c.author } : {}),
     Config: c.config ?? {},
     Architecture: c.architecture,
     Os: c.os,
     ...(c.variant ? { Variant: c.variant } : {}),
-    Size: image.layers.reduce((n, l) => n + l.size, 0) + image.rawConfig.length,
+    // docker's Size: the layers' unpacked content (a layer gantry cannot read counts as stored).
+    Size: (await new LayerSizes(store).total(image.layers)).size,
     RootFS: { Type: c.rootfs.type, Layers: [...c.rootfs.diff_ids] },
     History: c.history ?? [],
     Descriptor: entry.descriptor,
@@ -189,7 +208,10 @@ export interface HistoryRow {
   image: string;
   created?: string;
   createdBy: string;
+  /** The layer's unpacked content, as docker history shows it; 0 for a step that made no layer. */
   size: number;
+  /** Set when the layer could not be read (zstd) and `size` is its stored size. */
+  sizeEstimated?: boolean;
   comment: string;
   emptyLayer: boolean;
 }
@@ -198,15 +220,19 @@ export async function imageHistory(root: string, ref: string): Promise<HistoryRo
   const store = await Store.open(root);
   const { image } = await resolveImage(store, ref);
   const history = image.config.history ?? [];
+  const sizes = new LayerSizes(store);
+  const content = await Promise.all(image.layers.map((l) => sizes.of(l)));
   let layer = 0;
   const rows: HistoryRow[] = history.map((h) => {
     const empty = h.empty_layer === true;
-    const size = empty ? 0 : (image.layers[layer++]?.size ?? 0);
+    const i = empty ? -1 : layer++;
+    const size = i < 0 ? 0 : (content[i] ?? image.layers[i]?.size ?? 0);
     return {
       image: '<missing>',
       ...(h.created ? { created: h.created } : {}),
       createdBy: h.created_by ?? '',
       size,
+      ...(i >= 0 && image.layers[i] && content[i] === undefined ? { sizeEstimated: true } : {}),
       comment: h.comment ?? '',
       emptyLayer: empty,
     };

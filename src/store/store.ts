@@ -56,6 +56,17 @@ export interface StoreEntry {
 }
 
 export const DANGLING_ANNOTATION = 'dev.gantry.dangling';
+/**
+ * On an entry of the store's index: where the image is known to be in a registry, as
+ * space-separated `REPOSITORY@DIGEST` (docker's RepoDigests). Pull and push write it; the digest
+ * is the registry's (a pushed image is compressed on the way, so its manifest there differs).
+ */
+export const REPO_DIGESTS_ANNOTATION = 'dev.gantry.repo-digests';
+
+/** The repository digests an index entry records. */
+export function repoDigestsOf(d: Descriptor): string[] {
+  return (d.annotations?.[REPO_DIGESTS_ANNOTATION] ?? '').split(' ').filter(Boolean);
+}
 
 /** Blobs up to this size are read whole with synchronous calls (readBlob). */
 const SMALL_BLOB = 1024 * 1024;
@@ -525,6 +536,8 @@ export class Store {
   async tag(name: string, descriptor: Descriptor): Promise<void> {
     await this.updateIndex(async (manifests) => {
       await this.assertComplete(descriptor);
+      // What the registry is known to hold of this image stays known under the new name.
+      const known = [...new Set([...repoDigestsOf(descriptor), ...manifests.filter((m) => m.digest === descriptor.digest).flatMap(repoDigestsOf)])];
       const i = manifests.findIndex((m) => m.annotations?.[REF_NAME_ANNOTATION] === name);
       const previous = i >= 0 ? manifests[i] : undefined;
       if (i >= 0) manifests.splice(i, 1);
@@ -537,6 +550,7 @@ export class Store {
       const others = Object.fromEntries(
         Object.entries(annotations ?? {}).filter(([k]) => k !== REF_NAME_ANNOTATION && k !== DANGLING_ANNOTATION),
       );
+      if (known.length > 0) others[REPO_DIGESTS_ANNOTATION] = known.join(' ');
       const entry = { ...rest, annotations: { ...others, [REF_NAME_ANNOTATION]: name } };
       // A name that already points there keeps its place (a rebuild that changed nothing).
       if (previous && JSON.stringify(previous) === JSON.stringify(entry)) manifests.splice(Math.min(i, manifests.length), 0, entry);
@@ -546,6 +560,21 @@ export class Store {
         const kept = Object.fromEntries(Object.entries(prevAnn ?? {}).filter(([k]) => k !== REF_NAME_ANNOTATION));
         // The image lost its last name: docker's dangling image, which prune removes.
         manifests.push({ ...prevRest, annotations: { ...kept, [DANGLING_ANNOTATION]: 'true' } });
+      }
+    });
+  }
+
+  /**
+   * Record that `repository` (a normalised name without tag) holds the image whose manifest
+   * here is `digest` under the registry digest `repoDigest`, on every entry of the image: one
+   * digest per repository, the newest.
+   */
+  async recordRepoDigest(digest: string, repository: string, repoDigest: string): Promise<void> {
+    await this.updateIndex((manifests) => {
+      for (const m of manifests) {
+        if (m.digest !== digest) continue;
+        const list = [...repoDigestsOf(m).filter((r) => r.slice(0, r.lastIndexOf('@')) !== repository), `${repository}@${repoDigest}`];
+        m.annotations = { ...m.annotations, [REPO_DIGESTS_ANNOTATION]: list.join(' ') };
       }
     });
   }

@@ -1,23 +1,83 @@
 import type { Argv, Options } from 'yargs';
 import { writeFile } from 'node:fs/promises';
-import { build, planBuild, parseOutput, OptionError } from '../../index.js';
+import { isIP } from 'node:net';
+import { build, lint, planBuild, parseOutput, GantryError, OptionError, type ExecuteResult as BuildResult, type ProgressEvent } from '../../index.js';
 import { parseBuildArgs, repeatable } from '../build-args.js';
 import { formatPlan, formatWarning } from '../output.js';
-import { chooseMode, progressPrinter } from '../progress.js';
+import { chooseMode, reporter, type ProgressMode } from '../progress.js';
+import { EXIT } from '../exit-codes.js';
 import type { GlobalOptions } from '../main.js';
 
-/** `--secret id=npmrc,src=$HOME/.npmrc` or `--secret id=token,env=TOKEN` → id → file. */
-function parseSecrets(items: string[]): Record<string, string> {
-  const out: Record<string, string> = {};
+/**
+ * `--secret id=npmrc,src=$HOME/.npmrc`, `--secret id=token,env=TOKEN`, `type=file|env`, or
+ * `--secret id=X` alone (the variable X when set, else the file X), as buildx reads them →
+ * id → a file or an environment variable.
+ */
+export function parseSecrets(items: string[], env: NodeJS.ProcessEnv = process.env): Record<string, string | { env: string }> {
+  const out: Record<string, string | { env: string }> = {};
   for (const item of items) {
-    const f = Object.fromEntries(item.split(',').map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+    const bad = (why: string): OptionError => new OptionError('SECRET_INVALID', `--secret ${item}: ${why}`);
+    const f: Record<string, string> = {};
+    for (const field of item.split(',')) {
+      const eq = field.indexOf('=');
+      if (eq < 0) throw bad(`'${field}' must be a key=value pair`);
+      const key = field.slice(0, eq).toLowerCase();
+      const key2 = key === 'source' ? 'src' : key;
+      if (!['type', 'id', 'src', 'env'].includes(key2)) throw bad(`unexpected key '${key}' (id, src, env, type)`);
+      f[key2] = field.slice(eq + 1);
+    }
+    if (f.type !== undefined && f.type !== 'file' && f.type !== 'env') throw bad(`unsupported secret type "${f.type}" (file, env)`);
     const id = f.id;
-    const src = f.src ?? f.source;
-    if (!id || !src) throw new OptionError('SECRET_INVALID', `--secret ${item}: expected id=ID,src=FILE`);
-    out[id] = src;
+    if (!id) throw bad('expected id=ID with src=FILE or env=VARIABLE');
+    if (f.src !== undefined && f.env !== undefined) throw bad('give src= or env=, not both');
+    // type=env with src=: the source names the variable (buildx).
+    const variable = f.env ?? (f.type === 'env' ? (f.src ?? id) : undefined);
+    if (variable !== undefined) out[id] = { env: variable };
+    else if (f.src !== undefined) out[id] = f.src;
+    else out[id] = env[id] !== undefined ? { env: id } : id;
   }
   return out;
 }
+
+/** `--add-host NAME:IP` or `NAME=IP` (an IPv6 address may be in brackets): extra /etc/hosts lines of RUN. */
+export function parseAddHosts(items: string[]): { name: string; ip: string }[] {
+  return items.map((item) => {
+    // The name ends at the first `=`, else the first `:` (an IPv6 address has more colons).
+    const eq = item.indexOf('=');
+    const sep = eq >= 0 ? eq : item.indexOf(':');
+    const name = sep < 0 ? '' : item.slice(0, sep);
+    let ip = sep < 0 ? '' : item.slice(sep + 1);
+    if (ip.startsWith('[') && ip.endsWith(']')) ip = ip.slice(1, -1);
+    if (!name || !ip) throw new OptionError('ADD_HOST_INVALID', `--add-host ${item}: expected NAME:IP`);
+    if (ip === 'host-gateway') throw new OptionError('ADD_HOST_INVALID', `--add-host ${item}: host-gateway is not supported (RUN cannot reach the host's network by default); give an address`);
+    if (isIP(ip) === 0) throw new OptionError('ADD_HOST_INVALID', `--add-host ${item}: "${ip}" is not an IP address`);
+    if (!/^[A-Za-z0-9_.-]+$/.test(name)) throw new OptionError('ADD_HOST_INVALID', `--add-host ${item}: "${name}" is not a host name`);
+    return { name, ip };
+  });
+}
+
+/**
+ * `--annotation KEY=VALUE` or `manifest:KEY=VALUE`: annotations of the image's manifest.
+ * Index and descriptor annotations (index:, manifest-descriptor:, index-descriptor:) need a
+ * multi-platform index, which gantry does not make: refused.
+ */
+export function parseAnnotations(items: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const item of items) {
+    const eq = item.indexOf('=');
+    if (eq <= 0) throw new OptionError('ANNOTATION_INVALID', `--annotation ${item}: expected [manifest:]KEY=VALUE`);
+    let key = item.slice(0, eq);
+    const typed = /^([a-z-]+)(\[[^\]]*\])?:(.+)$/.exec(key);
+    if (typed && ['manifest', 'index', 'manifest-descriptor', 'index-descriptor'].includes(typed[1] as string)) {
+      if (typed[1] !== 'manifest') throw new OptionError('ANNOTATION_INVALID', `--annotation ${item}: ${typed[1]} annotations need a multi-platform index, which gantry does not make; use manifest:KEY=VALUE`);
+      if (typed[2]) throw new OptionError('ANNOTATION_INVALID', `--annotation ${item}: platform-specific annotations are not supported (one platform is built)`);
+      key = typed[3] as string;
+    }
+    out[key] = item.slice(eq + 1);
+  }
+  return out;
+}
+
 /**
  * `--ssh default`, `--ssh default=SOCKET`, `--ssh ID=SOCKET|KEYFILE[,KEYFILE]` → id → the
  * path(s) given (`default` alone: $SSH_AUTH_SOCK): an ssh-agent socket for
@@ -78,7 +138,12 @@ export interface BuildArgs extends GlobalOptions {
   network: 'default' | 'none' | 'host';
   allow: string[];
   'security-opt': string[];
-  progress: 'auto' | 'plain' | 'json' | 'tty';
+  progress?: string;
+  quiet: boolean;
+  pull: boolean;
+  check: boolean;
+  annotation: string[];
+  'add-host': string[];
   iidfile?: string;
   'metadata-file'?: string;
   push: boolean;
@@ -122,13 +187,18 @@ export const BUILD_OPTIONS = {
   network: { choices: ['default', 'none', 'host'], default: 'default', describe: 'the network of RUN: default (user-mode, no host loopback), none, host (needs --allow network.host)' },
   allow: repeatable('grant an entitlement: network.host'),
   'security-opt': repeatable('seccomp=FILE (a profile in Docker\'s format) or seccomp=unconfined'),
-  progress: { choices: ['auto', 'plain', 'json', 'tty'], default: 'auto', describe: 'progress output' },
+  progress: { type: 'string', describe: 'progress output: auto, plain, tty, json, quiet (default: $BUILDKIT_PROGRESS, else auto)' },
+  quiet: { alias: 'q', type: 'boolean', default: false, describe: 'no progress output; print the image ID when done' },
+  pull: { type: 'boolean', default: false, describe: 'pull every image the Dockerfile names, even those in the store' },
+  check: { type: 'boolean', default: false, describe: 'run the Dockerfile\'s build checks only (exit 1 when there are warnings)' },
+  annotation: repeatable('an annotation of the image\'s manifest ([manifest:]KEY=VALUE)'),
+  'add-host': repeatable('an /etc/hosts entry for RUN (NAME:IP)'),
   iidfile: { type: 'string', describe: 'write the image ID (config digest) to this file' },
   'metadata-file': { type: 'string', describe: 'write build metadata (JSON) to this file' },
   push: { type: 'boolean', default: false, describe: 'push the tagged image(s) after the build' },
-  secret: repeatable('id=ID,src=FILE: a secret for RUN --mount=type=secret'),
-  ssh: repeatable('default|ID=SOCKET: an ssh-agent socket for RUN --mount=type=ssh (default: $SSH_AUTH_SOCK)'),
-  output: { alias: 'o', ...repeatable('type=local,dest=DIR; type=oci,dest=FILE.tar[,tar=false][,name=N]; type=docker,dest=FILE.tar[,name=N]; type=registry[,name=N]; type=image[,name=N][,push=true]') },
+  secret: repeatable('id=ID,src=FILE or id=ID,env=VARIABLE: a secret for RUN --mount=type=secret'),
+  ssh: repeatable('default|ID=SOCKET|ID=KEYFILE[,KEYFILE]: an ssh-agent socket or keys for RUN --mount=type=ssh (default: $SSH_AUTH_SOCK)'),
+  output: { alias: 'o', ...repeatable('type=local,dest=DIR; type=tar,dest=FILE|-; type=oci,dest=FILE.tar|-[,tar=false][,name=N]; type=docker,dest=FILE.tar|-[,name=N]; type=registry[,name=N]; type=image[,name=N][,push=true]; - (a tar on standard output)') },
   'insecure-registry': repeatable('reach this registry host[:port] over plain HTTP'),
 } as const satisfies Record<string, Options>;
 
@@ -144,46 +214,146 @@ export function buildCommand(yargs: Argv<GlobalOptions>, handler: (argv: BuildAr
   );
 }
 
+/** The progress mode: --progress, else $BUILDKIT_PROGRESS, else auto; --quiet is quiet. */
+export function progressMode(argv: Pick<BuildArgs, 'progress' | 'quiet'>, env: NodeJS.ProcessEnv = process.env): ProgressMode {
+  if (argv.quiet) return 'quiet';
+  const given = argv.progress ?? (env.BUILDKIT_PROGRESS || undefined);
+  const from = argv.progress !== undefined ? '--progress' : 'BUILDKIT_PROGRESS';
+  if (given === undefined) return 'auto';
+  if (given === 'rawjson') throw new OptionError('PROGRESS_INVALID', `${from} rawjson: BuildKit's raw status stream is not what gantry has; use json (its schema is in docs/cli.md)`);
+  if (!['auto', 'plain', 'tty', 'json', 'quiet'].includes(given)) throw new OptionError('PROGRESS_INVALID', `${from} ${given}: expected auto, plain, tty, json or quiet`);
+  return given as ProgressMode;
+}
+
+/** buildx's metadata file keys for the built (or pushed) image. */
+export function metadataOf(result: BuildResult): Record<string, unknown> {
+  // Pushed: the digest the registry holds (layers are compressed on the way); else the store's.
+  const pushed = result.pushed?.[0];
+  const descriptor = pushed ? { mediaType: pushed.mediaType, digest: pushed.digest, size: pushed.size } : { mediaType: result.descriptor.mediaType, digest: result.descriptor.digest, size: result.descriptor.size };
+  const names = result.pushed?.length ? result.pushed.map((p) => p.name) : result.tags;
+  return {
+    'containerimage.config.digest': result.configDigest,
+    'containerimage.descriptor': descriptor,
+    'containerimage.digest': descriptor.digest,
+    ...(names.length ? { 'image.name': [...new Set(names)].join(',') } : {}),
+  };
+}
+
+/** `gantry build --check`: the build checks, printed as BuildKit's summary; exit 1 when any warns. */
+async function runCheck(argv: BuildArgs): Promise<void> {
+  const result = await lint({
+    context: argv.context,
+    ...(argv.file !== undefined ? { dockerfile: argv.file } : {}),
+    buildArgs: parseBuildArgs(argv['build-arg']),
+    ...(argv.target !== undefined ? { target: argv.target } : {}),
+  });
+  const n = result.warnings.length;
+  process.stdout.write(n === 0 ? 'Check complete, no warnings found.\n' : `Check complete, ${n} warning${n === 1 ? ' has' : 's have'} been found!\n`);
+  for (const w of result.warnings) process.stdout.write(formatWarning(w) + '\n');
+  if (result.error) throw result.error;
+  if (n > 0) process.exitCode = EXIT.failure;
+}
+
+/**
+ * Run a build whose Ctrl-C (SIGINT) or SIGTERM cancels it: the build stops, cleans up (its
+ * mounts and temp trees), and says so. The signal may come twice at once (from the terminal
+ * and from the parent that entered the user namespace): only a third ends gantry at once.
+ */
+async function cancellable<T>(run: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const controller = new AbortController();
+  let signals = 0;
+  const onSignal = (): void => {
+    signals++;
+    if (signals >= 3) process.exit(EXIT.interrupted);
+    controller.abort(new BuildCancelled());
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    return await run(controller.signal);
+  } catch (err) {
+    if (controller.signal.aborted) throw controller.signal.reason as BuildCancelled;
+    throw err;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+/** The build was cancelled by a signal: said once, exit status 130 (128 + SIGINT) as a shell gives. */
+export class BuildCancelled extends Error {
+  readonly exitCode = EXIT.interrupted;
+  constructor() {
+    super('build cancelled');
+  }
+}
+
+/** An error the progress output already told (as JSON): main only sets the exit status. */
+export class ReportedError extends Error {
+  readonly reported = true;
+  constructor(
+    override readonly cause: unknown,
+    readonly exitCode: number,
+  ) {
+    super((cause as Error).message);
+  }
+}
+
 /** What `gantry build` does with its parsed command line. */
 export async function runBuild(argv: BuildArgs): Promise<void> {
+  if (argv.check) return runCheck(argv);
   if (!argv['dry-run']) {
-    const printer = await progressPrinter(chooseMode(argv.progress));
+    const mode = chooseMode(progressMode(argv));
+    const report = await reporter(mode);
     // The warnings come once planned, so a build that fails later still shows them (as BuildKit does).
-    const onProgress: typeof printer = (e) => {
-      printer(e);
-      if (e.type === 'plan') for (const w of e.plan.warnings) process.stderr.write(formatWarning(w) + '\n');
+    const onProgress = (e: ProgressEvent): void => {
+      report.event(e);
+      if (e.type === 'plan') for (const w of e.plan.warnings) report.warning(w);
     };
-    const result = await build({
-      root: argv.root,
-      context: argv.context,
-      ...(argv.file !== undefined ? { dockerfile: argv.file } : {}),
-      tags: argv.tag,
-      labels: parseLabels(argv.label),
-      buildArgs: parseBuildArgs(argv['build-arg']),
-      ...(argv.target !== undefined ? { target: argv.target } : {}),
-      ...(argv.platform !== undefined ? { platform: argv.platform } : {}),
-      noCache: !argv.cache,
-      noCacheFilter: argv['no-cache-filter'].flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean),
-      ...(argv['source-date-epoch'] !== undefined ? { sourceDateEpoch: argv['source-date-epoch'] } : {}),
-      isolation: argv.isolation,
-      network: argv.network,
-      allow: parseAllow(argv.allow),
-      ...parseSecurityOpts(argv['security-opt']),
-      insecureRegistries: argv['insecure-registry'],
-      output: argv.output.map(parseOutput),
-      secrets: parseSecrets(argv.secret),
-      ssh: parseSsh(argv.ssh),
-      push: argv.push,
-      onProgress,
-    });
-    if (argv.iidfile) await writeFile(argv.iidfile, result.configDigest);
-    if (argv['metadata-file']) {
-      await writeFile(
-        argv['metadata-file'],
-        JSON.stringify({ 'containerimage.digest': result.digest, 'containerimage.config.digest': result.configDigest, 'image.name': result.tags.join(',') }, null, 2),
+    const output = argv.output.map(parseOutput);
+    let result: BuildResult;
+    try {
+      result = await cancellable((signal) =>
+        build({
+          root: argv.root,
+          context: argv.context,
+          ...(argv.file !== undefined ? { dockerfile: argv.file } : {}),
+          tags: argv.tag,
+          labels: parseLabels(argv.label),
+          annotations: parseAnnotations(argv.annotation),
+          buildArgs: parseBuildArgs(argv['build-arg']),
+          ...(argv.target !== undefined ? { target: argv.target } : {}),
+          ...(argv.platform !== undefined ? { platform: argv.platform } : {}),
+          noCache: !argv.cache,
+          noCacheFilter: argv['no-cache-filter'].flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean),
+          ...(argv['source-date-epoch'] !== undefined ? { sourceDateEpoch: argv['source-date-epoch'] } : {}),
+          isolation: argv.isolation,
+          network: argv.network,
+          allow: parseAllow(argv.allow),
+          extraHosts: parseAddHosts(argv['add-host']),
+          pull: argv.pull,
+          ...parseSecurityOpts(argv['security-opt']),
+          insecureRegistries: argv['insecure-registry'],
+          output,
+          secrets: parseSecrets(argv.secret),
+          ssh: parseSsh(argv.ssh),
+          push: argv.push,
+          onProgress,
+          signal,
+        }),
       );
+    } catch (err) {
+      const cancelled = err instanceof BuildCancelled;
+      report.end(cancelled ? { status: 'cancelled' } : { status: 'failed', error: err as Error });
+      // As JSON, the error was one of the lines: nothing more is printed.
+      if (mode === 'json') throw new ReportedError(err, cancelled ? EXIT.interrupted : err instanceof OptionError ? EXIT.usage : err instanceof GantryError ? EXIT.failure : EXIT.internal);
+      throw err;
     }
-    process.stdout.write(result.configDigest + '\n');
+    report.end({ status: 'finished' });
+    if (argv.iidfile) await writeFile(argv.iidfile, result.configDigest);
+    if (argv['metadata-file']) await writeFile(argv['metadata-file'], JSON.stringify(metadataOf(result), null, 2));
+    // Standard output may carry an output's tar: then the image ID is not printed there.
+    if (!output.some((o) => 'dest' in o && o.dest === '-')) process.stdout.write(result.configDigest + '\n');
     return;
   }
   const plan = await planBuild({

@@ -7,6 +7,7 @@ import type { Readable } from 'node:stream';
 import { GantryError } from '../errors/index.js';
 import { CONFIG_TYPES, MANIFEST_TYPES, layerCompression } from '../oci/media-types.js';
 import { parseDigest } from '../oci/digest.js';
+import { configProblem, manifestProblem } from '../oci/document.js';
 import type { Descriptor, ImageConfig, Manifest } from '../oci/types.js';
 
 export interface Layer {
@@ -40,6 +41,12 @@ export function validateImage(digest: string, manifest: Manifest, config: ImageC
     throw new ImageError('IMAGE_INVALID', `image ${digest}: ${why}`);
   };
   if (manifest.schemaVersion !== 2) fail(`unsupported manifest schemaVersion ${String(manifest.schemaVersion)}`);
+  // The shapes first: a descriptor that is not an object, layers that are not a list, a config
+  // field of the wrong type are refused here, never met as a TypeError further on.
+  const shape = manifestProblem(manifest);
+  if (shape !== undefined) fail(`manifest: ${shape}`);
+  const configShape = configProblem(config);
+  if (configShape !== undefined) fail(`config ${manifest.config.digest}: ${configShape}`);
   const mt = manifest.mediaType;
   if (mt !== undefined && !MANIFEST_TYPES.has(mt)) fail(`unsupported manifest media type "${mt}"`);
   if (!manifest.config || !CONFIG_TYPES.has(manifest.config.mediaType)) {
@@ -72,7 +79,7 @@ function checkDescriptor(d: Descriptor, fail: (why: string) => never): void {
   if (!Number.isSafeInteger(d.size) || d.size < 0) fail(`descriptor ${d.digest} has an invalid size ${String(d.size)}`);
 }
 
-/** Uncompressed size of nothing we know; the compressed sizes add up to what docker shows as SIZE. */
+/** The bytes an image's blobs take as stored (layers and config); docker's SIZE is the layers' unpacked content instead (store/sizes.ts). */
 export function imageSize(image: Image): number {
   return image.layers.reduce((n, l) => n + l.size, 0) + image.rawConfig.length;
 }

@@ -187,7 +187,7 @@ export const BUILD_OPTIONS = {
   network: { choices: ['default', 'none', 'host'], default: 'default', describe: 'the network of RUN: default (user-mode, no host loopback), none, host (needs --allow network.host)' },
   allow: repeatable('grant an entitlement: network.host'),
   'security-opt': repeatable('seccomp=FILE (a profile in Docker\'s format) or seccomp=unconfined'),
-  progress: { type: 'string', describe: 'progress output: auto, plain, tty, json, quiet (default: $BUILDKIT_PROGRESS, else auto)' },
+  progress: { type: 'string', choices: ['auto', 'plain', 'tty', 'json', 'quiet', 'rawjson'], describe: 'progress output: auto, plain, tty, json, quiet (default: $BUILDKIT_PROGRESS, else auto)' },
   quiet: { alias: 'q', type: 'boolean', default: false, describe: 'no progress output; print the image ID when done' },
   pull: { type: 'boolean', default: false, describe: 'pull every image the Dockerfile names, even those in the store' },
   check: { type: 'boolean', default: false, describe: 'run the Dockerfile\'s build checks only (exit 1 when there are warnings)' },

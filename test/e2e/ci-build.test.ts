@@ -1,0 +1,354 @@
+/**
+ * Issue 21, as a CI job uses `gantry build`: the digest a push reports, the progress a person
+ * and a machine read (pulls, steps, outputs, the total time, JSON events with warnings and the
+ * error), buildx's flags (--pull, -q, --check, --annotation, --add-host, --secret env=,
+ * BUILDKIT_PROGRESS, -o type=tar and standard output), the errors that must say what went wrong
+ * and where, and Ctrl-C in a real terminal (tmux).
+ */
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { execa } from 'execa';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { projectRoot } from '../helpers/conformance.js';
+import { freePort, startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { makeBusyboxRootfs, tarDir } from '../helpers/rootfs.js';
+import { mountsUnder, processesWith, waitForNoProcesses } from '../helpers/faults.js';
+import { haveTool } from '../helpers/tools.js';
+
+const bin = path.join(projectRoot, 'bin', 'gantry');
+const work = mkdtempSync(path.join(tmpdir(), 'gantry-ci-'));
+const root = path.join(work, 'store');
+let reg: TestRegistry;
+let base: string;
+
+const g = (args: string[], options: { store?: string; env?: Record<string, string>; cwd?: string } = {}) =>
+  execa(bin, ['--root', options.store ?? root, ...args], { reject: false, env: { NO_COLOR: '1', CI: 'true', ...options.env }, cwd: options.cwd ?? work, encoding: 'buffer' }).then((r) => ({
+    ...r,
+    stdout: Buffer.from(r.stdout as Uint8Array).toString('utf8'),
+    stdoutBytes: Buffer.from(r.stdout as Uint8Array),
+    stderr: Buffer.from(r.stderr as Uint8Array).toString('utf8'),
+  }));
+const fresh = (): string => path.join(mkdtempSync(path.join(work, 's-')), 'store');
+let contexts = 0;
+function context(files: Record<string, string>): string {
+  const dir = path.join(work, `ctx-${++contexts}`);
+  execFileSync('mkdir', ['-p', dir]);
+  for (const [name, text] of Object.entries(files)) writeFileSync(path.join(dir, name), text);
+  return dir;
+}
+const insecure = (): string[] => ['--insecure-registry', reg.host];
+const jsonLines = (text: string): Record<string, unknown>[] =>
+  text
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => {
+      try {
+        return JSON.parse(l) as Record<string, unknown>;
+      } catch {
+        throw new Error(`not a JSON line: ${l}`);
+      }
+    });
+
+beforeAll(async () => {
+  const started = await startRegistry();
+  if (!started) throw new Error('docker-registry is not installed');
+  reg = started;
+  const rootfs = makeBusyboxRootfs(path.join(work, 'rootfs'));
+  symlinkSync('busybox', path.join(rootfs, 'bin', 'sleep'));
+  const imported = await g(['import', tarDir(rootfs, path.join(work, 'base.tgz')), 'base:1']);
+  expect(imported.exitCode, imported.stderr).toBe(0);
+  base = `${reg.host}/lib/base:1`;
+  const pushed = await g(['push', ...insecure(), 'base:1', base]);
+  expect(pushed.exitCode, pushed.stderr).toBe(0);
+}, 120_000);
+
+afterAll(async () => {
+  await reg?.stop();
+  rmSync(work, { recursive: true, force: true });
+});
+
+describe('the digest of a pushed image', () => {
+  test('--metadata-file and inspect give the digest the registry holds, and name@digest pulls', async () => {
+    const ctx = context({ Dockerfile: `FROM ${base}\nCOPY a /a\n`, a: 'a\n' });
+    const meta = path.join(work, 'meta.json');
+    const r = await g(['build', ...insecure(), '-t', `${reg.host}/app:1`, '--push', '--metadata-file', meta, ctx]);
+    expect(r.exitCode, r.stderr).toBe(0);
+    const m = JSON.parse(readFileSync(meta, 'utf8')) as Record<string, { digest: string; size: number; mediaType: string } | string>;
+    const digest = m['containerimage.digest'] as string;
+    expect(m['image.name']).toBe(`${reg.host}/app:1`);
+    expect(m['containerimage.config.digest']).toBe(r.stdout.trim());
+    // The registry serves that digest, and its bytes hash to it.
+    const res = await fetch(`http://${reg.host}/v2/app/manifests/${digest}`, { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } });
+    expect(res.status).toBe(200);
+    const body = Buffer.from(await res.arrayBuffer());
+    expect(`sha256:${createHash('sha256').update(body).digest('hex')}`).toBe(digest);
+    expect(m['containerimage.descriptor']).toEqual({ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest, size: body.length });
+    const info = JSON.parse((await g(['inspect', `${reg.host}/app:1`])).stdout)[0] as { RepoDigests: string[]; Descriptor: { digest: string } };
+    expect(info.RepoDigests).toEqual([`${reg.host}/app@${digest}`]);
+    // The store keeps the image uncompressed: its own manifest differs from the registry's.
+    expect(info.Descriptor.digest).not.toBe(digest);
+    const pulled = await g(['pull', ...insecure(), `${reg.host}/app@${digest}`], { store: fresh() });
+    expect(pulled.exitCode, pulled.stderr).toBe(0);
+  });
+
+  test('an image only built has no RepoDigests; a pulled one has the digest it was pulled by', async () => {
+    const ctx = context({ Dockerfile: 'FROM base:1\nCOPY a /b\n', a: 'b\n' });
+    expect((await g(['build', '-t', 'local:1', ctx])).exitCode).toBe(0);
+    expect(JSON.parse((await g(['inspect', 'local:1'])).stdout)[0].RepoDigests).toEqual([]);
+    const store = fresh();
+    expect((await g(['pull', ...insecure(), base], { store })).exitCode).toBe(0);
+    const info = JSON.parse((await g(['inspect', base], { store })).stdout)[0] as { RepoDigests: string[]; Descriptor: { digest: string } };
+    expect(info.RepoDigests).toEqual([`${reg.host}/lib/base@${info.Descriptor.digest}`]);
+  });
+});
+
+describe('progress', () => {
+  test('plain: the pull, the steps, the push, then the total time', async () => {
+    const ctx = context({ Dockerfile: `FROM ${base}\nCOPY a /a\n`, a: 'plain\n' });
+    const r = await g(['build', '--progress', 'plain', ...insecure(), '-t', `${reg.host}/app:plain`, '--push', ctx], { store: fresh() });
+    expect(r.exitCode, r.stderr).toBe(0);
+    const lines = r.stderr.trim().split('\n');
+    expect(lines).toContain(`#0 pulling ${base}`);
+    expect(lines.some((l) => new RegExp(`^#0 pulled ${base}: 1 layers, [\\d.]+ [kM]B in [\\d.]+s$`).test(l)), r.stderr).toBe(true);
+    expect(lines).toContain('#1 [2/2] COPY a /a');
+    expect(lines).toContain(`#0 pushing ${reg.host}/app:plain`);
+    expect(lines.some((l) => new RegExp(`^#0 pushing ${reg.host}/app:plain: DONE [\\d.]+s$`).test(l))).toBe(true);
+    expect(lines.at(-1)).toMatch(/^\[\+\] Building [\d.]+s \(1\/1\) FINISHED$/);
+    // The order a person reads: pull, step, push, total.
+    const at = (s: string): number => lines.findIndex((l) => l.startsWith(s));
+    expect(at('#0 pulling')).toBeLessThan(at('#1 '));
+    expect(at('#1 ')).toBeLessThan(at('#0 pushing'));
+  });
+
+  test('--pull pulls a base the store has; without it the store serves', async () => {
+    const ctx = context({ Dockerfile: `FROM ${base}\nCOPY a /a\n`, a: 'pull\n' });
+    const store = fresh();
+    expect((await g(['build', ...insecure(), ctx], { store })).stderr).toContain('#0 pulling');
+    expect((await g(['build', ...insecure(), ctx], { store })).stderr).not.toContain('#0 pulling');
+    const again = await g(['build', '--pull', ...insecure(), ctx], { store });
+    expect(again.exitCode, again.stderr).toBe(0);
+    expect(again.stderr).toContain(`#0 pulling ${base}`);
+  });
+
+  test('json: one object a line, warnings and the end included', async () => {
+    const ctx = context({ Dockerfile: 'FROM base:1\nENV PASSWORD=x\nCOPY a /a\n', a: 'json\n' });
+    const r = await g(['build', '--progress', 'json', ctx]);
+    expect(r.exitCode, r.stderr).toBe(0);
+    const events = jsonLines(r.stderr);
+    expect(events).toContainEqual(expect.objectContaining({ type: 'warning', rule: 'SecretsUsedInArgOrEnv', location: expect.objectContaining({ line: 2 }) }));
+    expect(events).toContainEqual(expect.objectContaining({ type: 'step', name: '[2/2] COPY a /a', status: 'start' }));
+    expect(events).toContainEqual(expect.objectContaining({ type: 'image', configDigest: r.stdout.trim() }));
+    expect(events.at(-1)).toEqual({ type: 'finished', seconds: expect.any(Number) });
+  });
+
+  test('json: a failed build ends with an error event, and nothing but JSON is printed', async () => {
+    const ctx = context({ Dockerfile: `FROM ${reg.host}/lib/nothing:1\n` });
+    const r = await g(['build', '--progress', 'json', ...insecure(), ctx]);
+    expect(r.exitCode).toBe(1);
+    const events = jsonLines(r.stderr);
+    const last = events.at(-1) as { type: string; code: string; message: string };
+    expect(last).toMatchObject({ type: 'error', code: 'REGISTRY_NOT_FOUND' });
+    expect(last.message).toContain(`Dockerfile:1: image ${reg.host}/lib/nothing:1 not found`);
+  });
+
+  test('BUILDKIT_PROGRESS picks the mode when --progress is not given; rawjson is refused', async () => {
+    const ctx = context({ Dockerfile: 'FROM base:1\nCOPY a /a\n', a: 'env\n' });
+    const r = await g(['build', ctx], { env: { BUILDKIT_PROGRESS: 'json' } });
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(jsonLines(r.stderr).at(-1)).toMatchObject({ type: 'finished' });
+    const plain = await g(['build', '--progress', 'plain', ctx], { env: { BUILDKIT_PROGRESS: 'json' } });
+    expect(plain.stderr).toMatch(/FINISHED$/);
+    const raw = await g(['build', ctx], { env: { BUILDKIT_PROGRESS: 'rawjson' } });
+    expect(raw.exitCode).toBe(2);
+    expect(raw.stderr).toContain('BUILDKIT_PROGRESS rawjson');
+  });
+
+  test('-q prints the image ID and nothing else', async () => {
+    const ctx = context({ Dockerfile: 'FROM base:1\nCOPY a /a\n', a: 'quiet\n' });
+    const r = await g(['build', '-q', ctx]);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^sha256:[0-9a-f]{64}$/);
+    expect(r.stderr).toBe('');
+  });
+});
+
+describe('buildx flags', () => {
+  test('--check runs the build checks only: BuildKit\'s summary, exit 1 on a warning', async () => {
+    const warned = context({ Dockerfile: 'FROM base:1\nENV PASSWORD=x\ncopy a /a\n', a: '' });
+    const store = fresh();
+    const r = await g(['build', '--check', warned], { store });
+    expect(r.exitCode).toBe(1);
+    expect(r.stdout).toContain('Check complete, 2 warnings have been found!');
+    expect(r.stdout).toContain('SecretsUsedInArgOrEnv');
+    expect(r.stdout).toContain('ConsistentInstructionCasing');
+    expect(existsSync(path.join(store, 'index.json'))).toBe(false); // nothing built
+    const clean = await g(['build', '--check', context({ Dockerfile: 'FROM base:1\n' })], { store });
+    expect(clean.exitCode).toBe(0);
+    expect(clean.stdout).toContain('Check complete, no warnings found.');
+  });
+
+  test('--annotation sets the manifest\'s annotations (kept when pushed); index: is refused', async () => {
+    const ctx = context({ Dockerfile: 'FROM base:1\nCOPY a /a\n', a: 'annotated\n' });
+    const meta = path.join(work, 'annotated.json');
+    const r = await g(['build', ...insecure(), '--annotation', 'org.opencontainers.image.source=https://example.test/app', '--annotation', 'manifest:dev.example.k=v', '-t', `${reg.host}/annotated:1`, '--push', '--metadata-file', meta, ctx]);
+    expect(r.exitCode, r.stderr).toBe(0);
+    const digest = (JSON.parse(readFileSync(meta, 'utf8')) as Record<string, string>)['containerimage.digest'] as string;
+    const res = await fetch(`http://${reg.host}/v2/annotated/manifests/${digest}`, { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } });
+    const manifest = (await res.json()) as { annotations?: Record<string, string> };
+    expect(manifest.annotations).toEqual({ 'org.opencontainers.image.source': 'https://example.test/app', 'dev.example.k': 'v' });
+    const bad = await g(['build', '--annotation', 'index:a=b', ctx]);
+    expect(bad.exitCode).toBe(2);
+    expect(bad.stderr).toContain('index annotations need a multi-platform index');
+  });
+
+  test('--add-host and --secret env= reach RUN; the secret is never on a command line', async () => {
+    const ctx = context({
+      Dockerfile: 'FROM base:1\nRUN --mount=type=secret,id=tok,target=/run/tok cat /etc/hosts /run/tok > /out.txt\n',
+    });
+    const out = path.join(work, 'hosts-out');
+    const r = await g(['build', '--add-host', 'db.example.test:10.1.2.3', '--secret', 'id=tok,env=GANTRY_TEST_TOKEN', '-o', `type=local,dest=${out}`, ctx], {
+      env: { GANTRY_TEST_TOKEN: 'token-from-env' },
+    });
+    expect(r.exitCode, r.stderr).toBe(0);
+    const text = readFileSync(path.join(out, 'out.txt'), 'utf8');
+    expect(text).toMatch(/^10\.1\.2\.3\s+db\.example\.test$/m);
+    expect(text).toContain('token-from-env');
+    const unset = await g(['build', '--no-cache', '--secret', 'id=tok,env=GANTRY_TEST_UNSET', ctx]);
+    expect(unset.exitCode).toBe(2);
+    expect(unset.stderr).toContain('GANTRY_TEST_UNSET is not set');
+    const badHost = await g(['build', '--add-host', 'x:not-an-ip', ctx]);
+    expect(badHost.exitCode).toBe(2);
+  });
+
+  test('-o type=tar writes the files as a tar; -o - sends it to standard output without the ID', async () => {
+    const ctx = context({ Dockerfile: 'FROM scratch\nCOPY a /dir/a\n', a: 'tar\n' });
+    const file = path.join(work, 'files.tar');
+    const r = await g(['build', '-o', `type=tar,dest=${file}`, ctx]);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(execFileSync('tar', ['-tf', file], { encoding: 'utf8' }).split('\n')).toContain('dir/a');
+    const s = await g(['build', '-o', '-', ctx]);
+    expect(s.exitCode, s.stderr).toBe(0);
+    const listed = execFileSync('tar', ['-t'], { input: s.stdoutBytes, encoding: 'utf8' });
+    expect(listed.split('\n')).toContain('dir/a');
+    expect(s.stdout).not.toContain('sha256:');
+  });
+});
+
+describe('errors that say what and where', () => {
+  test('a base image the registry lacks: the Dockerfile line and "not found"', async () => {
+    const ctx = context({ Dockerfile: `FROM scratch\nFROM ${reg.host}/lib/missing:1\n` });
+    const r = await g(['build', ...insecure(), ctx]);
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toContain(`Dockerfile:2: image ${reg.host}/lib/missing:1 not found in its registry`);
+  });
+
+  test('a registry nothing listens on: "cannot reach the registry"', async () => {
+    const port = await freePort();
+    const ctx = context({ Dockerfile: `FROM 127.0.0.1:${port}/x:1\n` });
+    const r = await g(['build', '--insecure-registry', `127.0.0.1:${port}`, ctx]);
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toContain(`Dockerfile:1: cannot reach the registry 127.0.0.1:${port}`);
+    expect(r.stderr).not.toContain('internal error');
+  });
+
+  test('COPY --from a mistyped stage: did you mean the stage', async () => {
+    const ctx = context({ Dockerfile: `FROM base:1 AS build\nFROM base:1\nCOPY --from=buidl /a /a\n` });
+    const r = await g(['build', ctx], { env: { GANTRY_LOOPBACK_ONLY: '1' } });
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toContain('Dockerfile:3');
+    expect(r.stderr).toContain('no stage is named "buidl"; did you mean the stage "build"?');
+  });
+
+  test('a context directory that does not exist; an output with no type', async () => {
+    const missing = await g(['build', '-f', path.join(context({ Dockerfile: 'FROM scratch\n' }), 'Dockerfile'), path.join(work, 'no-such-dir')]);
+    expect(missing.exitCode).toBe(2);
+    expect(missing.stderr).toContain(`build context ${path.join(work, 'no-such-dir')}: no such directory`);
+    const untyped = await g(['build', '-o', 'dest=x', context({ Dockerfile: 'FROM scratch\n' })]);
+    expect(untyped.exitCode).toBe(2);
+    expect(untyped.stderr).toContain('no type=');
+  });
+
+  test('a push with wrong credentials: authentication failed, the registry named', async () => {
+    const secured = await startRegistry({ basic: { username: 'ci', password: 'right' } });
+    if (!secured) throw new Error('docker-registry is not installed');
+    try {
+      const config = mkdtempSync(path.join(work, 'docker-config-'));
+      writeFileSync(path.join(config, 'config.json'), JSON.stringify({ auths: { [secured.host]: { auth: Buffer.from('ci:wrong').toString('base64') } } }));
+      const ctx = context({ Dockerfile: 'FROM base:1\nCOPY a /a\n', a: 'auth\n' });
+      const r = await g(['build', '--insecure-registry', secured.host, '-t', `${secured.host}/app:1`, '--push', ctx], { env: { DOCKER_CONFIG: config } });
+      expect(r.exitCode).toBe(1);
+      expect(r.stderr).toContain(`authentication failed: ${secured.host} did not accept the credentials`);
+    } finally {
+      await secured.stop();
+    }
+  });
+});
+
+/** A shell command line for tmux from words. */
+const sh = (words: string[]): string => words.map((w) => `'${w.replace(/'/g, `'\\''`)}'`).join(' ');
+
+/** The text of a tmux pane, polled until `until` matches it (or the deadline passes: then the test fails with the pane). */
+async function paneUntil(session: string, until: RegExp, ms = 60_000): Promise<string> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const text = execFileSync('tmux', ['capture-pane', '-p', '-J', '-S', '-200', '-t', session], { encoding: 'utf8' });
+    if (until.test(text)) return text;
+    if (Date.now() > deadline) throw new Error(`tmux pane never showed ${until}:\n${text}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+describe('in a real terminal (tmux)', () => {
+  beforeAll(() => {
+    if (!haveTool('tmux')) throw new Error('tmux is not installed');
+  });
+
+  test('the spinners show the pull, the steps and the push with times, and the total', async () => {
+    const session = `gantry-tty-${process.pid}`;
+    const ctx = context({ Dockerfile: `FROM ${base}\nCOPY a /a\nRUN echo built\n`, a: 'tty\n' });
+    const cmd = sh([bin, '--root', fresh(), 'build', ...insecure(), '-t', `${reg.host}/app:tty`, '--push', ctx]);
+    execFileSync('tmux', ['new-session', '-d', '-s', session, '-x', '150', '-y', '50', `${cmd}; echo EXIT=$?; sleep 600`], { env: { ...process.env, CI: '', NO_COLOR: '1' } });
+    try {
+      const text = await paneUntil(session, /EXIT=\d+/);
+      expect(text, text).toContain('EXIT=0');
+      expect(text).toMatch(new RegExp(`pulled ${base}: 1 layers, [\\d.]+ [kM]B [\\d.]+s`));
+      expect(text).toMatch(/#1 \[2\/3\] COPY a \/a [\d.]+s|#1 \[2\/3\] COPY a \/a\s*$/m);
+      expect(text).toMatch(/#2 \[3\/3\] RUN echo built [\d.]+s/);
+      expect(text).toMatch(new RegExp(`pushing ${reg.host}/app:tty [\\d.]+s`));
+      expect(text).toMatch(/\[\+\] Building [\d.]+s \(2\/2\) FINISHED/);
+    } finally {
+      execFileSync('tmux', ['kill-session', '-t', session]);
+    }
+  });
+
+  test('Ctrl-C cancels: it says so, exits 130, and leaves no mount, temp tree or process', async () => {
+    const session = `gantry-cancel-${process.pid}`;
+    const mark = `gantry-cancel-${process.pid}-${Date.now()}`;
+    const store = fresh();
+    const ctx = context({ Dockerfile: `FROM base:1\nRUN echo started-${mark} && sleep 1000 && echo ${mark}\n` });
+    // The store needs the base: saved from the suite's store and loaded.
+    const archive = path.join(work, 'base.tar');
+    expect((await g(['save', '-o', archive, 'base:1'])).exitCode).toBe(0);
+    expect((await g(['load', '-i', archive], { store })).exitCode).toBe(0);
+    const cmd = sh([bin, '--root', store, 'build', '--no-cache', ctx]);
+    execFileSync('tmux', ['new-session', '-d', '-s', session, '-x', '150', '-y', '50', `${cmd}; echo EXIT=$?; sleep 600`], { env: { ...process.env, CI: '', NO_COLOR: '1' } });
+    try {
+      await paneUntil(session, new RegExp(`started-${mark}`));
+      execFileSync('tmux', ['send-keys', '-t', session, 'C-c']);
+      const text = await paneUntil(session, /EXIT=\d+/);
+      expect(text).toContain('EXIT=130');
+      expect(text).toContain('error: build cancelled');
+      expect(text).toMatch(/\[\+\] Building [\d.]+s \(\d+\/1\) CANCELED/);
+      expect(await waitForNoProcesses(mark)).toEqual([]);
+      expect(mountsUnder(store)).toEqual([]);
+      const tmp = path.join(store, 'tmp');
+      expect(existsSync(tmp) ? readdirSync(tmp).filter((n) => !n.startsWith('stat')) : []).toEqual([]);
+      expect(processesWith(mark)).toEqual([]);
+    } finally {
+      execFileSync('tmux', ['kill-session', '-t', session]);
+    }
+  });
+});

@@ -6,7 +6,7 @@
  */
 import { Buffer } from 'node:buffer';
 import { createRequire } from 'node:module';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 
 /** undici is loaded on the first request: a build from local images never pays for it. */
@@ -14,7 +14,7 @@ let undiciModule: Promise<typeof import('undici')> | undefined;
 const undici = (): Promise<typeof import('undici')> => (undiciModule ??= import('undici'));
 /** node:tls too, only when extra CA certificates are given: loading it costs every command 3 ms. */
 const tls = (): typeof import('node:tls') => createRequire(import.meta.url)('node:tls') as typeof import('node:tls');
-import { RegistryError } from '../errors/index.js';
+import { OptionError, RegistryError } from '../errors/index.js';
 import { DEFAULT_DOMAIN } from '../oci/reference.js';
 
 export interface Credentials {
@@ -101,6 +101,104 @@ export function parseChallenge(header: string): Challenge | undefined {
   return { scheme: (m[1] as string).toLowerCase(), params };
 }
 
+/**
+ * The deadline of a request to a registry, in milliseconds: `GANTRY_REGISTRY_TIMEOUT` seconds
+ * (default 60). A document (a manifest, a config, a token, an error) must arrive whole within
+ * it, counted from the request; a transfer (a blob fetched or uploaded) must start within it and
+ * then move at least MIN_TRANSFER_RATE bytes a second over each such period. A registry that
+ * answers a byte every few seconds is stopped there, whatever undici's own timers (which restart
+ * on every byte) would allow.
+ */
+export function registryTimeout(env: NodeJS.ProcessEnv = process.env): number {
+  const raw = env.GANTRY_REGISTRY_TIMEOUT?.trim();
+  if (!raw) return 60_000;
+  const seconds = Number(raw);
+  if (!Number.isFinite(seconds) || seconds <= 0) {
+    throw new OptionError('OPTION_INVALID', `GANTRY_REGISTRY_TIMEOUT=${raw}: expected a number of seconds greater than 0`);
+  }
+  return seconds * 1000;
+}
+
+/** Bytes a second a blob transfer must keep, averaged over each deadline period (once it started). */
+export const MIN_TRANSFER_RATE = 1024;
+
+/**
+ * One request's deadline: an AbortSignal that fires with a RegistryError naming the request.
+ * It stops when the response body closes (read to its end, dumped or destroyed).
+ */
+class Deadline {
+  private readonly controller = new AbortController();
+  private timer: NodeJS.Timeout | undefined;
+  private moved = 0;
+  private answered = false;
+
+  constructor(
+    private readonly what: string,
+    private readonly url: string,
+    private readonly transfer: boolean,
+    private readonly ms: number,
+  ) {
+    this.arm();
+  }
+
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  private arm(): void {
+    this.timer = setTimeout(() => this.expire(), this.ms);
+    // A request under way keeps the process alive by its socket; the timer need not.
+    this.timer.unref();
+  }
+
+  private expire(): void {
+    if (this.transfer && this.moved >= (MIN_TRANSFER_RATE * this.ms) / 1000) {
+      this.moved = 0;
+      this.arm();
+      return;
+    }
+    const s = this.ms / 1000;
+    const why =
+      !this.answered && this.moved === 0
+        ? `no answer within ${s} s`
+        : this.transfer
+          ? `${this.moved} bytes in the last ${s} s, slower than the ${MIN_TRANSFER_RATE} bytes/s a transfer must keep`
+          : `the answer did not arrive whole within ${s} s`;
+    this.controller.abort(new RegistryError('REGISTRY_TIMEOUT', `${this.what}: ${why} (GANTRY_REGISTRY_TIMEOUT sets the deadline, in seconds)`, { url: this.url, temporary: true }));
+  }
+
+  /** The response's headers came: a transfer's first period starts now. */
+  headers(): void {
+    this.answered = true;
+    if (!this.transfer) return;
+    clearTimeout(this.timer);
+    this.moved = 0;
+    this.arm();
+  }
+
+  count(n: number): void {
+    this.moved += n;
+  }
+
+  stop(): void {
+    clearTimeout(this.timer);
+  }
+
+  /** Watch a response body: its bytes count for a transfer, and its end stops the deadline. */
+  watch(body: Readable): void {
+    if (this.transfer) {
+      // undici hands each chunk to push(): counting there sees the bytes as they arrive, whether
+      // the caller iterates the body, dumps it or reads it as text.
+      const push = body.push.bind(body);
+      body.push = (chunk: unknown, encoding?: BufferEncoding): boolean => {
+        if (chunk) this.count((chunk as { length: number }).length);
+        return push(chunk, encoding);
+      };
+    }
+    body.once('close', () => this.stop());
+  }
+}
+
 export interface RequestOptions {
   headers?: Record<string, string>;
   body?: Buffer | Readable | string;
@@ -110,6 +208,11 @@ export interface RequestOptions {
   ok?: number[];
   /** Safe to retry (GET, HEAD, PUT of a manifest, ...). Default: true unless the body is a stream. */
   idempotent?: boolean;
+  /**
+   * A blob's bytes go one way or the other (a layer fetched, an upload): the deadline is on its
+   * start and its rate (registryTimeout), not on its whole, which depends on its size.
+   */
+  transfer?: boolean;
 }
 
 export interface Response {
@@ -155,9 +258,10 @@ export class RegistryClient {
   private async probe(): Promise<void> {
     if (this.probed) return;
     this.probed = true;
+    const deadline = new Deadline(`GET ${this.endpoint}/v2/`, `${this.endpoint}/v2/`, false, registryTimeout());
     try {
       const { request } = await undici();
-      const res = await request(`${this.endpoint}/v2/`, { method: 'GET', dispatcher: await this.dispatcher(), headers: { 'user-agent': this.options.userAgent ?? 'gantry' } });
+      const res = await request(`${this.endpoint}/v2/`, { method: 'GET', dispatcher: await this.dispatcher(), headers: { 'user-agent': this.options.userAgent ?? 'gantry' }, signal: deadline.signal });
       await res.body.dump();
     } catch (err) {
       const code = String((err as { code?: string }).code ?? '');
@@ -165,6 +269,8 @@ export class RegistryClient {
       if (code.startsWith('ERR_SSL') || code === 'EPROTO' || code === 'ECONNRESET' || code === 'UND_ERR_SOCKET' || /wrong version number|ssl/i.test(message)) {
         this.endpoint = this.endpoint.replace(/^https:/, 'http:');
       }
+    } finally {
+      deadline.stop();
     }
   }
 
@@ -178,12 +284,16 @@ export class RegistryClient {
     const idempotent = options.idempotent ?? !(options.body && typeof options.body === 'object' && !Buffer.isBuffer(options.body));
     const attempts = idempotent ? (this.options.attempts ?? 4) : 1;
     let authRetried = false;
+    const timeout = registryTimeout();
     for (let attempt = 1; ; attempt++) {
       if (this.aborted) throw new RegistryError('REGISTRY_ABORTED', `${method} ${this.endpoint}${path}: cancelled`, { url: this.endpoint + path });
       let res: Response;
+      const url = path.startsWith('http') ? path : this.endpoint + path;
+      const deadline = new Deadline(`${method} ${url}`, url, options.transfer ?? false, timeout);
       try {
-        res = await this.send(method, path.startsWith('http') ? path : this.endpoint + path, options);
+        res = await this.send(method, url, options, deadline);
       } catch (err) {
+        deadline.stop();
         if (err instanceof RegistryError) throw err;
         // Certificate problems do not go away by trying again.
         const certError = /CERT|SELF_SIGNED|ALTNAME|UNABLE_TO_VERIFY/.test(String((err as { code?: string }).code ?? ''));
@@ -212,7 +322,7 @@ export class RegistryClient {
     }
   }
 
-  private async send(method: string, url: string, options: RequestOptions, hops = 0): Promise<Response> {
+  private async send(method: string, url: string, options: RequestOptions, deadline: Deadline, hops = 0): Promise<Response> {
     const target = new URL(url);
     if (hops > 0) checkDestination(target, `a redirect from ${this.endpoint}`);
     const sameHost = target.origin === new URL(this.endpoint).origin;
@@ -222,19 +332,36 @@ export class RegistryClient {
       if (auth) headers.authorization = auth;
     }
     const { request } = await undici();
+    // An upload's bytes count for its transfer rate as undici takes them.
+    const upload = options.body;
+    const body =
+      options.transfer && upload !== undefined && typeof upload === 'object' && !Buffer.isBuffer(upload)
+        ? Readable.from(
+            (async function* counted(): AsyncGenerator<Buffer> {
+              for await (const chunk of upload) {
+                deadline.count((chunk as Buffer).length);
+                yield chunk as Buffer;
+              }
+            })(),
+            { objectMode: false },
+          )
+        : upload;
     const res = await request(url, {
       method: method as Dispatcher.HttpMethod,
       headers,
-      ...(options.body !== undefined ? { body: options.body } : {}),
+      ...(body !== undefined ? { body } : {}),
       dispatcher: await this.dispatcher(),
+      signal: deadline.signal,
     });
     const location = res.headers.location;
     if ([301, 302, 303, 307, 308].includes(res.statusCode) && typeof location === 'string' && (method === 'GET' || method === 'HEAD')) {
       await res.body.dump();
       if (hops >= 5) throw new RegistryError('REGISTRY_REDIRECTS', `${method} ${url}: too many redirects`, { url });
       // Follow by hand: another host never sees the registry's Authorization header.
-      return this.send(method, new URL(location, url).toString(), options, hops + 1);
+      return this.send(method, new URL(location, url).toString(), options, deadline, hops + 1);
     }
+    deadline.headers();
+    deadline.watch(res.body);
     return { status: res.statusCode, headers: res.headers, body: res.body, url };
   }
 
@@ -297,8 +424,18 @@ export class RegistryClient {
       headers.authorization = `Basic ${Buffer.from(`${creds.username}:${creds.password ?? ''}`).toString('base64')}`;
     }
     const { request } = await undici();
-    const r = await request(realm.toString(), { method, headers, ...(body ? { body } : {}), dispatcher: await this.dispatcher() });
-    const text = await r.body.text();
+    const deadline = new Deadline(`${method} ${realm.origin}${realm.pathname}`, realm.toString(), false, registryTimeout());
+    let r: Dispatcher.ResponseData;
+    let text: string;
+    try {
+      r = await request(realm.toString(), { method, headers, ...(body ? { body } : {}), dispatcher: await this.dispatcher(), signal: deadline.signal });
+      text = await r.body.text();
+    } catch (err) {
+      if (err instanceof RegistryError) throw err;
+      throw new RegistryError('REGISTRY_AUTH', `token service ${realm.origin}${realm.pathname}: ${(err as Error).message}`, { url: realm.toString(), temporary: true }, { cause: err });
+    } finally {
+      deadline.stop();
+    }
     if (r.statusCode !== 200) {
       throw new RegistryError('REGISTRY_AUTH', `token service ${realm.origin}${realm.pathname} refused (${r.statusCode}): ${text.slice(0, 200)}`, { status: r.statusCode, url: realm.toString() });
     }

@@ -8,9 +8,11 @@ import { createReadStream } from 'node:fs';
 import { open, rm, truncate } from 'node:fs/promises';
 import { crashPoint, GantryError, isSystemError, RegistryError, StoreError } from '../errors/index.js';
 import { validateImage } from '../image/image.js';
+import { CONFIG_SIZE_LIMIT, MANIFEST_SIZE_LIMIT, configProblem, indexProblem, manifestProblem, parseDocument } from '../oci/document.js';
 import { MediaType, INDEX_TYPES, MANIFEST_TYPES } from '../oci/media-types.js';
 import { formatPlatform, hostPlatform, type Platform } from '../oci/platform.js';
 import { formatReference, normalizeReference, type Reference } from '../oci/reference.js';
+import { extractLimit } from '../tar/limit.js';
 import type { Descriptor, ImageConfig, Index, Manifest } from '../oci/types.js';
 import type { BlobStore as Store } from './blob-store.js';
 import type { RegistryClient } from './client.js';
@@ -22,7 +24,6 @@ export const MANIFEST_ACCEPT = [
   MediaType.dockerManifest,
 ].join(', ');
 
-const MANIFEST_LIMIT = 4 * 1024 * 1024;
 
 export interface PullProgress {
   digest: string;
@@ -50,12 +51,22 @@ export interface PullResult {
   configDigest: string;
 }
 
-async function readLimited(body: AsyncIterable<Buffer | Uint8Array>, limit: number, what: string): Promise<Buffer> {
+/**
+ * The body, read while it stays within `limit` bytes: one byte more ends the read with an error
+ * (`declared` says the limit is what a descriptor declared, not gantry's own).
+ */
+async function readLimited(body: AsyncIterable<Buffer | Uint8Array> & { destroy?: () => void }, limit: number, what: string, declared = false): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let n = 0;
   for await (const c of body) {
     n += c.length;
-    if (n > limit) throw new RegistryError('REGISTRY_MANIFEST_TOO_LARGE', `${what} is larger than ${limit} bytes`);
+    if (n > limit) {
+      body.destroy?.();
+      throw new RegistryError(
+        declared ? 'REGISTRY_SIZE_MISMATCH' : 'REGISTRY_MANIFEST_TOO_LARGE',
+        declared ? `${what}: more than the ${limit} bytes its descriptor says; nothing was stored` : `${what} is larger than ${limit} bytes`,
+      );
+    }
     chunks.push(Buffer.from(c));
   }
   return Buffer.concat(chunks);
@@ -69,9 +80,12 @@ export async function fetchManifest(
   expected?: Descriptor,
 ): Promise<{ bytes: Buffer; digest: string; mediaType: string; json: Manifest | Index }> {
   const path = `/v2/${ref.path}/manifests/${reference}`;
+  if (expected && expected.size > MANIFEST_SIZE_LIMIT) {
+    throw new RegistryError('REGISTRY_MANIFEST_TOO_LARGE', `manifest ${expected.digest} of ${client.endpoint}/v2/${ref.path}: its descriptor says ${expected.size} bytes, more than the ${MANIFEST_SIZE_LIMIT} bytes gantry reads of a manifest`);
+  }
   const res = await client.request('GET', path, { headers: { accept: MANIFEST_ACCEPT }, scope: `repository:${ref.path}:pull` });
   const url = `${client.endpoint}${path}`;
-  const bytes = await readLimited(res.body, MANIFEST_LIMIT, `manifest ${url}`);
+  const bytes = expected ? await readLimited(res.body, expected.size, `manifest ${url}`, true) : await readLimited(res.body, MANIFEST_SIZE_LIMIT, `manifest ${url}`);
   const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
   const wanted = expected?.digest ?? (reference.includes(':') ? reference : undefined);
   if (wanted !== undefined && wanted !== digest) {
@@ -84,12 +98,12 @@ export async function fetchManifest(
   if (typeof header === 'string' && header.startsWith('sha256:') && header !== digest) {
     throw new RegistryError('REGISTRY_DIGEST_MISMATCH', `manifest ${url}: Docker-Content-Digest ${header} does not match the content (${digest})`, { url });
   }
-  let json: Manifest | Index & { mediaType?: string; schemaVersion?: number };
-  try {
-    json = JSON.parse(bytes.toString('utf8')) as Manifest;
-  } catch {
-    throw new RegistryError('REGISTRY_BAD_MANIFEST', `manifest ${url} is not valid JSON`, { url });
+  const parsed = parseDocument(bytes);
+  if ('problem' in parsed) throw new RegistryError('REGISTRY_BAD_MANIFEST', `manifest ${url} (${digest}) is ${parsed.problem}`, { url });
+  if (typeof parsed.json !== 'object' || parsed.json === null || Array.isArray(parsed.json)) {
+    throw new RegistryError('REGISTRY_BAD_MANIFEST', `manifest ${url} (${digest}) is not a JSON object`, { url });
   }
+  const json = parsed.json as Manifest | (Index & { mediaType?: string; schemaVersion?: number });
   const contentType = String(res.headers['content-type'] ?? '').split(';')[0]?.trim() ?? '';
   const mediaType = json.mediaType ?? contentType;
   if ((json as { schemaVersion?: number }).schemaVersion === 1 || mediaType.startsWith('application/vnd.docker.distribution.manifest.v1')) {
@@ -105,6 +119,12 @@ export async function fetchManifest(
   if (kind === 'unknown' || !(INDEX_TYPES.has(mediaType) || MANIFEST_TYPES.has(mediaType))) {
     throw new RegistryError('REGISTRY_BAD_MANIFEST', `manifest ${url}: unsupported media type "${mediaType}"`, { url });
   }
+  // The media type and the shape agree, and the shape is what the type says, before any field is read.
+  if (INDEX_TYPES.has(mediaType) !== (kind === 'index')) {
+    throw new RegistryError('REGISTRY_BAD_MANIFEST', `manifest ${url} (${digest}): its media type "${mediaType}" says ${kind === 'index' ? 'a manifest' : 'an index'}, but it has ${kind === 'index' ? 'a manifests list' : 'layers'}`, { url });
+  }
+  const problem = kind === 'index' ? indexProblem(json) : manifestProblem(json);
+  if (problem) throw new RegistryError('REGISTRY_BAD_MANIFEST', `${kind} ${url} (${digest}): ${problem}`, { url });
   return { bytes, digest, mediaType, json };
 }
 
@@ -131,12 +151,27 @@ export async function pullImage(client: RegistryClient, store: Store, input: str
       throw new RegistryError('REGISTRY_NO_PLATFORM', `${name} has no image for ${formatPlatform(want)} (it has: ${have.join(', ') || 'none'})`);
     }
     top = await fetchManifest(client, ref, pick.digest, pick);
+    if (!MANIFEST_TYPES.has(top.mediaType)) {
+      throw new RegistryError(
+        'REGISTRY_BAD_MANIFEST',
+        `index ${client.endpoint}/v2/${ref.path}/manifests/${reference} (${resolvedDigest}) lists ${pick.digest} as a manifest (${pick.mediaType}), but it is ${INDEX_TYPES.has(top.mediaType) ? 'an index' : `"${top.mediaType}"`}`,
+      );
+    }
   }
   const manifest = top.json as Manifest;
   // The config first (small), checked before any layer is fetched.
-  await fetchBlob(client, store, ref, manifest.config, options);
-  const config = await store.readJSON<ImageConfig>(manifest.config.digest);
+  const config = await fetchConfig(client, store, ref, manifest.config, options);
   validateImage(top.digest, manifest, config);
+  // A layer may not declare more than a layer may expand to: refused before a byte is fetched.
+  const most = extractLimit();
+  for (const l of manifest.layers) {
+    if (l.size > most) {
+      throw new RegistryError(
+        'REGISTRY_BLOB_TOO_LARGE',
+        `layer ${l.digest} of ${name}: its descriptor says ${l.size} bytes, more than the extraction limit of ${most} bytes (GANTRY_EXTRACT_LIMIT raises it); nothing was fetched`,
+      );
+    }
+  }
   const queue = [...manifest.layers];
   const workers = Array.from({ length: Math.max(1, options.concurrency ?? 3) }, async () => {
     for (let d = queue.shift(); d; d = queue.shift()) await fetchBlob(client, store, ref, d, options);
@@ -147,6 +182,49 @@ export async function pullImage(client: RegistryClient, store: Store, input: str
   if (ref.tag !== undefined) await store.tag(name, descriptor);
   else await store.addUntagged(descriptor);
   return { name, descriptor, resolvedDigest, configDigest: manifest.config.digest };
+}
+
+/**
+ * The image config: at most CONFIG_SIZE_LIMIT bytes (refused before a byte is fetched when its
+ * descriptor says more), read into memory, checked against its digest, size, nesting and shape,
+ * and only then stored. One the store has already is read back and checked the same way.
+ */
+async function fetchConfig(client: RegistryClient, store: Store, ref: Reference, d: Descriptor, options: PullOptions): Promise<ImageConfig> {
+  const path = `/v2/${ref.path}/blobs/${d.digest}`;
+  const url = client.endpoint + path;
+  if (d.size > CONFIG_SIZE_LIMIT) {
+    throw new RegistryError('REGISTRY_BLOB_TOO_LARGE', `config ${d.digest} from ${url}: its descriptor says ${d.size} bytes, more than the ${CONFIG_SIZE_LIMIT} bytes gantry reads of an image config; nothing was fetched`, { url });
+  }
+  let bytes: Buffer;
+  const stored = await store.hasBlob(d.digest);
+  if (stored) {
+    bytes = await readLimited(store.openBlob(d.digest, d.size), d.size, `config ${d.digest} in the store`, true);
+    await store.lease(d.digest);
+  } else {
+    const res = await client.request('GET', path, { scope: `repository:${ref.path}:pull` });
+    bytes = await readLimited(res.body, d.size, `config ${d.digest} from ${url}`, true);
+    const actual = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+    if (bytes.length !== d.size) throw new RegistryError('REGISTRY_SIZE_MISMATCH', `config ${d.digest} from ${url}: ${bytes.length} bytes, expected ${d.size}; nothing was stored`, { url });
+    if (d.digest.startsWith('sha256:') && actual !== d.digest) {
+      throw new RegistryError('REGISTRY_DIGEST_MISMATCH', `config ${d.digest} from ${url}: content has digest ${actual}; nothing was stored`, { url });
+    }
+  }
+  const parsed = parseDocument(bytes);
+  const problem = 'problem' in parsed ? parsed.problem : configProblem(parsed.json);
+  if (problem !== undefined) throw new RegistryError('REGISTRY_BAD_CONFIG', `config ${d.digest} from ${url}: ${problem}; nothing was stored`, { url });
+  if (!stored) {
+    try {
+      await store.writeBlob(bytes, { digest: d.digest, size: d.size });
+    } catch (err) {
+      const e = err as Error & { code?: string };
+      if (e.code === 'DIGEST_MISMATCH' || e.code === 'SIZE_MISMATCH') {
+        throw new RegistryError('REGISTRY_DIGEST_MISMATCH', `config ${d.digest} from ${url}: ${e.message}; nothing was stored`, { url }, { cause: err });
+      }
+      throw err;
+    }
+  }
+  options.onProgress?.({ digest: d.digest, bytes: d.size, total: d.size, done: true, ...(stored ? { cached: true } : {}) });
+  return (parsed as { json: unknown }).json as ImageConfig;
 }
 
 /**
@@ -170,6 +248,7 @@ async function fetchBlob(client: RegistryClient, store: Store, ref: Reference, d
       const res = await client.request('GET', path, {
         scope: `repository:${ref.path}:pull`,
         ok: [200, 206],
+        transfer: true,
         ...(offset > 0 ? { headers: { range: `bytes=${offset}-` } } : {}),
       });
       if (offset > 0 && res.status === 200) {

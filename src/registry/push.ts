@@ -144,6 +144,7 @@ async function pushBlob(client: RegistryClient, store: Store, ref: Reference, sc
     body: uploadBody(store.openBlob(digest, size)),
     scope,
     ok: [201, 204],
+    transfer: true,
   });
   await put.body.dump();
   return 'uploaded';
@@ -168,6 +169,7 @@ export async function uploadWhileMade(client: RegistryClient, destination: strin
     body: uploadBody(body),
     scope,
     ok: [202],
+    transfer: true,
   });
   await patch.body.dump();
   const next = patch.headers.location;

@@ -487,6 +487,7 @@ export class RegistryClient {
   }
 
   async close(): Promise<void> {
+    if (this.aborted) return; // destroyed already
     if (!this.options.dispatcher && this.agent) await (await this.agent).close();
   }
 }

@@ -17,6 +17,7 @@ import { freePort, startRegistry, type TestRegistry } from '../helpers/registry.
 import { makeBusyboxRootfs, tarDir } from '../helpers/rootfs.js';
 import { mountsUnder, processesWith, waitForNoProcesses } from '../helpers/faults.js';
 import { haveTool } from '../helpers/tools.js';
+import { serveLoopback } from '../helpers/http.js';
 
 const bin = path.join(projectRoot, 'bin', 'gantry');
 const work = mkdtempSync(path.join(tmpdir(), 'gantry-ci-'));
@@ -349,6 +350,77 @@ describe('in a real terminal (tmux)', () => {
       expect(processesWith(mark)).toEqual([]);
     } finally {
       execFileSync('tmux', ['kill-session', '-t', session]);
+    }
+  });
+});
+
+describe('cancelling through the API while a base is pulled', () => {
+  /** A registry stand-in whose one layer trickles forever; it tells when the layer is asked for and what was asked. */
+  async function tricklingRegistry(): Promise<{ host: string; layerAsked: Promise<void>; requests: string[]; close: () => void }> {
+    const layer = Buffer.alloc(1024);
+    const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [`sha256:${createHash('sha256').update(layer).digest('hex')}`] }, config: {} }));
+    const sha = (b: Buffer): string => `sha256:${createHash('sha256').update(b).digest('hex')}`;
+    const manifest = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: 'application/vnd.oci.image.manifest.v1+json',
+        config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha(config), size: config.length },
+        layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: sha(layer), size: 10 * 1024 * 1024 }],
+      }),
+    );
+    const requests: string[] = [];
+    let asked!: () => void;
+    const layerAsked = new Promise<void>((r) => (asked = r));
+    const timers = new Set<NodeJS.Timeout>();
+    const { host, server } = await serveLoopback((req, res) => {
+      requests.push(`${req.method} ${req.url}`);
+      if (req.url === '/v2/') return void res.writeHead(200).end('{}');
+      if (req.url?.includes('/manifests/')) return void res.writeHead(200, { 'content-type': 'application/vnd.oci.image.manifest.v1+json', 'docker-content-digest': sha(manifest) }).end(req.method === 'HEAD' ? undefined : manifest);
+      if (req.url?.endsWith(sha(config))) return void res.writeHead(200).end(config);
+      // The layer: a byte now and then, never the whole of it.
+      res.writeHead(200, { 'content-length': String(10 * 1024 * 1024) });
+      asked();
+      const t = setInterval(() => res.write(Buffer.alloc(1)), 200);
+      timers.add(t);
+      res.on('close', () => clearInterval(t));
+    });
+    return {
+      host,
+      layerAsked,
+      requests,
+      close: () => {
+        for (const t of timers) clearInterval(t);
+        server.closeAllConnections();
+        server.close();
+      },
+    };
+  }
+
+  test('an abort during the pull stops it at once; an already-aborted signal pulls nothing', async () => {
+    const { build } = await import('../../src/index.js');
+    const trickle = await tricklingRegistry();
+    try {
+      const ctx = context({ Dockerfile: `FROM ${trickle.host}/slow:1\nRUN true\n` });
+      const controller = new AbortController();
+      const store = fresh();
+      const running = build({ root: store, context: ctx, insecureRegistries: [trickle.host], signal: controller.signal });
+      const outcome = running.then(
+        () => 'finished',
+        (err: unknown) => err,
+      );
+      // The pull is under way (the layer asked for, never finished): abort, and the build ends
+      // with the abort's reason rather than the registry's slow answer.
+      await Promise.race([trickle.layerAsked, outcome]);
+      controller.abort(new Error('stop now'));
+      expect(((await outcome) as Error).message).toBe('stop now');
+
+      const before = trickle.requests.length;
+      const aborted = new AbortController();
+      aborted.abort(new Error('never started'));
+      await expect(build({ root: fresh(), context: ctx, insecureRegistries: [trickle.host], signal: aborted.signal })).rejects.toThrow('never started');
+      expect(trickle.requests.length).toBe(before);
+    } finally {
+      trickle.close();
     }
   });
 });

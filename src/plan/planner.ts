@@ -397,7 +397,36 @@ function planWith(model: DockerfileModel, options: PlanOptions, sink: WarningSin
   /** What a stage FROM a planned stage starts with: its ARGs in scope, whether its image config has a Shell. */
   const stageEnds = new Map<number, StageEnd>();
 
+  /** A stage a stage being planned depends on: planned first, by the loop in `visit`. */
+  interface Needed {
+    stage: Stage;
+    where: SourceLocation;
+  }
+  type Planning<T> = Generator<Needed, T, PlannedStage>;
+
+  /**
+   * Plan `stage` and, first, what it depends on. Depth-first as a recursion would go, but with
+   * a stack of its own: a stage's planning yields each stage it needs and is resumed once that
+   * one is planned, so a chain of 10,000 stages (each FROM the one before) is as deep in the
+   * call stack as a chain of two.
+   */
   const visit = (stage: Stage, from: SourceLocation | undefined): PlannedStage => {
+    const stack: Planning<PlannedStage>[] = [planStageAndDeps(stage, from)];
+    let value: PlannedStage | undefined;
+    for (;;) {
+      const r = (stack[stack.length - 1] as Planning<PlannedStage>).next(value as PlannedStage);
+      if (r.done) {
+        stack.pop();
+        if (stack.length === 0) return r.value;
+        value = r.value;
+      } else {
+        stack.push(planStageAndDeps(r.value.stage, r.value.where));
+        value = undefined;
+      }
+    }
+  };
+
+  const planStageAndDeps = function* (stage: Stage, from: SourceLocation | undefined): Planning<PlannedStage> {
     const done = planned.get(stage.index);
     if (done) return done;
     if (visiting.has(stage.index)) {
@@ -413,13 +442,13 @@ function planWith(model: DockerfileModel, options: PlanOptions, sink: WarningSin
     visiting.add(stage.index);
     const head = heads[stage.index] as StageHead;
     const deps: number[] = [];
-    const addDep = (s: Stage, where: SourceLocation): void => {
-      visit(s, where);
+    const addDep = function* (s: Stage, where: SourceLocation): Planning<void> {
+      yield { stage: s, where };
       if (!deps.includes(s.index)) deps.push(s.index);
     };
-    if (head.base.type === 'stage') addDep(stages[head.base.stage] as Stage, stage.from.location);
+    if (head.base.type === 'stage') yield* addDep(stages[head.base.stage] as Stage, stage.from.location);
     if (head.base.type === 'image') images.add(head.base.ref);
-    const result = planStage(stage, head, addDep);
+    const result = yield* planStage(stage, head, addDep);
     visiting.delete(stage.index);
     const ps: PlannedStage = {
       index: stage.index,
@@ -439,11 +468,11 @@ function planWith(model: DockerfileModel, options: PlanOptions, sink: WarningSin
     return ps;
   };
 
-  const planStage = (
+  const planStage = function* (
     stage: Stage,
     head: StageHead,
-    addDep: (s: Stage, where: SourceLocation) => void,
-  ): { steps: PendingStep[]; baseEnvKnown: boolean; end: StageEnd } => {
+    addDep: (s: Stage, where: SourceLocation) => Planning<void>,
+  ): Planning<{ steps: PendingStep[]; baseEnvKnown: boolean; end: StageEnd }> {
     const scope = new Scope();
     const declared = new Set<string>();
     let workdir = '/';
@@ -500,7 +529,7 @@ function planWith(model: DockerfileModel, options: PlanOptions, sink: WarningSin
     const total = (head.base.type === 'image' ? 1 : 0) + all.filter(({ ins, onbuild }) => counted(ins, onbuild)).length;
     let index = head.base.type === 'image' ? 1 : 0;
     const width = String(total).length;
-    all.forEach(({ ins, onbuild }) => {
+    for (const { ins, onbuild } of all) {
       if (counted(ins, onbuild)) index++;
       const where = ins.location;
       const state = (): StepState => ({
@@ -523,10 +552,10 @@ function planWith(model: DockerfileModel, options: PlanOptions, sink: WarningSin
       const declaredArg = (name: string): boolean => scope.args.has(name);
       const one = (w: string): string => expandWith(w, scope.lookup, where, ins.kind, warnUndefined, declaredArg, scope.names).word;
       const many = (w: string): string[] => expandWith(w, scope.lookup, where, ins.kind, warnUndefined, declaredArg, scope.names).words;
-      const resolveFrom = (ref: string, keyword: string, mountTarget?: string): CopySource => {
+      const resolveFrom = function* (ref: string, keyword: string, mountTarget?: string): Planning<CopySource> {
         const st = resolveStageRef(ref, stage, where, keyword);
         // A cycle is reported first, as BuildKit checks for cycles before it reads any stage.
-        if (st) addDep(st, where);
+        if (st) yield* addDep(st, where);
         if (st && st.index > stage.index) {
           // A stage is built before the ones that read from it: one defined later cannot be read (BuildKit's words).
           const here = stage.name ?? `stage-${stage.index}`;
@@ -653,7 +682,8 @@ function planWith(model: DockerfileModel, options: PlanOptions, sink: WarningSin
           break;
         }
         case 'RUN': {
-          const mounts = ins.rawMounts.map((raw) => {
+          const mounts: Mount[] = [];
+          for (const raw of ins.rawMounts) {
             // from= names a stage or an image as written: a variable there is refused, as BuildKit refuses it.
             for (const field of raw.split(',')) {
               const eq = field.indexOf('=');
@@ -672,11 +702,11 @@ function planWith(model: DockerfileModel, options: PlanOptions, sink: WarningSin
               throw new DockerfileError('DOCKERFILE_FLAG', `--mount=${text}: ${err.message}`, where, 'RUN');
             }
             if (m.from !== undefined) {
-              const src = resolveFrom(m.from, 'RUN', m.target ?? '');
+              const src = yield* resolveFrom(m.from, 'RUN', m.target ?? '');
               m.from = src.type === 'stage' ? String(src.stage) : src.type === 'image' ? src.ref : m.from;
             }
-            return m;
-          });
+            mounts.push(m);
+          }
           const runEnv = [...scope.env].map(([k, v]) => `${k}=${v}`);
           for (const [k, v] of scope.args) if (v !== undefined && !scope.env.has(k)) runEnv.push(`${k}=${v}`);
           const proxyEnv = proxyEnvOf(buildArgs).filter((e) => {
@@ -703,7 +733,7 @@ function planWith(model: DockerfileModel, options: PlanOptions, sink: WarningSin
           if (ins.from !== undefined && /\$(\{|[A-Za-z_])/.test(ins.from)) {
             throw new DockerfileError('DOCKERFILE_FLAG', 'variable expansion is not supported for --from, define a new stage with FROM using ARG from global scope as a workaround', where, ins.kind);
           }
-          const source: CopySource = ins.from !== undefined ? resolveFrom(ins.from, ins.kind) : { type: 'context' };
+          const source: CopySource = ins.from !== undefined ? yield* resolveFrom(ins.from, ins.kind) : { type: 'context' };
           const heredocNames = new Set(ins.heredocs.map((h) => h.name));
           const inline = ins.heredocs.map((h) => ({
             name: h.name,
@@ -753,7 +783,7 @@ function planWith(model: DockerfileModel, options: PlanOptions, sink: WarningSin
           // FROM never reaches here: stages split on it.
           break;
       }
-    });
+    }
     return { steps, baseEnvKnown, end: { args: scope.args, shellSet } };
 
     function resolveArgs(ins: ArgInstruction, one: (w: string) => string): ResolvedArg[] {

@@ -42,6 +42,22 @@ export class ShellSyntaxError extends Error {
   }
 }
 
+/**
+ * How deep `${...}` may nest in one word. The lexer recurses once per level (as BuildKit's does:
+ * Go grows its stack, so BuildKit takes 20,000 levels, slowly); Node's stack holds about 1,500,
+ * so gantry refuses a word nested deeper than this with an error at its line. Real Dockerfiles
+ * nest two or three.
+ */
+export const EXPANSION_DEPTH_LIMIT = 100;
+
+/** A word nested past EXPANSION_DEPTH_LIMIT. */
+class ShellNestingError extends ShellSyntaxError {}
+
+/** The source as an error quotes it: whole as BuildKit quotes it, unless it is very long. */
+function quoted(source: string): string {
+  return source.length <= 1000 ? `"${source}"` : `"${source.slice(0, 200)}..." (${source.length} characters)`;
+}
+
 export function envFromMap(env: ReadonlyMap<string, string> | Record<string, string>): EnvLookup {
   if (env instanceof Map) return (name) => env.get(name);
   const rec = env as Record<string, string>;
@@ -56,7 +72,7 @@ export function expand(source: string, env: EnvLookup, options: ShellOptions = {
     return { word, words, matched: lexer.matched, unmatched: lexer.unmatched };
   } catch (err) {
     if (err instanceof ShellSyntaxError) {
-      throw new ShellSyntaxError(`failed to process "${source}": ${err.message}`);
+      throw new ShellSyntaxError(`failed to process ${quoted(source)}: ${err.message}`);
     }
     throw err;
   }
@@ -117,6 +133,8 @@ class WordSplitter {
 class Lexer {
   private readonly chars: string[];
   private pos = 0;
+  /** How many `${` the lexer is inside. */
+  private depth = 0;
   private readonly escape: string;
   readonly matched = new Set<string>();
   readonly unmatched = new Set<string>();
@@ -241,6 +259,19 @@ class Lexer {
       return value ?? '';
     }
     this.next(); // '{'
+    if (this.depth >= EXPANSION_DEPTH_LIMIT) {
+      throw new ShellNestingError(`variable expansions nested more than ${EXPANSION_DEPTH_LIMIT} deep (the most gantry takes; BuildKit takes more)`);
+    }
+    this.depth++;
+    try {
+      return this.braced();
+    } finally {
+      this.depth--;
+    }
+  }
+
+  /** The rest of `${...}`, after the brace. */
+  private braced(): string {
     const first = this.peek();
     if (first === undefined) throw new ShellSyntaxError("syntax error: missing '}'");
     if (first === '{' || first === '}' || first === ':') {
@@ -300,7 +331,7 @@ class Lexer {
     try {
       return this.processStopOn('}', rawEscapes).word;
     } catch (err) {
-      if (err instanceof ShellSyntaxError && this.peek() === undefined) {
+      if (err instanceof ShellSyntaxError && !(err instanceof ShellNestingError) && this.peek() === undefined) {
         throw new ShellSyntaxError("syntax error: missing '}'");
       }
       throw err;
@@ -317,7 +348,7 @@ class Lexer {
     try {
       pattern = this.processStopOn('/', true).word;
     } catch (err) {
-      if (err instanceof ShellSyntaxError && this.peek() === undefined) {
+      if (err instanceof ShellSyntaxError && !(err instanceof ShellNestingError) && this.peek() === undefined) {
         throw new ShellSyntaxError("syntax error: missing '/' in ${}");
       }
       throw err;

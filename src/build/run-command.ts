@@ -20,7 +20,29 @@ export interface RunCommand {
 /** A here-document that is the whole command: `<<EOF`, `<<-EOF`, `<<"EOF"`, `3<<EOF`. */
 const ALONE = /^\d*<<-?\s*(["']?)([^\s"'<>|&;]+)\1$/;
 
+/**
+ * The longest one argument of a process may be on Linux: MAX_ARG_STRLEN, 32 pages of 4 KiB,
+ * its terminating NUL included. BuildKit gives a RUN's command line to the shell as one
+ * argument too (`/bin/sh -c '...'`, here-documents included), so there a longer one fails at
+ * exec ("argument list too long"); gantry says so before it starts anything.
+ */
+export const MAX_ARGUMENT_BYTES = 32 * 4096 - 1;
+
 export function runCommand(step: Extract<Step, { op: 'run' }>): RunCommand {
+  const command = commandOf(step);
+  for (const arg of command.argv) {
+    const bytes = Buffer.byteLength(arg);
+    if (bytes > MAX_ARGUMENT_BYTES) {
+      throw new BuildError(
+        'BUILD_RUN_TOO_LONG',
+        `the command is ${bytes} bytes, more than the ${MAX_ARGUMENT_BYTES} Linux takes in one argument (MAX_ARG_STRLEN); BuildKit fails it too (argument list too long). Put the script in a file (COPY it, or a here-document starting with #!) and run that`,
+      );
+    }
+  }
+  return command;
+}
+
+function commandOf(step: Extract<Step, { op: 'run' }>): RunCommand {
   const shell = step.state.shell;
   if (step.heredocs.length === 0) {
     return { argv: step.command.form === 'shell' ? [...shell, step.command.args.join(' ')] : [...step.command.args], pipes: [] };

@@ -54,7 +54,11 @@ export function launch(l: Launch): Promise<number> {
     };
     l.signal?.addEventListener('abort', abort, { once: true });
     if (l.signal?.aborted) abort(); // aborted before the listener was there: no event comes
-    child.on('error', (err) => reject(new SandboxError('SANDBOX_SPAWN', `cannot start ${cmd}: ${err.message}`, { cause: err })));
+    child.on('error', (err) => {
+      // E2BIG: the arguments and environment together are more than Linux takes (ARG_MAX).
+      const why = (err as NodeJS.ErrnoException).code === 'E2BIG' ? 'the command line and environment are too long for one process (E2BIG, argument list too long)' : err.message;
+      reject(new SandboxError('SANDBOX_SPAWN', `cannot start ${cmd}: ${why}`, { cause: err }));
+    });
     child.on('close', (code, sig) => {
       l.signal?.removeEventListener('abort', abort);
       if (l.signal?.aborted) reject(new SandboxError('SANDBOX_ABORTED', 'the build was aborted'));

@@ -136,6 +136,7 @@ export {
   imageHistory,
   type ImageSummary,
   type ListFilter,
+  type ListOptions,
   type RemoveResult,
   type InspectResult,
   type HistoryRow,
@@ -146,6 +147,7 @@ export { parseDigest, digestOf } from './oci/digest.js';
 export { MediaType } from './oci/media-types.js';
 export type { Descriptor, Manifest, Index, ImageConfig, ContainerConfig, HistoryEntry } from './oci/types.js';
 export { pruneStore, type PruneOptions, type PruneResult } from './store/prune.js';
+export { diskUsage, type DiskUsage, type UsageRow, type UsageKind, type ImageUsage, type CacheUsage, type TreeUsage } from './store/usage.js';
 export { fsckStore, type FsckOptions, type FsckResult, type Problem, type ProblemKind } from './store/fsck.js';
 export { save, load, exportRootfs, type SaveOptions, type LoadOptions, type ExportOptions } from './archive/commands.js';
 export type { LoadedImage } from './archive/load.js';
@@ -187,6 +189,16 @@ export interface BuildOptions extends Omit<BuildSettings, 'ssh'> {
 export async function build(options: BuildOptions = {}): Promise<BuildExecResult> {
   // Cancelled before it started: nothing is pulled or run.
   options.signal?.throwIfAborted();
+  // A context from standard input or a URL becomes a temp directory first (remote-context.ts).
+  if (options.context !== undefined && isRemoteContext(options.context)) {
+    const prepared = await prepareContext(options.context, options.dockerfile);
+    try {
+      const dockerfile = dockerfileIn(prepared, options.dockerfile);
+      return await build({ ...options, context: prepared.context, ...(dockerfile !== undefined ? { dockerfile } : {}) });
+    } finally {
+      await prepared.cleanup();
+    }
+  }
   checkContext(options.context ?? '.');
   const agents = await sshAgents(options.ssh ?? {});
   try {
@@ -268,6 +280,7 @@ export { parseOutput, type OutputSpec } from './build/outputs.js';
 import { writeOutputs, type OutputSpec } from './build/outputs.js';
 import { needsUserNamespace, startInUserNamespace } from './sandbox/rootless.js';
 import { agentWithKeys, type KeyAgent } from './sandbox/ssh-agent.js';
+import { dockerfileIn, isRemoteContext, prepareContext } from './build/remote-context.js';
 import { errorRecord, reviveError, RegistryError, SandboxError, StoreError, type ErrorRecord } from './errors/index.js';
 import { BuildError, type ProgressEvent } from './build/executor.js';
 import type { Credentials } from './registry/client.js';

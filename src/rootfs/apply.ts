@@ -33,6 +33,11 @@ export interface ApplyOptions {
   limit?: number;
   /** Every entry's owner, instead of the archive's (`ADD --chown` of a local archive). */
   owner?: { uid: number; gid: number };
+  /**
+   * Whether `.wh.` entries remove what they name (a layer: the default) or are files like any
+   * other (an archive that is not a layer: ADD's, a context's), as BuildKit unpacks those.
+   */
+  whiteouts?: boolean;
 }
 
 export interface ApplyStats {
@@ -95,13 +100,14 @@ export async function applyLayer(root: string, tarStream: Readable, options: App
       }
       const base = path.posix.basename(rel);
       const dir = path.posix.dirname(rel) === '.' ? '' : path.posix.dirname(rel);
-      if (base === OPAQUE_MARKER) {
+      const layer = options.whiteouts !== false;
+      if (layer && base === OPAQUE_MARKER) {
         opaque.push(dir);
         stats.whiteouts++;
         entry.resume();
         continue;
       }
-      if (base.startsWith(WHITEOUT_PREFIX)) {
+      if (layer && base.startsWith(WHITEOUT_PREFIX)) {
         const name = base.slice(WHITEOUT_PREFIX.length);
         if (name === '' || name === '.' || name === '..' || name.startsWith(WHITEOUT_PREFIX)) {
           throw new RootfsError('ROOTFS_BAD_WHITEOUT', `${what}: invalid whiteout "${h.name}"`);

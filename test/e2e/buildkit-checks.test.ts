@@ -140,6 +140,7 @@ function harnessFor(check: Check & { file: string }): Harness {
   let builds = 0;
   const files = async (tag: string): Promise<Map<string, ImageEntry>> => {
     const file = path.join(dir, `rootfs-${tag.replace(/[/:]/g, '-')}.tar`);
+    mkdirSync(dir, { recursive: true }); // a check that built from a URL made no context here
     const e = await g(['export', tag, '-o', file]);
     expect(e.exitCode, e.all).toBe(0);
     return readImage(file);

@@ -424,3 +424,52 @@ describe('cancelling through the API while a base is pulled', () => {
     }
   });
 });
+
+describe('a context from standard input', () => {
+  const gIn = (args: string[], input: Buffer) =>
+    execa(bin, ['--root', root, ...args], { reject: false, input, env: { NO_COLOR: '1', CI: 'true' }, cwd: work });
+
+  test('a Dockerfile on standard input builds with an empty context', async () => {
+    const out = path.join(work, 'stdin-df');
+    const r = await gIn(['build', '-o', `type=local,dest=${out}`, '-'], Buffer.from('FROM scratch\nCOPY . /ctx/\nLABEL from=stdin\n'));
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(readdirSync(path.join(out, 'ctx'))).toEqual([]);
+  });
+
+  test('a gzip tar on standard input is the context; -f names a Dockerfile inside it', async () => {
+    const src = context({ a: 'from the tar\n' });
+    execFileSync('mkdir', ['-p', path.join(src, 'sub')]);
+    writeFileSync(path.join(src, 'sub', 'Dockerfile.ci'), 'FROM scratch\nCOPY a /a\n');
+    const tgz = path.join(work, 'ctx.tgz');
+    execFileSync('tar', ['-czf', tgz, '-C', src, '.']);
+    const out = path.join(work, 'stdin-tar');
+    const r = await gIn(['build', '-f', 'sub/Dockerfile.ci', '-o', `type=local,dest=${out}`, '-'], readFileSync(tgz));
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(readFileSync(path.join(out, 'a'), 'utf8')).toBe('from the tar\n');
+  });
+
+  test('a tar whose member climbs out is refused, nothing written outside', async () => {
+    const evil = path.join(work, 'evil');
+    execFileSync('mkdir', ['-p', path.join(evil, 'in')]);
+    writeFileSync(path.join(evil, 'in', 'Dockerfile'), 'FROM scratch\n');
+    // A member that would land in /tmp itself from any depth of temp directory (GNU tar keeps ../ with -P).
+    const name = `escaped-by-gantry-${process.pid}`;
+    const target = path.join(tmpdir(), name);
+    writeFileSync(target, 'x');
+    const tarFile = path.join(work, 'evil.tar');
+    const climb = `${'../'.repeat(12)}${target.slice(1)}`;
+    execFileSync('tar', ['-cPf', tarFile, '-C', path.join(evil, 'in'), 'Dockerfile', climb]);
+    rmSync(target);
+    expect(execFileSync('tar', ['-tPf', tarFile], { encoding: 'utf8' })).toContain(climb);
+    const r = await gIn(['build', '-'], readFileSync(tarFile));
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toContain('climbs out of the root');
+    expect(existsSync(target)).toBe(false);
+  });
+
+  test('the context and the Dockerfile cannot both come from standard input', async () => {
+    const r = await gIn(['build', '-f', '-', '-'], Buffer.from('FROM scratch\n'));
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toContain('cannot both be read from standard input');
+  });
+});

@@ -203,7 +203,7 @@ export const BUILD_OPTIONS = {
 } as const satisfies Record<string, Options>;
 
 /** The build command's positional: the context directory. */
-export const BUILD_CONTEXT = { type: 'string', default: '.', describe: 'build context directory' } as const;
+export const BUILD_CONTEXT = { type: 'string', default: '.', describe: 'build context: a directory, a git or http(s) URL (a tar, or a Dockerfile), or - (standard input: a tar, or a Dockerfile)' } as const;
 
 export function buildCommand(yargs: Argv<GlobalOptions>, handler: (argv: BuildArgs) => Promise<void> = runBuild): Argv<GlobalOptions> {
   return yargs.command<BuildArgs>(

@@ -12,6 +12,9 @@ import { importCommand } from './commands/import.js';
 import { pruneCommand } from './commands/prune.js';
 import { archiveCommands } from './commands/archives.js';
 import { registryCommands } from './commands/registry.js';
+import { systemCommands } from './commands/system.js';
+import { completionCommand } from './commands/completion.js';
+import { closest, unknownCommandMessage } from './suggest.js';
 import { EXIT } from './exit-codes.js';
 import { formatError, formatWarning } from './output.js';
 
@@ -39,7 +42,65 @@ export const COMMAND_FILES: [readonly string[], Register][] = [
   [['prune', 'fsck'], pruneCommand],
   [['save', 'load', 'export'], archiveCommands],
   [['pull', 'push', 'login', 'logout'], registryCommands],
+  [['system'], systemCommands],
+  [['completion'], completionCommand],
 ];
+
+/** The commands that are groups, and theirs. */
+const SUBCOMMANDS: Record<string, readonly string[]> = { system: ['df'] };
+
+/** The words of a command line that are not options, after `from` (the value of --root skipped). */
+function wordsOf(args: readonly string[], from = 0): { word: string; at: number }[] {
+  const out: { word: string; at: number }[] = [];
+  for (let i = from; i < args.length; i++) {
+    const a = args[i] as string;
+    if (a === '--') break;
+    if (a === '--root') i++;
+    else if (!a.startsWith('-')) out.push({ word: a, at: i });
+  }
+  return out;
+}
+
+/**
+ * The error for a command line whose command (or a group's subcommand) gantry does not have,
+ * with the closest one it has: `unknown command "biuld"; did you mean "build"?`. None for a
+ * completion request (its words are the line being typed).
+ */
+export function unknownCommand(args: readonly string[]): string | undefined {
+  if (args.includes('--get-yargs-completions')) return undefined;
+  const [first] = wordsOf(args);
+  if (!first) return undefined;
+  const known = COMMAND_FILES.flatMap(([names]) => [...names]);
+  if (!known.includes(first.word)) return unknownCommandMessage(first.word, known);
+  const subcommands = SUBCOMMANDS[first.word];
+  const [second] = subcommands ? wordsOf(args, first.at + 1) : [];
+  if (subcommands && second && !subcommands.includes(second.word)) return unknownCommandMessage(second.word, subcommands, `${first.word} `);
+  return undefined;
+}
+
+/**
+ * yargs' strict-mode complaint (`Unknown arguments: bogus, x`) said as docker says it: an
+ * option is an unknown flag (`unknown flag: --bogus; did you mean --format?`), a word an
+ * unexpected argument.
+ */
+export function unknownArgumentsMessage(msg: string, args: readonly string[], options: readonly string[]): string | undefined {
+  const m = /^Unknown arguments?: (.*)$/.exec(msg);
+  if (!m) return undefined;
+  const names = (m[1] as string).split(', ');
+  return names
+    .map((name) => {
+      const long = args.find((a) => a === `--${name}` || a.startsWith(`--${name}=`) || a === `--no-${name}`);
+      const short = name.length === 1 ? args.find((a) => /^-[^-]/.test(a) && a.slice(1).includes(name)) : undefined;
+      if (long || short) {
+        const flag = long ? (long.split('=')[0] as string) : `-${name}`;
+        const negated = flag.startsWith('--no-');
+        const hint = long ? closest(name.replace(/^no-/, ''), options.filter((o) => o.length > 1)) : undefined;
+        return `unknown flag: ${flag}${hint ? `; did you mean --${negated ? 'no-' : ''}${hint}?` : ''}`;
+      }
+      return `unexpected argument "${name}"`;
+    })
+    .join('\n');
+}
 
 /** The command a command line names: its first word that is not an option (or --root's value). */
 export function commandName(args: readonly string[]): string | undefined {
@@ -74,7 +135,7 @@ export async function createParser(args: string[], handlers: Handlers = {}): Pro
   const named = commandName(args);
   const files = COMMAND_FILES.filter(([names]) => named === undefined || names.includes(named));
   for (const [, register] of files.length > 0 ? files : COMMAND_FILES) y = register(y, handlers);
-  return y
+  const parser: Argv<GlobalOptions> = y
     .demandCommand(1, 'name a command: gantry --help lists them')
     .strict()
     .version(version)
@@ -83,9 +144,17 @@ export async function createParser(args: string[], handlers: Handlers = {}): Pro
     .wrap(Math.min(110, process.stdout.columns || 100))
     .fail((msg, err) => {
       if (err) throw err;
-      process.stderr.write(`error: ${msg}\nRun gantry --help for usage.\n`);
+      const command = commandName(args);
+      const known = COMMAND_FILES.some(([names]) => command !== undefined && names.includes(command));
+      // The parser holds the failing command's options by now (yargs applies a command's builder to it).
+      const options = Object.keys((parser as unknown as { getOptions(): { key: Record<string, unknown> } }).getOptions().key);
+      const mine = unknownArgumentsMessage(msg, args, options);
+      const said = mine ? mine.split('\n').map((line) => `error: ${line}`).join('\n') : `error: ${msg}`;
+      const help = known ? `gantry ${command} --help` : 'gantry --help';
+      process.stderr.write(`${said}\nRun ${help} for usage.\n`);
       process.exit(EXIT.usage);
     });
+  return parser;
 }
 
 /** The part of yargs' internals `withoutHelpCache` reaches. */
@@ -106,6 +175,13 @@ export function withoutHelpCache<T>(parser: Argv<T>): Argv<T> {
 }
 
 export async function main(args: string[]): Promise<void> {
+  const unknown = unknownCommand(args);
+  if (unknown) {
+    // docker's status for a command it does not have (other usage errors are 2).
+    process.stderr.write(`error: ${unknown}\n`);
+    process.exitCode = EXIT.failure;
+    return;
+  }
   try {
     // A non-root caller builds in a user namespace of its own (sandbox/rootless.ts); other
     // commands enter it too when the caller has a range, so that they can manage the trees a

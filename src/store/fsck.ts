@@ -26,6 +26,7 @@ import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { INDEX_TYPES, MANIFEST_TYPES, MediaType } from '../oci/media-types.js';
 import { REF_NAME_ANNOTATION, type Descriptor, type Index } from '../oci/types.js';
+import { isSizeRecord } from './sizes.js';
 import { isCurrentLayout, LAYOUT_VERSION, Store } from './store.js';
 
 export type ProblemKind = 'layout' | 'index' | 'blob-corrupt' | 'blob-stray' | 'image-incomplete' | 'cache-entry' | 'temp' | 'unknown-entry';
@@ -223,6 +224,8 @@ export async function fsckStore(root: string, options: FsckOptions = {}): Promis
       const e = JSON.parse(await readFile(file, 'utf8')) as { layer?: Descriptor | null; rows?: unknown };
       // A context's stat cache (build/statcache.ts): only its shape matters, a wrong row costs a re-read.
       if (/^stat-[0-9a-f]{64}\.json$/.test(name)) detail = typeof e.rows === 'object' && e.rows !== null ? undefined : 'a stat cache without rows';
+      // A layer's content size (store/sizes.ts): a wrong one is only a wrong SIZE, read again once removed.
+      else if (isSizeRecord(name)) detail = Number.isSafeInteger((e as { size?: unknown }).size) ? undefined : 'a layer size record without a size';
       // A snapshot in the JSON format kept before the binary one: unused, removed by prune.
       else if (/^snapshot-[0-9a-f]{64}\.json$/.test(name)) detail = Array.isArray(e.rows) ? undefined : 'a snapshot without rows';
       else if (!/^[0-9a-f]{64}\.json$/.test(name)) detail = 'not a cache entry name';

@@ -11,6 +11,7 @@ import { INDEX_TYPES, MANIFEST_TYPES } from '../oci/media-types.js';
 import { REF_NAME_ANNOTATION, type Descriptor, type ImageConfig, type Index, type Manifest } from '../oci/types.js';
 import { chainName, DANGLING_ANNOTATION, Store } from './store.js';
 import { LayerCache } from './cache.js';
+import { isSizeRecord, sizeRecordDiffId } from './sizes.js';
 import { collectTrash, type TrashReport } from './trash.js';
 
 export interface PruneOptions {
@@ -63,6 +64,7 @@ export async function pruneStore(root: string, options: PruneOptions = {}): Prom
         if (!options.all && (await store.hasBlob(m.config.digest))) {
           const config = await store.readJSON<ImageConfig>(m.config.digest);
           keep.add(`rootfs:${chainName(config.rootfs?.diff_ids ?? [])}`);
+          for (const id of config.rootfs?.diff_ids ?? []) keep.add(`size:${id}`);
         }
       } else if (INDEX_TYPES.has(d.mediaType)) {
         const ix = await store.readJSON<Index>(d.digest);
@@ -92,6 +94,13 @@ export async function pruneStore(root: string, options: PruneOptions = {}): Prom
       await rm(store.chainSnapshotPath(chain), { force: true });
       await rm(store.chainSnapshotPath(chain).replace(/\.bin$/, '.json'), { force: true }); // a snapshot kept in the JSON format of earlier versions
       rootfs.push(chain);
+    }
+    // Layer size records (sizes.ts) of layers no image has any more; --all cleared them with the cache.
+    if (!options.all) {
+      const cacheDir = path.join(store.root, 'cache');
+      for (const name of await readdir(cacheDir).catch(() => [] as string[])) {
+        if (isSizeRecord(name) && !keep.has(`size:${sizeRecordDiffId(name) ?? ''}`)) await rm(path.join(cacheDir, name), { force: true });
+      }
     }
     return { images: removed, blobs, bytes, temp, rootfs };
   });

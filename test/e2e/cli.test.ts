@@ -44,10 +44,11 @@ describe('gantry --help and --version', () => {
     const r = await gantry(['--version']);
     expect(r.stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
   });
-  test('an unknown command is a usage error', async () => {
+  test('an unknown command is an error that says so (exit 1, as docker), with the closest command', async () => {
     const r = await gantry(['frobnicate']);
-    expect(r.exitCode).toBe(2);
-    expect(r.stderr).toContain('Unknown argument: frobnicate');
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toContain('unknown command "frobnicate"');
+    expect((await gantry(['biuld'])).stderr).toContain('did you mean "build"?');
   });
 });
 

@@ -1,7 +1,8 @@
 import type { Argv } from 'yargs';
-import { imageHistory, inspectImage, listImages, removeImages, tagImage, OptionError, type ListFilter } from '../../index.js';
+import { imageHistory, inspectImage, listImages, removeImages, tagImage, OptionError, type HistoryRow, type ImageSummary, type ListFilter } from '../../index.js';
 import { repeatable } from '../build-args.js';
-import { humanAge, humanSize, shortId, table } from '../format.js';
+import { ellipsis, goTimeString, humanAge, humanSize, rfc3339, shortId } from '../format.js';
+import { listingFormat, parseFormat, renderRow, renderRows, usesField, type RowType } from '../template.js';
 import type { GlobalOptions } from '../main.js';
 
 function parseFilters(items: string[]): ListFilter {
@@ -21,6 +22,80 @@ function parseFilters(items: string[]): ListFilter {
   return f;
 }
 
+/** docker images' template fields and their column titles (docker/cli formatter/image.go). */
+export const IMAGE_ROW: RowType = {
+  what: 'an image row',
+  headers: {
+    Containers: 'CONTAINERS',
+    CreatedAt: 'CREATED AT',
+    CreatedSince: 'CREATED',
+    Digest: 'DIGEST',
+    ID: 'IMAGE ID',
+    Repository: 'REPOSITORY',
+    SharedSize: 'SHARED SIZE',
+    Size: 'SIZE',
+    Tag: 'TAG',
+    UniqueSize: 'UNIQUE SIZE',
+    VirtualSize: 'VIRTUAL SIZE',
+  },
+};
+
+/** docker history's template fields and their column titles (docker/cli image/history.go). */
+export const HISTORY_ROW: RowType = {
+  what: 'a history row',
+  headers: { Comment: 'COMMENT', CreatedAt: 'CREATED AT', CreatedBy: 'CREATED BY', CreatedSince: 'CREATED', ID: 'IMAGE', Size: 'SIZE' },
+};
+
+/** The fields `gantry inspect --format` offers (what its JSON has). */
+const INSPECT_ROW: RowType = {
+  what: 'gantry inspect',
+  headers: Object.fromEntries(
+    ['Id', 'RepoTags', 'RepoDigests', 'Created', 'Author', 'Config', 'Architecture', 'Os', 'Variant', 'Size', 'RootFS', 'History', 'Descriptor'].map((k) => [k, k]),
+  ),
+};
+
+const DEFAULT_IMAGES = 'table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}';
+const DEFAULT_IMAGES_DIGESTS = 'table {{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}';
+const DEFAULT_HISTORY = 'table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}';
+
+/** An image as docker's image formatter gives it to templates (keys in the order `{{json .}}` prints them). */
+function imageRow(r: ImageSummary, trunc: boolean): Record<string, string> {
+  return {
+    Containers: 'N/A',
+    CreatedAt: goTimeString(r.created),
+    CreatedSince: humanAge(r.created),
+    Digest: r.digest || '<none>',
+    ID: trunc ? shortId(r.id) : r.id,
+    Repository: r.repository,
+    SharedSize: 'N/A',
+    Size: humanSize(r.size),
+    Tag: r.tag,
+    UniqueSize: 'N/A',
+    VirtualSize: humanSize(r.size, 4),
+  };
+}
+
+/** A history entry as docker's history formatter gives it to templates. */
+function historyRow(r: HistoryRow, trunc: boolean, human: boolean): Record<string, string> {
+  const createdBy = r.createdBy.replace(/\t/g, ' ');
+  return {
+    Comment: r.comment,
+    CreatedAt: rfc3339(r.created),
+    CreatedBy: trunc ? ellipsis(createdBy, 45) : createdBy,
+    CreatedSince: human ? humanAge(r.created) : rfc3339(r.created),
+    ID: trunc && r.image !== '<missing>' ? shortId(r.image) : r.image,
+    Size: human ? humanSize(r.size) : String(r.size),
+  };
+}
+
+const FORMAT_HELP = 'table (default), json (gantry\'s JSON), or a Go template: "{{.Repository}}:{{.Tag}}", "table {{.ID}}\\t{{.Size}}", "{{json .}}"';
+
+function noteEstimated(rows: readonly { sizeEstimated?: boolean }[]): void {
+  if (rows.some((r) => r.sizeEstimated)) {
+    process.stderr.write('note: some layers could not be read (zstd-compressed, or damaged: see gantry fsck); their stored size is counted instead\n');
+  }
+}
+
 export function imageCommands(yargs: Argv<GlobalOptions>): Argv<GlobalOptions> {
   return yargs
     .command<GlobalOptions & { quiet: boolean; digests: boolean; trunc: boolean; format: string; filter: string[]; repository?: string }>(
@@ -32,27 +107,30 @@ export function imageCommands(yargs: Argv<GlobalOptions>): Argv<GlobalOptions> {
           .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'only image IDs' })
           .option('digests', { type: 'boolean', default: false, describe: 'show manifest digests' })
           .option('trunc', { type: 'boolean', default: true, describe: 'shorten IDs (--no-trunc shows them in full)' })
-          .option('format', { choices: ['table', 'json'], default: 'table' })
+          .option('format', { type: 'string', requiresArg: true, default: 'table', describe: FORMAT_HELP })
           .option('filter', repeatable('dangling=true|false, label=KEY[=VALUE], reference=PATTERN')) as never,
       async (argv) => {
         const filter = parseFilters(argv.filter);
         if (argv.repository) (filter.reference ??= []).push(argv.repository);
-        const rows = await listImages(argv.root, filter);
-        const id = (d: string) => (!argv.trunc ? d : shortId(d));
         if (argv.format === 'json') {
-          process.stdout.write(JSON.stringify(rows, null, 2) + '\n');
-        } else if (argv.quiet) {
+          process.stdout.write(JSON.stringify(await listImages(argv.root, filter), null, 2) + '\n');
+          return;
+        }
+        if (argv.quiet) {
           const seen = new Set<string>();
-          for (const r of rows) {
+          for (const r of await listImages(argv.root, filter, { sizes: false })) {
             if (seen.has(r.id)) continue;
             seen.add(r.id);
-            process.stdout.write(id(r.id) + '\n');
+            process.stdout.write((argv.trunc ? shortId(r.id) : r.id) + '\n');
           }
-        } else {
-          const header = ['REPOSITORY', 'TAG', ...(argv.digests ? ['DIGEST'] : []), 'IMAGE ID', 'CREATED', 'SIZE'];
-          const body = rows.map((r) => [r.repository, r.tag, ...(argv.digests ? [r.digest] : []), id(r.id), humanAge(r.created), humanSize(r.size)]);
-          process.stdout.write(table(header, body) + '\n');
+          return;
         }
+        // Parsed (and refused when wrong) before the store is read.
+        const format = listingFormat(argv.format, argv.digests ? DEFAULT_IMAGES_DIGESTS : DEFAULT_IMAGES, IMAGE_ROW);
+        const sizes = usesField(format, 'Size') || usesField(format, 'VirtualSize');
+        const rows = await listImages(argv.root, filter, { sizes });
+        process.stdout.write(renderRows(format, rows.map((r) => imageRow(r, argv.trunc)), IMAGE_ROW));
+        if (sizes) noteEstimated(rows);
       },
     )
     .command<GlobalOptions & { source: string; target: string }>(
@@ -76,39 +154,46 @@ export function imageCommands(yargs: Argv<GlobalOptions>): Argv<GlobalOptions> {
         for (const d of r.deleted) process.stdout.write(`Deleted: ${d}\n`);
       },
     )
-    .command<GlobalOptions & { images: string[] }>(
+    .command<GlobalOptions & { images: string[]; format?: string }>(
       'inspect <images..>',
       'Show images as JSON',
-      (y) => y.positional('images', { type: 'string', array: true, demandOption: true }) as never,
+      (y) =>
+        y
+          .positional('images', { type: 'string', array: true, demandOption: true })
+          .option('format', { alias: 'f', type: 'string', requiresArg: true, describe: 'a Go template for each image: "{{.Id}}", "{{json .Config}}"' }) as never,
       async (argv) => {
+        const template = argv.format !== undefined && argv.format !== 'json' ? parseFormat(argv.format, INSPECT_ROW) : undefined;
+        if (template?.table) throw new OptionError('FORMAT_INVALID', 'inspect takes no table format: give a template without "table"');
         const out = [];
         for (const ref of argv.images) out.push(await inspectImage(argv.root, ref));
-        process.stdout.write(JSON.stringify(out, null, 2) + '\n');
+        if (!template) {
+          process.stdout.write(JSON.stringify(out, null, 2) + '\n');
+          return;
+        }
+        // Fields the JSON leaves out when empty are empty strings to a template, as docker's are.
+        const text = out.map((o) => renderRow(template, { Created: '', Author: '', Variant: '', ...o }) + '\n').join('');
+        process.stdout.write(text);
       },
     )
-    .command<GlobalOptions & { image: string; trunc: boolean; format: string; quiet: boolean }>(
+    .command<GlobalOptions & { image: string; trunc: boolean; format: string; quiet: boolean; human: boolean }>(
       'history <image>',
       'Show how an image was made, newest step first',
       (y) =>
         y
           .positional('image', { type: 'string', demandOption: true })
           .option('trunc', { type: 'boolean', default: true, describe: 'shorten IDs and commands (--no-trunc shows them in full)' })
-          .option('quiet', { alias: 'q', type: 'boolean', default: false })
-          .option('format', { choices: ['table', 'json'], default: 'table' }) as never,
+          .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'only image IDs' })
+          .option('human', { alias: 'H', type: 'boolean', default: true, describe: 'sizes and dates for people (--human=false: bytes and RFC 3339 times)' })
+          .option('format', { type: 'string', requiresArg: true, default: 'table', describe: FORMAT_HELP.replace('{{.Repository}}:{{.Tag}}', '{{.ID}}: {{.CreatedBy}}') }) as never,
       async (argv) => {
+        const format = argv.format === 'json' ? undefined : listingFormat(argv.quiet ? '{{.ID}}' : argv.format, DEFAULT_HISTORY, HISTORY_ROW);
         const rows = await imageHistory(argv.root, argv.image);
-        if (argv.format === 'json') {
+        if (!format) {
           process.stdout.write(JSON.stringify(rows, null, 2) + '\n');
           return;
         }
-        const id = (s: string) => (s === '<missing>' || !argv.trunc ? s : shortId(s));
-        if (argv.quiet) {
-          for (const r of rows) process.stdout.write(id(r.image) + '\n');
-          return;
-        }
-        const trunc = (s: string) => (!argv.trunc || s.length <= 45 ? s : s.slice(0, 44) + '…');
-        const body = rows.map((r) => [id(r.image), humanAge(r.created), trunc(r.createdBy), humanSize(r.size), r.comment]);
-        process.stdout.write(table(['IMAGE', 'CREATED', 'CREATED BY', 'SIZE', 'COMMENT'], body) + '\n');
+        process.stdout.write(renderRows(format, rows.map((r) => historyRow(r, argv.trunc, argv.human)), HISTORY_ROW));
+        noteEstimated(rows);
       },
     );
 }

@@ -2,9 +2,9 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { describe, expect, test } from 'vitest';
 import { TarContentCounter } from '../../src/store/sizes.js';
-import tar from '../../src/tar/tar.js';
+import tar, { type EntryHeader } from '../../src/tar/tar.js';
 
-async function count(entries: { header: tar.Header; body?: Buffer }[]): Promise<number> {
+async function count(entries: { header: EntryHeader; body?: Buffer }[]): Promise<number> {
   const pack = tar.pack();
   for (const e of entries) {
     if (e.body) pack.entry(e.header, e.body);

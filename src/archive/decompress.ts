@@ -70,28 +70,47 @@ async function decompressUnbounded(input: Readable, what: string): Promise<{ str
       raw.on('error', (err) => gunzip.destroy(err));
       return { stream: raw.pipe(gunzip), compression };
     }
-    default: {
-      const helper = HELPERS[compression].find((p) => existsSync(p));
-      if (!helper) {
-        throw new GantryError('ARCHIVE_COMPRESSION', `${what} is ${compression}-compressed but ${HELPERS[compression][0]} is not installed`);
-      }
-      const child = childProcess().spawn(helper, ['-dc'], { stdio: ['pipe', 'pipe', 'pipe'] });
-      const out = new PassThrough();
-      let stderr = '';
-      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-      raw.on('error', (err) => {
-        child.kill('SIGKILL');
-        out.destroy(err);
-      });
-      child.stdin.on('error', () => undefined);
-      raw.pipe(child.stdin);
-      child.stdout.pipe(out, { end: false });
-      child.on('close', (code, signal) => {
-        if (code === 0) out.end();
-        else out.destroy(new GantryError('ARCHIVE_CORRUPT', `${what}: ${compression} data is corrupt or truncated (${stderr.trim() || `exit ${code ?? signal}`})`));
-      });
-      out.on('close', () => child.kill('SIGKILL'));
-      return { stream: out, compression };
-    }
+    default:
+      return { stream: viaHelper(raw, compression, what), compression };
   }
+}
+
+/** `raw` decompressed by the host's program for `compression` (bzip2, xz, zstd). */
+function viaHelper(raw: Readable, compression: 'bzip2' | 'xz' | 'zstd', what: string): Readable {
+  const helper = HELPERS[compression].find((p) => existsSync(p));
+  if (!helper) {
+    throw new GantryError('ARCHIVE_COMPRESSION', `${what} is ${compression}-compressed but ${HELPERS[compression][0]} is not installed`);
+  }
+  const child = childProcess().spawn(helper, ['-dc'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const out = new PassThrough();
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  raw.on('error', (err) => {
+    child.kill('SIGKILL');
+    out.destroy(err);
+  });
+  child.stdin.on('error', () => undefined);
+  raw.pipe(child.stdin);
+  child.stdout.pipe(out, { end: false });
+  child.on('close', (code, signal) => {
+    if (code === 0) out.end();
+    else out.destroy(new GantryError('ARCHIVE_CORRUPT', `${what}: ${compression} data is corrupt or truncated (${stderr.trim() || `exit ${code ?? signal}`})`));
+  });
+  out.on('close', () => child.kill('SIGKILL'));
+  return out;
+}
+
+/**
+ * A layer's tar from its blob, by the compression its media type names (gzip in-process,
+ * zstd by the host's zstd): what every reader of layers (a build's rootfs, export, a local
+ * output) reads.
+ */
+export function layerTar(raw: Readable, compression: 'none' | 'gzip' | 'zstd' | undefined, what: string): Readable {
+  if (compression === 'gzip') {
+    const gunzip = zlib().createGunzip();
+    raw.on('error', (err) => gunzip.destroy(err));
+    return raw.pipe(gunzip);
+  }
+  if (compression === 'zstd') return viaHelper(raw, 'zstd', what);
+  return raw;
 }

@@ -9,9 +9,9 @@
 import type { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import tar from '../tar/tar.js';
-import { GantryError, zlib } from '../errors/index.js';
 import type { Image } from '../image/image.js';
 import { layerCompression } from '../oci/media-types.js';
+import { layerTar } from './decompress.js';
 import { sanitizeMemberName } from './sanitize.js';
 import { writeTar } from './tar-out.js';
 
@@ -38,10 +38,8 @@ async function writeFlattened(image: Image, pack: tar.Pack): Promise<void> {
   for (let i = image.layers.length - 1; i >= 0; i--) {
     const layer = image.layers[i] as (typeof image.layers)[number];
     const compression = layerCompression(layer.mediaType);
-    if (compression === 'zstd') throw new GantryError('EXPORT_UNSUPPORTED', `layer ${layer.digest} is zstd-compressed; export does not read zstd yet`);
     const extract = tar.extract();
-    const source = layer.open();
-    const feeding = compression === 'gzip' ? pipeline(source, zlib().createGunzip(), extract) : pipeline(source, extract);
+    const feeding = pipeline(layerTar(layer.open(), compression, `layer ${layer.digest}`), extract);
     const layerRemoved = new Set<string>();
     const layerOpaque = new Set<string>();
     const what = `layer ${layer.digest}`;

@@ -13,7 +13,7 @@ import { chmod, chown, cp, lstat, mkdir, readFile, rename, rm, writeFile } from 
 import { lstatSync } from 'node:fs';
 import path from 'node:path';
 import { type Readable } from 'node:stream';
-import { crashPoint, DockerfileError, GantryError, OptionError, trace, zlib, type SourceLocation } from '../errors/index.js';
+import { crashPoint, DockerfileError, GantryError, OptionError, trace, type SourceLocation } from '../errors/index.js';
 import type { Image } from '../image/image.js';
 import { layerCompression, MediaType } from '../oci/media-types.js';
 import { formatReference, normalizeReference } from '../oci/reference.js';
@@ -39,7 +39,7 @@ import { StatCache } from './statcache.js';
 import { copyInto, ensureDir, type CopyOptions } from './copy.js';
 import { cloneSource, downloadSource, inlineSources, isArchive, isUrl, openFile } from './sources.js';
 import { gitOptions, parseGitRef } from '../dockerfile/gitref.js';
-import { decompress } from '../archive/decompress.js';
+import { decompress, layerTar } from '../archive/decompress.js';
 import dockerignore from '@balena/dockerignore';
 import type { RegistryAccess } from './registry.js';
 import { obtainImage, type PullEvent } from './bases.js';
@@ -248,13 +248,7 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
       await mkdir(dir, { recursive: true, mode: 0o755 });
       return dir;
     };
-    const openLayer = (l: LayerRef): Readable => {
-      const raw = store.openBlob(l.digest, l.size);
-      if (layerCompression(l.mediaType) !== 'gzip') return raw;
-      const gunzip = zlib().createGunzip();
-      raw.on('error', (e) => gunzip.destroy(e));
-      return raw.pipe(gunzip);
-    };
+    const openLayer = (l: LayerRef): Readable => layerTar(store.openBlob(l.digest, l.size), layerCompression(l.mediaType), `layer ${l.digest}`);
     const extracting = new Map<string, Promise<string>>();
     /** One extraction per chain in this build, however many stages (or mounts ahead) ask. */
     const extractedChain = (chain: string, layers: LayerRef[]): Promise<string> => {

@@ -5,7 +5,8 @@
  */
 import { copyFile, mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { OptionError, zlib } from '../errors/index.js';
+import { OptionError } from '../errors/index.js';
+import { layerTar } from '../archive/decompress.js';
 import { saveImages } from '../archive/save.js';
 import { exportImage } from '../archive/export.js';
 import { toFile } from '../archive/commands.js';
@@ -16,7 +17,7 @@ import { formatReference, normalizeReference } from '../oci/reference.js';
 import { applyLayer } from '../rootfs/apply.js';
 import { loadImage } from '../store/images.js';
 import { Store } from '../store/store.js';
-import { distributable } from '../store/compress.js';
+import { checkFormat, distributable, type LayerFormat } from '../store/compress.js';
 import type { Descriptor } from '../oci/types.js';
 import { push, type RegistryAccess } from './registry.js';
 import type { PushResult } from '../registry/push.js';
@@ -25,23 +26,26 @@ import type { PushResult } from '../registry/push.js';
 export type ExportEvent = { type: 'export'; name: string; status: 'start' } | { type: 'export'; name: string; status: 'done'; seconds: number };
 
 export type OutputSpec =
-  | { type: 'oci'; dest: string; tar?: boolean; names?: string[] }
-  | { type: 'docker'; dest: string; names?: string[] }
+  | { type: 'oci'; dest: string; tar?: boolean; names?: string[]; format?: LayerFormat }
+  | { type: 'docker'; dest: string; names?: string[]; format?: LayerFormat }
   | { type: 'local'; dest: string }
   /** The root filesystem as one tar (`-`: standard output). */
   | { type: 'tar'; dest: string }
-  | { type: 'registry'; name?: string }
+  | { type: 'registry'; name?: string; format?: LayerFormat }
   /** An image in the store, pushed too with push=true (buildx's type=image). */
-  | { type: 'image'; name?: string; push: boolean };
+  | { type: 'image'; name?: string; push: boolean; format?: LayerFormat };
+
+/** The keys of how layers are written (BuildKit's image exporters'). */
+const FORMAT_KEYS = ['compression', 'compression-level', 'force-compression', 'oci-mediatypes'] as const;
 
 /** The keys each output type takes; any other is refused, never ignored. */
 const OUTPUT_KEYS: Record<string, readonly string[]> = {
   local: ['type', 'dest'],
   tar: ['type', 'dest'],
-  oci: ['type', 'dest', 'name', 'tar'],
-  docker: ['type', 'dest', 'name'],
-  registry: ['type', 'name', 'push'],
-  image: ['type', 'name', 'push'],
+  oci: ['type', 'dest', 'name', 'tar', ...FORMAT_KEYS],
+  docker: ['type', 'dest', 'name', ...FORMAT_KEYS],
+  registry: ['type', 'name', 'push', ...FORMAT_KEYS],
+  image: ['type', 'name', 'push', ...FORMAT_KEYS],
 };
 
 /** `type=oci,dest=out.tar` → OutputSpec (docker buildx's -o syntax; a bare path is type=local). */
@@ -73,6 +77,27 @@ export function parseOutput(text: string): OutputSpec {
     throw bad(`${key}=${v}: expected true or false`);
   };
   const dest = fields.get('dest');
+  const format: LayerFormat = {};
+  const compression = fields.get('compression');
+  if (compression !== undefined) {
+    if (compression !== 'gzip' && compression !== 'zstd' && compression !== 'uncompressed') {
+      throw bad(`compression=${compression}: expected gzip, zstd or uncompressed${compression === 'estargz' ? ' (eStargz is not supported)' : ''}`);
+    }
+    format.compression = compression;
+  }
+  const level = fields.get('compression-level');
+  if (level !== undefined) {
+    if (!/^\d+$/.test(level)) throw bad(`compression-level=${level}: expected a number`);
+    format.level = Number(level);
+  }
+  if (fields.has('force-compression')) format.force = bool('force-compression', false);
+  if (fields.has('oci-mediatypes')) format.ociMediaTypes = bool('oci-mediatypes', true);
+  try {
+    checkFormat(format);
+  } catch (err) {
+    throw bad((err as Error).message);
+  }
+  const withFormat = Object.keys(format).length > 0 ? { format } : {};
   const names = fields.get('name')?.split(/[,\n]/).map((n) => n.trim()).filter(Boolean);
   switch (type) {
     case 'local':
@@ -88,14 +113,14 @@ export function parseOutput(text: string): OutputSpec {
       if (type === 'oci') {
         const tar = bool('tar', true);
         if (!tar && dest === '-') throw bad('tar=false writes a directory, not standard output');
-        return { type, dest, tar, ...(names ? { names } : {}) };
+        return { type, dest, tar, ...(names ? { names } : {}), ...withFormat };
       }
-      return { type, dest, ...(names ? { names } : {}) };
+      return { type, dest, ...(names ? { names } : {}), ...withFormat };
     case 'registry':
       if (!bool('push', true)) throw bad('type=registry always pushes; use type=image for an image kept in the store');
-      return { type, ...(fields.get('name') ? { name: fields.get('name') } : {}) };
+      return { type, ...(fields.get('name') ? { name: fields.get('name') } : {}), ...withFormat };
     default:
-      return { type: 'image', push: bool('push', false), ...(fields.get('name') ? { name: fields.get('name') } : {}) };
+      return { type: 'image', push: bool('push', false), ...(fields.get('name') ? { name: fields.get('name') } : {}), ...withFormat };
   }
 }
 
@@ -136,10 +161,14 @@ async function writeEach(
     return r;
   };
   const local = await loadImage(store, descriptor);
-  // An OCI layout gets gzip layers, as BuildKit's OCI exporter writes; a docker archive keeps
-  // them as stored, uncompressed (what docker save writes).
-  let compressed: Image | undefined;
-  const gzipped = async (): Promise<Image> => (compressed ??= await distributable(store, local));
+  const made = new Map<string, Promise<Image>>();
+  /** The image with its layers as `format` says (each form made once per build). */
+  const formatted = (format: LayerFormat = {}): Promise<Image> => {
+    const key = JSON.stringify(format);
+    let p = made.get(key);
+    if (!p) made.set(key, (p = distributable(store, local, { format })));
+    return p;
+  };
   for (const out of outputs) {
     const where = 'dest' in out ? (out.dest === '-' ? 'standard output' : out.dest) : '';
     switch (out.type) {
@@ -155,7 +184,7 @@ async function writeEach(
         if (out.type === 'image' && !out.push) break;
         for (const t of targets) {
           const name = formatReference(normalizeReference(t));
-          pushed.push(await told(`pushing ${name}`, () => push({ ...access, root: store.root, image: descriptor.digest, destination: t })));
+          pushed.push(await told(`pushing ${name}`, () => push({ ...access, root: store.root, image: descriptor.digest, destination: t, ...(out.format ? { format: out.format } : {}) })));
         }
         break;
       }
@@ -167,7 +196,9 @@ async function writeEach(
         break;
       case 'oci':
       case 'docker': {
-        const image = out.type === 'oci' ? await gzipped() : local;
+        // An OCI layout gets gzip layers (BuildKit's OCI exporter); a docker archive keeps them
+        // as stored unless a compression is asked for.
+        const image = out.type === 'oci' || out.format ? await formatted(out.format) : local;
         const archiveNames = out.names?.map((n) => formatReference(normalizeReference(n))) ?? names;
         const format = out.type === 'oci' ? 'an OCI image layout' : 'a docker image archive';
         if (out.type === 'oci' && out.tar === false) await told(`writing ${format} to ${where}`, () => writeLayout(store, image, archiveNames, out.dest));
@@ -183,9 +214,7 @@ async function writeEach(
 async function writeDirectory(image: Image, dest: string): Promise<void> {
   await mkdir(dest, { recursive: true });
   for (const l of image.layers) {
-    const raw = l.open();
-    const stream = layerCompression(l.mediaType) === 'gzip' ? raw.pipe(zlib().createGunzip()) : raw;
-    await applyLayer(dest, stream, { what: `layer ${l.digest}` });
+    await applyLayer(dest, layerTar(l.open(), layerCompression(l.mediaType), `layer ${l.digest}`), { what: `layer ${l.digest}` });
   }
 }
 

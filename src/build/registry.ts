@@ -11,7 +11,7 @@ import { findEntries, loadImage, resolveImage } from '../store/images.js';
 import { INDEX_TYPES, layerCompression } from '../oci/media-types.js';
 import type { Index } from '../oci/types.js';
 import { Store, type StoreEntry } from '../store/store.js';
-import { distributable } from '../store/compress.js';
+import { distributable, type LayerFormat } from '../store/compress.js';
 import type { Image } from '../image/image.js';
 
 export interface RegistryAccess {
@@ -139,6 +139,8 @@ export interface PushCommandOptions extends RegistryAccess {
   image: string;
   /** Where to push; default: the image's own name. */
   destination?: string;
+  /** How the layers go up (compression, media types); default gzip, the image's media types. */
+  format?: LayerFormat;
 }
 
 export async function push(options: PushCommandOptions): Promise<PushResult> {
@@ -165,7 +167,7 @@ async function pushFrom(store: Store, options: PushCommandOptions): Promise<{ lo
     let digest = top.descriptor.digest;
     const index = JSON.parse(raw.toString('utf8')) as Index;
     const images: Image[] = [];
-    for (const d of index.manifests) images.push(await distributable(store, await loadImage(store, d)));
+    for (const d of index.manifests) images.push(await distributable(store, await loadImage(store, d), options.format ? { format: options.format } : {}));
     if (images.some((im, i) => im.digest !== index.manifests[i]?.digest)) {
       // Some manifest changed with its compressed layers: the index names the new ones.
       const rewritten: Index = { ...index, manifests: index.manifests.map((d, i) => ({ ...d, digest: (images[i] as Image).digest, size: (images[i] as Image).rawManifest.length })) };
@@ -202,13 +204,15 @@ async function pushFrom(store: Store, options: PushCommandOptions): Promise<{ lo
     const mountCandidates = await reposHolding(store, all, dest.domain, dest.path);
     const done = new Map<string, BlobStatus>();
     const ready = [
-      ...local.layers.filter((l) => layerCompression(l.mediaType) !== 'none').map((l) => ({ digest: l.digest, size: l.size })),
+      // (Forced to another compression, pulled layers change too: none is known ready.)
+      ...local.layers.filter((l) => layerCompression(l.mediaType) !== 'none' && !options.format?.force).map((l) => ({ digest: l.digest, size: l.size })),
       { digest: local.configDigest, size: local.rawConfig.length },
     ];
     trace('push: start');
     // Both are waited for, whichever fails: nothing is left writing once push returns.
     const [compressed, pushedEarly] = await Promise.allSettled([
       distributable(store, local, {
+        ...(options.format ? { format: options.format } : {}),
         alongside: async (gzip, stored) => {
           await uploadWhileMade(client, target, gzip, stored);
           done.set((await stored).digest, 'uploaded');

@@ -14,9 +14,11 @@ import { promisify } from 'node:util';
 import type { ZlibOptions } from 'node:zlib';
 import { PassThrough, Transform, type Readable } from 'node:stream';
 import pLimit from 'p-limit';
-import { zlib } from '../errors/index.js';
+import { existsSync } from 'node:fs';
+import { childProcess, GantryError, zlib } from '../errors/index.js';
+import { decompress } from '../archive/decompress.js';
 import type { Image, Layer } from '../image/image.js';
-import { layerCompression, MediaType } from '../oci/media-types.js';
+import { layerCompression, MediaType, type Compression } from '../oci/media-types.js';
 import type { Manifest } from '../oci/types.js';
 import { LayerCache } from './cache.js';
 import type { BlobInfo, Store } from './store.js';
@@ -27,67 +29,147 @@ const PARALLEL = 2;
 let gzipAsync: ((data: Buffer, options: ZlibOptions) => Promise<Buffer>) | undefined;
 const gzip = (data: Buffer, options: ZlibOptions): Promise<Buffer> => (gzipAsync ??= promisify(zlib().gzip))(data, options);
 
+/**
+ * How layers leave the store (an output's `compression=`, `compression-level=`,
+ * `force-compression=`, `oci-mediatypes=`, as BuildKit's image exporters take them).
+ */
+export interface LayerFormat {
+  /** Default gzip. */
+  compression?: 'gzip' | 'zstd' | 'uncompressed';
+  /** gzip 0-9 (default GZIP_LEVEL), zstd 1-22 (default 3). */
+  level?: number;
+  /** Recompress layers already compressed another way (pulled ones); default: they are kept. */
+  force?: boolean;
+  /** false: Docker's schema 2 media types (not with zstd); default: the image's own. */
+  ociMediaTypes?: boolean;
+}
+
 export interface DistributableOptions {
   /**
-   * Also given each gzip blob made now, as it is made: a push uploads it meanwhile
+   * Also given each blob compressed now, as it is made: a push uploads it meanwhile
    * (`uploadWhileMade`). `stored` settles when the blob is in the store. If the consumer fails,
    * it is detached and the blob is still stored whole; it is then uploaded the usual way.
    */
-  alongside?: (gzip: Readable, stored: Promise<BlobInfo>) => Promise<void>;
+  alongside?: (blob: Readable, stored: Promise<BlobInfo>) => Promise<void>;
+  format?: LayerFormat;
+}
+
+const ZSTD_LEVEL = 3;
+const ZSTD = ['/usr/bin/zstd', '/bin/zstd'];
+
+/** What a layer of compression `c` is called, in OCI's or Docker's media types. */
+function layerType(c: Compression, oci: boolean): string {
+  if (c === 'zstd') return MediaType.ociLayerZstd;
+  if (c === 'gzip') return oci ? MediaType.ociLayerGzip : MediaType.dockerLayerGzip;
+  return oci ? MediaType.ociLayer : 'application/vnd.docker.image.rootfs.diff.tar';
+}
+
+/** Refuse what BuildKit cannot write either, before any work. */
+export function checkFormat(format: LayerFormat): void {
+  const c = format.compression ?? 'gzip';
+  if (c === 'zstd' && format.ociMediaTypes === false) throw new GantryError('OUTPUT_INVALID', 'compression=zstd needs OCI media types (oci-mediatypes=false was given)');
+  if (format.level !== undefined) {
+    const [lo, hi] = c === 'zstd' ? [1, 22] : c === 'gzip' ? [0, 9] : [0, 0];
+    if (c === 'uncompressed') throw new GantryError('OUTPUT_INVALID', 'compression-level= has no meaning with compression=uncompressed');
+    if (!Number.isInteger(format.level) || format.level < lo || format.level > hi) throw new GantryError('OUTPUT_INVALID', `compression-level=${format.level}: ${c} takes ${lo} to ${hi}`);
+  }
 }
 
 /**
- * The image as it is pushed or exported: every uncompressed layer replaced by its gzip blob
- * (made now, or found from an earlier push), under a new manifest that is written to the store.
- * An image with no uncompressed layer is returned as it is.
+ * The image as it is pushed or exported: its layers in the wanted compression (gzip unless
+ * told otherwise), each made now or found from an earlier push, under a new manifest that is
+ * written to the store. Layers already compressed another way (pulled) are kept unless
+ * `force`. An image that needs no change is returned as it is.
  */
 export async function distributable(store: Store, image: Image, options: DistributableOptions = {}): Promise<Image> {
-  if (!image.layers.some((l) => layerCompression(l.mediaType) === 'none')) return image;
+  const format = options.format ?? {};
+  checkFormat(format);
+  const want: Compression = format.compression === 'uncompressed' ? 'none' : (format.compression ?? 'gzip');
+  const oci = format.ociMediaTypes;
+  const changes = (l: Layer): boolean => {
+    const have = layerCompression(l.mediaType);
+    return have === 'none' ? want !== 'none' : format.force === true && have !== want;
+  };
+  const retyped = (l: Layer): Layer => (oci === undefined ? l : { ...l, mediaType: layerType(layerCompression(l.mediaType) ?? 'gzip', oci) });
+  if (!image.layers.some(changes) && oci === undefined) return image;
   const cache = new LayerCache(store);
   const limit = pLimit(PARALLEL);
-  const layers = await Promise.all(image.layers.map((l) => (layerCompression(l.mediaType) === 'none' ? limit(() => gzipOf(store, cache, l, options)) : l)));
+  const layers = await Promise.all(image.layers.map((l) => (changes(l) ? limit(() => recompressed(store, cache, l, want, format.level, oci ?? true, options)) : retyped(l))));
   const manifest: Manifest = {
     ...image.manifest,
+    ...(oci === undefined ? {} : { mediaType: oci ? MediaType.ociManifest : MediaType.dockerManifest }),
+    ...(oci === undefined ? {} : { config: { ...image.manifest.config, mediaType: oci ? MediaType.ociConfig : MediaType.dockerConfig } }),
     layers: layers.map((l, i) => ({ ...(image.manifest.layers[i] ?? {}), mediaType: l.mediaType, digest: l.digest, size: l.size })),
   };
   const written = await store.writeJSON(manifest);
-  return { ...image, digest: written.digest, rawManifest: written.bytes, manifest, layers };
+  return { ...image, digest: written.digest, rawManifest: written.bytes, manifest, mediaType: manifest.mediaType ?? image.mediaType, layers };
 }
 
-async function gzipOf(store: Store, cache: LayerCache, l: Layer, options: DistributableOptions): Promise<Layer> {
-  // The level is in the key: a blob deflated at another level (by an earlier gantry) is not
-  // this gantry's gzip of the layer, so it is made again rather than pushed.
-  const key = createHash('sha256').update(`gzip:${GZIP_LEVEL}:${l.digest}`).digest('hex');
+/** A layer's blob in compression `want` (`none`: its tar), from the cache or made now. */
+async function recompressed(store: Store, cache: LayerCache, l: Layer, want: Compression, level: number | undefined, oci: boolean, options: DistributableOptions): Promise<Layer> {
+  const lvl = want === 'gzip' ? (level ?? GZIP_LEVEL) : want === 'zstd' ? (level ?? ZSTD_LEVEL) : 0;
+  // The algorithm and level are in the key: a blob made otherwise (by an earlier gantry, or
+  // another level) is not this layer's blob in that form, so it is made again.
+  const key = createHash('sha256').update(want === 'gzip' && lvl === GZIP_LEVEL ? `gzip:${GZIP_LEVEL}:${l.digest}` : `${want}:${lvl}:${l.digest}`).digest('hex');
+  const mediaType = layerType(want, oci);
   const known = await cache.get(key); // leases the blob when it is there
   let blob = known?.layer ?? undefined;
   if (!blob) {
-    const info = await compressInto(store, l, options.alongside);
-    blob = { digest: info.digest, size: info.size, diffId: l.diffId, mediaType: MediaType.ociLayerGzip };
+    const info = await compressInto(store, l, want, lvl, options.alongside);
+    blob = { digest: info.digest, size: info.size, diffId: l.diffId, mediaType };
     await cache.put(key, { layer: blob, created: new Date().toISOString() });
   }
-  return {
-    digest: blob.digest,
-    size: blob.size,
-    mediaType: blob.mediaType,
-    diffId: l.diffId,
-    open: () => store.openBlob(blob.digest, blob.size),
-  };
+  const found = blob;
+  return { digest: found.digest, size: found.size, mediaType, diffId: l.diffId, open: () => store.openBlob(found.digest, found.size) };
 }
 
-/** The layer's gzip blob written to the store, and handed to `alongside` as it is made. */
-async function compressInto(store: Store, l: Layer, alongside: DistributableOptions['alongside']): Promise<BlobInfo> {
-  const gzip = parallelGzip();
-  if (!alongside) return store.writeFrom([store.openBlob(l.digest, l.size), gzip]);
-  // gzip's output goes to the store (through writeFrom's pipeline) and to the consumer: pipe
-  // to two destinations, which waits for the slower. A consumer that fails is cut off.
+/** The layer's tar, whatever it is stored as. */
+async function tarOf(store: Store, l: Layer): Promise<Readable> {
+  const raw = store.openBlob(l.digest, l.size);
+  if (layerCompression(l.mediaType) === 'none') return raw;
+  return (await decompress(raw, `layer ${l.digest}`)).stream;
+}
+
+/** A compressor of `want` at `level` (none: the bytes as they are). */
+function compressor(want: Compression, level: number): Transform {
+  if (want === 'gzip') return parallelGzip(level);
+  if (want === 'none') return new PassThrough();
+  const bin = ZSTD.find((p) => existsSync(p));
+  if (!bin) throw new GantryError('TOOL_MISSING', 'compression=zstd needs the zstd program (Debian package zstd)');
+  const child = childProcess().spawn(bin, ['-q', '-c', `-${level}`, ...(level > 19 ? ['--ultra'] : [])], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+  const inp = child.stdin as NodeJS.WritableStream;
+  const t = new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      if (inp.write(chunk)) done();
+      else inp.once('drain', () => done());
+    },
+    flush(done) {
+      inp.end();
+      child.once('close', (code) => (code === 0 ? done() : done(new GantryError('COMPRESS_FAILED', `zstd failed (exit ${code}): ${stderr.trim()}`))));
+    },
+  });
+  child.stdout?.on('data', (d: Buffer) => t.push(d));
+  t.on('close', () => child.kill());
+  return t;
+}
+
+/** The layer's blob in `want` written to the store, and handed to `alongside` as it is made. */
+async function compressInto(store: Store, l: Layer, want: Compression, level: number, alongside: DistributableOptions['alongside']): Promise<BlobInfo> {
+  const source = await tarOf(store, l);
+  const made = compressor(want, level);
+  if (!alongside) return store.writeFrom([source, made]);
+  // The compressor's output goes to the store (through writeFrom's pipeline) and to the
+  // consumer: pipe to two destinations, which waits for the slower. A consumer that fails is cut off.
   const copy = new PassThrough();
   copy.on('error', () => undefined); // reported through the consumer's promise
-  gzip.pipe(copy);
+  made.pipe(copy);
   const detach = (): void => {
-    gzip.unpipe(copy);
+    made.unpipe(copy);
     copy.resume(); // what was already in it drains away
   };
-  const stored = store.writeFrom([store.openBlob(l.digest, l.size), gzip]);
+  const stored = store.writeFrom([source, made]);
   stored.catch(() => copy.destroy(new Error('the layer could not be stored')));
   const consumed = alongside(copy, stored).catch(() => detach());
   const info = await stored;

@@ -473,3 +473,66 @@ describe('a context from standard input', () => {
     expect(r.stderr).toContain('cannot both be read from standard input');
   });
 });
+
+describe('how layers leave: compression and media types', () => {
+  const manifestOf = async (repo: string, digest: string) => {
+    const res = await fetch(`http://${reg.host}/v2/${repo}/manifests/${digest}`, {
+      headers: { accept: 'application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json' },
+    });
+    expect(res.status).toBe(200);
+    return (await res.json()) as { mediaType: string; config: { mediaType: string }; layers: { mediaType: string; digest: string }[] };
+  };
+  const pushWith = async (format: string, tag: string) => {
+    const ctx = context({ Dockerfile: `FROM ${base}\nCOPY a /a\n`, a: `${tag}\n` });
+    const meta = path.join(work, `${tag}.json`);
+    const store = fresh();
+    const r = await g(['build', ...insecure(), '-o', `type=registry,name=${reg.host}/fmt:${tag},${format}`, '--metadata-file', meta, ctx], { store });
+    expect(r.exitCode, r.stderr).toBe(0);
+    return manifestOf('fmt', (JSON.parse(readFileSync(meta, 'utf8')) as Record<string, string>)['containerimage.digest'] as string);
+  };
+  const gzipLayer = 'application/vnd.oci.image.layer.v1.tar+gzip';
+  const zstdLayer = 'application/vnd.oci.image.layer.v1.tar+zstd';
+
+  test('zstd: the built layer is zstd, the pulled base keeps gzip unless forced', async () => {
+    const kept = await pushWith('compression=zstd,compression-level=19', 'zstd');
+    expect(kept.layers.map((l) => l.mediaType)).toEqual([gzipLayer, zstdLayer]);
+    const forced = await pushWith('compression=zstd,force-compression=true', 'zstd-forced');
+    expect(forced.layers.map((l) => l.mediaType)).toEqual([zstdLayer, zstdLayer]);
+  });
+
+  test('an image with zstd layers is a base like any other, and exports', async () => {
+    const store = fresh();
+    const ctx = context({ Dockerfile: `FROM ${reg.host}/fmt:zstd-forced\nCOPY b /b\n`, b: 'on zstd\n' });
+    const out = path.join(work, 'on-zstd');
+    const r = await g(['build', ...insecure(), '-o', `type=local,dest=${out}`, ctx], { store });
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(readFileSync(path.join(out, 'a'), 'utf8')).toBe('zstd-forced\n');
+    expect(readFileSync(path.join(out, 'bin', 'busybox')).length).toBeGreaterThan(0);
+    const exported = await g(['export', `${reg.host}/fmt:zstd-forced`, '-o', '-'], { store });
+    expect(exported.exitCode, exported.stderr).toBe(0);
+    expect(execFileSync('tar', ['-t'], { input: exported.stdoutBytes, encoding: 'utf8' }).split('\n')).toContain('a');
+  });
+
+  test('uncompressed, and Docker media types with oci-mediatypes=false', async () => {
+    const plain = await pushWith('compression=uncompressed,force-compression=true', 'tar');
+    expect(plain.layers.map((l) => l.mediaType)).toEqual(['application/vnd.oci.image.layer.v1.tar', 'application/vnd.oci.image.layer.v1.tar']);
+    const docker = await pushWith('oci-mediatypes=false', 'docker');
+    expect(docker.mediaType).toBe('application/vnd.docker.distribution.manifest.v2+json');
+    expect(docker.config.mediaType).toBe('application/vnd.docker.container.image.v1+json');
+    expect(docker.layers.map((l) => l.mediaType)).toEqual(['application/vnd.docker.image.rootfs.diff.tar.gzip', 'application/vnd.docker.image.rootfs.diff.tar.gzip']);
+  });
+
+  test('what BuildKit cannot write either is refused before the build', async () => {
+    const ctx = context({ Dockerfile: 'FROM scratch\n' });
+    for (const [spec, why] of [
+      ['type=oci,dest=x.tar,compression=zstd,oci-mediatypes=false', 'compression=zstd needs OCI media types'],
+      ['type=oci,dest=x.tar,compression=gzip,compression-level=12', 'gzip takes 0 to 9'],
+      ['type=oci,dest=x.tar,compression=estargz', 'eStargz is not supported'],
+      ['type=local,dest=x,compression=gzip', 'does not take compression='],
+    ] as const) {
+      const r = await g(['build', '-o', spec, ctx]);
+      expect(r.exitCode, spec).toBe(2);
+      expect(r.stderr, spec).toContain(why);
+    }
+  });
+});

@@ -11,7 +11,7 @@ import { pipeline } from 'node:stream/promises';
 import tar from '../tar/tar.js';
 import type { Image } from '../image/image.js';
 import { layerCompression } from '../oci/media-types.js';
-import { layerTar } from './decompress.js';
+import { layerTar } from '../tar/decompress.js';
 import { sanitizeMemberName } from './sanitize.js';
 import { writeTar } from './tar-out.js';
 

@@ -17,7 +17,7 @@ import { formatReference, normalizeReference } from '../oci/reference.js';
 import { REF_NAME_ANNOTATION, type Descriptor, type ImageConfig, type Index, type Manifest } from '../oci/types.js';
 import { writeImage } from '../store/images.js';
 import { storeFailure, type Store } from '../store/store.js';
-import { decompress } from './decompress.js';
+import { decompress } from '../tar/decompress.js';
 import { sanitizeMemberName } from './sanitize.js';
 
 export interface LoadedImage {

@@ -13,7 +13,7 @@ import { MediaType } from '../oci/media-types.js';
 import type { ContainerConfig, Descriptor, ImageConfig } from '../oci/types.js';
 import { storeFailure, type Store } from '../store/store.js';
 import { writeImage } from '../store/images.js';
-import { decompress } from './decompress.js';
+import { decompress } from '../tar/decompress.js';
 import { sanitizeMemberName } from './sanitize.js';
 
 export interface RootfsImportOptions {

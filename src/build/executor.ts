@@ -39,7 +39,7 @@ import { StatCache } from './statcache.js';
 import { copyInto, ensureDir, type CopyOptions } from './copy.js';
 import { cloneSource, downloadSource, inlineSources, isArchive, isUrl, openFile } from './sources.js';
 import { gitOptions, parseGitRef } from '../dockerfile/gitref.js';
-import { decompress, layerTar } from '../archive/decompress.js';
+import { decompress, layerTar } from '../tar/decompress.js';
 import dockerignore from '@balena/dockerignore';
 import type { RegistryAccess } from './registry.js';
 import { obtainImage, type PullEvent } from './bases.js';

@@ -6,7 +6,7 @@
 import { copyFile, mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { OptionError } from '../errors/index.js';
-import { layerTar } from '../archive/decompress.js';
+import { layerTar } from '../tar/decompress.js';
 import { saveImages } from '../archive/save.js';
 import { exportImage } from '../archive/export.js';
 import { toFile } from '../archive/commands.js';

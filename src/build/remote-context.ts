@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { OptionError } from '../errors/index.js';
-import { decompress, detectCompression } from '../archive/decompress.js';
+import { decompress, detectCompression } from '../tar/decompress.js';
 import { parseGitRef } from '../dockerfile/gitref.js';
 import { applyLayer } from '../rootfs/apply.js';
 import { cloneSource, downloadSource, isUrl } from './sources.js';

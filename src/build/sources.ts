@@ -11,7 +11,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { execFileAsync, GantryError } from '../errors/index.js';
 import { resolveInRoot } from '../rootfs/resolve.js';
-import { detectCompression } from '../archive/decompress.js';
+import { detectCompression } from '../tar/decompress.js';
 import { unsafeDestination } from '../registry/client.js';
 import type { SourceItem } from './context.js';
 import type { GitOptions, GitRef } from '../dockerfile/gitref.js';

@@ -16,7 +16,7 @@ import { PassThrough, Transform, type Readable } from 'node:stream';
 import pLimit from 'p-limit';
 import { existsSync } from 'node:fs';
 import { childProcess, GantryError, zlib } from '../errors/index.js';
-import { decompress } from '../archive/decompress.js';
+import { decompress } from '../tar/decompress.js';
 import type { Image, Layer } from '../image/image.js';
 import { layerCompression, MediaType, type Compression } from '../oci/media-types.js';
 import type { Manifest } from '../oci/types.js';

@@ -8,9 +8,9 @@
  * until they are read; gantry reads a layer's headers once, the first time a size is asked for,
  * and keeps the result in `cache/size-<diff ID hex>.json` (`{"size": N}`), keyed by the diff ID:
  * the content size is a property of the uncompressed tar, whichever blob holds it. A result is
- * kept only when the tar read hashes to the diff ID. A layer that cannot be read (zstd, which
- * Node 20 cannot decompress; a missing or corrupt blob) has no content size: callers fall back
- * to its stored size and say so.
+ * kept only when the tar read hashes to the diff ID. A layer that cannot be read (a missing
+ * or corrupt blob; zstd without the zstd program) has no content size: callers fall back to its
+ * stored size and say so.
  */
 import { createHash, type Hash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -19,8 +19,8 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import pLimit from 'p-limit';
-import { zlib } from '../errors/index.js';
 import { layerCompression } from '../oci/media-types.js';
+import { layerTar } from '../tar/decompress.js';
 import type { Store } from './store.js';
 
 export interface SizedLayer {
@@ -194,13 +194,11 @@ function paxSize(body: Buffer): number | undefined {
 /** Read a layer's tar and sum its regular files; undefined when it cannot be read. */
 async function countLayer(store: Store, layer: SizedLayer): Promise<{ size: number; matches: boolean } | undefined> {
   const compression = layerCompression(layer.mediaType);
-  if (compression !== 'none' && compression !== 'gzip') return undefined;
-  const hash = compression === 'gzip' ? createHash('sha256') : undefined;
+  if (compression === undefined) return undefined;
+  const hash = compression !== 'none' ? createHash('sha256') : undefined;
   const counter = new TarContentCounter(hash);
   try {
-    const source = store.openBlob(layer.digest, layer.size);
-    if (compression === 'gzip') await pipeline(source, zlib().createGunzip(), counter);
-    else await pipeline(source, counter);
+    await pipeline(layerTar(store.openBlob(layer.digest, layer.size), compression, `layer ${layer.digest}`), counter);
   } catch {
     return undefined;
   }

@@ -92,7 +92,7 @@ const FORMAT_HELP = 'table (default), json (gantry\'s JSON), or a Go template: "
 
 function noteEstimated(rows: readonly { sizeEstimated?: boolean }[]): void {
   if (rows.some((r) => r.sizeEstimated)) {
-    process.stderr.write('note: some layers could not be read (zstd-compressed, or damaged: see gantry fsck); their stored size is counted instead\n');
+    process.stderr.write('note: some layers could not be read (damaged: see gantry fsck; or zstd without the zstd program); their stored size is counted instead\n');
   }
 }
 

@@ -6,7 +6,7 @@
 import { existsSync } from 'node:fs';
 import { PassThrough, Readable } from 'node:stream';
 import { childProcess, GantryError, zlib } from '../errors/index.js';
-import { ExtractBudget, extractLimit } from '../tar/limit.js';
+import { ExtractBudget, extractLimit } from './limit.js';
 
 export type ArchiveCompression = 'none' | 'gzip' | 'bzip2' | 'xz' | 'zstd';
 

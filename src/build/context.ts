@@ -1,5 +1,5 @@
 /**
- * The build context: .dockerignore rules (Docker's own semantics, via @balena/dockerignore),
+ * The build context: .dockerignore rules (BuildKit's semantics, matched in linear time: ignore.ts),
  * source paths resolved inside the context (a symlink given as a source is followed inside
  * the context; `..` cannot leave it), Docker-style globs, and a content checksum for the
  * cache key (names, modes, link targets, contents — never times).
@@ -8,10 +8,10 @@ import { createHash } from 'node:crypto';
 import { createReadStream, lstatSync, readdirSync, readFileSync, readlinkSync, type Stats } from 'node:fs';
 import { lstat, readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import dockerignore from '@balena/dockerignore';
 import pLimit from 'p-limit';
 import { GantryError } from '../errors/index.js';
 import { components, resolveInRoot } from '../rootfs/resolve.js';
+import { ignoreMatcher, IgnorePatternError, readIgnoreLines } from './ignore.js';
 import { StatCache } from './statcache.js';
 
 /**
@@ -42,8 +42,14 @@ export async function loadIgnore(context: string, dockerfile?: string): Promise<
     }
     const lines = text.split(/\r?\n/);
     checkIgnorePatterns(file, lines);
-    const ig = (dockerignore as unknown as (o?: object) => { add(p: string[]): { ignores(p: string): boolean } })({ ignorecase: false }).add(lines);
-    return (rel: string) => rel !== '' && ig.ignores(rel);
+    let ignores: (rel: string) => boolean;
+    try {
+      ignores = ignoreMatcher(readIgnoreLines(lines));
+    } catch (err) {
+      if (err instanceof IgnorePatternError) throw new GantryError('DOCKERIGNORE_PATTERN', `${file}: ${err.message}`);
+      throw err;
+    }
+    return (rel: string) => rel !== '' && ignores(rel);
   }
   return () => false;
 }

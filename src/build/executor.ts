@@ -40,7 +40,7 @@ import { copyInto, ensureDir, type CopyOptions } from './copy.js';
 import { cloneSource, downloadSource, inlineSources, isArchive, isUrl, openFile } from './sources.js';
 import { gitOptions, parseGitRef } from '../dockerfile/gitref.js';
 import { decompress, layerTar } from '../tar/decompress.js';
-import dockerignore from '@balena/dockerignore';
+import { ignoreMatcher } from './ignore.js';
 import type { RegistryAccess } from './registry.js';
 import { obtainImage, type PullEvent } from './bases.js';
 import type { ExportEvent } from './outputs.js';
@@ -1079,8 +1079,8 @@ function parentPathOf(src: string, rel: string): string {
 
 /** `--exclude` patterns, with .dockerignore's matching rules, for a path relative to the source it is under. */
 async function excludeFilter(patterns: string[]): Promise<(rel: string) => boolean> {
-  const ig = (dockerignore as unknown as (o?: object) => { add(p: string[]): { ignores(p: string): boolean } })({ ignorecase: false }).add(patterns);
-  return (rel: string) => rel !== '' && ig.ignores(rel);
+  const ignores = ignoreMatcher(patterns);
+  return (rel: string) => rel !== '' && ignores(rel);
 }
 
 /** Local files (not from a URL or a heredoc) among ADD's sources that are tar archives. */

@@ -162,6 +162,7 @@ export { execute, BuildError, type ExecuteOptions, type ExecuteResult, type Prog
 import { execute as executeBuild, type BuildSettings, type ExecuteResult as BuildExecResult } from './build/executor.js';
 import type { RegistryAccess as Access } from './build/registry.js';
 export type { Isolation } from './sandbox/run.js';
+export { ULIMIT_NAMES, type Ulimit } from './sandbox/types.js';
 export { reexecInUserNamespace } from './sandbox/rootless.js';
 
 export interface BuildOptions extends Omit<BuildSettings, 'ssh'> {

@@ -26,6 +26,7 @@ import { mountOverlay, overlayWanted, unmount } from '../rootfs/overlay.js';
 import { resolveInRoot } from '../rootfs/resolve.js';
 import { readXattrs, readXattrsTree } from '../rootfs/xattr.js';
 import { chooseIsolation, prewarmSandbox, probeIsolation, runInSandbox, type Isolation, type SandboxMount } from '../sandbox/run.js';
+import type { Ulimit } from '../sandbox/types.js';
 import { diff, snapshot, snapshotUpper, writeLayer, type Snapshot } from '../snapshot/diff.js';
 import { loadSnapshot, saveSnapshot } from '../snapshot/persist.js';
 import { TarWriter } from '../tar/writer.js';
@@ -87,6 +88,10 @@ export interface BuildSettings extends RegistryAccess {
   annotations?: Record<string, string>;
   /** Extra /etc/hosts entries of every RUN (`--add-host`). */
   extraHosts?: { name: string; ip: string }[];
+  /** The size of every RUN's /dev/shm in bytes (`--shm-size`). */
+  shmSize?: number;
+  /** Resource limits of every RUN (`--ulimit`). */
+  ulimits?: Ulimit[];
   /** Labels of the image (`--label`), over those the Dockerfile sets. */
   labels?: Record<string, string>;
   /** A seccomp profile (Docker's format) for RUN, or 'unconfined'; default: Debian's containers profile. */
@@ -631,8 +636,15 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
           }
           const hostname = step.op === 'run' ? options.buildArgs?.BUILDKIT_SANDBOX_HOSTNAME : undefined;
           // What a RUN is run with beyond its instruction, as BuildKit keys its exec op's meta.
-          const hosts = step.op === 'run' && options.extraHosts?.length ? options.extraHosts : undefined;
-          const keyInput = JSON.stringify({ parent: state.key, platform: stage.platform, step: layerKeyFields(step), extra, ...(hostname ? { hostname } : {}), ...(hosts ? { hosts } : {}) });
+          const meta =
+            step.op === 'run'
+              ? {
+                  ...(options.extraHosts?.length ? { hosts: options.extraHosts } : {}),
+                  ...(options.shmSize !== undefined ? { shm: options.shmSize } : {}),
+                  ...(options.ulimits?.length ? { ulimits: options.ulimits } : {}),
+                }
+              : {};
+          const keyInput = JSON.stringify({ parent: state.key, platform: stage.platform, step: layerKeyFields(step), extra, ...(hostname ? { hostname } : {}), ...meta });
           const key = sha(keyInput);
           const hit = options.noCache || uncachedStages.has(stage.index) ? undefined : await cache.get(key);
           if (hit) {
@@ -1003,6 +1015,8 @@ async function runStep(
     ...(options.isolation ? { isolation: options.isolation } : {}),
     ...(options.seccomp ? { seccomp: options.seccomp } : {}),
     ...(options.extraHosts?.length ? { extraHosts: options.extraHosts } : {}),
+    ...(options.shmSize !== undefined ? { shmSize: options.shmSize } : {}),
+    ...(options.ulimits?.length ? { ulimits: options.ulimits } : {}),
     workDir,
     ...(options.signal ? { signal: options.signal } : {}),
     onStdout: (d) => {

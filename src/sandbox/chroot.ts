@@ -24,6 +24,7 @@ import { DEFAULT_CAPABILITIES } from './spec.js';
 
 const SETPRIV = '/usr/bin/setpriv';
 const NSENTER = '/usr/bin/nsenter';
+const PRLIMIT = '/usr/bin/prlimit';
 const MKNOD = ['/usr/bin/mknod', '/bin/mknod'];
 
 /** The devices of a container's /dev (name, major, minor). */
@@ -47,6 +48,10 @@ export async function runChroot(run: ChrootRun): Promise<number> {
   if ((run.mounts ?? []).length > 0) {
     throw new SandboxError('SANDBOX_MOUNT', 'RUN --mount needs mounts, which the chroot isolation cannot make (it is for containers without privileges); use --isolation oci where namespaces are allowed');
   }
+  if (run.shmSize !== undefined) {
+    throw new SandboxError('SANDBOX_MOUNT', '--shm-size sizes the /dev/shm a RUN mounts, which the chroot isolation cannot mount; use --isolation oci where namespaces are allowed');
+  }
+  if (run.ulimits?.length && !existsSync(PRLIMIT)) throw new SandboxError('SANDBOX_MISSING', '--ulimit in the chroot isolation needs prlimit from util-linux');
   const undo: (() => Promise<void>)[] = [];
   try {
     await placeEtcFiles(run, undo);
@@ -116,8 +121,11 @@ function runChrooted(run: ChrootRun, hostCwd: string): Promise<number> {
     const eq = kv.indexOf('=');
     env[eq < 0 ? kv : kv.slice(0, eq)] = eq < 0 ? '' : kv.slice(eq + 1);
   }
+  // Limits set on the way in (prlimit, then exec), inherited by everything the RUN starts.
+  const limits = (run.ulimits ?? []).map((u) => `--${u.name}=${u.soft < 0 ? 'unlimited' : u.soft}:${u.hard < 0 ? 'unlimited' : u.hard}`);
   return launch({
     argv: [
+      ...(limits.length ? [PRLIMIT, ...limits, '--'] : []),
       SETPRIV,
       '--pdeathsig', 'KILL',
       '--bounding-set', bounding,

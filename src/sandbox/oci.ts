@@ -26,6 +26,7 @@ import path from 'node:path';
 import { childProcess, SandboxError } from '../errors/index.js';
 import { procStat } from './kill.js';
 import { launch } from './launch.js';
+import { specJson } from './spec.js';
 
 const RUNTIMES = ['/usr/sbin/runc', '/usr/bin/runc', '/usr/bin/crun', '/usr/local/bin/crun'];
 const SLIRP = ['/usr/bin/slirp4netns', '/usr/local/bin/slirp4netns'];
@@ -69,7 +70,7 @@ export async function runOci(run: OciLaunch): Promise<number> {
   const log = path.join(run.workDir, 'runtime.log');
   await mkdir(bundle, { mode: 0o700 });
   // config.json holds the RUN's environment (secrets of `--mount=type=secret,env=` among it): only root reads it.
-  await writeFile(path.join(bundle, 'config.json'), JSON.stringify(run.config), { mode: 0o600 });
+  await writeFile(path.join(bundle, 'config.json'), specJson(run.config), { mode: 0o600 });
   // runc must see a /proc of its own PID namespace (it reads its child's there), so the launcher
   // mounts one; a namespace to join is entered first, while the host's /proc still names it.
   const launcher = ['--pid', '--fork', '--kill-child', '--mount-proc', '--'];

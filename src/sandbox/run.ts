@@ -148,6 +148,8 @@ async function runContainer(spec: RunSpec, cwd: string, etc: Map<string, string>
       network: network === 'none' ? 'new' : 'inherit',
       cgroupNamespace: existsSync('/sys/fs/cgroup/cgroup.subtree_control'),
       seccomp: seccompFor(spec.seccomp),
+      ...(spec.shmSize !== undefined ? { shmSize: spec.shmSize } : {}),
+      ...(spec.ulimits?.length ? { ulimits: spec.ulimits } : {}),
     });
     trace('sandbox: spec made');
     return await runOci({

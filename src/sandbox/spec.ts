@@ -3,6 +3,7 @@
  * Docker give a container, and no more. Pure: no file system, no processes.
  */
 import type { SeccompProfile } from './seccomp.js';
+import type { Ulimit } from './types.js';
 
 /** Docker's default capability set (moby oci/caps/defaults.go): CapEff 0xa80425fb as root. */
 export const DEFAULT_CAPABILITIES = [
@@ -110,6 +111,17 @@ export interface SpecInput {
   seccomp: SeccompProfile | undefined;
   /** A cgroup namespace too (BuildKit makes one on cgroup v2 only). */
   cgroupNamespace: boolean;
+  /** /dev/shm's size in bytes; default 64 MiB. */
+  shmSize?: number;
+  ulimits?: Ulimit[];
+}
+
+/** RLIM_INFINITY in the spec: a uint64 that JSON numbers in JavaScript cannot hold, written by `specJson`. */
+const INFINITY_MARK = '__gantry_rlim_infinity__';
+
+/** config.json's text for a spec: an unlimited rlimit as the uint64 RLIM_INFINITY. */
+export function specJson(spec: Record<string, unknown>): string {
+  return JSON.stringify(spec).replaceAll(`"${INFINITY_MARK}"`, '18446744073709551615');
 }
 
 /** The runtime spec (config.json) of one RUN. */
@@ -129,6 +141,15 @@ export function runtimeSpec(input: SpecInput): Record<string, unknown> {
       // Root's effective set is Docker's; another user's is empty (the kernel clears it at the
       // exec of a non-root user), its bounding set the same.
       capabilities: { bounding: caps, effective: caps, permitted: caps, inheritable: [], ambient: [] },
+      ...(input.ulimits?.length
+        ? {
+            rlimits: input.ulimits.map((u) => ({
+              type: `RLIMIT_${u.name.toUpperCase()}`,
+              soft: u.soft < 0 ? INFINITY_MARK : u.soft,
+              hard: u.hard < 0 ? INFINITY_MARK : u.hard,
+            })),
+          }
+        : {}),
       noNewPrivileges: false,
     },
     root: { path: input.rootfs, readonly: false },
@@ -137,7 +158,7 @@ export function runtimeSpec(input: SpecInput): Record<string, unknown> {
       { destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
       { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
       { destination: '/dev/pts', type: 'devpts', source: 'devpts', options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5'] },
-      { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'] },
+      { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', `size=${Math.ceil((input.shmSize ?? 64 * 1024 * 1024) / 1024)}k`] },
       { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
       { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
       { destination: '/sys/fs/cgroup', type: 'cgroup', source: 'cgroup', options: ['nosuid', 'noexec', 'nodev', 'relatime', 'ro'] },

@@ -33,6 +33,10 @@ export interface RunSpec {
   hostname?: string;
   /** Extra /etc/hosts entries (`--add-host`). */
   extraHosts?: { name: string; ip: string }[];
+  /** The size of /dev/shm in bytes (`--shm-size`); default 64 MiB, as Docker's. */
+  shmSize?: number;
+  /** Resource limits of the RUN's processes (`--ulimit`). */
+  ulimits?: Ulimit[];
   /** The run's private work directory (bundle, runtime state, /etc files), made here and removed after; default: one in the system's temp directory. */
   workDir?: string;
   onStdout?: (chunk: Buffer) => void;
@@ -45,3 +49,14 @@ export interface RunResult {
   /** The sandbox that ran the command. */
   isolation: 'oci' | 'chroot';
 }
+
+/** A resource limit, as `--ulimit NAME=SOFT[:HARD]` gives it; -1 is unlimited. */
+export interface Ulimit {
+  /** docker's name: nofile, nproc, core, stack, memlock... (RLIMIT_ without the prefix, lower case). */
+  name: string;
+  soft: number;
+  hard: number;
+}
+
+/** The limits `--ulimit` takes (setrlimit(2)'s, as docker names them). */
+export const ULIMIT_NAMES = ['as', 'core', 'cpu', 'data', 'fsize', 'locks', 'memlock', 'msgqueue', 'nice', 'nofile', 'nproc', 'rss', 'rtprio', 'rttime', 'sigpending', 'stack'] as const;

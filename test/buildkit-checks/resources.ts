@@ -3,7 +3,7 @@ import type { CheckFile } from './types.js';
 const file = 'dockerfile_resources_test.go';
 
 // BuildKit's frontend attributes shm-size and ulimit are docker build's --shm-size and
-// --ulimit; gantry has neither, so these are kept as known differences.
+// --ulimit, which gantry takes too.
 
 export default {
   file,
@@ -14,7 +14,6 @@ export default {
       dockerfile: '\nFROM busybox AS base\nRUN mount | grep /dev/shm > /shmsize\nFROM scratch\nCOPY --from=base /shmsize /\n',
       args: ['--shm-size', '134217728'],
       files: { shmsize: /size=131072k/ },
-      gap: 'no --shm-size (the size of /dev/shm in RUN): the option is refused',
     },
     {
       name: 'testUlimit',
@@ -22,7 +21,6 @@ export default {
       dockerfile: '\nFROM busybox AS base\nRUN ulimit -n > /ulimit\nFROM scratch\nCOPY --from=base /ulimit /\n',
       args: ['--ulimit', 'nofile=1062:1062'],
       files: { ulimit: /^\s*1062\s*$/ },
-      gap: 'no --ulimit (RUN\'s resource limits): the option is refused',
     },
   ],
   notPorted: [

@@ -76,7 +76,8 @@ export interface Harness {
   /** `gantry inspect`'s object for the image. */
   inspect(tag: string): Promise<Record<string, unknown> & { Config: Record<string, unknown> }>;
   /** Any gantry command on the check's store. */
-  gantry(args: string[]): Promise<{ exitCode: number; stdout: string; output: string }>;
+  /** The gantry command in the suite's store; `input` is its standard input. */
+  gantry(args: string[], input?: Buffer): Promise<{ exitCode: number; stdout: string; output: string }>;
   /** Assert the expectations of a finished build (exit code 0 included). */
   expectImage(result: BuildResult, exp: Expectations): Promise<void>;
 }

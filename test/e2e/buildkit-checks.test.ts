@@ -25,7 +25,7 @@ for (const m of modules) checkFiles.push(((await import(path.join(checksDir, m))
 const bin = path.join(projectRoot, 'bin', 'gantry');
 const work = suiteWorkDir('gantry-bkchecks-');
 const root = path.join(work, 'store');
-const g = (args: string[]) => execa(bin, ['--root', root, ...args], { reject: false, all: true });
+const g = (args: string[], input?: Buffer) => execa(bin, ['--root', root, ...args], { reject: false, all: true, ...(input ? { input } : {}) });
 let debianReady: Promise<void> | undefined;
 const results = { passed: 0, failed: [] as string[], gapsStillFailing: 0 };
 
@@ -153,8 +153,8 @@ function harnessFor(check: Check & { file: string }): Harness {
   return {
     files,
     inspect,
-    async gantry(args) {
-      const r = await g(args);
+    async gantry(args, input) {
+      const r = await g(args, input);
       return { exitCode: r.exitCode ?? -1, stdout: String(r.stdout), output: String(r.all) };
     },
     async build(spec, options = {}) {

@@ -536,3 +536,41 @@ describe('how layers leave: compression and media types', () => {
     }
   });
 });
+
+describe('--shm-size and --ulimit', () => {
+  const ctx = (): string =>
+    context({ Dockerfile: 'FROM base:1\nRUN cat /proc/self/limits > /limits; cat /proc/mounts > /mounts\n' });
+
+  test('the oci isolation: /dev/shm has the size, the limits are set (unlimited too)', async () => {
+    const out = path.join(work, 'limits-oci');
+    const r = await g(['build', '--isolation', 'oci', '--shm-size', '128m', '--ulimit', 'nofile=1000:2000', '--ulimit', 'core=-1', '-o', `type=local,dest=${out}`, ctx()]);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(readFileSync(path.join(out, 'limits'), 'utf8')).toMatch(/^Max open files\s+1000\s+2000\s+files/m);
+    expect(readFileSync(path.join(out, 'limits'), 'utf8')).toMatch(/^Max core file size\s+unlimited\s+unlimited\s+bytes/m);
+    expect(readFileSync(path.join(out, 'mounts'), 'utf8')).toMatch(/^shm \/dev\/shm tmpfs \S*size=131072k/m);
+  });
+
+  test('the chroot isolation: the limits are set; --shm-size is refused there', async () => {
+    const out = path.join(work, 'limits-chroot');
+    // No /proc in the chroot isolation: the shell's ulimit reads the limits.
+    const chrooted = context({ Dockerfile: 'FROM base:1\nRUN ulimit -u > /soft; ulimit -H -u > /hard\n' });
+    const r = await g(['build', '--isolation', 'chroot', '--ulimit', 'nproc=500:600', '-o', `type=local,dest=${out}`, chrooted]);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(readFileSync(path.join(out, 'soft'), 'utf8').trim()).toBe('500');
+    expect(readFileSync(path.join(out, 'hard'), 'utf8').trim()).toBe('600');
+    const shm = await g(['build', '--isolation', 'chroot', '--no-cache', '--shm-size', '1g', ctx()]);
+    expect(shm.exitCode).toBe(1);
+    expect(shm.stderr).toContain('--shm-size sizes the /dev/shm a RUN mounts');
+  });
+
+  test('a changed limit runs the RUN again (part of its cache key); bad values are refused', async () => {
+    const c = ctx();
+    expect((await g(['build', '--ulimit', 'nofile=1100', c])).exitCode).toBe(0);
+    expect((await g(['build', '--progress', 'plain', '--ulimit', 'nofile=1100', c])).stderr).toContain('CACHED');
+    expect((await g(['build', '--progress', 'plain', '--ulimit', 'nofile=1200', c])).stderr).not.toContain('CACHED');
+    for (const bad of [['--ulimit', 'nofiles=1'], ['--ulimit', 'nofile=10:5'], ['--shm-size', 'lots']]) {
+      const r = await g(['build', ...bad, c]);
+      expect(r.exitCode, bad.join(' ')).toBe(2);
+    }
+  });
+});

@@ -1,7 +1,7 @@
 import type { Argv, Options } from 'yargs';
 import { writeFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
-import { build, lint, planBuild, parseOutput, GantryError, OptionError, type ExecuteResult as BuildResult, type ProgressEvent } from '../../index.js';
+import { build, lint, planBuild, parseOutput, GantryError, OptionError, ULIMIT_NAMES, type ExecuteResult as BuildResult, type ProgressEvent, type Ulimit } from '../../index.js';
 import { parseBuildArgs, repeatable } from '../build-args.js';
 import { formatPlan, formatWarning } from '../output.js';
 import { chooseMode, reporter, type ProgressMode } from '../progress.js';
@@ -54,6 +54,33 @@ export function parseAddHosts(items: string[]): { name: string; ip: string }[] {
     if (!/^[A-Za-z0-9_.-]+$/.test(name)) throw new OptionError('ADD_HOST_INVALID', `--add-host ${item}: "${name}" is not a host name`);
     return { name, ip };
   });
+}
+
+/** `--shm-size 128m` (docker's units: b, k, m, g, binary, an optional b after them) → bytes. */
+export function parseShmSize(text: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*([kmgt]?)b?$/i.exec(text.trim());
+  if (!m) throw new OptionError('SHM_SIZE_INVALID', `--shm-size ${text}: expected a size such as 64m or 1g`);
+  const bytes = Math.floor(Number(m[1]) * 1024 ** ' kmgt'.indexOf((m[2] || ' ').toLowerCase()));
+  if (bytes <= 0) throw new OptionError('SHM_SIZE_INVALID', `--shm-size ${text}: must be more than 0`);
+  return bytes;
+}
+
+/** `--ulimit nofile=1024[:2048]` (-1: unlimited) as docker reads it. */
+export function parseUlimits(items: string[]): Ulimit[] {
+  const out = new Map<string, Ulimit>();
+  for (const item of items) {
+    const m = /^([a-z]+)=(-?\d+)(?::(-?\d+))?$/.exec(item);
+    const bad = (why: string): OptionError => new OptionError('ULIMIT_INVALID', `--ulimit ${item}: ${why}`);
+    if (!m) throw bad('expected NAME=SOFT[:HARD]');
+    const name = m[1] as string;
+    if (!(ULIMIT_NAMES as readonly string[]).includes(name)) throw bad(`unknown limit "${name}" (${ULIMIT_NAMES.join(', ')})`);
+    const soft = Number(m[2]);
+    const hard = m[3] !== undefined ? Number(m[3]) : soft;
+    if (soft < -1 || hard < -1) throw bad('a limit is a number, or -1 for unlimited');
+    if (hard !== -1 && (soft === -1 || soft > hard)) throw bad(`the soft limit ${soft} is above the hard limit ${hard}`);
+    out.set(name, { name, soft, hard });
+  }
+  return [...out.values()];
 }
 
 /**
@@ -144,6 +171,8 @@ export interface BuildArgs extends GlobalOptions {
   check: boolean;
   annotation: string[];
   'add-host': string[];
+  'shm-size'?: string;
+  ulimit: string[];
   iidfile?: string;
   'metadata-file'?: string;
   push: boolean;
@@ -193,6 +222,8 @@ export const BUILD_OPTIONS = {
   check: { type: 'boolean', default: false, describe: 'run the Dockerfile\'s build checks only (exit 1 when there are warnings)' },
   annotation: repeatable('an annotation of the image\'s manifest ([manifest:]KEY=VALUE)'),
   'add-host': repeatable('an /etc/hosts entry for RUN (NAME:IP)'),
+  'shm-size': { type: 'string', describe: 'the size of RUN\'s /dev/shm (64m, 1g; default 64m)' },
+  ulimit: repeatable('a resource limit of RUN (nofile=1024[:2048], -1 unlimited)'),
   iidfile: { type: 'string', describe: 'write the image ID (config digest) to this file' },
   'metadata-file': { type: 'string', describe: 'write build metadata (JSON) to this file' },
   push: { type: 'boolean', default: false, describe: 'push the tagged image(s) after the build' },
@@ -331,6 +362,8 @@ export async function runBuild(argv: BuildArgs): Promise<void> {
           network: argv.network,
           allow: parseAllow(argv.allow),
           extraHosts: parseAddHosts(argv['add-host']),
+          ...(argv['shm-size'] !== undefined ? { shmSize: parseShmSize(argv['shm-size']) } : {}),
+          ulimits: parseUlimits(argv.ulimit),
           pull: argv.pull,
           ...parseSecurityOpts(argv['security-opt']),
           insecureRegistries: argv['insecure-registry'],

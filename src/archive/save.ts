@@ -26,6 +26,15 @@ export interface SaveItem {
 
 const CONTAINERD_NAME = 'io.containerd.image.name';
 
+/**
+ * How an OCI index names an image, as docker save and BuildKit's OCI exporter write it: the
+ * full name in io.containerd.image.name, the tag alone in org.opencontainers.image.ref.name.
+ */
+export function nameAnnotations(name: string): Record<string, string> {
+  const r = parseReference(name);
+  return { [CONTAINERD_NAME]: name, [REF_NAME_ANNOTATION]: r.tag ?? 'latest' };
+}
+
 export async function saveImages(store: Store, items: SaveItem[], out: Writable, format: SaveFormat, mtime = new Date(0)): Promise<void> {
   await writeTar(out, (pack) => fillArchive(pack, store, items, format, mtime));
 }
@@ -74,7 +83,7 @@ async function fillArchive(pack: tar.Pack, store: Store, items: SaveItem[], form
     const base: Descriptor = { mediaType: image.mediaType, digest: image.digest, size: image.rawManifest.length };
     if (names.length === 0) index.manifests.push(base);
     for (const name of names) {
-      index.manifests.push({ ...base, annotations: { [CONTAINERD_NAME]: name, [REF_NAME_ANNOTATION]: name } });
+      index.manifests.push({ ...base, annotations: nameAnnotations(name) });
     }
     const tags = names.map((n) => {
       const r = parseReference(n);

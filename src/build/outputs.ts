@@ -7,12 +7,11 @@ import { copyFile, mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { OptionError } from '../errors/index.js';
 import { layerTar } from '../tar/decompress.js';
-import { saveImages } from '../archive/save.js';
+import { nameAnnotations, saveImages } from '../archive/save.js';
 import { exportImage } from '../archive/export.js';
 import { toFile } from '../archive/commands.js';
 import type { Image } from '../image/image.js';
 import { layerCompression, MediaType } from '../oci/media-types.js';
-import { REF_NAME_ANNOTATION } from '../oci/types.js';
 import { formatReference, normalizeReference } from '../oci/reference.js';
 import { applyLayer } from '../rootfs/apply.js';
 import { loadImage } from '../store/images.js';
@@ -48,6 +47,43 @@ const OUTPUT_KEYS: Record<string, readonly string[]> = {
   image: ['type', 'name', 'push', ...FORMAT_KEYS],
 };
 
+/**
+ * The comma-separated fields of `text` as Go's encoding/csv reads one record (buildx reads -o
+ * so): a field in double quotes may hold commas, `""` in it is a quote.
+ */
+export function csvFields(text: string, bad: (why: string) => Error): string[] {
+  const out: string[] = [];
+  let i = 0;
+  for (;;) {
+    let field = '';
+    if (text[i] === '"') {
+      i++;
+      for (;;) {
+        if (i >= text.length) throw bad('a quoted field is not closed');
+        if (text[i] === '"') {
+          if (text[i + 1] === '"') {
+            field += '"';
+            i += 2;
+            continue;
+          }
+          i++;
+          break;
+        }
+        field += text[i++];
+      }
+      if (i < text.length && text[i] !== ',') throw bad('extraneous or missing " in a quoted field');
+    } else {
+      const end = text.indexOf(',', i);
+      field = text.slice(i, end < 0 ? text.length : end);
+      if (field.includes('"')) throw bad('bare " in a field that is not quoted');
+      i = end < 0 ? text.length : end;
+    }
+    out.push(field);
+    if (i >= text.length) return out;
+    i++; // the comma
+  }
+}
+
 /** `type=oci,dest=out.tar` → OutputSpec (docker buildx's -o syntax; a bare path is type=local). */
 export function parseOutput(text: string): OutputSpec {
   const bad = (why: string): OptionError => new OptionError('OUTPUT_INVALID', `-o ${text}: ${why}`);
@@ -55,7 +91,7 @@ export function parseOutput(text: string): OutputSpec {
   if (text === '-') return { type: 'tar', dest: '-' };
   if (!text.includes('=')) return { type: 'local', dest: text };
   const fields = new Map<string, string>();
-  for (const kv of text.split(',')) {
+  for (const kv of csvFields(text, bad)) {
     const eq = kv.indexOf('=');
     const key = (eq < 0 ? kv : kv.slice(0, eq)).trim();
     if (key === '') throw bad('an empty key');
@@ -218,7 +254,7 @@ async function writeDirectory(image: Image, dest: string): Promise<void> {
   }
 }
 
-/** An OCI layout directory holding the image, named by `names` (ref.name annotations). */
+/** An OCI layout directory holding the image, named by `names` (as docker save names them). */
 async function writeLayout(store: Store, image: Image, names: string[], dir: string): Promise<void> {
   await mkdir(path.join(dir, 'blobs', 'sha256'), { recursive: true });
   const blobs = [image.digest, image.configDigest, ...image.layers.map((l) => l.digest)];
@@ -228,7 +264,7 @@ async function writeLayout(store: Store, image: Image, names: string[], dir: str
     mediaType: image.mediaType || MediaType.ociManifest,
     digest: image.digest,
     size: image.rawManifest.length,
-    ...(n ? { annotations: { [REF_NAME_ANNOTATION]: n } } : {}),
+    ...(n ? { annotations: nameAnnotations(n) } : {}),
   }));
   await writeFile(path.join(dir, 'index.json'), JSON.stringify({ schemaVersion: 2, mediaType: MediaType.ociIndex, manifests }));
 }

@@ -25,6 +25,9 @@ describe('-o', () => {
       { type: 'registry', name: 'r/a:1', format: { compression: 'gzip', level: 9, force: true, ociMediaTypes: false } },
     ],
     ['type=image,compression=uncompressed', { type: 'image', push: false, format: { compression: 'uncompressed' } }],
+    // A CSV field in quotes, as buildx reads -o: the names hold a comma.
+    ['type=oci,dest=o,"name=r/a:1,r/a:2"', { type: 'oci', dest: 'o', tar: true, names: ['r/a:1', 'r/a:2'] }],
+    ['"type=oci","dest=a ""b"""', { type: 'oci', dest: 'a "b"', tar: true }],
   ])('%s', (text, spec) => {
     expect(parseOutput(text)).toEqual(spec);
   });
@@ -46,6 +49,9 @@ describe('-o', () => {
     ['type=oci,dest=a,tar=maybe', /tar=maybe: expected true or false/],
     ['type=registry,push=false', /always pushes/],
     ['type=local,dest=a,dest=b', /dest given twice/],
+    ['type=oci,"dest=a', /quoted field is not closed/],
+    ['type=oci,dest=a"b', /bare " in a field/],
+    ['type=oci,"dest=a"b', /extraneous or missing "/],
   ])('%s is refused', (text, message) => {
     expect(() => parseOutput(text)).toThrow(message);
   });

@@ -13,7 +13,16 @@ export type ProgressMode = 'auto' | 'tty' | 'plain' | 'json' | 'quiet';
 /** How a build ended, for the last line. */
 export type Outcome = { status: 'finished' } | { status: 'failed'; error: GantryError | Error } | { status: 'cancelled' };
 
+/** What the first line tells. */
+export interface BuildHeader {
+  version: string;
+  context: string;
+  dockerfile?: string;
+}
+
 export interface Reporter {
+  /** The first line: what builds what. */
+  start(h: BuildHeader): void;
   event(e: ProgressEvent): void;
   warning(w: Warning): void;
   /** The last line: total time and how the build ended. Spinners still turning are stopped. */
@@ -60,11 +69,12 @@ function jsonOf(e: ProgressEvent): object {
 export async function reporter(mode: Exclude<ProgressMode, 'auto'>, out: NodeJS.WriteStream = process.stderr): Promise<Reporter> {
   const tally = new Tally();
   if (mode === 'quiet') {
-    return { event: () => undefined, warning: (w) => out.write(formatWarning(w) + '\n'), end: () => undefined };
+    return { start: () => undefined, event: () => undefined, warning: (w) => out.write(formatWarning(w) + '\n'), end: () => undefined };
   }
   if (mode === 'json') {
     const write = (o: object): void => void out.write(JSON.stringify(o) + '\n');
     return {
+      start: (h) => write({ type: 'start', ...h }),
       event: (e) => {
         tally.count(e);
         write(jsonOf(e));
@@ -81,6 +91,7 @@ export async function reporter(mode: Exclude<ProgressMode, 'auto'>, out: NodeJS.
   }
   if (mode === 'plain') {
     return {
+      start: (h) => out.write(`#0 building with gantry ${h.version}: ${headerText(h)}\n`),
       event: (e) => {
         tally.count(e);
         plainLine(e, out);
@@ -90,6 +101,11 @@ export async function reporter(mode: Exclude<ProgressMode, 'auto'>, out: NodeJS.
     };
   }
   return ttyReporter(out, tally);
+}
+
+/** `context DIR, Dockerfile FILE`. */
+function headerText(h: BuildHeader): string {
+  return `context ${h.context}${h.dockerfile ? `, Dockerfile ${h.dockerfile}` : ''}`;
 }
 
 /** A plain line for an event, as BuildKit's plain progress: `#N [stage i/n] ...`, `#N DONE 0.3s`. */
@@ -141,6 +157,7 @@ async function ttyReporter(out: NodeJS.WriteStream, tally: Tally): Promise<Repor
     for (const s of running) s.render();
   };
   return {
+    start: (h) => out.write(`[+] Building with gantry ${h.version}: ${headerText(h)}\n`),
     event: (e) => {
       tally.count(e);
       if (e.type === 'step') {

@@ -97,10 +97,12 @@ describe('gantry build', () => {
     const json = await g(['build', '--progress', 'json', '--no-cache', '-t', 'prog:1', ctx]);
     expect(json.exitCode, json.stderr).toBe(0);
     const events = json.stderr.trim().split('\n').map((l) => JSON.parse(l) as { type: string; status?: string; text?: string; digest?: string });
-    expect(events[0]?.type).toBe('plan');
+    // The header, the plan, the steps, the image, how it ended (docs/cli.md's schema).
+    expect(events.map((e) => e.type).slice(0, 2)).toEqual(['start', 'plan']);
     expect(events.filter((e) => e.type === 'step' && e.status === 'done')).toHaveLength(2);
     expect(events.some((e) => e.type === 'output' && e.text?.includes('from-the-run'))).toBe(true);
-    expect(events.at(-1)).toMatchObject({ type: 'image', digest: expect.stringMatching(/^sha256:/) });
+    expect(events.at(-2)).toMatchObject({ type: 'image', digest: expect.stringMatching(/^sha256:/) });
+    expect(events.at(-1)).toMatchObject({ type: 'finished' });
     // prune keeps the build cache; prune --all clears it, so the next build runs every step.
     expect((await g(['prune'])).exitCode).toBe(0);
     expect((await g(['build', '--progress', 'plain', ctx])).stderr).toContain('CACHED');

@@ -112,6 +112,7 @@ describe('progress', () => {
     const r = await g(['build', '--progress', 'plain', ...insecure(), '-t', `${reg.host}/app:plain`, '--push', ctx], { store: fresh() });
     expect(r.exitCode, r.stderr).toBe(0);
     const lines = r.stderr.trim().split('\n');
+    expect(lines[0]).toBe(`#0 building with gantry 0.1.0: context ${ctx}`);
     expect(lines).toContain(`#0 pulling ${base}`);
     expect(lines.some((l) => new RegExp(`^#0 pulled ${base}: 1 layers, [\\d.]+ [kM]B in [\\d.]+s$`).test(l)), r.stderr).toBe(true);
     expect(lines).toContain('#1 [2/2] COPY a /a');
@@ -139,6 +140,7 @@ describe('progress', () => {
     const r = await g(['build', '--progress', 'json', ctx]);
     expect(r.exitCode, r.stderr).toBe(0);
     const events = jsonLines(r.stderr);
+    expect(events[0]).toEqual({ type: 'start', version: '0.1.0', context: ctx });
     expect(events).toContainEqual(expect.objectContaining({ type: 'warning', rule: 'SecretsUsedInArgOrEnv', location: expect.objectContaining({ line: 2 }) }));
     expect(events).toContainEqual(expect.objectContaining({ type: 'step', name: '[2/2] COPY a /a', status: 'start' }));
     expect(events).toContainEqual(expect.objectContaining({ type: 'image', configDigest: r.stdout.trim() }));
@@ -319,6 +321,7 @@ describe('in a real terminal (tmux)', () => {
       expect(text).toMatch(/#1 \[2\/3\] COPY a \/a [\d.]+s|#1 \[2\/3\] COPY a \/a\s*$/m);
       expect(text).toMatch(/#2 \[3\/3\] RUN echo built [\d.]+s/);
       expect(text).toMatch(new RegExp(`pushing ${reg.host}/app:tty [\\d.]+s`));
+      expect(text).toContain('[+] Building with gantry 0.1.0: context');
       expect(text).toMatch(/\[\+\] Building [\d.]+s \(2\/2\) FINISHED/);
     } finally {
       execFileSync('tmux', ['kill-session', '-t', session]);

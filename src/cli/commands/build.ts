@@ -1,7 +1,7 @@
 import type { Argv, Options } from 'yargs';
 import { writeFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
-import { build, lint, planBuild, parseOutput, GantryError, OptionError, ULIMIT_NAMES, type ExecuteResult as BuildResult, type ProgressEvent, type Ulimit } from '../../index.js';
+import { build, lint, planBuild, parseOutput, version, GantryError, OptionError, ULIMIT_NAMES, type ExecuteResult as BuildResult, type ProgressEvent, type Ulimit } from '../../index.js';
 import { parseBuildArgs, repeatable } from '../build-args.js';
 import { formatPlan, formatWarning } from '../output.js';
 import { chooseMode, reporter, type ProgressMode } from '../progress.js';
@@ -342,6 +342,7 @@ export async function runBuild(argv: BuildArgs): Promise<void> {
       if (e.type === 'plan') for (const w of e.plan.warnings) report.warning(w);
     };
     const output = argv.output.map(parseOutput);
+    report.start({ version, context: argv.context, ...(argv.file !== undefined ? { dockerfile: argv.file } : {}) });
     let result: BuildResult;
     try {
       result = await cancellable((signal) =>

@@ -12,6 +12,7 @@ import { INDEX_TYPES, layerCompression } from '../oci/media-types.js';
 import type { Index } from '../oci/types.js';
 import { Store, type StoreEntry } from '../store/store.js';
 import { distributable, type LayerFormat } from '../store/compress.js';
+import { extractLimit } from '../tar/limit.js';
 import type { Image } from '../image/image.js';
 
 export interface RegistryAccess {
@@ -94,6 +95,7 @@ export async function pull(options: PullCommandOptions): Promise<PullResult> {
   const name = formatReference(ref);
   const pullOptions = {
     name,
+    layerLimit: extractLimit(),
     ...(options.platform ? { platform: parsePlatform(options.platform) } : {}),
     ...(options.onProgress ? { onProgress: options.onProgress } : {}),
   };

@@ -12,7 +12,7 @@ import { pipeline } from 'node:stream/promises';
 import { execFileAsync, GantryError } from '../errors/index.js';
 import { resolveInRoot } from '../rootfs/resolve.js';
 import { detectCompression } from '../tar/decompress.js';
-import { unsafeDestination } from '../registry/client.js';
+import { Deadline, registryTimeout, unsafeDestination } from '../registry/client.js';
 import type { SourceItem } from './context.js';
 import type { GitOptions, GitRef } from '../dockerfile/gitref.js';
 
@@ -40,18 +40,32 @@ export async function downloadSource(dir: string, url: string, checksum: string 
   // As BuildKit: the path's last element, or __unnamed__ when the path has none.
   const name = decodeURIComponent(u.pathname.split('/').filter(Boolean).pop() ?? '') || '__unnamed__';
   const host = path.join(dir, name.replace(/[/\\]/g, '_'));
-  const res = await fetchFollowing(url, what);
-  if (!res.ok || !res.body) throw new GantryError('ADD_FETCH', `${what}: cannot fetch ${redactUrl(url)}: HTTP ${res.status}`);
-  const fh = await open(host, 'w', 0o600);
+  // As a registry's blob: an answer within GANTRY_REGISTRY_TIMEOUT, then 1 KiB/s or more over
+  // each such period (undici's own timers restart on every chunk: a byte a minute would do).
+  const deadline = new Deadline(`GET ${redactUrl(url)}`, redactUrl(url), true, registryTimeout(), (message) => new GantryError('ADD_FETCH', `${what}: ${message}`));
+  const fh = await open(host, 'w', 0o600).catch(async (err: unknown) => {
+    deadline.stop();
+    throw err;
+  });
   const hash = createHash(checksum?.split(':')[0] ?? 'sha256');
+  let res: Response;
   try {
+    res = await fetchFollowing(url, what, deadline.signal);
+    if (!res.ok || !res.body) throw new GantryError('ADD_FETCH', `${what}: cannot fetch ${redactUrl(url)}: HTTP ${res.status}`);
+    deadline.headers();
     await pipeline(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream), async function* (src) {
       for await (const c of src) {
+        deadline.count((c as Buffer).length);
         hash.update(c as Buffer);
         yield c as Buffer;
       }
     }, fh.createWriteStream());
+  } catch (err) {
+    // The deadline's own error, rather than the abort it caused.
+    if (deadline.signal.aborted && deadline.signal.reason instanceof GantryError) throw deadline.signal.reason;
+    throw err;
   } finally {
+    deadline.stop();
     await fh.close().catch(() => undefined);
   }
   if (checksum) {
@@ -65,7 +79,7 @@ export async function downloadSource(dir: string, url: string, checksum: string 
 }
 
 /** GET `url`, following up to 10 redirects, each checked as the first URL is (checkRemoteHost). */
-async function fetchFollowing(url: string, what: string): Promise<Response> {
+async function fetchFollowing(url: string, what: string, signal: AbortSignal): Promise<Response> {
   // Credentials in the URL (`https://user:token@host/…`) go as basic authentication, to that
   // origin only, never along a redirect to another.
   const first = new URL(url);
@@ -75,8 +89,8 @@ async function fetchFollowing(url: string, what: string): Promise<Response> {
   let at = first;
   for (let hops = 0; hops <= 10; hops++) {
     const headers = auth && at.origin === first.origin ? { authorization: auth } : undefined;
-    // undici's own deadlines apply: 300 s for the headers, 300 s between body chunks.
-    const res = await fetch(at, { redirect: 'manual', ...(headers ? { headers } : {}) }).catch((err: Error) => {
+    const res = await fetch(at, { redirect: 'manual', signal, ...(headers ? { headers } : {}) }).catch((err: Error) => {
+      if (signal.aborted && signal.reason instanceof GantryError) throw signal.reason;
       const cause = (err.cause as Error | undefined)?.message ?? err.message;
       throw new GantryError('ADD_FETCH', `${what}: cannot fetch ${redactUrl(url)}: ${redactUrl(cause)}`);
     });

@@ -123,10 +123,11 @@ export function registryTimeout(env: NodeJS.ProcessEnv = process.env): number {
 export const MIN_TRANSFER_RATE = 1024;
 
 /**
- * One request's deadline: an AbortSignal that fires with a RegistryError naming the request.
- * It stops when the response body closes (read to its end, dumped or destroyed).
+ * One request's deadline: an AbortSignal that fires with an error naming the request (a
+ * RegistryError unless `fail` makes another). It stops when the response body closes (read to
+ * its end, dumped or destroyed), or when stop() is called. ADD's URL downloads use it too.
  */
-class Deadline {
+export class Deadline {
   private readonly controller = new AbortController();
   private timer: NodeJS.Timeout | undefined;
   private moved = 0;
@@ -137,6 +138,7 @@ class Deadline {
     private readonly url: string,
     private readonly transfer: boolean,
     private readonly ms: number,
+    private readonly fail: (message: string, url: string) => Error = (message, url) => new RegistryError('REGISTRY_TIMEOUT', message, { url, temporary: true }),
   ) {
     this.arm();
   }
@@ -164,7 +166,7 @@ class Deadline {
         : this.transfer
           ? `${this.moved} bytes in the last ${s} s, slower than the ${MIN_TRANSFER_RATE} bytes/s a transfer must keep`
           : `the answer did not arrive whole within ${s} s`;
-    this.controller.abort(new RegistryError('REGISTRY_TIMEOUT', `${this.what}: ${why} (GANTRY_REGISTRY_TIMEOUT sets the deadline, in seconds)`, { url: this.url, temporary: true }));
+    this.controller.abort(this.fail(`${this.what}: ${why} (GANTRY_REGISTRY_TIMEOUT sets the deadline, in seconds)`, this.url));
   }
 
   /** The response's headers came: a transfer's first period starts now. */

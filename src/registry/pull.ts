@@ -12,7 +12,6 @@ import { CONFIG_SIZE_LIMIT, MANIFEST_SIZE_LIMIT, configProblem, indexProblem, ma
 import { MediaType, INDEX_TYPES, MANIFEST_TYPES } from '../oci/media-types.js';
 import { formatPlatform, hostPlatform, type Platform } from '../oci/platform.js';
 import { formatReference, normalizeReference, type Reference } from '../oci/reference.js';
-import { extractLimit } from '../tar/limit.js';
 import type { Descriptor, ImageConfig, Index, Manifest } from '../oci/types.js';
 import type { BlobStore as Store } from './blob-store.js';
 import type { RegistryClient } from './client.js';
@@ -40,6 +39,12 @@ export interface PullOptions {
   onProgress?: (p: PullProgress) => void;
   /** Store the image under this name instead of the one pulled (used for mirrors). */
   name?: string;
+  /**
+   * The most bytes a layer may declare: one declaring more is refused before it is fetched. The
+   * CLI and build() pass GANTRY_EXTRACT_LIMIT (a layer cannot expand to less than its size);
+   * default 64 GiB, that limit's default.
+   */
+  layerLimit?: number;
 }
 
 export interface PullResult {
@@ -163,7 +168,7 @@ export async function pullImage(client: RegistryClient, store: Store, input: str
   const config = await fetchConfig(client, store, ref, manifest.config, options);
   validateImage(top.digest, manifest, config);
   // A layer may not declare more than a layer may expand to: refused before a byte is fetched.
-  const most = extractLimit();
+  const most = options.layerLimit ?? 64 * 1024 ** 3;
   for (const l of manifest.layers) {
     if (l.size > most) {
       throw new RegistryError(

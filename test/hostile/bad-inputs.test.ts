@@ -246,6 +246,14 @@ describe('a registry that answers slowly', () => {
     expectClearError(r, 30_000, `/blobs/${sha(LAYER)}`, /bytes in the last 3 s, slower than the 1024 bytes\/s/);
   });
 
+  test('an ADD of a URL served at one byte every 2 s: given up at its line, naming the URL', async () => {
+    const { host, server } = await serveLoopback((_req, res) => void dribble(res));
+    servers.push(server);
+    const ctx = context({ Dockerfile: `FROM scratch\nADD http://${host}/slow.txt /slow.txt\n` });
+    const r = await run(['--root', store(), 'build', '--progress', 'plain', ctx], 30_000, env);
+    expectClearError(r, 30_000, 'Dockerfile:2', `GET http://${host}/slow.txt`, /slower than the 1024 bytes\/s/);
+  });
+
   test('a registry that never answers a blob request: given up at the deadline', async () => {
     const config = configOf();
     const reg = await registry({ body: manifestOf(config), type: MANIFEST }, [config], [], (req) => req.url?.endsWith(sha(LAYER)) === true);

@@ -278,6 +278,7 @@ function epochOf(value: string | undefined): number | undefined {
 }
 
 export { parseOutput, type OutputSpec } from './build/outputs.js';
+export { parseBuildContexts, namedContextRefs } from './build/named-contexts.js';
 import { writeOutputs, type OutputSpec } from './build/outputs.js';
 import { needsUserNamespace, startInUserNamespace } from './sandbox/rootless.js';
 import { agentWithKeys, type KeyAgent } from './sandbox/ssh-agent.js';

@@ -15,6 +15,7 @@ import { didYouMean } from '../dockerfile/checks.js';
 import { findEntries, loadImage } from '../store/images.js';
 import type { Store } from '../store/store.js';
 import { pull, type RegistryAccess } from './registry.js';
+import { isLayoutRef, layoutImage } from './named-contexts.js';
 
 /** What a pull tells while it runs. */
 export type PullEvent = { type: 'pull'; ref: string; status: 'start' } | { type: 'pull'; ref: string; status: 'done'; seconds: number; layers: number; bytes: number };
@@ -46,6 +47,8 @@ export async function obtainImage(store: Store, use: ImageUse, options: ObtainOp
 
 async function obtain(store: Store, ref: string, platform: string, options: ObtainOptions): Promise<Image> {
   options.signal?.throwIfAborted();
+  // A named context's image from an OCI layout on this host (named-contexts.ts).
+  if (isLayoutRef(ref)) return layoutImage(store, ref, platform);
   if (!options.pull) {
     const found = await findEntries(store, ref).catch(() => []);
     const entry = found[0];
@@ -84,6 +87,10 @@ async function obtain(store: Store, ref: string, platform: string, options: Obta
 /** A failure to obtain an image, said for the build: where, what it means, then the registry's answer. */
 function explain(err: unknown, use: ImageUse): unknown {
   if (!(err instanceof GantryError)) return err;
+  if (isLayoutRef(use.ref)) {
+    if (use.where && !err.message.startsWith(use.where)) err.message = `${use.where}: ${err.message}`;
+    return err;
+  }
   const name = formatReference(normalizeReference(use.ref));
   let meaning = '';
   if (err instanceof RegistryError) {

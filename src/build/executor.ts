@@ -45,6 +45,7 @@ import { ignoreMatcher } from './ignore.js';
 import type { RegistryAccess } from './registry.js';
 import { obtainImage, type PullEvent } from './bases.js';
 import type { ExportEvent } from './outputs.js';
+import { resolveNamedContexts, type NamedContexts, type NamedDir } from './named-contexts.js';
 import { holdCacheMount } from './cache-mount.js';
 import { createdBy, HISTORY_COMMENT } from './history.js';
 import { resolveUser } from './users.js';
@@ -74,6 +75,8 @@ export interface BuildSettings extends RegistryAccess {
   noCache?: boolean;
   /** Pull every image the Dockerfile names, even those the store has (`--pull`). */
   pull?: boolean;
+  /** Named contexts (`--build-context NAME=VALUE`): NAME → a directory, docker-image://REF, oci-layout://PATH[:TAG][@DIGEST], or a URL. */
+  namedContexts?: Record<string, string>;
   /** Stages (by name) whose steps run again, the cache unused (`--no-cache-filter`). */
   noCacheFilter?: string[];
   sourceDateEpoch?: number;
@@ -199,13 +202,18 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
     for (let i = history.length - 1; i >= 0; i--) if (history[i]?.created) return history[i]?.created as string;
     return c.created ?? created;
   };
-  const planOptions = {
-    file: options.dockerfile,
-    ...(options.buildArgs ? { buildArgs: options.buildArgs } : {}),
-    ...(options.target ? { target: options.target } : {}),
-    ...(options.platform ? { platform: options.platform } : {}),
-  };
+  let named: NamedContexts | undefined;
+  const namedDir = (key: string): NamedDir => named?.dirs.get(key) as NamedDir;
   try {
+    // Named contexts first: a URL one is fetched before anything is planned on it.
+    if (options.namedContexts && Object.keys(options.namedContexts).length > 0) named = await resolveNamedContexts(options.namedContexts);
+    const planOptions = {
+      file: options.dockerfile,
+      ...(options.buildArgs ? { buildArgs: options.buildArgs } : {}),
+      ...(options.target ? { target: options.target } : {}),
+      ...(options.platform ? { platform: options.platform } : {}),
+      ...(named ? { namedContexts: named.plan } : {}),
+    };
     // 1. The images the plan needs: from the store when there, else pulled.
     // Parsed once, planned twice: first for the images it names, then with what they say.
     const model = parseDockerfile(options.text, { file: options.dockerfile ?? 'Dockerfile' });
@@ -582,8 +590,10 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
                 : stateOfImage(step.source.ref, stage.platform);
           const collectSources = async (copy: Extract<Step, { op: 'copy' }>): Promise<void> => {
             if (copy.source.type === 'context') {
-              sourceRoot = options.context;
-              sourceIgnore = ignore;
+              // The build context, or a named context's directory (with its own .dockerignore).
+              const dir = copy.source.name !== undefined ? namedDir(copy.source.name) : undefined;
+              sourceRoot = dir?.root ?? options.context;
+              sourceIgnore = dir?.ignore ?? ignore;
             } else {
               sourceRoot = await materialise(fromState as StageState);
             }
@@ -618,7 +628,7 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
               extra = layersOf(fromState);
             } else {
               await collectSources(step);
-              extra = await checksumSources(items ?? [], sourceIgnore, step.source.type === 'context' ? contextStats : undefined);
+              extra = await checksumSources(items ?? [], sourceIgnore, step.source.type === 'context' && step.source.name === undefined ? contextStats : undefined);
             }
           }
           if (step.op === 'run') {
@@ -715,7 +725,7 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
                 ...(mode !== undefined ? { mode } : {}),
                 ignore: sourceIgnore,
                 what: stepWhere(step),
-                ...(step.source.type === 'context' && contextStats ? { stats: contextStats } : {}),
+                ...(step.source.type === 'context' && step.source.name === undefined && contextStats ? { stats: contextStats } : {}),
                 ...(fromState ? await knownCaps(fromState, sourceRoot) : {}),
               };
               // With --parents each source goes to its own place under the destination (a directory).
@@ -806,6 +816,7 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
     emit({ type: 'image', digest: descriptor.digest, configDigest: image.configDigest, tags });
     return { digest: descriptor.digest, configDigest: image.configDigest, descriptor, tags, plan };
   } finally {
+    await named?.cleanup();
     await contextStats?.save();
     await unmounting;
     await Promise.allSettled(ahead.values()); // one still being mounted is in `mounted` once it is

@@ -35,7 +35,7 @@ import { gitOptions, parseGitRef } from '../dockerfile/gitref.js';
 import { WarningSink, type Warning } from '../dockerfile/warnings.js';
 import { CHECK_BUILD_ARG, checkViolation, filterWarnings, withCheckBuildArg, withWarnings, type CheckScope } from '../dockerfile/lint.js';
 import { formatPlatform, hostPlatform, parsePlatform, type Platform } from '../oci/platform.js';
-import { parseReference } from '../oci/reference.js';
+import { familiarName, parseReference } from '../oci/reference.js';
 
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 export const DEFAULT_SHELL: readonly string[] = ['/bin/sh', '-c'];
@@ -88,6 +88,30 @@ export interface PlanOptions {
   baseImages?: Readonly<Record<string, BaseImageInfo>>;
   /** False: `# check=error=true` does not fail the plan (a lint of every target decides at the end). */
   checkErrors?: boolean;
+  /**
+   * Named contexts (`--build-context NAME=…`), by `contextKey(NAME)`: an image that takes the
+   * place of an image or a stage of that name, or a directory that COPY --from reads.
+   */
+  namedContexts?: Readonly<Record<string, NamedContextRef>>;
+}
+
+/** What a named context is to the plan: an image (its reference, or scratch), or a directory. */
+export type NamedContextRef = { type: 'image'; ref: string } | { type: 'dir' };
+
+/**
+ * The name a named context is looked up by, as BuildKit's: the image name in its familiar form
+ * without `:latest` (`docker.io/library/alpine:latest` and `alpine` are both `alpine`); a name
+ * that is not an image reference, as written.
+ */
+export function contextKey(name: string): string {
+  try {
+    const r = parseReference(name.toLowerCase() === name ? name : name.toLowerCase());
+    const familiar = familiarName(r);
+    const tag = r.tag !== undefined && r.tag !== 'latest' ? `:${r.tag}` : '';
+    return `${familiar}${tag}${r.digest ? `@${r.digest}` : ''}`;
+  } catch {
+    return name;
+  }
 }
 
 /** The end of a planned stage, as a stage FROM it starts. */
@@ -98,7 +122,8 @@ interface StageEnd {
 
 export type BaseRef = { type: 'scratch' } | { type: 'image'; ref: string } | { type: 'stage'; stage: number };
 
-export type CopySource = { type: 'context' } | { type: 'stage'; stage: number } | { type: 'image'; ref: string };
+/** Where COPY reads: the build context, a named context (`--build-context NAME=DIR`), a stage, an image. */
+export type CopySource = { type: 'context'; name?: string } | { type: 'stage'; stage: number } | { type: 'image'; ref: string };
 
 /** What is in effect when a step starts; part of every step's cache key. */
 export interface StepState {
@@ -332,7 +357,19 @@ function planWith(model: DockerfileModel, options: PlanOptions, sink: WarningSin
   interface StageHead {
     base: BaseRef;
     platform: string;
+    /** The named context that takes this stage's place. */
+    replaced?: NamedContextRef;
   }
+  const named = (name: string): NamedContextRef | undefined => options.namedContexts?.[contextKey(name)];
+  const imageBase = (ref: string): BaseRef => (ref.toLowerCase() === 'scratch' ? { type: 'scratch' } : { type: 'image', ref });
+  const replacedByDir = (st: Stage): boolean => st.name !== undefined && named(st.name)?.type === 'dir';
+  const dirNotAnImage = (name: string, where: SourceLocation, keyword: string): DockerfileError =>
+    new DockerfileError(
+      'DOCKERFILE_STAGE',
+      `the named context "${name}" is a directory: COPY --from can read it, but ${keyword === 'FROM' ? 'a stage cannot start FROM it' : 'RUN --mount cannot mount it yet'} (give it as docker-image:// or oci-layout://)`,
+      where,
+      keyword,
+    );
   const heads: StageHead[] = stages.map((stage) => {
     const from = stage.from;
     const known = [...globalDeclared, ...predefined.keys()];
@@ -361,9 +398,18 @@ function planWith(model: DockerfileModel, options: PlanOptions, sink: WarningSin
     }
     let base: BaseRef;
     const earlier = byName.get(ref.toLowerCase());
+    // A stage that a named context replaces starts from it, and none of its instructions run (BuildKit).
+    const replacing = stage.name !== undefined ? named(stage.name) : undefined;
+    if (replacing) return { base: replacing.type === 'image' ? imageBase(replacing.ref) : { type: 'scratch' }, platform, replaced: replacing };
     if (ref.toLowerCase() === 'scratch') base = { type: 'scratch' };
-    else if (earlier && earlier.index < stage.index) base = { type: 'stage', stage: earlier.index };
-    else base = { type: 'image', ref };
+    else if (earlier && earlier.index < stage.index) {
+      if (replacedByDir(earlier)) throw dirNotAnImage(earlier.name as string, from.location, 'FROM');
+      base = { type: 'stage', stage: earlier.index };
+    } else {
+      const ctx = named(ref);
+      if (ctx?.type === 'dir') throw dirNotAnImage(ref, from.location, 'FROM');
+      base = ctx ? imageBase(ctx.ref) : { type: 'image', ref };
+    }
     return { base, platform };
   });
 
@@ -448,7 +494,8 @@ function planWith(model: DockerfileModel, options: PlanOptions, sink: WarningSin
     };
     if (head.base.type === 'stage') yield* addDep(stages[head.base.stage] as Stage, stage.from.location);
     if (head.base.type === 'image') images.add(head.base.ref);
-    const result = yield* planStage(stage, head, addDep);
+    if (head.replaced?.type === 'dir') throw dirNotAnImage(stage.name as string, stage.from.location, 'FROM');
+    const result = yield* planStage(head.replaced ? { ...stage, instructions: [] } : stage, head, addDep);
     visiting.delete(stage.index);
     const ps: PlannedStage = {
       index: stage.index,
@@ -554,6 +601,11 @@ function planWith(model: DockerfileModel, options: PlanOptions, sink: WarningSin
       const many = (w: string): string[] => expandWith(w, scope.lookup, where, ins.kind, warnUndefined, declaredArg, scope.names).words;
       const resolveFrom = function* (ref: string, keyword: string, mountTarget?: string): Planning<CopySource> {
         const st = resolveStageRef(ref, stage, where, keyword);
+        // A stage a directory context replaces is not built: COPY reads the directory.
+        if (st && replacedByDir(st)) {
+          if (mountTarget !== undefined) throw dirNotAnImage(st.name as string, where, keyword);
+          return { type: 'context', name: contextKey(st.name as string) };
+        }
         // A cycle is reported first, as BuildKit checks for cycles before it reads any stage.
         if (st) yield* addDep(st, where);
         if (st && st.index > stage.index) {
@@ -572,8 +624,14 @@ function planWith(model: DockerfileModel, options: PlanOptions, sink: WarningSin
         if (/^\d+$/.test(ref) || ref === '' || /\s/.test(ref)) {
           throw new DockerfileError('DOCKERFILE_STAGE', `invalid stage or image reference "${ref}"`, where, keyword);
         }
-        images.add(ref);
-        return { type: 'image', ref };
+        const ctx = named(ref);
+        if (ctx?.type === 'dir') {
+          if (mountTarget !== undefined) throw dirNotAnImage(ref, where, keyword);
+          return { type: 'context', name: contextKey(ref) };
+        }
+        const image = ctx ? ctx.ref : ref;
+        images.add(image);
+        return { type: 'image', ref: image };
       };
 
       switch (ins.kind) {

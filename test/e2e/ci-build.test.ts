@@ -577,3 +577,42 @@ describe('--shm-size and --ulimit', () => {
     }
   });
 });
+
+describe('--build-context', () => {
+  test('an image name replaced by another image; a directory read by COPY --from, with its .dockerignore', async () => {
+    const dir = context({ 'tool.txt': 'from the named dir\n', secret: 'left out\n', '.dockerignore': 'secret\n' });
+    const ctx = context({ Dockerfile: 'FROM alpine:3.99\nCOPY --from=tools /tool.txt /\nCOPY --from=tools / /all/\n' });
+    const out = path.join(work, 'named-out');
+    const r = await g(['build', '--build-context', 'alpine:3.99=docker-image://base:1', '--build-context', `tools=${dir}`, '-o', `type=local,dest=${out}`, ctx]);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(readFileSync(path.join(out, 'tool.txt'), 'utf8')).toBe('from the named dir\n');
+    expect(existsSync(path.join(out, 'bin', 'busybox'))).toBe(true); // base:1's files
+    expect(existsSync(path.join(out, 'all', 'secret'))).toBe(false);
+  });
+
+  test('a layout named by tag; what a directory cannot be is refused at its line', async () => {
+    const layoutCtx = context({ Dockerfile: 'FROM scratch\nCOPY a /from-layout\n', a: 'layout\n' });
+    const layout = path.join(work, 'named-layout');
+    expect((await g(['build', '-t', 'lay:v2', '-o', `type=oci,dest=${layout},tar=false`, layoutCtx])).exitCode).toBe(0);
+    const ctx = context({ Dockerfile: 'FROM scratch\nCOPY --from=thing /from-layout /got\n' });
+    const out = path.join(work, 'named-layout-out');
+    const r = await g(['build', '--build-context', `thing=oci-layout://${layout}:v2`, '-o', `type=local,dest=${out}`, ctx]);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(readFileSync(path.join(out, 'got'), 'utf8')).toBe('layout\n');
+    const missing = await g(['build', '--build-context', `thing=oci-layout://${layout}:v9`, ctx]);
+    expect(missing.exitCode).toBe(1);
+    expect(missing.stderr).toContain('no image tagged v9 in the layout');
+
+    const dir = context({ f: 'x' });
+    const from = await g(['build', '--build-context', `thing=${dir}`, context({ Dockerfile: 'FROM thing\n' })]);
+    expect(from.exitCode).toBe(1);
+    expect(from.stderr).toMatch(/Dockerfile:1:.*the named context "thing" is a directory/);
+    const mount = await g(['build', '--build-context', `thing=${dir}`, context({ Dockerfile: 'FROM base:1\nRUN --mount=from=thing,target=/t true\n' })]);
+    expect(mount.exitCode).toBe(1);
+    expect(mount.stderr).toMatch(/Dockerfile:2:.*RUN --mount cannot mount it yet/);
+    for (const bad of ['nothing', 'x=', `x=${path.join(work, 'no-such-dir')}`, 'x=target:y']) {
+      const r2 = await g(['build', '--build-context', bad, ctx]);
+      expect(r2.exitCode, bad).toBe(2);
+    }
+  });
+});

@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'vitest';
 import { OptionError } from '../../src/errors/index.js';
 import { parseDockerfile } from '../../src/dockerfile/stages.js';
-import { plan, planModel, DEFAULT_PATH, type BuildPlan, type PlanOptions, type Step } from '../../src/plan/planner.js';
+import { contextKey, plan, planModel, DEFAULT_PATH, type BuildPlan, type PlannedStage, type PlanOptions, type Step } from '../../src/plan/planner.js';
 import { dockerfileError } from '../helpers/errors.js';
 
 const P = (text: string, options: PlanOptions = {}): BuildPlan =>
@@ -536,5 +536,28 @@ describe('refused as Docker 28.5 refuses them (each seen there, 2026-12-04)', ()
   test('RUN --mount=from=$VAR', () => {
     expect(err('FROM img\nARG V=img\nRUN --mount=from=$V,target=/m true\n', { buildArgs: { V: 'img' } })).toBe("Dockerfile:3:1: RUN: 'from' doesn't support variable expansion, define alias stage instead");
     expect(err('FROM img AS a\nFROM img\nRUN --mount=from=a,target=/m true\n')).toBe('no error');
+  });
+});
+
+describe('named contexts (--build-context)', () => {
+  test('looked up by the familiar name without :latest, as BuildKit', () => {
+    expect(contextKey('docker.io/library/alpine:latest')).toBe('alpine');
+    expect(contextKey('alpine')).toBe('alpine');
+    expect(contextKey('alpine:3.20')).toBe('alpine:3.20');
+    expect(contextKey('ghcr.io/org/app:1')).toBe('ghcr.io/org/app:1');
+    expect(contextKey('base')).toBe('base');
+    expect(contextKey('Base')).toBe('base');
+  });
+
+  test('an image takes the place of an image, of a stage (whose instructions are not planned), and of COPY --from', () => {
+    const text = 'FROM golang:1.22 AS build\nRUN make\nFROM alpine\nCOPY --from=build /a /a\nCOPY --from=tools /t /t\n';
+    const p = plan(text, { namedContexts: { build: { type: 'image', ref: 'reg/prebuilt:1' }, alpine: { type: 'image', ref: 'reg/alpine:9' }, tools: { type: 'dir' } } });
+    const [build, last] = p.stages as [PlannedStage, PlannedStage];
+    expect(build.base).toEqual({ type: 'image', ref: 'reg/prebuilt:1' });
+    expect(build.steps).toEqual([]);
+    expect(last.base).toEqual({ type: 'image', ref: 'reg/alpine:9' });
+    const copies = last.steps.filter((s) => s.op === 'copy');
+    expect(copies.map((s) => (s.op === 'copy' ? s.source : undefined))).toEqual([{ type: 'stage', stage: 0 }, { type: 'context', name: 'tools' }]);
+    expect(p.images.sort()).toEqual(['reg/alpine:9', 'reg/prebuilt:1']);
   });
 });

@@ -1,7 +1,7 @@
 import type { Argv, Options } from 'yargs';
 import { writeFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
-import { build, lint, planBuild, parseOutput, version, GantryError, OptionError, ULIMIT_NAMES, type ExecuteResult as BuildResult, type ProgressEvent, type Ulimit } from '../../index.js';
+import { build, lint, namedContextRefs, parseBuildContexts, planBuild, parseOutput, version, GantryError, OptionError, ULIMIT_NAMES, type ExecuteResult as BuildResult, type ProgressEvent, type Ulimit } from '../../index.js';
 import { parseBuildArgs, repeatable } from '../build-args.js';
 import { formatPlan, formatWarning } from '../output.js';
 import { chooseMode, reporter, type ProgressMode } from '../progress.js';
@@ -173,6 +173,7 @@ export interface BuildArgs extends GlobalOptions {
   'add-host': string[];
   'shm-size'?: string;
   ulimit: string[];
+  'build-context': string[];
   iidfile?: string;
   'metadata-file'?: string;
   push: boolean;
@@ -224,6 +225,7 @@ export const BUILD_OPTIONS = {
   'add-host': repeatable('an /etc/hosts entry for RUN (NAME:IP)'),
   'shm-size': { type: 'string', describe: 'the size of RUN\'s /dev/shm (64m, 1g; default 64m)' },
   ulimit: repeatable('a resource limit of RUN (nofile=1024[:2048], -1 unlimited)'),
+  'build-context': repeatable('a named context: NAME=DIR, NAME=docker-image://REF, NAME=oci-layout://PATH[:TAG][@DIGEST], NAME=URL (a git repository or a tar)'),
   iidfile: { type: 'string', describe: 'write the image ID (config digest) to this file' },
   'metadata-file': { type: 'string', describe: 'write build metadata (JSON) to this file' },
   push: { type: 'boolean', default: false, describe: 'push the tagged image(s) after the build' },
@@ -366,6 +368,7 @@ export async function runBuild(argv: BuildArgs): Promise<void> {
           ...(argv['shm-size'] !== undefined ? { shmSize: parseShmSize(argv['shm-size']) } : {}),
           ulimits: parseUlimits(argv.ulimit),
           pull: argv.pull,
+          namedContexts: parseBuildContexts(argv['build-context']),
           ...parseSecurityOpts(argv['security-opt']),
           insecureRegistries: argv['insecure-registry'],
           output,
@@ -391,6 +394,7 @@ export async function runBuild(argv: BuildArgs): Promise<void> {
     return;
   }
   const plan = await planBuild({
+    namedContexts: namedContextRefs(parseBuildContexts(argv['build-context'])),
     context: argv.context,
     ...(argv.file !== undefined ? { dockerfile: argv.file } : {}),
     buildArgs: parseBuildArgs(argv['build-arg']),

@@ -257,6 +257,15 @@ describe('errors that say what and where', () => {
     expect(r.stderr).not.toContain('internal error');
   });
 
+  test('ADD of a URL nothing answers: an error at its line naming the URL, no internal error', async () => {
+    const port = await freePort();
+    const ctx = context({ Dockerfile: `FROM scratch\nADD http://127.0.0.1:${port}/file.txt /f\n` });
+    const r = await g(['build', ctx]);
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toContain(`Dockerfile:2: ADD: cannot fetch http://127.0.0.1:${port}/file.txt`);
+    expect(r.stderr).not.toContain('internal error');
+  });
+
   test('COPY --from a mistyped stage: did you mean the stage', async () => {
     const ctx = context({ Dockerfile: `FROM base:1 AS build\nFROM base:1\nCOPY --from=buidl /a /a\n` });
     const r = await g(['build', ctx], { env: { GANTRY_LOOPBACK_ONLY: '1' } });

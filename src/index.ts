@@ -58,15 +58,28 @@ export async function loadDockerfile(
 ): Promise<LoadedDockerfile> {
   const context = source.context ?? '.';
   if (source.dockerfile === '-') return { file: '<stdin>', text: await stdin() };
-  // As BuildKit: a context with no Dockerfile but a lowercase dockerfile builds that one.
+  // As BuildKit: a context with no Dockerfile but a lowercase dockerfile builds that one. The
+  // context's own is read inside it (a link there cannot lead out of it, to a host file whose
+  // first word an error would show); one given with -f is the caller's path.
   const file = source.dockerfile ?? [path.join(context, 'Dockerfile'), path.join(context, 'dockerfile')].find((f) => existsSync(f)) ?? path.join(context, 'Dockerfile');
+  const cannot = (why: string, err?: unknown): OptionError => new OptionError('DOCKERFILE_NOT_FOUND', `cannot read Dockerfile ${file}: ${why}`, { cause: err });
+  if (source.dockerfile === undefined) {
+    const found = await readContextFile(context, path.relative(context, file), `the context ${context}`).catch((err: unknown) => {
+      throw err instanceof GantryError ? cannot(err.message.replace(/^.*?: /, ''), err) : err;
+    });
+    if (!found) throw cannot(existsSync(file) ? 'a link that leads outside the context, or nowhere' : 'no such file');
+    return { file, text: found.text };
+  }
   try {
     // Synchronous, as the store's small reads are: a thread-pool round trip costs more than the read.
+    const st = statSync(file);
+    if (st.isDirectory()) throw cannot('is a directory');
+    if (!st.isFile()) throw cannot('not a regular file');
     return { file, text: readFileSync(file, 'utf8') };
   } catch (err) {
+    if (err instanceof OptionError) throw err;
     const code = (err as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory' : (err as Error).message;
-    throw new OptionError('DOCKERFILE_NOT_FOUND', `cannot read Dockerfile ${file}: ${why}`, { cause: err });
+    throw cannot(code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory' : (err as Error).message, err);
   }
 }
 
@@ -194,7 +207,7 @@ export async function build(options: BuildOptions = {}): Promise<BuildExecResult
   if (options.context !== undefined && isRemoteContext(options.context)) {
     const prepared = await prepareContext(options.context, options.dockerfile);
     try {
-      const dockerfile = dockerfileIn(prepared, options.dockerfile);
+      const dockerfile = await dockerfileIn(prepared, options.dockerfile);
       return await build({ ...options, context: prepared.context, ...(dockerfile !== undefined ? { dockerfile } : {}) });
     } finally {
       await prepared.cleanup();
@@ -269,7 +282,7 @@ async function buildHere(options: Omit<BuildOptions, 'ssh'> & { ssh?: Record<str
     ...(caCertFile ? { caCertFile } : {}),
   };
   const outputs = [...output, ...(pushAfter ? [{ type: 'registry' as const }] : [])];
-  const pushed = await writeOutputs(root, result.descriptor, result.tags, outputs, access, settings.onProgress);
+  const pushed = await writeOutputs(root, result.descriptor, result.tags, outputs, access, settings.onProgress, settings.signal);
   return pushed.length > 0 ? { ...result, pushed: pushed.map((p) => ({ name: p.name, digest: p.digest, mediaType: p.mediaType, size: p.size })) } : result;
 }
 /** A SOURCE_DATE_EPOCH value as seconds; undefined when unset or not a whole number. */
@@ -279,10 +292,12 @@ function epochOf(value: string | undefined): number | undefined {
 
 export { parseOutput, type OutputSpec } from './build/outputs.js';
 export { parseBuildContexts, namedContextRefs } from './build/named-contexts.js';
+export { redactUrl } from './build/sources.js';
 import { writeOutputs, type OutputSpec } from './build/outputs.js';
 import { needsUserNamespace, startInUserNamespace } from './sandbox/rootless.js';
 import { agentWithKeys, type KeyAgent } from './sandbox/ssh-agent.js';
 import { dockerfileIn, isRemoteContext, prepareContext } from './build/remote-context.js';
+import { readContextFile } from './build/context.js';
 import { errorRecord, reviveError, RegistryError, SandboxError, StoreError, type ErrorRecord } from './errors/index.js';
 import { BuildError, type ProgressEvent } from './build/executor.js';
 import type { Credentials } from './registry/client.js';

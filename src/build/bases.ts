@@ -23,6 +23,8 @@ export type PullEvent = { type: 'pull'; ref: string; status: 'start' } | { type:
 export interface ObtainOptions extends RegistryAccess {
   /** Pull even when the store has the image (`--pull`). */
   pull?: boolean;
+  /** The oci-layout references `--build-context` gave: the only ones read. */
+  layouts?: ReadonlySet<string>;
   signal?: AbortSignal;
   onPull?: (e: PullEvent) => void;
 }
@@ -47,8 +49,12 @@ export async function obtainImage(store: Store, use: ImageUse, options: ObtainOp
 
 async function obtain(store: Store, ref: string, platform: string, options: ObtainOptions): Promise<Image> {
   options.signal?.throwIfAborted();
-  // A named context's image from an OCI layout on this host (named-contexts.ts).
-  if (isLayoutRef(ref)) return layoutImage(store, ref, platform);
+  // A named context's image from an OCI layout on this host (named-contexts.ts): only one the
+  // command line gave; a Dockerfile cannot name a host directory this way.
+  if (isLayoutRef(ref)) {
+    if (!options.layouts?.has(ref)) throw new GantryError('OCI_LAYOUT_REFUSED', `${ref}: an OCI layout is read only when --build-context names it`);
+    return layoutImage(store, ref, platform);
+  }
   if (!options.pull) {
     const found = await findEntries(store, ref).catch(() => []);
     const entry = found[0];

@@ -5,11 +5,11 @@
  * cache key (names, modes, link targets, contents — never times).
  */
 import { createHash } from 'node:crypto';
-import { createReadStream, lstatSync, readdirSync, readFileSync, readlinkSync, type Stats } from 'node:fs';
-import { lstat, readdir, readFile } from 'node:fs/promises';
+import { constants, createReadStream, lstatSync, readdirSync, readlinkSync, type Stats } from 'node:fs';
+import { lstat, open, readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import pLimit from 'p-limit';
-import { GantryError } from '../errors/index.js';
+import { GantryError, OptionError } from '../errors/index.js';
 import { components, resolveInRoot } from '../rootfs/resolve.js';
 import { ignoreMatcher, IgnorePatternError, readIgnoreLines } from './ignore.js';
 import { StatCache } from './statcache.js';
@@ -30,16 +30,59 @@ function lstatOrNone(p: string): Stats | undefined {
   }
 }
 
-/** Rules from `<Dockerfile>.dockerignore` beside the Dockerfile, else `<context>/.dockerignore`. */
+/** The most a Dockerfile or .dockerignore read from a context may be. */
+export const CONTEXT_FILE_LIMIT = 4 * 1024 * 1024;
+
+/**
+ * A small file of a context (its Dockerfile, its .dockerignore), read safely: `rel` resolved
+ * inside `root` (a link leads nowhere outside it), and only a regular file no larger than
+ * CONTEXT_FILE_LIMIT is read (a FIFO or a device is refused, never waited on). Undefined when
+ * there is no such file.
+ */
+export async function readContextFile(root: string, rel: string, what: string): Promise<{ path: string; text: string } | undefined> {
+  const { host } = await resolveInRoot(root, rel);
+  // Non-blocking: opening a FIFO does not wait for a writer; no link is followed at the end.
+  const fh = await open(host, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT' || err.code === 'ENOTDIR') return undefined;
+    throw new OptionError('CONTEXT_FILE', `${what}: cannot read ${rel}: ${err.code === 'ELOOP' ? 'a link' : err.message}`);
+  });
+  if (!fh) return undefined;
+  try {
+    const st = await fh.stat();
+    if (!st.isFile()) throw new OptionError('CONTEXT_FILE', `${what}: ${rel} is not a regular file`);
+    if (st.size > CONTEXT_FILE_LIMIT) throw new OptionError('CONTEXT_FILE', `${what}: ${rel} is larger than ${CONTEXT_FILE_LIMIT} bytes`);
+    return { path: host, text: await fh.readFile('utf8') };
+  } finally {
+    await fh.close();
+  }
+}
+
+/** A file the caller named (`<Dockerfile>.dockerignore` beside a `-f` file): only a regular file within the limit is read. */
+async function readGivenFile(file: string): Promise<string | undefined> {
+  const fh = await open(file, constants.O_RDONLY | constants.O_NONBLOCK).catch(() => undefined);
+  if (!fh) return undefined;
+  try {
+    const st = await fh.stat();
+    if (!st.isFile()) throw new OptionError('CONTEXT_FILE', `${file} is not a regular file`);
+    if (st.size > CONTEXT_FILE_LIMIT) throw new OptionError('CONTEXT_FILE', `${file} is larger than ${CONTEXT_FILE_LIMIT} bytes`);
+    return await fh.readFile('utf8');
+  } finally {
+    await fh.close();
+  }
+}
+
+/**
+ * Rules from `<Dockerfile>.dockerignore` beside the Dockerfile, else `<context>/.dockerignore`
+ * (read inside the context: a link there cannot lead out of it, a FIFO is refused, not waited on).
+ */
 export async function loadIgnore(context: string, dockerfile?: string): Promise<IgnoreFilter> {
-  const candidates = [...(dockerfile && dockerfile !== '-' ? [`${dockerfile}.dockerignore`] : []), path.join(context, '.dockerignore')];
-  for (const file of candidates) {
-    let text: string;
-    try {
-      text = readFileSync(file, 'utf8');
-    } catch {
-      continue;
-    }
+  const read: [string, () => Promise<string | undefined>][] = [
+    ...(dockerfile && dockerfile !== '-' ? [[`${dockerfile}.dockerignore`, () => readGivenFile(`${dockerfile}.dockerignore`)] as [string, () => Promise<string | undefined>]] : []),
+    [path.join(context, '.dockerignore'), async () => (await readContextFile(context, '.dockerignore', `the context ${context}`))?.text],
+  ];
+  for (const [file, reader] of read) {
+    const text = await reader();
+    if (text === undefined) continue;
     const lines = text.split(/\r?\n/);
     checkIgnorePatterns(file, lines);
     let ignores: (rel: string) => boolean;

@@ -45,7 +45,7 @@ import { ignoreMatcher } from './ignore.js';
 import type { RegistryAccess } from './registry.js';
 import { obtainImage, type PullEvent } from './bases.js';
 import type { ExportEvent } from './outputs.js';
-import { resolveNamedContexts, type NamedContexts, type NamedDir } from './named-contexts.js';
+import { isLayoutRef, resolveNamedContexts, type NamedContexts, type NamedDir } from './named-contexts.js';
 import { holdCacheMount } from './cache-mount.js';
 import { createdBy, HISTORY_COMMENT } from './history.js';
 import { resolveUser } from './users.js';
@@ -222,6 +222,7 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
     // name images (COPY --from=image) and stages (with bases of their own) nothing else uses.
     const images = new Map<string, Image>();
     const stageNames = model.stages.flatMap((st) => (st.name ? [st.name] : []));
+    const layouts = new Set(Object.values(named?.plan ?? {}).flatMap((c) => (c.type === 'image' && isLayoutRef(c.ref) ? [c.ref] : [])));
     const baseImages: Record<string, BaseImageInfo> = {};
     // Until the last round the plan lacks what the images say (their SHELL, ENV…): no
     // check=error=true failure on a warning the full plan would not have.
@@ -232,7 +233,7 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
       if (round === 10) throw new BuildError('BUILD_IMAGE', 'the base images\' ONBUILD triggers keep naming more images (10 rounds)');
       for (const [key, { ref, platform, where }] of missing) {
         // Errors are said with the Dockerfile line that named the image, as BuildKit points there.
-        const image = await obtainImage(store, { ref, platform, ...(where ? { where } : {}), stageNames }, { ...options, onPull: emit });
+        const image = await obtainImage(store, { ref, platform, ...(where ? { where } : {}), stageNames }, { ...options, onPull: emit, layouts });
         images.set(key, image);
         baseImages[ref] ??= baseImageInfo(image);
       }

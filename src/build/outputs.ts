@@ -167,11 +167,12 @@ export async function writeOutputs(
   outputs: OutputSpec[],
   access: RegistryAccess,
   onExport: (e: ExportEvent) => void = () => undefined,
+  signal?: AbortSignal,
 ): Promise<PushResult[]> {
   if (outputs.length === 0) return [];
   const store = await Store.open(root);
   try {
-    return await writeEach(store, descriptor, names, outputs, access, onExport);
+    return await writeEach(store, descriptor, names, outputs, access, onExport, signal);
   } finally {
     await store.releaseLease();
   }
@@ -185,11 +186,13 @@ async function writeEach(
   outputs: OutputSpec[],
   access: RegistryAccess,
   onExport: (e: ExportEvent) => void,
+  signal: AbortSignal | undefined,
 ): Promise<PushResult[]> {
   if (outputs.filter((o) => 'dest' in o && o.dest === '-').length > 1) throw new OptionError('OUTPUT_INVALID', 'only one output can go to standard output');
   const pushed: PushResult[] = [];
   /** `fn`, told as an export that starts and ends. */
   const told = async <T>(name: string, fn: () => Promise<T>): Promise<T> => {
+    signal?.throwIfAborted(); // cancelled: no output is begun
     const started = performance.now();
     onExport({ type: 'export', name, status: 'start' });
     const r = await fn();
@@ -220,7 +223,7 @@ async function writeEach(
         if (out.type === 'image' && !out.push) break;
         for (const t of targets) {
           const name = formatReference(normalizeReference(t));
-          pushed.push(await told(`pushing ${name}`, () => push({ ...access, root: store.root, image: descriptor.digest, destination: t, ...(out.format ? { format: out.format } : {}) })));
+          pushed.push(await told(`pushing ${name}`, () => push({ ...access, root: store.root, image: descriptor.digest, destination: t, ...(out.format ? { format: out.format } : {}), ...(signal ? { signal } : {}) })));
         }
         break;
       }

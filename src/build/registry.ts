@@ -143,12 +143,18 @@ export interface PushCommandOptions extends RegistryAccess {
   destination?: string;
   /** How the layers go up (compression, media types); default gzip, the image's media types. */
   format?: LayerFormat;
+  /** Cancels the push: requests under way stop at once. */
+  signal?: AbortSignal;
 }
 
 export async function push(options: PushCommandOptions): Promise<PushResult> {
   const store = await Store.open(options.root);
   try {
-    const { local, result } = await pushFrom(store, options);
+    options.signal?.throwIfAborted();
+    const { local, result } = await pushFrom(store, options).catch((err: unknown) => {
+      options.signal?.throwIfAborted(); // cancelled: that is what happened, not the request's failure
+      throw err;
+    });
     // What `inspect` and a build's metadata give as the repository's digest is the registry's.
     await store.recordRepoDigest(local, repositoryOf(parseReference(result.name)), result.digest);
     return result;
@@ -178,9 +184,11 @@ async function pushFrom(store: Store, options: PushCommandOptions): Promise<{ lo
       digest = written.digest;
     }
     const client = await clientFor(normalizeReference(destination).domain, options);
+    const unwatch = watchAbort(client, options.signal);
     try {
       return { local: top.descriptor.digest, result: await pushIndex(client, store, { digest, mediaType: top.descriptor.mediaType, raw }, images, destination) };
     } finally {
+      unwatch();
       await client.close();
     }
   }
@@ -189,6 +197,7 @@ async function pushFrom(store: Store, options: PushCommandOptions): Promise<{ lo
   if (!destination) throw new OptionError('PUSH_NO_NAME', `${options.image} has no name to push to; give a destination`);
   const dest = normalizeReference(destination);
   const client = await clientFor(dest.domain, options);
+  const unwatch = watchAbort(client, options.signal);
   try {
     // Blobs may already be in another repository of the same registry: try mounting from the image's other names there.
     const all = await store.entries();
@@ -231,8 +240,17 @@ async function pushFrom(store: Store, options: PushCommandOptions): Promise<{ lo
     trace('push: done');
     return { local: local.digest, result: pushed };
   } finally {
+    unwatch();
     await client.close();
   }
+}
+
+/** Until the returned function is called, an abort of `signal` stops `client`'s requests at once. */
+function watchAbort(client: RegistryClient, signal: AbortSignal | undefined): () => void {
+  if (!signal) return () => undefined;
+  const stop = (): void => void client.abort();
+  signal.addEventListener('abort', stop, { once: true });
+  return () => signal.removeEventListener('abort', stop);
 }
 
 /**

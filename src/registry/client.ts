@@ -237,6 +237,7 @@ export class RegistryClient {
   private basic: string | undefined;
   private agent: Promise<Dispatcher> | undefined;
   private aborted = false;
+  private readonly stopper = new AbortController();
   private readonly connect: { timeout: number; ca?: string[] };
   /** Requests made, for tests and progress: method and path. */
   readonly log: { method: string; path: string; status: number }[] = [];
@@ -277,6 +278,8 @@ export class RegistryClient {
   }
 
   async request(method: string, path: string, options: RequestOptions): Promise<Response> {
+    /** The URL asked for, as errors say it (a path is the registry's; an upload's location may be a whole URL). */
+    const full = path.startsWith('http') ? path : this.endpoint + path;
     // A guard for test suites and sealed CI: GANTRY_LOOPBACK_ONLY=1 refuses every other host.
     if (process.env.GANTRY_LOOPBACK_ONLY === '1' && !isLoopback(new URL(path.startsWith('http') ? path : this.endpoint).host)) {
       throw new RegistryError('REGISTRY_LOOPBACK_ONLY', `refusing to contact ${this.endpoint}: GANTRY_LOOPBACK_ONLY=1 allows loopback registries only`, { url: this.endpoint });
@@ -288,7 +291,7 @@ export class RegistryClient {
     let authRetried = false;
     const timeout = registryTimeout();
     for (let attempt = 1; ; attempt++) {
-      if (this.aborted) throw new RegistryError('REGISTRY_ABORTED', `${method} ${this.endpoint}${path}: cancelled`, { url: this.endpoint + path });
+      if (this.aborted) throw new RegistryError('REGISTRY_ABORTED', `${method} ${full}: cancelled`, { url: full });
       let res: Response;
       const url = path.startsWith('http') ? path : this.endpoint + path;
       const deadline = new Deadline(`${method} ${url}`, url, options.transfer ?? false, timeout);
@@ -303,7 +306,7 @@ export class RegistryClient {
           await this.backoff(attempt);
           continue;
         }
-        throw new RegistryError('REGISTRY_UNREACHABLE', `${method} ${this.endpoint}${path}: ${(err as Error).message}`, { url: this.endpoint + path, temporary: true }, { cause: err });
+        throw new RegistryError('REGISTRY_UNREACHABLE', `${method} ${full}: ${(err as Error).message}`, { url: full, temporary: true }, { cause: err });
       }
       this.log.push({ method, path, status: res.status });
       if (res.status === 401 && !authRetried) {
@@ -353,7 +356,8 @@ export class RegistryClient {
       headers,
       ...(body !== undefined ? { body } : {}),
       dispatcher: await this.dispatcher(),
-      signal: deadline.signal,
+      // The deadline's, or `abort()`: either ends the request where it is, body upload included.
+      signal: AbortSignal.any([deadline.signal, this.stopper.signal]),
     });
     const location = res.headers.location;
     if ([301, 302, 303, 307, 308].includes(res.statusCode) && typeof location === 'string' && (method === 'GET' || method === 'HEAD')) {
@@ -459,7 +463,9 @@ export class RegistryClient {
   }
 
   private async error(method: string, path: string, res: Response, temporary: boolean): Promise<RegistryError> {
-    const text = method === 'HEAD' ? '' : await res.body.text().catch(() => '');
+    // At most 64 KiB of an error's body is read (its first 300 characters are said): a registry
+    // that answers an error with an endless body costs nothing more.
+    const text = method === 'HEAD' ? '' : await bodyHead(res.body, 64 * 1024);
     if (method === 'HEAD') await res.body.dump().catch(() => undefined);
     let detail = text.slice(0, 300);
     try {
@@ -485,6 +491,7 @@ export class RegistryClient {
   /** Stop: requests under way fail now, and no more are made (an aborted pull or push). */
   async abort(): Promise<void> {
     this.aborted = true;
+    this.stopper.abort();
     if (!this.options.dispatcher && this.agent) await (await this.agent).destroy();
   }
 
@@ -492,4 +499,22 @@ export class RegistryClient {
     if (this.aborted) return; // destroyed already
     if (!this.options.dispatcher && this.agent) await (await this.agent).close();
   }
+}
+
+/** The first `limit` bytes of a body as text; the rest is not read (the body is destroyed). */
+async function bodyHead(body: Response['body'], limit: number): Promise<string> {
+  const chunks: Buffer[] = [];
+  let n = 0;
+  try {
+    for await (const c of body) {
+      chunks.push(Buffer.from(c as Uint8Array));
+      n += (c as Uint8Array).length;
+      if (n >= limit) break;
+    }
+  } catch {
+    // a body that fails is said as far as it came
+  } finally {
+    body.destroy();
+  }
+  return Buffer.concat(chunks).subarray(0, limit).toString('utf8');
 }

@@ -40,7 +40,7 @@ export interface LayerFormat {
   level?: number;
   /** Recompress layers already compressed another way (pulled ones); default: they are kept. */
   force?: boolean;
-  /** false: Docker's schema 2 media types (not with zstd); default: the image's own. */
+  /** false: Docker's schema 2 media types (with zstd, OCI's all the same, as BuildKit); default: the image's own. */
   ociMediaTypes?: boolean;
 }
 
@@ -67,7 +67,6 @@ function layerType(c: Compression, oci: boolean): string {
 /** Refuse what BuildKit cannot write either, before any work. */
 export function checkFormat(format: LayerFormat): void {
   const c = format.compression ?? 'gzip';
-  if (c === 'zstd' && format.ociMediaTypes === false) throw new GantryError('OUTPUT_INVALID', 'compression=zstd needs OCI media types (oci-mediatypes=false was given)');
   if (format.level !== undefined) {
     const [lo, hi] = c === 'zstd' ? [1, 22] : c === 'gzip' ? [0, 9] : [0, 0];
     if (c === 'uncompressed') throw new GantryError('OUTPUT_INVALID', 'compression-level= has no meaning with compression=uncompressed');
@@ -85,7 +84,8 @@ export async function distributable(store: Store, image: Image, options: Distrib
   const format = options.format ?? {};
   checkFormat(format);
   const want: Compression = format.compression === 'uncompressed' ? 'none' : (format.compression ?? 'gzip');
-  const oci = format.ociMediaTypes;
+  // zstd has no Docker media type: BuildKit turns OCI media types on for it, and so does gantry.
+  const oci = want === 'zstd' && format.ociMediaTypes === false ? true : format.ociMediaTypes;
   const changes = (l: Layer): boolean => {
     const have = layerCompression(l.mediaType);
     return have === 'none' ? want !== 'none' : format.force === true && have !== want;
@@ -134,24 +134,48 @@ async function tarOf(store: Store, l: Layer): Promise<Readable> {
 function compressor(want: Compression, level: number): Transform {
   if (want === 'gzip') return parallelGzip(level);
   if (want === 'none') return new PassThrough();
+  return zstdCompressor(level);
+}
+
+/**
+ * The host's zstd as a Transform: bytes in to its standard input, its output out. It runs in a
+ * process group of its own (a Ctrl-C at the terminal is gantry's to act on, not zstd's); if it
+ * fails or exits early, the stream fails with what it said, and it is killed when the stream
+ * ends early.
+ */
+function zstdCompressor(level: number): Transform {
   const bin = ZSTD.find((p) => existsSync(p));
   if (!bin) throw new GantryError('TOOL_MISSING', 'compression=zstd needs the zstd program (Debian package zstd)');
-  const child = childProcess().spawn(bin, ['-q', '-c', `-${level}`, ...(level > 19 ? ['--ultra'] : [])], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = childProcess().spawn(bin, ['-q', '-c', `-${level}`, ...(level > 19 ? ['--ultra'] : [])], { stdio: ['pipe', 'pipe', 'pipe'], detached: true });
   let stderr = '';
-  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
-  const inp = child.stdin as NodeJS.WritableStream;
+  let exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+  let flushed: ((err?: Error) => void) | undefined;
+  const failure = (): Error => new GantryError('COMPRESS_FAILED', `zstd failed (${exited?.signal ?? `exit ${exited?.code}`})${stderr.trim() ? `: ${stderr.trim()}` : ''}`);
+  const input = child.stdin as NodeJS.WritableStream;
   const t = new Transform({
     transform(chunk: Buffer, _enc, done) {
-      if (inp.write(chunk)) done();
-      else inp.once('drain', () => done());
+      if (exited) return done(failure());
+      if (input.write(chunk)) done();
+      else input.once('drain', () => done());
     },
     flush(done) {
-      inp.end();
-      child.once('close', (code) => (code === 0 ? done() : done(new GantryError('COMPRESS_FAILED', `zstd failed (exit ${code}): ${stderr.trim()}`))));
+      if (exited) return done(exited.code === 0 ? undefined : failure());
+      flushed = done;
+      input.end();
     },
   });
+  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
   child.stdout?.on('data', (d: Buffer) => t.push(d));
-  t.on('close', () => child.kill());
+  child.on('error', (err) => t.destroy(new GantryError('COMPRESS_FAILED', `cannot run zstd: ${err.message}`)));
+  (input as unknown as { on(e: 'error', f: () => void): void }).on('error', () => undefined); // EPIPE: said by the exit below
+  child.on('close', (code, signal) => {
+    exited = { code, signal };
+    if (flushed) flushed(code === 0 ? undefined : failure());
+    else if (code !== 0) t.destroy(failure());
+  });
+  t.on('close', () => {
+    if (!exited) child.kill('SIGKILL');
+  });
   return t;
 }
 

@@ -90,13 +90,17 @@ function viaHelper(raw: Readable, compression: 'bzip2' | 'xz' | 'zstd', what: st
     out.destroy(err);
   });
   child.stdin.on('error', () => undefined);
+  child.on('error', (err) => out.destroy(new GantryError('ARCHIVE_COMPRESSION', `${what}: cannot run ${helper}: ${err.message}`)));
   raw.pipe(child.stdin);
   child.stdout.pipe(out, { end: false });
   child.on('close', (code, signal) => {
     if (code === 0) out.end();
     else out.destroy(new GantryError('ARCHIVE_CORRUPT', `${what}: ${compression} data is corrupt or truncated (${stderr.trim() || `exit ${code ?? signal}`})`));
   });
-  out.on('close', () => child.kill('SIGKILL'));
+  out.on('close', () => {
+    child.kill('SIGKILL');
+    raw.destroy(); // what is left of the source is not read
+  });
   return out;
 }
 

@@ -509,9 +509,9 @@ describe('gantry build', () => {
     const info = await inspect('lab:1');
     expect(info.Config.Labels).toEqual({ a: 'cli', b: 'keep', c: '' });
     expect(info.History.at(-1).created_by).toBe('LABEL a=orig b=keep');
-    const refused = await g(['build', '-o', 'type=oci,dest=x.tar,compression=zstd', ctx]);
+    const refused = await g(['build', '-o', 'type=oci,dest=x.tar,rewrite-timestamp=true', ctx]);
     expect(refused.exitCode).toBe(2); // a usage error
-    expect(refused.stderr).toContain('type=oci does not take compression=');
+    expect(refused.stderr).toContain('type=oci does not take rewrite-timestamp=');
   });
 
   test('COPY --parents keeps each source\'s path, from the context or from a ./ pivot (the Dockerfile reference; 28.5\'s built-in frontend lacks it)', async () => {

@@ -532,12 +532,15 @@ describe('how layers leave: compression and media types', () => {
     expect(docker.mediaType).toBe('application/vnd.docker.distribution.manifest.v2+json');
     expect(docker.config.mediaType).toBe('application/vnd.docker.container.image.v1+json');
     expect(docker.layers.map((l) => l.mediaType)).toEqual(['application/vnd.docker.image.rootfs.diff.tar.gzip', 'application/vnd.docker.image.rootfs.diff.tar.gzip']);
+    // zstd has no Docker media type: OCI's are used all the same, as BuildKit does.
+    const zstdDocker = await pushWith('compression=zstd,force-compression=true,oci-mediatypes=false', 'zstd-docker');
+    expect(zstdDocker.mediaType).toBe('application/vnd.oci.image.manifest.v1+json');
+    expect(zstdDocker.layers.map((l) => l.mediaType)).toEqual([zstdLayer, zstdLayer]);
   });
 
   test('what BuildKit cannot write either is refused before the build', async () => {
     const ctx = context({ Dockerfile: 'FROM scratch\n' });
     for (const [spec, why] of [
-      ['type=oci,dest=x.tar,compression=zstd,oci-mediatypes=false', 'compression=zstd needs OCI media types'],
       ['type=oci,dest=x.tar,compression=gzip,compression-level=12', 'gzip takes 0 to 9'],
       ['type=oci,dest=x.tar,compression=estargz', 'eStargz is not supported'],
       ['type=local,dest=x,compression=gzip', 'does not take compression='],
@@ -622,6 +625,145 @@ describe('--build-context', () => {
     for (const bad of ['nothing', 'x=', `x=${path.join(work, 'no-such-dir')}`, 'x=target:y']) {
       const r2 = await g(['build', '--build-context', bad, ctx]);
       expect(r2.exitCode, bad).toBe(2);
+    }
+  });
+});
+
+describe('hostile contexts, layouts and registries (review of issue 21)', () => {
+  test('a Dockerfile cannot name an OCI layout on the host: oci-layout:// comes only from --build-context', async () => {
+    const layoutCtx = context({ Dockerfile: 'FROM scratch\nCOPY a /secret\n', a: 'host data\n' });
+    const layout = path.join(work, 'host-layout');
+    expect((await g(['build', '-o', `type=oci,dest=${layout},tar=false`, layoutCtx])).exitCode).toBe(0);
+    for (const df of [`FROM oci-layout://${layout}\n`, `FROM scratch\nCOPY --from=oci-layout://${layout} /secret /got\n`]) {
+      const r = await g(['build', context({ Dockerfile: df })]);
+      expect(r.exitCode, df).toBe(1);
+      expect(r.stderr).toContain('an OCI layout is read only when --build-context names it');
+    }
+  });
+
+  test('an OCI layout whose index names a digest that climbs out is refused before anything is read', async () => {
+    const layout = path.join(work, 'evil-layout');
+    execFileSync('mkdir', ['-p', path.join(layout, 'blobs', 'sha256')]);
+    writeFileSync(path.join(layout, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
+    const evil = { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: 'sha256:../../../../../../../../dev/zero', size: 10 };
+    writeFileSync(path.join(layout, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests: [evil] }));
+    const ctx = context({ Dockerfile: 'FROM base\n' });
+    const r = await g(['build', '--build-context', `base=oci-layout://${layout}`, ctx]);
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toMatch(/index\.json: manifests\[0\]: .*digest/);
+    // Not JSON, or a manifest entry that is an index: errors naming the layout, never exit 70.
+    writeFileSync(path.join(layout, 'index.json'), '{"schemaVersion": 2, "manifests": [');
+    const broken = await g(['build', '--build-context', `base=oci-layout://${layout}`, ctx]);
+    expect(broken.exitCode).toBe(1);
+    expect(broken.stderr).toContain('index.json is not valid JSON');
+  });
+
+  test('a remote context whose Dockerfile or .dockerignore links out of it, or is a FIFO: refused, nothing read from the host', async () => {
+    const src = context({ a: 'a\n' });
+    execFileSync('ln', ['-s', '/etc/shadow', path.join(src, 'Dockerfile')]);
+    const tarFile = path.join(work, 'link-df.tar');
+    execFileSync('tar', ['-cf', tarFile, '-C', src, '.']);
+    const r = await execa(bin, ['--root', root, 'build', '-'], { reject: false, input: readFileSync(tarFile), env: { CI: 'true' } });
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toContain('the context has no Dockerfile');
+    expect(r.stderr).not.toContain('root:');
+    // A local context: the default Dockerfile is read inside it too.
+    const local = await g(['build', src]);
+    expect(local.exitCode).toBe(2);
+    expect(local.stderr).toContain('a link that leads outside the context');
+    // A .dockerignore that is a FIFO: an error at once, not a wait for a writer.
+    const fifo = context({ Dockerfile: 'FROM scratch\nCOPY a /a\n', a: 'a\n' });
+    execFileSync('mkfifo', [path.join(fifo, '.dockerignore')]);
+    const f = await g(['build', fifo]);
+    expect(f.exitCode).toBe(2);
+    expect(f.stderr).toContain('.dockerignore is not a regular file');
+  });
+
+  test('credentials in a context URL are never printed', async () => {
+    const port = await freePort();
+    const url = `http://ci:s3cret-token@127.0.0.1:${port}/ctx.tar`;
+    for (const mode of ['plain', 'json']) {
+      const r = await g(['build', '--progress', mode, url]);
+      expect(r.exitCode).toBe(1);
+      expect(r.stderr).not.toContain('s3cret-token');
+      expect(r.stderr).toContain('http://***@127.0.0.1');
+    }
+    const named = await g(['build', '--build-context', `x=${url}`, context({ Dockerfile: 'FROM scratch\n' })]);
+    expect(named.exitCode).toBe(1);
+    expect(named.stderr).not.toContain('s3cret-token');
+  });
+
+  test('a URL named context that is not an archive is one file named context, as BuildKit fetches it', async () => {
+    const { host, server } = await serveLoopback((_req, res) => void res.writeHead(200).end('{"a":1}\n'));
+    try {
+      const ctx = context({ Dockerfile: 'FROM scratch\nCOPY --from=data context /data.json\n' });
+      const out = path.join(work, 'named-url');
+      const r = await g(['build', '--build-context', `data=http://${host}/data.json`, '-o', `type=local,dest=${out}`, ctx]);
+      expect(r.exitCode, r.stderr).toBe(0);
+      expect(readFileSync(path.join(out, 'data.json'), 'utf8')).toBe('{"a":1}\n');
+    } finally {
+      server.close();
+    }
+  });
+
+  test('a registry answering an error with an endless body: the error said, the body not read to its end', async () => {
+    const { host, server } = await serveLoopback((req, res) => {
+      if (req.url === '/v2/') return void res.writeHead(200).end('{}');
+      res.writeHead(404, { 'content-type': 'application/json' });
+      const chunk = Buffer.alloc(64 * 1024, 'x');
+      const more = (): void => {
+        while (res.write(chunk));
+        res.once('drain', more);
+      };
+      more();
+      res.on('close', () => res.removeAllListeners('drain'));
+    });
+    try {
+      const ctx = context({ Dockerfile: `FROM ${host}/endless:1\n` });
+      const r = await g(['build', '--insecure-registry', host, ctx]);
+      expect(r.exitCode).toBe(1);
+      expect(r.stderr).toContain(`image ${host}/endless:1 not found in its registry`);
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
+  });
+
+  test('--metadata-file in a directory that does not exist: an error naming it, not an internal error; -o refused in JSON mode is a JSON line', async () => {
+    const ctx = context({ Dockerfile: 'FROM scratch\nCOPY a /a\n', a: 'm\n' });
+    const r = await g(['build', '--metadata-file', path.join(work, 'no-dir', 'm.json'), ctx]);
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toContain(`cannot write ${path.join(work, 'no-dir', 'm.json')}: ${path.join(work, 'no-dir')} does not exist`);
+    expect(r.stderr).toContain('ERROR');
+    const json = await g(['build', '--progress', 'json', '-o', 'type=zip,dest=x', ctx]);
+    expect(json.exitCode).toBe(2);
+    expect(jsonLines(json.stderr).at(-1)).toMatchObject({ type: 'error', code: 'OUTPUT_INVALID' });
+  });
+
+  test('an abort while a push is under way stops it at once', async () => {
+    const { build } = await import('../../src/index.js');
+    let uploading!: () => void;
+    const started = new Promise<void>((r) => (uploading = r));
+    // A registry that takes uploads and never answers them.
+    const { host, server } = await serveLoopback((req, res) => {
+      if (req.url === '/v2/') return void res.writeHead(200).end('{}');
+      if (req.method === 'HEAD') return void res.writeHead(404).end();
+      if (req.method === 'POST') return void res.writeHead(202, { location: `/v2/app/blobs/uploads/u${Math.random()}` }).end();
+      uploading(); // PATCH or PUT: held
+    });
+    try {
+      const ctx = context({ Dockerfile: 'FROM scratch\nCOPY a /a\n', a: 'push\n' });
+      const controller = new AbortController();
+      const outcome = build({ root: fresh(), context: ctx, tags: [`${host}/app:1`], push: true, insecureRegistries: [host], signal: controller.signal }).then(
+        () => 'finished',
+        (err: unknown) => err,
+      );
+      await Promise.race([started, outcome]);
+      controller.abort(new Error('stop the push'));
+      expect(((await outcome) as Error).message).toBe('stop the push');
+    } finally {
+      server.closeAllConnections();
+      server.close();
     }
   });
 });

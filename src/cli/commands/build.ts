@@ -1,7 +1,8 @@
 import type { Argv, Options } from 'yargs';
-import { writeFile } from 'node:fs/promises';
+import { rename, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { isIP } from 'node:net';
-import { build, lint, namedContextRefs, parseBuildContexts, planBuild, parseOutput, version, GantryError, OptionError, ULIMIT_NAMES, type ExecuteResult as BuildResult, type ProgressEvent, type Ulimit } from '../../index.js';
+import { build, lint, namedContextRefs, parseBuildContexts, planBuild, parseOutput, redactUrl, version, warningsOf, type OutputSpec, GantryError, OptionError, ULIMIT_NAMES, type ExecuteResult as BuildResult, type ProgressEvent, type Ulimit } from '../../index.js';
 import { parseBuildArgs, repeatable } from '../build-args.js';
 import { formatPlan, formatWarning } from '../output.js';
 import { chooseMode, reporter, type ProgressMode } from '../progress.js';
@@ -332,6 +333,19 @@ export class ReportedError extends Error {
   }
 }
 
+/** `--iidfile` and `--metadata-file`: written whole (a temp file renamed), an error naming the file. */
+async function writeResultFile(file: string, text: string): Promise<void> {
+  const tmp = `${file}.${process.pid}.tmp`;
+  try {
+    await writeFile(tmp, text);
+    await rename(tmp, file);
+  } catch (err) {
+    await rm(tmp, { force: true });
+    const e = err as NodeJS.ErrnoException;
+    throw new OptionError('OUTPUT_OPEN', `cannot write ${file}: ${e.code === 'ENOENT' ? `${path.dirname(file)} does not exist` : e.message}`);
+  }
+}
+
 /** What `gantry build` does with its parsed command line. */
 export async function runBuild(argv: BuildArgs): Promise<void> {
   if (argv.check) return runCheck(argv);
@@ -343,10 +357,12 @@ export async function runBuild(argv: BuildArgs): Promise<void> {
       report.event(e);
       if (e.type === 'plan') for (const w of e.plan.warnings) report.warning(w);
     };
-    const output = argv.output.map(parseOutput);
-    report.start({ version, context: argv.context, ...(argv.file !== undefined ? { dockerfile: argv.file } : {}) });
+    // A URL's credentials are never said.
+    report.start({ version, context: redactUrl(argv.context), ...(argv.file !== undefined ? { dockerfile: argv.file } : {}) });
     let result: BuildResult;
+    let output: OutputSpec[] = [];
     try {
+      output = argv.output.map(parseOutput);
       result = await cancellable((signal) =>
         build({
           root: argv.root,
@@ -379,16 +395,19 @@ export async function runBuild(argv: BuildArgs): Promise<void> {
           signal,
         }),
       );
+      // The files asked for are written before the build is said to be finished: one that
+      // cannot be written fails the build, naming it.
+      if (argv.iidfile) await writeResultFile(argv.iidfile, result.configDigest);
+      if (argv['metadata-file']) await writeResultFile(argv['metadata-file'], JSON.stringify(metadataOf(result), null, 2));
     } catch (err) {
       const cancelled = err instanceof BuildCancelled;
+      if (mode === 'json') for (const w of warningsOf(err)) report.warning(w); // as main would print them
       report.end(cancelled ? { status: 'cancelled' } : { status: 'failed', error: err as Error });
       // As JSON, the error was one of the lines: nothing more is printed.
       if (mode === 'json') throw new ReportedError(err, cancelled ? EXIT.interrupted : err instanceof OptionError ? EXIT.usage : err instanceof GantryError ? EXIT.failure : EXIT.internal);
       throw err;
     }
     report.end({ status: 'finished' });
-    if (argv.iidfile) await writeFile(argv.iidfile, result.configDigest);
-    if (argv['metadata-file']) await writeFile(argv['metadata-file'], JSON.stringify(metadataOf(result), null, 2));
     // Standard output may carry an output's tar: then the image ID is not printed there.
     if (!output.some((o) => 'dest' in o && o.dest === '-')) process.stdout.write(result.configDigest + '\n');
     return;

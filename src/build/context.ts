@@ -5,8 +5,8 @@
  * cache key (names, modes, link targets, contents — never times).
  */
 import { createHash } from 'node:crypto';
-import { constants, createReadStream, lstatSync, readdirSync, readlinkSync, type Stats } from 'node:fs';
-import { lstat, open, readdir, readFile } from 'node:fs/promises';
+import { closeSync, constants, createReadStream, fstatSync, lstatSync, openSync, readdirSync, readFileSync, readlinkSync, type Stats } from 'node:fs';
+import { lstat, readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import pLimit from 'p-limit';
 import { GantryError, OptionError } from '../errors/index.js';
@@ -42,32 +42,42 @@ export const CONTEXT_FILE_LIMIT = 4 * 1024 * 1024;
 export async function readContextFile(root: string, rel: string, what: string): Promise<{ path: string; text: string } | undefined> {
   const { host } = await resolveInRoot(root, rel);
   // Non-blocking: opening a FIFO does not wait for a writer; no link is followed at the end.
-  const fh = await open(host, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW).catch((err: NodeJS.ErrnoException) => {
-    if (err.code === 'ENOENT' || err.code === 'ENOTDIR') return undefined;
-    throw new OptionError('CONTEXT_FILE', `${what}: cannot read ${rel}: ${err.code === 'ELOOP' ? 'a link' : err.message}`);
-  });
-  if (!fh) return undefined;
+  // Synchronous, as the store's small reads are (a no-op rebuild loads no fs/promises).
+  let fd: number;
   try {
-    const st = await fh.stat();
-    if (!st.isFile()) throw new OptionError('CONTEXT_FILE', `${what}: ${rel} is not a regular file`);
-    if (st.size > CONTEXT_FILE_LIMIT) throw new OptionError('CONTEXT_FILE', `${what}: ${rel} is larger than ${CONTEXT_FILE_LIMIT} bytes`);
-    return { path: host, text: await fh.readFile('utf8') };
-  } finally {
-    await fh.close();
+    fd = openSync(host, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
+    throw new OptionError('CONTEXT_FILE', `${what}: cannot read ${rel}: ${code === 'ELOOP' ? 'a link' : (err as Error).message}`);
   }
+  try {
+    return { path: host, text: readSmallFile(fd, rel, what) };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** A regular file of at most CONTEXT_FILE_LIMIT bytes, read from its descriptor. */
+function readSmallFile(fd: number, name: string, what: string): string {
+  const st = fstatSync(fd);
+  if (!st.isFile()) throw new OptionError('CONTEXT_FILE', `${what}: ${name} is not a regular file`);
+  if (st.size > CONTEXT_FILE_LIMIT) throw new OptionError('CONTEXT_FILE', `${what}: ${name} is larger than ${CONTEXT_FILE_LIMIT} bytes`);
+  return readFileSync(fd, 'utf8');
 }
 
 /** A file the caller named (`<Dockerfile>.dockerignore` beside a `-f` file): only a regular file within the limit is read. */
 async function readGivenFile(file: string): Promise<string | undefined> {
-  const fh = await open(file, constants.O_RDONLY | constants.O_NONBLOCK).catch(() => undefined);
-  if (!fh) return undefined;
+  let fd: number;
   try {
-    const st = await fh.stat();
-    if (!st.isFile()) throw new OptionError('CONTEXT_FILE', `${file} is not a regular file`);
-    if (st.size > CONTEXT_FILE_LIMIT) throw new OptionError('CONTEXT_FILE', `${file} is larger than ${CONTEXT_FILE_LIMIT} bytes`);
-    return await fh.readFile('utf8');
+    fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK);
+  } catch {
+    return undefined;
+  }
+  try {
+    return readSmallFile(fd, file, 'the Dockerfile\'s ignore file');
   } finally {
-    await fh.close();
+    closeSync(fd);
   }
 }
 

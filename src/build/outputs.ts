@@ -22,7 +22,11 @@ import { push, type RegistryAccess } from './registry.js';
 import type { PushResult } from '../registry/push.js';
 
 /** What writing an output tells while it runs. */
-export type ExportEvent = { type: 'export'; name: string; status: 'start' } | { type: 'export'; name: string; status: 'done'; seconds: number };
+export type ExportEvent =
+  | { type: 'export'; name: string; status: 'start' }
+  /** A push's blob, as the registry has it now. */
+  | { type: 'export'; name: string; status: 'blob'; digest: string; result: 'exists' | 'mounted' | 'uploaded' }
+  | { type: 'export'; name: string; status: 'done'; seconds: number };
 
 export type OutputSpec =
   | { type: 'oci'; dest: string; tar?: boolean; names?: string[]; format?: LayerFormat }
@@ -223,7 +227,9 @@ async function writeEach(
         if (out.type === 'image' && !out.push) break;
         for (const t of targets) {
           const name = formatReference(normalizeReference(t));
-          pushed.push(await told(`pushing ${name}`, () => push({ ...access, root: store.root, image: descriptor.digest, destination: t, ...(out.format ? { format: out.format } : {}), ...(signal ? { signal } : {}) })));
+          const what = `pushing ${name}`;
+          const onBlob = (b: { digest: string; status: 'exists' | 'mounted' | 'uploaded' }): void => onExport({ type: 'export', name: what, status: 'blob', digest: b.digest, result: b.status });
+          pushed.push(await told(what, () => push({ ...access, root: store.root, image: descriptor.digest, destination: t, onBlob, ...(out.format ? { format: out.format } : {}), ...(signal ? { signal } : {}) })));
         }
         break;
       }

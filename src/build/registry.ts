@@ -145,6 +145,8 @@ export interface PushCommandOptions extends RegistryAccess {
   format?: LayerFormat;
   /** Cancels the push: requests under way stop at once. */
   signal?: AbortSignal;
+  /** Told of each blob as the registry has it: there already, mounted from another repository, or uploaded. */
+  onBlob?: (b: { digest: string; status: BlobStatus }) => void;
 }
 
 export async function push(options: PushCommandOptions): Promise<PushResult> {
@@ -186,7 +188,7 @@ async function pushFrom(store: Store, options: PushCommandOptions): Promise<{ lo
     const client = await clientFor(normalizeReference(destination).domain, options);
     const unwatch = watchAbort(client, options.signal);
     try {
-      return { local: top.descriptor.digest, result: await pushIndex(client, store, { digest, mediaType: top.descriptor.mediaType, raw }, images, destination) };
+      return { local: top.descriptor.digest, result: await pushIndex(client, store, { digest, mediaType: top.descriptor.mediaType, raw }, images, destination, options.onBlob ? { onProgress: options.onBlob } : {}) };
     } finally {
       unwatch();
       await client.close();
@@ -236,7 +238,7 @@ async function pushFrom(store: Store, options: PushCommandOptions): Promise<{ lo
     const [image, early] = [compressed.value, pushedEarly.value];
     for (const [digest, status] of Object.entries(early)) done.set(digest, status);
     trace('push: blobs pushed');
-    const pushed = await pushImage(client, store, image, target, { mountFrom, mountCandidates, done });
+    const pushed = await pushImage(client, store, image, target, { mountFrom, mountCandidates, done, ...(options.onBlob ? { onProgress: options.onBlob } : {}) });
     trace('push: done');
     return { local: local.digest, result: pushed };
   } finally {

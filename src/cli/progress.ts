@@ -126,6 +126,7 @@ function plainLine(e: ProgressEvent, out: NodeJS.WriteStream): void {
       break;
     case 'export':
       if (e.status === 'start') out.write(`#0 ${e.name}\n`);
+      else if (e.status === 'blob') out.write(`#0 ${e.name}: ${e.digest} ${e.result}\n`);
       else out.write(`#0 ${e.name}: DONE ${e.seconds.toFixed(1)}s\n`);
       break;
     case 'image':
@@ -170,7 +171,10 @@ async function ttyReporter(out: NodeJS.WriteStream, tally: Tally): Promise<Repor
         else spinners.get(`pull ${e.ref}`)?.succeed(`pulled ${e.ref}: ${e.layers} layers, ${size(e.bytes)} ${e.seconds.toFixed(1)}s`);
       } else if (e.type === 'export') {
         if (e.status === 'start') spin(`export ${e.name}`, e.name);
-        else spinners.get(`export ${e.name}`)?.succeed(`${e.name} ${e.seconds.toFixed(1)}s`);
+        else if (e.status === 'blob') {
+          const s = spinners.get(`export ${e.name}`);
+          if (s) s.text = `${e.name}: ${e.digest.slice(0, 19)} ${e.result}`;
+        } else spinners.get(`export ${e.name}`)?.succeed(`${e.name} ${e.seconds.toFixed(1)}s`);
       } else if (e.type === 'output') {
         above(
           e.text

@@ -118,6 +118,11 @@ describe('progress', () => {
     expect(lines).toContain('#1 [2/2] COPY a /a');
     expect(lines).toContain(`#0 pushing ${reg.host}/app:plain`);
     expect(lines.some((l) => new RegExp(`^#0 pushing ${reg.host}/app:plain: DONE [\\d.]+s$`).test(l))).toBe(true);
+    // Each blob as the registry has it: the new layer and the config uploaded, the base's taken from where it is.
+    const blobs = lines.filter((l) => l.startsWith(`#0 pushing ${reg.host}/app:plain: sha256:`));
+    expect(blobs, r.stderr).toHaveLength(3);
+    for (const l of blobs) expect(l).toMatch(/: sha256:[0-9a-f]{64} (uploaded|mounted|exists)$/);
+    expect(blobs.filter((l) => l.endsWith(' uploaded')).length).toBeGreaterThanOrEqual(2);
     expect(lines.at(-1)).toMatch(/^\[\+\] Building [\d.]+s \(1\/1\) FINISHED$/);
     // The order a person reads: pull, step, push, total.
     const at = (s: string): number => lines.findIndex((l) => l.startsWith(s));

@@ -93,11 +93,8 @@ async function obtain(store: Store, ref: string, platform: string, options: Obta
 /** A failure to obtain an image, said for the build: where, what it means, then the registry's answer. */
 function explain(err: unknown, use: ImageUse): unknown {
   if (!(err instanceof GantryError)) return err;
-  if (isLayoutRef(use.ref)) {
-    if (use.where && !err.message.startsWith(use.where)) err.message = `${use.where}: ${err.message}`;
-    return err;
-  }
-  const name = formatReference(normalizeReference(use.ref));
+  // An oci-layout value is no reference to normalise; its errors are no registry's.
+  const name = isLayoutRef(use.ref) ? use.ref : formatReference(normalizeReference(use.ref));
   let meaning = '';
   if (err instanceof RegistryError) {
     if (err.code === 'REGISTRY_NOT_FOUND') meaning = `image ${name} not found in its registry`;

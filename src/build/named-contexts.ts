@@ -69,16 +69,30 @@ export function parseBuildContexts(items: string[]): Record<string, string> {
 export function namedContextRefs(specs: Readonly<Record<string, string>>): Record<string, NamedContextRef> {
   const out: Record<string, NamedContextRef> = {};
   for (const [name, value] of Object.entries(specs)) {
-    if (value.startsWith('docker-image://')) out[contextKey(name)] = { type: 'image', ref: value.slice('docker-image://'.length) };
-    else if (value.startsWith(OCI_LAYOUT)) out[contextKey(name)] = { type: 'image', ref: value };
-    else out[contextKey(name)] = { type: 'dir' };
+    const bad = badContext(name, value);
+    if (value.startsWith('docker-image://')) {
+      const ref = value.slice('docker-image://'.length);
+      if (!ref) throw bad('no image after docker-image://');
+      out[contextKey(name)] = { type: 'image', ref };
+    } else if (value.startsWith(OCI_LAYOUT)) {
+      parseLayoutRef(value, bad);
+      out[contextKey(name)] = { type: 'image', ref: value };
+    } else if (/^(target|input):/.test(value)) {
+      throw bad(`${value.slice(0, value.indexOf(':'))}: contexts are bake's and the gateway API's, not docker build's`);
+    } else out[contextKey(name)] = { type: 'dir' };
   }
   return out;
 }
 
-/** Each named context made ready: images told to the planner, directories made local (URLs fetched). */
+/** An error about one `--build-context` value (its credentials hidden). */
+const badContext =
+  (name: string, value: string) =>
+  (why: string): OptionError =>
+    new OptionError('BUILD_CONTEXT_INVALID', `--build-context ${name}=${redactUrl(value)}: ${why}`);
+
+/** Each named context made ready: images told to the planner as they are, directories made local (URLs fetched). */
 export async function resolveNamedContexts(specs: Readonly<Record<string, string>>): Promise<NamedContexts> {
-  const plan: Record<string, NamedContextRef> = {};
+  const plan = namedContextRefs(specs);
   const dirs = new Map<string, NamedDir>();
   const cleanups: (() => Promise<void>)[] = [];
   const cleanup = async (): Promise<void> => {
@@ -87,22 +101,12 @@ export async function resolveNamedContexts(specs: Readonly<Record<string, string
   try {
     for (const [name, value] of Object.entries(specs)) {
       const key = contextKey(name);
-      const bad = (why: string): OptionError => new OptionError('BUILD_CONTEXT_INVALID', `--build-context ${name}=${redactUrl(value)}: ${why}`);
-      if (value.startsWith('docker-image://')) {
-        const ref = value.slice('docker-image://'.length);
-        if (!ref) throw bad('no image after docker-image://');
-        plan[key] = { type: 'image', ref };
-      } else if (value.startsWith(OCI_LAYOUT)) {
-        parseLayoutRef(value, bad);
-        plan[key] = { type: 'image', ref: value };
-      } else if (/^(target|input):/.test(value)) {
-        throw bad(`${value.slice(0, value.indexOf(':'))}: contexts are bake's and the gateway API's, not docker build's`);
-      } else if (value !== '-' && isRemoteContext(value) && parseGitRef(value)) {
+      if (plan[key]?.type !== 'dir') continue;
+      if (value !== '-' && isRemoteContext(value) && parseGitRef(value)) {
         // A git repository: checked out, as a context is.
         const prepared = await prepareContext(value, undefined);
         cleanups.push(prepared.cleanup);
         dirs.set(key, { root: prepared.context, ignore: await loadIgnore(prepared.context) });
-        plan[key] = { type: 'dir' };
       } else if (value !== '-' && isRemoteContext(value)) {
         // Any other URL: one file named `context`, as BuildKit fetches it (not unpacked).
         const dir = await mkdtemp(path.join(tmpdir(), 'gantry-named-'));
@@ -113,12 +117,10 @@ export async function resolveNamedContexts(specs: Readonly<Record<string, string
         await rename(item.host, path.join(root, 'context'));
         await chmod(path.join(root, 'context'), 0o644);
         dirs.set(key, { root, ignore: () => false });
-        plan[key] = { type: 'dir' };
       } else {
         const root = path.resolve(value);
-        if (!statSync(root, { throwIfNoEntry: false })?.isDirectory()) throw bad('no such directory');
+        if (!statSync(root, { throwIfNoEntry: false })?.isDirectory()) throw badContext(name, value)('no such directory');
         dirs.set(key, { root, ignore: await loadIgnore(root) });
-        plan[key] = { type: 'dir' };
       }
     }
   } catch (err) {

@@ -36,17 +36,15 @@ export interface PullCommandOptions extends RegistryAccess {
 
 /** Run `fn` with `client`, stopped at once when `signal` aborts (then the abort's reason is thrown). */
 async function abortable<T>(client: RegistryClient, signal: AbortSignal | undefined, fn: () => Promise<T>): Promise<T> {
-  if (!signal) return fn();
-  signal.throwIfAborted();
-  const stop = (): void => void client.abort();
-  signal.addEventListener('abort', stop, { once: true });
+  signal?.throwIfAborted();
+  const unwatch = watchAbort(client, signal);
   try {
     return await fn();
   } catch (err) {
-    signal.throwIfAborted();
+    signal?.throwIfAborted();
     throw err;
   } finally {
-    signal.removeEventListener('abort', stop);
+    unwatch();
   }
 }
 

@@ -20,10 +20,10 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { GantryError, OptionError } from '../errors/index.js';
-import { decompress, detectCompression } from '../tar/decompress.js';
+import { decompress } from '../tar/decompress.js';
 import { parseGitRef } from '../dockerfile/gitref.js';
 import { applyLayer } from '../rootfs/apply.js';
-import { cloneSource, downloadSource, isUrl, redactUrl } from './sources.js';
+import { cloneSource, downloadSource, isArchive, isUrl, redactUrl } from './sources.js';
 import { CONTEXT_FILE_LIMIT, readContextFile } from './context.js';
 
 export interface PreparedContext {
@@ -111,7 +111,7 @@ export async function prepareContext(context: string, dockerfile: string | undef
 /** A tar (maybe compressed) unpacked into `out`; anything else is the Dockerfile, with `out` empty. */
 async function fromFile(file: string, dir: string, out: string, what: string): Promise<Pick<PreparedContext, 'context' | 'dockerfile'>> {
   await mkdir(out, { mode: 0o755 });
-  if (await looksLikeArchive(file)) {
+  if (await isArchive(file)) {
     const { stream } = await decompress(createReadStream(file), what);
     // As an archive, not a layer; the caller's own files, whatever owners the tar names.
     await applyLayer(out, stream, { what, whiteouts: false, chown: false });
@@ -125,16 +125,4 @@ async function fromFile(file: string, dir: string, out: string, what: string): P
   const dockerfile = path.join(dir, 'Dockerfile');
   await rename(file, dockerfile);
   return { context: out, dockerfile };
-}
-
-async function looksLikeArchive(file: string): Promise<boolean> {
-  const fh = await open(file, 'r');
-  try {
-    const head = Buffer.alloc(512);
-    const { bytesRead } = await fh.read(head, 0, 512, 0);
-    if (detectCompression(head.subarray(0, bytesRead)) !== 'none') return true;
-    return bytesRead >= 262 && head.subarray(257, 262).toString('latin1') === 'ustar';
-  } finally {
-    await fh.close();
-  }
 }

@@ -110,7 +110,7 @@ async function recompressed(store: Store, cache: LayerCache, l: Layer, want: Com
   const lvl = want === 'gzip' ? (level ?? GZIP_LEVEL) : want === 'zstd' ? (level ?? ZSTD_LEVEL) : 0;
   // The algorithm and level are in the key: a blob made otherwise (by an earlier gantry, or
   // another level) is not this layer's blob in that form, so it is made again.
-  const key = createHash('sha256').update(want === 'gzip' && lvl === GZIP_LEVEL ? `gzip:${GZIP_LEVEL}:${l.digest}` : `${want}:${lvl}:${l.digest}`).digest('hex');
+  const key = createHash('sha256').update(`${want}:${lvl}:${l.digest}`).digest('hex');
   const mediaType = layerType(want, oci);
   const known = await cache.get(key); // leases the blob when it is there
   let blob = known?.layer ?? undefined;

@@ -65,11 +65,8 @@ async function decompressUnbounded(input: Readable, what: string): Promise<{ str
   switch (compression) {
     case 'none':
       return { stream: raw, compression };
-    case 'gzip': {
-      const gunzip = zlib().createGunzip();
-      raw.on('error', (err) => gunzip.destroy(err));
-      return { stream: raw.pipe(gunzip), compression };
-    }
+    case 'gzip':
+      return { stream: layerTar(raw, 'gzip', what), compression };
     default:
       return { stream: viaHelper(raw, compression, what), compression };
   }

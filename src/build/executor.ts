@@ -10,7 +10,7 @@
  */
 import { createHash } from 'node:crypto';
 import { chmod, chown, cp, lstat, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { lstatSync } from 'node:fs';
+import { lstatSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { type Readable } from 'node:stream';
 import { crashPoint, DockerfileError, GantryError, OptionError, trace, type SourceLocation } from '../errors/index.js';
@@ -27,13 +27,14 @@ import { resolveInRoot } from '../rootfs/resolve.js';
 import { readXattrs, readXattrsTree } from '../rootfs/xattr.js';
 import { chooseIsolation, prewarmSandbox, probeIsolation, runInSandbox, type Isolation, type SandboxMount } from '../sandbox/run.js';
 import type { Ulimit } from '../sandbox/types.js';
-import { diff, snapshot, snapshotUpper, writeLayer, type Snapshot } from '../snapshot/diff.js';
+import { diff, lowerIndex, snapshot, snapshotUpper, writeLayer, type Snapshot } from '../snapshot/diff.js';
 import { loadSnapshot, saveSnapshot } from '../snapshot/persist.js';
 import { TarWriter } from '../tar/writer.js';
 import { LayerCache } from '../store/cache.js';
 import { loadImage, writeImage } from '../store/images.js';
 import { chainName, Store } from '../store/store.js';
 import { collectTrash, discard, trashBudget } from '../store/trash.js';
+import { SNAPSHOT_DEPTH, Snapshots, storeBudget, type View } from '../workspace/snapshots.js';
 import { applyConfigStep, type ConfigState } from './config.js';
 import { checksumSources, loadIgnore, resolveSources, type IgnoreFilter, type SourceItem } from './context.js';
 import { StatCache } from './statcache.js';
@@ -149,6 +150,30 @@ interface StageState {
    */
   upperCaps?: Promise<Map<string, Map<string, Buffer>>>;
   configState: ConfigState;
+  /** Where overlays are used: the lower directories that show `layers` up to `view.covered` (workspace/snapshots.ts). */
+  view?: View;
+  /** Its stat index, as a fresh mount of the view shows it, when known. */
+  viewIndex?: Snapshot;
+  /** The overlay `rootfs` is, while mounted: its upper directory holds `layers` from `view.covered` on. */
+  live?: { dir: string; merged: string; upper: string; view: View };
+  /** The key of the last step that added a layer: what a snapshot of the rootfs is kept under. */
+  layerKey?: string;
+  /** A stage FROM an earlier one: that one's state, whose snapshot this one mounts. */
+  from?: StageState;
+}
+
+/** What a build did to its file systems, for the tests that count it (GANTRY_STATS_OUT names a file). */
+interface BuildStats {
+  /** Layers unpacked: into a base chain, a plain rootfs, or an overlay's upper directory. */
+  layersApplied: number;
+  /** Base chains extracted into rootfs/. */
+  chainsExtracted: number;
+  /** Overlays mounted on a stack of one or more step snapshots. */
+  snapshotsMounted: number;
+  /** Step snapshots kept. */
+  snapshotsCommitted: number;
+  /** Whole walks of a rootfs for a step's "before". */
+  walks: number;
 }
 
 export { BuildError };
@@ -168,7 +193,13 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
   const store = await Store.open(options.root);
   trace('store open');
   trashBudget(); // a GANTRY_TRASH_BUDGET that is not a size stops the build here, not silently at its end
+  storeBudget(store.root); // and so does a GANTRY_STORE_BUDGET
   const cache = new LayerCache(store);
+  const snapshots = new Snapshots(store);
+  const stats: BuildStats = { layersApplied: 0, chainsExtracted: 0, snapshotsMounted: 0, snapshotsCommitted: 0, walks: 0 };
+  /** Every stage state of this build, for the snapshots kept when it ends. */
+  const states: StageState[] = [];
+  let succeeded = false;
   const temps: string[] = [];
   /** What each temp tree is estimated to hold (the layers applied and written there), for the trash's budget. */
   const tempBytes = new Map<string, number>();
@@ -279,6 +310,8 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
       temps.push(tmp);
       await mkdir(tmp, { recursive: true, mode: 0o755 });
       for (const l of layers) charge(tmp, (await applyLayer(tmp, openLayer(l), { what: `layer ${l.digest}` })).bytes);
+      stats.chainsExtracted++;
+      stats.layersApplied += layers.length;
       await store.privateDir('rootfs');
       // Another build may have finished the same chain first: then its copy is used.
       await rename(tmp, dir).catch((err: NodeJS.ErrnoException) => {
@@ -334,36 +367,135 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
         trace(`stage ${later.index}: overlay mounted ahead`);
       }
     };
+    const baseOf = (s: StageState): { chain: string; layers: LayerRef[] } => {
+      const layers = s.layers.slice(0, s.baseLayers);
+      return { chain: chainName(layers.map((l) => l.diffId)), layers };
+    };
+    /**
+     * A mount of `s`'s view: the base chain extracted (once), the view's snapshots stacked on it
+     * and a new upper directory. Undefined where overlays cannot be used.
+     */
+    const mountView = async (s: StageState, view: View): Promise<{ dir: string; merged: string } | undefined> => {
+      const { chain, layers } = baseOf(s);
+      const lower = await extractedChain(chain, layers);
+      if (view.snapshots.length === 0) {
+        const early = ahead.get(chain);
+        ahead.delete(chain);
+        const made = await (early?.catch(() => overlayOn(lower)) ?? overlayOn(lower));
+        return made.merged ? { dir: made.dir, merged: made.merged } : undefined;
+      }
+      const dir = await newRootfs();
+      const merged = await mountOverlay(snapshots.lowers(view, chain), dir, store.root);
+      if (!merged) return undefined;
+      mounted.push(merged);
+      uppers.set(merged, path.join(dir, 'upper'));
+      stats.snapshotsMounted++;
+      return { dir, merged };
+    };
+    /** The stat index of a fresh mount of `s.view`: kept in memory, on disk, or walked. */
+    const viewIndex = async (s: StageState, view: View, merged: string): Promise<Snapshot> => {
+      if (s.viewIndex) return s.viewIndex;
+      const top = view.snapshots[0];
+      const { chain } = baseOf(s);
+      const kept = top !== undefined ? await snapshots.index(top) : await chainSnapshot(chain, await extractedChain(chain, baseOf(s).layers));
+      if (kept) return kept;
+      stats.walks++;
+      return snapshot(merged);
+    };
     const materialise = async (s: StageState): Promise<string> => {
       if (s.rootfs) return s.rootfs;
       let dir: string | undefined;
       let root: string | undefined;
       let applied = 0;
-      if (s.baseLayers > 0 && overlayWanted()) {
-        const base = s.layers.slice(0, s.baseLayers);
-        const chain = chainName(base.map((l) => l.diffId));
-        const lower = await extractedChain(chain, base);
-        const early = ahead.get(chain);
-        ahead.delete(chain);
-        const mounting = early?.catch(() => overlayOn(lower)) ?? overlayOn(lower);
-        // Nothing will be in the upper directory yet: the merged view's snapshot is the lower
-        // one's, read while mount runs.
-        const lowerSnapshot = s.baseLayers === s.layers.length ? chainSnapshot(chain, lower) : undefined;
-        lowerSnapshot?.catch(() => undefined); // awaited below when the overlay is mounted
-        const made = await mounting;
-        dir = made.dir;
-        if (made.merged) {
+      if (s.view && overlayWanted()) {
+        // A stage FROM an earlier one mounts that one's snapshot, once it is kept.
+        const from = s.from;
+        delete s.from;
+        if (from && (await seal(from)) && from.view && s.view.covered < from.view.covered && from.view.covered <= s.layers.length) {
+          s.view = from.view;
+          if (from.viewIndex) s.viewIndex = from.viewIndex;
+          else delete s.viewIndex;
+        }
+        const view = s.view;
+        let made = await mountView(s, view).catch((err: unknown) => {
+          trace(`snapshot stack not mounted: ${(err as Error).message}`);
+          return undefined;
+        });
+        if (!made && view.snapshots.length > 0 && overlayWanted()) {
+          // A stack that cannot be mounted: the base alone, the rest unpacked.
+          s.view = { snapshots: [], covered: s.baseLayers };
+          delete s.viewIndex;
+          made = await mountView(s, s.view);
+        }
+        if (made) {
+          dir = made.dir;
           root = made.merged;
-          applied = s.baseLayers;
-          if (lowerSnapshot) s.snapshot = await lowerSnapshot;
+          applied = s.view.covered;
+          s.live = { dir: made.dir, merged: made.merged, upper: path.join(made.dir, 'upper'), view: s.view };
+          // Nothing is in the upper directory yet: the merged view's index is the view's.
+          if (applied === s.layers.length) s.snapshot = await viewIndex(s, s.view, made.merged);
         }
       }
       dir ??= await newRootfs();
       root ??= dir;
       tempOf.set(root, dir);
-      for (const l of s.layers.slice(applied)) charge(root, (await applyLayer(root, openLayer(l), { what: `layer ${l.digest}` })).bytes);
+      for (const l of s.layers.slice(applied)) {
+        charge(root, (await applyLayer(root, openLayer(l), { what: `layer ${l.digest}` })).bytes);
+        stats.layersApplied++;
+      }
       s.rootfs = root;
       return root;
+    };
+    /**
+     * Keep what `s`'s overlay holds as a snapshot and unmount it: afterwards `s.view` shows all
+     * its layers and `s.rootfs` is mounted again when needed. False when the overlay stays as
+     * it is (a stack at its depth): then it is the only place its layers are unpacked.
+     */
+    const seal = async (s: StageState): Promise<boolean> => {
+      const live = s.live;
+      if (!live) return true;
+      const grown = s.layers.length > live.view.covered;
+      if (grown && (live.view.snapshots.length >= SNAPSHOT_DEPTH - 1 || s.layerKey === undefined)) return false;
+      const index = grown ? lowerIndex(s.snapshot ?? (stats.walks++, await snapshot(live.merged)), live.upper) : undefined;
+      delete s.live;
+      delete s.rootfs;
+      delete s.snapshot;
+      delete s.upperCaps;
+      mounted.splice(mounted.indexOf(live.merged), 1);
+      uppers.delete(live.merged);
+      await unmount(live.merged);
+      if (!index) return true;
+      const { chain: base } = baseOf(s);
+      const id = await snapshots
+        .commit({ key: s.layerKey as string, chain: chainName(s.layers.map((l) => l.diffId)), base, parents: live.view.snapshots, layers: s.layers.length, upper: live.upper, index, bytes: tempBytes.get(live.dir) ?? 0 })
+        .catch((err: unknown) => {
+          trace(`snapshot not kept: ${(err as Error).message}`);
+          return undefined;
+        });
+      if (id) {
+        stats.snapshotsCommitted++;
+        tempBytes.set(live.dir, 0); // what it held is the snapshot's now
+        s.view = { snapshots: [id, ...live.view.snapshots], covered: s.layers.length };
+        s.viewIndex = index;
+        return true;
+      }
+      // Not kept (another build kept the same step first): that one, when it shows these layers.
+      const kept = await snapshots.open(s.layerKey as string, chainName(s.layers.map((l) => l.diffId)), base, s.layers.length);
+      if (kept) {
+        s.view = kept;
+        delete s.viewIndex;
+      } else {
+        s.view = live.view; // the layers above it are unpacked again when needed
+        delete s.viewIndex;
+      }
+      return true;
+    };
+    /** When the build has succeeded: every overlay kept as its last step's snapshot (or only unmounted). */
+    const sealAll = async (): Promise<void> => {
+      for (const s of states) {
+        await seal(s).catch((err: unknown) => trace(`snapshot not kept: ${(err as Error).message}`));
+      }
+      trace('snapshots kept');
     };
     const stateOfImage = (ref: string, platform: string): StageState => {
       const key = imageKey(ref, platform);
@@ -377,8 +509,10 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
         key: sha(`image:${image.digest}`),
         baseLayers: image.layers.length,
         configState: { cmdSet: false },
+        view: { snapshots: [], covered: image.layers.length },
       };
       imageStates.set(key, s);
+      states.push(s);
       return s;
     };
 
@@ -554,6 +688,7 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
     let targetState: StageState | undefined;
     for (const stage of plan.stages) {
       const state = startStage(stage, finished, stateOfImage);
+      states.push(state);
       // The base's ONBUILD triggers ran as this stage's first steps (the plan has them): they
       // are not passed on, as in BuildKit.
       if (state.config.config?.OnBuild) delete state.config.config.OnBuild;
@@ -660,10 +795,24 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
           const hit = options.noCache || uncachedStages.has(stage.index) ? undefined : await cache.get(key);
           if (hit) {
             if (hit.layer) {
+              // The step's snapshot, when kept: mounted when needed, nothing unpacked.
+              const kept =
+                state.view && overlayWanted()
+                  ? await snapshots.open(key, chainName([...state.layers, hit.layer].map((l) => l.diffId)), baseOf(state).chain, state.layers.length + 1)
+                  : undefined;
+              if (kept && (await seal(state))) {
+                state.view = kept;
+                delete state.viewIndex;
+                delete state.from;
+              }
               state.layers.push(hit.layer);
-              if (state.rootfs) charge(state.rootfs, (await applyLayer(state.rootfs, openLayer(hit.layer), { what: `layer ${hit.layer.digest}` })).bytes);
-              delete state.snapshot;
-              delete state.upperCaps;
+              state.layerKey = key;
+              if (state.rootfs) {
+                charge(state.rootfs, (await applyLayer(state.rootfs, openLayer(hit.layer), { what: `layer ${hit.layer.digest}` })).bytes);
+                stats.layersApplied++;
+                delete state.snapshot;
+                delete state.upperCaps;
+              }
             }
             // Dated when the step ran, as BuildKit dates a cached layer: a rebuild that changes nothing is the same image.
             const then = { ...history, created: fixedTime ? created : hit.created };
@@ -687,10 +836,12 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
               aheadOf.add(stage.index);
               mountAhead(stage.index);
             }
+            // The overlay's upper directory becomes the last step's snapshot; this step gets a new one.
+            if (state.live && state.layers.length > state.live.view.covered) await seal(state);
             const rootfs = await materialise(state);
             delete state.upperCaps; // this step changes the rootfs
             trace(`step ${step.id}: rootfs ready`);
-            const before = state.snapshot ?? (await snapshot(rootfs));
+            const before = state.snapshot ?? (stats.walks++, await snapshot(rootfs));
             trace(`step ${step.id}: snapshot before`);
             if (step.op === 'run') {
               isolationNotice ??= noticeIsolation(options, emit);
@@ -772,6 +923,7 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
               charge(rootfs, blob.size);
               trace(`step ${step.id}: layer stored`);
               state.layers.push(layer);
+              state.layerKey = key;
             }
             state.config.history = [...(state.config.history ?? []), layer ? history : { ...history, empty_layer: true }];
             await cache.put(key, { layer, created });
@@ -804,8 +956,10 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
     if (variant) config.variant = variant;
     else delete config.variant;
     trace('steps done');
-    // The image is made of stored blobs: the overlays are detached while it is written.
-    unmounting = unmount(...mounted.splice(0).reverse());
+    // The image is made of stored blobs: the overlays are detached (each kept as its last step's
+    // snapshot) while it is written.
+    succeeded = true;
+    unmounting = sealAll();
     const annotations = options.annotations && Object.keys(options.annotations).length > 0 ? options.annotations : undefined;
     const descriptor = await writeImage(store, { config, layers: final.layers, ...(annotations ? { annotations } : {}) });
     crashPoint('commit');
@@ -814,6 +968,7 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
     if (tags.length === 0) await store.addUntagged(descriptor);
     const image = await loadImage(store, descriptor);
     trace('image written');
+    await unmounting;
     emit({ type: 'image', digest: descriptor.digest, configDigest: image.configDigest, tags });
     return { digest: descriptor.digest, configDigest: image.configDigest, descriptor, tags, plan };
   } finally {
@@ -827,6 +982,9 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
     for (const t of temps) await discard(store, t, tempBytes.get(t) ?? 0);
     await collectTrash(store).catch(() => undefined);
     trace('temps discarded');
+    // Snapshots over the budget go, the least recently used first (not those this build leased).
+    if (succeeded) await snapshots.collect({ budget: storeBudget(store.root) }).catch((err: unknown) => trace(`snapshots not collected: ${(err as Error).message}`));
+    if (process.env.GANTRY_STATS_OUT) writeFileSync(process.env.GANTRY_STATS_OUT, JSON.stringify(stats));
     await store.releaseLease();
     trace('lease released');
   }
@@ -896,12 +1054,15 @@ function startStage(stage: PlannedStage, finished: Map<number, StageState>, stat
       key: parent.key,
       baseLayers: parent.baseLayers,
       configState: { cmdSet: false },
-      // The parent's rootfs stays the parent's: this stage unpacks its own when it needs one.
+      // The parent's rootfs stays the parent's: this stage mounts the parent's snapshot when it needs a rootfs.
+      ...(parent.view ? { view: parent.view, from: parent } : {}),
+      ...(parent.viewIndex ? { viewIndex: parent.viewIndex } : {}),
+      ...(parent.layerKey ? { layerKey: parent.layerKey } : {}),
     };
   }
   if (base.type === 'image') {
     const s = stateOfImage(base.ref, stage.platform);
-    return { config: structuredClone(s.config), layers: [...s.layers], key: s.key, baseLayers: s.baseLayers, configState: { cmdSet: false } };
+    return { config: structuredClone(s.config), layers: [...s.layers], key: s.key, baseLayers: s.baseLayers, configState: { cmdSet: false }, view: { snapshots: [], covered: s.baseLayers } };
   }
   const p = parsePlatform(stage.platform);
   return {
@@ -911,6 +1072,7 @@ function startStage(stage: PlannedStage, finished: Map<number, StageState>, stat
     key: sha(`scratch:${stage.platform}`),
     baseLayers: 0,
     configState: { cmdSet: false },
+    view: { snapshots: [], covered: 0 },
   };
 }
 

@@ -36,7 +36,11 @@ export type CrashPoint =
   /** A blob was pushed, the manifest not yet. */
   | 'push-blob'
   /** A new store's index.json is in place; its tmp/ flag and oci-layout are not yet. */
-  | 'store-created';
+  | 'store-created'
+  /** A step's snapshot is staged whole in a temp entry, not yet renamed into snapshots/. */
+  | 'snapshot-staged'
+  /** A step's snapshot is in place in snapshots/. */
+  | 'snapshot-committed';
 
 let target: { point: string; n: number } | null | undefined;
 let count = 0;

@@ -23,7 +23,7 @@ export const zlib = onFirstUse<Zlib>('node:zlib');
 export function execFileAsync(
   file: string,
   args: readonly string[],
-  options: { env?: NodeJS.ProcessEnv; timeout?: number; maxBuffer?: number } = {},
+  options: { env?: NodeJS.ProcessEnv; timeout?: number; maxBuffer?: number; cwd?: string } = {},
 ): Promise<{ stdout: string; stderr: string }> {
   return promisify(childProcess().execFile)(file, args, { encoding: 'utf8', ...options });
 }

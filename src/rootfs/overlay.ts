@@ -32,37 +32,46 @@ export function overlayWanted(): boolean {
 }
 
 /**
- * Mount `lower` (read-only) under a new upper directory in `dir`; returns the merged
- * directory, or undefined when overlays cannot be used here (then never tried again).
+ * Mount `lower` (read-only; several: the topmost first) under a new upper directory in `dir`;
+ * returns the merged directory, or undefined when overlays cannot be used here (then never
+ * tried again). Lower directories may be relative to `cwd` (where mount runs): the options
+ * of one mount must fit in a page, and a stack of snapshots named by absolute paths would not.
  */
-export async function mountOverlay(lower: string, dir: string): Promise<string | undefined> {
+export async function mountOverlay(lower: string | readonly string[], dir: string, cwd?: string): Promise<string | undefined> {
   if (!overlayWanted()) return undefined;
   const upper = path.join(dir, 'upper');
   const work = path.join(dir, 'work');
   const merged = path.join(dir, 'merged');
-  if ([lower, upper, work].some((p) => /[,:\\\s]/.test(p))) return undefined;
+  const lowers = typeof lower === 'string' ? [lower] : lower;
+  if ([...lowers, upper, work].some((p) => /[,:\\\s]/.test(p))) return undefined;
+  const options = `lowerdir=${lowers.join(':')},upperdir=${upper},workdir=${work}`;
+  if (options.length > 3900) throw new Error(`overlay options too long (${options.length} bytes, ${lowers.length} lower directories)`);
   await mkdir(upper, { mode: 0o755 });
   await mkdir(work, { mode: 0o700 });
   await mkdir(merged, { mode: 0o755 });
-  const options = `lowerdir=${lower},upperdir=${upper},workdir=${work}`;
   // `volatile` (Linux 5.10+): the overlay skips every sync of the upper directory. A build's
   // upper directory is thrown away when the build ends, or by the next command after a crash,
+  // or kept as a snapshot that is used only in the boot that made it (workspace/snapshots.ts),
   // so its durability is worth nothing; without the option, unmounting syncs the whole upper
   // file system (70 ms and more after a COPY of a few thousand files).
+  const mount = (opts: string) => execFileAsync(tool(MOUNT), ['-t', 'overlay', 'overlay', '-o', opts, merged], cwd ? { cwd } : {});
   if (volatileWorks !== false) {
     try {
-      await execFileAsync(tool(MOUNT), ['-t', 'overlay', 'overlay', '-o', `${options},volatile`, merged]);
+      await mount(`${options},volatile`);
       volatileWorks = usable = true;
       return merged;
-    } catch {
+    } catch (err) {
+      // Once overlays are known to work, a stack that fails to mount is this stack's fault.
+      if (usable === true && volatileWorks === true) throw new Error(`mounting an overlay of ${lowers.length} lower directories: ${(err as Error).message}`);
       volatileWorks = false;
     }
   }
   try {
-    await execFileAsync(tool(MOUNT), ['-t', 'overlay', 'overlay', '-o', options, merged]);
+    await mount(options);
     usable = true;
     return merged;
-  } catch {
+  } catch (err) {
+    if (usable === true) throw new Error(`mounting an overlay of ${lowers.length} lower directories: ${(err as Error).message}`);
     usable = false;
     return undefined;
   }

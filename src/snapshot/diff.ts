@@ -152,6 +152,29 @@ export function snapshotUpper(merged: string, upper: string, before: Snapshot, t
   return out;
 }
 
+/**
+ * The stat index of a view after its upper directory `upper` (unmounted) becomes a lower
+ * directory of the next overlay, from `after`, the merged view's index while it was mounted.
+ * In the merged view a copied-up entry keeps the inode number of the lower one it came from;
+ * once its directory is a lower directory, the view shows the real entry's number (and every
+ * other field). Whiteouts (0/0 character devices) are not entries: `after` lacks what they hide.
+ */
+export function lowerIndex(after: Snapshot, upper: string): Snapshot {
+  const out: Snapshot = new Map(after);
+  const walk = (rel: string): void => {
+    for (const name of readdirSync(under(upper, rel))) {
+      const child = rel ? `${rel}/${name}` : name;
+      const entry = entryOf(under(upper, child));
+      if (entry.type === 'character-device' && entry.rdev === 0) continue;
+      if (!out.has(child)) continue; // hidden by an opaque directory above it (never from an overlay's own upper)
+      out.set(child, entry);
+      if (entry.type === 'directory') walk(child);
+    }
+  };
+  walk('');
+  return out;
+}
+
 function changed(a: Entry, b: Entry): boolean {
   return (
     a.type !== b.type ||

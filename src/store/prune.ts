@@ -13,6 +13,7 @@ import { chainName, DANGLING_ANNOTATION, Store } from './store.js';
 import { LayerCache } from './cache.js';
 import { isSizeRecord, sizeRecordDiffId } from './sizes.js';
 import { collectTrash, type TrashReport } from './trash.js';
+import { Snapshots } from '../workspace/snapshots.js';
 
 export interface PruneOptions {
   /** Remove every untagged image, not only dangling ones, and the build cache. */
@@ -30,6 +31,8 @@ export interface PruneResult {
   temp: string[];
   /** Extracted base chains (rootfs/) removed: no image starts from them any more (with --all: every one not in use). */
   rootfs: string[];
+  /** Step snapshots removed: those on a base chain removed above; with --all, every one not in use. */
+  snapshots: string[];
   /** The trash emptied: builds' scratch trees, and their estimated bytes. */
   trash: TrashReport;
 }
@@ -72,6 +75,7 @@ export async function pruneStore(root: string, options: PruneOptions = {}): Prom
       }
     };
     for (const d of index.manifests) await visit(d);
+    if (!options.all) keep.add(`rootfs:${chainName([])}`); // an empty directory: what FROM scratch stages stack their snapshots on
 
     const blobs: string[] = [];
     let bytes = 0;
@@ -95,6 +99,8 @@ export async function pruneStore(root: string, options: PruneOptions = {}): Prom
       await rm(store.chainSnapshotPath(chain).replace(/\.bin$/, '.json'), { force: true }); // a snapshot kept in the JSON format of earlier versions
       rootfs.push(chain);
     }
+    // Step snapshots are build cache: --all removes them; a snapshot on a chain removed above goes.
+    const snapshots = (await new Snapshots(store).collectLocked({ ...(options.all ? { all: true } : {}) }, keep)).ids;
     // Layer size records (sizes.ts) of layers no image has any more; --all cleared them with the cache.
     if (!options.all) {
       const cacheDir = path.join(store.root, 'cache');
@@ -102,7 +108,7 @@ export async function pruneStore(root: string, options: PruneOptions = {}): Prom
         if (isSizeRecord(name) && !keep.has(`size:${sizeRecordDiffId(name) ?? ''}`)) await rm(path.join(cacheDir, name), { force: true });
       }
     }
-    return { images: removed, blobs, bytes, temp, rootfs };
+    return { images: removed, blobs, bytes, temp, rootfs, snapshots };
   });
   // The trash is nobody's: it is emptied without holding the lock other commands wait for.
   return { ...result, trash: await collectTrash(store, { all: true }) };

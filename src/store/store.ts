@@ -72,7 +72,7 @@ export function repoDigestsOf(d: Descriptor): string[] {
 const SMALL_BLOB = 1024 * 1024;
 
 /** The store's directories that only its owner may enter (see Store.closePrivateDirs). */
-export const PRIVATE_DIRS = ['tmp', 'rootfs', 'cache-mounts', 'trash'] as const;
+export const PRIVATE_DIRS = ['tmp', 'rootfs', 'snapshots', 'cache-mounts', 'trash'] as const;
 
 export class Store {
   private leaseFile: string | undefined;

@@ -56,7 +56,7 @@ export function makeVictim(dir: string, extra: Record<string, string> = {}): Vic
  * The layout's own entries; `tmp` is the temp area, where anything may be left by a crash;
  * `trash` holds builds' scratch trees (store/trash.ts).
  */
-const STORE_ENTRIES = new Set(['blobs', 'index.json', 'index.json.lock', 'oci-layout', 'tmp', 'cache', 'cache-mounts', 'rootfs', 'trash']);
+const STORE_ENTRIES = new Set(['blobs', 'index.json', 'index.json.lock', 'oci-layout', 'tmp', 'cache', 'cache-mounts', 'rootfs', 'snapshots', 'trash']);
 
 interface Desc {
   mediaType?: string;
@@ -106,6 +106,18 @@ export function expectStoreConsistent(root: string, marker?: string): void {
       const man = json(m);
       if (man.config) resolves(man.config, `manifest ${m.digest}`);
       for (const l of man.layers ?? []) resolves(l, `manifest ${m.digest}`);
+    }
+  }
+  // Step snapshots (workspace/snapshots.ts): private; each whole (fs, index, meta) with its parents and base present.
+  const snapDir = path.join(root, 'snapshots');
+  if (existsSync(snapDir)) {
+    expect(statSync(snapDir).mode & 0o777, 'snapshots/ is private').toBe(0o700);
+    for (const id of readdirSync(snapDir)) {
+      expect(readdirSync(path.join(snapDir, id)).sort(), `snapshot ${id} is whole`).toEqual(['fs', 'index.bin', 'meta.json']);
+      const meta = JSON.parse(readFileSync(path.join(snapDir, id, 'meta.json'), 'utf8')) as { key: string; parents: string[]; base: string };
+      expect(meta.key.startsWith(id), `snapshot ${id} is named by its key`).toBe(true);
+      for (const p of meta.parents) expect(existsSync(path.join(snapDir, p, 'fs')), `snapshot ${id}'s parent ${p}`).toBe(true);
+      expect(existsSync(path.join(root, 'rootfs', meta.base)), `snapshot ${id}'s base chain`).toBe(true);
     }
   }
   const cacheDir = path.join(root, 'cache');

@@ -1,0 +1,174 @@
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { execa } from 'execa';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { projectRoot } from '../helpers/conformance.js';
+import { makeFatRootfs, mountsUnder } from '../helpers/faults.js';
+import { writeTree } from '../helpers/files.js';
+import { expectStoreConsistent } from '../helpers/hostile.js';
+import { tarDir } from '../helpers/rootfs.js';
+
+// Step snapshots (src/workspace/snapshots.ts, issue 22): each filesystem step's result is kept
+// as a directory later steps and later builds mount as an overlay lower directory. What is
+// checked: a cache hit unpacks nothing (counted by the build itself, GANTRY_STATS_OUT); a
+// stage FROM an earlier one and COPY --from mount that one's snapshot; the image is the same,
+// byte for byte, as the one built by unpacking into plain directories (GANTRY_OVERLAY=0); a
+// snapshot made by another run of a step is never used for layers it does not hold; the
+// store's budget collects snapshots, never one a build is using.
+
+const bin = path.join(projectRoot, 'bin', 'gantry');
+const work = mkdtempSync(path.join(tmpdir(), 'gantry-snapshots-'));
+const root = process.getuid?.() === 0;
+let fatTar: string;
+
+interface Stats {
+  layersApplied: number;
+  chainsExtracted: number;
+  snapshotsMounted: number;
+  snapshotsCommitted: number;
+  walks: number;
+}
+
+async function build(store: string, args: string[], env: Record<string, string> = {}): Promise<{ stats: Stats; stderr: string }> {
+  const statsFile = path.join(work, `stats-${Date.now()}-${Math.random()}.json`);
+  const r = await execa(bin, ['--root', store, 'build', '--progress', 'plain', '--source-date-epoch', '1700000000', ...args], {
+    reject: false,
+    env: { GANTRY_STATS_OUT: statsFile, ...env },
+  });
+  expect(r.exitCode, r.stderr).toBe(0);
+  const stats = JSON.parse(readFileSync(statsFile, 'utf8')) as Stats;
+  rmSync(statsFile);
+  return { stats, stderr: r.stderr };
+}
+
+const imageId = async (store: string, name: string): Promise<string> => {
+  const r = await execa(bin, ['--root', store, 'inspect', name], { reject: false });
+  expect(r.exitCode, r.stderr).toBe(0);
+  return (JSON.parse(r.stdout)[0] as { Id: string }).Id;
+};
+
+const importFat = async (store: string): Promise<void> => {
+  const r = await execa(bin, ['--root', store, 'import', fatTar, 'fat:1'], { reject: false });
+  expect(r.exitCode, r.stderr).toBe(0);
+};
+
+// Three stages of a real project's shape: a "toolchain" stage that changes the base, a build
+// stage FROM it that copies the sources, and a final stage that copies the result.
+const multistage = [
+  'FROM fat:1 AS toolchain',
+  'RUN mkdir -p /opt/tool && cp -a /data /opt/tool/data && rm -rf /data/text && echo tool > /opt/tool/v',
+  'RUN chmod 700 /opt/tool/data && echo second > /opt/tool/second',
+  'FROM toolchain AS build',
+  'WORKDIR /code',
+  'COPY src/ /code/',
+  'RUN cat /code/* > /code/all && ls /opt/tool/data | wc -l > /code/count',
+  'FROM fat:1',
+  'COPY --from=build /code/all /code/count /out/',
+  'RUN cat /out/all > /final',
+].join('\n');
+
+beforeAll(() => {
+  if (!root) {
+    if (process.env.CI === 'true') throw new Error('the snapshot tests mount overlayfs and need root');
+    return;
+  }
+  fatTar = tarDir(makeFatRootfs(path.join(work, 'fat'), { random: 20, small: 200, seed: 'snapshots' }), path.join(work, 'fat.tar'), '');
+});
+afterAll(() => (process.env.GANTRY_KEEP_TEST ? console.log(`kept ${work}`) : rmSync(work, { recursive: true, force: true })));
+
+describe.skipIf(!root && process.env.CI !== 'true')('step snapshots', () => {
+  test('a one-file edit of a three-stage build unpacks no layer; the images equal those built on plain directories', async () => {
+    const store = path.join(work, 'edit');
+    const plain = path.join(work, 'edit-plain');
+    await importFat(store);
+    await execa('cp', ['-a', store, plain]); // the same fat:1 (an import dates its history)
+    const ctx = writeTree(path.join(work, 'ctx-edit'), { Dockerfile: multistage, 'src/a.txt': 'a\n', 'src/b.txt': 'b1\n' });
+
+    const cold = await build(store, ['-t', 'app:1', ctx]);
+    // Every filesystem step of the three stages kept its result.
+    expect(cold.stats.snapshotsCommitted).toBe(7);
+    // One chain (fat:1) extracted; only the base's layer unpacked, nothing else.
+    expect(cold.stats).toMatchObject({ chainsExtracted: 1, layersApplied: 1 });
+    await build(plain, ['-t', 'app:1', ctx], { GANTRY_OVERLAY: '0' });
+    expect(await imageId(store, 'app:1')).toBe(await imageId(plain, 'app:1'));
+
+    writeFileSync(path.join(ctx, 'src', 'b.txt'), 'b2\n');
+    const edit = await build(store, ['-t', 'app:2', ctx]);
+    // The toolchain stage's steps are hits: the build stage mounts their snapshots, unpacks nothing.
+    expect(edit.stats).toMatchObject({ layersApplied: 0, chainsExtracted: 0 });
+    expect(edit.stats.snapshotsMounted).toBeGreaterThan(0);
+    expect(edit.stats.walks).toBe(0); // each "before" came from a kept index, not a walk
+    await build(plain, ['-t', 'app:2', ctx], { GANTRY_OVERLAY: '0' });
+    expect(await imageId(store, 'app:2')).toBe(await imageId(plain, 'app:2'));
+
+    // Nothing changed: every step a hit, nothing mounted.
+    const warm = await build(store, ['-t', 'app:3', ctx]);
+    expect(warm.stats).toMatchObject({ layersApplied: 0, chainsExtracted: 0, snapshotsMounted: 0, snapshotsCommitted: 0 });
+    expect(await imageId(store, 'app:3')).toBe(await imageId(store, 'app:2'));
+    expect(mountsUnder(work)).toEqual([]);
+    expect(readdirSync(path.join(store, 'tmp'))).toEqual([]);
+    expectStoreConsistent(store);
+    expectStoreConsistent(plain);
+  }, 180_000);
+
+  test('30 RUNs stack 30 snapshots; an edit at the 25th mounts the 24 below it', async () => {
+    const store = path.join(work, 'deep');
+    await importFat(store);
+    const plain = path.join(work, 'deep-plain');
+    await execa('cp', ['-a', store, plain]);
+    const runs = (n: number, edit: string) =>
+      ['FROM fat:1', ...Array.from({ length: 30 }, (_, i) => (i === 24 ? `RUN echo ${edit} > /f${i}` : `RUN echo ${i} > /f${i} && rm -f /data/r${i % 20}`))].join('\n');
+    const ctx = writeTree(path.join(work, 'ctx-deep'), { Dockerfile: runs(30, 'one') });
+    const cold = await build(store, ['-t', 'deep:1', ctx]);
+    expect(cold.stats.snapshotsCommitted).toBe(30);
+    writeFileSync(path.join(ctx, 'Dockerfile'), runs(30, 'two'));
+    const edit = await build(store, ['-t', 'deep:2', ctx]);
+    expect(edit.stats).toMatchObject({ layersApplied: 0, chainsExtracted: 0, walks: 0, snapshotsCommitted: 6 });
+    await build(plain, ['-t', 'deep:2', ctx], { GANTRY_OVERLAY: '0' });
+    expect(await imageId(store, 'deep:2')).toBe(await imageId(plain, 'deep:2'));
+    expectStoreConsistent(store);
+  }, 240_000);
+
+  test('a step run again with --no-cache makes other content: its old snapshot is not used for the new layer', async () => {
+    const store = path.join(work, 'stale');
+    await importFat(store);
+    const ctx = writeTree(path.join(work, 'ctx-stale'), {
+      Dockerfile: ['FROM fat:1', 'RUN head -c 32 /dev/urandom | od -x > /r', 'ARG V', 'RUN cp /r /copy-$V'].join('\n'),
+    });
+    await build(store, ['--build-arg', 'V=1', '-t', 's:1', ctx]);
+    await build(store, ['--no-cache', '--build-arg', 'V=1', '-t', 's:2', ctx]);
+    // The cache now names the second run's layer for the first RUN; its kept snapshot is the first run's.
+    const out = path.join(work, 'stale-out');
+    const third = await build(store, ['--build-arg', 'V=2', '-o', `type=local,dest=${out}`, ctx]);
+    expect(third.stats.layersApplied).toBe(1); // the cached layer unpacked, the stale snapshot left alone
+    expect(readFileSync(path.join(out, 'copy-2'), 'utf8')).toBe(readFileSync(path.join(out, 'r'), 'utf8'));
+    expectStoreConsistent(store);
+  }, 120_000);
+
+  test('the budget collects the least recently used snapshots, never those a build is using; prune --all removes the rest', async () => {
+    const store = path.join(work, 'budget');
+    await importFat(store);
+    const a = writeTree(path.join(work, 'ctx-a'), { Dockerfile: 'FROM fat:1\nRUN echo a > /a\nRUN echo a2 > /a2\n' });
+    const b = writeTree(path.join(work, 'ctx-b'), { Dockerfile: 'FROM fat:1\nRUN echo b > /b\n' });
+    await build(store, ['-t', 'a:1', a]);
+    expect(readdirSync(path.join(store, 'snapshots'))).toHaveLength(2);
+    // A budget of one byte: what b's build uses stays, a's go.
+    await build(store, ['-t', 'b:1', b], { GANTRY_STORE_BUDGET: '1' });
+    const left = readdirSync(path.join(store, 'snapshots'));
+    expect(left).toHaveLength(1);
+    expect(JSON.parse(readFileSync(path.join(store, 'snapshots', left[0] as string, 'meta.json'), 'utf8')).layers).toBe(2);
+    expectStoreConsistent(store);
+    // a's build runs again from its cache: its layers are unpacked (its snapshots are gone), and kept again.
+    const again = await build(store, ['-t', 'a:2', a]);
+    expect(again.stats.layersApplied).toBe(0); // all hits, nothing needed a rootfs
+    expect(await imageId(store, 'a:2')).toBe(await imageId(store, 'a:1'));
+    // A bad budget is refused before the build starts, naming the variable.
+    const bad = await execa(bin, ['--root', store, 'build', a], { reject: false, env: { GANTRY_STORE_BUDGET: 'lots' } });
+    expect(bad.exitCode).not.toBe(0);
+    expect(bad.stderr).toContain('GANTRY_STORE_BUDGET');
+    expect((await execa(bin, ['--root', store, 'prune', '--all'], { reject: false })).exitCode).toBe(0);
+    expect(readdirSync(path.join(store, 'snapshots'))).toEqual([]);
+    expectStoreConsistent(store);
+  }, 120_000);
+});

@@ -34,7 +34,7 @@ import { LayerCache } from '../store/cache.js';
 import { loadImage, writeImage } from '../store/images.js';
 import { chainName, Store } from '../store/store.js';
 import { collectTrash, discard, trashBudget } from '../store/trash.js';
-import { SNAPSHOT_DEPTH, Snapshots, storeBudget, type View } from '../workspace/snapshots.js';
+import { SNAPSHOT_DEPTH, Snapshots, storeBudget, type View } from '../store/snapshots.js';
 import { applyConfigStep, type ConfigState } from './config.js';
 import { checksumSources, loadIgnore, resolveSources, type IgnoreFilter, type SourceItem } from './context.js';
 import { StatCache } from './statcache.js';

@@ -19,6 +19,7 @@
  * leave an empty one, and a later prune would collect every image.
  * Temp entries of dead processes are removed whenever a store is opened.
  */
+import { Snapshots } from './snapshots.js';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { lstat, readdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -29,7 +30,7 @@ import { REF_NAME_ANNOTATION, type Descriptor, type Index } from '../oci/types.j
 import { isSizeRecord } from './sizes.js';
 import { isCurrentLayout, LAYOUT_VERSION, Store } from './store.js';
 
-export type ProblemKind = 'layout' | 'index' | 'blob-corrupt' | 'blob-stray' | 'image-incomplete' | 'cache-entry' | 'temp' | 'unknown-entry';
+export type ProblemKind = 'layout' | 'index' | 'blob-corrupt' | 'blob-stray' | 'image-incomplete' | 'cache-entry' | 'snapshot' | 'temp' | 'unknown-entry';
 
 export interface Problem {
   kind: ProblemKind;
@@ -56,7 +57,7 @@ export interface FsckResult {
 }
 
 const HEX_LENGTH: Record<string, number> = { sha256: 64, sha512: 128 };
-const LAYOUT_ENTRIES = new Set(['oci-layout', 'index.json', 'index.json.lock', 'blobs', 'tmp', 'cache', 'cache-mounts', 'rootfs', 'trash']);
+const LAYOUT_ENTRIES = new Set(['oci-layout', 'index.json', 'index.json.lock', 'blobs', 'tmp', 'cache', 'cache-mounts', 'rootfs', 'snapshots', 'trash']);
 
 export async function fsckStore(root: string, options: FsckOptions = {}): Promise<FsckResult> {
   const repair = options.repair === true;
@@ -208,6 +209,33 @@ export async function fsckStore(root: string, options: FsckOptions = {}): Promis
     const p: Problem = { kind: 'blob-stray', subject: `rootfs/${name}`, detail: 'not an extracted chain' };
     if (repair) {
       await rm(path.join(store.rootfsDir, name), { recursive: true, force: true });
+      p.repaired = 'removed';
+    }
+    problems.push(p);
+  }
+
+  // 3b. Step snapshots (snapshots.ts): each whole, named by its key, with its parents and base chain.
+  const snapshots = new Snapshots(store);
+  const kept = snapshots.list();
+  const ids = new Set(kept.map((k) => k.id));
+  for (const { id, meta } of kept) {
+    const dir = path.join(snapshots.dir, id);
+    const detail = !meta
+      ? 'meta.json missing or unreadable'
+      : !meta.key.startsWith(id) || !/^[0-9a-f]{24}$/.test(id)
+        ? 'not named by its step key'
+        : !(await lstat(path.join(dir, 'fs')).catch(() => undefined))?.isDirectory()
+          ? 'its directory (fs) is missing'
+          : meta.parents.find((p) => !ids.has(p)) !== undefined
+            ? `its parent ${meta.parents.find((p) => !ids.has(p))} is missing`
+            : !(await lstat(path.join(store.rootfsDir, meta.base)).catch(() => undefined))
+              ? `its base chain rootfs/${meta.base} is missing`
+              : undefined;
+    if (!detail) continue;
+    const p: Problem = { kind: 'snapshot', subject: `snapshots/${id}`, detail };
+    if (repair) {
+      await rm(path.join(dir, 'meta.json'), { force: true });
+      await rm(dir, { recursive: true, force: true });
       p.repaired = 'removed';
     }
     problems.push(p);

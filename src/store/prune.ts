@@ -13,7 +13,7 @@ import { chainName, DANGLING_ANNOTATION, Store } from './store.js';
 import { LayerCache } from './cache.js';
 import { isSizeRecord, sizeRecordDiffId } from './sizes.js';
 import { collectTrash, type TrashReport } from './trash.js';
-import { Snapshots } from '../workspace/snapshots.js';
+import { Snapshots } from './snapshots.js';
 
 export interface PruneOptions {
   /** Remove every untagged image, not only dangling ones, and the build cache. */

@@ -11,6 +11,9 @@
  *   and base snapshots beside them. prune --all clears it all.
  * - Base extracts: base images extracted once for builds' overlays (rootfs/<chain>). Active: an
  *   image in the store starts from it (plain prune keeps those); prune --all removes them all.
+ * - Step snapshots: each build step's result kept for later steps and builds to mount
+ *   (snapshots/<id>, snapshots.ts). Active: leased by a running build. prune --all removes
+ *   the others; the store budget collects the least recently used.
  * - Cache mounts: RUN --mount=type=cache directories (cache-mounts/). No gantry command removes
  *   them, so nothing is reclaimable.
  * - Trash: builds' scratch trees set aside (trash/), with the sizes estimated when they were set
@@ -28,8 +31,9 @@ import type { CacheEntry } from './cache.js';
 import { isSizeRecord } from './sizes.js';
 import { chainName, Store } from './store.js';
 import { isTrashEntry, trashDir } from './trash.js';
+import { Snapshots } from './snapshots.js';
 
-export type UsageKind = 'Images' | 'Build Cache' | 'Base extracts' | 'Cache mounts' | 'Trash' | 'Unused blobs';
+export type UsageKind = 'Images' | 'Build Cache' | 'Base extracts' | 'Step snapshots' | 'Cache mounts' | 'Trash' | 'Unused blobs';
 
 export interface UsageRow {
   type: UsageKind;
@@ -81,6 +85,7 @@ export interface DiskUsage {
   buildCache: CacheUsage[];
   baseExtracts: TreeUsage[];
   cacheMounts: TreeUsage[];
+  stepSnapshots: TreeUsage[];
   trash: TreeUsage[];
 }
 
@@ -250,6 +255,13 @@ export async function diskUsage(root: string, options: { trees?: boolean } = {})
     .filter((n) => /^[0-9a-f]{64}$/.test(n))
     .map((id) => ({ id, size: trees ? treeSize(path.join(store.rootfsDir, id)) : 0, active: chains.has(id) }));
 
+  const snapshots = new Snapshots(store);
+  const stepSnapshots: TreeUsage[] = snapshots.list().map(({ id, meta }) => ({
+    id,
+    size: trees ? treeSize(path.join(snapshots.dir, id)) : (meta?.bytes ?? 0),
+    active: false,
+  }));
+
   const mountsDir = path.join(store.root, 'cache-mounts');
   const cacheMounts: TreeUsage[] = list(mountsDir)
     .filter((n) => !n.endsWith('.lock'))
@@ -264,6 +276,7 @@ export async function diskUsage(root: string, options: { trees?: boolean } = {})
 
   // Unused blobs: neither an image's nor the cache's.
   const leased = await store.liveLeases();
+  for (const t of stepSnapshots) t.active = leased.has(`snapshot:${t.id}`);
   const unused = [...blobs.keys()].filter((b) => !allImageBlobs.has(b) && !cacheBlobs.has(b));
   const unusedLeased = unused.filter((b) => leased.has(b));
 
@@ -279,9 +292,16 @@ export async function diskUsage(root: string, options: { trees?: boolean } = {})
     },
     { type: 'Build Cache', total: buildCache.length, active: 0, size: buildCacheSize, reclaimable: buildCacheSize },
     { type: 'Base extracts', total: baseExtracts.length, active: baseExtracts.filter((t) => t.active).length, size: sum(baseExtracts), reclaimable: sum(baseExtracts) },
+    {
+      type: 'Step snapshots',
+      total: stepSnapshots.length,
+      active: stepSnapshots.filter((t) => t.active).length,
+      size: sum(stepSnapshots),
+      reclaimable: sum(stepSnapshots.filter((t) => !t.active)),
+    },
     { type: 'Cache mounts', total: cacheMounts.length, active: 0, size: sum(cacheMounts), reclaimable: 0 },
     { type: 'Trash', total: trash.length, active: 0, size: sum(trash), reclaimable: sum(trash) },
     { type: 'Unused blobs', total: unused.length, active: unusedLeased.length, size: sizeOf(unused), reclaimable: sizeOf(unused) - sizeOf(unusedLeased) },
   ];
-  return { root: store.root, rows, images, buildCache, baseExtracts, cacheMounts, trash };
+  return { root: store.root, rows, images, buildCache, baseExtracts, stepSnapshots, cacheMounts, trash };
 }

@@ -171,4 +171,25 @@ describe.skipIf(!root && process.env.CI !== 'true')('step snapshots', () => {
     expect(readdirSync(path.join(store, 'snapshots'))).toEqual([]);
     expectStoreConsistent(store);
   }, 120_000);
+
+  test('fsck finds a damaged snapshot (its parent gone) and --repair removes it with its children; the build unpacks instead', async () => {
+    const store = path.join(work, 'fsck');
+    await importFat(store);
+    const ctx = writeTree(path.join(work, 'ctx-fsck'), { Dockerfile: 'FROM fat:1\nRUN echo 1 > /one\nRUN echo 2 > /two\nARG V\nRUN echo $V > /v\n' });
+    await build(store, ['--build-arg', 'V=1', '-t', 'f:1', ctx]);
+    const ids = readdirSync(path.join(store, 'snapshots'));
+    const meta = (id: string) => JSON.parse(readFileSync(path.join(store, 'snapshots', id, 'meta.json'), 'utf8')) as { parents: string[]; layers: number };
+    const bottom = ids.find((id) => meta(id).parents.length === 0) as string;
+    rmSync(path.join(store, 'snapshots', bottom), { recursive: true });
+    const check = await execa(bin, ['--root', store, 'fsck'], { reject: false });
+    expect(check.exitCode).not.toBe(0);
+    expect(check.stdout + check.stderr).toMatch(/snapshots\/[0-9a-f]{24}.*parent/);
+    const repair = await execa(bin, ['--root', store, 'fsck', '--repair'], { reject: false });
+    expect(repair.exitCode, repair.stdout + repair.stderr).toBe(0);
+    expect(readdirSync(path.join(store, 'snapshots'))).toEqual([]);
+    expectStoreConsistent(store);
+    const again = await build(store, ['--build-arg', 'V=2', '-t', 'f:2', ctx]);
+    expect(again.stats.layersApplied).toBe(2); // both cached RUN layers unpacked: their snapshots are gone
+    expect((await execa(bin, ['--root', store, 'fsck'], { reject: false })).exitCode).toBe(0);
+  }, 120_000);
 });

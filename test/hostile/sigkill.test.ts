@@ -201,7 +201,7 @@ afterAll(async () => {
 
 const points: Record<keyof typeof operations, (CrashPoint | `${CrashPoint}@${number}`)[]> = {
   import: ['store-created', 'blob-chunk@3', 'blob-temp', 'blob-stored', 'index-locked', 'index-written'],
-  build: ['apply-entry@1200', 'run-started', 'snapshot-dir@3', 'blob-chunk@4', 'blob-temp', 'blob-stored', 'cache-put', 'cache-put@2', 'commit', 'index-written'],
+  build: ['apply-entry@1200', 'run-started', 'snapshot-dir@3', 'blob-chunk@4', 'blob-temp', 'blob-stored', 'cache-put', 'cache-put@2', 'snapshot-staged', 'snapshot-committed@2', 'commit', 'snapshot-committed@3', 'index-written'],
   push: ['push-chunk@3', 'push-blob', 'push-blob@2'],
   pull: ['pull-chunk@4', 'blob-temp', 'blob-stored@2', 'index-written'],
 };

@@ -36,7 +36,7 @@ const ALLOWED: Record<string, string[]> = {
   dockerfile: ['errors'],
   plan: ['dockerfile', 'oci', 'errors'],
   image: ['oci', 'errors'],
-  store: ['image', 'oci', 'rootfs', 'tar', 'errors'],
+  store: ['image', 'oci', 'rootfs', 'snapshot', 'tar', 'errors'],
   archive: ['image', 'store', 'oci', 'tar', 'errors'],
   registry: ['image', 'oci', 'errors'],
   rootfs: ['oci', 'tar', 'errors'],

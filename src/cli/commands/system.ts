@@ -49,6 +49,11 @@ function verbose(u: DiskUsage): string {
       ['CHAIN ID', 'SIZE', 'IN USE'],
       u.baseExtracts.map((t) => [t.id.slice(0, 12), humanSize(t.size, 4), String(t.active)]),
     ),
+    section(
+      `Step snapshots usage: ${total('Step snapshots')}`,
+      ['SNAPSHOT ID', 'SIZE', 'IN USE'],
+      u.stepSnapshots.map((t) => [t.id.slice(0, 12), humanSize(t.size, 4), String(t.active)]),
+    ),
     section(`Cache mounts usage: ${total('Cache mounts')}`, ['CACHE ID', 'SIZE'], u.cacheMounts.map((t) => [t.id.slice(0, 12), humanSize(t.size, 4)])),
     section(`Trash usage: ${total('Trash')}`, ['ENTRY', 'SIZE', 'CREATED'], u.trash.map((t) => [t.id, humanSize(t.size, 4), humanAge(t.created)])),
   ];

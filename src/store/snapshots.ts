@@ -29,7 +29,7 @@ import path from 'node:path';
 import { crashPoint } from '../errors/index.js';
 import { loadSnapshot, saveSnapshot } from '../snapshot/persist.js';
 import type { Snapshot } from '../snapshot/diff.js';
-import type { Store } from '../store/store.js';
+import type { Store } from './store.js';
 import { parseSize } from '../tar/limit.js';
 
 /** The most snapshots one overlay stacks; a step over that many keeps no snapshot. */

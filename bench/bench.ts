@@ -3,10 +3,16 @@
  * workloads, same machine, same run. Prints the median of interleaved runs per phase, the
  * ratios, and gantry's peak memory (its VmHWM, which it reports as it ends).
  *
- *   npm run bench -- [--runs N] [--workloads app,bigrun,multistage] [--tools gantry,buildkit,buildah] [--buildkit current|20.10] [--keep-node-ca] [--no-settle]
+ *   npm run bench -- [--runs N] [--workloads app,bigrun,multistage,apt,bigstage,ctx50k,runs30]
+ *                    [--tools gantry,buildkit,buildah] [--buildkit current,20.10] [--growth N] [--keep-node-ca] [--no-settle]
  *
- * BuildKit is current BuildKit (Docker 28.5, ../shared/tools/buildkit-oracle.sh) unless
- * --buildkit 20.10 asks for the older engine of dockerd-oracle.sh.
+ * --growth N: after the table, N more one-file edits of the first workload built by gantry, the
+ * store's size (du) said every ten: what 30 edit builds leave is bounded by the store budget
+ * (GANTRY_STORE_BUDGET, default 10% of the file system).
+ *
+ * BuildKit is current BuildKit (Docker 28.5, ../shared/tools/buildkit-oracle.sh); --buildkit
+ * current,20.10 adds the older engine of dockerd-oracle.sh as a column of its own (the ratios
+ * are gantry's against each).
  *
  * Workloads (base images come from a loopback registry and are local to every tool before
  * the first timed build):
@@ -14,6 +20,12 @@
  *   bigrun      Debian base, RUN writing ~150 MB (cp -a /usr plus 40 MB of random bytes), then
  *               a RUN deleting part of it; one-file edit = a COPY'd file before the RUNs
  *   multistage  a Debian stage writing 2,000 files and a tar, an unused stage, COPY --from into busybox
+ *   apt         a project of real shape: Debian, apt-get install python3 (from the Debian mirror),
+ *               the app's 300 source files, a compile step, a final stage COPY --from; edit = one source file
+ *   bigstage    a stage FROM a 300 MB earlier stage: WORKDIR, COPY of one file, a RUN; edit = that file
+ *   ctx50k      a 50,000-file (about 190 MB) context COPY'd whole; edit = one file of it. The
+ *               limit is printed beside it: `cp -a` of the same tree on the same disk
+ *   runs30      30 one-line RUNs on busybox; edit = a file COPY'd before the 16th
  * Phases: cold (--no-cache), warm (nothing changed), edit (one context file changed); and for
  * bigrun, push: the image just built by the edit phase (a fresh ~190 MB layer) pushed to a new
  * repository of the loopback registry (gantry push, docker push, buildah push), compression
@@ -33,7 +45,7 @@ import { startRegistry } from '../test/helpers/registry.js';
 import { makeBusyboxRootfs, tarDir } from '../test/helpers/rootfs.js';
 
 type Phase = 'cold' | 'warm' | 'edit' | 'push';
-type Tool = 'gantry' | 'buildkit' | 'buildah';
+type Tool = 'gantry' | 'buildkit' | 'buildkit-20.10' | 'buildah';
 
 interface Workload {
   name: string;
@@ -49,10 +61,13 @@ const opt = (name: string, fallback: string): string => {
   return i >= 0 && argv[i + 1] ? (argv[i + 1] as string) : fallback;
 };
 const runs = Number(opt('runs', '3'));
-const only = opt('workloads', 'app,bigrun,multistage').split(',');
+const growth = Number(opt('growth', '0'));
+const only = opt('workloads', 'app,bigrun,multistage,apt,bigstage,ctx50k,runs30').split(',');
 const toolsWanted = opt('tools', 'gantry,buildkit,buildah').split(',') as Tool[];
-const buildkitEngine = opt('buildkit', 'current') as OracleEngine;
-if (buildkitEngine !== 'current' && buildkitEngine !== '20.10') throw new Error(`--buildkit must be current or 20.10, not ${buildkitEngine}`);
+const buildkitEngines = opt('buildkit', 'current').split(',') as OracleEngine[];
+for (const e of buildkitEngines) if (e !== 'current' && e !== '20.10') throw new Error(`--buildkit takes current and 20.10, not ${e}`);
+/** The column of a BuildKit engine. */
+const engineTool = (e: OracleEngine): Tool => (e === 'current' ? 'buildkit' : 'buildkit-20.10');
 
 const gantryBin = path.join(projectRoot, 'bin', 'gantry');
 /**
@@ -113,6 +128,17 @@ function makeAppContext(dir: string): void {
 
 const dockerfile = (...lines: string[]): string => lines.join('\n') + '\n';
 
+/** `files` files in directories of 250, `total` bytes in all: small text files, as a source tree holds. */
+function makeManyFiles(dir: string, files: number, total: number): void {
+  const avg = Math.floor(total / files);
+  for (let i = 0; i < files; i++) {
+    const d = path.join(dir, `d${String(Math.floor(i / 250)).padStart(3, '0')}`);
+    if (i % 250 === 0) mkdirSync(d, { recursive: true });
+    const size = Math.floor(avg * (0.25 + ((i * 7919) % 1000) / 666));
+    writeFileSync(path.join(d, `f${String(i % 1000).padStart(4, '0')}.txt`), `line ${i}\n`.repeat(Math.ceil(size / 10)).slice(0, size));
+  }
+}
+
 function workloads(): Workload[] {
   const all: Workload[] = [];
   const app = path.join(work, 'ctx-app');
@@ -158,6 +184,62 @@ function workloads(): Workload[] {
     ),
   });
   all.push({ name: 'multistage', describe: 'Debian build stage (2,000 files + tar), unused stage, COPY --from into busybox', context: multi, edit: (n) => appendFileSync(path.join(multi, 'main.c'), `/* ${n} */\n`) });
+
+  if (only.includes('apt')) {
+    const sources: Record<string, string> = {};
+    for (let i = 0; i < 300; i++) sources[`app/pkg${i % 10}/mod${i}.py`] = `# module ${i}\n${'def f(x):\n    return x * 2\n'.repeat(20)}`;
+    for (let i = 0; i < 10; i++) sources[`app/pkg${i}/__init__.py`] = '';
+    const apt = writeTree(path.join(work, 'ctx-apt'), {
+      ...sources,
+      Dockerfile: dockerfile(
+        'ARG REGISTRY',
+        'FROM ${REGISTRY}/library/debian:bookworm AS base',
+        'RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends python3 >/dev/null && rm -rf /var/lib/apt/lists/*',
+        'FROM base AS build',
+        'WORKDIR /src',
+        'COPY app /src/app',
+        'RUN python3 -m compileall -q /src/app && tar -cf /src/app.tar -C /src app',
+        'FROM base',
+        'COPY --from=build /src/app.tar /srv/app.tar',
+        'RUN mkdir -p /srv/app && tar -xf /srv/app.tar -C /srv && rm /srv/app.tar',
+        'CMD ["python3", "-c", "import sys; sys.path.insert(0, \'/srv\'); import app.pkg0.mod0"]',
+      ),
+    });
+    all.push({ name: 'apt', describe: 'Debian, apt-get install python3, 300 source files, compile stage, final stage COPY --from', context: apt, edit: (n) => appendFileSync(path.join(apt, 'app', 'pkg3', 'mod33.py'), `# ${n}\n`) });
+  }
+
+  if (only.includes('bigstage')) {
+    const bigstage = writeTree(path.join(work, 'ctx-bigstage'), {
+      'config.txt': '0\n',
+      Dockerfile: dockerfile(
+        'ARG REGISTRY',
+        'FROM ${REGISTRY}/library/debian:bookworm AS big',
+        'RUN cp -a /usr /usr2 && cp -a /usr /usr3 && head -c 150000000 /dev/urandom > /blob.bin',
+        'FROM big',
+        'WORKDIR /code',
+        'COPY config.txt /code/config.txt',
+        'RUN wc -c /code/config.txt > /code/size',
+      ),
+    });
+    all.push({ name: 'bigstage', describe: 'a stage FROM a 300 MB earlier stage: WORKDIR, COPY of one file, RUN', context: bigstage, edit: (n) => writeFileSync(path.join(bigstage, 'config.txt'), `${n}\n`) });
+  }
+
+  if (only.includes('ctx50k')) {
+    const ctx = path.join(work, 'ctx-ctx50k');
+    makeManyFiles(path.join(ctx, 'tree'), 50_000, 190 * 1024 * 1024);
+    writeFileSync(path.join(ctx, 'Dockerfile'), dockerfile('ARG REGISTRY', 'FROM ${REGISTRY}/library/busybox:latest', 'COPY tree /tree'));
+    all.push({ name: 'ctx50k', describe: 'a 50,000-file (190 MB) context COPY\'d whole', context: ctx, edit: (n) => appendFileSync(path.join(ctx, 'tree', 'd123', 'f0123.txt'), `${n}\n`) });
+  }
+
+  if (only.includes('runs30')) {
+    const lines = ['ARG REGISTRY', 'FROM ${REGISTRY}/library/busybox:latest'];
+    for (let i = 0; i < 30; i++) {
+      if (i === 15) lines.push('COPY version.txt /version.txt');
+      lines.push(`RUN echo step ${i} > /step${i}`);
+    }
+    const runs30 = writeTree(path.join(work, 'ctx-runs30'), { 'version.txt': '0\n', Dockerfile: dockerfile(...lines) });
+    all.push({ name: 'runs30', describe: '30 one-line RUNs on busybox, a COPY before the 16th', context: runs30, edit: (n) => writeFileSync(path.join(runs30, 'version.txt'), `${n}\n`) });
+  }
   return all.filter((w) => only.includes(w.name));
 }
 
@@ -188,16 +270,17 @@ async function timeBuildkit(oracle: Oracle, w: Workload, registry: string, phase
 
 let pushes = 0;
 /** Push the image `tool` built for `w` to a repository never used before. */
-async function timePush(tool: Tool, oracle: Oracle | undefined, w: Workload, registry: string): Promise<Sample> {
+async function timePush(tool: Tool, oracles: Map<Tool, Oracle>, w: Workload, registry: string): Promise<Sample> {
+  const oracle = oracles.get(tool);
   const dest = `${registry}/push/${w.name}-${tool}-${process.pid}-${++pushes}:1`;
   const t0 = process.hrtime.bigint();
   if (tool === 'gantry') {
     const r = await runGantry(gantryBin, ['--root', store, 'push', `bench/${w.name}:gantry`, dest]);
     if (r.exitCode !== 0) throw new Error(`gantry push failed:\n${r.stderr.slice(-2000)}`);
-  } else if (tool === 'buildkit') {
-    await (oracle as Oracle).docker(['tag', `bench/${w.name}:buildkit`, dest]);
+  } else if (oracle) {
+    await oracle.docker(['tag', `bench/${w.name}:buildkit`, dest]);
     const t1 = process.hrtime.bigint(); // the tag is not the push
-    await (oracle as Oracle).docker(['push', '-q', dest]);
+    await oracle.docker(['push', '-q', dest]);
     return { seconds: Number(process.hrtime.bigint() - t1) / 1e9 };
   } else {
     const r = await execa('buildah', ['push', '-q', '--tls-verify=false', `bench/${w.name}:buildah`, `docker://${dest}`], { reject: false });
@@ -231,13 +314,16 @@ async function main(): Promise<void> {
   const reg = await startRegistry();
   if (!reg) throw new Error('docker-registry is missing: apt-get install docker-registry');
   const tools: Tool[] = ['gantry'];
-  let oracle: Oracle | undefined;
+  const oracles = new Map<Tool, Oracle>();
   if (toolsWanted.includes('buildkit')) {
-    oracle = startOracle(buildkitEngine);
-    if (oracle) {
-      tools.push('buildkit');
-      say(`BuildKit: Docker ${await oracle.docker(['version', '--format', '{{.Server.Version}}'])}`);
-    } else say(`BuildKit: not available (the ${buildkitEngine} engine could not start); skipped`);
+    for (const engine of buildkitEngines) {
+      const o = startOracle(engine);
+      if (o) {
+        tools.push(engineTool(engine));
+        oracles.set(engineTool(engine), o);
+        say(`BuildKit (${engineTool(engine)}): Docker ${await o.docker(['version', '--format', '{{.Server.Version}}'])}`);
+      } else say(`BuildKit: not available (the ${engine} engine could not start); skipped`);
+    }
   }
   if (toolsWanted.includes('buildah')) {
     if (has('buildah')) tools.push('buildah');
@@ -249,7 +335,7 @@ async function main(): Promise<void> {
     // figures (gantry removes its trash at once under 5% available). It goes before anything
     // is timed; the first, untimed build of each workload primes the caches again.
     if (tools.includes('buildah')) await execa('buildah', ['rmi', '--all', '--force'], { reject: false });
-    if (oracle) {
+    for (const oracle of oracles.values()) {
       await oracle.docker(['builder', 'prune', '--all', '--force']).catch(() => undefined);
       await oracle.docker(['image', 'prune', '--all', '--force']).catch(() => undefined);
     }
@@ -263,8 +349,8 @@ async function main(): Promise<void> {
     await g(['push', `${reg.host}/library/busybox:latest`]);
     await g(['import', debian, `${reg.host}/library/debian:bookworm`, '-c', `ENV ${DEBIAN_PATH}`, '-c', 'CMD ["bash"]']);
     await g(['push', `${reg.host}/library/debian:bookworm`]);
-    if (tools.includes('buildkit')) {
-      for (const b of ['busybox:latest', 'debian:bookworm']) await oracle?.docker(['pull', '-q', `${reg.host}/library/${b}`]);
+    for (const oracle of oracles.values()) {
+      for (const b of ['busybox:latest', 'debian:bookworm']) await oracle.docker(['pull', '-q', `${reg.host}/library/${b}`]);
     }
     if (tools.includes('buildah')) {
       for (const b of ['busybox:latest', 'debian:bookworm']) await execa('buildah', ['pull', '-q', '--tls-verify=false', `${reg.host}/library/${b}`]);
@@ -309,7 +395,7 @@ async function main(): Promise<void> {
           if (w.name === 'bigrun') {
             // What the edit phase just built has a layer no registry has seen.
             for (const tool of group) {
-              const s = await timePush(tool, oracle, w, reg!.host);
+              const s = await timePush(tool, oracles, w, reg!.host);
               record(w.name, 'push', tool, s);
               say(`${w.name} push ${tool}: ${s.seconds.toFixed(2)} s`);
             }
@@ -325,7 +411,8 @@ async function main(): Promise<void> {
 
     async function measure(tool: Tool, w: Workload, phase: Phase): Promise<Sample> {
       if (tool === 'gantry') return timeGantry(w, reg!.host, phase);
-      const peer = () => (tool === 'buildkit' ? timeBuildkit(oracle as Oracle, w, reg!.host, phase) : timeBuildah(w, reg!.host, phase));
+      const oracle = oracles.get(tool);
+      const peer = () => (oracle ? timeBuildkit(oracle, w, reg!.host, phase) : timeBuildah(w, reg!.host, phase));
       // A peer's build that fails for a reason of its own (buildah 1.28's RUN fails now and then
       // with "Close_Fd sealing memfd copy: Device or resource busy") is run once more, and said;
       // a second failure ends the bench. gantry's failures are never retried.
@@ -350,10 +437,40 @@ async function main(): Promise<void> {
         rows.push([w.name, p, ...tools.map((t) => med(t).toFixed(2)), ...tools.filter((t) => t !== 'gantry').map((t) => (g / med(t)).toFixed(2)), rss > 0 ? rss.toFixed(0) : '-']);
       }
     }
+    // The limit of the cold 50,000-file COPY: the same tree copied by cp -a on the same disk.
+    let limit = '';
+    const many = ws.find((w) => w.name === 'ctx50k');
+    if (many) {
+      const times: number[] = [];
+      for (let i = 0; i < Math.max(runs, 3); i++) {
+        const dest = path.join(work, 'cp-limit');
+        rmSync(dest, { recursive: true, force: true });
+        await quiet();
+        const t0 = process.hrtime.bigint();
+        await execa('cp', ['-a', path.join(many.context, 'tree'), dest]);
+        await execa('sync', ['-f', dest]).catch(() => undefined);
+        times.push(Number(process.hrtime.bigint() - t0) / 1e9);
+        rmSync(dest, { recursive: true, force: true });
+      }
+      const g = median((cell('ctx50k', 'cold', 'gantry')?.samples ?? []).map((x) => x.seconds));
+      limit = `\nctx50k's limit: cp -a of the same tree on the same disk, median ${median(times).toFixed(2)} s; gantry's cold build ${g.toFixed(2)} s (${(g / median(times)).toFixed(2)}x)\n`;
+    }
     const table = [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
     const caNote = droppedCa ? '; gantry timed without NODE_EXTRA_CA_CERTS (--keep-node-ca keeps it)' : '';
     const settleNote = settle ? '; each timed build after a sync and a 0.5 s pause' : '';
-    process.stdout.write(`\nmedians of ${runs} interleaved runs (buildah in rounds of its own, after gantry's and BuildKit's)${settleNote}${caNote}; ${ws.map((w) => `${w.name}: ${w.describe}`).join('; ')}\n\n${table}\n`);
+    process.stdout.write(`\nmedians of ${runs} interleaved runs (buildah in rounds of its own, after gantry's and BuildKit's)${settleNote}${caNote}; ${ws.map((w) => `${w.name}: ${w.describe}`).join('; ')}\n\n${table}\n${limit}`);
+    if (growth > 0 && ws[0]) {
+      const w = ws[0];
+      const du = async () => Number((await execa('du', ['-sb', store])).stdout.split('\t')[0]) / 1024 / 1024;
+      const sizes = [`before: ${(await du()).toFixed(0)} MB`];
+      for (let i = 1; i <= growth; i++) {
+        w.edit(`${invocation}-growth-${i}`);
+        await timeGantry(w, reg.host, 'edit');
+        if (i % 10 === 0 || i === growth) sizes.push(`after ${i}: ${(await du()).toFixed(0)} MB`);
+      }
+      const budget = process.env.GANTRY_STORE_BUDGET ?? '10% of the file system';
+      process.stdout.write(`\nstore growth over ${growth} edit builds of ${w.name} (budget ${budget}): ${sizes.join(', ')}\n`);
+    }
     writeFileSync(path.join(work, 'results.json'), JSON.stringify({ runs, tools, results }, null, 2));
     say(`raw samples: ${path.join(work, 'results.json')}`);
   } finally {

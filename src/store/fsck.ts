@@ -19,7 +19,7 @@
  * leave an empty one, and a later prune would collect every image.
  * Temp entries of dead processes are removed whenever a store is opened.
  */
-import { Snapshots } from './snapshots.js';
+import { snapshotId, Snapshots } from './snapshots.js';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { lstat, readdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -222,8 +222,8 @@ export async function fsckStore(root: string, options: FsckOptions = {}): Promis
     const dir = path.join(snapshots.dir, id);
     const detail = !meta
       ? 'meta.json missing or unreadable'
-      : !meta.key.startsWith(id) || !/^[0-9a-f]{24}$/.test(id)
-        ? 'not named by its step key'
+      : snapshotId(meta.key, meta.chain) !== id
+        ? 'not named by its step key and layers'
         : !(await lstat(path.join(dir, 'fs')).catch(() => undefined))?.isDirectory()
           ? 'its directory (fs) is missing'
           : meta.parents.find((p) => !ids.has(p)) !== undefined

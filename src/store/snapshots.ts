@@ -8,10 +8,10 @@
  *   <root>/snapshots/<id>/meta.json   what it is: the step key, the layers it shows, its parents
  *
  * A snapshot shows the extracted base chain `rootfs/<base>` with its parents' directories and its
- * own stacked on top; `id` is the start of the step's cache key, so a hit finds it without a
- * lookup table, and `meta.json` names the whole key and the chain of layer diff IDs the view
- * holds: a snapshot made by another run of the same step (`--no-cache`, a rebuilt base) is
- * never used for layers it does not hold.
+ * own stacked on top; `id` is a sum of the step's cache key and the chain of layer diff IDs
+ * the view shows, so a hit finds it without a lookup table, and a snapshot made by another run
+ * of the same step that made other layers (`--no-cache`, a RUN whose output varies) is never
+ * used for layers it does not hold; `meta.json` names both in full.
  *
  * A snapshot is staged in a temp entry of the store (its owner's pid in the name, so a killed
  * process's is removed by the next command) and renamed into place whole; its parents exist
@@ -23,6 +23,7 @@
  * committed during an earlier boot may have lost data in a crash, so it is used only in the
  * boot that made it.
  */
+import { createHash } from 'node:crypto';
 import { lstatSync, readdirSync, readFileSync, statfsSync, utimesSync } from 'node:fs';
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -59,7 +60,12 @@ export interface SnapshotMeta {
   boot: string;
 }
 
-export const snapshotId = (key: string): string => key.slice(0, 24);
+/**
+ * A snapshot's name: the step's key and the layers its view shows. A step run again with
+ * `--no-cache` (or a RUN whose output differs from run to run) makes other layers under the same
+ * key: its snapshot is another one, and the old one is left to collection.
+ */
+export const snapshotId = (key: string, chain: string): string => createHash('sha256').update(`${key}\n${chain}`).digest('hex').slice(0, 24);
 
 let bootId: string | undefined;
 function boot(): string {
@@ -108,7 +114,7 @@ export class Snapshots {
    * marked used. Undefined otherwise (the caller unpacks the layer instead).
    */
   async open(key: string, chain: string, base: string, layers: number): Promise<View | undefined> {
-    const id = snapshotId(key);
+    const id = snapshotId(key, chain);
     const m = this.meta(id);
     if (!m || m.key !== key || m.chain !== chain || m.base !== base || m.layers !== layers || m.boot !== boot()) return undefined;
     if (m.parents.length >= SNAPSHOT_DEPTH) return undefined;
@@ -140,7 +146,7 @@ export class Snapshots {
    */
   async commit(c: { key: string; chain: string; base: string; parents: string[]; layers: number; upper: string; index: Snapshot; bytes: number }): Promise<string | undefined> {
     if (c.parents.length >= SNAPSHOT_DEPTH - 1) return undefined;
-    const id = snapshotId(c.key);
+    const id = snapshotId(c.key, c.chain);
     const target = path.join(this.dir, id);
     if (lstatSync(target, { throwIfNoEntry: false })) return undefined;
     const staged = this.store.tempPath('snapshot');

@@ -1,4 +1,4 @@
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
@@ -138,11 +138,25 @@ describe.skipIf(!root && process.env.CI !== 'true')('step snapshots', () => {
     });
     await build(store, ['--build-arg', 'V=1', '-t', 's:1', ctx]);
     await build(store, ['--no-cache', '--build-arg', 'V=1', '-t', 's:2', ctx]);
-    // The cache now names the second run's layer for the first RUN; its kept snapshot is the first run's.
+    // The cache now names the second run's layer for the first RUN: the snapshot mounted is the
+    // second run's (each run's is its own), never the first's.
+    expect(readdirSync(path.join(store, 'snapshots'))).toHaveLength(4);
     const out = path.join(work, 'stale-out');
     const third = await build(store, ['--build-arg', 'V=2', '-o', `type=local,dest=${out}`, ctx]);
-    expect(third.stats.layersApplied).toBe(1); // the cached layer unpacked, the stale snapshot left alone
+    expect(third.stats).toMatchObject({ layersApplied: 0, snapshotsMounted: 1 });
     expect(readFileSync(path.join(out, 'copy-2'), 'utf8')).toBe(readFileSync(path.join(out, 'r'), 'utf8'));
+    // Without the second run's snapshot the cached layer is unpacked: the first run's is still not used.
+    const second = readdirSync(path.join(store, 'snapshots')).filter((id) => {
+      const m = JSON.parse(readFileSync(path.join(store, 'snapshots', id, 'meta.json'), 'utf8')) as { layers: number; bytes: number };
+      return m.layers === 2;
+    });
+    expect(second).toHaveLength(2);
+    const newest = second.sort((a, b) => statSync(path.join(store, 'snapshots', b, 'meta.json')).mtimeMs - statSync(path.join(store, 'snapshots', a, 'meta.json')).mtimeMs)[0] as string;
+    rmSync(path.join(store, 'snapshots', newest), { recursive: true });
+    const out4 = path.join(work, 'stale-out4');
+    const fourth = await build(store, ['--build-arg', 'V=3', '-o', `type=local,dest=${out4}`, ctx]);
+    expect(fourth.stats.layersApplied).toBe(1);
+    expect(readFileSync(path.join(out4, 'copy-3'), 'utf8')).toBe(readFileSync(path.join(out, 'r'), 'utf8'));
     expectStoreConsistent(store);
   }, 120_000);
 

@@ -114,8 +114,8 @@ export function expectStoreConsistent(root: string, marker?: string): void {
     expect(statSync(snapDir).mode & 0o777, 'snapshots/ is private').toBe(0o700);
     for (const id of readdirSync(snapDir)) {
       expect(readdirSync(path.join(snapDir, id)).sort(), `snapshot ${id} is whole`).toEqual(['fs', 'index.bin', 'meta.json']);
-      const meta = JSON.parse(readFileSync(path.join(snapDir, id, 'meta.json'), 'utf8')) as { key: string; parents: string[]; base: string };
-      expect(meta.key.startsWith(id), `snapshot ${id} is named by its key`).toBe(true);
+      const meta = JSON.parse(readFileSync(path.join(snapDir, id, 'meta.json'), 'utf8')) as { key: string; chain: string; parents: string[]; base: string };
+      expect(createHash('sha256').update(`${meta.key}\n${meta.chain}`).digest('hex').slice(0, 24), `snapshot ${id} is named by its key and layers`).toBe(id);
       for (const p of meta.parents) expect(existsSync(path.join(snapDir, p, 'fs')), `snapshot ${id}'s parent ${p}`).toBe(true);
       expect(existsSync(path.join(root, 'rootfs', meta.base)), `snapshot ${id}'s base chain`).toBe(true);
     }

@@ -56,11 +56,11 @@ export function startOracle(engine: OracleEngine = '20.10'): Oracle | undefined 
       if (options.noCache) q.set('nocache', '1');
       // The docker CLI applies .dockerignore before it sends the context; do the same here.
       const list = contextFiles(context);
-      const tarred = execa('tar', ['-cf', '-', '--no-recursion', '-C', context, '-T', '-'], { encoding: 'buffer', input: list.join('\n') });
-      const curl = execa('curl', ['-sS', '--unix-socket', socket, '-H', 'Content-Type: application/x-tar', '--data-binary', '@-', `http://docker/v1.41/build?${q}`], {
-        input: (await tarred).stdout,
-      });
-      const { stdout } = await curl;
+      // The tar streams into curl, as the docker CLI streams it: a context of any size.
+      const tarred = execa('tar', ['-cf', '-', '--no-recursion', '-C', context, '-T', '-'], { input: list.join('\n'), buffer: false });
+      const curl = execa('curl', ['-sS', '--unix-socket', socket, '-H', 'Content-Type: application/x-tar', '--data-binary', '@-', `http://docker/v1.41/build?${q}`], { stdin: 'pipe' });
+      tarred.stdout?.pipe(curl.stdin as NodeJS.WritableStream);
+      const [{ stdout }] = await Promise.all([curl, tarred]);
       let id = '';
       for (const line of stdout.split('\n')) {
         if (!line.trim()) continue;

@@ -444,6 +444,9 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
         stats.layersApplied++;
       }
       s.rootfs = root;
+      // Cached layers unpacked on an overlay become the snapshot of the step that made the last
+      // of them: the next build mounts it instead of unpacking them again.
+      if (s.live && applied < s.layers.length && s.layerKey !== undefined && (await seal(s))) return materialise(s);
       return root;
     };
     /**

@@ -154,7 +154,7 @@ export {
   type InspectResult,
   type HistoryRow,
 } from './store/operations.js';
-export { importImage, type ImportOptions, type ImportResult } from './build/import.js';
+export { importImage, type ImportOptions, type ImportResult } from './builder/import.js';
 export { parseReference, normalizeReference, formatReference, familiarName, type Reference } from './oci/reference.js';
 export { parseDigest, digestOf } from './oci/digest.js';
 export { MediaType } from './oci/media-types.js';
@@ -164,16 +164,16 @@ export { diskUsage, type DiskUsage, type UsageRow, type UsageKind, type ImageUsa
 export { fsckStore, type FsckOptions, type FsckResult, type Problem, type ProblemKind } from './store/fsck.js';
 export { save, load, exportRootfs, type SaveOptions, type LoadOptions, type ExportOptions } from './archive/commands.js';
 export type { LoadedImage } from './archive/load.js';
-export { pull, push, login, logout, type PullCommandOptions, type PushCommandOptions, type RegistryAccess, type LoginOptions } from './build/registry.js';
+export { pull, push, login, logout, type PullCommandOptions, type PushCommandOptions, type RegistryAccess, type LoginOptions } from './builder/registry.js';
 export { lookupCredentials, dockerConfigPath } from './registry/credentials.js';
 export type { PullResult, PullProgress } from './registry/pull.js';
 export type { PushResult } from './registry/push.js';
 export { RegistryClient, type Credentials, type CredentialLookup } from './registry/client.js';
 
 // --- building --------------------------------------------------------------------------
-export { execute, BuildError, type ExecuteOptions, type ExecuteResult, type ProgressEvent, type BuildSettings } from './build/executor.js';
-import { execute as executeBuild, type BuildSettings, type ExecuteResult as BuildExecResult } from './build/executor.js';
-import type { RegistryAccess as Access } from './build/registry.js';
+export { execute, BuildError, type ExecuteOptions, type ExecuteResult, type ProgressEvent, type BuildSettings } from './builder/execute.js';
+import { execute as executeBuild, type BuildSettings, type ExecuteResult as BuildExecResult } from './builder/execute.js';
+import type { RegistryAccess as Access } from './builder/registry.js';
 export type { Isolation } from './sandbox/run.js';
 export { ULIMIT_NAMES, type Ulimit } from './sandbox/types.js';
 export { reexecInUserNamespace } from './sandbox/rootless.js';
@@ -290,16 +290,16 @@ function epochOf(value: string | undefined): number | undefined {
   return value !== undefined && /^\d+$/.test(value) ? Number(value) : undefined;
 }
 
-export { parseOutput, type OutputSpec } from './build/outputs.js';
-export { parseBuildContexts, namedContextRefs } from './build/named-contexts.js';
-export { redactUrl } from './build/sources.js';
-import { writeOutputs, type OutputSpec } from './build/outputs.js';
+export { parseOutput, type OutputSpec } from './builder/outputs.js';
+export { parseBuildContexts, namedContextRefs } from './builder/named-contexts.js';
+export { redactUrl } from './builder/sources.js';
+import { writeOutputs, type OutputSpec } from './builder/outputs.js';
 import { needsUserNamespace, startInUserNamespace } from './sandbox/rootless.js';
 import { agentWithKeys, type KeyAgent } from './sandbox/ssh-agent.js';
-import { dockerfileIn, isRemoteContext, prepareContext } from './build/remote-context.js';
-import { readContextFile } from './build/context.js';
+import { dockerfileIn, isRemoteContext, prepareContext } from './builder/remote-context.js';
+import { readContextFile } from './builder/context.js';
 import { errorRecord, reviveError, RegistryError, SandboxError, StoreError, type ErrorRecord } from './errors/index.js';
-import { BuildError, type ProgressEvent } from './build/executor.js';
+import { BuildError, type ProgressEvent } from './builder/execute.js';
 import type { Credentials } from './registry/client.js';
 
 /** What build() sends the worker that builds in the user namespace (src/rootless-worker.ts). */

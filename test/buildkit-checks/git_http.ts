@@ -10,7 +10,7 @@ import type { CheckFile, Harness } from './types.js';
 const file = 'dockerfile_git_http_test.go';
 
 // BuildKit builds from a context that is a git repository or a tarball over http, or from a
-// Dockerfile over http (docker build URL); so does gantry (src/build/remote-context.ts).
+// Dockerfile over http (docker build URL); so does gantry (src/builder/remote-context.ts).
 
 /** Serves `dir`'s files (a static file server, as Go's http.FileServer) while `run` runs. */
 async function withFileServer(dir: string, run: (base: string) => Promise<void>): Promise<void> {

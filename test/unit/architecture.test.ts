@@ -44,7 +44,7 @@ const ALLOWED: Record<string, string[]> = {
   sandbox: ['rootfs', 'errors'],
   // The worker of build() for a non-root caller: an entry point, like the CLI.
   'rootless-worker': ['index'],
-  build: ['errors', 'oci', 'dockerfile', 'plan', 'image', 'store', 'archive', 'registry', 'rootfs', 'snapshot', 'sandbox', 'tar'],
+  builder: ['errors', 'oci', 'dockerfile', 'plan', 'image', 'store', 'archive', 'registry', 'rootfs', 'snapshot', 'sandbox', 'tar'],
 };
 
 const IMPURE = /^(node:)?(fs|fs\/promises|child_process|net|http|https|http2|dgram|dns|tls|worker_threads)$|^(undici|execa|tar-stream)$/;

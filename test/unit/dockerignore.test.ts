@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
-import { loadIgnore } from '../../src/build/context.js';
+import { loadIgnore } from '../../src/builder/context.js';
 
 // .dockerignore patterns BuildKit 28.5 refuses fail the build (seen there: "!", "  !  ", "a[",
 // "!a["); the others load.

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import tar from 'tar-stream';
 import { afterEach, describe, expect, test } from 'vitest';
-import { importImage } from '../../src/build/import.js';
+import { importImage } from '../../src/builder/import.js';
 import { Store } from '../../src/store/store.js';
 
 // A rootfs tarball from a stranger: names that climb out are refused, nothing is stored,

@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { parseOutput } from '../../src/build/outputs.js';
+import { parseOutput } from '../../src/builder/outputs.js';
 
 // -o as docker buildx takes it; every key gantry does not implement is refused, never ignored.
 

@@ -2,8 +2,8 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
-import { resolveSources } from '../../src/build/context.js';
-import { redactUrl } from '../../src/build/sources.js';
+import { resolveSources } from '../../src/builder/context.js';
+import { redactUrl } from '../../src/builder/sources.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'gantry-sources-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

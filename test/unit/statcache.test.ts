@@ -2,8 +2,8 @@ import { mkdtempSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { checksumSources, type SourceItem } from '../../src/build/context.js';
-import { StatCache } from '../../src/build/statcache.js';
+import { checksumSources, type SourceItem } from '../../src/builder/context.js';
+import { StatCache } from '../../src/builder/statcache.js';
 import { writeTree } from '../helpers/files.js';
 
 // The context stat cache: an unchanged file is not read again, a changed one always is (even

@@ -1,0 +1,246 @@
+/**
+ * The build: resolve (parse, plan with the images the plan names: resolve.ts), execute the plan
+ * stage by stage, write the image. Config-only steps change the image config and history.
+ * RUN, COPY, ADD and WORKDIR (when it creates the directory) change the root filesystem and
+ * become a diff layer, unless the layer cache already has the step: each is a step (steps/)
+ * whose cache key (keys.ts: the parent key, the step as the planner resolved it, what it reads)
+ * is made apart from its execution, which runs only on a miss, on the rootfs the workspace
+ * (workspace.ts) mounts for it.
+ */
+import path from 'node:path';
+import { crashPoint, trace } from '../errors/index.js';
+import type { Image } from '../image/image.js';
+import { formatReference, normalizeReference } from '../oci/reference.js';
+import type { HistoryEntry, ImageConfig } from '../oci/types.js';
+import { parsePlatform } from '../oci/platform.js';
+import { DEFAULT_PATH, type BuildPlan, type Step } from '../plan/planner.js';
+import { prewarmSandbox } from '../sandbox/run.js';
+import { LayerCache } from '../store/cache.js';
+import { loadImage, writeImage } from '../store/images.js';
+import { Store } from '../store/store.js';
+import { applyConfigStep } from './config.js';
+import { loadIgnore } from './context.js';
+import { atStep, BuildError } from './errors.js';
+import { createdBy, HISTORY_COMMENT } from './history.js';
+import { stepKey } from './keys.js';
+import { doStep } from './layer.js';
+import { resolveNamedContexts, type NamedContexts, type NamedDir } from './named-contexts.js';
+import { resolvePlan } from './resolve.js';
+import { imageKey, imageState, startStage, type StageState } from './state.js';
+import { StatCache } from './statcache.js';
+import { copyStepOf } from './steps/copy.js';
+import { checkEntitlements, noticeIsolation, runStepOf } from './steps/run.js';
+import type { FsStep, StepEnv } from './steps/step.js';
+import { workdirStepOf } from './steps/workdir.js';
+import type { ExecuteOptions, ExecuteResult } from './types.js';
+import { Workspace } from './workspace.js';
+
+export { BuildError };
+export type { BuildSettings, ExecuteOptions, ExecuteResult, ProgressEvent } from './types.js';
+
+export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
+  trace('build start');
+  const store = await Store.open(options.root);
+  trace('store open');
+  const ws = Workspace.open(store);
+  const emit = options.onProgress ?? (() => undefined);
+  const run: PlanRun = { options, store, ws, named: undefined, contextStats: undefined };
+  try {
+    // Named contexts first: a URL one is fetched before anything is planned on it.
+    if (options.namedContexts && Object.keys(options.namedContexts).length > 0) run.named = await resolveNamedContexts(options.namedContexts);
+    const named = run.named;
+    const { plan, images } = await resolvePlan(store, options, named, emit);
+    return await executePlan(plan, images, run);
+  } finally {
+    await run.named?.cleanup();
+    await run.contextStats?.save();
+    await ws.close();
+    await store.releaseLease();
+    trace('lease released');
+  }
+}
+
+/** What executePlan works with: the build's options, its store and workspace, its named contexts; the context stat cache it opens. */
+interface PlanRun {
+  options: ExecuteOptions;
+  store: Store;
+  ws: Workspace;
+  named: NamedContexts | undefined;
+  contextStats: StatCache | undefined;
+}
+
+/** Execute `plan` (what planBuild returns, with the images it names, by imageKey) and write its image. */
+async function executePlan(plan: BuildPlan, images: Map<string, Image>, run: PlanRun): Promise<ExecuteResult> {
+  const { options, store, ws } = run;
+  const emit = options.onProgress ?? (() => undefined);
+  const cache = new LayerCache(store);
+  const created = new Date(options.sourceDateEpoch !== undefined ? options.sourceDateEpoch * 1000 : Date.now()).toISOString();
+  const fixedTime = options.sourceDateEpoch !== undefined;
+  /**
+   * The date of what makes no layer of its own (ENV, CMD...: a history entry with no layer, and
+   * the image itself): the newest date in the history so far, so that, as with BuildKit, a
+   * rebuild that changes nothing gives the same image, and an image whose steps were all cached
+   * is dated by when they ran. SOURCE_DATE_EPOCH dates everything.
+   */
+  const dated = (c: ImageConfig): string => {
+    if (fixedTime) return created;
+    const history = c.history ?? [];
+    for (let i = history.length - 1; i >= 0; i--) if (history[i]?.created) return history[i]?.created as string;
+    return c.created ?? created;
+  };
+  checkEntitlements(plan, options);
+  const uncachedStages = stagesNamed(plan, options.noCacheFilter ?? []);
+  const hostname = options.buildArgs?.BUILDKIT_SANDBOX_HOSTNAME;
+  // Empty: the default name, as BuildKit; else a name the kernel takes (at most 64 bytes).
+  if (hostname && (hostname.length > 64 || !/^[A-Za-z0-9]([A-Za-z0-9-]*)(\.[A-Za-z0-9]([A-Za-z0-9-]*))*$/.test(hostname))) {
+    throw new BuildError('BUILD_HOSTNAME', `BUILDKIT_SANDBOX_HOSTNAME "${hostname}" is not a valid host name`);
+  }
+  emit({ type: 'plan', plan });
+  const ignore = await loadIgnore(options.context, options.dockerfile);
+  run.contextStats = await StatCache.open(path.join(store.root, 'cache'), options.context, store.tempPath('stat'));
+  trace('context stat cache open');
+  const finished = new Map<number, StageState>();
+  const imageStates = new Map<string, StageState>();
+  const stateOfImage = (ref: string, platform: string): StageState => {
+    const key = imageKey(ref, platform);
+    const existing = imageStates.get(key);
+    if (existing) return existing;
+    const image = images.get(key);
+    if (!image) throw new BuildError('BUILD_IMAGE', `image ${ref} (${platform}) was not resolved before the build`);
+    const s = ws.track(imageState(image));
+    imageStates.set(key, s);
+    return s;
+  };
+  let isolationNotice: Promise<void> | undefined;
+  const env: StepEnv = {
+    options,
+    store,
+    ws,
+    emit,
+    ignore,
+    contextStats: run.contextStats,
+    namedDir: (name) => run.named?.dirs.get(name) as NamedDir,
+    // What a `from=` names: an earlier stage by index, else an image.
+    stateOfFrom: (from, platform) => (/^\d+$/.test(from) ? (finished.get(Number(from)) as StageState) : stateOfImage(from, platform)),
+    platformOf: (stageIndex) => plan.stages.find((st) => st.index === stageIndex)?.platform ?? plan.platform,
+    noCacheMounts: new Map(),
+    noticeIsolation: () => (isolationNotice ??= noticeIsolation(options, emit)),
+  };
+  const fsStepOf = (step: Step, state: StageState, platform: string): FsStep => {
+    if (step.op === 'run') return runStepOf(step, env);
+    if (step.op === 'workdir') return workdirStepOf(step, state);
+    if (step.op !== 'copy') throw new BuildError('BUILD_UNSUPPORTED', `step ${step.position}: ${step.op} does not change the filesystem`);
+    const fromState =
+      step.source.type === 'context' ? undefined : step.source.type === 'stage' ? (finished.get(step.source.stage) as StageState) : stateOfImage(step.source.ref, platform);
+    return copyStepOf(step, fromState, env);
+  };
+
+  let sandboxWarmed = false;
+  const hasRun = plan.stages.some((st) => st.steps.some((x) => x.op === 'run'));
+  let targetState: StageState | undefined;
+  for (const stage of plan.stages) {
+    const state = ws.track(startStage(stage, finished, stateOfImage));
+    // The base's ONBUILD triggers ran as this stage's first steps (the plan has them): they
+    // are not passed on, as in BuildKit.
+    if (state.config.config?.OnBuild) delete state.config.config.OnBuild;
+    // An image without PATH gets the default one, in its config too (as BuildKit does).
+    const stageEnv = state.config.config?.Env ?? [];
+    if (!stageEnv.some((e) => e.startsWith('PATH='))) {
+      state.config.config = { ...(state.config.config ?? {}), Env: [`PATH=${DEFAULT_PATH}`, ...stageEnv] };
+    }
+    let current: Step | undefined;
+    try {
+      for (const step of stage.steps) {
+        current = step;
+        options.signal?.throwIfAborted();
+        // As BuildKit shows it: an ONBUILD trigger says so.
+        const name = `${step.position} ${(step as { onbuild?: boolean }).onbuild ? 'ONBUILD ' : ''}${step.original.replace(/\s+/g, ' ').trim()}`;
+        const started = Date.now();
+        const text = createdBy(step);
+        const history: HistoryEntry = { created, ...(text !== undefined ? { created_by: text } : {}), comment: HISTORY_COMMENT };
+        if (step.op === 'arg' || (step.op !== 'workdir' && applyConfigStep(state.config, step, state.configState))) {
+          if (text !== undefined) state.config.history = [...(state.config.history ?? []), { ...history, created: dated(state.config), empty_layer: true }];
+          if (step.op !== 'arg') emit({ type: 'step', id: step.id, name, status: 'done', seconds: 0 });
+          continue;
+        }
+        emit({ type: 'step', id: step.id, name, status: 'start' });
+        // The steps that may change the filesystem: RUN, COPY/ADD, WORKDIR (it creates a missing directory).
+        const work = fsStepOf(step, state, stage.platform);
+        const key = stepKey(state.key, stage.platform, step, await work.inputs(), options);
+        const hit = options.noCache || uncachedStages.has(stage.index) ? undefined : await cache.get(key);
+        if (hit) {
+          await ws.cacheHit(state, key, hit.layer);
+          // Dated when the step ran, as BuildKit dates a cached layer: a rebuild that changes nothing is the same image.
+          const then = { ...history, created: fixedTime ? created : hit.created };
+          state.config.history = [...(state.config.history ?? []), hit.layer ? then : { ...then, empty_layer: true }];
+          if (step.op === 'workdir') state.config.config = { ...(state.config.config ?? {}), WorkingDir: step.path };
+          state.key = key;
+          emit({ type: 'step', id: step.id, name, status: 'cached' });
+          continue;
+        }
+        try {
+          trace(`step ${step.id}: start`);
+          // The first step that does work: the sandbox gets ready meanwhile, when a RUN is to come.
+          if (!sandboxWarmed && hasRun) {
+            sandboxWarmed = true;
+            prewarmSandbox({ ...(options.isolation ? { isolation: options.isolation } : {}), ...(options.network ? { network: options.network } : {}) });
+          }
+          ws.mountAhead(plan, stage.index, stateOfImage);
+          const layer = await doStep({ ws, store, ...(options.sourceDateEpoch !== undefined ? { sourceDateEpoch: options.sourceDateEpoch } : {}) }, state, step, work);
+          if (layer) ws.stepLayer(state, key, layer);
+          state.config.history = [...(state.config.history ?? []), layer ? history : { ...history, empty_layer: true }];
+          await cache.put(key, { layer, created });
+        } catch (err) {
+          throw atStep(step, err);
+        }
+        state.key = key;
+        emit({ type: 'step', id: step.id, name, status: 'done', seconds: (Date.now() - started) / 1000 });
+      }
+    } catch (err) {
+      // Whatever a step's inputs made fail (its sources, its mounts), said at its line.
+      throw current ? atStep(current, err) : err;
+    }
+    finished.set(stage.index, state);
+    targetState = state;
+  }
+  const final = targetState as StageState;
+  if (options.labels && Object.keys(options.labels).length > 0) {
+    // As BuildKit: the command line's labels go on the image's config, with no history entry.
+    final.config.config = { ...(final.config.config ?? {}), Labels: { ...(final.config.config?.Labels ?? {}), ...options.labels } };
+  }
+  const config: ImageConfig = {
+    ...final.config,
+    created: dated(final.config),
+    architecture: parsePlatform(plan.target.platform).architecture,
+    os: parsePlatform(plan.target.platform).os,
+    rootfs: { type: 'layers', diff_ids: final.layers.map((l) => l.diffId) },
+  };
+  const variant = parsePlatform(plan.target.platform).variant;
+  if (variant) config.variant = variant;
+  else delete config.variant;
+  trace('steps done');
+  // The image is made of stored blobs: the overlays are detached (each kept as its last step's
+  // snapshot) while it is written.
+  ws.release();
+  const annotations = options.annotations && Object.keys(options.annotations).length > 0 ? options.annotations : undefined;
+  const descriptor = await writeImage(store, { config, layers: final.layers, ...(annotations ? { annotations } : {}) });
+  crashPoint('commit');
+  const tags = (options.tags ?? []).map((t) => formatReference(normalizeReference(t)));
+  for (const t of tags) await store.tag(t, descriptor);
+  if (tags.length === 0) await store.addUntagged(descriptor);
+  const image = await loadImage(store, descriptor);
+  trace('image written');
+  emit({ type: 'image', digest: descriptor.digest, configDigest: image.configDigest, tags });
+  return { digest: descriptor.digest, configDigest: image.configDigest, descriptor, tags, plan };
+}
+
+/** The indexes of the stages `names` name (--no-cache-filter); a name no stage has is an error. */
+function stagesNamed(plan: BuildPlan, names: string[]): Set<number> {
+  const out = new Set<number>();
+  for (const n of names) {
+    const found = plan.stages.find((st) => st.name?.toLowerCase() === n.toLowerCase());
+    if (found) out.add(found.index);
+    else if (!plan.skippedStages.some((s) => s.name?.toLowerCase() === n.toLowerCase())) throw new BuildError('BUILD_NO_CACHE_FILTER', `--no-cache-filter: the Dockerfile has no stage named "${n}"`);
+  }
+  return out;
+}

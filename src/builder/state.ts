@@ -1,0 +1,113 @@
+/**
+ * A stage's state while the builder walks it: its image config, its layers, the cache key of
+ * its last step, and where its root filesystem is (the workspace's business: a view of
+ * snapshots, a mounted overlay, a plain tree).
+ */
+import { createHash } from 'node:crypto';
+import type { Image } from '../image/image.js';
+import { parsePlatform } from '../oci/platform.js';
+import type { ImageConfig } from '../oci/types.js';
+import type { PlannedStage } from '../plan/planner.js';
+import type { Snapshot } from '../snapshot/diff.js';
+import type { View } from '../store/snapshots.js';
+import { chainName } from '../store/store.js';
+import type { ConfigState } from './config.js';
+
+export interface LayerRef {
+  digest: string;
+  size: number;
+  diffId: string;
+  mediaType: string;
+}
+
+export interface StageState {
+  config: ImageConfig;
+  layers: LayerRef[];
+  key: string;
+  rootfs?: string;
+  /** How many of `layers`, from the first, are the base image's (the extracted chain at the bottom of an overlay). */
+  baseLayers: number;
+  /** The rootfs as the last step left it (a step's "after" is the next one's "before"). */
+  snapshot?: Snapshot;
+  /**
+   * When the rootfs is an overlay and its last step a RUN: the capabilities of every file in
+   * the upper directory (relative path → name → value), as read for that step's layer.
+   */
+  upperCaps?: Promise<Map<string, Map<string, Buffer>>>;
+  configState: ConfigState;
+  /** Where overlays are used: the lower directories that show `layers` up to `view.covered` (store/snapshots.ts). */
+  view?: View;
+  /** Its stat index, as a fresh mount of the view shows it, when known. */
+  viewIndex?: Snapshot;
+  /** The overlay `rootfs` is, while mounted: its upper directory holds `layers` from `view.covered` on. */
+  live?: { dir: string; merged: string; upper: string; view: View };
+  /** The key of the last step that added a layer: what a snapshot of the rootfs is kept under. */
+  layerKey?: string;
+  /** A stage FROM an earlier one: that one's state, whose snapshot this one mounts. */
+  from?: StageState;
+}
+
+export const sha = (s: string): string => createHash('sha256').update(s).digest('hex');
+
+/** The name of an image for a platform, as the builder keeps the images a plan names. */
+export const imageKey = (ref: string, platform: string): string => `${platform} ${ref}`;
+
+/** The chain name of layers (store/store.ts: what rootfs/ and snapshots name them by). */
+export const chainOf = (layers: readonly LayerRef[]): string => chainName(layers.map((l) => l.diffId));
+
+/** The base image's layers of a state, and their chain: the extracted tree at the bottom of its overlays. */
+export function baseOf(s: StageState): { chain: string; layers: LayerRef[] } {
+  const layers = s.layers.slice(0, s.baseLayers);
+  return { chain: chainOf(layers), layers };
+}
+
+/**
+ * What a COPY or bind mount reads from another stage or an image, for the cache key: that
+ * rootfs's layers (content-addressed), so the key needs no unpacking, only a cache miss does.
+ */
+export const layersOf = (s: StageState): string => `layers:${s.layers.map((l) => l.diffId).join(',')}`;
+
+/** The state of an image a stage starts from (or a COPY --from reads). */
+export function imageState(image: Image): StageState {
+  return {
+    config: JSON.parse(image.rawConfig.toString('utf8')) as ImageConfig,
+    layers: image.layers.map((l) => ({ digest: l.digest, size: l.size, diffId: l.diffId, mediaType: l.mediaType })),
+    key: sha(`image:${image.digest}`),
+    baseLayers: image.layers.length,
+    configState: { cmdSet: false },
+    view: { snapshots: [], covered: image.layers.length },
+  };
+}
+
+/** The state a stage starts in: its base stage's (finished), its base image's, or scratch. */
+export function startStage(stage: PlannedStage, finished: Map<number, StageState>, stateOfImage: (ref: string, platform: string) => StageState): StageState {
+  const base = stage.base;
+  if (base.type === 'stage') {
+    const parent = finished.get(base.stage) as StageState;
+    return {
+      config: structuredClone(parent.config),
+      layers: [...parent.layers],
+      key: parent.key,
+      baseLayers: parent.baseLayers,
+      configState: { cmdSet: false },
+      // The parent's rootfs stays the parent's: this stage mounts the parent's snapshot when it needs a rootfs.
+      ...(parent.view ? { view: parent.view, from: parent } : {}),
+      ...(parent.viewIndex ? { viewIndex: parent.viewIndex } : {}),
+      ...(parent.layerKey ? { layerKey: parent.layerKey } : {}),
+    };
+  }
+  if (base.type === 'image') {
+    const s = stateOfImage(base.ref, stage.platform);
+    return { config: structuredClone(s.config), layers: [...s.layers], key: s.key, baseLayers: s.baseLayers, configState: { cmdSet: false }, view: { snapshots: [], covered: s.baseLayers } };
+  }
+  const p = parsePlatform(stage.platform);
+  return {
+    // BuildKit's empty image: WorkingDir "/" (a FROM scratch image says so in its config).
+    config: { architecture: p.architecture, os: p.os, config: { WorkingDir: '/' }, rootfs: { type: 'layers', diff_ids: [] }, history: [] },
+    layers: [],
+    key: sha(`scratch:${stage.platform}`),
+    baseLayers: 0,
+    configState: { cmdSet: false },
+    view: { snapshots: [], covered: 0 },
+  };
+}

@@ -1,0 +1,81 @@
+/** What a build is asked to do and what it tells: shared by the builder and the public build() API. */
+import type { Descriptor } from '../oci/types.js';
+import type { BuildPlan } from '../plan/planner.js';
+import type { Ulimit } from '../sandbox/types.js';
+import type { Isolation } from '../sandbox/run.js';
+import type { PullEvent } from './bases.js';
+import type { ExportEvent } from './outputs.js';
+import type { RegistryAccess } from './registry.js';
+
+export type ProgressEvent =
+  | { type: 'plan'; plan: BuildPlan }
+  | { type: 'step'; id: number; name: string; status: 'start' | 'cached' | 'done'; seconds?: number }
+  | { type: 'output'; id: number; stream: 'stdout' | 'stderr'; text: string }
+  | { type: 'image'; digest: string; configDigest: string; tags: string[] }
+  /** Something the user should know that is not an error (the isolation chosen, a weaker guarantee). */
+  | { type: 'notice'; text: string }
+  /** A base image (or one COPY --from names) being pulled. */
+  | PullEvent
+  /** An output being written or pushed, after the build. */
+  | ExportEvent;
+
+/** What a build is asked to do, shared by the executor and the public build() API. */
+export interface BuildSettings extends RegistryAccess {
+  tags?: string[];
+  buildArgs?: Record<string, string>;
+  target?: string;
+  platform?: string;
+  noCache?: boolean;
+  /** Pull every image the Dockerfile names, even those the store has (`--pull`). */
+  pull?: boolean;
+  /** Named contexts (`--build-context NAME=VALUE`): NAME → a directory, docker-image://REF, oci-layout://PATH[:TAG][@DIGEST], or a URL. */
+  namedContexts?: Record<string, string>;
+  /** Stages (by name) whose steps run again, the cache unused (`--no-cache-filter`). */
+  noCacheFilter?: string[];
+  sourceDateEpoch?: number;
+  isolation?: Isolation;
+  /** The network of every RUN that asks for none of its own (`--network`); default: a user-mode network. */
+  network?: 'default' | 'none' | 'host';
+  /** Entitlements granted (`--allow`): `network.host` lets RUN use the host's network. */
+  allow?: string[];
+  /** ssh-agent sockets for RUN --mount=type=ssh: id → socket (`--ssh`). */
+  ssh?: Record<string, string>;
+  /** Annotations of the image's manifest (`--annotation`). */
+  annotations?: Record<string, string>;
+  /** Extra /etc/hosts entries of every RUN (`--add-host`). */
+  extraHosts?: { name: string; ip: string }[];
+  /** The size of every RUN's /dev/shm in bytes (`--shm-size`). */
+  shmSize?: number;
+  /** Resource limits of every RUN (`--ulimit`). */
+  ulimits?: Ulimit[];
+  /** Labels of the image (`--label`), over those the Dockerfile sets. */
+  labels?: Record<string, string>;
+  /** A seccomp profile (Docker's format) for RUN, or 'unconfined'; default: Debian's containers profile. */
+  seccomp?: string;
+  /** Secrets for RUN --mount=type=secret: id → a file, or an environment variable of this process (`--secret id=ID,env=VAR`). */
+  secrets?: Record<string, string | { env: string }>;
+  onProgress?: (e: ProgressEvent) => void;
+  signal?: AbortSignal;
+}
+
+export interface ExecuteOptions extends BuildSettings {
+  root: string;
+  context: string;
+  /** Dockerfile path (for messages and <Dockerfile>.dockerignore). */
+  dockerfile: string;
+  text: string;
+}
+
+export interface ExecuteResult {
+  /** Manifest digest of the target image. */
+  digest: string;
+  configDigest: string;
+  descriptor: Descriptor;
+  tags: string[];
+  plan: BuildPlan;
+  /**
+   * Where the image was pushed, with the registry's manifest digest (layers are compressed on
+   * the way up, so it differs from `digest`, the store's).
+   */
+  pushed?: { name: string; digest: string; mediaType: string; size: number }[];
+}

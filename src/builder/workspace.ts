@@ -21,6 +21,7 @@ import { applyLayer } from '../rootfs/apply.js';
 import { mountOverlay, overlayWanted, unmount } from '../rootfs/overlay.js';
 import { lowerIndex, snapshot, type Snapshot } from '../snapshot/diff.js';
 import { loadSnapshot, saveSnapshot } from '../snapshot/persist.js';
+import { collectBuildCache } from '../store/budget.js';
 import { SNAPSHOT_DEPTH, Snapshots, storeBudget, type View } from '../store/snapshots.js';
 import type { Store } from '../store/store.js';
 import { collectTrash, discard, trashBudget } from '../store/trash.js';
@@ -366,8 +367,12 @@ export class Workspace {
     for (const t of this.temps) await discard(this.store, t, this.tempBytes.get(t) ?? 0);
     await collectTrash(this.store).catch(() => undefined);
     trace('temps discarded');
-    // Snapshots over the budget go, the least recently used first (not those this build leased).
-    if (succeeded) await this.snapshots.collect({ budget: storeBudget(this.store.root) }).catch((err: unknown) => trace(`snapshots not collected: ${(err as Error).message}`));
+    // The build cache over its budget: the least recently used snapshots and cache entries go (not what this build leased).
+    if (succeeded) {
+      await this.snapshots.collect({ budget: Infinity }).catch((err: unknown) => trace(`snapshots not collected: ${(err as Error).message}`)); // the broken ones
+      await collectBuildCache(this.store, storeBudget(this.store.root)).catch((err: unknown) => trace(`build cache not collected: ${(err as Error).message}`));
+      trace('build cache collected');
+    }
     if (process.env.GANTRY_STATS_OUT) writeFileSync(process.env.GANTRY_STATS_OUT, JSON.stringify(this.stats));
   }
 }

@@ -8,6 +8,7 @@ import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promise
 import path from 'node:path';
 import { crashPoint } from '../errors/index.js';
 import type { Store } from './store.js';
+import { touch } from './budget.js';
 
 export interface CacheEntry {
   /** The layer, or null when the step changed nothing. */
@@ -34,6 +35,7 @@ export class LayerCache {
     } catch {
       return undefined;
     }
+    touch(this.file(key)); // its last use, for the build cache's budget (budget.ts)
     if (entry.layer) {
       await this.store.lease(entry.layer.digest);
       if (!(await this.store.hasBlob(entry.layer.digest))) return undefined; // pruned since

@@ -223,34 +223,42 @@ export class Snapshots {
   /** `collect`, with the store's lock held by the caller and its live leases given. */
   async collectLocked(options: { budget?: number; all?: boolean }, leased: Set<string>): Promise<{ ids: string[]; bytes: number }> {
     const entries = this.list();
-    const byId = new Map(entries.map((e) => [e.id, e]));
     const broken = this.brokenTest(entries);
     let held = entries.reduce((n, e) => n + (e.meta?.bytes ?? 0), 0);
     const budget = options.all ? -1 : (options.budget ?? Infinity);
-    const gone = new Set<string>();
-    // Pinned: leased, or below a leased one.
-    const pinned = new Set<string>();
-    for (const e of entries) if (leased.has(`snapshot:${e.id}`)) for (const p of [e.id, ...(e.meta?.parents ?? [])]) pinned.add(p);
+    const out = { ids: [] as string[], bytes: 0 };
     const order = [...entries].sort((a, b) => Number(broken(b)) - Number(broken(a)) || a.used - b.used);
     for (const e of order) {
       if (!broken(e) && held <= budget) break;
-      if (pinned.has(e.id) || gone.has(e.id)) continue;
-      // It goes with every snapshot stacked on it (none of them pinned, or it would be).
-      const children = entries.filter((c) => c.meta?.parents.includes(e.id));
-      if (children.some((c) => pinned.has(c.id))) continue;
-      for (const v of [e, ...children]) {
-        if (gone.has(v.id)) continue;
-        gone.add(v.id);
-        held -= v.meta?.bytes ?? 0;
-      }
+      const gone = await this.removeLocked(e.id, leased);
+      out.ids.push(...gone.ids);
+      out.bytes += gone.bytes;
+      held -= gone.bytes;
     }
+    return out;
+  }
+
+  /**
+   * Remove snapshot `id` with every snapshot stacked on it, unless one of them is leased by a
+   * live process or is below a leased one (the store's lock held by the caller). Returns the ids
+   * removed and their bytes.
+   */
+  async removeLocked(id: string, leased: Set<string>): Promise<{ ids: string[]; bytes: number }> {
+    const entries = this.list();
+    const target = entries.find((e) => e.id === id);
+    if (!target) return { ids: [], bytes: 0 };
+    // Pinned: leased, or below a leased one.
+    const pinned = new Set<string>();
+    for (const e of entries) if (leased.has(`snapshot:${e.id}`)) for (const p of [e.id, ...(e.meta?.parents ?? [])]) pinned.add(p);
+    const group = [target, ...entries.filter((c) => c.meta?.parents.includes(id))];
+    if (group.some((g) => pinned.has(g.id))) return { ids: [], bytes: 0 };
     let bytes = 0;
-    for (const id of gone) {
-      bytes += byId.get(id)?.meta?.bytes ?? 0;
+    for (const g of group) {
+      bytes += g.meta?.bytes ?? 0;
       // meta.json first: a snapshot half removed is one `open` no longer takes.
-      await rm(path.join(this.dir, id, 'meta.json'), { force: true });
-      await rm(path.join(this.dir, id), { recursive: true, force: true, maxRetries: 3 });
+      await rm(path.join(this.dir, g.id, 'meta.json'), { force: true });
+      await rm(path.join(this.dir, g.id), { recursive: true, force: true, maxRetries: 3 });
     }
-    return { ids: [...gone], bytes };
+    return { ids: group.map((g) => g.id), bytes };
   }
 }

@@ -206,16 +206,18 @@ describe.runIf(realNames.length > 0)('real projects\' Dockerfiles: gantry and Bu
 });
 
 // Step snapshots (issue 22) must not change what a build makes: every parity fixture built on
-// overlays with snapshots, cold and then again after its snapshots were made (each step a hit
-// or, with --no-cache-filter, run again on mounted snapshots), gives the image that unpacking
-// into plain directories (GANTRY_OVERLAY=0) gives, byte for byte (SOURCE_DATE_EPOCH fixes the
-// dates; a fixture whose RUNs write what differs from run to run is compared layer by layer,
-// by each entry's header, instead).
-describe.runIf(process.getuid?.() === 0 || process.env.CI === 'true')('snapshots and plain directories: the same image', () => {
-  const built = async (store: string, ctx: string, tag: string, buildArgs: Record<string, string>, extra: string[], env: Record<string, string> = {}): Promise<string> => {
+// overlays with snapshots, then built again with every named stage's steps run anew
+// (--no-cache-filter) on the snapshots the first build kept, mounted as lower directories,
+// gives the same image, byte for byte (SOURCE_DATE_EPOCH fixes the dates; a fixture whose RUNs
+// write what differs from run to run, a cache mount's content, is compared layer by layer by
+// each entry's header instead). What the first build makes is BuildKit's (the tests above).
+// Unpacking into plain directories (GANTRY_OVERLAY=0) is not the reference: an overlay breaks
+// a hard link when it copies one name of it up, as BuildKit's overlay snapshotter does
+// (debian-app's chmod of /usr/bin/perl through a new link leaves perl5.36.0 as it was).
+describe.runIf(process.getuid?.() === 0 || process.env.CI === 'true')('snapshots: a rebuild on mounted snapshots gives the same image', () => {
+  const built = async (store: string, ctx: string, tag: string, buildArgs: Record<string, string>, extra: string[]): Promise<string> => {
     const r = await execa(bin, ['--root', store, 'build', '--progress', 'plain', '--source-date-epoch', '1700000000', ...extra, ...Object.entries(buildArgs).flatMap(([k, v]) => ['--build-arg', `${k}=${v}`]), '-t', tag, ctx], {
       reject: false,
-      env,
     });
     expect(r.exitCode, r.stderr).toBe(0);
     const i = await execa(bin, ['--root', store, 'inspect', tag]);
@@ -224,22 +226,21 @@ describe.runIf(process.getuid?.() === 0 || process.env.CI === 'true')('snapshots
   /** Each layer's entries: name, type, mode, owner, size, link target (what stays when a RUN's bytes vary). */
   const headers = async (store: string, tag: string): Promise<string[][]> => {
     const i = JSON.parse((await execa(bin, ['--root', store, 'inspect', tag])).stdout) as { RootFS: { Layers: string[] } }[];
-    return Promise.all(i[0]!.RootFS.Layers.map(async (d) => (await execa('tar', ['-tvf', path.join(store, 'blobs', 'sha256', d.slice(7))])).stdout.split('\n').map((l) => l.replace(/ \d{4}-\d\d-\d\d \d\d:\d\d /, ' '))));
+    // The layers the build made (stored uncompressed: the diff ID is the blob); the base's are the same pulled blobs in both.
+    const made = i[0]!.RootFS.Layers.map((d) => path.join(store, 'blobs', 'sha256', d.slice(7))).filter((f) => existsSync(f));
+    return Promise.all(made.map(async (f) => (await execa('tar', ['-tvf', f])).stdout.split('\n').map((l) => l.replace(/ \d{4}-\d\d-\d\d \d\d:\d\d /, ' '))));
   };
   test.each(names)('%s', async (name) => {
     if (!reg) return;
     const ctx = await prepareContext(fixtures, name);
     const buildArgs: Record<string, string> = { REGISTRY: reg.host, ...fixtureArgs(ctx) };
     const snap = path.join(work, `snap-${name}`);
-    const plain = path.join(work, `plain-${name}`);
     const cold = await built(snap, ctx, `same/${name}:1`, buildArgs, []);
-    const flat = await built(plain, ctx, `same/${name}:1`, buildArgs, [], { GANTRY_OVERLAY: '0' });
-    // Built again with every stage's steps run anew on what the snapshots of the first build hold.
+    expect(readdirSync(path.join(snap, 'snapshots')).length).toBeGreaterThan(0);
     const stages = [...readFileSync(path.join(ctx, 'Dockerfile'), 'utf8').matchAll(/^FROM\s.*\sAS\s+(\S+)/gim)].map((m) => m[1] as string);
-    const again = await built(snap, ctx, `same/${name}:2`, buildArgs, stages.length > 0 ? ['--no-cache-filter', stages.join(',')] : []);
-    if (cold !== flat) expect(await headers(snap, `same/${name}:1`)).toEqual(await headers(plain, `same/${name}:1`));
+    const again = await built(snap, ctx, `same/${name}:2`, buildArgs, stages.length > 0 ? ['--no-cache-filter', stages.join(',')] : ['--no-cache']);
     if (again !== cold) expect(await headers(snap, `same/${name}:2`)).toEqual(await headers(snap, `same/${name}:1`));
-    // The comparison above is by headers only where the bytes differ: say which, so a fixture that stops being deterministic shows.
-    console.log(`${name}: snapshots ${cold === flat ? '=' : '≠'} plain, rebuilt ${again === cold ? '=' : '≠'} first`);
+    // Said, so that a fixture that stops being deterministic shows.
+    console.log(`${name}: rebuilt on snapshots ${again === cold ? '=' : '≠ (headers equal)'} first build`);
   }, 10 * 60_000);
 });

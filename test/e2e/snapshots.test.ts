@@ -209,4 +209,34 @@ describe.skipIf(!root && process.env.CI !== 'true')('step snapshots', () => {
     const third = await build(store, ['--build-arg', 'V=3', '-t', 'f:3', ctx]);
     expect(third.stats).toMatchObject({ layersApplied: 0, walks: 0, snapshotsMounted: 1 });
   }, 120_000);
+  test('one budget for the build cache: the least recently used snapshots and cache entries go, with the layers only they keep; what images and running builds use stays', async () => {
+    const store = path.join(work, 'cachebudget');
+    await importFat(store);
+    const a = writeTree(path.join(work, 'ctx-ca'), { Dockerfile: 'FROM fat:1\nRUN head -c 200000 /dev/urandom > /a\n' });
+    const b = writeTree(path.join(work, 'ctx-cb'), { Dockerfile: 'FROM fat:1\nRUN head -c 200000 /dev/urandom > /b\n' });
+    await build(store, ['-t', 'a:1', a]);
+    const layerOf = async (name: string) => {
+      const i = JSON.parse((await execa(bin, ['--root', store, 'inspect', name])).stdout) as { RootFS: { Layers: string[] } }[];
+      return i[0]!.RootFS.Layers.at(-1) as string;
+    };
+    const aLayer = await layerOf('a:1');
+    expect((await execa(bin, ['--root', store, 'rmi', 'a:1'], { reject: false })).exitCode).toBe(0);
+    // Only the build cache keeps a's layer now.
+    expect(readdirSync(path.join(store, 'blobs', 'sha256'))).toContain(aLayer.slice(7));
+    const generous = await build(store, ['-t', 'b:1', b]);
+    expect(generous.stats.snapshotsCommitted).toBe(1);
+    expect(readdirSync(path.join(store, 'snapshots'))).toHaveLength(2);
+    // A rebuild of b under a budget of one byte: b's entry and snapshot are this build's (leased), a's go.
+    const tight = await build(store, ['-t', 'b:1', b], { GANTRY_STORE_BUDGET: '1' });
+    expect(tight.stats.snapshotsMounted + tight.stats.layersApplied).toBe(0); // all cached
+    expect(readdirSync(path.join(store, 'blobs', 'sha256'))).not.toContain(aLayer.slice(7));
+    expect(readdirSync(path.join(store, 'snapshots'))).toHaveLength(1);
+    expect(readdirSync(path.join(store, 'blobs', 'sha256'))).toContain((await layerOf('b:1')).slice(7)); // an image's layer stays
+    expectStoreConsistent(store);
+    // a's step runs again: its cache entry went with its layer.
+    const again = await execa(bin, ['--root', store, 'build', '--progress', 'plain', '-t', 'a:2', a], { reject: false });
+    expect(again.exitCode, again.stderr).toBe(0);
+    expect(again.stderr).not.toMatch(/CACHED/);
+    expect(await layerOf('a:2')).not.toBe(aLayer);
+  }, 120_000);
 });

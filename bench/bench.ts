@@ -461,12 +461,20 @@ async function main(): Promise<void> {
     process.stdout.write(`\nmedians of ${runs} interleaved runs (buildah in rounds of its own, after gantry's and BuildKit's)${settleNote}${caNote}; ${ws.map((w) => `${w.name}: ${w.describe}`).join('; ')}\n\n${table}\n${limit}`);
     if (growth > 0 && ws[0]) {
       const w = ws[0];
+      // The whole store (du) and, from `system df`, what the budget bounds (the build cache and
+      // the step snapshots) apart from the images (the dangling ones included: a tag moved to the
+      // newer build leaves the older image, as docker does, until `gantry prune`).
       const du = async () => Number((await execa('du', ['-sb', store])).stdout.split('\t')[0]) / 1024 / 1024;
-      const sizes = [`before: ${(await du()).toFixed(0)} MB`];
+      const df = async (): Promise<string> => {
+        const rows = (JSON.parse((await runGantry(gantryBin, ['--root', store, 'system', 'df', '--format', 'json'])).stdout) as { rows: { type: string; size: number }[] }).rows;
+        const mb = (t: string) => ((rows.find((r) => r.type === t)?.size ?? 0) / 1024 / 1024).toFixed(0);
+        return `${(await du()).toFixed(0)} MB (images ${mb('Images')}, build cache ${mb('Build Cache')}, snapshots ${mb('Step snapshots')})`;
+      };
+      const sizes = [`before: ${await df()}`];
       for (let i = 1; i <= growth; i++) {
         w.edit(`${invocation}-growth-${i}`);
         await timeGantry(w, reg.host, 'edit');
-        if (i % 10 === 0 || i === growth) sizes.push(`after ${i}: ${(await du()).toFixed(0)} MB`);
+        if (i % 10 === 0 || i === growth) sizes.push(`after ${i}: ${await df()}`);
       }
       const budget = process.env.GANTRY_STORE_BUDGET ?? '10% of the file system';
       process.stdout.write(`\nstore growth over ${growth} edit builds of ${w.name} (budget ${budget}): ${sizes.join(', ')}\n`);

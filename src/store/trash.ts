@@ -23,6 +23,14 @@ import type { Store } from './store.js';
 
 const ENTRY = /^(\d+)-(\d+)-[0-9a-f]{16}$/;
 
+/**
+ * The most entries the trash keeps, whatever their bytes: a build on overlays sets aside only
+ * its empty work and mount directories (its upper directories are kept as snapshots), entries
+ * of next to no bytes that a byte budget alone would never collect. Past it, the oldest go down
+ * to half of it.
+ */
+const MAX_ENTRIES = 100;
+
 /** Share of the file system the trash may hold, and the share that must stay available. */
 const DEFAULT_SHARE = 0.1;
 const RESERVE_SHARE = 0.05;
@@ -66,8 +74,9 @@ export interface TrashReport {
 
 /**
  * Remove trash entries, the oldest first: all of them with `all` or when the file system is
- * nearly full, else, when the trash holds more than its budget, down to half the budget (so
- * that collecting is rare, not a cost of every build).
+ * nearly full, else, when the trash holds more than its budget, down to half the budget, and
+ * when it holds more than MAX_ENTRIES entries, down to half of those (so that collecting is
+ * rare, not a cost of every build).
  */
 export async function collectTrash(store: Store, options: { all?: boolean } = {}): Promise<TrashReport> {
   const trash = trashDir(store);
@@ -88,6 +97,8 @@ export async function collectTrash(store: Store, options: { all?: boolean } = {}
     })
     .sort((a, b) => a.time - b.time || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)); // not localeCompare: setting up a collator costs ms
   let held = entries.reduce((n, e) => n + e.bytes, 0);
+  /** How many must go for the count alone. */
+  let excess = entries.length > MAX_ENTRIES ? entries.length - MAX_ENTRIES / 2 : 0;
   /** What may stay; below zero, nothing. Entries gantry did not name go whatever it is. */
   let target = -1;
   if (!options.all) {
@@ -96,11 +107,12 @@ export async function collectTrash(store: Store, options: { all?: boolean } = {}
     const budget = trashBudget() ?? size * DEFAULT_SHARE;
     if (fs.bavail * fs.bsize >= size * RESERVE_SHARE && budget > 0) {
       target = held > budget ? budget / 2 : held;
-      if (target === held && !entries.some((e) => e.time === 0)) return report;
+      if (target === held && excess === 0 && !entries.some((e) => e.time === 0)) return report;
     }
   }
   for (const e of entries) {
-    if (e.time !== 0 && held <= target) break;
+    if (e.time !== 0 && held <= target && excess <= 0) break;
+    excess--;
     const dir = path.join(trash, e.name);
     // A tree is never removed through a mount (an overlay a crash left mounted): detach it first.
     await unmountUnder(dir);

@@ -72,7 +72,7 @@ export function systemCommands(yargs: Argv<GlobalOptions>): Argv<GlobalOptions> 
           z
             // -v is --version everywhere else; here it is docker's --verbose.
             .version(false)
-            .option('verbose', { alias: 'v', type: 'boolean', default: false, describe: 'each image, cache entry, base extract, cache mount and trash entry' })
+            .option('verbose', { alias: 'v', type: 'boolean', default: false, describe: 'each image, cache entry, base extract, step snapshot, cache mount and trash entry' })
             .option('format', {
               type: 'string',
               requiresArg: true,

@@ -83,10 +83,11 @@ export async function collectBuildCache(store: Store, budget: number): Promise<B
       entries.push({ key, file, digest, used });
     }
     const cacheOnly = (d: string | undefined): boolean => d !== undefined && !images.has(d);
-    let held = snapshots.bytes() + [...sizes].filter(([d]) => cacheOnly(d)).reduce((n, [, s]) => n + s, 0);
+    const kept = snapshots.list();
+    let held = kept.reduce((n, k) => n + (k.meta?.bytes ?? 0), 0) + [...sizes].filter(([d]) => cacheOnly(d)).reduce((n, [, s]) => n + s, 0);
     if (held <= budget) return report;
     type Item = { kind: 'snapshot'; id: string; used: number } | { kind: 'entry'; entry: (typeof entries)[number]; used: number };
-    const items: Item[] = [...snapshots.list().map((s) => ({ kind: 'snapshot' as const, id: s.id, used: s.used })), ...entries.map((e) => ({ kind: 'entry' as const, entry: e, used: e.used }))];
+    const items: Item[] = [...kept.map((k) => ({ kind: 'snapshot' as const, id: k.id, used: k.used })), ...entries.map((e) => ({ kind: 'entry' as const, entry: e, used: e.used }))];
     items.sort((a, b) => a.used - b.used);
     for (const item of items) {
       if (held <= budget) break;

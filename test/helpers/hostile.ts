@@ -9,6 +9,7 @@
  *   cache) resolves to a blob of the right size.
  */
 import { createHash, randomBytes } from 'node:crypto';
+import { snapshotId } from '../../src/store/snapshots.js';
 import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
@@ -115,7 +116,7 @@ export function expectStoreConsistent(root: string, marker?: string): void {
     for (const id of readdirSync(snapDir)) {
       expect(readdirSync(path.join(snapDir, id)).sort(), `snapshot ${id} is whole`).toEqual(['fs', 'index.bin', 'meta.json']);
       const meta = JSON.parse(readFileSync(path.join(snapDir, id, 'meta.json'), 'utf8')) as { key: string; chain: string; parents: string[]; base: string };
-      expect(createHash('sha256').update(`${meta.key}\n${meta.chain}`).digest('hex').slice(0, 24), `snapshot ${id} is named by its key and layers`).toBe(id);
+      expect(snapshotId(meta.key, meta.chain), `snapshot ${id} is named by its key and layers`).toBe(id);
       for (const p of meta.parents) expect(existsSync(path.join(snapDir, p, 'fs')), `snapshot ${id}'s parent ${p}`).toBe(true);
       expect(existsSync(path.join(root, 'rootfs', meta.base)), `snapshot ${id}'s base chain`).toBe(true);
     }

@@ -18,6 +18,7 @@ import { trace } from '../errors/index.js';
 import { layerCompression } from '../oci/media-types.js';
 import type { BuildPlan } from '../plan/planner.js';
 import { applyLayer } from '../rootfs/apply.js';
+import { kernelCalls } from '../rootfs/kernel.js';
 import { mountOverlay, overlayWanted, unmount } from '../rootfs/overlay.js';
 import { lowerIndex, snapshot, type Snapshot } from '../snapshot/diff.js';
 import { loadSnapshot, saveSnapshot } from '../snapshot/persist.js';
@@ -40,6 +41,8 @@ export interface BuildStats {
   snapshotsCommitted: number;
   /** Whole walks of a rootfs for a step's "before". */
   walks: number;
+  /** Calls this process made through the kernel helper (rootfs/kernel.ts), builds before this one included. */
+  kernelCalls?: number;
 }
 
 export class Workspace {
@@ -373,6 +376,6 @@ export class Workspace {
       await collectBuildCache(this.store, storeBudget(this.store.root)).catch((err: unknown) => trace(`build cache not collected: ${(err as Error).message}`));
       trace('build cache collected');
     }
-    if (process.env.GANTRY_STATS_OUT) writeFileSync(process.env.GANTRY_STATS_OUT, JSON.stringify(this.stats));
+    if (process.env.GANTRY_STATS_OUT) writeFileSync(process.env.GANTRY_STATS_OUT, JSON.stringify({ ...this.stats, kernelCalls: kernelCalls() }));
   }
 }

@@ -16,6 +16,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
+import { kernel, MNT_DETACH } from './kernel.js';
 import { inUserNamespace } from './userns.js';
 import { execFileAsync } from '../errors/index.js';
 
@@ -54,7 +55,9 @@ export async function mountOverlay(lower: string | readonly string[], dir: strin
   // or kept as a snapshot that is used only in the boot that made it (workspace/snapshots.ts),
   // so its durability is worth nothing; without the option, unmounting syncs the whole upper
   // file system (70 ms and more after a COPY of a few thousand files).
-  const mount = (opts: string) => execFileAsync(tool(MOUNT), ['-t', 'overlay', 'overlay', '-o', opts, merged], cwd ? { cwd } : {});
+  const k = kernel();
+  const mount = (opts: string): Promise<unknown> =>
+    k ? k.mount('overlay', merged, 'overlay', opts, cwd) : execFileAsync(tool(MOUNT), ['-t', 'overlay', 'overlay', '-o', opts, merged], cwd ? { cwd } : {});
   if (volatileWorks !== false) {
     try {
       await mount(`${options},volatile`);
@@ -77,9 +80,15 @@ export async function mountOverlay(lower: string | readonly string[], dir: strin
   }
 }
 
-/** Unmount `dirs` (one umount run for all of them). */
+/** Unmount `dirs` (without the kernel helper: one umount run for all of them). */
 export async function unmount(...dirs: string[]): Promise<void> {
   if (dirs.length === 0) return;
+  const k = kernel();
+  if (k) {
+    // busy (a process still has it open): detached, the kernel frees it when released
+    for (const d of dirs) await k.umount(d).catch(() => k.umount(d, MNT_DETACH).catch(() => undefined));
+    return;
+  }
   try {
     await execFileAsync(tool(UMOUNT), dirs);
   } catch {
@@ -102,7 +111,8 @@ export async function unmountUnder(dir: string): Promise<void> {
     .map((l) => unescapeMount(l.split(' ')[4] ?? ''))
     .filter((m) => m === dir || m.startsWith(dir + '/'))
     .sort((a, b) => b.length - a.length);
-  for (const m of points) await execFileAsync(tool(UMOUNT), ['-l', m]).catch(() => undefined);
+  const k = kernel();
+  for (const m of points) await (k ? k.umount(m, MNT_DETACH) : execFileAsync(tool(UMOUNT), ['-l', m])).catch(() => undefined);
 }
 
 /** mountinfo escapes space, tab, newline and backslash as octal. */

@@ -12,13 +12,21 @@
 import { existsSync } from 'node:fs';
 import pLimit from 'p-limit';
 import { childProcess } from '../errors/index.js';
+import { kernel } from './kernel.js';
 
 const tool = (name: string): string | undefined => [`/usr/bin/${name}`, `/bin/${name}`].find((p) => existsSync(p));
 const GETFATTR = tool('getfattr');
 const SETFATTR = tool('setfattr');
 
 /** What BuildKit (containerd's archive writer) records when it writes a layer. */
+export const LAYER_XATTR = 'security.capability';
 export const LAYER_XATTRS = /^security\.capability$/;
+
+/**
+ * Whether reading a few files' layer attributes starts no process (the kernel helper runs):
+ * then a step reads those of the files it adds, else one getfattr reads a whole tree.
+ */
+export const layerXattrsCheap = (): boolean => kernel() !== undefined;
 
 export const xattrToolsPresent = (): boolean => GETFATTR !== undefined && SETFATTR !== undefined;
 
@@ -91,7 +99,14 @@ export function parseDump(dump: Buffer): Map<string, Map<string, Buffer>> {
 /** The attributes matching `names` of each path that has any (a path without any is absent). */
 export async function readXattrs(paths: readonly string[], names: RegExp = LAYER_XATTRS): Promise<Map<string, Map<string, Buffer>>> {
   const found = new Map<string, Map<string, Buffer>>();
-  if (!GETFATTR || paths.length === 0) return found;
+  if (paths.length === 0) return found;
+  const k = names === LAYER_XATTRS ? kernel() : undefined;
+  if (k) {
+    // One name: asked of each path through the kernel helper, no process started.
+    for (const [i, value] of await k.getxattr(LAYER_XATTR, paths)) found.set(paths[i] as string, new Map([[LAYER_XATTR, value]]));
+    return found;
+  }
+  if (!GETFATTR) return found;
   const pattern = names.source;
   const batches: string[][] = [];
   for (let i = 0; i < paths.length; ) {

@@ -7,6 +7,7 @@ import { projectRoot } from '../helpers/conformance.js';
 import { makeFatRootfs, mountsUnder } from '../helpers/faults.js';
 import { writeTree } from '../helpers/files.js';
 import { expectStoreConsistent } from '../helpers/hostile.js';
+import { haveTool } from '../helpers/tools.js';
 import { tarDir } from '../helpers/rootfs.js';
 
 // Step snapshots (src/workspace/snapshots.ts, issue 22): each filesystem step's result is kept
@@ -28,6 +29,7 @@ interface Stats {
   snapshotsMounted: number;
   snapshotsCommitted: number;
   walks: number;
+  kernelCalls: number;
 }
 
 async function build(store: string, args: string[], env: Record<string, string> = {}): Promise<{ stats: Stats; stderr: string }> {
@@ -110,6 +112,33 @@ describe.skipIf(!root && process.env.CI !== 'true')('step snapshots', () => {
     expect(readdirSync(path.join(store, 'tmp'))).toEqual([]);
     expectStoreConsistent(store);
     expectStoreConsistent(plain);
+  }, 180_000);
+
+  test('mount, umount and getfattr made by the kernel helper or started as tools give the same image; a capability moved by a RUN is kept', async () => {
+    haveTool('setcap');
+    haveTool('getcap');
+    const helper = path.join(work, 'kernel');
+    const tools = path.join(work, 'kernel-tools');
+    await importFat(helper);
+    await execa('cp', ['-a', helper, tools]);
+    const ctx = writeTree(path.join(work, 'ctx-kernel'), {
+      Dockerfile: ['FROM fat:1', 'COPY tool /tool', 'RUN mv /tool /tool2 && echo x > /x', 'RUN rm /x && echo y > /y'].join('\n'),
+    });
+    writeFileSync(path.join(ctx, 'tool'), readFileSync('/bin/true'), { mode: 0o755 });
+    await execa('setcap', ['cap_net_raw+ep', path.join(ctx, 'tool')]);
+    const withHelper = await build(helper, ['-t', 'caps:1', ctx]);
+    expect(withHelper.stats.kernelCalls).toBeGreaterThan(0);
+    const withTools = await build(tools, ['-t', 'caps:1', ctx], { GANTRY_KERNEL_HELPER: '0' });
+    expect(withTools.stats.kernelCalls).toBe(0);
+    expect(await imageId(helper, 'caps:1')).toBe(await imageId(tools, 'caps:1'));
+    // The RUN's layer has the renamed file with its capability (read from the overlay).
+    const out = path.join(work, 'kernel-out');
+    const r = await execa(bin, ['--root', helper, 'build', '-o', `type=local,dest=${out}`, ctx], { reject: false });
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect((await execa('getcap', [path.join(out, 'tool2')])).stdout).toMatch(/cap_net_raw=ep$/);
+    expect(mountsUnder(work)).toEqual([]);
+    expectStoreConsistent(helper);
+    expectStoreConsistent(tools);
   }, 180_000);
 
   test('30 RUNs stack 30 snapshots; an edit at the 25th mounts the 24 below it', async () => {

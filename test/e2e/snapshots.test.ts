@@ -255,11 +255,17 @@ describe.skipIf(!root && process.env.CI !== 'true')('step snapshots', () => {
     const generous = await build(store, ['-t', 'b:1', b]);
     expect(generous.stats.snapshotsCommitted).toBe(1);
     expect(readdirSync(path.join(store, 'snapshots'))).toHaveLength(2);
-    // A rebuild of b under a budget of one byte: b's entry and snapshot are this build's (leased), a's go.
-    const tight = await build(store, ['-t', 'b:1', b], { GANTRY_STORE_BUDGET: '1' });
-    expect(tight.stats.snapshotsMounted + tight.stats.layersApplied).toBe(0); // all cached
+    // A no-op rebuild added nothing: it collects nothing, whatever the budget.
+    const noop = await build(store, ['-t', 'b:1', b], { GANTRY_STORE_BUDGET: '1' });
+    expect(noop.stats.snapshotsMounted + noop.stats.layersApplied).toBe(0); // all cached
+    expect(readdirSync(path.join(store, 'snapshots'))).toHaveLength(2);
+    // b and one step more under a budget of one byte: b's entry and snapshot are this build's
+    // (leased), so is the new step's; a's go.
+    writeFileSync(path.join(b, 'Dockerfile'), 'FROM fat:1\nRUN head -c 200000 /dev/urandom > /b\nRUN echo c > /c\n');
+    const tight = await build(store, ['-t', 'b:2', b], { GANTRY_STORE_BUDGET: '1' });
+    expect(tight.stats).toMatchObject({ layersApplied: 0, snapshotsMounted: 1, snapshotsCommitted: 1 }); // b's step a hit, mounted
     expect(readdirSync(path.join(store, 'blobs', 'sha256'))).not.toContain(aLayer.slice(7));
-    expect(readdirSync(path.join(store, 'snapshots'))).toHaveLength(1);
+    expect(readdirSync(path.join(store, 'snapshots'))).toHaveLength(2);
     expect(readdirSync(path.join(store, 'blobs', 'sha256'))).toContain((await layerOf('b:1')).slice(7)); // an image's layer stays
     expectStoreConsistent(store);
     // a's step runs again: its cache entry went with its layer.

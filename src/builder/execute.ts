@@ -224,12 +224,10 @@ async function executePlan(plan: BuildPlan, images: Map<string, Image>, run: Pla
   ws.release();
   const annotations = options.annotations && Object.keys(options.annotations).length > 0 ? options.annotations : undefined;
   const descriptor = await writeImage(store, { config, layers: final.layers, ...(annotations ? { annotations } : {}) });
-  trace('X writeImage');
   crashPoint('commit');
   const tags = (options.tags ?? []).map((t) => formatReference(normalizeReference(t)));
   for (const t of tags) await store.tag(t, descriptor);
   if (tags.length === 0) await store.addUntagged(descriptor);
-  trace('X tagged');
   const image = await loadImage(store, descriptor);
   trace('image written');
   emit({ type: 'image', digest: descriptor.digest, configDigest: image.configDigest, tags });

@@ -26,6 +26,7 @@ export async function doStep(
 ): Promise<LayerRef | null> {
   const { ws, store } = ctx;
   const rootfs = await ws.forStep(state);
+  const fresh = ws.freshUpper(state);
   delete state.upperCaps; // this step changes the rootfs
   trace(`step ${step.id}: rootfs ready`);
   const before = state.snapshot ?? (ws.stats.walks++, await snapshot(rootfs));
@@ -40,7 +41,7 @@ export async function doStep(
   upperCaps?.catch(() => undefined); // awaited below, or not needed
   if (upperCaps) state.upperCaps = upperCaps;
   const touched = upper ? new Set<string>() : undefined;
-  const after = upper ? snapshotUpper(rootfs, upper, before, touched) : await snapshot(rootfs);
+  const after = upper ? snapshotUpper(rootfs, upper, before, touched, { fresh }) : await snapshot(rootfs);
   trace(`step ${step.id}: snapshot after`);
   const changes = diff(before, after, { overlay: upper !== undefined, ...(touched ? { touched } : {}) });
   state.snapshot = after;

@@ -40,7 +40,8 @@ export interface StageState {
   /** Its stat index, as a fresh mount of the view shows it, when known. */
   viewIndex?: Snapshot;
   /** The overlay `rootfs` is, while mounted: its upper directory holds `layers` from `view.covered` on. */
-  live?: { dir: string; merged: string; upper: string; view: View };
+  /** The overlay the stage's steps run on; `below`: the index of its lower directories, when known. */
+  live?: { dir: string; merged: string; upper: string; view: View; below?: Snapshot };
   /** The key of the last step that added a layer: what a snapshot of the rootfs is kept under. */
   layerKey?: string;
   /** A stage FROM an earlier one: that one's state, whose snapshot this one mounts. */

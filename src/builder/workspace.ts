@@ -101,6 +101,11 @@ export class Workspace {
     this.tempBytes.set(t, (this.tempBytes.get(t) ?? 0) + bytes);
   }
 
+  /** Whether `s`'s overlay was mounted for the step about to run: its upper directory holds no earlier layer. */
+  freshUpper(s: StageState): boolean {
+    return s.live !== undefined && s.live.view.covered === s.layers.length;
+  }
+
   /** The upper directory of the overlay `root` is, when it is one. */
   upperOf(root: string): string | undefined {
     return this.uppers.get(root);
@@ -219,7 +224,10 @@ export class Workspace {
     const kept = top !== undefined ? await this.snapshots.index(top) : await this.chainSnapshot(chain, await this.extractedChain(chain, layers));
     if (kept) return kept;
     this.stats.walks++;
-    return snapshot(merged);
+    const walked = await snapshot(merged);
+    // Kept whole for the next build, which then need not walk (an index lost, or written by an earlier version).
+    if (top !== undefined) await this.snapshots.saveIndex(top, walked).catch(() => undefined);
+    return walked;
   }
 
   /** `s`'s rootfs: mounted (or unpacked) when it has none yet. */
@@ -254,7 +262,7 @@ export class Workspace {
         applied = s.view.covered;
         s.live = { dir: made.dir, merged: made.merged, upper: path.join(made.dir, 'upper'), view: s.view };
         // Nothing is in the upper directory yet: the merged view's index is the view's.
-        if (applied === s.layers.length) s.snapshot = await this.viewIndex(s, s.view, made.merged);
+        if (applied === s.layers.length) s.snapshot = s.live.below = await this.viewIndex(s, s.view, made.merged);
       }
     }
     dir ??= await this.newTemp();
@@ -288,7 +296,21 @@ export class Workspace {
     if (!live) return true;
     const grown = s.layers.length > live.view.covered;
     if (grown && (live.view.snapshots.length >= SNAPSHOT_DEPTH - 1 || s.layerKey === undefined)) return false;
-    const index = grown ? lowerIndex(s.snapshot ?? (this.stats.walks++, await snapshot(live.merged)), live.upper) : undefined;
+    let index: Snapshot | undefined;
+    let delta: { entries: Snapshot; removed: string[] } | undefined;
+    if (grown) {
+      const after = s.snapshot ?? (this.stats.walks++, await snapshot(live.merged));
+      // The last step's index is this stage's alone: changed in place, not copied.
+      const made = lowerIndex(after, live.upper, { inPlace: after !== live.below && after !== s.viewIndex });
+      index = made.index;
+      // Kept as what the upper directory changes in the view below it (when that view's index
+      // is known): a few entries written, not the whole view.
+      if (live.below) {
+        const removed: string[] = [];
+        for (const p of live.below.keys()) if (!index.has(p)) removed.push(p);
+        delta = { entries: made.own, removed };
+      }
+    }
     delete s.live;
     delete s.rootfs;
     delete s.snapshot;
@@ -300,7 +322,7 @@ export class Workspace {
     const { chain: base } = baseOf(s);
     const chain = chainOf(s.layers);
     const id = await this.snapshots
-      .commit({ key: s.layerKey as string, chain, base, parents: live.view.snapshots, layers: s.layers.length, upper: live.upper, index, bytes: this.tempBytes.get(live.dir) ?? 0 })
+      .commit({ key: s.layerKey as string, chain, base, parents: live.view.snapshots, layers: s.layers.length, upper: live.upper, index, ...(delta ? { delta } : {}), bytes: this.tempBytes.get(live.dir) ?? 0 })
       .catch((err: unknown) => {
         trace(`snapshot not kept: ${(err as Error).message}`);
         return undefined;

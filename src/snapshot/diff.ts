@@ -111,28 +111,49 @@ function entryOf(host: string): Entry {
  * directory supplies are unchanged, and names the upper directory holds are stat'ed again.
  * `touched`, when given, gets every path that was stat'ed again or removed: everything else is
  * `before`'s entry, unchanged, so `diff` need look at nothing else.
+ *
+ * `fresh`: the upper directory was mounted empty for this step (a step snapshot's overlay), so
+ * a removal shows as a whiteout there and a directory made again as a new inode number, and
+ * `before` need not be listed by directory (a tenth of the step's time on a 20,000-entry view).
  */
-export function snapshotUpper(merged: string, upper: string, before: Snapshot, touched?: Set<string>): Snapshot {
+export function snapshotUpper(merged: string, upper: string, before: Snapshot, touched?: Set<string>, options: { fresh?: boolean } = {}): Snapshot {
   const out: Snapshot = new Map(before);
-  const children = new Map<string, string[]>();
-  for (const p of before.keys()) {
-    const parent = p.includes('/') ? p.slice(0, p.lastIndexOf('/')) : '';
-    let list = children.get(parent);
-    if (!list) children.set(parent, (list = []));
-    list.push(p);
-  }
+  // `before`'s paths by parent directory: made when first needed (a directory removed or
+  // replaced; and for each directory the walk visits unless the upper directory is fresh).
+  let children: Map<string, string[]> | undefined;
+  const childrenOf = (p: string): string[] => {
+    if (!children) {
+      children = new Map();
+      for (const q of before.keys()) {
+        const parent = q.includes('/') ? q.slice(0, q.lastIndexOf('/')) : '';
+        let list = children.get(parent);
+        if (!list) children.set(parent, (list = []));
+        list.push(q);
+      }
+    }
+    return children.get(p) ?? [];
+  };
   const removeTree = (p: string): void => {
     out.delete(p);
     touched?.add(p);
-    for (const c of children.get(p) ?? []) removeTree(c);
+    for (const c of childrenOf(p)) removeTree(c);
   };
   const walk = (rel: string): void => {
     const names = readdirSync(under(merged, rel));
     crashPoint('snapshot-dir');
     const upperNames = new Set(readdirSync(under(upper, rel)));
     const present = new Set(names);
-    for (const old of children.get(rel) ?? []) {
-      if (!present.has(old.slice(rel ? rel.length + 1 : 0))) removeTree(old);
+    if (options.fresh) {
+      // The upper directory holds this step alone: what it removed of `before` is a whiteout
+      // there, which the merged view does not show.
+      for (const name of upperNames) {
+        const child = rel ? `${rel}/${name}` : name;
+        if (!present.has(name) && before.has(child)) removeTree(child);
+      }
+    } else {
+      for (const old of childrenOf(rel)) {
+        if (!present.has(old.slice(rel ? rel.length + 1 : 0))) removeTree(old);
+      }
     }
     for (const name of names) {
       const child = rel ? `${rel}/${name}` : name;
@@ -141,7 +162,13 @@ export function snapshotUpper(merged: string, upper: string, before: Snapshot, t
       const entry = entryOf(under(merged, child));
       out.set(child, entry);
       touched?.add(child);
-      if (was?.type === 'directory' && entry.type !== 'directory') for (const c of children.get(child) ?? []) removeTree(c);
+      if (was?.type === 'directory' && (entry.type !== 'directory' || (options.fresh && entry.ino !== was.ino))) {
+        // Replaced (made again: opaque, its lower contents hidden; or not a directory now): what
+        // it held is gone, and what it holds now is read whole below.
+        for (const c of childrenOf(child)) removeTree(c);
+        if (entry.type === 'directory') walkInto(out, merged, child, undefined, touched);
+        continue;
+      }
       if (entry.type !== 'directory') continue;
       // A directory new here (or a file before) has nothing in `before`: all of it is read.
       if (upperNames.has(name) && was?.type === 'directory') walk(child);
@@ -158,9 +185,12 @@ export function snapshotUpper(merged: string, upper: string, before: Snapshot, t
  * In the merged view a copied-up entry keeps the inode number of the lower one it came from;
  * once its directory is a lower directory, the view shows the real entry's number (and every
  * other field). Whiteouts (0/0 character devices) are not entries: `after` lacks what they hide.
+ * `own` is what the upper directory itself shows (the entries it sets in the view below it);
+ * `inPlace` changes `after` itself rather than a copy, when nothing else holds it.
  */
-export function lowerIndex(after: Snapshot, upper: string): Snapshot {
-  const out: Snapshot = new Map(after);
+export function lowerIndex(after: Snapshot, upper: string, options: { inPlace?: boolean } = {}): { index: Snapshot; own: Snapshot } {
+  const out: Snapshot = options.inPlace ? after : new Map(after);
+  const own: Snapshot = new Map();
   const walk = (rel: string): void => {
     for (const name of readdirSync(under(upper, rel))) {
       const child = rel ? `${rel}/${name}` : name;
@@ -168,11 +198,12 @@ export function lowerIndex(after: Snapshot, upper: string): Snapshot {
       if (entry.type === 'character-device' && entry.rdev === 0) continue;
       if (!out.has(child)) continue; // hidden by an opaque directory above it (never from an overlay's own upper)
       out.set(child, entry);
+      own.set(child, entry);
       if (entry.type === 'directory') walk(child);
     }
   };
   walk('');
-  return out;
+  return { index: out, own };
 }
 
 function changed(a: Entry, b: Entry): boolean {

@@ -4,7 +4,8 @@
  * then mounts what the step left; it never unpacks the step's layer again.
  *
  *   <root>/snapshots/<id>/fs          the step's overlay upper directory, renamed here
- *   <root>/snapshots/<id>/index.bin   the stat index of the whole view (snapshot/persist.ts)
+ *   <root>/snapshots/<id>/index.bin   the stat index of the view (snapshot/persist.ts): what
+ *                                     the directory changes in its parent's, or the whole view
  *   <root>/snapshots/<id>/meta.json   what it is: the step key, the layers it shows, its parents
  *
  * A snapshot shows the extracted base chain `rootfs/<base>` with its parents' directories and its
@@ -28,7 +29,7 @@ import { lstatSync, readdirSync, readFileSync, statfsSync, utimesSync } from 'no
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { crashPoint } from '../errors/index.js';
-import { loadSnapshot, saveSnapshot } from '../snapshot/persist.js';
+import { loadIndexFile, loadSnapshot, saveSnapshot } from '../snapshot/persist.js';
 import type { Snapshot } from '../snapshot/diff.js';
 import type { Store } from './store.js';
 import { parseSize } from '../tar/limit.js';
@@ -133,9 +134,28 @@ export class Snapshots {
     return { snapshots: [id, ...m.parents], covered: m.layers };
   }
 
-  /** The stat index of the view whose top is snapshot `id`, when it is kept and still true. */
+  /**
+   * The stat index of the view whose top is snapshot `id`, when it is kept and still true: its
+   * own file, which (as commit writes it) holds what its directory changes in its parent's view,
+   * applied over the parent's index, down to the base chain's.
+   */
   async index(id: string): Promise<Snapshot | undefined> {
-    return loadSnapshot(path.join(this.dir, id, 'index.bin'), path.join(this.dir, id, 'fs'));
+    const file = await loadIndexFile(path.join(this.dir, id, 'index.bin'), path.join(this.dir, id, 'fs'));
+    if (!file?.removed) return file?.entries;
+    const m = this.meta(id);
+    if (!m) return undefined;
+    const parent = m.parents[0];
+    // Loaded for this call alone: changed in place.
+    const below = parent !== undefined ? await this.index(parent) : await loadSnapshot(this.store.chainSnapshotPath(m.base), path.join(this.store.rootfsDir, m.base));
+    if (!below) return undefined;
+    for (const p of file.removed) below.delete(p);
+    for (const [p, e] of file.entries) below.set(p, e);
+    return below;
+  }
+
+  /** Replace snapshot `id`'s index file with `index`, the whole view's. */
+  async saveIndex(id: string, index: Snapshot): Promise<void> {
+    await saveSnapshot(path.join(this.dir, id, 'index.bin'), this.store.tempPath('snapshot'), path.join(this.dir, id, 'fs'), index);
   }
 
   /**
@@ -144,7 +164,18 @@ export class Snapshots {
    * kept: one is there already (another build's run of the step; its directory is used), or
    * the stack is at its depth. `upper` is moved either way only when kept.
    */
-  async commit(c: { key: string; chain: string; base: string; parents: string[]; layers: number; upper: string; index: Snapshot; bytes: number }): Promise<string | undefined> {
+  async commit(c: {
+    key: string;
+    chain: string;
+    base: string;
+    parents: string[];
+    layers: number;
+    upper: string;
+    /** The view's whole index; or `delta`, what the upper directory changes in its parents' view. */
+    index: Snapshot;
+    delta?: { entries: Snapshot; removed: string[] };
+    bytes: number;
+  }): Promise<string | undefined> {
     if (c.parents.length >= SNAPSHOT_DEPTH - 1) return undefined;
     const id = snapshotId(c.key, c.chain);
     const target = path.join(this.dir, id);
@@ -153,7 +184,9 @@ export class Snapshots {
     await mkdir(staged, { mode: 0o700 });
     try {
       await rename(c.upper, path.join(staged, 'fs'));
-      await saveSnapshot(path.join(staged, 'index.bin'), this.store.tempPath('snapshot'), path.join(staged, 'fs'), c.index);
+      const index = path.join(staged, 'index.bin');
+      if (c.delta) await saveSnapshot(index, this.store.tempPath('snapshot'), path.join(staged, 'fs'), c.delta.entries, c.delta.removed);
+      else await saveSnapshot(index, this.store.tempPath('snapshot'), path.join(staged, 'fs'), c.index);
       const meta: SnapshotMeta = { version: 1, key: c.key, chain: c.chain, base: c.base, parents: c.parents, layers: c.layers, bytes: c.bytes, boot: boot() };
       await writeFile(path.join(staged, 'meta.json'), JSON.stringify(meta), { flag: 'wx' });
       crashPoint('snapshot-staged');

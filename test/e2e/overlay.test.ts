@@ -205,4 +205,37 @@ describe.skipIf(!root && process.env.CI !== 'true')('builds on an overlay', () =
       await unmount(m);
     }
   }, 60_000);
+
+  test('on a fresh upper directory per step (as step snapshots stack), the snapshot read from it equals a walk of the merged view', async () => {
+    const lower = makeFatRootfs(path.join(work, 'lower-fresh'), { random: 8, small: 30, seed: 'fresh' });
+    await execa('sh', ['-c', `mkdir -p ${lower}/deep/a/b/c ${lower}/keep/sub && echo x > ${lower}/deep/a/b/c/f && echo k > ${lower}/keep/sub/k && ln -s ../keep ${lower}/deep/link`]);
+    const steps = [
+      'rm data/r1 && echo changed > data/r2 && chmod 600 data/r3 && chown 65534:65534 data/r4 && rm -rf deep/a/b && ln data/r7 data/r7-link',
+      'mkdir -p new/x/y && echo 1 > new/x/y/one && echo 2 > new/two && rm -rf data/text && mkdir data/text && echo n > data/text/only && chmod 700 keep',
+      // what the step before made (now a lower directory), deleted and made again
+      'rm -rf new/x && rm new/two && mkdir new/x && echo again > new/x/again',
+      'rm data/r5 && mkdir data/r5 && echo in > data/r5/in && rm -rf keep/sub && echo now-a-file > keep/sub && rm deep/link && echo f > deep/link',
+      'mv deep deep-old && mkdir deep && echo fresh > deep/fresh && rm -rf deep-old/a',
+      // a directory replaced whose replacement the step before made
+      'rm -rf data/text && mkdir data/text && echo m > data/text/other && rm -rf new',
+      'true',
+    ];
+    const uppers: string[] = [];
+    for (const cmd of steps) {
+      const dir = mkdtempSync(path.join(work, 'fresh-'));
+      const m = (await mountOverlay([...uppers].reverse().concat(lower), dir)) as string;
+      expect(m, 'overlayfs could not be mounted').toBeDefined();
+      try {
+        const before = await snapshot(m);
+        await execa('sh', ['-c', cmd], { cwd: m });
+        const touched = new Set<string>();
+        const after = snapshotUpper(m, path.join(dir, 'upper'), before, touched, { fresh: true });
+        expect(after, cmd).toEqual(await snapshot(m));
+        expect(diff(before, after, { overlay: true, touched }), cmd).toEqual(diff(before, after, { overlay: true }));
+      } finally {
+        await unmount(m);
+      }
+      uppers.push(path.join(dir, 'upper'));
+    }
+  }, 60_000);
 });

@@ -159,6 +159,37 @@ describe.skipIf(!root && process.env.CI !== 'true')('step snapshots', () => {
     expectStoreConsistent(store);
   }, 240_000);
 
+  test("a snapshot's index is kept as its change to the view below; one that is lost is walked once and kept whole again", async () => {
+    const store = path.join(work, 'index');
+    await importFat(store);
+    const lines = (edit: string) => ['FROM fat:1', 'RUN mkdir -p /a/b && echo 1 > /a/b/one && rm -rf /data/text', 'RUN rm -rf /a/b && echo 2 > /a/two', `RUN echo ${edit} > /e`].join('\n');
+    const ctx = writeTree(path.join(work, 'ctx-index'), { Dockerfile: lines('one') });
+    await build(store, ['-t', 'ix:1', ctx]);
+    const ids = readdirSync(path.join(store, 'snapshots'));
+    expect(ids).toHaveLength(3);
+    // Each index file is what its step changed, not the whole view: under half the base's own index.
+    const baseIndex = readdirSync(path.join(store, 'cache')).filter((f) => /^snapshot-.*\.bin$/.test(f));
+    expect(baseIndex).toHaveLength(1);
+    const whole = statSync(path.join(store, 'cache', baseIndex[0] as string)).size;
+    for (const id of ids) expect(statSync(path.join(store, 'snapshots', id, 'index.bin')).size).toBeLessThan(whole / 2);
+    const plain = path.join(work, 'index-plain');
+    await execa('cp', ['-a', store, plain]);
+    writeFileSync(path.join(ctx, 'Dockerfile'), lines('two'));
+    const edit = await build(store, ['-t', 'ix:2', ctx]);
+    expect(edit.stats).toMatchObject({ walks: 0, layersApplied: 0 }); // the view's index composed from the changes
+    // The same edit where the index under it is lost: walked once, and kept whole for the next build.
+    const second = ids.find((id) => (JSON.parse(readFileSync(path.join(plain, 'snapshots', id, 'meta.json'), 'utf8')) as { layers: number }).layers === 3) as string;
+    expect(second).toBeDefined();
+    rmSync(path.join(plain, 'snapshots', second, 'index.bin'));
+    const walked = await build(plain, ['-t', 'ix:2', ctx]);
+    expect(walked.stats.walks).toBe(1);
+    expect(await imageId(plain, 'ix:2')).toBe(await imageId(store, 'ix:2'));
+    writeFileSync(path.join(ctx, 'Dockerfile'), lines('three'));
+    const again = await build(plain, ['-t', 'ix:3', ctx]);
+    expect(again.stats.walks).toBe(0);
+    expectStoreConsistent(plain);
+  }, 120_000);
+
   test('a step run again with --no-cache makes other content: its old snapshot is not used for the new layer', async () => {
     const store = path.join(work, 'stale');
     await importFat(store);

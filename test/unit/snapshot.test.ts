@@ -6,7 +6,7 @@ import tar from 'tar-stream';
 import { afterEach, describe, expect, test } from 'vitest';
 import { diff, layerTar, snapshot, type Entry, type Snapshot } from '../../src/snapshot/diff.js';
 import { applyLayer } from '../../src/rootfs/apply.js';
-import { loadSnapshot, saveSnapshot } from '../../src/snapshot/persist.js';
+import { loadIndexFile, loadSnapshot, saveSnapshot } from '../../src/snapshot/persist.js';
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -181,5 +181,21 @@ describe('kept snapshots (snapshot/persist.ts)', () => {
       writeFileSync(file, bytes.subarray(0, cut));
       expect(await loadSnapshot(file, tree), `cut at ${cut}`).toBeUndefined();
     }
+  });
+
+  test('a change to another index comes back as written (removed paths, entries set); an empty one too; loadSnapshot takes only whole ones', async () => {
+    const base = tmp();
+    const tree = path.join(base, 'tree');
+    mkdirSync(path.join(tree, 'd ü'), { recursive: true });
+    writeFileSync(path.join(tree, 'd ü', 'f'), 'f');
+    const entries = await snapshot(tree);
+    const file = path.join(base, 'delta.bin');
+    await saveSnapshot(file, path.join(base, 'tmp-d'), tree, entries, ['gone', 'gone/ünder', 'x y']);
+    expect(await loadIndexFile(file, tree)).toEqual({ entries, removed: ['gone', 'gone/ünder', 'x y'] });
+    expect(await loadSnapshot(file, tree)).toBeUndefined(); // not a whole index
+    await saveSnapshot(file, path.join(base, 'tmp-e'), tree, new Map(), []);
+    expect(await loadIndexFile(file, tree)).toEqual({ entries: new Map(), removed: [] });
+    await saveSnapshot(file, path.join(base, 'tmp-f'), tree, new Map());
+    expect(await loadSnapshot(file, tree)).toEqual(new Map());
   });
 });

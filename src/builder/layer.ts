@@ -9,7 +9,7 @@ import path from 'node:path';
 import { trace } from '../errors/index.js';
 import { MediaType } from '../oci/media-types.js';
 import type { Step } from '../plan/planner.js';
-import { layerXattrsCheap, readXattrs, readXattrsTree } from '../rootfs/xattr.js';
+import { readXattrs, readXattrsTree } from '../rootfs/xattr.js';
 import { diff, snapshot, snapshotUpper, writeLayer, type Snapshot } from '../snapshot/diff.js';
 import type { Store } from '../store/store.js';
 import { TarWriter } from '../tar/writer.js';
@@ -35,9 +35,9 @@ export async function doStep(
   trace(`step ${step.id}: ${step.op} done`);
   const upper = ws.upperOf(rootfs);
   // After a RUN on an overlay, what it may have set capabilities on is all in the upper
-  // directory: where reading them file by file would start a process per batch, one getfattr
-  // reads them there meanwhile, while the snapshot below keeps this thread busy.
-  const upperCaps = upper && step.op === 'run' && !layerXattrsCheap() ? readXattrsTree(upper) : undefined;
+  // directory: read there meanwhile (by the kernel helper, or getfattr), on the other core,
+  // while the snapshot below keeps this thread busy.
+  const upperCaps = upper && step.op === 'run' ? readXattrsTree(upper) : undefined;
   upperCaps?.catch(() => undefined); // awaited below, or not needed
   if (upperCaps) state.upperCaps = upperCaps;
   const touched = upper ? new Set<string>() : undefined;

@@ -33,7 +33,9 @@ export const MNT_DETACH = 2;
 /**
  * A request is NUL-terminated fields: id, operation, argument count, arguments. The answer is
  * the line `id 0 [results]` or `id errno message`. `getxattr NAME PATH...` answers with
- * `index:hex` for each path that has the attribute (an attribute is at most 64 KiB).
+ * `index:hex` for each path that has the attribute (an attribute is at most 64 KiB);
+ * `getxattrtree NAME DIR` walks DIR (following no symbolic link) and answers `path:hex` with
+ * each path relative to DIR, in hex.
  */
 const SCRIPT = String.raw`
 use strict;
@@ -63,6 +65,26 @@ while (1) {
       my $r = syscall($LGETXATTR, $a[$i], $name, $buf, 256);
       if ($r < 0 && $! + 0 == 34) { $buf = "\0" x 65536; $r = syscall($LGETXATTR, $a[$i], $name, $buf, 65536); }
       push @found, "$i:" . unpack('H*', substr($buf, 0, $r)) if $r >= 0;
+    }
+    print join(' ', "$id 0", @found), "\n";
+  } elsif ($op eq 'getxattrtree') {
+    my ($name, $root) = @a;
+    my @found;
+    my @dirs = ('');
+    while (@dirs) {
+      my $rel = pop @dirs;
+      opendir(my $dh, $rel eq '' ? $root : "$root/$rel") or next;
+      my @names = grep { $_ ne '.' && $_ ne '..' } readdir($dh);
+      closedir($dh);
+      for my $n (@names) {
+        my $r = $rel eq '' ? $n : "$rel/$n";
+        my $p = "$root/$r";
+        my $buf = "\0" x 256;
+        my $len = syscall($LGETXATTR, $p, $name, $buf, 256);
+        if ($len < 0 && $! + 0 == 34) { $buf = "\0" x 65536; $len = syscall($LGETXATTR, $p, $name, $buf, 65536); }
+        push @found, unpack('H*', $r) . ':' . unpack('H*', substr($buf, 0, $len)) if $len >= 0;
+        push @dirs, $r if lstat($p) && -d _;
+      }
     }
     print join(' ', "$id 0", @found), "\n";
   } else {
@@ -185,6 +207,8 @@ export interface Kernel {
   umount(target: string, flags?: number): Promise<void>;
   /** lgetxattr(2) of `name` on each of `paths` (never following a last symlink): index in `paths` → value, for those that have it. */
   getxattr(name: string, paths: readonly string[]): Promise<Map<number, Buffer>>;
+  /** lgetxattr(2) of `name` on everything under `dir` (no symbolic link followed): relative path → value, for those that have it. */
+  getxattrTree(name: string, dir: string): Promise<Map<string, Buffer>>;
 }
 
 export function kernel(): Kernel | undefined {
@@ -207,6 +231,15 @@ export function kernel(): Kernel | undefined {
           const colon = item.indexOf(':');
           if (colon > 0) out.set(i + Number(item.slice(0, colon)), Buffer.from(item.slice(colon + 1), 'hex'));
         }
+      }
+      return out;
+    },
+    getxattrTree: async (name, dir) => {
+      const out = new Map<string, Buffer>();
+      const found = await h.call(`reading ${name} under ${dir}`, 'getxattrtree', [name, dir]);
+      for (const item of found.split(' ')) {
+        const colon = item.indexOf(':');
+        if (colon > 0) out.set(Buffer.from(item.slice(0, colon), 'hex').toString('utf8'), Buffer.from(item.slice(colon + 1), 'hex'));
       }
       return out;
     },

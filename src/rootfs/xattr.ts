@@ -22,12 +22,6 @@ const SETFATTR = tool('setfattr');
 export const LAYER_XATTR = 'security.capability';
 export const LAYER_XATTRS = /^security\.capability$/;
 
-/**
- * Whether reading a few files' layer attributes starts no process (the kernel helper runs):
- * then a step reads those of the files it adds, else one getfattr reads a whole tree.
- */
-export const layerXattrsCheap = (): boolean => kernel() !== undefined;
-
 export const xattrToolsPresent = (): boolean => GETFATTR !== undefined && SETFATTR !== undefined;
 
 /** Paths per getfattr run, so the argument list stays far below the kernel's limit (2 MiB here, and usually). */
@@ -135,12 +129,17 @@ function* matching(dump: Buffer, names: RegExp): Generator<[string, Map<string, 
 }
 
 /**
- * The attributes matching `names` of every file under `dir` (one recursive getfattr, which
- * follows no symbolic link), by path relative to `dir`. The build starts it on an overlay's
+ * The attributes matching `names` of every file under `dir` (one walk of the kernel helper, or
+ * one recursive getfattr; neither follows a symbolic link), by path relative to `dir`. The build starts it on an overlay's
  * upper directory as soon as a RUN ends, so it runs on the other core while the snapshot is read.
  */
 export async function readXattrsTree(dir: string, names: RegExp = LAYER_XATTRS): Promise<Map<string, Map<string, Buffer>>> {
   const found = new Map<string, Map<string, Buffer>>();
+  const k = names === LAYER_XATTRS ? kernel() : undefined;
+  if (k) {
+    for (const [rel, value] of await k.getxattrTree(LAYER_XATTR, dir)) found.set(rel, new Map([[LAYER_XATTR, value]]));
+    return found;
+  }
   if (!GETFATTR) return found;
   const dump = await runTool(GETFATTR, ['--absolute-names', '-R', '-P', '-h', '-d', '-e', 'hex', '-m', names.source, '--', dir]);
   const prefix = dir.endsWith('/') ? dir : `${dir}/`;

@@ -110,6 +110,14 @@ describe('kernel helper', () => {
     }
     expect([...found.keys()].sort()).toEqual([0, 2, 3, 4]);
     for (const v of found.values()) expect(`0x${v.toString('hex')}`).toBe(cap);
+    // the walk of the helper finds the same, by relative path, into directories, following no link
+    mkdirSync(path.join(dir, 'sub', 'deeper'), { recursive: true });
+    writeFileSync(path.join(dir, 'sub', 'deeper', 'tool'), 't');
+    execFileSync('setfattr', ['-h', '-n', 'security.capability', '-v', cap, path.join(dir, 'sub', 'deeper', 'tool')]);
+    symlinkSync('sub', path.join(dir, 'dirlink'));
+    const tree = await kernel()!.getxattrTree('security.capability', dir);
+    expect([...tree.keys()].sort()).toEqual(['capped', 'new\nline', 'sub/deeper/tool', 'with space', 'ünï']);
+    for (const v of tree.values()) expect(`0x${v.toString('hex')}`).toBe(cap);
     // readXattrs goes through the helper and says the same as getfattr, path by path
     const read = await readXattrs(paths);
     for (const p of paths) {

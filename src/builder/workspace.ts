@@ -301,7 +301,7 @@ export class Workspace {
     if (grown) {
       const after = s.snapshot ?? (this.stats.walks++, await snapshot(live.merged));
       // The last step's index is this stage's alone: changed in place, not copied.
-      const made = lowerIndex(after, live.upper, { inPlace: after !== live.below && after !== s.viewIndex });
+      const made = lowerIndex(after, live.upper, { inPlace: after !== live.below && after !== s.viewIndex, ...(live.below ? { below: live.below } : {}) });
       index = made.index;
       // Kept as what the upper directory changes in the view below it (when that view's index
       // is known): a few entries written, not the whole view.

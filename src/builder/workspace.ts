@@ -396,10 +396,10 @@ export class Workspace {
     await collectTrash(this.store).catch(() => undefined);
     trace('temps discarded');
     // The build cache over its budget: the least recently used snapshots and cache entries go
-    // (not what this build leased). A build that ran no step added nothing to collect: a
-    // no-op rebuild skips it (28 ms with 180 snapshots kept).
+    // (not what this build leased; a snapshot of another boot, or without its meta, is older
+    // than any other). A build that ran no step added nothing to collect: a no-op rebuild
+    // skips it (28 ms with 180 snapshots kept).
     if (succeeded && this.stepsRun > 0) {
-      await this.snapshots.collect({ budget: Infinity }).catch((err: unknown) => trace(`snapshots not collected: ${(err as Error).message}`)); // the broken ones
       await collectBuildCache(this.store, storeBudget(this.store.root)).catch((err: unknown) => trace(`build cache not collected: ${(err as Error).message}`));
       trace('build cache collected');
     }

@@ -20,7 +20,7 @@ import type { BuildPlan } from '../plan/planner.js';
 import { applyLayer } from '../rootfs/apply.js';
 import { kernelCalls } from '../rootfs/kernel.js';
 import { mountOverlay, overlayWanted, unmount } from '../rootfs/overlay.js';
-import { lowerIndex, snapshot, type Snapshot } from '../snapshot/diff.js';
+import { indexChange, lowerIndex, snapshot, type Snapshot } from '../snapshot/diff.js';
 import { loadSnapshot, saveSnapshot } from '../snapshot/persist.js';
 import { collectBuildCache } from '../store/budget.js';
 import { SNAPSHOT_DEPTH, Snapshots, storeBudget, type View } from '../store/snapshots.js';
@@ -301,15 +301,10 @@ export class Workspace {
     if (grown) {
       const after = s.snapshot ?? (this.stats.walks++, await snapshot(live.merged));
       // The last step's index is this stage's alone: changed in place, not copied.
-      const made = lowerIndex(after, live.upper, { inPlace: after !== live.below && after !== s.viewIndex, ...(live.below ? { below: live.below } : {}) });
-      index = made.index;
-      // Kept as what the upper directory changes in the view below it (when that view's index
-      // is known): a few entries written, not the whole view.
-      if (live.below) {
-        const removed: string[] = [];
-        for (const p of live.below.keys()) if (!index.has(p)) removed.push(p);
-        delta = { entries: made.own, removed };
-      }
+      index = lowerIndex(after, live.upper, { inPlace: after !== live.below && after !== s.viewIndex, ...(live.below ? { below: live.below } : {}) });
+      // Kept as what the step changes in the view below it (when that view's index is known):
+      // a few entries written, not the whole view.
+      if (live.below) delta = indexChange(live.below, index);
     }
     delete s.live;
     delete s.rootfs;

@@ -93,7 +93,10 @@ while (1) {
 }
 `;
 
-/** A failed call: `errno` is the kernel's error number, `code` its name where known. */
+/**
+ * A call the kernel refused: `errno` is its error number. Any other error of a call (the
+ * helper ended, could not start) says nothing of the call itself: callers then start the tool.
+ */
 export class KernelCallError extends Error {
   constructor(
     message: string,
@@ -113,13 +116,21 @@ class Helper {
   private readonly pending = new Map<number, Pending>();
   private next = 0;
   private buffered = '';
+  private answered = false;
   dead = false;
 
   constructor(private readonly child: ChildProcessByStdio<Writable, Readable, null>) {
     child.stdout.setEncoding('latin1');
     child.stdout.on('data', (d: string) => this.onData(d));
-    child.on('close', () => this.fail(new Error('the kernel helper (perl) ended')));
-    child.on('error', (err) => this.fail(err));
+    // One that cannot start, or ends before its first answer, is not tried again.
+    child.on('close', () => {
+      if (!this.answered) unavailable = true;
+      this.fail(new Error('the kernel helper (perl) ended'));
+    });
+    child.on('error', (err) => {
+      unavailable = true;
+      this.fail(err);
+    });
     child.stdin.on('error', () => undefined); // its end shows as 'close'
     this.idle();
   }
@@ -151,6 +162,7 @@ class Helper {
       const m = /^(\d+) (\d+) ?(.*)$/s.exec(line);
       const p = m ? this.pending.get(Number(m[1])) : undefined;
       if (!m || !p) continue;
+      this.answered = true;
       this.pending.delete(Number(m[1]));
       if (this.pending.size === 0) this.idle();
       const errno = Number(m[2]);
@@ -195,7 +207,7 @@ function started(): Helper | undefined {
     unavailable = true;
     return undefined;
   }
-  const child = childProcess().spawn(perl, ['-e', SCRIPT, ...numbers.map(String)], { stdio: ['pipe', 'pipe', 'ignore'], env: {} });
+  const child = childProcess().spawn(perl, ['-e', SCRIPT, ...numbers.map(String)], { stdio: ['pipe', 'pipe', 'ignore'], env: {}, cwd: '/' });
   helper = new Helper(child);
   return helper;
 }
@@ -210,6 +222,8 @@ export interface Kernel {
   /** lgetxattr(2) of `name` on everything under `dir` (no symbolic link followed): relative path → value, for those that have it. */
   getxattrTree(name: string, dir: string): Promise<Map<string, Buffer>>;
 }
+
+export const isKernelRefusal = (err: unknown): err is KernelCallError => err instanceof KernelCallError;
 
 export function kernel(): Kernel | undefined {
   const h = started();

@@ -16,7 +16,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { kernel, MNT_DETACH } from './kernel.js';
+import { isKernelRefusal, kernel, MNT_DETACH } from './kernel.js';
 import { inUserNamespace } from './userns.js';
 import { execFileAsync } from '../errors/index.js';
 
@@ -56,8 +56,13 @@ export async function mountOverlay(lower: string | readonly string[], dir: strin
   // so its durability is worth nothing; without the option, unmounting syncs the whole upper
   // file system (70 ms and more after a COPY of a few thousand files).
   const k = kernel();
+  const withTool = (opts: string): Promise<unknown> => execFileAsync(tool(MOUNT), ['-t', 'overlay', 'overlay', '-o', opts, merged], cwd ? { cwd } : {});
+  // The helper's failure (not the kernel's refusal) is no answer: the tool is asked instead,
+  // unless the helper mounted it before it failed.
   const mount = (opts: string): Promise<unknown> =>
-    k ? k.mount('overlay', merged, 'overlay', opts, cwd) : execFileAsync(tool(MOUNT), ['-t', 'overlay', 'overlay', '-o', opts, merged], cwd ? { cwd } : {});
+    k
+      ? k.mount('overlay', merged, 'overlay', opts, cwd).catch((err: unknown) => (isKernelRefusal(err) ? Promise.reject(err) : mountPoints().includes(merged) ? undefined : withTool(opts)))
+      : withTool(opts);
   if (volatileWorks !== false) {
     try {
       await mount(`${options},volatile`);
@@ -85,9 +90,16 @@ export async function unmount(...dirs: string[]): Promise<void> {
   if (dirs.length === 0) return;
   const k = kernel();
   if (k) {
-    // busy (a process still has it open): detached, the kernel frees it when released
-    for (const d of dirs) await k.umount(d).catch(() => k.umount(d, MNT_DETACH).catch(() => undefined));
-    return;
+    const left: string[] = [];
+    for (const d of dirs) {
+      await k.umount(d).catch(async (err: unknown) => {
+        // busy (a process still has it open): detached, the kernel frees it when released
+        if (isKernelRefusal(err)) await k.umount(d, MNT_DETACH).catch(() => undefined);
+        else left.push(d); // the helper failed: the tool below
+      });
+    }
+    if (left.length === 0) return;
+    dirs = left;
   }
   try {
     await execFileAsync(tool(UMOUNT), dirs);
@@ -98,21 +110,25 @@ export async function unmount(...dirs: string[]): Promise<void> {
   }
 }
 
-/** Detach every mount at or below `dir` (deepest first): what a killed build left mounted. */
-export async function unmountUnder(dir: string): Promise<void> {
+/** The mount points of this process's mount namespace. */
+function mountPoints(): string[] {
   let table: string;
   try {
     table = readFileSync('/proc/self/mountinfo', 'utf8');
   } catch {
-    return;
+    return [];
   }
-  const points = table
-    .split('\n')
-    .map((l) => unescapeMount(l.split(' ')[4] ?? ''))
+  return table.split('\n').map((l) => unescapeMount(l.split(' ')[4] ?? ''));
+}
+
+/** Detach every mount at or below `dir` (deepest first): what a killed build left mounted. */
+export async function unmountUnder(dir: string): Promise<void> {
+  const points = mountPoints()
     .filter((m) => m === dir || m.startsWith(dir + '/'))
     .sort((a, b) => b.length - a.length);
   const k = kernel();
-  for (const m of points) await (k ? k.umount(m, MNT_DETACH) : execFileAsync(tool(UMOUNT), ['-l', m])).catch(() => undefined);
+  const withTool = (m: string): Promise<unknown> => execFileAsync(tool(UMOUNT), ['-l', m]).catch(() => undefined);
+  for (const m of points) await (k ? k.umount(m, MNT_DETACH).catch((err: unknown) => (isKernelRefusal(err) ? undefined : withTool(m))) : withTool(m));
 }
 
 /** mountinfo escapes space, tab, newline and backslash as octal. */

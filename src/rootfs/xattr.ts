@@ -95,9 +95,11 @@ export async function readXattrs(paths: readonly string[], names: RegExp = LAYER
   const found = new Map<string, Map<string, Buffer>>();
   if (paths.length === 0) return found;
   const k = names === LAYER_XATTRS ? kernel() : undefined;
-  if (k) {
-    // One name: asked of each path through the kernel helper, no process started.
-    for (const [i, value] of await k.getxattr(LAYER_XATTR, paths)) found.set(paths[i] as string, new Map([[LAYER_XATTR, value]]));
+  // One name: asked of each path through the kernel helper, no process started (getfattr
+  // where the helper fails).
+  const values = await k?.getxattr(LAYER_XATTR, paths).catch(() => undefined);
+  if (values) {
+    for (const [i, value] of values) found.set(paths[i] as string, new Map([[LAYER_XATTR, value]]));
     return found;
   }
   if (!GETFATTR) return found;
@@ -136,8 +138,9 @@ function* matching(dump: Buffer, names: RegExp): Generator<[string, Map<string, 
 export async function readXattrsTree(dir: string, names: RegExp = LAYER_XATTRS): Promise<Map<string, Map<string, Buffer>>> {
   const found = new Map<string, Map<string, Buffer>>();
   const k = names === LAYER_XATTRS ? kernel() : undefined;
-  if (k) {
-    for (const [rel, value] of await k.getxattrTree(LAYER_XATTR, dir)) found.set(rel, new Map([[LAYER_XATTR, value]]));
+  const values = await k?.getxattrTree(LAYER_XATTR, dir).catch(() => undefined);
+  if (values) {
+    for (const [rel, value] of values) found.set(rel, new Map([[LAYER_XATTR, value]]));
     return found;
   }
   if (!GETFATTR) return found;

@@ -185,30 +185,51 @@ export function snapshotUpper(merged: string, upper: string, before: Snapshot, t
  * In the merged view a copied-up entry keeps the inode number of the lower one it came from;
  * once its directory is a lower directory, the view shows the real entry's number (and every
  * other field). Whiteouts (0/0 character devices) are not entries: `after` lacks what they hide.
- * `own` is what the upper directory itself shows (the entries it sets in the view below it);
  * `inPlace` changes `after` itself rather than a copy, when nothing else holds it; `below`,
- * the index of the view under the upper directory, spares a stat of every entry new there.
+ * the index of the view under the upper directory, spares a stat of the entries new there that
+ * are no copy-up.
  */
-export function lowerIndex(after: Snapshot, upper: string, options: { inPlace?: boolean; below?: Snapshot } = {}): { index: Snapshot; own: Snapshot } {
+export function lowerIndex(after: Snapshot, upper: string, options: { inPlace?: boolean; below?: Snapshot } = {}): Snapshot {
   const out: Snapshot = options.inPlace ? after : new Map(after);
-  const own: Snapshot = new Map();
   const { below } = options;
+  // Inode numbers of the view below: a copy-up (a file renamed or hard-linked, a directory
+  // renamed through redirect_dir) shows its origin's number while mounted, which is one of these.
+  let origins: Set<number> | undefined;
   const walk = (rel: string): void => {
     for (const name of readdirSync(under(upper, rel))) {
       const child = rel ? `${rel}/${name}` : name;
-      // An entry new in the upper directory (the view below had none there) was no copy-up: the
-      // merged view showed its own inode number and fields, so `after` has it already.
-      const known = below && !below.has(child) ? after.get(child) : undefined;
-      const entry = known ?? entryOf(under(upper, child));
+      // An entry new in the upper directory that is no copy-up showed its own inode number and
+      // fields in the merged view, so `after` has it already: no stat.
+      let entry: Entry | undefined;
+      if (below && !below.has(child)) {
+        const seen = after.get(child);
+        if (seen) {
+          origins ??= new Set([...below.values()].map((e) => e.ino));
+          if (!origins.has(seen.ino)) entry = seen;
+        }
+      }
+      entry ??= entryOf(under(upper, child));
       if (entry.type === 'character-device' && entry.rdev === 0) continue;
       if (!out.has(child)) continue; // hidden by an opaque directory above it (never from an overlay's own upper)
       out.set(child, entry);
-      own.set(child, entry);
       if (entry.type === 'directory') walk(child);
     }
   };
   walk('');
-  return { index: out, own };
+  return out;
+}
+
+/**
+ * What `index` changes in `below` (the view its upper directory was mounted on): the entries it
+ * sets and the paths it removes. An entry `snapshotUpper` left as it was is the same object in
+ * both; anything else counts as set (at worst an entry that did not change is written again).
+ */
+export function indexChange(below: Snapshot, index: Snapshot): { entries: Snapshot; removed: string[] } {
+  const entries: Snapshot = new Map();
+  for (const [p, e] of index) if (below.get(p) !== e) entries.set(p, e);
+  const removed: string[] = [];
+  for (const p of below.keys()) if (!index.has(p)) removed.push(p);
+  return { entries, removed };
 }
 
 function changed(a: Entry, b: Entry): boolean {
@@ -272,6 +293,7 @@ export function diff(before: Snapshot, after: Snapshot, options: DiffOptions = {
     if (after.has(p) || !before.has(p)) continue; // still there (a type change is an add), or never was
     const parent = p.includes('/') ? p.slice(0, p.lastIndexOf('/')) : '';
     if (parent && !after.has(parent)) continue; // the parent's own whiteout covers it
+    if (parent && after.get(parent)?.type !== 'directory') continue; // the parent is a file now: that entry replaces the whole directory
     if (parent && (replacedDirs.has(parent) || isUnderReplaced(parent, replacedDirs))) continue; // the opaque marker does
     const name = p.slice(p.lastIndexOf('/') + 1);
     out.push({ path: parent ? `${parent}/.wh.${name}` : `.wh.${name}`, kind: 'whiteout' });

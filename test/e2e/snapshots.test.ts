@@ -190,6 +190,56 @@ describe.skipIf(!root && process.env.CI !== 'true')('step snapshots', () => {
     expectStoreConsistent(plain);
   }, 120_000);
 
+  test('the index composed from the snapshots\' changes equals a walk of their stack mounted again: renames, hard links to lower files, opaque and replaced directories', async () => {
+    const store = path.join(work, 'composed');
+    await importFat(store);
+    const plain = path.join(work, 'composed-plain');
+    await execa('cp', ['-a', store, plain]);
+    const steps = [
+      // a lower file renamed and one hard-linked (both copy-ups: the merged view shows the origin's inode)
+      'mv /data/r1 /data/r1-moved && ln /data/r2 /data/r2-link && mkdir -p /n/a/b && echo 1 > /n/a/b/f',
+      // a lower directory emptied and made again (opaque), a directory of the step before replaced by a file
+      'rm -rf /data/text && mkdir /data/text && echo t > /data/text/only && rm -rf /n/a && echo file > /n/a',
+      // what the steps before made: renamed, linked, removed; a file becomes a directory. (Not
+      // a link of a lower step removed: its other name's link count drops in a plain tree but
+      // not in the lower directory an overlay shows, as with BuildKit's snapshots.)
+      'mv /data/r1-moved /data/r1-again && ln /data/r1-again /r1-link2 && rm /data/r3 && rm /n/a && mkdir -p /n/a/c && echo c > /n/a/c/g',
+      'chmod 700 /data && chown 7:7 /n && echo e > /e',
+    ];
+    const ctx = writeTree(path.join(work, 'ctx-composed'), { Dockerfile: ['FROM fat:1', ...steps.map((c) => `RUN ${c}`)].join('\n') });
+    await build(store, ['-t', 'co:1', ctx]);
+    await build(plain, ['-t', 'co:1', ctx], { GANTRY_OVERLAY: '0' });
+    expect(await imageId(store, 'co:1')).toBe(await imageId(plain, 'co:1'));
+    const { Store } = await import('../../src/store/store.js');
+    const { Snapshots } = await import('../../src/store/snapshots.js');
+    const { mountOverlay, unmount } = await import('../../src/rootfs/overlay.js');
+    const { snapshot } = await import('../../src/snapshot/diff.js');
+    const st = await Store.open(store);
+    const snaps = new Snapshots(st);
+    const metas = snaps.list().filter((x) => x.meta);
+    expect(metas).toHaveLength(steps.length);
+    for (const { id, meta } of metas) {
+      const composed = await snaps.index(id);
+      expect(composed, id).toBeDefined();
+      const dir = mkdtempSync(path.join(work, 'remount-'));
+      const merged = await mountOverlay(snaps.lowers({ snapshots: [id, ...meta!.parents], covered: meta!.layers }, meta!.base), dir, store);
+      // A merged directory's link count is 1 (overlayfs does not count a merged directory's
+      // subdirectories); the index keeps the real one, which nothing compares.
+      const dirLinks = (m: Map<string, { type: string; nlink: number }>) => new Map([...m].map(([p, e]) => [p, e.type === 'directory' ? { ...e, nlink: 0 } : e]));
+      try {
+        expect(dirLinks(composed!), `snapshot of ${meta!.layers} layers`).toEqual(dirLinks(await snapshot(merged as string)));
+      } finally {
+        await unmount(merged as string);
+      }
+    }
+    // And an edit on top of them, from the composed index, gives the plain build's image.
+    writeFileSync(path.join(ctx, 'Dockerfile'), ['FROM fat:1', ...steps.map((c) => `RUN ${c}`), 'RUN echo edit > /edit && rm /data/r4 && mv /data/r5 /r5-moved'].join('\n'));
+    const edit = await build(store, ['-t', 'co:2', ctx]);
+    expect(edit.stats.walks).toBe(0);
+    await build(plain, ['-t', 'co:2', ctx], { GANTRY_OVERLAY: '0' });
+    expect(await imageId(store, 'co:2')).toBe(await imageId(plain, 'co:2'));
+  }, 180_000);
+
   test('a step run again with --no-cache makes other content: its old snapshot is not used for the new layer', async () => {
     const store = path.join(work, 'stale');
     await importFat(store);

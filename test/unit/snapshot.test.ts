@@ -109,6 +109,14 @@ describe('snapshot diff', () => {
     expect(diff(before, after).map((c) => `${c.kind}:${c.path}`)).toEqual(['add:d', 'opaque:d/.wh..wh..opq']);
   });
 
+  test('a directory replaced by a file: the file alone, no whiteout under it (a tar cannot hold one below a file)', () => {
+    const e = (over: Partial<Entry>): Entry => ({ type: 'directory', mode: 0o755, uid: 0, gid: 0, size: 0, mtimeMs: 1, ctimeMs: 1, ino: 7, birthtimeMs: 100, nlink: 2, rdev: 0, ...over });
+    const before: Snapshot = new Map([['n', e({ ino: 5 })], ['n/a', e({})], ['n/a/b', e({ ino: 9 })], ['n/a/b/f', e({ type: 'file', ino: 8, nlink: 1 })]]);
+    const after: Snapshot = new Map([['n', e({ ino: 5 })], ['n/a', e({ type: 'file', ino: 10, nlink: 1, size: 5 })]]);
+    expect(diff(before, after).map((c) => `${c.kind}:${c.path}`)).toEqual(['add:n/a']);
+    expect(diff(before, after, { overlay: true, touched: new Set(['n/a', 'n/a/b', 'n/a/b/f']) }).map((c) => `${c.kind}:${c.path}`)).toEqual(['add:n/a']);
+  });
+
   test('nothing changed → no entries', async () => {
     const root = tmp();
     writeFileSync(path.join(root, 'f'), 'x');

@@ -19,15 +19,28 @@ import { layerCompression } from '../oci/media-types.js';
 import type { BuildPlan } from '../plan/planner.js';
 import { applyLayer } from '../rootfs/apply.js';
 import { kernelCalls } from '../rootfs/kernel.js';
-import { mountOverlay, overlayWanted, unmount } from '../rootfs/overlay.js';
+import { mountOverlay, overlayWanted, unmount, unmountUnder } from '../rootfs/overlay.js';
+import { killRootedIn } from '../rootfs/processes.js';
 import { indexChange, lowerIndex, snapshot, type Snapshot } from '../snapshot/diff.js';
 import { loadSnapshot, saveSnapshot } from '../snapshot/persist.js';
 import { collectBuildCache } from '../store/budget.js';
 import { SNAPSHOT_DEPTH, Snapshots, storeBudget, type View } from '../store/snapshots.js';
 import type { Store } from '../store/store.js';
 import { collectTrash, discard, trashBudget } from '../store/trash.js';
+import { setTreeReleaser } from '../store/trees.js';
 import { layerTar } from '../tar/decompress.js';
 import { baseOf, chainOf, type LayerRef, type StageState } from './state.js';
+
+/**
+ * How the store makes a build's tree safe to remove (store/trees.ts): the processes a chroot RUN
+ * left rooted in it killed (they have no namespace that died with their gantry), then every
+ * mount below it detached.
+ */
+export async function releaseTree(dir: string): Promise<void> {
+  killRootedIn(dir);
+  await unmountUnder(dir);
+}
+setTreeReleaser(releaseTree);
 
 /** What a build did to its file systems, for the tests that count it (GANTRY_STATS_OUT names a file). */
 export interface BuildStats {

@@ -26,10 +26,9 @@ import path from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { crashPerChunk, crashPoint, execFileAsync, GantryError, isSystemError, StoreError } from '../errors/index.js';
+import { treeReleaser } from './trees.js';
 import { digestOf, parseDigest, VerifyStream, DigestMismatchError, SizeMismatchError } from '../oci/digest.js';
 import { MediaType } from '../oci/media-types.js';
-import { unmountUnder } from '../rootfs/overlay.js';
-import { killRootedIn } from '../rootfs/processes.js';
 import { ChunkWriter } from '../tar/writer.js';
 import { REF_NAME_ANNOTATION, type Descriptor, type Index } from '../oci/types.js';
 
@@ -598,11 +597,12 @@ export class Store {
     for (const name of readdirOrNone(this.tmpDir)) {
       const owner = tempOwner(name);
       if (owner && !owner.alive) {
-        // A killed build's overlay is still mounted there: detach it first.
-        if (owner.kind === 'rootfs') {
-          // A RUN of the chroot isolation has no namespace that died with its gantry: its processes go first.
-          killRootedIn(path.join(this.tmpDir, name));
-          await unmountUnder(path.join(this.tmpDir, name));
+        // A killed build's overlay may still be mounted there, a chroot RUN's processes still
+        // running in it: released first (store/trees.ts), or left for a command that can.
+        if (owner.kind === 'rootfs' || owner.kind === 'run') {
+          const release = treeReleaser();
+          if (!release) continue;
+          await release(path.join(this.tmpDir, name));
         }
         // Another process may be removing it too: whoever comes second finds less, or nothing.
         await rm(path.join(this.tmpDir, name), { recursive: true, force: true, maxRetries: 3 }).catch(() => undefined);

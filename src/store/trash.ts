@@ -17,9 +17,9 @@ import { randomBytes } from 'node:crypto';
 import { readdirSync, statfsSync } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { unmountUnder } from '../rootfs/overlay.js';
 import { parseSize } from '../tar/limit.js';
 import type { Store } from './store.js';
+import { treeReleaser } from './trees.js';
 
 const ENTRY = /^(\d+)-(\d+)-[0-9a-f]{16}$/;
 
@@ -110,12 +110,15 @@ export async function collectTrash(store: Store, options: { all?: boolean } = {}
       if (target === held && excess === 0 && !entries.some((e) => e.time === 0)) return report;
     }
   }
+  // A tree is never removed through a mount (an overlay a crash left mounted): released first,
+  // or, by a store that cannot, left (store/trees.ts).
+  const release = treeReleaser();
+  if (!release) return report;
   for (const e of entries) {
     if (e.time !== 0 && held <= target && excess <= 0) break;
     excess--;
     const dir = path.join(trash, e.name);
-    // A tree is never removed through a mount (an overlay a crash left mounted): detach it first.
-    await unmountUnder(dir);
+    await release(dir);
     // Another process may be removing it too; what is left is removed next time.
     await rm(dir, { recursive: true, force: true, maxRetries: 3 }).catch(() => undefined);
     held -= e.bytes;

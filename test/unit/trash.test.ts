@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -5,6 +6,9 @@ import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { Store } from '../../src/store/store.js';
 import { pruneStore } from '../../src/store/prune.js';
 import { collectTrash, discard, isTrashEntry, trashDir } from '../../src/store/trash.js';
+import { setTreeReleaser } from '../../src/store/trees.js';
+// The module that makes build trees gives the store the way to release them (store/trees.ts).
+import { releaseTree } from '../../src/builder/workspace.js';
 
 let work: string;
 let store: Store;
@@ -30,6 +34,26 @@ function entry(time: number, bytes: number): string {
 const left = () => readdirSync(trashDir(store)).sort();
 
 describe('trash', () => {
+  test('a store not given the way to release build trees removes none of them: trash entries and a dead build\'s rootfs stay', async () => {
+    process.env.GANTRY_TRASH_BUDGET = '0';
+    const a = entry(1, 300);
+    const dead = Number(execFileSync('sh', ['-c', 'echo $$']).toString().trim()); // a pid that has ended
+    const temp = path.join(store.tmpDir, path.basename(store.tempPath('rootfs')).replace(/^rootfs-\d+-/, `rootfs-${dead}-`));
+    mkdirSync(path.join(temp, 'merged'), { recursive: true });
+    setTreeReleaser(undefined);
+    try {
+      expect(await collectTrash(store)).toEqual({ entries: 0, bytes: 0 });
+      expect(left()).toEqual([a]);
+      expect(await store.cleanTemp()).toEqual([]);
+      expect(existsSync(temp)).toBe(true);
+    } finally {
+      setTreeReleaser(releaseTree);
+    }
+    expect(await collectTrash(store)).toEqual({ entries: 1, bytes: 300 });
+    expect(await store.cleanTemp()).toEqual([path.basename(temp)]);
+    expect(existsSync(temp)).toBe(false);
+  });
+
   test('discard moves a tree into the trash, under a name that dates it and carries its size, out of reach of others', async () => {
     const dir = store.tempPath('rootfs');
     mkdirSync(path.join(dir, 'upper', 'usr'), { recursive: true });

@@ -26,7 +26,7 @@ import path from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { crashPerChunk, crashPoint, execFileAsync, GantryError, isSystemError, StoreError } from '../errors/index.js';
-import { treeReleaser } from './trees.js';
+import { removeTree, treeReleaser } from './trees.js';
 import { digestOf, parseDigest, VerifyStream, DigestMismatchError, SizeMismatchError } from '../oci/digest.js';
 import { MediaType } from '../oci/media-types.js';
 import { ChunkWriter } from '../tar/writer.js';
@@ -605,7 +605,7 @@ export class Store {
           await release(path.join(this.tmpDir, name));
         }
         // Another process may be removing it too: whoever comes second finds less, or nothing.
-        await rm(path.join(this.tmpDir, name), { recursive: true, force: true, maxRetries: 3 }).catch(() => undefined);
+        await removeTree(path.join(this.tmpDir, name));
         removed.push(name);
       }
     }

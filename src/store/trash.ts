@@ -15,11 +15,11 @@
  */
 import { randomBytes } from 'node:crypto';
 import { readdirSync, statfsSync } from 'node:fs';
-import { rename, rm } from 'node:fs/promises';
+import { rename } from 'node:fs/promises';
 import path from 'node:path';
 import { parseSize } from '../tar/limit.js';
 import type { Store } from './store.js';
-import { treeReleaser } from './trees.js';
+import { removeTree, treeReleaser } from './trees.js';
 
 const ENTRY = /^(\d+)-(\d+)-[0-9a-f]{16}$/;
 
@@ -55,7 +55,7 @@ export async function discard(store: Store, dir: string, bytes: number): Promise
     await rename(dir, path.join(trash, name));
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-    await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+    await removeTree(dir);
   }
 }
 
@@ -120,7 +120,7 @@ export async function collectTrash(store: Store, options: { all?: boolean } = {}
     const dir = path.join(trash, e.name);
     await release(dir);
     // Another process may be removing it too; what is left is removed next time.
-    await rm(dir, { recursive: true, force: true, maxRetries: 3 }).catch(() => undefined);
+    await removeTree(dir);
     held -= e.bytes;
     report.entries++;
     report.bytes += e.bytes;

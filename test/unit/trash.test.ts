@@ -34,6 +34,25 @@ function entry(time: number, bytes: number): string {
 const left = () => readdirSync(trashDir(store)).sort();
 
 describe('trash', () => {
+  test.runIf(process.getuid?.() === 0)('removing a tree never crosses into a mount left in it (what a released tree should not have, but must survive)', async () => {
+    const { removeTree } = await import('../../src/store/trees.js');
+    const tree = path.join(work, 'tree');
+    const mnt = path.join(tree, 'sub', 'mnt');
+    mkdirSync(mnt, { recursive: true });
+    writeFileSync(path.join(tree, 'sub', 'f'), 'x');
+    execFileSync('mount', ['-t', 'tmpfs', 'tmpfs', mnt]);
+    try {
+      writeFileSync(path.join(mnt, 'kept'), 'what the mount shows');
+      await removeTree(tree);
+      expect(existsSync(path.join(tree, 'sub', 'f'))).toBe(false);
+      expect(existsSync(path.join(mnt, 'kept'))).toBe(true);
+    } finally {
+      execFileSync('umount', [mnt]);
+    }
+    await removeTree(tree);
+    expect(existsSync(tree)).toBe(false);
+  });
+
   test('a store not given the way to release build trees removes none of them: trash entries and a dead build\'s rootfs stay', async () => {
     process.env.GANTRY_TRASH_BUDGET = '0';
     const a = entry(1, 300);

@@ -223,6 +223,14 @@ export interface Kernel {
   getxattrTree(name: string, dir: string): Promise<Map<string, Buffer>>;
 }
 
+/** The `key:hex` items of an xattr answer: key, value. */
+function* valuesOf(answer: string): Generator<[string, Buffer]> {
+  for (const item of answer.split(' ')) {
+    const colon = item.indexOf(':');
+    if (colon > 0) yield [item.slice(0, colon), Buffer.from(item.slice(colon + 1), 'hex')];
+  }
+}
+
 export const isKernelRefusal = (err: unknown): err is KernelCallError => err instanceof KernelCallError;
 
 export function kernel(): Kernel | undefined {
@@ -240,21 +248,13 @@ export function kernel(): Kernel | undefined {
       // A request per 10,000 paths: an answer line stays a few hundred KiB.
       for (let i = 0; i < paths.length; i += 10_000) {
         const batch = paths.slice(i, i + 10_000);
-        const found = await h.call(`reading ${name}`, 'getxattr', [name, ...batch]);
-        for (const item of found.split(' ')) {
-          const colon = item.indexOf(':');
-          if (colon > 0) out.set(i + Number(item.slice(0, colon)), Buffer.from(item.slice(colon + 1), 'hex'));
-        }
+        for (const [index, value] of valuesOf(await h.call(`reading ${name}`, 'getxattr', [name, ...batch]))) out.set(i + Number(index), value);
       }
       return out;
     },
     getxattrTree: async (name, dir) => {
       const out = new Map<string, Buffer>();
-      const found = await h.call(`reading ${name} under ${dir}`, 'getxattrtree', [name, dir]);
-      for (const item of found.split(' ')) {
-        const colon = item.indexOf(':');
-        if (colon > 0) out.set(Buffer.from(item.slice(0, colon), 'hex').toString('utf8'), Buffer.from(item.slice(colon + 1), 'hex'));
-      }
+      for (const [rel, value] of valuesOf(await h.call(`reading ${name} under ${dir}`, 'getxattrtree', [name, dir]))) out.set(Buffer.from(rel, 'hex').toString('utf8'), value);
       return out;
     },
   };

@@ -163,9 +163,28 @@ describe.skipIf(!root && process.env.CI !== 'true')('builds on an overlay', () =
     expectStoreConsistent(store);
   }, 120_000);
 
-  test('the snapshot read from the upper directory equals a walk of the whole merged view, step after step', async () => {
-    const lower = makeFatRootfs(path.join(work, 'lower'), { random: 8, small: 30, seed: 'upper' });
+  /** A base for the step tests below: a fat rootfs with a deep tree, a subdirectory to replace and a symlink. */
+  const stepsLower = async (name: string, seed: string): Promise<string> => {
+    const lower = makeFatRootfs(path.join(work, name), { random: 8, small: 30, seed });
     await execa('sh', ['-c', `mkdir -p ${lower}/deep/a/b/c ${lower}/keep/sub && echo x > ${lower}/deep/a/b/c/f && echo k > ${lower}/keep/sub/k && ln -s ../keep ${lower}/deep/link`]);
+    return lower;
+  };
+  /** Steps on that base, each run in the merged view. */
+  const UPPER_STEPS = [
+    // changes to the base: content, mode, owner, deletions of a file and of a tree, a hard link
+    'rm data/r1 && echo changed > data/r2 && chmod 600 data/r3 && chown 65534:65534 data/r4 && rm -rf deep/a/b && ln data/r7 data/r7-link',
+    // new trees, a directory of the base replaced (opaque), a lower directory's mode
+    'mkdir -p new/x/y && echo 1 > new/x/y/one && echo 2 > new/two && rm -rf data/text && mkdir data/text && echo n > data/text/only && chmod 700 keep',
+    // what an earlier step made, deleted (in one upper directory: simply gone; in a fresh one: a whiteout)
+    'rm -rf new/x && rm new/two && mkdir new/x && echo again > new/x/again',
+    // a file becomes a directory, a directory a file, a symlink a file
+    'rm data/r5 && mkdir data/r5 && echo in > data/r5/in && rm -rf keep/sub && echo now-a-file > keep/sub && rm deep/link && echo f > deep/link',
+    // a base directory renamed away and its name reused
+    'mv deep deep-old && mkdir deep && echo fresh > deep/fresh && rm -rf deep-old/a',
+  ];
+
+  test('the snapshot read from the upper directory equals a walk of the whole merged view, step after step', async () => {
+    const lower = await stepsLower('lower', 'upper');
     const dir = mkdtempSync(path.join(work, 'mnt-'));
     const merged = await mountOverlay(lower, dir);
     expect(merged, 'overlayfs could not be mounted').toBeDefined();
@@ -178,20 +197,7 @@ describe.skipIf(!root && process.env.CI !== 'true')('builds on an overlay', () =
       // Before any step the merged view is the lower directory (what a build's first step starts from).
       let before = await snapshot(lower);
       expect(await snapshot(m)).toEqual(before);
-      const steps = [
-        // changes to the base: content, mode, owner, deletions of a file and of a tree, a hard link
-        'rm data/r1 && echo changed > data/r2 && chmod 600 data/r3 && chown 65534:65534 data/r4 && rm -rf deep/a/b && ln data/r7 data/r7-link',
-        // new trees, a directory of the base replaced (opaque), a lower directory's mode
-        'mkdir -p new/x/y && echo 1 > new/x/y/one && echo 2 > new/two && rm -rf data/text && mkdir data/text && echo n > data/text/only && chmod 700 keep',
-        // what an earlier step made, deleted (no whiteout: it is simply gone from the upper directory)
-        'rm -rf new/x && rm new/two && mkdir new/x && echo again > new/x/again',
-        // a file becomes a directory, a directory a file, a symlink a file
-        'rm data/r5 && mkdir data/r5 && echo in > data/r5/in && rm -rf keep/sub && echo now-a-file > keep/sub && rm deep/link && echo f > deep/link',
-        // a base directory renamed away and its name reused
-        'mv deep deep-old && mkdir deep && echo fresh > deep/fresh && rm -rf deep-old/a',
-        // nothing
-        'true',
-      ];
+      const steps = [...UPPER_STEPS, 'true'];
       for (const cmd of steps) {
         await execa('sh', ['-c', cmd], { cwd: m });
         const touched = new Set<string>();
@@ -207,15 +213,9 @@ describe.skipIf(!root && process.env.CI !== 'true')('builds on an overlay', () =
   }, 60_000);
 
   test('on a fresh upper directory per step (as step snapshots stack), the snapshot read from it equals a walk of the merged view', async () => {
-    const lower = makeFatRootfs(path.join(work, 'lower-fresh'), { random: 8, small: 30, seed: 'fresh' });
-    await execa('sh', ['-c', `mkdir -p ${lower}/deep/a/b/c ${lower}/keep/sub && echo x > ${lower}/deep/a/b/c/f && echo k > ${lower}/keep/sub/k && ln -s ../keep ${lower}/deep/link`]);
+    const lower = await stepsLower('lower-fresh', 'fresh');
     const steps = [
-      'rm data/r1 && echo changed > data/r2 && chmod 600 data/r3 && chown 65534:65534 data/r4 && rm -rf deep/a/b && ln data/r7 data/r7-link',
-      'mkdir -p new/x/y && echo 1 > new/x/y/one && echo 2 > new/two && rm -rf data/text && mkdir data/text && echo n > data/text/only && chmod 700 keep',
-      // what the step before made (now a lower directory), deleted and made again
-      'rm -rf new/x && rm new/two && mkdir new/x && echo again > new/x/again',
-      'rm data/r5 && mkdir data/r5 && echo in > data/r5/in && rm -rf keep/sub && echo now-a-file > keep/sub && rm deep/link && echo f > deep/link',
-      'mv deep deep-old && mkdir deep && echo fresh > deep/fresh && rm -rf deep-old/a',
+      ...UPPER_STEPS,
       // a directory replaced whose replacement the step before made
       'rm -rf data/text && mkdir data/text && echo m > data/text/other && rm -rf new',
       'true',

@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -6,6 +5,7 @@ import { execa } from 'execa';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { projectRoot } from '../helpers/conformance.js';
 import { DEBIAN_PATH, debianBaseTarball } from '../helpers/debian.js';
+import { oracleEnv } from '../helpers/oracle.js';
 import { writeTree } from '../helpers/files.js';
 
 // The environment inside RUN against current BuildKit (Docker 28.5, ../shared/tools/buildkit-oracle.sh):
@@ -28,11 +28,7 @@ beforeAll(() => {
   tarball = debianBaseTarball();
   if (!tarball) return;
   // First start: a debootstrap and an install in a chroot, a few minutes.
-  const exports = execFileSync('bash', [script, 'env'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 20 * 60_000 });
-  env = { ...process.env };
-  for (const m of exports.matchAll(/^export (\w+)=(.*)$/gm)) {
-    env[m[1] as string] = (m[2] as string).replace(/^["']|["']$/g, '').replace(/\$(\w+)|\$\{(\w+)\}/g, (_, a?: string, b?: string) => process.env[(a ?? b) as string] ?? '');
-  }
+  env = oracleEnv(script);
 }, 20 * 60_000);
 
 const DUMP = [

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { projectRoot } from '../helpers/conformance.js';
 import { DEBIAN_PATH, debianBaseTarball } from '../helpers/debian.js';
 import { writeTree } from '../helpers/files.js';
+import { oracleEnv } from '../helpers/oracle.js';
 import { makeBusyboxRootfs, tarDir } from '../helpers/rootfs.js';
 
 // gantry inside an unprivileged container (issue 19, point 4), kaniko's case: the image of
@@ -40,11 +41,7 @@ beforeAll(async () => {
   }
   debian = debianBaseTarball();
   if (!debian) return;
-  const exports = execFileSync('bash', [script, 'env'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 20 * 60_000 });
-  const e: NodeJS.ProcessEnv = { ...process.env };
-  for (const m of exports.matchAll(/^export (\w+)=(.*)$/gm)) {
-    e[m[1] as string] = (m[2] as string).replace(/^["']|["']$/g, '').replace(/\$(\w+)|\$\{(\w+)\}/g, (_, a?: string, b?: string) => process.env[(a ?? b) as string] ?? '');
-  }
+  const e = oracleEnv(script);
   // The gantry image, built by gantry (as root, with RUN in its OCI sandbox), then loaded into the engine.
   const imp = await g(['import', debian, 'debian:unpriv', '-c', `ENV ${DEBIAN_PATH}`]);
   expect(imp.exitCode, imp.stderr).toBe(0);

@@ -26,6 +26,35 @@ export interface Oracle {
 
 export type OracleEngine = 'current' | '20.10';
 
+/**
+ * Run one of ../shared/tools' oracle scripts (start or `env`) and return what it printed. An engine
+ * that is slow to come up on a busy machine (the script waits 60 s for its first answer, then 30 s
+ * for one already starting) is waited for again, and restarted once, before the run gives up: a
+ * comparison must not fail because dockerd took 61 s to print its first line.
+ */
+export function runOracleScript(script: string, args: string[] = []): string {
+  const run = (a: string[]) => execFileSync('bash', [script, ...a], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 20 * 60_000 });
+  const slow = (e: unknown) => /did not answer|does not answer/.test(String((e as { stderr?: string }).stderr ?? e));
+  for (let attempt = 1; ; attempt++) {
+    try {
+      // The current engine's first start is a debootstrap and an install: minutes.
+      return run(args);
+    } catch (e) {
+      if (!slow(e) || attempt === 5) throw e;
+      if (attempt === 4) run(['stop']);
+    }
+  }
+}
+
+/** The environment `buildkit-oracle.sh env` asks for (DOCKER_HOST, the 28.x CLI on PATH), over this process's. */
+export function oracleEnv(script: string): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  for (const m of runOracleScript(script, ['env']).matchAll(/^export (\w+)=(.*)$/gm)) {
+    env[m[1] as string] = (m[2] as string).replace(/^["']|["']$/g, '').replace(/\$(\w+)|\$\{(\w+)\}/g, (_, a?: string, b?: string) => process.env[(a ?? b) as string] ?? '');
+  }
+  return env;
+}
+
 export function startOracle(engine: OracleEngine = '20.10'): Oracle | undefined {
   const name = engine === 'current' ? 'buildkit-oracle.sh' : 'dockerd-oracle.sh';
   const script = path.join(projectRoot, '..', 'shared', 'tools', name);
@@ -36,8 +65,7 @@ export function startOracle(engine: OracleEngine = '20.10'): Oracle | undefined 
   if (!haveTool('curl')) return undefined;
   let out: string;
   try {
-    // The current engine's first start is a debootstrap and an install: minutes.
-    out = execFileSync('bash', [script], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 20 * 60_000 });
+    out = runOracleScript(script);
   } catch (e) {
     if (process.env.CI === 'true') throw e;
     return undefined;

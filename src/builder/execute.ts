@@ -26,7 +26,7 @@ import { stepKey } from './keys.js';
 import { doStep } from './layer.js';
 import { resolveNamedContexts, type NamedContexts, type NamedDir } from './named-contexts.js';
 import { resolvePlan } from './resolve.js';
-import { imageKey, imageState, startStage, type StageState } from './state.js';
+import { imageKey, imageState, keptLayer, startStage, type LayerRef, type StageState } from './state.js';
 import { StatCache } from './statcache.js';
 import { copyStepOf } from './steps/copy.js';
 import { checkEntitlements, noticeIsolation, runStepOf } from './steps/run.js';
@@ -135,6 +135,7 @@ async function executePlan(plan: BuildPlan, images: Map<string, Image>, run: Pla
     return copyStepOf(step, fromState, env);
   };
 
+  const leaving = stagesLeaving(plan);
   let sandboxWarmed = false;
   const hasRun = plan.stages.some((st) => st.steps.some((x) => x.op === 'run'));
   let targetState: StageState | undefined;
@@ -168,11 +169,13 @@ async function executePlan(plan: BuildPlan, images: Map<string, Image>, run: Pla
         const work = fsStepOf(step, state, stage.platform);
         const key = stepKey(state.key, stage.platform, step, await work.inputs(), options);
         const hit = options.noCache || uncachedStages.has(stage.index) ? undefined : await cache.get(key);
-        if (hit) {
-          await ws.cacheHit(state, key, hit.layer);
+        // A step whose change was kept only as a snapshot is a hit where that snapshot mounts, and
+        // only in a stage whose layers stay in the build; else it runs again and makes its layer.
+        const hitLayer: LayerRef | null = hit?.kept !== undefined ? keptLayer(hit.kept) : (hit?.layer ?? null);
+        if (hit && !(hitLayer?.keptOnly && leaving.has(stage.index)) && (await ws.cacheHit(state, key, hitLayer))) {
           // Dated when the step ran, as BuildKit dates a cached layer: a rebuild that changes nothing is the same image.
           const then = { ...history, created: fixedTime ? created : hit.created };
-          state.config.history = [...(state.config.history ?? []), hit.layer ? then : { ...then, empty_layer: true }];
+          state.config.history = [...(state.config.history ?? []), hitLayer ? then : { ...then, empty_layer: true }];
           if (step.op === 'workdir') state.config.config = { ...(state.config.config ?? {}), WorkingDir: step.path };
           state.key = key;
           emit({ type: 'step', id: step.id, name, status: 'cached' });
@@ -186,10 +189,11 @@ async function executePlan(plan: BuildPlan, images: Map<string, Image>, run: Pla
             prewarmSandbox({ ...(options.isolation ? { isolation: options.isolation } : {}), ...(options.network ? { network: options.network } : {}) });
           }
           ws.mountAhead(plan, stage.index, stateOfImage);
-          const layer = await doStep({ ws, store, ...(options.sourceDateEpoch !== undefined ? { sourceDateEpoch: options.sourceDateEpoch } : {}) }, state, step, work);
+          const stepCtx = { ws, store, keepOnly: !leaving.has(stage.index), ...(options.sourceDateEpoch !== undefined ? { sourceDateEpoch: options.sourceDateEpoch } : {}) };
+          const layer = await doStep(stepCtx, state, step, work);
           if (layer) ws.stepLayer(state, key, layer);
           state.config.history = [...(state.config.history ?? []), layer ? history : { ...history, empty_layer: true }];
-          await cache.put(key, { layer, created });
+          await cache.put(key, layer?.keptOnly ? { layer: null, kept: layer.diffId, created } : { layer, created });
         } catch (err) {
           throw atStep(step, err);
         }
@@ -208,6 +212,7 @@ async function executePlan(plan: BuildPlan, images: Map<string, Image>, run: Pla
     // As BuildKit: the command line's labels go on the image's config, with no history entry.
     final.config.config = { ...(final.config.config ?? {}), Labels: { ...(final.config.config?.Labels ?? {}), ...options.labels } };
   }
+  if (final.layers.some((l) => l.keptOnly)) throw new BuildError('BUILD_INTERNAL', 'the image would name a layer that was not made');
   const config: ImageConfig = {
     ...final.config,
     created: dated(final.config),
@@ -232,6 +237,21 @@ async function executePlan(plan: BuildPlan, images: Map<string, Image>, run: Pla
   trace('image written');
   emit({ type: 'image', digest: descriptor.digest, configDigest: image.configDigest, tags });
   return { digest: descriptor.digest, configDigest: image.configDigest, descriptor, tags, plan };
+}
+
+/**
+ * The stages whose layers leave the build: the target and the stages it is built FROM, in turn.
+ * The others are only read (COPY --from, a bind mount): their steps need no layers.
+ */
+function stagesLeaving(plan: BuildPlan): Set<number> {
+  const out = new Set<number>();
+  let stage = plan.stages[plan.stages.length - 1];
+  while (stage && !out.has(stage.index)) {
+    out.add(stage.index);
+    const base = stage.base;
+    stage = base.type === 'stage' ? plan.stages.find((st) => st.index === base.stage) : undefined;
+  }
+  return out;
 }
 
 /** The indexes of the stages `names` name (--no-cache-filter); a name no stage has is an error. */

@@ -5,6 +5,7 @@
  * uncompressed layer straight into the store (its digest is its diff ID; it is compressed when
  * it leaves the store: store/compress.ts), with the capabilities of the files it adds.
  */
+import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { trace } from '../errors/index.js';
 import { MediaType } from '../oci/media-types.js';
@@ -13,13 +14,17 @@ import { readXattrs, readXattrsTree } from '../rootfs/xattr.js';
 import { diff, snapshot, snapshotUpper, writeLayer, type Snapshot } from '../snapshot/diff.js';
 import type { Store } from '../store/store.js';
 import { TarWriter } from '../tar/writer.js';
-import type { LayerRef, StageState } from './state.js';
+import { keptLayer, type LayerRef, type StageState } from './state.js';
 import type { FsStep } from './steps/step.js';
 import type { Workspace } from './workspace.js';
 
-/** Do `work` (step `step`) on `state`'s rootfs; its layer, or null when it changed nothing. */
+/**
+ * Do `work` (step `step`) on `state`'s rootfs; its layer, or null when it changed nothing. With
+ * `keepOnly` (a stage whose layers never leave the build) and an overlay to keep it in, no layer
+ * is made: the step's change stays in its snapshot, under a stand-in layer (state.ts: keptLayer).
+ */
 export async function doStep(
-  ctx: { ws: Workspace; store: Store; sourceDateEpoch?: number },
+  ctx: { ws: Workspace; store: Store; sourceDateEpoch?: number; keepOnly?: boolean },
   state: StageState,
   step: Step,
   work: FsStep,
@@ -47,6 +52,13 @@ export async function doStep(
   state.snapshot = after;
   trace(`step ${step.id}: diff (${changes.length} changes)`);
   if (changes.length === 0) return null;
+  if (ctx.keepOnly && upper && ws.canKeepOnly(state)) {
+    // What the snapshot holds, for the build cache's budget: the files' bytes and a block per entry.
+    ws.charge(rootfs, changes.reduce((n, c) => n + 512 + (c.kind === 'add' ? (after.get(c.path)?.size ?? 0) : 0), 0));
+    ws.stats.keptOnly++;
+    trace(`step ${step.id}: kept as a snapshot only`);
+    return keptLayer(`kept:${randomBytes(32).toString('hex')}`);
+  }
   const xattrs = capsKnownNone ? new Map<string, Map<string, Buffer>>() : upperCaps ? layerFilesOnly(await upperCaps, after, changes) : await layerXattrs(rootfs, after, changes);
   trace(`step ${step.id}: xattrs`);
   const blob = await store.writeWith((out) =>
@@ -56,6 +68,7 @@ export async function doStep(
     }),
   );
   ws.charge(rootfs, blob.size);
+  ws.stats.layersWritten++;
   trace(`step ${step.id}: layer stored`);
   return { digest: blob.digest, size: blob.size, diffId: blob.digest, mediaType: MediaType.ociLayer };
 }

@@ -18,7 +18,16 @@ export interface LayerRef {
   size: number;
   diffId: string;
   mediaType: string;
+  /**
+   * A step of a stage whose layers never leave the build (read only by COPY --from, a bind mount):
+   * no layer was made, its change is kept only as a snapshot. `digest` and `diffId` are then a
+   * stand-in, `kept:<hex>` (new at each run of the step), that names the snapshot's chain.
+   */
+  keptOnly?: true;
 }
+
+/** A stand-in layer for a step whose change is kept only as its snapshot, named `id` (`kept:<hex>`). */
+export const keptLayer = (id: string): LayerRef => ({ digest: id, size: 0, diffId: id, mediaType: 'application/vnd.gantry.kept-only', keptOnly: true });
 
 export interface StageState {
   config: ImageConfig;

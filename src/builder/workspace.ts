@@ -29,6 +29,7 @@ import type { Store } from '../store/store.js';
 import { collectTrash, discard, trashBudget } from '../store/trash.js';
 import { setTreeReleaser } from '../store/trees.js';
 import { layerTar } from '../tar/decompress.js';
+import { BuildError } from './errors.js';
 import { baseOf, chainOf, type LayerRef, type StageState } from './state.js';
 
 /**
@@ -54,6 +55,10 @@ export interface BuildStats {
   snapshotsCommitted: number;
   /** Whole walks of a rootfs for a step's "before". */
   walks: number;
+  /** Layers written by the steps that ran. */
+  layersWritten: number;
+  /** Steps that ran whose change was kept only as a snapshot (their stage's layers do not leave the build). */
+  keptOnly: number;
   /** Calls this process made through the kernel helper (rootfs/kernel.ts), builds before this one included. */
   kernelCalls?: number;
 }
@@ -61,7 +66,7 @@ export interface BuildStats {
 export class Workspace {
   /** Filesystem steps run (not cache hits): what may have grown the store. */
   private stepsRun = 0;
-  readonly stats: BuildStats = { layersApplied: 0, chainsExtracted: 0, snapshotsMounted: 0, snapshotsCommitted: 0, walks: 0 };
+  readonly stats: BuildStats = { layersApplied: 0, chainsExtracted: 0, snapshotsMounted: 0, snapshotsCommitted: 0, walks: 0, layersWritten: 0, keptOnly: 0 };
   private readonly snapshots: Snapshots;
   /** Every state whose rootfs this workspace made or may make, for the snapshots kept when the build ends. */
   private readonly states: StageState[] = [];
@@ -129,6 +134,8 @@ export class Workspace {
   }
 
   private async unpack(root: string, l: LayerRef): Promise<void> {
+    // Its change is only in its snapshot (kept when its step ran), which this build mounts.
+    if (l.keptOnly) throw new BuildError('BUILD_SNAPSHOT_LOST', `a step's result was kept only as a snapshot (${l.diffId}), and that snapshot could not be mounted or kept`);
     this.charge(root, (await applyLayer(root, this.openLayer(l), { what: `layer ${l.digest}` })).bytes);
     this.stats.layersApplied++;
   }
@@ -343,8 +350,9 @@ export class Workspace {
       return true;
     }
     // Not kept (another build kept the same step first): that one; else the layers above the
-    // view are unpacked again when needed.
+    // view are unpacked again when needed (a step's change kept only as a snapshot cannot be).
     s.view = (await this.snapshots.open(s.layerKey as string, chain, base, s.layers.length)) ?? live.view;
+    if (s.layers.slice(s.view.covered).some((l) => l.keptOnly)) throw new BuildError('BUILD_SNAPSHOT_LOST', `the snapshot of a step whose change is kept only as a snapshot could not be kept (${chain})`);
     delete s.viewIndex;
     return true;
   }
@@ -352,15 +360,20 @@ export class Workspace {
   /**
    * A cache hit of step `key`, whose layer is `layer` (or none): its snapshot, when one is kept,
    * becomes `s`'s view (mounted when needed, nothing unpacked); else the layer is unpacked into
-   * `s`'s rootfs if it has one, or when it is next made.
+   * `s`'s rootfs if it has one, or when it is next made. False for a step whose change is kept
+   * only as a snapshot (no layer) when that snapshot cannot be mounted here: the step runs again.
    */
-  async cacheHit(s: StageState, key: string, layer: LayerRef | null): Promise<void> {
-    if (!layer) return;
+  async cacheHit(s: StageState, key: string, layer: LayerRef | null): Promise<boolean> {
+    if (!layer) return true;
+    // A plain tree (no overlay) can only take a layer.
+    if (layer.keptOnly && (!overlayWanted() || !s.view || (s.rootfs !== undefined && !s.live))) return false;
     const kept = s.view && overlayWanted() ? await this.snapshots.open(key, chainOf([...s.layers, layer]), baseOf(s).chain, s.layers.length + 1) : undefined;
     if (kept && (await this.seal(s))) {
       s.view = kept;
       delete s.viewIndex;
       delete s.from;
+    } else if (layer.keptOnly) {
+      return false;
     }
     s.layers.push(layer);
     s.layerKey = key;
@@ -369,6 +382,15 @@ export class Workspace {
       delete s.snapshot;
       delete s.upperCaps;
     }
+    return true;
+  }
+
+  /**
+   * Whether step results of `s` may be kept only as snapshots (no layer made): on an overlay whose
+   * stack has room for their snapshots, so that what they changed is there for later steps.
+   */
+  canKeepOnly(s: StageState): boolean {
+    return s.live !== undefined && s.live.view.snapshots.length < SNAPSHOT_DEPTH - 2;
   }
 
   /** Step `key` made `layer` on `s`'s rootfs. */

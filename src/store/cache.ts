@@ -11,8 +11,14 @@ import type { Store } from './store.js';
 import { touch } from './budget.js';
 
 export interface CacheEntry {
-  /** The layer, or null when the step changed nothing. */
+  /** The layer, or null when the step changed nothing or its change is `kept` only as a snapshot. */
   layer: { digest: string; size: number; diffId: string; mediaType: string } | null;
+  /**
+   * A step of a stage whose layers never leave the build made no layer: its change is kept only
+   * as its step snapshot, named by this stand-in (`kept:<hex>`, builder/state.ts). A hit needs
+   * that snapshot; without it the step runs again.
+   */
+  kept?: string;
   created: string;
 }
 
@@ -36,6 +42,7 @@ export class LayerCache {
       return undefined;
     }
     touch(this.file(key)); // its last use, for the build cache's budget (budget.ts)
+    if (entry.kept !== undefined && !/^kept:[0-9a-f]{64}$/.test(entry.kept)) return undefined;
     if (entry.layer) {
       await this.store.lease(entry.layer.digest);
       if (!(await this.store.hasBlob(entry.layer.digest))) return undefined; // pruned since

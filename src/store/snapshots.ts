@@ -121,8 +121,7 @@ export class Snapshots {
     if (m.parents.length >= SNAPSHOT_DEPTH) return undefined;
     // Leased first, then checked: a collection that ran before the lease has removed it (a miss),
     // one after it keeps it.
-    for (const s of [id, ...m.parents]) await this.store.lease(`snapshot:${s}`);
-    await this.store.lease(`rootfs:${base}`);
+    await this.store.lease(...[id, ...m.parents].map((s) => `snapshot:${s}`), `rootfs:${base}`);
     for (const s of [id, ...m.parents]) if (!lstatSync(path.join(this.dir, s, 'fs'), { throwIfNoEntry: false })?.isDirectory()) return undefined;
     if (!lstatSync(path.join(this.store.rootfsDir, base), { throwIfNoEntry: false })?.isDirectory()) return undefined;
     const now = new Date();

@@ -17,7 +17,7 @@
  * another namespace is left alone, its process may well be alive.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { appendFileSync, chmodSync, closeSync, existsSync, fstatSync, linkSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, closeSync, existsSync, fstatSync, linkSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, rmdirSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { hostname } from 'node:os';
 import { createReadStream, createWriteStream } from 'node:fs';
@@ -83,18 +83,19 @@ export class Store {
   private constructor(readonly root: string) {}
 
   /**
-   * Note that this process uses `digest`, before the blob becomes visible or is reused:
+   * Note that this process uses `digests`, before the blobs become visible or are reused:
    * `prune` keeps every blob named in a live process's lease (tmp/lease-<pid>-...).
    */
-  async lease(digest: string): Promise<void> {
-    if (this.leased.has(digest)) return; // already in this process's lease file
+  async lease(...digests: string[]): Promise<void> {
+    const fresh = [...new Set(digests)].filter((d) => !this.leased.has(d)); // not yet in this process's lease file
+    if (fresh.length === 0) return;
     this.leaseFile ??= this.tempPath('lease');
     const file = this.leaseFile;
-    // Under the lock, so a prune that is sweeping finishes first and the next one sees it.
-    await this.withLock(async () => appendFileSync(file, digest + '\n')).catch((err: unknown) => {
+    // Under the lock (taken once for all of them), so a prune that is sweeping finishes first and the next one sees it.
+    await this.withLock(async () => appendFileSync(file, fresh.map((d) => d + '\n').join(''))).catch((err: unknown) => {
       throw this.ioError(err, `recording a lease in the store ${this.root}`);
     });
-    this.leased.add(digest);
+    for (const d of fresh) this.leased.add(d);
   }
 
   /** Drop this process's lease: what it wrote is referenced from index.json by now, or garbage. */
@@ -727,7 +728,12 @@ function takeFreeLock(dir: string, update: number): (() => void) | undefined {
   return () => {
     clearInterval(timer);
     if (!stillOurs()) throw new StoreError('STORE_LOCK', `${dir}: the lock was taken over while this process held it (paused longer than the lock's stale time)`);
-    rmSync(dir, { recursive: true, force: true });
+    // An empty directory, as proper-lockfile leaves it: rmdir, not a recursive removal's walk.
+    try {
+      rmdirSync(dir);
+    } catch {
+      rmSync(dir, { recursive: true, force: true });
+    }
   };
 }
 

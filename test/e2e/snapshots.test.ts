@@ -30,6 +30,8 @@ interface Stats {
   snapshotsCommitted: number;
   walks: number;
   kernelCalls: number;
+  layersWritten: number;
+  keptOnly: number;
 }
 
 async function build(store: string, args: string[], env: Record<string, string> = {}): Promise<{ stats: Stats; stderr: string }> {
@@ -90,6 +92,9 @@ describe.skipIf(!root && process.env.CI !== 'true')('step snapshots', () => {
     const cold = await build(store, ['-t', 'app:1', ctx]);
     // Every filesystem step of the three stages kept its result.
     expect(cold.stats.snapshotsCommitted).toBe(7);
+    // Only the final stage's two steps made a layer: the toolchain and build stages' five steps
+    // are only read by COPY --from, their changes kept only as snapshots.
+    expect(cold.stats).toMatchObject({ layersWritten: 2, keptOnly: 5 });
     // One chain (fat:1) extracted; only the base's layer unpacked, nothing else.
     expect(cold.stats).toMatchObject({ chainsExtracted: 1, layersApplied: 1 });
     await build(plain, ['-t', 'app:1', ctx], { GANTRY_OVERLAY: '0' });
@@ -113,6 +118,55 @@ describe.skipIf(!root && process.env.CI !== 'true')('step snapshots', () => {
     expectStoreConsistent(store);
     expectStoreConsistent(plain);
   }, 180_000);
+
+  test('a stage only read by COPY --from makes no layer; asked for as the target, or with its snapshots collected, its steps run again', async () => {
+    const store = path.join(work, 'kept');
+    const plain = path.join(work, 'kept-plain');
+    await importFat(store);
+    await execa('cp', ['-a', store, plain]);
+    const ctx = writeTree(path.join(work, 'ctx-kept'), { Dockerfile: multistage, 'src/a.txt': 'a\n', 'src/b.txt': 'b\n' });
+    const blobs = () => readdirSync(path.join(store, 'blobs', 'sha256')).length;
+
+    const before = blobs();
+    const cold = await build(store, ['-t', 'app:1', ctx]);
+    expect(cold.stats).toMatchObject({ layersWritten: 2, keptOnly: 5 });
+    // Two layers, the config and the manifest: nothing for the stages that stay in the build.
+    expect(blobs() - before).toBe(4);
+
+    // The build stage as the target: its layers leave, so its steps (kept only as snapshots)
+    // run again and make them; the image equals the one built on plain directories.
+    const target = await build(store, ['--target', 'build', '-t', 'build:1', ctx]);
+    expect(target.stats).toMatchObject({ layersWritten: 5, keptOnly: 0 });
+    await build(plain, ['--target', 'build', '-t', 'build:1', ctx], { GANTRY_OVERLAY: '0' });
+    expect(await imageId(store, 'build:1')).toBe(await imageId(plain, 'build:1'));
+    const again = await build(store, ['--target', 'build', '-t', 'build:2', ctx]);
+    expect(again.stats).toMatchObject({ layersWritten: 0, keptOnly: 0, snapshotsCommitted: 0 });
+
+    // A rebuild of the whole finds the layers those steps made: their stages are hits, and the
+    // final stage's two steps run again, as their key names the layers COPY --from reads
+    // (docs/differences.md). The image is the same.
+    const whole = await build(store, ['-t', 'app:2', ctx]);
+    expect(whole.stats).toMatchObject({ layersWritten: 2, keptOnly: 0, layersApplied: 0 });
+    expect(await imageId(store, 'app:2')).toBe(await imageId(store, 'app:1'));
+
+    // With every snapshot collected (a budget of one byte, by a build that runs a step), a step
+    // kept only as a snapshot is a miss: it runs again. The image is the same.
+    writeFileSync(path.join(ctx, 'src', 'b.txt'), 'b2\n');
+    await build(store, ['-t', 'app:3', ctx]);
+    const other = writeTree(path.join(work, 'ctx-kept-other'), { Dockerfile: 'FROM fat:1\nRUN echo other > /other\n' });
+    await build(store, ['-t', 'other:1', other], { GANTRY_STORE_BUDGET: '1' });
+    expect(readdirSync(path.join(store, 'snapshots'))).toHaveLength(1); // that build's own RUN, leased while it ran
+    const rerun = await build(store, ['-t', 'app:4', ctx]);
+    // The build stage's COPY and RUN (run again after the edit, kept only as snapshots); its WORKDIR
+    // and the toolchain's steps have the layers --target made, unpacked now.
+    expect(rerun.stats).toMatchObject({ keptOnly: 2, layersWritten: 2 });
+    expect(rerun.stats.layersApplied).toBeGreaterThan(0);
+    expect(await imageId(store, 'app:4')).toBe(await imageId(store, 'app:3'));
+    await build(plain, ['-t', 'app:4', ctx], { GANTRY_OVERLAY: '0' });
+    expect(await imageId(store, 'app:4')).toBe(await imageId(plain, 'app:4'));
+    expect(mountsUnder(work)).toEqual([]);
+    expectStoreConsistent(store);
+  }, 240_000);
 
   test('mount, umount and getfattr made by the kernel helper or started as tools give the same image; a capability moved by a RUN is kept', async () => {
     haveTool('setcap');

@@ -11,6 +11,7 @@ import path from 'node:path';
 import pLimit from 'p-limit';
 import { GantryError, OptionError } from '../errors/index.js';
 import { components, resolveInRoot } from '../rootfs/resolve.js';
+import { readXattrs } from '../rootfs/xattr.js';
 import { ignoreMatcher, IgnorePatternError, readIgnoreLines } from './ignore.js';
 import { StatCache } from './statcache.js';
 
@@ -287,18 +288,33 @@ async function directoriesUnder(root: string, rel: string): Promise<string[]> {
 }
 
 /**
- * A checksum of everything copying these sources depends on: names, types, modes, link
- * targets, contents. Contents come from `stats` when a file is unchanged since it was last
- * hashed; the others are read in parallel.
+ * A checksum of everything copying these sources depends on: names, types, modes, owners, link
+ * targets, contents (not times, as BuildKit's content sums). Contents come from `stats` when a
+ * file is unchanged since it was last hashed; the others are read in parallel. With `tree` (the
+ * sources are another stage's files, which a copy keeps as they are), also which files are hard
+ * links to one another, device numbers, and the capabilities a layer would record.
  */
-export async function checksumSources(items: SourceItem[], ignore: IgnoreFilter, stats: StatCache = StatCache.none()): Promise<string> {
+export async function checksumSources(items: SourceItem[], ignore: IgnoreFilter, stats: StatCache = StatCache.none(), options: { tree?: boolean } = {}): Promise<string> {
   // Walk first (names, modes, links, in order; synchronous calls: a stat is microseconds),
   // then hash what the stat cache does not know, in parallel, then fold in walk order.
   const parts: (string | Promise<string>)[] = [];
   const limit = pLimit(16);
+  /** With `tree`: the first path seen of each multiply linked file, and the files whose capabilities count. */
+  const linked = new Map<string, string>();
+  const files: { host: string; rel: string }[] = [];
   const visit = (host: string, rel: string, item: string): void => {
     const st = lstatSync(host);
     parts.push(`${rel}\0${st.mode}\0${st.uid}:${st.gid}\0`);
+    if (options.tree) {
+      if (st.isCharacterDevice() || st.isBlockDevice()) parts.push(`D${st.rdev}\0`);
+      if (st.isFile()) files.push({ host, rel });
+      if (!st.isDirectory() && st.nlink > 1) {
+        const id = `${st.dev}:${st.ino}`;
+        const first = linked.get(id);
+        if (first !== undefined) parts.push(`H${first}\0`);
+        else linked.set(id, rel);
+      }
+    }
     if (st.isSymbolicLink()) parts.push(`L${readlinkSync(host)}\0`);
     else if (st.isFile()) {
       const known = stats.lookup(host, st);
@@ -323,6 +339,12 @@ export async function checksumSources(items: SourceItem[], ignore: IgnoreFilter,
     parts.push(`item\0${item.name}\0`);
     if (item.identity !== undefined) parts.push(`I${item.identity}\0`);
     else visit(item.host, item.rel, item.rel);
+  }
+  if (files.length > 0) {
+    const caps = await readXattrs(files.map((f) => f.host));
+    for (const f of files) {
+      for (const [name, value] of [...(caps.get(f.host) ?? new Map<string, Buffer>())].sort(([a], [b]) => (a < b ? -1 : 1))) parts.push(`X${f.rel}\0${name}\0${value.toString('hex')}\0`);
+    }
   }
   const h = createHash('sha256');
   for (const p of await Promise.all(parts)) h.update(p);

@@ -15,7 +15,7 @@ import type { HistoryEntry, ImageConfig } from '../oci/types.js';
 import { parsePlatform } from '../oci/platform.js';
 import { DEFAULT_PATH, type BuildPlan, type Step } from '../plan/planner.js';
 import { prewarmSandbox } from '../sandbox/run.js';
-import { LayerCache } from '../store/cache.js';
+import { LayerCache, type CacheEntry } from '../store/cache.js';
 import { loadImage, writeImage } from '../store/images.js';
 import { Store } from '../store/store.js';
 import { applyConfigStep } from './config.js';
@@ -136,6 +136,28 @@ async function executePlan(plan: BuildPlan, images: Map<string, Image>, run: Pla
   };
 
   const leaving = stagesLeaving(plan);
+  /**
+   * A usable cache hit of a step of `state`: by `key`, else, for a COPY from a stage, by the
+   * content it copies (`contentKey`: a hit there is recorded under `key` too). A step whose change
+   * was kept only as a snapshot is a hit where that snapshot mounts, and only in a stage whose
+   * layers stay in the build (`leaves` false); else it runs again and makes its layer. `chain`:
+   * the key later steps chain on, which also names its snapshot.
+   */
+  const cachedResult = async (state: StageState, leaves: boolean, key: string, contentKey: (() => Promise<string>) | undefined): Promise<{ entry: CacheEntry; layer: LayerRef | null; chain: string } | undefined> => {
+    const usable = async (entry: CacheEntry | undefined, chain: string) => {
+      if (!entry) return undefined;
+      const layer: LayerRef | null = entry.kept !== undefined ? keptLayer(entry.kept) : entry.layer;
+      if (layer?.keptOnly && leaves) return undefined;
+      return (await ws.cacheHit(state, chain, layer)) ? { entry, layer, chain } : undefined;
+    };
+    const entry = await cache.get(key);
+    const byKey = await usable(entry, entry?.next ?? key);
+    if (byKey || !contentKey) return byKey;
+    const chain = await contentKey();
+    const byContent = await usable(await cache.get(chain), chain);
+    if (byContent) await cache.put(key, { ...byContent.entry, next: chain });
+    return byContent;
+  };
   let sandboxWarmed = false;
   const hasRun = plan.stages.some((st) => st.steps.some((x) => x.op === 'run'));
   let targetState: StageState | undefined;
@@ -168,19 +190,20 @@ async function executePlan(plan: BuildPlan, images: Map<string, Image>, run: Pla
         // The steps that may change the filesystem: RUN, COPY/ADD, WORKDIR (it creates a missing directory).
         const work = fsStepOf(step, state, stage.platform);
         const key = stepKey(state.key, stage.platform, step, await work.inputs(), options);
-        const hit = options.noCache || uncachedStages.has(stage.index) ? undefined : await cache.get(key);
-        // A step whose change was kept only as a snapshot is a hit where that snapshot mounts, and
-        // only in a stage whose layers stay in the build; else it runs again and makes its layer.
-        const hitLayer: LayerRef | null = hit?.kept !== undefined ? keptLayer(hit.kept) : (hit?.layer ?? null);
-        if (hit && !(hitLayer?.keptOnly && leaving.has(stage.index)) && (await ws.cacheHit(state, key, hitLayer))) {
+        // The second key of a COPY from a stage (the files it copies), made once, when needed.
+        let byContent: Promise<string> | undefined;
+        const contentKey = work.contentInputs ? async () => (byContent ??= work.contentInputs?.().then((c) => stepKey(state.key, stage.platform, step, c, options)) as Promise<string>) : undefined;
+        const hit = options.noCache || uncachedStages.has(stage.index) ? undefined : await cachedResult(state, leaving.has(stage.index), key, contentKey);
+        if (hit) {
           // Dated when the step ran, as BuildKit dates a cached layer: a rebuild that changes nothing is the same image.
-          const then = { ...history, created: fixedTime ? created : hit.created };
-          state.config.history = [...(state.config.history ?? []), hitLayer ? then : { ...then, empty_layer: true }];
+          const then = { ...history, created: fixedTime ? created : hit.entry.created };
+          state.config.history = [...(state.config.history ?? []), hit.layer ? then : { ...then, empty_layer: true }];
           if (step.op === 'workdir') state.config.config = { ...(state.config.config ?? {}), WorkingDir: step.path };
-          state.key = key;
+          state.key = hit.chain;
           emit({ type: 'step', id: step.id, name, status: 'cached' });
           continue;
         }
+        let chain = key;
         try {
           trace(`step ${step.id}: start`);
           // The first step that does work: the sandbox gets ready meanwhile, when a RUN is to come.
@@ -189,15 +212,21 @@ async function executePlan(plan: BuildPlan, images: Map<string, Image>, run: Pla
             prewarmSandbox({ ...(options.isolation ? { isolation: options.isolation } : {}), ...(options.network ? { network: options.network } : {}) });
           }
           ws.mountAhead(plan, stage.index, stateOfImage);
+          // A COPY from a stage chains on its content key, so that the steps after it are hits
+          // whenever the files it copies are the same.
+          if (contentKey) chain = await contentKey();
           const stepCtx = { ws, store, keepOnly: !leaving.has(stage.index), ...(options.sourceDateEpoch !== undefined ? { sourceDateEpoch: options.sourceDateEpoch } : {}) };
           const layer = await doStep(stepCtx, state, step, work);
-          if (layer) ws.stepLayer(state, key, layer);
+          if (layer) ws.stepLayer(state, chain, layer);
           state.config.history = [...(state.config.history ?? []), layer ? history : { ...history, empty_layer: true }];
-          await cache.put(key, layer?.keptOnly ? { layer: null, kept: layer.diffId, created } : { layer, created });
+          const next = chain !== key ? { next: chain } : {};
+          await cache.put(key, layer?.keptOnly ? { layer: null, kept: layer.diffId, ...next, created } : { layer, ...next, created });
+          // Found by content in later builds; not a change kept only as a snapshot (named by the run that made it).
+          if (chain !== key && !layer?.keptOnly) await cache.put(chain, { layer, created });
         } catch (err) {
           throw atStep(step, err);
         }
-        state.key = key;
+        state.key = chain;
         emit({ type: 'step', id: step.id, name, status: 'done', seconds: (Date.now() - started) / 1000 });
       }
     } catch (err) {

@@ -19,6 +19,11 @@ export interface CacheEntry {
    * that snapshot; without it the step runs again.
    */
   kept?: string;
+  /**
+   * The key the steps after this one chain on, and its snapshot is named by, when it is not this
+   * entry's own: a COPY from another stage's content key (builder/execute.ts).
+   */
+  next?: string;
   created: string;
 }
 
@@ -43,6 +48,7 @@ export class LayerCache {
     }
     touch(this.file(key)); // its last use, for the build cache's budget (budget.ts)
     if (entry.kept !== undefined && !/^kept:[0-9a-f]{64}$/.test(entry.kept)) return undefined;
+    if (entry.next !== undefined && !/^[0-9a-f]{64}$/.test(entry.next)) return undefined;
     if (entry.layer) {
       await this.store.lease(entry.layer.digest);
       if (!(await this.store.hasBlob(entry.layer.digest))) return undefined; // pruned since

@@ -166,6 +166,54 @@ describe('gantry build', () => {
     expect(noCache.stderr).toMatch(/DONE/);
   });
 
+  test('COPY --from a stage that ran again and made the same files is a hit, and so are the steps after it; other files, modes or hard links run it again', async () => {
+    const ctx = context('contentkey', {
+      Dockerfile: [
+        'FROM busybox AS gen',
+        'COPY version.txt mode.sh /',
+        'RUN mkdir /out && echo stable > /out/a && cat /version.txt > /seen && sh /mode.sh',
+        'FROM busybox',
+        'COPY --from=gen /out/ /out/',
+        'RUN ls -l /out > /listing',
+      ].join('\n'),
+      'version.txt': '1\n',
+      'mode.sh': 'true\n',
+    });
+    // What the stage's RUN does to /out after writing it.
+    const mode = (script: string) => writeFileSync(path.join(ctx, 'mode.sh'), script);
+    const steps = (stderr: string) => ({ cached: [...stderr.matchAll(/^#\d+ CACHED$/gm)].length, done: [...stderr.matchAll(/^#\d+ DONE/gm)].length });
+    const first = await g(['build', '--progress', 'plain', '-t', 'ck:1', ctx]);
+    expect(first.exitCode, first.stderr).toBe(0);
+
+    // The stage runs again (its input changed) and makes the same /out: the COPY --from and the
+    // RUN after it are hits, the image the same.
+    writeFileSync(path.join(ctx, 'version.txt'), '2\n');
+    const same = await g(['build', '--progress', 'plain', '-t', 'ck:2', ctx]);
+    expect(same.exitCode, same.stderr).toBe(0);
+    expect(steps(same.stderr)).toEqual({ cached: 2, done: 2 });
+    expect((await inspect('ck:2')).Id).toBe((await inspect('ck:1')).Id);
+
+    // Each of these changes what the COPY would make: it runs again, and the RUN after it.
+    const changes: [string, string][] = [
+      ['a mode', 'chmod 600 /out/a\n'],
+      ['an owner', 'chown 7:7 /out/a\n'],
+      ['a hard link', 'ln /out/a /out/b\n'],
+      ['two equal files', 'echo stable > /out/b\n'],
+      ['the content', 'echo other > /out/a\n'],
+    ];
+    for (const [i, [what, script]] of changes.entries()) {
+      mode(script);
+      writeFileSync(path.join(ctx, 'version.txt'), `${i + 3}\n`);
+      const r = await g(['build', '--progress', 'plain', '-t', `ck:${i + 3}`, ctx]);
+      expect(r.exitCode, r.stderr).toBe(0);
+      expect(steps(r.stderr), what).toEqual({ cached: 0, done: 4 });
+    }
+    // A hard link and two equal files differ in the image too.
+    const [link, copies] = [await files('ck:5'), await files('ck:6')];
+    expect(link['out/b link to out/a']).toMatch(/^h/);
+    expect(copies['out/b']).toMatch(/^-/);
+  });
+
   test('.dockerignore, directory contents, symlinks kept, USER and chown by name', async () => {
     const ctx = context('copyctx', {
       Dockerfile: [

@@ -1,4 +1,5 @@
-import { mkdtempSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, chownSync, linkSync, mkdtempSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -84,5 +85,36 @@ describe('context stat cache', () => {
     const again = await open();
     await checksumSources([{ host: other, rel: '', name: '', isDir: true }], none, again);
     expect(again.hits).toBe(0);
+  });
+});
+
+describe('the content sum of another stage\'s files (COPY --from, `tree`)', () => {
+  const sumOf = async (files: Record<string, string>, change: (dir: string) => void = () => undefined, tree = true): Promise<string> => {
+    const dir = mkdtempSync(path.join(work, 'tree-'));
+    writeTree(dir, files);
+    change(dir);
+    return checksumSources([{ host: dir, rel: '', name: '', isDir: true }], none, undefined, { tree });
+  };
+  const two = { a: 'same\n', b: 'same\n' };
+
+  test('times do not count; content, modes, owners, hard links and capabilities do', async () => {
+    const base = await sumOf(two);
+    expect(await sumOf(two, (d) => utimesSync(path.join(d, 'a'), 1000, 1000))).toBe(base);
+    expect(await sumOf({ a: 'same\n', b: 'other\n' })).not.toBe(base);
+    expect(await sumOf(two, (d) => chmodSync(path.join(d, 'a'), 0o600))).not.toBe(base);
+    if (process.getuid?.() === 0) expect(await sumOf(two, (d) => chownSync(path.join(d, 'a'), 7, 7))).not.toBe(base);
+    const linked = (d: string) => {
+      rmSync(path.join(d, 'b'));
+      linkSync(path.join(d, 'a'), path.join(d, 'b'));
+    };
+    expect(await sumOf(two, linked)).not.toBe(base);
+    // Without `tree` (a context's files), a hard link is two files of the same content.
+    expect(await sumOf(two, linked, false)).toBe(await sumOf(two, () => undefined, false));
+    if (process.getuid?.() === 0) {
+      // security.capability, as setcap writes cap_net_bind_service=ep (VFS_CAP_REVISION_2).
+      const cap = Buffer.from('0100000200040000000000000000000000000000', 'hex');
+      const capped = await sumOf(two, (d) => execFileSync('setfattr', ['-n', 'security.capability', '-v', `0x${cap.toString('hex')}`, path.join(d, 'a')]));
+      expect(capped).not.toBe(base);
+    }
   });
 });

@@ -90,6 +90,15 @@ export function copyStepOf(step: CopyStep, fromState: StageState | undefined, ct
       await collectSources();
       return checksumSources(items ?? [], sourceIgnore, fromContext ? ctx.contextStats : undefined);
     },
+    // From a stage: the files it copies, when the key by its layers misses (the stage ran again).
+    ...(step.source.type === 'stage'
+      ? {
+          async contentInputs() {
+            if (!items) await collectSources();
+            return `content:${await checksumSources(items ?? [], sourceIgnore, undefined, { tree: true })}`;
+          },
+        }
+      : {}),
     async exec(rootfs) {
       if (!items) await collectSources();
       const owner = step.chown !== undefined ? await resolveUser(rootfs, step.chown) : step.source.type === 'context' ? { uid: 0, gid: 0 } : undefined;

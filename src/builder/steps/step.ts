@@ -38,6 +38,12 @@ export interface StepEnv {
 export interface FsStep {
   /** What the step reads beyond its instruction, for its cache key. */
   inputs(): Promise<string>;
+  /**
+   * For a second key, tried when the first misses (BuildKit's content-based key): what the step
+   * reads, by content. A COPY from another stage has it (the sum of the files it copies), so
+   * that a source stage that ran again and made the same files leaves the COPY a hit.
+   */
+  contentInputs?(): Promise<string>;
   /** Do the step on `rootfs`. `capsKnownNone`: it made no file with capabilities (none need reading back). */
   exec(rootfs: string): Promise<{ capsKnownNone: boolean }>;
 }

@@ -55,6 +55,11 @@ export interface StageState {
   layerKey?: string;
   /** A stage FROM an earlier one: that one's state, whose snapshot this one mounts. */
   from?: StageState;
+  /**
+   * Cache hits whose snapshots are not looked up yet (oldest first): the newest of them that is
+   * kept becomes the view when the rootfs is made (a build whose steps all hit looks none up).
+   */
+  hits?: { key: string; chain: string; layers: number }[];
 }
 
 export const sha = (s: string): string => createHash('sha256').update(s).digest('hex');
@@ -104,6 +109,7 @@ export function startStage(stage: PlannedStage, finished: Map<number, StageState
       ...(parent.view ? { view: parent.view, from: parent } : {}),
       ...(parent.viewIndex ? { viewIndex: parent.viewIndex } : {}),
       ...(parent.layerKey ? { layerKey: parent.layerKey } : {}),
+      ...(parent.hits ? { hits: [...parent.hits] } : {}),
     };
   }
   if (base.type === 'image') {

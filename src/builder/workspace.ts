@@ -55,6 +55,8 @@ export interface BuildStats {
   snapshotsCommitted: number;
   /** Whole walks of a rootfs for a step's "before". */
   walks: number;
+  /** Snapshots looked up for cache hits (a build whose steps all hit looks none up). */
+  snapshotsLookedUp: number;
   /** Layers written by the steps that ran. */
   layersWritten: number;
   /** Steps that ran whose change was kept only as a snapshot (their stage's layers do not leave the build). */
@@ -66,7 +68,7 @@ export interface BuildStats {
 export class Workspace {
   /** Filesystem steps run (not cache hits): what may have grown the store. */
   private stepsRun = 0;
-  readonly stats: BuildStats = { layersApplied: 0, chainsExtracted: 0, snapshotsMounted: 0, snapshotsCommitted: 0, walks: 0, layersWritten: 0, keptOnly: 0 };
+  readonly stats: BuildStats = { layersApplied: 0, chainsExtracted: 0, snapshotsMounted: 0, snapshotsCommitted: 0, walks: 0, snapshotsLookedUp: 0, layersWritten: 0, keptOnly: 0 };
   private readonly snapshots: Snapshots;
   /** Every state whose rootfs this workspace made or may make, for the snapshots kept when the build ends. */
   private readonly states: StageState[] = [];
@@ -257,6 +259,7 @@ export class Workspace {
     let root: string | undefined;
     let applied = 0;
     if (s.view && overlayWanted()) {
+      await this.lookUpHits(s);
       // A stage FROM an earlier one mounts that one's snapshot, once it is kept.
       const from = s.from;
       delete s.from;
@@ -367,13 +370,22 @@ export class Workspace {
     if (!layer) return true;
     // A plain tree (no overlay) can only take a layer.
     if (layer.keptOnly && (!overlayWanted() || !s.view || (s.rootfs !== undefined && !s.live))) return false;
-    const kept = s.view && overlayWanted() ? await this.snapshots.open(key, chainOf([...s.layers, layer]), baseOf(s).chain, s.layers.length + 1) : undefined;
-    if (kept && (await this.seal(s))) {
-      s.view = kept;
-      delete s.viewIndex;
-      delete s.from;
-    } else if (layer.keptOnly) {
-      return false;
+    const chain = chainOf([...s.layers, layer]);
+    if (!layer.keptOnly && !s.rootfs && !s.live && s.view && overlayWanted()) {
+      // Nothing mounted: its snapshot is looked up when the rootfs is made, if ever.
+      (s.hits ??= []).push({ key, chain, layers: s.layers.length + 1 });
+    } else {
+      // A change kept only as a snapshot must be there now (else the step runs again).
+      if (s.view && overlayWanted()) this.stats.snapshotsLookedUp++;
+      const kept = s.view && overlayWanted() ? await this.snapshots.open(key, chain, baseOf(s).chain, s.layers.length + 1) : undefined;
+      if (kept && (await this.seal(s))) {
+        s.view = kept;
+        delete s.viewIndex;
+        delete s.from;
+        delete s.hits;
+      } else if (layer.keptOnly) {
+        return false;
+      }
     }
     s.layers.push(layer);
     s.layerKey = key;
@@ -393,6 +405,28 @@ export class Workspace {
     return s.live !== undefined && s.live.view.snapshots.length < SNAPSHOT_DEPTH - 2;
   }
 
+  /**
+   * The newest of `s`'s cache hits whose snapshot is kept (and newer than its view) becomes its
+   * view, as if each had been looked up when it hit.
+   */
+  private async lookUpHits(s: StageState): Promise<void> {
+    const hits = s.hits ?? [];
+    delete s.hits;
+    const base = baseOf(s).chain;
+    for (let i = hits.length - 1; i >= 0; i--) {
+      const h = hits[i] as { key: string; chain: string; layers: number };
+      if (s.view && h.layers <= s.view.covered) return;
+      this.stats.snapshotsLookedUp++;
+      const kept = await this.snapshots.open(h.key, h.chain, base, h.layers);
+      if (kept) {
+        s.view = kept;
+        delete s.viewIndex;
+        delete s.from;
+        return;
+      }
+    }
+  }
+
   /** Step `key` made `layer` on `s`'s rootfs. */
   stepLayer(s: StageState, key: string, layer: LayerRef): void {
     s.layers.push(layer);
@@ -407,6 +441,11 @@ export class Workspace {
   release(): void {
     this.releasing = (async () => {
       for (const s of this.states) await this.seal(s).catch((err: unknown) => trace(`snapshot not kept: ${(err as Error).message}`));
+      // Hits never looked up: the newest one's snapshot marked used (its parents stay with it).
+      for (const s of this.states) {
+        const h = s.hits?.[s.hits.length - 1];
+        if (h) this.snapshots.touch(h.key, h.chain);
+      }
       trace('snapshots kept');
     })();
   }

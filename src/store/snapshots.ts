@@ -124,13 +124,18 @@ export class Snapshots {
     await this.store.lease(...[id, ...m.parents].map((s) => `snapshot:${s}`), `rootfs:${base}`);
     for (const s of [id, ...m.parents]) if (!lstatSync(path.join(this.dir, s, 'fs'), { throwIfNoEntry: false })?.isDirectory()) return undefined;
     if (!lstatSync(path.join(this.store.rootfsDir, base), { throwIfNoEntry: false })?.isDirectory()) return undefined;
+    this.touch(key, chain);
+    return { snapshots: [id, ...m.parents], covered: m.layers };
+  }
+
+  /** Mark the snapshot of step `key` showing `chain` used now, for collection (none kept: nothing). */
+  touch(key: string, chain: string): void {
     const now = new Date();
     try {
-      utimesSync(path.join(this.dir, id, 'meta.json'), now, now); // its last use, for collection
+      utimesSync(path.join(this.dir, snapshotId(key, chain), 'meta.json'), now, now);
     } catch {
-      // collected meanwhile: the next open misses
+      // collected meanwhile, or never kept: the next open misses
     }
-    return { snapshots: [id, ...m.parents], covered: m.layers };
   }
 
   /**

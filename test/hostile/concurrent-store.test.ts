@@ -32,8 +32,8 @@ beforeAll(async () => {
   const fat = makeFatRootfs(path.join(work, 'fat'), { random: 300, small: 800, seed: 'concurrent' });
   const fatTar = tarDir(fat, path.join(work, 'fat.tar'), '');
   contexts.a = writeTree(path.join(work, 'a'), {
-    // The gen stage's layer is in no image: once prune clears the cache, it is garbage, unless
-    // a build is using it right then.
+    // The gen stage's result is in no image (kept only as a step snapshot, its layers never
+    // leave the build): prune --all removes it, unless a build is using it right then.
     Dockerfile: ['FROM fat:1 AS gen', 'RUN cat /data/r2* > /gen && echo only-here > /gen-only', 'FROM fat:1', shared, 'COPY --from=gen /gen /gen', 'COPY files /files', 'RUN echo a > /a && rm -rf /data/text'].join('\n'),
     ...Object.fromEntries(Array.from({ length: 300 }, (_, i) => [`files/a${i}`, `a ${i}\n`])),
   });
@@ -70,7 +70,7 @@ describe('two builds and prune on one store at once', () => {
           const r = await gantry(store, ['prune', '--all']);
           expect(r.exitCode, r.stderr).toBe(0);
           prunes++;
-          collected += Number(/Deleted (\d+) blob/.exec(r.stdout)?.[1] ?? 0);
+          collected += Number(/Deleted (\d+) blob/.exec(r.stdout)?.[1] ?? 0) + Number(/Deleted (\d+) step snapshot/.exec(r.stdout)?.[1] ?? 0);
         }
       })();
       const [results] = await Promise.all([builds, pruning]);
@@ -84,10 +84,10 @@ describe('two builds and prune on one store at once', () => {
       expect(check.exitCode, check.stdout).toBe(0);
       expect(readdirSync(path.join(store, 'tmp'))).toEqual([]);
     }
-    // The prunes ran while the builds did, and had work: the cache and the untagged leftovers.
+    // The prunes ran while the builds did, and had work: the cache, its snapshots and the untagged leftovers.
     expect(prunes).toBeGreaterThanOrEqual(ROUNDS * 2);
     expect(collected).toBeGreaterThan(0);
-    console.log(`concurrent-store: ${ROUNDS} rounds, ${prunes} prunes during the builds, ${collected} blobs collected`);
+    console.log(`concurrent-store: ${ROUNDS} rounds, ${prunes} prunes during the builds, ${collected} blobs and snapshots collected`);
     // Afterwards, every named image is whole and can be exported.
     for (let round = 1; round <= ROUNDS; round++) {
       const out = path.join(work, `a${round}.tar`);

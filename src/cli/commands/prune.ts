@@ -13,6 +13,7 @@ export function pruneCommand(yargs: Argv<GlobalOptions>): Argv<GlobalOptions> {
       const r = await pruneStore(argv.root, { all: argv.all });
       for (const d of r.images) process.stdout.write(`Deleted image: ${d}\n`);
       process.stdout.write(`Deleted ${r.blobs.length} blob(s), reclaimed ${humanSize(r.bytes)}\n`);
+      if (r.snapshots.length > 0) process.stdout.write(`Deleted ${r.snapshots.length} step snapshot(s)\n`);
       if (r.trash.entries > 0) process.stdout.write(`Emptied the trash: ${r.trash.entries} build tree(s), about ${humanSize(r.trash.bytes)}\n`);
     },
   ).command<GlobalOptions & { repair: boolean; json: boolean }>(

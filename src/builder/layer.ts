@@ -50,6 +50,8 @@ export async function doStep(
   trace(`step ${step.id}: snapshot after`);
   const changes = diff(before, after, { overlay: upper !== undefined, ...(touched ? { touched } : {}) });
   state.snapshot = after;
+  if (touched) state.changed = { before, paths: touched };
+  else delete state.changed;
   trace(`step ${step.id}: diff (${changes.length} changes)`);
   if (changes.length === 0) return null;
   if (ctx.keepOnly && upper && ws.canKeepOnly(state)) {

@@ -38,6 +38,8 @@ export interface StageState {
   baseLayers: number;
   /** The rootfs as the last step left it (a step's "after" is the next one's "before"). */
   snapshot?: Snapshot;
+  /** The last step's "before" and the only paths its "after" (`snapshot`) may differ in, on an overlay. */
+  changed?: { before: Snapshot; paths: ReadonlySet<string> };
   /**
    * When the rootfs is an overlay and its last step a RUN: the capabilities of every file in
    * the upper directory (relative path → name → value), as read for that step's layer.

@@ -326,12 +326,15 @@ export class Workspace {
       // The last step's index is this stage's alone: changed in place, not copied.
       index = lowerIndex(after, live.upper, { inPlace: after !== live.below && after !== s.viewIndex, ...(live.below ? { below: live.below } : {}) });
       // Kept as what the step changes in the view below it (when that view's index is known):
-      // a few entries written, not the whole view.
-      if (live.below) delta = indexChange(live.below, index);
+      // a few entries written, not the whole view; found among the paths the step touched when
+      // it was the only one on this upper directory, over that view.
+      const one = s.changed?.before === live.below && s.layers.length === live.view.covered + 1;
+      if (live.below) delta = indexChange(live.below, index, one ? s.changed?.paths : undefined);
     }
     delete s.live;
     delete s.rootfs;
     delete s.snapshot;
+    delete s.changed;
     delete s.upperCaps;
     this.mounted.splice(this.mounted.indexOf(live.merged), 1);
     this.uppers.delete(live.merged);
@@ -392,6 +395,7 @@ export class Workspace {
     if (s.rootfs) {
       await this.unpack(s.rootfs, layer);
       delete s.snapshot;
+      delete s.changed;
       delete s.upperCaps;
     }
     return true;

@@ -223,11 +223,25 @@ export function lowerIndex(after: Snapshot, upper: string, options: { inPlace?: 
  * What `index` changes in `below` (the view its upper directory was mounted on): the entries it
  * sets and the paths it removes. An entry `snapshotUpper` left as it was is the same object in
  * both; anything else counts as set (at worst an entry that did not change is written again).
+ * `paths`, when known, are the only ones that may differ.
  */
-export function indexChange(below: Snapshot, index: Snapshot): { entries: Snapshot; removed: string[] } {
+export function indexChange(below: Snapshot, index: Snapshot, paths?: Iterable<string>): { entries: Snapshot; removed: string[] } {
   const entries: Snapshot = new Map();
-  for (const [p, e] of index) if (below.get(p) !== e) entries.set(p, e);
   const removed: string[] = [];
+  if (paths) {
+    // Only these may differ (what `snapshotUpper` touched on a fresh upper directory over `below`,
+    // which holds every entry `lowerIndex` sets): no walk of the whole index.
+    for (const p of paths) {
+      const e = index.get(p);
+      if (e) {
+        if (below.get(p) !== e) entries.set(p, e);
+      } else if (below.has(p)) {
+        removed.push(p);
+      }
+    }
+    return { entries, removed };
+  }
+  for (const [p, e] of index) if (below.get(p) !== e) entries.set(p, e);
   for (const p of below.keys()) if (!index.has(p)) removed.push(p);
   return { entries, removed };
 }

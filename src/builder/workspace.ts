@@ -445,7 +445,7 @@ export class Workspace {
   release(): void {
     this.releasing = (async () => {
       for (const s of this.states) await this.seal(s).catch((err: unknown) => trace(`snapshot not kept: ${(err as Error).message}`));
-      // Hits never looked up: the newest one's snapshot marked used (its parents stay with it).
+      // Hits never looked up: the newest one's snapshot marked used, with the parents it stacks on.
       for (const s of this.states) {
         const h = s.hits?.[s.hits.length - 1];
         if (h) this.snapshots.touch(h.key, h.chain);

@@ -124,17 +124,27 @@ export class Snapshots {
     await this.store.lease(...[id, ...m.parents].map((s) => `snapshot:${s}`), `rootfs:${base}`);
     for (const s of [id, ...m.parents]) if (!lstatSync(path.join(this.dir, s, 'fs'), { throwIfNoEntry: false })?.isDirectory()) return undefined;
     if (!lstatSync(path.join(this.store.rootfsDir, base), { throwIfNoEntry: false })?.isDirectory()) return undefined;
-    this.touch(key, chain);
+    this.touchIds([id, ...m.parents]);
     return { snapshots: [id, ...m.parents], covered: m.layers };
   }
 
-  /** Mark the snapshot of step `key` showing `chain` used now, for collection (none kept: nothing). */
+  /**
+   * Mark the snapshot of step `key` showing `chain` used now, with the parents it stacks on (a
+   * parent that aged out would take it along when collected). None kept: nothing.
+   */
   touch(key: string, chain: string): void {
+    const id = snapshotId(key, chain);
+    this.touchIds([id, ...(this.meta(id)?.parents ?? [])]);
+  }
+
+  private touchIds(ids: string[]): void {
     const now = new Date();
-    try {
-      utimesSync(path.join(this.dir, snapshotId(key, chain), 'meta.json'), now, now);
-    } catch {
-      // collected meanwhile, or never kept: the next open misses
+    for (const s of ids) {
+      try {
+        utimesSync(path.join(this.dir, s, 'meta.json'), now, now);
+      } catch {
+        // collected meanwhile, or never kept: the next open misses
+      }
     }
   }
 

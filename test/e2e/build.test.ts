@@ -214,6 +214,18 @@ describe('gantry build', () => {
     expect(copies['out/b']).toMatch(/^-/);
   });
 
+  test('COPY --from the stage the stage is built FROM, on a cold build: the files are there (its overlay is sealed when the stage mounts it)', async () => {
+    const ctx = context('fromself', {
+      Dockerfile: ['FROM busybox AS base', 'RUN mkdir /app && echo hi > /app/f', 'FROM base', 'COPY --from=base /app /copy', 'COPY --from=base / /whole/'].join('\n'),
+    });
+    const r = await g(['build', '--no-cache', '-t', 'fromself:1', ctx]);
+    expect(r.exitCode, r.stderr).toBe(0);
+    const f = await files('fromself:1');
+    expect(f['copy/f']).toBeDefined();
+    expect(f['whole/app/f']).toBeDefined();
+    expect(f['whole/bin/busybox']).toBeDefined();
+  });
+
   test('.dockerignore, directory contents, symlinks kept, USER and chown by name', async () => {
     const ctx = context('copyctx', {
       Dockerfile: [

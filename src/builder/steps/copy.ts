@@ -83,6 +83,13 @@ export function copyStepOf(step: CopyStep, fromState: StageState | undefined, ct
     };
   };
 
+  /**
+   * Sources collected from another stage name paths under where its rootfs was mounted then; a
+   * mount of the stage being built may have sealed that one since (a stage FROM the one it
+   * copies from): then they are collected again, from its rootfs mounted anew.
+   */
+  const sourcesCurrent = (): boolean => items !== undefined && (fromState === undefined || fromState.rootfs === sourceRoot);
+
   return {
     async inputs() {
       // From a stage or an image: its layers (content-addressed), no unpacking for the key.
@@ -94,13 +101,13 @@ export function copyStepOf(step: CopyStep, fromState: StageState | undefined, ct
     ...(step.source.type === 'stage'
       ? {
           async contentInputs() {
-            if (!items) await collectSources();
+            if (!sourcesCurrent()) await collectSources();
             return `content:${await checksumSources(items ?? [], sourceIgnore, undefined, { tree: true })}`;
           },
         }
       : {}),
     async exec(rootfs) {
-      if (!items) await collectSources();
+      if (!sourcesCurrent()) await collectSources();
       const owner = step.chown !== undefined ? await resolveUser(rootfs, step.chown) : step.source.type === 'context' ? { uid: 0, gid: 0 } : undefined;
       const mode = step.chmod !== undefined ? parseChmod(step.chmod) : undefined;
       const dest = path.posix.resolve(step.state.workdir, step.dest) + (step.dest.endsWith('/') || step.dest.endsWith('/.') ? '/' : '');

@@ -791,7 +791,10 @@ describe('gantry build', () => {
 
   test('an AbortSignal stops a running build and leaves the store consistent', async () => {
     const { build } = await import('../../src/index.js');
-    const ctx = context('abortctx', { Dockerfile: 'FROM busybox\nRUN echo started && sleep 30\n' });
+    // A sleep of its own length: the other project's run of this test (root and rootless run
+    // side by side) has a sleep too, and ps sees every process of the host.
+    const seconds = 100_000 + Math.floor(Math.random() * 900_000);
+    const ctx = context('abortctx', { Dockerfile: `FROM busybox\nRUN echo started && sleep ${seconds}\n` });
     const controller = new AbortController();
     const started = Date.now();
     // Aborted once the RUN is running (its first output); aborts during the sandbox's own
@@ -802,7 +805,7 @@ describe('gantry build', () => {
     await expect(build({ root: apiRoot, context: ctx, signal: controller.signal, onProgress })).rejects.toThrow(/abort/i);
     expect(Date.now() - started).toBeLessThan(10_000);
     expect(readdirSync(path.join(apiRoot, 'tmp')).filter((n) => n.startsWith('rootfs-') || n.startsWith('lease-'))).toEqual([]);
-    const ps = await execa('sh', ['-c', 'ps -eo args | grep -c "[s]leep 30" || true']);
+    const ps = await execa('sh', ['-c', `ps -eo args | grep -c "[s]leep ${seconds}" || true`]);
     expect(ps.stdout.trim()).toBe('0');
   });
 

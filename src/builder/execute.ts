@@ -192,7 +192,8 @@ async function executePlan(plan: BuildPlan, images: Map<string, Image>, run: Pla
         const key = stepKey(state.key, stage.platform, step, await work.inputs(), options);
         // The second key of a COPY from a stage (the files it copies), made once, when needed.
         let byContent: Promise<string> | undefined;
-        const contentKey = work.contentInputs ? async () => (byContent ??= work.contentInputs?.().then((c) => stepKey(state.key, stage.platform, step, c, options)) as Promise<string>) : undefined;
+        const contentInputs = work.contentInputs;
+        const contentKey = contentInputs ? () => (byContent ??= contentInputs().then((c) => stepKey(state.key, stage.platform, step, c, options))) : undefined;
         const hit = options.noCache || uncachedStages.has(stage.index) ? undefined : await cachedResult(state, leaving.has(stage.index), key, contentKey);
         if (hit) {
           // Dated when the step ran, as BuildKit dates a cached layer: a rebuild that changes nothing is the same image.

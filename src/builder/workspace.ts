@@ -374,21 +374,16 @@ export class Workspace {
     // A plain tree (no overlay) can only take a layer.
     if (layer.keptOnly && (!overlayWanted() || !s.view || (s.rootfs !== undefined && !s.live))) return false;
     const chain = chainOf([...s.layers, layer]);
-    if (!layer.keptOnly && !s.rootfs && !s.live && s.view && overlayWanted()) {
+    const mountable = s.view !== undefined && overlayWanted();
+    if (!layer.keptOnly && !s.rootfs && !s.live && mountable) {
       // Nothing mounted: its snapshot is looked up when the rootfs is made, if ever.
       (s.hits ??= []).push({ key, chain, layers: s.layers.length + 1 });
     } else {
       // A change kept only as a snapshot must be there now (else the step runs again).
-      if (s.view && overlayWanted()) this.stats.snapshotsLookedUp++;
-      const kept = s.view && overlayWanted() ? await this.snapshots.open(key, chain, baseOf(s).chain, s.layers.length + 1) : undefined;
-      if (kept && (await this.seal(s))) {
-        s.view = kept;
-        delete s.viewIndex;
-        delete s.from;
-        delete s.hits;
-      } else if (layer.keptOnly) {
-        return false;
-      }
+      if (mountable) this.stats.snapshotsLookedUp++;
+      const kept = mountable ? await this.snapshots.open(key, chain, baseOf(s).chain, s.layers.length + 1) : undefined;
+      if (kept && (await this.seal(s))) this.adoptView(s, kept);
+      else if (layer.keptOnly) return false;
     }
     s.layers.push(layer);
     s.layerKey = key;
@@ -422,13 +417,16 @@ export class Workspace {
       if (s.view && h.layers <= s.view.covered) return;
       this.stats.snapshotsLookedUp++;
       const kept = await this.snapshots.open(h.key, h.chain, base, h.layers);
-      if (kept) {
-        s.view = kept;
-        delete s.viewIndex;
-        delete s.from;
-        return;
-      }
+      if (kept) return this.adoptView(s, kept);
     }
+  }
+
+  /** A kept snapshot that shows more of `s`'s layers than its view becomes the view (no hit older than it is looked up). */
+  private adoptView(s: StageState, view: View): void {
+    s.view = view;
+    delete s.viewIndex;
+    delete s.from;
+    delete s.hits;
   }
 
   /** Step `key` made `layer` on `s`'s rootfs. */

@@ -13,7 +13,7 @@ import type { Image } from '../image/image.js';
 import { formatReference, normalizeReference } from '../oci/reference.js';
 import type { HistoryEntry, ImageConfig } from '../oci/types.js';
 import { parsePlatform } from '../oci/platform.js';
-import { DEFAULT_PATH, type BuildPlan, type Step } from '../plan/planner.js';
+import { DEFAULT_PATH, type BuildPlan, type PlannedStage, type Step } from '../plan/planner.js';
 import { prewarmSandbox } from '../sandbox/run.js';
 import { LayerCache, type CacheEntry } from '../store/cache.js';
 import { loadImage, writeImage } from '../store/images.js';
@@ -32,7 +32,7 @@ import { copyStepOf } from './steps/copy.js';
 import { checkEntitlements, noticeIsolation, runStepOf } from './steps/run.js';
 import type { FsStep, StepEnv } from './steps/step.js';
 import { workdirStepOf } from './steps/workdir.js';
-import type { ExecuteOptions, ExecuteResult } from './types.js';
+import type { ExecuteOptions, ExecuteResult, ProgressEvent } from './types.js';
 import { Workspace } from './workspace.js';
 
 export { BuildError };
@@ -69,32 +69,59 @@ interface PlanRun {
   contextStats: StatCache | undefined;
 }
 
+/**
+ * What the stages of one plan's execution share: the build's options (its signal also stops the
+ * build when a stage fails), its store, workspace and layer cache, the stages finished so far
+ * and the states of the images the plan names.
+ */
+interface PlanExecution {
+  plan: BuildPlan;
+  options: ExecuteOptions;
+  ws: Workspace;
+  cache: LayerCache;
+  env: StepEnv;
+  emit: (e: ProgressEvent) => void;
+  /** When the steps that run are dated (now, or SOURCE_DATE_EPOCH); `fixedTime`: the latter. */
+  created: string;
+  fixedTime: boolean;
+  /** The stages --no-cache-filter names, and those whose layers leave the build (stagesLeaving). */
+  uncachedStages: Set<number>;
+  leaving: Set<number>;
+  /** Stages with a later stage built FROM them: kept as a snapshot when they finish (runStage). */
+  parents: Set<number>;
+  finished: Map<number, StageState>;
+  stateOfImage(ref: string, platform: string): StageState;
+  /** The sandbox is made ready at the first step that runs, when a RUN is to come. */
+  sandbox: { wanted: boolean; warmed: boolean };
+}
+
+/**
+ * The date of what makes no layer of its own (ENV, CMD...: a history entry with no layer, and the
+ * image itself): the newest date in the history so far, so that, as with BuildKit, a rebuild that
+ * changes nothing gives the same image, and an image whose steps were all cached is dated by when
+ * they ran. SOURCE_DATE_EPOCH dates everything.
+ */
+function dated(x: PlanExecution, c: ImageConfig): string {
+  if (x.fixedTime) return x.created;
+  const history = c.history ?? [];
+  for (let i = history.length - 1; i >= 0; i--) if (history[i]?.created) return history[i]?.created as string;
+  return c.created ?? x.created;
+}
+
 /** Execute `plan` (what planBuild returns, with the images it names, by imageKey) and write its image. */
 async function executePlan(plan: BuildPlan, images: Map<string, Image>, run: PlanRun): Promise<ExecuteResult> {
-  const { options, store, ws } = run;
+  const { store, ws } = run;
+  // A stage that fails stops the others (their RUNs are killed) through the build's signal.
+  const failed = new AbortController();
+  const options: ExecuteOptions = { ...run.options, signal: run.options.signal ? AbortSignal.any([run.options.signal, failed.signal]) : failed.signal };
   const emit = options.onProgress ?? (() => undefined);
-  const cache = new LayerCache(store);
-  const created = new Date(options.sourceDateEpoch !== undefined ? options.sourceDateEpoch * 1000 : Date.now()).toISOString();
-  const fixedTime = options.sourceDateEpoch !== undefined;
-  /**
-   * The date of what makes no layer of its own (ENV, CMD...: a history entry with no layer, and
-   * the image itself): the newest date in the history so far, so that, as with BuildKit, a
-   * rebuild that changes nothing gives the same image, and an image whose steps were all cached
-   * is dated by when they ran. SOURCE_DATE_EPOCH dates everything.
-   */
-  const dated = (c: ImageConfig): string => {
-    if (fixedTime) return created;
-    const history = c.history ?? [];
-    for (let i = history.length - 1; i >= 0; i--) if (history[i]?.created) return history[i]?.created as string;
-    return c.created ?? created;
-  };
   checkEntitlements(plan, options);
-  const uncachedStages = stagesNamed(plan, options.noCacheFilter ?? []);
   const hostname = options.buildArgs?.BUILDKIT_SANDBOX_HOSTNAME;
   // Empty: the default name, as BuildKit; else a name the kernel takes (at most 64 bytes).
   if (hostname && (hostname.length > 64 || !/^[A-Za-z0-9]([A-Za-z0-9-]*)(\.[A-Za-z0-9]([A-Za-z0-9-]*))*$/.test(hostname))) {
     throw new BuildError('BUILD_HOSTNAME', `BUILDKIT_SANDBOX_HOSTNAME "${hostname}" is not a valid host name`);
   }
+  const uncachedStages = stagesNamed(plan, options.noCacheFilter ?? []);
   emit({ type: 'plan', plan });
   const ignore = await loadIgnore(options.context, options.dockerfile);
   run.contextStats = await StatCache.open(path.join(store.root, 'cache'), options.context, store.tempPath('stat'));
@@ -126,132 +153,205 @@ async function executePlan(plan: BuildPlan, images: Map<string, Image>, run: Pla
     noCacheMounts: new Map(),
     noticeIsolation: () => (isolationNotice ??= noticeIsolation(options, emit)),
   };
-  const fsStepOf = (step: Step, state: StageState, platform: string): FsStep => {
-    if (step.op === 'run') return runStepOf(step, env);
-    if (step.op === 'workdir') return workdirStepOf(step, state);
-    if (step.op !== 'copy') throw new BuildError('BUILD_UNSUPPORTED', `step ${step.position}: ${step.op} does not change the filesystem`);
-    const fromState =
-      step.source.type === 'context' ? undefined : step.source.type === 'stage' ? (finished.get(step.source.stage) as StageState) : stateOfImage(step.source.ref, platform);
-    return copyStepOf(step, fromState, env);
+  const created = new Date(options.sourceDateEpoch !== undefined ? options.sourceDateEpoch * 1000 : Date.now()).toISOString();
+  const x: PlanExecution = {
+    plan,
+    options,
+    ws,
+    cache: new LayerCache(store),
+    env,
+    emit,
+    created,
+    fixedTime: options.sourceDateEpoch !== undefined,
+    uncachedStages,
+    leaving: stagesLeaving(plan),
+    parents: new Set(plan.stages.flatMap((st) => (st.base.type === 'stage' ? [st.base.stage] : []))),
+    finished,
+    stateOfImage,
+    sandbox: { wanted: plan.stages.some((st) => st.steps.some((s) => s.op === 'run')), warmed: false },
   };
+  const final = await runStages(x, failed);
+  return writeTarget(x, run, final);
+}
 
-  const leaving = stagesLeaving(plan);
-  /**
-   * A usable cache hit of a step of `state`: by `key`, else, for a COPY from a stage, by the
-   * content it copies (`contentKey`: a hit there is recorded under `key` too). A step whose change
-   * was kept only as a snapshot is a hit where that snapshot mounts, and only in a stage whose
-   * layers stay in the build (`leaves` false); else it runs again and makes its layer. `chain`:
-   * the key later steps chain on, which also names its snapshot.
-   */
-  const cachedResult = async (state: StageState, leaves: boolean, key: string, contentKey: (() => Promise<string>) | undefined): Promise<{ entry: CacheEntry; layer: LayerRef | null; chain: string } | undefined> => {
-    const usable = async (entry: CacheEntry | undefined, chain: string) => {
-      if (!entry) return undefined;
-      const layer: LayerRef | null = entry.kept !== undefined ? keptLayer(entry.kept) : entry.layer;
-      if (layer?.keptOnly && leaves) return undefined;
-      return (await ws.cacheHit(state, chain, layer)) ? { entry, layer, chain } : undefined;
-    };
-    const entry = await cache.get(key);
-    const byKey = await usable(entry, entry?.next ?? key);
-    if (byKey || !contentKey) return byKey;
-    const chain = await contentKey();
-    const byContent = await usable(await cache.get(chain), chain);
-    if (byContent) await cache.put(key, { ...byContent.entry, next: chain });
-    return byContent;
-  };
-  let sandboxWarmed = false;
-  const hasRun = plan.stages.some((st) => st.steps.some((x) => x.op === 'run'));
-  let targetState: StageState | undefined;
-  for (const stage of plan.stages) {
-    const state = ws.track(startStage(stage, finished, stateOfImage));
-    // The base's ONBUILD triggers ran as this stage's first steps (the plan has them): they
-    // are not passed on, as in BuildKit.
-    if (state.config.config?.OnBuild) delete state.config.config.OnBuild;
-    // An image without PATH gets the default one, in its config too (as BuildKit does).
-    const stageEnv = state.config.config?.Env ?? [];
-    if (!stageEnv.some((e) => e.startsWith('PATH='))) {
-      state.config.config = { ...(state.config.config ?? {}), Env: [`PATH=${DEFAULT_PATH}`, ...stageEnv] };
-    }
-    let current: Step | undefined;
-    try {
-      for (const step of stage.steps) {
-        current = step;
-        options.signal?.throwIfAborted();
-        // As BuildKit shows it: an ONBUILD trigger says so.
-        const name = `${step.position} ${(step as { onbuild?: boolean }).onbuild ? 'ONBUILD ' : ''}${step.original.replace(/\s+/g, ' ').trim()}`;
-        const started = Date.now();
-        const text = createdBy(step);
-        const history: HistoryEntry = { created, ...(text !== undefined ? { created_by: text } : {}), comment: HISTORY_COMMENT };
-        if (step.op === 'arg' || (step.op !== 'workdir' && applyConfigStep(state.config, step, state.configState))) {
-          if (text !== undefined) state.config.history = [...(state.config.history ?? []), { ...history, created: dated(state.config), empty_layer: true }];
-          if (step.op !== 'arg') emit({ type: 'step', id: step.id, name, status: 'done', seconds: 0 });
-          continue;
-        }
-        emit({ type: 'step', id: step.id, name, status: 'start' });
-        // The steps that may change the filesystem: RUN, COPY/ADD, WORKDIR (it creates a missing directory).
-        const work = fsStepOf(step, state, stage.platform);
-        const key = stepKey(state.key, stage.platform, step, await work.inputs(), options);
-        // The second key of a COPY from a stage (the files it copies), made once, when needed.
-        let byContent: Promise<string> | undefined;
-        const contentInputs = work.contentInputs;
-        const contentKey = contentInputs ? () => (byContent ??= contentInputs().then((c) => stepKey(state.key, stage.platform, step, c, options))) : undefined;
-        const hit = options.noCache || uncachedStages.has(stage.index) ? undefined : await cachedResult(state, leaving.has(stage.index), key, contentKey);
-        if (hit) {
-          // Dated when the step ran, as BuildKit dates a cached layer: a rebuild that changes nothing is the same image.
-          const then = { ...history, created: fixedTime ? created : hit.entry.created };
-          state.config.history = [...(state.config.history ?? []), hit.layer ? then : { ...then, empty_layer: true }];
-          if (step.op === 'workdir') state.config.config = { ...(state.config.config ?? {}), WorkingDir: step.path };
-          state.key = hit.chain;
-          emit({ type: 'step', id: step.id, name, status: 'cached' });
-          continue;
-        }
-        let chain = key;
-        try {
-          trace(`step ${step.id}: start`);
-          // The first step that does work: the sandbox gets ready meanwhile, when a RUN is to come.
-          if (!sandboxWarmed && hasRun) {
-            sandboxWarmed = true;
-            prewarmSandbox({ ...(options.isolation ? { isolation: options.isolation } : {}), ...(options.network ? { network: options.network } : {}) });
-          }
-          ws.mountAhead(plan, stage.index, stateOfImage);
-          // A COPY from a stage chains on its content key, so that the steps after it are hits
-          // whenever the files it copies are the same.
-          if (contentKey) chain = await contentKey();
-          const stepCtx = { ws, store, keepOnly: !leaving.has(stage.index), ...(options.sourceDateEpoch !== undefined ? { sourceDateEpoch: options.sourceDateEpoch } : {}) };
-          const layer = await doStep(stepCtx, state, step, work);
-          if (layer) ws.stepLayer(state, chain, layer);
-          state.config.history = [...(state.config.history ?? []), layer ? history : { ...history, empty_layer: true }];
-          const next = chain !== key ? { next: chain } : {};
-          await cache.put(key, layer?.keptOnly ? { layer: null, kept: layer.diffId, ...next, created } : { layer, ...next, created });
-          // Found by content in later builds; not a change kept only as a snapshot (named by the run that made it).
-          if (chain !== key && !layer?.keptOnly) await cache.put(chain, { layer, created });
-        } catch (err) {
-          throw atStep(step, err);
-        }
-        state.key = chain;
-        emit({ type: 'step', id: step.id, name, status: 'done', seconds: (Date.now() - started) / 1000 });
+/**
+ * Run the plan's stages, each once the stages it reads have finished: independent stages run side
+ * by side (as BuildKit's solver runs independent vertices). The first stage to fail stops the
+ * others; its error is the build's. The target stage's state, when all have finished.
+ */
+async function runStages(x: PlanExecution, failed: AbortController): Promise<StageState> {
+  const tasks = new Map<number, Promise<StageState>>();
+  let first: { err: unknown } | undefined;
+  for (const stage of x.plan.stages) {
+    // The planner lists a stage after every stage it depends on.
+    const deps = stage.dependsOn.map((d) => tasks.get(d) as Promise<StageState>);
+    const task = (async () => {
+      await Promise.all(deps);
+      try {
+        return await runStage(x, stage);
+      } catch (err) {
+        first ??= { err };
+        // A reason of its own: the stages it stops say where they were on it (atStep), not on this error.
+        failed.abort(new BuildError('BUILD_STOPPED', 'stopped: another stage of the build failed'));
+        throw err;
       }
-    } catch (err) {
-      // Whatever a step's inputs made fail (its sources, its mounts), said at its line.
-      throw current ? atStep(current, err) : err;
-    }
-    finished.set(stage.index, state);
-    targetState = state;
+    })();
+    task.catch(() => undefined); // reported below, after every stage has stopped
+    tasks.set(stage.index, task);
   }
-  const final = targetState as StageState;
+  const results = await Promise.allSettled(tasks.values());
+  if (first) throw first.err;
+  // A stage that failed without an error of its own (none should): the first rejection.
+  const rejected = results.find((r) => r.status === 'rejected');
+  if (rejected) throw rejected.reason;
+  const last = x.plan.stages[x.plan.stages.length - 1];
+  return (await tasks.get(last?.index ?? -1)) as StageState;
+}
+
+/** Run `stage`'s steps on its state: config steps change its config, filesystem steps its rootfs (or hit the cache). */
+async function runStage(x: PlanExecution, stage: PlannedStage): Promise<StageState> {
+  const { options, ws } = x;
+  const state = ws.track(startStage(stage, x.finished, x.stateOfImage));
+  // The base's ONBUILD triggers ran as this stage's first steps (the plan has them): they
+  // are not passed on, as in BuildKit.
+  if (state.config.config?.OnBuild) delete state.config.config.OnBuild;
+  // An image without PATH gets the default one, in its config too (as BuildKit does).
+  const stageEnv = state.config.config?.Env ?? [];
+  if (!stageEnv.some((e) => e.startsWith('PATH='))) {
+    state.config.config = { ...(state.config.config ?? {}), Env: [`PATH=${DEFAULT_PATH}`, ...stageEnv] };
+  }
+  let current: Step | undefined;
+  try {
+    for (const step of stage.steps) {
+      current = step;
+      options.signal?.throwIfAborted();
+      await runStep(x, stage, state, step);
+    }
+  } catch (err) {
+    // Whatever a step's inputs made fail (its sources, its mounts), said at its line.
+    throw current ? atStep(current, err) : err;
+  }
+  // A stage that others are built FROM is kept as a snapshot now, before they start: they mount
+  // it while stages that COPY from it may be reading its rootfs.
+  if (x.parents.has(stage.index)) await ws.settle(state);
+  x.finished.set(stage.index, state);
+  return state;
+}
+
+/** One step of `stage`: a config change, a cache hit, or a filesystem step run into a layer. */
+async function runStep(x: PlanExecution, stage: PlannedStage, state: StageState, step: Step): Promise<void> {
+  const { options, ws, emit } = x;
+  // As BuildKit shows it: an ONBUILD trigger says so.
+  const name = `${step.position} ${(step as { onbuild?: boolean }).onbuild ? 'ONBUILD ' : ''}${step.original.replace(/\s+/g, ' ').trim()}`;
+  const started = Date.now();
+  const text = createdBy(step);
+  const history: HistoryEntry = { created: x.created, ...(text !== undefined ? { created_by: text } : {}), comment: HISTORY_COMMENT };
+  if (step.op === 'arg' || (step.op !== 'workdir' && applyConfigStep(state.config, step, state.configState))) {
+    if (text !== undefined) state.config.history = [...(state.config.history ?? []), { ...history, created: dated(x, state.config), empty_layer: true }];
+    if (step.op !== 'arg') emit({ type: 'step', id: step.id, name, status: 'done', seconds: 0 });
+    return;
+  }
+  emit({ type: 'step', id: step.id, name, status: 'start' });
+  // The steps that may change the filesystem: RUN, COPY/ADD, WORKDIR (it creates a missing directory).
+  const work = fsStepOf(x, step, state, stage.platform);
+  const key = stepKey(state.key, stage.platform, step, await work.inputs(), options);
+  // The second key of a COPY from a stage (the files it copies), made once, when needed.
+  let byContent: Promise<string> | undefined;
+  const contentInputs = work.contentInputs;
+  const contentKey = contentInputs ? () => (byContent ??= contentInputs().then((c) => stepKey(state.key, stage.platform, step, c, options))) : undefined;
+  const hit = options.noCache || x.uncachedStages.has(stage.index) ? undefined : await cachedResult(x, state, x.leaving.has(stage.index), key, contentKey);
+  if (hit) {
+    // Dated when the step ran, as BuildKit dates a cached layer: a rebuild that changes nothing is the same image.
+    const then = { ...history, created: x.fixedTime ? x.created : hit.entry.created };
+    state.config.history = [...(state.config.history ?? []), hit.layer ? then : { ...then, empty_layer: true }];
+    if (step.op === 'workdir') state.config.config = { ...(state.config.config ?? {}), WorkingDir: step.path };
+    state.key = hit.chain;
+    emit({ type: 'step', id: step.id, name, status: 'cached' });
+    return;
+  }
+  let chain = key;
+  try {
+    trace(`step ${step.id}: start`);
+    // The first step that does work: the sandbox gets ready meanwhile, when a RUN is to come.
+    if (!x.sandbox.warmed && x.sandbox.wanted) {
+      x.sandbox.warmed = true;
+      prewarmSandbox({ ...(options.isolation ? { isolation: options.isolation } : {}), ...(options.network ? { network: options.network } : {}) });
+    }
+    ws.mountAhead(x.plan, stage.index, x.stateOfImage);
+    // A COPY from a stage chains on its content key, so that the steps after it are hits
+    // whenever the files it copies are the same.
+    if (contentKey) chain = await contentKey();
+    const stepCtx = { ws, store: x.env.store, keepOnly: !x.leaving.has(stage.index), ...(options.sourceDateEpoch !== undefined ? { sourceDateEpoch: options.sourceDateEpoch } : {}) };
+    const layer = await doStep(stepCtx, state, step, work);
+    if (layer) ws.stepLayer(state, chain, layer);
+    state.config.history = [...(state.config.history ?? []), layer ? history : { ...history, empty_layer: true }];
+    const next = chain !== key ? { next: chain } : {};
+    await x.cache.put(key, layer?.keptOnly ? { layer: null, kept: layer.diffId, ...next, created: x.created } : { layer, ...next, created: x.created });
+    // Found by content in later builds; not a change kept only as a snapshot (named by the run that made it).
+    if (chain !== key && !layer?.keptOnly) await x.cache.put(chain, { layer, created: x.created });
+  } catch (err) {
+    throw atStep(step, err);
+  }
+  state.key = chain;
+  emit({ type: 'step', id: step.id, name, status: 'done', seconds: (Date.now() - started) / 1000 });
+}
+
+/** The filesystem step `step` is, on `state`. */
+function fsStepOf(x: PlanExecution, step: Step, state: StageState, platform: string): FsStep {
+  if (step.op === 'run') return runStepOf(step, x.env);
+  if (step.op === 'workdir') return workdirStepOf(step, state);
+  if (step.op !== 'copy') throw new BuildError('BUILD_UNSUPPORTED', `step ${step.position}: ${step.op} does not change the filesystem`);
+  const fromState = step.source.type === 'context' ? undefined : step.source.type === 'stage' ? (x.finished.get(step.source.stage) as StageState) : x.stateOfImage(step.source.ref, platform);
+  return copyStepOf(step, fromState, x.env);
+}
+
+/**
+ * A usable cache hit of a step of `state`: by `key`, else, for a COPY from a stage, by the content
+ * it copies (`contentKey`: a hit there is recorded under `key` too). A step whose change was kept
+ * only as a snapshot is a hit where that snapshot mounts, and only in a stage whose layers stay
+ * in the build (`leaves` false); else it runs again and makes its layer. `chain`: the key later
+ * steps chain on, which also names its snapshot.
+ */
+async function cachedResult(
+  x: PlanExecution,
+  state: StageState,
+  leaves: boolean,
+  key: string,
+  contentKey: (() => Promise<string>) | undefined,
+): Promise<{ entry: CacheEntry; layer: LayerRef | null; chain: string } | undefined> {
+  const usable = async (entry: CacheEntry | undefined, chain: string) => {
+    if (!entry) return undefined;
+    const layer: LayerRef | null = entry.kept !== undefined ? keptLayer(entry.kept) : entry.layer;
+    if (layer?.keptOnly && leaves) return undefined;
+    return (await x.ws.cacheHit(state, chain, layer)) ? { entry, layer, chain } : undefined;
+  };
+  const entry = await x.cache.get(key);
+  const byKey = await usable(entry, entry?.next ?? key);
+  if (byKey || !contentKey) return byKey;
+  const chain = await contentKey();
+  const byContent = await usable(await x.cache.get(chain), chain);
+  if (byContent) await x.cache.put(key, { ...byContent.entry, next: chain });
+  return byContent;
+}
+
+/** Write the target stage's image (with the command line's labels) to the store, and tag it. */
+async function writeTarget(x: PlanExecution, run: PlanRun, final: StageState): Promise<ExecuteResult> {
+  const { options, ws, plan, emit } = x;
+  const store = run.store;
   if (options.labels && Object.keys(options.labels).length > 0) {
     // As BuildKit: the command line's labels go on the image's config, with no history entry.
     final.config.config = { ...(final.config.config ?? {}), Labels: { ...(final.config.config?.Labels ?? {}), ...options.labels } };
   }
   if (final.layers.some((l) => l.keptOnly)) throw new BuildError('BUILD_INTERNAL', 'the image would name a layer that was not made');
+  const platform = parsePlatform(plan.target.platform);
   const config: ImageConfig = {
     ...final.config,
-    created: dated(final.config),
-    architecture: parsePlatform(plan.target.platform).architecture,
-    os: parsePlatform(plan.target.platform).os,
+    created: dated(x, final.config),
+    architecture: platform.architecture,
+    os: platform.os,
     rootfs: { type: 'layers', diff_ids: final.layers.map((l) => l.diffId) },
   };
-  const variant = parsePlatform(plan.target.platform).variant;
-  if (variant) config.variant = variant;
+  if (platform.variant) config.variant = platform.variant;
   else delete config.variant;
   trace('steps done');
   // The image is made of stored blobs: the overlays are detached (each kept as its last step's

@@ -87,6 +87,8 @@ export class Workspace {
   private readonly uppers = new Map<string, string>();
   /** One extraction per chain in this build, however many stages (or mounts ahead) ask. */
   private readonly extracting = new Map<string, Promise<string>>();
+  /** What was last asked of each state (serial): its turn ends when that is done. */
+  private readonly turns = new WeakMap<StageState, Promise<unknown>>();
   /** The overlays' release when the build has succeeded (each kept as its last step's snapshot). */
   private releasing: Promise<void> | undefined;
 
@@ -252,8 +254,40 @@ export class Workspace {
     return walked;
   }
 
+  /**
+   * `fn` on `s` once what was asked of `s` before is done: a finished stage is read by the stages
+   * after it, which run side by side (one mounts its rootfs to copy from while another mounts it
+   * for a stage FROM it).
+   */
+  private serial<T>(s: StageState, fn: () => Promise<T>): Promise<T> {
+    const turn = (this.turns.get(s) ?? Promise.resolve()).then(fn);
+    this.turns.set(
+      s,
+      turn.catch(() => undefined),
+    );
+    return turn;
+  }
+
+  /**
+   * A stage that has finished, kept as a snapshot that shows all its layers (when its stack has
+   * room): the stages FROM it mount that, whatever mounts of it others are reading meanwhile.
+   */
+  async settle(s: StageState): Promise<void> {
+    await this.serial(s, () => this.sealGrown(s));
+  }
+
+  /** Seal `s` when its overlay holds layers its view does not show; a mount of its view is left as it is (others may be reading it). */
+  private async sealGrown(s: StageState): Promise<boolean> {
+    if (s.live && s.layers.length > s.live.view.covered) return this.seal(s);
+    return true;
+  }
+
   /** `s`'s rootfs: mounted (or unpacked) when it has none yet. */
-  async materialise(s: StageState): Promise<string> {
+  materialise(s: StageState): Promise<string> {
+    return s.rootfs !== undefined ? Promise.resolve(s.rootfs) : this.serial(s, () => this.materialiseNow(s));
+  }
+
+  private async materialiseNow(s: StageState): Promise<string> {
     if (s.rootfs) return s.rootfs;
     let dir: string | undefined;
     let root: string | undefined;
@@ -263,7 +297,7 @@ export class Workspace {
       // A stage FROM an earlier one mounts that one's snapshot, once it is kept.
       const from = s.from;
       delete s.from;
-      if (from && (await this.seal(from)) && from.view && s.view.covered < from.view.covered && from.view.covered <= s.layers.length) {
+      if (from && (await this.serial(from, () => this.sealGrown(from))) && from.view && s.view.covered < from.view.covered && from.view.covered <= s.layers.length) {
         s.view = from.view;
         if (from.viewIndex) s.viewIndex = from.viewIndex;
         else delete s.viewIndex;
@@ -295,7 +329,7 @@ export class Workspace {
     s.rootfs = root;
     // Cached layers unpacked on an overlay become the snapshot of the step that made the last
     // of them: the next build mounts it instead of unpacking them again.
-    if (s.live && applied < s.layers.length && s.layerKey !== undefined && (await this.seal(s))) return this.materialise(s);
+    if (s.live && applied < s.layers.length && s.layerKey !== undefined && (await this.seal(s))) return this.materialiseNow(s);
     return root;
   }
 

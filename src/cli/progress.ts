@@ -140,22 +140,47 @@ function plainLine(e: ProgressEvent, out: NodeJS.WriteStream): void {
   }
 }
 
-/** Spinners on a terminal: one per step, pull and output; the last line with the total time. */
+/**
+ * Spinners on a terminal: a line for each step, pull and output running, under one spinner (the
+ * stages that run side by side each have a step running; two ora spinners on one terminal
+ * would draw over each other); a step's line stays, with its time, once it is done; the last
+ * line has the total time.
+ */
 async function ttyReporter(out: NodeJS.WriteStream, tally: Tally): Promise<Reporter> {
   // ora only for a terminal: loading it costs a plain or JSON build time for nothing.
   const { default: ora } = await import('ora');
-  const spinners = new Map<string, Ora>();
-  const spin = (key: string, text: string): Ora => {
-    const s = ora({ text, stream: out, discardStdin: false }).start();
-    spinners.set(key, s);
-    return s;
+  /** What is running, by key, in the order it started: the spinner's lines. */
+  const running = new Map<string, string>();
+  let spinner: Ora | undefined;
+  const show = (): void => {
+    const text = [...running.values()].join('\n  ');
+    if (text === '') {
+      spinner?.stop();
+      spinner = undefined;
+    } else if (spinner) {
+      spinner.text = text;
+    } else spinner = ora({ text, stream: out, discardStdin: false }).start();
   };
-  /** Print above the spinners. */
+  const begin = (key: string, text: string): void => {
+    running.set(key, text);
+    show();
+  };
+  const update = (key: string, text: string): void => {
+    if (running.has(key)) begin(key, text);
+  };
+  /** `key` done: its line stays, with a tick, above what is still running. */
+  const succeed = (key: string, text: string): void => {
+    running.delete(key);
+    spinner?.stop();
+    spinner = undefined;
+    ora({ text, stream: out, discardStdin: false }).succeed();
+    show();
+  };
+  /** Print above the spinner. */
   const above = (text: string): void => {
-    const running = [...spinners.values()].filter((s) => s.isSpinning);
-    for (const s of running) s.clear();
+    spinner?.clear();
     out.write(text);
-    for (const s of running) s.render();
+    spinner?.render();
   };
   return {
     start: (h) => out.write(`[+] Building with gantry ${h.version}: ${headerText(h)}\n`),
@@ -163,18 +188,16 @@ async function ttyReporter(out: NodeJS.WriteStream, tally: Tally): Promise<Repor
       tally.count(e);
       if (e.type === 'step') {
         const key = `step ${e.id}`;
-        const s = e.status === 'start' || !spinners.has(key) ? spin(key, `#${e.id} ${e.name}`) : (spinners.get(key) as Ora);
-        if (e.status === 'cached') s.succeed(`#${e.id} ${e.name} CACHED`);
-        else if (e.status === 'done') s.succeed(`#${e.id} ${e.name}${e.seconds ? ` ${e.seconds.toFixed(1)}s` : ''}`);
+        if (e.status === 'start') begin(key, `#${e.id} ${e.name}`);
+        else if (e.status === 'cached') succeed(key, `#${e.id} ${e.name} CACHED`);
+        else succeed(key, `#${e.id} ${e.name}${e.seconds ? ` ${e.seconds.toFixed(1)}s` : ''}`);
       } else if (e.type === 'pull') {
-        if (e.status === 'start') spin(`pull ${e.ref}`, `pulling ${e.ref}`);
-        else spinners.get(`pull ${e.ref}`)?.succeed(`pulled ${e.ref}: ${e.layers} layers, ${size(e.bytes)} ${e.seconds.toFixed(1)}s`);
+        if (e.status === 'start') begin(`pull ${e.ref}`, `pulling ${e.ref}`);
+        else succeed(`pull ${e.ref}`, `pulled ${e.ref}: ${e.layers} layers, ${size(e.bytes)} ${e.seconds.toFixed(1)}s`);
       } else if (e.type === 'export') {
-        if (e.status === 'start') spin(`export ${e.name}`, e.name);
-        else if (e.status === 'blob') {
-          const s = spinners.get(`export ${e.name}`);
-          if (s) s.text = `${e.name}: ${e.digest.slice(0, 19)} ${e.result}`;
-        } else spinners.get(`export ${e.name}`)?.succeed(`${e.name} ${e.seconds.toFixed(1)}s`);
+        if (e.status === 'start') begin(`export ${e.name}`, e.name);
+        else if (e.status === 'blob') update(`export ${e.name}`, `${e.name}: ${e.digest.slice(0, 19)} ${e.result}`);
+        else succeed(`export ${e.name}`, `${e.name} ${e.seconds.toFixed(1)}s`);
       } else if (e.type === 'output') {
         above(
           e.text
@@ -187,7 +210,11 @@ async function ttyReporter(out: NodeJS.WriteStream, tally: Tally): Promise<Repor
     },
     warning: (w) => above(formatWarning(w) + '\n'),
     end: (o) => {
-      for (const s of spinners.values()) if (s.isSpinning) s.stopAndPersist({ symbol: o.status === 'cancelled' ? '✗' : '✖', suffixText: o.status === 'cancelled' ? 'CANCELED' : 'ERROR' });
+      spinner?.stop();
+      spinner = undefined;
+      const cancelled = o.status === 'cancelled';
+      for (const text of running.values()) ora({ text, stream: out, discardStdin: false }).stopAndPersist({ symbol: cancelled ? '✗' : '✖', suffixText: cancelled ? 'CANCELED' : 'ERROR' });
+      running.clear();
       out.write(tally.line(o) + '\n');
     },
   };

@@ -10,6 +10,7 @@ import { example, gantry, gantryArgv, suiteWorkDir, testUser, type GantryResult 
 import { writeTree } from '../helpers/files.js';
 import { makeBusyboxRootfs, tarDir } from '../helpers/rootfs.js';
 import { haveTool } from '../helpers/tools.js';
+import { mountsUnder, waitForNoProcesses } from '../helpers/faults.js';
 
 // gantry build end to end, FROM a busybox base the test makes offline.
 
@@ -807,6 +808,104 @@ describe('gantry build', () => {
     expect(readdirSync(path.join(apiRoot, 'tmp')).filter((n) => n.startsWith('rootfs-') || n.startsWith('lease-'))).toEqual([]);
     const ps = await execa('sh', ['-c', `ps -eo args | grep -c "[s]leep ${seconds}" || true`]);
     expect(ps.stdout.trim()).toBe('0');
+  });
+
+  /**
+   * A RUN that leaves its mark in the cache mount `meet` and waits (up to 30 s) for `other`'s:
+   * two stages of these finish only when they run side by side.
+   */
+  const meeting = (meet: string, me: string, other: string) =>
+    `RUN --mount=type=cache,id=${meet},target=/meet,sharing=shared sh -c 'touch /meet/${me}; i=0; while [ ! -e /meet/${other} ]; do i=$((i+1)); [ $i -lt 300 ] || exit 7; sleep 0.1; done; echo ${me} > /${me}.txt'`;
+
+  test('independent stages run side by side (each waits for the other); the image is the same at every build', async () => {
+    const meet = `meet-${Math.random().toString(16).slice(2)}`;
+    const ctx = context('parallel', {
+      Dockerfile: ['FROM busybox AS a', meeting(meet, 'a', 'b'), 'FROM busybox AS b', meeting(meet, 'b', 'a'), 'FROM busybox', 'COPY --from=a /a.txt /a.txt', 'COPY --from=b /b.txt /b.txt', ''].join('\n'),
+    });
+    const r = await g(['build', '--progress', 'plain', '-t', 'parallel:1', ctx], { SOURCE_DATE_EPOCH: '1700000000' });
+    expect(r.exitCode, r.stderr).toBe(0);
+    // Both RUNs started before either was done.
+    const lines = r.stderr.split('\n');
+    const startOf = (stage: string) => lines.findIndex((l) => new RegExp(`^#(\\d+) \\[${stage} 2/2\\] RUN`).test(l));
+    const idOf = (stage: string) => (new RegExp(`^#(\\d+) \\[${stage} 2/2\\]`).exec(lines[startOf(stage)] ?? '') ?? [])[1];
+    const doneOf = (stage: string) => lines.findIndex((l) => l.startsWith(`#${idOf(stage)} DONE`));
+    expect(startOf('a')).toBeGreaterThan(-1);
+    expect(startOf('b')).toBeGreaterThan(-1);
+    expect(Math.max(startOf('a'), startOf('b'))).toBeLessThan(Math.min(doneOf('a'), doneOf('b')));
+    const f = await files('parallel:1');
+    expect(Object.keys(f)).toEqual(expect.arrayContaining(['a.txt', 'b.txt']));
+    // Run again (the cache mount holds both marks now: each RUN runs at once): the same image.
+    const again = await g(['build', '--no-cache', '-q', '-t', 'parallel:2', ctx], { SOURCE_DATE_EPOCH: '1700000000' });
+    expect(again.exitCode, again.stderr).toBe(0);
+    expect((await inspect('parallel:2')).Id).toBe((await inspect('parallel:1')).Id);
+  });
+
+  test('on a terminal, the steps of stages running side by side each get their line under one spinner', async () => {
+    haveTool('script');
+    const meet = `meet-${Math.random().toString(16).slice(2)}`;
+    const ctx = context('parallel-tty', {
+      Dockerfile: ['FROM busybox AS a', meeting(meet, 'a', 'b'), 'FROM busybox AS b', meeting(meet, 'b', 'a'), 'FROM busybox', 'COPY --from=a /a.txt /a.txt', 'COPY --from=b /b.txt /b.txt', ''].join('\n'),
+    });
+    const command = gantryArgv(['--root', root, 'build', '--progress', 'tty', ctx]).map((a) => `'${a}'`).join(' ');
+    const tty = await execa('script', ['-qfec', `stty cols 200; ${command}`, '/dev/null'], { reject: false, timeout: 90_000 });
+    expect(tty.exitCode, tty.stdout).toBe(0);
+    expect(tty.stdout).toMatch(/✔.* #\d+ \[a 2\/2\] RUN .* [\d.]+s/);
+    expect(tty.stdout).toMatch(/✔.* #\d+ \[b 2\/2\] RUN .* [\d.]+s/);
+    // Both lines turned under the one spinner at once.
+    expect(tty.stdout).toMatch(/#\d+ \[a 2\/2\] RUN [^\n]*\n {2}#\d+ \[b 2\/2\] RUN|#\d+ \[b 2\/2\] RUN [^\n]*\n {2}#\d+ \[a 2\/2\] RUN/);
+    expect(tty.stdout).toMatch(/\[\+\] Building [\d.]+s \(4\/4\) FINISHED/);
+  });
+
+  test('a stage read by a stage FROM it and by a COPY --from side by side: both see all its files, at every run', async () => {
+    const ctx = context('parallel-readers', {
+      Dockerfile: [
+        'FROM busybox AS base',
+        "RUN mkdir /d && i=0 && while [ $i -lt 300 ]; do i=$((i+1)); echo $i > /d/f$i; done",
+        'FROM base AS x',
+        'RUN ls /d | wc -l > /x-count',
+        'FROM busybox AS y',
+        'COPY --from=base /d /d',
+        'RUN ls /d | wc -l > /y-count',
+        'FROM busybox',
+        'COPY --from=x /x-count /x',
+        'COPY --from=y /y-count /y',
+        'COPY --from=x /d /d',
+        '',
+      ].join('\n'),
+    });
+    for (const n of [1, 2, 3]) {
+      const r = await g(['build', ...(n > 1 ? ['--no-cache'] : []), '-t', `readers:${n}`, ctx]);
+      expect(r.exitCode, r.stderr).toBe(0);
+      const out = path.join(work, `readers-${n}.tar`);
+      await g(['export', `readers:${n}`, '-o', out]);
+      expect((await execa('tar', ['xOf', out, 'x'])).stdout.trim()).toBe('300');
+      expect((await execa('tar', ['xOf', out, 'y'])).stdout.trim()).toBe('300');
+      expect((await execa('tar', ['tf', out, 'd'])).stdout.split('\n').filter((l) => /f\d+$/.test(l))).toHaveLength(300);
+    }
+  });
+
+  test('a stage that fails stops the stage running beside it: the failing step is the error, the other RUN is killed, nothing is left', async () => {
+    const seconds = 100_000 + Math.floor(Math.random() * 900_000);
+    const meet = `meet-${Math.random().toString(16).slice(2)}`;
+    const ctx = context('parallel-fail', {
+      Dockerfile: [
+        'FROM busybox AS slow',
+        `RUN --mount=type=cache,id=${meet},target=/meet,sharing=shared sh -c 'touch /meet/slow; sleep ${seconds}'`,
+        'FROM busybox AS bad',
+        `RUN --mount=type=cache,id=${meet},target=/meet,sharing=shared sh -c 'i=0; while [ ! -e /meet/slow ]; do i=$((i+1)); [ $i -lt 600 ] || exit 7; sleep 0.1; done; exit 3'`,
+        'FROM busybox',
+        'COPY --from=slow /etc/passwd /a',
+        'COPY --from=bad /etc/passwd /b',
+        '',
+      ].join('\n'),
+    });
+    const r = await g(['build', '--progress', 'plain', ctx]);
+    expect(r.exitCode).toBe(1);
+    // The failing step's own error, not one the stopped stage wrapped.
+    expect(r.stderr).toMatch(/^error: \S*Dockerfile:4: step \[bad 2\/2\] RUN .* failed with exit code 3$/m);
+    expect(await waitForNoProcesses(`sleep ${seconds}`, 10_000)).toEqual([]);
+    expect(readdirSync(path.join(root, 'tmp')).filter((n) => n.startsWith('rootfs-') || n.startsWith('lease-'))).toEqual([]);
+    if (!testUser) expect(mountsUnder(root)).toEqual([]);
   });
 
   test('COPY keeps hard links between the files it copies (one file, the other a link to it)', async () => {

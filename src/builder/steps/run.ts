@@ -87,8 +87,10 @@ async function holdCache(
     let shared: string;
     if (!options.noCache) shared = path.join(await store.privateDir('cache-mounts'), name);
     else {
-      shared = ctx.noCacheMounts.get(name) ?? path.join(await ctx.ws.newTemp(), 'cache');
-      ctx.noCacheMounts.set(name, shared);
+      // One per name, whichever RUN asks first (stages side by side ask at once).
+      let made = ctx.noCacheMounts.get(name);
+      if (!made) ctx.noCacheMounts.set(name, (made = ctx.ws.newTemp().then((t) => path.join(t, 'cache'))));
+      shared = await made;
     }
     const hold = await holdCacheMount(shared, options.noCache ? 'shared' : (m.sharing ?? 'shared'), {
       onWait: () => ctx.emit({ type: 'output', id: step.id, stream: 'stderr', text: `waiting for cache mount ${id}: another RUN holds it (sharing=locked)\n` }),

@@ -30,7 +30,7 @@ export interface StepEnv {
   /** The platform of a stage (by index). */
   platformOf(stageIndex: number): string;
   /** The caches of a --no-cache build, by name: its own, made empty. */
-  noCacheMounts: Map<string, string>;
+  noCacheMounts: Map<string, Promise<string>>;
   /** Said once, at the first RUN: the isolation RUN gets when it is weaker than a container. */
   noticeIsolation(): Promise<void>;
 }

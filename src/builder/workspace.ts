@@ -282,9 +282,13 @@ export class Workspace {
     return true;
   }
 
-  /** `s`'s rootfs: mounted (or unpacked) when it has none yet. */
+  /**
+   * `s`'s rootfs: mounted (or unpacked) when it has none yet. In `s`'s turn, always: while it is
+   * being made, `s.rootfs` may name a mount that is about to be sealed (cached layers unpacked
+   * on an overlay become a snapshot, mounted anew).
+   */
   materialise(s: StageState): Promise<string> {
-    return s.rootfs !== undefined ? Promise.resolve(s.rootfs) : this.serial(s, () => this.materialiseNow(s));
+    return this.serial(s, () => this.materialiseNow(s));
   }
 
   private async materialiseNow(s: StageState): Promise<string> {

@@ -89,18 +89,21 @@ export async function reporter(mode: Exclude<ProgressMode, 'auto'>, out: NodeJS.
       },
     };
   }
-  if (mode === 'plain') {
-    return {
-      start: (h) => out.write(`#0 building with gantry ${h.version}: ${headerText(h)}\n`),
-      event: (e) => {
-        tally.count(e);
-        plainLine(e, out);
-      },
-      warning: (w) => out.write(formatWarning(w) + '\n'),
-      end: (o) => out.write(tally.line(o) + '\n'),
-    };
-  }
+  if (mode === 'plain') return plainReporter(out, tally);
   return ttyReporter(out, tally);
+}
+
+/** `#N ...` lines, as BuildKit's plain progress. */
+function plainReporter(out: NodeJS.WriteStream, tally: Tally): Reporter {
+  return {
+    start: (h) => out.write(`#0 building with gantry ${h.version}: ${headerText(h)}\n`),
+    event: (e) => {
+      tally.count(e);
+      plainLine(e, out);
+    },
+    warning: (w) => out.write(formatWarning(w) + '\n'),
+    end: (o) => out.write(tally.line(o) + '\n'),
+  };
 }
 
 /** `context DIR, Dockerfile FILE`. */
@@ -149,6 +152,8 @@ function plainLine(e: ProgressEvent, out: NodeJS.WriteStream): void {
 async function ttyReporter(out: NodeJS.WriteStream, tally: Tally): Promise<Reporter> {
   // ora only for a terminal: loading it costs a plain or JSON build time for nothing.
   const { default: ora } = await import('ora');
+  // A terminal ora will not draw on (TERM=dumb, CI set): lines, not a spinner printed anew at each change.
+  if (!ora({ stream: out }).isEnabled) return plainReporter(out, tally);
   /** What is running, by key, in the order it started: the spinner's lines. */
   const running = new Map<string, string>();
   let spinner: Ora | undefined;
@@ -203,7 +208,7 @@ async function ttyReporter(out: NodeJS.WriteStream, tally: Tally): Promise<Repor
           e.text
             .split('\n')
             .filter((l) => l !== '')
-            .map((l) => `  ${l}\n`)
+            .map((l) => `#${e.id} ${l}\n`)
             .join(''),
         );
       } else if (e.type === 'notice') above(`notice: ${e.text}\n`);

@@ -884,6 +884,33 @@ describe('gantry build', () => {
     }
   });
 
+  test('a cache mount seeded from a stage, first used by two stages side by side: both find it whole', async () => {
+    for (const n of [1, 2]) {
+      const id = `seeded-${Math.random().toString(16).slice(2)}`;
+      const use = (out: string) => `RUN --mount=type=cache,id=${id},target=/c,from=seed,source=/s sh -c 'ls /c | wc -l > /${out}'`;
+      const ctx = context(`parallel-seeded-${n}`, {
+        Dockerfile: [
+          'FROM busybox AS seed',
+          "RUN mkdir /s && i=0 && while [ $i -lt 200 ]; do i=$((i+1)); echo $i > /s/f$i; mkdir /s/d$i; echo $i > /s/d$i/g; done",
+          'FROM busybox AS a',
+          use('a'),
+          'FROM busybox AS b',
+          use('b'),
+          'FROM busybox',
+          'COPY --from=a /a /a',
+          'COPY --from=b /b /b',
+          '',
+        ].join('\n'),
+      });
+      const r = await g(['build', '-t', `seeded:${n}`, ctx]);
+      expect(r.exitCode, r.stderr).toBe(0);
+      const out = path.join(work, `seeded-${n}.tar`);
+      await g(['export', `seeded:${n}`, '-o', out]);
+      expect((await execa('tar', ['xOf', out, 'a'])).stdout.trim()).toBe('400');
+      expect((await execa('tar', ['xOf', out, 'b'])).stdout.trim()).toBe('400');
+    }
+  });
+
   test('a stage that fails stops the stage running beside it: the failing step is the error, the other RUN is killed, nothing is left', async () => {
     const seconds = 100_000 + Math.floor(Math.random() * 900_000);
     const meet = `meet-${Math.random().toString(16).slice(2)}`;

@@ -3,7 +3,7 @@
  * with its mounts made for it (bind, cache held by its sharing, tmpfs, secret, ssh) and taken
  * down after it.
  */
-import { chmod, chown, cp, lstat, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, chown, cp, lstat, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { OptionError } from '../../errors/index.js';
 import type { BuildPlan } from '../../plan/planner.js';
@@ -100,14 +100,22 @@ async function holdCache(
       // sharing=private while another RUN holds the cache: a new one of this RUN's own.
       const dir = hold.dir ?? path.join(await ctx.ws.newTemp(), 'cache');
       if (!(await lstat(dir).catch(() => undefined))) {
-        await mkdir(dir, { recursive: true });
-        await chmod(dir, m.mode ?? 0o755); // the mode asked for, whatever the umask
+        // Made whole in a temp entry, then renamed into place: a RUN of a stage running beside
+        // this one (or of another build) that makes the same cache at once finds it whole or
+        // not at all; the one that comes second uses the first's.
+        const made = path.join(await ctx.ws.newTemp(), 'cache');
+        await mkdir(made);
+        await chmod(made, m.mode ?? 0o755); // the mode asked for, whatever the umask
         if (m.from !== undefined) {
           const src = await sourceRoot(ctx, m.from, ctx.platformOf(step.stage));
           const { host } = await resolveInRoot(src.root, m.source ?? '/');
-          await cp(host, dir, { recursive: true, verbatimSymlinks: true });
+          await cp(host, made, { recursive: true, verbatimSymlinks: true });
         }
-        await chown(dir, m.uid ?? 0, m.gid ?? 0);
+        await chown(made, m.uid ?? 0, m.gid ?? 0);
+        // Under the store's lock: rename(2) would replace an empty directory another RUN is using.
+        await ctx.store.withLock(async () => {
+          if (!(await lstat(dir).catch(() => undefined))) await rename(made, dir);
+        });
       }
       heldByRun.set(name, dir);
       return { source: dir, release: hold.release };

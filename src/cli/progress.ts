@@ -30,8 +30,10 @@ export interface Reporter {
 }
 
 export function chooseMode(mode: ProgressMode, stream: NodeJS.WriteStream = process.stderr): Exclude<ProgressMode, 'auto'> {
-  // A terminal that reports no width (some ptys) makes spinners redraw forever: use lines.
-  const usable = stream.isTTY && (stream.columns ?? 0) > 0;
+  // A terminal that reports no width (some ptys) makes spinners redraw forever, and a dumb one
+  // cannot move its cursor: lines. Asked for (tty, or auto on a terminal outside CI), the
+  // spinner draws whatever ora would guess.
+  const usable = stream.isTTY && (stream.columns ?? 0) > 0 && process.env.TERM !== 'dumb';
   if (mode === 'tty') return usable ? 'tty' : 'plain';
   if (mode !== 'auto') return mode;
   return usable && !process.env.CI ? 'tty' : 'plain';
@@ -152,8 +154,6 @@ function plainLine(e: ProgressEvent, out: NodeJS.WriteStream): void {
 async function ttyReporter(out: NodeJS.WriteStream, tally: Tally): Promise<Reporter> {
   // ora only for a terminal: loading it costs a plain or JSON build time for nothing.
   const { default: ora } = await import('ora');
-  // A terminal ora will not draw on (TERM=dumb, CI set): lines, not a spinner printed anew at each change.
-  if (!ora({ stream: out }).isEnabled) return plainReporter(out, tally);
   /** What is running, by key, in the order it started: the spinner's lines. */
   const running = new Map<string, string>();
   let spinner: Ora | undefined;
@@ -164,7 +164,8 @@ async function ttyReporter(out: NodeJS.WriteStream, tally: Tally): Promise<Repor
       spinner = undefined;
     } else if (spinner) {
       spinner.text = text;
-    } else spinner = ora({ text, stream: out, discardStdin: false }).start();
+      spinner.render(); // now, not at the next frame
+    } else spinner = ora({ text, stream: out, discardStdin: false, isEnabled: true }).start();
   };
   const begin = (key: string, text: string): void => {
     running.set(key, text);
@@ -178,7 +179,7 @@ async function ttyReporter(out: NodeJS.WriteStream, tally: Tally): Promise<Repor
     running.delete(key);
     spinner?.stop();
     spinner = undefined;
-    ora({ text, stream: out, discardStdin: false }).succeed();
+    ora({ text, stream: out, discardStdin: false, isEnabled: true }).succeed();
     show();
   };
   /** Print above the spinner. */
@@ -218,7 +219,7 @@ async function ttyReporter(out: NodeJS.WriteStream, tally: Tally): Promise<Repor
       spinner?.stop();
       spinner = undefined;
       const cancelled = o.status === 'cancelled';
-      for (const text of running.values()) ora({ text, stream: out, discardStdin: false }).stopAndPersist({ symbol: cancelled ? '✗' : '✖', suffixText: cancelled ? 'CANCELED' : 'ERROR' });
+      for (const text of running.values()) ora({ text, stream: out, discardStdin: false, isEnabled: true }).stopAndPersist({ symbol: cancelled ? '✗' : '✖', suffixText: cancelled ? 'CANCELED' : 'ERROR' });
       running.clear();
       out.write(tally.line(o) + '\n');
     },

@@ -17,8 +17,8 @@
  * user-mode TCP/IP stack in gantry's namespace) that refuses the host's loopback; every RUN joins
  * it (starting slirp4netns for each RUN cost 50 ms). A RUN reaches what the host reaches, but not
  * the host's 127.0.0.1 services or abstract unix sockets (those belong to a network namespace).
- * The RUNs that share it are the same gantry's, one after the other, and a RUN's processes end
- * with it. `none` is a namespace of runc's with loopback only; `host` is gantry's.
+ * The RUNs that share it are the same gantry's (those of stages running side by side at once:
+ * their loopback ports are shared, docs/differences.md), and a RUN's processes end with it. `none` is a namespace of runc's with loopback only; `host` is gantry's.
  */
 import { existsSync, readdirSync, readFileSync, rmdirSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';

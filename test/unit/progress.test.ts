@@ -1,6 +1,6 @@
 import { Writable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
-import { reporter } from '../../src/cli/progress.js';
+import { chooseMode, reporter } from '../../src/cli/progress.js';
 
 /** A terminal stand-in: what is written, with the cursor calls ora makes on a TTY. */
 function fakeTerminal(): NodeJS.WriteStream & { text: () => string } {
@@ -67,7 +67,7 @@ describe('progress on a terminal', () => {
     expect(text.match(/✖ #2 RUN two ERROR/g)).toHaveLength(1);
   });
 
-  test('a terminal ora will not draw on (CI set) gets plain lines, each once', async () => {
+  test('asked for on a terminal, the spinner draws in CI too, each done step once; a dumb terminal or one without a width gets lines', async () => {
     process.env.CI = 'true';
     const out = fakeTerminal();
     const r = await reporter('tty', out);
@@ -76,6 +76,19 @@ describe('progress on a terminal', () => {
     r.event(step(1, 'RUN one', 'done', 0.5));
     r.event(step(2, 'RUN two', 'cached'));
     r.end({ status: 'finished' });
-    expect(out.text()).toMatch(/^#1 RUN one\n#2 RUN two\n#1 DONE 0\.5s\n#2 CACHED\n\[\+\] Building [\d.]+s \(2\/0\) FINISHED\n$/);
+    expect(out.text().match(/✔.* #1 RUN one 0\.5s\n/g)).toHaveLength(1);
+    expect(out.text().match(/✔.* #2 RUN two CACHED\n/g)).toHaveLength(1);
+    expect(out.text()).toMatch(/#1 RUN one\n {2}#2 RUN two/);
+    const term = process.env.TERM;
+    try {
+      process.env.TERM = 'xterm';
+      expect(chooseMode('tty', fakeTerminal())).toBe('tty');
+      expect(chooseMode('tty', Object.assign(fakeTerminal(), { columns: 0 }))).toBe('plain');
+      process.env.TERM = 'dumb';
+      expect(chooseMode('tty', fakeTerminal())).toBe('plain');
+    } finally {
+      if (term === undefined) delete process.env.TERM;
+      else process.env.TERM = term;
+    }
   });
 });

@@ -847,7 +847,8 @@ describe('gantry build', () => {
       Dockerfile: ['FROM busybox AS a', meeting(meet, 'a', 'b'), 'FROM busybox AS b', meeting(meet, 'b', 'a'), 'FROM busybox', 'COPY --from=a /a.txt /a.txt', 'COPY --from=b /b.txt /b.txt', ''].join('\n'),
     });
     const command = gantryArgv(['--root', root, 'build', '--progress', 'tty', ctx]).map((a) => `'${a}'`).join(' ');
-    const tty = await execa('script', ['-qfec', `stty cols 200; ${command}`, '/dev/null'], { reject: false, timeout: 90_000 });
+    // A terminal as a user has one (this process's TERM may be CI's "dumb", which gets lines).
+    const tty = await execa('script', ['-qfec', `stty cols 200; ${command}`, '/dev/null'], { reject: false, timeout: 90_000, env: { TERM: 'xterm' } });
     expect(tty.exitCode, tty.stdout).toBe(0);
     expect(tty.stdout).toMatch(/✔.* #\d+ \[a 2\/2\] RUN .* [\d.]+s/);
     expect(tty.stdout).toMatch(/✔.* #\d+ \[b 2\/2\] RUN .* [\d.]+s/);
@@ -988,10 +989,11 @@ describe('gantry build', () => {
     const ctx = example('hello');
     const command = gantryArgv(['--root', root, 'build', '--no-cache', '--progress', 'tty', ctx]).map((a) => `'${a}'`).join(' ');
     const cmd = (cols: string) => `stty cols ${cols}; ${command}`;
-    const wide = await execa('script', ['-qfec', cmd('100'), '/dev/null'], { reject: false, timeout: 30_000 });
+    // A terminal as a user has one (this process's TERM may be CI's "dumb", which gets lines).
+    const wide = await execa('script', ['-qfec', cmd('100'), '/dev/null'], { reject: false, timeout: 30_000, env: { TERM: 'xterm' } });
     expect(wide.exitCode).toBe(0);
     expect(wide.stdout).toMatch(/✔.*#\d+ \[build 3\/3\] RUN/);
-    const narrow = await execa('script', ['-qfec', cmd('0'), '/dev/null'], { reject: false, timeout: 30_000 });
+    const narrow = await execa('script', ['-qfec', cmd('0'), '/dev/null'], { reject: false, timeout: 30_000, env: { TERM: 'xterm' } });
     expect(narrow.exitCode).toBe(0);
     expect(narrow.stdout).toMatch(/#\d+ DONE|#\d+ \[build 3\/3\] RUN/);
   });

@@ -3,7 +3,7 @@
  * workloads, same machine, same run. Prints the median of interleaved runs per phase, the
  * ratios, and gantry's peak memory (its VmHWM, which it reports as it ends).
  *
- *   npm run bench -- [--runs N] [--workloads app,bigrun,multistage,apt,bigstage,ctx50k,runs30]
+ *   npm run bench -- [--runs N] [--workloads app,bigrun,multistage,apt,bigstage,ctx50k,stages2,runs30]
  *                    [--tools gantry,buildkit,buildah] [--buildkit current,20.10] [--growth N] [--keep-node-ca] [--no-settle]
  *
  * --growth N: after the table, N more one-file edits of the first workload built by gantry, the
@@ -25,6 +25,8 @@
  *   bigstage    a stage FROM a 300 MB earlier stage: WORKDIR, COPY of one file, a RUN; edit = that file
  *   ctx50k      a 50,000-file (about 190 MB) context COPY'd whole; edit = one file of it. The
  *               limit is printed beside it: `cp -a` of the same tree on the same disk
+ *   stages2     two independent Debian stages (1,500 files and their sums each), a final stage
+ *               COPY --from both; edit = a file both stages COPY
  *   runs30      30 one-line RUNs on busybox; edit = a file COPY'd before the 16th
  * Phases: cold (--no-cache), warm (nothing changed), edit (one context file changed); and for
  * bigrun, push: the image just built by the edit phase (a fresh ~190 MB layer) pushed to a new
@@ -62,7 +64,7 @@ const opt = (name: string, fallback: string): string => {
 };
 const runs = Number(opt('runs', '3'));
 const growth = Number(opt('growth', '0'));
-const only = opt('workloads', 'app,bigrun,multistage,apt,bigstage,ctx50k,runs30').split(',');
+const only = opt('workloads', 'app,bigrun,multistage,apt,bigstage,ctx50k,stages2,runs30').split(',');
 const toolsWanted = opt('tools', 'gantry,buildkit,buildah').split(',') as Tool[];
 const buildkitEngines = opt('buildkit', 'current').split(',') as OracleEngine[];
 for (const e of buildkitEngines) if (e !== 'current' && e !== '20.10') throw new Error(`--buildkit takes current and 20.10, not ${e}`);
@@ -229,6 +231,27 @@ function workloads(): Workload[] {
     makeManyFiles(path.join(ctx, 'tree'), 50_000, 190 * 1024 * 1024);
     writeFileSync(path.join(ctx, 'Dockerfile'), dockerfile('ARG REGISTRY', 'FROM ${REGISTRY}/library/busybox:latest', 'COPY tree /tree'));
     all.push({ name: 'ctx50k', describe: 'a 50,000-file (190 MB) context COPY\'d whole', context: ctx, edit: (n) => appendFileSync(path.join(ctx, 'tree', 'd123', 'f0123.txt'), `${n}\n`) });
+  }
+
+  if (only.includes('stages2')) {
+    // Two independent stages: BuildKit runs them side by side, and so does gantry.
+    const loop = (name: string) => `RUN mkdir /out && for i in $(seq 1 1500); do echo "${name} $i" > /out/$i.txt; done && sha256sum /out/*.txt > /${name}.sums`;
+    const stages2 = writeTree(path.join(work, 'ctx-stages2'), {
+      'one.txt': '0\n',
+      Dockerfile: dockerfile(
+        'ARG REGISTRY',
+        'FROM ${REGISTRY}/library/debian:bookworm AS one',
+        'COPY one.txt /one.txt',
+        loop('one'),
+        'FROM ${REGISTRY}/library/debian:bookworm AS two',
+        'COPY one.txt /one.txt',
+        loop('two'),
+        'FROM ${REGISTRY}/library/busybox:latest',
+        'COPY --from=one /one.sums /one.sums',
+        'COPY --from=two /two.sums /two.sums',
+      ),
+    });
+    all.push({ name: 'stages2', describe: 'two independent Debian stages (1,500 files and their sums each), COPY --from both', context: stages2, edit: (n) => writeFileSync(path.join(stages2, 'one.txt'), `${n}\n`) });
   }
 
   if (only.includes('runs30')) {

@@ -17,8 +17,9 @@
  * user-mode TCP/IP stack in gantry's namespace) that refuses the host's loopback; every RUN joins
  * it (starting slirp4netns for each RUN cost 50 ms). A RUN reaches what the host reaches, but not
  * the host's 127.0.0.1 services or abstract unix sockets (those belong to a network namespace).
- * The RUNs that share it are the same gantry's (those of stages running side by side at once:
- * their loopback ports are shared, docs/differences.md), and a RUN's processes end with it. `none` is a namespace of runc's with loopback only; `host` is gantry's.
+ * The RUNs that share it are the same gantry's, one after the other (a RUN that starts while
+ * another runs, in a stage beside it, gets a namespace of its own, kept for the next), and a
+ * RUN's processes end with it. `none` is a namespace of runc's with loopback only; `host` is gantry's.
  */
 import { existsSync, readdirSync, readFileSync, rmdirSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
@@ -100,19 +101,45 @@ interface UserNetwork {
   stop(): void;
 }
 
-let userNetworkPromise: Promise<UserNetwork> | undefined;
+/** User-mode networks no RUN is in, for the next RUN to take. */
+const idleNetworks: UserNetwork[] = [];
+/** One being started ahead (prewarmUserNetwork) that no RUN has taken yet. */
+let ahead: Promise<UserNetwork> | undefined;
+/** What stops every network this process started, when it exits. */
+const stops = new Set<() => void>();
 
 /**
  * The user-mode network of this process: a network namespace held by a sleeping process, with
  * loopback up, wired to slirp4netns. Made on first use; both processes end with gantry (their
  * parent-death signal, and an exit hook).
  */
-export function userNetwork(): Promise<UserNetwork> {
-  userNetworkPromise ??= startUserNetwork().catch((err: unknown) => {
-    userNetworkPromise = undefined;
-    throw err;
-  });
-  return userNetworkPromise;
+export function prewarmUserNetwork(): Promise<void> {
+  if (idleNetworks.length > 0) return Promise.resolve();
+  if (!ahead) {
+    const started = startUserNetwork();
+    ahead = started;
+    // A failure is the RUN's to tell (it takes this start); a later prewarm tries again.
+    started.catch(() => {
+      if (ahead === started) ahead = undefined;
+    });
+  }
+  return ahead.then(() => undefined);
+}
+
+/**
+ * A user-mode network for one RUN, given back with `release` when the RUN is over: the one a
+ * RUN before it used, else the one started ahead, else a new one (a RUN beside another, in a
+ * stage running at the same time, gets a namespace, and a loopback, of its own).
+ */
+export async function takeUserNetwork(): Promise<{ path: string; release: () => void }> {
+  let net = idleNetworks.pop();
+  if (!net) {
+    const started = ahead ?? startUserNetwork();
+    ahead = undefined;
+    net = await started;
+  }
+  const taken = net;
+  return { path: taken.path, release: () => void idleNetworks.push(taken) };
 }
 
 async function startUserNetwork(): Promise<UserNetwork> {
@@ -165,7 +192,8 @@ async function startUserNetwork(): Promise<UserNetwork> {
     p.unref();
     for (const s of p.stdio) (s as { unref?: () => void } | null)?.unref?.();
   }
-  process.once('exit', stop);
+  if (stops.size === 0) process.once('exit', () => stops.forEach((f) => f()));
+  stops.add(stop);
   return { path: `/proc/${pid}/ns/net`, stop };
 }
 

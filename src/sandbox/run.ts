@@ -19,7 +19,7 @@ import path from 'node:path';
 import { childProcess, SandboxError, trace } from '../errors/index.js';
 import { runChroot } from './chroot.js';
 import { ensureSystemDirs, makeWorkdir, prepareEtcPoints, prepareTarget, removeStubs, writePipes } from './prepare.js';
-import { findRuntime, requireRuntime, runOci, userNetwork } from './oci.js';
+import { findRuntime, prewarmUserNetwork, requireRuntime, runOci, takeUserNetwork } from './oci.js';
 import { readSeccompProfile, translateSeccomp, type SeccompProfile } from './seccomp.js';
 import { DEFAULT_CAPABILITIES, hostsFile, resolvConf, runtimeSpec, type SpecMount } from './spec.js';
 import type { Isolation, RunResult, RunSpec } from './types.js';
@@ -78,7 +78,7 @@ export function probeIsolation(): Promise<{ mode: 'oci' | 'chroot'; reason: stri
 export function prewarmSandbox(options: { isolation?: Isolation; network?: 'default' | 'none' | 'host' }): void {
   void (async () => {
     const mode = await chooseIsolation(options.isolation);
-    if (mode === 'oci' && (options.network ?? 'default') === 'default') await userNetwork();
+    if (mode === 'oci' && (options.network ?? 'default') === 'default') await prewarmUserNetwork();
   })().catch(() => undefined);
 }
 
@@ -114,6 +114,8 @@ export async function runInSandbox(spec: RunSpec): Promise<RunResult> {
 async function runContainer(spec: RunSpec, cwd: string, etc: Map<string, string>, workDir: string): Promise<number> {
   const created: string[] = [];
   const stubs: string[] = [];
+  /** The user-mode network this RUN took, given back when it is over. */
+  let net: { path: string; release: () => void } | undefined;
   try {
     await ensureSystemDirs(spec.rootfs);
     const points = await prepareEtcPoints(spec.rootfs, [...etc.keys()]);
@@ -133,7 +135,7 @@ async function runContainer(spec: RunSpec, cwd: string, etc: Map<string, string>
     }
     trace('sandbox: mount points ready');
     const network = spec.network ?? 'default';
-    const netns = network === 'default' ? (await userNetwork()).path : undefined;
+    net = network === 'default' ? await takeUserNetwork() : undefined;
     trace('sandbox: network ready');
     const config = runtimeSpec({
       rootfs: spec.rootfs,
@@ -155,12 +157,13 @@ async function runContainer(spec: RunSpec, cwd: string, etc: Map<string, string>
     return await runOci({
       workDir,
       config,
-      ...(netns ? { netns } : {}),
+      ...(net ? { netns: net.path } : {}),
       ...(spec.onStdout ? { onStdout: spec.onStdout } : {}),
       ...(spec.onStderr ? { onStderr: spec.onStderr } : {}),
       ...(spec.signal ? { signal: spec.signal } : {}),
     });
   } finally {
+    net?.release();
     await removeStubs(stubs);
     for (const p of created.reverse()) await rm(p, { recursive: true, force: true }).catch(() => undefined);
   }

@@ -840,6 +840,34 @@ describe('gantry build', () => {
     expect((await inspect('parallel:2')).Id).toBe((await inspect('parallel:1')).Id);
   });
 
+  test('RUNs of stages side by side each get a network namespace (a loopback) of their own; RUNs one after the other share one', async () => {
+    const meet = `meet-${Math.random().toString(16).slice(2)}`;
+    const netOf = (me: string, other: string) => meeting(meet, me, other).replace(/'$/, ` && readlink /proc/self/ns/net > /${me}.net'`);
+    const ctx = context('parallel-net', {
+      Dockerfile: [
+        'FROM busybox AS a',
+        netOf('a', 'b'),
+        'FROM busybox AS b',
+        netOf('b', 'a'),
+        'FROM busybox',
+        'COPY --from=a /a.net /a.net',
+        'COPY --from=b /b.net /b.net',
+        'RUN readlink /proc/self/ns/net > /c.net',
+        'RUN readlink /proc/self/ns/net > /d.net',
+        '',
+      ].join('\n'),
+    });
+    const r = await g(['build', '-t', 'parallel:net', ctx]);
+    expect(r.exitCode, r.stderr).toBe(0);
+    const out = path.join(work, 'parallel-net.tar');
+    await g(['export', 'parallel:net', '-o', out]);
+    const ns = async (name: string) => (await execa('tar', ['xOf', out, name])).stdout.trim();
+    const [a, b, c, d] = await Promise.all(['a.net', 'b.net', 'c.net', 'd.net'].map(ns));
+    expect(a).toMatch(/^net:\[\d+\]$/);
+    expect(a).not.toBe(b);
+    expect(c).toBe(d);
+  });
+
   test('on a terminal, the steps of stages running side by side each get their line under one spinner', async () => {
     haveTool('script');
     const meet = `meet-${Math.random().toString(16).slice(2)}`;

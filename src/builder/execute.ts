@@ -32,7 +32,7 @@ import { copyStepOf } from './steps/copy.js';
 import { checkEntitlements, noticeIsolation, runStepOf } from './steps/run.js';
 import type { FsStep, StepEnv } from './steps/step.js';
 import { workdirStepOf } from './steps/workdir.js';
-import type { ExecuteOptions, ExecuteResult, ProgressEvent } from './types.js';
+import type { ExecuteOptions, ExecuteResult } from './types.js';
 import { Workspace } from './workspace.js';
 
 export { BuildError };
@@ -76,11 +76,9 @@ interface PlanRun {
  */
 interface PlanExecution {
   plan: BuildPlan;
-  options: ExecuteOptions;
-  ws: Workspace;
-  cache: LayerCache;
+  /** The build's options (with the signal that also stops it when a stage fails), store, workspace, progress. */
   env: StepEnv;
-  emit: (e: ProgressEvent) => void;
+  cache: LayerCache;
   /** When the steps that run are dated (now, or SOURCE_DATE_EPOCH); `fixedTime`: the latter. */
   created: string;
   fixedTime: boolean;
@@ -156,11 +154,8 @@ async function executePlan(plan: BuildPlan, images: Map<string, Image>, run: Pla
   const created = new Date(options.sourceDateEpoch !== undefined ? options.sourceDateEpoch * 1000 : Date.now()).toISOString();
   const x: PlanExecution = {
     plan,
-    options,
-    ws,
-    cache: new LayerCache(store),
     env,
-    emit,
+    cache: new LayerCache(store),
     created,
     fixedTime: options.sourceDateEpoch !== undefined,
     uncachedStages,
@@ -171,7 +166,7 @@ async function executePlan(plan: BuildPlan, images: Map<string, Image>, run: Pla
     sandbox: { wanted: plan.stages.some((st) => st.steps.some((s) => s.op === 'run')), warmed: false },
   };
   const final = await runStages(x, failed);
-  return writeTarget(x, run, final);
+  return writeTarget(x, final);
 }
 
 /**
@@ -199,18 +194,15 @@ async function runStages(x: PlanExecution, failed: AbortController): Promise<Sta
     task.catch(() => undefined); // reported below, after every stage has stopped
     tasks.set(stage.index, task);
   }
-  const results = await Promise.allSettled(tasks.values());
+  await Promise.allSettled(tasks.values());
   if (first) throw first.err;
-  // A stage that failed without an error of its own (none should): the first rejection.
-  const rejected = results.find((r) => r.status === 'rejected');
-  if (rejected) throw rejected.reason;
   const last = x.plan.stages[x.plan.stages.length - 1];
   return (await tasks.get(last?.index ?? -1)) as StageState;
 }
 
 /** Run `stage`'s steps on its state: config steps change its config, filesystem steps its rootfs (or hit the cache). */
 async function runStage(x: PlanExecution, stage: PlannedStage): Promise<StageState> {
-  const { options, ws } = x;
+  const { options, ws } = x.env;
   const state = ws.track(startStage(stage, x.finished, x.stateOfImage));
   // The base's ONBUILD triggers ran as this stage's first steps (the plan has them): they
   // are not passed on, as in BuildKit.
@@ -240,7 +232,7 @@ async function runStage(x: PlanExecution, stage: PlannedStage): Promise<StageSta
 
 /** One step of `stage`: a config change, a cache hit, or a filesystem step run into a layer. */
 async function runStep(x: PlanExecution, stage: PlannedStage, state: StageState, step: Step): Promise<void> {
-  const { options, ws, emit } = x;
+  const { options, ws, emit } = x.env;
   // As BuildKit shows it: an ONBUILD trigger says so.
   const name = `${step.position} ${(step as { onbuild?: boolean }).onbuild ? 'ONBUILD ' : ''}${step.original.replace(/\s+/g, ' ').trim()}`;
   const started = Date.now();
@@ -323,7 +315,7 @@ async function cachedResult(
     if (!entry) return undefined;
     const layer: LayerRef | null = entry.kept !== undefined ? keptLayer(entry.kept) : entry.layer;
     if (layer?.keptOnly && leaves) return undefined;
-    return (await x.ws.cacheHit(state, chain, layer)) ? { entry, layer, chain } : undefined;
+    return (await x.env.ws.cacheHit(state, chain, layer)) ? { entry, layer, chain } : undefined;
   };
   const entry = await x.cache.get(key);
   const byKey = await usable(entry, entry?.next ?? key);
@@ -335,9 +327,9 @@ async function cachedResult(
 }
 
 /** Write the target stage's image (with the command line's labels) to the store, and tag it. */
-async function writeTarget(x: PlanExecution, run: PlanRun, final: StageState): Promise<ExecuteResult> {
-  const { options, ws, plan, emit } = x;
-  const store = run.store;
+async function writeTarget(x: PlanExecution, final: StageState): Promise<ExecuteResult> {
+  const { options, ws, emit, store } = x.env;
+  const { plan } = x;
   if (options.labels && Object.keys(options.labels).length > 0) {
     // As BuildKit: the command line's labels go on the image's config, with no history entry.
     final.config.config = { ...(final.config.config ?? {}), Labels: { ...(final.config.config?.Labels ?? {}), ...options.labels } };

@@ -261,25 +261,18 @@ export class Workspace {
    */
   private serial<T>(s: StageState, fn: () => Promise<T>): Promise<T> {
     const turn = (this.turns.get(s) ?? Promise.resolve()).then(fn);
-    this.turns.set(
-      s,
-      turn.catch(() => undefined),
-    );
+    this.turns.set(s, turn.catch(() => undefined));
     return turn;
   }
 
   /**
    * A stage that has finished, kept as a snapshot that shows all its layers (when its stack has
-   * room): the stages FROM it mount that, whatever mounts of it others are reading meanwhile.
+   * room): the stages FROM it mount that, whatever mounts of it others are reading meanwhile. Only
+   * an overlay that holds layers its view does not show is sealed; a mount of the view is left
+   * as it is. False as seal says it.
    */
-  async settle(s: StageState): Promise<void> {
-    await this.serial(s, () => this.sealGrown(s));
-  }
-
-  /** Seal `s` when its overlay holds layers its view does not show; a mount of its view is left as it is (others may be reading it). */
-  private async sealGrown(s: StageState): Promise<boolean> {
-    if (s.live && s.layers.length > s.live.view.covered) return this.seal(s);
-    return true;
+  settle(s: StageState): Promise<boolean> {
+    return this.serial(s, async () => (s.live && s.layers.length > s.live.view.covered ? this.seal(s) : true));
   }
 
   /**
@@ -301,7 +294,7 @@ export class Workspace {
       // A stage FROM an earlier one mounts that one's snapshot, once it is kept.
       const from = s.from;
       delete s.from;
-      if (from && (await this.serial(from, () => this.sealGrown(from))) && from.view && s.view.covered < from.view.covered && from.view.covered <= s.layers.length) {
+      if (from && (await this.settle(from)) && from.view && s.view.covered < from.view.covered && from.view.covered <= s.layers.length) {
         s.view = from.view;
         if (from.viewIndex) s.viewIndex = from.viewIndex;
         else delete s.viewIndex;

@@ -154,6 +154,8 @@ function plainLine(e: ProgressEvent, out: NodeJS.WriteStream): void {
 async function ttyReporter(out: NodeJS.WriteStream, tally: Tally): Promise<Reporter> {
   // ora only for a terminal: loading it costs a plain or JSON build time for nothing.
   const { default: ora } = await import('ora');
+  /** A spinner for `text`: drawn wherever tty progress was chosen (ora alone would not, with CI set). */
+  const line = (text: string): Ora => ora({ text, stream: out, discardStdin: false, isEnabled: true });
   /** What is running, by key, in the order it started: the spinner's lines. */
   const running = new Map<string, string>();
   let spinner: Ora | undefined;
@@ -165,7 +167,7 @@ async function ttyReporter(out: NodeJS.WriteStream, tally: Tally): Promise<Repor
     } else if (spinner) {
       spinner.text = text;
       spinner.render(); // now, not at the next frame
-    } else spinner = ora({ text, stream: out, discardStdin: false, isEnabled: true }).start();
+    } else spinner = line(text).start();
   };
   const begin = (key: string, text: string): void => {
     running.set(key, text);
@@ -179,7 +181,7 @@ async function ttyReporter(out: NodeJS.WriteStream, tally: Tally): Promise<Repor
     running.delete(key);
     spinner?.stop();
     spinner = undefined;
-    ora({ text, stream: out, discardStdin: false, isEnabled: true }).succeed();
+    line(text).succeed();
     show();
   };
   /** Print above the spinner. */
@@ -219,7 +221,7 @@ async function ttyReporter(out: NodeJS.WriteStream, tally: Tally): Promise<Repor
       spinner?.stop();
       spinner = undefined;
       const cancelled = o.status === 'cancelled';
-      for (const text of running.values()) ora({ text, stream: out, discardStdin: false, isEnabled: true }).stopAndPersist({ symbol: cancelled ? '✗' : '✖', suffixText: cancelled ? 'CANCELED' : 'ERROR' });
+      for (const text of running.values()) line(text).stopAndPersist({ symbol: cancelled ? '✗' : '✖', suffixText: cancelled ? 'CANCELED' : 'ERROR' });
       running.clear();
       out.write(tally.line(o) + '\n');
     },

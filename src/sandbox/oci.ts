@@ -98,7 +98,6 @@ export async function runOci(run: OciLaunch): Promise<number> {
 interface UserNetwork {
   /** The namespace RUNs join. */
   path: string;
-  stop(): void;
 }
 
 /** User-mode networks no RUN is in, for the next RUN to take. */
@@ -109,9 +108,9 @@ let ahead: Promise<UserNetwork> | undefined;
 const stops = new Set<() => void>();
 
 /**
- * The user-mode network of this process: a network namespace held by a sleeping process, with
- * loopback up, wired to slirp4netns. Made on first use; both processes end with gantry (their
- * parent-death signal, and an exit hook).
+ * A user-mode network started ahead, for the first RUN to take, unless one is idle already. A
+ * user-mode network is a network namespace held by a sleeping process, with loopback up, wired to
+ * slirp4netns; both processes end with gantry (their parent-death signal, and an exit hook).
  */
 export function prewarmUserNetwork(): Promise<void> {
   if (idleNetworks.length > 0) return Promise.resolve();
@@ -194,7 +193,7 @@ async function startUserNetwork(): Promise<UserNetwork> {
   }
   if (stops.size === 0) process.once('exit', () => stops.forEach((f) => f()));
   stops.add(stop);
-  return { path: `/proc/${pid}/ns/net`, stop };
+  return { path: `/proc/${pid}/ns/net` };
 }
 
 /** The runtime's own error (from its log), as opposed to the command's exit code. */

@@ -817,11 +817,24 @@ describe('gantry build', () => {
   const meeting = (meet: string, me: string, other: string) =>
     `RUN --mount=type=cache,id=${meet},target=/meet,sharing=shared sh -c 'touch /meet/${me}; i=0; while [ ! -e /meet/${other} ]; do i=$((i+1)); [ $i -lt 300 ] || exit 7; sleep 0.1; done; echo ${me} > /${me}.txt'`;
 
-  test('independent stages run side by side (each waits for the other); the image is the same at every build', async () => {
+  /** Stages a and b that meet (each waits for the other), and a final stage that copies from both. */
+  const meetingStages = (name: string): string => {
     const meet = `meet-${Math.random().toString(16).slice(2)}`;
-    const ctx = context('parallel', {
+    return context(name, {
       Dockerfile: ['FROM busybox AS a', meeting(meet, 'a', 'b'), 'FROM busybox AS b', meeting(meet, 'b', 'a'), 'FROM busybox', 'COPY --from=a /a.txt /a.txt', 'COPY --from=b /b.txt /b.txt', ''].join('\n'),
     });
+  };
+
+  /** The trimmed contents of files of image `ref`, as exported. */
+  const exportedFiles = async (ref: string, names: string[]): Promise<string[]> => {
+    const out = path.join(work, `export-${Math.random().toString(16).slice(2)}.tar`);
+    const r = await g(['export', ref, '-o', out]);
+    expect(r.exitCode, r.stderr).toBe(0);
+    return Promise.all(names.map(async (n) => (await execa('tar', ['xOf', out, n])).stdout.trim()));
+  };
+
+  test('independent stages run side by side (each waits for the other); the image is the same at every build', async () => {
+    const ctx = meetingStages('parallel');
     const r = await g(['build', '--progress', 'plain', '-t', 'parallel:1', ctx], { SOURCE_DATE_EPOCH: '1700000000' });
     expect(r.exitCode, r.stderr).toBe(0);
     // Both RUNs started before either was done.
@@ -859,10 +872,7 @@ describe('gantry build', () => {
     });
     const r = await g(['build', '-t', 'parallel:net', ctx]);
     expect(r.exitCode, r.stderr).toBe(0);
-    const out = path.join(work, 'parallel-net.tar');
-    await g(['export', 'parallel:net', '-o', out]);
-    const ns = async (name: string) => (await execa('tar', ['xOf', out, name])).stdout.trim();
-    const [a, b, c, d] = await Promise.all(['a.net', 'b.net', 'c.net', 'd.net'].map(ns));
+    const [a, b, c, d] = await exportedFiles('parallel:net', ['a.net', 'b.net', 'c.net', 'd.net']);
     expect(a).toMatch(/^net:\[\d+\]$/);
     expect(a).not.toBe(b);
     expect(c).toBe(d);
@@ -870,10 +880,7 @@ describe('gantry build', () => {
 
   test('on a terminal, the steps of stages running side by side each get their line under one spinner', async () => {
     haveTool('script');
-    const meet = `meet-${Math.random().toString(16).slice(2)}`;
-    const ctx = context('parallel-tty', {
-      Dockerfile: ['FROM busybox AS a', meeting(meet, 'a', 'b'), 'FROM busybox AS b', meeting(meet, 'b', 'a'), 'FROM busybox', 'COPY --from=a /a.txt /a.txt', 'COPY --from=b /b.txt /b.txt', ''].join('\n'),
-    });
+    const ctx = meetingStages('parallel-tty');
     const command = gantryArgv(['--root', root, 'build', '--progress', 'tty', ctx]).map((a) => `'${a}'`).join(' ');
     // A terminal as a user has one (this process's TERM may be CI's "dumb", which gets lines).
     const tty = await execa('script', ['-qfec', `stty cols 200; ${command}`, '/dev/null'], { reject: false, timeout: 90_000, env: { TERM: 'xterm' } });
@@ -905,11 +912,8 @@ describe('gantry build', () => {
     for (const n of [1, 2, 3]) {
       const r = await g(['build', ...(n > 1 ? ['--no-cache'] : []), '-t', `readers:${n}`, ctx]);
       expect(r.exitCode, r.stderr).toBe(0);
-      const out = path.join(work, `readers-${n}.tar`);
-      await g(['export', `readers:${n}`, '-o', out]);
-      expect((await execa('tar', ['xOf', out, 'x'])).stdout.trim()).toBe('300');
-      expect((await execa('tar', ['xOf', out, 'y'])).stdout.trim()).toBe('300');
-      expect((await execa('tar', ['tf', out, 'd'])).stdout.split('\n').filter((l) => /f\d+$/.test(l))).toHaveLength(300);
+      expect(await exportedFiles(`readers:${n}`, ['x', 'y'])).toEqual(['300', '300']);
+      expect(Object.keys(await files(`readers:${n}`)).filter((l) => /^d\/f\d+$/.test(l))).toHaveLength(300);
     }
   });
 
@@ -933,10 +937,7 @@ describe('gantry build', () => {
       });
       const r = await g(['build', '-t', `seeded:${n}`, ctx]);
       expect(r.exitCode, r.stderr).toBe(0);
-      const out = path.join(work, `seeded-${n}.tar`);
-      await g(['export', `seeded:${n}`, '-o', out]);
-      expect((await execa('tar', ['xOf', out, 'a'])).stdout.trim()).toBe('400');
-      expect((await execa('tar', ['xOf', out, 'b'])).stdout.trim()).toBe('400');
+      expect(await exportedFiles(`seeded:${n}`, ['a', 'b'])).toEqual(['400', '400']);
     }
   });
 

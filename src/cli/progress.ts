@@ -1,5 +1,5 @@
 /**
- * Build progress for people and machines: an ora spinner per step on a terminal, plain
+ * Build progress for people and machines: an ora spinner over the steps running on a terminal, plain
  * `#N ...` lines in CI and pipes, one JSON object a line on request (its schema is in
  * docs/cli.md), nothing with --quiet. Each build is told from its header to its end: the
  * pulls, the steps, the outputs, the total time, and how it ended (finished, failed, cancelled).

@@ -1,17 +1,12 @@
 /**
  * A RUN as an OCI container: a bundle (config.json from spec.ts, the rootfs as it is) run by
- * runc, as BuildKit's runc executor does.
- *
- * Why runc and not crun: Debian 12's crun (1.8) refuses to start any container on a host whose
- * cgroups are mixed (v1 controllers with one left on the v2 hierarchy, as on the machines gantry
- * is tested on: "cgroups in hybrid mode not supported"); runc runs on v1, hybrid and v2 alike.
- * crun is used where runc is missing.
+ * crun or runc (runtime.ts says which, and why), as BuildKit's runc executor does.
  *
  * The launcher chain, so that nothing of a RUN outlives gantry however gantry ends:
- *   setpriv --pdeathsig KILL → [nsenter --net] → unshare --pid --fork --kill-child --mount-proc → runc run
- * runc is the first process of a PID namespace of its own; when gantry dies, setpriv's signal
- * kills unshare, unshare's kills runc, and the death of a namespace's first process kills every
- * process in it, the container's included. An abort kills the whole tree (kill.ts).
+ *   setpriv --pdeathsig KILL → [nsenter --net] → unshare --pid --fork --kill-child --mount-proc → [sh: runtime.ts] → runtime run
+ * The runtime is the first process of a PID namespace of its own; when gantry dies, setpriv's
+ * signal kills unshare, unshare's kills the runtime, and the death of a namespace's first process
+ * kills every process in it, the container's included. An abort kills the whole tree (kill.ts).
  *
  * The default network is a namespace gantry makes once per process and wires to slirp4netns (a
  * user-mode TCP/IP stack in gantry's namespace) that refuses the host's loopback; every RUN joins
@@ -19,7 +14,7 @@
  * the host's 127.0.0.1 services or abstract unix sockets (those belong to a network namespace).
  * The RUNs that share it are the same gantry's, one after the other (a RUN that starts while
  * another runs, in a stage beside it, gets a namespace of its own, kept for the next), and a
- * RUN's processes end with it. `none` is a namespace of runc's with loopback only; `host` is gantry's.
+ * RUN's processes end with it. `none` is a namespace of the runtime's with loopback only; `host` is gantry's.
  */
 import { existsSync, readdirSync, readFileSync, rmdirSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
@@ -27,9 +22,9 @@ import path from 'node:path';
 import { childProcess, SandboxError } from '../errors/index.js';
 import { procStat } from './kill.js';
 import { launch } from './launch.js';
+import { makeDevicesCgroup, maskDir, runtimeCommand, type Runtime } from './runtime.js';
 import { specJson } from './spec.js';
 
-const RUNTIMES = ['/usr/sbin/runc', '/usr/bin/runc', '/usr/bin/crun', '/usr/local/bin/crun'];
 const SLIRP = ['/usr/bin/slirp4netns', '/usr/local/bin/slirp4netns'];
 const UNSHARE = '/usr/bin/unshare';
 const NSENTER = '/usr/bin/nsenter';
@@ -38,17 +33,10 @@ const HOST_SH = '/bin/sh';
 const IP = ['/usr/sbin/ip', '/sbin/ip', '/usr/bin/ip', '/bin/ip'];
 const SLEEP = ['/usr/bin/sleep', '/bin/sleep'];
 
-export const findRuntime = (): string | undefined => RUNTIMES.find((p) => existsSync(p));
 const findSlirp = (): string | undefined => SLIRP.find((p) => existsSync(p));
 
-/** The runtime's path, or an error that says what to install. */
-export function requireRuntime(): string {
-  const runtime = findRuntime();
-  if (!runtime) throw new SandboxError('SANDBOX_MISSING', 'no OCI runtime: install runc (apt-get install runc) or crun');
-  return runtime;
-}
-
 export interface OciLaunch {
+  runtime: Runtime;
   /** A private directory (mode 0700) for the bundle and the runtime's state; removed by the caller. */
   workDir: string;
   config: Record<string, unknown>;
@@ -63,7 +51,7 @@ let sequence = 0;
 
 /** Run the container; its exit code (128 + n when a signal ended it). */
 export async function runOci(run: OciLaunch): Promise<number> {
-  const runtime = requireRuntime();
+  const runtime = run.runtime;
   sweepStaleCgroups();
   const id = `gantry-${process.pid}-${Date.now().toString(36)}-${++sequence}`;
   const bundle = path.join(run.workDir, 'bundle');
@@ -72,14 +60,17 @@ export async function runOci(run: OciLaunch): Promise<number> {
   await mkdir(bundle, { mode: 0o700 });
   // config.json holds the RUN's environment (secrets of `--mount=type=secret,env=` among it): only root reads it.
   await writeFile(path.join(bundle, 'config.json'), specJson(run.config), { mode: 0o600 });
-  // runc must see a /proc of its own PID namespace (it reads its child's there), so the launcher
-  // mounts one; a namespace to join is entered first, while the host's /proc still names it.
-  const launcher = ['--pid', '--fork', '--kill-child', '--mount-proc', '--'];
-  if (run.netns) launcher.unshift(`--net=${run.netns}`, '--', UNSHARE);
-  const runtimeArgs = [runtime, '--root', state, '--log', log, '--log-format', 'json', 'run', '--bundle', bundle, id];
   try {
+    let devicesCgroup: string | undefined;
+    if (runtime.kind === 'crun') await mkdir(maskDir(run.workDir), { mode: 0o700 });
+    if (runtime.launcher?.devicesCgroup) devicesCgroup = await makeDevicesCgroup(id, deviceRules(run.config));
+    const command = runtimeCommand(runtime, { workDir: run.workDir, state, log, bundle, id, ...(devicesCgroup ? { devicesCgroup } : {}) });
+    // The runtime must see a /proc of its own PID namespace (it reads its child's there), so the
+    // launcher mounts one; a namespace to join is entered first, while the host's /proc still names it.
+    const launcher = ['--pid', '--fork', '--kill-child', '--mount-proc', '--'];
+    if (run.netns) launcher.unshift(`--net=${run.netns}`, '--', UNSHARE);
     const code = await launch({
-      argv: [run.netns ? NSENTER : UNSHARE, ...launcher, ...runtimeArgs],
+      argv: [run.netns ? NSENTER : UNSHARE, ...launcher, ...command.argv],
       env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' },
       ...(run.onStdout ? { onStdout: run.onStdout } : {}),
       ...(run.onStderr ? { onStderr: run.onStderr } : {}),
@@ -87,12 +78,18 @@ export async function runOci(run: OciLaunch): Promise<number> {
     });
     if (code !== 0) {
       const failure = await runtimeFailure(log);
-      if (failure) throw new SandboxError('SANDBOX_RUNTIME', `${path.basename(runtime)} could not start the RUN: ${failure}`);
+      if (failure) throw new SandboxError('SANDBOX_RUNTIME', `${runtime.kind} could not start the RUN: ${failure}`);
     }
     return code;
   } finally {
     removeCgroups(id);
   }
+}
+
+/** The device rules of a spec (linux.resources.devices). */
+function deviceRules(config: Record<string, unknown>): { allow: boolean; type?: string; major?: number; minor?: number; access?: string }[] {
+  const linux = config.linux as { resources?: { devices?: { allow: boolean; type?: string; major?: number; minor?: number; access?: string }[] } } | undefined;
+  return linux?.resources?.devices ?? [];
 }
 
 interface UserNetwork {
@@ -212,7 +209,7 @@ async function runtimeFailure(log: string): Promise<string | undefined> {
   return found;
 }
 
-/** The cgroup directories runc makes for a container: `<id>` under this process's cgroup in each hierarchy. */
+/** The cgroup directories made for a container (by runc, or gantry's devices cgroup for crun): `<id>` under this process's cgroup in each hierarchy. */
 function cgroupDirs(name: string): string[] {
   const out: string[] = [];
   let lines: string[];

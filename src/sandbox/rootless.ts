@@ -3,7 +3,7 @@
  * which the caller is root (uid 0) and the caller's subordinate ranges from /etc/subuid and
  * /etc/subgid are uids and gids 1 to N (newuidmap/newgidmap from Debian's `uidmap`, through
  * util-linux's unshare), with a mount namespace of its own. Inside it, layers are extracted with
- * their owners, RUN runs under runc as in a root build (runc sees the user namespace and runs
+ * their owners, RUN runs under the OCI runtime as in a root build (it sees the user namespace and runs
  * rootless), and the layers gantry writes carry the image's owners, root files 0:0: the image is
  * the one a root build makes. On the host, files the image gives to root belong to the caller,
  * others to the subordinate ids.

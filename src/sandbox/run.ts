@@ -12,14 +12,15 @@
  *
  * `auto` picks the strongest that works here (probed once per process).
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { childProcess, SandboxError, trace } from '../errors/index.js';
 import { runChroot } from './chroot.js';
 import { ensureSystemDirs, makeWorkdir, prepareEtcPoints, prepareTarget, removeStubs, writePipes } from './prepare.js';
-import { findRuntime, prewarmUserNetwork, requireRuntime, runOci, takeUserNetwork } from './oci.js';
+import { prewarmUserNetwork, runOci, takeUserNetwork } from './oci.js';
+import { compiledSeccomp, findRuntime, maskDir, requireRuntime } from './runtime.js';
 import { readSeccompProfile, translateSeccomp, type SeccompProfile } from './seccomp.js';
 import { DEFAULT_CAPABILITIES, hostsFile, resolvConf, runtimeSpec, type SpecMount } from './spec.js';
 import type { Isolation, RunResult, RunSpec } from './types.js';
@@ -56,7 +57,7 @@ export function probeIsolation(): Promise<{ mode: 'oci' | 'chroot'; reason: stri
         'RUN needs root or the user namespace the gantry command enters for a non-root user (through /etc/subuid): from Node, run the API as root or build with the gantry command',
       );
     }
-    if (!findRuntime()) return { mode: 'chroot', reason: 'no OCI runtime is installed (apt-get install runc)' };
+    if (!findRuntime()) return { mode: 'chroot', reason: 'no OCI runtime is installed (apt-get install crun)' };
     // Without CAP_SYS_ADMIN no namespace can be made (Docker and Kubernetes drop it, and their
     // seccomp profiles refuse unshare without it): no need to try.
     if (!hasCapability(CAP_SYS_ADMIN)) return { mode: 'chroot', reason: 'namespaces cannot be made here (no CAP_SYS_ADMIN: an unprivileged container?)' };
@@ -78,7 +79,13 @@ export function probeIsolation(): Promise<{ mode: 'oci' | 'chroot'; reason: stri
 export function prewarmSandbox(options: { isolation?: Isolation; network?: 'default' | 'none' | 'host' }): void {
   void (async () => {
     const mode = await chooseIsolation(options.isolation);
-    if (mode === 'oci' && (options.network ?? 'default') === 'default') await prewarmUserNetwork();
+    if (mode !== 'oci') return;
+    const runtime = findRuntime();
+    const filter = runtime ? seccompFor(undefined) : undefined;
+    await Promise.all([
+      (options.network ?? 'default') === 'default' ? prewarmUserNetwork() : undefined,
+      runtime && filter ? compiledSeccomp(runtime, filter) : undefined,
+    ]);
   })().catch(() => undefined);
 }
 
@@ -95,7 +102,7 @@ export async function chooseIsolation(wanted: Isolation = 'auto'): Promise<'oci'
 
 export async function runInSandbox(spec: RunSpec): Promise<RunResult> {
   const mode = await chooseIsolation(spec.isolation);
-  trace(`sandbox: ${mode} chosen`);
+  trace(`sandbox: ${mode} chosen${mode === 'oci' ? ` (${findRuntime()?.kind})` : ''}`);
   spec.signal?.throwIfAborted();
   const cwd = path.posix.resolve('/', spec.cwd || '/');
   const workDir = spec.workDir ?? (await mkdtemp(path.join(tmpdir(), 'gantry-run-')));
@@ -110,7 +117,7 @@ export async function runInSandbox(spec: RunSpec): Promise<RunResult> {
   }
 }
 
-/** The oci isolation: mount points made in the rootfs, the runtime spec written, runc run; what was made for it removed after. */
+/** The oci isolation: mount points made in the rootfs, the runtime spec written, the runtime run; what was made for it removed after. */
 async function runContainer(spec: RunSpec, cwd: string, etc: Map<string, string>, workDir: string): Promise<number> {
   const created: string[] = [];
   const stubs: string[] = [];
@@ -137,6 +144,9 @@ async function runContainer(spec: RunSpec, cwd: string, etc: Map<string, string>
     const network = spec.network ?? 'default';
     net = network === 'default' ? await takeUserNetwork() : undefined;
     trace('sandbox: network ready');
+    const runtime = requireRuntime();
+    const seccomp = seccompFor(spec.seccomp);
+    const bpf = seccomp ? await compiledSeccomp(runtime, seccomp) : undefined;
     const config = runtimeSpec({
       rootfs: spec.rootfs,
       argv: spec.argv,
@@ -149,12 +159,15 @@ async function runContainer(spec: RunSpec, cwd: string, etc: Map<string, string>
       mounts,
       network: network === 'none' ? 'new' : 'inherit',
       cgroupNamespace: existsSync('/sys/fs/cgroup/cgroup.subtree_control'),
-      seccomp: seccompFor(spec.seccomp),
+      seccomp,
+      ...(runtime.kind === 'crun' ? { pathMounts: { maskNull: path.join(maskDir(workDir), 'null'), kindOf: hostPathKind } } : {}),
+      ...(bpf ? { annotations: { 'run.oci.seccomp_bpf_data': bpf } } : {}),
       ...(spec.shmSize !== undefined ? { shmSize: spec.shmSize } : {}),
       ...(spec.ulimits?.length ? { ulimits: spec.ulimits } : {}),
     });
     trace('sandbox: spec made');
     return await runOci({
+      runtime,
       workDir,
       config,
       ...(net ? { netns: net.path } : {}),
@@ -166,6 +179,15 @@ async function runContainer(spec: RunSpec, cwd: string, etc: Map<string, string>
     net?.release();
     await removeStubs(stubs);
     for (const p of created.reverse()) await rm(p, { recursive: true, force: true }).catch(() => undefined);
+  }
+}
+
+/** What a masked or read-only /proc or /sys path is here: the container's are the same kernel's. */
+function hostPathKind(p: string): 'dir' | 'file' | undefined {
+  try {
+    return statSync(p).isDirectory() ? 'dir' : 'file';
+  } catch {
+    return undefined;
   }
 }
 

@@ -114,6 +114,13 @@ export interface SpecInput {
   /** /dev/shm's size in bytes; default 64 MiB. */
   shmSize?: number;
   ulimits?: Ulimit[];
+  /**
+   * Masked and read-only paths as mounts of the spec, as runc makes them (for crun, whose own
+   * differ in their options): the null device masked files are bound to, and what each path is
+   * on this host (a path that is not there is left out, as the runtimes do).
+   */
+  pathMounts?: { maskNull: string; kindOf: (p: string) => 'dir' | 'file' | undefined };
+  annotations?: Record<string, string>;
 }
 
 /** RLIM_INFINITY in the spec: a uint64 that JSON numbers in JavaScript cannot hold, written by `specJson`. */
@@ -162,12 +169,13 @@ export function runtimeSpec(input: SpecInput): Record<string, unknown> {
       { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
       { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
       { destination: '/sys/fs/cgroup', type: 'cgroup', source: 'cgroup', options: ['nosuid', 'noexec', 'nodev', 'relatime', 'ro'] },
+      ...(input.pathMounts ? pathMounts(input.pathMounts) : []),
       ...input.mounts,
     ],
+    ...(input.annotations ? { annotations: input.annotations } : {}),
     linux: {
       namespaces,
-      maskedPaths: MASKED_PATHS,
-      readonlyPaths: READONLY_PATHS,
+      ...(input.pathMounts ? {} : { maskedPaths: MASKED_PATHS, readonlyPaths: READONLY_PATHS }),
       // No cgroupsPath: the runtime names the cgroup after the container, under gantry's own
       // (oci.ts removes it after the run, and sweeps those a killed gantry left).
       resources: {
@@ -182,6 +190,24 @@ export function runtimeSpec(input: SpecInput): Record<string, unknown> {
       ...(input.seccomp ? { seccomp: input.seccomp } : {}),
     },
   };
+}
+
+/**
+ * The masked and read-only paths as mounts, as runc makes them: a read-only path bound on itself
+ * read-only (nosuid, nodev, noexec kept), a masked directory under an empty read-only tmpfs, a
+ * masked file under the null device.
+ */
+function pathMounts(p: NonNullable<SpecInput['pathMounts']>): SpecMount[] {
+  const out: SpecMount[] = [];
+  for (const ro of READONLY_PATHS) {
+    if (p.kindOf(ro)) out.push({ destination: ro, type: 'bind', source: ro, options: ['rbind', 'ro', 'nosuid', 'nodev', 'noexec'] });
+  }
+  for (const masked of MASKED_PATHS) {
+    const kind = p.kindOf(masked);
+    if (kind === 'dir') out.push({ destination: masked, type: 'tmpfs', source: 'tmpfs', options: ['ro'] });
+    else if (kind === 'file') out.push({ destination: masked, type: 'bind', source: p.maskNull, options: ['bind', 'nosuid'] });
+  }
+  return out;
 }
 
 /**

@@ -13,3 +13,9 @@ export function haveTool(name: string): boolean {
     return false;
   }
 }
+
+/** Where a system tool is (haveTool's rules when it is missing: an error under CI). */
+export function toolPath(name: string): string | undefined {
+  if (!haveTool(name)) return undefined;
+  return execFileSync('sh', ['-c', `command -v ${name}`], { encoding: 'utf8' }).trim();
+}

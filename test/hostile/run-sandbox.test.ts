@@ -12,7 +12,7 @@ import { writeTree } from '../helpers/files.js';
 import { mountsUnder, processesWith, waitForNoProcesses } from '../helpers/faults.js';
 import { expectStoreConsistent, makeVictim, type Victim } from '../helpers/hostile.js';
 import { makeBusyboxRootfs, tarDir } from '../helpers/rootfs.js';
-import { haveTool } from '../helpers/tools.js';
+import { haveTool, toolPath } from '../helpers/tools.js';
 
 // A hostile RUN (issue 19): each attack of a Dockerfile's RUN on the host fails, and each test
 // has its positive control (the same RUN shows the attack was really tried, or the allowed way
@@ -42,12 +42,13 @@ function context(lines: string[], files: Record<string, string> = {}): string {
 }
 
 /** Build with plain progress and no cache; what each RUN printed comes back as `#N text` lines. */
-async function build(ctx: string, extra: string[] = []) {
-  const r = await g(['build', '--no-cache', '--progress', 'plain', ...extra, ctx]);
+async function build(ctx: string, extra: string[] = [], env?: Record<string, string>) {
+  const r = await g(['build', '--no-cache', '--progress', 'plain', ...extra, ctx], env ? { env } : {});
   return { ...r, printed: r.stderr.split('\n').map((l) => l.replace(/^#\d+ /, '')) };
 }
 
 beforeAll(async () => {
+  haveTool('crun');
   haveTool('runc');
   haveTool('slirp4netns');
   victim = makeVictim(path.join(work, 'victim'));
@@ -63,11 +64,18 @@ beforeAll(async () => {
   }
 }, 300_000);
 
-describe('capabilities, mounts and devices', () => {
+// crun is gantry's runtime and runc the one it takes on a host whose cgroups are v2 only: the
+// capabilities, mounts and devices hold under both (GANTRY_RUNTIME names one; GANTRY_TRACE says
+// which ran).
+describe.each(['crun', 'runc'] as const)('capabilities, mounts and devices (%s)', (runtime) => {
+  const env = () => ({ GANTRY_RUNTIME: toolPath(runtime) as string, GANTRY_TRACE: '1' });
+  const ran = (r: { stderr: string }) => expect(r.stderr).toContain(`sandbox: oci chosen (${runtime})`);
+
   test('RUN as root holds exactly Docker default capabilities (CapEff 00000000a80425fb); a non-root USER none', async () => {
     if (!ready) return;
     const ctx = context(['FROM bb:1', 'RUN busybox grep Cap /proc/self/status', 'USER nobody', 'RUN busybox grep CapEff /proc/self/status']);
-    const r = await build(ctx);
+    const r = await build(ctx, [], env());
+    ran(r);
     expect(r.exitCode, r.stderr).toBe(0);
     expect(r.printed).toContain('CapEff:\t00000000a80425fb');
     expect(r.printed).toContain('CapBnd:\t00000000a80425fb');
@@ -85,7 +93,8 @@ describe('capabilities, mounts and devices', () => {
       `RUN busybox mknod /disk b ${major} ${minor} && echo made-node && (busybox head -c 512 /disk >/dev/null && echo READ-DISK || echo read-refused) && (busybox mount /disk /mnt/t && echo MOUNTED-DISK || echo disk-mount-refused)`,
       'RUN busybox mknod /mynull c 1 3 && echo hello > /mynull && echo null-works && busybox rm /mynull /disk',
     ]);
-    const r = await build(ctx);
+    const r = await build(ctx, [], env());
+    ran(r);
     expect(r.exitCode, r.stderr).toBe(0);
     expect(r.printed).toContain('mount-refused');
     expect(r.printed).toContain('made-node'); // mknod is allowed, as in Docker: the open is what fails
@@ -109,7 +118,8 @@ describe('capabilities, mounts and devices', () => {
       ],
       { data: 'context-data\n' },
     );
-    const r = await build(ctx, ['--secret', `id=s,src=${secretFile}`]);
+    const r = await build(ctx, ['--secret', `id=s,src=${secretFile}`], env());
+    ran(r);
     expect(r.exitCode, r.stderr).toBe(0);
     for (const refused of ['ctx-remount-refused', 'ctx-write-refused', 'secret-remount-refused', 'secret-write-refused', 'hosts-write-refused', 'resolv-write-refused', 'umount-refused', 'core-pattern-refused', 'sysrq-refused']) {
       expect(r.printed, refused).toContain(refused);
@@ -122,6 +132,32 @@ describe('capabilities, mounts and devices', () => {
     for (const bad of ['REMOUNTED-CTX', 'WROTE-CTX', 'REMOUNTED-SECRET', 'WROTE-SECRET', 'WROTE-HOSTS', 'WROTE-RESOLV', 'UNMOUNTED', 'WROTE-CORE', 'WROTE-SYSRQ']) expect(r.printed).not.toContain(bad);
     expect(readFileSync(secretFile, 'utf8')).toBe('the-secret\n');
     expect(readdirSync(path.dirname(path.join(ctx, 'Dockerfile'))).sort()).toEqual(['Dockerfile', 'data']);
+  });
+
+  test('seccomp: the default profile refuses unshare (no CAP_SYS_ADMIN), unconfined allows it; a profile of one\'s own is the one loaded', async () => {
+    if (!ready) return;
+    const ctx = context(['FROM bb:1', 'RUN busybox grep Seccomp: /proc/self/status; busybox unshare -U true && echo UNSHARED || echo unshare-refused; busybox uname -s; echo uname-done']);
+    const confined = await build(ctx, [], env());
+    expect(confined.exitCode, confined.stderr).toBe(0);
+    ran(confined);
+    expect(confined.printed).toContain('Seccomp:\t2');
+    expect(confined.printed).toContain('unshare-refused');
+    expect(confined.printed).toContain('Linux');
+    // Under crun the filter is compiled once and handed over as a program (runtime.ts).
+    if (runtime === 'crun') expect(confined.stderr).toMatch(/sandbox: seccomp filter precompiled \(\d+ instructions\)/);
+    const unconfined = await build(ctx, ['--security-opt', 'seccomp=unconfined'], env());
+    expect(unconfined.exitCode, unconfined.stderr).toBe(0);
+    expect(unconfined.printed).toContain('Seccomp:\t0');
+    expect(unconfined.printed).toContain('UNSHARED');
+    // A profile that refuses uname alone: its filter is loaded, not the default one's.
+    const own = path.join(work, `no-uname-${runtime}.json`);
+    writeFileSync(own, JSON.stringify({ defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['uname'], action: 'SCMP_ACT_ERRNO', errnoRet: 1 }] }));
+    const mine = await build(ctx, ['--security-opt', `seccomp=${own}`], env());
+    expect(mine.exitCode, mine.stderr).toBe(0);
+    expect(mine.printed).toContain('Seccomp:\t2');
+    if (runtime === 'crun') expect(mine.stderr).toMatch(/sandbox: seccomp filter precompiled/);
+    expect(mine.printed).toContain('uname-done');
+    expect(mine.printed).not.toContain('Linux'); // busybox's uname prints nothing when the call fails
   });
 });
 

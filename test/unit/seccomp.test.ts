@@ -74,6 +74,31 @@ describe('runtime spec', () => {
     expect(host.linux.namespaces.map((n) => n.type).sort()).toEqual(['cgroup', 'ipc', 'mount', 'pid', 'uts']);
   });
 
+  test('for crun, masked and read-only paths are mounts as runc makes them, those missing here left out; the filter program as an annotation', () => {
+    const base = { rootfs: '/r', argv: ['sh'], env: [], cwd: '/', uid: 0, gid: 0, groups: [0], hostname: 'h', mounts: [], network: 'new' as const, cgroupNamespace: false, seccomp: undefined };
+    const kinds: Record<string, 'dir' | 'file'> = { '/proc/acpi': 'dir', '/proc/keys': 'file', '/sys/firmware': 'dir', '/proc/sys': 'dir', '/proc/bus': 'dir', '/proc/sysrq-trigger': 'file' };
+    type Spec = { mounts: { destination: string; type: string; source: string; options: string[] }[]; linux: { maskedPaths?: string[]; readonlyPaths?: string[] }; annotations?: Record<string, string> };
+    const spec = runtimeSpec({ ...base, pathMounts: { maskNull: '/w/mask/null', kindOf: (p) => kinds[p] }, annotations: { 'run.oci.seccomp_bpf_data': 'AAAA' } }) as Spec;
+    expect(spec.linux.maskedPaths).toBeUndefined();
+    expect(spec.linux.readonlyPaths).toBeUndefined();
+    expect(spec.annotations).toEqual({ 'run.oci.seccomp_bpf_data': 'AAAA' });
+    const at = (d: string) => spec.mounts.find((m) => m.destination === d);
+    expect(at('/proc/sys')).toEqual({ destination: '/proc/sys', type: 'bind', source: '/proc/sys', options: ['rbind', 'ro', 'nosuid', 'nodev', 'noexec'] });
+    expect(at('/proc/sysrq-trigger')?.options).toContain('ro');
+    expect(at('/proc/acpi')).toEqual({ destination: '/proc/acpi', type: 'tmpfs', source: 'tmpfs', options: ['ro'] });
+    expect(at('/proc/keys')).toEqual({ destination: '/proc/keys', type: 'bind', source: '/w/mask/null', options: ['bind', 'nosuid'] });
+    expect(at('/proc/kcore')).toBeUndefined(); // not on this (pretend) host
+    // After /proc and /sys are mounted, or they would cover them.
+    const order = spec.mounts.map((m) => m.destination);
+    expect(order.indexOf('/proc/keys')).toBeGreaterThan(order.indexOf('/proc'));
+    expect(order.indexOf('/sys/firmware')).toBeGreaterThan(order.indexOf('/sys'));
+    // For runc, the runtime's own lists, all of them.
+    const runc = runtimeSpec(base) as Spec;
+    expect(runc.linux.maskedPaths).toContain('/proc/kcore');
+    expect(runc.linux.readonlyPaths).toContain('/proc/sys');
+    expect(runc.mounts.some((m) => m.destination === '/proc/keys')).toBe(false);
+  });
+
   test('/etc/hosts as BuildKit writes it; resolv.conf without loopback resolvers', () => {
     expect(hostsFile('buildkitsandbox', [{ name: 'db', ip: '10.1.2.3' }])).toBe('127.0.0.1\tlocalhost buildkitsandbox\n::1\tlocalhost ip6-localhost ip6-loopback\n10.1.2.3\tdb\n');
     expect(resolvConf('# c\nnameserver 127.0.0.53\noptions edns0\nsearch x\n', ['10.0.2.3'])).toBe('options edns0\nsearch x\nnameserver 10.0.2.3\n');

@@ -214,7 +214,7 @@ export const BUILD_OPTIONS = {
   cache: { type: 'boolean', default: true, describe: 'use the layer cache (--no-cache runs every step)' },
   'no-cache-filter': repeatable('run these stages\' steps again, the cache unused (stage names, comma-separated or repeated)'),
   'source-date-epoch': { type: 'number', describe: 'created times (and clamped file times) for a reproducible image; default $SOURCE_DATE_EPOCH' },
-  isolation: { choices: ['auto', 'oci', 'chroot'], default: 'auto', describe: 'how RUN is sandboxed: oci (a container under runc), chroot (no namespaces: for unprivileged containers), auto (the strongest that works here)' },
+  isolation: { choices: ['auto', 'oci', 'chroot'], default: 'auto', describe: 'how RUN is sandboxed: oci (an OCI container, under crun or runc), chroot (no namespaces: for unprivileged containers), auto (the strongest that works here)' },
   network: { choices: ['default', 'none', 'host'], default: 'default', describe: 'the network of RUN: default (user-mode, no host loopback), none, host (needs --allow network.host)' },
   allow: repeatable('grant an entitlement: network.host'),
   'security-opt': repeatable('seccomp=FILE (a profile in Docker\'s format) or seccomp=unconfined'),

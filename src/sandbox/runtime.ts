@@ -156,6 +156,7 @@ export function makeDevicesCgroup(id: string, rules: DeviceRule[]): Promise<stri
 }
 
 const compiled = new Map<string, Promise<string | undefined>>();
+const COMPILE_DEADLINE_MS = 20_000;
 
 /**
  * The seccomp filter as the BPF program crun loads (base64), compiled once per filter and
@@ -211,11 +212,12 @@ async function compileSeccomp(runtime: Runtime, filter: SeccompProfile): Promise
     const cover = runtime.launcher?.coverUnified ? '/sys/fs/cgroup/unified' : '';
     const args = ['--pid', '--fork', '--kill-child', '--mount-proc', '--', HOST_SH, '-c', script, 'gantry-seccomp', cover, runtime.path, state, bundle, out];
     const stderr = await new Promise<string>((resolve, reject) => {
-      const p = childProcess().spawn(UNSHARE, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } });
+      // A deadline: a runtime that hangs costs the build a filter compiled at every start, not the build.
+      const p = childProcess().spawn(UNSHARE, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' }, timeout: COMPILE_DEADLINE_MS, killSignal: 'SIGKILL' });
       let err = '';
       p.stderr.on('data', (d: Buffer) => (err += d.toString()));
       p.on('error', reject);
-      p.on('close', (code) => (code === 0 ? resolve(err) : reject(new Error(err.trim() || `exit code ${code}`))));
+      p.on('close', (code, signal) => (code === 0 ? resolve(err) : reject(new Error(signal ? `no answer within ${COMPILE_DEADLINE_MS / 1000} s` : err.trim() || `exit code ${code}`))));
     });
     const bpf = await readFile(out);
     // A BPF program is a whole number of 8-byte instructions.

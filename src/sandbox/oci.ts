@@ -16,13 +16,13 @@
  * another runs, in a stage beside it, gets a namespace of its own, kept for the next), and a
  * RUN's processes end with it. `none` is a namespace of the runtime's with loopback only; `host` is gantry's.
  */
-import { existsSync, readdirSync, readFileSync, rmdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { childProcess, SandboxError } from '../errors/index.js';
-import { procStat } from './kill.js';
+import { makeCgroups, removeCgroups, sweepStaleCgroups, type DeviceRule } from './cgroups.js';
 import { launch } from './launch.js';
-import { makeDevicesCgroup, maskDir, runtimeCommand, type Runtime } from './runtime.js';
+import { maskDir, runtimeCommand, type Runtime } from './runtime.js';
 import { specJson } from './spec.js';
 
 const SLIRP = ['/usr/bin/slirp4netns', '/usr/local/bin/slirp4netns'];
@@ -60,23 +60,25 @@ export async function runOci(run: OciLaunch): Promise<number> {
   await mkdir(bundle, { mode: 0o700 });
   // config.json holds the RUN's environment (secrets of `--mount=type=secret,env=` among it): only root reads it.
   await writeFile(path.join(bundle, 'config.json'), specJson(run.config), { mode: 0o600 });
+  const failed = path.join(run.workDir, 'launcher-failed');
   try {
-    let devicesCgroup: string | undefined;
     if (runtime.kind === 'crun') await mkdir(maskDir(run.workDir), { mode: 0o700 });
-    if (runtime.launcher?.devicesCgroup) devicesCgroup = await makeDevicesCgroup(id, deviceRules(run.config));
-    const command = runtimeCommand(runtime, { workDir: run.workDir, state, log, bundle, id, ...(devicesCgroup ? { devicesCgroup } : {}) });
+    const cgroups = runtime.launcher?.cgroups ? await makeCgroups(id, deviceRules(run.config)) : [];
+    const command = runtimeCommand(runtime, { workDir: run.workDir, state, log, bundle, id, cgroups, failed });
     // The runtime must see a /proc of its own PID namespace (it reads its child's there), so the
     // launcher mounts one; a namespace to join is entered first, while the host's /proc still names it.
     const launcher = ['--pid', '--fork', '--kill-child', '--mount-proc', '--'];
     if (run.netns) launcher.unshift(`--net=${run.netns}`, '--', UNSHARE);
     const code = await launch({
-      argv: [run.netns ? NSENTER : UNSHARE, ...launcher, ...command.argv],
+      argv: [run.netns ? NSENTER : UNSHARE, ...launcher, ...command],
       env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' },
       ...(run.onStdout ? { onStdout: run.onStdout } : {}),
       ...(run.onStderr ? { onStderr: run.onStderr } : {}),
       ...(run.signal ? { signal: run.signal } : {}),
     });
     if (code !== 0) {
+      const before = await readFile(failed, 'utf8').catch(() => undefined);
+      if (before !== undefined) throw new SandboxError('SANDBOX_RUNTIME', `the RUN's container could not be prepared: ${before.trim()}`);
       const failure = await runtimeFailure(log);
       if (failure) throw new SandboxError('SANDBOX_RUNTIME', `${runtime.kind} could not start the RUN: ${failure}`);
     }
@@ -87,8 +89,8 @@ export async function runOci(run: OciLaunch): Promise<number> {
 }
 
 /** The device rules of a spec (linux.resources.devices). */
-function deviceRules(config: Record<string, unknown>): { allow: boolean; type?: string; major?: number; minor?: number; access?: string }[] {
-  const linux = config.linux as { resources?: { devices?: { allow: boolean; type?: string; major?: number; minor?: number; access?: string }[] } } | undefined;
+function deviceRules(config: Record<string, unknown>): DeviceRule[] {
+  const linux = config.linux as { resources?: { devices?: DeviceRule[] } } | undefined;
   return linux?.resources?.devices ?? [];
 }
 
@@ -207,63 +209,4 @@ async function runtimeFailure(log: string): Promise<string | undefined> {
     }
   }
   return found;
-}
-
-/** The cgroup directories made for a container (by runc, or gantry's devices cgroup for crun): `<id>` under this process's cgroup in each hierarchy. */
-function cgroupDirs(name: string): string[] {
-  const out: string[] = [];
-  let lines: string[];
-  try {
-    lines = readFileSync('/proc/self/cgroup', 'utf8').split('\n');
-  } catch {
-    return out;
-  }
-  for (const line of lines) {
-    const m = /^\d+:([^:]*):(.*)$/.exec(line);
-    if (!m) continue;
-    const controllers = m[1] as string;
-    const own = m[2] as string;
-    const mount = controllers === '' ? (existsSync('/sys/fs/cgroup/unified') ? '/sys/fs/cgroup/unified' : '/sys/fs/cgroup') : `/sys/fs/cgroup/${controllers.replace(/^name=/, '')}`;
-    out.push(path.join(mount, own, name));
-  }
-  return out;
-}
-
-function removeCgroups(id: string): void {
-  for (const dir of cgroupDirs(id)) {
-    try {
-      rmdirSync(dir);
-    } catch {
-      // not made, already removed by the runtime, or (never here) still in use
-    }
-  }
-}
-
-let swept = false;
-
-/**
- * Cgroups left by a gantry that was killed while a RUN ran (empty: the RUN died with it). Only
- * those named for a process that is gone are touched, and rmdir never removes a cgroup that still
- * has a process.
- */
-function sweepStaleCgroups(): void {
-  if (swept) return;
-  swept = true;
-  for (const dir of cgroupDirs('')) {
-    let names: string[];
-    try {
-      names = readdirSync(dir);
-    } catch {
-      continue;
-    }
-    for (const n of names) {
-      const m = /^gantry-(\d+)-/.exec(n);
-      if (!m || procStat(m[1] as string) !== undefined) continue;
-      try {
-        rmdirSync(path.join(dir, n));
-      } catch {
-        // in use or gone
-      }
-    }
-  }
 }

@@ -50,6 +50,9 @@ export async function prepareEtcPoints(rootfs: string, files: string[]): Promise
 export async function prepareTarget(rootfs: string, m: SandboxMount): Promise<string[]> {
   const parts = m.target.split('/').filter((p) => p && p !== '.');
   if (parts.includes('..')) throw new SandboxError('SANDBOX_MOUNT', `mount target ${m.target} climbs out of the root`);
+  // /proc is the kernel's view of the RUN's processes: runc refuses mounts inside it (BuildKit's
+  // RUN fails there), and so does gantry, whatever the runtime.
+  if (parts[0] === 'proc') throw new SandboxError('SANDBOX_MOUNT', `mount target ${m.target} is inside /proc, where nothing may be mounted`);
   let cur = rootfs;
   const made: string[] = [];
   // A file, a socket (an ssh agent's): mounted on an empty file; a directory on a directory.

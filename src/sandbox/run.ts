@@ -146,7 +146,7 @@ async function runContainer(spec: RunSpec, cwd: string, etc: Map<string, string>
     trace('sandbox: network ready');
     const runtime = requireRuntime();
     const seccomp = seccompFor(spec.seccomp);
-    const bpf = seccomp ? await compiledSeccomp(runtime, seccomp) : undefined;
+    const bpf = seccomp ? await orAbort(compiledSeccomp(runtime, seccomp), spec.signal) : undefined;
     const config = runtimeSpec({
       rootfs: spec.rootfs,
       argv: spec.argv,
@@ -180,6 +180,18 @@ async function runContainer(spec: RunSpec, cwd: string, etc: Map<string, string>
     await removeStubs(stubs);
     for (const p of created.reverse()) await rm(p, { recursive: true, force: true }).catch(() => undefined);
   }
+}
+
+/** A promise, unless the RUN is aborted first (a filter being compiled for it, say). */
+function orAbort<T>(p: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return p;
+  let onAbort = (): void => undefined;
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () => reject(new SandboxError('SANDBOX_ABORTED', 'the build was aborted'));
+    if (signal.aborted) onAbort();
+    else signal.addEventListener('abort', onAbort, { once: true });
+  });
+  return Promise.race([p, aborted]).finally(() => signal.removeEventListener('abort', onAbort));
 }
 
 /** What a masked or read-only /proc or /sys path is here: the container's are the same kernel's. */

@@ -15,15 +15,16 @@
  * CPU limits hold for them). The launcher also covers the v2 hierarchy of a mixed host with an
  * empty tmpfs in its own mount namespace, so that crun sees v1 only. In a user namespace (a
  * rootless build) no cgroup is written at all, as runc does rootless: there a RUN cannot make a
- * device node at all. On a v2-only host, runc keeps the job (crun 1.8 enables controllers on
- * the way down to gantry's cgroup, which holds gantry itself: refused there), and crun only
- * where runc is missing.
+ * device node at all. On a v2-only host, runc keeps the job: it places the container under
+ * gantry's own cgroup, where crun 1.8 would place it at the root of the hierarchy, outside the
+ * limits gantry runs under (and its way down to gantry's cgroup, enabling controllers in a
+ * cgroup that holds gantry itself, is refused); crun, at the root, only where runc is missing.
  *
  * Masked and read-only /proc and /sys paths: runc's and crun's own handling differ in the mount
  * options a RUN sees in /proc/self/mountinfo; with crun gantry writes them as mounts of the spec,
  * as runc makes them (spec.ts), over a null device the launcher makes on a tmpfs of its own.
  */
-import { existsSync, readFileSync, statfsSync } from 'node:fs';
+import { existsSync, statfsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -35,6 +36,7 @@ import { specJson } from './spec.js';
 const CRUN = ['/usr/bin/crun', '/usr/local/bin/crun'];
 const RUNC = ['/usr/sbin/runc', '/usr/bin/runc', '/usr/local/sbin/runc', '/usr/local/bin/runc'];
 const UNSHARE = '/usr/bin/unshare';
+const SETPRIV = '/usr/bin/setpriv';
 const HOST_SH = '/bin/sh';
 const CGROUP2_SUPER_MAGIC = 0x63677270;
 
@@ -45,7 +47,7 @@ export interface Runtime {
    * crun run with its cgroup manager disabled, the launcher preparing what it needs (see
    * above): the devices cgroup to enter (root on a v1 or mixed host), the v2 hierarchy to cover.
    */
-  launcher?: { devicesCgroup: boolean; coverUnified: boolean };
+  launcher?: { cgroups: boolean; coverUnified: boolean };
 }
 
 let chosen: Runtime | null | undefined;
@@ -65,8 +67,8 @@ export function findRuntime(): Runtime | undefined {
   const runc = wanted ? (/runc/.test(path.basename(wanted)) ? wanted : undefined) : RUNC.find((p) => existsSync(p));
   const v2Only = cgroupV2Only();
   const coverUnified = !v2Only && existsSync('/sys/fs/cgroup/unified/cgroup.controllers');
-  if (crun && inUserNamespace()) chosen = { path: crun, kind: 'crun', launcher: { devicesCgroup: false, coverUnified } };
-  else if (crun && !v2Only && existsSync('/sys/fs/cgroup/devices')) chosen = { path: crun, kind: 'crun', launcher: { devicesCgroup: true, coverUnified } };
+  if (crun && inUserNamespace()) chosen = { path: crun, kind: 'crun', launcher: { cgroups: false, coverUnified } };
+  else if (crun && !v2Only && existsSync('/sys/fs/cgroup/devices')) chosen = { path: crun, kind: 'crun', launcher: { cgroups: true, coverUnified } };
   else if (runc) chosen = { path: runc, kind: 'runc' };
   else if (crun) chosen = { path: crun, kind: 'crun' };
   else chosen = null;
@@ -90,73 +92,42 @@ function cgroupV2Only(): boolean {
 
 /**
  * What the launcher runs after it has made the RUN's PID and mount namespaces, before the
- * runtime: enter the devices cgroup, cover the v2 hierarchy, make the null device the masked
+ * runtime: enter the container's cgroups, cover the v2 hierarchy, make the null device the masked
  * files are bound to (on a tmpfs, nosuid and strictatime as the container's /dev, so that the
  * mounts read as runc's; bound from the host's where no device can be made, in a user namespace).
- * Arguments: the cgroup directory or '', the directory to cover or '', the mask directory, then
- * the runtime's command line.
+ * What fails is written to the failure file (and the RUN never starts): the runtime's failure,
+ * not the command's. Arguments: the failure file, the number of cgroup directories and each, the
+ * directory to cover or '', the mask directory, then the runtime's command line.
  */
 const PREPARE = [
-  'set -e',
-  'cg=$1; cover=$2; mask=$3; shift 3',
-  'if [ -n "$cg" ]; then echo $$ > "$cg/cgroup.procs"; fi',
-  'if [ -n "$cover" ]; then mount -t tmpfs -o ro,nosuid,nodev,noexec,size=4k gantry-covered "$cover"; fi',
-  'mount -t tmpfs -o nosuid,strictatime,mode=755,size=4k gantry-mask "$mask"',
-  'if ! mknod -m 666 "$mask/null" c 1 3 2>/dev/null; then : > "$mask/null"; mount --bind /dev/null "$mask/null"; fi',
+  'failed=$1; n=$2; shift 2',
+  'fail() { echo "$1" > "$failed"; exit 125; }',
+  'while [ "$n" -gt 0 ]; do echo $$ > "$1/cgroup.procs" || fail "cannot enter the cgroup $1"; shift; n=$((n - 1)); done',
+  'cover=$1; mask=$2; shift 2',
+  'if [ -n "$cover" ]; then mount -t tmpfs -o ro,nosuid,nodev,noexec,size=4k gantry-covered "$cover" || fail "cannot cover $cover"; fi',
+  'mount -t tmpfs -o nosuid,strictatime,mode=755,size=4k gantry-mask "$mask" || fail "cannot mount a tmpfs on $mask"',
+  'if ! mknod -m 666 "$mask/null" c 1 3 2>/dev/null; then { : > "$mask/null" && mount --bind /dev/null "$mask/null"; } || fail "cannot make the null device of the masked paths"; fi',
   'exec "$@"',
 ].join('\n');
 
-export interface RuntimeCommand {
-  /** The command line after the launcher's namespaces are made (unshare ... --). */
-  argv: string[];
-  /** The null device the spec's masked files are bound to (crun only). */
-  maskNull?: string;
-}
-
-/** The runtime's command line for one container, with what must run before it. */
-export function runtimeCommand(runtime: Runtime, run: { workDir: string; state: string; log: string; bundle: string; id: string; devicesCgroup?: string }): RuntimeCommand {
+/**
+ * The runtime's command line for one container (after the launcher's namespaces are made:
+ * unshare ... --), with what must run before it; `failed` is where that says what failed.
+ */
+export function runtimeCommand(runtime: Runtime, run: { workDir: string; state: string; log: string; bundle: string; id: string; cgroups: string[]; failed: string }): string[] {
   const common = ['--root', run.state, '--log', run.log, '--log-format', 'json'];
-  if (runtime.kind === 'runc') return { argv: [runtime.path, ...common, 'run', '--bundle', run.bundle, run.id] };
-  const mask = path.join(run.workDir, 'mask');
+  if (runtime.kind === 'runc') return [runtime.path, ...common, 'run', '--bundle', run.bundle, run.id];
   const manager = runtime.launcher ? ['--cgroup-manager=disabled'] : [];
   const crun = [runtime.path, ...manager, ...common, 'run', '--bundle', run.bundle, run.id];
   const cover = runtime.launcher?.coverUnified ? '/sys/fs/cgroup/unified' : '';
-  return { argv: [HOST_SH, '-c', PREPARE, 'gantry-prepare', run.devicesCgroup ?? '', cover, mask, ...crun], maskNull: path.join(mask, 'null') };
+  return [HOST_SH, '-c', PREPARE, 'gantry-prepare', run.failed, String(run.cgroups.length), ...run.cgroups, cover, maskDir(run.workDir), ...crun];
 }
 
-/** Where the launcher mounts the mask directory: made before the launch. */
+/** Where the launcher mounts the mask directory (made before the launch) and makes the null device masked files are bound to. */
 export const maskDir = (workDir: string): string => path.join(workDir, 'mask');
 
-interface DeviceRule {
-  allow: boolean;
-  type?: string;
-  major?: number;
-  minor?: number;
-  access?: string;
-}
-
-/**
- * A devices cgroup (v1) named `id` under gantry's own, with the spec's device rules: what runc
- * makes from `linux.resources.devices`. Its directory; the caller removes it after the run.
- */
-export function makeDevicesCgroup(id: string, rules: DeviceRule[]): Promise<string> {
-  return (async () => {
-    const own = /^\d+:(?:[^:]*,)?devices(?:,[^:]*)?:(.*)$/m.exec(readFileSync('/proc/self/cgroup', 'utf8'))?.[1];
-    if (own === undefined) throw new Error('this process is in no devices cgroup');
-    const dir = path.join('/sys/fs/cgroup/devices', own, id);
-    await mkdir(dir);
-    for (const r of rules) {
-      const line = r.type === undefined || r.type === 'a' ? 'a' : `${r.type} ${r.major ?? '*'}:${r.minor ?? '*'} ${r.access ?? 'rwm'}`;
-      await writeFile(path.join(dir, r.allow ? 'devices.allow' : 'devices.deny'), line);
-    }
-    return dir;
-  })().catch((err: Error) => {
-    throw new SandboxError('SANDBOX_RUNTIME', `cannot make the RUN's device cgroup (the devices it may open): ${err.message}`, { cause: err });
-  });
-}
-
 const compiled = new Map<string, Promise<string | undefined>>();
-const COMPILE_DEADLINE_MS = 20_000;
+const COMPILE_DEADLINE_MS = 10_000;
 
 /**
  * The seccomp filter as the BPF program crun loads (base64), compiled once per filter and
@@ -210,10 +181,11 @@ async function compileSeccomp(runtime: Runtime, filter: SeccompProfile): Promise
       `"$2" ${manager.join(' ')} --root "$3" delete --force seccomp`,
     ].join('\n');
     const cover = runtime.launcher?.coverUnified ? '/sys/fs/cgroup/unified' : '';
-    const args = ['--pid', '--fork', '--kill-child', '--mount-proc', '--', HOST_SH, '-c', script, 'gantry-seccomp', cover, runtime.path, state, bundle, out];
+    // Dies with gantry (setpriv's parent-death signal), its container with it (the PID namespace's end).
+    const args = ['--pdeathsig', 'KILL', '--', UNSHARE, '--pid', '--fork', '--kill-child', '--mount-proc', '--', HOST_SH, '-c', script, 'gantry-seccomp', cover, runtime.path, state, bundle, out];
     const stderr = await new Promise<string>((resolve, reject) => {
       // A deadline: a runtime that hangs costs the build a filter compiled at every start, not the build.
-      const p = childProcess().spawn(UNSHARE, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' }, timeout: COMPILE_DEADLINE_MS, killSignal: 'SIGKILL' });
+      const p = childProcess().spawn(SETPRIV, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' }, timeout: COMPILE_DEADLINE_MS, killSignal: 'SIGKILL' });
       let err = '';
       p.stderr.on('data', (d: Buffer) => (err += d.toString()));
       p.on('error', reject);

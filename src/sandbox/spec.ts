@@ -169,8 +169,9 @@ export function runtimeSpec(input: SpecInput): Record<string, unknown> {
       { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
       { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
       { destination: '/sys/fs/cgroup', type: 'cgroup', source: 'cgroup', options: ['nosuid', 'noexec', 'nodev', 'relatime', 'ro'] },
-      ...(input.pathMounts ? pathMounts(input.pathMounts) : []),
       ...input.mounts,
+      // Last, as the runtimes mask: nothing mounted after covers a mask.
+      ...(input.pathMounts ? pathMounts(input.pathMounts) : []),
     ],
     ...(input.annotations ? { annotations: input.annotations } : {}),
     linux: {

@@ -104,7 +104,7 @@ describe.each(['crun', 'runc'] as const)('capabilities, mounts and devices (%s)'
     for (const bad of ['MOUNTED', 'READ-DISK', 'MOUNTED-DISK']) expect(r.printed).not.toContain(bad);
   });
 
-  test('read-only mounts cannot be remounted or written: a bind of the context, a secret, /etc/hosts, resolv.conf; /proc/sys and sysrq are read-only, /proc/kcore masked', async () => {
+  test('read-only mounts cannot be remounted or written: a bind of the context, a secret, /etc/hosts, resolv.conf; /proc/sys and sysrq are read-only, /proc/timer_list and /sys/firmware masked', async () => {
     if (!ready) return;
     const secretFile = path.join(work, 'secret.txt');
     writeFileSync(secretFile, 'the-secret\n', { mode: 0o600 });
@@ -114,7 +114,9 @@ describe.each(['crun', 'runc'] as const)('capabilities, mounts and devices (%s)'
         'RUN --mount=type=bind,target=/ctx busybox sh -c "busybox mount -o remount,rw /ctx && echo REMOUNTED-CTX || echo ctx-remount-refused; echo x > /ctx/planted && echo WROTE-CTX || echo ctx-write-refused; busybox cat /ctx/data"',
         'RUN --mount=type=secret,id=s,target=/run/secrets/s busybox sh -c "busybox mount -o remount,rw /run/secrets/s && echo REMOUNTED-SECRET || echo secret-remount-refused; echo evil > /run/secrets/s && echo WROTE-SECRET || echo secret-write-refused; busybox cat /run/secrets/s"',
         'RUN busybox sh -c "echo evil >> /etc/hosts && echo WROTE-HOSTS || echo hosts-write-refused; echo evil >> /etc/resolv.conf && echo WROTE-RESOLV || echo resolv-write-refused; busybox umount /etc/hosts && echo UNMOUNTED || echo umount-refused"',
-        'RUN busybox sh -c "echo |/tmp/x > /proc/sys/kernel/core_pattern && echo WROTE-CORE || echo core-pattern-refused; echo h > /proc/sysrq-trigger && echo WROTE-SYSRQ || echo sysrq-refused; busybox head -c 1 /proc/kcore | busybox wc -c; busybox cat /proc/sys/kernel/ostype"',
+        'RUN busybox sh -c "echo |/tmp/x > /proc/sys/kernel/core_pattern && echo WROTE-CORE || echo core-pattern-refused; echo h > /proc/sysrq-trigger && echo WROTE-SYSRQ || echo sysrq-refused; busybox cat /proc/sys/kernel/ostype"',
+        // Masked: a file reads empty, a directory lists nothing (on this host both have content).
+        'RUN busybox sh -c "echo timer_list=$(busybox cat /proc/timer_list | busybox wc -c); echo firmware=$(busybox ls -A /sys/firmware | busybox wc -l)"',
       ],
       { data: 'context-data\n' },
     );
@@ -124,14 +126,31 @@ describe.each(['crun', 'runc'] as const)('capabilities, mounts and devices (%s)'
     for (const refused of ['ctx-remount-refused', 'ctx-write-refused', 'secret-remount-refused', 'secret-write-refused', 'hosts-write-refused', 'resolv-write-refused', 'umount-refused', 'core-pattern-refused', 'sysrq-refused']) {
       expect(r.printed, refused).toContain(refused);
     }
-    // Positive controls: the mounts were there and readable, /proc/sys readable, kcore empty (masked).
+    // Positive controls: the mounts were there and readable, /proc/sys readable; what is masked
+    // has content on the host.
     expect(r.printed).toContain('context-data');
     expect(r.printed).toContain('the-secret');
-    expect(r.printed).toContain('0');
     expect(r.printed).toContain('Linux');
+    expect(r.printed).toContain('timer_list=0');
+    expect(r.printed).toContain('firmware=0');
+    expect(readFileSync('/proc/timer_list').length).toBeGreaterThan(0);
+    expect(readdirSync('/sys/firmware').length).toBeGreaterThan(0);
     for (const bad of ['REMOUNTED-CTX', 'WROTE-CTX', 'REMOUNTED-SECRET', 'WROTE-SECRET', 'WROTE-HOSTS', 'WROTE-RESOLV', 'UNMOUNTED', 'WROTE-CORE', 'WROTE-SYSRQ']) expect(r.printed).not.toContain(bad);
     expect(readFileSync(secretFile, 'utf8')).toBe('the-secret\n');
     expect(readdirSync(path.dirname(path.join(ctx, 'Dockerfile'))).sort()).toEqual(['Dockerfile', 'data']);
+  });
+
+  test('a RUN is in cgroups of its own in every hierarchy, not gantry\'s; a mount inside /proc is refused', async () => {
+    if (!ready) return;
+    const r = await build(context(['FROM bb:1', 'RUN busybox cat /proc/self/cgroup']), [], env());
+    expect(r.exitCode, r.stderr).toBe(0);
+    ran(r);
+    const lines = r.printed.filter((l) => /^\d+:[^:]*:\//.test(l));
+    expect(lines.length).toBeGreaterThan(0);
+    for (const l of lines) expect(l).toMatch(/\/gantry-\d+-[a-z0-9]+-\d+$/);
+    const proc = await build(context(['FROM bb:1', 'RUN --mount=type=tmpfs,target=/proc/x busybox true']), [], env());
+    expect(proc.exitCode).not.toBe(0);
+    expect(proc.stderr).toContain('mount target /proc/x is inside /proc');
   });
 
   test('seccomp: the default profile refuses unshare (no CAP_SYS_ADMIN), unconfined allows it; a profile of one\'s own is the one loaded', async () => {

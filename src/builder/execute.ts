@@ -267,7 +267,11 @@ async function runStep(x: PlanExecution, stage: PlannedStage, state: StageState,
     // The first step that does work: the sandbox gets ready meanwhile, when a RUN is to come.
     if (!x.sandbox.warmed && x.sandbox.wanted) {
       x.sandbox.warmed = true;
-      prewarmSandbox({ ...(options.isolation ? { isolation: options.isolation } : {}), ...(options.network ? { network: options.network } : {}) });
+      prewarmSandbox({
+        ...(options.isolation ? { isolation: options.isolation } : {}),
+        ...(options.network ? { network: options.network } : {}),
+        keepProgram: (key) => x.env.store.seccompProgramPath(key),
+      });
     }
     ws.mountAhead(x.plan, stage.index, x.stateOfImage);
     // A COPY from a stage chains on its content key, so that the steps after it are hits

@@ -76,7 +76,7 @@ export function probeIsolation(): Promise<{ mode: 'oci' | 'chroot'; reason: stri
  * isolation probed and, for the default network, the user-mode network started. Failures are
  * kept for the RUN that needs them.
  */
-export function prewarmSandbox(options: { isolation?: Isolation; network?: 'default' | 'none' | 'host' }): void {
+export function prewarmSandbox(options: { isolation?: Isolation; network?: 'default' | 'none' | 'host'; keepProgram?: (key: string) => string }): void {
   void (async () => {
     const mode = await chooseIsolation(options.isolation);
     if (mode !== 'oci') return;
@@ -84,7 +84,7 @@ export function prewarmSandbox(options: { isolation?: Isolation; network?: 'defa
     const filter = runtime ? seccompFor(undefined) : undefined;
     await Promise.all([
       (options.network ?? 'default') === 'default' ? prewarmUserNetwork() : undefined,
-      runtime && filter ? compiledSeccomp(runtime, filter) : undefined,
+      runtime && filter ? compiledSeccomp(runtime, filter, options.keepProgram) : undefined,
     ]);
   })().catch(() => undefined);
 }
@@ -146,7 +146,7 @@ async function runContainer(spec: RunSpec, cwd: string, etc: Map<string, string>
     trace('sandbox: network ready');
     const runtime = requireRuntime();
     const seccomp = seccompFor(spec.seccomp);
-    const bpf = seccomp ? await orAbort(compiledSeccomp(runtime, seccomp), spec.signal) : undefined;
+    const bpf = seccomp ? await orAbort(compiledSeccomp(runtime, seccomp, spec.keepProgram), spec.signal) : undefined;
     const config = runtimeSpec({
       rootfs: spec.rootfs,
       argv: spec.argv,

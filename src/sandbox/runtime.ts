@@ -24,9 +24,10 @@
  * options a RUN sees in /proc/self/mountinfo; with crun gantry writes them as mounts of the spec,
  * as runc makes them (spec.ts), over a null device the launcher makes on a tmpfs of its own.
  */
-import { existsSync, statfsSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, statfsSync, statSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { release, tmpdir } from 'node:os';
 import path from 'node:path';
 import { childProcess, SandboxError, trace } from '../errors/index.js';
 import { inUserNamespace } from '../rootfs/userns.js';
@@ -135,16 +136,24 @@ const COMPILE_DEADLINE_MS = 10_000;
  * wrote is read from its state. Undefined where that fails (crun then compiles the filter itself
  * at every start, as before).
  */
-export function compiledSeccomp(runtime: Runtime, filter: SeccompProfile): Promise<string | undefined> {
+export function compiledSeccomp(runtime: Runtime, filter: SeccompProfile, keep?: (key: string) => string): Promise<string | undefined> {
   if (runtime.kind !== 'crun') return Promise.resolve(undefined);
   const key = JSON.stringify(filter);
   let done = compiled.get(key);
   if (!done) {
-    done = compileSeccomp(runtime, filter).then(
-      (bpf) => {
-        trace(`sandbox: seccomp filter precompiled (${Buffer.from(bpf, 'base64').length / 8} instructions)`);
-        return bpf;
-      },
+    const file = keep ? keep(programKey(runtime, key)) : undefined;
+    done = (async () => {
+      const kept = file ? await readKept(file) : undefined;
+      if (kept) {
+        trace('sandbox: seccomp filter kept from an earlier build');
+        return kept;
+      }
+      const bpf = await compileSeccomp(runtime, filter);
+      trace(`sandbox: seccomp filter precompiled (${Buffer.from(bpf, 'base64').length / 8} instructions)`);
+      if (file) await writeKept(file, bpf);
+      return bpf;
+    })().then(
+      (bpf) => bpf,
       (err: Error) => {
         trace(`sandbox: seccomp not precompiled: ${err.message}`);
         return undefined;
@@ -153,6 +162,40 @@ export function compiledSeccomp(runtime: Runtime, filter: SeccompProfile): Promi
     compiled.set(key, done);
   }
   return done;
+}
+
+/**
+ * What a compiled program depends on: the filter, the runtime (its libseccomp with it) and the
+ * kernel (libseccomp asks it what it supports).
+ */
+function programKey(runtime: Runtime, filter: string): string {
+  let binary = '';
+  try {
+    const st = statSync(runtime.path);
+    binary = `${st.size}:${st.mtimeMs}:${st.ino}`;
+  } catch {
+    // compiled again when it is back
+  }
+  return createHash('sha256').update(JSON.stringify([filter, runtime.path, binary, release(), process.arch])).digest('hex');
+}
+
+/** A program kept by an earlier build, when it is whole: its own digest beside it. */
+async function readKept(file: string): Promise<string | undefined> {
+  try {
+    const kept = JSON.parse(await readFile(file, 'utf8')) as { program?: unknown; sha256?: unknown };
+    if (typeof kept.program !== 'string' || kept.program.length === 0) return undefined;
+    const bytes = Buffer.from(kept.program, 'base64');
+    if (bytes.length % 8 !== 0 || createHash('sha256').update(bytes).digest('hex') !== kept.sha256) return undefined;
+    return kept.program;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Keep a program for the next builds; a failure costs them a compile, nothing more. */
+async function writeKept(file: string, program: string): Promise<void> {
+  const sha256 = createHash('sha256').update(Buffer.from(program, 'base64')).digest('hex');
+  await writeFile(file, JSON.stringify({ sha256, program }), { mode: 0o600 }).catch((err: Error) => trace(`sandbox: seccomp filter not kept: ${err.message}`));
 }
 
 async function compileSeccomp(runtime: Runtime, filter: SeccompProfile): Promise<string> {

@@ -29,6 +29,8 @@ export interface RunSpec {
   isolation?: Isolation;
   /** A seccomp profile file in Docker's format, or 'unconfined' for none; default: Debian's (seccomp.ts). */
   seccomp?: string;
+  /** Where a compiled seccomp program is kept for later builds, by its key (the store's cache). */
+  keepProgram?: (key: string) => string;
   /** The RUN's host name (and its /etc/hosts line); default buildkitsandbox, as BuildKit's. */
   hostname?: string;
   /** Extra /etc/hosts entries (`--add-host`). */

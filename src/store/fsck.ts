@@ -248,6 +248,8 @@ export async function fsckStore(root: string, options: FsckOptions = {}): Promis
     let detail: string | undefined;
     // An extracted chain's snapshot (snapshot/persist.ts), binary: checked against its tree when used.
     if (/^snapshot-[0-9a-f]{64}\.bin$/.test(name)) continue;
+    // A compiled seccomp program (sandbox/runtime.ts): its digest is checked when it is read, a bad one compiled again.
+    if (/^seccomp-[0-9a-f]{64}\.json$/.test(name)) continue;
     try {
       const e = JSON.parse(await readFile(file, 'utf8')) as { layer?: Descriptor | null; rows?: unknown };
       // A context's stat cache (build/statcache.ts): only its shape matters, a wrong row costs a re-read.

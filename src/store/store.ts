@@ -134,6 +134,11 @@ export class Store {
     return path.join(this.root, 'rootfs');
   }
 
+  /** Where a compiled seccomp program is kept for later builds (sandbox/runtime.ts), by its key. */
+  seccompProgramPath(key: string): string {
+    return path.join(this.root, 'cache', `seccomp-${key}.json`);
+  }
+
   /** Where the snapshot of the extracted chain `chain` is kept (snapshot/persist.ts). */
   chainSnapshotPath(chain: string): string {
     return path.join(this.root, 'cache', `snapshot-${chain}.bin`);

@@ -41,7 +41,7 @@ export function runStepOf(step: RunStep, ctx: StepEnv): FsStep {
       // The run's work directory is a temp entry of the store, so a killed build's is cleaned by the next command.
       const prepared = await prepareMounts(ctx, step);
       try {
-        await runStep(step, rootfs, ctx.options, ctx.emit, prepared, ctx.store.tempPath('run'));
+        await runStep(step, rootfs, ctx.options, ctx.emit, prepared, ctx.store.tempPath('run'), (key) => ctx.store.seccompProgramPath(key));
       } finally {
         for (const done of prepared.cleanup) await done();
       }
@@ -211,6 +211,7 @@ async function runStep(
   emit: (e: ProgressEvent) => void,
   extra: { mounts: SandboxMount[]; env: string[] },
   workDir: string,
+  keepProgram: (key: string) => string,
 ): Promise<void> {
   const { argv, pipes } = runCommand(step);
   if (argv.length === 0) throw new BuildError('BUILD_RUN', `${stepWhere(step)}: nothing to run`);
@@ -239,6 +240,7 @@ async function runStep(
     ...(options.shmSize !== undefined ? { shmSize: options.shmSize } : {}),
     ...(options.ulimits?.length ? { ulimits: options.ulimits } : {}),
     workDir,
+    keepProgram,
     ...(options.signal ? { signal: options.signal } : {}),
     onStdout: (d) => {
       keep(d.toString());

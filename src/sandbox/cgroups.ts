@@ -47,25 +47,30 @@ export async function makeCgroups(id: string, rules: DeviceRule[]): Promise<stri
   }
 }
 
-/** The cgroup directories of a container: `<id>` under this process's cgroup in each hierarchy (where runc makes them, and gantry for crun). */
-function cgroupDirs(name: string): string[] {
-  const out: string[] = [];
+let own: string[] | undefined;
+
+/** This process's cgroup directory in each hierarchy, read once: gantry does not move. */
+function ownCgroups(): string[] {
+  if (own) return own;
+  own = [];
   let lines: string[];
   try {
     lines = readFileSync('/proc/self/cgroup', 'utf8').split('\n');
   } catch {
-    return out;
+    return own;
   }
+  const unified = existsSync('/sys/fs/cgroup/unified') ? '/sys/fs/cgroup/unified' : '/sys/fs/cgroup';
   for (const line of lines) {
     const m = /^\d+:([^:]*):(.*)$/.exec(line);
     if (!m) continue;
     const controllers = m[1] as string;
-    const own = m[2] as string;
-    const mount = controllers === '' ? (existsSync('/sys/fs/cgroup/unified') ? '/sys/fs/cgroup/unified' : '/sys/fs/cgroup') : `/sys/fs/cgroup/${controllers.replace(/^name=/, '')}`;
-    out.push(path.join(mount, own, name));
+    own.push(path.join(controllers === '' ? unified : `/sys/fs/cgroup/${controllers.replace(/^name=/, '')}`, m[2] as string));
   }
-  return out;
+  return own;
 }
+
+/** The cgroup directories of a container: `<id>` under this process's cgroup in each hierarchy (where runc makes them, and gantry for crun). */
+const cgroupDirs = (name: string): string[] => ownCgroups().map((dir) => path.join(dir, name));
 
 /** A container's cgroups removed (those that are there and empty). */
 export function removeCgroups(id: string): void {
@@ -88,7 +93,7 @@ let swept = false;
 export function sweepStaleCgroups(): void {
   if (swept) return;
   swept = true;
-  for (const dir of cgroupDirs('')) {
+  for (const dir of ownCgroups()) {
     let names: string[];
     try {
       names = readdirSync(dir);

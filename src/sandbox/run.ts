@@ -20,7 +20,7 @@ import { childProcess, SandboxError, trace } from '../errors/index.js';
 import { runChroot } from './chroot.js';
 import { ensureSystemDirs, makeWorkdir, prepareEtcPoints, prepareTarget, removeStubs, writePipes } from './prepare.js';
 import { prewarmUserNetwork, runOci, takeUserNetwork } from './oci.js';
-import { compiledSeccomp, findRuntime, maskDir, requireRuntime } from './runtime.js';
+import { compiledSeccomp, findRuntime, maskNull, requireRuntime } from './runtime.js';
 import { readSeccompProfile, translateSeccomp, type SeccompProfile } from './seccomp.js';
 import { DEFAULT_CAPABILITIES, hostsFile, resolvConf, runtimeSpec, type SpecMount } from './spec.js';
 import type { Isolation, RunResult, RunSpec } from './types.js';
@@ -160,7 +160,7 @@ async function runContainer(spec: RunSpec, cwd: string, etc: Map<string, string>
       network: network === 'none' ? 'new' : 'inherit',
       cgroupNamespace: existsSync('/sys/fs/cgroup/cgroup.subtree_control'),
       seccomp,
-      ...(runtime.kind === 'crun' ? { pathMounts: { maskNull: path.join(maskDir(workDir), 'null'), kindOf: hostPathKind } } : {}),
+      ...(runtime.kind === 'crun' ? { pathMounts: { maskNull: maskNull(workDir), kindOf: hostPathKind } } : {}),
       ...(bpf ? { annotations: { 'run.oci.seccomp_bpf_data': bpf } } : {}),
       ...(spec.shmSize !== undefined ? { shmSize: spec.shmSize } : {}),
       ...(spec.ulimits?.length ? { ulimits: spec.ulimits } : {}),
@@ -194,13 +194,20 @@ function orAbort<T>(p: Promise<T>, signal: AbortSignal | undefined): Promise<T> 
   return Promise.race([p, aborted]).finally(() => signal.removeEventListener('abort', onAbort));
 }
 
-/** What a masked or read-only /proc or /sys path is here: the container's are the same kernel's. */
+const pathKinds = new Map<string, 'dir' | 'file' | undefined>();
+
+/** What a masked or read-only /proc or /sys path is here (the container's are the same kernel's), looked up once. */
 function hostPathKind(p: string): 'dir' | 'file' | undefined {
-  try {
-    return statSync(p).isDirectory() ? 'dir' : 'file';
-  } catch {
-    return undefined;
+  if (!pathKinds.has(p)) {
+    let kind: 'dir' | 'file' | undefined;
+    try {
+      kind = statSync(p).isDirectory() ? 'dir' : 'file';
+    } catch {
+      kind = undefined;
+    }
+    pathKinds.set(p, kind);
   }
+  return pathKinds.get(p);
 }
 
 const seccompCache = new Map<string, SeccompProfile>();

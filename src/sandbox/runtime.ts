@@ -29,7 +29,7 @@ import { existsSync, statfsSync, statSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { release, tmpdir } from 'node:os';
 import path from 'node:path';
-import { childProcess, SandboxError, trace } from '../errors/index.js';
+import { execFileAsync, SandboxError, trace } from '../errors/index.js';
 import { inUserNamespace } from '../rootfs/userns.js';
 import type { SeccompProfile } from './seccomp.js';
 import { specJson } from './spec.js';
@@ -46,7 +46,8 @@ export interface Runtime {
   kind: 'crun' | 'runc';
   /**
    * crun run with its cgroup manager disabled, the launcher preparing what it needs (see
-   * above): the devices cgroup to enter (root on a v1 or mixed host), the v2 hierarchy to cover.
+   * above): the container's cgroups to make and enter (root on a v1 or mixed host), the v2
+   * hierarchy to cover.
    */
   launcher?: { cgroups: boolean; coverUnified: boolean };
 }
@@ -60,12 +61,10 @@ let chosen: Runtime | null | undefined;
 export function findRuntime(): Runtime | undefined {
   if (chosen !== undefined) return chosen ?? undefined;
   const wanted = process.env.GANTRY_RUNTIME;
-  if (wanted) {
-    const kind = /crun/.test(path.basename(wanted)) ? 'crun' : /runc/.test(path.basename(wanted)) ? 'runc' : undefined;
-    if (!kind || !existsSync(wanted)) throw new SandboxError('SANDBOX_MISSING', `GANTRY_RUNTIME=${wanted}: not the path of an installed crun or runc`);
-  }
-  const crun = wanted ? (/crun/.test(path.basename(wanted)) ? wanted : undefined) : CRUN.find((p) => existsSync(p));
-  const runc = wanted ? (/runc/.test(path.basename(wanted)) ? wanted : undefined) : RUNC.find((p) => existsSync(p));
+  const wantedKind = wanted ? /crun|runc/.exec(path.basename(wanted))?.[0] : undefined;
+  if (wanted && (!wantedKind || !existsSync(wanted))) throw new SandboxError('SANDBOX_MISSING', `GANTRY_RUNTIME=${wanted}: not the path of an installed crun or runc`);
+  const crun = wanted ? (wantedKind === 'crun' ? wanted : undefined) : CRUN.find((p) => existsSync(p));
+  const runc = wanted ? (wantedKind === 'runc' ? wanted : undefined) : RUNC.find((p) => existsSync(p));
   const v2Only = cgroupV2Only();
   const coverUnified = !v2Only && existsSync('/sys/fs/cgroup/unified/cgroup.controllers');
   if (crun && inUserNamespace()) chosen = { path: crun, kind: 'crun', launcher: { cgroups: false, coverUnified } };
@@ -116,18 +115,24 @@ const PREPARE = [
  * unshare ... --), with what must run before it; `failed` is where that says what failed.
  */
 export function runtimeCommand(runtime: Runtime, run: { workDir: string; state: string; log: string; bundle: string; id: string; cgroups: string[]; failed: string }): string[] {
-  const common = ['--root', run.state, '--log', run.log, '--log-format', 'json'];
-  if (runtime.kind === 'runc') return [runtime.path, ...common, 'run', '--bundle', run.bundle, run.id];
-  const manager = runtime.launcher ? ['--cgroup-manager=disabled'] : [];
-  const crun = [runtime.path, ...manager, ...common, 'run', '--bundle', run.bundle, run.id];
-  const cover = runtime.launcher?.coverUnified ? '/sys/fs/cgroup/unified' : '';
-  return [HOST_SH, '-c', PREPARE, 'gantry-prepare', run.failed, String(run.cgroups.length), ...run.cgroups, cover, maskDir(run.workDir), ...crun];
+  const command = [...runtimeArgv(runtime), '--root', run.state, '--log', run.log, '--log-format', 'json', 'run', '--bundle', run.bundle, run.id];
+  if (runtime.kind === 'runc') return command;
+  return [HOST_SH, '-c', PREPARE, 'gantry-prepare', run.failed, String(run.cgroups.length), ...run.cgroups, coveredHierarchy(runtime), maskDir(run.workDir), ...command];
 }
 
-/** Where the launcher mounts the mask directory (made before the launch) and makes the null device masked files are bound to. */
+/** The runtime and its global options. */
+const runtimeArgv = (runtime: Runtime): string[] => [runtime.path, ...(runtime.launcher ? ['--cgroup-manager=disabled'] : [])];
+
+/** The v2 hierarchy the launcher covers so that crun sees v1 only, or ''. */
+const coveredHierarchy = (runtime: Runtime): string => (runtime.launcher?.coverUnified ? '/sys/fs/cgroup/unified' : '');
+
+/** Where the launcher mounts the mask directory (made before the launch). */
 export const maskDir = (workDir: string): string => path.join(workDir, 'mask');
 
-const compiled = new Map<string, Promise<string | undefined>>();
+/** The null device masked files are bound to, which the launcher makes in the mask directory. */
+export const maskNull = (workDir: string): string => path.join(maskDir(workDir), 'null');
+
+const compiled = new WeakMap<SeccompProfile, Promise<string | undefined>>();
 const COMPILE_DEADLINE_MS = 10_000;
 
 /**
@@ -138,10 +143,9 @@ const COMPILE_DEADLINE_MS = 10_000;
  */
 export function compiledSeccomp(runtime: Runtime, filter: SeccompProfile, keep?: (key: string) => string): Promise<string | undefined> {
   if (runtime.kind !== 'crun') return Promise.resolve(undefined);
-  const key = JSON.stringify(filter);
-  let done = compiled.get(key);
+  let done = compiled.get(filter);
   if (!done) {
-    const file = keep ? keep(programKey(runtime, key)) : undefined;
+    const file = keep ? keep(programKey(runtime, JSON.stringify(filter))) : undefined;
     done = (async () => {
       const kept = file ? await readKept(file) : undefined;
       if (kept) {
@@ -152,14 +156,11 @@ export function compiledSeccomp(runtime: Runtime, filter: SeccompProfile, keep?:
       trace(`sandbox: seccomp filter precompiled (${Buffer.from(bpf, 'base64').length / 8} instructions)`);
       if (file) await writeKept(file, bpf);
       return bpf;
-    })().then(
-      (bpf) => bpf,
-      (err: Error) => {
-        trace(`sandbox: seccomp not precompiled: ${err.message}`);
-        return undefined;
-      },
-    );
-    compiled.set(key, done);
+    })().catch((err: Error) => {
+      trace(`sandbox: seccomp not precompiled: ${err.message}`);
+      return undefined;
+    });
+    compiled.set(filter, done);
   }
   return done;
 }
@@ -215,25 +216,24 @@ async function compileSeccomp(runtime: Runtime, filter: SeccompProfile): Promise
     await writeFile(path.join(bundle, 'config.json'), specJson(config), { mode: 0o600 });
     const state = path.join(dir, 'state');
     const out = path.join(dir, 'seccomp.bpf');
-    const manager = runtime.launcher ? ['--cgroup-manager=disabled'] : [];
+    // The runtime's command line is "$@": create, read the program, delete.
     const script = [
       'set -e',
-      'if [ -n "$1" ]; then mount -t tmpfs -o ro,size=4k gantry-covered "$1"; fi',
-      `"$2" ${manager.join(' ')} --root "$3" create --bundle "$4" seccomp`,
-      'cat "$3/seccomp/seccomp.bpf" > "$5"',
-      `"$2" ${manager.join(' ')} --root "$3" delete --force seccomp`,
+      'cover=$1; state=$2; bundle=$3; out=$4; shift 4',
+      'if [ -n "$cover" ]; then mount -t tmpfs -o ro,size=4k gantry-covered "$cover"; fi',
+      '"$@" --root "$state" create --bundle "$bundle" seccomp',
+      'cat "$state/seccomp/seccomp.bpf" > "$out"',
+      '"$@" --root "$state" delete --force seccomp',
     ].join('\n');
-    const cover = runtime.launcher?.coverUnified ? '/sys/fs/cgroup/unified' : '';
-    // Dies with gantry (setpriv's parent-death signal), its container with it (the PID namespace's end).
-    const args = ['--pdeathsig', 'KILL', '--', UNSHARE, '--pid', '--fork', '--kill-child', '--mount-proc', '--', HOST_SH, '-c', script, 'gantry-seccomp', cover, runtime.path, state, bundle, out];
-    const stderr = await new Promise<string>((resolve, reject) => {
-      // A deadline: a runtime that hangs costs the build a filter compiled at every start, not the build.
-      const p = childProcess().spawn(SETPRIV, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' }, timeout: COMPILE_DEADLINE_MS, killSignal: 'SIGKILL' });
-      let err = '';
-      p.stderr.on('data', (d: Buffer) => (err += d.toString()));
-      p.on('error', reject);
-      p.on('close', (code, signal) => (code === 0 ? resolve(err) : reject(new Error(signal ? `no answer within ${COMPILE_DEADLINE_MS / 1000} s` : err.trim() || `exit code ${code}`))));
-    });
+    // Dies with gantry (setpriv's parent-death signal), its container with it (the PID namespace's
+    // end); a deadline: a runtime that hangs costs the build a filter compiled at every start, not the build.
+    const args = ['--pdeathsig', 'KILL', '--', UNSHARE, '--pid', '--fork', '--kill-child', '--mount-proc', '--', HOST_SH, '-c', script, 'gantry-seccomp', coveredHierarchy(runtime), state, bundle, out, ...runtimeArgv(runtime)];
+    const stderr = await execFileAsync(SETPRIV, args, { env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' }, timeout: COMPILE_DEADLINE_MS }).then(
+      (r) => r.stderr,
+      (err: Error & { killed?: boolean; stderr?: string }) => {
+        throw new Error(err.killed ? `no answer within ${COMPILE_DEADLINE_MS / 1000} s` : err.stderr?.trim() || err.message);
+      },
+    );
     const bpf = await readFile(out);
     // A BPF program is a whole number of 8-byte instructions.
     if (bpf.length === 0 || bpf.length % 8 !== 0) throw new Error(`crun wrote ${bpf.length} bytes of filter ${stderr.trim()}`);

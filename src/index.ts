@@ -12,7 +12,23 @@ import { parseDockerfile } from './dockerfile/stages.js';
 import { dump, parse } from './dockerfile/parser.js';
 import type { Warning } from './dockerfile/warnings.js';
 
-export * from './errors/index.js';
+// --- errors: every one a GantryError with a code of ERROR_CODES ---------------------------
+export {
+  GantryError,
+  DockerfileError,
+  OptionError,
+  RegistryError,
+  SandboxError,
+  StoreError,
+  ERROR_CODES,
+  type ErrorCode,
+  type SourceLocation,
+} from './errors/index.js';
+export { BuildError } from './builder/errors.js';
+export { ImageError } from './image/image.js';
+export { ArchiveError } from './archive/load.js';
+export { DigestError, DigestMismatchError, SizeMismatchError } from './oci/digest.js';
+export { InvalidReferenceError } from './oci/reference.js';
 export type { Warning } from './dockerfile/warnings.js';
 export type {
   BuildPlan,
@@ -137,10 +153,8 @@ export async function lint(options: PlanBuildOptions): Promise<LintResult> {
   }
 }
 
-export { DockerfileError };
 
 // --- the image store and the image commands -------------------------------------------
-export { Store } from './store/store.js';
 export {
   listImages,
   tagImage,
@@ -168,11 +182,12 @@ export { pull, push, login, logout, type PullCommandOptions, type PushCommandOpt
 export { lookupCredentials, dockerConfigPath } from './registry/credentials.js';
 export type { PullResult, PullProgress } from './registry/pull.js';
 export type { PushResult } from './registry/push.js';
-export { RegistryClient, type Credentials, type CredentialLookup } from './registry/client.js';
+export type { Credentials, CredentialLookup } from './registry/client.js';
 
 // --- building --------------------------------------------------------------------------
-export { execute, BuildError, type ExecuteOptions, type ExecuteResult, type ProgressEvent, type BuildSettings } from './builder/execute.js';
-import { execute as executeBuild, type BuildSettings, type ExecuteResult as BuildExecResult } from './builder/execute.js';
+export type { ExecuteResult as BuildResult, ExecuteResult, ProgressEvent, BuildSettings } from './builder/execute.js';
+import { execute, type BuildSettings, type ExecuteResult as BuildExecResult } from './builder/execute.js';
+import { withStore } from './store/store.js';
 import type { RegistryAccess as Access } from './builder/registry.js';
 export type { Isolation } from './sandbox/run.js';
 export { ULIMIT_NAMES, type Ulimit } from './sandbox/types.js';
@@ -272,9 +287,8 @@ async function sshAgents(ssh: Record<string, string | string[]>): Promise<{ sock
 async function buildHere(options: Omit<BuildOptions, 'ssh'> & { ssh?: Record<string, string> }): Promise<BuildExecResult> {
   const { root: givenRoot, context = '.', dockerfile, output = [], push: pushAfter, ...settings } = options;
   const { file, text } = await loadDockerfile({ context, ...(dockerfile !== undefined ? { dockerfile } : {}) });
-  settings.sourceDateEpoch ??= epochOf(settings.buildArgs?.SOURCE_DATE_EPOCH) ?? epochOf(process.env.SOURCE_DATE_EPOCH);
+  settings.sourceDateEpoch ??= epochOf(settings.buildArgs?.SOURCE_DATE_EPOCH) ?? envSettings().sourceDateEpoch;
   const root = givenRoot ?? resolveRootDefault();
-  const result = await executeBuild({ ...settings, root, context, dockerfile: file, text });
   const { insecureRegistries, credentials, caCertFile } = settings;
   const access: Access = {
     ...(insecureRegistries ? { insecureRegistries } : {}),
@@ -282,8 +296,12 @@ async function buildHere(options: Omit<BuildOptions, 'ssh'> & { ssh?: Record<str
     ...(caCertFile ? { caCertFile } : {}),
   };
   const outputs = [...output, ...(pushAfter ? [{ type: 'registry' as const }] : [])];
-  const pushed = await writeOutputs(root, result.descriptor, result.tags, outputs, access, settings.onProgress, settings.signal);
-  return pushed.length > 0 ? { ...result, pushed: pushed.map((p) => ({ name: p.name, digest: p.digest, mediaType: p.mediaType, size: p.size })) } : result;
+  // One store scope for the whole command: the build, then its outputs and pushes.
+  return withStore(root, async (store) => {
+    const result = await execute(store, { ...settings, root, context, dockerfile: file, text });
+    const pushed = await writeOutputs(store, result.descriptor, result.tags, outputs, access, settings.onProgress, settings.signal);
+    return pushed.length > 0 ? { ...result, pushed: pushed.map((p) => ({ name: p.name, digest: p.digest, mediaType: p.mediaType, size: p.size })) } : result;
+  });
 }
 /** A SOURCE_DATE_EPOCH value as seconds; undefined when unset or not a whole number. */
 function epochOf(value: string | undefined): number | undefined {
@@ -298,21 +316,10 @@ import { needsUserNamespace, startInUserNamespace } from './sandbox/rootless.js'
 import { agentWithKeys, type KeyAgent } from './sandbox/ssh-agent.js';
 import { dockerfileIn, isRemoteContext, prepareContext } from './builder/remote-context.js';
 import { readContextFile } from './builder/context.js';
-import { errorRecord, reviveError, RegistryError, SandboxError, StoreError, type ErrorRecord } from './errors/index.js';
-import { BuildError, type ProgressEvent } from './builder/execute.js';
-import type { Credentials } from './registry/client.js';
-
-/** What build() sends the worker that builds in the user namespace (src/rootless-worker.ts). */
-export type WorkerRequest =
-  | { type: 'build'; options: Omit<BuildOptions, 'onProgress' | 'signal' | 'credentials'>; credentials: boolean }
-  | { type: 'credentials'; id: number; value?: Credentials; error?: ErrorRecord }
-  | { type: 'abort' };
-/** What the worker sends back. */
-export type WorkerReply =
-  | { type: 'event'; event: ProgressEvent }
-  | { type: 'credentials'; id: number; registry: string }
-  | { type: 'done'; result: BuildExecResult }
-  | { type: 'failed'; error: ErrorRecord };
+import { errorRecord, reviveError, RegistryError, SandboxError, StoreError } from './errors/index.js';
+import type { WorkerReply, WorkerRequest } from './rootless-protocol.js';
+import { BuildError } from './builder/execute.js';
+import { settings as envSettings } from './support/settings.js';
 
 const ERROR_CLASSES = [DockerfileError, OptionError, RegistryError, SandboxError, StoreError, BuildError, GantryError] as const;
 

@@ -4,7 +4,9 @@
  * credential look-ups and its result over the IPC channel. The caller going away (the channel
  * closing) aborts the build.
  */
-import { build, errorRecord, reviveError, GantryError, type Credentials, type WorkerReply, type WorkerRequest } from './index.js';
+import { build, GantryError, type Credentials } from './index.js';
+import { errorRecord, reviveError } from './errors/index.js';
+import type { WorkerReply, WorkerRequest } from './rootless-protocol.js';
 
 const controller = new AbortController();
 const pending = new Map<number, { resolve: (c: Credentials | undefined) => void; reject: (e: Error) => void }>();

@@ -5,7 +5,7 @@ import path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { GantryError, OptionError } from '../errors/index.js';
 import { resolveImage } from '../store/images.js';
-import { Store } from '../store/store.js';
+import { withStore } from '../store/store.js';
 import { exportImage } from './export.js';
 import { loadArchive, type LoadedImage } from './load.js';
 import { saveImages, type SaveFormat, type SaveItem } from './save.js';
@@ -39,15 +39,16 @@ export interface SaveOptions {
 
 export async function save(options: SaveOptions): Promise<void> {
   if (options.images.length === 0) throw new OptionError('SAVE_NOTHING', 'save needs at least one image');
-  const store = await Store.open(options.root);
-  const items: SaveItem[] = [];
-  for (const ref of options.images) {
-    const { image, names, entry } = await resolveImage(store, ref);
-    // A name given on the command line is saved under that name only; an ID saves all its names.
-    const chosen = entry.name !== undefined && names.includes(entry.name) && !/^(sha256:)?[0-9a-f]{4,64}$/.test(ref) ? [entry.name] : names;
-    items.push({ image, names: chosen });
-  }
-  await toFile(options.output, (out) => saveImages(store, items, out, options.format ?? 'docker'));
+  return withStore(options.root, async (store) => {
+    const items: SaveItem[] = [];
+    for (const ref of options.images) {
+      const { image, names, entry } = await resolveImage(store, ref);
+      // A name given on the command line is saved under that name only; an ID saves all its names.
+      const chosen = entry.name !== undefined && names.includes(entry.name) && !/^(sha256:)?[0-9a-f]{4,64}$/.test(ref) ? [entry.name] : names;
+      items.push({ image, names: chosen });
+    }
+    await toFile(options.output, (out) => saveImages(items, out, options.format ?? 'docker'));
+  });
 }
 
 export interface LoadOptions {
@@ -57,25 +58,22 @@ export interface LoadOptions {
 }
 
 export async function load(options: LoadOptions): Promise<LoadedImage[]> {
-  const store = await Store.open(options.root);
-  let stream: Readable;
-  let what: string;
-  if (typeof options.input !== 'string') [stream, what] = [options.input, 'archive'];
-  else if (options.input === '-') [stream, what] = [process.stdin, 'standard input'];
-  else {
-    const file = options.input;
-    stream = createReadStream(file);
-    what = file;
-    await new Promise<void>((resolve, reject) => {
-      stream.once('open', () => resolve());
-      stream.once('error', (err) => reject(new OptionError('LOAD_SOURCE', `cannot read ${file}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : err.message}`)));
-    });
-  }
-  try {
-    return await loadArchive(store, stream, what);
-  } finally {
-    await store.releaseLease();
-  }
+  return withStore(options.root, async (store) => {
+    let stream: Readable;
+    let what: string;
+    if (typeof options.input !== 'string') [stream, what] = [options.input, 'archive'];
+    else if (options.input === '-') [stream, what] = [process.stdin, 'standard input'];
+    else {
+      const file = options.input;
+      stream = createReadStream(file);
+      what = file;
+      await new Promise<void>((resolve, reject) => {
+        stream.once('open', () => resolve());
+        stream.once('error', (err) => reject(new OptionError('LOAD_SOURCE', `cannot read ${file}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : err.message}`)));
+      });
+    }
+    return loadArchive(store, stream, what);
+  });
 }
 
 export interface ExportOptions {
@@ -85,7 +83,8 @@ export interface ExportOptions {
 }
 
 export async function exportRootfs(options: ExportOptions): Promise<void> {
-  const store = await Store.open(options.root);
-  const { image } = await resolveImage(store, options.image);
-  await toFile(options.output, (out) => exportImage(image, out));
+  return withStore(options.root, async (store) => {
+    const { image } = await resolveImage(store, options.image);
+    await toFile(options.output, (out) => exportImage(image, out));
+  });
 }

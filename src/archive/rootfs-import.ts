@@ -7,7 +7,8 @@
 import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import tar from '../tar/tar.js';
-import { GantryError, isSystemError, zlib } from '../errors/index.js';
+import { GantryError, isSystemError } from '../errors/index.js';
+import { zlib } from '../support/lazy.js';
 import { VerifyStream } from '../oci/digest.js';
 import { MediaType } from '../oci/media-types.js';
 import type { ContainerConfig, Descriptor, ImageConfig } from '../oci/types.js';

@@ -6,14 +6,17 @@
  * which is what `docker load` reads (Docker 25 writes its archives the same way). Entries
  * are in a fixed order with fixed times and owners, so the same images give the same bytes.
  */
+import { createWriteStream } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import type { Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import tar from '../tar/tar.js';
 import { familiarName, parseReference } from '../oci/reference.js';
 import { MediaType } from '../oci/media-types.js';
 import type { Descriptor, Index } from '../oci/types.js';
 import { REF_NAME_ANNOTATION } from '../oci/types.js';
-import type { Image } from '../image/image.js';
-import type { Store } from '../store/store.js';
+import type { BlobSource, Image } from '../image/image.js';
 import { writeTar } from './tar-out.js';
 
 export type SaveFormat = 'docker' | 'oci';
@@ -35,11 +38,24 @@ export function nameAnnotations(name: string): Record<string, string> {
   return { [CONTAINERD_NAME]: name, [REF_NAME_ANNOTATION]: r.tag ?? 'latest' };
 }
 
-export async function saveImages(store: Store, items: SaveItem[], out: Writable, format: SaveFormat, mtime = new Date(0)): Promise<void> {
-  await writeTar(out, (pack) => fillArchive(pack, store, items, format, mtime));
+/** Where a layout's files go: entries of a tar, or files of a directory. */
+interface LayoutTarget {
+  directory(name: string): Promise<void>;
+  buffer(name: string, data: Buffer): Promise<void>;
+  blob(name: string, blob: BlobSource): Promise<void>;
 }
 
-async function fillArchive(pack: tar.Pack, store: Store, items: SaveItem[], format: SaveFormat, mtime: Date): Promise<void> {
+/** Images from anywhere (their layers read through `open`) into one tar. */
+export async function saveImages(items: SaveItem[], out: Writable, format: SaveFormat, mtime = new Date(0)): Promise<void> {
+  await writeTar(out, (pack) => fillLayout(tarTarget(pack, mtime), items, format));
+}
+
+/** Images into an OCI image layout directory (`-o type=oci,tar=false`): the files the tar would hold. */
+export async function saveLayoutDirectory(items: SaveItem[], dir: string): Promise<void> {
+  await fillLayout(directoryTarget(dir), items, 'oci');
+}
+
+function tarTarget(pack: tar.Pack, mtime: Date): LayoutTarget {
   const header = (name: string, size: number, type: 'file' | 'directory' = 'file') => ({
     name,
     size,
@@ -51,22 +67,35 @@ async function fillArchive(pack: tar.Pack, store: Store, items: SaveItem[], form
     uname: '',
     gname: '',
   });
-  const addBuffer = (name: string, data: Buffer) =>
-    new Promise<void>((resolve, reject) => pack.entry(header(name, data.length), data, (err) => (err ? reject(err) : resolve())));
-  const addBlob = (digest: string, size: number) =>
-    new Promise<void>((resolve, reject) => {
-      const sink = pack.entry(header(`blobs/sha256/${digest.slice(7)}`, size), (err) => (err ? reject(err) : resolve()));
-      const source = store.openBlob(digest, size);
-      source.on('error', (err) => {
-        sink.destroy(err);
-        reject(err);
-      });
-      source.pipe(sink);
-    });
+  return {
+    directory: (name) => new Promise<void>((resolve, reject) => pack.entry(header(name, 0, 'directory'), (err) => (err ? reject(err) : resolve()))),
+    buffer: (name, data) => new Promise<void>((resolve, reject) => pack.entry(header(name, data.length), data, (err) => (err ? reject(err) : resolve()))),
+    blob: (name, blob) =>
+      new Promise<void>((resolve, reject) => {
+        const sink = pack.entry(header(name, blob.size), (err) => (err ? reject(err) : resolve()));
+        const source = blob.open();
+        source.on('error', (err) => {
+          sink.destroy(err);
+          reject(err);
+        });
+        source.pipe(sink);
+      }),
+  };
+}
 
-  await addBuffer('oci-layout', Buffer.from(JSON.stringify({ imageLayoutVersion: '1.0.0' })));
-  await new Promise<void>((resolve, reject) => pack.entry(header('blobs/', 0, 'directory'), (err) => (err ? reject(err) : resolve())));
-  await new Promise<void>((resolve, reject) => pack.entry(header('blobs/sha256/', 0, 'directory'), (err) => (err ? reject(err) : resolve())));
+function directoryTarget(dir: string): LayoutTarget {
+  return {
+    directory: async (name) => void (await mkdir(path.join(dir, name), { recursive: true })),
+    buffer: (name, data) => writeFile(path.join(dir, name), data),
+    blob: (name, blob) => pipeline(blob.open(), createWriteStream(path.join(dir, name))),
+  };
+}
+
+async function fillLayout(target: LayoutTarget, items: SaveItem[], format: SaveFormat): Promise<void> {
+  const blobPath = (digest: string): string => `blobs/sha256/${digest.slice(7)}`;
+  await target.buffer('oci-layout', Buffer.from(JSON.stringify({ imageLayoutVersion: '1.0.0' })));
+  await target.directory('blobs/');
+  await target.directory('blobs/sha256/');
   const written = new Set<string>();
   const once = async (digest: string, write: () => Promise<void>) => {
     if (written.has(digest)) return;
@@ -77,10 +106,10 @@ async function fillArchive(pack: tar.Pack, store: Store, items: SaveItem[], form
   const dockerManifest: { Config: string; RepoTags: string[]; Layers: string[] }[] = [];
   const repositories: Record<string, Record<string, string>> = {};
   for (const { image, names } of items) {
-    await once(image.configDigest, () => addBuffer(`blobs/sha256/${image.configDigest.slice(7)}`, image.rawConfig));
-    for (const layer of image.layers) await once(layer.digest, () => addBlob(layer.digest, layer.size));
-    await once(image.digest, () => addBuffer(`blobs/sha256/${image.digest.slice(7)}`, image.rawManifest));
-    const base: Descriptor = { mediaType: image.mediaType, digest: image.digest, size: image.rawManifest.length };
+    await once(image.configDigest, () => target.buffer(blobPath(image.configDigest), image.rawConfig));
+    for (const layer of image.layers) await once(layer.digest, () => target.blob(blobPath(layer.digest), layer));
+    await once(image.digest, () => target.buffer(blobPath(image.digest), image.rawManifest));
+    const base: Descriptor = { mediaType: image.mediaType || MediaType.ociManifest, digest: image.digest, size: image.rawManifest.length };
     if (names.length === 0) index.manifests.push(base);
     for (const name of names) {
       index.manifests.push({ ...base, annotations: nameAnnotations(name) });
@@ -92,14 +121,14 @@ async function fillArchive(pack: tar.Pack, store: Store, items: SaveItem[], form
       return `${repo}:${r.tag ?? 'latest'}`;
     });
     dockerManifest.push({
-      Config: `blobs/sha256/${image.configDigest.slice(7)}`,
+      Config: blobPath(image.configDigest),
       RepoTags: tags,
-      Layers: image.layers.map((l) => `blobs/sha256/${l.digest.slice(7)}`),
+      Layers: image.layers.map((l) => blobPath(l.digest)),
     });
   }
-  await addBuffer('index.json', Buffer.from(JSON.stringify(index)));
+  await target.buffer('index.json', Buffer.from(JSON.stringify(index)));
   if (format === 'docker') {
-    await addBuffer('manifest.json', Buffer.from(JSON.stringify(dockerManifest)));
-    await addBuffer('repositories', Buffer.from(JSON.stringify(repositories)));
+    await target.buffer('manifest.json', Buffer.from(JSON.stringify(dockerManifest)));
+    await target.buffer('repositories', Buffer.from(JSON.stringify(repositories)));
   }
 }

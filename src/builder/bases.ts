@@ -5,7 +5,8 @@
  * the build: an image that does not exist, a registry that cannot be reached, a stage name
  * mistyped.
  */
-import { GantryError, RegistryError, trace } from '../errors/index.js';
+import { GantryError, RegistryError } from '../errors/index.js';
+import { trace } from '../support/trace.js';
 import type { Image } from '../image/image.js';
 import { INDEX_TYPES } from '../oci/media-types.js';
 import { parsePlatform, type Platform } from '../oci/platform.js';

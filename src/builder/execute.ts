@@ -8,7 +8,8 @@
  * (workspace.ts) mounts for it.
  */
 import path from 'node:path';
-import { crashPoint, trace } from '../errors/index.js';
+import { crashPoint } from '../support/crash.js';
+import { trace } from '../support/trace.js';
 import type { Image } from '../image/image.js';
 import { formatReference, normalizeReference } from '../oci/reference.js';
 import type { HistoryEntry, ImageConfig } from '../oci/types.js';
@@ -17,7 +18,7 @@ import { DEFAULT_PATH, type BuildPlan, type PlannedStage, type Step } from '../p
 import { prewarmSandbox } from '../sandbox/run.js';
 import { LayerCache, type CacheEntry } from '../store/cache.js';
 import { loadImage, writeImage } from '../store/images.js';
-import { Store } from '../store/store.js';
+import type { Store } from '../store/store.js';
 import { applyConfigStep } from './config.js';
 import { loadIgnore } from './context.js';
 import { atStep, BuildError } from './errors.js';
@@ -38,10 +39,9 @@ import { Workspace } from './workspace.js';
 export { BuildError };
 export type { BuildSettings, ExecuteOptions, ExecuteResult, ProgressEvent } from './types.js';
 
-export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
+/** A build in a command's store scope (`withStore`): resolve, execute the plan, write the image. */
+export async function execute(store: Store, options: ExecuteOptions): Promise<ExecuteResult> {
   trace('build start');
-  const store = await Store.open(options.root);
-  trace('store open');
   const ws = Workspace.open(store);
   const emit = options.onProgress ?? (() => undefined);
   const run: PlanRun = { options, store, ws, named: undefined, contextStats: undefined };
@@ -55,8 +55,6 @@ export async function execute(options: ExecuteOptions): Promise<ExecuteResult> {
     await run.named?.cleanup();
     await run.contextStats?.save();
     await ws.close();
-    await store.releaseLease();
-    trace('lease released');
   }
 }
 

@@ -8,7 +8,7 @@ import { formatReference, normalizeReference } from '../oci/reference.js';
 import { hostPlatform, parsePlatform } from '../oci/platform.js';
 import type { ContainerConfig, ImageConfig } from '../oci/types.js';
 import { configDigestOf } from '../store/images.js';
-import { Store } from '../store/store.js';
+import { withStore, type Store } from '../store/store.js';
 import { applyConfigStep } from './config.js';
 
 /** What `docker import -c` accepts, plus the other config-only instructions. */
@@ -86,13 +86,10 @@ export async function importImage(options: ImportOptions): Promise<ImportResult>
   const name = options.reference !== undefined ? formatReference(normalizeReference(options.reference)) : undefined;
   const platform = options.platform ? parsePlatform(options.platform) : hostPlatform();
   const created = new Date(options.sourceDateEpoch !== undefined ? options.sourceDateEpoch * 1000 : Date.now()).toISOString();
-  const store = await Store.open(options.root);
-  const { stream, name: sourceName } = await openSource(options.source);
-  try {
-    return await importInto(store, stream, sourceName, options, platform, created, config, name);
-  } finally {
-    await store.releaseLease();
-  }
+  return withStore(options.root, async (store) => {
+    const { stream, name: sourceName } = await openSource(options.source);
+    return importInto(store, stream, sourceName, options, platform, created, config, name);
+  });
 }
 
 async function importInto(

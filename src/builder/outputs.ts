@@ -3,22 +3,21 @@
  * docker-archive tar, a plain directory or a tar with the root filesystem, or a registry.
  * A tar output may go to standard output (`dest=-`, or `-o -`: a tar of the root filesystem).
  */
-import { copyFile, mkdir, writeFile } from 'node:fs/promises';
-import path from 'node:path';
+import { mkdir } from 'node:fs/promises';
 import { OptionError } from '../errors/index.js';
 import { layerTar } from '../tar/decompress.js';
-import { nameAnnotations, saveImages } from '../archive/save.js';
+import { saveImages, saveLayoutDirectory } from '../archive/save.js';
 import { exportImage } from '../archive/export.js';
 import { toFile } from '../archive/commands.js';
 import type { Image } from '../image/image.js';
-import { layerCompression, MediaType } from '../oci/media-types.js';
+import { layerCompression } from '../oci/media-types.js';
 import { formatReference, normalizeReference } from '../oci/reference.js';
 import { applyLayer } from '../rootfs/apply.js';
 import { loadImage } from '../store/images.js';
-import { Store } from '../store/store.js';
+import type { Store } from '../store/store.js';
 import { checkFormat, distributable, type LayerFormat } from '../store/compress.js';
 import type { Descriptor } from '../oci/types.js';
-import { push, type RegistryAccess } from './registry.js';
+import { pushWith, type RegistryAccess } from './registry.js';
 import type { PushResult } from '../registry/push.js';
 
 /** What writing an output tells while it runs. */
@@ -164,8 +163,9 @@ export function parseOutput(text: string): OutputSpec {
   }
 }
 
+/** Writes each output of a build, in the build's store scope; returns what was pushed (the registry's names and digests). */
 export async function writeOutputs(
-  root: string,
+  store: Store,
   descriptor: Descriptor,
   names: string[],
   outputs: OutputSpec[],
@@ -174,24 +174,6 @@ export async function writeOutputs(
   signal?: AbortSignal,
 ): Promise<PushResult[]> {
   if (outputs.length === 0) return [];
-  const store = await Store.open(root);
-  try {
-    return await writeEach(store, descriptor, names, outputs, access, onExport, signal);
-  } finally {
-    await store.releaseLease();
-  }
-}
-
-/** Writes each output; returns what was pushed (the registry's names and digests). */
-async function writeEach(
-  store: Store,
-  descriptor: Descriptor,
-  names: string[],
-  outputs: OutputSpec[],
-  access: RegistryAccess,
-  onExport: (e: ExportEvent) => void,
-  signal: AbortSignal | undefined,
-): Promise<PushResult[]> {
   if (outputs.filter((o) => 'dest' in o && o.dest === '-').length > 1) throw new OptionError('OUTPUT_INVALID', 'only one output can go to standard output');
   const pushed: PushResult[] = [];
   /** `fn`, told as an export that starts and ends. */
@@ -229,7 +211,7 @@ async function writeEach(
           const name = formatReference(normalizeReference(t));
           const what = `pushing ${name}`;
           const onBlob = (b: { digest: string; status: 'exists' | 'mounted' | 'uploaded' }): void => onExport({ type: 'export', name: what, status: 'blob', digest: b.digest, result: b.status });
-          pushed.push(await told(what, () => push({ ...access, root: store.root, image: descriptor.digest, destination: t, onBlob, ...(out.format ? { format: out.format } : {}), ...(signal ? { signal } : {}) })));
+          pushed.push(await told(what, () => pushWith(store, { ...access, image: descriptor.digest, destination: t, onBlob, ...(out.format ? { format: out.format } : {}), ...(signal ? { signal } : {}) })));
         }
         break;
       }
@@ -246,8 +228,8 @@ async function writeEach(
         const image = out.type === 'oci' || out.format ? await formatted(out.format) : local;
         const archiveNames = out.names?.map((n) => formatReference(normalizeReference(n))) ?? names;
         const format = out.type === 'oci' ? 'an OCI image layout' : 'a docker image archive';
-        if (out.type === 'oci' && out.tar === false) await told(`writing ${format} to ${where}`, () => writeLayout(store, image, archiveNames, out.dest));
-        else await told(`writing ${format} to ${where}`, () => toFile(out.dest, (stream) => saveImages(store, [{ image, names: archiveNames }], stream, out.type)));
+        if (out.type === 'oci' && out.tar === false) await told(`writing ${format} to ${where}`, () => saveLayoutDirectory([{ image, names: archiveNames }], out.dest));
+        else await told(`writing ${format} to ${where}`, () => toFile(out.dest, (stream) => saveImages([{ image, names: archiveNames }], stream, out.type)));
         break;
       }
     }
@@ -263,17 +245,3 @@ async function writeDirectory(image: Image, dest: string): Promise<void> {
   }
 }
 
-/** An OCI layout directory holding the image, named by `names` (as docker save names them). */
-async function writeLayout(store: Store, image: Image, names: string[], dir: string): Promise<void> {
-  await mkdir(path.join(dir, 'blobs', 'sha256'), { recursive: true });
-  const blobs = [image.digest, image.configDigest, ...image.layers.map((l) => l.digest)];
-  for (const d of blobs) await copyFile(store.blobPath(d), path.join(dir, 'blobs', 'sha256', d.slice(7)));
-  await writeFile(path.join(dir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
-  const manifests = (names.length ? names : [undefined]).map((n) => ({
-    mediaType: image.mediaType || MediaType.ociManifest,
-    digest: image.digest,
-    size: image.rawManifest.length,
-    ...(n ? { annotations: nameAnnotations(n) } : {}),
-  }));
-  await writeFile(path.join(dir, 'index.json'), JSON.stringify({ schemaVersion: 2, mediaType: MediaType.ociIndex, manifests }));
-}

@@ -1,6 +1,7 @@
 /** pull and push as the API and CLI use them: a store, a client, credentials. */
 import { readFile } from 'node:fs/promises';
-import { OptionError, RegistryError, trace } from '../errors/index.js';
+import { OptionError, RegistryError } from '../errors/index.js';
+import { trace } from '../support/trace.js';
 import { eraseCredentials, lookupCredentials, storeCredentials } from '../registry/credentials.js';
 import { parsePlatform } from '../oci/platform.js';
 import { DEFAULT_DOMAIN, formatReference, normalizeReference, parseReference, repositoryOf } from '../oci/reference.js';
@@ -10,10 +11,10 @@ import { pushBlobs, pushImage, pushIndex, uploadWhileMade, type BlobStatus, type
 import { findEntries, loadImage, resolveImage } from '../store/images.js';
 import { INDEX_TYPES, layerCompression } from '../oci/media-types.js';
 import type { Index } from '../oci/types.js';
-import { Store, type StoreEntry } from '../store/store.js';
+import { withStore, type Store, type StoreEntry } from '../store/store.js';
 import { distributable, type LayerFormat } from '../store/compress.js';
-import { extractLimit } from '../tar/limit.js';
-import type { Image } from '../image/image.js';
+import { configBlob, type Image } from '../image/image.js';
+import { settings } from '../support/settings.js';
 
 export interface RegistryAccess {
   insecureRegistries?: string[];
@@ -51,7 +52,7 @@ async function abortable<T>(client: RegistryClient, signal: AbortSignal | undefi
 export async function clientFor(domain: string, access: RegistryAccess): Promise<RegistryClient> {
   const opts: RegistryClientOptions = { credentials: access.credentials ?? ((registry) => lookupCredentials(registry)) };
   if (access.insecureRegistries) opts.insecureRegistries = access.insecureRegistries;
-  const caFile = access.caCertFile ?? process.env.SSL_CERT_FILE;
+  const caFile = access.caCertFile ?? settings().caCertFile;
   if (caFile) {
     try {
       opts.caCerts = await readFile(caFile, 'utf8');
@@ -89,15 +90,14 @@ export async function logout(registry: string, configFile?: string): Promise<boo
 
 export async function pull(options: PullCommandOptions): Promise<PullResult> {
   const ref = normalizeReference(options.reference);
-  const store = await Store.open(options.root);
   const name = formatReference(ref);
   const pullOptions = {
     name,
-    layerLimit: extractLimit(),
+    layerLimit: settings().extractLimit,
     ...(options.platform ? { platform: parsePlatform(options.platform) } : {}),
     ...(options.onProgress ? { onProgress: options.onProgress } : {}),
   };
-  try {
+  return withStore(options.root, async (store) => {
     if (ref.domain === DEFAULT_DOMAIN) {
       for (const mirror of options.registryMirrors ?? []) {
         const host = mirror.replace(/^https?:\/\//, '').replace(/\/+$/, '');
@@ -122,9 +122,7 @@ export async function pull(options: PullCommandOptions): Promise<PullResult> {
     } finally {
       await client.close();
     }
-  } finally {
-    await store.releaseLease();
-  }
+  });
 }
 
 /** The pulled image's entry records the digest its repository gave (docker's RepoDigests). */
@@ -148,24 +146,24 @@ export interface PushCommandOptions extends RegistryAccess {
 }
 
 export async function push(options: PushCommandOptions): Promise<PushResult> {
-  const store = await Store.open(options.root);
-  try {
-    options.signal?.throwIfAborted();
-    const { local, result } = await pushFrom(store, options).catch((err: unknown) => {
-      options.signal?.throwIfAborted(); // cancelled: that is what happened, not the request's failure
-      throw err;
-    });
-    // What `inspect` and a build's metadata give as the repository's digest is the registry's.
-    await store.recordRepoDigest(local, repositoryOf(parseReference(result.name)), result.digest);
-    return result;
-  } finally {
-    // Compressing built layers leased the blobs it wrote; they are in the build cache now.
-    await store.releaseLease();
-  }
+  // Compressing built layers leases the blobs it writes; they are in the build cache when the scope ends.
+  return withStore(options.root, (store) => pushWith(store, options));
+}
+
+/** `push` in a scope that has the store open already (a build's outputs). */
+export async function pushWith(store: Store, options: Omit<PushCommandOptions, 'root'>): Promise<PushResult> {
+  options.signal?.throwIfAborted();
+  const { local, result } = await pushFrom(store, options).catch((err: unknown) => {
+    options.signal?.throwIfAborted(); // cancelled: that is what happened, not the request's failure
+    throw err;
+  });
+  // What `inspect` and a build's metadata give as the repository's digest is the registry's.
+  await store.recordRepoDigest(local, repositoryOf(parseReference(result.name)), result.digest);
+  return result;
 }
 
 /** Push; returns the pushed image's digest in the store (`local`) beside the push's result. */
-async function pushFrom(store: Store, options: PushCommandOptions): Promise<{ local: string; result: PushResult }> {
+async function pushFrom(store: Store, options: Omit<PushCommandOptions, 'root'>): Promise<{ local: string; result: PushResult }> {
   const found = await findEntries(store, options.image);
   const top = found[0];
   if (top && INDEX_TYPES.has(top.descriptor.mediaType)) {
@@ -186,7 +184,7 @@ async function pushFrom(store: Store, options: PushCommandOptions): Promise<{ lo
     const client = await clientFor(normalizeReference(destination).domain, options);
     const unwatch = watchAbort(client, options.signal);
     try {
-      return { local: top.descriptor.digest, result: await pushIndex(client, store, { digest, mediaType: top.descriptor.mediaType, raw }, images, destination, options.onBlob ? { onProgress: options.onBlob } : {}) };
+      return { local: top.descriptor.digest, result: await pushIndex(client, { digest, mediaType: top.descriptor.mediaType, raw }, images, destination, options.onBlob ? { onProgress: options.onBlob } : {}) };
     } finally {
       unwatch();
       await client.close();
@@ -216,8 +214,8 @@ async function pushFrom(store: Store, options: PushCommandOptions): Promise<{ lo
     const done = new Map<string, BlobStatus>();
     const ready = [
       // (Forced to another compression, pulled layers change too: none is known ready.)
-      ...local.layers.filter((l) => layerCompression(l.mediaType) !== 'none' && !options.format?.force).map((l) => ({ digest: l.digest, size: l.size })),
-      { digest: local.configDigest, size: local.rawConfig.length },
+      ...local.layers.filter((l) => layerCompression(l.mediaType) !== 'none' && !options.format?.force),
+      configBlob(local),
     ];
     trace('push: start');
     // Both are waited for, whichever fails: nothing is left writing once push returns.
@@ -229,14 +227,14 @@ async function pushFrom(store: Store, options: PushCommandOptions): Promise<{ lo
           done.set((await stored).digest, 'uploaded');
         },
       }),
-      pushBlobs(client, store, target, ready, { mountFrom, mountCandidates }),
+      pushBlobs(client, target, ready, { mountFrom, mountCandidates }),
     ]);
     if (compressed.status === 'rejected') throw compressed.reason;
     if (pushedEarly.status === 'rejected') throw pushedEarly.reason;
     const [image, early] = [compressed.value, pushedEarly.value];
     for (const [digest, status] of Object.entries(early)) done.set(digest, status);
     trace('push: blobs pushed');
-    const pushed = await pushImage(client, store, image, target, { mountFrom, mountCandidates, done, ...(options.onBlob ? { onProgress: options.onBlob } : {}) });
+    const pushed = await pushImage(client, image, target, { mountFrom, mountCandidates, done, ...(options.onBlob ? { onProgress: options.onBlob } : {}) });
     trace('push: done');
     return { local: local.digest, result: pushed };
   } finally {

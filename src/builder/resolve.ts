@@ -5,7 +5,8 @@
  * triggers can name more images and stages. The last plan is made with everything the images
  * say (their SHELL, ENV, WORKDIR), so check=error=true fails only on what the full plan warns of.
  */
-import { trace, type SourceLocation } from '../errors/index.js';
+import { type SourceLocation } from '../errors/index.js';
+import { trace } from '../support/trace.js';
 import type { Image } from '../image/image.js';
 import { formatPlatform, parsePlatform } from '../oci/platform.js';
 import { parseDockerfile } from '../dockerfile/stages.js';

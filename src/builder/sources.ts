@@ -9,12 +9,14 @@ import { lstat, mkdir, open, rm, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { execFileAsync, GantryError } from '../errors/index.js';
+import { GantryError } from '../errors/index.js';
+import { execFileAsync } from '../support/lazy.js';
 import { resolveInRoot } from '../rootfs/resolve.js';
 import { detectCompression } from '../tar/decompress.js';
-import { Deadline, registryTimeout, unsafeDestination } from '../registry/client.js';
+import { Deadline, unsafeDestination } from '../registry/client.js';
 import type { SourceItem } from './context.js';
 import type { GitOptions, GitRef } from '../dockerfile/gitref.js';
+import { settings } from '../support/settings.js';
 
 export function isUrl(s: string): boolean {
   return /^https?:\/\//i.test(s);
@@ -42,7 +44,7 @@ export async function downloadSource(dir: string, url: string, checksum: string 
   const host = path.join(dir, name.replace(/[/\\]/g, '_'));
   // As a registry's blob: an answer within GANTRY_REGISTRY_TIMEOUT, then 1 KiB/s or more over
   // each such period (undici's own timers restart on every chunk: a byte a minute would do).
-  const deadline = new Deadline(`GET ${redactUrl(url)}`, redactUrl(url), true, registryTimeout(), (message) => new GantryError('ADD_FETCH', `${what}: ${message}`));
+  const deadline = new Deadline(`GET ${redactUrl(url)}`, redactUrl(url), true, settings().registryTimeout, (message) => new GantryError('ADD_FETCH', `${what}: ${message}`));
   const fh = await open(host, 'w', 0o600).catch(async (err: unknown) => {
     deadline.stop();
     throw err;
@@ -176,7 +178,7 @@ interface GitRunner {
 /** The host's git, confined: no configuration, no prompt, network protocols only (GIT_ALLOW_PROTOCOL reaches submodules' clones too). */
 function gitRunner(home: string, failure: string): GitRunner {
   const env: NodeJS.ProcessEnv = {
-    PATH: process.env.PATH ?? '/usr/bin:/bin',
+    PATH: settings().path,
     HOME: home,
     GIT_CONFIG_NOSYSTEM: '1',
     GIT_CONFIG_GLOBAL: '/dev/null',

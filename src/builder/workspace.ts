@@ -14,7 +14,7 @@ import { lstat, mkdir, rename, rm } from 'node:fs/promises';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { trace } from '../errors/index.js';
+import { trace } from '../support/trace.js';
 import { layerCompression } from '../oci/media-types.js';
 import type { BuildPlan } from '../plan/planner.js';
 import { applyLayer } from '../rootfs/apply.js';
@@ -31,6 +31,7 @@ import { setTreeReleaser } from '../store/trees.js';
 import { layerTar } from '../tar/decompress.js';
 import { BuildError } from './errors.js';
 import { baseOf, chainOf, type LayerRef, type StageState } from './state.js';
+import { settings } from '../support/settings.js';
 
 /**
  * How the store makes a build's tree safe to remove (store/trees.ts): the processes a chroot RUN
@@ -505,6 +506,7 @@ export class Workspace {
       await collectBuildCache(this.store, storeBudget(this.store.root)).catch((err: unknown) => trace(`build cache not collected: ${(err as Error).message}`));
       trace('build cache collected');
     }
-    if (process.env.GANTRY_STATS_OUT) writeFileSync(process.env.GANTRY_STATS_OUT, JSON.stringify({ ...this.stats, kernelCalls: kernelCalls() }));
+    const statsOut = settings().statsOut;
+    if (statsOut) writeFileSync(statsOut, JSON.stringify({ ...this.stats, kernelCalls: kernelCalls() }));
   }
 }

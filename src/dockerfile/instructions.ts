@@ -4,7 +4,7 @@
  * and the build options, so expansion belongs to the planner.
  */
 import { parseChmod } from './chmod.js';
-import { DockerfileError, type SourceLocation } from '../errors/index.js';
+import { DockerfileError, type SourceLocation, type ErrorCode } from '../errors/index.js';
 import { FlagError, parseFlags, suggest, type FlagKind, type ParsedFlags } from './flags.js';
 import { MountError, parseMount, type Mount } from './mounts.js';
 import type { Heredoc, Node, ParseResult } from './parser.js';
@@ -253,7 +253,7 @@ function locationOf(node: Node, file: string): SourceLocation {
 export function toInstruction(node: Node, ctx: ConvertContext): Instruction {
   const location = locationOf(node, ctx.file);
   const keyword = node.keyword.toUpperCase();
-  const fail = (detail: string, at: SourceLocation = location, code = 'DOCKERFILE_INSTRUCTION'): never => {
+  const fail = (detail: string, at: SourceLocation = location, code: ErrorCode = 'DOCKERFILE_INSTRUCTION'): never => {
     throw new DockerfileError(code, detail, at, keyword);
   };
   if (!(INSTRUCTION_KEYWORDS as readonly string[]).includes(keyword)) {

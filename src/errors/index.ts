@@ -1,10 +1,15 @@
+import type { ErrorCode } from './codes.js';
+
+export { ERROR_CODES, type ErrorCode } from './codes.js';
+
 /**
  * Every error gantry raises derives from GantryError and carries a stable `code`
- * (node-tar style), so callers and the CLI can branch on it without parsing messages.
+ * (node-tar style; the list is codes.ts), so callers and the CLI can branch on it without
+ * parsing messages.
  */
 export class GantryError extends Error {
-  readonly code: string;
-  constructor(code: string, message: string, options?: { cause?: unknown }) {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = new.target.name;
     this.code = code;
@@ -30,7 +35,7 @@ export class DockerfileError extends GantryError {
   /** The message without the location prefix. */
   readonly detail: string;
   constructor(
-    code: string,
+    code: ErrorCode,
     detail: string,
     location: SourceLocation,
     instruction?: string,
@@ -53,7 +58,7 @@ export class RegistryError extends GantryError {
   readonly url: string | undefined;
   readonly temporary: boolean;
   constructor(
-    code: string,
+    code: ErrorCode,
     message: string,
     details: { status?: number; url?: string; temporary?: boolean } = {},
     options?: { cause?: unknown },
@@ -67,9 +72,6 @@ export class RegistryError extends GantryError {
 
 export class SandboxError extends GantryError {}
 export class StoreError extends GantryError {}
-export { crashPerChunk, crashPoint, type CrashPoint } from './crash.js';
-export { trace } from './trace.js';
-export { childProcess, execFileAsync, zlib } from './process.js';
 
 /** An error of an operating-system call (ENOSPC, EIO, EACCES...), as Node reports them. */
 export function isSystemError(err: unknown): err is NodeJS.ErrnoException & Error {

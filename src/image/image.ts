@@ -3,22 +3,28 @@
  * keep the compressed digest (what is stored and pushed) apart from the diff ID (the
  * digest of the uncompressed tar, what the config lists).
  */
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { GantryError } from '../errors/index.js';
 import { CONFIG_TYPES, MANIFEST_TYPES, layerCompression } from '../oci/media-types.js';
 import { parseDigest } from '../oci/digest.js';
 import { configProblem, manifestProblem } from '../oci/document.js';
 import type { Descriptor, ImageConfig, Manifest } from '../oci/types.js';
 
-export interface Layer {
+/** A blob as a sink reads it: its digest, its size, and its bytes, from wherever they are. */
+export interface BlobSource {
+  digest: string;
+  size: number;
+  /** The bytes, verified against `digest` while they stream (where they are not in memory already). */
+  open(): Readable;
+}
+
+export interface Layer extends BlobSource {
   /** Digest and size of the blob as stored (usually gzip). */
   digest: string;
   size: number;
   mediaType: string;
   /** Digest of the uncompressed tar. */
   diffId: string;
-  /** The stored bytes, verified against `digest` while they stream. */
-  open(): Readable;
 }
 
 export interface Image {
@@ -34,6 +40,16 @@ export interface Image {
 }
 
 export class ImageError extends GantryError {}
+
+/** An image's config as a blob. */
+export function configBlob(image: Image): BlobSource {
+  return { digest: image.configDigest, size: image.rawConfig.length, open: () => Readable.from([image.rawConfig]) };
+}
+
+/** Every blob of an image, its layers first, then its config (the order a push sends them). */
+export function blobsOf(image: Image): BlobSource[] {
+  return [...image.layers, configBlob(image)];
+}
 
 /** Check a manifest and its config before anything trusts them; names the digest on error. */
 export function validateImage(digest: string, manifest: Manifest, config: ImageConfig): void {

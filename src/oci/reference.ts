@@ -5,7 +5,7 @@
 import { GantryError } from '../errors/index.js';
 import { parseDigest } from './digest.js';
 
-export class ReferenceError extends GantryError {
+export class InvalidReferenceError extends GantryError {
   constructor(reference: string, reason: string) {
     super('REFERENCE_INVALID', `invalid reference "${reference}": ${reason}`);
   }
@@ -33,7 +33,7 @@ const TAG_RE = /^[\w][\w.-]{0,127}$/;
 const NAME_TOTAL_LENGTH_MAX = 255;
 
 export function parseReference(input: string): Reference {
-  if (input === '') throw new ReferenceError(input, 'empty reference');
+  if (input === '') throw new InvalidReferenceError(input, 'empty reference');
   let rest = input;
   let digest: string | undefined;
   const at = rest.indexOf('@');
@@ -43,7 +43,7 @@ export function parseReference(input: string): Reference {
     try {
       parseDigest(digest);
     } catch (err) {
-      throw new ReferenceError(input, (err as Error).message);
+      throw new InvalidReferenceError(input, (err as Error).message);
     }
   }
   let tag: string | undefined;
@@ -51,7 +51,7 @@ export function parseReference(input: string): Reference {
   if (lastColon > rest.lastIndexOf('/')) {
     tag = rest.slice(lastColon + 1);
     rest = rest.slice(0, lastColon);
-    if (!TAG_RE.test(tag)) throw new ReferenceError(input, `invalid tag "${tag}"`);
+    if (!TAG_RE.test(tag)) throw new InvalidReferenceError(input, `invalid tag "${tag}"`);
   }
   let domain: string;
   let path: string;
@@ -65,20 +65,20 @@ export function parseReference(input: string): Reference {
     path = rest.slice(slash + 1);
   }
   if (domain === LEGACY_DEFAULT_DOMAIN) domain = DEFAULT_DOMAIN;
-  if (!DOMAIN_RE.test(domain)) throw new ReferenceError(input, `invalid registry host "${domain}"`);
+  if (!DOMAIN_RE.test(domain)) throw new InvalidReferenceError(input, `invalid registry host "${domain}"`);
   if (domain === DEFAULT_DOMAIN && !path.includes('/')) path = OFFICIAL_PREFIX + path;
-  if (path === '') throw new ReferenceError(input, 'missing repository name');
-  if (path !== path.toLowerCase()) throw new ReferenceError(input, 'repository name must be lowercase');
+  if (path === '') throw new InvalidReferenceError(input, 'missing repository name');
+  if (path !== path.toLowerCase()) throw new InvalidReferenceError(input, 'repository name must be lowercase');
   for (const component of path.split('/')) {
     if (!PATH_COMPONENT_RE.test(component)) {
-      throw new ReferenceError(input, `invalid repository path component "${component}"`);
+      throw new InvalidReferenceError(input, `invalid repository path component "${component}"`);
     }
   }
   if (/^[a-f0-9]{64}$/.test(path.replace(OFFICIAL_PREFIX, ''))) {
-    throw new ReferenceError(input, 'repository name cannot be a 64-character hexadecimal string (reserved for image IDs)');
+    throw new InvalidReferenceError(input, 'repository name cannot be a 64-character hexadecimal string (reserved for image IDs)');
   }
   if (`${domain}/${path}`.length > NAME_TOTAL_LENGTH_MAX) {
-    throw new ReferenceError(input, `repository name must not be more than ${NAME_TOTAL_LENGTH_MAX} characters`);
+    throw new InvalidReferenceError(input, `repository name must not be more than ${NAME_TOTAL_LENGTH_MAX} characters`);
   }
   const ref: Reference = { domain, path };
   if (tag !== undefined) ref.tag = tag;

@@ -14,8 +14,9 @@ let undiciModule: Promise<typeof import('undici')> | undefined;
 const undici = (): Promise<typeof import('undici')> => (undiciModule ??= import('undici'));
 /** node:tls too, only when extra CA certificates are given: loading it costs every command 3 ms. */
 const tls = (): typeof import('node:tls') => createRequire(import.meta.url)('node:tls') as typeof import('node:tls');
-import { OptionError, RegistryError } from '../errors/index.js';
+import { RegistryError } from '../errors/index.js';
 import { DEFAULT_DOMAIN } from '../oci/reference.js';
+import { settings } from '../support/settings.js';
 
 export interface Credentials {
   username?: string;
@@ -69,7 +70,7 @@ function checkDestination(url: URL, why: string): void {
 /** Why gantry must not contact `url`: a link-local address, or not loopback under GANTRY_LOOPBACK_ONLY=1. */
 export function unsafeDestination(url: URL): 'link-local' | 'not-loopback' | undefined {
   if (isLinkLocal(url.hostname)) return 'link-local';
-  if (process.env.GANTRY_LOOPBACK_ONLY === '1' && !isLoopback(url.host)) return 'not-loopback';
+  if (settings().loopbackOnly && !isLoopback(url.host)) return 'not-loopback';
   return undefined;
 }
 
@@ -109,14 +110,8 @@ export function parseChallenge(header: string): Challenge | undefined {
  * answers a byte every few seconds is stopped there, whatever undici's own timers (which restart
  * on every byte) would allow.
  */
-export function registryTimeout(env: NodeJS.ProcessEnv = process.env): number {
-  const raw = env.GANTRY_REGISTRY_TIMEOUT?.trim();
-  if (!raw) return 60_000;
-  const seconds = Number(raw);
-  if (!Number.isFinite(seconds) || seconds <= 0) {
-    throw new OptionError('OPTION_INVALID', `GANTRY_REGISTRY_TIMEOUT=${raw}: expected a number of seconds greater than 0`);
-  }
-  return seconds * 1000;
+export function registryTimeout(): number {
+  return settings().registryTimeout;
 }
 
 /** Bytes a second a blob transfer must keep, averaged over each deadline period (once it started). */
@@ -281,7 +276,7 @@ export class RegistryClient {
     /** The URL asked for, as errors say it (a path is the registry's; an upload's location may be a whole URL). */
     const full = path.startsWith('http') ? path : this.endpoint + path;
     // A guard for test suites and sealed CI: GANTRY_LOOPBACK_ONLY=1 refuses every other host.
-    if (process.env.GANTRY_LOOPBACK_ONLY === '1' && !isLoopback(new URL(path.startsWith('http') ? path : this.endpoint).host)) {
+    if (settings().loopbackOnly && !isLoopback(new URL(path.startsWith('http') ? path : this.endpoint).host)) {
       throw new RegistryError('REGISTRY_LOOPBACK_ONLY', `refusing to contact ${this.endpoint}: GANTRY_LOOPBACK_ONLY=1 allows loopback registries only`, { url: this.endpoint });
     }
     await this.probe();

@@ -6,7 +6,8 @@
 import { mkdir, readFile, rename, writeFile, chmod } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { childProcess, GantryError } from '../errors/index.js';
+import { GantryError } from '../errors/index.js';
+import { childProcess } from '../support/lazy.js';
 import type { Credentials } from './client.js';
 
 export interface DockerConfig {

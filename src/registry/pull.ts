@@ -6,7 +6,8 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { open, rm, truncate } from 'node:fs/promises';
-import { crashPoint, GantryError, isSystemError, RegistryError, StoreError } from '../errors/index.js';
+import { GantryError, isSystemError, RegistryError, StoreError } from '../errors/index.js';
+import { crashPoint } from '../support/crash.js';
 import { validateImage } from '../image/image.js';
 import { CONFIG_SIZE_LIMIT, MANIFEST_SIZE_LIMIT, configProblem, indexProblem, manifestProblem, parseDocument } from '../oci/document.js';
 import { MediaType, INDEX_TYPES, MANIFEST_TYPES } from '../oci/media-types.js';

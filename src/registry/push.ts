@@ -5,10 +5,10 @@
  * checked against ours.
  */
 import type { Readable } from 'node:stream';
-import { crashPerChunk, crashPoint, RegistryError } from '../errors/index.js';
-import type { Image } from '../image/image.js';
+import { RegistryError } from '../errors/index.js';
+import { crashPerChunk, crashPoint } from '../support/crash.js';
+import { blobsOf, type BlobSource, type Image } from '../image/image.js';
 import { formatReference, normalizeReference, type Reference } from '../oci/reference.js';
-import type { BlobStore as Store } from './blob-store.js';
 import type { RegistryClient } from './client.js';
 
 export interface PushOptions {
@@ -43,7 +43,6 @@ const pushScope = (ref: Reference): string => `repository:${ref.path}:pull,push`
  */
 export async function pushIndex(
   client: RegistryClient,
-  store: Store,
   index: { digest: string; mediaType: string; raw: Buffer },
   images: Image[],
   destination: string,
@@ -52,7 +51,7 @@ export async function pushIndex(
   const ref = normalizeReference(destination);
   const blobs: PushResult['blobs'] = {};
   for (const image of images) {
-    const r = await pushImage(client, store, image, `${repositoryName(ref)}@${image.digest}`, options);
+    const r = await pushImage(client, image, `${repositoryName(ref)}@${image.digest}`, options);
     Object.assign(blobs, r.blobs);
   }
   const digest = await putManifest(client, ref, ref.digest ?? ref.tag ?? 'latest', index.mediaType, index.raw, index.digest);
@@ -79,23 +78,18 @@ async function putManifest(client: RegistryClient, ref: Reference, reference: st
   return digest;
 }
 
-export async function pushImage(client: RegistryClient, store: Store, image: Image, destination: string, options: PushOptions = {}): Promise<PushResult> {
+export async function pushImage(client: RegistryClient, image: Image, destination: string, options: PushOptions = {}): Promise<PushResult> {
   const ref = normalizeReference(destination);
-  const list = [
-    ...image.layers.map((l) => ({ digest: l.digest, size: l.size })),
-    { digest: image.configDigest, size: image.rawConfig.length },
-  ];
-  const blobs = await pushBlobs(client, store, destination, list, options);
+  const blobs = await pushBlobs(client, destination, blobsOf(image), options);
   await putManifest(client, ref, ref.digest ?? ref.tag ?? 'latest', image.mediaType, image.rawManifest, image.digest);
   return { name: formatReference(ref), digest: image.digest, mediaType: image.mediaType, size: image.rawManifest.length, blobs };
 }
 
-/** Push blobs of the store to the destination's repository (a few at a time), each skipped, mounted or uploaded. */
+/** Push blobs to the destination's repository (a few at a time), each skipped, mounted or uploaded. */
 export async function pushBlobs(
   client: RegistryClient,
-  store: Store,
   destination: string,
-  list: { digest: string; size: number }[],
+  list: readonly BlobSource[],
   options: PushOptions = {},
 ): Promise<Record<string, BlobStatus>> {
   const ref = normalizeReference(destination);
@@ -106,7 +100,7 @@ export async function pushBlobs(
     for (let b = queue.shift(); b; b = queue.shift()) {
       const seen = options.done?.get(b.digest);
       const from = [...(options.mountFrom ?? []), ...(options.mountCandidates?.get(b.digest) ?? [])];
-      const status = seen ?? (await pushBlob(client, store, ref, scope, b.digest, b.size, [...new Set(from)]));
+      const status = seen ?? (await pushBlob(client, ref, scope, b, [...new Set(from)]));
       blobs[b.digest] = status;
       if (!seen) crashPoint('push-blob');
       options.onProgress?.({ digest: b.digest, status });
@@ -116,7 +110,8 @@ export async function pushBlobs(
   return blobs;
 }
 
-async function pushBlob(client: RegistryClient, store: Store, ref: Reference, scope: string, digest: string, size: number, mountFrom: string[]): Promise<'exists' | 'mounted' | 'uploaded'> {
+async function pushBlob(client: RegistryClient, ref: Reference, scope: string, blob: BlobSource, mountFrom: string[]): Promise<'exists' | 'mounted' | 'uploaded'> {
+  const { digest, size } = blob;
   const head = await client.request('HEAD', `/v2/${ref.path}/blobs/${digest}`, { scope, ok: [200, 404] });
   await head.body.dump();
   if (head.status === 200) return 'exists';
@@ -141,7 +136,7 @@ async function pushBlob(client: RegistryClient, store: Store, ref: Reference, sc
   url.searchParams.set('digest', digest);
   const put = await client.request('PUT', url.toString(), {
     headers: { 'content-type': 'application/octet-stream', 'content-length': String(size) },
-    body: uploadBody(store.openBlob(digest, size)),
+    body: uploadBody(blob.open()),
     scope,
     ok: [201, 204],
     transfer: true,

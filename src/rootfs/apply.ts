@@ -14,7 +14,9 @@ import { pipeline } from 'node:stream/promises';
 import tar from '../tar/tar.js';
 import { ownerOf, xattrsOf } from '../tar/pax.js';
 import { ExtractBudget, extractLimit } from '../tar/limit.js';
-import { crashPoint, execFileAsync, GantryError } from '../errors/index.js';
+import { GantryError } from '../errors/index.js';
+import { crashPoint } from '../support/crash.js';
+import { execFileAsync } from '../support/lazy.js';
 import { components, resolveInRoot, RootfsError } from './resolve.js';
 import { writeXattrs } from './xattr.js';
 

@@ -17,7 +17,8 @@
 import { existsSync } from 'node:fs';
 import type { ChildProcessByStdio } from 'node:child_process';
 import type { Readable, Writable } from 'node:stream';
-import { childProcess } from '../errors/index.js';
+import { childProcess } from '../support/lazy.js';
+import { settings } from '../support/settings.js';
 
 /** The call numbers of mount, umount2 and lgetxattr, per Node's name for the architecture. */
 const CALLS: Partial<Record<string, [number, number, number]>> = {
@@ -200,7 +201,7 @@ export const kernelCalls = (): number => calls;
 
 function started(): Helper | undefined {
   if (helper && !helper.dead) return helper;
-  if (unavailable || process.env.GANTRY_KERNEL_HELPER === '0') return undefined;
+  if (unavailable || !settings().kernelHelper) return undefined;
   const numbers = CALLS[process.arch];
   const perl = PERL.find((p) => existsSync(p));
   if (!numbers || !perl) {

@@ -18,7 +18,8 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { isKernelRefusal, kernel, MNT_DETACH } from './kernel.js';
 import { inUserNamespace } from './userns.js';
-import { execFileAsync } from '../errors/index.js';
+import { execFileAsync } from '../support/lazy.js';
+import { settings } from '../support/settings.js';
 
 const MOUNT = ['/usr/bin/mount', '/bin/mount'];
 const UMOUNT = ['/usr/bin/umount', '/bin/umount'];
@@ -29,7 +30,7 @@ let volatileWorks: boolean | undefined;
 export function overlayWanted(): boolean {
   // Not in a user namespace: an overlay mounted there has no redirect_dir, and a RUN's directory
   // renames fail with EXDEV (dpkg's do): rootless builds use plain trees.
-  return process.env.GANTRY_OVERLAY !== '0' && usable !== false && process.getuid?.() === 0 && !inUserNamespace();
+  return settings().overlay && usable !== false && process.getuid?.() === 0 && !inUserNamespace();
 }
 
 /**

@@ -5,7 +5,9 @@
  * abort kills it and everything below it.
  */
 import { existsSync } from 'node:fs';
-import { childProcess, crashPoint, SandboxError } from '../errors/index.js';
+import { SandboxError } from '../errors/index.js';
+import { crashPoint } from '../support/crash.js';
+import { childProcess } from '../support/lazy.js';
 import { inheritedFds } from './fds.js';
 import { killTree } from './kill.js';
 

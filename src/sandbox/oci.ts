@@ -19,7 +19,8 @@
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { childProcess, SandboxError } from '../errors/index.js';
+import { SandboxError } from '../errors/index.js';
+import { childProcess } from '../support/lazy.js';
 import { makeCgroups, removeCgroups, sweepStaleCgroups, type DeviceRule } from './cgroups.js';
 import { launch } from './launch.js';
 import { maskDir, runtimeCommand, type Runtime } from './runtime.js';

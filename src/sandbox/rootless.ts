@@ -15,7 +15,8 @@
 import type { ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
-import { childProcess, SandboxError } from '../errors/index.js';
+import { SandboxError } from '../errors/index.js';
+import { childProcess } from '../support/lazy.js';
 
 const UNSHARE = '/usr/bin/unshare';
 const SETPRIV = '/usr/bin/setpriv';

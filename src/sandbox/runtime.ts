@@ -29,10 +29,13 @@ import { existsSync, statfsSync, statSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { release, tmpdir } from 'node:os';
 import path from 'node:path';
-import { execFileAsync, SandboxError, trace } from '../errors/index.js';
+import { SandboxError } from '../errors/index.js';
+import { execFileAsync } from '../support/lazy.js';
+import { trace } from '../support/trace.js';
 import { inUserNamespace } from '../rootfs/userns.js';
 import type { SeccompProfile } from './seccomp.js';
 import { specJson } from './spec.js';
+import { settings } from '../support/settings.js';
 
 const CRUN = ['/usr/bin/crun', '/usr/local/bin/crun'];
 const RUNC = ['/usr/sbin/runc', '/usr/bin/runc', '/usr/local/sbin/runc', '/usr/local/bin/runc'];
@@ -60,7 +63,7 @@ let chosen: Runtime | null | undefined;
  */
 export function findRuntime(): Runtime | undefined {
   if (chosen !== undefined) return chosen ?? undefined;
-  const wanted = process.env.GANTRY_RUNTIME;
+  const wanted = settings().runtime;
   const wantedKind = wanted ? /crun|runc/.exec(path.basename(wanted))?.[0] : undefined;
   if (wanted && (!wantedKind || !existsSync(wanted))) throw new SandboxError('SANDBOX_MISSING', `GANTRY_RUNTIME=${wanted}: not the path of an installed crun or runc`);
   const crun = wanted ? (wantedKind === 'crun' ? wanted : undefined) : CRUN.find((p) => existsSync(p));

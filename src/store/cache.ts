@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { crashPoint } from '../errors/index.js';
+import { crashPoint } from '../support/crash.js';
 import type { Store } from './store.js';
 import { touch } from './budget.js';
 

@@ -28,7 +28,7 @@ import { pipeline } from 'node:stream/promises';
 import { INDEX_TYPES, MANIFEST_TYPES, MediaType } from '../oci/media-types.js';
 import { REF_NAME_ANNOTATION, type Descriptor, type Index } from '../oci/types.js';
 import { isSizeRecord } from './sizes.js';
-import { isCurrentLayout, LAYOUT_VERSION, Store } from './store.js';
+import { isCurrentLayout, LAYOUT_VERSION, withStore, type Store } from './store.js';
 
 export type ProblemKind = 'layout' | 'index' | 'blob-corrupt' | 'blob-stray' | 'image-incomplete' | 'cache-entry' | 'snapshot' | 'temp' | 'unknown-entry';
 
@@ -74,205 +74,206 @@ export async function fsckStore(root: string, options: FsckOptions = {}): Promis
   }
   const indexFile = path.join(path.resolve(root), 'index.json');
   const indexText = await readFile(indexFile, 'utf8').catch(() => undefined);
-  const store = await Store.open(root);
-  if (hadLayout === undefined) problems.push({ kind: 'layout', subject: 'oci-layout', detail: 'missing', repaired: 'written' });
-  for (const t of store.cleaned) problems.push({ kind: 'temp', subject: `tmp/${t}`, detail: 'left by a process that is gone', repaired: 'removed' });
+  return withStore(root, async (store) => {
+    if (hadLayout === undefined) problems.push({ kind: 'layout', subject: 'oci-layout', detail: 'missing', repaired: 'written' });
+    for (const t of store.cleaned) problems.push({ kind: 'temp', subject: `tmp/${t}`, detail: 'left by a process that is gone', repaired: 'removed' });
 
-  for (const name of await readdir(store.root)) {
-    if (!LAYOUT_ENTRIES.has(name) && !/^index\.json\.broken-\d+$/.test(name)) problems.push({ kind: 'unknown-entry', subject: name, detail: 'not part of an OCI layout or of gantry\'s store; left alone' });
-  }
+    for (const name of await readdir(store.root)) {
+      if (!LAYOUT_ENTRIES.has(name) && !/^index\.json\.broken-\d+$/.test(name)) problems.push({ kind: 'unknown-entry', subject: name, detail: 'not part of an OCI layout or of gantry\'s store; left alone' });
+    }
 
-  // 1. Blobs: each must be a regular file whose bytes hash to its name.
-  const good = new Map<string, number>();
-  let hashed = 0;
-  for (const algorithm of await readdir(path.join(store.root, 'blobs'))) {
-    const dir = path.join(store.root, 'blobs', algorithm);
-    const st = await lstat(dir);
-    const hexLength = HEX_LENGTH[algorithm];
-    if (hexLength === undefined || !st.isDirectory()) {
-      const p: Problem = { kind: 'blob-stray', subject: `blobs/${algorithm}`, detail: st.isDirectory() ? 'not a digest algorithm (sha256, sha512)' : 'not a directory' };
+    // 1. Blobs: each must be a regular file whose bytes hash to its name.
+    const good = new Map<string, number>();
+    let hashed = 0;
+    for (const algorithm of await readdir(path.join(store.root, 'blobs'))) {
+      const dir = path.join(store.root, 'blobs', algorithm);
+      const st = await lstat(dir);
+      const hexLength = HEX_LENGTH[algorithm];
+      if (hexLength === undefined || !st.isDirectory()) {
+        const p: Problem = { kind: 'blob-stray', subject: `blobs/${algorithm}`, detail: st.isDirectory() ? 'not a digest algorithm (sha256, sha512)' : 'not a directory' };
+        if (repair) {
+          await rm(dir, { recursive: true, force: true });
+          p.repaired = 'removed';
+        }
+        problems.push(p);
+        continue;
+      }
+      for (const hex of await readdir(dir)) {
+        const file = path.join(dir, hex);
+        const fst = await lstat(file);
+        const digest = `${algorithm}:${hex}`;
+        if (!new RegExp(`^[0-9a-f]{${hexLength}}$`).test(hex) || !fst.isFile()) {
+          const p: Problem = { kind: 'blob-stray', subject: `blobs/${algorithm}/${hex}`, detail: fst.isFile() ? 'a file whose name is not a digest' : 'not a regular file' };
+          if (repair) {
+            await rm(file, { recursive: true, force: true });
+            p.repaired = 'removed';
+          }
+          problems.push(p);
+          continue;
+        }
+        const hash = createHash(algorithm);
+        await pipeline(createReadStream(file), hash);
+        hashed++;
+        const actual = hash.digest('hex');
+        if (actual !== hex) {
+          const p: Problem = { kind: 'blob-corrupt', subject: digest, detail: `its bytes hash to ${algorithm}:${actual}` };
+          if (repair) {
+            await rm(file, { force: true });
+            p.repaired = 'removed';
+          }
+          problems.push(p);
+          continue;
+        }
+        good.set(digest, fst.size);
+      }
+    }
+
+    // 2. index.json: readable, and every entry complete.
+    let index: Index | undefined;
+    try {
+      index = JSON.parse(indexText ?? '') as Index;
+      if (index.schemaVersion !== 2 || !Array.isArray(index.manifests)) throw new Error('not an OCI image index');
+    } catch (err) {
+      index = undefined;
+      const p: Problem = { kind: 'index', subject: 'index.json', detail: indexText === undefined ? 'missing' : `unreadable: ${(err as Error).message}` };
+      if (repair || indexText === undefined) {
+        const rebuilt = await manifestsAmong(store, good);
+        await store.withLock(async () => {
+          if (indexText !== undefined) await writeFile(`${indexFile}.broken-${Date.now()}`, indexText);
+          await store.writeIndex({ schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: rebuilt });
+        });
+        p.repaired = `rebuilt with ${rebuilt.length} untagged image(s) found among the blobs${indexText !== undefined ? '; the broken file was kept beside it' : ''}`;
+        index = await store.readIndex();
+      }
+      problems.push(p);
+    }
+
+    const missingOf = async (d: Descriptor): Promise<string[]> => {
+      const missing: string[] = [];
+      /** False, noting what is wrong, when `x` is not stored with its size. */
+      const have = (x: Descriptor): boolean => {
+        if (good.get(x.digest) === x.size) return true;
+        missing.push(good.has(x.digest) ? `${x.digest} (size ${good.get(x.digest)}, not ${x.size})` : x.digest);
+        return false;
+      };
+      const visit = async (x: Descriptor): Promise<void> => {
+        if (!have(x)) return;
+        if (MANIFEST_TYPES.has(x.mediaType)) {
+          const m = JSON.parse((await store.readBlob(x.digest)).toString('utf8')) as { config?: Descriptor; layers?: Descriptor[] };
+          for (const c of [...(m.config ? [m.config] : []), ...(m.layers ?? [])]) have(c);
+        } else if (INDEX_TYPES.has(x.mediaType)) {
+          const ix = JSON.parse((await store.readBlob(x.digest)).toString('utf8')) as Index;
+          // An index pulled for one platform names the others' manifests without holding them.
+          for (const c of ix.manifests) if (good.has(c.digest)) await visit(c);
+          if (!ix.manifests.some((c) => good.has(c.digest))) missing.push(`every manifest of index ${x.digest}`);
+        }
+      };
+      await visit(d);
+      return missing;
+    };
+
+    let images = 0;
+    if (index) {
+      const broken = new Set<string>();
+      for (const d of index.manifests) {
+        images++;
+        let missing: string[];
+        try {
+          missing = await missingOf(d);
+        } catch (err) {
+          missing = [`${d.digest} is not readable JSON (${(err as Error).message})`];
+        }
+        if (missing.length === 0) continue;
+        const name = d.annotations?.[REF_NAME_ANNOTATION];
+        const p: Problem = { kind: 'image-incomplete', subject: name ?? d.digest, detail: `missing ${missing.join(', ')}` };
+        if (repair) {
+          broken.add(`${d.digest} ${name ?? ''}`);
+          p.repaired = `removed from index.json; pull or build ${name ?? 'it'} again`;
+        }
+        problems.push(p);
+      }
+      if (broken.size > 0) {
+        await store.updateIndex((manifests) => {
+          for (let i = manifests.length - 1; i >= 0; i--) {
+            const m = manifests[i] as Descriptor;
+            if (broken.has(`${m.digest} ${m.annotations?.[REF_NAME_ANNOTATION] ?? ''}`)) manifests.splice(i, 1);
+          }
+        });
+      }
+    }
+
+    // 3. Extracted base chains (rootfs/): directories named by their chain, nothing else.
+    for (const name of await readdir(store.rootfsDir).catch(() => [] as string[])) {
+      const st = await lstat(path.join(store.rootfsDir, name));
+      if (/^[0-9a-f]{64}$/.test(name) && st.isDirectory()) continue;
+      const p: Problem = { kind: 'blob-stray', subject: `rootfs/${name}`, detail: 'not an extracted chain' };
       if (repair) {
+        await rm(path.join(store.rootfsDir, name), { recursive: true, force: true });
+        p.repaired = 'removed';
+      }
+      problems.push(p);
+    }
+
+    // 3b. Step snapshots (snapshots.ts): each whole, named by its key, with its parents and base chain.
+    const snapshots = new Snapshots(store);
+    const kept = snapshots.list();
+    const ids = new Set(kept.map((k) => k.id));
+    for (const { id, meta } of kept) {
+      const dir = path.join(snapshots.dir, id);
+      const detail = !meta
+        ? 'meta.json missing or unreadable'
+        : snapshotId(meta.key, meta.chain) !== id
+          ? 'not named by its step key and layers'
+          : !(await lstat(path.join(dir, 'fs')).catch(() => undefined))?.isDirectory()
+            ? 'its directory (fs) is missing'
+            : meta.parents.find((p) => !ids.has(p)) !== undefined
+              ? `its parent ${meta.parents.find((p) => !ids.has(p))} is missing`
+              : !(await lstat(path.join(store.rootfsDir, meta.base)).catch(() => undefined))
+                ? `its base chain rootfs/${meta.base} is missing`
+                : undefined;
+      if (!detail) continue;
+      const p: Problem = { kind: 'snapshot', subject: `snapshots/${id}`, detail };
+      if (repair) {
+        await rm(path.join(dir, 'meta.json'), { force: true });
         await rm(dir, { recursive: true, force: true });
         p.repaired = 'removed';
       }
       problems.push(p);
-      continue;
     }
-    for (const hex of await readdir(dir)) {
-      const file = path.join(dir, hex);
-      const fst = await lstat(file);
-      const digest = `${algorithm}:${hex}`;
-      if (!new RegExp(`^[0-9a-f]{${hexLength}}$`).test(hex) || !fst.isFile()) {
-        const p: Problem = { kind: 'blob-stray', subject: `blobs/${algorithm}/${hex}`, detail: fst.isFile() ? 'a file whose name is not a digest' : 'not a regular file' };
-        if (repair) {
-          await rm(file, { recursive: true, force: true });
-          p.repaired = 'removed';
-        }
-        problems.push(p);
-        continue;
-      }
-      const hash = createHash(algorithm);
-      await pipeline(createReadStream(file), hash);
-      hashed++;
-      const actual = hash.digest('hex');
-      if (actual !== hex) {
-        const p: Problem = { kind: 'blob-corrupt', subject: digest, detail: `its bytes hash to ${algorithm}:${actual}` };
-        if (repair) {
-          await rm(file, { force: true });
-          p.repaired = 'removed';
-        }
-        problems.push(p);
-        continue;
-      }
-      good.set(digest, fst.size);
-    }
-  }
 
-  // 2. index.json: readable, and every entry complete.
-  let index: Index | undefined;
-  try {
-    index = JSON.parse(indexText ?? '') as Index;
-    if (index.schemaVersion !== 2 || !Array.isArray(index.manifests)) throw new Error('not an OCI image index');
-  } catch (err) {
-    index = undefined;
-    const p: Problem = { kind: 'index', subject: 'index.json', detail: indexText === undefined ? 'missing' : `unreadable: ${(err as Error).message}` };
-    if (repair || indexText === undefined) {
-      const rebuilt = await manifestsAmong(store, good);
-      await store.withLock(async () => {
-        if (indexText !== undefined) await writeFile(`${indexFile}.broken-${Date.now()}`, indexText);
-        await store.writeIndex({ schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: rebuilt });
-      });
-      p.repaired = `rebuilt with ${rebuilt.length} untagged image(s) found among the blobs${indexText !== undefined ? '; the broken file was kept beside it' : ''}`;
-      index = await store.readIndex();
-    }
-    problems.push(p);
-  }
-
-  const missingOf = async (d: Descriptor): Promise<string[]> => {
-    const missing: string[] = [];
-    /** False, noting what is wrong, when `x` is not stored with its size. */
-    const have = (x: Descriptor): boolean => {
-      if (good.get(x.digest) === x.size) return true;
-      missing.push(good.has(x.digest) ? `${x.digest} (size ${good.get(x.digest)}, not ${x.size})` : x.digest);
-      return false;
-    };
-    const visit = async (x: Descriptor): Promise<void> => {
-      if (!have(x)) return;
-      if (MANIFEST_TYPES.has(x.mediaType)) {
-        const m = JSON.parse((await store.readBlob(x.digest)).toString('utf8')) as { config?: Descriptor; layers?: Descriptor[] };
-        for (const c of [...(m.config ? [m.config] : []), ...(m.layers ?? [])]) have(c);
-      } else if (INDEX_TYPES.has(x.mediaType)) {
-        const ix = JSON.parse((await store.readBlob(x.digest)).toString('utf8')) as Index;
-        // An index pulled for one platform names the others' manifests without holding them.
-        for (const c of ix.manifests) if (good.has(c.digest)) await visit(c);
-        if (!ix.manifests.some((c) => good.has(c.digest))) missing.push(`every manifest of index ${x.digest}`);
-      }
-    };
-    await visit(d);
-    return missing;
-  };
-
-  let images = 0;
-  if (index) {
-    const broken = new Set<string>();
-    for (const d of index.manifests) {
-      images++;
-      let missing: string[];
+    // 4. The build cache: each entry readable and naming a stored layer.
+    const cacheDir = path.join(store.root, 'cache');
+    for (const name of await readdir(cacheDir).catch(() => [] as string[])) {
+      const file = path.join(cacheDir, name);
+      let detail: string | undefined;
+      // An extracted chain's snapshot (snapshot/persist.ts), binary: checked against its tree when used.
+      if (/^snapshot-[0-9a-f]{64}\.bin$/.test(name)) continue;
+      // A compiled seccomp program (sandbox/runtime.ts): its digest is checked when it is read, a bad one compiled again.
+      if (/^seccomp-[0-9a-f]{64}\.json$/.test(name)) continue;
       try {
-        missing = await missingOf(d);
+        const e = JSON.parse(await readFile(file, 'utf8')) as { layer?: Descriptor | null; rows?: unknown };
+        // A context's stat cache (build/statcache.ts): only its shape matters, a wrong row costs a re-read.
+        if (/^stat-[0-9a-f]{64}\.json$/.test(name)) detail = typeof e.rows === 'object' && e.rows !== null ? undefined : 'a stat cache without rows';
+        // A layer's content size (store/sizes.ts): a wrong one is only a wrong SIZE, read again once removed.
+        else if (isSizeRecord(name)) detail = Number.isSafeInteger((e as { size?: unknown }).size) ? undefined : 'a layer size record without a size';
+        // A snapshot in the JSON format kept before the binary one: unused, removed by prune.
+        else if (/^snapshot-[0-9a-f]{64}\.json$/.test(name)) detail = Array.isArray(e.rows) ? undefined : 'a snapshot without rows';
+        else if (!/^[0-9a-f]{64}\.json$/.test(name)) detail = 'not a cache entry name';
+        else if (e.layer === undefined) detail = 'no layer field';
+        else if (e.layer && good.get(e.layer.digest) !== e.layer.size) detail = `names layer ${e.layer.digest}, which is not stored`;
       } catch (err) {
-        missing = [`${d.digest} is not readable JSON (${(err as Error).message})`];
+        detail = `unreadable: ${(err as Error).message}`;
       }
-      if (missing.length === 0) continue;
-      const name = d.annotations?.[REF_NAME_ANNOTATION];
-      const p: Problem = { kind: 'image-incomplete', subject: name ?? d.digest, detail: `missing ${missing.join(', ')}` };
+      if (detail === undefined) continue;
+      const p: Problem = { kind: 'cache-entry', subject: `cache/${name}`, detail };
       if (repair) {
-        broken.add(`${d.digest} ${name ?? ''}`);
-        p.repaired = `removed from index.json; pull or build ${name ?? 'it'} again`;
+        await rm(file, { recursive: true, force: true });
+        p.repaired = 'removed (the step runs again next time)';
       }
       problems.push(p);
     }
-    if (broken.size > 0) {
-      await store.updateIndex((manifests) => {
-        for (let i = manifests.length - 1; i >= 0; i--) {
-          const m = manifests[i] as Descriptor;
-          if (broken.has(`${m.digest} ${m.annotations?.[REF_NAME_ANNOTATION] ?? ''}`)) manifests.splice(i, 1);
-        }
-      });
-    }
-  }
-
-  // 3. Extracted base chains (rootfs/): directories named by their chain, nothing else.
-  for (const name of await readdir(store.rootfsDir).catch(() => [] as string[])) {
-    const st = await lstat(path.join(store.rootfsDir, name));
-    if (/^[0-9a-f]{64}$/.test(name) && st.isDirectory()) continue;
-    const p: Problem = { kind: 'blob-stray', subject: `rootfs/${name}`, detail: 'not an extracted chain' };
-    if (repair) {
-      await rm(path.join(store.rootfsDir, name), { recursive: true, force: true });
-      p.repaired = 'removed';
-    }
-    problems.push(p);
-  }
-
-  // 3b. Step snapshots (snapshots.ts): each whole, named by its key, with its parents and base chain.
-  const snapshots = new Snapshots(store);
-  const kept = snapshots.list();
-  const ids = new Set(kept.map((k) => k.id));
-  for (const { id, meta } of kept) {
-    const dir = path.join(snapshots.dir, id);
-    const detail = !meta
-      ? 'meta.json missing or unreadable'
-      : snapshotId(meta.key, meta.chain) !== id
-        ? 'not named by its step key and layers'
-        : !(await lstat(path.join(dir, 'fs')).catch(() => undefined))?.isDirectory()
-          ? 'its directory (fs) is missing'
-          : meta.parents.find((p) => !ids.has(p)) !== undefined
-            ? `its parent ${meta.parents.find((p) => !ids.has(p))} is missing`
-            : !(await lstat(path.join(store.rootfsDir, meta.base)).catch(() => undefined))
-              ? `its base chain rootfs/${meta.base} is missing`
-              : undefined;
-    if (!detail) continue;
-    const p: Problem = { kind: 'snapshot', subject: `snapshots/${id}`, detail };
-    if (repair) {
-      await rm(path.join(dir, 'meta.json'), { force: true });
-      await rm(dir, { recursive: true, force: true });
-      p.repaired = 'removed';
-    }
-    problems.push(p);
-  }
-
-  // 4. The build cache: each entry readable and naming a stored layer.
-  const cacheDir = path.join(store.root, 'cache');
-  for (const name of await readdir(cacheDir).catch(() => [] as string[])) {
-    const file = path.join(cacheDir, name);
-    let detail: string | undefined;
-    // An extracted chain's snapshot (snapshot/persist.ts), binary: checked against its tree when used.
-    if (/^snapshot-[0-9a-f]{64}\.bin$/.test(name)) continue;
-    // A compiled seccomp program (sandbox/runtime.ts): its digest is checked when it is read, a bad one compiled again.
-    if (/^seccomp-[0-9a-f]{64}\.json$/.test(name)) continue;
-    try {
-      const e = JSON.parse(await readFile(file, 'utf8')) as { layer?: Descriptor | null; rows?: unknown };
-      // A context's stat cache (build/statcache.ts): only its shape matters, a wrong row costs a re-read.
-      if (/^stat-[0-9a-f]{64}\.json$/.test(name)) detail = typeof e.rows === 'object' && e.rows !== null ? undefined : 'a stat cache without rows';
-      // A layer's content size (store/sizes.ts): a wrong one is only a wrong SIZE, read again once removed.
-      else if (isSizeRecord(name)) detail = Number.isSafeInteger((e as { size?: unknown }).size) ? undefined : 'a layer size record without a size';
-      // A snapshot in the JSON format kept before the binary one: unused, removed by prune.
-      else if (/^snapshot-[0-9a-f]{64}\.json$/.test(name)) detail = Array.isArray(e.rows) ? undefined : 'a snapshot without rows';
-      else if (!/^[0-9a-f]{64}\.json$/.test(name)) detail = 'not a cache entry name';
-      else if (e.layer === undefined) detail = 'no layer field';
-      else if (e.layer && good.get(e.layer.digest) !== e.layer.size) detail = `names layer ${e.layer.digest}, which is not stored`;
-    } catch (err) {
-      detail = `unreadable: ${(err as Error).message}`;
-    }
-    if (detail === undefined) continue;
-    const p: Problem = { kind: 'cache-entry', subject: `cache/${name}`, detail };
-    if (repair) {
-      await rm(file, { recursive: true, force: true });
-      p.repaired = 'removed (the step runs again next time)';
-    }
-    problems.push(p);
-  }
-  return { problems, blobs: hashed, images, ok: problems.every((p) => p.repaired !== undefined || p.kind === 'unknown-entry') };
+    return { problems, blobs: hashed, images, ok: problems.every((p) => p.repaired !== undefined || p.kind === 'unknown-entry') };
+  });
 }
 
 /** Manifests (and indexes) among the blobs, as untagged index entries: for rebuilding index.json. */

@@ -4,7 +4,7 @@ import { familiarName, formatReference, normalizeReference, parseReference } fro
 import { REF_NAME_ANNOTATION, type Descriptor, type ImageConfig, type Manifest } from '../oci/types.js';
 import { findEntries, resolveImage } from './images.js';
 import { LayerSizes } from './sizes.js';
-import { Store } from './store.js';
+import { withStore, type Store } from './store.js';
 
 export interface ImageSummary {
   /** Familiar repository (`alpine`, `localhost:5000/app`), or `<none>`. */
@@ -73,25 +73,26 @@ export interface ListOptions {
 }
 
 export async function listImages(root: string, filter: ListFilter = {}, options: ListOptions = {}): Promise<ImageSummary[]> {
-  const store = await Store.open(root);
-  const sizes = options.sizes === false ? undefined : new LayerSizes(store);
-  const rows = await Promise.all((await store.entries()).map((e) => summarise(store, e.descriptor, e.name, sizes)));
-  return rows
-    .filter((r) => filter.dangling === undefined || r.dangling === filter.dangling)
-    .filter((r) =>
-      (filter.label ?? []).every((l) => {
-        const eq = l.indexOf('=');
-        return eq < 0 ? l in r.labels : r.labels[l.slice(0, eq)] === l.slice(eq + 1);
-      }),
-    )
-    .filter((r) => {
-      const patterns = filter.reference ?? [];
-      if (patterns.length === 0) return true;
-      if (!r.name) return false;
-      const candidates = [`${r.repository}:${r.tag}`, r.repository, r.name];
-      return patterns.some((p) => candidates.some((c) => globMatch(p, c)));
-    })
-    .sort((a, b) => (b.created ?? '').localeCompare(a.created ?? '') || a.repository.localeCompare(b.repository) || a.tag.localeCompare(b.tag));
+  return withStore(root, async (store) => {
+    const sizes = options.sizes === false ? undefined : new LayerSizes(store);
+    const rows = await Promise.all((await store.entries()).map((e) => summarise(store, e.descriptor, e.name, sizes)));
+    return rows
+      .filter((r) => filter.dangling === undefined || r.dangling === filter.dangling)
+      .filter((r) =>
+        (filter.label ?? []).every((l) => {
+          const eq = l.indexOf('=');
+          return eq < 0 ? l in r.labels : r.labels[l.slice(0, eq)] === l.slice(eq + 1);
+        }),
+      )
+      .filter((r) => {
+        const patterns = filter.reference ?? [];
+        if (patterns.length === 0) return true;
+        if (!r.name) return false;
+        const candidates = [`${r.repository}:${r.tag}`, r.repository, r.name];
+        return patterns.some((p) => candidates.some((c) => globMatch(p, c)));
+      })
+      .sort((a, b) => (b.created ?? '').localeCompare(a.created ?? '') || a.repository.localeCompare(b.repository) || a.tag.localeCompare(b.tag));
+  });
 }
 
 function globMatch(pattern: string, text: string): boolean {
@@ -102,13 +103,14 @@ function globMatch(pattern: string, text: string): boolean {
 }
 
 export async function tagImage(root: string, source: string, target: string): Promise<string> {
-  const store = await Store.open(root);
-  const { entry } = await resolveImage(store, source);
-  const ref = normalizeReference(target);
-  if (ref.digest !== undefined) throw new StoreError('TAG_INVALID', `cannot tag with a digest: ${target}`);
-  const name = formatReference(ref);
-  await store.tag(name, entry.descriptor);
-  return name;
+  return withStore(root, async (store) => {
+    const { entry } = await resolveImage(store, source);
+    const ref = normalizeReference(target);
+    if (ref.digest !== undefined) throw new StoreError('TAG_INVALID', `cannot tag with a digest: ${target}`);
+    const name = formatReference(ref);
+    await store.tag(name, entry.descriptor);
+    return name;
+  });
 }
 
 export interface RemoveResult {
@@ -122,42 +124,43 @@ export interface RemoveResult {
  * with several names needs `force` (then every name goes), as in docker.
  */
 export async function removeImages(root: string, refs: string[], force = false): Promise<RemoveResult> {
-  const store = await Store.open(root);
-  const result: RemoveResult = { untagged: [], deleted: [] };
-  for (const ref of refs) {
-    const found = await findEntries(store, ref);
-    if (found.length === 0) throw new StoreError('IMAGE_NOT_FOUND', `no such image: ${ref}`);
-    const digests = new Set(found.map((e) => e.descriptor.digest));
-    if (digests.size > 1) throw new StoreError('IMAGE_AMBIGUOUS', `"${ref}" matches ${digests.size} images; give more of the ID`);
-    const digest = [...digests][0] as string;
-    let byName: string | undefined;
-    try {
-      const norm = normalizeReference(ref);
-      const full = formatReference(norm);
-      if (found.some((e) => e.name === full)) byName = full;
-    } catch {
-      byName = undefined;
-    }
-    await store.updateIndex((manifests) => {
-      const names = manifests.filter((m) => m.digest === digest).map((m) => m.annotations?.[REF_NAME_ANNOTATION]).filter((n): n is string => !!n);
-      if (byName) {
-        const i = manifests.findIndex((m) => m.annotations?.[REF_NAME_ANNOTATION] === byName);
-        manifests.splice(i, 1);
-        result.untagged.push(byName);
-      } else {
-        if (names.length > 1 && !force) {
-          throw new StoreError(
-            'IMAGE_IN_USE',
-            `unable to delete ${ref} (must be forced): the image is referenced by ${names.length} names: ${names.join(', ')}`,
-          );
-        }
-        for (let i = manifests.length - 1; i >= 0; i--) if ((manifests[i] as Descriptor).digest === digest) manifests.splice(i, 1);
-        result.untagged.push(...names);
+  return withStore(root, async (store) => {
+    const result: RemoveResult = { untagged: [], deleted: [] };
+    for (const ref of refs) {
+      const found = await findEntries(store, ref);
+      if (found.length === 0) throw new StoreError('IMAGE_NOT_FOUND', `no such image: ${ref}`);
+      const digests = new Set(found.map((e) => e.descriptor.digest));
+      if (digests.size > 1) throw new StoreError('IMAGE_AMBIGUOUS', `"${ref}" matches ${digests.size} images; give more of the ID`);
+      const digest = [...digests][0] as string;
+      let byName: string | undefined;
+      try {
+        const norm = normalizeReference(ref);
+        const full = formatReference(norm);
+        if (found.some((e) => e.name === full)) byName = full;
+      } catch {
+        byName = undefined;
       }
-      if (!manifests.some((m) => m.digest === digest)) result.deleted.push(digest);
-    });
-  }
-  return result;
+      await store.updateIndex((manifests) => {
+        const names = manifests.filter((m) => m.digest === digest).map((m) => m.annotations?.[REF_NAME_ANNOTATION]).filter((n): n is string => !!n);
+        if (byName) {
+          const i = manifests.findIndex((m) => m.annotations?.[REF_NAME_ANNOTATION] === byName);
+          manifests.splice(i, 1);
+          result.untagged.push(byName);
+        } else {
+          if (names.length > 1 && !force) {
+            throw new StoreError(
+              'IMAGE_IN_USE',
+              `unable to delete ${ref} (must be forced): the image is referenced by ${names.length} names: ${names.join(', ')}`,
+            );
+          }
+          for (let i = manifests.length - 1; i >= 0; i--) if ((manifests[i] as Descriptor).digest === digest) manifests.splice(i, 1);
+          result.untagged.push(...names);
+        }
+        if (!manifests.some((m) => m.digest === digest)) result.deleted.push(digest);
+      });
+    }
+    return result;
+  });
 }
 
 export interface InspectResult {
@@ -177,30 +180,31 @@ export interface InspectResult {
 }
 
 export async function inspectImage(root: string, ref: string): Promise<InspectResult> {
-  const store = await Store.open(root);
-  const { entry, names, repoDigests, image } = await resolveImage(store, ref);
-  const c = image.config;
-  const repoTags = names.map((n) => {
-    const r = parseReference(n);
-    return `${familiarName(r)}:${r.tag ?? 'latest'}`;
+  return withStore(root, async (store) => {
+    const { entry, names, repoDigests, image } = await resolveImage(store, ref);
+    const c = image.config;
+    const repoTags = names.map((n) => {
+      const r = parseReference(n);
+      return `${familiarName(r)}:${r.tag ?? 'latest'}`;
+    });
+    return {
+      Id: image.configDigest,
+      RepoTags: repoTags,
+      // As docker: only what a registry is known to hold (a pushed image's digest is the registry's).
+      RepoDigests: repoDigests.map((r) => `${familiarName(parseReference(r.slice(0, r.lastIndexOf('@'))))}${r.slice(r.lastIndexOf('@'))}`),
+      ...(c.created ? { Created: c.created } : {}),
+      ...(c.author ? { Author: c.author } : {}),
+      Config: c.config ?? {},
+      Architecture: c.architecture,
+      Os: c.os,
+      ...(c.variant ? { Variant: c.variant } : {}),
+      // docker's Size: the layers' unpacked content (a layer gantry cannot read counts as stored).
+      Size: (await new LayerSizes(store).total(image.layers)).size,
+      RootFS: { Type: c.rootfs.type, Layers: [...c.rootfs.diff_ids] },
+      History: c.history ?? [],
+      Descriptor: entry.descriptor,
+    };
   });
-  return {
-    Id: image.configDigest,
-    RepoTags: repoTags,
-    // As docker: only what a registry is known to hold (a pushed image's digest is the registry's).
-    RepoDigests: repoDigests.map((r) => `${familiarName(parseReference(r.slice(0, r.lastIndexOf('@'))))}${r.slice(r.lastIndexOf('@'))}`),
-    ...(c.created ? { Created: c.created } : {}),
-    ...(c.author ? { Author: c.author } : {}),
-    Config: c.config ?? {},
-    Architecture: c.architecture,
-    Os: c.os,
-    ...(c.variant ? { Variant: c.variant } : {}),
-    // docker's Size: the layers' unpacked content (a layer gantry cannot read counts as stored).
-    Size: (await new LayerSizes(store).total(image.layers)).size,
-    RootFS: { Type: c.rootfs.type, Layers: [...c.rootfs.diff_ids] },
-    History: c.history ?? [],
-    Descriptor: entry.descriptor,
-  };
 }
 
 export interface HistoryRow {
@@ -217,27 +221,28 @@ export interface HistoryRow {
 }
 
 export async function imageHistory(root: string, ref: string): Promise<HistoryRow[]> {
-  const store = await Store.open(root);
-  const { image } = await resolveImage(store, ref);
-  const history = image.config.history ?? [];
-  const sizes = new LayerSizes(store);
-  const content = await Promise.all(image.layers.map((l) => sizes.of(l)));
-  let layer = 0;
-  const rows: HistoryRow[] = history.map((h) => {
-    const empty = h.empty_layer === true;
-    const i = empty ? -1 : layer++;
-    const size = i < 0 ? 0 : (content[i] ?? image.layers[i]?.size ?? 0);
-    return {
-      image: '<missing>',
-      ...(h.created ? { created: h.created } : {}),
-      createdBy: h.created_by ?? '',
-      size,
-      ...(i >= 0 && image.layers[i] && content[i] === undefined ? { sizeEstimated: true } : {}),
-      comment: h.comment ?? '',
-      emptyLayer: empty,
-    };
+  return withStore(root, async (store) => {
+    const { image } = await resolveImage(store, ref);
+    const history = image.config.history ?? [];
+    const sizes = new LayerSizes(store);
+    const content = await Promise.all(image.layers.map((l) => sizes.of(l)));
+    let layer = 0;
+    const rows: HistoryRow[] = history.map((h) => {
+      const empty = h.empty_layer === true;
+      const i = empty ? -1 : layer++;
+      const size = i < 0 ? 0 : (content[i] ?? image.layers[i]?.size ?? 0);
+      return {
+        image: '<missing>',
+        ...(h.created ? { created: h.created } : {}),
+        createdBy: h.created_by ?? '',
+        size,
+        ...(i >= 0 && image.layers[i] && content[i] === undefined ? { sizeEstimated: true } : {}),
+        comment: h.comment ?? '',
+        emptyLayer: empty,
+      };
+    });
+    rows.reverse();
+    if (rows[0]) rows[0].image = image.configDigest;
+    return rows;
   });
-  rows.reverse();
-  if (rows[0]) rows[0].image = image.configDigest;
-  return rows;
 }

@@ -9,7 +9,7 @@ import { readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { INDEX_TYPES, MANIFEST_TYPES } from '../oci/media-types.js';
 import { REF_NAME_ANNOTATION, type Descriptor, type ImageConfig, type Index, type Manifest } from '../oci/types.js';
-import { chainName, DANGLING_ANNOTATION, Store } from './store.js';
+import { chainName, DANGLING_ANNOTATION, withStore } from './store.js';
 import { LayerCache } from './cache.js';
 import { isSizeRecord, sizeRecordDiffId } from './sizes.js';
 import { collectTrash, type TrashReport } from './trash.js';
@@ -38,78 +38,79 @@ export interface PruneResult {
 }
 
 export async function pruneStore(root: string, options: PruneOptions = {}): Promise<PruneResult> {
-  const store = await Store.open(root);
-  const temp = store.cleaned; // opening the store removed them
-  const result = await store.withLock(async () => {
-    const index = await store.readIndex();
-    const removed: string[] = [];
-    index.manifests = index.manifests.filter((d) => {
-      const untagged = d.annotations?.[REF_NAME_ANNOTATION] === undefined;
-      const drop = untagged && (options.all || d.annotations?.[DANGLING_ANNOTATION] === 'true');
-      if (drop) removed.push(d.digest);
-      return !drop;
-    });
-    await store.writeIndex(index);
+  return withStore(root, async (store) => {
+    const temp = store.cleaned; // opening the store removed them
+    const result = await store.withLock(async () => {
+      const index = await store.readIndex();
+      const removed: string[] = [];
+      index.manifests = index.manifests.filter((d) => {
+        const untagged = d.annotations?.[REF_NAME_ANNOTATION] === undefined;
+        const drop = untagged && (options.all || d.annotations?.[DANGLING_ANNOTATION] === 'true');
+        if (drop) removed.push(d.digest);
+        return !drop;
+      });
+      await store.writeIndex(index);
 
-    const cache = new LayerCache(store);
-    if (options.all) await cache.clear();
-    const keep = await store.liveLeases();
-    // The build cache keeps its layers, unless --all cleared it above.
-    for (const d of await cache.referenced()) keep.add(d);
-    const visit = async (d: Descriptor): Promise<void> => {
-      if (keep.has(d.digest)) return;
-      keep.add(d.digest);
-      if (!(await store.hasBlob(d.digest))) return;
-      if (MANIFEST_TYPES.has(d.mediaType)) {
-        const m = await store.readJSON<Manifest>(d.digest);
-        keep.add(m.config.digest);
-        for (const l of m.layers) keep.add(l.digest);
-        if (!options.all && (await store.hasBlob(m.config.digest))) {
-          const config = await store.readJSON<ImageConfig>(m.config.digest);
-          keep.add(`rootfs:${chainName(config.rootfs?.diff_ids ?? [])}`);
-          for (const id of config.rootfs?.diff_ids ?? []) keep.add(`size:${id}`);
+      const cache = new LayerCache(store);
+      if (options.all) await cache.clear();
+      const keep = await store.liveLeases();
+      // The build cache keeps its layers, unless --all cleared it above.
+      for (const d of await cache.referenced()) keep.add(d);
+      const visit = async (d: Descriptor): Promise<void> => {
+        if (keep.has(d.digest)) return;
+        keep.add(d.digest);
+        if (!(await store.hasBlob(d.digest))) return;
+        if (MANIFEST_TYPES.has(d.mediaType)) {
+          const m = await store.readJSON<Manifest>(d.digest);
+          keep.add(m.config.digest);
+          for (const l of m.layers) keep.add(l.digest);
+          if (!options.all && (await store.hasBlob(m.config.digest))) {
+            const config = await store.readJSON<ImageConfig>(m.config.digest);
+            keep.add(`rootfs:${chainName(config.rootfs?.diff_ids ?? [])}`);
+            for (const id of config.rootfs?.diff_ids ?? []) keep.add(`size:${id}`);
+          }
+        } else if (INDEX_TYPES.has(d.mediaType)) {
+          const ix = await store.readJSON<Index>(d.digest);
+          for (const c of ix.manifests) await visit(c);
         }
-      } else if (INDEX_TYPES.has(d.mediaType)) {
-        const ix = await store.readJSON<Index>(d.digest);
-        for (const c of ix.manifests) await visit(c);
-      }
-    };
-    for (const d of index.manifests) await visit(d);
-    if (!options.all) keep.add(`rootfs:${chainName([])}`); // an empty directory: what FROM scratch stages stack their snapshots on
+      };
+      for (const d of index.manifests) await visit(d);
+      if (!options.all) keep.add(`rootfs:${chainName([])}`); // an empty directory: what FROM scratch stages stack their snapshots on
 
-    const blobs: string[] = [];
-    let bytes = 0;
-    for (const algorithm of await readdir(path.join(store.root, 'blobs'))) {
-      const dir = path.join(store.root, 'blobs', algorithm);
-      for (const hex of await readdir(dir)) {
-        const digest = `${algorithm}:${hex}`;
-        if (keep.has(digest)) continue;
-        const file = path.join(dir, hex);
-        bytes += (await stat(file)).size;
-        await rm(file, { force: true });
-        blobs.push(digest);
+      const blobs: string[] = [];
+      let bytes = 0;
+      for (const algorithm of await readdir(path.join(store.root, 'blobs'))) {
+        const dir = path.join(store.root, 'blobs', algorithm);
+        for (const hex of await readdir(dir)) {
+          const digest = `${algorithm}:${hex}`;
+          if (keep.has(digest)) continue;
+          const file = path.join(dir, hex);
+          bytes += (await stat(file)).size;
+          await rm(file, { force: true });
+          blobs.push(digest);
+        }
       }
-    }
-    // Extracted chains: kept while an image starts from one (unless --all) or a build uses it.
-    const rootfs: string[] = [];
-    for (const chain of await readdir(store.rootfsDir).catch(() => [] as string[])) {
-      if (keep.has(`rootfs:${chain}`)) continue;
-      await rm(path.join(store.rootfsDir, chain), { recursive: true, force: true });
-      await rm(store.chainSnapshotPath(chain), { force: true });
-      await rm(store.chainSnapshotPath(chain).replace(/\.bin$/, '.json'), { force: true }); // a snapshot kept in the JSON format of earlier versions
-      rootfs.push(chain);
-    }
-    // Step snapshots are build cache: --all removes them; a snapshot on a chain removed above goes.
-    const snapshots = (await new Snapshots(store).collectLocked({ ...(options.all ? { all: true } : {}) }, keep)).ids;
-    // Layer size records (sizes.ts) of layers no image has any more; --all cleared them with the cache.
-    if (!options.all) {
-      const cacheDir = path.join(store.root, 'cache');
-      for (const name of await readdir(cacheDir).catch(() => [] as string[])) {
-        if (isSizeRecord(name) && !keep.has(`size:${sizeRecordDiffId(name) ?? ''}`)) await rm(path.join(cacheDir, name), { force: true });
+      // Extracted chains: kept while an image starts from one (unless --all) or a build uses it.
+      const rootfs: string[] = [];
+      for (const chain of await readdir(store.rootfsDir).catch(() => [] as string[])) {
+        if (keep.has(`rootfs:${chain}`)) continue;
+        await rm(path.join(store.rootfsDir, chain), { recursive: true, force: true });
+        await rm(store.chainSnapshotPath(chain), { force: true });
+        await rm(store.chainSnapshotPath(chain).replace(/\.bin$/, '.json'), { force: true }); // a snapshot kept in the JSON format of earlier versions
+        rootfs.push(chain);
       }
-    }
-    return { images: removed, blobs, bytes, temp, rootfs, snapshots };
+      // Step snapshots are build cache: --all removes them; a snapshot on a chain removed above goes.
+      const snapshots = (await new Snapshots(store).collectLocked({ ...(options.all ? { all: true } : {}) }, keep)).ids;
+      // Layer size records (sizes.ts) of layers no image has any more; --all cleared them with the cache.
+      if (!options.all) {
+        const cacheDir = path.join(store.root, 'cache');
+        for (const name of await readdir(cacheDir).catch(() => [] as string[])) {
+          if (isSizeRecord(name) && !keep.has(`size:${sizeRecordDiffId(name) ?? ''}`)) await rm(path.join(cacheDir, name), { force: true });
+        }
+      }
+      return { images: removed, blobs, bytes, temp, rootfs, snapshots };
+    });
+    // The trash is nobody's: it is emptied without holding the lock other commands wait for.
+    return { ...result, trash: await collectTrash(store, { all: true }) };
   });
-  // The trash is nobody's: it is emptied without holding the lock other commands wait for.
-  return { ...result, trash: await collectTrash(store, { all: true }) };
 }

@@ -28,11 +28,11 @@ import { createHash } from 'node:crypto';
 import { lstatSync, readdirSync, readFileSync, statfsSync, utimesSync } from 'node:fs';
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { crashPoint } from '../errors/index.js';
+import { crashPoint } from '../support/crash.js';
 import { loadIndexFile, loadSnapshot, saveSnapshot } from '../snapshot/persist.js';
 import type { Snapshot } from '../snapshot/diff.js';
 import type { Store } from './store.js';
-import { parseSize } from '../tar/limit.js';
+import { settings } from '../support/settings.js';
 
 /** The most snapshots one overlay stacks; a step over that many keeps no snapshot. */
 export const SNAPSHOT_DEPTH = 64;
@@ -81,9 +81,9 @@ function boot(): string {
 }
 
 /** GANTRY_STORE_BUDGET in bytes when set (a value that is not a size is an error naming it); else 10% of the file system. */
-export function storeBudget(root: string, env: NodeJS.ProcessEnv = process.env): number {
-  const raw = env.GANTRY_STORE_BUDGET?.trim();
-  if (raw) return parseSize('GANTRY_STORE_BUDGET', raw);
+export function storeBudget(root: string): number {
+  const set = settings().storeBudget;
+  if (set !== undefined) return set;
   const fs = statfsSync(root);
   return fs.blocks * fs.bsize * 0.1;
 }

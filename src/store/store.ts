@@ -25,7 +25,9 @@ import { chmod, mkdir, open, readFile, rename, rm, writeFile, readdir, type File
 import path from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { crashPerChunk, crashPoint, execFileAsync, GantryError, isSystemError, StoreError } from '../errors/index.js';
+import { GantryError, isSystemError, StoreError } from '../errors/index.js';
+import { crashPerChunk, crashPoint } from '../support/crash.js';
+import { execFileAsync } from '../support/lazy.js';
 import { removeTree, treeReleaser } from './trees.js';
 import { digestOf, parseDigest, VerifyStream, DigestMismatchError, SizeMismatchError } from '../oci/digest.js';
 import { MediaType } from '../oci/media-types.js';
@@ -642,6 +644,20 @@ export class Store {
  * (a full disk), the other streams only saw theirs torn down, and the store's error is the
  * one that says what happened.
  */
+/**
+ * Run `fn` with the store at `root`, opened once for it, and release this process's lease
+ * however `fn` ends: the one way a command opens the store. A command that does several
+ * things (a build, then its outputs and pushes) does them all in one scope.
+ */
+export async function withStore<T>(root: string, fn: (store: Store) => Promise<T>): Promise<T> {
+  const store = await Store.open(root);
+  try {
+    return await fn(store);
+  } finally {
+    await store.releaseLease();
+  }
+}
+
 export async function storeFailure(err: unknown, writing: Promise<unknown>): Promise<unknown> {
   const stored = await writing.then(
     () => undefined,

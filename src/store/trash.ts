@@ -17,7 +17,7 @@ import { randomBytes } from 'node:crypto';
 import { readdirSync, statfsSync } from 'node:fs';
 import { rename } from 'node:fs/promises';
 import path from 'node:path';
-import { parseSize } from '../tar/limit.js';
+import { settings } from '../support/settings.js';
 import type { Store } from './store.js';
 import { removeTree, treeReleaser } from './trees.js';
 
@@ -60,9 +60,8 @@ export async function discard(store: Store, dir: string, bytes: number): Promise
 }
 
 /** GANTRY_TRASH_BUDGET in bytes, when set; a value that is not a size is an error naming it. */
-export function trashBudget(env: NodeJS.ProcessEnv = process.env): number | undefined {
-  const raw = env.GANTRY_TRASH_BUDGET?.trim();
-  return raw ? parseSize('GANTRY_TRASH_BUDGET', raw) : undefined;
+export function trashBudget(): number | undefined {
+  return settings().trashBudget;
 }
 
 export interface TrashReport {

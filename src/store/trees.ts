@@ -10,7 +10,7 @@
  */
 import { existsSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
-import { execFileAsync } from '../errors/index.js';
+import { execFileAsync } from '../support/lazy.js';
 
 export type TreeReleaser = (dir: string) => Promise<void>;
 

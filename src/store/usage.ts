@@ -29,7 +29,7 @@ import { REF_NAME_ANNOTATION, type Descriptor, type ImageConfig, type Index, typ
 // The layer cache's files are read here directly: LayerCache.get would lease what it reads.
 import type { CacheEntry } from './cache.js';
 import { isSizeRecord } from './sizes.js';
-import { chainName, Store } from './store.js';
+import { chainName, withStore } from './store.js';
 import { isTrashEntry, trashDir } from './trash.js';
 import { Snapshots } from './snapshots.js';
 
@@ -141,167 +141,168 @@ function fileSize(file: string): number {
 }
 
 export async function diskUsage(root: string, options: { trees?: boolean } = {}): Promise<DiskUsage> {
-  const store = await Store.open(root);
-  const trees = options.trees !== false;
-  // Every blob and its size.
-  const blobs = new Map<string, number>();
-  for (const algorithm of list(path.join(store.root, 'blobs'))) {
-    for (const hex of list(path.join(store.root, 'blobs', algorithm))) blobs.set(`${algorithm}:${hex}`, fileSize(path.join(store.root, 'blobs', algorithm, hex)));
-  }
-  const sizeOf = (digests: Iterable<string>) => {
-    let n = 0;
-    for (const d of digests) n += blobs.get(d) ?? 0;
-    return n;
-  };
-
-  // Images: each manifest once, with its names.
-  const index = await store.readIndex();
-  const byDigest = new Map<string, { descriptor: Descriptor; names: string[] }>();
-  for (const d of index.manifests) {
-    const e = byDigest.get(d.digest) ?? { descriptor: d, names: [] };
-    const name = d.annotations?.[REF_NAME_ANNOTATION];
-    if (name) e.names.push(name);
-    byDigest.set(d.digest, e);
-  }
-  const imageBlobs = new Map<string, { blobs: Set<string>; config?: ImageConfig; configDigest?: string }>();
-  const collect = async (d: Descriptor, into: Set<string>, info: { config?: ImageConfig; configDigest?: string }): Promise<void> => {
-    into.add(d.digest);
-    if (!blobs.has(d.digest)) return;
-    try {
-      if (MANIFEST_TYPES.has(d.mediaType)) {
-        const m = await store.readJSON<Manifest>(d.digest);
-        into.add(m.config.digest);
-        for (const l of m.layers) into.add(l.digest);
-        info.configDigest ??= m.config.digest;
-        if (!info.config && blobs.has(m.config.digest)) info.config = await store.readJSON<ImageConfig>(m.config.digest);
-      } else if (INDEX_TYPES.has(d.mediaType)) {
-        const ix = await store.readJSON<Index>(d.digest);
-        for (const c of ix.manifests) await collect(c, into, info);
-      }
-    } catch {
-      // a damaged image: its readable blobs are counted (gantry fsck says what is wrong)
+  return withStore(root, async (store) => {
+    const trees = options.trees !== false;
+    // Every blob and its size.
+    const blobs = new Map<string, number>();
+    for (const algorithm of list(path.join(store.root, 'blobs'))) {
+      for (const hex of list(path.join(store.root, 'blobs', algorithm))) blobs.set(`${algorithm}:${hex}`, fileSize(path.join(store.root, 'blobs', algorithm, hex)));
     }
-  };
-  for (const [digest, e] of byDigest) {
-    const set = new Set<string>();
-    const info: { config?: ImageConfig; configDigest?: string } = {};
-    await collect(e.descriptor, set, info);
-    imageBlobs.set(digest, { blobs: set, ...info });
-  }
-  const users = new Map<string, number>();
-  for (const { blobs: set } of imageBlobs.values()) for (const b of set) users.set(b, (users.get(b) ?? 0) + 1);
-  const allImageBlobs = new Set(users.keys());
-  const namedBlobs = new Set<string>();
-  for (const [digest, e] of byDigest) if (e.names.length > 0) for (const b of imageBlobs.get(digest)?.blobs ?? []) namedBlobs.add(b);
-
-  const images: ImageUsage[] = [];
-  for (const [digest, e] of byDigest) {
-    const u = imageBlobs.get(digest) as { blobs: Set<string>; config?: ImageConfig; configDigest?: string };
-    const size = sizeOf(u.blobs);
-    const sharedSize = sizeOf([...u.blobs].filter((b) => (users.get(b) ?? 0) > 1));
-    const base = {
-      id: u.configDigest ?? '',
-      digest,
-      ...(u.config?.created ? { created: u.config.created } : {}),
-      size,
-      sharedSize,
-      uniqueSize: size - sharedSize,
+    const sizeOf = (digests: Iterable<string>) => {
+      let n = 0;
+      for (const d of digests) n += blobs.get(d) ?? 0;
+      return n;
     };
-    if (e.names.length === 0) images.push({ repository: '<none>', tag: '<none>', ...base });
-    for (const name of e.names) {
-      const ref = parseReference(name);
-      images.push({ repository: familiarName(ref), tag: ref.tag ?? '<none>', ...base });
-    }
-  }
 
-  // The build cache.
-  const cacheDir = path.join(store.root, 'cache');
-  const buildCache: CacheUsage[] = [];
-  const cacheBlobs = new Set<string>();
-  for (const name of list(cacheDir)) {
-    const file = path.join(cacheDir, name);
-    if (isSizeRecord(name)) continue; // a layer's content size (sizes.ts): the images' bookkeeping, a few bytes
-    const key = /^([0-9a-f]{64})\.json$/.exec(name)?.[1];
-    if (key) {
-      let entry: CacheEntry | undefined;
+    // Images: each manifest once, with its names.
+    const index = await store.readIndex();
+    const byDigest = new Map<string, { descriptor: Descriptor; names: string[] }>();
+    for (const d of index.manifests) {
+      const e = byDigest.get(d.digest) ?? { descriptor: d, names: [] };
+      const name = d.annotations?.[REF_NAME_ANNOTATION];
+      if (name) e.names.push(name);
+      byDigest.set(d.digest, e);
+    }
+    const imageBlobs = new Map<string, { blobs: Set<string>; config?: ImageConfig; configDigest?: string }>();
+    const collect = async (d: Descriptor, into: Set<string>, info: { config?: ImageConfig; configDigest?: string }): Promise<void> => {
+      into.add(d.digest);
+      if (!blobs.has(d.digest)) return;
       try {
-        entry = JSON.parse(readFileSync(file, 'utf8')) as CacheEntry;
+        if (MANIFEST_TYPES.has(d.mediaType)) {
+          const m = await store.readJSON<Manifest>(d.digest);
+          into.add(m.config.digest);
+          for (const l of m.layers) into.add(l.digest);
+          info.configDigest ??= m.config.digest;
+          if (!info.config && blobs.has(m.config.digest)) info.config = await store.readJSON<ImageConfig>(m.config.digest);
+        } else if (INDEX_TYPES.has(d.mediaType)) {
+          const ix = await store.readJSON<Index>(d.digest);
+          for (const c of ix.manifests) await collect(c, into, info);
+        }
       } catch {
-        entry = undefined;
+        // a damaged image: its readable blobs are counted (gantry fsck says what is wrong)
       }
-      const layer = entry?.layer ?? undefined;
-      if (layer) cacheBlobs.add(layer.digest);
-      const shared = layer ? allImageBlobs.has(layer.digest) : false;
-      buildCache.push({
-        id: key,
-        type: !entry ? 'other' : !layer ? 'empty step' : layerCompression(layer.mediaType) === 'none' ? 'layer' : 'compressed copy',
-        size: (layer && !shared ? (blobs.get(layer.digest) ?? 0) : 0) + fileSize(file),
-        ...(entry?.created ? { created: entry.created } : {}),
-        shared,
-      });
-      continue;
+    };
+    for (const [digest, e] of byDigest) {
+      const set = new Set<string>();
+      const info: { config?: ImageConfig; configDigest?: string } = {};
+      await collect(e.descriptor, set, info);
+      imageBlobs.set(digest, { blobs: set, ...info });
     }
-    const type = name.startsWith('stat-') ? 'stat cache' : name.startsWith('snapshot-') ? 'snapshot' : 'other';
-    buildCache.push({ id: name, type, size: fileSize(file), shared: false });
-  }
-  // A blob two cache entries name is counted once, with every file in cache/ but the size records (the images').
-  const cacheOnly = [...cacheBlobs].filter((b) => !allImageBlobs.has(b));
-  const buildCacheSize = sizeOf(cacheOnly) + list(cacheDir).filter((f) => !isSizeRecord(f)).reduce((n, f) => n + fileSize(path.join(cacheDir, f)), 0);
+    const users = new Map<string, number>();
+    for (const { blobs: set } of imageBlobs.values()) for (const b of set) users.set(b, (users.get(b) ?? 0) + 1);
+    const allImageBlobs = new Set(users.keys());
+    const namedBlobs = new Set<string>();
+    for (const [digest, e] of byDigest) if (e.names.length > 0) for (const b of imageBlobs.get(digest)?.blobs ?? []) namedBlobs.add(b);
 
-  // Base extracts: the chains images in the store start from are in use.
-  const chains = new Set<string>();
-  for (const u of imageBlobs.values()) if (u.config?.rootfs?.diff_ids) chains.add(chainName(u.config.rootfs.diff_ids));
-  const baseExtracts: TreeUsage[] = list(store.rootfsDir)
-    .filter((n) => /^[0-9a-f]{64}$/.test(n))
-    .map((id) => ({ id, size: trees ? treeSize(path.join(store.rootfsDir, id)) : 0, active: chains.has(id) }));
+    const images: ImageUsage[] = [];
+    for (const [digest, e] of byDigest) {
+      const u = imageBlobs.get(digest) as { blobs: Set<string>; config?: ImageConfig; configDigest?: string };
+      const size = sizeOf(u.blobs);
+      const sharedSize = sizeOf([...u.blobs].filter((b) => (users.get(b) ?? 0) > 1));
+      const base = {
+        id: u.configDigest ?? '',
+        digest,
+        ...(u.config?.created ? { created: u.config.created } : {}),
+        size,
+        sharedSize,
+        uniqueSize: size - sharedSize,
+      };
+      if (e.names.length === 0) images.push({ repository: '<none>', tag: '<none>', ...base });
+      for (const name of e.names) {
+        const ref = parseReference(name);
+        images.push({ repository: familiarName(ref), tag: ref.tag ?? '<none>', ...base });
+      }
+    }
 
-  const snapshots = new Snapshots(store);
-  const stepSnapshots: TreeUsage[] = snapshots.list().map(({ id, meta }) => ({
-    id,
-    size: trees ? treeSize(path.join(snapshots.dir, id)) : (meta?.bytes ?? 0),
-    active: false,
-  }));
+    // The build cache.
+    const cacheDir = path.join(store.root, 'cache');
+    const buildCache: CacheUsage[] = [];
+    const cacheBlobs = new Set<string>();
+    for (const name of list(cacheDir)) {
+      const file = path.join(cacheDir, name);
+      if (isSizeRecord(name)) continue; // a layer's content size (sizes.ts): the images' bookkeeping, a few bytes
+      const key = /^([0-9a-f]{64})\.json$/.exec(name)?.[1];
+      if (key) {
+        let entry: CacheEntry | undefined;
+        try {
+          entry = JSON.parse(readFileSync(file, 'utf8')) as CacheEntry;
+        } catch {
+          entry = undefined;
+        }
+        const layer = entry?.layer ?? undefined;
+        if (layer) cacheBlobs.add(layer.digest);
+        const shared = layer ? allImageBlobs.has(layer.digest) : false;
+        buildCache.push({
+          id: key,
+          type: !entry ? 'other' : !layer ? 'empty step' : layerCompression(layer.mediaType) === 'none' ? 'layer' : 'compressed copy',
+          size: (layer && !shared ? (blobs.get(layer.digest) ?? 0) : 0) + fileSize(file),
+          ...(entry?.created ? { created: entry.created } : {}),
+          shared,
+        });
+        continue;
+      }
+      const type = name.startsWith('stat-') ? 'stat cache' : name.startsWith('snapshot-') ? 'snapshot' : 'other';
+      buildCache.push({ id: name, type, size: fileSize(file), shared: false });
+    }
+    // A blob two cache entries name is counted once, with every file in cache/ but the size records (the images').
+    const cacheOnly = [...cacheBlobs].filter((b) => !allImageBlobs.has(b));
+    const buildCacheSize = sizeOf(cacheOnly) + list(cacheDir).filter((f) => !isSizeRecord(f)).reduce((n, f) => n + fileSize(path.join(cacheDir, f)), 0);
 
-  const mountsDir = path.join(store.root, 'cache-mounts');
-  const cacheMounts: TreeUsage[] = list(mountsDir)
-    .filter((n) => !n.endsWith('.lock'))
-    .map((id) => ({ id, size: trees ? treeSize(path.join(mountsDir, id)) : 0, active: false }));
+    // Base extracts: the chains images in the store start from are in use.
+    const chains = new Set<string>();
+    for (const u of imageBlobs.values()) if (u.config?.rootfs?.diff_ids) chains.add(chainName(u.config.rootfs.diff_ids));
+    const baseExtracts: TreeUsage[] = list(store.rootfsDir)
+      .filter((n) => /^[0-9a-f]{64}$/.test(n))
+      .map((id) => ({ id, size: trees ? treeSize(path.join(store.rootfsDir, id)) : 0, active: chains.has(id) }));
 
-  const trash: TreeUsage[] = list(trashDir(store))
-    .filter(isTrashEntry)
-    .map((id) => {
-      const [ms, bytes] = id.split('-') as [string, string];
-      return { id, size: Number(bytes), active: false, created: new Date(Number(ms)).toISOString() };
-    });
+    const snapshots = new Snapshots(store);
+    const stepSnapshots: TreeUsage[] = snapshots.list().map(({ id, meta }) => ({
+      id,
+      size: trees ? treeSize(path.join(snapshots.dir, id)) : (meta?.bytes ?? 0),
+      active: false,
+    }));
 
-  // Unused blobs: neither an image's nor the cache's.
-  const leased = await store.liveLeases();
-  for (const t of stepSnapshots) t.active = leased.has(`snapshot:${t.id}`);
-  const unused = [...blobs.keys()].filter((b) => !allImageBlobs.has(b) && !cacheBlobs.has(b));
-  const unusedLeased = unused.filter((b) => leased.has(b));
+    const mountsDir = path.join(store.root, 'cache-mounts');
+    const cacheMounts: TreeUsage[] = list(mountsDir)
+      .filter((n) => !n.endsWith('.lock'))
+      .map((id) => ({ id, size: trees ? treeSize(path.join(mountsDir, id)) : 0, active: false }));
 
-  const sum = (xs: readonly { size: number }[]) => xs.reduce((n, x) => n + x.size, 0);
-  const distinctImages = byDigest.size;
-  const rows: UsageRow[] = [
-    {
-      type: 'Images',
-      total: distinctImages,
-      active: [...byDigest.values()].filter((e) => e.names.length > 0).length,
-      size: sizeOf(allImageBlobs),
-      reclaimable: sizeOf([...allImageBlobs].filter((b) => !namedBlobs.has(b))),
-    },
-    { type: 'Build Cache', total: buildCache.length, active: 0, size: buildCacheSize, reclaimable: buildCacheSize },
-    { type: 'Base extracts', total: baseExtracts.length, active: baseExtracts.filter((t) => t.active).length, size: sum(baseExtracts), reclaimable: sum(baseExtracts) },
-    {
-      type: 'Step snapshots',
-      total: stepSnapshots.length,
-      active: stepSnapshots.filter((t) => t.active).length,
-      size: sum(stepSnapshots),
-      reclaimable: sum(stepSnapshots.filter((t) => !t.active)),
-    },
-    { type: 'Cache mounts', total: cacheMounts.length, active: 0, size: sum(cacheMounts), reclaimable: 0 },
-    { type: 'Trash', total: trash.length, active: 0, size: sum(trash), reclaimable: sum(trash) },
-    { type: 'Unused blobs', total: unused.length, active: unusedLeased.length, size: sizeOf(unused), reclaimable: sizeOf(unused) - sizeOf(unusedLeased) },
-  ];
-  return { root: store.root, rows, images, buildCache, baseExtracts, stepSnapshots, cacheMounts, trash };
+    const trash: TreeUsage[] = list(trashDir(store))
+      .filter(isTrashEntry)
+      .map((id) => {
+        const [ms, bytes] = id.split('-') as [string, string];
+        return { id, size: Number(bytes), active: false, created: new Date(Number(ms)).toISOString() };
+      });
+
+    // Unused blobs: neither an image's nor the cache's.
+    const leased = await store.liveLeases();
+    for (const t of stepSnapshots) t.active = leased.has(`snapshot:${t.id}`);
+    const unused = [...blobs.keys()].filter((b) => !allImageBlobs.has(b) && !cacheBlobs.has(b));
+    const unusedLeased = unused.filter((b) => leased.has(b));
+
+    const sum = (xs: readonly { size: number }[]) => xs.reduce((n, x) => n + x.size, 0);
+    const distinctImages = byDigest.size;
+    const rows: UsageRow[] = [
+      {
+        type: 'Images',
+        total: distinctImages,
+        active: [...byDigest.values()].filter((e) => e.names.length > 0).length,
+        size: sizeOf(allImageBlobs),
+        reclaimable: sizeOf([...allImageBlobs].filter((b) => !namedBlobs.has(b))),
+      },
+      { type: 'Build Cache', total: buildCache.length, active: 0, size: buildCacheSize, reclaimable: buildCacheSize },
+      { type: 'Base extracts', total: baseExtracts.length, active: baseExtracts.filter((t) => t.active).length, size: sum(baseExtracts), reclaimable: sum(baseExtracts) },
+      {
+        type: 'Step snapshots',
+        total: stepSnapshots.length,
+        active: stepSnapshots.filter((t) => t.active).length,
+        size: sum(stepSnapshots),
+        reclaimable: sum(stepSnapshots.filter((t) => !t.active)),
+      },
+      { type: 'Cache mounts', total: cacheMounts.length, active: 0, size: sum(cacheMounts), reclaimable: 0 },
+      { type: 'Trash', total: trash.length, active: 0, size: sum(trash), reclaimable: sum(trash) },
+      { type: 'Unused blobs', total: unused.length, active: unusedLeased.length, size: sizeOf(unused), reclaimable: sizeOf(unused) - sizeOf(unusedLeased) },
+    ];
+    return { root: store.root, rows, images, buildCache, baseExtracts, stepSnapshots, cacheMounts, trash };
+  });
 }

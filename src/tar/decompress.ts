@@ -5,7 +5,8 @@
  */
 import { existsSync } from 'node:fs';
 import { PassThrough, Readable } from 'node:stream';
-import { childProcess, GantryError, zlib } from '../errors/index.js';
+import { GantryError } from '../errors/index.js';
+import { childProcess, zlib } from '../support/lazy.js';
 import { ExtractBudget, extractLimit } from './limit.js';
 
 export type ArchiveCompression = 'none' | 'gzip' | 'bzip2' | 'xz' | 'zstd';

@@ -6,20 +6,11 @@
  */
 import { Transform, type TransformCallback } from 'node:stream';
 import { GantryError } from '../errors/index.js';
+import { settings } from '../support/settings.js';
 
-export const DEFAULT_EXTRACT_LIMIT = 64 * 1024 ** 3;
-
-export function extractLimit(env: NodeJS.ProcessEnv = process.env): number {
-  const raw = env.GANTRY_EXTRACT_LIMIT?.trim();
-  return raw ? parseSize('GANTRY_EXTRACT_LIMIT', raw) : DEFAULT_EXTRACT_LIMIT;
-}
-
-/** A size as gantry's environment variables take it: bytes, or with a K, M, G or T suffix (binary). */
-export function parseSize(variable: string, raw: string): number {
-  const m = /^(\d+)\s*([KMGT]?)i?B?$/i.exec(raw.trim());
-  if (!m) throw new GantryError('OPTION_INVALID', `${variable}=${raw}: expected a size in bytes, such as 1073741824 or 1G`);
-  const scale = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3, T: 1024 ** 4 }[(m[2] ?? '').toUpperCase() as '' | 'K' | 'M' | 'G' | 'T'];
-  return Number(m[1]) * scale;
+/** The budget GANTRY_EXTRACT_LIMIT sets (support/settings.ts). */
+export function extractLimit(): number {
+  return settings().extractLimit;
 }
 
 const human = (n: number): string => {

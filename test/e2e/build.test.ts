@@ -799,7 +799,7 @@ describe('gantry build', () => {
     const controller = new AbortController();
     const started = Date.now();
     // Aborted once the RUN is running (its first output); aborts during the sandbox's own
-    // start-up are tested in test/unit/sandbox.test.ts.
+    // start-up are tested in test/integration/sandbox.test.ts.
     const onProgress = (e: { type: string; text?: string }) => {
       if (e.type === 'output' && e.text?.includes('started')) setTimeout(() => controller.abort(), 100);
     };

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import type { CrashPoint } from '../../src/errors/crash.js';
+import type { CrashPoint } from '../../src/support/crash.js';
 import { projectRoot } from '../helpers/conformance.js';
 import { makeFatRootfs, mountsUnder, seededRandom, waitForNoProcesses } from '../helpers/faults.js';
 import { writeTree } from '../helpers/files.js';

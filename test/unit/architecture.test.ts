@@ -29,23 +29,27 @@ function moduleOf(file: string): string {
   return rel.includes(path.sep) ? (rel.split(path.sep)[0] as string) : rel.replace(/\.ts$/, '');
 }
 
+// `support` is the runtime plumbing every module below the front end may use: the settings read
+// from the environment, crash points, the trace, built-in modules loaded on first use.
 const ALLOWED: Record<string, string[]> = {
   errors: [],
-  tar: ['errors'],
+  support: ['errors'],
+  tar: ['support', 'errors'],
   oci: ['errors'],
   dockerfile: ['errors'],
   plan: ['dockerfile', 'oci', 'errors'],
   image: ['oci', 'errors'],
   // The trees the builder makes are released through store/trees.ts: the store imports no rootfs/.
-  store: ['image', 'oci', 'snapshot', 'tar', 'errors'],
-  archive: ['image', 'store', 'oci', 'tar', 'errors'],
-  registry: ['image', 'oci', 'errors'],
-  rootfs: ['oci', 'tar', 'errors'],
-  snapshot: ['rootfs', 'image', 'tar', 'errors'],
-  sandbox: ['rootfs', 'errors'],
+  store: ['image', 'oci', 'snapshot', 'tar', 'support', 'errors'],
+  archive: ['image', 'store', 'oci', 'tar', 'support', 'errors'],
+  registry: ['image', 'oci', 'support', 'errors'],
+  rootfs: ['oci', 'tar', 'support', 'errors'],
+  snapshot: ['rootfs', 'image', 'tar', 'support', 'errors'],
+  sandbox: ['rootfs', 'support', 'errors'],
   // The worker of build() for a non-root caller: an entry point, like the CLI.
-  'rootless-worker': ['index'],
-  builder: ['errors', 'oci', 'dockerfile', 'plan', 'image', 'store', 'archive', 'registry', 'rootfs', 'snapshot', 'sandbox', 'tar'],
+  'rootless-worker': ['index', 'rootless-protocol', 'errors'],
+  'rootless-protocol': ['index', 'builder', 'registry', 'errors'],
+  builder: ['errors', 'support', 'oci', 'dockerfile', 'plan', 'image', 'store', 'archive', 'registry', 'rootfs', 'snapshot', 'sandbox', 'tar'],
 };
 
 const IMPURE = /^(node:)?(fs|fs\/promises|child_process|net|http|https|http2|dgram|dns|tls|worker_threads)$|^(undici|execa|tar-stream)$/;
@@ -77,4 +81,16 @@ describe('architecture', () => {
       for (const spec of imports(file)) expect(spec).not.toMatch(IMPURE);
     },
   );
+});
+
+describe('the fast tests', () => {
+  const tests = path.join(projectRoot, 'test');
+  const fast = ['unit', 'conformance'].flatMap((d) => files(path.join(tests, d)));
+  // `npm run test:fast` runs these alone, in seconds: they start no process and need no tool
+  // (a test that does belongs in test/integration).
+  test.each(fast.map((f) => [path.relative(projectRoot, f), f]))('%s starts no process', (_rel, file) => {
+    for (const spec of imports(file)) {
+      expect(spec).not.toMatch(/^(node:)?child_process$|^execa$|helpers\/(gantry|tools|registry|oracle|debian|faults|rootfs)\.js$/);
+    }
+  });
 });

@@ -18,6 +18,7 @@ import { layersOf, sha } from '../state.js';
 import type { BuildSettings, ExecuteOptions, ProgressEvent } from '../types.js';
 import { resolveUser } from '../users.js';
 import type { FsStep, RunStep, StepEnv } from './step.js';
+import { settings } from '../../support/settings.js';
 
 export function runStepOf(step: RunStep, ctx: StepEnv): FsStep {
   return {
@@ -301,7 +302,7 @@ async function secretBytes(id: string, source: string | { env: string }): Promis
       throw new OptionError('SECRET_INVALID', `secret "${id}": cannot read ${source}: ${err.code === 'ENOENT' ? 'no such file' : err.message}`);
     });
   }
-  const value = process.env[source.env];
+  const value = settings().variable(source.env);
   if (value === undefined) throw new OptionError('SECRET_INVALID', `secret "${id}": the environment variable ${source.env} is not set`);
   return Buffer.from(value);
 }

@@ -6,6 +6,7 @@
  * the variable a crash point costs one comparison.
  */
 import { Transform } from 'node:stream';
+import { settings } from './settings.js';
 
 /** Where gantry can be made to crash; each is named for what has just happened. */
 export type CrashPoint =
@@ -46,10 +47,7 @@ let target: { point: string; n: number } | null | undefined;
 let count = 0;
 
 function armed(): { point: string; n: number } | null {
-  if (target === undefined) {
-    const m = /^([a-z-]+)(?:@(\d+))?$/.exec(process.env.GANTRY_CRASH_AT ?? '');
-    target = m ? { point: m[1] as string, n: Number(m[2] ?? 1) } : null;
-  }
+  if (target === undefined) target = settings().crashAt ?? null;
   return target;
 }
 

@@ -7,20 +7,26 @@ import { Store } from '../../src/store/store.js';
 import { pruneStore } from '../../src/store/prune.js';
 import { collectTrash, discard, isTrashEntry, trashDir } from '../../src/store/trash.js';
 import { setTreeReleaser } from '../../src/store/trees.js';
+import { resetSettings } from '../../src/support/settings.js';
 // The module that makes build trees gives the store the way to release them (store/trees.ts).
 import { releaseTree } from '../../src/builder/workspace.js';
 
 let work: string;
 let store: Store;
-const saved = process.env.GANTRY_TRASH_BUDGET;
+/** The process's settings with GANTRY_TRASH_BUDGET set to `value` (unset when undefined). */
+function trashBudgetIs(value: string | undefined): void {
+  const env = { ...process.env };
+  if (value === undefined) delete env.GANTRY_TRASH_BUDGET;
+  else env.GANTRY_TRASH_BUDGET = value;
+  resetSettings(env);
+}
 
 beforeEach(async () => {
   work = mkdtempSync(path.join(tmpdir(), 'gantry-trash-'));
   store = await Store.open(path.join(work, 'store'));
 });
 afterEach(() => {
-  if (saved === undefined) delete process.env.GANTRY_TRASH_BUDGET;
-  else process.env.GANTRY_TRASH_BUDGET = saved;
+  resetSettings();
   rmSync(work, { recursive: true, force: true });
 });
 
@@ -54,7 +60,7 @@ describe('trash', () => {
   });
 
   test('a store not given the way to release build trees removes none of them: trash entries and a dead build\'s rootfs stay', async () => {
-    process.env.GANTRY_TRASH_BUDGET = '0';
+    trashBudgetIs('0');
     const a = entry(1, 300);
     const dead = Number(execFileSync('sh', ['-c', 'echo $$']).toString().trim()); // a pid that has ended
     const temp = path.join(store.tmpDir, path.basename(store.tempPath('rootfs')).replace(/^rootfs-\d+-/, `rootfs-${dead}-`));
@@ -92,7 +98,7 @@ describe('trash', () => {
   });
 
   test('under its budget the trash is left alone; over it, the oldest entries go until it holds half the budget', async () => {
-    process.env.GANTRY_TRASH_BUDGET = '1000';
+    trashBudgetIs('1000');
     const a = entry(1, 300);
     const b = entry(2, 300);
     const c = entry(3, 300);
@@ -104,15 +110,15 @@ describe('trash', () => {
   });
 
   test('a budget of 0 empties it at once, as does prune; a name gantry did not give is removed', async () => {
-    process.env.GANTRY_TRASH_BUDGET = '1G';
+    trashBudgetIs('1G');
     entry(5, 10);
     mkdirSync(path.join(trashDir(store), 'stray'));
     expect(await collectTrash(store)).toEqual({ entries: 1, bytes: 0 });
     expect(left()).toHaveLength(1);
-    process.env.GANTRY_TRASH_BUDGET = '0';
+    trashBudgetIs('0');
     expect(await collectTrash(store)).toEqual({ entries: 1, bytes: 10 });
     expect(left()).toEqual([]);
-    delete process.env.GANTRY_TRASH_BUDGET;
+    trashBudgetIs(undefined);
     entry(6, 20);
     entry(7, 30);
     expect((await pruneStore(store.root)).trash).toEqual({ entries: 2, bytes: 50 });
@@ -120,7 +126,7 @@ describe('trash', () => {
   });
 
   test('the default budget is a share of the file system, so a small trash stays', async () => {
-    delete process.env.GANTRY_TRASH_BUDGET;
+    trashBudgetIs(undefined);
     entry(8, 1000);
     expect(await collectTrash(store)).toEqual({ entries: 0, bytes: 0 });
     expect(left()).toHaveLength(1);
@@ -128,18 +134,18 @@ describe('trash', () => {
 
   test('GANTRY_TRASH_BUDGET takes bytes or binary units, and names itself when it is not a size', async () => {
     entry(9, 600 * 2 ** 20);
-    process.env.GANTRY_TRASH_BUDGET = '1G';
+    trashBudgetIs('1G');
     expect((await collectTrash(store)).entries).toBe(0);
-    process.env.GANTRY_TRASH_BUDGET = '512M';
+    trashBudgetIs('512M');
     expect((await collectTrash(store)).entries).toBe(1);
-    process.env.GANTRY_TRASH_BUDGET = 'lots';
+    trashBudgetIs('lots');
     entry(10, 1);
     await expect(collectTrash(store)).rejects.toThrow('GANTRY_TRASH_BUDGET=lots: expected a size in bytes');
     expect(left()).toHaveLength(1);
   });
 
   test('past 100 entries the oldest go down to 50, whatever their bytes (a build on overlays sets aside empty directories)', async () => {
-    process.env.GANTRY_TRASH_BUDGET = '1G';
+    trashBudgetIs('1G');
     const names = Array.from({ length: 120 }, (_, i) => entry(1000 + i, 0));
     await collectTrash(store);
     expect(left()).toEqual(names.slice(70));

@@ -2,7 +2,7 @@
  * Built-in modules a no-op rebuild never uses, loaded on first use. node:child_process, when a
  * process is first started: loading it (with net and dgram) costs every command 1.2 ms.
  * node:zlib, when a layer is first compressed or decompressed: 0.5 to 0.8 ms. They live here,
- * beside the crash points and the trace, because every module may import errors.
+ * in support/, which every module may import.
  */
 import { createRequire } from 'node:module';
 import { promisify } from 'node:util';

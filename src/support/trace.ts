@@ -3,11 +3,13 @@
  * since the process started and since the previous mark to stderr; without it, a call costs
  * one comparison. docs/performance.md says how to read it.
  */
+import { settings } from './settings.js';
+
 let on: boolean | undefined;
 let last = 0;
 
 export function trace(label: string): void {
-  if (on === undefined) on = process.env.GANTRY_TRACE === '1';
+  if (on === undefined) on = settings().trace;
   if (!on) return;
   const now = performance.now();
   process.stderr.write(`trace ${now.toFixed(1).padStart(8)} ms  +${(now - last).toFixed(1).padStart(7)} ms  ${label}\n`);

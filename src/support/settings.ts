@@ -1,0 +1,144 @@
+/**
+ * gantry's settings from its environment, in one place. The environment is read once per
+ * process, on first use, into one Settings; a module asks for the setting it needs and never
+ * reads `process.env` itself, so docs/cli.md's list of variables is this file. A value is
+ * parsed when it is first asked for: a bad one is an error naming the variable, raised by the
+ * command that uses it (a bad GANTRY_REGISTRY_TIMEOUT does not stop `gantry images`).
+ *
+ * Tests that change a variable in-process call `resetSettings()` (or give one explicitly).
+ */
+import { GantryError, OptionError } from '../errors/index.js';
+
+/** The default extraction budget: 64 GiB (tar/limit.ts). */
+export const DEFAULT_EXTRACT_LIMIT = 64 * 1024 ** 3;
+
+export class Settings {
+  private readonly parsed = new Map<string, unknown>();
+  private readonly env: Readonly<Record<string, string | undefined>>;
+
+  constructor(env: NodeJS.ProcessEnv) {
+    this.env = { ...env };
+  }
+
+  private once<T>(name: string, parse: () => T): T {
+    if (!this.parsed.has(name)) this.parsed.set(name, parse());
+    return this.parsed.get(name) as T;
+  }
+
+  private raw(name: string): string | undefined {
+    const v = this.env[name]?.trim();
+    return v ? v : undefined;
+  }
+
+  /** GANTRY_TRACE=1: phase timings on stderr (support/trace.ts). */
+  get trace(): boolean {
+    return this.env.GANTRY_TRACE === '1';
+  }
+
+  /** GANTRY_CRASH_AT=<point>[@n]: the fault tests' crash point (support/crash.ts). */
+  get crashAt(): { point: string; n: number } | undefined {
+    return this.once('GANTRY_CRASH_AT', () => {
+      const m = /^([a-z-]+)(?:@(\d+))?$/.exec(this.env.GANTRY_CRASH_AT ?? '');
+      return m ? { point: m[1] as string, n: Number(m[2] ?? 1) } : undefined;
+    });
+  }
+
+  /** GANTRY_OVERLAY=0: no overlay mounts, plain trees instead (rootfs/overlay.ts). */
+  get overlay(): boolean {
+    return this.env.GANTRY_OVERLAY !== '0';
+  }
+
+  /** GANTRY_KERNEL_HELPER=0: no kernel helper process (rootfs/kernel.ts). */
+  get kernelHelper(): boolean {
+    return this.env.GANTRY_KERNEL_HELPER !== '0';
+  }
+
+  /** GANTRY_RUNTIME=PATH: the OCI runtime a RUN starts (sandbox/runtime.ts). */
+  get runtime(): string | undefined {
+    return this.raw('GANTRY_RUNTIME');
+  }
+
+  /** GANTRY_LOOPBACK_ONLY=1: contact loopback addresses only (the tests' guard, registry/client.ts). */
+  get loopbackOnly(): boolean {
+    return this.env.GANTRY_LOOPBACK_ONLY === '1';
+  }
+
+  /** GANTRY_STATS_OUT=FILE: the build's counts written there (the tests read them). */
+  get statsOut(): string | undefined {
+    return this.raw('GANTRY_STATS_OUT');
+  }
+
+  /** GANTRY_STORE_BUDGET: the build cache's budget in bytes, when set. */
+  get storeBudget(): number | undefined {
+    return this.once('GANTRY_STORE_BUDGET', () => this.size('GANTRY_STORE_BUDGET'));
+  }
+
+  /** GANTRY_TRASH_BUDGET: the trash's budget in bytes, when set. */
+  get trashBudget(): number | undefined {
+    return this.once('GANTRY_TRASH_BUDGET', () => this.size('GANTRY_TRASH_BUDGET'));
+  }
+
+  /** GANTRY_EXTRACT_LIMIT: how far an archive or a layer may expand (default 64 GiB). */
+  get extractLimit(): number {
+    return this.once('GANTRY_EXTRACT_LIMIT', () => this.size('GANTRY_EXTRACT_LIMIT') ?? DEFAULT_EXTRACT_LIMIT);
+  }
+
+  /** GANTRY_REGISTRY_TIMEOUT: a registry request's deadline, in milliseconds (default 60 s). */
+  get registryTimeout(): number {
+    return this.once('GANTRY_REGISTRY_TIMEOUT', () => {
+      const raw = this.raw('GANTRY_REGISTRY_TIMEOUT');
+      if (raw === undefined) return 60_000;
+      const seconds = Number(raw);
+      if (!Number.isFinite(seconds) || seconds <= 0) {
+        throw new OptionError('OPTION_INVALID', `GANTRY_REGISTRY_TIMEOUT=${raw}: expected a number of seconds greater than 0`);
+      }
+      return seconds * 1000;
+    });
+  }
+
+  /** SSL_CERT_FILE: more certificate authorities a registry's TLS is checked against. */
+  get caCertFile(): string | undefined {
+    return this.raw('SSL_CERT_FILE');
+  }
+
+  /** PATH, for the tools gantry starts (git). */
+  get path(): string {
+    return this.env.PATH ?? '/usr/bin:/bin';
+  }
+
+  /** SOURCE_DATE_EPOCH as seconds; undefined when unset or not a whole number. */
+  get sourceDateEpoch(): number | undefined {
+    const v = this.env.SOURCE_DATE_EPOCH;
+    return v !== undefined && /^\d+$/.test(v) ? Number(v) : undefined;
+  }
+
+  /** A variable gantry passes on by name (a secret's `env=`): read from the same snapshot. */
+  variable(name: string): string | undefined {
+    return this.env[name];
+  }
+
+  private size(variable: string): number | undefined {
+    const raw = this.raw(variable);
+    return raw === undefined ? undefined : parseSize(variable, raw);
+  }
+}
+
+/** A size as gantry's environment variables take it: bytes, or with a K, M, G or T suffix (binary). */
+export function parseSize(variable: string, raw: string): number {
+  const m = /^(\d+)\s*([KMGT]?)i?B?$/i.exec(raw.trim());
+  if (!m) throw new GantryError('OPTION_INVALID', `${variable}=${raw}: expected a size in bytes, such as 1073741824 or 1G`);
+  const scale = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3, T: 1024 ** 4 }[(m[2] ?? '').toUpperCase() as '' | 'K' | 'M' | 'G' | 'T'];
+  return Number(m[1]) * scale;
+}
+
+let current: Settings | undefined;
+
+/** This process's settings, read from its environment the first time they are asked for. */
+export function settings(): Settings {
+  return (current ??= new Settings(process.env));
+}
+
+/** Forget the settings read (the next call reads the environment again), or use `env`'s. For tests. */
+export function resetSettings(env?: NodeJS.ProcessEnv): void {
+  current = env ? new Settings(env) : undefined;
+}

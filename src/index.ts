@@ -188,6 +188,9 @@ export type { Credentials, CredentialLookup } from './registry/client.js';
 export type { ExecuteResult as BuildResult, ExecuteResult, ProgressEvent, BuildSettings } from './builder/execute.js';
 import { execute, type BuildSettings, type ExecuteResult as BuildExecResult } from './builder/execute.js';
 import { withStore } from './store/store.js';
+import { resolveNamedContexts } from './builder/named-contexts.js';
+import { resolvePlan } from './builder/resolve.js';
+import { trace } from './support/trace.js';
 import type { RegistryAccess as Access } from './builder/registry.js';
 export type { Isolation } from './sandbox/run.js';
 export { ULIMIT_NAMES, type Ulimit } from './sandbox/types.js';
@@ -284,24 +287,43 @@ async function sshAgents(ssh: Record<string, string | string[]>): Promise<{ sock
   return { sockets, stop };
 }
 
+/**
+ * The build, as it reads: the Dockerfile read and parsed; in one store scope, the named contexts
+ * fetched, the plan made until the images it names are at hand (pulled where the store lacks
+ * them), the plan executed into an image, and the image written to each output.
+ */
 async function buildHere(options: Omit<BuildOptions, 'ssh'> & { ssh?: Record<string, string> }): Promise<BuildExecResult> {
   const { root: givenRoot, context = '.', dockerfile, output = [], push: pushAfter, ...settings } = options;
+  trace('build start');
   const { file, text } = await loadDockerfile({ context, ...(dockerfile !== undefined ? { dockerfile } : {}) });
+  const model = parseDockerfile(text, { file });
+  trace('Dockerfile parsed');
   settings.sourceDateEpoch ??= epochOf(settings.buildArgs?.SOURCE_DATE_EPOCH) ?? envSettings().sourceDateEpoch;
   const root = givenRoot ?? resolveRootDefault();
+  const buildOptions = { ...settings, root, context, dockerfile: file };
+  const emit = settings.onProgress ?? (() => undefined);
+  return withStore(root, async (store) => {
+    // Named contexts first: a URL one is fetched before anything is planned on it.
+    const named = settings.namedContexts && Object.keys(settings.namedContexts).length > 0 ? await resolveNamedContexts(settings.namedContexts) : undefined;
+    try {
+      const resolved = await resolvePlan(store, model, buildOptions, named, emit);
+      const result = await execute(store, resolved, { ...buildOptions, text }, named);
+      const pushed = await writeOutputs(store, result.descriptor, result.tags, [...output, ...(pushAfter ? [{ type: 'registry' as const }] : [])], registryAccess(settings), emit, settings.signal);
+      return pushed.length > 0 ? { ...result, pushed: pushed.map((p) => ({ name: p.name, digest: p.digest, mediaType: p.mediaType, size: p.size })) } : result;
+    } finally {
+      await named?.cleanup();
+    }
+  });
+}
+
+/** How the build's outputs reach registries: its insecure registries, credentials and CA file. */
+function registryAccess(settings: BuildSettings): Access {
   const { insecureRegistries, credentials, caCertFile } = settings;
-  const access: Access = {
+  return {
     ...(insecureRegistries ? { insecureRegistries } : {}),
     ...(credentials ? { credentials } : {}),
     ...(caCertFile ? { caCertFile } : {}),
   };
-  const outputs = [...output, ...(pushAfter ? [{ type: 'registry' as const }] : [])];
-  // One store scope for the whole command: the build, then its outputs and pushes.
-  return withStore(root, async (store) => {
-    const result = await execute(store, { ...settings, root, context, dockerfile: file, text });
-    const pushed = await writeOutputs(store, result.descriptor, result.tags, outputs, access, settings.onProgress, settings.signal);
-    return pushed.length > 0 ? { ...result, pushed: pushed.map((p) => ({ name: p.name, digest: p.digest, mediaType: p.mediaType, size: p.size })) } : result;
-  });
 }
 /** A SOURCE_DATE_EPOCH value as seconds; undefined when unset or not a whole number. */
 function epochOf(value: string | undefined): number | undefined {

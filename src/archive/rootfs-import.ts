@@ -16,6 +16,7 @@ import { storeFailure, type Store } from '../store/store.js';
 import { writeImage } from '../store/images.js';
 import { decompress } from '../tar/decompress.js';
 import { sanitizeMemberName } from './sanitize.js';
+import type { LayerDescriptor } from '../image/image.js';
 
 export interface RootfsImportOptions {
   /** Shown in errors and in the history comment. */
@@ -30,15 +31,8 @@ export interface RootfsImportOptions {
   createdBy?: string;
 }
 
-export interface StoredLayer {
-  digest: string;
-  size: number;
-  diffId: string;
-  mediaType: string;
-}
-
 /** Rewrite a tar stream into a gzip layer in the store. */
-export async function storeTarAsLayer(store: Store, tarStream: Readable, what: string): Promise<StoredLayer> {
+export async function storeTarAsLayer(store: Store, tarStream: Readable, what: string): Promise<LayerDescriptor> {
   const extract = tar.extract();
   const pack = tar.pack();
   const diff = new VerifyStream();

@@ -3,83 +3,63 @@
  * the build engine and by `gantry import --change`.
  */
 import type { Step } from '../plan/planner.js';
-import type { ContainerConfig, ImageConfig } from '../oci/types.js';
+import type { ImageConfig } from '../oci/types.js';
+import { withContainerConfig, withEnv, withLabels } from '../image/mutate.js';
 
 export interface ConfigState {
   /** CMD was set in this build; ENTRYPOINT then keeps it instead of clearing it. */
   cmdSet: boolean;
 }
 
-/** Replace KEY in place (keeping its position, as docker does) or append it. */
-function setEnv(env: string[], key: string, value: string): string[] {
-  const i = env.findIndex((e) => e === key || e.startsWith(`${key}=`));
-  if (i < 0) return [...env, `${key}=${value}`];
-  const copy = [...env];
-  copy[i] = `${key}=${value}`;
-  return copy;
-}
-
-/** Apply one config-only step; returns false for steps that are not config-only (RUN, COPY, ARG). */
-export function applyConfigStep(image: ImageConfig, step: Step, state: ConfigState): boolean {
-  const c: ContainerConfig = (image.config ??= {});
+/**
+ * The config after one config-only step (a new object: `image` is left as it was), or undefined
+ * for steps that are not config-only (RUN, COPY, ARG...). `state` notes that CMD was set.
+ */
+export function configAfterStep(image: ImageConfig, step: Step, state: ConfigState): ImageConfig | undefined {
+  const c = image.config ?? {};
+  const shellForm = (args: readonly string[]): string[] => [...step.state.shell, args.join(' ')];
   switch (step.op) {
     case 'env':
-      for (const { key, value } of step.pairs) c.Env = setEnv(c.Env ?? [], key, value);
-      return true;
+      return step.pairs.reduce((im, { key, value }) => withEnv(im, key, value), image);
     case 'label':
-      c.Labels = { ...(c.Labels ?? {}) };
-      for (const { key, value } of step.pairs) c.Labels[key] = value;
-      return true;
+      return withLabels(image, Object.fromEntries(step.pairs.map(({ key, value }) => [key, value])));
     case 'maintainer':
-      image.author = step.maintainer;
-      return true;
+      return { ...image, author: step.maintainer };
     case 'expose':
-      c.ExposedPorts = { ...(c.ExposedPorts ?? {}) };
-      for (const p of step.ports) c.ExposedPorts[p] = {};
-      return true;
+      return withContainerConfig(image, { ExposedPorts: { ...(c.ExposedPorts ?? {}), ...Object.fromEntries(step.ports.map((p) => [p, {}])) } });
     case 'volume':
-      c.Volumes = { ...(c.Volumes ?? {}) };
-      for (const v of step.volumes) c.Volumes[v] = {};
-      return true;
+      return withContainerConfig(image, { Volumes: { ...(c.Volumes ?? {}), ...Object.fromEntries(step.volumes.map((v) => [v, {}])) } });
     case 'user':
-      c.User = step.user;
-      return true;
+      return withContainerConfig(image, { User: step.user });
     case 'workdir':
-      c.WorkingDir = step.path;
-      return true;
+      return withContainerConfig(image, { WorkingDir: step.path });
     case 'stopsignal':
-      c.StopSignal = step.signal;
-      return true;
+      return withContainerConfig(image, { StopSignal: step.signal });
     case 'shell':
-      c.Shell = [...step.shell];
-      return true;
+      return withContainerConfig(image, { Shell: [...step.shell] });
     case 'cmd':
-      c.Cmd = step.command.form === 'exec' ? [...step.command.args] : [...step.state.shell, step.command.args.join(' ')];
       state.cmdSet = true;
-      return true;
+      return withContainerConfig(image, { Cmd: step.command.form === 'exec' ? [...step.command.args] : shellForm(step.command.args) });
     case 'entrypoint':
-      c.Entrypoint = step.command.form === 'exec' ? [...step.command.args] : [...step.state.shell, step.command.args.join(' ')];
-      if (!state.cmdSet) c.Cmd = null;
-      return true;
+      return withContainerConfig(image, {
+        Entrypoint: step.command.form === 'exec' ? [...step.command.args] : shellForm(step.command.args),
+        ...(state.cmdSet ? {} : { Cmd: null }),
+      });
     case 'onbuild':
-      c.OnBuild = [...(c.OnBuild ?? []), step.expression];
-      return true;
-    case 'healthcheck': {
-      if (step.test[0] === 'NONE') {
-        c.Healthcheck = { Test: ['NONE'] };
-        return true;
-      }
-      c.Healthcheck = {
-        Test: [...step.test],
-        ...(step.interval !== undefined ? { Interval: step.interval } : {}),
-        ...(step.timeout !== undefined ? { Timeout: step.timeout } : {}),
-        ...(step.startPeriod !== undefined ? { StartPeriod: step.startPeriod } : {}),
-        ...(step.startInterval !== undefined ? { StartInterval: step.startInterval } : {}),
-        ...(step.retries !== undefined ? { Retries: step.retries } : {}),
-      };
-      return true;
-    }
+      return withContainerConfig(image, { OnBuild: [...(c.OnBuild ?? []), step.expression] });
+    case 'healthcheck':
+      if (step.test[0] === 'NONE') return withContainerConfig(image, { Healthcheck: { Test: ['NONE'] } });
+      return withContainerConfig(image, {
+        Healthcheck: {
+          Test: [...step.test],
+          ...(step.interval !== undefined ? { Interval: step.interval } : {}),
+          ...(step.timeout !== undefined ? { Timeout: step.timeout } : {}),
+          ...(step.startPeriod !== undefined ? { StartPeriod: step.startPeriod } : {}),
+          ...(step.startInterval !== undefined ? { StartInterval: step.startInterval } : {}),
+          ...(step.retries !== undefined ? { Retries: step.retries } : {}),
+        },
+      });
     default:
-      return false;
+      return undefined;
   }
 }

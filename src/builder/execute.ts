@@ -1,6 +1,6 @@
 /**
- * The build: resolve (parse, plan with the images the plan names: resolve.ts), execute the plan
- * stage by stage, write the image. Config-only steps change the image config and history.
+ * A build's execution: the plan that resolve.ts made (with the images it names) run stage by
+ * stage, independent stages side by side, and the image written. Config-only steps change the image config and history.
  * RUN, COPY, ADD and WORKDIR (when it creates the directory) change the root filesystem and
  * become a diff layer, unless the layer cache already has the step: each is a step (steps/)
  * whose cache key (keys.ts: the parent key, the step as the planner resolved it, what it reads)
@@ -19,14 +19,15 @@ import { prewarmSandbox } from '../sandbox/run.js';
 import { LayerCache, type CacheEntry } from '../store/cache.js';
 import { loadImage, writeImage } from '../store/images.js';
 import type { Store } from '../store/store.js';
-import { applyConfigStep } from './config.js';
+import { configAfterStep } from './config.js';
+import { withContainerConfig, withHistory, withLabels } from '../image/mutate.js';
 import { loadIgnore } from './context.js';
 import { atStep, BuildError } from './errors.js';
 import { createdBy, HISTORY_COMMENT } from './history.js';
 import { stepKey } from './keys.js';
 import { doStep } from './layer.js';
-import { resolveNamedContexts, type NamedContexts, type NamedDir } from './named-contexts.js';
-import { resolvePlan } from './resolve.js';
+import type { NamedContexts, NamedDir } from './named-contexts.js';
+import type { Resolved } from './resolve.js';
 import { imageKey, imageState, keptLayer, startStage, type LayerRef, type StageState } from './state.js';
 import { StatCache } from './statcache.js';
 import { copyStepOf } from './steps/copy.js';
@@ -39,20 +40,17 @@ import { Workspace } from './workspace.js';
 export { BuildError };
 export type { BuildSettings, ExecuteOptions, ExecuteResult, ProgressEvent } from './types.js';
 
-/** A build in a command's store scope (`withStore`): resolve, execute the plan, write the image. */
-export async function execute(store: Store, options: ExecuteOptions): Promise<ExecuteResult> {
-  trace('build start');
+/**
+ * Execute a resolved plan (resolve.ts: the plan and the images it names) in a command's store
+ * scope (`withStore`), and write its image to the store. `named`: the build's named contexts,
+ * read by COPY --from.
+ */
+export async function execute(store: Store, resolved: Resolved, options: ExecuteOptions, named?: NamedContexts): Promise<ExecuteResult> {
   const ws = Workspace.open(store);
-  const emit = options.onProgress ?? (() => undefined);
-  const run: PlanRun = { options, store, ws, named: undefined, contextStats: undefined };
+  const run: PlanRun = { options, store, ws, named, contextStats: undefined };
   try {
-    // Named contexts first: a URL one is fetched before anything is planned on it.
-    if (options.namedContexts && Object.keys(options.namedContexts).length > 0) run.named = await resolveNamedContexts(options.namedContexts);
-    const named = run.named;
-    const { plan, images } = await resolvePlan(store, options, named, emit);
-    return await executePlan(plan, images, run);
+    return await executePlan(resolved.plan, resolved.images, run);
   } finally {
-    await run.named?.cleanup();
     await run.contextStats?.save();
     await ws.close();
   }
@@ -204,12 +202,10 @@ async function runStage(x: PlanExecution, stage: PlannedStage): Promise<StageSta
   const state = ws.track(startStage(stage, x.finished, x.stateOfImage));
   // The base's ONBUILD triggers ran as this stage's first steps (the plan has them): they
   // are not passed on, as in BuildKit.
-  if (state.config.config?.OnBuild) delete state.config.config.OnBuild;
+  if (state.config.config?.OnBuild) state.config = withContainerConfig(state.config, { OnBuild: undefined });
   // An image without PATH gets the default one, in its config too (as BuildKit does).
   const stageEnv = state.config.config?.Env ?? [];
-  if (!stageEnv.some((e) => e.startsWith('PATH='))) {
-    state.config.config = { ...(state.config.config ?? {}), Env: [`PATH=${DEFAULT_PATH}`, ...stageEnv] };
-  }
+  if (!stageEnv.some((e) => e.startsWith('PATH='))) state.config = withContainerConfig(state.config, { Env: [`PATH=${DEFAULT_PATH}`, ...stageEnv] });
   let current: Step | undefined;
   try {
     for (const step of stage.steps) {
@@ -236,8 +232,10 @@ async function runStep(x: PlanExecution, stage: PlannedStage, state: StageState,
   const started = Date.now();
   const text = createdBy(step);
   const history: HistoryEntry = { created: x.created, ...(text !== undefined ? { created_by: text } : {}), comment: HISTORY_COMMENT };
-  if (step.op === 'arg' || (step.op !== 'workdir' && applyConfigStep(state.config, step, state.configState))) {
-    if (text !== undefined) state.config.history = [...(state.config.history ?? []), { ...history, created: dated(x, state.config), empty_layer: true }];
+  const configured = step.op === 'workdir' ? undefined : configAfterStep(state.config, step, state.configState);
+  if (step.op === 'arg' || configured) {
+    if (configured) state.config = configured;
+    if (text !== undefined) state.config = withHistory(state.config, { ...history, created: dated(x, state.config), empty_layer: true });
     if (step.op !== 'arg') emit({ type: 'step', id: step.id, name, status: 'done', seconds: 0 });
     return;
   }
@@ -253,8 +251,8 @@ async function runStep(x: PlanExecution, stage: PlannedStage, state: StageState,
   if (hit) {
     // Dated when the step ran, as BuildKit dates a cached layer: a rebuild that changes nothing is the same image.
     const then = { ...history, created: x.fixedTime ? x.created : hit.entry.created };
-    state.config.history = [...(state.config.history ?? []), hit.layer ? then : { ...then, empty_layer: true }];
-    if (step.op === 'workdir') state.config.config = { ...(state.config.config ?? {}), WorkingDir: step.path };
+    state.config = withHistory(state.config, hit.layer ? then : { ...then, empty_layer: true });
+    if (step.op === 'workdir') state.config = withContainerConfig(state.config, { WorkingDir: step.path });
     state.key = hit.chain;
     emit({ type: 'step', id: step.id, name, status: 'cached' });
     return;
@@ -278,7 +276,7 @@ async function runStep(x: PlanExecution, stage: PlannedStage, state: StageState,
     const stepCtx = { ws, store: x.env.store, keepOnly: !x.leaving.has(stage.index), ...(options.sourceDateEpoch !== undefined ? { sourceDateEpoch: options.sourceDateEpoch } : {}) };
     const layer = await doStep(stepCtx, state, step, work);
     if (layer) ws.stepLayer(state, chain, layer);
-    state.config.history = [...(state.config.history ?? []), layer ? history : { ...history, empty_layer: true }];
+    state.config = withHistory(state.config, layer ? history : { ...history, empty_layer: true });
     const next = chain !== key ? { next: chain } : {};
     await x.cache.put(key, layer?.keptOnly ? { layer: null, kept: layer.diffId, ...next, created: x.created } : { layer, ...next, created: x.created });
     // Found by content in later builds; not a change kept only as a snapshot (named by the run that made it).
@@ -334,7 +332,7 @@ async function writeTarget(x: PlanExecution, final: StageState): Promise<Execute
   const { plan } = x;
   if (options.labels && Object.keys(options.labels).length > 0) {
     // As BuildKit: the command line's labels go on the image's config, with no history entry.
-    final.config.config = { ...(final.config.config ?? {}), Labels: { ...(final.config.config?.Labels ?? {}), ...options.labels } };
+    final.config = withLabels(final.config, options.labels);
   }
   if (final.layers.some((l) => l.keptOnly)) throw new BuildError('BUILD_INTERNAL', 'the image would name a layer that was not made');
   const platform = parsePlatform(plan.target.platform);

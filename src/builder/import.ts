@@ -9,7 +9,7 @@ import { hostPlatform, parsePlatform } from '../oci/platform.js';
 import type { ContainerConfig, ImageConfig } from '../oci/types.js';
 import { configDigestOf } from '../store/images.js';
 import { withStore, type Store } from '../store/store.js';
-import { applyConfigStep } from './config.js';
+import { configAfterStep } from './config.js';
 
 /** What `docker import -c` accepts, plus the other config-only instructions. */
 const CHANGE_INSTRUCTIONS = new Set([
@@ -59,9 +59,9 @@ export function configFromChanges(changes: readonly string[]): ContainerConfig {
     }
     throw err;
   }
-  const image: ImageConfig = { architecture: '', os: '', rootfs: { type: 'layers', diff_ids: [] }, config: {} };
+  let image: ImageConfig = { architecture: '', os: '', rootfs: { type: 'layers', diff_ids: [] }, config: {} };
   const state = { cmdSet: false };
-  for (const step of p.target.steps) applyConfigStep(image, step, state);
+  for (const step of p.target.steps) image = configAfterStep(image, step, state) ?? image;
   return image.config ?? {};
 }
 

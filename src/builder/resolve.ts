@@ -9,7 +9,7 @@ import { type SourceLocation } from '../errors/index.js';
 import { trace } from '../support/trace.js';
 import type { Image } from '../image/image.js';
 import { formatPlatform, parsePlatform } from '../oci/platform.js';
-import { parseDockerfile } from '../dockerfile/stages.js';
+import type { DockerfileModel } from '../dockerfile/stages.js';
 import { planModel, type BaseImageInfo, type BuildPlan } from '../plan/planner.js';
 import type { Store } from '../store/store.js';
 import { obtainImage } from './bases.js';
@@ -18,13 +18,23 @@ import { isLayoutRef, type NamedContexts } from './named-contexts.js';
 import { imageKey } from './state.js';
 import type { ExecuteOptions, ProgressEvent } from './types.js';
 
+/** What resolving reads of the build's options: the plan's inputs, and how bases are obtained. */
+export type ResolveOptions = Omit<ExecuteOptions, 'text'>;
+
 export interface Resolved {
   plan: BuildPlan;
   /** The images the plan names, by imageKey(ref, platform). */
   images: Map<string, Image>;
 }
 
-export async function resolvePlan(store: Store, options: ExecuteOptions, named: NamedContexts | undefined, emit: (e: ProgressEvent) => void): Promise<Resolved> {
+/** Plan the parsed Dockerfile `model` until the images it names are all at hand; those images beside the last plan. */
+export async function resolvePlan(
+  store: Store,
+  model: DockerfileModel,
+  options: ResolveOptions,
+  named: NamedContexts | undefined,
+  emit: (e: ProgressEvent) => void,
+): Promise<Resolved> {
   const planOptions = {
     file: options.dockerfile,
     ...(options.buildArgs ? { buildArgs: options.buildArgs } : {}),
@@ -32,8 +42,6 @@ export async function resolvePlan(store: Store, options: ExecuteOptions, named: 
     ...(options.platform ? { platform: options.platform } : {}),
     ...(named ? { namedContexts: named.plan } : {}),
   };
-  const model = parseDockerfile(options.text, { file: options.dockerfile ?? 'Dockerfile' });
-  trace('Dockerfile parsed');
   const images = new Map<string, Image>();
   const stageNames = model.stages.flatMap((st) => (st.name ? [st.name] : []));
   const layouts = new Set(Object.values(named?.plan ?? {}).flatMap((c) => (c.type === 'image' && isLayoutRef(c.ref) ? [c.ref] : [])));

@@ -4,7 +4,8 @@
  * snapshots, a mounted overlay, a plain tree).
  */
 import { createHash } from 'node:crypto';
-import type { Image } from '../image/image.js';
+import type { Image, LayerDescriptor } from '../image/image.js';
+import { scratchConfig } from '../image/mutate.js';
 import { parsePlatform } from '../oci/platform.js';
 import type { ImageConfig } from '../oci/types.js';
 import type { PlannedStage } from '../plan/planner.js';
@@ -13,11 +14,7 @@ import type { View } from '../store/snapshots.js';
 import { chainName } from '../store/store.js';
 import type { ConfigState } from './config.js';
 
-export interface LayerRef {
-  digest: string;
-  size: number;
-  diffId: string;
-  mediaType: string;
+export interface LayerRef extends LayerDescriptor {
   /**
    * A step of a stage whose layers never leave the build (read only by COPY --from, a bind mount):
    * no layer was made, its change is kept only as a snapshot. `digest` and `diffId` are then a
@@ -121,7 +118,7 @@ export function startStage(stage: PlannedStage, finished: Map<number, StageState
   const p = parsePlatform(stage.platform);
   return {
     // BuildKit's empty image: WorkingDir "/" (a FROM scratch image says so in its config).
-    config: { architecture: p.architecture, os: p.os, config: { WorkingDir: '/' }, rootfs: { type: 'layers', diff_ids: [] }, history: [] },
+    config: scratchConfig(p),
     layers: [],
     key: sha(`scratch:${stage.platform}`),
     baseLayers: 0,

@@ -18,7 +18,8 @@ export interface BlobSource {
   open(): Readable;
 }
 
-export interface Layer extends BlobSource {
+/** A layer as a manifest and a config name it: the one shape every module records layers in. */
+export interface LayerDescriptor {
   /** Digest and size of the blob as stored (usually gzip). */
   digest: string;
   size: number;
@@ -26,6 +27,9 @@ export interface Layer extends BlobSource {
   /** Digest of the uncompressed tar. */
   diffId: string;
 }
+
+/** A layer of an image: its descriptor, and its bytes from wherever they are. */
+export interface Layer extends LayerDescriptor, BlobSource {}
 
 export interface Image {
   /** The manifest's digest: the image's identity in a registry. */

@@ -9,10 +9,11 @@ import path from 'node:path';
 import { crashPoint } from '../support/crash.js';
 import type { Store } from './store.js';
 import { touch } from './budget.js';
+import type { LayerDescriptor } from '../image/image.js';
 
 export interface CacheEntry {
   /** The layer, or null when the step changed nothing or its change is `kept` only as a snapshot. */
-  layer: { digest: string; size: number; diffId: string; mediaType: string } | null;
+  layer: LayerDescriptor | null;
   /**
    * A step of a stage whose layers never leave the build made no layer: its change is kept only
    * as its step snapshot, named by this stand-in (`kept:<hex>`, builder/state.ts). A hit needs

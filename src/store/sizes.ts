@@ -22,13 +22,7 @@ import pLimit from 'p-limit';
 import { layerCompression } from '../oci/media-types.js';
 import { layerTar } from '../tar/decompress.js';
 import type { Store } from './store.js';
-
-export interface SizedLayer {
-  digest: string;
-  size: number;
-  mediaType: string;
-  diffId: string;
-}
+import type { LayerDescriptor } from '../image/image.js';
 
 /** At most this many layers are read at once (gunzip runs in libuv's thread pool). */
 const PARALLEL = 2;
@@ -192,7 +186,7 @@ function paxSize(body: Buffer): number | undefined {
 }
 
 /** Read a layer's tar and sum its regular files; undefined when it cannot be read. */
-async function countLayer(store: Store, layer: SizedLayer): Promise<{ size: number; matches: boolean } | undefined> {
+async function countLayer(store: Store, layer: LayerDescriptor): Promise<{ size: number; matches: boolean } | undefined> {
   const compression = layerCompression(layer.mediaType);
   if (compression === undefined) return undefined;
   const hash = compression !== 'none' ? createHash('sha256') : undefined;
@@ -215,7 +209,7 @@ export class LayerSizes {
   constructor(private readonly store: Store) {}
 
   /** A layer's content size, or undefined when it cannot be read. */
-  of(layer: SizedLayer): Promise<number | undefined> {
+  of(layer: LayerDescriptor): Promise<number | undefined> {
     let p = this.known.get(layer.diffId);
     if (!p) {
       p = this.compute(layer);
@@ -224,7 +218,7 @@ export class LayerSizes {
     return p;
   }
 
-  private async compute(layer: SizedLayer): Promise<number | undefined> {
+  private async compute(layer: LayerDescriptor): Promise<number | undefined> {
     const file = recordPath(this.store, layer.diffId);
     const recorded = readRecord(file);
     if (recorded !== undefined) return recorded;
@@ -238,12 +232,12 @@ export class LayerSizes {
    * The sum of an image's layers' content sizes; a layer that cannot be read counts with its
    * stored size, and `estimated` says that one did.
    */
-  async total(layers: readonly SizedLayer[]): Promise<{ size: number; estimated: boolean; layers: number[] }> {
+  async total(layers: readonly LayerDescriptor[]): Promise<{ size: number; estimated: boolean; layers: number[] }> {
     const sizes = await Promise.all(layers.map((l) => this.of(l)));
     return {
-      size: sizes.reduce<number>((n, s, i) => n + (s ?? (layers[i] as SizedLayer).size), 0),
+      size: sizes.reduce<number>((n, s, i) => n + (s ?? (layers[i] as LayerDescriptor).size), 0),
       estimated: sizes.some((s) => s === undefined),
-      layers: sizes.map((s, i) => s ?? (layers[i] as SizedLayer).size),
+      layers: sizes.map((s, i) => s ?? (layers[i] as LayerDescriptor).size),
     };
   }
 }

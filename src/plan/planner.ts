@@ -8,95 +8,39 @@
  * their config in `baseImages` (env, ONBUILD triggers). Without it the plan is still
  * complete, but variables a base image would define are left unset and not warned about.
  */
-import { parseChmod } from '../dockerfile/chmod.js';
 import { suggest } from '../dockerfile/flags.js';
-import path from 'node:path';
 import { DockerfileError, OptionError, type SourceLocation } from '../errors/index.js';
-import {
-  toInstruction,
-  type ArgInstruction,
-  type CommandLine,
-  type CopyInstruction,
-  type EnvInstruction,
-  type FromInstruction,
-  type LabelInstruction,
-  type HealthcheckInstruction,
-  type Instruction,
-  type KeyValue,
-  type NetworkMode,
-  type SecurityMode,
-} from '../dockerfile/instructions.js';
-import { MountError, parseMount, type Mount } from '../dockerfile/mounts.js';
-import { heredocBody, parse, type Heredoc } from '../dockerfile/parser.js';
+import { toInstruction, type ArgInstruction, type FromInstruction, type Instruction } from '../dockerfile/instructions.js';
+import { parse } from '../dockerfile/parser.js';
 import { expand, ShellSyntaxError, type EnvLookup, type ExpandResult } from '../dockerfile/shell.js';
 import { parseDockerfile, type DockerfileModel, type Stage } from '../dockerfile/stages.js';
-import { checkSecretName, didYouMean } from '../dockerfile/checks.js';
-import { gitOptions, parseGitRef } from '../dockerfile/gitref.js';
-import { WarningSink, type Warning } from '../dockerfile/warnings.js';
+import { didYouMean } from '../dockerfile/checks.js';
+import { WarningSink } from '../dockerfile/warnings.js';
 import { CHECK_BUILD_ARG, checkViolation, filterWarnings, withCheckBuildArg, withWarnings, type CheckScope } from '../dockerfile/lint.js';
 import { formatPlatform, hostPlatform, parsePlatform, type Platform } from '../oci/platform.js';
 import { familiarName, parseReference } from '../oci/reference.js';
+import { dispatchOf, type At, type Planning, type StageScope } from './dispatch.js';
+import { PROXY_ARGS } from './dispatch-run.js';
+import { Scope, setKV } from './scope.js';
+import {
+  DEFAULT_PATH,
+  DEFAULT_SHELL,
+  type BaseRef,
+  type BuildPlan,
+  type CopySource,
+  type NamedContextRef,
+  type PendingStep,
+  type PlannedStage,
+  type PlanOptions,
+  type ResolvedArg,
+  type StageEnd,
+  type Step,
+  type StepState,
+} from './types.js';
 
-export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
-export const DEFAULT_SHELL: readonly string[] = ['/bin/sh', '-c'];
-
-/** Build args every Dockerfile may use in RUN without declaring them; never in the cache key. */
-/** The proxy variables BuildKit passes to RUN from build args, each in both spellings. */
-const PROXY_NAMES = ['http_proxy', 'https_proxy', 'ftp_proxy', 'no_proxy', 'all_proxy'] as const;
-
-export const PROXY_ARGS: readonly string[] = PROXY_NAMES.flatMap((n) => [n.toUpperCase(), n]);
-
-/**
- * The proxy variables a RUN gets from the build args, as BuildKit sets them: a build arg whose
- * name is one of the five proxy names in either case (`http_proxy`, `HTTP_PROXY`...) gives the
- * RUN both spellings with its value; when both spellings are given, the lower-case one (the
- * later of the names sorted) wins.
- */
-export function proxyEnvOf(buildArgs: ReadonlyMap<string, string>): string[] {
-  const values = new Map<string, string>();
-  for (const k of [...buildArgs.keys()].sort()) {
-    const lower = k.toLowerCase();
-    if ((PROXY_NAMES as readonly string[]).includes(lower)) values.set(lower, buildArgs.get(k) as string);
-  }
-  const out: string[] = [];
-  for (const name of PROXY_NAMES) {
-    const v = values.get(name);
-    if (v) out.push(`${name.toUpperCase()}=${v}`, `${name}=${v}`);
-  }
-  return out;
-}
-
-export interface BaseImageInfo {
-  env?: string[];
-  onBuild?: string[];
-  workingDir?: string;
-  user?: string;
-  shell?: string[];
-}
-
-export interface PlanOptions {
-  /** The Dockerfile's name in messages. */
-  file?: string;
-  buildArgs?: Readonly<Record<string, string>>;
-  /** Build this stage (by name) and what it needs; default: the last stage. */
-  target?: string;
-  /** The platform to build for (`os/arch[/variant]`); default: the build platform. */
-  platform?: string;
-  /** The platform the build runs on; default: this machine. */
-  buildPlatform?: string;
-  /** Configs of base images the caller already has, keyed by the reference as written after expansion. */
-  baseImages?: Readonly<Record<string, BaseImageInfo>>;
-  /** False: `# check=error=true` does not fail the plan (a lint of every target decides at the end). */
-  checkErrors?: boolean;
-  /**
-   * Named contexts (`--build-context NAME=…`), by `contextKey(NAME)`: an image that takes the
-   * place of an image or a stage of that name, or a directory that COPY --from reads.
-   */
-  namedContexts?: Readonly<Record<string, NamedContextRef>>;
-}
-
-/** What a named context is to the plan: an image (its reference, or scratch), or a directory. */
-export type NamedContextRef = { type: 'image'; ref: string } | { type: 'dir' };
+export * from './types.js';
+export { heredocRefName } from './dispatch-copy.js';
+export { proxyEnvOf } from './dispatch-run.js';
 
 /**
  * The name a named context is looked up by, as BuildKit's: the image name in its familiar form
@@ -114,123 +58,6 @@ export function contextKey(name: string): string {
   }
 }
 
-/** The end of a planned stage, as a stage FROM it starts. */
-interface StageEnd {
-  args: Map<string, string | undefined>;
-  shellSet: boolean;
-}
-
-export type BaseRef = { type: 'scratch' } | { type: 'image'; ref: string } | { type: 'stage'; stage: number };
-
-/** Where COPY reads: the build context, a named context (`--build-context NAME=DIR`), a stage, an image. */
-export type CopySource = { type: 'context'; name?: string } | { type: 'stage'; stage: number } | { type: 'image'; ref: string };
-
-/** What is in effect when a step starts; part of every step's cache key. */
-export interface StepState {
-  /** The persisted environment (image env + ENV), in order. */
-  env: string[];
-  /** ARG values in scope (not persisted), in declaration order. */
-  args: string[];
-  workdir: string;
-  user: string;
-  shell: string[];
-}
-
-interface StepBase {
-  /** 1-based position in the plan. */
-  id: number;
-  stage: number;
-  /** `[builder 2/5]`-style position within the stage. */
-  position: string;
-  original: string;
-  location: SourceLocation;
-  state: StepState;
-  /** From a base image's ONBUILD trigger. */
-  onbuild?: boolean;
-}
-
-export type Step = StepBase &
-  (
-    | { op: 'env'; pairs: KeyValue[] }
-    | { op: 'arg'; args: ResolvedArg[] }
-    | { op: 'label'; pairs: KeyValue[] }
-    | { op: 'maintainer'; maintainer: string }
-    | { op: 'expose'; ports: string[] }
-    | { op: 'volume'; volumes: string[] }
-    | { op: 'user'; user: string }
-    | { op: 'workdir'; path: string }
-    | { op: 'stopsignal'; signal: string }
-    | { op: 'shell'; shell: string[] }
-    | { op: 'cmd' | 'entrypoint'; command: CommandLine }
-    | { op: 'onbuild'; expression: string }
-    | ({ op: 'healthcheck' } & Pick<
-        HealthcheckInstruction,
-        'test' | 'interval' | 'timeout' | 'startPeriod' | 'startInterval' | 'retries'
-      >)
-    | {
-        op: 'run';
-        command: CommandLine;
-        heredocs: Heredoc[];
-        mounts: Mount[];
-        network: NetworkMode;
-        security: SecurityMode;
-        /** The environment the command sees: state.env, then ARGs not shadowed by ENV. */
-        runEnv: string[];
-        /** Proxy build args passed to the command but kept out of the cache key. */
-        proxyEnv: string[];
-        /** Every ARG declared in the stage as NAME=value (ENV wins; unset is empty), as BuildKit's history shows them. */
-        historyArgs: string[];
-      }
-    | ({
-        op: 'copy';
-        source: CopySource;
-        /** Inline files from heredocs, by name, with variables expanded where the delimiter was unquoted. */
-        inline: { name: string; content: string }[];
-      } & Pick<
-        CopyInstruction,
-        'kind' | 'sources' | 'dest' | 'chown' | 'chmod' | 'link' | 'parents' | 'exclude' | 'checksum' | 'keepGitDir' | 'unpack'
-      >)
-  );
-
-/** A step before it is numbered (Omit that distributes over the union). */
-type PendingStep = Step extends infer S ? (S extends unknown ? Omit<S, 'id'> : never) : never;
-
-export interface ResolvedArg {
-  name: string;
-  value?: string;
-  source: 'build-arg' | 'default' | 'global' | 'predefined' | 'unset';
-}
-
-export interface PlannedStage {
-  index: number;
-  name?: string;
-  base: BaseRef;
-  /** The FROM line's platform, resolved. */
-  platform: string;
-  /** Stages this one reads from (FROM, COPY --from, RUN --mount from=). */
-  dependsOn: number[];
-  steps: Step[];
-  location: SourceLocation;
-  original: string;
-  /** False when a base image's env was not given: its variables were unknown. */
-  baseEnvKnown: boolean;
-}
-
-export interface BuildPlan {
-  file: string;
-  /** Stages to build, dependencies first; the last one is the target. */
-  stages: PlannedStage[];
-  target: PlannedStage;
-  /** Stages in the Dockerfile that the target does not need. */
-  skippedStages: { index: number; name?: string }[];
-  /** Registry images the build will need (FROM, COPY --from, --mount from=). */
-  images: string[];
-  platform: string;
-  buildPlatform: string;
-  warnings: Warning[];
-  unusedBuildArgs: string[];
-}
-
 function platformArgs(prefix: 'TARGET' | 'BUILD', p: Platform): [string, string][] {
   return [
     [`${prefix}PLATFORM`, formatPlatform(p)],
@@ -238,19 +65,6 @@ function platformArgs(prefix: 'TARGET' | 'BUILD', p: Platform): [string, string]
     [`${prefix}ARCH`, p.architecture],
     [`${prefix}VARIANT`, p.variant ?? ''],
   ];
-}
-
-class Scope {
-  readonly env = new Map<string, string>();
-  readonly args = new Map<string, string | undefined>();
-
-  lookup: EnvLookup = (name) => {
-    if (this.env.has(name)) return this.env.get(name);
-    return this.args.get(name);
-  };
-
-  /** Every name in scope, for suggestions. */
-  names = (): string[] => [...new Set([...this.env.keys(), ...this.args.keys()])];
 }
 
 export function plan(source: string, options: PlanOptions = {}): BuildPlan {
@@ -443,12 +257,6 @@ function planWith(model: DockerfileModel, options: PlanOptions, sink: WarningSin
   /** What a stage FROM a planned stage starts with: its ARGs in scope, whether its image config has a Shell. */
   const stageEnds = new Map<number, StageEnd>();
 
-  /** A stage a stage being planned depends on: planned first, by the loop in `visit`. */
-  interface Needed {
-    stage: Stage;
-    where: SourceLocation;
-  }
-  type Planning<T> = Generator<Needed, T, PlannedStage>;
 
   /**
    * Plan `stage` and, first, what it depends on. Depth-first as a recursion would go, but with
@@ -520,13 +328,18 @@ function planWith(model: DockerfileModel, options: PlanOptions, sink: WarningSin
     head: StageHead,
     addDep: (s: Stage, where: SourceLocation) => Planning<void>,
   ): Planning<{ steps: PendingStep[]; baseEnvKnown: boolean; end: StageEnd }> {
-    const scope = new Scope();
-    const declared = new Set<string>();
-    let workdir = '/';
-    let user = '';
-    let shell = [...DEFAULT_SHELL];
-    /** A SHELL was set (here, in a parent stage, by the base image): the image config has one. */
-    let shellSet = false;
+    const st: StageScope = {
+      scope: new Scope(),
+      workdir: '/',
+      user: '',
+      shell: [...DEFAULT_SHELL],
+      shellSet: false,
+      sawWorkdir: false,
+      fromStage: head.base.type === 'stage',
+      usedOnce: new Map(),
+      steps: [],
+    };
+    const { scope } = st;
     let baseEnvKnown = true;
     let triggers: Instruction[] = [];
 
@@ -534,13 +347,13 @@ function planWith(model: DockerfileModel, options: PlanOptions, sink: WarningSin
       const parent = planned.get(head.base.stage) as PlannedStage;
       const last = finalState(parent, pendingSteps);
       for (const kv of last.env) setKV(scope.env, kv);
-      workdir = last.workdir;
-      user = last.user;
-      shell = [...last.shell];
+      st.workdir = last.workdir;
+      st.user = last.user;
+      st.shell = [...last.shell];
       // The parent's ARGs stay in scope, as in BuildKit, where they are part of the stage's state.
       const end = stageEnds.get(parent.index);
       for (const [k, v] of end?.args ?? []) scope.args.set(k, v);
-      shellSet = end?.shellSet ?? false;
+      st.shellSet = end?.shellSet ?? false;
       baseEnvKnown = parent.baseEnvKnown;
       // FROM an earlier stage runs the ONBUILD instructions that stage declared, as BuildKit does.
       const parentSteps = pendingSteps.find((p) => p.stage === parent)?.steps ?? [];
@@ -549,11 +362,11 @@ function planWith(model: DockerfileModel, options: PlanOptions, sink: WarningSin
       const info = options.baseImages?.[head.base.ref];
       if (info) {
         for (const kv of info.env ?? []) setKV(scope.env, kv);
-        if (info.workingDir) workdir = info.workingDir;
-        if (info.user) user = info.user;
+        if (info.workingDir) st.workdir = info.workingDir;
+        if (info.user) st.user = info.user;
         if (info.shell?.length) {
-          shell = [...info.shell];
-          shellSet = true;
+          st.shell = [...info.shell];
+          st.shellSet = true;
         }
         triggers = (info.onBuild ?? []).map((t) => parseTrigger(t, stage.from.location, model.file));
       } else {
@@ -563,305 +376,107 @@ function planWith(model: DockerfileModel, options: PlanOptions, sink: WarningSin
     if (baseEnvKnown && !scope.env.has('PATH')) scope.env.set('PATH', DEFAULT_PATH);
 
     const warnUndefined = baseEnvKnown;
-    const steps: PendingStep[] = [];
     const all: { ins: Instruction; onbuild: boolean }[] = [
       ...triggers.map((ins) => ({ ins, onbuild: true })),
       ...stage.instructions.map((ins) => ({ ins, onbuild: false })),
     ];
-    let sawWorkdir = false;
-    const usedOnce = new Map<string, SourceLocation>();
     // Step numbers as BuildKit counts them: FROM an image is the first, then each RUN, COPY,
     // ADD and WORKDIR, and every ONBUILD trigger; config-only instructions have none of their own.
     const counted = (ins: Instruction, onbuild: boolean): boolean => onbuild || ['RUN', 'COPY', 'ADD', 'WORKDIR'].includes(ins.kind);
     const total = (head.base.type === 'image' ? 1 : 0) + all.filter(({ ins, onbuild }) => counted(ins, onbuild)).length;
     let index = head.base.type === 'image' ? 1 : 0;
     const width = String(total).length;
+    // An ARG declared without a value is not undefined (BuildKit).
+    const declaredArg = (name: string): boolean => scope.args.has(name);
     for (const { ins, onbuild } of all) {
       if (counted(ins, onbuild)) index++;
+      // FROM never reaches here: stages split on it.
+      if (ins.kind === 'FROM') continue;
       const where = ins.location;
-      const state = (): StepState => ({
-        env: [...scope.env].map(([k, v]) => `${k}=${v}`),
-        args: [...scope.args].filter(([, v]) => v !== undefined).map(([k, v]) => `${k}=${v}`),
-        workdir,
-        user,
-        shell: [...shell],
-      });
-      const base = {
-        stage: stage.index,
-        // BuildKit names the stage unless the Dockerfile has only one.
-        position: `[${model.stages.length > 1 ? `${stage.name ?? `stage-${stage.index}`} ` : ''}${String(index).padStart(width)}/${total}]`,
-        original: ins.original,
-        location: where,
-        state: state(),
-        ...(onbuild ? { onbuild: true } : {}),
+      const expanded = (w: string): ExpandResult => expandWith(w, scope.lookup, where, ins.kind, warnUndefined, declaredArg, scope.names);
+      const at: At = {
+        where,
+        base: {
+          stage: stage.index,
+          // BuildKit names the stage unless the Dockerfile has only one.
+          position: `[${model.stages.length > 1 ? `${stage.name ?? `stage-${stage.index}`} ` : ''}${String(index).padStart(width)}/${total}]`,
+          original: ins.original,
+          location: where,
+          state: stepState(st),
+          ...(onbuild ? { onbuild: true } : {}),
+        },
+        sink,
+        buildArgs,
+        one: (w) => expanded(w).word,
+        many: (w) => expanded(w).words,
+        resolveFrom: (ref, keyword, mountTarget) => resolveFrom(stage, addDep, where, ref, keyword, mountTarget),
+        resolveArg: (decl) => resolveArg(decl, (w) => expanded(w).word),
+        consume: (name) => consumed.add(name),
       };
-      // An ARG declared without a value is not undefined (BuildKit).
-      const declaredArg = (name: string): boolean => scope.args.has(name);
-      const one = (w: string): string => expandWith(w, scope.lookup, where, ins.kind, warnUndefined, declaredArg, scope.names).word;
-      const many = (w: string): string[] => expandWith(w, scope.lookup, where, ins.kind, warnUndefined, declaredArg, scope.names).words;
-      const resolveFrom = function* (ref: string, keyword: string, mountTarget?: string): Planning<CopySource> {
-        const st = resolveStageRef(ref, stage, where, keyword);
-        // A stage a directory context replaces is not built: COPY reads the directory.
-        if (st && replacedByDir(st)) {
-          if (mountTarget !== undefined) throw dirNotAnImage(st.name as string, where, keyword);
-          return { type: 'context', name: contextKey(st.name as string) };
-        }
-        // A cycle is reported first, as BuildKit checks for cycles before it reads any stage.
-        if (st) yield* addDep(st, where);
-        if (st && st.index > stage.index) {
-          // A stage is built before the ones that read from it: one defined later cannot be read (BuildKit's words).
-          const here = stage.name ?? `stage-${stage.index}`;
-          throw new DockerfileError(
-            'DOCKERFILE_STAGE',
-            mountTarget !== undefined
-              ? `cannot mount from stage "${ref}" to "${mountTarget}", stage needs to be defined before current command`
-              : `cannot copy from stage "${ref}", it needs to be defined before current stage "${here}"`,
-            where,
-            keyword,
-          );
-        }
-        if (st) return { type: 'stage', stage: st.index };
-        if (/^\d+$/.test(ref) || ref === '' || /\s/.test(ref)) {
-          throw new DockerfileError('DOCKERFILE_STAGE', `invalid stage or image reference "${ref}"`, where, keyword);
-        }
-        const ctx = named(ref);
-        if (ctx?.type === 'dir') {
-          if (mountTarget !== undefined) throw dirNotAnImage(ref, where, keyword);
-          return { type: 'context', name: contextKey(ref) };
-        }
-        const image = ctx ? ctx.ref : ref;
-        images.add(image);
-        return { type: 'image', ref: image };
-      };
-
-      switch (ins.kind) {
-        case 'ENV': {
-          // Every value is expanded with the environment from before the instruction.
-          const pairs = ins.pairs.map(({ key, value }) => ({ key, value: one(value) }));
-          lintKeyValues(ins, sink);
-          for (const { key, value } of pairs) scope.env.set(key, value);
-          steps.push({ ...base, op: 'env', pairs });
-          break;
-        }
-        case 'ARG': {
-          const resolved = resolveArgs(ins, (w) => one(w));
-          for (const a of ins.args) checkSecretName('ARG', a.name, ins, sink);
-          for (const a of resolved) {
-            declared.add(a.name);
-            consumed.add(a.name);
-            scope.args.set(a.name, a.value);
-          }
-          steps.push({ ...base, op: 'arg', args: resolved });
-          break;
-        }
-        case 'LABEL': {
-          const pairs = ins.pairs.map(({ key, value }) => ({ key: one(key), value: one(value) }));
-          lintKeyValues(ins, sink);
-          steps.push({ ...base, op: 'label', pairs });
-          break;
-        }
-        case 'MAINTAINER':
-          steps.push({ ...base, op: 'maintainer', maintainer: ins.maintainer });
-          break;
-        case 'EXPOSE': {
-          const ports = ins.ports.flatMap((p) => many(p)).flatMap((p) => normalisePorts(p, where, sink));
-          steps.push({ ...base, op: 'expose', ports });
-          break;
-        }
-        case 'VOLUME': {
-          const volumes = ins.volumes.map((v) => one(v));
-          for (const v of volumes) {
-            if (v.trim() === '') {
-              throw new DockerfileError('DOCKERFILE_INSTRUCTION', 'VOLUME specified can not be an empty string', where, 'VOLUME');
-            }
-          }
-          steps.push({ ...base, op: 'volume', volumes });
-          break;
-        }
-        case 'USER': {
-          user = one(ins.user);
-          if (user === '') throw new DockerfileError('DOCKERFILE_INSTRUCTION', 'USER cannot be empty', where, 'USER');
-          steps.push({ ...base, op: 'user', user });
-          break;
-        }
-        case 'WORKDIR': {
-          const p = one(ins.path);
-          if (p === '') throw new DockerfileError('DOCKERFILE_INSTRUCTION', 'WORKDIR cannot be empty', where, 'WORKDIR');
-          if (!p.startsWith('/') && !sawWorkdir && head.base.type !== 'stage') {
-            sink.add(
-              'WorkdirRelativePath',
-              `Relative workdir "${p}" can have unexpected results if the base image changes`,
-              where,
-            );
-          }
-          sawWorkdir = true;
-          workdir = path.posix.resolve(workdir, p);
-          steps.push({ ...base, op: 'workdir', path: workdir });
-          break;
-        }
-        case 'STOPSIGNAL': {
-          const signal = one(ins.signal);
-          if (!/^(SIG)?[A-Z][A-Z0-9]*([+-]\d+)?$|^\d+$/i.test(signal)) {
-            throw new DockerfileError('DOCKERFILE_INSTRUCTION', `invalid signal: ${signal}`, where, 'STOPSIGNAL');
-          }
-          steps.push({ ...base, op: 'stopsignal', signal });
-          break;
-        }
-        case 'SHELL':
-          shell = [...ins.shell];
-          shellSet = true;
-          steps.push({ ...base, op: 'shell', shell: [...shell] });
-          break;
-        case 'CMD':
-        case 'ENTRYPOINT':
-          checkUsedOnce(ins, usedOnce, sink);
-          // Only when no SHELL was set (here, in a parent stage, in the base image): one says the form is meant.
-          if (ins.command.form === 'shell' && !shellSet) {
-            sink.add('JSONArgsRecommended', `JSON arguments recommended for ${ins.kind} to prevent unintended behavior related to OS signals`, where);
-          }
-          steps.push({ ...base, op: ins.kind === 'CMD' ? 'cmd' : 'entrypoint', command: ins.command });
-          break;
-        case 'ONBUILD':
-          steps.push({ ...base, op: 'onbuild', expression: ins.expression });
-          break;
-        case 'HEALTHCHECK': {
-          checkUsedOnce(ins, usedOnce, sink);
-          const { test, interval, timeout, startPeriod, startInterval, retries } = ins;
-          steps.push({
-            ...base,
-            op: 'healthcheck',
-            test,
-            ...(interval !== undefined ? { interval } : {}),
-            ...(timeout !== undefined ? { timeout } : {}),
-            ...(startPeriod !== undefined ? { startPeriod } : {}),
-            ...(startInterval !== undefined ? { startInterval } : {}),
-            ...(retries !== undefined ? { retries } : {}),
-          });
-          break;
-        }
-        case 'RUN': {
-          const mounts: Mount[] = [];
-          for (const raw of ins.rawMounts) {
-            // from= names a stage or an image as written: a variable there is refused, as BuildKit refuses it.
-            for (const field of raw.split(',')) {
-              const eq = field.indexOf('=');
-              const value = field.slice(eq + 1);
-              const dollar = value.indexOf('$');
-              if (eq > 0 && field.slice(0, eq).trim().toLowerCase() === 'from' && dollar !== -1 && dollar !== value.length - 1) {
-                throw new DockerfileError('DOCKERFILE_FLAG', "'from' doesn't support variable expansion, define alias stage instead", where, 'RUN');
-              }
-            }
-            const text = one(raw);
-            let m: Mount;
-            try {
-              m = parseMount(text);
-            } catch (err) {
-              if (!(err instanceof MountError)) throw err;
-              throw new DockerfileError('DOCKERFILE_FLAG', `--mount=${text}: ${err.message}`, where, 'RUN');
-            }
-            if (m.from !== undefined) {
-              const src = yield* resolveFrom(m.from, 'RUN', m.target ?? '');
-              m.from = src.type === 'stage' ? String(src.stage) : src.type === 'image' ? src.ref : m.from;
-            }
-            mounts.push(m);
-          }
-          const runEnv = [...scope.env].map(([k, v]) => `${k}=${v}`);
-          for (const [k, v] of scope.args) if (v !== undefined && !scope.env.has(k)) runEnv.push(`${k}=${v}`);
-          const proxyEnv = proxyEnvOf(buildArgs).filter((e) => {
-            const k = e.slice(0, e.indexOf('='));
-            return !scope.args.has(k) && !scope.env.has(k);
-          });
-          steps.push({
-            ...base,
-            op: 'run',
-            command: ins.command,
-            heredocs: ins.heredocs,
-            mounts,
-            network: ins.network ?? 'default',
-            security: ins.security ?? 'sandbox',
-            runEnv,
-            proxyEnv,
-            historyArgs: [...scope.args].map(([k, v]) => `${k}=${scope.env.get(k) ?? v ?? ''}`),
-          });
-          break;
-        }
-        case 'COPY':
-        case 'ADD': {
-          // As BuildKit 28: --from names a stage or an image as written, never through a variable.
-          if (ins.from !== undefined && /\$(\{|[A-Za-z_])/.test(ins.from)) {
-            throw new DockerfileError('DOCKERFILE_FLAG', 'variable expansion is not supported for --from, define a new stage with FROM using ARG from global scope as a workaround', where, ins.kind);
-          }
-          const source: CopySource = ins.from !== undefined ? yield* resolveFrom(ins.from, ins.kind) : { type: 'context' };
-          const heredocNames = new Set(ins.heredocs.map((h) => h.name));
-          const inline = ins.heredocs.map((h) => ({
-            name: h.name,
-            content: h.expand ? expandHeredoc(heredocBody(h), scope.lookup) : heredocBody(h),
-          }));
-          const sources = ins.sources.map((s) => (isHeredocRef(s, heredocNames) ? s : one(s)));
-          // An empty --chmod is none (BuildKit); a mode that came from a variable is checked here.
-          const checksum = ins.checksum !== undefined ? one(ins.checksum) : undefined;
-          if (checksum !== undefined) {
-            // As BuildKit: one source, fetched (HTTP(S) or git), never a local one.
-            if (sources.length !== 1) throw new DockerfileError('DOCKERFILE_FLAG', "checksum can't be specified for multiple sources", where, ins.kind);
-            if (!/^(https?:\/\/|git@|git:\/\/)/.test(sources[0] as string)) throw new DockerfileError('DOCKERFILE_FLAG', 'checksum requires HTTP(S) or Git sources', where, ins.kind);
-          }
-          if (ins.kind === 'ADD') {
-            const fetched = sources.filter((s) => !isHeredocRef(s, heredocNames));
-            checkFetchedSources(fetched, { ...(ins.keepGitDir !== undefined ? { keepGitDir: ins.keepGitDir } : {}), ...(checksum !== undefined ? { checksum } : {}) }, (m) => new DockerfileError('DOCKERFILE_FLAG', m, where, ins.kind));
-          }
-          const chmod = ins.chmod !== undefined ? one(ins.chmod) : undefined;
-          if (chmod) {
-            try {
-              parseChmod(chmod);
-            } catch (err) {
-              throw new DockerfileError('DOCKERFILE_FLAG', (err as Error).message, where, ins.kind);
-            }
-          }
-          const step: PendingStep = {
-            ...base,
-            op: 'copy',
-            kind: ins.kind,
-            source,
-            sources,
-            dest: one(ins.dest),
-            inline,
-            link: ins.link,
-            parents: ins.parents,
-            exclude: ins.exclude.map((e) => one(e)),
-            ...(ins.keepGitDir !== undefined ? { keepGitDir: ins.keepGitDir } : {}),
-            ...(ins.unpack !== undefined ? { unpack: ins.unpack } : {}),
-            ...(ins.chown !== undefined ? { chown: one(ins.chown) } : {}),
-            ...(chmod ? { chmod } : {}),
-            ...(checksum !== undefined ? { checksum } : {}),
-          };
-          steps.push(step);
-          break;
-        }
-        case 'FROM':
-          // FROM never reaches here: stages split on it.
-          break;
-      }
+      const dispatched = dispatchOf(ins)(st, ins, at);
+      if (dispatched) yield* dispatched;
     }
-    return { steps, baseEnvKnown, end: { args: scope.args, shellSet } };
-
-    function resolveArgs(ins: ArgInstruction, one: (w: string) => string): ResolvedArg[] {
-      // A default is expanded only when it is the value: one overridden by a build arg may
-      // name variables that are not set (`ARG FOO=${missing:?}` with --build-arg FOO=x builds).
-      return ins.args.map((decl) => resolveArg(decl, one));
-    }
-
-    function resolveArg(decl: ArgInstruction['args'][number], one: (w: string) => string): ResolvedArg {
-      if (buildArgs.has(decl.name)) return { name: decl.name, value: buildArgs.get(decl.name), source: 'build-arg' };
-      if (decl.defaultValue !== undefined) return { name: decl.name, value: one(decl.defaultValue), source: 'default' };
-      if (global.args.has(decl.name) && globalDeclared.has(decl.name)) {
-        const v = global.args.get(decl.name);
-        return v === undefined ? { name: decl.name, source: 'unset' } : { name: decl.name, value: v, source: 'global' };
-      }
-      const p = predefined.get(decl.name);
-      if (p !== undefined) return { name: decl.name, value: p, source: 'predefined' };
-      return { name: decl.name, source: 'unset' };
-    }
+    return { steps: st.steps, baseEnvKnown, end: { args: scope.args, shellSet: st.shellSet } };
   };
+
+  /** Where a COPY --from or a RUN --mount from= in `stage` reads: a stage (planned first), a named context, an image. */
+  const resolveFrom = function* (
+    stage: Stage,
+    addDep: (s: Stage, where: SourceLocation) => Planning<void>,
+    where: SourceLocation,
+    ref: string,
+    keyword: string,
+    mountTarget?: string,
+  ): Planning<CopySource> {
+    const st = resolveStageRef(ref, stage, where, keyword);
+    // A stage a directory context replaces is not built: COPY reads the directory.
+    if (st && replacedByDir(st)) {
+      if (mountTarget !== undefined) throw dirNotAnImage(st.name as string, where, keyword);
+      return { type: 'context', name: contextKey(st.name as string) };
+    }
+    // A cycle is reported first, as BuildKit checks for cycles before it reads any stage.
+    if (st) yield* addDep(st, where);
+    if (st && st.index > stage.index) {
+      // A stage is built before the ones that read from it: one defined later cannot be read (BuildKit's words).
+      const here = stage.name ?? `stage-${stage.index}`;
+      throw new DockerfileError(
+        'DOCKERFILE_STAGE',
+        mountTarget !== undefined
+          ? `cannot mount from stage "${ref}" to "${mountTarget}", stage needs to be defined before current command`
+          : `cannot copy from stage "${ref}", it needs to be defined before current stage "${here}"`,
+        where,
+        keyword,
+      );
+    }
+    if (st) return { type: 'stage', stage: st.index };
+    if (/^\d+$/.test(ref) || ref === '' || /\s/.test(ref)) {
+      throw new DockerfileError('DOCKERFILE_STAGE', `invalid stage or image reference "${ref}"`, where, keyword);
+    }
+    const ctx = named(ref);
+    if (ctx?.type === 'dir') {
+      if (mountTarget !== undefined) throw dirNotAnImage(ref, where, keyword);
+      return { type: 'context', name: contextKey(ref) };
+    }
+    const image = ctx ? ctx.ref : ref;
+    images.add(image);
+    return { type: 'image', ref: image };
+  };
+
+  /**
+   * An ARG's value: a build arg, its default (expanded with `one` only when it is the value: one
+   * overridden by a build arg may name variables that are not set), the global one, a predefined one.
+   */
+  function resolveArg(decl: ArgInstruction['args'][number], one: (w: string) => string): ResolvedArg {
+    if (buildArgs.has(decl.name)) return { name: decl.name, value: buildArgs.get(decl.name), source: 'build-arg' };
+    if (decl.defaultValue !== undefined) return { name: decl.name, value: one(decl.defaultValue), source: 'default' };
+    if (global.args.has(decl.name) && globalDeclared.has(decl.name)) {
+      const v = global.args.get(decl.name);
+      return v === undefined ? { name: decl.name, source: 'unset' } : { name: decl.name, value: v, source: 'global' };
+    }
+    const p = predefined.get(decl.name);
+    if (p !== undefined) return { name: decl.name, value: p, source: 'predefined' };
+    return { name: decl.name, source: 'unset' };
+  }
 
   visit(targetStage, undefined);
   // Number steps in build order.
@@ -890,10 +505,16 @@ function planWith(model: DockerfileModel, options: PlanOptions, sink: WarningSin
   };
 }
 
-function setKV(map: Map<string, string>, kv: string): void {
-  const eq = kv.indexOf('=');
-  if (eq < 0) map.set(kv, '');
-  else map.set(kv.slice(0, eq), kv.slice(eq + 1));
+
+/** What is in effect for a step that starts now in the stage `st`. */
+function stepState(st: StageScope): StepState {
+  return {
+    env: [...st.scope.env].map(([k, v]) => `${k}=${v}`),
+    args: [...st.scope.args].filter(([, v]) => v !== undefined).map(([k, v]) => `${k}=${v}`),
+    workdir: st.workdir,
+    user: st.user,
+    shell: [...st.shell],
+  };
 }
 
 /** The state after a planned stage's last step (for `FROM <stage>`). */
@@ -938,83 +559,11 @@ function parseTrigger(expression: string, where: SourceLocation, file: string): 
   return ins;
 }
 
-/** The here-document a COPY/ADD source names (`<<EOF`, `<<-"EOF"`, `3<<EOF`), when it is one of `names`. */
-export function heredocRefName(word: string, names: ReadonlySet<string>): string | undefined {
-  const m = /^\d*<<-?(.*)$/.exec(word);
-  if (!m) return undefined;
-  const name = (m[1] as string).replace(/^["']|["']$/g, '');
-  return names.has(name) ? name : undefined;
-}
 
-function isHeredocRef(word: string, names: Set<string>): boolean {
-  return heredocRefName(word, names) !== undefined;
-}
 
-/**
- * The body of a here-document with an unquoted delimiter, as BuildKit expands it: `$VAR` and
- * `${...}` expanded, quotes kept as they are, and a backslash (always the backslash, whatever
- * `# escape=` says) makes the next character literal and goes: `\$X` is `$X`, a backslash at
- * the end of a line leaves the line break.
- */
-function expandHeredoc(body: string, lookup: EnvLookup): string {
-  try {
-    return expand(body, lookup, { escapeToken: '\\', skipQuotes: true }).word;
-  } catch {
-    return body;
-  }
-}
 
-/**
- * `80`, `80/tcp`, `8000-8002/udp` → `["80/tcp"]`, one entry per port of a range. An IP address or
- * a host port (`127.0.0.1:80:80`, `5000:5000`) is accepted with an ExposeInvalidFormat warning
- * and only the container port kept, as BuildKit does.
- */
-function normalisePorts(spec: string, where: SourceLocation, sink: WarningSink): string[] {
-  const fail = (detail: string): never => {
-    throw new DockerfileError('DOCKERFILE_INSTRUCTION', detail, where, 'EXPOSE');
-  };
-  const { ip, hostPort, containerPort } = splitPortSpec(spec);
-  const m = /^(\d+)(?:-(\d+))?(?:\/([a-zA-Z]+))?$/.exec(containerPort);
-  if (!m) return fail(`invalid containerPort: ${containerPort}`);
-  let proto = m[3] ?? 'tcp';
-  if (proto !== proto.toLowerCase()) {
-    sink.add('ExposeProtoCasing', `Defined protocol '${spec}' in EXPOSE instruction should be lowercase`, where);
-    proto = proto.toLowerCase();
-  }
-  if (ip !== '' || hostPort !== '') {
-    sink.add('ExposeInvalidFormat', `EXPOSE instruction should not define an IP address or host-port mapping, found '${spec}'`, where);
-  }
-  if (!['tcp', 'udp', 'sctp'].includes(proto)) fail(`invalid proto: ${proto}`);
-  if (ip !== '' && !isIPAddress(ip.replace(/^\[(.*)\]$/, '$1'))) fail(`invalid IP address: ${ip}`);
-  if (hostPort !== '' && !/^\d+(-\d+)?$/.test(hostPort)) fail(`invalid hostPort: ${hostPort}`);
-  const start = Number(m[1]);
-  const end = m[2] !== undefined ? Number(m[2]) : start;
-  if (start < 1 || end > 65535 || end < start) fail(`invalid port range: ${containerPort}`);
-  const out: string[] = [];
-  for (let p = start; p <= end; p++) out.push(`${p}/${proto}`);
-  return out;
-}
 
-/** An IPv4 (dotted decimal, no leading zeros) or IPv6 address, as Go's net.ParseIP takes them. */
-function isIPAddress(s: string): boolean {
-  const v4 = (t: string): boolean => /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/.test(t);
-  if (v4(s)) return true;
-  const halves = s.split('::');
-  if (halves.length > 2) return false;
-  const groups = halves.flatMap((h) => (h === '' ? [] : h.split(':')));
-  const last = groups.at(-1) ?? '';
-  const words = groups.length + (v4(last) ? 1 : 0);
-  const hex = (v4(last) ? groups.slice(0, -1) : groups).every((g) => /^[0-9a-fA-F]{1,4}$/.test(g));
-  return hex && (halves.length === 2 ? words < 8 : words === 8);
-}
 
-/** `[ip:]hostPort:containerPort`: the last two `:`-separated parts are the ports, the rest the IP. */
-function splitPortSpec(spec: string): { ip: string; hostPort: string; containerPort: string } {
-  const parts = spec.split(':');
-  const n = parts.length;
-  if (n === 1) return { ip: '', hostPort: '', containerPort: spec };
-  return { ip: parts.slice(0, n - 2).join(':'), hostPort: parts[n - 2] as string, containerPort: parts[n - 1] as string };
-}
 
 /**
  * The values of the global ARGs (before the first FROM), in order: a build argument, else the
@@ -1114,41 +663,5 @@ function checkFromPlatform(from: FromInstruction, r: ExpandResult, targetPlatfor
   sink.add('FromPlatformFlagConstDisallowed', `FROM --platform flag should not use constant value "${r.word}"`, from.location);
 }
 
-/**
- * MultipleInstructionsDisallowed: a CMD, ENTRYPOINT or HEALTHCHECK after one of its kind in the
- * same stage; reported at the earlier one, which has no effect.
- */
-function checkUsedOnce(ins: Instruction, seen: Map<string, SourceLocation>, sink: WarningSink): void {
-  const earlier = seen.get(ins.kind);
-  if (earlier) {
-    sink.add('MultipleInstructionsDisallowed', `Multiple ${ins.kind} instructions should not be used in the same stage because only the last one will be used`, earlier);
-  }
-  seen.set(ins.kind, ins.location);
-}
 
-/** LegacyKeyValueFormat (`ENV key value`) and, for ENV, SecretsUsedInArgOrEnv. */
-function lintKeyValues(ins: EnvInstruction | LabelInstruction, sink: WarningSink): void {
-  if (ins.legacy) {
-    sink.add('LegacyKeyValueFormat', `"${ins.kind} key=value" should be used instead of legacy "${ins.kind} key value" format`, ins.location);
-  }
-  if (ins.kind === 'ENV') for (const { key } of ins.pairs) checkSecretName('ENV', key, ins, sink);
-}
 
-/**
- * ADD's fetched sources checked before the build, as BuildKit's frontend does: a git URL's query
- * and fragment, merged with --keep-git-dir and --checksum (a hex commit hash for git); a URL's
- * --checksum as <algorithm>:<hex digest>.
- */
-function checkFetchedSources(sources: string[], flags: { keepGitDir?: boolean; checksum?: string }, error: (message: string) => Error): void {
-  for (const src of sources) {
-    try {
-      const git = parseGitRef(src);
-      if (git) gitOptions(git, flags);
-      else if (flags.checksum && !/^sha(256|384|512):[0-9a-f]+$/.test(flags.checksum)) {
-        throw new Error(`invalid --checksum "${flags.checksum}": expected <algorithm>:<hex digest>`);
-      }
-    } catch (err) {
-      throw error((err as Error).message);
-    }
-  }
-}

@@ -7,7 +7,6 @@
  * is made apart from its execution, which runs only on a miss, on the rootfs the workspace
  * (workspace.ts) mounts for it.
  */
-import path from 'node:path';
 import { crashPoint } from '../support/crash.js';
 import { trace } from '../support/trace.js';
 import type { Image } from '../image/image.js';
@@ -118,7 +117,7 @@ async function executePlan(plan: BuildPlan, images: Map<string, Image>, run: Pla
   const uncachedStages = stagesNamed(plan, options.noCacheFilter ?? []);
   emit({ type: 'plan', plan });
   const ignore = await loadIgnore(options.context, options.dockerfile);
-  run.contextStats = await StatCache.open(path.join(store.root, 'cache'), options.context, store.tempPath('stat'));
+  run.contextStats = await StatCache.open((key) => store.layout.cachePath('stat', key), options.context, store.tempPath('stat'));
   trace('context stat cache open');
   const finished = new Map<number, StageState>();
   const imageStates = new Map<string, StageState>();

@@ -41,9 +41,12 @@ export class StatCache {
     this.rows = rows;
   }
 
-  /** The cache for the context at `root`, kept in `cacheDir`; `tmp` is where a new copy is written first. */
-  static async open(cacheDir: string, root: string, tmp: string): Promise<StatCache> {
-    const file = path.join(cacheDir, `stat-${createHash('sha256').update(path.resolve(root)).digest('hex')}.json`);
+  /**
+   * The cache for the context at `root`, kept at `fileOf(<sha256 of root's path>)` (the store's
+   * layout names it: cache/stat-<hex>.json); `tmp` is where a new copy is written first.
+   */
+  static async open(fileOf: (key: string) => string, root: string, tmp: string): Promise<StatCache> {
+    const file = fileOf(createHash('sha256').update(path.resolve(root)).digest('hex'));
     let rows = new Map<string, Row>();
     try {
       const doc = JSON.parse(readFileSync(file, 'utf8')) as { version?: number; rows?: Record<string, Row> };

@@ -17,6 +17,7 @@ import type { Descriptor, Index, Manifest } from '../oci/types.js';
 import type { CacheEntry } from './cache.js';
 import { Snapshots } from './snapshots.js';
 import type { Store } from './store.js';
+import { cacheFileKind } from './layout.js';
 
 export interface BudgetReport {
   snapshots: string[];
@@ -58,13 +59,14 @@ export async function collectBuildCache(store: Store, budget: number): Promise<B
   return store.withLock(async () => {
     const leased = await store.liveLeases();
     const images = await imageBlobs(store);
-    const cacheDir = path.join(store.root, 'cache');
+    const cacheDir = store.layout.cacheDir;
     // The cache entries, their layers and when each was last used.
     const entries: { key: string; file: string; digest: string | undefined; used: number }[] = [];
     const refs = new Map<string, number>();
     const sizes = new Map<string, number>();
     for (const name of readdirSync(cacheDir)) {
-      const key = /^([0-9a-f]{64})\.json$/.exec(name)?.[1];
+      const f = cacheFileKind(name);
+      const key = f?.kind === 'entry' ? f.id : undefined;
       if (!key) continue;
       const file = path.join(cacheDir, name);
       let entry: CacheEntry;

@@ -31,12 +31,12 @@ export interface CacheEntry {
 export class LayerCache {
   private readonly dir: string;
   constructor(private readonly store: Store) {
-    this.dir = path.join(store.root, 'cache');
+    this.dir = store.layout.cacheDir;
   }
 
   private file(key: string): string {
     if (!/^[0-9a-f]{64}$/.test(key)) throw new Error(`invalid cache key ${key}`);
-    return path.join(this.dir, `${key}.json`);
+    return this.store.layout.cachePath('entry', key);
   }
 
   async get(key: string): Promise<CacheEntry | undefined> {

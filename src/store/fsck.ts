@@ -27,8 +27,8 @@ import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { INDEX_TYPES, MANIFEST_TYPES, MediaType } from '../oci/media-types.js';
 import { REF_NAME_ANNOTATION, type Descriptor, type Index } from '../oci/types.js';
-import { isSizeRecord } from './sizes.js';
 import { isCurrentLayout, LAYOUT_VERSION, withStore, type Store } from './store.js';
+import { cacheFileKind, LAYOUT_ENTRIES } from './layout.js';
 
 export type ProblemKind = 'layout' | 'index' | 'blob-corrupt' | 'blob-stray' | 'image-incomplete' | 'cache-entry' | 'snapshot' | 'temp' | 'unknown-entry';
 
@@ -57,7 +57,6 @@ export interface FsckResult {
 }
 
 const HEX_LENGTH: Record<string, number> = { sha256: 64, sha512: 128 };
-const LAYOUT_ENTRIES = new Set(['oci-layout', 'index.json', 'index.json.lock', 'blobs', 'tmp', 'cache', 'cache-mounts', 'rootfs', 'snapshots', 'trash']);
 
 export async function fsckStore(root: string, options: FsckOptions = {}): Promise<FsckResult> {
   const repair = options.repair === true;
@@ -242,23 +241,24 @@ export async function fsckStore(root: string, options: FsckOptions = {}): Promis
     }
 
     // 4. The build cache: each entry readable and naming a stored layer.
-    const cacheDir = path.join(store.root, 'cache');
+    const cacheDir = store.layout.cacheDir;
     for (const name of await readdir(cacheDir).catch(() => [] as string[])) {
       const file = path.join(cacheDir, name);
+      const kind = cacheFileKind(name)?.kind;
       let detail: string | undefined;
       // An extracted chain's snapshot (snapshot/persist.ts), binary: checked against its tree when used.
-      if (/^snapshot-[0-9a-f]{64}\.bin$/.test(name)) continue;
+      if (kind === 'chain-snapshot') continue;
       // A compiled seccomp program (sandbox/runtime.ts): its digest is checked when it is read, a bad one compiled again.
-      if (/^seccomp-[0-9a-f]{64}\.json$/.test(name)) continue;
+      if (kind === 'seccomp') continue;
       try {
         const e = JSON.parse(await readFile(file, 'utf8')) as { layer?: Descriptor | null; rows?: unknown };
-        // A context's stat cache (build/statcache.ts): only its shape matters, a wrong row costs a re-read.
-        if (/^stat-[0-9a-f]{64}\.json$/.test(name)) detail = typeof e.rows === 'object' && e.rows !== null ? undefined : 'a stat cache without rows';
+        // A context's stat cache (builder/statcache.ts): only its shape matters, a wrong row costs a re-read.
+        if (kind === 'stat') detail = typeof e.rows === 'object' && e.rows !== null ? undefined : 'a stat cache without rows';
         // A layer's content size (store/sizes.ts): a wrong one is only a wrong SIZE, read again once removed.
-        else if (isSizeRecord(name)) detail = Number.isSafeInteger((e as { size?: unknown }).size) ? undefined : 'a layer size record without a size';
+        else if (kind === 'size') detail = Number.isSafeInteger((e as { size?: unknown }).size) ? undefined : 'a layer size record without a size';
         // A snapshot in the JSON format kept before the binary one: unused, removed by prune.
-        else if (/^snapshot-[0-9a-f]{64}\.json$/.test(name)) detail = Array.isArray(e.rows) ? undefined : 'a snapshot without rows';
-        else if (!/^[0-9a-f]{64}\.json$/.test(name)) detail = 'not a cache entry name';
+        else if (kind === 'old-chain-snapshot') detail = Array.isArray(e.rows) ? undefined : 'a snapshot without rows';
+        else if (kind !== 'entry') detail = 'not a cache entry name';
         else if (e.layer === undefined) detail = 'no layer field';
         else if (e.layer && good.get(e.layer.digest) !== e.layer.size) detail = `names layer ${e.layer.digest}, which is not stored`;
       } catch (err) {

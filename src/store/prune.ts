@@ -103,7 +103,7 @@ export async function pruneStore(root: string, options: PruneOptions = {}): Prom
       const snapshots = (await new Snapshots(store).collectLocked({ ...(options.all ? { all: true } : {}) }, keep)).ids;
       // Layer size records (sizes.ts) of layers no image has any more; --all cleared them with the cache.
       if (!options.all) {
-        const cacheDir = path.join(store.root, 'cache');
+        const cacheDir = store.layout.cacheDir;
         for (const name of await readdir(cacheDir).catch(() => [] as string[])) {
           if (isSizeRecord(name) && !keep.has(`size:${sizeRecordDiffId(name) ?? ''}`)) await rm(path.join(cacheDir, name), { force: true });
         }

@@ -23,24 +23,23 @@ import { layerCompression } from '../oci/media-types.js';
 import { layerTar } from '../tar/decompress.js';
 import type { Store } from './store.js';
 import type { LayerDescriptor } from '../image/image.js';
+import { cacheFileKind } from './layout.js';
 
 /** At most this many layers are read at once (gunzip runs in libuv's thread pool). */
 const PARALLEL = 2;
 
-const SIZE_FILE = /^size-([0-9a-f]{64})\.json$/;
-
 /** Whether `name` (in cache/) is a layer size record. */
-export const isSizeRecord = (name: string): boolean => SIZE_FILE.test(name);
+export const isSizeRecord = (name: string): boolean => cacheFileKind(name)?.kind === 'size';
 
 /** The diff ID a size record is for. */
 export const sizeRecordDiffId = (name: string): string | undefined => {
-  const hex = SIZE_FILE.exec(name)?.[1];
-  return hex ? `sha256:${hex}` : undefined;
+  const f = cacheFileKind(name);
+  return f?.kind === 'size' ? `sha256:${f.id}` : undefined;
 };
 
 function recordPath(store: Store, diffId: string): string | undefined {
   const hex = /^sha256:([0-9a-f]{64})$/.exec(diffId)?.[1];
-  return hex ? path.join(store.root, 'cache', `size-${hex}.json`) : undefined;
+  return hex ? store.layout.cachePath('size', hex) : undefined;
 }
 
 function readRecord(file: string | undefined): number | undefined {

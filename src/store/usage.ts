@@ -32,6 +32,7 @@ import { isSizeRecord } from './sizes.js';
 import { chainName, withStore } from './store.js';
 import { isTrashEntry, trashDir } from './trash.js';
 import { Snapshots } from './snapshots.js';
+import { cacheFileKind } from './layout.js';
 
 export type UsageKind = 'Images' | 'Build Cache' | 'Base extracts' | 'Step snapshots' | 'Cache mounts' | 'Trash' | 'Unused blobs';
 
@@ -215,13 +216,14 @@ export async function diskUsage(root: string, options: { trees?: boolean } = {})
     }
 
     // The build cache.
-    const cacheDir = path.join(store.root, 'cache');
+    const cacheDir = store.layout.cacheDir;
     const buildCache: CacheUsage[] = [];
     const cacheBlobs = new Set<string>();
     for (const name of list(cacheDir)) {
       const file = path.join(cacheDir, name);
       if (isSizeRecord(name)) continue; // a layer's content size (sizes.ts): the images' bookkeeping, a few bytes
-      const key = /^([0-9a-f]{64})\.json$/.exec(name)?.[1];
+      const f = cacheFileKind(name);
+      const key = f?.kind === 'entry' ? f.id : undefined;
       if (key) {
         let entry: CacheEntry | undefined;
         try {

@@ -15,7 +15,7 @@ const work = mkdtempSync(path.join(tmpdir(), 'gantry-statcache-'));
 const ctx = path.join(work, 'ctx');
 const cacheDir = path.join(work, 'cache');
 let n = 0;
-const open = () => StatCache.open(cacheDir, ctx, path.join(work, `tmp-${++n}`));
+const open = () => StatCache.open((key) => path.join(cacheDir, `stat-${key}.json`), ctx, path.join(work, `tmp-${++n}`));
 const items = (): SourceItem[] => [{ host: ctx, rel: '', name: '', isDir: true }];
 const none = () => false;
 

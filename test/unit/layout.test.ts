@@ -1,0 +1,33 @@
+import path from 'node:path';
+import { describe, expect, test } from 'vitest';
+import { cacheFileKind, Layout, LAYOUT_ENTRIES, PRIVATE_DIRS, type CacheFileKind } from '../../src/store/layout.js';
+
+const hex = 'ab'.repeat(32);
+
+describe('the store layout', () => {
+  const layout = new Layout('/store');
+
+  test.each<[CacheFileKind, string]>([
+    ['entry', `${hex}.json`],
+    ['size', `size-${hex}.json`],
+    ['stat', `stat-${hex}.json`],
+    ['seccomp', `seccomp-${hex}.json`],
+    ['chain-snapshot', `snapshot-${hex}.bin`],
+    ['old-chain-snapshot', `snapshot-${hex}.json`],
+  ])('a %s file is named %s, and its name is read back as that kind', (kind, name) => {
+    expect(layout.cachePath(kind, hex)).toBe(path.join('/store', 'cache', name));
+    expect(cacheFileKind(name)).toEqual({ kind, id: hex });
+  });
+
+  test('names that are not gantry\'s are no kind; an id that is not 64 hex digits names no file', () => {
+    for (const name of ['notes.txt', `${hex}.json.tmp`, `size-${hex.slice(2)}.json`, `SNAPSHOT-${hex}.bin`, `../${hex}.json`]) expect(cacheFileKind(name)).toBeUndefined();
+    expect(() => layout.cachePath('entry', '../../etc/passwd')).toThrow('not a 64-digit hex id');
+  });
+
+  test('blob paths are validated digests; the private directories are entries of the layout', () => {
+    expect(layout.blobPath(`sha256:${hex}`)).toBe(path.join('/store', 'blobs', 'sha256', hex));
+    expect(() => layout.blobPath('sha256:../../x')).toThrow();
+    for (const d of PRIVATE_DIRS) expect(LAYOUT_ENTRIES.has(d)).toBe(true);
+    expect([...LAYOUT_ENTRIES]).toEqual(expect.arrayContaining(['oci-layout', 'index.json', 'index.json.lock', 'blobs', 'cache']));
+  });
+});

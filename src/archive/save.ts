@@ -52,6 +52,7 @@ export async function saveImages(items: SaveItem[], out: Writable, format: SaveF
 
 /** Images into an OCI image layout directory (`-o type=oci,tar=false`): the files the tar would hold. */
 export async function saveLayoutDirectory(items: SaveItem[], dir: string): Promise<void> {
+  await mkdir(dir, { recursive: true });
   await fillLayout(directoryTarget(dir), items, 'oci');
 }
 

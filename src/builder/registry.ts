@@ -1,13 +1,12 @@
 /** pull and push as the API and CLI use them: a store, a client, credentials. */
 import { readFile } from 'node:fs/promises';
 import { OptionError, RegistryError } from '../errors/index.js';
-import { trace } from '../support/trace.js';
 import { eraseCredentials, lookupCredentials, storeCredentials } from '../registry/credentials.js';
 import { parsePlatform } from '../oci/platform.js';
 import { DEFAULT_DOMAIN, formatReference, normalizeReference, parseReference, repositoryOf } from '../oci/reference.js';
 import { RegistryClient, type CredentialLookup, type RegistryClientOptions } from '../registry/client.js';
 import { pullImage, type PullProgress, type PullResult } from '../registry/pull.js';
-import { pushBlobs, pushImage, pushIndex, uploadWhileMade, type BlobStatus, type PushResult } from '../registry/push.js';
+import { pushFromSource, pushIndex, type BlobStatus, type PushResult, type PushSource } from '../registry/push.js';
 import { findEntries, loadImage, resolveImage } from '../store/images.js';
 import { INDEX_TYPES, layerCompression } from '../oci/media-types.js';
 import type { Index } from '../oci/types.js';
@@ -211,31 +210,15 @@ async function pushFrom(store: Store, options: Omit<PushCommandOptions, 'root'>)
     // pushImage is the manifest.
     const target = formatReference(dest);
     const mountCandidates = await reposHolding(store, all, dest.domain, dest.path);
-    const done = new Map<string, BlobStatus>();
-    const ready = [
-      // (Forced to another compression, pulled layers change too: none is known ready.)
-      ...local.layers.filter((l) => layerCompression(l.mediaType) !== 'none' && !options.format?.force),
-      configBlob(local),
-    ];
-    trace('push: start');
-    // Both are waited for, whichever fails: nothing is left writing once push returns.
-    const [compressed, pushedEarly] = await Promise.allSettled([
-      distributable(store, local, {
-        ...(options.format ? { format: options.format } : {}),
-        alongside: async (gzip, stored) => {
-          await uploadWhileMade(client, target, gzip, stored);
-          done.set((await stored).digest, 'uploaded');
-        },
-      }),
-      pushBlobs(client, target, ready, { mountFrom, mountCandidates }),
-    ]);
-    if (compressed.status === 'rejected') throw compressed.reason;
-    if (pushedEarly.status === 'rejected') throw pushedEarly.reason;
-    const [image, early] = [compressed.value, pushedEarly.value];
-    for (const [digest, status] of Object.entries(early)) done.set(digest, status);
-    trace('push: blobs pushed');
-    const pushed = await pushImage(client, image, target, { mountFrom, mountCandidates, done, ...(options.onBlob ? { onProgress: options.onBlob } : {}) });
-    trace('push: done');
+    const source: PushSource = {
+      ready: [
+        // (Forced to another compression, pulled layers change too: none is known ready.)
+        ...local.layers.filter((l) => layerCompression(l.mediaType) !== 'none' && !options.format?.force),
+        configBlob(local),
+      ],
+      distributable: (alongside) => distributable(store, local, { ...(options.format ? { format: options.format } : {}), alongside }),
+    };
+    const pushed = await pushFromSource(client, source, target, { mountFrom, mountCandidates, ...(options.onBlob ? { onProgress: options.onBlob } : {}) });
     return { local: local.digest, result: pushed };
   } finally {
     unwatch();

@@ -2,7 +2,7 @@ import type { Readable } from 'node:stream';
 import type { Descriptor } from '../oci/types.js';
 
 /**
- * What pull and push need of a local store. The store module implements it; the registry
+ * What pull needs of a local store. The store module implements it; the registry
  * module does not depend on the store (the architecture's arrows).
  */
 export interface BlobStore {

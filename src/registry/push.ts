@@ -7,6 +7,7 @@
 import type { Readable } from 'node:stream';
 import { RegistryError } from '../errors/index.js';
 import { crashPerChunk, crashPoint } from '../support/crash.js';
+import { trace } from '../support/trace.js';
 import { blobsOf, type BlobSource, type Image } from '../image/image.js';
 import { formatReference, normalizeReference, type Reference } from '../oci/reference.js';
 import type { RegistryClient } from './client.js';
@@ -83,6 +84,43 @@ export async function pushImage(client: RegistryClient, image: Image, destinatio
   const blobs = await pushBlobs(client, destination, blobsOf(image), options);
   await putManifest(client, ref, ref.digest ?? ref.tag ?? 'latest', image.mediaType, image.rawManifest, image.digest);
   return { name: formatReference(ref), digest: image.digest, mediaType: image.mediaType, size: image.rawManifest.length, blobs };
+}
+
+/**
+ * An image as a push takes it from wherever it is kept: the blobs that go up as they are, and the
+ * image as it goes up (`distributable`: its layers compressed for the registry, each handed to
+ * `alongside` while it is being made, so that compressing and uploading overlap).
+ */
+export interface PushSource {
+  /** Blobs that need no change on their way up (the config, layers already compressed). */
+  ready: readonly BlobSource[];
+  /** The image as the registry gets it; each layer made on the way is given to `alongside` as it is made. */
+  distributable(alongside: (body: Readable, made: Promise<{ digest: string }>) => Promise<void>): Promise<Image>;
+}
+
+/**
+ * Push `source` to `destination` (an image in a repository): the layers that must be made are
+ * uploaded while they are made, and meanwhile the blobs that need nothing are pushed (skipped,
+ * mounted from another repository, or uploaded); then what is left, and the manifest.
+ */
+export async function pushFromSource(client: RegistryClient, source: PushSource, destination: string, options: PushOptions = {}): Promise<PushResult> {
+  const done = new Map<string, BlobStatus>(options.done ?? []);
+  trace('push: start');
+  // Both are waited for, whichever fails: nothing is left writing once the push returns.
+  const [made, pushedEarly] = await Promise.allSettled([
+    source.distributable(async (body, stored) => {
+      await uploadWhileMade(client, destination, body, stored);
+      done.set((await stored).digest, 'uploaded');
+    }),
+    pushBlobs(client, destination, source.ready, { ...(options.mountFrom ? { mountFrom: options.mountFrom } : {}), ...(options.mountCandidates ? { mountCandidates: options.mountCandidates } : {}) }),
+  ]);
+  if (made.status === 'rejected') throw made.reason;
+  if (pushedEarly.status === 'rejected') throw pushedEarly.reason;
+  for (const [digest, status] of Object.entries(pushedEarly.value)) done.set(digest, status);
+  trace('push: blobs pushed');
+  const pushed = await pushImage(client, made.value, destination, { ...options, done });
+  trace('push: done');
+  return pushed;
 }
 
 /** Push blobs to the destination's repository (a few at a time), each skipped, mounted or uploaded. */

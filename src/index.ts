@@ -341,9 +341,28 @@ import { readContextFile } from './builder/context.js';
 import { errorRecord, reviveError, RegistryError, SandboxError, StoreError } from './errors/index.js';
 import type { WorkerReply, WorkerRequest } from './rootless-protocol.js';
 import { BuildError } from './builder/execute.js';
+import { ImageError as ImageErrorClass } from './image/image.js';
+import { ArchiveError as ArchiveErrorClass } from './archive/load.js';
+import { DigestError as DigestErrorClass, DigestMismatchError as DigestMismatchErrorClass, SizeMismatchError as SizeMismatchErrorClass } from './oci/digest.js';
+import { InvalidReferenceError as InvalidReferenceErrorClass } from './oci/reference.js';
 import { settings as envSettings } from './support/settings.js';
 
-const ERROR_CLASSES = [DockerfileError, OptionError, RegistryError, SandboxError, StoreError, BuildError, GantryError] as const;
+// Every public error class: an error from the worker comes back as the class it was.
+const ERROR_CLASSES = [
+  DockerfileError,
+  OptionError,
+  RegistryError,
+  SandboxError,
+  StoreError,
+  BuildError,
+  ImageErrorClass,
+  ArchiveErrorClass,
+  DigestErrorClass,
+  DigestMismatchErrorClass,
+  SizeMismatchErrorClass,
+  InvalidReferenceErrorClass,
+  GantryError,
+] as const;
 
 /**
  * build() for a non-root caller: a worker process in the user namespace runs it, and this

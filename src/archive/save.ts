@@ -87,8 +87,9 @@ function tarTarget(pack: tar.Pack, mtime: Date): LayoutTarget {
 function directoryTarget(dir: string): LayoutTarget {
   return {
     directory: async (name) => void (await mkdir(path.join(dir, name), { recursive: true })),
-    buffer: (name, data) => writeFile(path.join(dir, name), data),
-    blob: (name, blob) => pipeline(blob.open(), createWriteStream(path.join(dir, name))),
+    // Mode 0644, as the store's blobs are (the directory's files were copies of them).
+    buffer: (name, data) => writeFile(path.join(dir, name), data, { mode: 0o644 }),
+    blob: (name, blob) => pipeline(blob.open(), createWriteStream(path.join(dir, name), { mode: 0o644 })),
   };
 }
 

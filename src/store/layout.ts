@@ -16,6 +16,7 @@
  *   <root>/cache/              the build's small files, by kind (cacheFileKind)
  */
 import path from 'node:path';
+import { StoreError } from '../errors/index.js';
 import { parseDigest } from '../oci/digest.js';
 
 export const LAYOUT_VERSION = '1.0.0';
@@ -99,9 +100,13 @@ export class Layout {
     return path.join(this.root, 'blobs', algorithm, hex);
   }
 
-  /** The path of the cache/ file of `kind` for `id` (a 64-digit hex key, digest or chain). */
+  /**
+   * The path of the cache/ file of `kind` for `id` (a key, a hex digest or a chain: 64 hex
+   * digits when gantry made it). Any other id still names a file in cache/ (prune asks for the
+   * snapshot of every name it finds in rootfs/, a stray one included), never one elsewhere.
+   */
   cachePath(kind: CacheFileKind, id: string): string {
-    if (!/^[0-9a-f]{64}$/.test(id)) throw new Error(`cache/ ${kind}: not a 64-digit hex id: ${id}`);
+    if (id === '' || id.includes('/') || id === '.' || id === '..') throw new StoreError('STORE_INVALID', `cache/ ${kind}: "${id}" cannot name a file there`);
     const name = (CACHE_FILES.find(([k]) => k === kind) as (typeof CACHE_FILES)[number])[2](id);
     return path.join(this.cacheDir, name);
   }

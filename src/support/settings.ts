@@ -1,6 +1,7 @@
 /**
- * gantry's settings from its environment, in one place. The environment is read once per
- * process, on first use, into one Settings; a module asks for the setting it needs and never
+ * gantry's settings from its environment, in one place. gantry's own variables are read once
+ * per process, on first use, into one Settings (the caller's PATH and the variables a secret
+ * names are read when used); a module asks for the setting it needs and never
  * reads `process.env` itself, so docs/cli.md's list of variables is this file. A value is
  * parsed when it is first asked for: a bad one is an error naming the variable, raised by the
  * command that uses it (a bad GANTRY_REGISTRY_TIMEOUT does not stop `gantry images`).
@@ -101,9 +102,9 @@ export class Settings {
     return this.raw('SSL_CERT_FILE');
   }
 
-  /** PATH, for the tools gantry starts (git). */
+  /** PATH, for the tools gantry starts (git): the caller's, read when used. */
   get path(): string {
-    return this.env.PATH ?? '/usr/bin:/bin';
+    return process.env.PATH ?? '/usr/bin:/bin';
   }
 
   /** SOURCE_DATE_EPOCH as seconds; undefined when unset or not a whole number. */
@@ -112,9 +113,12 @@ export class Settings {
     return v !== undefined && /^\d+$/.test(v) ? Number(v) : undefined;
   }
 
-  /** A variable gantry passes on by name (a secret's `env=`): read from the same snapshot. */
+  /**
+   * A variable gantry passes on by name (a secret's `env=`): the caller's, read when the build
+   * uses it, not from the snapshot (a program using the API may set it between builds).
+   */
   variable(name: string): string | undefined {
-    return this.env[name];
+    return process.env[name];
   }
 
   private size(variable: string): number | undefined {

@@ -165,6 +165,16 @@ describe('names and prune', () => {
     expect(blobsOf(root)).toEqual([]);
   });
 
+  test('a stray entry in rootfs/ (lost+found, a file) does not stop prune: it goes, and the rest is collected', async () => {
+    const root = newRoot();
+    await Store.open(root);
+    mkdirSync(path.join(root, 'rootfs', 'lost+found'), { recursive: true });
+    writeFileSync(path.join(root, 'rootfs', 'stray.txt'), 'x');
+    const r = await pruneStore(root);
+    expect(r.rootfs.sort()).toEqual(['lost+found', 'stray.txt']);
+    expect(readdirSync(path.join(root, 'rootfs'))).toEqual([]);
+  });
+
   test('blobs leased by a live process survive prune', async () => {
     const root = newRoot();
     const store = await Store.open(root);

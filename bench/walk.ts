@@ -1,22 +1,23 @@
 /**
- * How a reader would walk a command through the code: `npm run walk` runs
- * `gantry build --push` (a small FROM scratch build, pushed to a docker-registry on a loopback
- * port) from the compiled modules one by one (dist/, not the bundle), under V8's sampling
- * profiler at a 10 µs interval, and reads the samples in order: for each, the innermost frame
- * in gantry's own code names a source file (samples in a module's top-level code, its loading,
- * are left out). It prints how many files the command visits and
- * how many times it returns to a file it had left (issue 23's measure of back and forth).
+ * How a reader walks a command through the code (issue 23's measure of back and forth):
+ * `npm run walk` compiles src/ again with a call added at the start of every function body
+ * that names its source file (a TypeScript transformer; arrow functions with an expression for
+ * a body, and constructors, are left as they are), runs `gantry build --push` of a small FROM
+ * scratch image to a docker-registry on a loopback port from that copy, and reads the files
+ * entered, in order. It prints how many source files the command enters, and how many times it
+ * enters a file it had left before: each is a jump a reader makes back to a file already read.
  *
- * Sampled, not traced: a function that runs for less than the interval can be missed, so two
- * runs differ by a few; compare medians of several runs (`--runs N`, default 5).
+ *   npm run walk -- [--runs N]
  *
- *   npm run walk -- [--runs N] [--dist DIR]
+ * Traced, not sampled; the order of work running concurrently (uploads) can move a few
+ * entries between runs, so it prints each run.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import ts from 'typescript';
 import { startRegistry } from '../test/helpers/registry.js';
 
 const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -24,87 +25,94 @@ const arg = (name: string, fallback: string): string => {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 ? (process.argv[i + 1] ?? fallback) : fallback;
 };
-const runs = Number(arg('runs', '5'));
-const dist = path.resolve(arg('dist', path.join(projectRoot, 'dist')));
+const runs = Number(arg('runs', '3'));
 
-interface ProfileNode {
-  id: number;
-  callFrame: { url: string; functionName: string; lineNumber: number; columnNumber: number };
-  children?: number[];
-}
-interface Profile {
-  nodes: ProfileNode[];
-  samples: number[];
-}
-
-/** The source file of each sample's innermost frame in `dist`, consecutive repeats folded. */
-function walkOf(profile: Profile): string[] {
-  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
-  const parent = new Map<number, number>();
-  for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
-  const prefix = `file://${dist}/`;
-  const fileOf = new Map<number, string | undefined>();
-  const own = (id: number): string | undefined => {
-    if (fileOf.has(id)) return fileOf.get(id);
-    const frame = byId.get(id)?.callFrame;
-    const url = frame?.url ?? '';
-    const p = parent.get(id);
-    // A module's top-level code (line 0, column 0) is its loading, not the command's path.
-    const loading = frame?.lineNumber === 0 && frame.columnNumber === 0;
-    const found = url.startsWith(prefix) ? (loading ? undefined : url.slice(prefix.length).replace(/\.js$/, '.ts')) : p !== undefined ? own(p) : undefined;
-    fileOf.set(id, found);
-    return found;
+/** src/ compiled into `outDir` with `globalThis.__walk?.("<file>")` first in every function body. */
+function compileTraced(outDir: string): void {
+  const srcRoot = path.join(projectRoot, 'src');
+  const parsed = ts.getParsedCommandLineOfConfigFile(path.join(projectRoot, 'tsconfig.build.json'), {}, { ...ts.sys, onUnRecoverableConfigFileDiagnostic: () => undefined });
+  if (!parsed) throw new Error('cannot read tsconfig.build.json');
+  const program = ts.createProgram(parsed.fileNames, { ...parsed.options, outDir, declaration: false, sourceMap: false, noEmit: false });
+  const f = ts.factory;
+  const traced: ts.TransformerFactory<ts.SourceFile> = (ctx) => (sf) => {
+    const file = path.relative(srcRoot, sf.fileName);
+    const mark = (body: ts.Block): ts.Block =>
+      f.updateBlock(body, [
+        f.createExpressionStatement(f.createCallChain(f.createPropertyAccessExpression(f.createIdentifier('globalThis'), '__walk'), f.createToken(ts.SyntaxKind.QuestionDotToken), undefined, [f.createStringLiteral(file)])),
+        ...body.statements,
+      ]);
+    const visit = (node: ts.Node): ts.Node => {
+      const n = ts.visitEachChild(node, visit, ctx);
+      if (ts.isFunctionDeclaration(n) && n.body) return f.updateFunctionDeclaration(n, n.modifiers, n.asteriskToken, n.name, n.typeParameters, n.parameters, n.type, mark(n.body));
+      if (ts.isFunctionExpression(n)) return f.updateFunctionExpression(n, n.modifiers, n.asteriskToken, n.name, n.typeParameters, n.parameters, n.type, mark(n.body));
+      if (ts.isArrowFunction(n) && ts.isBlock(n.body)) return f.updateArrowFunction(n, n.modifiers, n.typeParameters, n.parameters, n.type, n.equalsGreaterThanToken, mark(n.body));
+      if (ts.isMethodDeclaration(n) && n.body) return f.updateMethodDeclaration(n, n.modifiers, n.asteriskToken, n.name, n.questionToken, n.typeParameters, n.parameters, n.type, mark(n.body));
+      if (ts.isGetAccessorDeclaration(n) && n.body) return f.updateGetAccessorDeclaration(n, n.modifiers, n.name, n.parameters, n.type, mark(n.body));
+      if (ts.isSetAccessorDeclaration(n) && n.body) return f.updateSetAccessorDeclaration(n, n.modifiers, n.name, n.parameters, mark(n.body));
+      return n;
+    };
+    return ts.visitNode(sf, visit) as ts.SourceFile;
   };
-  const out: string[] = [];
-  for (const s of profile.samples) {
-    const f = own(s);
-    if (f && out[out.length - 1] !== f) out.push(f);
+  const result = program.emit(undefined, undefined, undefined, false, { before: [traced] });
+  if (result.emitSkipped) throw new Error('the traced compile emitted nothing');
+}
+
+/** The files entered in order (consecutive entries into one file folded): files entered, and entries into a file left before. */
+function measure(walk: readonly string[]): { files: number; returns: number } {
+  const seen = new Set<string>();
+  let returns = 0;
+  for (const file of walk) {
+    if (seen.has(file)) returns++;
+    seen.add(file);
   }
-  return out;
+  return { files: seen.size, returns };
 }
 
 async function main(): Promise<void> {
   const registry = await startRegistry();
   if (!registry) throw new Error('docker-registry is missing: apt-get install docker-registry');
+  // Inside the project, so that the compiled modules find node_modules.
+  const out = mkdtempSync(path.join(projectRoot, '.walk-'));
   const work = mkdtempSync(path.join(tmpdir(), 'gantry-walk-'));
   try {
+    compileTraced(out);
+    writeFileSync(path.join(out, 'package.json'), '{"type":"module"}\n');
     const context = path.join(work, 'ctx');
     mkdirSync(context);
     writeFileSync(path.join(context, 'hello.txt'), 'hello\n');
     writeFileSync(path.join(context, 'Dockerfile'), 'FROM scratch\nCOPY hello.txt /hello.txt\nENV A=1\nCMD ["/hello"]\n');
     const results: { files: number; returns: number }[] = [];
     for (let i = 0; i < runs; i++) {
-      const profiles = path.join(work, `prof-${i}`);
-      const entry = `import(${JSON.stringify(path.join(dist, 'cli', 'main.js'))}).then((m) => m.main(process.argv.slice(1)))`;
+      const walkFile = path.join(work, `walk-${i}.json`);
+      const entry = [
+        'import { writeFileSync } from "node:fs";',
+        'const walk = [];',
+        'globalThis.__walk = (f) => { if (walk[walk.length - 1] !== f) walk.push(f); };',
+        `process.on("exit", () => writeFileSync(${JSON.stringify(walkFile)}, JSON.stringify(walk)));`,
+        `const m = await import(${JSON.stringify(path.join(out, 'cli', 'main.js'))});`,
+        'await m.main(process.argv.slice(1));',
+      ].join('\n');
       execFileSync(
         process.execPath,
-        ['--cpu-prof', '--cpu-prof-interval', '10', '--cpu-prof-dir', profiles, '--input-type=module', '-e', entry, 'build', '--root', path.join(work, `store-${i}`), '--insecure-registry', registry.host, '-t', `${registry.host}/walk/app:${i}`, '--push', '--progress', 'plain', context],
-        { stdio: ['ignore', 'ignore', 'pipe'] },
+        ['--input-type=module', '-e', entry, 'build', '--root', path.join(work, `store-${i}`), '--insecure-registry', registry.host, '-t', `${registry.host}/walk/app:${i}`, '--push', '--progress', 'plain', context],
+        { stdio: ['ignore', 'ignore', 'inherit'] },
       );
-      const file = readdirSync(profiles).find((f) => f.endsWith('.cpuprofile'));
-      if (!file) throw new Error('no profile was written');
-      const walk = walkOf(JSON.parse(readFileSync(path.join(profiles, file), 'utf8')) as Profile);
-      const seen = new Set<string>();
-      let returns = 0;
-      for (const f of walk) {
-        if (seen.has(f)) returns++;
-        seen.add(f);
-      }
-      results.push({ files: seen.size, returns });
+      const walk = JSON.parse(readFileSync(walkFile, 'utf8')) as string[];
+      results.push(measure(walk));
       if (process.env.WALK_DETAIL) {
         const back = new Map<string, number>();
-        const seen2 = new Set<string>();
+        const seen = new Set<string>();
         for (const f of walk) {
-          if (seen2.has(f)) back.set(f, (back.get(f) ?? 0) + 1);
-          seen2.add(f);
+          if (seen.has(f)) back.set(f, (back.get(f) ?? 0) + 1);
+          seen.add(f);
         }
-        console.log([...back].sort((a, b) => b[1] - a[1]).slice(0, 25).map(([f, n]) => `${n} ${f}`).join('\n'));
+        console.log([...back].sort((a, b) => b[1] - a[1]).slice(0, 20).map(([f, n]) => `${n} ${f}`).join('\n'));
       }
     }
-    const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
-    console.log(`gantry build --push (${dist}), ${runs} runs: files visited ${median(results.map((r) => r.files))} (${results.map((r) => r.files).join(', ')}), returns to a file left ${median(results.map((r) => r.returns))} (${results.map((r) => r.returns).join(', ')})`);
+    console.log(`gantry build --push, traced (${runs} runs): files entered ${results.map((r) => r.files).join(', ')}; entries into a file left before ${results.map((r) => r.returns).join(', ')}`);
   } finally {
     await registry.stop();
+    rmSync(out, { recursive: true, force: true });
     rmSync(work, { recursive: true, force: true });
   }
 }

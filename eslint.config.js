@@ -3,7 +3,7 @@ import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
   // fixtures/ holds other projects' files, built as test inputs, not gantry's code.
-  { ignores: ['dist/', 'dist-bench/', 'node_modules/', 'scratch/', 'coverage/', 'fixtures/'] },
+  { ignores: ['dist/', 'dist-bench/', 'node_modules/', 'scratch/', 'coverage/', 'fixtures/', '.walk-*/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -67,10 +67,14 @@ function checkDestination(url: URL, why: string): void {
   }
 }
 
+let loopback: boolean | undefined;
+/** GANTRY_LOOPBACK_ONLY=1, read once. */
+const loopbackOnly = (): boolean => (loopback ??= settings().loopbackOnly);
+
 /** Why gantry must not contact `url`: a link-local address, or not loopback under GANTRY_LOOPBACK_ONLY=1. */
 export function unsafeDestination(url: URL): 'link-local' | 'not-loopback' | undefined {
   if (isLinkLocal(url.hostname)) return 'link-local';
-  if (settings().loopbackOnly && !isLoopback(url.host)) return 'not-loopback';
+  if (loopbackOnly() && !isLoopback(url.host)) return 'not-loopback';
   return undefined;
 }
 
@@ -276,7 +280,7 @@ export class RegistryClient {
     /** The URL asked for, as errors say it (a path is the registry's; an upload's location may be a whole URL). */
     const full = path.startsWith('http') ? path : this.endpoint + path;
     // A guard for test suites and sealed CI: GANTRY_LOOPBACK_ONLY=1 refuses every other host.
-    if (settings().loopbackOnly && !isLoopback(new URL(path.startsWith('http') ? path : this.endpoint).host)) {
+    if (loopbackOnly() && !isLoopback(new URL(path.startsWith('http') ? path : this.endpoint).host)) {
       throw new RegistryError('REGISTRY_LOOPBACK_ONLY', `refusing to contact ${this.endpoint}: GANTRY_LOOPBACK_ONLY=1 allows loopback registries only`, { url: this.endpoint });
     }
     await this.probe();

@@ -26,11 +26,14 @@ const UMOUNT = ['/usr/bin/umount', '/bin/umount'];
 
 let usable: boolean | undefined;
 let volatileWorks: boolean | undefined;
+/** Overlays are asked for and may be mounted here: read once per process. */
+let wanted: boolean | undefined;
 
 export function overlayWanted(): boolean {
   // Not in a user namespace: an overlay mounted there has no redirect_dir, and a RUN's directory
   // renames fail with EXDEV (dpkg's do): rootless builds use plain trees.
-  return settings().overlay && usable !== false && process.getuid?.() === 0 && !inUserNamespace();
+  wanted ??= settings().overlay && process.getuid?.() === 0 && !inUserNamespace();
+  return wanted && usable !== false;
 }
 
 /**

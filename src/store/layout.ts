@@ -67,37 +67,29 @@ export function cacheFileKind(name: string): { kind: CacheFileKind; id: string }
 
 /** The paths of a store at `root`. */
 export class Layout {
-  constructor(readonly root: string) {}
-
-  get layoutFile(): string {
-    return path.join(this.root, 'oci-layout');
-  }
-
-  get indexFile(): string {
-    return path.join(this.root, 'index.json');
-  }
-
-  get lockFile(): string {
-    return path.join(this.root, 'index.json.lock');
-  }
-
-  get tmpDir(): string {
-    return path.join(this.root, 'tmp');
-  }
-
+  readonly layoutFile: string;
+  readonly indexFile: string;
+  readonly lockFile: string;
+  readonly tmpDir: string;
   /** Base images' layers extracted once, by chain: the lower directories of build overlays. */
-  get rootfsDir(): string {
-    return path.join(this.root, 'rootfs');
-  }
+  readonly rootfsDir: string;
+  readonly cacheDir: string;
+  private readonly blobsDir: string;
 
-  get cacheDir(): string {
-    return path.join(this.root, 'cache');
+  constructor(readonly root: string) {
+    this.layoutFile = path.join(root, 'oci-layout');
+    this.indexFile = path.join(root, 'index.json');
+    this.lockFile = path.join(root, 'index.json.lock');
+    this.tmpDir = path.join(root, 'tmp');
+    this.rootfsDir = path.join(root, 'rootfs');
+    this.cacheDir = path.join(root, 'cache');
+    this.blobsDir = path.join(root, 'blobs');
   }
 
   /** The path of a blob; the digest is validated first, so it can never name another file. */
   blobPath(digest: string): string {
     const { algorithm, hex } = parseDigest(digest);
-    return path.join(this.root, 'blobs', algorithm, hex);
+    return path.join(this.blobsDir, algorithm, hex);
   }
 
   /**

@@ -27,9 +27,15 @@ export class WorkArea {
   cleaned: string[] = [];
   /** Every path of the store. */
   readonly layout: Layout;
+  /** The work area: temp entries and leases. */
+  readonly tmpDir: string;
+  /** Base images' layers extracted once, by chain: the lower directories of build overlays. */
+  readonly rootfsDir: string;
 
   protected constructor(readonly root: string) {
     this.layout = new Layout(root);
+    this.tmpDir = this.layout.tmpDir;
+    this.rootfsDir = this.layout.rootfsDir;
   }
 
   /**
@@ -67,14 +73,6 @@ export class WorkArea {
     return out;
   }
 
-  get tmpDir(): string {
-    return this.layout.tmpDir;
-  }
-
-  /** Base images' layers extracted once, by chain: the lower directories of build overlays. */
-  get rootfsDir(): string {
-    return this.layout.rootfsDir;
-  }
 
   /** Where a compiled seccomp program is kept for later builds (sandbox/runtime.ts), by its key. */
   seccompProgramPath(key: string): string {

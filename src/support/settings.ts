@@ -16,9 +16,36 @@ export const DEFAULT_EXTRACT_LIMIT = 64 * 1024 ** 3;
 export class Settings {
   private readonly parsed = new Map<string, unknown>();
   private readonly env: Readonly<Record<string, string | undefined>>;
+  /** GANTRY_TRACE=1: phase timings on stderr (support/trace.ts). */
+  readonly trace: boolean;
+
+  /** GANTRY_OVERLAY=0: no overlay mounts, plain trees instead (rootfs/overlay.ts). */
+  readonly overlay: boolean;
+
+  /** GANTRY_KERNEL_HELPER=0: no kernel helper process (rootfs/kernel.ts). */
+  readonly kernelHelper: boolean;
+
+  /** GANTRY_RUNTIME=PATH: the OCI runtime a RUN starts (sandbox/runtime.ts). */
+  readonly runtime: string | undefined;
+
+  /** GANTRY_LOOPBACK_ONLY=1: contact loopback addresses only (the tests' guard, registry/client.ts). */
+  readonly loopbackOnly: boolean;
+
+  /** GANTRY_STATS_OUT=FILE: the build's counts written there (the tests read them). */
+  readonly statsOut: string | undefined;
+
+  /** SSL_CERT_FILE: more certificate authorities a registry's TLS is checked against. */
+  readonly caCertFile: string | undefined;
 
   constructor(env: NodeJS.ProcessEnv) {
     this.env = { ...env };
+    this.trace = this.env.GANTRY_TRACE === '1';
+    this.overlay = this.env.GANTRY_OVERLAY !== '0';
+    this.kernelHelper = this.env.GANTRY_KERNEL_HELPER !== '0';
+    this.runtime = this.raw('GANTRY_RUNTIME');
+    this.loopbackOnly = this.env.GANTRY_LOOPBACK_ONLY === '1';
+    this.statsOut = this.raw('GANTRY_STATS_OUT');
+    this.caCertFile = this.raw('SSL_CERT_FILE');
   }
 
   private once<T>(name: string, parse: () => T): T {
@@ -31,42 +58,12 @@ export class Settings {
     return v ? v : undefined;
   }
 
-  /** GANTRY_TRACE=1: phase timings on stderr (support/trace.ts). */
-  get trace(): boolean {
-    return this.env.GANTRY_TRACE === '1';
-  }
-
   /** GANTRY_CRASH_AT=<point>[@n]: the fault tests' crash point (support/crash.ts). */
   get crashAt(): { point: string; n: number } | undefined {
     return this.once('GANTRY_CRASH_AT', () => {
       const m = /^([a-z-]+)(?:@(\d+))?$/.exec(this.env.GANTRY_CRASH_AT ?? '');
       return m ? { point: m[1] as string, n: Number(m[2] ?? 1) } : undefined;
     });
-  }
-
-  /** GANTRY_OVERLAY=0: no overlay mounts, plain trees instead (rootfs/overlay.ts). */
-  get overlay(): boolean {
-    return this.env.GANTRY_OVERLAY !== '0';
-  }
-
-  /** GANTRY_KERNEL_HELPER=0: no kernel helper process (rootfs/kernel.ts). */
-  get kernelHelper(): boolean {
-    return this.env.GANTRY_KERNEL_HELPER !== '0';
-  }
-
-  /** GANTRY_RUNTIME=PATH: the OCI runtime a RUN starts (sandbox/runtime.ts). */
-  get runtime(): string | undefined {
-    return this.raw('GANTRY_RUNTIME');
-  }
-
-  /** GANTRY_LOOPBACK_ONLY=1: contact loopback addresses only (the tests' guard, registry/client.ts). */
-  get loopbackOnly(): boolean {
-    return this.env.GANTRY_LOOPBACK_ONLY === '1';
-  }
-
-  /** GANTRY_STATS_OUT=FILE: the build's counts written there (the tests read them). */
-  get statsOut(): string | undefined {
-    return this.raw('GANTRY_STATS_OUT');
   }
 
   /** GANTRY_STORE_BUDGET: the build cache's budget in bytes, when set. */
@@ -95,11 +92,6 @@ export class Settings {
       }
       return seconds * 1000;
     });
-  }
-
-  /** SSL_CERT_FILE: more certificate authorities a registry's TLS is checked against. */
-  get caCertFile(): string | undefined {
-    return this.raw('SSL_CERT_FILE');
   }
 
   /** PATH, for the tools gantry starts (git): the caller's, read when used. */

@@ -57,15 +57,22 @@ function compileTraced(outDir: string): void {
   if (result.emitSkipped) throw new Error('the traced compile emitted nothing');
 }
 
-/** The files entered in order (consecutive entries into one file folded): files entered, and entries into a file left before. */
-function measure(walk: readonly string[]): { files: number; returns: number } {
+/**
+ * The files entered in order (consecutive entries into one file folded): files entered, entries
+ * into a file left before, and those entries by file.
+ */
+function measure(walk: readonly string[]): { files: number; returns: number; byFile: Map<string, number> } {
   const seen = new Set<string>();
+  const byFile = new Map<string, number>();
   let returns = 0;
   for (const file of walk) {
-    if (seen.has(file)) returns++;
+    if (seen.has(file)) {
+      returns++;
+      byFile.set(file, (byFile.get(file) ?? 0) + 1);
+    }
     seen.add(file);
   }
-  return { files: seen.size, returns };
+  return { files: seen.size, returns, byFile };
 }
 
 async function main(): Promise<void> {
@@ -98,16 +105,9 @@ async function main(): Promise<void> {
         { stdio: ['ignore', 'ignore', 'inherit'] },
       );
       const walk = JSON.parse(readFileSync(walkFile, 'utf8')) as string[];
-      results.push(measure(walk));
-      if (process.env.WALK_DETAIL) {
-        const back = new Map<string, number>();
-        const seen = new Set<string>();
-        for (const f of walk) {
-          if (seen.has(f)) back.set(f, (back.get(f) ?? 0) + 1);
-          seen.add(f);
-        }
-        console.log([...back].sort((a, b) => b[1] - a[1]).slice(0, 20).map(([f, n]) => `${n} ${f}`).join('\n'));
-      }
+      const r = measure(walk);
+      results.push(r);
+      if (process.env.WALK_DETAIL) console.log([...r.byFile].sort((a, b) => b[1] - a[1]).slice(0, 20).map(([f, n]) => `${n} ${f}`).join('\n'));
     }
     console.log(`gantry build --push, traced (${runs} runs): files entered ${results.map((r) => r.files).join(', ')}; entries into a file left before ${results.map((r) => r.returns).join(', ')}`);
   } finally {

@@ -24,11 +24,12 @@ export {
   type ErrorCode,
   type SourceLocation,
 } from './errors/index.js';
-export { BuildError } from './builder/errors.js';
-export { ImageError } from './image/image.js';
-export { ArchiveError } from './archive/load.js';
-export { DigestError, DigestMismatchError, SizeMismatchError } from './oci/digest.js';
-export { InvalidReferenceError } from './oci/reference.js';
+import { BuildError } from './builder/errors.js';
+import { ImageError } from './image/image.js';
+import { ArchiveError } from './archive/load.js';
+import { DigestError, DigestMismatchError, SizeMismatchError } from './oci/digest.js';
+import { InvalidReferenceError } from './oci/reference.js';
+export { BuildError, ImageError, ArchiveError, DigestError, DigestMismatchError, SizeMismatchError, InvalidReferenceError };
 export type { Warning } from './dockerfile/warnings.js';
 export type {
   BuildPlan,
@@ -298,7 +299,7 @@ async function buildHere(options: Omit<BuildOptions, 'ssh'> & { ssh?: Record<str
   const { file, text } = await loadDockerfile({ context, ...(dockerfile !== undefined ? { dockerfile } : {}) });
   const model = parseDockerfile(text, { file });
   trace('Dockerfile parsed');
-  settings.sourceDateEpoch ??= epochOf(settings.buildArgs?.SOURCE_DATE_EPOCH) ?? envSettings().sourceDateEpoch;
+  settings.sourceDateEpoch ??= epochSeconds(settings.buildArgs?.SOURCE_DATE_EPOCH) ?? envSettings().sourceDateEpoch;
   const root = givenRoot ?? resolveRootDefault();
   const buildOptions = { ...settings, root, context, dockerfile: file };
   const emit = settings.onProgress ?? (() => undefined);
@@ -325,10 +326,6 @@ function registryAccess(settings: BuildSettings): Access {
     ...(caCertFile ? { caCertFile } : {}),
   };
 }
-/** A SOURCE_DATE_EPOCH value as seconds; undefined when unset or not a whole number. */
-function epochOf(value: string | undefined): number | undefined {
-  return value !== undefined && /^\d+$/.test(value) ? Number(value) : undefined;
-}
 
 export { parseOutput, type OutputSpec } from './builder/outputs.js';
 export { parseBuildContexts, namedContextRefs } from './builder/named-contexts.js';
@@ -340,12 +337,7 @@ import { dockerfileIn, isRemoteContext, prepareContext } from './builder/remote-
 import { readContextFile } from './builder/context.js';
 import { errorRecord, reviveError, RegistryError, SandboxError, StoreError } from './errors/index.js';
 import type { WorkerReply, WorkerRequest } from './rootless-protocol.js';
-import { BuildError } from './builder/execute.js';
-import { ImageError as ImageErrorClass } from './image/image.js';
-import { ArchiveError as ArchiveErrorClass } from './archive/load.js';
-import { DigestError as DigestErrorClass, DigestMismatchError as DigestMismatchErrorClass, SizeMismatchError as SizeMismatchErrorClass } from './oci/digest.js';
-import { InvalidReferenceError as InvalidReferenceErrorClass } from './oci/reference.js';
-import { settings as envSettings } from './support/settings.js';
+import { epochSeconds, settings as envSettings } from './support/settings.js';
 
 // Every public error class: an error from the worker comes back as the class it was.
 const ERROR_CLASSES = [
@@ -355,12 +347,12 @@ const ERROR_CLASSES = [
   SandboxError,
   StoreError,
   BuildError,
-  ImageErrorClass,
-  ArchiveErrorClass,
-  DigestErrorClass,
-  DigestMismatchErrorClass,
-  SizeMismatchErrorClass,
-  InvalidReferenceErrorClass,
+  ImageError,
+  ArchiveError,
+  DigestError,
+  DigestMismatchError,
+  SizeMismatchError,
+  InvalidReferenceError,
   GantryError,
 ] as const;
 

@@ -26,7 +26,7 @@ import { loadSnapshot, saveSnapshot } from '../snapshot/persist.js';
 import { collectBuildCache } from '../store/budget.js';
 import { SNAPSHOT_DEPTH, Snapshots, storeBudget, type View } from '../store/snapshots.js';
 import type { Store } from '../store/store.js';
-import { collectTrash, discard, trashBudget } from '../store/trash.js';
+import { collectTrash, discard } from '../store/trash.js';
 import { setTreeReleaser } from '../store/trees.js';
 import { layerTar } from '../tar/decompress.js';
 import { BuildError } from './errors.js';
@@ -99,7 +99,7 @@ export class Workspace {
 
   /** A workspace in `store`; a budget variable that is not a size stops the build here, not silently at its end. */
   static open(store: Store): Workspace {
-    trashBudget();
+    void settings().trashBudget;
     storeBudget(store.root);
     return new Workspace(store);
   }
@@ -172,7 +172,7 @@ export class Workspace {
 
   /** The snapshot of an extracted chain: kept in the cache, taken once. */
   private async chainSnapshot(chain: string, dir: string): Promise<Snapshot> {
-    const file = this.store.chainSnapshotPath(chain);
+    const file = this.store.layout.chainSnapshotPath(chain);
     const kept = await loadSnapshot(file, dir);
     if (kept) return kept;
     const snap = await snapshot(dir);

@@ -114,9 +114,6 @@ export function parseChallenge(header: string): Challenge | undefined {
  * answers a byte every few seconds is stopped there, whatever undici's own timers (which restart
  * on every byte) would allow.
  */
-export function registryTimeout(): number {
-  return settings().registryTimeout;
-}
 
 /** Bytes a second a blob transfer must keep, averaged over each deadline period (once it started). */
 export const MIN_TRANSFER_RATE = 1024;
@@ -260,7 +257,7 @@ export class RegistryClient {
   private async probe(): Promise<void> {
     if (this.probed) return;
     this.probed = true;
-    const deadline = new Deadline(`GET ${this.endpoint}/v2/`, `${this.endpoint}/v2/`, false, registryTimeout());
+    const deadline = new Deadline(`GET ${this.endpoint}/v2/`, `${this.endpoint}/v2/`, false, settings().registryTimeout);
     try {
       const { request } = await undici();
       const res = await request(`${this.endpoint}/v2/`, { method: 'GET', dispatcher: await this.dispatcher(), headers: { 'user-agent': this.options.userAgent ?? 'gantry' }, signal: deadline.signal });
@@ -288,7 +285,7 @@ export class RegistryClient {
     const idempotent = options.idempotent ?? !(options.body && typeof options.body === 'object' && !Buffer.isBuffer(options.body));
     const attempts = idempotent ? (this.options.attempts ?? 4) : 1;
     let authRetried = false;
-    const timeout = registryTimeout();
+    const timeout = settings().registryTimeout;
     for (let attempt = 1; ; attempt++) {
       if (this.aborted) throw new RegistryError('REGISTRY_ABORTED', `${method} ${full}: cancelled`, { url: full });
       let res: Response;
@@ -429,7 +426,7 @@ export class RegistryClient {
       headers.authorization = `Basic ${Buffer.from(`${creds.username}:${creds.password ?? ''}`).toString('base64')}`;
     }
     const { request } = await undici();
-    const deadline = new Deadline(`${method} ${realm.origin}${realm.pathname}`, realm.toString(), false, registryTimeout());
+    const deadline = new Deadline(`${method} ${realm.origin}${realm.pathname}`, realm.toString(), false, settings().registryTimeout);
     let r: Dispatcher.ResponseData;
     let text: string;
     try {

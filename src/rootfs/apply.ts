@@ -13,12 +13,13 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import tar from '../tar/tar.js';
 import { ownerOf, xattrsOf } from '../tar/pax.js';
-import { ExtractBudget, extractLimit } from '../tar/limit.js';
+import { ExtractBudget } from '../tar/limit.js';
 import { GantryError } from '../errors/index.js';
 import { crashPoint } from '../support/crash.js';
 import { execFileAsync } from '../support/lazy.js';
 import { components, resolveInRoot, RootfsError } from './resolve.js';
 import { writeXattrs } from './xattr.js';
+import { settings } from '../support/settings.js';
 
 /** Files up to this size are gathered in memory and written in one call. */
 const SMALL_FILE = 1 << 20;
@@ -203,7 +204,7 @@ export async function applyLayer(root: string, tarStream: Readable, options: App
     }
   })();
   try {
-    await Promise.all([pipeline(tarStream, new ExtractBudget(options.limit ?? extractLimit(), what), extract), work]);
+    await Promise.all([pipeline(tarStream, new ExtractBudget(options.limit ?? settings().extractLimit, what), extract), work]);
   } catch (err) {
     if (err instanceof GantryError) throw err;
     throw new RootfsError('ROOTFS_APPLY', `${what}: ${(err as Error).message}`, { cause: err });

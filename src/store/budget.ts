@@ -26,9 +26,16 @@ export interface BudgetReport {
   bytes: number;
 }
 
-/** Every blob the images of index.json reference (manifests, configs, layers, nested indexes). */
-export async function imageBlobs(store: Store): Promise<Set<string>> {
-  const out = new Set<string>();
+/**
+ * Every blob the images of `manifests` (default: index.json's) reference: manifests, configs,
+ * layers, nested indexes, added to `into`. A digest already there is not looked into again.
+ * `onManifest` is given each image manifest read (prune reads their configs).
+ */
+export async function imageBlobs(
+  store: Store,
+  options: { manifests?: readonly Descriptor[]; into?: Set<string>; onManifest?: (m: Manifest) => Promise<void> } = {},
+): Promise<Set<string>> {
+  const out = options.into ?? new Set<string>();
   const visit = async (d: Descriptor): Promise<void> => {
     if (out.has(d.digest)) return;
     out.add(d.digest);
@@ -37,11 +44,12 @@ export async function imageBlobs(store: Store): Promise<Set<string>> {
       const m = await store.readJSON<Manifest>(d.digest);
       out.add(m.config.digest);
       for (const l of m.layers) out.add(l.digest);
+      await options.onManifest?.(m);
     } else if (INDEX_TYPES.has(d.mediaType)) {
       for (const c of (await store.readJSON<Index>(d.digest)).manifests) await visit(c);
     }
   };
-  for (const d of (await store.readIndex()).manifests) await visit(d);
+  for (const d of options.manifests ?? (await store.readIndex()).manifests) await visit(d);
   return out;
 }
 

@@ -7,13 +7,13 @@
  */
 import { readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { INDEX_TYPES, MANIFEST_TYPES } from '../oci/media-types.js';
-import { REF_NAME_ANNOTATION, type Descriptor, type ImageConfig, type Index, type Manifest } from '../oci/types.js';
+import { REF_NAME_ANNOTATION, type ImageConfig, type Manifest } from '../oci/types.js';
 import { chainName, DANGLING_ANNOTATION, withStore } from './store.js';
 import { LayerCache } from './cache.js';
 import { isSizeRecord, sizeRecordDiffId } from './sizes.js';
 import { collectTrash, type TrashReport } from './trash.js';
 import { Snapshots } from './snapshots.js';
+import { imageBlobs } from './budget.js';
 
 export interface PruneOptions {
   /** Remove every untagged image, not only dangling ones, and the build cache. */
@@ -56,25 +56,14 @@ export async function pruneStore(root: string, options: PruneOptions = {}): Prom
       const keep = await store.liveLeases();
       // The build cache keeps its layers, unless --all cleared it above.
       for (const d of await cache.referenced()) keep.add(d);
-      const visit = async (d: Descriptor): Promise<void> => {
-        if (keep.has(d.digest)) return;
-        keep.add(d.digest);
-        if (!(await store.hasBlob(d.digest))) return;
-        if (MANIFEST_TYPES.has(d.mediaType)) {
-          const m = await store.readJSON<Manifest>(d.digest);
-          keep.add(m.config.digest);
-          for (const l of m.layers) keep.add(l.digest);
-          if (!options.all && (await store.hasBlob(m.config.digest))) {
-            const config = await store.readJSON<ImageConfig>(m.config.digest);
-            keep.add(`rootfs:${chainName(config.rootfs?.diff_ids ?? [])}`);
-            for (const id of config.rootfs?.diff_ids ?? []) keep.add(`size:${id}`);
-          }
-        } else if (INDEX_TYPES.has(d.mediaType)) {
-          const ix = await store.readJSON<Index>(d.digest);
-          for (const c of ix.manifests) await visit(c);
-        }
+      // Without --all, an image's extracted chain and its layers' size records stay too.
+      const keepExtracts = async (m: Manifest): Promise<void> => {
+        if (!(await store.hasBlob(m.config.digest))) return;
+        const config = await store.readJSON<ImageConfig>(m.config.digest);
+        keep.add(`rootfs:${chainName(config.rootfs?.diff_ids ?? [])}`);
+        for (const id of config.rootfs?.diff_ids ?? []) keep.add(`size:${id}`);
       };
-      for (const d of index.manifests) await visit(d);
+      await imageBlobs(store, { manifests: index.manifests, into: keep, ...(options.all ? {} : { onManifest: keepExtracts }) });
       if (!options.all) keep.add(`rootfs:${chainName([])}`); // an empty directory: what FROM scratch stages stack their snapshots on
 
       const blobs: string[] = [];
@@ -95,8 +84,8 @@ export async function pruneStore(root: string, options: PruneOptions = {}): Prom
       for (const chain of await readdir(store.rootfsDir).catch(() => [] as string[])) {
         if (keep.has(`rootfs:${chain}`)) continue;
         await rm(path.join(store.rootfsDir, chain), { recursive: true, force: true });
-        await rm(store.chainSnapshotPath(chain), { force: true });
-        await rm(store.chainSnapshotPath(chain).replace(/\.bin$/, '.json'), { force: true }); // a snapshot kept in the JSON format of earlier versions
+        await rm(store.layout.chainSnapshotPath(chain), { force: true });
+        await rm(store.layout.cachePath('old-chain-snapshot', chain), { force: true }); // a snapshot kept in the JSON format of earlier versions
         rootfs.push(chain);
       }
       // Step snapshots are build cache: --all removes them; a snapshot on a chain removed above goes.

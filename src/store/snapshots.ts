@@ -160,7 +160,7 @@ export class Snapshots {
     if (!m) return undefined;
     const parent = m.parents[0];
     // Loaded for this call alone: changed in place.
-    const below = parent !== undefined ? await this.index(parent) : await loadSnapshot(this.store.chainSnapshotPath(m.base), path.join(this.store.rootfsDir, m.base));
+    const below = parent !== undefined ? await this.index(parent) : await loadSnapshot(this.store.layout.chainSnapshotPath(m.base), path.join(this.store.rootfsDir, m.base));
     if (!below) return undefined;
     for (const p of file.removed) below.delete(p);
     for (const [p, e] of file.entries) below.set(p, e);

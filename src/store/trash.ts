@@ -59,11 +59,6 @@ export async function discard(store: Store, dir: string, bytes: number): Promise
   }
 }
 
-/** GANTRY_TRASH_BUDGET in bytes, when set; a value that is not a size is an error naming it. */
-export function trashBudget(): number | undefined {
-  return settings().trashBudget;
-}
-
 export interface TrashReport {
   /** Entries removed. */
   entries: number;
@@ -103,7 +98,7 @@ export async function collectTrash(store: Store, options: { all?: boolean } = {}
   if (!options.all) {
     const fs = statfsSync(store.root);
     const size = fs.blocks * fs.bsize;
-    const budget = trashBudget() ?? size * DEFAULT_SHARE;
+    const budget = settings().trashBudget ?? size * DEFAULT_SHARE;
     if (fs.bavail * fs.bsize >= size * RESERVE_SHARE && budget > 0) {
       target = held > budget ? budget / 2 : held;
       if (target === held && excess === 0 && !entries.some((e) => e.time === 0)) return report;

@@ -74,16 +74,6 @@ export class WorkArea {
   }
 
 
-  /** Where a compiled seccomp program is kept for later builds (sandbox/runtime.ts), by its key. */
-  seccompProgramPath(key: string): string {
-    return this.layout.seccompProgramPath(key);
-  }
-
-  /** Where the snapshot of the extracted chain `chain` is kept (snapshot/persist.ts). */
-  chainSnapshotPath(chain: string): string {
-    return this.layout.chainSnapshotPath(chain);
-  }
-
   /**
    * The directories that hold extracted trees, a RUN's files and cache mounts (tmp/, rootfs/,
    * cache-mounts/, trash/) are the store owner's alone (0700): a set-user-ID program or a device

@@ -11,7 +11,7 @@
 import { GantryError, OptionError } from '../errors/index.js';
 
 /** The default extraction budget: 64 GiB (tar/limit.ts). */
-export const DEFAULT_EXTRACT_LIMIT = 64 * 1024 ** 3;
+const DEFAULT_EXTRACT_LIMIT = 64 * 1024 ** 3;
 
 export class Settings {
   private readonly parsed = new Map<string, unknown>();
@@ -101,8 +101,7 @@ export class Settings {
 
   /** SOURCE_DATE_EPOCH as seconds; undefined when unset or not a whole number. */
   get sourceDateEpoch(): number | undefined {
-    const v = this.env.SOURCE_DATE_EPOCH;
-    return v !== undefined && /^\d+$/.test(v) ? Number(v) : undefined;
+    return epochSeconds(this.env.SOURCE_DATE_EPOCH);
   }
 
   /**
@@ -119,8 +118,13 @@ export class Settings {
   }
 }
 
+/** A SOURCE_DATE_EPOCH value (the variable's, or the build argument's) as seconds; undefined when unset or not a whole number. */
+export function epochSeconds(value: string | undefined): number | undefined {
+  return value !== undefined && /^\d+$/.test(value) ? Number(value) : undefined;
+}
+
 /** A size as gantry's environment variables take it: bytes, or with a K, M, G or T suffix (binary). */
-export function parseSize(variable: string, raw: string): number {
+function parseSize(variable: string, raw: string): number {
   const m = /^(\d+)\s*([KMGT]?)i?B?$/i.exec(raw.trim());
   if (!m) throw new GantryError('OPTION_INVALID', `${variable}=${raw}: expected a size in bytes, such as 1073741824 or 1G`);
   const scale = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3, T: 1024 ** 4 }[(m[2] ?? '').toUpperCase() as '' | 'K' | 'M' | 'G' | 'T'];

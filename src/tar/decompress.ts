@@ -7,7 +7,8 @@ import { existsSync } from 'node:fs';
 import { PassThrough, Readable } from 'node:stream';
 import { GantryError } from '../errors/index.js';
 import { childProcess, zlib } from '../support/lazy.js';
-import { ExtractBudget, extractLimit } from './limit.js';
+import { ExtractBudget } from './limit.js';
+import { settings } from '../support/settings.js';
 
 export type ArchiveCompression = 'none' | 'gzip' | 'bzip2' | 'xz' | 'zstd';
 
@@ -30,7 +31,7 @@ const HELPERS: Record<'bzip2' | 'xz' | 'zstd', string[]> = {
  * most `limit` of them (the extraction budget, limit.ts): beyond it the stream fails and a
  * helper process is killed.
  */
-export async function decompress(input: Readable, what: string, limit = extractLimit()): Promise<{ stream: Readable; compression: ArchiveCompression }> {
+export async function decompress(input: Readable, what: string, limit = settings().extractLimit): Promise<{ stream: Readable; compression: ArchiveCompression }> {
   const { stream, compression } = await decompressUnbounded(input, what);
   const budget = new ExtractBudget(limit, what);
   stream.on('error', (err) => budget.destroy(err));

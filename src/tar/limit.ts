@@ -2,16 +2,10 @@
  * The extraction budget: how many bytes a decompressed archive or an applied layer may
  * expand to before gantry stops with an error, so a decompression bomb (a few KiB of gzip,
  * bzip2 or xz that expand to terabytes) cannot fill the disk. `GANTRY_EXTRACT_LIMIT` sets it
- * (bytes, or with a K, M, G or T suffix); the default is 64 GiB.
+ * (bytes, or with a K, M, G or T suffix; support/settings.ts reads it); the default is 64 GiB.
  */
 import { Transform, type TransformCallback } from 'node:stream';
 import { GantryError } from '../errors/index.js';
-import { settings } from '../support/settings.js';
-
-/** The budget GANTRY_EXTRACT_LIMIT sets (support/settings.ts). */
-export function extractLimit(): number {
-  return settings().extractLimit;
-}
 
 const human = (n: number): string => {
   for (const [unit, size] of [['TiB', 1024 ** 4], ['GiB', 1024 ** 3], ['MiB', 1024 ** 2], ['KiB', 1024]] as const) {

@@ -42,7 +42,7 @@ export function runStepOf(step: RunStep, ctx: StepEnv): FsStep {
       // The run's work directory is a temp entry of the store, so a killed build's is cleaned by the next command.
       const prepared = await prepareMounts(ctx, step);
       try {
-        await runStep(step, rootfs, ctx.options, ctx.emit, prepared, ctx.store.tempPath('run'), (key) => ctx.store.seccompProgramPath(key));
+        await runStep(step, rootfs, ctx.options, ctx.emit, prepared, ctx.store.tempPath('run'), (key) => ctx.store.layout.seccompProgramPath(key));
       } finally {
         for (const done of prepared.cleanup) await done();
       }

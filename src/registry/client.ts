@@ -208,7 +208,7 @@ export interface RequestOptions {
   idempotent?: boolean;
   /**
    * A blob's bytes go one way or the other (a layer fetched, an upload): the deadline is on its
-   * start and its rate (registryTimeout), not on its whole, which depends on its size.
+   * start and its rate (GANTRY_REGISTRY_TIMEOUT, settings().registryTimeout), not on its whole, which depends on its size.
    */
   transfer?: boolean;
 }

@@ -4,8 +4,8 @@
  */
 import type { Argv } from 'yargs';
 import { GantryError, OptionError, reexecInUserNamespace, resolveRoot, version, warningsOf } from '../index.js';
-import { buildCommand, runBuild, type BuildArgs } from './commands/build.js';
-import { fastBuildArgs } from './fast-build.js';
+import { buildCommand, type BuildArgs } from './commands/build.js';
+import { plainArgs, shapesOf, type CommandShape } from './plain.js';
 import { lintCommand } from './commands/lint.js';
 import { imageCommands } from './commands/images.js';
 import { importCommand } from './commands/import.js';
@@ -115,11 +115,11 @@ export function commandName(args: readonly string[]): string | undefined {
 
 /**
  * The yargs parser for a command line. yargs is loaded here, on first use, not with the
- * bundle: a plain build command line never needs it (fast-build.ts).
+ * bundle: a plain command line never needs it (plain.ts).
  */
 export async function createParser(args: string[], handlers: Handlers = {}): Promise<Argv<GlobalOptions>> {
   const { default: yargs } = await import('yargs');
-  let y = yargs(args)
+  let y = yargs(withNegativeNamesJoined(args, lineCommand(args, handlers)))
     .scriptName('gantry')
     .usage('$0 <command> [options]\n\nA daemonless Dockerfile image builder.')
     .option('root', {
@@ -146,8 +146,7 @@ export async function createParser(args: string[], handlers: Handlers = {}): Pro
       if (err) throw err;
       const command = commandName(args);
       const known = COMMAND_FILES.some(([names]) => command !== undefined && names.includes(command));
-      // The parser holds the failing command's options by now (yargs applies a command's builder to it).
-      const options = Object.keys((parser as unknown as { getOptions(): { key: Record<string, unknown> } }).getOptions().key);
+      const options = optionNames(lineCommand(args));
       const mine = unknownArgumentsMessage(msg, args, options);
       const said = mine ? mine.split('\n').map((line) => `error: ${line}`).join('\n') : `error: ${msg}`;
       const help = known ? `gantry ${command} --help` : 'gantry --help';
@@ -157,21 +156,44 @@ export async function createParser(args: string[], handlers: Handlers = {}): Pro
   return parser;
 }
 
-/** The part of yargs' internals `withoutHelpCache` reaches. */
-interface YargsInternals {
-  getInternalMethods(): { getUsageInstance(): { cacheHelpMessage(): void } };
+/**
+ * The command a command line names, as its file registers it (plain.ts records it without
+ * yargs): a group's subcommand when one is named (`system df`); null when only yargs can
+ * read its lines; undefined when the line names no command gantry has.
+ */
+export function lineCommand(args: readonly string[], handlers: Handlers = {}): CommandShape | null | undefined {
+  const [first, second] = wordsOf(args);
+  const file = COMMAND_FILES.find(([names]) => first !== undefined && names.includes(first.word));
+  if (!file || !first) return undefined;
+  const shapes = shapesOf<GlobalOptions>((y) => file[1](y, handlers));
+  const sub = second ? shapes.get(`${first.word} ${second.word}`) : undefined;
+  return sub !== undefined ? sub : shapes.get(first.word);
 }
 
 /**
- * yargs renders a command's whole help text right after starting its handler, to have it
- * ready should the command fail: 15 to 30 ms of every command, blocking the handler's first
- * I/O. gantry's fail handler never prints help (`--help` renders its own), so nothing reads it.
+ * yargs reads `--no-X VALUE` as the negation of an option X and VALUE as a positional, even
+ * where the option is named `no-X` (build's --no-cache-filter); given `--no-X=VALUE`, it reads
+ * the option. So a value after such an option is joined to it before yargs sees the line.
  */
-export function withoutHelpCache<T>(parser: Argv<T>): Argv<T> {
-  const internals = parser as unknown as Partial<YargsInternals>;
-  const usage = internals.getInternalMethods?.().getUsageInstance();
-  if (usage && typeof usage.cacheHelpMessage === 'function') usage.cacheHelpMessage = () => undefined;
-  return parser;
+function withNegativeNamesJoined(args: string[], shape: CommandShape | null | undefined): string[] {
+  const named = new Set(Object.entries(shape?.options ?? {}).filter(([name, spec]) => name.startsWith('no-') && spec.type !== 'boolean').map(([name]) => `--${name}`));
+  if (named.size === 0) return args;
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i] as string;
+    if (a === '--') return [...out, ...args.slice(i)];
+    const next = args[i + 1];
+    if (named.has(a) && next !== undefined && !next.startsWith('-')) {
+      out.push(`${a}=${next}`);
+      i++;
+    } else out.push(a);
+  }
+  return out;
+}
+
+/** The long options a command line may give: the command's own, --root, --help and --version. */
+function optionNames(shape: CommandShape | null | undefined): string[] {
+  return ['root', 'help', 'version', ...Object.keys(shape?.options ?? {})];
 }
 
 export async function main(args: string[]): Promise<void> {
@@ -192,9 +214,11 @@ export async function main(args: string[]): Promise<void> {
       process.exitCode = inner;
       return;
     }
-    const plain = isBuild ? fastBuildArgs(args) : undefined;
-    if (plain) await runBuild(plain);
-    else await withoutHelpCache(await createParser(args)).parseAsync();
+    // A plain command line is read without yargs (plain.ts), its handler called here.
+    const shape = lineCommand(args);
+    const plain = shape ? plainArgs(shape, args) : undefined;
+    if (shape && plain) await shape.handler(plain as never);
+    else await (await createParser(args)).parseAsync();
   } catch (err) {
     if (err instanceof Error && 'reported' in err && 'exitCode' in err) {
       // Told already (a JSON progress line): only the exit status is left to give.

@@ -1,7 +1,6 @@
 import { afterEach, describe, expect, test } from 'vitest';
-import { commandName, COMMAND_FILES, createParser } from '../../src/cli/main.js';
-import { BUILD_OPTIONS, type BuildArgs } from '../../src/cli/commands/build.js';
-import { fastBuildArgs } from '../../src/cli/fast-build.js';
+import { commandName, COMMAND_FILES, createParser, lineCommand, type GlobalOptions } from '../../src/cli/main.js';
+import { plainArgs, shapesOf, type CommandShape } from '../../src/cli/plain.js';
 
 describe('the command line parser registers only the named command file', () => {
   test('the command a line names: the first word that is not an option or the value of --root', () => {
@@ -40,34 +39,69 @@ describe('the command line parser registers only the named command file', () => 
   });
 });
 
-describe('a plain build command line is read without yargs, as yargs reads it', () => {
-  /** What yargs gives the build command's handler for a command line (undefined: it did not call it). */
-  async function yargsReading(args: string[]): Promise<Record<string, unknown> | undefined> {
-    let got: BuildArgs | undefined;
-    const parser = await createParser(args, {
-      build: async (argv) => {
-        got = argv;
-      },
-    });
-    try {
-      await parser
-        .exitProcess(false)
-        .fail((msg, err) => {
-          throw err ?? new Error(msg);
-        })
-        .parseAsync();
-    } catch {
-      return undefined;
-    }
-    return got ? pick(got) : undefined;
+/** The command files' registrations, each handler replaced by `onCall` (yargs' own parsing kept). */
+function intercepting<T extends object>(y: T, onCall: (argv: Record<string, unknown>) => void): T {
+  const proxy: T = new Proxy(y, {
+    get(target, key, receiver) {
+      const value = Reflect.get(target, key, receiver) as unknown;
+      if (typeof value !== 'function') return value;
+      if (key === 'command') {
+        return (cmd: unknown, describe: unknown, builder: unknown, handler: unknown) => {
+          const b = typeof builder === 'function' ? (inner: object) => (builder as (y: object) => unknown)(intercepting(inner, onCall)) : builder;
+          const h = typeof handler === 'function' ? async (argv: Record<string, unknown>) => onCall(argv) : handler;
+          (value as (...a: unknown[]) => unknown).call(target, cmd, describe, b, h);
+          return proxy;
+        };
+      }
+      return (...a: unknown[]) => {
+        const r = (value as (...a: unknown[]) => unknown).apply(target, a);
+        return r === target ? proxy : r;
+      };
+    },
+  });
+  return proxy;
+}
+
+/** What yargs gives a command's handler for a command line (undefined: it called none). */
+async function yargsReading(args: string[]): Promise<Record<string, unknown> | undefined> {
+  let got: Record<string, unknown> | undefined;
+  const saved = COMMAND_FILES.map(([names, register]) => [names, register] as const);
+  COMMAND_FILES.forEach(([names, register], i) => {
+    COMMAND_FILES[i] = [names, (y, h) => register(intercepting(y, (argv) => (got = argv)), h)];
+  });
+  try {
+    const parser = await createParser(args);
+    await parser
+      .exitProcess(false)
+      .fail((msg, err) => {
+        throw err ?? new Error(msg);
+      })
+      .parseAsync();
+  } catch {
+    return undefined;
+  } finally {
+    saved.forEach((entry, i) => (COMMAND_FILES[i] = [...entry]));
   }
-  /** The fields the handler reads: the options, the context and the store. */
-  const pick = (argv: object): Record<string, unknown> => {
-    const a = argv as Record<string, unknown>;
-    const out: Record<string, unknown> = {};
-    for (const k of ['root', 'context', ...Object.keys(BUILD_OPTIONS)]) if (a[k] !== undefined) out[k] = a[k];
-    return out;
-  };
+  return got ? pick(got, lineCommand(args)) : undefined;
+}
+
+/** The fields a handler reads: the command words, the store, the positionals and options. */
+function pick(argv: object, shape: CommandShape | null | undefined): Record<string, unknown> {
+  const a = argv as Record<string, unknown>;
+  const out: Record<string, unknown> = {};
+  const keys = ['_', 'root', ...(shape?.positionals.map((p) => p.name) ?? []), ...Object.keys(shape?.options ?? {})];
+  for (const k of keys) if (a[k] !== undefined) out[k] = a[k];
+  return out;
+}
+
+/** The plain reading of a line, or undefined. */
+function plainReading(args: string[]): Record<string, unknown> | undefined {
+  const shape = lineCommand(args);
+  const argv = shape ? plainArgs(shape, args) : undefined;
+  return argv ? pick(argv, shape) : undefined;
+}
+
+describe('a plain command line is read without yargs, as yargs reads it', () => {
   const env = { ...process.env };
   afterEach(() => {
     process.env = { ...env };
@@ -89,25 +123,70 @@ describe('a plain build command line is read without yargs, as yargs reads it', 
     ['build', '-o', 'type=oci,dest=out.tar', '--output', 'type=local,dest=dir', '--secret', 'id=a,src=f', '--insecure-registry', 'localhost:5000'],
     ['build', '--no-push', '--no-dry-run', '--progress=json', '--tag='],
     ['build', '--isolation', 'oci', '--progress', 'tty', '--format', 'text', '--source-date-epoch=0'],
+    ['images'],
+    ['images', 'busybox', '--format', '{{.ID}}'],
+    ['--root', '/s', 'images', '--filter', 'dangling=true', '--filter', 'label=a'],
+    ['tag', 'a:1', 'b:2'],
+    ['rmi', 'a', 'b', 'c'],
+    ['inspect', 'a', '-f', '{{.Id}}'],
+    ['history', 'a'],
+    ['push', 'a:1'],
+    ['push', 'a:1', '127.0.0.1:5000/a:1', '--insecure-registry', 'x:5000', '--ca-cert', 'ca.pem'],
+    ['pull', '127.0.0.1:5000/a', '--platform', 'linux/arm64'],
+    ['save', 'a', 'b', '-o', 'out.tar'],
+    ['load', '-i', 'in.tar'],
+    ['export', 'a', '-o', 'a.tar'],
+    ['import', 'rootfs.tar', 'name:1'],
+    ['lint', 'ctx'],
+    ['prune', '--all'],
+    ['fsck'],
+    ['logout', 'r.example'],
+    ['system', 'df', '-v'],
+    ['system', 'df', '--format', 'json'],
   ];
 
   test.each(plain.map((a) => [a]))('%j: the same as yargs', async (args) => {
-    const fast = fastBuildArgs(args);
+    const fast = plainReading(args);
     expect(fast, 'read without yargs').toBeDefined();
-    expect(pick(fast as BuildArgs)).toEqual(await yargsReading(args));
+    expect(fast).toEqual(await yargsReading(args));
+  });
+
+  test('every command that has a handler is read plainly with each of its options given', async () => {
+    const lines: string[][] = [];
+    for (const [names, register] of COMMAND_FILES) {
+      for (const [name, shape] of shapesOf<GlobalOptions>((y) => register(y, {}))) {
+        if (!shape) continue;
+        const words = name.split(' ');
+        const positionals = shape.positionals.filter((p) => p.required).map((p) => (p.variadic ? ['p1', 'p2'] : ['p1'])).flat();
+        const options = Object.entries(shape.options).flatMap(([option, spec]) => {
+          if (spec.type === 'boolean') return [`--${option}`];
+          if (spec.choices) return [`--${option}`, spec.choices[spec.choices.length - 1] as string];
+          if (spec.type === 'number') return [`--${option}`, '7'];
+          return Array.isArray(spec.default) ? [`--${option}`, 'a', `--${option}`, 'b'] : [`--${option}`, 'v'];
+        });
+        lines.push([...words, ...positionals, ...options]);
+        expect(names).toContain(words[0]);
+      }
+    }
+    expect(lines.length).toBeGreaterThan(15);
+    for (const args of lines) {
+      const fast = plainReading(args);
+      // login reads its password from standard input only when told to: the line is its.
+      expect(fast, args.join(' ')).toBeDefined();
+      expect(fast, args.join(' ')).toEqual(await yargsReading(args));
+    }
   });
 
   test('the store comes from $GANTRY_ROOT when --root is not given, as with yargs', async () => {
     process.env.GANTRY_ROOT = '/from/env';
-    const fast = fastBuildArgs(['build', 'ctx']);
+    const fast = plainReading(['build', 'ctx']);
     expect(fast?.root).toBe('/from/env');
-    expect(pick(fast as BuildArgs)).toEqual(await yargsReading(['build', 'ctx']));
+    expect(fast).toEqual(await yargsReading(['build', 'ctx']));
   });
 
   // Each is left to yargs: help, an unknown option, a value read differently, a repeated
-  // single-value option, a bad choice or number, a second positional, `--`.
+  // single-value option, a bad choice or number, a missing or extra positional, `--`.
   const others: string[][] = [
-    ['images'],
     ['build', '--help'],
     ['build', '-h'],
     ['--version'],
@@ -117,6 +196,7 @@ describe('a plain build command line is read without yargs, as yargs reads it', 
     ['build', '-fDockerfile'],
     ['build', '--file', '-x'],
     ['build', '--push=false'],
+    ['build', '--push', 'false'],
     ['build', '--no-tag'],
     ['build', '-f', 'a', '--file', 'b'],
     ['build', '--push', '--no-push'],
@@ -127,16 +207,43 @@ describe('a plain build command line is read without yargs, as yargs reads it', 
     ['build', '--', 'ctx'],
     ['build', '--root', 'x', '--root', 'y'],
     ['build', '--tag'],
+    ['images', 'a', 'b'],
+    ['images', '--fromat', 'x'],
+    ['tag', 'a'],
+    ['rmi'],
+    ['save', 'a'],
+    ['push', 'a', 'b', 'c'],
+    ['system'],
+    ['system', 'df', '--verbose', 'true'],
+    ['buidl'],
+    [],
   ];
   test.each(others.map((a) => [a]))('%j: left to yargs', (args) => {
-    expect(fastBuildArgs(args)).toBeUndefined();
+    expect(plainReading(args)).toBeUndefined();
   });
 
   test('of those, yargs refuses the ones it cannot read, and reads others its own way', async () => {
-    for (const args of [['build', '--nocache'], ['build', '--progress', 'fancy'], ['build', 'a', 'b'], ['build', '--tag']]) {
+    for (const args of [['build', '--nocache'], ['build', '--progress', 'fancy'], ['build', 'a', 'b'], ['build', '--tag'], ['tag', 'a'], ['images', '--fromat', 'x']]) {
       expect(await yargsReading(args), args.join(' ')).toBeUndefined();
     }
     // yargs reads a repeated single-value option as a list, which the handler is not given here.
     expect((await yargsReading(['build', '-f', 'a', '--file', 'b']))?.file).toEqual(['a', 'b']);
+    expect((await yargsReading(['build', '--push', 'false']))?.push).toBe(false);
+  });
+
+  test('--no-cache-filter VALUE is the option, not the negation of a cache-filter (yargs alone reads that)', async () => {
+    const line = ['build', '--no-cache-filter', 'a', '--no-cache-filter', 'b', '--push=false'];
+    expect((await yargsReading(line))?.['no-cache-filter']).toEqual(['a', 'b']);
+    expect(plainReading(line.slice(0, -1))?.['no-cache-filter']).toEqual(['a', 'b']);
+  });
+
+  test('a number where a positional is untyped is left to yargs, which gives a number', async () => {
+    for (const [shapeName, shape] of COMMAND_FILES.flatMap(([, register]) => [...shapesOf<GlobalOptions>((y) => register(y, {}))])) {
+      if (!shape) continue;
+      for (const p of shape.positionals) {
+        if ((shape.specs[p.name]?.type ?? 'none') !== 'string') throw new Error(`${shapeName} ${p.name}: a positional is typed string, or plain.ts must read numbers as yargs does`);
+      }
+    }
+    expect(plainReading(['tag', '1', '2'])).toEqual(await yargsReading(['tag', '1', '2']));
   });
 });

@@ -199,7 +199,7 @@ export function parseLabels(list: string[]): Record<string, string> {
 
 /**
  * The build command's options, once: yargs registers them from here (`buildCommand`), and the
- * fast path (src/cli/fast-build.ts) reads a plain command line with them, without yargs.
+ * plain reader (src/cli/plain.ts) records them from that registration, without yargs.
  */
 export const BUILD_OPTIONS = {
   file: { alias: 'f', type: 'string', describe: 'Dockerfile path (default: CONTEXT/Dockerfile; - for stdin)' },

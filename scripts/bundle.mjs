@@ -41,24 +41,7 @@ const lazyStringWidth = {
   },
 };
 
-/**
- * tar-stream is bundled too (resolving it and its five dependencies through node_modules cost
- * 10 ms of every start-up). src/tar/tar.ts changes functions of tar-stream's headers module,
- * which dist/tar/tar-headers.js finds at run time beside tar-stream's main file; in the bundle
- * that would be node_modules' copy, not the bundled one. So the bundle gets a tar-headers
- * module that imports the bundled file itself (tar-stream's package exports do not name it,
- * hence the path).
- */
 const require = createRequire(import.meta.url);
-const tarHeaders = {
-  name: 'tar-headers',
-  setup(b) {
-    b.onLoad({ filter: /[\\/]dist[\\/]tar[\\/]tar-headers\.js$/ }, () => ({
-      contents: `export { default } from ${JSON.stringify(path.join(path.dirname(require.resolve('tar-stream')), 'headers.js'))};`,
-      loader: 'js',
-    }));
-  },
-};
 
 /**
  * undici (1 MB of the 2.1 MB bundle) is only loaded when a command talks to a registry
@@ -105,7 +88,7 @@ const lazyFsPromises = {
 };
 
 await build({
-  plugins: [lazyStringWidth, tarHeaders, undiciAtRunTime, lazyFsPromises],
+  plugins: [lazyStringWidth, undiciAtRunTime, lazyFsPromises],
   entryPoints: [path.join(root, 'dist', 'cli', 'main.js')],
   outfile: out,
   bundle: true,

@@ -8,7 +8,7 @@
  */
 import type { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import tar from '../tar/tar.js';
+import tar, { type Pack } from '../tar/tar.js';
 import type { Image } from '../image/image.js';
 import { layerCompression } from '../oci/media-types.js';
 import { layerTar } from '../tar/decompress.js';
@@ -29,7 +29,7 @@ export async function exportImage(image: Image, out: Writable): Promise<void> {
   await writeTar(out, (pack) => writeFlattened(image, pack));
 }
 
-async function writeFlattened(image: Image, pack: tar.Pack): Promise<void> {
+async function writeFlattened(image: Image, pack: Pack): Promise<void> {
   const seen = new Set<string>();
   /** Paths removed by upper layers (the path and everything below it). */
   const removed = new Set<string>();

@@ -11,7 +11,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import tar from '../tar/tar.js';
+import type { Pack } from '../tar/tar.js';
 import { familiarName, parseReference } from '../oci/reference.js';
 import { MediaType } from '../oci/media-types.js';
 import type { Descriptor, Index } from '../oci/types.js';
@@ -56,7 +56,7 @@ export async function saveLayoutDirectory(items: SaveItem[], dir: string): Promi
   await fillLayout(directoryTarget(dir), items, 'oci');
 }
 
-function tarTarget(pack: tar.Pack, mtime: Date): LayoutTarget {
+function tarTarget(pack: Pack, mtime: Date): LayoutTarget {
   const header = (name: string, size: number, type: 'file' | 'directory' = 'file') => ({
     name,
     size,

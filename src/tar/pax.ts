@@ -1,12 +1,10 @@
 /**
- * Binary-safe PAX records for tar-stream.
+ * PAX records, binary-safe.
  *
  * Extended attributes travel in PAX records named `SCHILY.xattr.<name>` whose values are raw
- * bytes (Go's archive/tar, GNU tar and containerd write them so). tar-stream decodes and
- * encodes every PAX value as UTF-8, which turns a capability set such as `cap_setuid` (a
- * 0x80 byte) into U+FFFD. These encode and decode functions keep xattr values as binary
- * strings (one char per byte, `latin1`) and every other record as UTF-8, exactly as before;
- * tar.ts puts them in tar-stream's place.
+ * bytes (Go's archive/tar, GNU tar and containerd write them so); read as UTF-8, a capability
+ * set such as `cap_setuid` (a 0x80 byte) would become U+FFFD. So xattr values are kept as
+ * binary strings (one char per byte, `latin1`) and every other record is UTF-8.
  */
 
 export const XATTR_PREFIX = 'SCHILY.xattr.';
@@ -65,8 +63,11 @@ export function paxOf(xattrs: ReadonlyMap<string, Buffer>): Record<string, strin
   return out;
 }
 
-/** The largest owner id a ustar header's 7 octal digits hold (2^21 - 1); beyond it, PAX records. */
-export const MAX_USTAR_ID = 0o7777777;
+/**
+ * The largest owner id gantry writes in a ustar header (6 octal digits, then a space, as
+ * tar-stream wrote them: 262,143); beyond it, PAX records.
+ */
+export const MAX_USTAR_ID = 0o777777;
 
 const paxId = (value: string | undefined): number | undefined => (value !== undefined && /^\d{1,10}$/.test(value) ? Number(value) : undefined);
 
@@ -76,7 +77,7 @@ export function ownerOf(h: { uid?: number; gid?: number; pax?: unknown }): { uid
   return { uid: paxId(pax.uid) ?? h.uid ?? 0, gid: paxId(pax.gid) ?? h.gid ?? 0 };
 }
 
-/** PAX records for owner ids a ustar header cannot hold (tar-stream would write 7777777). */
+/** PAX records for owner ids above MAX_USTAR_ID. */
 export function largeIdRecords(h: { uid?: number; gid?: number }): Record<string, string> {
   const out: Record<string, string> = {};
   if ((h.uid ?? 0) > MAX_USTAR_ID) out.uid = String(h.uid);

@@ -137,7 +137,7 @@ export async function applyLayer(root: string, tarStream: Readable, options: App
       // round trip through the thread pool per call made applying a base layer take seconds.
       const existing = lstatSync(host, { throwIfNoEntry: false });
       const mode = (h.mode ?? 0o644) & 0o7777;
-      const { uid, gid } = options.owner ?? ownerOf(h); // PAX records carry ids above 2^21 - 1
+      const { uid, gid } = options.owner ?? ownerOf(h); // PAX records carry the large ids
       const mtime = h.mtime ?? new Date(0);
       switch (h.type) {
         case 'directory': {

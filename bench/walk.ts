@@ -107,6 +107,7 @@ async function main(): Promise<void> {
       const walk = JSON.parse(readFileSync(walkFile, 'utf8')) as string[];
       const r = measure(walk);
       results.push(r);
+      if (process.env.WALK_SEQUENCE) writeFileSync(process.env.WALK_SEQUENCE, walk.join('\n') + '\n');
       if (process.env.WALK_DETAIL) console.log([...r.byFile].sort((a, b) => b[1] - a[1]).slice(0, 20).map(([f, n]) => `${n} ${f}`).join('\n'));
     }
     console.log(`gantry build --push, traced (${runs} runs): files entered ${results.map((r) => r.files).join(', ')}; entries into a file left before ${results.map((r) => r.returns).join(', ')}`);

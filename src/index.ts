@@ -295,11 +295,11 @@ async function sshAgents(ssh: Record<string, string | string[]>): Promise<{ sock
  */
 async function buildHere(options: Omit<BuildOptions, 'ssh'> & { ssh?: Record<string, string> }): Promise<BuildExecResult> {
   const { root: givenRoot, context = '.', dockerfile, output = [], push: pushAfter, ...settings } = options;
-  trace('build start');
+  trace?.('build start');
   const { file, text } = await loadDockerfile({ context, ...(dockerfile !== undefined ? { dockerfile } : {}) });
   const model = parseDockerfile(text, { file });
-  trace('Dockerfile parsed');
-  settings.sourceDateEpoch ??= epochSeconds(settings.buildArgs?.SOURCE_DATE_EPOCH) ?? envSettings().sourceDateEpoch;
+  trace?.('Dockerfile parsed');
+  settings.sourceDateEpoch ??= epochSeconds(settings.buildArgs?.SOURCE_DATE_EPOCH) ?? envSettings.sourceDateEpoch;
   const root = givenRoot ?? resolveRootDefault();
   const buildOptions = { ...settings, root, context, dockerfile: file };
   const emit = settings.onProgress ?? (() => undefined);

@@ -63,7 +63,7 @@ async function obtain(store: Store, ref: string, platform: string, options: Obta
       // The store's image under this name serves when it is for the wanted platform; another
       // platform's image is pulled (as `gantry pull --platform` would).
       const image = await loadImage(store, entry.descriptor);
-      trace(`image ${ref} read from the store`);
+      trace?.(`image ${ref} read from the store`);
       if (samePlatform(image.config, parsePlatform(platform))) return image;
     }
   }

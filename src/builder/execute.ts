@@ -118,7 +118,7 @@ async function executePlan(plan: BuildPlan, images: Map<string, Image>, run: Pla
   emit({ type: 'plan', plan });
   const ignore = await loadIgnore(options.context, options.dockerfile);
   run.contextStats = await StatCache.open((key) => store.layout.cachePath('stat', key), options.context, store.tempPath('stat'));
-  trace('context stat cache open');
+  trace?.('context stat cache open');
   const finished = new Map<number, StageState>();
   const imageStates = new Map<string, StageState>();
   const stateOfImage = (ref: string, platform: string): StageState => {
@@ -258,7 +258,7 @@ async function runStep(x: PlanExecution, stage: PlannedStage, state: StageState,
   }
   let chain = key;
   try {
-    trace(`step ${step.id}: start`);
+    trace?.(`step ${step.id}: start`);
     // The first step that does work: the sandbox gets ready meanwhile, when a RUN is to come.
     if (!x.sandbox.warmed && x.sandbox.wanted) {
       x.sandbox.warmed = true;
@@ -344,18 +344,18 @@ async function writeTarget(x: PlanExecution, final: StageState): Promise<Execute
   };
   if (platform.variant) config.variant = platform.variant;
   else delete config.variant;
-  trace('steps done');
+  trace?.('steps done');
   // The image is made of stored blobs: the overlays are detached (each kept as its last step's
   // snapshot) while it is written.
   ws.release();
   const annotations = options.annotations && Object.keys(options.annotations).length > 0 ? options.annotations : undefined;
   const descriptor = await writeImage(store, { config, layers: final.layers, ...(annotations ? { annotations } : {}) });
-  crashPoint('commit');
+  crashPoint?.('commit');
   const tags = (options.tags ?? []).map((t) => formatReference(normalizeReference(t)));
   for (const t of tags) await store.tag(t, descriptor);
   if (tags.length === 0) await store.addUntagged(descriptor);
   const image = await loadImage(store, descriptor);
-  trace('image written');
+  trace?.('image written');
   emit({ type: 'image', digest: descriptor.digest, configDigest: image.configDigest, tags });
   return { digest: descriptor.digest, configDigest: image.configDigest, descriptor, tags, plan };
 }

@@ -33,11 +33,11 @@ export async function doStep(
   const rootfs = await ws.forStep(state);
   const fresh = ws.freshUpper(state);
   delete state.upperCaps; // this step changes the rootfs
-  trace(`step ${step.id}: rootfs ready`);
+  trace?.(`step ${step.id}: rootfs ready`);
   const before = state.snapshot ?? (ws.stats.walks++, await snapshot(rootfs));
-  trace(`step ${step.id}: snapshot before`);
+  trace?.(`step ${step.id}: snapshot before`);
   const { capsKnownNone } = await work.exec(rootfs);
-  trace(`step ${step.id}: ${step.op} done`);
+  trace?.(`step ${step.id}: ${step.op} done`);
   const upper = ws.upperOf(rootfs);
   // After a RUN on an overlay, what it may have set capabilities on is all in the upper
   // directory: read there meanwhile (by the kernel helper, or getfattr), on the other core,
@@ -47,22 +47,22 @@ export async function doStep(
   if (upperCaps) state.upperCaps = upperCaps;
   const touched = upper ? new Set<string>() : undefined;
   const after = upper ? snapshotUpper(rootfs, upper, before, touched, { fresh }) : await snapshot(rootfs);
-  trace(`step ${step.id}: snapshot after`);
+  trace?.(`step ${step.id}: snapshot after`);
   const changes = diff(before, after, { overlay: upper !== undefined, ...(touched ? { touched } : {}) });
   state.snapshot = after;
   if (touched) state.changed = { before, paths: touched };
   else delete state.changed;
-  trace(`step ${step.id}: diff (${changes.length} changes)`);
+  trace?.(`step ${step.id}: diff (${changes.length} changes)`);
   if (changes.length === 0) return null;
   if (ctx.keepOnly && upper && ws.canKeepOnly(state)) {
     // What the snapshot holds, for the build cache's budget: the files' bytes and a block per entry.
     ws.charge(rootfs, changes.reduce((n, c) => n + 512 + (c.kind === 'add' ? (after.get(c.path)?.size ?? 0) : 0), 0));
     ws.stats.keptOnly++;
-    trace(`step ${step.id}: kept as a snapshot only`);
+    trace?.(`step ${step.id}: kept as a snapshot only`);
     return keptLayer(`kept:${randomBytes(32).toString('hex')}`);
   }
   const xattrs = capsKnownNone ? new Map<string, Map<string, Buffer>>() : upperCaps ? layerFilesOnly(await upperCaps, after, changes) : await layerXattrs(rootfs, after, changes);
-  trace(`step ${step.id}: xattrs`);
+  trace?.(`step ${step.id}: xattrs`);
   const blob = await store.writeWith((out) =>
     writeLayer(new TarWriter(out), rootfs, after, changes, {
       ...(ctx.sourceDateEpoch !== undefined ? { sourceDateEpoch: ctx.sourceDateEpoch } : {}),
@@ -71,7 +71,7 @@ export async function doStep(
   );
   ws.charge(rootfs, blob.size);
   ws.stats.layersWritten++;
-  trace(`step ${step.id}: layer stored`);
+  trace?.(`step ${step.id}: layer stored`);
   return { digest: blob.digest, size: blob.size, diffId: blob.digest, mediaType: MediaType.ociLayer };
 }
 

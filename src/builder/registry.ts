@@ -51,7 +51,7 @@ async function abortable<T>(client: RegistryClient, signal: AbortSignal | undefi
 export async function clientFor(domain: string, access: RegistryAccess): Promise<RegistryClient> {
   const opts: RegistryClientOptions = { credentials: access.credentials ?? ((registry) => lookupCredentials(registry)) };
   if (access.insecureRegistries) opts.insecureRegistries = access.insecureRegistries;
-  const caFile = access.caCertFile ?? settings().caCertFile;
+  const caFile = access.caCertFile ?? settings.caCertFile;
   if (caFile) {
     try {
       opts.caCerts = await readFile(caFile, 'utf8');
@@ -92,7 +92,7 @@ export async function pull(options: PullCommandOptions): Promise<PullResult> {
   const name = formatReference(ref);
   const pullOptions = {
     name,
-    layerLimit: settings().extractLimit,
+    layerLimit: settings.extractLimit,
     ...(options.platform ? { platform: parsePlatform(options.platform) } : {}),
     ...(options.onProgress ? { onProgress: options.onProgress } : {}),
   };

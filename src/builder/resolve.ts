@@ -63,7 +63,7 @@ export async function resolvePlan(
   }
   plan = planModel(model, { ...planOptions, baseImages });
   warnPlatformMismatch(plan, (ref, platform) => images.get(imageKey(ref, platform)));
-  trace('planned');
+  trace?.('planned');
   return { plan, images };
 }
 

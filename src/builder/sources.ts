@@ -44,7 +44,7 @@ export async function downloadSource(dir: string, url: string, checksum: string 
   const host = path.join(dir, name.replace(/[/\\]/g, '_'));
   // As a registry's blob: an answer within GANTRY_REGISTRY_TIMEOUT, then 1 KiB/s or more over
   // each such period (undici's own timers restart on every chunk: a byte a minute would do).
-  const deadline = new Deadline(`GET ${redactUrl(url)}`, redactUrl(url), true, settings().registryTimeout, (message) => new GantryError('ADD_FETCH', `${what}: ${message}`));
+  const deadline = new Deadline(`GET ${redactUrl(url)}`, redactUrl(url), true, settings.registryTimeout, (message) => new GantryError('ADD_FETCH', `${what}: ${message}`));
   const fh = await open(host, 'w', 0o600).catch(async (err: unknown) => {
     deadline.stop();
     throw err;
@@ -178,7 +178,7 @@ interface GitRunner {
 /** The host's git, confined: no configuration, no prompt, network protocols only (GIT_ALLOW_PROTOCOL reaches submodules' clones too). */
 function gitRunner(home: string, failure: string): GitRunner {
   const env: NodeJS.ProcessEnv = {
-    PATH: settings().path,
+    PATH: settings.path,
     HOME: home,
     GIT_CONFIG_NOSYSTEM: '1',
     GIT_CONFIG_GLOBAL: '/dev/null',

@@ -99,7 +99,7 @@ export class Workspace {
 
   /** A workspace in `store`; a budget variable that is not a size stops the build here, not silently at its end. */
   static open(store: Store): Workspace {
-    void settings().trashBudget;
+    void settings.trashBudget;
     storeBudget(store.root);
     return new Workspace(store);
   }
@@ -166,7 +166,7 @@ export class Workspace {
     await rename(tmp, dir).catch((err: NodeJS.ErrnoException) => {
       if (err.code !== 'ENOTEMPTY' && err.code !== 'EEXIST') throw err;
     });
-    trace(`chain ${chain}: extracted`);
+    trace?.(`chain ${chain}: extracted`);
     return dir;
   }
 
@@ -215,7 +215,7 @@ export class Workspace {
       const made = this.extractedChain(chain, layers).then((lower) => this.overlayOn(lower));
       made.catch(() => undefined); // a failure shows again when the stage mounts its own
       this.ahead.set(chain, made);
-      trace(`stage ${later.index}: overlay mounted ahead`);
+      trace?.(`stage ${later.index}: overlay mounted ahead`);
     }
   }
 
@@ -302,7 +302,7 @@ export class Workspace {
       }
       const view = s.view;
       let made = await this.mountView(s, view).catch((err: unknown) => {
-        trace(`snapshot stack not mounted: ${(err as Error).message}`);
+        trace?.(`snapshot stack not mounted: ${(err as Error).message}`);
         return undefined;
       });
       if (!made && view.snapshots.length > 0 && overlayWanted()) {
@@ -377,7 +377,7 @@ export class Workspace {
     const id = await this.snapshots
       .commit({ key: s.layerKey as string, chain, base, parents: live.view.snapshots, layers: s.layers.length, upper: live.upper, index, ...(delta ? { delta } : {}), bytes: this.tempBytes.get(live.dir) ?? 0 })
       .catch((err: unknown) => {
-        trace(`snapshot not kept: ${(err as Error).message}`);
+        trace?.(`snapshot not kept: ${(err as Error).message}`);
         return undefined;
       });
     if (id) {
@@ -474,13 +474,13 @@ export class Workspace {
    */
   release(): void {
     this.releasing = (async () => {
-      for (const s of this.states) await this.seal(s).catch((err: unknown) => trace(`snapshot not kept: ${(err as Error).message}`));
+      for (const s of this.states) await this.seal(s).catch((err: unknown) => trace?.(`snapshot not kept: ${(err as Error).message}`));
       // Hits never looked up: the newest one's snapshot marked used, with the parents it stacks on.
       for (const s of this.states) {
         const h = s.hits?.[s.hits.length - 1];
         if (h) this.snapshots.touch(h.key, h.chain);
       }
-      trace('snapshots kept');
+      trace?.('snapshots kept');
     })();
   }
 
@@ -494,19 +494,19 @@ export class Workspace {
     await this.releasing;
     await Promise.allSettled(this.ahead.values()); // one still being mounted is in `mounted` once it is
     await unmount(...this.mounted.reverse());
-    trace('unmounted');
+    trace?.('unmounted');
     for (const t of this.temps) await discard(this.store, t, this.tempBytes.get(t) ?? 0);
     await collectTrash(this.store).catch(() => undefined);
-    trace('temps discarded');
+    trace?.('temps discarded');
     // The build cache over its budget: the least recently used snapshots and cache entries go
     // (not what this build leased; a snapshot of another boot, or without its meta, is older
     // than any other). A build that ran no step added nothing to collect: a no-op rebuild
     // skips it (28 ms with 180 snapshots kept).
     if (succeeded && this.stepsRun > 0) {
-      await collectBuildCache(this.store, storeBudget(this.store.root)).catch((err: unknown) => trace(`build cache not collected: ${(err as Error).message}`));
-      trace('build cache collected');
+      await collectBuildCache(this.store, storeBudget(this.store.root)).catch((err: unknown) => trace?.(`build cache not collected: ${(err as Error).message}`));
+      trace?.('build cache collected');
     }
-    const statsOut = settings().statsOut;
+    const statsOut = settings.statsOut;
     if (statsOut) writeFileSync(statsOut, JSON.stringify({ ...this.stats, kernelCalls: kernelCalls() }));
   }
 }

@@ -67,14 +67,11 @@ function checkDestination(url: URL, why: string): void {
   }
 }
 
-let loopback: boolean | undefined;
-/** GANTRY_LOOPBACK_ONLY=1, read once. */
-const loopbackOnly = (): boolean => (loopback ??= settings().loopbackOnly);
 
 /** Why gantry must not contact `url`: a link-local address, or not loopback under GANTRY_LOOPBACK_ONLY=1. */
 export function unsafeDestination(url: URL): 'link-local' | 'not-loopback' | undefined {
   if (isLinkLocal(url.hostname)) return 'link-local';
-  if (loopbackOnly() && !isLoopback(url.host)) return 'not-loopback';
+  if (settings.loopbackOnly && !isLoopback(url.host)) return 'not-loopback';
   return undefined;
 }
 
@@ -208,7 +205,7 @@ export interface RequestOptions {
   idempotent?: boolean;
   /**
    * A blob's bytes go one way or the other (a layer fetched, an upload): the deadline is on its
-   * start and its rate (GANTRY_REGISTRY_TIMEOUT, settings().registryTimeout), not on its whole, which depends on its size.
+   * start and its rate (GANTRY_REGISTRY_TIMEOUT, settings.registryTimeout), not on its whole, which depends on its size.
    */
   transfer?: boolean;
 }
@@ -235,6 +232,7 @@ export class RegistryClient {
   private aborted = false;
   private readonly stopper = new AbortController();
   private readonly connect: { timeout: number; ca?: string[] };
+  private timeoutSetting: number | undefined;
   /** Requests made, for tests and progress: method and path. */
   readonly log: { method: string; path: string; status: number }[] = [];
 
@@ -247,6 +245,11 @@ export class RegistryClient {
     this.connect = options.caCerts ? { timeout: 30_000, ca: [...tls().rootCertificates, options.caCerts] } : { timeout: 30_000 };
   }
 
+  /** GANTRY_REGISTRY_TIMEOUT, parsed when a request first needs it (a bad value fails that request). */
+  private get timeout(): number {
+    return (this.timeoutSetting ??= settings.registryTimeout);
+  }
+
   private dispatcher(): Promise<Dispatcher> {
     if (this.options.dispatcher) return Promise.resolve(this.options.dispatcher);
     this.agent ??= undici().then(({ Agent }) => new Agent({ connect: this.connect, headersTimeout: 60_000, bodyTimeout: 120_000 }));
@@ -257,7 +260,7 @@ export class RegistryClient {
   private async probe(): Promise<void> {
     if (this.probed) return;
     this.probed = true;
-    const deadline = new Deadline(`GET ${this.endpoint}/v2/`, `${this.endpoint}/v2/`, false, settings().registryTimeout);
+    const deadline = new Deadline(`GET ${this.endpoint}/v2/`, `${this.endpoint}/v2/`, false, this.timeout);
     try {
       const { request } = await undici();
       const res = await request(`${this.endpoint}/v2/`, { method: 'GET', dispatcher: await this.dispatcher(), headers: { 'user-agent': this.options.userAgent ?? 'gantry' }, signal: deadline.signal });
@@ -277,7 +280,7 @@ export class RegistryClient {
     /** The URL asked for, as errors say it (a path is the registry's; an upload's location may be a whole URL). */
     const full = path.startsWith('http') ? path : this.endpoint + path;
     // A guard for test suites and sealed CI: GANTRY_LOOPBACK_ONLY=1 refuses every other host.
-    if (loopbackOnly() && !isLoopback(new URL(path.startsWith('http') ? path : this.endpoint).host)) {
+    if (settings.loopbackOnly && !isLoopback(new URL(path.startsWith('http') ? path : this.endpoint).host)) {
       throw new RegistryError('REGISTRY_LOOPBACK_ONLY', `refusing to contact ${this.endpoint}: GANTRY_LOOPBACK_ONLY=1 allows loopback registries only`, { url: this.endpoint });
     }
     await this.probe();
@@ -285,7 +288,7 @@ export class RegistryClient {
     const idempotent = options.idempotent ?? !(options.body && typeof options.body === 'object' && !Buffer.isBuffer(options.body));
     const attempts = idempotent ? (this.options.attempts ?? 4) : 1;
     let authRetried = false;
-    const timeout = settings().registryTimeout;
+    const timeout = this.timeout;
     for (let attempt = 1; ; attempt++) {
       if (this.aborted) throw new RegistryError('REGISTRY_ABORTED', `${method} ${full}: cancelled`, { url: full });
       let res: Response;
@@ -426,7 +429,7 @@ export class RegistryClient {
       headers.authorization = `Basic ${Buffer.from(`${creds.username}:${creds.password ?? ''}`).toString('base64')}`;
     }
     const { request } = await undici();
-    const deadline = new Deadline(`${method} ${realm.origin}${realm.pathname}`, realm.toString(), false, settings().registryTimeout);
+    const deadline = new Deadline(`${method} ${realm.origin}${realm.pathname}`, realm.toString(), false, this.timeout);
     let r: Dispatcher.ResponseData;
     let text: string;
     try {

@@ -105,7 +105,7 @@ export interface PushSource {
  */
 export async function pushFromSource(client: RegistryClient, source: PushSource, destination: string, options: PushOptions = {}): Promise<PushResult> {
   const done = new Map<string, BlobStatus>(options.done ?? []);
-  trace('push: start');
+  trace?.('push: start');
   // Both are waited for, whichever fails: nothing is left writing once the push returns.
   const [made, pushedEarly] = await Promise.allSettled([
     source.distributable(async (body, stored) => {
@@ -117,9 +117,9 @@ export async function pushFromSource(client: RegistryClient, source: PushSource,
   if (made.status === 'rejected') throw made.reason;
   if (pushedEarly.status === 'rejected') throw pushedEarly.reason;
   for (const [digest, status] of Object.entries(pushedEarly.value)) done.set(digest, status);
-  trace('push: blobs pushed');
+  trace?.('push: blobs pushed');
   const pushed = await pushImage(client, made.value, destination, { ...options, done });
-  trace('push: done');
+  trace?.('push: done');
   return pushed;
 }
 
@@ -140,7 +140,7 @@ export async function pushBlobs(
       const from = [...(options.mountFrom ?? []), ...(options.mountCandidates?.get(b.digest) ?? [])];
       const status = seen ?? (await pushBlob(client, ref, scope, b, [...new Set(from)]));
       blobs[b.digest] = status;
-      if (!seen) crashPoint('push-blob');
+      if (!seen) crashPoint?.('push-blob');
       options.onProgress?.({ digest: b.digest, status });
     }
   });

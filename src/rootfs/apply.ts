@@ -200,11 +200,11 @@ export async function applyLayer(root: string, tarStream: Readable, options: App
         default:
           entry.resume();
       }
-      crashPoint('apply-entry');
+      crashPoint?.('apply-entry');
     }
   })();
   try {
-    await Promise.all([pipeline(tarStream, new ExtractBudget(options.limit ?? settings().extractLimit, what), extract), work]);
+    await Promise.all([pipeline(tarStream, new ExtractBudget(options.limit ?? settings.extractLimit, what), extract), work]);
   } catch (err) {
     if (err instanceof GantryError) throw err;
     throw new RootfsError('ROOTFS_APPLY', `${what}: ${(err as Error).message}`, { cause: err });

@@ -201,7 +201,7 @@ export const kernelCalls = (): number => calls;
 
 function started(): Helper | undefined {
   if (helper && !helper.dead) return helper;
-  if (unavailable || !settings().kernelHelper) return undefined;
+  if (unavailable || !settings.kernelHelper) return undefined;
   const numbers = CALLS[process.arch];
   const perl = PERL.find((p) => existsSync(p));
   if (!numbers || !perl) {

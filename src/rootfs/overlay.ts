@@ -32,7 +32,7 @@ let wanted: boolean | undefined;
 export function overlayWanted(): boolean {
   // Not in a user namespace: an overlay mounted there has no redirect_dir, and a RUN's directory
   // renames fail with EXDEV (dpkg's do): rootless builds use plain trees.
-  wanted ??= settings().overlay && process.getuid?.() === 0 && !inUserNamespace();
+  wanted ??= settings.overlay && process.getuid?.() === 0 && !inUserNamespace();
   return wanted && usable !== false;
 }
 

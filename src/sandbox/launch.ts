@@ -45,7 +45,7 @@ export function launch(l: Launch): Promise<number> {
     let started = false;
     const output = (d: Buffer, to: ((d: Buffer) => void) | undefined): void => {
       to?.(d);
-      if (!started) crashPoint('run-started');
+      if (!started) crashPoint?.('run-started');
       started = true;
     };
     child.stdout.on('data', (d: Buffer) => output(d, l.onStdout));

@@ -104,7 +104,7 @@ export async function chooseIsolation(wanted: Isolation = 'auto'): Promise<'oci'
 
 export async function runInSandbox(spec: RunSpec): Promise<RunResult> {
   const mode = await chooseIsolation(spec.isolation);
-  trace(`sandbox: ${mode} chosen${mode === 'oci' ? ` (${findRuntime()?.kind})` : ''}`);
+  trace?.(`sandbox: ${mode} chosen${mode === 'oci' ? ` (${findRuntime()?.kind})` : ''}`);
   spec.signal?.throwIfAborted();
   const cwd = path.posix.resolve('/', spec.cwd || '/');
   const workDir = spec.workDir ?? (await mkdtemp(path.join(tmpdir(), 'gantry-run-')));
@@ -142,10 +142,10 @@ async function runContainer(spec: RunSpec, cwd: string, etc: Map<string, string>
       if (m.type === 'tmpfs') mounts.push({ destination: m.target, type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', 'mode=1777', ...(m.size ? [`size=${m.size}`] : [])] });
       else mounts.push({ destination: m.target, type: 'bind', source: m.source, options: ['rbind', m.readOnly ? 'ro' : 'rw'] });
     }
-    trace('sandbox: mount points ready');
+    trace?.('sandbox: mount points ready');
     const network = spec.network ?? 'default';
     net = network === 'default' ? await takeUserNetwork() : undefined;
-    trace('sandbox: network ready');
+    trace?.('sandbox: network ready');
     const runtime = requireRuntime();
     const seccomp = seccompFor(spec.seccomp);
     const bpf = seccomp ? await orAbort(compiledSeccomp(runtime, seccomp, spec.keepProgram), spec.signal) : undefined;
@@ -167,7 +167,7 @@ async function runContainer(spec: RunSpec, cwd: string, etc: Map<string, string>
       ...(spec.shmSize !== undefined ? { shmSize: spec.shmSize } : {}),
       ...(spec.ulimits?.length ? { ulimits: spec.ulimits } : {}),
     });
-    trace('sandbox: spec made');
+    trace?.('sandbox: spec made');
     return await runOci({
       runtime,
       workDir,

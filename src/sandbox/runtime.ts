@@ -63,7 +63,7 @@ let chosen: Runtime | null | undefined;
  */
 export function findRuntime(): Runtime | undefined {
   if (chosen !== undefined) return chosen ?? undefined;
-  const wanted = settings().runtime;
+  const wanted = settings.runtime;
   const wantedKind = wanted ? /crun|runc/.exec(path.basename(wanted))?.[0] : undefined;
   if (wanted && (!wantedKind || !existsSync(wanted))) throw new SandboxError('SANDBOX_MISSING', `GANTRY_RUNTIME=${wanted}: not the path of an installed crun or runc`);
   const crun = wanted ? (wantedKind === 'crun' ? wanted : undefined) : CRUN.find((p) => existsSync(p));
@@ -152,15 +152,15 @@ export function compiledSeccomp(runtime: Runtime, filter: SeccompProfile, keep?:
     done = (async () => {
       const kept = file ? await readKept(file) : undefined;
       if (kept) {
-        trace('sandbox: seccomp filter kept from an earlier build');
+        trace?.('sandbox: seccomp filter kept from an earlier build');
         return kept;
       }
       const bpf = await compileSeccomp(runtime, filter);
-      trace(`sandbox: seccomp filter precompiled (${Buffer.from(bpf, 'base64').length / 8} instructions)`);
+      trace?.(`sandbox: seccomp filter precompiled (${Buffer.from(bpf, 'base64').length / 8} instructions)`);
       if (file) await writeKept(file, bpf);
       return bpf;
     })().catch((err: Error) => {
-      trace(`sandbox: seccomp not precompiled: ${err.message}`);
+      trace?.(`sandbox: seccomp not precompiled: ${err.message}`);
       return undefined;
     });
     compiled.set(filter, done);
@@ -199,7 +199,7 @@ async function readKept(file: string): Promise<string | undefined> {
 /** Keep a program for the next builds; a failure costs them a compile, nothing more. */
 async function writeKept(file: string, program: string): Promise<void> {
   const sha256 = createHash('sha256').update(Buffer.from(program, 'base64')).digest('hex');
-  await writeFile(file, JSON.stringify({ sha256, program }), { mode: 0o600 }).catch((err: Error) => trace(`sandbox: seccomp filter not kept: ${err.message}`));
+  await writeFile(file, JSON.stringify({ sha256, program }), { mode: 0o600 }).catch((err: Error) => trace?.(`sandbox: seccomp filter not kept: ${err.message}`));
 }
 
 async function compileSeccomp(runtime: Runtime, filter: SeccompProfile): Promise<string> {

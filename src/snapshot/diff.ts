@@ -60,7 +60,7 @@ export async function snapshot(root: string, options: SnapshotOptions = {}): Pro
  */
 function walkInto(out: Snapshot, root: string, rel: string, exclude?: ReadonlySet<string>, touched?: Set<string>): void {
   const names = readdirSync(under(root, rel)).sort();
-  crashPoint('snapshot-dir');
+  crashPoint?.('snapshot-dir');
   for (const name of names) {
     const child = rel ? `${rel}/${name}` : name;
     if (exclude?.has(child)) continue;
@@ -140,7 +140,7 @@ export function snapshotUpper(merged: string, upper: string, before: Snapshot, t
   };
   const walk = (rel: string): void => {
     const names = readdirSync(under(merged, rel));
-    crashPoint('snapshot-dir');
+    crashPoint?.('snapshot-dir');
     const upperNames = new Set(readdirSync(under(upper, rel)));
     const present = new Set(names);
     if (options.fresh) {

@@ -26,7 +26,8 @@ const SMALL_BLOB = 1024 * 1024;
 export class Blobs extends WorkArea {
   /** The path of a blob; the digest is validated first, so it can never name another file. */
   blobPath(digest: string): string {
-    return this.layout.blobPath(digest);
+    const { algorithm, hex } = parseDigest(digest);
+    return path.join(this.layout.blobsDir, algorithm, hex);
   }
 
   async hasBlob(digest: string): Promise<boolean> {
@@ -90,12 +91,12 @@ export class Blobs extends WorkArea {
 
   /** A whole, synced temp file named into place as the blob `digest`. */
   private async commitTemp(tmp: string, digest: string, size: number): Promise<BlobInfo> {
-    crashPoint('blob-temp');
+    crashPoint?.('blob-temp');
     await this.lease(digest);
     const dest = this.blobPath(digest);
     await mkdir(path.dirname(dest), { recursive: true });
     await rename(tmp, dest);
-    crashPoint('blob-stored');
+    crashPoint?.('blob-stored');
     return { digest, size };
   }
 
@@ -122,7 +123,7 @@ export class Blobs extends WorkArea {
         async (chunk) => {
           hash.update(chunk);
           for (let at = 0; at < chunk.length; ) at += (await io(file.write(chunk, at, chunk.length - at))).bytesWritten;
-          crashPoint('blob-chunk');
+          crashPoint?.('blob-chunk');
         },
         { reuse: true },
       );

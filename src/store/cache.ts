@@ -67,7 +67,7 @@ export class LayerCache {
       await rm(tmp, { force: true });
       throw this.store.ioError(err, `writing the build cache entry ${key}`);
     }
-    crashPoint('cache-put');
+    crashPoint?.('cache-put');
   }
 
   /** Digests the cache keeps alive. */

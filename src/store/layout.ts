@@ -1,6 +1,7 @@
 /**
  * The store's layout, in one place: every path under a store's root is named here, and the kinds
- * of file that share cache/ are told apart here. The store (store.ts, blobs.ts, work.ts) and the
+ * of file that share cache/ are told apart here (the files in blobs/ are named by the blob store,
+ * blobs.ts, as the OCI image layout names them). The store (store.ts, blobs.ts, work.ts) and the
  * modules that keep files in it (the layer cache, layer sizes, the context stat cache, snapshots,
  * the compiled seccomp program) ask for their paths; fsck, prune and usage ask what a file is.
  *
@@ -17,7 +18,6 @@
  */
 import path from 'node:path';
 import { StoreError } from '../errors/index.js';
-import { parseDigest } from '../oci/digest.js';
 
 export const LAYOUT_VERSION = '1.0.0';
 
@@ -74,7 +74,8 @@ export class Layout {
   /** Base images' layers extracted once, by chain: the lower directories of build overlays. */
   readonly rootfsDir: string;
   readonly cacheDir: string;
-  private readonly blobsDir: string;
+  /** blobs/: the blob store (blobs.ts) names the files in it, blobs/<algorithm>/<hex>, as the OCI image layout does. */
+  readonly blobsDir: string;
 
   constructor(readonly root: string) {
     this.layoutFile = path.join(root, 'oci-layout');
@@ -84,12 +85,6 @@ export class Layout {
     this.rootfsDir = path.join(root, 'rootfs');
     this.cacheDir = path.join(root, 'cache');
     this.blobsDir = path.join(root, 'blobs');
-  }
-
-  /** The path of a blob; the digest is validated first, so it can never name another file. */
-  blobPath(digest: string): string {
-    const { algorithm, hex } = parseDigest(digest);
-    return path.join(this.blobsDir, algorithm, hex);
   }
 
   /**

@@ -82,7 +82,7 @@ function boot(): string {
 
 /** GANTRY_STORE_BUDGET in bytes when set (a value that is not a size is an error naming it); else 10% of the file system. */
 export function storeBudget(root: string): number {
-  const set = settings().storeBudget;
+  const set = settings.storeBudget;
   if (set !== undefined) return set;
   const fs = statfsSync(root);
   return fs.blocks * fs.bsize * 0.1;
@@ -203,11 +203,11 @@ export class Snapshots {
       else await saveSnapshot(index, this.store.tempPath('snapshot'), path.join(staged, 'fs'), c.index);
       const meta: SnapshotMeta = { version: 1, key: c.key, chain: c.chain, base: c.base, parents: c.parents, layers: c.layers, bytes: c.bytes, boot: boot() };
       await writeFile(path.join(staged, 'meta.json'), JSON.stringify(meta), { flag: 'wx' });
-      crashPoint('snapshot-staged');
+      crashPoint?.('snapshot-staged');
       await this.store.lease(`snapshot:${id}`);
       await this.store.privateDir('snapshots');
       await rename(staged, target);
-      crashPoint('snapshot-committed');
+      crashPoint?.('snapshot-committed');
       return id;
     } catch (err) {
       // Another build committed the same step first (ENOTEMPTY/EEXIST), or the store failed: no snapshot, never a wrong one.

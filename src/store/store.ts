@@ -88,7 +88,7 @@ export class Store extends Blobs {
     // After the index: the window in which a new store has no index.json stays a few calls wide.
     this.closePrivateDirs();
     if (layout === undefined) {
-      crashPoint('store-created');
+      crashPoint?.('store-created');
       // Until oci-layout is written (last: a directory that has it is a whole layout) the store
       // is a new one, so a process killed before then leaves the flag to the next one.
       await spreadOut(this.tmpDir);
@@ -128,7 +128,7 @@ export class Store extends Blobs {
       const before = JSON.stringify(index.manifests);
       await fn(index.manifests);
       if (JSON.stringify(index.manifests) !== before) await this.writeIndex(index);
-      crashPoint('index-written');
+      crashPoint?.('index-written');
       return index;
     });
   }

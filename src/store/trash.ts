@@ -98,7 +98,7 @@ export async function collectTrash(store: Store, options: { all?: boolean } = {}
   if (!options.all) {
     const fs = statfsSync(store.root);
     const size = fs.blocks * fs.bsize;
-    const budget = settings().trashBudget ?? size * DEFAULT_SHARE;
+    const budget = settings.trashBudget ?? size * DEFAULT_SHARE;
     if (fs.bavail * fs.bsize >= size * RESERVE_SHARE && budget > 0) {
       target = held > budget ? budget / 2 : held;
       if (target === held && excess === 0 && !entries.some((e) => e.time === 0)) return report;

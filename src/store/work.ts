@@ -147,7 +147,7 @@ export class WorkArea {
     if (free) release = async () => free();
     else release = await properLockfile().lock(this.root, { ...options, retries: { retries: 200, minTimeout: 20, maxTimeout: 250, factor: 1.3 } });
     try {
-      crashPoint('index-locked');
+      crashPoint?.('index-locked');
       return await fn();
     } finally {
       await release();

@@ -3,7 +3,7 @@
  * `GANTRY_CRASH_AT=<point>` or `<point>@<n>` in the environment, the process kills itself
  * with SIGKILL the n-th time (the first, without `@n`) it reaches that point, so a test can
  * stop gantry exactly between two writes that a timed kill would hit only by luck. Without
- * the variable a crash point costs one comparison.
+ * the variable `crashPoint` is undefined, and `crashPoint?.(point)` is not even a call.
  */
 import { Transform } from 'node:stream';
 import { settings } from './settings.js';
@@ -43,30 +43,25 @@ export type CrashPoint =
   /** A step's snapshot is in place in snapshots/. */
   | 'snapshot-committed';
 
-let target: { point: string; n: number } | null | undefined;
+const target = settings.crashAt;
 let count = 0;
 
-function armed(): { point: string; n: number } | null {
-  if (target === undefined) target = settings().crashAt ?? null;
-  return target;
-}
-
-export function crashPoint(point: CrashPoint): void {
-  const t = armed();
-  if (t === null || t.point !== point) return;
-  if (++count === t.n) process.kill(process.pid, 'SIGKILL');
-}
+export const crashPoint: ((point: CrashPoint) => void) | undefined = target
+  ? (point) => {
+      if (target.point === point && ++count === target.n) process.kill(process.pid, 'SIGKILL');
+    }
+  : undefined;
 
 /**
  * The stages of a stream pipeline that reach `point` once per chunk: a pass-through when
  * that point is the one armed, none otherwise (streams pay nothing outside the fault tests).
  */
 export function crashPerChunk(point: CrashPoint): Transform[] {
-  if (armed()?.point !== point) return [];
+  if (target?.point !== point) return [];
   return [
     new Transform({
       transform(chunk: Buffer, _enc, done) {
-        crashPoint(point);
+        crashPoint?.(point);
         done(null, chunk);
       },
     }),

@@ -1,6 +1,6 @@
 /**
  * gantry's settings from its environment, in one place. gantry's own variables are read once
- * per process, on first use, into one Settings (the caller's PATH and the variables a secret
+ * per process, when this module loads, into one Settings (the caller's PATH and the variables a secret
  * names are read when used); a module asks for the setting it needs and never
  * reads `process.env` itself, so docs/cli.md's list of variables is this file. A value is
  * parsed when it is first asked for: a bad one is an error naming the variable, raised by the
@@ -131,14 +131,13 @@ function parseSize(variable: string, raw: string): number {
   return Number(m[1]) * scale;
 }
 
-let current: Settings | undefined;
+/**
+ * This process's settings, read from its environment when this module loads (a field read,
+ * not a call: modules read `settings.overlay` where they need it).
+ */
+export let settings: Settings = new Settings(process.env);
 
-/** This process's settings, read from its environment the first time they are asked for. */
-export function settings(): Settings {
-  return (current ??= new Settings(process.env));
-}
-
-/** Forget the settings read (the next call reads the environment again), or use `env`'s. For tests. */
+/** Read the environment again, or use `env`'s. For tests that change a variable in-process. */
 export function resetSettings(env?: NodeJS.ProcessEnv): void {
-  current = env ? new Settings(env) : undefined;
+  settings = new Settings(env ?? process.env);
 }

@@ -31,7 +31,7 @@ const HELPERS: Record<'bzip2' | 'xz' | 'zstd', string[]> = {
  * most `limit` of them (the extraction budget, limit.ts): beyond it the stream fails and a
  * helper process is killed.
  */
-export async function decompress(input: Readable, what: string, limit = settings().extractLimit): Promise<{ stream: Readable; compression: ArchiveCompression }> {
+export async function decompress(input: Readable, what: string, limit = settings.extractLimit): Promise<{ stream: Readable; compression: ArchiveCompression }> {
   const { stream, compression } = await decompressUnbounded(input, what);
   const budget = new ExtractBudget(limit, what);
   stream.on('error', (err) => budget.destroy(err));

@@ -26,9 +26,8 @@ describe('the store layout', () => {
     for (const id of ['../../etc/passwd', '..', '', 'a/b']) expect(() => layout.cachePath('entry', id)).toThrow('cannot name a file there');
   });
 
-  test('blob paths are validated digests; the private directories are entries of the layout', () => {
-    expect(layout.blobPath(`sha256:${hex}`)).toBe(path.join('/store', 'blobs', 'sha256', hex));
-    expect(() => layout.blobPath('sha256:../../x')).toThrow();
+  test('blobs/ is an entry of the layout (blobs.ts names its files), as are the private directories', () => {
+    expect(layout.blobsDir).toBe(path.join('/store', 'blobs'));
     for (const d of PRIVATE_DIRS) expect(LAYOUT_ENTRIES.has(d)).toBe(true);
     expect([...LAYOUT_ENTRIES]).toEqual(expect.arrayContaining(['oci-layout', 'index.json', 'index.json.lock', 'blobs', 'cache']));
   });

@@ -302,7 +302,7 @@ async function secretBytes(id: string, source: string | { env: string }): Promis
       throw new OptionError('SECRET_INVALID', `secret "${id}": cannot read ${source}: ${err.code === 'ENOENT' ? 'no such file' : err.message}`);
     });
   }
-  const value = settings().variable(source.env);
+  const value = settings.variable(source.env);
   if (value === undefined) throw new OptionError('SECRET_INVALID', `secret "${id}": the environment variable ${source.env} is not set`);
   return Buffer.from(value);
 }

@@ -239,10 +239,10 @@ describe('start-up (bin/gantry over dist/cli.cjs and its code cache)', () => {
     expect(images.stdout).toContain('plain');
   }, 60_000);
 
-  test("the bundle's tar-stream uses gantry's PAX records: a binary capability survives import and export byte for byte", async () => {
+  test("the bundle's tar keeps PAX records binary: a capability survives import and export byte for byte", async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'gantry-pax-'));
     made.push(dir);
-    // Not UTF-8: tar-stream's own PAX functions would turn these bytes into U+FFFD.
+    // Not UTF-8: a tar that read PAX values as UTF-8 (tar-stream's) would turn these bytes into U+FFFD.
     const cap = Buffer.from([0x01, 0x00, 0x00, 0x02, 0x80, 0x20, 0x00, 0x00, 0xff, 0xfe, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00]);
     const pack = tar.pack();
     pack.entry({ name: 'bin/', type: 'directory', mode: 0o755, mtime: new Date(0) });
@@ -258,13 +258,13 @@ describe('start-up (bin/gantry over dist/cli.cjs and its code cache)', () => {
     expect(exported.exitCode, exported.stderr).toBe(0);
     const found = new Map<string, Buffer>();
     const extract = tar.extract();
-    extract.on('entry', (h, body, next) => {
-      const value = (h.pax as Record<string, string> | undefined)?.['SCHILY.xattr.security.capability'];
-      if (value !== undefined) found.set(h.name, Buffer.from(value, 'latin1'));
-      body.resume();
-      body.on('end', next);
-    });
-    await pipeline(createReadStream(out), extract);
+    const reading = pipeline(createReadStream(out), extract);
+    for await (const entry of extract) {
+      const value = entry.header.pax?.['SCHILY.xattr.security.capability'];
+      if (value !== undefined) found.set(entry.header.name, Buffer.from(value, 'latin1'));
+      entry.resume();
+    }
+    await reading;
     expect(found.get('bin/ping')?.toString('hex')).toBe(cap.toString('hex'));
   }, 60_000);
 });

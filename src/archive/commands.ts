@@ -59,20 +59,17 @@ export interface LoadOptions {
 
 export async function load(options: LoadOptions): Promise<LoadedImage[]> {
   return withStore(options.root, async (store) => {
-    let stream: Readable;
-    let what: string;
-    if (typeof options.input !== 'string') [stream, what] = [options.input, 'archive'];
-    else if (options.input === '-') [stream, what] = [process.stdin, 'standard input'];
-    else {
-      const file = options.input;
-      stream = createReadStream(file);
-      what = file;
-      await new Promise<void>((resolve, reject) => {
-        stream.once('open', () => resolve());
-        stream.once('error', (err) => reject(new OptionError('LOAD_SOURCE', `cannot read ${file}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : err.message}`)));
-      });
-    }
-    return loadArchive(store, stream, what);
+    if (typeof options.input !== 'string') return loadArchive(store, options.input, 'archive');
+    if (options.input === '-') return loadArchive(store, process.stdin, 'standard input');
+    const file = options.input;
+    // Opened first, for a clear error when it cannot be read; the load reads it in place.
+    const probe = createReadStream(file);
+    await new Promise<void>((resolve, reject) => {
+      probe.once('open', () => resolve());
+      probe.once('error', (err) => reject(new OptionError('LOAD_SOURCE', `cannot read ${file}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : err.message}`)));
+    });
+    probe.destroy();
+    return loadArchive(store, { file }, file);
   });
 }
 

@@ -1,6 +1,7 @@
 /** Images in the store: resolve names and IDs, load them as `Image`, write new ones. */
+import { Readable } from 'node:stream';
 import { StoreError } from '../errors/index.js';
-import { validateImage, type Image, type Layer } from '../image/image.js';
+import { blobsOf, validateImage, type Image, type Layer } from '../image/image.js';
 import { digestOf } from '../oci/digest.js';
 import { manifestProblem, parseDocument } from '../oci/document.js';
 import { INDEX_TYPES, MediaType } from '../oci/media-types.js';
@@ -120,6 +121,22 @@ export async function writeImage(store: Store, image: NewImage): Promise<Descrip
   };
   const [, m] = await Promise.all([store.writeBlob(configBytes, config), store.writeJSON(manifest)]);
   return { mediaType: MediaType.ociManifest, digest: m.digest, size: m.size };
+}
+
+/**
+ * An image from anywhere (an archive, a registry) written into the store as it is: its blobs,
+ * each verified as it is written, then its manifest, byte for byte. The digests of the blobs
+ * this wrote (not those the store had) are added to `created`, for a caller that takes them
+ * back on a later failure.
+ */
+export async function storeImage(store: Store, image: Image, created: string[] = []): Promise<Descriptor> {
+  const manifest = { digest: image.digest, size: image.rawManifest.length, open: () => Readable.from([image.rawManifest]) };
+  for (const blob of [...blobsOf(image), manifest]) {
+    if (await store.hasBlob(blob.digest)) continue;
+    await store.writeBlob(blob.open(), { digest: blob.digest, size: blob.size });
+    created.push(blob.digest);
+  }
+  return { mediaType: image.mediaType, digest: image.digest, size: image.rawManifest.length };
 }
 
 export function nameOf(d: Descriptor): string | undefined {

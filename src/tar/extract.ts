@@ -17,6 +17,8 @@ export class TarEntry extends Readable {
   constructor(
     private readonly extract: Extract,
     readonly header: TarHeader,
+    /** Where the body starts in the archive, in bytes (for a reader that reads it again in place). */
+    readonly offset: number,
   ) {
     super({ highWaterMark: 64 << 10 });
     // Torn down with the archive: the reader sees that through the iterator, not here.
@@ -33,6 +35,8 @@ type Stage = 'header' | 'long' | 'body' | 'skip';
 export class Extract extends Writable implements AsyncIterable<TarEntry> {
   private chunks: Buffer[] = [];
   private buffered = 0;
+  /** Bytes of the archive taken so far. */
+  private position = 0;
   private stage: Stage = 'header';
   /** Bytes of the current long header, body or padding still to come. */
   private missing = 0;
@@ -103,6 +107,7 @@ export class Extract extends Writable implements AsyncIterable<TarEntry> {
       }
     }
     this.buffered -= n;
+    this.position += n;
     return out;
   }
 
@@ -207,7 +212,7 @@ export class Extract extends Writable implements AsyncIterable<TarEntry> {
       this.fail(new Error(`tar entry ${JSON.stringify(header.name)}: invalid size`));
       return false;
     }
-    const entry = new TarEntry(this, header);
+    const entry = new TarEntry(this, header, this.position);
     if (header.size === 0 || header.type === 'directory') {
       entry.push(null);
     } else {

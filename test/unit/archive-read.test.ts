@@ -1,0 +1,118 @@
+import { createWriteStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { afterEach, describe, expect, test } from 'vitest';
+import { readArchive } from '../../src/archive/read.js';
+import { saveImages, type SaveFormat } from '../../src/archive/save.js';
+import type { Image, Layer } from '../../src/image/image.js';
+import { digestOf } from '../../src/oci/digest.js';
+import { MediaType } from '../../src/oci/media-types.js';
+import type { Manifest } from '../../src/oci/types.js';
+import tar from '../../src/tar/tar.js';
+
+const dirs: string[] = [];
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+const tmp = (): string => {
+  const d = mkdtempSync(path.join(tmpdir(), 'gantry-archive-read-'));
+  dirs.push(d);
+  return d;
+};
+
+async function layerTar(files: Record<string, string>): Promise<Buffer> {
+  const pack = tar.pack();
+  const chunks: Buffer[] = [];
+  const reading = (async () => {
+    for await (const c of pack) chunks.push(Buffer.from(c as Uint8Array));
+  })();
+  for (const [name, body] of Object.entries(files)) pack.entry({ name, mtime: new Date(0) }, body);
+  pack.finalize();
+  await reading;
+  return Buffer.concat(chunks);
+}
+
+/** An image held in memory, not in any store: its config written as Go writes JSON (`&` as \u0026). */
+async function memoryImage(): Promise<Image> {
+  const tars = [await layerTar({ 'a.txt': 'a\n' }), await layerTar({ 'b.txt': 'b\n', 'c.txt': '' })];
+  const layers: Layer[] = tars.map((t) => ({ digest: digestOf(t), diffId: digestOf(t), size: t.length, mediaType: MediaType.ociLayer, open: () => Readable.from([t]) }));
+  const rawConfig = Buffer.from(
+    `{"architecture":"amd64","config":{"Cmd":["sh","-c","true \\u0026\\u0026 echo \\u003cok\\u003e"]},"os":"linux","rootfs":{"type":"layers","diff_ids":[${layers.map((l) => `"${l.diffId}"`).join(',')}]}}`,
+  );
+  const config = JSON.parse(rawConfig.toString()) as Image['config'];
+  const manifest: Manifest = {
+    schemaVersion: 2,
+    mediaType: MediaType.ociManifest,
+    config: { mediaType: MediaType.ociConfig, digest: digestOf(rawConfig), size: rawConfig.length },
+    layers: layers.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.size })),
+  };
+  const rawManifest = Buffer.from(JSON.stringify(manifest));
+  return { digest: digestOf(rawManifest), mediaType: MediaType.ociManifest, rawManifest, manifest, configDigest: digestOf(rawConfig), rawConfig, config, layers };
+}
+
+async function save(items: { image: Image; names: string[] }[], format: SaveFormat): Promise<string> {
+  const file = path.join(tmp(), `${format}.tar`);
+  await saveImages(items, createWriteStream(file), format);
+  return file;
+}
+
+const bytes = async (r: Readable): Promise<Buffer> => {
+  const chunks: Buffer[] = [];
+  for await (const c of r) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+};
+
+describe('an archive as a source of images (no store)', () => {
+  test('an OCI archive gives back the image it was saved from, byte for byte, its blobs read in place', async () => {
+    const image = await memoryImage();
+    const [read, ...rest] = await readArchive(await save([{ image, names: ['example.com/app:1'] }], 'oci'));
+    expect(rest).toEqual([]);
+    expect(read?.names).toEqual(['example.com/app:1']);
+    expect(read?.image.digest).toBe(image.digest);
+    expect(read?.image.rawConfig.equals(image.rawConfig)).toBe(true);
+    for (const [i, layer] of (read?.image.layers ?? []).entries()) {
+      expect(layer.diffId).toBe(image.layers[i]?.diffId);
+      expect(digestOf(await bytes(layer.open()))).toBe(layer.digest);
+    }
+  });
+
+  test('a docker archive keeps its config as written (the image ID docker gave it); read images save again without a store', async () => {
+    const image = await memoryImage();
+    const dockerFile = await save([{ image, names: ['example.com/app:1', 'example.com/app:latest'] }], 'docker');
+    const [read] = await readArchive(dockerFile);
+    expect(read?.names).toEqual(['example.com/app:1', 'example.com/app:latest']);
+    expect(read?.image.configDigest).toBe(image.configDigest);
+    expect(read?.image.rawConfig.toString()).toContain('\\u0026\\u0026');
+    expect(read?.image.layers.map((l) => [l.mediaType, l.diffId])).toEqual(image.layers.map((l) => [MediaType.ociLayer, l.diffId]));
+    // Archive to archive: the docker archive's image saved as OCI, and read back.
+    const [again] = await readArchive(await save([read as { image: Image; names: string[] }], 'oci'));
+    expect(again?.image.digest).toBe(read?.image.digest);
+    expect(again?.image.configDigest).toBe(image.configDigest);
+  });
+
+  test('a blob that does not hash to its name is refused, naming the archive', async () => {
+    const image = await memoryImage();
+    const file = await save([{ image, names: [] }], 'oci');
+    const data = readFileSync(file);
+    const at = data.indexOf('a\n', data.indexOf(`blobs/sha256/${image.layers[0]?.digest.slice(7)}`) + 512);
+    data[at] = 'z'.charCodeAt(0);
+    writeFileSync(file, data);
+    await expect(readArchive(file, 'the archive')).rejects.toThrow(/digest|sha256/);
+  });
+
+  test("a docker archive's layer that does not match its diff ID is refused", async () => {
+    const image = await memoryImage();
+    const wrong = { ...image, config: image.config, rawConfig: Buffer.from(image.rawConfig.toString().replace(image.layers[1]?.diffId as string, `sha256:${'0'.repeat(64)}`)) };
+    const file = await save([{ image: { ...wrong, configDigest: digestOf(wrong.rawConfig) }, names: [] }], 'docker');
+    await expect(readArchive(file, 'the archive')).rejects.toThrow(/the archive: layer .* does not match diff ID sha256:0{64}/);
+  });
+
+  test('what is not an image archive says so', async () => {
+    const file = path.join(tmp(), 'x.tar');
+    writeFileSync(file, await layerTar({ 'hello.txt': 'hi' }));
+    await expect(readArchive(file, 'x.tar')).rejects.toThrow('x.tar: neither a docker archive (manifest.json) nor an OCI archive (oci-layout, index.json)');
+    writeFileSync(file, Buffer.alloc(4096, 'garbage!'));
+    await expect(readArchive(file, 'x.tar')).rejects.toThrow(/x.tar: not a valid tar archive/);
+  });
+});

@@ -8,7 +8,8 @@
  */
 import type { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import tar, { type Pack } from '../tar/tar.js';
+import tar, { entryFrom, type Pack } from '../tar/tar.js';
+import { carriedPax } from '../tar/pax.js';
 import type { Image } from '../image/image.js';
 import { layerCompression } from '../oci/media-types.js';
 import { layerTar } from '../tar/decompress.js';
@@ -43,38 +44,37 @@ async function writeFlattened(image: Image, pack: Pack): Promise<void> {
     const layerRemoved = new Set<string>();
     const layerOpaque = new Set<string>();
     const what = `layer ${layer.digest}`;
-    for await (const entry of extract) {
-      const h = { ...entry.header };
-      const name = sanitizeMemberName(h.name, what);
-      const base = name.slice(name.lastIndexOf('/') + 1);
-      const dir = name.includes('/') ? name.slice(0, name.lastIndexOf('/')) : '';
-      if (base === OPAQUE) {
-        layerOpaque.add(dir);
-        entry.resume();
-        continue;
+    const reading = (async () => {
+      for await (const entry of extract) {
+        const h = { ...entry.header, pax: carriedPax(entry.header.pax) };
+        const name = sanitizeMemberName(h.name, what);
+        const base = name.slice(name.lastIndexOf('/') + 1);
+        const dir = name.includes('/') ? name.slice(0, name.lastIndexOf('/')) : '';
+        if (base === OPAQUE) {
+          layerOpaque.add(dir);
+          entry.resume();
+          continue;
+        }
+        if (base.startsWith(WHITEOUT)) {
+          const target = (dir ? dir + '/' : '') + base.slice(WHITEOUT.length);
+          if (base.length > WHITEOUT.length && target.split('/').every((p) => p !== '..' && p !== '.')) layerRemoved.add(target);
+          entry.resume();
+          continue;
+        }
+        const hidden = removed.has(name) || parents(name).some((p) => removed.has(p) || opaque.has(p));
+        if (name === '' || seen.has(name) || hidden) {
+          entry.resume();
+          continue;
+        }
+        seen.add(name);
+        // Anything but a directory replaces what lower layers have at this path, children included.
+        if (h.type !== 'directory') layerRemoved.add(name);
+        h.name = h.type === 'directory' ? name + '/' : name;
+        if (h.type === 'link' && h.linkname) h.linkname = sanitizeMemberName(h.linkname, what);
+        await entryFrom(pack, h, entry);
       }
-      if (base.startsWith(WHITEOUT)) {
-        const target = (dir ? dir + '/' : '') + base.slice(WHITEOUT.length);
-        if (base.length > WHITEOUT.length && target.split('/').every((p) => p !== '..' && p !== '.')) layerRemoved.add(target);
-        entry.resume();
-        continue;
-      }
-      const hidden = removed.has(name) || parents(name).some((p) => removed.has(p) || opaque.has(p));
-      if (name === '' || seen.has(name) || hidden) {
-        entry.resume();
-        continue;
-      }
-      seen.add(name);
-      // Anything but a directory replaces what lower layers have at this path, children included.
-      if (h.type !== 'directory') layerRemoved.add(name);
-      h.name = h.type === 'directory' ? name + '/' : name;
-      if (h.type === 'link' && h.linkname) h.linkname = sanitizeMemberName(h.linkname, what);
-      await new Promise<void>((resolve, reject) => {
-        const sink = pack.entry(h, (err) => (err ? reject(err) : resolve()));
-        entry.pipe(sink);
-      });
-    }
-    await feeding;
+    })();
+    await Promise.all([feeding, reading]);
     // This layer's whiteouts and opaque markers hide what is below it, not itself.
     for (const r of layerRemoved) removed.add(r);
     for (const o of layerOpaque) opaque.add(o);

@@ -119,12 +119,16 @@ class ArchiveFile {
     readonly what: string,
   ) {}
 
-  /** A member's bytes, verified against its digest as they stream. */
+  /**
+   * A member's bytes, verified against its digest as they stream. The file is closed when the
+   * reader is done with them, or gives up on them.
+   */
   open(m: Member): Readable {
     const verify = new VerifyStream({ digest: m.digest, size: m.size });
     if (m.size === 0) return Readable.from([]).pipe(verify);
     const source = createReadStream(this.file, { start: m.offset, end: m.offset + m.size - 1 });
-    source.on('error', (err) => verify.destroy(err));
+    source.on('error', (err) => verify.destroy(new ArchiveError('ARCHIVE_IO', `${this.what}: reading ${m.digest}: ${err.message}`, { cause: err })));
+    verify.on('close', () => source.destroy());
     return source.pipe(verify);
   }
 

@@ -6,7 +6,8 @@
  */
 import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import tar from '../tar/tar.js';
+import tar, { entryFrom } from '../tar/tar.js';
+import { carriedPax } from '../tar/pax.js';
 import { GantryError, isSystemError } from '../errors/index.js';
 import { zlib } from '../support/lazy.js';
 import { VerifyStream } from '../oci/digest.js';
@@ -41,7 +42,7 @@ export async function storeTarAsLayer(store: Store, tarStream: Readable, what: s
   const writing = store.writeBlob(compressed);
   const producing = (async () => {
     for await (const entry of extract) {
-      const header = { ...entry.header };
+      const header = { ...entry.header, pax: carriedPax(entry.header.pax) };
       const name = sanitizeMemberName(header.name, what);
       if (name === '') {
         entry.resume();
@@ -49,12 +50,7 @@ export async function storeTarAsLayer(store: Store, tarStream: Readable, what: s
       }
       header.name = header.type === 'directory' ? name + '/' : name;
       if (header.type === 'link' && header.linkname) header.linkname = sanitizeMemberName(header.linkname, what);
-      await new Promise<void>((resolve, reject) => {
-        const sink = pack.entry(header, (err) => (err ? reject(err) : resolve()));
-        sink.on('error', reject); // a torn-down pack fails the entry it was writing
-        entry.on('error', reject);
-        entry.pipe(sink);
-      });
+      await entryFrom(pack, header, entry);
     }
     pack.finalize();
   })();

@@ -119,7 +119,7 @@ export function commandName(args: readonly string[]): string | undefined {
  */
 export async function createParser(args: string[], handlers: Handlers = {}): Promise<Argv<GlobalOptions>> {
   const { default: yargs } = await import('yargs');
-  let y = yargs(withNegativeNamesJoined(args, lineCommand(args, handlers)))
+  let y = yargs(forYargs(args, lineCommand(args, handlers)))
     .scriptName('gantry')
     .usage('$0 <command> [options]\n\nA daemonless Dockerfile image builder.')
     .option('root', {
@@ -130,6 +130,7 @@ export async function createParser(args: string[], handlers: Handlers = {}): Pro
       global: true,
     })
     .middleware((argv) => {
+      restoreDashes(argv);
       argv.root = resolveRoot(argv.root as string | undefined);
     }) as unknown as Argv<GlobalOptions>;
   const named = commandName(args);
@@ -147,6 +148,7 @@ export async function createParser(args: string[], handlers: Handlers = {}): Pro
       const command = commandName(args);
       const known = COMMAND_FILES.some(([names]) => command !== undefined && names.includes(command));
       const options = optionNames(lineCommand(args));
+      msg = msg.split(DASH).join('-');
       const mine = unknownArgumentsMessage(msg, args, options);
       const said = mine ? mine.split('\n').map((line) => `error: ${line}`).join('\n') : `error: ${msg}`;
       const help = known ? `gantry ${command} --help` : 'gantry --help';
@@ -170,25 +172,42 @@ export function lineCommand(args: readonly string[], handlers: Handlers = {}): C
   return sub !== undefined ? sub : shapes.get(first.word);
 }
 
+/** What a positional `-` (standard input) is given to yargs as; `restoreDashes` turns it back. */
+const DASH = '\u0000-';
+
 /**
- * yargs reads `--no-X VALUE` as the negation of an option X and VALUE as a positional, even
- * where the option is named `no-X` (build's --no-cache-filter); given `--no-X=VALUE`, it reads
- * the option. So a value after such an option is joined to it before yargs sees the line.
+ * A command line as yargs is given it, two of its readings undone:
+ * - yargs reads `--no-X VALUE` as the negation of an option X and VALUE as a positional, even
+ *   where the option is named `no-X` (build's --no-cache-filter); given `--no-X=VALUE`, it
+ *   reads the option. So a value after such an option is joined to it.
+ * - yargs gives a positional `-` to the handler as `''` (or drops it, or takes the default),
+ *   where it means standard input (`gantry build -`). So a positional `-` goes in as `DASH`,
+ *   which `restoreDashes` makes `-` again.
  */
-function withNegativeNamesJoined(args: string[], shape: CommandShape | null | undefined): string[] {
-  const named = new Set(Object.entries(shape?.options ?? {}).filter(([name, spec]) => name.startsWith('no-') && spec.type !== 'boolean').map(([name]) => `--${name}`));
-  if (named.size === 0) return args;
+function forYargs(args: string[], shape: CommandShape | null | undefined): string[] {
+  const options = Object.entries(shape?.options ?? {});
+  const negative = new Set(options.filter(([name, spec]) => name.startsWith('no-') && spec.type !== 'boolean').map(([name]) => `--${name}`));
+  const valued = new Set(['--root', ...options.filter(([, spec]) => spec.type !== 'boolean').flatMap(([name, spec]) => [`--${name}`, ...(spec.alias ? [`-${spec.alias}`] : [])])]);
   const out: string[] = [];
   for (let i = 0; i < args.length; i++) {
     const a = args[i] as string;
     if (a === '--') return [...out, ...args.slice(i)];
     const next = args[i + 1];
-    if (named.has(a) && next !== undefined && !next.startsWith('-')) {
+    if (negative.has(a) && next !== undefined && !next.startsWith('-')) {
       out.push(`${a}=${next}`);
       i++;
-    } else out.push(a);
+    } else if (a === '-' && !valued.has(args[i - 1] ?? '')) out.push(DASH);
+    else out.push(a);
   }
   return out;
+}
+
+/** `DASH` in what yargs read, as the `-` it was. */
+function restoreDashes(argv: Record<string, unknown>): void {
+  for (const [key, value] of Object.entries(argv)) {
+    if (value === DASH) argv[key] = '-';
+    else if (Array.isArray(value) && value.includes(DASH)) argv[key] = value.map((v) => (v === DASH ? '-' : v));
+  }
 }
 
 /** The long options a command line may give: the command's own, --root, --help and --version. */

@@ -47,6 +47,15 @@ export interface CommandShape {
 /** A builder did something `shapeOf` does not follow: yargs reads that command's lines. */
 class Unsupported extends Error {}
 
+/** The keys of a spec this reader follows (describe and the like change nothing it reads). */
+const SPEC_KEYS = new Set(['type', 'alias', 'choices', 'default', 'array', 'demandOption', 'coerce', 'describe', 'requiresArg', 'defaultDescription']);
+
+/** `spec`, when every key of it is one this reader follows. */
+function followed(spec: Spec, name: string): Spec {
+  for (const key of Object.keys(spec)) if (!SPEC_KEYS.has(key)) throw new Unsupported(`${name}: ${key}`);
+  return spec;
+}
+
 /** `push <image> [destination]` → the name and the positionals, as yargs reads the string. */
 function parseCommandString(cmd: string): { name: string; positionals: Positional[] } {
   const [name = '', ...words] = cmd.trim().split(/\s+/);
@@ -82,15 +91,15 @@ function recordCommand(shapes: Shapes, prefix: string, cmd: unknown, builder: un
 function builderRecorder(shapes: Shapes, shape: CommandShape): unknown {
   const self: Record<string, unknown> = {
     option(name: string, spec: Spec) {
-      shape.options[name] = spec;
+      shape.options[name] = followed(spec, name);
       return self;
     },
     options(specs: Record<string, Spec>) {
-      Object.assign(shape.options, specs);
+      for (const [name, spec] of Object.entries(specs)) shape.options[name] = followed(spec, name);
       return self;
     },
     positional(name: string, spec: Spec) {
-      shape.specs[name] = spec;
+      shape.specs[name] = followed(spec, name);
       return self;
     },
     command(cmd: unknown, _describe: string, builder: unknown, handler: unknown) {
@@ -209,6 +218,8 @@ export function plainArgs(shape: CommandShape, args: readonly string[]): Record<
       continue;
     }
     if (given.some((w) => w === '' || (spec.type !== 'string' && NUMERIC.test(w)))) return undefined;
+    // A choice yargs would refuse, or a value it would coerce: its reading.
+    if (spec.coerce || (spec.choices && given.some((w) => !spec.choices?.includes(w)))) return undefined;
     out[p.name] = p.variadic || spec.array ? given : given[0];
   }
   if (words.length > 0) return undefined;

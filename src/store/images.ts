@@ -131,7 +131,10 @@ export async function writeImage(store: Store, image: NewImage): Promise<Descrip
  */
 export async function storeImage(store: Store, image: Image, created: string[] = []): Promise<Descriptor> {
   const manifest = { digest: image.digest, size: image.rawManifest.length, open: () => Readable.from([image.rawManifest]) };
-  for (const blob of [...blobsOf(image), manifest]) {
+  const blobs = [...blobsOf(image), manifest];
+  // Leased first: a blob the store has already must outlive a prune until the image is named.
+  await store.lease(...blobs.map((b) => b.digest));
+  for (const blob of blobs) {
     if (await store.hasBlob(blob.digest)) continue;
     await store.writeBlob(blob.open(), { digest: blob.digest, size: blob.size });
     created.push(blob.digest);

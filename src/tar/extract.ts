@@ -88,6 +88,7 @@ export class Extract extends Writable implements AsyncIterable<TarEntry> {
 
   /** The first `n` buffered bytes (n <= buffered), as one buffer. */
   private take(n: number): Buffer {
+    if (n === 0) return Buffer.alloc(0);
     const first = this.chunks[0] as Buffer;
     let out: Buffer;
     if (first.length >= n) {
@@ -122,6 +123,15 @@ export class Extract extends Writable implements AsyncIterable<TarEntry> {
 
   /** Reads what the buffered bytes allow, and asks for more input when they are used up. */
   private update(): void {
+    try {
+      this.step();
+    } catch (err) {
+      // A fault of this reader is the archive's failure, never an exception out of a write.
+      this.fail(err as Error);
+    }
+  }
+
+  private step(): void {
     while (!this.destroyed) {
       if (this.stage === 'body') {
         if (this.bodyPaused) return;
@@ -236,8 +246,9 @@ export class Extract extends Writable implements AsyncIterable<TarEntry> {
 
   /** The long names and PAX records read before `header`, applied to it. */
   private applyLong(header: TarHeader): void {
-    if (this.gnuPath !== null) header.name = this.gnuPath;
-    if (this.gnuLinkPath !== null) header.linkname = this.gnuLinkPath;
+    // An empty long name names nothing (as tar-stream and GNU tar read it).
+    if (this.gnuPath) header.name = this.gnuPath;
+    if (this.gnuLinkPath) header.linkname = this.gnuLinkPath;
     this.gnuPath = this.gnuLinkPath = null;
     const pax = this.pax;
     this.pax = null;

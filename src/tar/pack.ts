@@ -5,6 +5,7 @@
  * another size than its header says fails the entry and the archive.
  */
 import { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { encodeHeader, padding, type EntryHeader } from './header.js';
 
 const END_OF_TAR = Buffer.alloc(1024);
@@ -31,6 +32,7 @@ export class PackEntry extends Writable {
   }
 
   override _construct(done: Done): void {
+    if (this.pack.destroyed) return done(new Error('tar archive destroyed'));
     this.opened = done;
     if (this.pack.isCurrent(this)) this.open();
   }
@@ -171,3 +173,11 @@ export class Pack extends Readable {
 }
 
 export const pack = (): Pack => new Pack();
+
+/** Adds an entry whose body streams from `body`; settles when the entry is in the archive, or is not. */
+export function entryFrom(pack: Pack, header: EntryHeader, body: Readable): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const sink = pack.entry(header, (err) => (err ? reject(err) : resolve()));
+    pipeline(body, sink).catch(reject);
+  });
+}

@@ -47,6 +47,17 @@ export function decodePax(input: Uint8Array): Record<string, string> {
   return result;
 }
 
+/**
+ * The PAX records of an entry read, for writing it again under another header: without those
+ * that say its name, link or size (`path`, `linkpath`, `size`), which the new header says; kept,
+ * they would follow its records and win over them.
+ */
+export function carriedPax(pax: Record<string, string> | null | undefined): Record<string, string> | null {
+  if (!pax) return null;
+  const { path: _path, linkpath: _linkpath, size: _size, ...rest } = pax;
+  return Object.keys(rest).length > 0 ? rest : null;
+}
+
 /** The xattrs in a tar header's PAX records: name → raw value. */
 export function xattrsOf(pax: Record<string, string> | null | undefined): Map<string, Buffer> {
   const out = new Map<string, Buffer>();

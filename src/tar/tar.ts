@@ -6,6 +6,8 @@
 import { extract, type Extract, type TarEntry } from './extract.js';
 import { pack, type Pack, type PackEntry } from './pack.js';
 
+export { entryFrom } from './pack.js';
+
 export { encodeHeader, type EntryHeader, type EntryType, type TarHeader } from './header.js';
 export type { Extract, Pack, PackEntry, TarEntry };
 

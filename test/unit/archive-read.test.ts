@@ -1,4 +1,4 @@
-import { createWriteStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createWriteStream, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
@@ -89,6 +89,22 @@ describe('an archive as a source of images (no store)', () => {
     const [again] = await readArchive(await save([read as { image: Image; names: string[] }], 'oci'));
     expect(again?.image.digest).toBe(read?.image.digest);
     expect(again?.image.configDigest).toBe(image.configDigest);
+  });
+
+  test('a layer opened and given up on closes the archive file again', async () => {
+    const [read] = await readArchive(await save([{ image: await memoryImage(), names: [] }], 'oci'));
+    const fds = (): number => readdirSync('/proc/self/fd').length;
+    const before = fds();
+    for (let i = 0; i < 50; i++) {
+      const stream = read?.image.layers[0]?.open() as Readable;
+      for await (const c of stream) {
+        void c;
+        break;
+      }
+    }
+    // Closing is a turn of the event loop away: wait for the streams' close, not for a time.
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(fds() - before).toBeLessThan(10);
   });
 
   test('a blob that does not hash to its name is refused, naming the archive', async () => {

@@ -143,6 +143,13 @@ describe('a plain command line is read without yargs, as yargs reads it', () => 
     ['logout', 'r.example'],
     ['system', 'df', '-v'],
     ['system', 'df', '--format', 'json'],
+    // `-` is standard input: a positional like any other, on both readings.
+    ['build', '-'],
+    ['images', '-'],
+    ['rmi', 'a', '-'],
+    ['save', '-', '-o', 'x'],
+    ['import', '-', 'name:1'],
+    ['build', '-f', '-', '.'],
   ];
 
   test.each(plain.map((a) => [a]))('%j: the same as yargs', async (args) => {
@@ -215,6 +222,7 @@ describe('a plain command line is read without yargs, as yargs reads it', () => 
     ['push', 'a', 'b', 'c'],
     ['system'],
     ['system', 'df', '--verbose', 'true'],
+    ['completion', 'fish'],
     ['buidl'],
     [],
   ];
@@ -229,6 +237,12 @@ describe('a plain command line is read without yargs, as yargs reads it', () => 
     // yargs reads a repeated single-value option as a list, which the handler is not given here.
     expect((await yargsReading(['build', '-f', 'a', '--file', 'b']))?.file).toEqual(['a', 'b']);
     expect((await yargsReading(['build', '--push', 'false']))?.push).toBe(false);
+  });
+
+  test('a positional `-` read by yargs is `-` too (yargs alone gives the handler an empty string or the default)', async () => {
+    expect((await yargsReading(['build', '--push=false', '-']))?.context).toBe('-');
+    expect((await yargsReading(['rmi', 'a', '-', '--force=true']))?.images).toEqual(['a', '-']);
+    expect((await yargsReading(['build', '--push=false', '-f', '-', 'ctx']))).toMatchObject({ file: '-', context: 'ctx' });
   });
 
   test('--no-cache-filter VALUE is the option, not the negation of a cache-filter (yargs alone reads that)', async () => {

@@ -4,8 +4,9 @@ import path from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
 import tarStreamPackage from 'tar-stream';
 import { pipeline } from 'node:stream/promises';
-import tar, { encodeHeader, type EntryHeader, type TarHeader } from '../../src/tar/tar.js';
-import { largeIdRecords, ownerOf, XATTR_PREFIX, xattrsOf } from '../../src/tar/pax.js';
+import { Readable } from 'node:stream';
+import tar, { encodeHeader, entryFrom, type EntryHeader, type TarHeader } from '../../src/tar/tar.js';
+import { carriedPax, largeIdRecords, ownerOf, XATTR_PREFIX, xattrsOf } from '../../src/tar/pax.js';
 
 /**
  * Whether tar-stream (gantry's writer before its own; a devDependency now, the reference for
@@ -175,6 +176,14 @@ describe('the pack', () => {
     await expect(reading).rejects.toThrow(/4 bytes written of 10/);
   });
 
+  test('an entry added just before the archive is destroyed is told so', async () => {
+    const pack = tar.pack();
+    pack.on('error', () => undefined);
+    const told = new Promise<Error | null | undefined>((resolve) => pack.entry({ name: 'a', size: 3 }, resolve));
+    pack.destroy(new Error('gone'));
+    expect(await told).toBeInstanceOf(Error);
+  });
+
   test('lays out entries added before the ones before them are done, in the order added', async () => {
     const pack = tar.pack();
     const chunks: Buffer[] = [];
@@ -281,6 +290,17 @@ describe('the extract', () => {
     await expect(readAll(cut(whole))).rejects.toThrow(/unexpected end of tar archive/);
   });
 
+  test('an empty PAX header or GNU long name, wherever the input is cut, reads as nothing (no exception out of a write)', async () => {
+    const file = await viaPack([{ header: { name: 'f', mtime }, body: Buffer.from('x') }]);
+    for (const type of ['pax-header', 'pax-global-header', 'gnu-long-path', 'gnu-long-link-path'] as const) {
+      const bytes = Buffer.concat([encodeHeader({ name: 'L', type, size: 0, mtime }), file]);
+      for (const chunkSize of [1, 512, 1024, 4096]) {
+        const entries = await readAll(bytes, chunkSize);
+        expect(entries.map((e) => e.header.name), `${type} in chunks of ${chunkSize}`).toEqual(['f']);
+      }
+    }
+  });
+
   test('a header with a wrong checksum is an error that says so', async () => {
     const bytes = await viaPack([{ header: { name: 'a', mtime }, body: Buffer.from('a') }]);
     bytes[10] = 0x41;
@@ -296,6 +316,24 @@ describe('the extract', () => {
       break;
     }
     await expect(feeding).rejects.toThrow();
+  });
+});
+
+describe('an entry written again', () => {
+  test('keeps its PAX records but those naming it: its new header names it', async () => {
+    const [read] = await readAll(await viaPack([{ header: { name: 'x', mtime, pax: { path: '/etc/evil', linkpath: '/etc/x', 'SCHILY.xattr.user.a': 'b' } }, body: Buffer.from('x') }]));
+    expect(read?.header.name).toBe('/etc/evil');
+    const again = await new Promise<Buffer>((resolve, reject) => {
+      const pack = tar.pack();
+      const chunks: Buffer[] = [];
+      pack.on('data', (c: Buffer) => chunks.push(c));
+      pack.on('end', () => resolve(Buffer.concat(chunks)));
+      pack.on('error', reject);
+      entryFrom(pack, { ...(read?.header as TarHeader), name: 'etc/evil', pax: carriedPax(read?.header.pax) }, Readable.from([read?.body ?? Buffer.alloc(0)])).then(() => pack.finalize(), reject);
+    });
+    const [written] = await readAll(again);
+    expect(written?.header.name).toBe('etc/evil');
+    expect(written?.header.pax).toMatchObject({ path: 'etc/evil', 'SCHILY.xattr.user.a': 'b' });
   });
 });
 

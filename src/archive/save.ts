@@ -11,7 +11,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { Pack } from '../tar/tar.js';
+import { entryFrom, type Pack } from '../tar/tar.js';
 import { familiarName, parseReference } from '../oci/reference.js';
 import { MediaType } from '../oci/media-types.js';
 import type { Descriptor, Index } from '../oci/types.js';
@@ -71,16 +71,7 @@ function tarTarget(pack: Pack, mtime: Date): LayoutTarget {
   return {
     directory: (name) => new Promise<void>((resolve, reject) => pack.entry(header(name, 0, 'directory'), (err) => (err ? reject(err) : resolve()))),
     buffer: (name, data) => new Promise<void>((resolve, reject) => pack.entry(header(name, data.length), data, (err) => (err ? reject(err) : resolve()))),
-    blob: (name, blob) =>
-      new Promise<void>((resolve, reject) => {
-        const sink = pack.entry(header(name, blob.size), (err) => (err ? reject(err) : resolve()));
-        const source = blob.open();
-        source.on('error', (err) => {
-          sink.destroy(err);
-          reject(err);
-        });
-        source.pipe(sink);
-      }),
+    blob: (name, blob) => entryFrom(pack, header(name, blob.size), blob.open()),
   };
 }
 

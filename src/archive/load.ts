@@ -12,7 +12,7 @@ import { pipeline } from 'node:stream/promises';
 import { GantryError, isSystemError } from '../errors/index.js';
 import type { Manifest } from '../oci/types.js';
 import { storeImage } from '../store/images.js';
-import { storeFailure, type Store } from '../store/store.js';
+import type { Store } from '../store/store.js';
 import { decompress, detectCompression } from '../tar/decompress.js';
 import { ArchiveError, readArchive } from './read.js';
 
@@ -73,15 +73,9 @@ function plainTar(file: string): boolean {
 /** The archive, decompressed (within the extraction budget), into `file`. */
 async function spoolArchive(store: Store, input: Readable, file: string, what: string): Promise<void> {
   const { stream } = await decompress(input, what);
-  const out = createWriteStream(file, { mode: 0o600 });
-  const writing = new Promise<void>((resolve, reject) => {
-    out.once('finish', resolve);
-    out.once('error', reject);
-  });
   try {
-    await pipeline(stream, out);
-  } catch (err) {
-    const failure = await storeFailure(err, writing);
+    await pipeline(stream, createWriteStream(file, { mode: 0o600 }));
+  } catch (failure) {
     if (failure instanceof GantryError) throw failure;
     if (isSystemError(failure) && (failure.syscall === 'write' || failure.code === 'ENOSPC' || failure.code === 'EDQUOT')) throw store.ioError(failure, `writing the archive to the store ${store.root}`);
     throw isSystemError(failure) ? new ArchiveError('ARCHIVE_IO', `${what}: ${failure.message}`, { cause: failure }) : new ArchiveError('ARCHIVE_CORRUPT', `${what}: not a valid tar archive (${(failure as Error).message})`, { cause: failure });

@@ -104,13 +104,7 @@ export function unknownArgumentsMessage(msg: string, args: readonly string[], op
 
 /** The command a command line names: its first word that is not an option (or --root's value). */
 export function commandName(args: readonly string[]): string | undefined {
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i] as string;
-    if (a === '--') return undefined;
-    if (a === '--root') i++;
-    else if (!a.startsWith('-')) return a;
-  }
-  return undefined;
+  return wordsOf(args)[0]?.word;
 }
 
 /**
@@ -119,7 +113,8 @@ export function commandName(args: readonly string[]): string | undefined {
  */
 export async function createParser(args: string[], handlers: Handlers = {}): Promise<Argv<GlobalOptions>> {
   const { default: yargs } = await import('yargs');
-  let y = yargs(forYargs(args, lineCommand(args, handlers)))
+  const shape = lineCommand(args, handlers);
+  let y = yargs(forYargs(args, shape))
     .scriptName('gantry')
     .usage('$0 <command> [options]\n\nA daemonless Dockerfile image builder.')
     .option('root', {
@@ -145,13 +140,12 @@ export async function createParser(args: string[], handlers: Handlers = {}): Pro
     .wrap(Math.min(110, process.stdout.columns || 100))
     .fail((msg, err) => {
       if (err) throw err;
-      const command = commandName(args);
-      const known = COMMAND_FILES.some(([names]) => command !== undefined && names.includes(command));
-      const options = optionNames(lineCommand(args));
+      const known = COMMAND_FILES.some(([names]) => named !== undefined && names.includes(named));
+      const options = optionNames(shape);
       msg = msg.split(DASH).join('-');
       const mine = unknownArgumentsMessage(msg, args, options);
       const said = mine ? mine.split('\n').map((line) => `error: ${line}`).join('\n') : `error: ${msg}`;
-      const help = known ? `gantry ${command} --help` : 'gantry --help';
+      const help = known ? `gantry ${named} --help` : 'gantry --help';
       process.stderr.write(`${said}\nRun ${help} for usage.\n`);
       process.exit(EXIT.usage);
     });

@@ -1,14 +1,14 @@
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { afterEach, describe, expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import { decodePax, encodePax, paxOf, xattrsOf } from '../../src/tar/pax.js';
 import tar from '../../src/tar/tar.js';
 import { applyLayer } from '../../src/rootfs/apply.js';
 import { parseDump, quote, readXattrs, unquote, writeXattrs, xattrToolsPresent } from '../../src/rootfs/xattr.js';
 import { diff, layerTar, snapshot } from '../../src/snapshot/diff.js';
+import { tempDirs } from '../helpers/temp.js';
 import { haveTool } from '../helpers/tools.js';
 
 // Extended attributes: binary PAX records through gantry's tar, and getfattr/setfattr for the
@@ -17,15 +17,7 @@ import { haveTool } from '../helpers/tools.js';
 const ALL_BYTES = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
 const CAP = Buffer.from('0100000280200000000000000000000000000000', 'hex'); // cap_setuid,cap_net_raw+ep (v2)
 
-const dirs: string[] = [];
-afterEach(() => {
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-});
-const tmp = (): string => {
-  const d = mkdtempSync(path.join(tmpdir(), 'gantry-xattr-'));
-  dirs.push(d);
-  return d;
-};
+const tmp = tempDirs('gantry-xattr-');
 
 const getfattr = (p: string): string => execFileSync('getfattr', ['--absolute-names', '-h', '-d', '-m', '-', '-e', 'hex', p], { encoding: 'utf8' });
 const isRoot = process.getuid?.() === 0;

@@ -1,8 +1,7 @@
-import { createWriteStream, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { createWriteStream, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { afterEach, describe, expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import { readArchive } from '../../src/archive/read.js';
 import { saveImages, type SaveFormat } from '../../src/archive/save.js';
 import type { Image, Layer } from '../../src/image/image.js';
@@ -10,16 +9,9 @@ import { digestOf } from '../../src/oci/digest.js';
 import { MediaType } from '../../src/oci/media-types.js';
 import type { Manifest } from '../../src/oci/types.js';
 import tar from '../../src/tar/tar.js';
+import { tempDirs } from '../helpers/temp.js';
 
-const dirs: string[] = [];
-afterEach(() => {
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-});
-const tmp = (): string => {
-  const d = mkdtempSync(path.join(tmpdir(), 'gantry-archive-read-'));
-  dirs.push(d);
-  return d;
-};
+const tmp = tempDirs('gantry-archive-read-');
 
 async function layerTar(files: Record<string, string>): Promise<Buffer> {
   const pack = tar.pack();

@@ -265,7 +265,7 @@ async function runStep(x: PlanExecution, stage: PlannedStage, state: StageState,
       prewarmSandbox({
         ...(options.isolation ? { isolation: options.isolation } : {}),
         ...(options.network ? { network: options.network } : {}),
-        keepProgram: (key) => x.env.store.layout.seccompProgramPath(key),
+        keepProgram: (key) => ({ file: x.env.store.layout.seccompProgramPath(key), temp: x.env.store.tempPath('seccomp') }),
       });
     }
     ws.mountAhead(x.plan, stage.index, x.stateOfImage);

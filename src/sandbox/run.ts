@@ -25,9 +25,9 @@ import { prewarmUserNetwork, runOci, takeUserNetwork } from './oci.js';
 import { compiledSeccomp, findRuntime, maskNull, requireRuntime } from './runtime.js';
 import { readSeccompProfile, translateSeccomp, type SeccompProfile } from './seccomp.js';
 import { DEFAULT_CAPABILITIES, hostsFile, resolvConf, runtimeSpec, type SpecMount } from './spec.js';
-import type { Isolation, RunResult, RunSpec } from './types.js';
+import type { Isolation, ProgramPlace, RunResult, RunSpec } from './types.js';
 
-export type { Isolation, RunResult, RunSpec, SandboxMount } from './types.js';
+export type { Isolation, ProgramPlace, RunResult, RunSpec, SandboxMount } from './types.js';
 
 /** BuildKit's hostname for a RUN, so scripts that read it see the same. */
 export const SANDBOX_HOSTNAME = 'buildkitsandbox';
@@ -78,7 +78,7 @@ export function probeIsolation(): Promise<{ mode: 'oci' | 'chroot'; reason: stri
  * isolation probed and, for the default network, the user-mode network started. Failures are
  * kept for the RUN that needs them.
  */
-export function prewarmSandbox(options: { isolation?: Isolation; network?: 'default' | 'none' | 'host'; keepProgram?: (key: string) => string }): void {
+export function prewarmSandbox(options: { isolation?: Isolation; network?: 'default' | 'none' | 'host'; keepProgram?: (key: string) => ProgramPlace }): void {
   void (async () => {
     const mode = await chooseIsolation(options.isolation);
     if (mode !== 'oci') return;

@@ -26,7 +26,8 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync, statfsSync, statSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import type { ProgramPlace } from './types.js';
+import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { release, tmpdir } from 'node:os';
 import path from 'node:path';
 import { SandboxError } from '../errors/index.js';
@@ -144,20 +145,20 @@ const COMPILE_DEADLINE_MS = 10_000;
  * wrote is read from its state. Undefined where that fails (crun then compiles the filter itself
  * at every start, as before).
  */
-export function compiledSeccomp(runtime: Runtime, filter: SeccompProfile, keep?: (key: string) => string): Promise<string | undefined> {
+export function compiledSeccomp(runtime: Runtime, filter: SeccompProfile, keep?: (key: string) => ProgramPlace): Promise<string | undefined> {
   if (runtime.kind !== 'crun') return Promise.resolve(undefined);
   let done = compiled.get(filter);
   if (!done) {
-    const file = keep ? keep(programKey(runtime, JSON.stringify(filter))) : undefined;
+    const place = keep ? keep(programKey(runtime, JSON.stringify(filter))) : undefined;
     done = (async () => {
-      const kept = file ? await readKept(file) : undefined;
+      const kept = place ? await readKept(place.file) : undefined;
       if (kept) {
         trace?.('sandbox: seccomp filter kept from an earlier build');
         return kept;
       }
       const bpf = await compileSeccomp(runtime, filter);
       trace?.(`sandbox: seccomp filter precompiled (${Buffer.from(bpf, 'base64').length / 8} instructions)`);
-      if (file) await writeKept(file, bpf);
+      if (place) await writeKept(place, bpf);
       return bpf;
     })().catch((err: Error) => {
       trace?.(`sandbox: seccomp not precompiled: ${err.message}`);
@@ -196,10 +197,20 @@ async function readKept(file: string): Promise<string | undefined> {
   }
 }
 
-/** Keep a program for the next builds; a failure costs them a compile, nothing more. */
-async function writeKept(file: string, program: string): Promise<void> {
+/**
+ * Keep a program for the next builds; a failure costs them a compile, nothing more. Written to
+ * a temp file and renamed into place: a process that ends mid-write (a build that failed while
+ * this ran in the background) leaves no half file in the cache.
+ */
+async function writeKept(place: ProgramPlace, program: string): Promise<void> {
   const sha256 = createHash('sha256').update(Buffer.from(program, 'base64')).digest('hex');
-  await writeFile(file, JSON.stringify({ sha256, program }), { mode: 0o600 }).catch((err: Error) => trace?.(`sandbox: seccomp filter not kept: ${err.message}`));
+  try {
+    await writeFile(place.temp, JSON.stringify({ sha256, program }), { mode: 0o600, flag: 'wx' });
+    await rename(place.temp, place.file);
+  } catch (err) {
+    await rm(place.temp, { force: true });
+    trace?.(`sandbox: seccomp filter not kept: ${(err as Error).message}`);
+  }
 }
 
 async function compileSeccomp(runtime: Runtime, filter: SeccompProfile): Promise<string> {

@@ -30,7 +30,7 @@ export interface RunSpec {
   /** A seccomp profile file in Docker's format, or 'unconfined' for none; default: Debian's (seccomp.ts). */
   seccomp?: string;
   /** Where a compiled seccomp program is kept for later builds, by its key (the store's cache). */
-  keepProgram?: (key: string) => string;
+  keepProgram?: (key: string) => ProgramPlace;
   /** The RUN's host name (and its /etc/hosts line); default buildkitsandbox, as BuildKit's. */
   hostname?: string;
   /** Extra /etc/hosts entries (`--add-host`). */
@@ -62,3 +62,9 @@ export interface Ulimit {
 
 /** The limits `--ulimit` takes (setrlimit(2)'s, as docker names them). */
 export const ULIMIT_NAMES = ['as', 'core', 'cpu', 'data', 'fsize', 'locks', 'memlock', 'msgqueue', 'nice', 'nofile', 'nproc', 'rss', 'rtprio', 'rttime', 'sigpending', 'stack'] as const;
+
+/** Where a compiled seccomp program is kept (`file`), and the temp file it is written to first. */
+export interface ProgramPlace {
+  file: string;
+  temp: string;
+}

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { OptionError } from '../../errors/index.js';
 import type { BuildPlan } from '../../plan/planner.js';
 import { resolveInRoot } from '../../rootfs/resolve.js';
-import { chooseIsolation, probeIsolation, runInSandbox, type SandboxMount } from '../../sandbox/run.js';
+import { chooseIsolation, probeIsolation, runInSandbox, type ProgramPlace, type SandboxMount } from '../../sandbox/run.js';
 import { forwardAgent } from '../../sandbox/ssh-agent.js';
 import { holdCacheMount } from '../cache-mount.js';
 import { checksumSources, resolveSources, type IgnoreFilter } from '../context.js';
@@ -42,7 +42,7 @@ export function runStepOf(step: RunStep, ctx: StepEnv): FsStep {
       // The run's work directory is a temp entry of the store, so a killed build's is cleaned by the next command.
       const prepared = await prepareMounts(ctx, step);
       try {
-        await runStep(step, rootfs, ctx.options, ctx.emit, prepared, ctx.store.tempPath('run'), (key) => ctx.store.layout.seccompProgramPath(key));
+        await runStep(step, rootfs, ctx.options, ctx.emit, prepared, ctx.store.tempPath('run'), (key) => ({ file: ctx.store.layout.seccompProgramPath(key), temp: ctx.store.tempPath('seccomp') }));
       } finally {
         for (const done of prepared.cleanup) await done();
       }
@@ -212,7 +212,7 @@ async function runStep(
   emit: (e: ProgressEvent) => void,
   extra: { mounts: SandboxMount[]; env: string[] },
   workDir: string,
-  keepProgram: (key: string) => string,
+  keepProgram: (key: string) => ProgramPlace,
 ): Promise<void> {
   const { argv, pipes } = runCommand(step);
   if (argv.length === 0) throw new BuildError('BUILD_RUN', `${stepWhere(step)}: nothing to run`);

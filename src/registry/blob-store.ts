@@ -7,11 +7,8 @@ import type { Descriptor } from '../oci/types.js';
  */
 export interface BlobStore {
   hasBlob(digest: string): Promise<boolean>;
-  /** A fresh temp path on the store's file system. */
-  tempPath(prefix?: string): string;
   lease(digest: string): Promise<void>;
   writeBlob(data: Buffer | Readable | AsyncIterable<Buffer>, expected?: { digest?: string; size?: number }): Promise<{ digest: string; size: number }>;
-  readJSON<T>(digest: string): Promise<T>;
   openBlob(digest: string, size?: number): Readable;
   tag(name: string, descriptor: Descriptor): Promise<void>;
   addUntagged(descriptor: Descriptor): Promise<void>;

@@ -30,7 +30,7 @@ export type CrashPoint =
   | 'commit'
   /** A RUN command was started in the sandbox. */
   | 'run-started'
-  /** A chunk of a pulled blob went to its download file. */
+  /** A chunk of a pulled layer was passed on to the store's temp file. */
   | 'pull-chunk'
   /** A chunk of a pushed blob was read for the upload. */
   | 'push-chunk'

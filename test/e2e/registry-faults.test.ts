@@ -1,10 +1,14 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createWriteStream, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { request as httpRequest, type IncomingMessage, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { readArchive } from '../../src/archive/read.js';
+import { saveImages } from '../../src/archive/save.js';
 import { RegistryClient } from '../../src/registry/client.js';
+import { remoteImage } from '../../src/registry/image.js';
+import { pushImage } from '../../src/registry/push.js';
 import { pullImage } from '../../src/registry/pull.js';
 import { Store } from '../../src/store/store.js';
 import { projectRoot } from '../helpers/conformance.js';
@@ -47,7 +51,7 @@ afterAll(async () => {
 });
 
 /** A proxy to the real registry that misbehaves once on the layer blob. */
-async function faultyProxy(fault: '500' | '429' | 'drop'): Promise<{ host: string; faults: () => number; ranges: string[] }> {
+async function faultyProxy(fault: '500' | '429' | 'drop' | 'drop, then no ranges'): Promise<{ host: string; faults: () => number; ranges: string[] }> {
   let faults = 0;
   const ranges: string[] = [];
   const host = await listen((req, res) => {
@@ -59,9 +63,12 @@ async function faultyProxy(fault: '500' | '429' | 'drop'): Promise<{ host: strin
       else res.writeHead(500).end('boom');
       return;
     }
-    const up = httpRequest({ host: '127.0.0.1', port: Number(reg.host.split(':')[1]), path: req.url, method: req.method, headers: req.headers }, (r) => {
+    // A registry that ignores Range: the whole blob again.
+    const { range: _range, ...whole } = req.headers;
+    const headers = fault === 'drop, then no ranges' ? whole : req.headers;
+    const up = httpRequest({ host: '127.0.0.1', port: Number(reg.host.split(':')[1]), path: req.url, method: req.method, headers }, (r) => {
       res.writeHead(r.statusCode ?? 502, r.headers);
-      if (isLayer && faults === 0 && fault === 'drop') {
+      if (isLayer && faults === 0 && fault.startsWith('drop')) {
         faults++;
         let sent = 0;
         r.on('data', (chunk: Buffer) => {
@@ -218,4 +225,77 @@ describe('pushing a layer built here (compressed on the way)', () => {
     expect(again.exitCode, again.stderr).toBe(0);
     expect(again.stdout).not.toMatch(/uploaded/); // all there already
   }, 60_000);
+});
+
+/** A proxy to the real registry that flips a byte of every layer blob it passes on. */
+async function corruptingProxy(): Promise<string> {
+  return listen((req, res) => {
+    const isLayer = req.method === 'GET' && req.url?.endsWith(`/blobs/${layer}`);
+    const up = httpRequest({ host: '127.0.0.1', port: Number(reg.host.split(':')[1]), path: req.url, method: req.method, headers: req.headers }, (r) => {
+      res.writeHead(r.statusCode ?? 502, r.headers);
+      let first = true;
+      r.on('data', (chunk: Buffer) => {
+        if (isLayer && first) chunk.writeUInt8(chunk.readUInt8(chunk.length - 1) ^ 0xff, chunk.length - 1);
+        first = false;
+        res.write(chunk);
+      });
+      r.on('end', () => res.end());
+    });
+    req.pipe(up);
+  });
+}
+
+describe('an image read from a registry, with no store', () => {
+  test('goes to an archive and to another repository byte for byte; no store is opened', async () => {
+    const client = new RegistryClient(reg.host);
+    try {
+      const image = await remoteImage(client, `${reg.host}/f/base:1`);
+      expect(image.digest).toBe(digest);
+      expect(image.resolvedDigest).toBe(digest);
+      expect(image.layers.map((l) => l.digest)).toEqual([layer]);
+      const file = path.join(mkdtempSync(path.join(work, 'remote-')), 'oci.tar');
+      await saveImages([{ image, names: ['base:1'] }], createWriteStream(file), 'oci');
+      const [saved] = await readArchive(file);
+      expect(saved?.image.digest).toBe(digest);
+      expect(saved?.image.rawConfig.equals(image.rawConfig)).toBe(true);
+      const chunks: Buffer[] = [];
+      for await (const c of saved?.image.layers[0]?.open() ?? []) chunks.push(c as Buffer);
+      expect(Buffer.concat(chunks).equals(readFileSync(path.join(root, 'blobs', 'sha256', layer.slice(7))))).toBe(true);
+      const pushed = await pushImage(client, image, `${reg.host}/copy/base:1`);
+      expect(pushed.digest).toBe(digest);
+      expect((await remoteImage(client, `${reg.host}/copy/base:1`)).digest).toBe(digest);
+    } finally {
+      await client.close();
+    }
+  });
+
+  test('a layer that is not what its digest says fails the sink, naming the digest and the URL', async () => {
+    const host = await corruptingProxy();
+    const client = new RegistryClient(host);
+    try {
+      const image = await remoteImage(client, `${host}/f/base:1`);
+      const file = path.join(mkdtempSync(path.join(work, 'remote-')), 'oci.tar');
+      const error = await saveImages([{ image, names: ['base:1'] }], createWriteStream(file), 'oci').then(() => undefined, (e: unknown) => e as Error & { code?: string });
+      expect(error?.code).toBe('REGISTRY_DIGEST_MISMATCH');
+      expect(error?.message).toContain(layer);
+      expect(error?.message).toContain(`${host}/v2/f/base/blobs/`);
+    } finally {
+      await client.close();
+    }
+  });
+
+  test.each(['drop', 'drop, then no ranges'] as const)('a connection dropped mid-layer is resumed where it stopped (Range), and the bytes are whole: %s', async (fault) => {
+    const proxy = await faultyProxy(fault);
+    const client = new RegistryClient(proxy.host, { backoffMs: 20 });
+    try {
+      const image = await remoteImage(client, `${proxy.host}/f/base:1`);
+      const chunks: Buffer[] = [];
+      for await (const c of image.layers[0]?.open() ?? []) chunks.push(c as Buffer);
+      expect(proxy.faults()).toBe(1);
+      expect(proxy.ranges).toEqual([expect.stringMatching(/^bytes=[1-9]\d*-$/)]);
+      expect(Buffer.concat(chunks).equals(readFileSync(path.join(root, 'blobs', 'sha256', layer.slice(7))))).toBe(true);
+    } finally {
+      await client.close();
+    }
+  });
 });

@@ -5,7 +5,8 @@
  * a body, and constructors, are left as they are), runs `gantry build --push` of a small FROM
  * scratch image to a docker-registry on a loopback port from that copy, and reads the files
  * entered, in order. It prints how many source files the command enters, and how many times it
- * enters a file it had left before: each is a jump a reader makes back to a file already read.
+ * enters a file it had left before: each is a jump a reader makes back to a file already read;
+ * and the same by directory (src/'s top-level directories).
  *
  *   npm run walk -- [--runs N]
  *
@@ -88,7 +89,7 @@ async function main(): Promise<void> {
     mkdirSync(context);
     writeFileSync(path.join(context, 'hello.txt'), 'hello\n');
     writeFileSync(path.join(context, 'Dockerfile'), 'FROM scratch\nCOPY hello.txt /hello.txt\nENV A=1\nCMD ["/hello"]\n');
-    const results: { files: number; returns: number }[] = [];
+    const results: { files: number; returns: number; dirs: number; dirReturns: number }[] = [];
     for (let i = 0; i < runs; i++) {
       const walkFile = path.join(work, `walk-${i}.json`);
       const entry = [
@@ -106,11 +107,17 @@ async function main(): Promise<void> {
       );
       const walk = JSON.parse(readFileSync(walkFile, 'utf8')) as string[];
       const r = measure(walk);
-      results.push(r);
+      // The same walk by top-level directory of src/ (index.ts and its neighbours are '.').
+      const byDir = measure(walk.map((f) => (f.includes('/') ? (f.split('/')[0] as string) : '.')).filter((d, j, all) => j === 0 || all[j - 1] !== d));
+      results.push({ ...r, dirs: byDir.files, dirReturns: byDir.returns });
       if (process.env.WALK_SEQUENCE) writeFileSync(process.env.WALK_SEQUENCE, walk.join('\n') + '\n');
       if (process.env.WALK_DETAIL) console.log([...r.byFile].sort((a, b) => b[1] - a[1]).slice(0, 20).map(([f, n]) => `${n} ${f}`).join('\n'));
     }
-    console.log(`gantry build --push, traced (${runs} runs): files entered ${results.map((r) => r.files).join(', ')}; entries into a file left before ${results.map((r) => r.returns).join(', ')}`);
+    const each = (key: keyof (typeof results)[number]): string => results.map((r) => r[key]).join(', ');
+    console.log(
+      `gantry build --push, traced (${runs} runs): files entered ${each('files')}; entries into a file left before ${each('returns')}; ` +
+        `directories entered ${each('dirs')}; entries into a directory left before ${each('dirReturns')}`,
+    );
   } finally {
     await registry.stop();
     rmSync(out, { recursive: true, force: true });

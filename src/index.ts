@@ -51,8 +51,8 @@ export { warningsOf } from './dockerfile/lint.js';
 export { expand, expandWord, expandWords, envFromMap } from './dockerfile/shell.js';
 export { parsePlatform, formatPlatform, hostPlatform, type Platform } from './oci/platform.js';
 
-export { resolveRoot } from './store/root.js';
-import { resolveRoot as resolveRootDefault } from './store/root.js';
+export { resolveRoot } from './store/layout.js';
+import { resolveRoot as resolveRootDefault } from './store/layout.js';
 
 export const version: string = '0.1.0';
 
@@ -191,7 +191,7 @@ import { execute, type BuildSettings, type ExecuteResult as BuildExecResult } fr
 import { withStore } from './store/store.js';
 import { resolveNamedContexts } from './builder/named-contexts.js';
 import { resolvePlan } from './builder/resolve.js';
-import { trace } from './support/trace.js';
+import { trace } from './support/process.js';
 import type { RegistryAccess as Access } from './builder/registry.js';
 export type { Isolation } from './sandbox/run.js';
 export { ULIMIT_NAMES, type Ulimit } from './sandbox/types.js';

@@ -17,7 +17,7 @@ import { digestOf, VerifyStream } from '../oci/digest.js';
 import { INDEX_TYPES, MANIFEST_TYPES, MediaType } from '../oci/media-types.js';
 import { formatReference, normalizeReference } from '../oci/reference.js';
 import { REF_NAME_ANNOTATION, type ImageConfig, type Index, type Manifest } from '../oci/types.js';
-import { zlib } from '../support/lazy.js';
+import { zlib } from '../support/process.js';
 import tar from '../tar/tar.js';
 import { sanitizeMemberName } from './sanitize.js';
 

@@ -9,7 +9,7 @@ import { pipeline } from 'node:stream/promises';
 import tar, { entryFrom } from '../tar/tar.js';
 import { carriedPax } from '../tar/pax.js';
 import { GantryError, isSystemError } from '../errors/index.js';
-import { zlib } from '../support/lazy.js';
+import { zlib } from '../support/process.js';
 import { VerifyStream } from '../oci/digest.js';
 import { MediaType } from '../oci/media-types.js';
 import type { ContainerConfig, Descriptor, ImageConfig } from '../oci/types.js';

@@ -6,7 +6,7 @@
  * mistyped.
  */
 import { GantryError, RegistryError } from '../errors/index.js';
-import { trace } from '../support/trace.js';
+import { trace } from '../support/process.js';
 import type { Image } from '../image/image.js';
 import { INDEX_TYPES } from '../oci/media-types.js';
 import { parsePlatform, type Platform } from '../oci/platform.js';

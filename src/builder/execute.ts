@@ -7,8 +7,7 @@
  * is made apart from its execution, which runs only on a miss, on the rootfs the workspace
  * (workspace.ts) mounts for it.
  */
-import { crashPoint } from '../support/crash.js';
-import { trace } from '../support/trace.js';
+import { crashPoint, trace } from '../support/process.js';
 import type { Image } from '../image/image.js';
 import { formatReference, normalizeReference } from '../oci/reference.js';
 import type { HistoryEntry, ImageConfig } from '../oci/types.js';
@@ -18,16 +17,14 @@ import { prewarmSandbox } from '../sandbox/run.js';
 import { LayerCache, type CacheEntry } from '../store/cache.js';
 import { loadImage, writeImage } from '../store/images.js';
 import type { Store } from '../store/store.js';
-import { configAfterStep } from './config.js';
 import { withContainerConfig, withHistory, withLabels } from '../image/mutate.js';
 import { loadIgnore } from './context.js';
 import { atStep, BuildError } from './errors.js';
-import { createdBy, HISTORY_COMMENT } from './history.js';
-import { stepKey } from './keys.js';
+import { configAfterStep, createdBy, HISTORY_COMMENT } from './config.js';
 import { doStep } from './layer.js';
 import type { NamedContexts, NamedDir } from './named-contexts.js';
 import type { Resolved } from './resolve.js';
-import { imageKey, imageState, keptLayer, startStage, type LayerRef, type StageState } from './state.js';
+import { imageKey, imageState, keptLayer, startStage, stepKey, type LayerRef, type StageState } from './state.js';
 import { StatCache } from './statcache.js';
 import { copyStepOf } from './steps/copy.js';
 import { checkEntitlements, noticeIsolation, runStepOf } from './steps/run.js';

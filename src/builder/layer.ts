@@ -7,7 +7,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
-import { trace } from '../support/trace.js';
+import { trace } from '../support/process.js';
 import { MediaType } from '../oci/media-types.js';
 import type { Step } from '../plan/planner.js';
 import { readXattrs, readXattrsTree } from '../rootfs/xattr.js';

@@ -6,7 +6,7 @@
  * say (their SHELL, ENV, WORKDIR), so check=error=true fails only on what the full plan warns of.
  */
 import { type SourceLocation } from '../errors/index.js';
-import { trace } from '../support/trace.js';
+import { trace } from '../support/process.js';
 import type { Image } from '../image/image.js';
 import { formatPlatform, parsePlatform } from '../oci/platform.js';
 import type { DockerfileModel } from '../dockerfile/stages.js';

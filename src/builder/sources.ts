@@ -10,7 +10,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { GantryError } from '../errors/index.js';
-import { execFileAsync } from '../support/lazy.js';
+import { execFileAsync } from '../support/process.js';
 import { resolveInRoot } from '../rootfs/resolve.js';
 import { detectCompression } from '../tar/decompress.js';
 import { Deadline, unsafeDestination } from '../registry/client.js';

@@ -14,7 +14,7 @@ import { lstat, mkdir, rename, rm } from 'node:fs/promises';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { trace } from '../support/trace.js';
+import { trace } from '../support/process.js';
 import { layerCompression } from '../oci/media-types.js';
 import type { BuildPlan } from '../plan/planner.js';
 import { applyLayer } from '../rootfs/apply.js';
@@ -23,18 +23,18 @@ import { mountOverlay, overlayWanted, unmount, unmountUnder } from '../rootfs/ov
 import { killRootedIn } from '../rootfs/processes.js';
 import { indexChange, lowerIndex, snapshot, type Snapshot } from '../snapshot/diff.js';
 import { loadSnapshot, saveSnapshot } from '../snapshot/persist.js';
-import { collectBuildCache } from '../store/budget.js';
+import { collectBuildCache } from '../store/cache.js';
 import { SNAPSHOT_DEPTH, Snapshots, storeBudget, type View } from '../store/snapshots.js';
 import type { Store } from '../store/store.js';
 import { collectTrash, discard } from '../store/trash.js';
-import { setTreeReleaser } from '../store/trees.js';
+import { setTreeReleaser } from '../store/trash.js';
 import { layerTar } from '../tar/decompress.js';
 import { BuildError } from './errors.js';
 import { baseOf, chainOf, type LayerRef, type StageState } from './state.js';
 import { settings } from '../support/settings.js';
 
 /**
- * How the store makes a build's tree safe to remove (store/trees.ts): the processes a chroot RUN
+ * How the store makes a build's tree safe to remove (store/trash.ts): the processes a chroot RUN
  * left rooted in it killed (they have no namespace that died with their gantry), then every
  * mount below it detached.
  */

@@ -7,7 +7,7 @@ import { mkdir, readFile, rename, writeFile, chmod } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { GantryError } from '../errors/index.js';
-import { childProcess } from '../support/lazy.js';
+import { childProcess } from '../support/process.js';
 import type { Credentials } from './client.js';
 
 export interface DockerConfig {

@@ -5,7 +5,7 @@
  * again as the store takes it: nothing unverified is stored.
  */
 import type { Readable } from 'node:stream';
-import { crashPoint } from '../support/crash.js';
+import { crashPoint } from '../support/process.js';
 import { formatReference, normalizeReference } from '../oci/reference.js';
 import type { Descriptor } from '../oci/types.js';
 import type { BlobStore as Store } from './blob-store.js';

@@ -6,8 +6,7 @@
  */
 import type { Readable } from 'node:stream';
 import { RegistryError } from '../errors/index.js';
-import { crashPerChunk, crashPoint } from '../support/crash.js';
-import { trace } from '../support/trace.js';
+import { crashPerChunk, crashPoint, trace } from '../support/process.js';
 import { blobsOf, type BlobSource, type Image } from '../image/image.js';
 import { formatReference, normalizeReference, type Reference } from '../oci/reference.js';
 import type { RegistryClient } from './client.js';

@@ -5,7 +5,6 @@
  * marker hides the lower contents of its directory whatever its position in the layer
  * (OCI image-spec layer.md).
  */
-import { inUserNamespace } from './userns.js';
 import { chmodSync, chownSync, createWriteStream, lchownSync, lstatSync, lutimesSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { chmod, lstat, link, lutimes, mkdir, readdir, rm, chown } from 'node:fs/promises';
 import path from 'node:path';
@@ -15,8 +14,7 @@ import tar from '../tar/tar.js';
 import { ownerOf, xattrsOf } from '../tar/pax.js';
 import { ExtractBudget } from '../tar/limit.js';
 import { GantryError } from '../errors/index.js';
-import { crashPoint } from '../support/crash.js';
-import { execFileAsync } from '../support/lazy.js';
+import { crashPoint, execFileAsync } from '../support/process.js';
 import { components, resolveInRoot, RootfsError } from './resolve.js';
 import { writeXattrs } from './xattr.js';
 import { settings } from '../support/settings.js';
@@ -267,7 +265,7 @@ async function makeNode(host: string, type: string, mode: number, major: number,
   // In a user namespace (a rootless build) no device node can be made: it is left out of the
   // tree, as buildah and podman do rootless. The layer that holds it is kept as it is; a RUN
   // never sees it (its /dev is the runtime's), and the next layers do not record its absence.
-  if (inUserNamespace()) return false;
+  if (settings.inUserNamespace) return false;
   try {
     await execFileAsync('/bin/mknod', ['-m', (mode & 0o777).toString(8), host, type === 'block-device' ? 'b' : 'c', String(major), String(minor)]);
   } catch (err) {

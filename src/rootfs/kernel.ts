@@ -17,7 +17,7 @@
 import { existsSync } from 'node:fs';
 import type { ChildProcessByStdio } from 'node:child_process';
 import type { Readable, Writable } from 'node:stream';
-import { childProcess } from '../support/lazy.js';
+import { childProcess } from '../support/process.js';
 import { settings } from '../support/settings.js';
 
 /** The call numbers of mount, umount2 and lgetxattr, per Node's name for the architecture. */

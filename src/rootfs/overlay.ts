@@ -17,8 +17,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { isKernelRefusal, kernel, MNT_DETACH } from './kernel.js';
-import { inUserNamespace } from './userns.js';
-import { execFileAsync } from '../support/lazy.js';
+import { execFileAsync } from '../support/process.js';
 import { settings } from '../support/settings.js';
 
 const MOUNT = ['/usr/bin/mount', '/bin/mount'];
@@ -32,7 +31,7 @@ let wanted: boolean | undefined;
 export function overlayWanted(): boolean {
   // Not in a user namespace: an overlay mounted there has no redirect_dir, and a RUN's directory
   // renames fail with EXDEV (dpkg's do): rootless builds use plain trees.
-  wanted ??= settings.overlay && process.getuid?.() === 0 && !inUserNamespace();
+  wanted ??= settings.overlay && process.getuid?.() === 0 && !settings.inUserNamespace;
   return wanted && usable !== false;
 }
 

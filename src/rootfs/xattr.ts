@@ -11,7 +11,7 @@
  */
 import { existsSync } from 'node:fs';
 import pLimit from 'p-limit';
-import { childProcess } from '../support/lazy.js';
+import { childProcess } from '../support/process.js';
 import { kernel } from './kernel.js';
 
 const tool = (name: string): string | undefined => [`/usr/bin/${name}`, `/bin/${name}`].find((p) => existsSync(p));

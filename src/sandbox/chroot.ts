@@ -15,7 +15,7 @@ import { existsSync } from 'node:fs';
 import { copyFile, lstat, rm, utimes } from 'node:fs/promises';
 import path from 'node:path';
 import { SandboxError } from '../errors/index.js';
-import { childProcess } from '../support/lazy.js';
+import { childProcess } from '../support/process.js';
 import { launch } from './launch.js';
 import { killRootedIn } from '../rootfs/processes.js';
 import { ensureSystemDirs, makeWorkdir, prepareEtcPoints, writePipes } from './prepare.js';

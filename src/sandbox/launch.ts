@@ -6,8 +6,7 @@
  */
 import { existsSync } from 'node:fs';
 import { SandboxError } from '../errors/index.js';
-import { crashPoint } from '../support/crash.js';
-import { childProcess } from '../support/lazy.js';
+import { crashPoint, childProcess } from '../support/process.js';
 import { inheritedFds } from './fds.js';
 import { killTree } from './kill.js';
 

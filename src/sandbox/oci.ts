@@ -20,7 +20,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { SandboxError } from '../errors/index.js';
-import { childProcess } from '../support/lazy.js';
+import { childProcess } from '../support/process.js';
 import { makeCgroups, removeCgroups, sweepStaleCgroups, type DeviceRule } from './cgroups.js';
 import { launch } from './launch.js';
 import { maskDir, runtimeCommand, type Runtime } from './runtime.js';

@@ -17,8 +17,7 @@ import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { SandboxError } from '../errors/index.js';
-import { childProcess } from '../support/lazy.js';
-import { trace } from '../support/trace.js';
+import { childProcess, trace } from '../support/process.js';
 import { runChroot } from './chroot.js';
 import { ensureSystemDirs, makeWorkdir, prepareEtcPoints, prepareTarget, removeStubs, writePipes } from './prepare.js';
 import { prewarmUserNetwork, runOci, takeUserNetwork } from './oci.js';

@@ -31,9 +31,7 @@ import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promise
 import { release, tmpdir } from 'node:os';
 import path from 'node:path';
 import { SandboxError } from '../errors/index.js';
-import { execFileAsync } from '../support/lazy.js';
-import { trace } from '../support/trace.js';
-import { inUserNamespace } from '../rootfs/userns.js';
+import { execFileAsync, trace } from '../support/process.js';
 import type { SeccompProfile } from './seccomp.js';
 import { specJson } from './spec.js';
 import { settings } from '../support/settings.js';
@@ -71,7 +69,7 @@ export function findRuntime(): Runtime | undefined {
   const runc = wanted ? (wantedKind === 'runc' ? wanted : undefined) : RUNC.find((p) => existsSync(p));
   const v2Only = cgroupV2Only();
   const coverUnified = !v2Only && existsSync('/sys/fs/cgroup/unified/cgroup.controllers');
-  if (crun && inUserNamespace()) chosen = { path: crun, kind: 'crun', launcher: { cgroups: false, coverUnified } };
+  if (crun && settings.inUserNamespace) chosen = { path: crun, kind: 'crun', launcher: { cgroups: false, coverUnified } };
   else if (crun && !v2Only && existsSync('/sys/fs/cgroup/devices')) chosen = { path: crun, kind: 'crun', launcher: { cgroups: true, coverUnified } };
   else if (runc) chosen = { path: runc, kind: 'runc' };
   else if (crun) chosen = { path: crun, kind: 'crun' };

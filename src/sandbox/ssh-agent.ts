@@ -11,7 +11,7 @@ import { chmod, chown } from 'node:fs/promises';
 import path from 'node:path';
 import { connect, createServer, type Socket } from 'node:net';
 import { SandboxError } from '../errors/index.js';
-import { childProcess } from '../support/lazy.js';
+import { childProcess } from '../support/process.js';
 
 export interface AgentForward {
   /** The forwarding socket's path on the host (bind-mount it at the mount's target). */

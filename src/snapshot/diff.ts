@@ -9,7 +9,7 @@
  */
 import { closeSync, lstatSync, openSync, readdirSync, readlinkSync } from 'node:fs';
 import type { Readable } from 'node:stream';
-import { crashPoint } from '../support/crash.js';
+import { crashPoint } from '../support/process.js';
 import { paxOf } from '../tar/pax.js';
 import type { EntryHeader } from '../tar/tar.js';
 import { tarStream, type TarWriter } from '../tar/writer.js';

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { StoreError } from '../errors/index.js';
-import { crashPerChunk, crashPoint } from '../support/crash.js';
+import { crashPerChunk, crashPoint } from '../support/process.js';
 import { digestOf, parseDigest, VerifyStream, DigestMismatchError, SizeMismatchError } from '../oci/digest.js';
 import { ChunkWriter } from '../tar/writer.js';
 import { exists, touch, WorkArea } from './work.js';

@@ -16,7 +16,7 @@ import { PassThrough, Transform, type Readable } from 'node:stream';
 import pLimit from 'p-limit';
 import { existsSync } from 'node:fs';
 import { GantryError } from '../errors/index.js';
-import { childProcess, zlib } from '../support/lazy.js';
+import { childProcess, zlib } from '../support/process.js';
 import { decompress } from '../tar/decompress.js';
 import type { Image, Layer } from '../image/image.js';
 import { layerCompression, MediaType, type Compression } from '../oci/media-types.js';

@@ -1,6 +1,6 @@
 /**
- * The store's layout, in one place: every path under a store's root is named here, and the kinds
- * of file that share cache/ are told apart here (the files in blobs/ are named by the blob store,
+ * The store's layout, in one place: where a store's root is (resolveRoot), every path under it
+ * is named here, and the kinds of file that share cache/ are told apart here (the files in blobs/ are named by the blob store,
  * blobs.ts, as the OCI image layout names them). The store (store.ts, blobs.ts, work.ts) and the
  * modules that keep files in it (the layer cache, layer sizes, the context stat cache, snapshots,
  * the compiled seccomp program) ask for their paths; fsck, prune and usage ask what a file is.
@@ -16,6 +16,7 @@
  *   <root>/trash/              build trees set aside, removed in bulk (0700)
  *   <root>/cache/              the build's small files, by kind (cacheFileKind)
  */
+import os from 'node:os';
 import path from 'node:path';
 import { StoreError } from '../errors/index.js';
 
@@ -107,4 +108,17 @@ export class Layout {
   chainSnapshotPath(chain: string): string {
     return this.cachePath('chain-snapshot', chain);
   }
+}
+
+// --- where a store is --------------------------------------------------------------------------
+
+/**
+ * Where the store lives: `--root`, else `$GANTRY_ROOT`, else `$XDG_DATA_HOME/gantry`,
+ * else `~/.local/share/gantry` (the XDG default for XDG_DATA_HOME).
+ */
+export function resolveRoot(explicit?: string, env: NodeJS.ProcessEnv = process.env): string {
+  if (explicit) return path.resolve(explicit);
+  if (env.GANTRY_ROOT) return path.resolve(env.GANTRY_ROOT);
+  const data = env.XDG_DATA_HOME || path.join(env.HOME || os.homedir(), '.local', 'share');
+  return path.resolve(data, 'gantry');
 }

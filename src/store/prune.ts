@@ -13,7 +13,7 @@ import { LayerCache } from './cache.js';
 import { isSizeRecord, sizeRecordDiffId } from './sizes.js';
 import { collectTrash, type TrashReport } from './trash.js';
 import { Snapshots } from './snapshots.js';
-import { imageBlobs } from './budget.js';
+import { imageBlobs } from './cache.js';
 
 export interface PruneOptions {
   /** Remove every untagged image, not only dangling ones, and the build cache. */

@@ -28,7 +28,7 @@ import { createHash } from 'node:crypto';
 import { lstatSync, readdirSync, readFileSync, statfsSync, utimesSync } from 'node:fs';
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { crashPoint } from '../support/crash.js';
+import { crashPoint } from '../support/process.js';
 import { loadIndexFile, loadSnapshot, saveSnapshot } from '../snapshot/persist.js';
 import type { Snapshot } from '../snapshot/diff.js';
 import type { Store } from './store.js';

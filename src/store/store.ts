@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import { linkSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { StoreError } from '../errors/index.js';
-import { crashPoint } from '../support/crash.js';
+import { crashPoint } from '../support/process.js';
 import { MediaType } from '../oci/media-types.js';
 import { REF_NAME_ANNOTATION, type Descriptor, type Index } from '../oci/types.js';
 import { Blobs } from './blobs.js';

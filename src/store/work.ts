@@ -14,10 +14,9 @@ import { hostname } from 'node:os';
 import { chmod, mkdir, open, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { GantryError, isSystemError, StoreError } from '../errors/index.js';
-import { crashPoint } from '../support/crash.js';
-import { execFileAsync } from '../support/lazy.js';
+import { crashPoint, execFileAsync } from '../support/process.js';
 import { Layout, PRIVATE_DIRS } from './layout.js';
-import { removeTree, treeReleaser } from './trees.js';
+import { removeTree, treeReleaser } from './trash.js';
 
 export class WorkArea {
   private leaseFile: string | undefined;
@@ -161,7 +160,7 @@ export class WorkArea {
       const owner = tempOwner(name);
       if (owner && !owner.alive) {
         // A killed build's overlay may still be mounted there, a chroot RUN's processes still
-        // running in it: released first (store/trees.ts), or left for a command that can.
+        // running in it: released first (store/trash.ts), or left for a command that can.
         if (owner.kind === 'rootfs' || owner.kind === 'run') {
           const release = treeReleaser();
           if (!release) continue;

@@ -1,5 +1,6 @@
 /**
- * gantry's settings from its environment, in one place. gantry's own variables are read once
+ * gantry's settings from its environment, in one place (with the one fact of its process that
+ * many modules ask: whether it runs in a user namespace). gantry's own variables are read once
  * per process, when this module loads, into one Settings (the caller's PATH and the variables a secret
  * names are read when used); a module asks for the setting it needs and never
  * reads `process.env` itself, so docs/cli.md's list of variables is this file. A value is
@@ -8,6 +9,7 @@
  *
  * Tests that change a variable in-process call `resetSettings()` (or give one explicitly).
  */
+import { readFileSync } from 'node:fs';
 import { GantryError, OptionError } from '../errors/index.js';
 
 /** The default extraction budget: 64 GiB (tar/limit.ts). */
@@ -16,7 +18,7 @@ const DEFAULT_EXTRACT_LIMIT = 64 * 1024 ** 3;
 export class Settings {
   private readonly parsed = new Map<string, unknown>();
   private readonly env: Readonly<Record<string, string | undefined>>;
-  /** GANTRY_TRACE=1: phase timings on stderr (support/trace.ts). */
+  /** GANTRY_TRACE=1: phase timings on stderr (support/process.ts). */
   readonly trace: boolean;
 
   /** GANTRY_OVERLAY=0: no overlay mounts, plain trees instead (rootfs/overlay.ts). */
@@ -58,7 +60,7 @@ export class Settings {
     return v ? v : undefined;
   }
 
-  /** GANTRY_CRASH_AT=<point>[@n]: the fault tests' crash point (support/crash.ts). */
+  /** GANTRY_CRASH_AT=<point>[@n]: the fault tests' crash point (support/process.ts). */
   get crashAt(): { point: string; n: number } | undefined {
     return this.once('GANTRY_CRASH_AT', () => {
       const m = /^([a-z-]+)(?:@(\d+))?$/.exec(this.env.GANTRY_CRASH_AT ?? '');
@@ -91,6 +93,20 @@ export class Settings {
         throw new OptionError('OPTION_INVALID', `GANTRY_REGISTRY_TIMEOUT=${raw}: expected a number of seconds greater than 0`);
       }
       return seconds * 1000;
+    });
+  }
+
+  /**
+   * This process runs in a user namespace (its uid map is not the initial namespace's identity
+   * map): a rootless build (sandbox/rootless.ts). Read from /proc/self/uid_map when first asked.
+   */
+  get inUserNamespace(): boolean {
+    return this.once('/proc/self/uid_map', () => {
+      try {
+        return !/^\s*0\s+0\s+4294967295\s*$/.test(readFileSync('/proc/self/uid_map', 'utf8'));
+      } catch {
+        return false;
+      }
     });
   }
 

@@ -6,7 +6,7 @@
 import { existsSync } from 'node:fs';
 import { PassThrough, Readable } from 'node:stream';
 import { GantryError } from '../errors/index.js';
-import { childProcess, zlib } from '../support/lazy.js';
+import { childProcess, zlib } from '../support/process.js';
 import { ExtractBudget } from './limit.js';
 import { settings } from '../support/settings.js';
 

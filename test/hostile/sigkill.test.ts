@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import type { CrashPoint } from '../../src/support/crash.js';
+import type { CrashPoint } from '../../src/support/process.js';
 import { projectRoot } from '../helpers/conformance.js';
 import { makeFatRootfs, mountsUnder, seededRandom, waitForNoProcesses } from '../helpers/faults.js';
 import { writeTree } from '../helpers/files.js';
@@ -21,7 +21,7 @@ import { haveTool } from '../helpers/tools.js';
 // the same command runs again and succeeds with the same result, and the temp area is empty
 // once it ends: what the dead process left there was cleaned up.
 //
-// Two kinds of kill: at named crash points (GANTRY_CRASH_AT, src/errors/crash.ts), which land
+// Two kinds of kill: at named crash points (GANTRY_CRASH_AT, src/support/process.ts), which land
 // exactly between two writes; and at random times across the command's run, from a seed
 // printed on failure (GANTRY_FAULT_SEED repeats a run, GANTRY_FAULT_KILLS sets how many).
 

@@ -6,9 +6,9 @@ import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { Store } from '../../src/store/store.js';
 import { pruneStore } from '../../src/store/prune.js';
 import { collectTrash, discard, isTrashEntry, trashDir } from '../../src/store/trash.js';
-import { setTreeReleaser } from '../../src/store/trees.js';
+import { setTreeReleaser } from '../../src/store/trash.js';
 import { resetSettings } from '../../src/support/settings.js';
-// The module that makes build trees gives the store the way to release them (store/trees.ts).
+// The module that makes build trees gives the store the way to release them (store/trash.ts).
 import { releaseTree } from '../../src/builder/workspace.js';
 
 let work: string;
@@ -41,7 +41,7 @@ const left = () => readdirSync(trashDir(store)).sort();
 
 describe('trash', () => {
   test.runIf(process.getuid?.() === 0)('removing a tree never crosses into a mount left in it (what a released tree should not have, but must survive)', async () => {
-    const { removeTree } = await import('../../src/store/trees.js');
+    const { removeTree } = await import('../../src/store/trash.js');
     const tree = path.join(work, 'tree');
     const mnt = path.join(tree, 'sub', 'mnt');
     mkdirSync(mnt, { recursive: true });

@@ -39,7 +39,7 @@ const ALLOWED: Record<string, string[]> = {
   dockerfile: ['errors'],
   plan: ['dockerfile', 'oci', 'errors'],
   image: ['oci', 'errors'],
-  // The trees the builder makes are released through store/trees.ts: the store imports no rootfs/.
+  // The trees the builder makes are released through store/trash.ts: the store imports no rootfs/.
   store: ['image', 'oci', 'snapshot', 'tar', 'support', 'errors'],
   archive: ['image', 'store', 'oci', 'tar', 'support', 'errors'],
   registry: ['image', 'oci', 'support', 'errors'],

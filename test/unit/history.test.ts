@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { createdBy, goDuration } from '../../src/builder/history.js';
+import { createdBy, goDuration } from '../../src/builder/config.js';
 import { plan } from '../../src/plan/planner.js';
 
 // History entries worded as BuildKit 28.5 words them (docker history shows them side by side);

@@ -191,6 +191,7 @@ import { execute, type BuildSettings, type ExecuteResult as BuildExecResult } fr
 import { withStore } from './store/store.js';
 import { resolveNamedContexts } from './builder/named-contexts.js';
 import { resolvePlan } from './builder/resolve.js';
+import { exportCache, importCache, type SharedCacheRun } from './builder/shared-cache.js';
 import { trace } from './support/process.js';
 import type { RegistryAccess as Access } from './builder/registry.js';
 export type { Isolation } from './sandbox/run.js';
@@ -306,15 +307,35 @@ async function buildHere(options: Omit<BuildOptions, 'ssh'> & { ssh?: Record<str
   return withStore(root, async (store) => {
     // Named contexts first: a URL one is fetched before anything is planned on it.
     const named = settings.namedContexts && Object.keys(settings.namedContexts).length > 0 ? await resolveNamedContexts(settings.namedContexts) : undefined;
+    // The caches --cache-from names are read before the build (one that cannot be is a notice).
+    const shared = await sharedCache(settings, emit);
     try {
       const resolved = await resolvePlan(store, model, buildOptions, named, emit);
-      const result = await execute(store, resolved, { ...buildOptions, text }, named);
+      const result = await execute(store, resolved, { ...buildOptions, text, ...(shared ? { shared } : {}) }, named);
       const pushed = await writeOutputs(store, result.descriptor, result.tags, [...output, ...(pushAfter ? [{ type: 'registry' as const }] : [])], registryAccess(settings), emit, settings.signal);
+      if (shared && settings.cacheTo) await exportCache(store, settings.cacheTo, shared.recorded, shared.leaving, registryAccess(settings), emit);
       return pushed.length > 0 ? { ...result, pushed: pushed.map((p) => ({ name: p.name, digest: p.digest, mediaType: p.mediaType, size: p.size })) } : result;
     } finally {
+      await shared?.imported?.close();
       await named?.cleanup();
     }
   });
+}
+
+/** The build's part in sharing its cache, when `--cache-to` or `--cache-from` asks for one: the imported caches read. */
+async function sharedCache(settings: BuildSettings, emit: (e: { type: 'notice'; text: string }) => void): Promise<SharedCacheRun | undefined> {
+  const to = settings.cacheTo ?? [];
+  const from = settings.cacheFrom ?? [];
+  if (to.length === 0 && from.length === 0) return undefined;
+  const modes = to.filter((s) => s.type !== 'inline').map((s) => ('mode' in s ? (s.mode ?? 'min') : 'min'));
+  return {
+    ...(from.length > 0 && !settings.noCache ? { imported: await importCache(from, registryAccess(settings), (text) => emit({ type: 'notice', text })) } : {}),
+    allLayers: modes.includes('max'),
+    inline: to.some((s) => s.type === 'inline'),
+    exported: modes.includes('max') ? 'max' : modes.length > 0 ? 'min' : 'none',
+    recorded: [],
+    leaving: new Set(),
+  };
 }
 
 /** How the build's outputs reach registries: its insecure registries, credentials and CA file. */
@@ -328,6 +349,7 @@ function registryAccess(settings: BuildSettings): Access {
 }
 
 export { parseOutput, type OutputSpec } from './builder/outputs.js';
+export { parseCacheSpec, type CacheSpec } from './builder/shared-cache.js';
 export { parseBuildContexts, namedContextRefs } from './builder/named-contexts.js';
 export { redactUrl } from './builder/sources.js';
 import { writeOutputs, type OutputSpec } from './builder/outputs.js';

@@ -25,6 +25,7 @@ import { doStep } from './layer.js';
 import type { NamedContexts, NamedDir } from './named-contexts.js';
 import type { Resolved } from './resolve.js';
 import { imageKey, imageState, keptLayer, startStage, stepKey, type LayerRef, type StageState } from './state.js';
+import { cacheDocument, INLINE_CACHE_KEY, recordedLayers } from './shared-cache.js';
 import { StatCache } from './statcache.js';
 import { copyStepOf } from './steps/copy.js';
 import { checkEntitlements, noticeIsolation, runStepOf } from './steps/run.js';
@@ -151,12 +152,14 @@ async function executePlan(plan: BuildPlan, images: Map<string, Image>, run: Pla
     created,
     fixedTime: options.sourceDateEpoch !== undefined,
     uncachedStages,
-    leaving: stagesLeaving(plan),
+    // A mode=max cache export shares every stage's layers: every stage makes them.
+    leaving: options.shared?.allLayers ? new Set(plan.stages.map((st) => st.index)) : stagesLeaving(plan),
     parents: new Set(plan.stages.flatMap((st) => (st.base.type === 'stage' ? [st.base.stage] : []))),
     finished,
     stateOfImage,
     sandbox: { wanted: plan.stages.some((st) => st.steps.some((s) => s.op === 'run')), warmed: false },
   };
+  if (options.shared) options.shared.leaving = stagesLeaving(plan);
   const final = await runStages(x, failed);
   return writeTarget(x, final);
 }
@@ -250,6 +253,7 @@ async function runStep(x: PlanExecution, stage: PlannedStage, state: StageState,
     state.config = withHistory(state.config, hit.layer ? then : { ...then, empty_layer: true });
     if (step.op === 'workdir') state.config = withContainerConfig(state.config, { WorkingDir: step.path });
     state.key = hit.chain;
+    record(x, stage, key, hit.chain !== key ? { ...hit.entry, next: hit.chain } : hit.entry);
     emit({ type: 'step', id: step.id, name, status: 'cached' });
     return;
   }
@@ -274,9 +278,14 @@ async function runStep(x: PlanExecution, stage: PlannedStage, state: StageState,
     if (layer) ws.stepLayer(state, chain, layer);
     state.config = withHistory(state.config, layer ? history : { ...history, empty_layer: true });
     const next = chain !== key ? { next: chain } : {};
-    await x.cache.put(key, layer?.keptOnly ? { layer: null, kept: layer.diffId, ...next, created: x.created } : { layer, ...next, created: x.created });
+    const made: CacheEntry = layer?.keptOnly ? { layer: null, kept: layer.diffId, ...next, created: x.created } : { layer, ...next, created: x.created };
+    await x.cache.put(key, made);
+    record(x, stage, key, made);
     // Found by content in later builds; not a change kept only as a snapshot (named by the run that made it).
-    if (chain !== key && !layer?.keptOnly) await x.cache.put(chain, { layer, created: x.created });
+    if (chain !== key && !layer?.keptOnly) {
+      await x.cache.put(chain, { layer, created: x.created });
+      record(x, stage, chain, { layer, created: x.created });
+    }
   } catch (err) {
     throw atStep(step, err);
   }
@@ -313,13 +322,36 @@ async function cachedResult(
     if (layer?.keptOnly && leaves) return undefined;
     return (await x.env.ws.cacheHit(state, chain, layer)) ? { entry, layer, chain } : undefined;
   };
-  const entry = await x.cache.get(key);
+  const entry = (await x.cache.get(key)) ?? imported(x, key);
   const byKey = await usable(entry, entry?.next ?? key);
   if (byKey || !contentKey) return byKey;
   const chain = await contentKey();
-  const byContent = await usable(await x.cache.get(chain), chain);
+  const byContent = await usable((await x.cache.get(chain)) ?? imported(x, chain), chain);
   if (byContent) await x.cache.put(key, { ...byContent.entry, next: chain });
   return byContent;
+}
+
+/**
+ * The entry an imported cache (`--cache-from`) has for `key`. Its layer is fetched when the build
+ * first needs its files (Workspace.ensureLayer); the entry is kept in the local cache once the
+ * layer is stored and checked (at once when it names no layer).
+ */
+function imported(x: PlanExecution, key: string): CacheEntry | undefined {
+  const found = x.env.options.shared?.imported?.entries.get(key);
+  if (!found) return undefined;
+  const { entry, blob } = found;
+  if (entry.layer && blob) x.env.ws.layerFromCache(entry.layer, blob, () => x.cache.put(key, entry));
+  else void x.cache.put(key, entry).catch(() => undefined);
+  return entry;
+}
+
+/** Note a filesystem step's entry for a cache export (`--cache-to`), when there is one. */
+function record(x: PlanExecution, stage: PlannedStage, key: string, entry: CacheEntry): void {
+  const shared = x.env.options.shared;
+  if (!shared) return;
+  shared.recorded.push({ key, entry, stage: stage.index });
+  // A hit that chains on another key (a COPY from a stage, by content): that entry goes too.
+  if (entry.next && entry.layer !== undefined && entry.kept === undefined) shared.recorded.push({ key: entry.next, entry: { layer: entry.layer, created: entry.created }, stage: stage.index });
 }
 
 /** Write the target stage's image (with the command line's labels) to the store, and tag it. */
@@ -342,6 +374,14 @@ async function writeTarget(x: PlanExecution, final: StageState): Promise<Execute
   if (platform.variant) config.variant = platform.variant;
   else delete config.variant;
   trace?.('steps done');
+  const shared = options.shared;
+  if (shared) {
+    // Layers only an imported cache had: fetched now, for the image and for an export.
+    const exported = shared.exported === 'none' ? [] : shared.recorded.filter((r) => shared.exported === 'max' || shared.leaving.has(r.stage));
+    await ws.ensureLayers([...final.layers, ...recordedLayers(exported)]);
+    // type=inline: the target's cache in the image's config, its layers the image's own.
+    if (shared.inline) (config as unknown as Record<string, unknown>)[INLINE_CACHE_KEY] = cacheDocument(shared.recorded.filter((r) => shared.leaving.has(r.stage)), final.layers);
+  }
   // The image is made of stored blobs: the overlays are detached (each kept as its last step's
   // snapshot) while it is written.
   ws.release();

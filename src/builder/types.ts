@@ -6,6 +6,7 @@ import type { Isolation } from '../sandbox/run.js';
 import type { PullEvent } from './bases.js';
 import type { ExportEvent } from './outputs.js';
 import type { RegistryAccess } from './registry.js';
+import type { CacheSpec, SharedCacheRun } from './shared-cache.js';
 
 export type ProgressEvent =
   | { type: 'plan'; plan: BuildPlan }
@@ -30,6 +31,10 @@ export interface BuildSettings extends RegistryAccess {
   pull?: boolean;
   /** Named contexts (`--build-context NAME=VALUE`): NAME → a directory, docker-image://REF, oci-layout://PATH[:TAG][@DIGEST], or a URL. */
   namedContexts?: Record<string, string>;
+  /** Where the build's cache is exported to (`--cache-to`): a registry, an OCI layout directory, or the image itself. */
+  cacheTo?: CacheSpec[];
+  /** Caches the build may take steps from (`--cache-from`): a registry's cache or image, an OCI layout directory. */
+  cacheFrom?: CacheSpec[];
   /** Stages (by name) whose steps run again, the cache unused (`--no-cache-filter`). */
   noCacheFilter?: string[];
   sourceDateEpoch?: number;
@@ -64,6 +69,8 @@ export interface ExecuteOptions extends BuildSettings {
   /** Dockerfile path (for messages and <Dockerfile>.dockerignore). */
   dockerfile: string;
   text: string;
+  /** The build's part in sharing its cache (`cacheTo`, `cacheFrom`), when it has one. */
+  shared?: SharedCacheRun;
 }
 
 export interface ExecuteResult {

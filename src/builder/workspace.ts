@@ -10,11 +10,14 @@
  * A rootfs is made lazily, when a step runs or a stage is read: a build whose every step is
  * cached mounts and unpacks nothing.
  */
+import { createHash } from 'node:crypto';
 import { lstat, mkdir, rename, rm } from 'node:fs/promises';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { trace } from '../support/process.js';
+import type { BlobSource } from '../image/image.js';
+import { parseDigest } from '../oci/digest.js';
 import { layerCompression } from '../oci/media-types.js';
 import type { BuildPlan } from '../plan/planner.js';
 import { applyLayer } from '../rootfs/apply.js';
@@ -92,6 +95,10 @@ export class Workspace {
   private readonly turns = new WeakMap<StageState, Promise<unknown>>();
   /** The overlays' release when the build has succeeded (each kept as its last step's snapshot). */
   private releasing: Promise<void> | undefined;
+  /** Layers an imported cache named that the store may lack: their bytes, and what to do once they are checked. */
+  private readonly fromCache = new Map<string, { blob: BlobSource; then: (() => Promise<void>)[] }>();
+  /** Layers being fetched from an imported cache, by digest. */
+  private readonly fetching = new Map<string, Promise<void>>();
 
   private constructor(private readonly store: Store) {
     this.snapshots = new Snapshots(store);
@@ -134,6 +141,51 @@ export class Workspace {
     return this.uppers.get(root);
   }
 
+  /**
+   * A layer an imported cache named (`--cache-from`): fetched from `blob` when the build first
+   * needs its bytes (`ensureLayer`), if the store lacks it; `then` runs once it is stored and
+   * checked (the entry is kept in the local cache then).
+   */
+  layerFromCache(l: LayerRef, blob: BlobSource, then: () => Promise<void>): void {
+    const known = this.fromCache.get(l.digest);
+    if (known) known.then.push(then);
+    else this.fromCache.set(l.digest, { blob, then: [then] });
+  }
+
+  /**
+   * Make sure the store has layer `l`: one an imported cache named is fetched now (verified
+   * against its digest as it streams), and its tar checked against its diff ID before anything
+   * uses it. A layer that is not what the cache said fails the build, naming the cache.
+   */
+  ensureLayer(l: LayerRef): Promise<void> {
+    const pending = this.fromCache.get(l.digest);
+    if (!pending || l.keptOnly) return Promise.resolve();
+    let p = this.fetching.get(l.digest);
+    if (!p) {
+      p = (async () => {
+        if (!(await this.store.hasBlob(l.digest))) await this.store.writeBlob(pending.blob.open(), { digest: l.digest, size: l.size });
+        else await this.store.lease(l.digest);
+        const hash = createHash(parseDigest(l.diffId).algorithm);
+        for await (const chunk of this.openLayer(l)) hash.update(chunk as Buffer);
+        const actual = `${parseDigest(l.diffId).algorithm}:${hash.digest('hex')}`;
+        if (actual !== l.diffId) {
+          throw new BuildError('CACHE_LAYER', `layer ${l.digest} of an imported cache: its content has diff ID ${actual}, where the cache says ${l.diffId}; it was not used`);
+        }
+        for (const then of pending.then.splice(0)) await then();
+      })();
+      this.fetching.set(l.digest, p);
+    }
+    return p;
+  }
+
+  /** `ensureLayer` of each of `layers`, a few at a time. */
+  async ensureLayers(layers: readonly LayerRef[]): Promise<void> {
+    const queue = [...layers];
+    await Promise.all(Array.from({ length: 3 }, async () => {
+      for (let l = queue.shift(); l; l = queue.shift()) await this.ensureLayer(l);
+    }));
+  }
+
   private openLayer(l: LayerRef): Readable {
     return layerTar(this.store.openBlob(l.digest, l.size), layerCompression(l.mediaType), `layer ${l.digest}`);
   }
@@ -141,6 +193,7 @@ export class Workspace {
   private async unpack(root: string, l: LayerRef): Promise<void> {
     // Its change is only in its snapshot (kept when its step ran), which this build mounts.
     if (l.keptOnly) throw new BuildError('BUILD_SNAPSHOT_LOST', `a step's result was kept only as a snapshot (${l.diffId}), and that snapshot could not be mounted or kept`);
+    await this.ensureLayer(l);
     this.charge(root, (await applyLayer(root, this.openLayer(l), { what: `layer ${l.digest}` })).bytes);
     this.stats.layersApplied++;
   }

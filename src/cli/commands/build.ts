@@ -2,7 +2,7 @@ import type { Argv, Options } from 'yargs';
 import { rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { isIP } from 'node:net';
-import { build, lint, namedContextRefs, parseBuildContexts, planBuild, parseOutput, redactUrl, version, warningsOf, type OutputSpec, GantryError, OptionError, ULIMIT_NAMES, type ExecuteResult as BuildResult, type ProgressEvent, type Ulimit } from '../../index.js';
+import { build, lint, namedContextRefs, parseBuildContexts, parseCacheSpec, planBuild, parseOutput, redactUrl, version, warningsOf, type OutputSpec, GantryError, OptionError, ULIMIT_NAMES, type ExecuteResult as BuildResult, type ProgressEvent, type Ulimit } from '../../index.js';
 import { parseBuildArgs, repeatable } from '../build-args.js';
 import { formatPlan, formatWarning } from '../output.js';
 import { chooseMode, reporter, type ProgressMode } from '../progress.js';
@@ -161,6 +161,8 @@ export interface BuildArgs extends GlobalOptions {
   tag: string[];
   cache: boolean;
   'no-cache-filter': string[];
+  'cache-to': string[];
+  'cache-from': string[];
   'source-date-epoch'?: number;
   isolation: 'auto' | 'oci' | 'chroot';
   network: 'default' | 'none' | 'host';
@@ -213,6 +215,8 @@ export const BUILD_OPTIONS = {
   // yargs reads --no-cache as the negation of --cache.
   cache: { type: 'boolean', default: true, describe: 'use the layer cache (--no-cache runs every step)' },
   'no-cache-filter': repeatable('run these stages\' steps again, the cache unused (stage names, comma-separated or repeated)'),
+  'cache-to': repeatable('export the build cache: type=registry,ref=REF[,mode=min|max][,compression=...]; type=local,dest=DIR[,mode=...]; type=inline'),
+  'cache-from': repeatable('take steps from a cache: REF, type=registry,ref=REF (a cache, or an image with an inline cache), type=local,src=DIR'),
   'source-date-epoch': { type: 'number', describe: 'created times (and clamped file times) for a reproducible image; default $SOURCE_DATE_EPOCH' },
   isolation: { choices: ['auto', 'oci', 'chroot'], default: 'auto', describe: 'how RUN is sandboxed: oci (an OCI container, under crun or runc), chroot (no namespaces: for unprivileged containers), auto (the strongest that works here)' },
   network: { choices: ['default', 'none', 'host'], default: 'default', describe: 'the network of RUN: default (user-mode, no host loopback), none, host (needs --allow network.host)' },
@@ -375,6 +379,8 @@ export async function runBuild(argv: BuildArgs): Promise<void> {
           ...(argv.target !== undefined ? { target: argv.target } : {}),
           ...(argv.platform !== undefined ? { platform: argv.platform } : {}),
           noCache: !argv.cache,
+          cacheTo: argv['cache-to'].map((t) => parseCacheSpec(t, 'to')),
+          cacheFrom: argv['cache-from'].map((t) => parseCacheSpec(t, 'from')),
           noCacheFilter: argv['no-cache-filter'].flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean),
           ...(argv['source-date-epoch'] !== undefined ? { sourceDateEpoch: argv['source-date-epoch'] } : {}),
           isolation: argv.isolation,

@@ -5,6 +5,7 @@
  * again as the store takes it: nothing unverified is stored.
  */
 import type { Readable } from 'node:stream';
+import { StoreError } from '../errors/index.js';
 import { crashPoint } from '../support/process.js';
 import { formatReference, normalizeReference } from '../oci/reference.js';
 import type { Descriptor } from '../oci/types.js';
@@ -57,7 +58,13 @@ export async function pullImage(client: RegistryClient, store: Store, input: str
         options.onProgress?.({ ...d, bytes: d.size, total: d.size, done: true, cached: true });
         continue;
       }
-      await store.writeBlob(counted(layer.open(), d, options), d);
+      try {
+        await store.writeBlob(counted(layer.open(), d, options), d);
+      } catch (err) {
+        // The store's file system failed (a full disk), not the registry: said with the blob it was taking.
+        if (err instanceof StoreError) throw new StoreError(err.code, `blob ${d.digest} from ${client.endpoint}/v2/${image.ref.path}/blobs/${d.digest}: ${err.message}`, { cause: err });
+        throw err;
+      }
       options.onProgress?.({ ...d, bytes: d.size, total: d.size, done: true });
     }
   });

@@ -161,7 +161,11 @@ async function startUserNetwork(): Promise<UserNetwork> {
     holder.once('exit', (code) => reject(new SandboxError('SANDBOX_NETWORK', `cannot make the RUN network namespace: ${holderErr.trim() || `exit code ${code}`}`)));
   });
   const pid = holder.pid as number;
-  const network = cp.spawn(SETPRIV, ['--pdeathsig', 'KILL', '--', slirp, '--configure', '--mtu=65520', '--disable-host-loopback', '--enable-sandbox', '--enable-seccomp', '--ready-fd=3', String(pid), 'eth0'], {
+  // slirp4netns's sandbox makes only "/" private before it detaches the old root: a shared
+  // mount of the host below a directory that is not a mount point itself (`ip netns add`'s
+  // /run/netns/NAME where /run is no mount, any `mount --make-shared` tree) was unmounted on the
+  // host too. It starts in a mount namespace of its own, private all the way down.
+  const network = cp.spawn(SETPRIV, ['--pdeathsig', 'KILL', '--', UNSHARE, '--mount', '--propagation', 'private', '--', slirp, '--configure', '--mtu=65520', '--disable-host-loopback', '--enable-sandbox', '--enable-seccomp', '--ready-fd=3', String(pid), 'eth0'], {
     stdio: ['ignore', 'ignore', 'pipe', 'pipe'],
     env: {},
   });

@@ -173,6 +173,28 @@ describe('the image and the sandbox (10)', () => {
   });
 });
 
+describe("the host's mounts", () => {
+  test('a RUN leaves the mounts below a shared mount of the host mounted (slirp4netns once unmounted them on the host)', async () => {
+    // As `ip netns add` leaves them: /run/netns a shared mount, each namespace's file a mount below it.
+    const dir = path.join(work, 'shared-mount');
+    const child = path.join(dir, 'child');
+    mkdirSync(dir, { recursive: true });
+    execFileSync('mount', ['--bind', dir, dir]);
+    try {
+      execFileSync('mount', ['--make-shared', dir]);
+      mkdirSync(child, { recursive: true });
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'gantry-test', child]);
+      const mounted = () => readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some((l) => l.split(' ')[4] === child);
+      expect(mounted()).toBe(true);
+      const { r } = await build(context('FROM bb:1\nRUN echo networked > /n\nRUN --network=none echo alone > /a\n'));
+      expect(r.exitCode, r.stderr).toBe(0);
+      expect(mounted()).toBe(true);
+    } finally {
+      execFileSync('umount', ['-R', '-l', dir]);
+    }
+  });
+});
+
 describe('RUN mounts (11)', () => {
   test.each([
     ['a cache id that climbs out', 'RUN --mount=type=cache,id=../../../victim,target=/c touch /c/x'],

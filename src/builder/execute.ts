@@ -339,8 +339,8 @@ async function cachedResult(
 function imported(x: PlanExecution, key: string): CacheEntry | undefined {
   const found = x.env.options.shared?.imported?.entries.get(key);
   if (!found) return undefined;
-  const { entry, blob } = found;
-  if (entry.layer && blob) x.env.ws.layerFromCache(entry.layer, blob, () => x.cache.put(key, entry));
+  const { entry, blob, from } = found;
+  if (entry.layer && blob) x.env.ws.layerFromCache(entry.layer, blob, from, () => x.cache.put(key, entry));
   else void x.cache.put(key, entry).catch(() => undefined);
   return entry;
 }
@@ -380,7 +380,7 @@ async function writeTarget(x: PlanExecution, final: StageState): Promise<Execute
     const exported = shared.exported === 'none' ? [] : shared.recorded.filter((r) => shared.exported === 'max' || shared.leaving.has(r.stage));
     await ws.ensureLayers([...final.layers, ...recordedLayers(exported)]);
     // type=inline: the target's cache in the image's config, its layers the image's own.
-    if (shared.inline) (config as unknown as Record<string, unknown>)[INLINE_CACHE_KEY] = cacheDocument(shared.recorded.filter((r) => shared.leaving.has(r.stage)), final.layers);
+    if (shared.inline) (config as unknown as Record<string, unknown>)[INLINE_CACHE_KEY] = cacheDocument(shared.recorded.filter((r) => shared.leaving.has(r.stage)), final.layers, { byLayers: false });
   }
   // The image is made of stored blobs: the overlays are detached (each kept as its last step's
   // snapshot) while it is written.

@@ -199,13 +199,19 @@ export interface RecordedEntry {
 /**
  * The document for `recorded` entries (those with a layer, or none; a change kept only as a
  * snapshot cannot be shared) over `layers`: a recorded layer is named by its index there.
+ *
+ * A COPY from a stage is recorded twice: by its key, which sums the stage's layers, chaining on
+ * (`next`) its key by the files it copies. With `byLayers` false (`mode=min`, inline: the stage
+ * it copies from is not in the document, so another host makes that stage's layers anew and
+ * never has that key) only the second is kept; the document is then the same on every host
+ * that finds the same files, and so is an image that carries it inline.
  */
-export function cacheDocument(recorded: readonly RecordedEntry[], layers: readonly LayerDescriptor[]): CacheDocument {
+export function cacheDocument(recorded: readonly RecordedEntry[], layers: readonly LayerDescriptor[], options: { byLayers?: boolean } = {}): CacheDocument {
   const index = new Map(layers.map((l, i) => [l.diffId, i]));
   const entries: CacheDocument['entries'] = [];
   const seen = new Set<string>();
   for (const { key, entry } of recorded) {
-    if (seen.has(key) || entry.kept !== undefined) continue;
+    if (seen.has(key) || entry.kept !== undefined || (entry.next !== undefined && options.byLayers === false)) continue;
     const at = entry.layer ? index.get(entry.layer.diffId) : null;
     if (at === undefined) continue;
     seen.add(key);
@@ -268,7 +274,7 @@ export async function exportCache(
     const started = performance.now();
     emit({ type: 'export', name, status: 'start' });
     try {
-      const image = await cacheImage(store, kept, 'format' in spec ? spec.format : undefined);
+      const image = await cacheImage(store, kept, mode, 'format' in spec ? spec.format : undefined);
       if (spec.type === 'registry') {
         const client = await clientFor(normalizeReference(spec.ref).domain, access);
         try {
@@ -294,9 +300,9 @@ export async function exportCache(
 }
 
 /** The cache of `recorded` as an image of the store's blobs: its layers compressed as `format` asks (gzip by default). */
-async function cacheImage(store: Store, recorded: readonly RecordedEntry[], format: LayerFormat | undefined): Promise<Image> {
+async function cacheImage(store: Store, recorded: readonly RecordedEntry[], mode: 'min' | 'max', format: LayerFormat | undefined): Promise<Image> {
   const descriptors = recordedLayers(recorded);
-  const doc = cacheDocument(recorded, descriptors);
+  const doc = cacheDocument(recorded, descriptors, { byLayers: mode === 'max' });
   const rawConfig = Buffer.from(JSON.stringify(doc));
   const layers: Layer[] = descriptors.map((l) => ({ ...l, open: () => store.openBlob(l.digest, l.size) }));
   const manifest: Manifest = {

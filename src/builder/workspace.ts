@@ -96,7 +96,7 @@ export class Workspace {
   /** The overlays' release when the build has succeeded (each kept as its last step's snapshot). */
   private releasing: Promise<void> | undefined;
   /** Layers an imported cache named that the store may lack: their bytes, and what to do once they are checked. */
-  private readonly fromCache = new Map<string, { blob: BlobSource; then: (() => Promise<void>)[] }>();
+  private readonly fromCache = new Map<string, { blob: BlobSource; from: string; then: (() => Promise<void>)[] }>();
   /** Layers being fetched from an imported cache, by digest. */
   private readonly fetching = new Map<string, Promise<void>>();
 
@@ -142,14 +142,14 @@ export class Workspace {
   }
 
   /**
-   * A layer an imported cache named (`--cache-from`): fetched from `blob` when the build first
-   * needs its bytes (`ensureLayer`), if the store lacks it; `then` runs once it is stored and
-   * checked (the entry is kept in the local cache then).
+   * A layer an imported cache (`--cache-from`, named `from`) gave: fetched from `blob` when the
+   * build first needs its bytes (`ensureLayer`), if the store lacks it; `then` runs once it is
+   * stored and checked (the entry is kept in the local cache then).
    */
-  layerFromCache(l: LayerRef, blob: BlobSource, then: () => Promise<void>): void {
+  layerFromCache(l: LayerRef, blob: BlobSource, from: string, then: () => Promise<void>): void {
     const known = this.fromCache.get(l.digest);
     if (known) known.then.push(then);
-    else this.fromCache.set(l.digest, { blob, then: [then] });
+    else this.fromCache.set(l.digest, { blob, from, then: [then] });
   }
 
   /**
@@ -169,7 +169,7 @@ export class Workspace {
         for await (const chunk of this.openLayer(l)) hash.update(chunk as Buffer);
         const actual = `${parseDigest(l.diffId).algorithm}:${hash.digest('hex')}`;
         if (actual !== l.diffId) {
-          throw new BuildError('CACHE_LAYER', `layer ${l.digest} of an imported cache: its content has diff ID ${actual}, where the cache says ${l.diffId}; it was not used`);
+          throw new BuildError('CACHE_LAYER', `layer ${l.digest} of the cache ${pending.from}: its content has diff ID ${actual}, where the cache says ${l.diffId}; nothing of it was used`);
         }
         for (const then of pending.then.splice(0)) await then();
       })();

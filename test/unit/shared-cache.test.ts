@@ -76,6 +76,12 @@ describe('the cache document', () => {
     expect(cacheDocument(recorded, [layer('b')]).entries.map((e) => e.key)).toEqual([k('2'), k('4')]);
   });
 
+  test('without byLayers (mode=min, inline) a step keyed by another stage\'s layers is left out; its key by content stays', () => {
+    const chained: RecordedEntry[] = [...recorded, { key: k('5'), entry: { layer: layer('b'), created: '2026-01-01T00:00:03Z' }, stage: 1 }];
+    expect(cacheDocument(chained, [layer('a'), layer('b')], { byLayers: false }).entries.map((e) => e.key)).toEqual([k('1'), k('2'), k('5')]);
+    expect(cacheDocument(chained, [layer('a'), layer('b')]).entries.map((e) => e.key)).toEqual([k('1'), k('2'), k('4'), k('5')]);
+  });
+
   test.each([
     ['not an object', [], 'not a JSON object'],
     ['another version', { schemaVersion: 2, mediaType: CACHE_CONFIG_TYPE, diffIds: [], entries: [] }, 'version 2'],

@@ -6,8 +6,9 @@
  * which is what `docker load` reads (Docker 25 writes its archives the same way). Entries
  * are in a fixed order with fixed times and owners, so the same images give the same bytes.
  */
-import { createWriteStream } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -75,13 +76,39 @@ function tarTarget(pack: Pack, mtime: Date): LayoutTarget {
   };
 }
 
+/**
+ * A layout's files in a directory, each written to a temp file renamed into place: a reader of
+ * the directory (a build taking its cache from it while it writes the next) never sees half a
+ * file. A blob already there (its digest checked) is left as it is.
+ */
 function directoryTarget(dir: string): LayoutTarget {
+  const write = async (name: string, fill: (tmp: string) => Promise<void>): Promise<void> => {
+    const dest = path.join(dir, name);
+    const tmp = `${dest}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+    try {
+      await fill(tmp);
+      await rename(tmp, dest);
+    } finally {
+      await rm(tmp, { force: true });
+    }
+  };
   return {
     directory: async (name) => void (await mkdir(path.join(dir, name), { recursive: true })),
     // Mode 0644, as the store's blobs are (the directory's files were copies of them).
-    buffer: (name, data) => writeFile(path.join(dir, name), data, { mode: 0o644 }),
-    blob: (name, blob) => pipeline(blob.open(), createWriteStream(path.join(dir, name), { mode: 0o644 })),
+    buffer: (name, data) => write(name, (tmp) => writeFile(tmp, data, { mode: 0o644, flag: 'wx' })),
+    blob: async (name, blob) => {
+      if (await holds(path.join(dir, name), blob)) return;
+      await write(name, (tmp) => pipeline(blob.open(), createWriteStream(tmp, { mode: 0o644, flags: 'wx' })));
+    },
   };
+}
+
+/** Whether `file` is `blob` already: its size, and its bytes' digest. */
+async function holds(file: string, blob: BlobSource): Promise<boolean> {
+  if ((await stat(file).catch(() => undefined))?.size !== blob.size) return false;
+  const hash = createHash(blob.digest.startsWith('sha512:') ? 'sha512' : 'sha256');
+  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
+  return `${blob.digest.slice(0, blob.digest.indexOf(':'))}:${hash.digest('hex')}` === blob.digest;
 }
 
 async function fillLayout(target: LayoutTarget, items: SaveItem[], format: SaveFormat): Promise<void> {

@@ -103,7 +103,8 @@ export function parseCacheSpec(text: string, direction: 'to' | 'from'): CacheSpe
     const level = levelText === undefined ? undefined : Number(levelText);
     if (level !== undefined && !Number.isInteger(level)) fail(`compression-level=${levelText}: expected a whole number`);
     const force = bool('force-compression');
-    const oci = bool('oci-mediatypes');
+    // The cache is an OCI image manifest, its layers OCI's (BuildKit's default for a cache).
+    if (bool('oci-mediatypes') === false) fail('oci-mediatypes=false: gantry writes its cache with OCI media types only');
     const ignoreError = bool('ignore-error');
     // gantry always writes an image manifest (BuildKit's image-manifest=true): accepted as said.
     if (bool('image-manifest') === false) fail('image-manifest=false: gantry writes its cache as an image manifest only');
@@ -111,7 +112,6 @@ export function parseCacheSpec(text: string, direction: 'to' | 'from'): CacheSpe
       ...(compression !== undefined ? { compression: compression as LayerFormat['compression'] } : {}),
       ...(level !== undefined ? { level } : {}),
       ...(force !== undefined ? { force } : {}),
-      ...(oci !== undefined ? { ociMediaTypes: oci } : {}),
     };
     return { ...(mode ? { mode: mode as 'min' | 'max' } : {}), ...(Object.keys(format).length > 0 ? { format } : {}), ...(ignoreError !== undefined ? { ignoreError } : {}) };
   };

@@ -8,7 +8,7 @@ describe('--cache-to and --cache-from as buildx reads them', () => {
   test.each([
     ['to', 'type=registry,ref=reg/app:cache', { type: 'registry', ref: 'reg/app:cache' }],
     ['to', 'type=registry,ref=reg/app:cache,mode=max,compression=zstd,compression-level=5,ignore-error=true,image-manifest=true', { type: 'registry', ref: 'reg/app:cache', mode: 'max', format: { compression: 'zstd', level: 5 }, ignoreError: true }],
-    ['to', 'type=local,dest=/tmp/c,mode=min,oci-mediatypes=false', { type: 'local', dest: '/tmp/c', mode: 'min', format: { ociMediaTypes: false } }],
+    ['to', 'type=local,dest=/tmp/c,mode=min,oci-mediatypes=true', { type: 'local', dest: '/tmp/c', mode: 'min' }],
     ['to', 'type=inline', { type: 'inline' }],
     ['from', 'reg/app:cache', { type: 'registry', ref: 'reg/app:cache' }],
     ['from', 'type=registry,ref=reg/app:cache', { type: 'registry', ref: 'reg/app:cache' }],
@@ -30,6 +30,7 @@ describe('--cache-to and --cache-from as buildx reads them', () => {
     ['to', 'type=registry,ref=r/a,compression-level=x', 'compression-level=x'],
     ['to', 'type=registry,ref=r/a,ignore-error=yes', 'ignore-error=yes: expected true or false'],
     ['to', 'type=registry,ref=r/a,image-manifest=false', 'image-manifest=false'],
+    ['to', 'type=registry,ref=r/a,oci-mediatypes=false', 'oci-mediatypes=false'],
     ['to', 'type=registry,ref=r/a,colour=blue', 'colour: not known for type=registry'],
     ['to', 'type=registry,ref=r/a,ref=r/b', 'ref is given twice'],
     ['to', 'type=local', 'needs dest=DIR'],

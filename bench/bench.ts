@@ -5,6 +5,11 @@
  *
  *   npm run bench -- [--runs N] [--workloads app,bigrun,multistage,apt,bigstage,ctx50k,stages2,runs30]
  *                    [--tools gantry,buildkit,buildah] [--buildkit current,20.10] [--growth N] [--keep-node-ca] [--no-settle]
+ *   npm run bench -- --fleet [--workloads multistage] [--runs N]
+ *
+ * --fleet: a fleet's second runner instead of the table below (bench/fleet.ts): host B's build
+ * of one workload with --cache-from a registry cache host A exported, and with none, gantry
+ * against Docker 28.5 on the containerd image store, with the bytes each pulled.
  *
  * --growth N: after the table, N more one-file edits of the first workload built by gantry, the
  * store's size (du) said every ten: what 30 edit builds leave is bounded by the store budget
@@ -43,6 +48,7 @@ import { projectRoot } from '../test/helpers/conformance.js';
 import { DEBIAN_PATH, debianBaseTarball } from '../test/helpers/debian.js';
 import { writeTree } from '../test/helpers/files.js';
 import { startOracle, type Oracle, type OracleEngine } from '../test/helpers/oracle.js';
+import { benchFleet } from './fleet.js';
 import { startRegistry } from '../test/helpers/registry.js';
 import { makeBusyboxRootfs, tarDir } from '../test/helpers/rootfs.js';
 
@@ -65,7 +71,9 @@ const opt = (name: string, fallback: string): string => {
 const runs = Number(opt('runs', '3'));
 const growth = Number(opt('growth', '0'));
 const only = opt('workloads', 'app,bigrun,multistage,apt,bigstage,ctx50k,stages2,runs30').split(',');
-const toolsWanted = opt('tools', 'gantry,buildkit,buildah').split(',') as Tool[];
+const fleet = argv.includes('--fleet');
+/** --fleet starts its own peer (the containerd-store engine, bench/fleet.ts). */
+const toolsWanted = (fleet ? 'gantry' : opt('tools', 'gantry,buildkit,buildah')).split(',') as Tool[];
 const buildkitEngines = opt('buildkit', 'current').split(',') as OracleEngine[];
 for (const e of buildkitEngines) if (e !== 'current' && e !== '20.10') throw new Error(`--buildkit takes current and 20.10, not ${e}`);
 /** The column of a BuildKit engine. */
@@ -381,6 +389,22 @@ async function main(): Promise<void> {
     if (droppedCa) say(`gantry: timed without NODE_EXTRA_CA_CERTS (set here to ${process.env.NODE_EXTRA_CA_CERTS}; Node parses it at every start); --keep-node-ca keeps it`);
     say('contexts: generating');
     const ws = workloads();
+    if (fleet) {
+      const w = ws.find((x) => x.name === (only[0] ?? 'multistage')) ?? ws.find((x) => x.name === 'multistage');
+      if (!w) throw new Error('--fleet builds the multistage workload (or the first of --workloads)');
+      const samples = await benchFleet({ context: w.context, name: w.name, registry: reg.host, runs, work, gantry: (args) => runGantry(gantryBin, args), say });
+      const med = (tool: string, how: string, key: 'seconds' | 'pulled') => median(samples.filter((s) => s.tool === tool && s.how === how).map((s) => s[key]));
+      const rows = (['cache-from', 'no cache'] as const).map((how) => {
+        const g = med('gantry', how, 'seconds');
+        const b = med('buildkit', how, 'seconds');
+        return `| ${how} | ${g.toFixed(2)} | ${b.toFixed(2)} | ${(g / b).toFixed(2)} | ${(med('gantry', how, 'pulled') / 1e6).toFixed(1)} | ${(med('buildkit', how, 'pulled') / 1e6).toFixed(1)} |`;
+      });
+      process.stdout.write(
+        `\nhost B of a fleet (an empty store; host A exported its cache with --cache-to type=registry,mode=max), ${w.name}: ${w.describe}; medians of ${runs}\n\n` +
+          `| host B | gantry (s) | buildkit (s) | gantry/buildkit | gantry pulled (MB) | buildkit pulled (MB) |\n|---|---|---|---|---|---|\n${rows.join('\n')}\n`,
+      );
+      return;
+    }
 
     const results: { workload: string; phase: Phase; tool: Tool; samples: Sample[] }[] = [];
     const record = (workload: string, phase: Phase, tool: Tool, s: Sample) => {

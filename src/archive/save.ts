@@ -112,10 +112,13 @@ async function holds(file: string, blob: BlobSource): Promise<boolean> {
 }
 
 async function fillLayout(target: LayoutTarget, items: SaveItem[], format: SaveFormat): Promise<void> {
-  const blobPath = (digest: string): string => `blobs/sha256/${digest.slice(7)}`;
+  // blobs/<algorithm>/<hex>, as the OCI layout names them (a sha512 blob under blobs/sha512/).
+  const blobPath = (digest: string): string => `blobs/${digest.replace(':', '/')}`;
   await target.buffer('oci-layout', Buffer.from(JSON.stringify({ imageLayoutVersion: '1.0.0' })));
   await target.directory('blobs/');
   await target.directory('blobs/sha256/');
+  const others = new Set(items.flatMap(({ image }) => [image.digest, image.configDigest, ...image.layers.map((l) => l.digest)]).filter((d) => !d.startsWith('sha256:')).map((d) => `${path.posix.dirname(blobPath(d))}/`));
+  for (const dir of others) await target.directory(dir);
   const written = new Set<string>();
   const once = async (digest: string, write: () => Promise<void>) => {
     if (written.has(digest)) return;

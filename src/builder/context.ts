@@ -294,7 +294,11 @@ async function directoriesUnder(root: string, rel: string): Promise<string[]> {
  * sources are another stage's files, which a copy keeps as they are), also which files are hard
  * links to one another, device numbers, and the capabilities a layer would record.
  */
-export async function checksumSources(items: SourceItem[], ignore: IgnoreFilter, stats: StatCache = StatCache.none(), options: { tree?: boolean } = {}): Promise<string> {
+export async function checksumSources(items: SourceItem[], ignore: IgnoreFilter, stats: StatCache = StatCache.none(), options: { tree?: boolean; owners?: boolean } = {}): Promise<string> {
+  // A COPY from the context gives its files root's ownership (or --chown's, in its key already):
+  // who owns them on this host is no input of it, and a CI runner's checkout user differs from
+  // another's (BuildKit's context transfer sets them to 0 too).
+  const owners = options.owners ?? true;
   // Walk first (names, modes, links, in order; synchronous calls: a stat is microseconds),
   // then hash what the stat cache does not know, in parallel, then fold in walk order.
   const parts: (string | Promise<string>)[] = [];
@@ -304,7 +308,7 @@ export async function checksumSources(items: SourceItem[], ignore: IgnoreFilter,
   const files: { host: string; rel: string }[] = [];
   const visit = (host: string, rel: string, item: string): void => {
     const st = lstatSync(host);
-    parts.push(`${rel}\0${st.mode}\0${st.uid}:${st.gid}\0`);
+    parts.push(owners ? `${rel}\0${st.mode}\0${st.uid}:${st.gid}\0` : `${rel}\0${st.mode}\0`);
     if (options.tree) {
       if (st.isCharacterDevice() || st.isBlockDevice()) parts.push(`D${st.rdev}\0`);
       if (st.isFile()) files.push({ host, rel });

@@ -25,7 +25,7 @@ import { doStep } from './layer.js';
 import type { NamedContexts, NamedDir } from './named-contexts.js';
 import type { Resolved } from './resolve.js';
 import { imageKey, imageState, keptLayer, startStage, stepKey, type LayerRef, type StageState } from './state.js';
-import { cacheDocument, INLINE_CACHE_KEY, recordedLayers } from './shared-cache.js';
+import { byStage, cacheDocument, INLINE_CACHE_KEY, recordedLayers } from './shared-cache.js';
 import { StatCache } from './statcache.js';
 import { copyStepOf } from './steps/copy.js';
 import { checkEntitlements, noticeIsolation, runStepOf } from './steps/run.js';
@@ -84,6 +84,8 @@ interface PlanExecution {
   stateOfImage(ref: string, platform: string): StageState;
   /** The sandbox is made ready at the first step that runs, when a RUN is to come. */
   sandbox: { wanted: boolean; warmed: boolean };
+  /** Imported cache entries the local cache takes once the image is written (`imported`). */
+  adopted: Map<string, CacheEntry>;
 }
 
 /**
@@ -158,6 +160,7 @@ async function executePlan(plan: BuildPlan, images: Map<string, Image>, run: Pla
     finished,
     stateOfImage,
     sandbox: { wanted: plan.stages.some((st) => st.steps.some((s) => s.op === 'run')), warmed: false },
+    adopted: new Map(),
   };
   if (options.shared) options.shared.leaving = stagesLeaving(plan);
   const final = await runStages(x, failed);
@@ -322,26 +325,30 @@ async function cachedResult(
     if (layer?.keptOnly && leaves) return undefined;
     return (await x.env.ws.cacheHit(state, chain, layer)) ? { entry, layer, chain } : undefined;
   };
-  const entry = (await x.cache.get(key)) ?? imported(x, key);
+  const entry = (await x.cache.get(key)) ?? imported(x, key, (e) => e);
   const byKey = await usable(entry, entry?.next ?? key);
   if (byKey || !contentKey) return byKey;
   const chain = await contentKey();
-  const byContent = await usable((await x.cache.get(chain)) ?? imported(x, chain), chain);
-  if (byContent) await x.cache.put(key, { ...byContent.entry, next: chain });
+  // Found by content: recorded under `key` too, chaining on it (once checked, when imported).
+  const local = await x.cache.get(chain);
+  const byContent = await usable(local ?? imported(x, chain, (e) => ({ ...e, next: chain }), key), chain);
+  if (byContent && local) await x.cache.put(key, { ...byContent.entry, next: chain });
   return byContent;
 }
 
 /**
  * The entry an imported cache (`--cache-from`) has for `key`. Its layer is fetched when the build
- * first needs its files (Workspace.ensureLayer); the entry is kept in the local cache once the
- * layer is stored and checked (at once when it names no layer).
+ * first needs its files (Workspace.ensureLayer). The local cache takes it (`adopt` of it, under
+ * `as`) only when the build has written its image, and one with a layer only once that layer
+ * was stored and checked: a cache caught lying leaves nothing behind.
  */
-function imported(x: PlanExecution, key: string): CacheEntry | undefined {
+function imported(x: PlanExecution, key: string, adopt: (e: CacheEntry) => CacheEntry, as = key): CacheEntry | undefined {
   const found = x.env.options.shared?.imported?.entries.get(key);
   if (!found) return undefined;
   const { entry, blob, from } = found;
-  if (entry.layer && blob) x.env.ws.layerFromCache(entry.layer, blob, from, () => x.cache.put(key, entry));
-  else void x.cache.put(key, entry).catch(() => undefined);
+  const keep = (): void => void x.adopted.set(as, adopt(entry));
+  if (entry.layer && blob) x.env.ws.layerFromCache(entry.layer, blob, from, keep);
+  else keep();
   return entry;
 }
 
@@ -380,8 +387,10 @@ async function writeTarget(x: PlanExecution, final: StageState): Promise<Execute
     const exported = shared.exported === 'none' ? [] : shared.recorded.filter((r) => shared.exported === 'max' || shared.leaving.has(r.stage));
     await ws.ensureLayers([...final.layers, ...recordedLayers(exported)]);
     // type=inline: the target's cache in the image's config, its layers the image's own.
-    if (shared.inline) (config as unknown as Record<string, unknown>)[INLINE_CACHE_KEY] = cacheDocument(shared.recorded.filter((r) => shared.leaving.has(r.stage)), final.layers, { byLayers: false });
+    if (shared.inline) (config as unknown as Record<string, unknown>)[INLINE_CACHE_KEY] = cacheDocument(byStage(shared.recorded).filter((r) => shared.leaving.has(r.stage)), final.layers, { byLayers: false });
   }
+  // A base's inline cache names the base's steps: an image built on it does not carry it.
+  if (!shared?.inline) delete (config as unknown as Record<string, unknown>)[INLINE_CACHE_KEY];
   // The image is made of stored blobs: the overlays are detached (each kept as its last step's
   // snapshot) while it is written.
   ws.release();
@@ -392,6 +401,7 @@ async function writeTarget(x: PlanExecution, final: StageState): Promise<Execute
   for (const t of tags) await store.tag(t, descriptor);
   if (tags.length === 0) await store.addUntagged(descriptor);
   const image = await loadImage(store, descriptor);
+  for (const [key, entry] of x.adopted) await x.cache.put(key, entry);
   trace?.('image written');
   emit({ type: 'image', digest: descriptor.digest, configDigest: image.configDigest, tags });
   return { digest: descriptor.digest, configDigest: image.configDigest, descriptor, tags, plan };

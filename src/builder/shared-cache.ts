@@ -21,14 +21,14 @@
  * step runs on it, or the image is written), checked against its digest as it streams and
  * against its diff ID before it is used (builder/workspace.ts `ensureLayer`).
  */
-import { createReadStream } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { createReadStream, lstatSync } from 'node:fs';
+import { lstat, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { Readable } from 'node:stream';
-import { GantryError, OptionError } from '../errors/index.js';
+import { pipeline, type Readable } from 'node:stream';
+import { OptionError } from '../errors/index.js';
 import type { BlobSource, Image, Layer, LayerDescriptor } from '../image/image.js';
 import { digestOf, parseDigest, VerifyStream } from '../oci/digest.js';
-import { CONFIG_SIZE_LIMIT, MANIFEST_SIZE_LIMIT, parseDocument } from '../oci/document.js';
+import { CONFIG_SIZE_LIMIT, MANIFEST_SIZE_LIMIT, indexProblem, manifestProblem, parseDocument } from '../oci/document.js';
 import { MANIFEST_TYPES, MediaType, layerCompression } from '../oci/media-types.js';
 import { normalizeReference } from '../oci/reference.js';
 import type { Index, Manifest } from '../oci/types.js';
@@ -37,8 +37,10 @@ import { fetchManifest, readLimited, remoteBlob, remoteImage } from '../registry
 import { pushImage } from '../registry/push.js';
 import { saveLayoutDirectory } from '../archive/save.js';
 import type { CacheEntry } from '../store/cache.js';
-import { distributable, type LayerFormat } from '../store/compress.js';
+import { settings } from '../support/settings.js';
+import { checkFormat, distributable, type LayerFormat } from '../store/compress.js';
 import type { Store } from '../store/store.js';
+import { BuildError } from './errors.js';
 import { csvFields, type ExportEvent } from './outputs.js';
 import { clientFor, type RegistryAccess } from './registry.js';
 
@@ -53,8 +55,6 @@ export type CacheSpec =
   | { type: 'local'; dest: string; mode?: 'min' | 'max'; format?: LayerFormat; ignoreError?: boolean }
   | { type: 'local'; src: string; digest?: string }
   | { type: 'inline' };
-
-export class CacheError extends GantryError {}
 
 const bad = (flag: string, text: string, why: string): OptionError => new OptionError('CACHE_INVALID', `invalid --${flag} "${text}": ${why}`);
 
@@ -71,6 +71,11 @@ export function parseCacheSpec(text: string, direction: 'to' | 'from'): CacheSpe
   };
   if (direction === 'from' && !text.includes('=')) {
     if (text.trim() === '') fail('expected a reference or type=...');
+    try {
+      normalizeReference(text.trim());
+    } catch (err) {
+      fail((err as Error).message);
+    }
     return { type: 'registry', ref: text.trim() };
   }
   const fields = new Map<string, string>();
@@ -113,6 +118,12 @@ export function parseCacheSpec(text: string, direction: 'to' | 'from'): CacheSpe
       ...(level !== undefined ? { level } : {}),
       ...(force !== undefined ? { force } : {}),
     };
+    // A level the compression does not take is refused now, not after the build.
+    try {
+      checkFormat(format);
+    } catch (err) {
+      fail((err as Error).message);
+    }
     return { ...(mode ? { mode: mode as 'min' | 'max' } : {}), ...(Object.keys(format).length > 0 ? { format } : {}), ...(ignoreError !== undefined ? { ignoreError } : {}) };
   };
   let spec: CacheSpec;
@@ -125,7 +136,12 @@ export function parseCacheSpec(text: string, direction: 'to' | 'from'): CacheSpe
     }
     spec = { type: 'registry', ref, ...(direction === 'to' ? exportFields() : {}) };
   } else if (type === 'local') {
-    if (direction === 'to') spec = { type: 'local', dest: take('dest') ?? fail('type=local needs dest=DIR'), ...exportFields() };
+    const dir = (key: 'dest' | 'src'): string => {
+      const v = take(key);
+      if (!v) fail(`type=local needs ${key}=DIR`);
+      return v as string;
+    };
+    if (direction === 'to') spec = { type: 'local', dest: dir('dest'), ...exportFields() };
     else {
       const digest = take('digest');
       if (digest !== undefined) {
@@ -135,7 +151,7 @@ export function parseCacheSpec(text: string, direction: 'to' | 'from'): CacheSpe
           fail((err as Error).message);
         }
       }
-      spec = { type: 'local', src: take('src') ?? fail('type=local needs src=DIR'), ...(digest ? { digest } : {}) };
+      spec = { type: 'local', src: dir('src'), ...(digest ? { digest } : {}) };
     }
   } else if (type === 'inline') {
     if (direction === 'from') fail('type=inline is for --cache-to; read an inline cache with --cache-from type=registry,ref=IMAGE');
@@ -220,6 +236,15 @@ export function cacheDocument(recorded: readonly RecordedEntry[], layers: readon
   return { schemaVersion: 1, mediaType: CACHE_CONFIG_TYPE, diffIds: layers.map((l) => l.diffId), entries };
 }
 
+/**
+ * `recorded` in the order of its stages (a stable sort: each stage's entries as its steps came):
+ * stages that ran side by side recorded theirs as they finished, and a document must not depend
+ * on which finished first.
+ */
+export function byStage(recorded: readonly RecordedEntry[]): RecordedEntry[] {
+  return [...recorded].sort((a, b) => a.stage - b.stage);
+}
+
 /** The layers `recorded` names, each once, in the order first named. */
 export function recordedLayers(recorded: readonly RecordedEntry[]): LayerDescriptor[] {
   const out = new Map<string, LayerDescriptor>();
@@ -268,7 +293,7 @@ export async function exportCache(
   for (const spec of specs) {
     if (spec.type === 'inline' || (spec.type === 'local' && !('dest' in spec))) continue;
     const mode = 'mode' in spec ? (spec.mode ?? 'min') : 'min';
-    const kept = mode === 'max' ? recorded : recorded.filter((r) => leaving.has(r.stage));
+    const kept = byStage(mode === 'max' ? recorded : recorded.filter((r) => leaving.has(r.stage)));
     const to = spec.type === 'registry' ? spec.ref : `local:${(spec as { dest: string }).dest}`;
     const name = `exporting cache to ${to}`;
     const started = performance.now();
@@ -288,12 +313,12 @@ export async function exportCache(
       done.push({ to, entries: (image.config as unknown as CacheDocument).entries.length, layers: image.layers.length });
       emit({ type: 'export', name, status: 'done', seconds: (performance.now() - started) / 1000 });
     } catch (err) {
-      if ('ignoreError' in spec && spec.ignoreError && err instanceof GantryError) {
-        emit({ type: 'notice', text: `cache export to ${to} failed, ignored (ignore-error=true): ${err.message}` });
+      const message = (err as Error).message;
+      if ('ignoreError' in spec && spec.ignoreError) {
+        emit({ type: 'notice', text: `cache export to ${to} failed, ignored (ignore-error=true): ${message}` });
         continue;
       }
-      if (err instanceof GantryError) throw new CacheError('CACHE_EXPORT', `cache export to ${to}: ${err.message}`, { cause: err });
-      throw err;
+      throw new BuildError('CACHE_EXPORT', `cache export to ${to}: ${message}`, { cause: err });
     }
   }
   return done;
@@ -370,8 +395,8 @@ export async function importCache(specs: readonly CacheSpec[], access: RegistryA
         entries.set(e.key, { entry, ...(layer ? { blob: layer } : {}), from });
       }
     } catch (err) {
-      if (!(err instanceof GantryError)) throw err;
-      warn(`cache ${from} was not used: ${err.message}`);
+      // Whatever went wrong (a document of another version, a missing file, a registry away), the build goes on without it.
+      warn(`cache ${from} was not used: ${(err as Error).message}`);
     }
   }
   return {
@@ -384,12 +409,17 @@ export async function importCache(specs: readonly CacheSpec[], access: RegistryA
 
 /** A cache manifest's document and layers, checked; `what` names it in errors. */
 function readDocument(manifest: Manifest, rawConfig: Buffer, what: string, open: (l: { digest: string; size: number; mediaType: string }) => BlobSource['open']): { doc: CacheDocument; layers: (LayerDescriptor & BlobSource)[] } {
+  const shape = manifestProblem(manifest);
+  if (shape !== undefined) throw new BuildError('CACHE_DOCUMENT', `${what}: its manifest ${shape}`);
+  // A layer may not declare more than a layer may expand to (GANTRY_EXTRACT_LIMIT), as a base's.
+  const too = manifest.layers.find((l) => l.size > settings.extractLimit);
+  if (too) throw new BuildError('CACHE_DOCUMENT', `${what}: layer ${too.digest} says ${too.size} bytes, more than the extraction limit of ${settings.extractLimit}`);
   const parsed = parseDocument(rawConfig);
   const problem = 'problem' in parsed ? parsed.problem : cacheDocumentProblem(parsed.json, manifest.layers.length);
-  if (problem !== undefined) throw new CacheError('CACHE_DOCUMENT', `${what}: the cache document is ${problem.startsWith('version') ? 'of ' : ''}${problem}; ignored`);
+  if (problem !== undefined) throw new BuildError('CACHE_DOCUMENT', `${what}: the cache document is ${problem.startsWith('version') ? 'of ' : ''}${problem}; ignored`);
   const doc = (parsed as { json: unknown }).json as CacheDocument;
   for (const l of manifest.layers) {
-    if (layerCompression(l.mediaType) === undefined) throw new CacheError('CACHE_DOCUMENT', `${what}: layer ${l.digest} has an unknown media type "${l.mediaType}"`);
+    if (layerCompression(l.mediaType) === undefined) throw new BuildError('CACHE_DOCUMENT', `${what}: layer ${l.digest} has an unknown media type "${l.mediaType}"`);
   }
   const layers = manifest.layers.map((l, i) => ({ digest: l.digest, size: l.size, mediaType: l.mediaType, diffId: doc.diffIds[i] as string, open: open(l) }));
   return { doc, layers };
@@ -404,61 +434,76 @@ async function fromRegistry(ref: string, access: RegistryAccess, clients: Regist
   const manifest = top.json as Manifest;
   if (MANIFEST_TYPES.has(top.mediaType) && manifest.config?.mediaType === CACHE_CONFIG_TYPE) {
     const d = manifest.config;
-    if (d.size > CONFIG_SIZE_LIMIT) throw new CacheError('CACHE_DOCUMENT', `${ref}: its cache document says ${d.size} bytes, more than ${CONFIG_SIZE_LIMIT}`);
+    if (d.size > CONFIG_SIZE_LIMIT) throw new BuildError('CACHE_DOCUMENT', `${ref}: its cache document says ${d.size} bytes, more than ${CONFIG_SIZE_LIMIT}`);
     const res = await client.request('GET', `/v2/${r.path}/blobs/${d.digest}`, { scope: `repository:${r.path}:pull` });
     const raw = await readLimited(res.body, d.size, `cache document ${d.digest} of ${ref}`, true);
-    if (digestOf(raw, parseDigest(d.digest).algorithm) !== d.digest) throw new CacheError('CACHE_DOCUMENT', `${ref}: its cache document is not what its digest ${d.digest} says`);
+    if (digestOf(raw, parseDigest(d.digest).algorithm) !== d.digest) throw new BuildError('CACHE_DOCUMENT', `${ref}: its cache document is not what its digest ${d.digest} says`);
     return readDocument(manifest, raw, ref, (l) => () => remoteBlob(client, r, l));
   }
   // An image: its inline cache, if it has one.
   const image = await remoteImage(client, ref);
   const inline = (image.config as unknown as Record<string, unknown>)[INLINE_CACHE_KEY];
-  if (inline === undefined) throw new CacheError('CACHE_DOCUMENT', `${ref} is an image with no inline cache (build it with --cache-to type=inline)`);
+  if (inline === undefined) throw new BuildError('CACHE_DOCUMENT', `${ref} is an image with no inline cache (build it with --cache-to type=inline)`);
   const problem = cacheDocumentProblem(inline, image.layers.length);
-  if (problem !== undefined) throw new CacheError('CACHE_DOCUMENT', `${ref}: its inline cache is ${problem}; ignored`);
+  if (problem !== undefined) throw new BuildError('CACHE_DOCUMENT', `${ref}: its inline cache is ${problem}; ignored`);
   const doc = inline as CacheDocument;
   // The image's own diff IDs are the ones its layers are checked against.
-  if (doc.diffIds.some((id, i) => id !== image.layers[i]?.diffId)) throw new CacheError('CACHE_DOCUMENT', `${ref}: its inline cache names other layers than the image's; ignored`);
+  if (doc.diffIds.some((id, i) => id !== image.layers[i]?.diffId)) throw new BuildError('CACHE_DOCUMENT', `${ref}: its inline cache names other layers than the image's; ignored`);
   return { doc, layers: image.layers };
 }
 
 /** A cache in an OCI layout directory (`type=local,src=DIR`): the manifest index.json names (`digest`, or the one with a cache document). */
 async function fromLayout(dir: string, digest: string | undefined): Promise<{ doc: CacheDocument; layers: (LayerDescriptor & BlobSource)[] }> {
+  const what = `local:${dir}`;
   const blobFile = (d: string): string => {
     const { algorithm, hex } = parseDigest(d);
     return path.join(dir, 'blobs', algorithm, hex);
   };
   const readBlob = async (d: string, size: number, limit: number): Promise<Buffer> => {
-    if (size > limit) throw new CacheError('CACHE_DOCUMENT', `local:${dir}: blob ${d} says ${size} bytes, more than ${limit}`);
-    const raw = await readFile(blobFile(d));
-    if (raw.length !== size || digestOf(raw, parseDigest(d).algorithm) !== d) throw new CacheError('CACHE_DOCUMENT', `local:${dir}: blob ${d} is not what its digest says`);
+    if (!Number.isSafeInteger(size) || size < 0 || size > limit) throw new BuildError('CACHE_DOCUMENT', `${what}: blob ${d} says ${String(size)} bytes (at most ${limit} are read)`);
+    const raw = await readBounded(blobFile(d), limit, `${what}: blob ${d}`);
+    if (raw.length !== size || digestOf(raw, parseDigest(d).algorithm) !== d) throw new BuildError('CACHE_DOCUMENT', `${what}: blob ${d} is not what its digest says`);
     return raw;
   };
-  let indexText: Buffer;
-  try {
-    indexText = await readFile(path.join(dir, 'index.json'));
-  } catch (err) {
-    throw new CacheError('CACHE_NOT_FOUND', `local:${dir}: no index.json there (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
-  }
-  const parsed = parseDocument(indexText);
-  const index = 'problem' in parsed ? undefined : (parsed.json as Index);
-  if (!index || !Array.isArray(index.manifests)) throw new CacheError('CACHE_DOCUMENT', `local:${dir}: index.json is not an OCI index`);
+  const parsed = parseDocument(await readBounded(path.join(dir, 'index.json'), MANIFEST_SIZE_LIMIT, `${what}: index.json`));
+  const problem = 'problem' in parsed ? parsed.problem : indexProblem(parsed.json);
+  if (problem !== undefined) throw new BuildError('CACHE_DOCUMENT', `${what}: index.json is ${problem}`);
+  const index = (parsed as { json: unknown }).json as Index;
   const candidates = index.manifests.filter((m) => MANIFEST_TYPES.has(m.mediaType) && (digest === undefined || m.digest === digest));
   for (const d of candidates) {
-    const rawManifest = await readBlob(d.digest, d.size, MANIFEST_SIZE_LIMIT);
-    const m = parseDocument(rawManifest);
+    const m = parseDocument(await readBlob(d.digest, d.size, MANIFEST_SIZE_LIMIT));
     const manifest = 'problem' in m ? undefined : (m.json as Manifest);
-    if (manifest?.config?.mediaType !== CACHE_CONFIG_TYPE || !Array.isArray(manifest.layers)) continue;
+    if (!manifest || manifestProblem(manifest) !== undefined || manifest.config.mediaType !== CACHE_CONFIG_TYPE) continue;
     const rawConfig = await readBlob(manifest.config.digest, manifest.config.size, CONFIG_SIZE_LIMIT);
-    return readDocument(manifest, rawConfig, `local:${dir}`, (l) => () => verifiedFile(blobFile(l.digest), l.digest, l.size));
+    return readDocument(manifest, rawConfig, what, (l) => () => verifiedFile(blobFile(l.digest), l.digest, l.size));
   }
-  throw new CacheError('CACHE_NOT_FOUND', `local:${dir}: index.json names no gantry cache${digest ? ` with digest ${digest}` : ''}`);
+  throw new BuildError('CACHE_NOT_FOUND', `${what}: index.json names no gantry cache${digest ? ` with digest ${digest}` : ''}`);
 }
 
-/** A file's bytes, checked against `digest` and `size` as they stream. */
+/** A regular file of at most `limit` bytes, read whole (a link, a FIFO, a device or a larger file is refused before a byte is read). */
+async function readBounded(file: string, limit: number, what: string): Promise<Buffer> {
+  const st = await lstat(file).catch((err: NodeJS.ErrnoException) => {
+    throw new BuildError('CACHE_NOT_FOUND', `${what}: ${err.code === 'ENOENT' ? 'no such file' : err.message}`);
+  });
+  if (!st.isFile()) throw new BuildError('CACHE_DOCUMENT', `${what}: not a regular file`);
+  if (st.size > limit) throw new BuildError('CACHE_DOCUMENT', `${what}: ${st.size} bytes, more than the ${limit} read`);
+  return readFile(file);
+}
+
+/** A layer file's bytes, checked against `digest` and `size` as they stream; anything but a regular file is refused. */
 function verifiedFile(file: string, digest: string, size: number): Readable {
   const verify = new VerifyStream({ digest, size });
-  const source = createReadStream(file);
-  source.on('error', (err) => verify.destroy(err));
-  return source.pipe(verify);
+  let st: ReturnType<typeof lstatSync> | undefined;
+  try {
+    st = lstatSync(file);
+  } catch (err) {
+    verify.destroy(new BuildError('CACHE_LAYER', `${file}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`));
+    return verify;
+  }
+  if (!st.isFile()) {
+    verify.destroy(new BuildError('CACHE_LAYER', `${file}: not a regular file`));
+    return verify;
+  }
+  // pipeline: a failure of either end destroys the other, and closes the file.
+  return pipeline(createReadStream(file), verify, () => undefined);
 }

@@ -95,10 +95,11 @@ export class Workspace {
   private readonly turns = new WeakMap<StageState, Promise<unknown>>();
   /** The overlays' release when the build has succeeded (each kept as its last step's snapshot). */
   private releasing: Promise<void> | undefined;
-  /** Layers an imported cache named that the store may lack: their bytes, and what to do once they are checked. */
-  private readonly fromCache = new Map<string, { blob: BlobSource; from: string; then: (() => Promise<void>)[] }>();
-  /** Layers being fetched from an imported cache, by digest. */
+  /** Layers an imported cache gave that the store may lack, by digest and diff ID: their bytes, and what to do once they are checked. */
+  private readonly fromCache = new Map<string, { blob: BlobSource; from: string; then: (() => void)[] }>();
+  /** Those being fetched and checked, and those checked, by digest and diff ID. */
   private readonly fetching = new Map<string, Promise<void>>();
+  private readonly verified = new Set<string>();
 
   private constructor(private readonly store: Store) {
     this.snapshots = new Snapshots(store);
@@ -144,46 +145,58 @@ export class Workspace {
   /**
    * A layer an imported cache (`--cache-from`, named `from`) gave: fetched from `blob` when the
    * build first needs its bytes (`ensureLayer`), if the store lacks it; `then` runs once it is
-   * stored and checked (the entry is kept in the local cache then).
+   * stored and its tar is the diff ID the cache says (at once if it was checked already).
    */
-  layerFromCache(l: LayerRef, blob: BlobSource, from: string, then: () => Promise<void>): void {
-    const known = this.fromCache.get(l.digest);
+  layerFromCache(l: LayerRef, blob: BlobSource, from: string, then: () => void): void {
+    const id = `${l.digest} ${l.diffId}`;
+    if (this.verified.has(id)) return then();
+    const known = this.fromCache.get(id);
     if (known) known.then.push(then);
-    else this.fromCache.set(l.digest, { blob, from, then: [then] });
+    else this.fromCache.set(id, { blob, from, then: [then] });
   }
 
   /**
-   * Make sure the store has layer `l`: one an imported cache named is fetched now (verified
-   * against its digest as it streams), and its tar checked against its diff ID before anything
-   * uses it. A layer that is not what the cache said fails the build, naming the cache.
+   * Make sure the store has layer `l`: one an imported cache gave is fetched now (verified
+   * against its digest as it streams), and its tar checked against the diff ID the cache says
+   * before anything uses it (a digest and a diff ID are checked together: one cache entry cannot
+   * vouch for another's). A layer that is not what the cache said fails the build, naming the cache.
    */
   ensureLayer(l: LayerRef): Promise<void> {
-    const pending = this.fromCache.get(l.digest);
+    const id = `${l.digest} ${l.diffId}`;
+    const pending = this.fromCache.get(id);
     if (!pending || l.keptOnly) return Promise.resolve();
-    let p = this.fetching.get(l.digest);
+    let p = this.fetching.get(id);
     if (!p) {
       p = (async () => {
-        if (!(await this.store.hasBlob(l.digest))) await this.store.writeBlob(pending.blob.open(), { digest: l.digest, size: l.size });
-        else await this.store.lease(l.digest);
-        const hash = createHash(parseDigest(l.diffId).algorithm);
-        for await (const chunk of this.openLayer(l)) hash.update(chunk as Buffer);
-        const actual = `${parseDigest(l.diffId).algorithm}:${hash.digest('hex')}`;
-        if (actual !== l.diffId) {
-          throw new BuildError('CACHE_LAYER', `layer ${l.digest} of the cache ${pending.from}: its content has diff ID ${actual}, where the cache says ${l.diffId}; nothing of it was used`);
+        try {
+          if (!(await this.store.hasBlob(l.digest))) await this.store.writeBlob(pending.blob.open(), { digest: l.digest, size: l.size });
+          else await this.store.lease(l.digest);
+          const { algorithm } = parseDigest(l.diffId);
+          const hash = createHash(algorithm);
+          for await (const chunk of this.openLayer(l)) hash.update(chunk as Buffer);
+          const actual = `${algorithm}:${hash.digest('hex')}`;
+          if (actual !== l.diffId) throw new Error(`its content has diff ID ${actual}, where the cache says ${l.diffId}`);
+        } catch (err) {
+          throw new BuildError('CACHE_LAYER', `layer ${l.digest} of the cache ${pending.from}: ${(err as Error).message}; nothing of it was used`, { cause: err });
         }
-        for (const then of pending.then.splice(0)) await then();
+        this.verified.add(id);
+        for (const then of pending.then.splice(0)) then();
       })();
-      this.fetching.set(l.digest, p);
+      this.fetching.set(id, p);
     }
     return p;
   }
 
-  /** `ensureLayer` of each of `layers`, a few at a time. */
+  /** `ensureLayer` of each of `layers`, a few at a time; all have settled when it returns. */
   async ensureLayers(layers: readonly LayerRef[]): Promise<void> {
     const queue = [...layers];
-    await Promise.all(Array.from({ length: 3 }, async () => {
-      for (let l = queue.shift(); l; l = queue.shift()) await this.ensureLayer(l);
-    }));
+    let failed: unknown;
+    await Promise.all(
+      Array.from({ length: 3 }, async () => {
+        for (let l = queue.shift(); l && failed === undefined; l = queue.shift()) await this.ensureLayer(l).catch((err: unknown) => void (failed ??= err));
+      }),
+    );
+    if (failed !== undefined) throw failed;
   }
 
   private openLayer(l: LayerRef): Readable {

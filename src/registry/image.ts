@@ -225,7 +225,7 @@ async function fetchConfig(client: RegistryClient, ref: Reference, d: Descriptor
 }
 
 /** Errors of a connection that dropped mid-body: the GET is made again from where it stopped. */
-const DROPPED = new Set(['UND_ERR_SOCKET', 'ECONNRESET', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_ABORTED', 'EPIPE']);
+const DROPPED = new Set(['UND_ERR_SOCKET', 'ECONNRESET', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_ABORTED', 'EPIPE', 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH', 'ERR_STREAM_PREMATURE_CLOSE', 'REGISTRY_TIMEOUT']);
 
 /**
  * A blob's bytes from the registry, checked as they stream against the descriptor: an error at
@@ -270,7 +270,14 @@ async function* blobBytes(client: RegistryClient, ref: Reference, d: Descriptor,
       break;
     } catch (err) {
       const code = (err as { code?: string }).code ?? '';
-      if (err instanceof RegistryError || !DROPPED.has(code)) throw err;
+      // A stall past the deadline (the client's REGISTRY_TIMEOUT) is resumed as a dropped connection is.
+      const dropped = DROPPED.has(code) && (!(err instanceof RegistryError) || code === 'REGISTRY_TIMEOUT');
+      if (!dropped) {
+        if (err instanceof RegistryError) throw err;
+        throw new RegistryError('REGISTRY_UNREACHABLE', `blob ${d.digest} from ${url}: ${(err as Error).message}`, { url }, { cause: err });
+      }
+      // Every byte came before the connection went: nothing to ask for again.
+      if (offset === d.size) break;
       if (attempt >= attempts) {
         throw new RegistryError('REGISTRY_UNREACHABLE', `blob ${d.digest} from ${url}: the connection dropped ${attempts} times (${(err as Error).message})`, { url, temporary: true }, { cause: err });
       }

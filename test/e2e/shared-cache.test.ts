@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
@@ -106,7 +107,11 @@ describe('--cache-to type=registry, --cache-from', () => {
     const a = await build(host('a'), ctx, ['--cache-to', `type=registry,ref=${reg.host}/cache/app:max,mode=max`, '-t', `${reg.host}/app/max:1`, '--push']);
     expect(a.ran).toEqual(RUNS);
     const bRoot = host('b');
-    const b = await build(bRoot, ctx, ['--cache-from', `type=registry,ref=${reg.host}/cache/app:max`]);
+    // B's checkout is owned by another user (CI runners' users differ): the same keys.
+    const bCtx = mkdtempSync(path.join(work, 'ctx-b-'));
+    cpSync(ctx, bCtx, { recursive: true });
+    execFileSync('chown', ['-R', '1234:1234', bCtx]);
+    const b = await build(bRoot, bCtx, ['--cache-from', `type=registry,ref=${reg.host}/cache/app:max`]);
     expect(b.ran).toEqual([]);
     expect(b.id).toBe(a.id);
     // The image's files are whole on B (its layers were fetched when the image was written).
@@ -157,6 +162,21 @@ describe('--cache-to type=local, --cache-from type=local', () => {
     const manifest = JSON.parse(readFileSync(path.join(moved, 'blobs', 'sha256', (index.manifests[0]?.digest ?? '').slice(7)), 'utf8')) as { layers: { digest: string }[] };
     const inB = manifest.layers.map((l) => readdirSync(path.join(bRoot, 'blobs', 'sha256')).includes(l.digest.slice(7)));
     expect(inB).toEqual([false, false, true, true]);
+  });
+
+  test.each([
+    ['index.json a FIFO', (dir: string) => execFileSync('mkfifo', [path.join(dir, 'index.json')])],
+    ['index.json a link to /dev/zero', (dir: string) => symlinkSync('/dev/zero', path.join(dir, 'index.json'))],
+    ['a null manifest', (dir: string) => writeFileSync(path.join(dir, 'index.json'), '{"schemaVersion":2,"manifests":[null]}')],
+    ['a manifest with no digest', (dir: string) => writeFileSync(path.join(dir, 'index.json'), '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","size":2}]}')],
+    ['a manifest blob that is missing', (dir: string) => writeFileSync(path.join(dir, 'index.json'), `{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:${'a'.repeat(64)}","size":2}]}`)],
+    ['no index.json', () => undefined],
+  ])('a layout with %s is a notice, and the build goes on', async (_what, make) => {
+    const dir = mkdtempSync(path.join(work, 'hostile-layout-'));
+    make(dir);
+    const b = await build(host('b'), context(), ['--cache-from', `type=local,src=${dir}`]);
+    expect(b.ran).toEqual(RUNS);
+    expect(b.notices.some((n) => n.includes(`local:${dir}`) && n.includes('not used'))).toBe(true);
   });
 
   test('a corrupted cache document is a notice and ignored', async () => {
@@ -225,6 +245,8 @@ describe('what a cache holds', () => {
     const r = await execa(command, args, { reject: false, env: { GANTRY_LOOPBACK_ONLY: '0' } });
     expect(r.exitCode).toBe(1);
     expect(r.stderr).toContain(`of the cache local:${dir}: its content has diff ID`);
+    // Nothing of that cache was kept: the next build on B, without it, runs every step.
+    expect((await build(bRoot, ctx, [])).ran).toEqual(RUNS);
     // Nothing was named, and the store is consistent.
     const images = await g(bRoot, ['images', '-q']);
     expect(images.stdout.trim()).toBe((await g(bRoot, ['images', '-q', base])).stdout.trim());
@@ -249,6 +271,12 @@ describe('--cache-to type=inline', () => {
     expect(c.ran).toEqual([RUNS[0], RUNS[1]]);
     const layers = async (root: string, id: string) => (JSON.parse((await g(root, ['inspect', id])).stdout)[0] as { RootFS: { Layers: string[] } }).RootFS.Layers;
     expect((await layers(bRoot, b.id)).at(-1)).toBe((await layers(aRoot, a.id)).at(-1));
+    // An image built FROM one that carries its cache does not carry the base's.
+    const derived = mkdtempSync(path.join(work, 'ctx-'));
+    writeFileSync(path.join(derived, 'Dockerfile'), `FROM ${reg.host}/app/inline:1\nENV DERIVED=1\n`);
+    const d = await build(bRoot, derived, []);
+    const derivedConfig = JSON.parse(readFileSync(path.join(bRoot, 'blobs', 'sha256', d.id.slice(7)), 'utf8')) as Record<string, unknown>;
+    expect(derivedConfig['gantry.cache.v1']).toBeUndefined();
     // The cache is the config's gantry.cache.v1 field, its layers the image's own.
     const config = JSON.parse(readFileSync(path.join(aRoot, 'blobs', 'sha256', a.id.slice(7)), 'utf8')) as Record<string, { entries: unknown[]; diffIds: string[] }>;
     expect(config['gantry.cache.v1']?.diffIds).toEqual(await layers(aRoot, a.id));

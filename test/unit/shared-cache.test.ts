@@ -41,6 +41,10 @@ describe('--cache-to and --cache-from as buildx reads them', () => {
     ['from', 'type=local,src=/x,digest=sha256:00', 'invalid digest'],
     ['from', 'type=registry,ref=r/a,mode=max', 'mode: not known'],
     ['from', '', 'expected a reference'],
+    ['from', 'Not A Ref', 'invalid'],
+    ['to', 'type=local,dest=', 'needs dest=DIR'],
+    ['from', 'type=local,src=', 'needs src=DIR'],
+    ['to', 'type=registry,ref=r/a,compression=gzip,compression-level=12', 'gzip takes 0 to 9'],
   ] as const)('--cache-%s %s is refused', (direction, text, message) => {
     expect(() => parseCacheSpec(text, direction)).toThrow(message);
     try {

@@ -95,7 +95,7 @@ export function copyStepOf(step: CopyStep, fromState: StageState | undefined, ct
       // From a stage or an image: its layers (content-addressed), no unpacking for the key.
       if (fromState) return layersOf(fromState);
       await collectSources();
-      return checksumSources(items ?? [], sourceIgnore, fromContext ? ctx.contextStats : undefined);
+      return checksumSources(items ?? [], sourceIgnore, fromContext ? ctx.contextStats : undefined, { owners: step.source.type !== 'context' });
     },
     // From a stage: the files it copies, when the key by its layers misses (the stage ran again).
     ...(step.source.type === 'stage'

@@ -85,7 +85,7 @@ export async function benchFleet(options: { context: string; name: string; regis
     const a = await gantry(['--root', mkdtempSync(path.join(work, 'fleet-a-')), 'build', '--progress', 'plain', ...buildArg, '--cache-to', `type=registry,ref=${gantryCache},mode=max`, context]);
     if (a.exitCode !== 0) throw new Error(`gantry on host A failed:\n${a.stderr.slice(-2000)}`);
     await emptyDocker();
-    await docker(['buildx', 'build', '--progress', 'quiet', ...buildArg, '--cache-to', `type=registry,ref=${dockerCache},mode=max`, '-t', `bench/${name}:fleet`, context]);
+    await docker(['buildx', 'build', '--progress', 'quiet', '--network', 'host', ...buildArg, '--cache-to', `type=registry,ref=${dockerCache},mode=max`, '-t', `bench/${name}:fleet`, context]);
     for (let i = 0; i < runs; i++) {
       for (const how of ['cache-from', 'no cache'] as const) {
         const root = mkdtempSync(path.join(work, 'fleet-b-'));
@@ -98,7 +98,7 @@ export async function benchFleet(options: { context: string; name: string; regis
         await emptyDocker();
         proxy.take();
         t0 = process.hrtime.bigint();
-        await docker(['buildx', 'build', '--progress', 'quiet', ...buildArg, ...(how === 'cache-from' ? ['--cache-from', `type=registry,ref=${dockerCache}`] : []), '-t', `bench/${name}:fleet`, context]);
+        await docker(['buildx', 'build', '--progress', 'quiet', '--network', 'host', ...buildArg, ...(how === 'cache-from' ? ['--cache-from', `type=registry,ref=${dockerCache}`] : []), '-t', `bench/${name}:fleet`, context]);
         samples.push({ tool: 'buildkit', how, seconds: Number(process.hrtime.bigint() - t0) / 1e9, pulled: proxy.take() });
         for (const s of samples.slice(-2)) say(`fleet ${name} host B ${how} ${s.tool}: ${s.seconds.toFixed(2)} s, ${(s.pulled / 1e6).toFixed(1)} MB pulled`);
       }

@@ -330,7 +330,6 @@ async function sharedCache(settings: BuildSettings, emit: (e: { type: 'notice'; 
   const modes = to.filter((s) => s.type !== 'inline').map((s) => ('mode' in s ? (s.mode ?? 'min') : 'min'));
   return {
     ...(from.length > 0 && !settings.noCache ? { imported: await importCache(from, registryAccess(settings), (text) => emit({ type: 'notice', text })) } : {}),
-    allLayers: modes.includes('max'),
     inline: to.some((s) => s.type === 'inline'),
     exported: modes.includes('max') ? 'max' : modes.length > 0 ? 'min' : 'none',
     recorded: [],

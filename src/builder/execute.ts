@@ -155,7 +155,7 @@ async function executePlan(plan: BuildPlan, images: Map<string, Image>, run: Pla
     fixedTime: options.sourceDateEpoch !== undefined,
     uncachedStages,
     // A mode=max cache export shares every stage's layers: every stage makes them.
-    leaving: options.shared?.allLayers ? new Set(plan.stages.map((st) => st.index)) : stagesLeaving(plan),
+    leaving: options.shared?.exported === 'max' ? new Set(plan.stages.map((st) => st.index)) : stagesLeaving(plan),
     parents: new Set(plan.stages.flatMap((st) => (st.base.type === 'stage' ? [st.base.stage] : []))),
     finished,
     stateOfImage,

@@ -33,7 +33,7 @@ import { MANIFEST_TYPES, MediaType, layerCompression } from '../oci/media-types.
 import { normalizeReference } from '../oci/reference.js';
 import type { Index, Manifest } from '../oci/types.js';
 import type { RegistryClient } from '../registry/client.js';
-import { fetchManifest, readLimited, remoteBlob, remoteImage } from '../registry/image.js';
+import { configBlob, fetchManifest, remoteBlob, remoteImage } from '../registry/image.js';
 import { pushImage } from '../registry/push.js';
 import { saveLayoutDirectory } from '../archive/save.js';
 import type { CacheEntry } from '../store/cache.js';
@@ -255,11 +255,12 @@ export function recordedLayers(recorded: readonly RecordedEntry[]): LayerDescrip
 /** A build's part in sharing its cache: what it imported, and what it records for an export. */
 export interface SharedCacheRun {
   imported?: ImportedCache;
-  /** Every stage's steps make layers (a `mode=max` export): none is kept only as a snapshot. */
-  allLayers: boolean;
   /** The image config carries the target's cache (`type=inline`). */
   inline: boolean;
-  /** Layers an export will read: fetched before the build ends when only an imported cache had them. */
+  /**
+   * The widest export asked for: its layers are fetched before the build ends when only an
+   * imported cache had them; with `max` every stage's steps make layers (none is kept only as a snapshot).
+   */
   exported: 'none' | 'min' | 'max';
   /** Filled by the build: each filesystem step's entry as it was hit or made, and the stages whose layers leave it. */
   recorded: RecordedEntry[];
@@ -433,11 +434,7 @@ async function fromRegistry(ref: string, access: RegistryAccess, clients: Regist
   const top = await fetchManifest(client, r, r.digest ?? (r.tag as string));
   const manifest = top.json as Manifest;
   if (MANIFEST_TYPES.has(top.mediaType) && manifest.config?.mediaType === CACHE_CONFIG_TYPE) {
-    const d = manifest.config;
-    if (d.size > CONFIG_SIZE_LIMIT) throw new BuildError('CACHE_DOCUMENT', `${ref}: its cache document says ${d.size} bytes, more than ${CONFIG_SIZE_LIMIT}`);
-    const res = await client.request('GET', `/v2/${r.path}/blobs/${d.digest}`, { scope: `repository:${r.path}:pull` });
-    const raw = await readLimited(res.body, d.size, `cache document ${d.digest} of ${ref}`, true);
-    if (digestOf(raw, parseDigest(d.digest).algorithm) !== d.digest) throw new BuildError('CACHE_DOCUMENT', `${ref}: its cache document is not what its digest ${d.digest} says`);
+    const raw = await configBlob(client, r, manifest.config, 'cache document');
     return readDocument(manifest, raw, ref, (l) => () => remoteBlob(client, r, l));
   }
   // An image: its inline cache, if it has one.

@@ -201,27 +201,40 @@ export async function remoteImage(client: RegistryClient, input: string, options
  * One the caller has already (`knownBlob`) is checked the same way.
  */
 async function fetchConfig(client: RegistryClient, ref: Reference, d: Descriptor, options: RemoteImageOptions): Promise<{ bytes: Buffer; config: ImageConfig; known: boolean }> {
+  let known = false;
+  const bytes = await configBlob(client, ref, d, 'config', async (blob) => {
+    const found = await options.knownBlob?.(blob);
+    known = found !== undefined;
+    return found;
+  });
+  const parsed = parseDocument(bytes);
+  const problem = 'problem' in parsed ? parsed.problem : configProblem(parsed.json);
+  if (problem !== undefined) throw new RegistryError('REGISTRY_BAD_CONFIG', `config ${d.digest} from ${client.endpoint}/v2/${ref.path}/blobs/${d.digest}: ${problem}`, { url: `${client.endpoint}/v2/${ref.path}/blobs/${d.digest}` });
+  return { bytes, config: (parsed as { json: unknown }).json as ImageConfig, known };
+}
+
+/**
+ * A config blob (an image's config, a cache's document) read into memory: at most
+ * CONFIG_SIZE_LIMIT bytes (refused before a byte is fetched when its descriptor says more),
+ * checked against its size and digest. `known` gives its bytes where the caller has them already
+ * (a store): they are checked the same way; else they are fetched.
+ */
+export async function configBlob(client: RegistryClient, ref: Reference, d: Descriptor, what: string, known?: (d: Descriptor) => Promise<Buffer | undefined>): Promise<Buffer> {
   const path = `/v2/${ref.path}/blobs/${d.digest}`;
   const url = client.endpoint + path;
   if (d.size > CONFIG_SIZE_LIMIT) {
-    throw new RegistryError('REGISTRY_BLOB_TOO_LARGE', `config ${d.digest} from ${url}: its descriptor says ${d.size} bytes, more than the ${CONFIG_SIZE_LIMIT} bytes gantry reads of an image config; nothing was fetched`, { url });
+    throw new RegistryError('REGISTRY_BLOB_TOO_LARGE', `${what} ${d.digest} from ${url}: its descriptor says ${d.size} bytes, more than the ${CONFIG_SIZE_LIMIT} bytes gantry reads of a ${what}; nothing was fetched`, { url });
   }
   const { algorithm } = parseDigest(d.digest);
-  const known = await options.knownBlob?.(d);
-  let bytes: Buffer;
-  if (known !== undefined) {
-    bytes = known;
-  } else {
+  let bytes = await known?.(d);
+  if (bytes === undefined) {
     const res = await client.request('GET', path, { scope: `repository:${ref.path}:pull` });
-    bytes = await readLimited(res.body, d.size, `config ${d.digest} from ${url}`, true);
+    bytes = await readLimited(res.body, d.size, `${what} ${d.digest} from ${url}`, true);
   }
-  if (bytes.length !== d.size) throw new RegistryError('REGISTRY_SIZE_MISMATCH', `config ${d.digest} from ${url}: ${bytes.length} bytes, expected ${d.size}`, { url });
+  if (bytes.length !== d.size) throw new RegistryError('REGISTRY_SIZE_MISMATCH', `${what} ${d.digest} from ${url}: ${bytes.length} bytes, expected ${d.size}`, { url });
   const actual = `${algorithm}:${createHash(algorithm).update(bytes).digest('hex')}`;
-  if (actual !== d.digest) throw new RegistryError('REGISTRY_DIGEST_MISMATCH', `config ${d.digest} from ${url}: content has digest ${actual}`, { url });
-  const parsed = parseDocument(bytes);
-  const problem = 'problem' in parsed ? parsed.problem : configProblem(parsed.json);
-  if (problem !== undefined) throw new RegistryError('REGISTRY_BAD_CONFIG', `config ${d.digest} from ${url}: ${problem}`, { url });
-  return { bytes, config: (parsed as { json: unknown }).json as ImageConfig, known: known !== undefined };
+  if (actual !== d.digest) throw new RegistryError('REGISTRY_DIGEST_MISMATCH', `${what} ${d.digest} from ${url}: content has digest ${actual}`, { url });
+  return bytes;
 }
 
 /** Errors of a connection that dropped mid-body: the GET is made again from where it stopped. */

@@ -191,6 +191,7 @@ import { execute, type BuildSettings, type ExecuteResult as BuildExecResult } fr
 import { withStore } from './store/store.js';
 import { resolveNamedContexts } from './builder/named-contexts.js';
 import { resolvePlan } from './builder/resolve.js';
+import { executePlatforms, platformList } from './builder/platforms.js';
 import { exportCache, importCache, type SharedCacheRun } from './builder/shared-cache.js';
 import { trace } from './support/process.js';
 import type { RegistryAccess as Access } from './builder/registry.js';
@@ -310,8 +311,13 @@ async function buildHere(options: Omit<BuildOptions, 'ssh'> & { ssh?: Record<str
     // The caches --cache-from names are read before the build (one that cannot be is a notice).
     const shared = await sharedCache(settings, emit);
     try {
-      const resolved = await resolvePlan(store, model, buildOptions, named, emit);
-      const result = await execute(store, resolved, { ...buildOptions, text, ...(shared ? { shared } : {}) }, named);
+      const executeOptions = { ...buildOptions, text, ...(shared ? { shared } : {}) };
+      const platforms = platformList(settings.platform);
+      // Several platforms: built one after the other, their images made one index (platforms.ts).
+      const result =
+        platforms.length > 1
+          ? await executePlatforms(store, model, platforms, executeOptions, named)
+          : await execute(store, await resolvePlan(store, model, buildOptions, named, emit), executeOptions, named);
       const pushed = await writeOutputs(store, result.descriptor, result.tags, [...output, ...(pushAfter ? [{ type: 'registry' as const }] : [])], registryAccess(settings), emit, settings.signal);
       if (shared && settings.cacheTo) await exportCache(store, settings.cacheTo, shared.recorded, shared.leaving, registryAccess(settings), emit);
       return pushed.length > 0 ? { ...result, pushed: pushed.map((p) => ({ name: p.name, digest: p.digest, mediaType: p.mediaType, size: p.size })) } : result;

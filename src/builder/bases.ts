@@ -13,7 +13,7 @@ import { parsePlatform, type Platform } from '../oci/platform.js';
 import { formatReference, normalizeReference, parseReference } from '../oci/reference.js';
 import type { ImageConfig } from '../oci/types.js';
 import { didYouMean } from '../dockerfile/checks.js';
-import { findEntries, loadImage } from '../store/images.js';
+import { findEntries, loadImage, loadIndex } from '../store/images.js';
 import type { Store } from '../store/store.js';
 import { pull, type RegistryAccess } from './registry.js';
 import { isLayoutRef, layoutImage } from './named-contexts.js';
@@ -59,12 +59,15 @@ async function obtain(store: Store, ref: string, platform: string, options: Obta
   if (!options.pull) {
     const found = await findEntries(store, ref).catch(() => []);
     const entry = found[0];
-    if (entry && !INDEX_TYPES.has(entry.descriptor.mediaType)) {
-      // The store's image under this name serves when it is for the wanted platform; another
-      // platform's image is pulled (as `gantry pull --platform` would).
-      const image = await loadImage(store, entry.descriptor);
+    if (entry) {
+      // The store's image under this name serves when it is for the wanted platform (a
+      // multi-platform image's, when it holds one); another platform's image is pulled (as
+      // `gantry pull --platform` would).
+      const want = parsePlatform(platform);
+      const images = INDEX_TYPES.has(entry.descriptor.mediaType) ? (await loadIndex(store, entry.descriptor)).images : [await loadImage(store, entry.descriptor)];
       trace?.(`image ${ref} read from the store`);
-      if (samePlatform(image.config, parsePlatform(platform))) return image;
+      const image = images.find((im) => samePlatform(im.config, want));
+      if (image) return image;
     }
   }
   const name = formatReference(normalizeReference(ref));

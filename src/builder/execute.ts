@@ -230,7 +230,8 @@ async function runStage(x: PlanExecution, stage: PlannedStage): Promise<StageSta
 async function runStep(x: PlanExecution, stage: PlannedStage, state: StageState, step: Step): Promise<void> {
   const { options, ws, emit } = x.env;
   // As BuildKit shows it: an ONBUILD trigger says so.
-  const name = `${step.position} ${(step as { onbuild?: boolean }).onbuild ? 'ONBUILD ' : ''}${step.original.replace(/\s+/g, ' ').trim()}`;
+  const position = options.onePlatform ? `[${stage.platform} ${step.position.slice(1)}` : step.position;
+  const name = `${position} ${(step as { onbuild?: boolean }).onbuild ? 'ONBUILD ' : ''}${step.original.replace(/\s+/g, ' ').trim()}`;
   const started = Date.now();
   const text = createdBy(step);
   const history: HistoryEntry = { created: x.created, ...(text !== undefined ? { created_by: text } : {}), comment: HISTORY_COMMENT };
@@ -397,13 +398,14 @@ async function writeTarget(x: PlanExecution, final: StageState): Promise<Execute
   const annotations = options.annotations && Object.keys(options.annotations).length > 0 ? options.annotations : undefined;
   const descriptor = await writeImage(store, { config, layers: final.layers, ...(annotations ? { annotations } : {}) });
   crashPoint?.('commit');
-  const tags = (options.tags ?? []).map((t) => formatReference(normalizeReference(t)));
+  // One platform of several: the index is named, by the caller (the image is leased till then).
+  const tags = options.onePlatform ? [] : (options.tags ?? []).map((t) => formatReference(normalizeReference(t)));
   for (const t of tags) await store.tag(t, descriptor);
-  if (tags.length === 0) await store.addUntagged(descriptor);
+  if (tags.length === 0 && !options.onePlatform) await store.addUntagged(descriptor);
   const image = await loadImage(store, descriptor);
   for (const [key, entry] of x.adopted) await x.cache.put(key, entry);
   trace?.('image written');
-  emit({ type: 'image', digest: descriptor.digest, configDigest: image.configDigest, tags });
+  if (!options.onePlatform) emit({ type: 'image', digest: descriptor.digest, configDigest: image.configDigest, tags });
   return { digest: descriptor.digest, configDigest: image.configDigest, descriptor, tags, plan };
 }
 

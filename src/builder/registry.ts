@@ -7,12 +7,11 @@ import { DEFAULT_DOMAIN, formatReference, normalizeReference, parseReference, re
 import { RegistryClient, type CredentialLookup, type RegistryClientOptions } from '../registry/client.js';
 import { pullImage, type PullProgress, type PullResult } from '../registry/pull.js';
 import { pushFromSource, pushIndex, type BlobStatus, type PushResult, type PushSource } from '../registry/push.js';
-import { findEntries, loadImage, resolveImage } from '../store/images.js';
+import { findEntries, loadImage, loadIndex, resolveImage } from '../store/images.js';
 import { INDEX_TYPES, layerCompression } from '../oci/media-types.js';
-import type { Index } from '../oci/types.js';
 import { withStore, type Store, type StoreEntry } from '../store/store.js';
-import { distributable, type LayerFormat } from '../store/compress.js';
-import { configBlob, type Image } from '../image/image.js';
+import { distributable, distributableIndex, type LayerFormat } from '../store/compress.js';
+import { configBlob } from '../image/image.js';
 import { settings } from '../support/settings.js';
 
 export interface RegistryAccess {
@@ -168,22 +167,12 @@ async function pushFrom(store: Store, options: Omit<PushCommandOptions, 'root'>)
   if (top && INDEX_TYPES.has(top.descriptor.mediaType)) {
     const destination = options.destination ?? top.name;
     if (!destination) throw new OptionError('PUSH_NO_NAME', `${options.image} has no name to push to; give a destination`);
-    let raw = await store.readBlob(top.descriptor.digest);
-    let digest = top.descriptor.digest;
-    const index = JSON.parse(raw.toString('utf8')) as Index;
-    const images: Image[] = [];
-    for (const d of index.manifests) images.push(await distributable(store, await loadImage(store, d), options.format ? { format: options.format } : {}));
-    if (images.some((im, i) => im.digest !== index.manifests[i]?.digest)) {
-      // Some manifest changed with its compressed layers: the index names the new ones.
-      const rewritten: Index = { ...index, manifests: index.manifests.map((d, i) => ({ ...d, digest: (images[i] as Image).digest, size: (images[i] as Image).rawManifest.length })) };
-      const written = await store.writeJSON(rewritten);
-      raw = written.bytes;
-      digest = written.digest;
-    }
+    // A manifest that changes with its compressed layers is named by a new index.
+    const ix = await distributableIndex(store, await loadIndex(store, top.descriptor), options.format ? { format: options.format } : {});
     const client = await clientFor(normalizeReference(destination).domain, options);
     const unwatch = watchAbort(client, options.signal);
     try {
-      return { local: top.descriptor.digest, result: await pushIndex(client, { digest, mediaType: top.descriptor.mediaType, raw }, images, destination, options.onBlob ? { onProgress: options.onBlob } : {}) };
+      return { local: top.descriptor.digest, result: await pushIndex(client, { digest: ix.digest, mediaType: ix.mediaType, raw: ix.rawIndex }, ix.images, destination, options.onBlob ? { onProgress: options.onBlob } : {}) };
     } finally {
       unwatch();
       await client.close();

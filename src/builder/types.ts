@@ -25,6 +25,10 @@ export interface BuildSettings extends RegistryAccess {
   tags?: string[];
   buildArgs?: Record<string, string>;
   target?: string;
+  /**
+   * The platform to build for (`os/arch[/variant]`), or several, comma-separated: then the build
+   * runs once for each and its image is an OCI index of theirs.
+   */
   platform?: string;
   noCache?: boolean;
   /** Pull every image the Dockerfile names, even those the store has (`--pull`). */
@@ -71,15 +75,23 @@ export interface ExecuteOptions extends BuildSettings {
   text: string;
   /** The build's part in sharing its cache (`cacheTo`, `cacheFrom`), when it has one. */
   shared?: SharedCacheRun;
+  /**
+   * One platform of a multi-platform build: its image is not named (the index is), and its
+   * steps are shown with the platform, as BuildKit shows them (`[linux/arm64 2/3] RUN ...`).
+   */
+  onePlatform?: boolean;
 }
 
 export interface ExecuteResult {
-  /** Manifest digest of the target image. */
+  /** Manifest digest of the target image (of its index, for a multi-platform build). */
   digest: string;
+  /** docker's image ID: the config's digest (the index's digest, for a multi-platform build, as Docker's containerd store has it). */
   configDigest: string;
   descriptor: Descriptor;
   tags: string[];
   plan: BuildPlan;
+  /** A multi-platform build's images, one per platform, in the order built (the index's). */
+  platforms?: { platform: string; digest: string; configDigest: string }[];
   /**
    * Where the image was pushed, with the registry's manifest digest (layers are compressed on
    * the way up, so it differs from `digest`, the store's).

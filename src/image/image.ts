@@ -5,10 +5,10 @@
  */
 import { Readable } from 'node:stream';
 import { GantryError } from '../errors/index.js';
-import { CONFIG_TYPES, MANIFEST_TYPES, layerCompression } from '../oci/media-types.js';
-import { parseDigest } from '../oci/digest.js';
+import { CONFIG_TYPES, MANIFEST_TYPES, MediaType, layerCompression } from '../oci/media-types.js';
+import { digestOf, parseDigest } from '../oci/digest.js';
 import { configProblem, manifestProblem } from '../oci/document.js';
-import type { Descriptor, ImageConfig, Manifest } from '../oci/types.js';
+import type { Descriptor, ImageConfig, Index, Manifest, PlatformSpec } from '../oci/types.js';
 
 /** A blob as a sink reads it: its digest, its size, and its bytes, from wherever they are. */
 export interface BlobSource {
@@ -102,4 +102,42 @@ function checkDescriptor(d: Descriptor, fail: (why: string) => never): void {
 /** The bytes an image's blobs take as stored (layers and config); docker's SIZE is the layers' unpacked content instead (store/sizes.ts). */
 export function imageSize(image: Image): number {
   return image.layers.reduce((n, l) => n + l.size, 0) + image.rawConfig.length;
+}
+
+/**
+ * A multi-platform image: an OCI index and the platform images it holds (those at hand: an
+ * index pulled for one platform names manifests the store lacks), in the index's order.
+ */
+export interface ImageIndex {
+  digest: string;
+  mediaType: string;
+  rawIndex: Buffer;
+  index: Index;
+  images: Image[];
+}
+
+/** Whether `x` is a multi-platform image. */
+export function isIndex(x: Image | ImageIndex): x is ImageIndex {
+  return 'images' in x;
+}
+
+/** An image's platform as an index lists it, from its config. */
+export function platformOf(image: Image): PlatformSpec {
+  const c = image.config;
+  return { architecture: c.architecture, os: c.os, ...(c.variant ? { variant: c.variant } : {}) };
+}
+
+/**
+ * The OCI index of `images` (each listed with its platform), as BuildKit writes a multi-platform
+ * image's: the index media type, the manifests in the order built.
+ */
+export function indexOf(images: Image[], annotations?: Record<string, string>, mediaType: string = MediaType.ociIndex): ImageIndex {
+  const index: Index = {
+    schemaVersion: 2,
+    mediaType,
+    manifests: images.map((im) => ({ mediaType: im.mediaType, digest: im.digest, size: im.rawManifest.length, platform: platformOf(im) })),
+    ...(annotations && Object.keys(annotations).length > 0 ? { annotations } : {}),
+  };
+  const rawIndex = Buffer.from(JSON.stringify(index));
+  return { digest: digestOf(rawIndex), mediaType, rawIndex, index, images };
 }

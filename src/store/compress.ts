@@ -18,7 +18,7 @@ import { existsSync } from 'node:fs';
 import { GantryError } from '../errors/index.js';
 import { childProcess, zlib } from '../support/process.js';
 import { decompress } from '../tar/decompress.js';
-import type { Image, Layer } from '../image/image.js';
+import { indexOf, type Image, type ImageIndex, type Layer } from '../image/image.js';
 import { layerCompression, MediaType, type Compression } from '../oci/media-types.js';
 import type { Manifest } from '../oci/types.js';
 import { LayerCache } from './cache.js';
@@ -104,6 +104,21 @@ export async function distributable(store: Store, image: Image, options: Distrib
   };
   const written = await store.writeJSON(manifest);
   return { ...image, digest: written.digest, rawManifest: written.bytes, manifest, mediaType: manifest.mediaType ?? image.mediaType, layers };
+}
+
+/**
+ * A multi-platform image with each platform image as `distributable` makes it, under an index
+ * (written to the store) that names them: the same index when no manifest changed.
+ */
+export async function distributableIndex(store: Store, ix: ImageIndex, options: DistributableOptions = {}): Promise<ImageIndex> {
+  const images: Image[] = [];
+  for (const image of ix.images) images.push(await distributable(store, image, options));
+  const oci = options.format?.ociMediaTypes;
+  const mediaType = oci === undefined ? ix.mediaType : oci ? MediaType.ociIndex : MediaType.dockerManifestList;
+  if (mediaType === ix.mediaType && images.length === ix.index.manifests.length && images.every((im, i) => im.digest === ix.index.manifests[i]?.digest)) return ix;
+  const made = indexOf(images, ix.index.annotations, mediaType);
+  await store.writeBlob(made.rawIndex, { digest: made.digest, size: made.rawIndex.length });
+  return made;
 }
 
 /** A layer's blob in compression `want` (`none`: its tar), from the cache or made now. */

@@ -1,12 +1,12 @@
 /** Images in the store: resolve names and IDs, load them as `Image`, write new ones. */
 import { Readable } from 'node:stream';
 import { StoreError } from '../errors/index.js';
-import { blobsOf, validateImage, type Image, type Layer } from '../image/image.js';
+import { blobsOf, validateImage, type Image, type ImageIndex, type Layer } from '../image/image.js';
 import { digestOf } from '../oci/digest.js';
 import { manifestProblem, parseDocument } from '../oci/document.js';
 import { INDEX_TYPES, MediaType } from '../oci/media-types.js';
 import { formatReference, normalizeReference } from '../oci/reference.js';
-import { REF_NAME_ANNOTATION, type Descriptor, type ImageConfig, type Manifest } from '../oci/types.js';
+import { REF_NAME_ANNOTATION, type Descriptor, type ImageConfig, type Index, type Manifest } from '../oci/types.js';
 import { repoDigestsOf, type Store, type StoreEntry } from './store.js';
 
 export async function loadImage(store: Store, descriptor: Descriptor): Promise<Image> {
@@ -45,6 +45,42 @@ export async function loadImage(store: Store, descriptor: Descriptor): Promise<I
     config,
     layers,
   };
+}
+
+/**
+ * A multi-platform image in the store: its index, and the platform images it names that the
+ * store holds (an index pulled for one platform names the others without holding them).
+ */
+export async function loadIndex(store: Store, descriptor: Descriptor): Promise<ImageIndex> {
+  const rawIndex = await store.readBlob(descriptor.digest);
+  const parsed = parseDocument(rawIndex);
+  if ('problem' in parsed) throw new StoreError('STORE_INVALID', `index ${descriptor.digest} is ${parsed.problem}`);
+  const index = parsed.json as Index;
+  if (index.schemaVersion !== 2 || !Array.isArray(index.manifests)) throw new StoreError('STORE_INVALID', `index ${descriptor.digest} is not an image index`);
+  const images: Image[] = [];
+  for (const d of index.manifests) {
+    if (INDEX_TYPES.has(d.mediaType)) throw new StoreError('STORE_UNSUPPORTED', `index ${descriptor.digest} names another index (${d.digest}); nested indexes are not supported`);
+    // Attestation manifests (platform unknown/unknown) and manifests not at hand are not images to run.
+    if (d.platform?.os === 'unknown' || !(await store.hasBlob(d.digest))) continue;
+    images.push(await loadImage(store, d));
+  }
+  return { digest: descriptor.digest, mediaType: descriptor.mediaType, rawIndex, index, images };
+}
+
+/** The image or multi-platform image a store entry's descriptor names. */
+export async function loadAny(store: Store, descriptor: Descriptor): Promise<Image | ImageIndex> {
+  return INDEX_TYPES.has(descriptor.mediaType) ? loadIndex(store, descriptor) : loadImage(store, descriptor);
+}
+
+/** A multi-platform image written into the store: each platform image (storeImage), then the index, byte for byte. */
+export async function storeIndex(store: Store, ix: ImageIndex, created: string[] = []): Promise<Descriptor> {
+  for (const image of ix.images) await storeImage(store, image, created);
+  await store.lease(ix.digest);
+  if (!(await store.hasBlob(ix.digest))) {
+    await store.writeBlob(ix.rawIndex, { digest: ix.digest, size: ix.rawIndex.length });
+    created.push(ix.digest);
+  }
+  return { mediaType: ix.mediaType, digest: ix.digest, size: ix.rawIndex.length };
 }
 
 export interface ResolvedImage {

@@ -19,6 +19,8 @@ import type { BuildSettings, ExecuteOptions, ProgressEvent } from '../types.js';
 import { resolveUser } from '../users.js';
 import type { FsStep, RunStep, StepEnv } from './step.js';
 import { settings } from '../../support/settings.js';
+import { emulationFor } from '../../sandbox/emulation.js';
+import { hostPlatform } from '../../oci/platform.js';
 
 export function runStepOf(step: RunStep, ctx: StepEnv): FsStep {
   return {
@@ -38,6 +40,8 @@ export function runStepOf(step: RunStep, ctx: StepEnv): FsStep {
       return extra;
     },
     async exec(rootfs) {
+      // A stage for another architecture runs through a registered emulator, or not at all.
+      emulationFor(ctx.platformOf(step.stage), hostPlatform().architecture);
       await ctx.noticeIsolation();
       // The run's work directory is a temp entry of the store, so a killed build's is cleaned by the next command.
       const prepared = await prepareMounts(ctx, step);

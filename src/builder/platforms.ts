@@ -1,0 +1,75 @@
+/**
+ * A multi-platform build (`--platform linux/amd64,linux/arm64`): the Dockerfile planned and
+ * executed once per platform, in one store scope, and the images made into one OCI index,
+ * which is what the build's names and outputs then name. What the platforms share (the
+ * context, the stages on `$BUILDPLATFORM`) is shared through the layer cache: the second
+ * platform's run of a stage on the build platform finds every step cached.
+ */
+import type { DockerfileModel } from '../dockerfile/stages.js';
+import { indexOf, type Image } from '../image/image.js';
+import { formatPlatform, parsePlatform } from '../oci/platform.js';
+import { formatReference, normalizeReference } from '../oci/reference.js';
+import { loadImage, storeIndex } from '../store/images.js';
+import type { Store } from '../store/store.js';
+import { execute } from './execute.js';
+import type { NamedContexts } from './named-contexts.js';
+import { resolvePlan } from './resolve.js';
+import type { ExecuteOptions, ExecuteResult, ProgressEvent } from './types.js';
+
+/**
+ * The platforms a `--platform` value names, normalised, each once (buildx takes a
+ * comma-separated list; a platform given twice is built once).
+ */
+export function platformList(value: string | undefined): string[] {
+  if (value === undefined) return [];
+  const out: string[] = [];
+  for (const part of value.split(',')) {
+    if (part.trim() === '') continue;
+    const p = formatPlatform(parsePlatform(part));
+    if (!out.includes(p)) out.push(p);
+  }
+  return out;
+}
+
+/**
+ * Build `model` for each of `platforms` and name the index of their images. Each platform's
+ * run records its own cache entries (for `--cache-to`); they are exported together.
+ */
+export async function executePlatforms(
+  store: Store,
+  model: DockerfileModel,
+  platforms: string[],
+  options: ExecuteOptions,
+  named: NamedContexts | undefined,
+): Promise<ExecuteResult> {
+  const emit: (e: ProgressEvent) => void = options.onProgress ?? (() => undefined);
+  const results: ExecuteResult[] = [];
+  const shared = options.shared;
+  const recorded: NonNullable<ExecuteOptions['shared']>['recorded'] = [];
+  for (const platform of platforms) {
+    options.signal?.throwIfAborted();
+    const one: ExecuteOptions = { ...options, platform, onePlatform: true, ...(shared ? { shared: { ...shared, recorded: [] } } : {}) };
+    const resolved = await resolvePlan(store, model, one, named, emit);
+    results.push(await execute(store, resolved, one, named));
+    if (shared && one.shared) {
+      recorded.push(...one.shared.recorded);
+      shared.leaving = one.shared.leaving;
+    }
+  }
+  if (shared) shared.recorded = recorded;
+  const images: Image[] = [];
+  for (const r of results) images.push(await loadImage(store, r.descriptor));
+  const descriptor = await storeIndex(store, indexOf(images));
+  const tags = (options.tags ?? []).map((t) => formatReference(normalizeReference(t)));
+  for (const t of tags) await store.tag(t, descriptor);
+  if (tags.length === 0) await store.addUntagged(descriptor);
+  emit({ type: 'image', digest: descriptor.digest, configDigest: descriptor.digest, tags });
+  return {
+    digest: descriptor.digest,
+    configDigest: descriptor.digest,
+    descriptor,
+    tags,
+    plan: (results[0] as ExecuteResult).plan,
+    platforms: results.map((r, i) => ({ platform: platforms[i] as string, digest: r.digest, configDigest: r.configDigest })),
+  };
+}

@@ -110,6 +110,7 @@ export interface PlanBuildOptions extends DockerfileSource, Omit<PlanOptions, 'f
 
 /** Read the Dockerfile and plan the build without executing anything. */
 export async function planBuild(options: PlanBuildOptions): Promise<BuildPlan> {
+  if (platformList(options.platform).length > 1) throw new OptionError('PLATFORM_INVALID', `a plan is for one platform; "${options.platform}" names several (plan each on its own)`);
   const { file, text } = await loadDockerfile(options);
   return plan(text, { ...options, file });
 }

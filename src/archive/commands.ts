@@ -42,10 +42,10 @@ export async function save(options: SaveOptions): Promise<void> {
   return withStore(options.root, async (store) => {
     const items: SaveItem[] = [];
     for (const ref of options.images) {
-      const { image, names, entry } = await resolveImage(store, ref);
+      const { image, index, names, entry } = await resolveImage(store, ref);
       // A name given on the command line is saved under that name only; an ID saves all its names.
       const chosen = entry.name !== undefined && names.includes(entry.name) && !/^(sha256:)?[0-9a-f]{4,64}$/.test(ref) ? [entry.name] : names;
-      items.push({ image, names: chosen });
+      items.push({ image: index ?? image, names: chosen });
     }
     await toFile(options.output, (out) => saveImages(items, out, options.format ?? 'docker'));
   });

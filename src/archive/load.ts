@@ -11,7 +11,8 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { GantryError, isSystemError } from '../errors/index.js';
 import type { Manifest } from '../oci/types.js';
-import { storeImage } from '../store/images.js';
+import { storeImage, storeIndex } from '../store/images.js';
+import { isIndex } from '../image/image.js';
 import type { Store } from '../store/store.js';
 import { decompress, detectCompression } from '../tar/decompress.js';
 import { ArchiveError, readArchive } from './read.js';
@@ -41,11 +42,13 @@ export async function loadArchive(store: Store, input: Readable | { file: string
     }
     const out: LoadedImage[] = [];
     for (const { image, names } of await readArchive(file, what)) {
-      const descriptor = await storeImage(store, image, created);
+      const descriptor = isIndex(image) ? await storeIndex(store, image, created) : await storeImage(store, image, created);
       for (const name of names) await store.tag(name, descriptor);
       if (names.length === 0) await store.addUntagged(descriptor);
-      if (names.length === 0) out.push({ id: image.configDigest, digest: image.digest });
-      for (const name of names) out.push({ name, id: image.configDigest, digest: image.digest });
+      // A multi-platform image's ID is its index's digest (Docker's containerd store).
+      const id = isIndex(image) ? image.digest : image.configDigest;
+      if (names.length === 0) out.push({ id, digest: image.digest });
+      for (const name of names) out.push({ name, id, digest: image.digest });
     }
     return out;
   } catch (err) {

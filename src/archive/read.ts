@@ -12,11 +12,13 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { GantryError, isSystemError } from '../errors/index.js';
-import { validateImage, type Image, type Layer } from '../image/image.js';
+import { validateImage, type Image, type ImageIndex, type Layer } from '../image/image.js';
 import { digestOf, VerifyStream } from '../oci/digest.js';
 import { INDEX_TYPES, MANIFEST_TYPES, MediaType } from '../oci/media-types.js';
 import { formatReference, normalizeReference } from '../oci/reference.js';
-import { REF_NAME_ANNOTATION, type ImageConfig, type Index, type Manifest } from '../oci/types.js';
+import { REF_NAME_ANNOTATION, type Descriptor, type ImageConfig, type Index, type Manifest } from '../oci/types.js';
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 import { zlib } from '../support/process.js';
 import tar from '../tar/tar.js';
 import { sanitizeMemberName } from './sanitize.js';
@@ -25,7 +27,7 @@ export class ArchiveError extends GantryError {}
 
 /** An image of an archive, and the names the archive gives it. */
 export interface ArchiveImage {
-  image: Image;
+  image: Image | ImageIndex;
   names: string[];
 }
 
@@ -54,9 +56,13 @@ export async function readArchive(file: string, what: string = file): Promise<Ar
   };
   const archive = new ArchiveFile(file, what);
   const manifestJson = metadata.get('manifest.json');
-  if (manifestJson) return dockerImages(archive, parseJSON(manifestJson, 'manifest.json', what), resolve);
   const indexJson = metadata.get('index.json');
-  if (indexJson && metadata.has('oci-layout')) return ociImages(archive, parseJSON(indexJson, 'index.json', what) as Index, members);
+  const index = indexJson && metadata.has('oci-layout') ? (parseJSON(indexJson, 'index.json', what) as Index) : undefined;
+  // A multi-platform image is whole only in index.json: docker's manifest.json (Docker 28 writes
+  // both) has one platform of it.
+  const multi = Array.isArray(index?.manifests) && index.manifests.some((d) => INDEX_TYPES.has(d?.mediaType));
+  if (manifestJson && !multi) return dockerImages(archive, parseJSON(manifestJson, 'manifest.json', what), resolve);
+  if (index) return ociImages(archive, index, members);
   throw new ArchiveError('ARCHIVE_INVALID', `${what}: neither a docker archive (manifest.json) nor an OCI archive (oci-layout, index.json)`);
 }
 
@@ -224,16 +230,58 @@ async function ociImages(archive: ArchiveFile, index: Index, members: Map<string
   if (index.schemaVersion !== 2 || !Array.isArray(index.manifests)) {
     throw new ArchiveError('ARCHIVE_INVALID', `${what}: index.json is not an OCI image index`);
   }
-  const blob = (digest: string, role: string): Member => {
-    const m = members.get(`blobs/${digest.replace(':', '/')}`);
-    if (!m) throw new ArchiveError('ARCHIVE_INVALID', `${what}: ${role} ${digest} is not in the archive`);
-    return m;
-  };
   const out: ArchiveImage[] = [];
   for (const d of index.manifests) {
+    if (!isObject(d) || typeof d.digest !== 'string') throw new ArchiveError('ARCHIVE_INVALID', `${what}: index.json lists something that is not a descriptor`);
+    const raw = d.annotations?.['io.containerd.image.name'] ?? d.annotations?.[REF_NAME_ANNOTATION];
+    // A bare ref.name like "latest" is a tag without a repository: load the image untagged.
+    const name = raw !== undefined && /[/:]/.test(raw) ? formatReference(normalizeReference(raw)) : undefined;
+    const names = name ? [name] : [];
     if (INDEX_TYPES.has(d.mediaType)) {
-      throw new ArchiveError('ARCHIVE_UNSUPPORTED', `${what}: ${d.digest} is a multi-platform index; loading those is not supported yet`);
+      out.push({ image: await ociIndex(archive, d, members), names });
+      continue;
     }
+    out.push({ image: await ociImage(archive, d, members), names });
+  }
+  return out;
+}
+
+/**
+ * A multi-platform image of an OCI archive: its index and the platform images the archive holds
+ * (a manifest it lacks is left out, as one pulled for one platform lacks the others; an
+ * attestation's too). A nested index is refused.
+ */
+async function ociIndex(archive: ArchiveFile, d: Descriptor, members: Map<string, Member>): Promise<ImageIndex> {
+  const { what } = archive;
+  const rawIndex = await archive.read(blobMember(archive, members, d.digest, 'index'), d.digest);
+  const index = parseJSON(rawIndex, d.digest, what) as Index;
+  if (index?.schemaVersion !== 2 || !Array.isArray(index.manifests)) throw new ArchiveError('ARCHIVE_INVALID', `${what}: ${d.digest} is not an OCI image index`);
+  const images: Image[] = [];
+  for (const m of index.manifests) {
+    if (!isObject(m) || typeof m.digest !== 'string') throw new ArchiveError('ARCHIVE_INVALID', `${what}: index ${d.digest} lists something that is not a descriptor`);
+    if (INDEX_TYPES.has(m.mediaType)) throw new ArchiveError('ARCHIVE_UNSUPPORTED', `${what}: index ${d.digest} names another index (${m.digest}); nested indexes are not supported`);
+    if (m.platform?.os === 'unknown' || !members.has(blobName(m.digest))) continue;
+    images.push(await ociImage(archive, m, members));
+  }
+  if (images.length === 0) throw new ArchiveError('ARCHIVE_INVALID', `${what}: index ${d.digest} has none of its images in the archive`);
+  return { digest: d.digest, mediaType: d.mediaType, rawIndex, index, images };
+}
+
+/** Where an OCI layout keeps a blob. */
+const blobName = (digest: string): string => `blobs/${digest.replace(':', '/')}`;
+
+/** The member holding a blob the archive must have (`role`: what it is, for the error). */
+function blobMember(archive: ArchiveFile, members: Map<string, Member>, digest: string, role: string): Member {
+  const m = members.get(blobName(digest));
+  if (!m) throw new ArchiveError('ARCHIVE_INVALID', `${archive.what}: ${role} ${digest} is not in the archive`);
+  return m;
+}
+
+/** An image of an OCI archive, by its manifest's descriptor. */
+async function ociImage(archive: ArchiveFile, d: Descriptor, members: Map<string, Member>): Promise<Image> {
+  const { what } = archive;
+  const blob = (digest: string, role: string): Member => blobMember(archive, members, digest, role);
+  {
     if (!MANIFEST_TYPES.has(d.mediaType)) {
       throw new ArchiveError('ARCHIVE_INVALID', `${what}: ${d.digest} has an unknown media type "${d.mediaType}"`);
     }
@@ -244,16 +292,10 @@ async function ociImages(archive: ArchiveFile, index: Index, members: Map<string
     const config = parseJSON(rawConfig, manifest.config.digest, what) as ImageConfig;
     validateImage(d.digest, manifest, config);
     const layers = manifest.layers.map((l, i) => {
-      const m = members.get(`blobs/${l.digest.replace(':', '/')}`);
-      if (!m) throw new ArchiveError('ARCHIVE_INVALID', `${what}: layer ${l.digest} of ${d.digest} is not in the archive`);
+      const m = blobMember(archive, members, l.digest, `layer of ${d.digest}:`);
       if (m.size !== l.size) throw new ArchiveError('ARCHIVE_INVALID', `${what}: layer ${l.digest} of ${d.digest} is ${m.size} bytes, not the ${l.size} its manifest says`);
       return archive.layer(m, l.mediaType, config.rootfs.diff_ids[i] as string);
     });
-    const image: Image = { digest: d.digest, mediaType: d.mediaType, rawManifest, manifest, configDigest: manifest.config.digest, rawConfig, config, layers };
-    const raw = d.annotations?.['io.containerd.image.name'] ?? d.annotations?.[REF_NAME_ANNOTATION];
-    // A bare ref.name like "latest" is a tag without a repository: load the image untagged.
-    const name = raw !== undefined && /[/:]/.test(raw) ? formatReference(normalizeReference(raw)) : undefined;
-    out.push({ image, names: name ? [name] : [] });
+    return { digest: d.digest, mediaType: d.mediaType, rawManifest, manifest, configDigest: manifest.config.digest, rawConfig, config, layers };
   }
-  return out;
 }

@@ -17,13 +17,15 @@ import { familiarName, parseReference } from '../oci/reference.js';
 import { MediaType } from '../oci/media-types.js';
 import type { Descriptor, Index } from '../oci/types.js';
 import { REF_NAME_ANNOTATION } from '../oci/types.js';
-import type { BlobSource, Image } from '../image/image.js';
+import { isIndex, type BlobSource, type Image, type ImageIndex } from '../image/image.js';
+import { configPlatform, formatPlatform, hostPlatform } from '../oci/platform.js';
 import { writeTar } from './tar-out.js';
 
 export type SaveFormat = 'docker' | 'oci';
 
 export interface SaveItem {
-  image: Image;
+  /** An image, or a multi-platform image (its index and the platform images it holds). */
+  image: Image | ImageIndex;
   /** Full normalised names to record for this image (may be empty). */
   names: string[];
 }
@@ -117,7 +119,8 @@ async function fillLayout(target: LayoutTarget, items: SaveItem[], format: SaveF
   await target.buffer('oci-layout', Buffer.from(JSON.stringify({ imageLayoutVersion: '1.0.0' })));
   await target.directory('blobs/');
   await target.directory('blobs/sha256/');
-  const others = new Set(items.flatMap(({ image }) => [image.digest, image.configDigest, ...image.layers.map((l) => l.digest)]).filter((d) => !d.startsWith('sha256:')).map((d) => `${path.posix.dirname(blobPath(d))}/`));
+  const platformImages = items.flatMap(({ image }) => (isIndex(image) ? image.images : [image]));
+  const others = new Set(platformImages.flatMap((image) => [image.digest, image.configDigest, ...image.layers.map((l) => l.digest)]).filter((d) => !d.startsWith('sha256:')).map((d) => `${path.posix.dirname(blobPath(d))}/`));
   for (const dir of others) await target.directory(dir);
   const written = new Set<string>();
   const once = async (digest: string, write: () => Promise<void>) => {
@@ -128,15 +131,24 @@ async function fillLayout(target: LayoutTarget, items: SaveItem[], format: SaveF
   const index: Index = { schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: [] };
   const dockerManifest: { Config: string; RepoTags: string[]; Layers: string[] }[] = [];
   const repositories: Record<string, Record<string, string>> = {};
-  for (const { image, names } of items) {
-    await once(image.configDigest, () => target.buffer(blobPath(image.configDigest), image.rawConfig));
-    for (const layer of image.layers) await once(layer.digest, () => target.blob(blobPath(layer.digest), layer));
-    await once(image.digest, () => target.buffer(blobPath(image.digest), image.rawManifest));
-    const base: Descriptor = { mediaType: image.mediaType || MediaType.ociManifest, digest: image.digest, size: image.rawManifest.length };
+  for (const { image: item, names } of items) {
+    for (const image of isIndex(item) ? item.images : [item]) {
+      await once(image.configDigest, () => target.buffer(blobPath(image.configDigest), image.rawConfig));
+      for (const layer of image.layers) await once(layer.digest, () => target.blob(blobPath(layer.digest), layer));
+      await once(image.digest, () => target.buffer(blobPath(image.digest), image.rawManifest));
+    }
+    if (isIndex(item)) await once(item.digest, () => target.buffer(blobPath(item.digest), item.rawIndex));
+    const base: Descriptor = isIndex(item)
+      ? { mediaType: item.mediaType, digest: item.digest, size: item.rawIndex.length }
+      : { mediaType: item.mediaType || MediaType.ociManifest, digest: item.digest, size: item.rawManifest.length };
+    // docker's manifest.json names one image per entry: of a multi-platform image, this host's
+    // platform's (else the first), as Docker's containerd store saves one.
     if (names.length === 0) index.manifests.push(base);
     for (const name of names) {
       index.manifests.push({ ...base, annotations: nameAnnotations(name) });
     }
+    const image = isIndex(item) ? hostOrFirst(item) : item;
+    if (!image) continue;
     const tags = names.map((n) => {
       const r = parseReference(n);
       const repo = familiarName(r);
@@ -154,4 +166,10 @@ async function fillLayout(target: LayoutTarget, items: SaveItem[], format: SaveF
     await target.buffer('manifest.json', Buffer.from(JSON.stringify(dockerManifest)));
     await target.buffer('repositories', Buffer.from(JSON.stringify(repositories)));
   }
+}
+
+/** A multi-platform image's image for this host's platform, else its first. */
+function hostOrFirst(ix: ImageIndex): Image | undefined {
+  const host = formatPlatform(hostPlatform());
+  return ix.images.find((im) => configPlatform(im.config) === host) ?? ix.images[0];
 }

@@ -9,7 +9,7 @@ import { GantryError, RegistryError } from '../errors/index.js';
 import { trace } from '../support/process.js';
 import type { Image } from '../image/image.js';
 import { INDEX_TYPES } from '../oci/media-types.js';
-import { parsePlatform, type Platform } from '../oci/platform.js';
+import { configPlatform, formatPlatform, parsePlatform, type Platform } from '../oci/platform.js';
 import { formatReference, normalizeReference, parseReference } from '../oci/reference.js';
 import type { ImageConfig } from '../oci/types.js';
 import { didYouMean } from '../dockerfile/checks.js';
@@ -115,6 +115,5 @@ function explain(err: unknown, use: ImageUse): unknown {
 }
 
 export function samePlatform(config: ImageConfig, want: Platform): boolean {
-  const have = parsePlatform(`${config.os || 'linux'}/${config.architecture || 'amd64'}${config.variant ? `/${config.variant}` : ''}`);
-  return have.os === want.os && have.architecture === want.architecture && (have.variant ?? '') === (want.variant ?? '');
+  return configPlatform(config) === formatPlatform(want);
 }

@@ -40,7 +40,8 @@ export function configAfterStep(image: ImageConfig, step: Step, state: ConfigSta
       return withContainerConfig(image, { Shell: [...step.shell] });
     case 'cmd':
       state.cmdSet = true;
-      return withContainerConfig(image, { Cmd: step.command.form === 'exec' ? [...step.command.args] : shellForm(step.command.args) });
+      // ArgsEscaped as BuildKit sets it on every CMD (a field Docker's image spec kept for Windows).
+      return withContainerConfig(image, { Cmd: step.command.form === 'exec' ? [...step.command.args] : shellForm(step.command.args), ArgsEscaped: true });
     case 'entrypoint':
       return withContainerConfig(image, {
         Entrypoint: step.command.form === 'exec' ? [...step.command.args] : shellForm(step.command.args),

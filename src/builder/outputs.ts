@@ -9,13 +9,15 @@ import { layerTar } from '../tar/decompress.js';
 import { saveImages, saveLayoutDirectory } from '../archive/save.js';
 import { exportImage } from '../archive/export.js';
 import { toFile } from '../archive/commands.js';
-import type { Image } from '../image/image.js';
+import { isIndex, type Image, type ImageIndex } from '../image/image.js';
 import { layerCompression } from '../oci/media-types.js';
 import { formatReference, normalizeReference } from '../oci/reference.js';
 import { applyLayer } from '../rootfs/apply.js';
-import { loadImage } from '../store/images.js';
+import { loadAny } from '../store/images.js';
+import path from 'node:path';
+import { configPlatform } from '../oci/platform.js';
 import type { Store } from '../store/store.js';
-import { checkFormat, distributable, type LayerFormat } from '../store/compress.js';
+import { checkFormat, distributable, distributableIndex, type LayerFormat } from '../store/compress.js';
 import type { Descriptor } from '../oci/types.js';
 import { pushWith, type RegistryAccess } from './registry.js';
 import type { PushResult } from '../registry/push.js';
@@ -185,13 +187,13 @@ export async function writeOutputs(
     onExport({ type: 'export', name, status: 'done', seconds: (performance.now() - started) / 1000 });
     return r;
   };
-  const local = await loadImage(store, descriptor);
-  const made = new Map<string, Promise<Image>>();
+  const local = await loadAny(store, descriptor);
+  const made = new Map<string, Promise<Image | ImageIndex>>();
   /** The image with its layers as `format` says (each form made once per build). */
-  const formatted = (format: LayerFormat = {}): Promise<Image> => {
+  const formatted = (format: LayerFormat = {}): Promise<Image | ImageIndex> => {
     const key = JSON.stringify(format);
     let p = made.get(key);
-    if (!p) made.set(key, (p = distributable(store, local, { format })));
+    if (!p) made.set(key, (p = isIndex(local) ? distributableIndex(store, local, { format }) : distributable(store, local, { format })));
     return p;
   };
   for (const out of outputs) {
@@ -216,9 +218,13 @@ export async function writeOutputs(
         break;
       }
       case 'local':
-        await told(`copying files to ${where}`, () => writeDirectory(local, out.dest));
+        // Several platforms: a directory for each (linux_arm64/...), as BuildKit's local exporter splits them.
+        await told(`copying files to ${where}`, async () => {
+          for (const { image, dir } of platformDirs(local, out.dest)) await writeDirectory(image, dir);
+        });
         break;
       case 'tar':
+        if (isIndex(local)) throw new OptionError('OUTPUT_INVALID', '-o type=tar of a multi-platform build is not supported: use type=local (a directory for each platform) or type=oci');
         await told(`sending a tarball of the files to ${where}`, () => toFile(out.dest, (stream) => exportImage(local, stream)));
         break;
       case 'oci':
@@ -235,6 +241,12 @@ export async function writeOutputs(
     }
   }
   return pushed;
+}
+
+/** Where each platform's files go: `dest` itself for one image, `dest/os_arch[_variant]` for each of several. */
+function platformDirs(local: Image | ImageIndex, dest: string): { image: Image; dir: string }[] {
+  if (!isIndex(local)) return [{ image: local, dir: dest }];
+  return local.images.map((image) => ({ image, dir: path.join(dest, configPlatform(image.config).replace(/\//g, '_')) }));
 }
 
 /** The image's files, its layers applied in order, into a directory. */

@@ -45,3 +45,8 @@ export function hostPlatform(): Platform {
   const arch = process.arch === 'x64' ? 'amd64' : process.arch === 'ia32' ? '386' : process.arch;
   return arch === 'arm' ? { os: 'linux', architecture: 'arm', variant: 'v7' } : { os: 'linux', architecture: arch };
 }
+
+/** The platform an image config says (`os`, `architecture`, `variant`), normalised: `linux/arm64`. */
+export function configPlatform(c: { os?: string; architecture?: string; variant?: string }): string {
+  return formatPlatform(parsePlatform(`${c.os || 'linux'}/${c.architecture || 'amd64'}${c.variant ? `/${c.variant}` : ''}`));
+}

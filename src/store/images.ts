@@ -6,6 +6,7 @@ import { digestOf } from '../oci/digest.js';
 import { manifestProblem, parseDocument } from '../oci/document.js';
 import { INDEX_TYPES, MediaType } from '../oci/media-types.js';
 import { formatReference, normalizeReference } from '../oci/reference.js';
+import { configPlatform, formatPlatform, hostPlatform, parsePlatform } from '../oci/platform.js';
 import { REF_NAME_ANNOTATION, type Descriptor, type ImageConfig, type Index, type Manifest } from '../oci/types.js';
 import { repoDigestsOf, type Store, type StoreEntry } from './store.js';
 
@@ -89,7 +90,10 @@ export interface ResolvedImage {
   names: string[];
   /** `REPOSITORY@DIGEST` where a registry is known to hold it (pulled from, pushed to). */
   repoDigests: string[];
+  /** The image, or a multi-platform image's for this host (pickPlatform). */
   image: Image;
+  /** The multi-platform image, when the name or ID is one. */
+  index?: ImageIndex;
 }
 
 /**
@@ -120,6 +124,20 @@ export async function configDigestOf(store: Store, d: Descriptor): Promise<strin
   return m.config.digest;
 }
 
+/**
+ * The image of a multi-platform image that commands about one image (inspect, history, run)
+ * take, as Docker's containerd store does: `platform`'s when given (else an error naming what it
+ * holds), else this host's, else the first it holds.
+ */
+export function pickPlatform(ix: ImageIndex, platform?: string): Image {
+  const want = formatPlatform(platform !== undefined ? parsePlatform(platform) : hostPlatform());
+  const held = ix.images.map((im) => configPlatform(im.config));
+  const found = ix.images[held.indexOf(want)];
+  if (found) return found;
+  if (platform !== undefined || ix.images.length === 0) throw new StoreError('IMAGE_NOT_FOUND', `image ${ix.digest} has no image for ${want} in the store (it has: ${held.join(', ') || 'none'})`);
+  return ix.images[0] as Image;
+}
+
 export async function resolveImage(store: Store, ref: string): Promise<ResolvedImage> {
   const found = await findEntries(store, ref);
   if (found.length === 0) throw new StoreError('IMAGE_NOT_FOUND', `no such image: ${ref}`);
@@ -130,6 +148,10 @@ export async function resolveImage(store: Store, ref: string): Promise<ResolvedI
   const same = all.filter((e) => e.descriptor.digest === entry.descriptor.digest);
   const names = same.filter((e) => e.name).map((e) => e.name as string);
   const repoDigests = [...new Set(same.flatMap((e) => repoDigestsOf(e.descriptor)))];
+  if (INDEX_TYPES.has(entry.descriptor.mediaType)) {
+    const index = await loadIndex(store, entry.descriptor);
+    return { entry, names, repoDigests, image: pickPlatform(index), index };
+  }
   return { entry, names, repoDigests, image: await loadImage(store, entry.descriptor) };
 }
 

@@ -2,7 +2,9 @@
 import { StoreError } from '../errors/index.js';
 import { familiarName, formatReference, normalizeReference, parseReference } from '../oci/reference.js';
 import { REF_NAME_ANNOTATION, type Descriptor, type ImageConfig, type Manifest } from '../oci/types.js';
-import { findEntries, resolveImage } from './images.js';
+import { findEntries, loadIndex, resolveImage } from './images.js';
+import { INDEX_TYPES } from '../oci/media-types.js';
+import { configPlatform } from '../oci/platform.js';
 import { LayerSizes } from './sizes.js';
 import { withStore, type Store } from './store.js';
 
@@ -28,15 +30,44 @@ export interface ImageSummary {
   storedSize: number;
   labels: Record<string, string>;
   dangling: boolean;
+  /** The image's platform, as `os/arch[/variant]`. */
+  platform: string;
+  /** A multi-platform image's platforms (those the store holds). */
+  platforms?: string[];
 }
 
-async function summarise(store: Store, d: Descriptor, name: string | undefined, sizes: LayerSizes | undefined): Promise<ImageSummary> {
-  const manifest = await store.readJSON<Manifest>(d.digest);
+/** A manifest's config and sizes: its blobs as stored, its layers' content (with `sizes`). */
+async function measure(store: Store, manifest: Manifest, sizes: LayerSizes | undefined): Promise<{ config: ImageConfig; storedSize: number; content: { size: number; estimated: boolean } }> {
   const config = await store.readJSON<ImageConfig>(manifest.config.digest);
   const storedSize = manifest.layers.reduce((n, l) => n + l.size, 0) + manifest.config.size;
   const content = sizes
     ? await sizes.total(manifest.layers.map((l, i) => ({ ...l, diffId: config.rootfs?.diff_ids?.[i] ?? '' })))
     : { size: storedSize, estimated: false };
+  return { config, storedSize, content };
+}
+
+async function summarise(store: Store, d: Descriptor, name: string | undefined, sizes: LayerSizes | undefined): Promise<ImageSummary> {
+  let config: ImageConfig;
+  let storedSize: number;
+  let content: { size: number; estimated: boolean };
+  let id: string;
+  let platforms: string[] | undefined;
+  if (INDEX_TYPES.has(d.mediaType)) {
+    // A multi-platform image is one row, as in Docker's containerd store: its ID the index's
+    // digest, its sizes those of the platform images the store holds, its date the newest.
+    const ix = await loadIndex(store, d);
+    const each = await Promise.all(ix.images.map((im) => measure(store, im.manifest, sizes)));
+    const newest = [...each].sort((a, b) => (b.config.created ?? '').localeCompare(a.config.created ?? ''))[0];
+    config = newest?.config ?? { architecture: '', os: '', rootfs: { type: 'layers', diff_ids: [] } };
+    storedSize = each.reduce((n, e) => n + e.storedSize, 0);
+    content = { size: each.reduce((n, e) => n + e.content.size, 0), estimated: each.some((e) => e.content.estimated) };
+    id = d.digest;
+    platforms = ix.images.map((im) => configPlatform(im.config));
+  } else {
+    const manifest = await store.readJSON<Manifest>(d.digest);
+    ({ config, storedSize, content } = await measure(store, manifest, sizes));
+    id = manifest.config.digest;
+  }
   let repository = '<none>';
   let tag = '<none>';
   if (name) {
@@ -48,8 +79,10 @@ async function summarise(store: Store, d: Descriptor, name: string | undefined, 
     repository,
     tag,
     ...(name ? { name } : {}),
-    id: manifest.config.digest,
+    id,
     digest: d.digest,
+    platform: platforms ? platforms.join(',') : configPlatform(config),
+    ...(platforms ? { platforms } : {}),
     ...(config.created ? { created: config.created } : {}),
     size: content.size,
     ...(content.estimated ? { sizeEstimated: true } : {}),
@@ -177,18 +210,22 @@ export interface InspectResult {
   RootFS: { Type: string; Layers: string[] };
   History: NonNullable<ImageConfig['history']>;
   Descriptor: Descriptor;
+  /** A multi-platform image's manifests: each with its platform, and whether the store holds it. */
+  Manifests?: { ID: string; Descriptor: Descriptor; Available: boolean; Kind: 'image' | 'attestation' }[];
 }
 
 export async function inspectImage(root: string, ref: string): Promise<InspectResult> {
   return withStore(root, async (store) => {
-    const { entry, names, repoDigests, image } = await resolveImage(store, ref);
+    const { entry, names, repoDigests, image, index } = await resolveImage(store, ref);
     const c = image.config;
     const repoTags = names.map((n) => {
       const r = parseReference(n);
       return `${familiarName(r)}:${r.tag ?? 'latest'}`;
     });
     return {
-      Id: image.configDigest,
+      // A multi-platform image: its ID is the index's digest (Docker's containerd store); the
+      // rest is this host's platform's image, and Manifests lists them all.
+      Id: index ? index.digest : image.configDigest,
       RepoTags: repoTags,
       // As docker: only what a registry is known to hold (a pushed image's digest is the registry's).
       RepoDigests: repoDigests.map((r) => `${familiarName(parseReference(r.slice(0, r.lastIndexOf('@'))))}${r.slice(r.lastIndexOf('@'))}`),
@@ -203,6 +240,16 @@ export async function inspectImage(root: string, ref: string): Promise<InspectRe
       RootFS: { Type: c.rootfs.type, Layers: [...c.rootfs.diff_ids] },
       History: c.history ?? [],
       Descriptor: entry.descriptor,
+      ...(index
+        ? {
+            Manifests: index.index.manifests.map((d) => ({
+              ID: d.digest,
+              Descriptor: d,
+              Available: index.images.some((im) => im.digest === d.digest),
+              Kind: d.platform?.os === 'unknown' ? 'attestation' : 'image',
+            })),
+          }
+        : {}),
     };
   });
 }

@@ -155,7 +155,7 @@ export interface BuildArgs extends GlobalOptions {
   file?: string;
   'build-arg': string[];
   target?: string;
-  platform?: string;
+  platform: string[];
   'dry-run': boolean;
   format: 'text' | 'json';
   tag: string[];
@@ -207,7 +207,7 @@ export const BUILD_OPTIONS = {
   file: { alias: 'f', type: 'string', describe: 'Dockerfile path (default: CONTEXT/Dockerfile; - for stdin)' },
   'build-arg': repeatable('set a build argument (KEY=VALUE, or KEY to take it from the environment)'),
   target: { type: 'string', describe: 'build this stage and what it needs' },
-  platform: { type: 'string', describe: 'target platform (os/arch[/variant])' },
+  platform: repeatable('target platform (os/arch[/variant]); several (comma-separated or repeated) make a multi-platform image'),
   'dry-run': { type: 'boolean', default: false, describe: 'print the build plan and warnings; execute nothing' },
   format: { choices: ['text', 'json'], default: 'text', describe: 'output format of --dry-run' },
   tag: { alias: 't', ...repeatable('name the image (repeatable)') },
@@ -270,7 +270,8 @@ export function metadataOf(result: BuildResult): Record<string, unknown> {
   const descriptor = pushed ? { mediaType: pushed.mediaType, digest: pushed.digest, size: pushed.size } : { mediaType: result.descriptor.mediaType, digest: result.descriptor.digest, size: result.descriptor.size };
   const names = result.pushed?.length ? result.pushed.map((p) => p.name) : result.tags;
   return {
-    'containerimage.config.digest': result.configDigest,
+    // A multi-platform image has no one config: BuildKit gives none.
+    ...(result.platforms ? {} : { 'containerimage.config.digest': result.configDigest }),
     'containerimage.descriptor': descriptor,
     'containerimage.digest': descriptor.digest,
     ...(names.length ? { 'image.name': [...new Set(names)].join(',') } : {}),
@@ -357,9 +358,17 @@ export async function runBuild(argv: BuildArgs): Promise<void> {
     const mode = chooseMode(progressMode(argv));
     const report = await reporter(mode);
     // The warnings come once planned, so a build that fails later still shows them (as BuildKit does).
+    const warned = new Set<string>();
     const onProgress = (e: ProgressEvent): void => {
       report.event(e);
-      if (e.type === 'plan') for (const w of e.plan.warnings) report.warning(w);
+      if (e.type === 'plan') {
+        // A multi-platform build plans once per platform: a warning they share is said once.
+        for (const w of e.plan.warnings) {
+          const key = JSON.stringify([w.rule, w.message, w.location]);
+          if (!warned.has(key)) report.warning(w);
+          warned.add(key);
+        }
+      }
     };
     // A URL's credentials are never said.
     report.start({ version, context: redactUrl(argv.context), ...(argv.file !== undefined ? { dockerfile: argv.file } : {}) });
@@ -377,7 +386,7 @@ export async function runBuild(argv: BuildArgs): Promise<void> {
           annotations: parseAnnotations(argv.annotation),
           buildArgs: parseBuildArgs(argv['build-arg']),
           ...(argv.target !== undefined ? { target: argv.target } : {}),
-          ...(argv.platform !== undefined ? { platform: argv.platform } : {}),
+          ...(argv.platform.length > 0 ? { platform: argv.platform.join(',') } : {}),
           noCache: !argv.cache,
           cacheTo: argv['cache-to'].map((t) => parseCacheSpec(t, 'to')),
           cacheFrom: argv['cache-from'].map((t) => parseCacheSpec(t, 'from')),
@@ -424,7 +433,7 @@ export async function runBuild(argv: BuildArgs): Promise<void> {
     ...(argv.file !== undefined ? { dockerfile: argv.file } : {}),
     buildArgs: parseBuildArgs(argv['build-arg']),
     ...(argv.target !== undefined ? { target: argv.target } : {}),
-    ...(argv.platform !== undefined ? { platform: argv.platform } : {}),
+    ...(argv.platform.length > 0 ? { platform: argv.platform.join(',') } : {}),
   });
   if (argv.format === 'json') {
     process.stdout.write(JSON.stringify({ plan, warnings: plan.warnings }, null, 2) + '\n');

@@ -31,6 +31,7 @@ export const IMAGE_ROW: RowType = {
     CreatedSince: 'CREATED',
     Digest: 'DIGEST',
     ID: 'IMAGE ID',
+    Platforms: 'PLATFORMS',
     Repository: 'REPOSITORY',
     SharedSize: 'SHARED SIZE',
     Size: 'SIZE',
@@ -50,7 +51,7 @@ export const HISTORY_ROW: RowType = {
 const INSPECT_ROW: RowType = {
   what: 'gantry inspect',
   headers: Object.fromEntries(
-    ['Id', 'RepoTags', 'RepoDigests', 'Created', 'Author', 'Config', 'Architecture', 'Os', 'Variant', 'Size', 'RootFS', 'History', 'Descriptor'].map((k) => [k, k]),
+    ['Id', 'RepoTags', 'RepoDigests', 'Created', 'Author', 'Config', 'Architecture', 'Os', 'Variant', 'Size', 'RootFS', 'History', 'Descriptor', 'Manifests'].map((k) => [k, k]),
   ),
 };
 
@@ -66,6 +67,8 @@ function imageRow(r: ImageSummary, trunc: boolean): Record<string, string> {
     CreatedSince: humanAge(r.created),
     Digest: r.digest || '<none>',
     ID: trunc ? shortId(r.id) : r.id,
+    // gantry's own field: a multi-platform image's platforms; one platform's image, its own.
+    Platforms: r.platform,
     Repository: r.repository,
     SharedSize: 'N/A',
     Size: humanSize(r.size),

@@ -12,8 +12,7 @@ import { createServer, request as httpRequest } from 'node:http';
 import { mkdtempSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
-import { oracleEnv } from '../test/helpers/oracle.js';
-import { projectRoot } from '../test/helpers/conformance.js';
+import { containerdOracleEnv } from '../test/helpers/oracle.js';
 
 export interface FleetSample {
   tool: 'gantry' | 'buildkit';
@@ -58,18 +57,8 @@ export async function benchFleet(options: { context: string; name: string; regis
   const proxy = await countingProxy(options.registry);
   const reg = proxy.host;
   const samples: FleetSample[] = [];
-  const script = path.join(projectRoot, '..', 'shared', 'tools', 'buildkit-oracle.sh');
   // The containerd-store engine (its own socket), started if it is not running; its CLI and buildx.
-  const before = process.env.ORACLE_MODERN_STORE;
-  process.env.ORACLE_MODERN_STORE = 'containerd';
-  let env: NodeJS.ProcessEnv;
-  try {
-    env = oracleEnv(script);
-  } finally {
-    if (before === undefined) delete process.env.ORACLE_MODERN_STORE;
-    else process.env.ORACLE_MODERN_STORE = before;
-  }
-  if (!env.DOCKER_HOST?.includes('containerd')) throw new Error(`the containerd-store engine gave DOCKER_HOST=${env.DOCKER_HOST ?? ''}`);
+  const env = containerdOracleEnv();
   const docker = (args: string[]) => execa('docker', args, { env });
   say(`fleet: Docker ${(await docker(['version', '--format', '{{.Server.Version}}'])).stdout} (containerd image store), buildx ${(await docker(['buildx', 'version'])).stdout.split(' ')[1] ?? '?'}`);
   const buildArg = ['--build-arg', `REGISTRY=${reg}`];

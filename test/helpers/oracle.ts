@@ -55,6 +55,27 @@ export function oracleEnv(script: string): NodeJS.ProcessEnv {
   return env;
 }
 
+/**
+ * The environment of Docker 28.5 on the containerd image store (buildkit-oracle.sh with
+ * ORACLE_MODERN_STORE=containerd: its own socket), started if it is not running: its CLI and
+ * buildx. What multi-platform images and registry caches need; the classic store has neither.
+ */
+export function containerdOracleEnv(): NodeJS.ProcessEnv {
+  const script = path.join(projectRoot, '..', 'shared', 'tools', 'buildkit-oracle.sh');
+  if (!existsSync(script)) throw new Error(`${script} is missing: the BuildKit comparison needs it`);
+  const before = process.env.ORACLE_MODERN_STORE;
+  process.env.ORACLE_MODERN_STORE = 'containerd';
+  let env: NodeJS.ProcessEnv;
+  try {
+    env = oracleEnv(script);
+  } finally {
+    if (before === undefined) delete process.env.ORACLE_MODERN_STORE;
+    else process.env.ORACLE_MODERN_STORE = before;
+  }
+  if (!env.DOCKER_HOST?.includes('containerd')) throw new Error(`the containerd-store engine gave DOCKER_HOST=${env.DOCKER_HOST ?? ''}`);
+  return env;
+}
+
 export function startOracle(engine: OracleEngine = '20.10'): Oracle | undefined {
   const name = engine === 'current' ? 'buildkit-oracle.sh' : 'dockerd-oracle.sh';
   const script = path.join(projectRoot, '..', 'shared', 'tools', name);

@@ -1,0 +1,245 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import { execa } from 'execa';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import tar from 'tar-stream';
+import { projectRoot } from '../helpers/conformance.js';
+import { debianBaseTarball, DEBIAN_PATH } from '../helpers/debian.js';
+import { containerdOracleEnv } from '../helpers/oracle.js';
+import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { haveTool } from '../helpers/tools.js';
+
+// Issue 25: one build for linux/amd64 and linux/arm64. The bases are Debian for each
+// architecture, made offline (debootstrap; arm64's second stage through qemu-user-static),
+// pushed to a local registry as one two-platform index. The Dockerfile has a stage on
+// $BUILDPLATFORM (run natively, "cross-compiling") and an emulated RUN uname -m. Docker 28.5
+// (its containerd image store) builds the same Dockerfile from the same registry, to compare.
+
+const bin = path.join(projectRoot, 'bin', 'gantry');
+const work = mkdtempSync(path.join(tmpdir(), 'gantry-multi-platform-'));
+let reg: TestRegistry;
+const PLATFORMS = 'linux/amd64,linux/arm64';
+
+/** Whether this host runs arm64 binaries through a registered qemu (the F flag: inside any root). An error under CI when not. */
+function emulatorRegistered(): boolean {
+  const entry = '/proc/sys/fs/binfmt_misc/qemu-aarch64';
+  const ok = existsSync(entry) && /^enabled/.test(readFileSync(entry, 'utf8')) && /flags: \w*F/.test(readFileSync(entry, 'utf8'));
+  if (!ok && process.env.CI === 'true') throw new Error('qemu-user-static is not registered with binfmt_misc for arm64 (.ci/run registers it)');
+  return ok;
+}
+
+const ready = haveTool('debootstrap') && haveTool('docker-registry') && haveTool('skopeo') && emulatorRegistered();
+
+const gantry = (root: string, args: string[]) => execa(bin, ['--root', root, ...args], { reject: false, env: { GANTRY_LOOPBACK_ONLY: '1' } });
+
+async function ok(root: string, args: string[]): Promise<string> {
+  const r = await gantry(root, args);
+  expect(r.exitCode, `gantry ${args.join(' ')}\n${r.stderr}`).toBe(0);
+  return r.stdout;
+}
+
+const APP = `ARG REGISTRY
+FROM --platform=$BUILDPLATFORM \${REGISTRY}/lib/debian:bookworm AS build
+ARG TARGETPLATFORM BUILDPLATFORM TARGETOS TARGETARCH TARGETVARIANT
+RUN echo "$BUILDPLATFORM $TARGETPLATFORM $TARGETOS $TARGETARCH [$TARGETVARIANT] $(uname -m)" > /cross
+FROM \${REGISTRY}/lib/debian:bookworm
+ARG TARGETARCH
+COPY --from=build /cross /cross
+RUN uname -m > /arch && dpkg --print-architecture >> /arch && echo "$TARGETARCH" >> /arch
+CMD ["cat", "/arch"]
+`;
+
+function appContext(): string {
+  const dir = mkdtempSync(path.join(work, 'app-'));
+  writeFileSync(path.join(dir, 'Dockerfile'), APP);
+  return dir;
+}
+
+beforeAll(async () => {
+  if (!ready) return;
+  const started = await startRegistry();
+  if (!started) throw new Error('docker-registry is not installed');
+  reg = started;
+  const amd64 = debianBaseTarball() as string;
+  // The arm64 base: debootstrap --arch arm64 (its second stage runs under qemu), cached as the amd64 one is.
+  const arm64 = execFileSync(path.join(projectRoot, 'scripts', 'debian-base.sh'), { encoding: 'utf8', env: { ...process.env, GANTRY_DEBIAN_ARCH: 'arm64' }, stdio: ['ignore', 'pipe', 'inherit'], timeout: 20 * 60_000 }).trim();
+  const seed = path.join(work, 'seed');
+  await ok(seed, ['import', amd64, 'deb:amd64', '--platform', 'linux/amd64', '-c', `ENV ${DEBIAN_PATH}`]);
+  await ok(seed, ['import', arm64, 'deb:arm64', '--platform', 'linux/arm64', '-c', `ENV ${DEBIAN_PATH}`]);
+  // The two-platform base index, pushed: each platform's FROM deb:<its arch>.
+  const base = mkdtempSync(path.join(work, 'base-'));
+  writeFileSync(path.join(base, 'Dockerfile'), 'ARG TARGETARCH\nFROM deb:${TARGETARCH}\n');
+  await ok(seed, ['build', '--progress', 'quiet', '--platform', PLATFORMS, '-t', `${reg.host}/lib/debian:bookworm`, '--push', base]);
+  // A base with amd64 and 386 only (386's files are amd64's: enough to be listed).
+  await ok(seed, ['import', amd64, 'deb:386', '--platform', 'linux/386']);
+  await ok(seed, ['build', '--progress', 'quiet', '--platform', 'linux/amd64,linux/386', '-t', `${reg.host}/lib/x86only:1`, '--push', base]);
+}, 30 * 60_000);
+
+afterAll(async () => {
+  await reg?.stop();
+  rmSync(work, { recursive: true, force: true });
+});
+
+interface PlatformImage {
+  platform: string;
+  config: { architecture: string; os: string; variant?: string; config: Record<string, unknown>; history: { created_by?: string; empty_layer?: boolean }[] };
+  /** The files of the layers after the base's: name → [mode, uid, gid, content]. */
+  files: Record<string, [number, number, number, string]>;
+}
+
+async function registryJSON(pathname: string): Promise<{ json: Record<string, unknown>; mediaType: string }> {
+  const res = await fetch(`http://${reg.host}/v2/${pathname}`, {
+    headers: { accept: 'application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json' },
+  });
+  expect(res.status, pathname).toBe(200);
+  return { json: (await res.json()) as Record<string, unknown>, mediaType: res.headers.get('content-type') ?? '' };
+}
+
+async function tarFiles(data: Buffer): Promise<PlatformImage['files']> {
+  const files: PlatformImage['files'] = {};
+  const extract = tar.extract();
+  const done = new Promise<void>((resolve, reject) => {
+    extract.on('entry', (h, stream, next) => {
+      const chunks: Buffer[] = [];
+      stream.on('data', (c: Buffer) => chunks.push(c));
+      stream.on('end', () => {
+        files[h.name] = [h.mode ?? 0, h.uid ?? 0, h.gid ?? 0, Buffer.concat(chunks).toString()];
+        next();
+      });
+    });
+    extract.on('finish', resolve);
+    extract.on('error', reject);
+  });
+  extract.end(data);
+  await done;
+  return files;
+}
+
+/** A pushed multi-platform image: the index's media type, and each platform's image (attestations left out). */
+async function pulledIndex(repo: string, tag: string): Promise<{ mediaType: string; images: PlatformImage[] }> {
+  const { json: index, mediaType } = await registryJSON(`${repo}/manifests/${tag}`);
+  const images: PlatformImage[] = [];
+  for (const d of index.manifests as { digest: string; platform: { os: string; architecture: string; variant?: string } }[]) {
+    if (d.platform.os === 'unknown') continue;
+    const { json: manifest } = await registryJSON(`${repo}/manifests/${d.digest}`);
+    const layers = manifest.layers as { digest: string }[];
+    const config = (await registryJSON(`${repo}/blobs/${(manifest.config as { digest: string }).digest}`)).json as unknown as PlatformImage['config'];
+    const files: PlatformImage['files'] = {};
+    for (const l of layers.slice(1)) {
+      const blob = Buffer.from(await (await fetch(`http://${reg.host}/v2/${repo}/blobs/${l.digest}`)).arrayBuffer());
+      Object.assign(files, await tarFiles(gunzipSync(blob)));
+    }
+    images.push({ platform: `${d.platform.os}/${d.platform.architecture}${d.platform.variant ? `/${d.platform.variant}` : ''}`, config, files });
+  }
+  return { mediaType, images };
+}
+
+/** What must be the same as Docker's: the platform, the config's fields, the history's steps, the files the build made. */
+function comparable(im: PlatformImage): unknown {
+  const { architecture, os, variant, config } = im.config;
+  return {
+    platform: im.platform,
+    architecture,
+    os,
+    variant,
+    config,
+    history: im.config.history.slice(1).map((h) => [h.created_by, h.empty_layer === true]),
+    files: im.files,
+  };
+}
+
+describe.skipIf(!ready)('multi-platform builds (linux/amd64 and linux/arm64)', () => {
+  const root = path.join(work, 'store-a');
+
+  test('one build pushes an index of both; each image has its architecture\'s files; the $BUILDPLATFORM stage ran natively', async () => {
+    const r = await gantry(root, ['build', '--progress', 'json', '--platform', PLATFORMS, '--build-arg', `REGISTRY=${reg.host}`, '-t', `${reg.host}/app:gantry`, '--push', appContext()]);
+    expect(r.exitCode, r.stderr).toBe(0);
+    // Steps are shown with their platform, as BuildKit shows them.
+    const steps = r.stderr.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { type: string; name?: string; status?: string }).filter((e) => e.type === 'step' && e.status === 'done');
+    expect(steps.some((e) => e.name?.startsWith('[linux/arm64 stage-1 3/3] RUN uname -m'))).toBe(true);
+    expect(steps.some((e) => e.name?.startsWith('[linux/amd64 stage-1 3/3] RUN uname -m'))).toBe(true);
+    const pushed = await pulledIndex('app', 'gantry');
+    expect(pushed.mediaType).toBe('application/vnd.oci.image.index.v1+json');
+    expect(pushed.images.map((im) => im.platform)).toEqual(['linux/amd64', 'linux/arm64']);
+    const [amd64, arm64] = pushed.images as [PlatformImage, PlatformImage];
+    expect([amd64.config.architecture, arm64.config.architecture]).toEqual(['amd64', 'arm64']);
+    expect(amd64.files.arch?.[3]).toBe('x86_64\namd64\namd64\n');
+    expect(arm64.files.arch?.[3]).toBe('aarch64\narm64\narm64\n');
+    // The build stage is on the build platform: it ran on this amd64 host for both targets.
+    expect(amd64.files.cross?.[3]).toBe('linux/amd64 linux/amd64 linux amd64 [] x86_64\n');
+    expect(arm64.files.cross?.[3]).toBe('linux/amd64 linux/arm64 linux arm64 [] x86_64\n');
+    // The store names the index; images and inspect show its platforms.
+    const rows = (await ok(root, ['images', '--format', '{{.Repository}} {{.Platforms}}'])).split('\n');
+    expect(rows).toContain(`${reg.host}/app linux/amd64,linux/arm64`);
+    const [inspected] = JSON.parse(await ok(root, ['inspect', `${reg.host}/app:gantry`])) as { Id: string; Architecture: string; Manifests: { Descriptor: { platform: { architecture: string } }; Available: boolean }[] }[];
+    expect(inspected?.Architecture).toBe('amd64');
+    expect(inspected?.Manifests.map((m) => [m.Descriptor.platform.architecture, m.Available])).toEqual([['amd64', true], ['arm64', true]]);
+  }, 15 * 60_000);
+
+  test('Docker 28.5 (containerd image store) builds the same Dockerfile to the same images', async () => {
+    const env = containerdOracleEnv();
+    // RUN on the host's network: the containerd engine's bridge does not work in its chroot.
+    const r = await execa('docker', ['buildx', 'build', '--progress', 'plain', '--network', 'host', '--platform', PLATFORMS, '--build-arg', `REGISTRY=${reg.host}`, '-t', `${reg.host}/app:docker`, '--push', appContext()], { env, reject: false });
+    expect(r.exitCode, r.stderr).toBe(0);
+    const docker = await pulledIndex('app', 'docker');
+    const ours = await pulledIndex('app', 'gantry');
+    expect(docker.mediaType).toBe(ours.mediaType);
+    expect(ours.images.map(comparable)).toEqual(docker.images.map(comparable));
+  }, 15 * 60_000);
+
+  test('save and load keep the index; -o oci, docker and local write every platform', async () => {
+    const archive = path.join(work, 'app.tar');
+    await ok(root, ['save', `${reg.host}/app:gantry`, '-o', archive]);
+    const other = path.join(work, 'store-loaded');
+    await ok(other, ['load', '-i', archive]);
+    expect(await ok(other, ['images', '--format', '{{.Platforms}}'])).toBe('linux/amd64,linux/arm64');
+    // The archive's manifest.json names this host's platform's image, as Docker 28 saves one.
+    const manifestJson = JSON.parse(execFileSync('tar', ['-xOf', archive, 'manifest.json'], { encoding: 'utf8' })) as { RepoTags: string[] }[];
+    expect(manifestJson.map((m) => m.RepoTags)).toEqual([[`${reg.host}/app:gantry`]]);
+
+    const oci = path.join(work, 'app-oci.tar');
+    const dockerTar = path.join(work, 'app-docker.tar');
+    const local = path.join(work, 'app-local');
+    await ok(root, ['build', '--progress', 'quiet', '--platform', PLATFORMS, '--build-arg', `REGISTRY=${reg.host}`, '-o', `type=oci,dest=${oci}`, '-o', `type=docker,dest=${dockerTar}`, '-o', `type=local,dest=${local}`, appContext()]);
+    const raw = JSON.parse(execFileSync('skopeo', ['inspect', '--raw', `oci-archive:${oci}`], { encoding: 'utf8' })) as { manifests: { platform: { architecture: string } }[] };
+    expect(raw.manifests.map((m) => m.platform.architecture)).toEqual(['amd64', 'arm64']);
+    const armConfig = JSON.parse(execFileSync('skopeo', ['inspect', '--override-arch', 'arm64', '--config', `oci-archive:${oci}`], { encoding: 'utf8' })) as { architecture: string };
+    expect(armConfig.architecture).toBe('arm64');
+    await ok(path.join(work, 'store-docker-tar'), ['load', '-i', dockerTar]);
+    expect(readFileSync(path.join(local, 'linux_amd64', 'arch'), 'utf8')).toBe('x86_64\namd64\namd64\n');
+    expect(readFileSync(path.join(local, 'linux_arm64', 'arch'), 'utf8')).toBe('aarch64\narm64\narm64\n');
+    // One tar of one root filesystem cannot hold two: refused, not one of them written.
+    const t = await gantry(root, ['build', '--progress', 'quiet', '--platform', PLATFORMS, '--build-arg', `REGISTRY=${reg.host}`, '-o', `type=tar,dest=${path.join(work, 'x.tar')}`, appContext()]);
+    expect(t.exitCode).not.toBe(0);
+    expect(t.stderr).toMatch(/type=tar of a multi-platform build is not supported/);
+    expect(existsSync(path.join(work, 'x.tar'))).toBe(false);
+  }, 15 * 60_000);
+
+  test('a registry cache carries both platforms\' steps: a second, empty host runs none and pushes the same index', async () => {
+    const cache = `${reg.host}/cache/app:mp`;
+    const first = await gantry(path.join(work, 'host-a'), ['build', '--progress', 'quiet', '--platform', PLATFORMS, '--build-arg', `REGISTRY=${reg.host}`, '--cache-to', `type=registry,ref=${cache},mode=max`, '-t', `${reg.host}/app:host-a`, '--push', appContext()]);
+    expect(first.exitCode, first.stderr).toBe(0);
+    const second = await gantry(path.join(work, 'host-b'), ['build', '--progress', 'json', '--platform', PLATFORMS, '--build-arg', `REGISTRY=${reg.host}`, '--cache-from', `type=registry,ref=${cache}`, '-t', `${reg.host}/app:host-b`, '--push', appContext()]);
+    expect(second.exitCode, second.stderr).toBe(0);
+    const events = second.stderr.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { type: string; name?: string; status?: string }).filter((e) => e.type === 'step');
+    expect(events.filter((e) => e.status === 'done' && / (RUN|COPY) /.test(e.name ?? ''))).toEqual([]);
+    expect(events.filter((e) => e.status === 'cached').map((e) => e.name?.split(']')[0])).toEqual(expect.arrayContaining(['[linux/amd64 stage-1 3/3', '[linux/arm64 stage-1 3/3']));
+    // The store keeps A's layers uncompressed and B's as the cache had them: the indexes pushed (gzip both) are the same.
+    const digestOf = async (tag: string) => (await fetch(`http://${reg.host}/v2/app/manifests/${tag}`, { method: 'HEAD', headers: { accept: 'application/vnd.oci.image.index.v1+json' } })).headers.get('docker-content-digest');
+    const a = await digestOf('host-a');
+    expect(a).toMatch(/^sha256:[0-9a-f]{64}$/);
+    expect(await digestOf('host-b')).toBe(a);
+  }, 15 * 60_000);
+
+  test('a platform the base index lacks is an error naming the platforms it has', async () => {
+    const dir = mkdtempSync(path.join(work, 'lacks-'));
+    writeFileSync(path.join(dir, 'Dockerfile'), `FROM ${reg.host}/lib/x86only:1\nRUN true\n`);
+    const r = await gantry(path.join(work, 'store-lacks'), ['build', '--progress', 'plain', '--platform', PLATFORMS, dir]);
+    expect(r.exitCode).not.toBe(0);
+    expect(r.stderr).toContain('Dockerfile:1');
+    expect(r.stderr).toMatch(/has no image for linux\/arm64 \(it has: linux\/amd64, linux\/386\)/);
+  }, 5 * 60_000);
+});

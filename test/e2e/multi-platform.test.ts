@@ -104,7 +104,7 @@ async function tarFiles(data: Buffer): Promise<PlatformImage['files']> {
   const done = new Promise<void>((resolve, reject) => {
     extract.on('entry', (h, stream, next) => {
       const chunks: Buffer[] = [];
-      stream.on('data', (c: Buffer) => chunks.push(c));
+      stream.on('data', (c) => chunks.push(c as Buffer));
       stream.on('end', () => {
         files[h.name] = [h.mode ?? 0, h.uid ?? 0, h.gid ?? 0, Buffer.concat(chunks).toString()];
         next();

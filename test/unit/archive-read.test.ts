@@ -1,10 +1,11 @@
+import { execFileSync } from 'node:child_process';
 import { createWriteStream, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { describe, expect, test } from 'vitest';
 import { readArchive, type ArchiveImage } from '../../src/archive/read.js';
 import { saveImages, type SaveFormat } from '../../src/archive/save.js';
-import { isIndex, type Image, type Layer } from '../../src/image/image.js';
+import { indexOf, isIndex, type Image, type ImageIndex, type Layer } from '../../src/image/image.js';
 import { digestOf } from '../../src/oci/digest.js';
 import { MediaType } from '../../src/oci/media-types.js';
 import type { Manifest } from '../../src/oci/types.js';
@@ -32,11 +33,11 @@ async function layerTar(files: Record<string, string>): Promise<Buffer> {
 }
 
 /** An image held in memory, not in any store: its config written as Go writes JSON (`&` as \u0026). */
-async function memoryImage(): Promise<Image> {
-  const tars = [await layerTar({ 'a.txt': 'a\n' }), await layerTar({ 'b.txt': 'b\n', 'c.txt': '' })];
+async function memoryImage(architecture = 'amd64'): Promise<Image> {
+  const tars = [await layerTar({ 'a.txt': 'a\n' }), await layerTar({ 'b.txt': `${architecture}\n`, 'c.txt': '' })];
   const layers: Layer[] = tars.map((t) => ({ digest: digestOf(t), diffId: digestOf(t), size: t.length, mediaType: MediaType.ociLayer, open: () => Readable.from([t]) }));
   const rawConfig = Buffer.from(
-    `{"architecture":"amd64","config":{"Cmd":["sh","-c","true \\u0026\\u0026 echo \\u003cok\\u003e"]},"os":"linux","rootfs":{"type":"layers","diff_ids":[${layers.map((l) => `"${l.diffId}"`).join(',')}]}}`,
+    `{"architecture":"${architecture}","config":{"Cmd":["sh","-c","true \\u0026\\u0026 echo \\u003cok\\u003e"]},"os":"linux","rootfs":{"type":"layers","diff_ids":[${layers.map((l) => `"${l.diffId}"`).join(',')}]}}`,
   );
   const config = JSON.parse(rawConfig.toString()) as Image['config'];
   const manifest: Manifest = {
@@ -49,7 +50,7 @@ async function memoryImage(): Promise<Image> {
   return { digest: digestOf(rawManifest), mediaType: MediaType.ociManifest, rawManifest, manifest, configDigest: digestOf(rawConfig), rawConfig, config, layers };
 }
 
-async function save(items: { image: Image; names: string[] }[], format: SaveFormat): Promise<string> {
+async function save(items: { image: Image | ImageIndex; names: string[] }[], format: SaveFormat): Promise<string> {
   const file = path.join(tmp(), `${format}.tar`);
   await saveImages(items, createWriteStream(file), format);
   return file;
@@ -128,5 +129,46 @@ describe('an archive as a source of images (no store)', () => {
     await expect(readArchive(file, 'x.tar')).rejects.toThrow('x.tar: neither a docker archive (manifest.json) nor an OCI archive (oci-layout, index.json)');
     writeFileSync(file, Buffer.alloc(4096, 'garbage!'));
     await expect(readArchive(file, 'x.tar')).rejects.toThrow(/x.tar: not a valid tar archive/);
+  });
+});
+
+describe('multi-platform archives', () => {
+  test('an index is saved whole (OCI and docker) and read back as one multi-platform image; manifest.json names one platform, as Docker 28 saves', async () => {
+    const index = indexOf([await memoryImage('amd64'), await memoryImage('arm64')]);
+    for (const format of ['oci', 'docker'] as const) {
+      const file = await save([{ image: index, names: ['example.com/multi:1'] }], format);
+      const [read, ...rest] = await readArchive(file);
+      expect(rest).toEqual([]);
+      expect(read?.names).toEqual(['example.com/multi:1']);
+      const got = read?.image as ImageIndex;
+      expect(isIndex(got)).toBe(true);
+      expect(got.digest).toBe(index.digest);
+      expect(got.rawIndex.equals(index.rawIndex)).toBe(true);
+      expect(got.images.map((im) => [im.config.architecture, im.digest])).toEqual(index.images.map((im) => [im.config.architecture, im.digest]));
+      for (const im of got.images) for (const l of im.layers) expect(digestOf(await bytes(l.open()))).toBe(l.digest);
+      if (format === 'docker') {
+        const manifests = JSON.parse(execFileSync('tar', ['-xOf', file, 'manifest.json'], { encoding: 'utf8' })) as { Config: string; RepoTags: string[] }[];
+        const host = index.images.find((im) => im.config.architecture === (process.arch === 'x64' ? 'amd64' : process.arch)) ?? index.images[0];
+        expect(manifests).toEqual([expect.objectContaining({ Config: `blobs/sha256/${host?.configDigest.slice(7)}`, RepoTags: ['example.com/multi:1'] })]);
+      }
+    }
+  });
+
+  test('an index whose manifests the archive lacks in part keeps the ones it holds; none at all, or a nested index, is refused', async () => {
+    const amd = await memoryImage('amd64');
+    const arm = await memoryImage('arm64');
+    const full = indexOf([amd, arm]);
+    // Saved with only amd64's image, under the index that names both.
+    const partial = await save([{ image: { ...full, images: [amd] }, names: ['example.com/multi:1'] }], 'oci');
+    const [read] = await readArchive(partial);
+    expect((read?.image as ImageIndex).images.map((im) => im.digest)).toEqual([amd.digest]);
+    const none = await save([{ image: { ...full, images: [] }, names: [] }], 'oci');
+    await expect(readArchive(none)).rejects.toThrow(/has none of its images in the archive/);
+    const nested = indexOf([]);
+    const outer: ImageIndex = { ...nested, index: { ...nested.index, manifests: [{ mediaType: MediaType.ociIndex, digest: full.digest, size: full.rawIndex.length }] } };
+    outer.rawIndex = Buffer.from(JSON.stringify(outer.index));
+    outer.digest = digestOf(outer.rawIndex);
+    const file = await save([{ image: outer, names: [] }, { image: full, names: [] }], 'oci');
+    await expect(readArchive(file)).rejects.toThrow(/nested indexes are not supported/);
   });
 });

@@ -6,10 +6,14 @@
  *   npm run bench -- [--runs N] [--workloads app,bigrun,multistage,apt,bigstage,ctx50k,stages2,runs30]
  *                    [--tools gantry,buildkit,buildah] [--buildkit current,20.10] [--growth N] [--keep-node-ca] [--no-settle]
  *   npm run bench -- --fleet [--workloads multistage] [--runs N]
+ *   npm run bench -- --platforms [--runs N]
  *
  * --fleet: a fleet's second runner instead of the table below (bench/fleet.ts): host B's build
  * of one workload with --cache-from a registry cache host A exported, and with none, gantry
  * against Docker 28.5 on the containerd image store, with the bytes each pulled.
+ *
+ * --platforms: a two-platform build (linux/amd64,linux/arm64; arm64's RUN under qemu) against
+ * Docker 28.5 on the containerd image store, cold and warm (bench/platforms.ts).
  *
  * --growth N: after the table, N more one-file edits of the first workload built by gantry, the
  * store's size (du) said every ten: what 30 edit builds leave is bounded by the store budget
@@ -49,6 +53,7 @@ import { DEBIAN_PATH, debianBaseTarball } from '../test/helpers/debian.js';
 import { writeTree } from '../test/helpers/files.js';
 import { startOracle, type Oracle, type OracleEngine } from '../test/helpers/oracle.js';
 import { benchFleet } from './fleet.js';
+import { benchPlatforms } from './platforms.js';
 import { startRegistry } from '../test/helpers/registry.js';
 import { makeBusyboxRootfs, tarDir } from '../test/helpers/rootfs.js';
 
@@ -72,8 +77,9 @@ const runs = Number(opt('runs', '3'));
 const growth = Number(opt('growth', '0'));
 const only = opt('workloads', 'app,bigrun,multistage,apt,bigstage,ctx50k,stages2,runs30').split(',');
 const fleet = argv.includes('--fleet');
-/** --fleet starts its own peer (the containerd-store engine, bench/fleet.ts). */
-const toolsWanted = (fleet ? 'gantry' : opt('tools', 'gantry,buildkit,buildah')).split(',') as Tool[];
+const platformsMode = argv.includes('--platforms');
+/** --fleet and --platforms start their own peer (the containerd-store engine, bench/fleet.ts, bench/platforms.ts). */
+const toolsWanted = (fleet || platformsMode ? 'gantry' : opt('tools', 'gantry,buildkit,buildah')).split(',') as Tool[];
 const buildkitEngines = opt('buildkit', 'current').split(',') as OracleEngine[];
 for (const e of buildkitEngines) if (e !== 'current' && e !== '20.10') throw new Error(`--buildkit takes current and 20.10, not ${e}`);
 /** The column of a BuildKit engine. */
@@ -373,6 +379,13 @@ async function main(): Promise<void> {
     const disk = statfsSync(work);
     const free = (disk.bavail * disk.bsize) / (disk.blocks * disk.bsize);
     say(`disk: ${(free * 100).toFixed(1)}% available where the bench works${free < 0.1 ? ' (under 10%: the figures may suffer)' : ''}`);
+    if (platformsMode) {
+      const samples = await benchPlatforms({ registry: reg.host, runs, work, gantry: (args) => runGantry(gantryBin, args), say });
+      const med = (tool: string, phase: string) => median(samples.filter((x) => x.tool === tool && x.phase === phase).map((x) => x.seconds));
+      const rows = (['cold', 'warm'] as const).map((phase) => `| ${phase} | ${med('gantry', phase).toFixed(2)} | ${med('buildkit', phase).toFixed(2)} | ${(med('gantry', phase) / med('buildkit', phase)).toFixed(2)} |`);
+      process.stdout.write(`\nlinux/amd64,linux/arm64 in one build (arm64's RUN under qemu), Docker 28.5 on the containerd image store; medians of ${runs}\n\n| phase | gantry (s) | buildkit (s) | gantry/buildkit |\n|---|---|---|---|\n${rows.join('\n')}\n`);
+      return;
+    }
     say(`bases: importing busybox and Debian, pushing them to ${reg.host}`);
     const g = (args: string[]) => execa(gantryBin, ['--root', store, ...args]);
     const busybox = tarDir(makeBusyboxRootfs(path.join(work, 'busybox-rootfs')), path.join(work, 'busybox.tgz'));

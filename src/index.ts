@@ -306,6 +306,10 @@ async function buildHere(options: Omit<BuildOptions, 'ssh'> & { ssh?: Record<str
   const root = givenRoot ?? resolveRootDefault();
   const buildOptions = { ...settings, root, context, dockerfile: file };
   const emit = settings.onProgress ?? (() => undefined);
+  const platforms = platformList(settings.platform);
+  if (platforms.length <= 1 && settings.indexAnnotations && Object.keys(settings.indexAnnotations).length > 0) {
+    throw new OptionError('ANNOTATION_INVALID', 'index annotations need a multi-platform index: build for several platforms (--platform a,b) or use manifest:KEY=VALUE');
+  }
   return withStore(root, async (store) => {
     // Named contexts first: a URL one is fetched before anything is planned on it.
     const named = settings.namedContexts && Object.keys(settings.namedContexts).length > 0 ? await resolveNamedContexts(settings.namedContexts) : undefined;
@@ -313,7 +317,6 @@ async function buildHere(options: Omit<BuildOptions, 'ssh'> & { ssh?: Record<str
     const shared = await sharedCache(settings, emit);
     try {
       const executeOptions = { ...buildOptions, text, ...(shared ? { shared } : {}) };
-      const platforms = platformList(settings.platform);
       // Several platforms: built one after the other, their images made one index (platforms.ts).
       const result =
         platforms.length > 1

@@ -30,7 +30,20 @@ export async function exportImage(image: Image, out: Writable): Promise<void> {
   await writeTar(out, (pack) => writeFlattened(image, pack));
 }
 
-async function writeFlattened(image: Image, pack: Pack): Promise<void> {
+/**
+ * Several images' files in one tar, each under its own directory (`prefix`, such as
+ * `linux_arm64`), as BuildKit's tar exporter writes a multi-platform build's.
+ */
+export async function exportImagesUnder(items: { image: Image; prefix: string }[], out: Writable): Promise<void> {
+  await writeTar(out, async (pack) => {
+    for (const { image, prefix } of items) {
+      await new Promise<void>((resolve, reject) => pack.entry({ name: `${prefix}/`, type: 'directory', mode: 0o755, mtime: new Date(0), uid: 0, gid: 0 }, (err) => (err ? reject(err) : resolve())));
+      await writeFlattened(image, pack, `${prefix}/`);
+    }
+  });
+}
+
+async function writeFlattened(image: Image, pack: Pack, prefix = ''): Promise<void> {
   const seen = new Set<string>();
   /** Paths removed by upper layers (the path and everything below it). */
   const removed = new Set<string>();
@@ -69,8 +82,8 @@ async function writeFlattened(image: Image, pack: Pack): Promise<void> {
         seen.add(name);
         // Anything but a directory replaces what lower layers have at this path, children included.
         if (h.type !== 'directory') layerRemoved.add(name);
-        h.name = h.type === 'directory' ? name + '/' : name;
-        if (h.type === 'link' && h.linkname) h.linkname = sanitizeMemberName(h.linkname, what);
+        h.name = prefix + (h.type === 'directory' ? name + '/' : name);
+        if (h.type === 'link' && h.linkname) h.linkname = prefix + sanitizeMemberName(h.linkname, what);
         await entryFrom(pack, h, entry);
       }
     })();

@@ -7,7 +7,7 @@ import { mkdir } from 'node:fs/promises';
 import { OptionError } from '../errors/index.js';
 import { layerTar } from '../tar/decompress.js';
 import { saveImages, saveLayoutDirectory } from '../archive/save.js';
-import { exportImage } from '../archive/export.js';
+import { exportImage, exportImagesUnder } from '../archive/export.js';
 import { toFile } from '../archive/commands.js';
 import { isIndex, type Image, type ImageIndex } from '../image/image.js';
 import { layerCompression } from '../oci/media-types.js';
@@ -224,8 +224,10 @@ export async function writeOutputs(
         });
         break;
       case 'tar':
-        if (isIndex(local)) throw new OptionError('OUTPUT_INVALID', '-o type=tar of a multi-platform build is not supported: use type=local (a directory for each platform) or type=oci');
-        await told(`sending a tarball of the files to ${where}`, () => toFile(out.dest, (stream) => exportImage(local, stream)));
+        // Several platforms: each one's files under its own directory (linux_arm64/...), as BuildKit's tar exporter.
+        await told(`sending a tarball of the files to ${where}`, () =>
+          toFile(out.dest, (stream) => (isIndex(local) ? exportImagesUnder(platformDirs(local, '').map(({ image, dir }) => ({ image, prefix: dir })), stream) : exportImage(local, stream))),
+        );
         break;
       case 'oci':
       case 'docker': {

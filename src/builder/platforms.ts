@@ -59,7 +59,7 @@ export async function executePlatforms(
   if (shared) shared.recorded = recorded;
   const images: Image[] = [];
   for (const r of results) images.push(await loadImage(store, r.descriptor));
-  const descriptor = await storeIndex(store, indexOf(images));
+  const descriptor = await storeIndex(store, indexOf(images, options.indexAnnotations));
   const tags = (options.tags ?? []).map((t) => formatReference(normalizeReference(t)));
   for (const t of tags) await store.tag(t, descriptor);
   if (tags.length === 0) await store.addUntagged(descriptor);

@@ -29,7 +29,7 @@ import { OptionError } from '../errors/index.js';
 import type { BlobSource, Image, Layer, LayerDescriptor } from '../image/image.js';
 import { digestOf, parseDigest, VerifyStream } from '../oci/digest.js';
 import { CONFIG_SIZE_LIMIT, MANIFEST_SIZE_LIMIT, indexProblem, manifestProblem, parseDocument } from '../oci/document.js';
-import { MANIFEST_TYPES, MediaType, layerCompression } from '../oci/media-types.js';
+import { INDEX_TYPES, MANIFEST_TYPES, MediaType, layerCompression } from '../oci/media-types.js';
 import { normalizeReference } from '../oci/reference.js';
 import type { Index, Manifest } from '../oci/types.js';
 import type { RegistryClient } from '../registry/client.js';
@@ -383,17 +383,17 @@ export async function importCache(specs: readonly CacheSpec[], access: RegistryA
           : spec.type === 'local' && 'src' in spec
             ? await fromLayout(spec.src, spec.digest)
             : undefined;
-      if (!found) continue;
-      const { doc, layers } = found;
-      for (const e of doc.entries) {
-        if (entries.has(e.key)) continue; // the first cache named wins
-        const layer = e.layer === null ? null : (layers[e.layer] as LayerDescriptor & BlobSource);
-        const entry: CacheEntry = {
-          layer: layer ? { digest: layer.digest, size: layer.size, mediaType: layer.mediaType, diffId: layer.diffId } : null,
-          ...(e.next ? { next: e.next } : {}),
-          created: e.created,
-        };
-        entries.set(e.key, { entry, ...(layer ? { blob: layer } : {}), from });
+      for (const { doc, layers } of Array.isArray(found) ? found : found ? [found] : []) {
+        for (const e of doc.entries) {
+          if (entries.has(e.key)) continue; // the first cache named wins
+          const layer = e.layer === null ? null : (layers[e.layer] as LayerDescriptor & BlobSource);
+          const entry: CacheEntry = {
+            layer: layer ? { digest: layer.digest, size: layer.size, mediaType: layer.mediaType, diffId: layer.diffId } : null,
+            ...(e.next ? { next: e.next } : {}),
+            created: e.created,
+          };
+          entries.set(e.key, { entry, ...(layer ? { blob: layer } : {}), from });
+        }
       }
     } catch (err) {
       // Whatever went wrong (a document of another version, a missing file, a registry away), the build goes on without it.
@@ -426,8 +426,11 @@ function readDocument(manifest: Manifest, rawConfig: Buffer, what: string, open:
   return { doc, layers };
 }
 
-/** A cache in a registry: a cache manifest, or an image whose config carries an inline cache. */
-async function fromRegistry(ref: string, access: RegistryAccess, clients: RegistryClient[]): Promise<{ doc: CacheDocument; layers: (LayerDescriptor & BlobSource)[] } | undefined> {
+/**
+ * A cache in a registry: a cache manifest, or an image whose config carries an inline cache (a
+ * multi-platform image: each platform's image's).
+ */
+async function fromRegistry(ref: string, access: RegistryAccess, clients: RegistryClient[]): Promise<{ doc: CacheDocument; layers: (LayerDescriptor & BlobSource)[] }[]> {
   const r = normalizeReference(ref);
   const client = await clientFor(r.domain, access);
   clients.push(client);
@@ -435,17 +438,35 @@ async function fromRegistry(ref: string, access: RegistryAccess, clients: Regist
   const manifest = top.json as Manifest;
   if (MANIFEST_TYPES.has(top.mediaType) && manifest.config?.mediaType === CACHE_CONFIG_TYPE) {
     const raw = await configBlob(client, r, manifest.config, 'cache document');
-    return readDocument(manifest, raw, ref, (l) => () => remoteBlob(client, r, l));
+    return [readDocument(manifest, raw, ref, (l) => () => remoteBlob(client, r, l))];
   }
-  // An image: its inline cache, if it has one.
+  if (INDEX_TYPES.has(top.mediaType)) {
+    // A multi-platform image: the inline cache of each platform's image that has one.
+    const platforms = ((top.json as Index).manifests ?? []).filter((d) => d.platform && d.platform.os !== 'unknown' && MANIFEST_TYPES.has(d.mediaType));
+    const found: { doc: CacheDocument; layers: (LayerDescriptor & BlobSource)[] }[] = [];
+    for (const d of platforms) {
+      const one = await inlineCache(client, `${r.domain}/${r.path}@${d.digest}`, ref).catch((err: unknown) => {
+        if (err instanceof BuildError && err.code === 'CACHE_DOCUMENT' && /no inline cache/.test(err.message)) return undefined;
+        throw err;
+      });
+      if (one) found.push(one);
+    }
+    if (found.length === 0) throw new BuildError('CACHE_DOCUMENT', `${ref} is a multi-platform image with no inline cache (build it with --cache-to type=inline)`);
+    return found;
+  }
+  return [await inlineCache(client, ref, ref)];
+}
+
+/** An image's inline cache (`what` names the cache in errors). */
+async function inlineCache(client: RegistryClient, ref: string, what: string): Promise<{ doc: CacheDocument; layers: (LayerDescriptor & BlobSource)[] }> {
   const image = await remoteImage(client, ref);
   const inline = (image.config as unknown as Record<string, unknown>)[INLINE_CACHE_KEY];
-  if (inline === undefined) throw new BuildError('CACHE_DOCUMENT', `${ref} is an image with no inline cache (build it with --cache-to type=inline)`);
+  if (inline === undefined) throw new BuildError('CACHE_DOCUMENT', `${what} is an image with no inline cache (build it with --cache-to type=inline)`);
   const problem = cacheDocumentProblem(inline, image.layers.length);
-  if (problem !== undefined) throw new BuildError('CACHE_DOCUMENT', `${ref}: its inline cache is ${problem}; ignored`);
+  if (problem !== undefined) throw new BuildError('CACHE_DOCUMENT', `${what}: its inline cache is ${problem}; ignored`);
   const doc = inline as CacheDocument;
   // The image's own diff IDs are the ones its layers are checked against.
-  if (doc.diffIds.some((id, i) => id !== image.layers[i]?.diffId)) throw new BuildError('CACHE_DOCUMENT', `${ref}: its inline cache names other layers than the image's; ignored`);
+  if (doc.diffIds.some((id, i) => id !== image.layers[i]?.diffId)) throw new BuildError('CACHE_DOCUMENT', `${what}: its inline cache names other layers than the image's; ignored`);
   return { doc, layers: image.layers };
 }
 

@@ -49,8 +49,10 @@ export interface BuildSettings extends RegistryAccess {
   allow?: string[];
   /** ssh-agent sockets for RUN --mount=type=ssh: id → socket (`--ssh`). */
   ssh?: Record<string, string>;
-  /** Annotations of the image's manifest (`--annotation`). */
+  /** Annotations of the image's manifest (`--annotation`): of each platform's, in a multi-platform build. */
   annotations?: Record<string, string>;
+  /** Annotations of a multi-platform image's index (`--annotation index:KEY=VALUE`); refused for one platform. */
+  indexAnnotations?: Record<string, string>;
   /** Extra /etc/hosts entries of every RUN (`--add-host`). */
   extraHosts?: { name: string; ip: string }[];
   /** The size of every RUN's /dev/shm in bytes (`--shm-size`). */

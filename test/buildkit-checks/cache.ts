@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { renameSync } from 'node:fs';
 import path from 'node:path';
 import { expect } from 'vitest';
@@ -44,6 +45,44 @@ COPY --from=base2 /foo /f
  * variant): a registry cache exported with the default mode, the build cache pruned, the build
  * again from it: a file a RUN wrote at random is the same.
  */
+const multiPlatformCache = `
+FROM --platform=$BUILDPLATFORM busybox AS base
+ARG TARGETARCH
+RUN echo -n $TARGETARCH> arch && cat /dev/urandom | head -c 100 | sha256sum > unique
+FROM scratch
+COPY --from=base unique /
+COPY --from=base arch /
+`;
+
+interface PushedPlatform {
+  platform: string;
+  /** A file of the image's layer `i`. */
+  file(i: number, name: string): string;
+}
+
+/** A multi-platform image in a registry: the index's digest, and each platform's image's layers. */
+async function pushedPlatforms(host: string, repo: string, tag: string): Promise<{ digest: string; images: PushedPlatform[] }> {
+  const accept = 'application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json';
+  const get = async (what: string): Promise<Response> => {
+    const res = await fetch(`http://${host}/v2/${repo}/${what}`, { headers: { accept } });
+    expect(res.status, what).toBe(200);
+    return res;
+  };
+  const top = await get(`manifests/${tag}`);
+  const digest = top.headers.get('docker-content-digest') ?? '';
+  const index = (await top.json()) as { manifests: { digest: string; platform: { os: string; architecture: string; variant?: string } }[] };
+  const images: PushedPlatform[] = [];
+  for (const d of index.manifests) {
+    const manifest = (await (await get(`manifests/${d.digest}`)).json()) as { layers: { digest: string }[] };
+    const layers = await Promise.all(manifest.layers.map(async (l) => Buffer.from(await (await get(`blobs/${l.digest}`)).arrayBuffer())));
+    images.push({
+      platform: [d.platform.os, d.platform.architecture, d.platform.variant].filter(Boolean).join('/'),
+      file: (i, name) => execFileSync('tar', ['-xzO', name], { input: layers[i] as Buffer, encoding: 'utf8' }),
+    });
+  }
+  return { digest, images };
+}
+
 async function cacheImportExport(h: Harness, extra: string[]): Promise<void> {
   const registry = await startRegistry();
   if (!registry) throw new Error('docker-registry is not installed');
@@ -200,6 +239,41 @@ export default {
       },
     },
     {
+      name: 'testCacheMultiPlatformImportExport',
+      file,
+      dockerfile: multiPlatformCache,
+      // Two platforms, an inline cache, pushed; then, twice, everything removed and built again
+      // from the pushed image's cache: the same index, each platform's random file as before.
+      async custom(h) {
+        const registry = await startRegistry();
+        if (!registry) throw new Error('docker-registry is not installed');
+        try {
+          const target = `${registry.host}/buildkit/testexportdf:multi-img`;
+          const build = async (from: string[]): Promise<void> => ok(await h.build({ dockerfile: multiPlatformCache, args: ['--platform', 'linux/amd64,linux/arm/v7', '--cache-to', 'type=inline', ...from, '--push'] }, { tag: target }));
+          await build([]);
+          const first = await pushedPlatforms(registry.host, 'buildkit/testexportdf', 'multi-img');
+          expect(first.digest).toMatch(/^sha256:[0-9a-f]{64}$/);
+          expect(first.images.map((i) => i.platform)).toEqual(['linux/amd64', 'linux/arm/v7']);
+          const [amd, arm] = first.images as [PushedPlatform, PushedPlatform];
+          expect(amd.file(1, 'arch')).toBe('amd64');
+          expect(amd.file(0, 'unique')).not.toBe(arm.file(0, 'unique'));
+          for (let round = 0; round < 2; round++) {
+            expect((await h.gantry(['rmi', target])).exitCode).toBe(0);
+            expect((await h.gantry(['prune', '--all'])).exitCode).toBe(0);
+            await build(['--cache-from', target]);
+            const again = await pushedPlatforms(registry.host, 'buildkit/testexportdf', 'multi-img');
+            expect(again.digest).toBe(first.digest);
+            const [amd2, arm2] = again.images as [PushedPlatform, PushedPlatform];
+            expect(arm2.file(1, 'arch')).toBe('arm');
+            expect(amd2.file(0, 'unique')).toBe(amd.file(0, 'unique'));
+            expect(arm2.file(0, 'unique')).toBe(arm.file(0, 'unique'));
+          }
+        } finally {
+          await registry.stop();
+        }
+      },
+    },
+    {
       name: 'testCacheImportExport',
       file,
       dockerfile: '',
@@ -220,6 +294,5 @@ export default {
   ],
   notPorted: [
     { name: 'testCacheReleased', file, reason: "asserts BuildKit's solver internals: every cache record releasable and the disk usage empty after a prune" },
-    { name: 'testCacheMultiPlatformImportExport', file, reason: 'needs a multi-platform build (issue 25)' },
   ],
 } satisfies CheckFile;

@@ -85,23 +85,25 @@ export function parseUlimits(items: string[]): Ulimit[] {
 }
 
 /**
- * `--annotation KEY=VALUE` or `manifest:KEY=VALUE`: annotations of the image's manifest.
- * Index and descriptor annotations (index:, manifest-descriptor:, index-descriptor:) need a
- * multi-platform index, which gantry does not make: refused.
+ * `--annotation KEY=VALUE`, `manifest:KEY=VALUE` (the image's manifest; of each platform's, in a
+ * multi-platform build) or `index:KEY=VALUE` (a multi-platform image's index). Descriptor
+ * annotations (manifest-descriptor:, index-descriptor:) and `[platform]` qualifiers are refused.
  */
-export function parseAnnotations(items: string[]): Record<string, string> {
-  const out: Record<string, string> = {};
+export function parseAnnotations(items: string[]): { manifest: Record<string, string>; index: Record<string, string> } {
+  const out = { manifest: {} as Record<string, string>, index: {} as Record<string, string> };
   for (const item of items) {
     const eq = item.indexOf('=');
-    if (eq <= 0) throw new OptionError('ANNOTATION_INVALID', `--annotation ${item}: expected [manifest:]KEY=VALUE`);
+    if (eq <= 0) throw new OptionError('ANNOTATION_INVALID', `--annotation ${item}: expected [manifest:|index:]KEY=VALUE`);
     let key = item.slice(0, eq);
+    let kind: 'manifest' | 'index' = 'manifest';
     const typed = /^([a-z-]+)(\[[^\]]*\])?:(.+)$/.exec(key);
     if (typed && ['manifest', 'index', 'manifest-descriptor', 'index-descriptor'].includes(typed[1] as string)) {
-      if (typed[1] !== 'manifest') throw new OptionError('ANNOTATION_INVALID', `--annotation ${item}: ${typed[1]} annotations need a multi-platform index, which gantry does not make; use manifest:KEY=VALUE`);
-      if (typed[2]) throw new OptionError('ANNOTATION_INVALID', `--annotation ${item}: platform-specific annotations are not supported (one platform is built)`);
+      if (typed[1] !== 'manifest' && typed[1] !== 'index') throw new OptionError('ANNOTATION_INVALID', `--annotation ${item}: ${typed[1]} annotations are not supported; use manifest:KEY=VALUE or index:KEY=VALUE`);
+      if (typed[2]) throw new OptionError('ANNOTATION_INVALID', `--annotation ${item}: platform-specific annotations are not supported`);
+      kind = typed[1];
       key = typed[3] as string;
     }
-    out[key] = item.slice(eq + 1);
+    out[kind][key] = item.slice(eq + 1);
   }
   return out;
 }
@@ -376,6 +378,7 @@ export async function runBuild(argv: BuildArgs): Promise<void> {
     let output: OutputSpec[] = [];
     try {
       output = argv.output.map(parseOutput);
+      const annotations = parseAnnotations(argv.annotation);
       result = await cancellable((signal) =>
         build({
           root: argv.root,
@@ -383,7 +386,8 @@ export async function runBuild(argv: BuildArgs): Promise<void> {
           ...(argv.file !== undefined ? { dockerfile: argv.file } : {}),
           tags: argv.tag,
           labels: parseLabels(argv.label),
-          annotations: parseAnnotations(argv.annotation),
+          annotations: annotations.manifest,
+          ...(Object.keys(annotations.index).length > 0 ? { indexAnnotations: annotations.index } : {}),
           buildArgs: parseBuildArgs(argv['build-arg']),
           ...(argv.target !== undefined ? { target: argv.target } : {}),
           ...(argv.platform.length > 0 ? { platform: argv.platform.join(',') } : {}),

@@ -110,9 +110,10 @@ export interface PlanBuildOptions extends DockerfileSource, Omit<PlanOptions, 'f
 
 /** Read the Dockerfile and plan the build without executing anything. */
 export async function planBuild(options: PlanBuildOptions): Promise<BuildPlan> {
-  if (platformList(options.platform).length > 1) throw new OptionError('PLATFORM_INVALID', `a plan is for one platform; "${options.platform}" names several (plan each on its own)`);
+  const platforms = platformList(options.platform);
+  if (platforms.length > 1) throw new OptionError('PLATFORM_INVALID', `a plan is for one platform; "${options.platform}" names several (plan each on its own)`);
   const { file, text } = await loadDockerfile(options);
-  return plan(text, { ...options, file });
+  return plan(text, { ...options, file, ...(platforms[0] !== undefined ? { platform: platforms[0] } : {}) });
 }
 
 export interface LintResult {
@@ -304,9 +305,10 @@ async function buildHere(options: Omit<BuildOptions, 'ssh'> & { ssh?: Record<str
   trace?.('Dockerfile parsed');
   settings.sourceDateEpoch ??= epochSeconds(settings.buildArgs?.SOURCE_DATE_EPOCH) ?? envSettings.sourceDateEpoch;
   const root = givenRoot ?? resolveRootDefault();
-  const buildOptions = { ...settings, root, context, dockerfile: file };
-  const emit = settings.onProgress ?? (() => undefined);
+  // The platforms given, each once (`linux/amd64,` and a platform given twice are one).
   const platforms = platformList(settings.platform);
+  const buildOptions = { ...settings, root, context, dockerfile: file, ...(platforms.length === 1 ? { platform: platforms[0] as string } : {}) };
+  const emit = settings.onProgress ?? (() => undefined);
   if (platforms.length <= 1 && settings.indexAnnotations && Object.keys(settings.indexAnnotations).length > 0) {
     throw new OptionError('ANNOTATION_INVALID', 'index annotations need a multi-platform index: build for several platforms (--platform a,b) or use manifest:KEY=VALUE');
   }

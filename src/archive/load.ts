@@ -10,8 +10,8 @@ import { rm } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { GantryError, isSystemError } from '../errors/index.js';
-import type { Manifest } from '../oci/types.js';
 import { storeImage, storeIndex } from '../store/images.js';
+import { imageBlobs } from '../store/cache.js';
 import { isIndex } from '../image/image.js';
 import type { Store } from '../store/store.js';
 import { decompress, detectCompression } from '../tar/decompress.js';
@@ -90,18 +90,10 @@ async function discard(store: Store, created: string[]): Promise<void> {
   if (created.length === 0) return;
   await store.releaseLease();
   await store.withLock(async () => {
-    const index = await store.readIndex();
-    const referenced = new Set<string>();
-    for (const d of index.manifests) {
-      referenced.add(d.digest);
-      try {
-        const m = await store.readJSON<Manifest>(d.digest);
-        referenced.add(m.config.digest);
-        for (const l of m.layers) referenced.add(l.digest);
-      } catch {
-        // not a manifest we can read; keep what it names
-      }
-    }
+    // What the names reach: manifests, configs, layers, and a multi-platform image's platform images.
+    // A damaged entry (unreadable) leaves the store as it is: nothing is removed on a guess.
+    const referenced = await imageBlobs(store).catch(() => undefined);
+    if (!referenced) return;
     const leased = await store.liveLeases();
     for (const digest of created) {
       if (!referenced.has(digest) && !leased.has(digest)) {

@@ -14,11 +14,10 @@ import { pipeline } from 'node:stream/promises';
 import { GantryError, isSystemError } from '../errors/index.js';
 import { validateImage, type Image, type ImageIndex, type Layer } from '../image/image.js';
 import { digestOf, VerifyStream } from '../oci/digest.js';
+import { indexProblem, parseDocument } from '../oci/document.js';
 import { INDEX_TYPES, MANIFEST_TYPES, MediaType } from '../oci/media-types.js';
 import { formatReference, normalizeReference } from '../oci/reference.js';
 import { REF_NAME_ANNOTATION, type Descriptor, type ImageConfig, type Index, type Manifest } from '../oci/types.js';
-
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 import { zlib } from '../support/process.js';
 import tar from '../tar/tar.js';
 import { sanitizeMemberName } from './sanitize.js';
@@ -227,21 +226,26 @@ async function dockerImages(archive: ArchiveFile, manifest: unknown, resolve: (n
 /** The images an OCI archive's index.json names, read from its blobs. */
 async function ociImages(archive: ArchiveFile, index: Index, members: Map<string, Member>): Promise<ArchiveImage[]> {
   const { what } = archive;
-  if (index.schemaVersion !== 2 || !Array.isArray(index.manifests)) {
-    throw new ArchiveError('ARCHIVE_INVALID', `${what}: index.json is not an OCI image index`);
-  }
+  const problem = indexProblem(index);
+  if (problem !== undefined) throw new ArchiveError('ARCHIVE_INVALID', `${what}: index.json is not an OCI image index: ${problem}`);
+  // Each manifest and index is read once, however often the archive names it.
+  const read = new Map<string, Promise<Image | ImageIndex>>();
+  const once = (d: Descriptor, make: () => Promise<Image | ImageIndex>): Promise<Image | ImageIndex> => {
+    let p = read.get(d.digest);
+    if (!p) read.set(d.digest, (p = make()));
+    return p;
+  };
   const out: ArchiveImage[] = [];
+  const seen = new Set<string>();
   for (const d of index.manifests) {
-    if (!isObject(d) || typeof d.digest !== 'string') throw new ArchiveError('ARCHIVE_INVALID', `${what}: index.json lists something that is not a descriptor`);
     const raw = d.annotations?.['io.containerd.image.name'] ?? d.annotations?.[REF_NAME_ANNOTATION];
     // A bare ref.name like "latest" is a tag without a repository: load the image untagged.
     const name = raw !== undefined && /[/:]/.test(raw) ? formatReference(normalizeReference(raw)) : undefined;
-    const names = name ? [name] : [];
-    if (INDEX_TYPES.has(d.mediaType)) {
-      out.push({ image: await ociIndex(archive, d, members), names });
-      continue;
-    }
-    out.push({ image: await ociImage(archive, d, members), names });
+    const key = `${d.digest} ${name ?? ''}`;
+    if (seen.has(key)) continue; // the same image under the same name, listed again
+    seen.add(key);
+    const image = await once(d, () => (INDEX_TYPES.has(d.mediaType) ? ociIndex(archive, d, members, once) : ociImage(archive, d, members)));
+    out.push({ image, names: name ? [name] : [] });
   }
   return out;
 }
@@ -249,19 +253,21 @@ async function ociImages(archive: ArchiveFile, index: Index, members: Map<string
 /**
  * A multi-platform image of an OCI archive: its index and the platform images the archive holds
  * (a manifest it lacks is left out, as one pulled for one platform lacks the others; an
- * attestation's too). A nested index is refused.
+ * attestation's too). A nested index is refused. `once`: each manifest read once.
  */
-async function ociIndex(archive: ArchiveFile, d: Descriptor, members: Map<string, Member>): Promise<ImageIndex> {
+async function ociIndex(archive: ArchiveFile, d: Descriptor, members: Map<string, Member>, once: (d: Descriptor, make: () => Promise<Image | ImageIndex>) => Promise<Image | ImageIndex>): Promise<ImageIndex> {
   const { what } = archive;
   const rawIndex = await archive.read(blobMember(archive, members, d.digest, 'index'), d.digest);
-  const index = parseJSON(rawIndex, d.digest, what) as Index;
-  if (index?.schemaVersion !== 2 || !Array.isArray(index.manifests)) throw new ArchiveError('ARCHIVE_INVALID', `${what}: ${d.digest} is not an OCI image index`);
+  const parsed = parseDocument(rawIndex);
+  const problem = 'problem' in parsed ? parsed.problem : indexProblem(parsed.json);
+  if (problem !== undefined) throw new ArchiveError('ARCHIVE_INVALID', `${what}: index ${d.digest} is not an OCI image index: ${problem}`);
+  const index = (parsed as { json: unknown }).json as Index;
   const images: Image[] = [];
   for (const m of index.manifests) {
-    if (!isObject(m) || typeof m.digest !== 'string') throw new ArchiveError('ARCHIVE_INVALID', `${what}: index ${d.digest} lists something that is not a descriptor`);
     if (INDEX_TYPES.has(m.mediaType)) throw new ArchiveError('ARCHIVE_UNSUPPORTED', `${what}: index ${d.digest} names another index (${m.digest}); nested indexes are not supported`);
     if (m.platform?.os === 'unknown' || !members.has(blobName(m.digest))) continue;
-    images.push(await ociImage(archive, m, members));
+    const image = (await once(m, () => ociImage(archive, m, members))) as Image;
+    if (!images.includes(image)) images.push(image);
   }
   if (images.length === 0) throw new ArchiveError('ARCHIVE_INVALID', `${what}: index ${d.digest} has none of its images in the archive`);
   return { digest: d.digest, mediaType: d.mediaType, rawIndex, index, images };

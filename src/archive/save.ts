@@ -18,7 +18,7 @@ import { MediaType } from '../oci/media-types.js';
 import type { Descriptor, Index } from '../oci/types.js';
 import { REF_NAME_ANNOTATION } from '../oci/types.js';
 import { isIndex, type BlobSource, type Image, type ImageIndex } from '../image/image.js';
-import { configPlatform, formatPlatform, hostPlatform } from '../oci/platform.js';
+import { hostOrFirst } from '../store/images.js';
 import { writeTar } from './tar-out.js';
 
 export type SaveFormat = 'docker' | 'oci';
@@ -166,10 +166,4 @@ async function fillLayout(target: LayoutTarget, items: SaveItem[], format: SaveF
     await target.buffer('manifest.json', Buffer.from(JSON.stringify(dockerManifest)));
     await target.buffer('repositories', Buffer.from(JSON.stringify(repositories)));
   }
-}
-
-/** A multi-platform image's image for this host's platform, else its first. */
-function hostOrFirst(ix: ImageIndex): Image | undefined {
-  const host = formatPlatform(hostPlatform());
-  return ix.images.find((im) => configPlatform(im.config) === host) ?? ix.images[0];
 }

@@ -8,12 +8,12 @@
 import { GantryError, RegistryError } from '../errors/index.js';
 import { trace } from '../support/process.js';
 import type { Image } from '../image/image.js';
-import { INDEX_TYPES } from '../oci/media-types.js';
 import { configPlatform, formatPlatform, parsePlatform, type Platform } from '../oci/platform.js';
 import { formatReference, normalizeReference, parseReference } from '../oci/reference.js';
 import type { ImageConfig } from '../oci/types.js';
 import { didYouMean } from '../dockerfile/checks.js';
-import { findEntries, loadImage, loadIndex } from '../store/images.js';
+import { findEntries, loadAny, loadImage } from '../store/images.js';
+import { isIndex } from '../image/image.js';
 import type { Store } from '../store/store.js';
 import { pull, type RegistryAccess } from './registry.js';
 import { isLayoutRef, layoutImage } from './named-contexts.js';
@@ -64,7 +64,8 @@ async function obtain(store: Store, ref: string, platform: string, options: Obta
       // multi-platform image's, when it holds one); another platform's image is pulled (as
       // `gantry pull --platform` would).
       const want = parsePlatform(platform);
-      const images = INDEX_TYPES.has(entry.descriptor.mediaType) ? (await loadIndex(store, entry.descriptor)).images : [await loadImage(store, entry.descriptor)];
+      const found = await loadAny(store, entry.descriptor);
+      const images = isIndex(found) ? found.images : [found];
       trace?.(`image ${ref} read from the store`);
       const image = images.find((im) => samePlatform(im.config, want));
       if (image) return image;

@@ -299,7 +299,9 @@ async function runStep(x: PlanExecution, stage: PlannedStage, state: StageState,
 
 /** The filesystem step `step` is, on `state`. */
 function fsStepOf(x: PlanExecution, step: Step, state: StageState, platform: string): FsStep {
-  if (step.op === 'run') return runStepOf(step, x.env);
+  // A RUN runs the binaries the stage's root filesystem has: its base's architecture (which is
+  // the stage's platform unless the base was another's: InvalidBaseImagePlatform).
+  if (step.op === 'run') return runStepOf(step, x.env, `linux/${state.config.architecture || parsePlatform(platform).architecture}`);
   if (step.op === 'workdir') return workdirStepOf(step, state);
   if (step.op !== 'copy') throw new BuildError('BUILD_UNSUPPORTED', `step ${step.position}: ${step.op} does not change the filesystem`);
   const fromState = step.source.type === 'context' ? undefined : step.source.type === 'stage' ? (x.finished.get(step.source.stage) as StageState) : x.stateOfImage(step.source.ref, platform);

@@ -62,7 +62,9 @@ export function configFromChanges(changes: readonly string[]): ContainerConfig {
   let image: ImageConfig = { architecture: '', os: '', rootfs: { type: 'layers', diff_ids: [] }, config: {} };
   const state = { cmdSet: false };
   for (const step of p.target.steps) image = configAfterStep(image, step, state) ?? image;
-  return image.config ?? {};
+  // docker import's CMD goes through the classic builder, which sets no ArgsEscaped on Linux (BuildKit's CMD does).
+  const { ArgsEscaped: _argsEscaped, ...config } = image.config ?? {};
+  return config;
 }
 
 async function openSource(source: string | Readable): Promise<{ stream: Readable; name: string }> {

@@ -46,6 +46,7 @@ export async function executePlatforms(
   const results: ExecuteResult[] = [];
   const shared = options.shared;
   const recorded: NonNullable<ExecuteOptions['shared']>['recorded'] = [];
+  const leaving = new Set<number>();
   for (const platform of platforms) {
     options.signal?.throwIfAborted();
     const one: ExecuteOptions = { ...options, platform, onePlatform: true, ...(shared ? { shared: { ...shared, recorded: [] } } : {}) };
@@ -53,10 +54,14 @@ export async function executePlatforms(
     results.push(await execute(store, resolved, one, named));
     if (shared && one.shared) {
       recorded.push(...one.shared.recorded);
-      shared.leaving = one.shared.leaving;
+      // A stage leaves the build when it does for any platform (FROM base-$TARGETARCH picks one each).
+      for (const s of one.shared.leaving) leaving.add(s);
     }
   }
-  if (shared) shared.recorded = recorded;
+  if (shared) {
+    shared.recorded = recorded;
+    shared.leaving = leaving;
+  }
   const images: Image[] = [];
   for (const r of results) images.push(await loadImage(store, r.descriptor));
   const descriptor = await storeIndex(store, indexOf(images, options.indexAnnotations));

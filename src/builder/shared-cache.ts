@@ -49,6 +49,9 @@ export const CACHE_CONFIG_TYPE = 'application/vnd.gantry.cache.config.v1+json';
 /** The image config field an inline cache document is kept in. */
 export const INLINE_CACHE_KEY = 'gantry.cache.v1';
 
+/** The platforms of a multi-platform image whose inline caches are read, at most. */
+const MAX_INLINE_PLATFORMS = 32;
+
 /** Where a cache goes to (`--cache-to`) or comes from (`--cache-from`), as buildx's CSV gives it. */
 export type CacheSpec =
   | { type: 'registry'; ref: string; mode?: 'min' | 'max'; format?: LayerFormat; ignoreError?: boolean }
@@ -442,16 +445,15 @@ async function fromRegistry(ref: string, access: RegistryAccess, clients: Regist
   }
   if (INDEX_TYPES.has(top.mediaType)) {
     // A multi-platform image: the inline cache of each platform's image that has one.
-    const platforms = ((top.json as Index).manifests ?? []).filter((d) => d.platform && d.platform.os !== 'unknown' && MANIFEST_TYPES.has(d.mediaType));
+    // A platform whose cache cannot be read is left out; the others are used.
+    const platforms = ((top.json as Index).manifests ?? []).filter((d) => d.platform && d.platform.os !== 'unknown' && MANIFEST_TYPES.has(d.mediaType)).slice(0, MAX_INLINE_PLATFORMS);
     const found: { doc: CacheDocument; layers: (LayerDescriptor & BlobSource)[] }[] = [];
+    let first: unknown;
     for (const d of platforms) {
-      const one = await inlineCache(client, `${r.domain}/${r.path}@${d.digest}`, ref).catch((err: unknown) => {
-        if (err instanceof BuildError && err.code === 'CACHE_DOCUMENT' && /no inline cache/.test(err.message)) return undefined;
-        throw err;
-      });
+      const one = await inlineCache(client, `${r.domain}/${r.path}@${d.digest}`, `${ref} (${d.platform?.os}/${d.platform?.architecture})`).catch((err: unknown) => void (first ??= err));
       if (one) found.push(one);
     }
-    if (found.length === 0) throw new BuildError('CACHE_DOCUMENT', `${ref} is a multi-platform image with no inline cache (build it with --cache-to type=inline)`);
+    if (found.length === 0) throw first ?? new BuildError('CACHE_DOCUMENT', `${ref} is a multi-platform image with no platform images`);
     return found;
   }
   return [await inlineCache(client, ref, ref)];

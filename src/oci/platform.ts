@@ -46,7 +46,19 @@ export function hostPlatform(): Platform {
   return arch === 'arm' ? { os: 'linux', architecture: 'arm', variant: 'v7' } : { os: 'linux', architecture: arch };
 }
 
-/** The platform an image config says (`os`, `architecture`, `variant`), normalised: `linux/arm64`. */
+/**
+ * The platform an image config says (`os`, `architecture`, `variant`), normalised: `linux/arm64`.
+ * Never throws: a config's odd value (another character, a slash) is shown with such characters
+ * as `-`, so that listing a store with one such image does not fail.
+ */
 export function configPlatform(c: { os?: string; architecture?: string; variant?: string }): string {
-  return formatPlatform(parsePlatform(`${c.os || 'linux'}/${c.architecture || 'amd64'}${c.variant ? `/${c.variant}` : ''}`));
+  const part = (v: string): string => v.replace(/[^A-Za-z0-9_.-]/g, '-');
+  const os = part(String(c.os || 'linux'));
+  const arch = part(String(c.architecture || 'amd64'));
+  const variant = c.variant ? part(String(c.variant)) : '';
+  try {
+    return formatPlatform(parsePlatform(`${os}/${arch}${variant ? `/${variant}` : ''}`));
+  } catch {
+    return `${os}/${arch}${variant ? `/${variant}` : ''}`;
+  }
 }

@@ -1,10 +1,12 @@
 /**
  * RUN for a platform this machine cannot execute: its binaries run through an emulator the
  * kernel starts for them (binfmt_misc, as BuildKit and buildah rely on: Debian's
- * qemu-user-static registers its handlers). A RUN is never started for an architecture that
+ * qemu-user-static registers its handlers). A RUN is not started for an architecture that
  * neither the host nor a registered handler runs: it fails, saying how to register one. The
  * handler must be registered with the F flag (the emulator opened at registration), since the
- * build's root filesystem does not hold the emulator.
+ * build's root filesystem does not hold the emulator. Where binfmt_misc cannot be seen (not
+ * mounted, as inside a container, whose host's handlers still apply) the RUN is tried, and an
+ * `exec format error` says how to register one.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -101,7 +103,16 @@ function matches(h: Handler, header: Buffer): boolean {
   return true;
 }
 
-export type Emulation = { type: 'native' } | { type: 'emulated'; handler: string; interpreter: string };
+export type Emulation =
+  | { type: 'native' }
+  | { type: 'emulated'; handler: string; interpreter: string }
+  /**
+   * Cannot be told from here, so the RUN is tried: binfmt_misc is not mounted where gantry can
+   * see it (inside a container, the host's handlers still run its binaries), or the host may
+   * run them itself (32-bit arm on some arm64 CPUs). `hint` says how to register an emulator,
+   * for the error an `exec format error` gets.
+   */
+  | { type: 'unseen'; hint: string };
 
 /**
  * How this host runs binaries of `architecture`: natively, or through a registered binfmt_misc
@@ -121,12 +132,14 @@ export function emulationFor(platform: string, hostArch: string, dir = BINFMT): 
   const usable = found.find((h) => h.enabled && h.flags.includes('F'));
   if (usable) return { type: 'emulated', handler: usable.name, interpreter: usable.interpreter };
   const setup = `install Debian's qemu-user-static (apt-get install qemu-user-static), mount binfmt_misc if it is not (mount -t binfmt_misc binfmt_misc ${dir}) and register the handler (update-binfmts --enable qemu-${qemu})`;
+  if (!mounted(dir)) return { type: 'unseen', hint: `RUN for ${platform} on this ${hostArch} host: binfmt_misc is not mounted at ${dir}, so gantry cannot see whether an emulator is registered; ${setup} (on the host, for a build in a container)` };
+  if (found.length === 0 && hostArch === 'arm64' && architecture === 'arm') return { type: 'unseen', hint: `RUN for ${platform}: this arm64 host does not run 32-bit arm binaries itself and no emulator is registered; ${setup}` };
   const disabled = found.find((h) => !h.enabled);
   if (found.length > 0 && !disabled) {
     const h = found[0] as Handler;
     throw new SandboxError('SANDBOX_EMULATOR', `RUN for ${platform}: the binfmt_misc handler ${h.name} for ${architecture} binaries is registered without the F flag, so it cannot run inside the build's root filesystem; register it with F (Debian's qemu-user-static does): ${setup}`);
   }
-  const why = disabled ? `its binfmt_misc handler ${disabled.name} is disabled` : all.length === 0 && !mounted(dir) ? `binfmt_misc is not mounted at ${dir}` : `no binfmt_misc handler for ${architecture} binaries is registered`;
+  const why = disabled ? `its binfmt_misc handler ${disabled.name} is disabled` : `no binfmt_misc handler for ${architecture} binaries is registered`;
   throw new SandboxError('SANDBOX_EMULATOR', `RUN for ${platform} needs an emulator on this ${hostArch} host: ${why}; ${setup}`);
 }
 

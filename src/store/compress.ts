@@ -18,9 +18,10 @@ import { existsSync } from 'node:fs';
 import { GantryError } from '../errors/index.js';
 import { childProcess, zlib } from '../support/process.js';
 import { decompress } from '../tar/decompress.js';
-import { indexOf, type Image, type ImageIndex, type Layer } from '../image/image.js';
+import type { Image, ImageIndex, Layer } from '../image/image.js';
 import { layerCompression, MediaType, type Compression } from '../oci/media-types.js';
-import type { Manifest } from '../oci/types.js';
+import type { Index, Manifest } from '../oci/types.js';
+import { digestOf } from '../oci/digest.js';
 import { LayerCache } from './cache.js';
 import type { BlobInfo, Store } from './store.js';
 
@@ -108,17 +109,26 @@ export async function distributable(store: Store, image: Image, options: Distrib
 
 /**
  * A multi-platform image with each platform image as `distributable` makes it, under an index
- * (written to the store) that names them: the same index when no manifest changed.
+ * (written to the store) that names them: the same index when nothing changed. The index keeps
+ * its own fields and each descriptor's (annotations, `os.version`); a manifest that changed with
+ * its layers is named by its new digest; one the store does not hold (another platform of a
+ * pulled index, an attestation) is left out, since it cannot go where this image goes.
  */
 export async function distributableIndex(store: Store, ix: ImageIndex, options: DistributableOptions = {}): Promise<ImageIndex> {
   const images: Image[] = [];
   for (const image of ix.images) images.push(await distributable(store, image, options));
   const oci = options.format?.ociMediaTypes;
   const mediaType = oci === undefined ? ix.mediaType : oci ? MediaType.ociIndex : MediaType.dockerManifestList;
-  if (mediaType === ix.mediaType && images.length === ix.index.manifests.length && images.every((im, i) => im.digest === ix.index.manifests[i]?.digest)) return ix;
-  const made = indexOf(images, ix.index.annotations, mediaType);
-  await store.writeBlob(made.rawIndex, { digest: made.digest, size: made.rawIndex.length });
-  return made;
+  const made = new Map(ix.images.map((im, i) => [im.digest, images[i] as Image]));
+  const manifests = ix.index.manifests.flatMap((d) => {
+    const im = made.get(d.digest);
+    return im ? [{ ...d, mediaType: im.mediaType, digest: im.digest, size: im.rawManifest.length }] : [];
+  });
+  if (mediaType === ix.mediaType && manifests.length === ix.index.manifests.length && manifests.every((d, i) => d.digest === ix.index.manifests[i]?.digest)) return ix;
+  const index: Index = { ...ix.index, mediaType, manifests };
+  const rawIndex = Buffer.from(JSON.stringify(index));
+  const written = await store.writeBlob(rawIndex, { digest: digestOf(rawIndex), size: rawIndex.length });
+  return { digest: written.digest, mediaType, rawIndex, index, images };
 }
 
 /** A layer's blob in compression `want` (`none`: its tar), from the cache or made now. */

@@ -3,7 +3,7 @@ import { Readable } from 'node:stream';
 import { StoreError } from '../errors/index.js';
 import { blobsOf, validateImage, type Image, type ImageIndex, type Layer } from '../image/image.js';
 import { digestOf } from '../oci/digest.js';
-import { manifestProblem, parseDocument } from '../oci/document.js';
+import { indexProblem, manifestProblem, parseDocument } from '../oci/document.js';
 import { INDEX_TYPES, MediaType } from '../oci/media-types.js';
 import { formatReference, normalizeReference } from '../oci/reference.js';
 import { configPlatform, formatPlatform, hostPlatform, parsePlatform } from '../oci/platform.js';
@@ -55,9 +55,9 @@ export async function loadImage(store: Store, descriptor: Descriptor): Promise<I
 export async function loadIndex(store: Store, descriptor: Descriptor): Promise<ImageIndex> {
   const rawIndex = await store.readBlob(descriptor.digest);
   const parsed = parseDocument(rawIndex);
-  if ('problem' in parsed) throw new StoreError('STORE_INVALID', `index ${descriptor.digest} is ${parsed.problem}`);
-  const index = parsed.json as Index;
-  if (index.schemaVersion !== 2 || !Array.isArray(index.manifests)) throw new StoreError('STORE_INVALID', `index ${descriptor.digest} is not an image index`);
+  const problem = 'problem' in parsed ? parsed.problem : indexProblem(parsed.json);
+  if (problem !== undefined) throw new StoreError('STORE_INVALID', `index ${descriptor.digest} is not an image index: ${problem}`);
+  const index = (parsed as { json: unknown }).json as Index;
   const images: Image[] = [];
   for (const d of index.manifests) {
     if (INDEX_TYPES.has(d.mediaType)) throw new StoreError('STORE_UNSUPPORTED', `index ${descriptor.digest} names another index (${d.digest}); nested indexes are not supported`);
@@ -131,11 +131,15 @@ export async function configDigestOf(store: Store, d: Descriptor): Promise<strin
  */
 export function pickPlatform(ix: ImageIndex, platform?: string): Image {
   const want = formatPlatform(platform !== undefined ? parsePlatform(platform) : hostPlatform());
-  const held = ix.images.map((im) => configPlatform(im.config));
-  const found = ix.images[held.indexOf(want)];
+  const found = platform !== undefined ? ix.images.find((im) => configPlatform(im.config) === want) : hostOrFirst(ix);
   if (found) return found;
-  if (platform !== undefined || ix.images.length === 0) throw new StoreError('IMAGE_NOT_FOUND', `image ${ix.digest} has no image for ${want} in the store (it has: ${held.join(', ') || 'none'})`);
-  return ix.images[0] as Image;
+  throw new StoreError('IMAGE_NOT_FOUND', `image ${ix.digest} has no image for ${want} in the store (it has: ${ix.images.map((im) => configPlatform(im.config)).join(', ') || 'none'})`);
+}
+
+/** A multi-platform image's image for this host's platform, else its first (none: an index whose images the store lacks). */
+export function hostOrFirst(ix: ImageIndex): Image | undefined {
+  const host = formatPlatform(hostPlatform());
+  return ix.images.find((im) => configPlatform(im.config) === host) ?? ix.images[0];
 }
 
 export async function resolveImage(store: Store, ref: string): Promise<ResolvedImage> {

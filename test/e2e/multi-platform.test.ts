@@ -245,3 +245,41 @@ describe.skipIf(!ready)('multi-platform builds (linux/amd64 and linux/arm64)', (
     expect(r.stderr).toMatch(/has no image for linux\/arm64 \(it has: linux\/amd64, linux\/386\)/);
   }, 5 * 60_000);
 });
+
+// What needs neither a registry nor an emulator: FROM scratch, COPY only.
+describe('multi-platform builds FROM scratch', () => {
+  const scratchContext = (dockerfile: string): string => {
+    const dir = mkdtempSync(path.join(work, 'scratch-'));
+    writeFileSync(path.join(dir, 'Dockerfile'), dockerfile);
+    writeFileSync(path.join(dir, 'a'), 'a\n');
+    return dir;
+  };
+
+  test('a platform given twice, or a trailing comma, is one platform: an image, not an index', async () => {
+    const root = path.join(work, 'store-one');
+    const ctx = scratchContext('FROM scratch\nARG TARGETARCH\nCOPY a /a-$TARGETARCH\n');
+    for (const platform of [['--platform', 'linux/arm64,linux/arm64'], ['--platform', 'linux/arm64', '--platform', 'arm64'], ['--platform', 'linux/arm64,']]) {
+      const r = await gantry(root, ['build', '--progress', 'quiet', ...platform, '-t', 'one:1', ctx]);
+      expect(r.exitCode, r.stderr).toBe(0);
+      const [inspected] = JSON.parse(await ok(root, ['inspect', 'one:1'])) as { Architecture: string; Manifests?: unknown; RootFS: { Layers: string[] } }[];
+      expect(inspected?.Architecture).toBe('arm64');
+      expect(inspected?.Manifests).toBeUndefined();
+    }
+    const plan = await gantry(root, ['build', '--dry-run', '--platform', 'linux/arm64,', ctx]);
+    expect(plan.exitCode, plan.stderr).toBe(0);
+    expect(plan.stdout).toContain('platform: linux/arm64');
+  });
+
+  test('a mode=min cache keeps the stages each platform leaves the build with (FROM base-$TARGETARCH)', async () => {
+    const ctx = scratchContext('FROM scratch AS base-amd64\nCOPY a /from-amd64\nFROM scratch AS base-arm64\nCOPY a /from-arm64\nFROM base-$TARGETARCH\nCOPY a /final\n');
+    const cache = path.join(work, 'min-cache');
+    const a = await gantry(path.join(work, 'store-min-a'), ['build', '--progress', 'quiet', '--platform', 'linux/amd64,linux/arm64', '--cache-to', `type=local,dest=${cache},mode=min`, ctx]);
+    expect(a.exitCode, a.stderr).toBe(0);
+    const b = await gantry(path.join(work, 'store-min-b'), ['build', '--progress', 'json', '--platform', 'linux/amd64,linux/arm64', '--cache-from', `type=local,src=${cache}`, ctx]);
+    expect(b.exitCode, b.stderr).toBe(0);
+    const steps = b.stderr.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { type: string; name?: string; status?: string }).filter((e) => e.type === 'step' && / COPY /.test(e.name ?? ''));
+    // Both platforms' base stage COPYs and final COPYs come from the cache; none runs.
+    expect(steps.filter((e) => e.status === 'done')).toEqual([]);
+    expect(steps.filter((e) => e.status === 'cached').map((e) => e.name?.split(']')[0]).sort()).toEqual(['[linux/amd64 base-amd64 1/1', '[linux/amd64 stage-2 1/1', '[linux/arm64 base-arm64 1/1', '[linux/arm64 stage-2 1/1']);
+  });
+});

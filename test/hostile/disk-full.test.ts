@@ -99,6 +99,25 @@ describe.skipIf(process.getuid?.() !== 0 && process.env.CI !== 'true')('a full d
     expectStoreConsistent(store);
   });
 
+  test('while the second image of an archive is loaded: the multi-platform image loaded before it stays whole', async () => {
+    // An archive of a two-platform image (FROM scratch: no RUN), then fat:1, which does not fit.
+    const big = path.join(work, 'big-store');
+    const ctx = path.join(work, 'multi-ctx');
+    writeTree(ctx, { Dockerfile: 'FROM scratch\nARG TARGETARCH\nCOPY a /a-$TARGETARCH\n', a: 'a\n' });
+    const built = await gantry(big, ['build', '--progress', 'quiet', '--platform', 'linux/amd64,linux/arm64', '-t', 'multi:1', ctx]);
+    expect(built.exitCode, built.stderr).toBe(0);
+    const both = path.join(work, 'multi-then-fat.tar');
+    expect((await gantry(big, ['save', '-o', both, 'multi:1', 'fat:1'])).exitCode).toBe(0);
+    const { store, victim } = smallDisk('load-multi', '8m');
+    const r = await gantry(store, ['load', '-i', both]);
+    expectCleanFailure(r, store, new RegExp(`writing a blob to the store ${store}`));
+    // multi:1 was named before fat:1 failed: its platforms' images are kept with it.
+    const listed = await gantry(store, ['images', '--format', '{{.Repository}}:{{.Tag}} {{.Platforms}}']);
+    expect(listed.stdout.trim()).toBe('multi:1 linux/amd64,linux/arm64');
+    expect((await gantry(store, ['fsck'])).exitCode).toBe(0);
+    victim.unchanged();
+  });
+
   test('while a pulled blob is downloaded: the error names the blob and the URL; the pull succeeds with room', async () => {
     const { store, victim, grow } = smallDisk('pull', '8m');
     const r = await gantry(store, ['pull', `${registry.host}/fat:1`]);

@@ -5,7 +5,7 @@
  */
 import { chmod, chown, cp, lstat, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { OptionError } from '../../errors/index.js';
+import { OptionError, SandboxError } from '../../errors/index.js';
 import type { BuildPlan } from '../../plan/planner.js';
 import { resolveInRoot } from '../../rootfs/resolve.js';
 import { chooseIsolation, probeIsolation, runInSandbox, type ProgramPlace, type SandboxMount } from '../../sandbox/run.js';
@@ -22,7 +22,8 @@ import { settings } from '../../support/settings.js';
 import { emulationFor } from '../../sandbox/emulation.js';
 import { hostPlatform } from '../../oci/platform.js';
 
-export function runStepOf(step: RunStep, ctx: StepEnv): FsStep {
+/** `binaries`: the platform of the programs in the stage's root filesystem (its base's), which decides how they run. */
+export function runStepOf(step: RunStep, ctx: StepEnv, binaries: string): FsStep {
   return {
     // Bind mounts are inputs of the RUN: their content is in the key (cache mounts and secrets are not).
     async inputs() {
@@ -40,13 +41,17 @@ export function runStepOf(step: RunStep, ctx: StepEnv): FsStep {
       return extra;
     },
     async exec(rootfs) {
-      // A stage for another architecture runs through a registered emulator, or not at all.
-      emulationFor(ctx.platformOf(step.stage), hostPlatform().architecture);
+      // Binaries of another architecture run through a registered emulator, or not at all.
+      const emulation = emulationFor(binaries, hostPlatform().architecture);
       await ctx.noticeIsolation();
       // The run's work directory is a temp entry of the store, so a killed build's is cleaned by the next command.
       const prepared = await prepareMounts(ctx, step);
       try {
         await runStep(step, rootfs, ctx.options, ctx.emit, prepared, ctx.store.tempPath('run'), (key) => ({ file: ctx.store.layout.seccompProgramPath(key), temp: ctx.store.tempPath('seccomp') }));
+      } catch (err) {
+        // Tried without seeing an emulator, and the kernel had none: said with how to register one.
+        if (emulation.type === 'unseen' && err instanceof Error && /exec format error/i.test(err.message)) throw new SandboxError('SANDBOX_EMULATOR', `${err.message}: ${emulation.hint}`, { cause: err });
+        throw err;
       } finally {
         for (const done of prepared.cleanup) await done();
       }

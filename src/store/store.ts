@@ -157,8 +157,14 @@ export class Store extends Blobs {
         const m = JSON.parse(readFileSync(this.blobPath(d.digest)).toString('utf8')) as { config: Descriptor; layers: Descriptor[] };
         for (const x of [m.config, ...m.layers]) if (!(await this.hasBlob(x.digest))) missing.push(x.digest);
       } else if (d.mediaType === MediaType.ociIndex || d.mediaType === MediaType.dockerManifestList) {
+        // As fsck has it: an index may name manifests the store does not hold (another platform
+        // of a pulled index, an attestation a load left out); those it holds must be whole, and
+        // it must hold one.
         const ix = JSON.parse(readFileSync(this.blobPath(d.digest)).toString('utf8')) as Index;
-        for (const x of ix.manifests) await visit(x);
+        const held: Descriptor[] = [];
+        for (const x of ix.manifests) if (await this.hasBlob(x.digest)) held.push(x);
+        if (held.length === 0) missing.push(`every manifest of index ${d.digest}`);
+        for (const x of held) await visit(x);
       }
     };
     await visit(descriptor);

@@ -189,6 +189,26 @@ describe.skipIf(!ready)('multi-platform builds (linux/amd64 and linux/arm64)', (
     const ours = await pulledIndex('app', 'gantry');
     expect(docker.mediaType).toBe(ours.mediaType);
     expect(ours.images.map(comparable)).toEqual(docker.images.map(comparable));
+
+    // Archives both ways: Docker's save of its multi-platform image loads here as one (its
+    // attestations left out), and gantry's save (laid out as Docker's: the index in index.json,
+    // manifest.json naming this host's platform's image) loads into Docker as the same index.
+    const theirs = path.join(work, 'docker-saved.tar');
+    await execa('docker', ['save', '-o', theirs, `${reg.host}/app:docker`], { env });
+    const dockerManifest = JSON.parse(execFileSync('tar', ['-xOf', theirs, 'manifest.json'], { encoding: 'utf8' })) as { Config: string; RepoTags: string[] }[];
+    const loaded = path.join(work, 'store-from-docker');
+    await ok(loaded, ['load', '-i', theirs]);
+    expect(await ok(loaded, ['images', '--format', '{{.Repository}}:{{.Tag}} {{.Platforms}}'])).toBe(`${reg.host}/app:docker linux/amd64,linux/arm64`);
+    const mine = path.join(work, 'gantry-saved.tar');
+    await ok(path.join(work, 'store-a'), ['save', '-o', mine, `${reg.host}/app:gantry`]);
+    const ourManifest = JSON.parse(execFileSync('tar', ['-xOf', mine, 'manifest.json'], { encoding: 'utf8' })) as { Config: string; RepoTags: string[] }[];
+    expect(ourManifest.map((m) => m.RepoTags)).toEqual(dockerManifest.map((m) => m.RepoTags.map((t) => t.replace(':docker', ':gantry'))));
+    const topOf = (file: string) => (JSON.parse(execFileSync('tar', ['-xOf', file, 'index.json'], { encoding: 'utf8' })) as { manifests: { mediaType: string; annotations: Record<string, string> }[] }).manifests.map((d) => [d.mediaType, Object.keys(d.annotations).sort()]);
+    expect(topOf(mine)).toEqual(topOf(theirs));
+    await execa('docker', ['rmi', `${reg.host}/app:gantry`], { env, reject: false });
+    await execa('docker', ['load', '-i', mine], { env });
+    const id = (await execa('docker', ['image', 'inspect', '--format', '{{.Id}}', `${reg.host}/app:gantry`], { env })).stdout.trim();
+    expect(id).toBe(JSON.parse(await ok(path.join(work, 'store-a'), ['inspect', `${reg.host}/app:gantry`]))[0].Id);
   }, 15 * 60_000);
 
   test('save and load keep the index; -o oci, docker, local and tar write every platform', async () => {

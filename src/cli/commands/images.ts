@@ -61,14 +61,12 @@ const DEFAULT_HISTORY = 'table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Si
 
 /** An image as docker's image formatter gives it to templates (keys in the order `{{json .}}` prints them). */
 function imageRow(r: ImageSummary, trunc: boolean): Record<string, string> {
-  return {
+  const row: Record<string, string> = {
     Containers: 'N/A',
     CreatedAt: goTimeString(r.created),
     CreatedSince: humanAge(r.created),
     Digest: r.digest || '<none>',
     ID: trunc ? shortId(r.id) : r.id,
-    // gantry's own field: a multi-platform image's platforms; one platform's image, its own.
-    Platforms: r.platform,
     Repository: r.repository,
     SharedSize: 'N/A',
     Size: humanSize(r.size),
@@ -76,6 +74,10 @@ function imageRow(r: ImageSummary, trunc: boolean): Record<string, string> {
     UniqueSize: 'N/A',
     VirtualSize: humanSize(r.size, 4),
   };
+  // gantry's own field, {{.Platforms}}: a multi-platform image's platforms, else the image's.
+  // Not enumerable, so that {{json .}} has docker's keys only.
+  Object.defineProperty(row, 'Platforms', { value: r.platform, enumerable: false });
+  return row;
 }
 
 /** A history entry as docker's history formatter gives it to templates. */

@@ -205,9 +205,9 @@ async function runStage(x: PlanExecution, stage: PlannedStage): Promise<StageSta
   // The base's ONBUILD triggers ran as this stage's first steps (the plan has them): they
   // are not passed on, as in BuildKit.
   if (state.config.config?.OnBuild) state.config = withContainerConfig(state.config, { OnBuild: undefined });
-  // An image without PATH gets the default one, in its config too (as BuildKit does).
+  // An image without PATH gets the default one, in its config too (as BuildKit does; not on Windows).
   const stageEnv = state.config.config?.Env ?? [];
-  if (!stageEnv.some((e) => e.startsWith('PATH='))) state.config = withContainerConfig(state.config, { Env: [`PATH=${DEFAULT_PATH}`, ...stageEnv] });
+  if (!stage.platform.startsWith('windows/') && !stageEnv.some((e) => e.startsWith('PATH='))) state.config = withContainerConfig(state.config, { Env: [`PATH=${DEFAULT_PATH}`, ...stageEnv] });
   let current: Step | undefined;
   try {
     for (const step of stage.steps) {
@@ -250,7 +250,10 @@ async function runStep(x: PlanExecution, stage: PlannedStage, state: StageState,
   let byContent: Promise<string> | undefined;
   const contentInputs = work.contentInputs;
   const contentKey = contentInputs ? () => (byContent ??= contentInputs().then((c) => stepKey(state.key, stage.platform, step, c, options))) : undefined;
-  const hit = options.noCache || x.uncachedStages.has(stage.index) ? undefined : await cachedResult(x, state, x.leaving.has(stage.index), key, contentKey);
+  // --no-cache (or --no-cache-filter): run again, unless this build ran the step already (an
+  // earlier platform's run of a $BUILDPLATFORM stage), as BuildKit solves a vertex once per build.
+  const fresh = !(options.noCache || x.uncachedStages.has(stage.index)) || options.ranThisBuild?.has(key) === true;
+  const hit = fresh ? await cachedResult(x, state, x.leaving.has(stage.index), key, contentKey) : undefined;
   if (hit) {
     // Dated when the step ran, as BuildKit dates a cached layer: a rebuild that changes nothing is the same image.
     const then = { ...history, created: x.fixedTime ? x.created : hit.entry.created };
@@ -284,6 +287,7 @@ async function runStep(x: PlanExecution, stage: PlannedStage, state: StageState,
     const next = chain !== key ? { next: chain } : {};
     const made: CacheEntry = layer?.keptOnly ? { layer: null, kept: layer.diffId, ...next, created: x.created } : { layer, ...next, created: x.created };
     await x.cache.put(key, made);
+    options.ranThisBuild?.add(key);
     record(x, stage, key, made);
     // Found by content in later builds; not a change kept only as a snapshot (named by the run that made it).
     if (chain !== key && !layer?.keptOnly) {
@@ -301,7 +305,7 @@ async function runStep(x: PlanExecution, stage: PlannedStage, state: StageState,
 function fsStepOf(x: PlanExecution, step: Step, state: StageState, platform: string): FsStep {
   // A RUN runs the binaries the stage's root filesystem has: its base's architecture (which is
   // the stage's platform unless the base was another's: InvalidBaseImagePlatform).
-  if (step.op === 'run') return runStepOf(step, x.env, `linux/${state.config.architecture || parsePlatform(platform).architecture}`);
+  if (step.op === 'run') return runStepOf(step, x.env, `${state.config.os || parsePlatform(platform).os}/${state.config.architecture || parsePlatform(platform).architecture}`);
   if (step.op === 'workdir') return workdirStepOf(step, state);
   if (step.op !== 'copy') throw new BuildError('BUILD_UNSUPPORTED', `step ${step.position}: ${step.op} does not change the filesystem`);
   const fromState = step.source.type === 'context' ? undefined : step.source.type === 'stage' ? (x.finished.get(step.source.stage) as StageState) : x.stateOfImage(step.source.ref, platform);

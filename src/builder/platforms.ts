@@ -47,9 +47,11 @@ export async function executePlatforms(
   const shared = options.shared;
   const recorded: NonNullable<ExecuteOptions['shared']>['recorded'] = [];
   const leaving = new Set<number>();
+  // A step one platform ran is not run again for the next under --no-cache (BuildKit solves it once).
+  const ranThisBuild = new Set<string>();
   for (const platform of platforms) {
     options.signal?.throwIfAborted();
-    const one: ExecuteOptions = { ...options, platform, onePlatform: true, ...(shared ? { shared: { ...shared, recorded: [] } } : {}) };
+    const one: ExecuteOptions = { ...options, platform, onePlatform: true, ranThisBuild, ...(shared ? { shared: { ...shared, recorded: [] } } : {}) };
     const resolved = await resolvePlan(store, model, one, named, emit);
     results.push(await execute(store, resolved, one, named));
     if (shared && one.shared) {

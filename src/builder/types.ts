@@ -82,6 +82,8 @@ export interface ExecuteOptions extends BuildSettings {
    * steps are shown with the platform, as BuildKit shows them (`[linux/arm64 2/3] RUN ...`).
    */
   onePlatform?: boolean;
+  /** The keys of the steps this build ran (a multi-platform build's platforms share it): hits even under --no-cache. */
+  ranThisBuild?: Set<string>;
 }
 
 export interface ExecuteResult {

@@ -328,11 +328,13 @@ function planWith(model: DockerfileModel, options: PlanOptions, sink: WarningSin
     head: StageHead,
     addDep: (s: Stage, where: SourceLocation) => Planning<void>,
   ): Planning<{ steps: PendingStep[]; baseEnvKnown: boolean; end: StageEnd }> {
+    // A Windows stage's default shell and PATH are BuildKit's for Windows: cmd, and none.
+    const windows = head.platform.startsWith('windows/');
     const st: StageScope = {
       scope: new Scope(),
       workdir: '/',
       user: '',
-      shell: [...DEFAULT_SHELL],
+      shell: windows ? ['cmd', '/S', '/C'] : [...DEFAULT_SHELL],
       shellSet: false,
       sawWorkdir: false,
       fromStage: head.base.type === 'stage',
@@ -373,7 +375,7 @@ function planWith(model: DockerfileModel, options: PlanOptions, sink: WarningSin
         baseEnvKnown = false;
       }
     }
-    if (baseEnvKnown && !scope.env.has('PATH')) scope.env.set('PATH', DEFAULT_PATH);
+    if (baseEnvKnown && !windows && !scope.env.has('PATH')) scope.env.set('PATH', DEFAULT_PATH);
 
     const warnUndefined = baseEnvKnown;
     const all: { ins: Instruction; onbuild: boolean }[] = [
@@ -485,7 +487,7 @@ function planWith(model: DockerfileModel, options: PlanOptions, sink: WarningSin
     ps.steps = entry.steps.map((s) => ({ ...s, id: nextId++ }) as Step);
   }
 
-  for (const k of [...PROXY_ARGS, CHECK_BUILD_ARG, 'BUILDKIT_SANDBOX_HOSTNAME']) consumed.add(k);
+  for (const k of [...PROXY_ARGS, CHECK_BUILD_ARG, 'BUILDKIT_SANDBOX_HOSTNAME', 'BUILDKIT_MULTI_PLATFORM']) consumed.add(k);
   const unusedBuildArgs = [...buildArgs.keys()].filter((k) => !consumed.has(k)).sort();
   if (unusedBuildArgs.length > 0) {
     sink.add('UnusedBuildArg', `One or more build-args [${unusedBuildArgs.join(' ')}] were not consumed`);

@@ -120,7 +120,8 @@ export type Emulation =
  * architecture it would fail on, or run as another.
  */
 export function emulationFor(platform: string, hostArch: string, dir = BINFMT): Emulation {
-  const architecture = platform.split('/')[1] ?? '';
+  const [os, architecture = ''] = platform.split('/');
+  if (os !== 'linux') throw new SandboxError('SANDBOX_EMULATOR', `RUN for ${platform}: gantry runs Linux programs only (a ${os} stage may COPY and set its config, not RUN)`);
   if (native(hostArch).includes(architecture)) return { type: 'native' };
   const header = elfHeader(architecture);
   const qemu = ELF[architecture]?.qemu;

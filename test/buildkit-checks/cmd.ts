@@ -1,3 +1,5 @@
+import { execFileSync } from 'node:child_process';
+import path from 'node:path';
 import { expect } from 'vitest';
 import type { CheckFile } from './types.js';
 
@@ -25,16 +27,31 @@ export default {
       name: 'testDefaultShellAndPath',
       file,
       dockerfile: '',
-      // BuildKit builds for windows/amd64 and linux/amd64 at once; the linux/amd64 image is
-      // checked here (the Windows one needs a second platform, issue 25): one layer, the
-      // default shell and PATH.
+      // windows/amd64 and linux/amd64 at once, as an OCI layout: one layer each, each
+      // platform's default shell (cmd on Windows) and PATH (none on Windows).
       async custom(h) {
-        const r = await h.build({ dockerfile: '\nFROM scratch\nENTRYPOINT foo bar\nCOPY Dockerfile .\n', args: ['--platform', 'linux/amd64'] });
-        await h.expectImage(r, { config: { Entrypoint: ['/bin/sh', '-c', 'foo bar'], Env: [PATH] } });
-        const i = await h.inspect(r.tag);
-        expect(i.Os).toBe('linux');
-        expect(i.Architecture).toBe('amd64');
-        expect((i.RootFS as { Layers: string[] }).Layers.length).toBe(1);
+        const dockerfile = '\nFROM scratch\nENTRYPOINT foo bar\nCOPY Dockerfile .\n';
+        const r = await h.build({ dockerfile, args: ['--platform', 'windows/amd64,linux/amd64', '-o', 'type=oci,dest={work}/out.tar'] });
+        expect(r.exitCode, r.output).toBe(0);
+        const tarFile = path.join(r.dir, 'out.tar');
+        const json = <T>(name: string): T => JSON.parse(execFileSync('tar', ['-xOf', tarFile, name], { encoding: 'utf8' })) as T;
+        const blob = <T>(digest: string): T => json<T>(`blobs/sha256/${digest.slice(7)}`);
+        const top = json<{ manifests: { digest: string }[] }>('index.json');
+        const index = blob<{ manifests: { digest: string; platform: { os: string; architecture: string } }[] }>((top.manifests[0] as { digest: string }).digest);
+        expect(index.manifests).toHaveLength(2);
+        const expected = [
+          { p: 'windows/amd64', entrypoint: ['cmd', '/S', '/C', 'foo bar'], env: undefined },
+          { p: 'linux/amd64', entrypoint: ['/bin/sh', '-c', 'foo bar'], env: [PATH] },
+        ];
+        for (const [i, exp] of expected.entries()) {
+          const d = index.manifests[i] as (typeof index.manifests)[number];
+          expect(`${d.platform.os}/${d.platform.architecture}`).toBe(exp.p);
+          const manifest = blob<{ layers: unknown[]; config: { digest: string } }>(d.digest);
+          expect(manifest.layers).toHaveLength(1);
+          const config = blob<{ config: { Entrypoint: string[]; Env?: string[] } }>(manifest.config.digest);
+          expect(config.config.Entrypoint).toEqual(exp.entrypoint);
+          expect(config.config.Env).toEqual(exp.env);
+        }
       },
     },
     {

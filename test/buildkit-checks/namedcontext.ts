@@ -2,6 +2,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { expect } from 'vitest';
+import { startRegistry } from '../helpers/registry.js';
 import type { CheckFile } from './types.js';
 
 const file = 'dockerfile_namedcontext_test.go';
@@ -97,13 +98,35 @@ export default {
         await h.expectImage(r, { files: { out: 'first', out2: 'second', outfoo: 'bar' } });
       },
     },
+    {
+      name: 'testNamedImageContextPlatform',
+      file,
+      dockerfile: '',
+      // An image pushed as an index (BUILDKIT_MULTI_PLATFORM=true, one platform), named by a
+      // docker-image:// context in a build for a platform no image has (darwin/ppc64le): the
+      // stage on $BUILDPLATFORM takes the index's image for the build platform.
+      async custom(h) {
+        const registry = await startRegistry();
+        if (!registry) throw new Error('docker-registry is not installed');
+        try {
+          const target = `${registry.host}/buildkit/testnamedimagecontextplatform:latest`;
+          const pushed = await h.build({ dockerfile: 'FROM --platform=$BUILDPLATFORM busybox:latest', buildArgs: { BUILDKIT_MULTI_PLATFORM: 'true' }, args: ['--push'] }, { tag: target });
+          expect(pushed.exitCode, pushed.output).toBe(0);
+          const res = await fetch(`http://${registry.host}/v2/buildkit/testnamedimagecontextplatform/manifests/latest`, { headers: { accept: 'application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json' } });
+          expect(res.headers.get('content-type')).toBe('application/vnd.oci.image.index.v1+json');
+          const r = await h.build({ dockerfile: '\nFROM --platform=$BUILDPLATFORM busybox AS target\nRUN echo hello\n', args: ['--build-context', `busybox=docker-image://${target}`, '--platform', 'darwin/ppc64le'] });
+          expect(r.exitCode, r.output).toBe(0);
+        } finally {
+          await registry.stop();
+        }
+      },
+    },
   ],
   notPorted: [
-    { name: 'testNamedImageContextPlatform', file, reason: 'a second platform (issue 25)' },
     { name: 'testNamedImageContextTimestamps', file, reason: "BuildKit's image from a registry with its own history timestamps, compared with a named context's: needs the registry image BuildKit builds and its created times" },
     { name: 'testNamedOCILayoutContextExport', file, reason: "an OCI layout exported with BuildKit's ContentStore API (the client's OCIStores), which docker build has no option for" },
     { name: 'testNamedInputContext', file, reason: 'a frontend input (an LLB definition) passed through the gateway API' },
-    { name: 'testNamedMultiplatformInputContext', file, reason: 'gateway inputs and a second platform (issue 25)' },
+    { name: 'testNamedMultiplatformInputContext', file, reason: 'frontend inputs (LLB definitions for two platforms) passed through the gateway API' },
     { name: 'testNamedFilteredContext', file, reason: "it asserts which files BuildKit's filesync transfers" },
     { name: 'testSourcePolicyWithNamedContext', file, reason: 'BuildKit source policies, which gantry lacks' },
     { name: 'testEagerNamedContextLookup', file, reason: "it asserts BuildKit's lookup of named contexts through the gateway" },

@@ -25,7 +25,7 @@ export default {
     },
   ],
   notPorted: [
-    { name: 'testPlatformWithOSVersion', file, reason: 'needs images for windows platforms with OS versions pushed to a registry and a multi-platform build (issue 25)' },
-    { name: 'testMaintainBaseOSVersion', file, reason: 'needs a windows base image with an OS version pushed to a registry, and BuildKit\'s own platform handling of it (a second platform, issue 25)' },
+    { name: 'testPlatformWithOSVersion', file, reason: 'needs Windows base images with OS versions (os.version) in a registry index, and platforms matched by OS version, which gantry does not do' },
+    { name: 'testMaintainBaseOSVersion', file, reason: 'needs a Windows base image with an OS version in a registry, kept in the image built on it: gantry builds no Windows images (it runs Linux programs only)' },
   ],
 } satisfies CheckFile;

@@ -290,6 +290,23 @@ describe('multi-platform builds FROM scratch', () => {
     expect(plan.stdout).toContain('platform: linux/arm64');
   });
 
+  test('--no-cache runs a $BUILDPLATFORM stage once for both platforms, and the next build takes every step from the cache', async () => {
+    const root = path.join(work, 'store-nocache');
+    const ctx = scratchContext('FROM --platform=$BUILDPLATFORM scratch AS build\nCOPY a /a\nFROM scratch\nCOPY --from=build /a /b\n');
+    const steps = async (extra: string[]) => {
+      const r = await gantry(root, ['build', '--progress', 'json', '--platform', 'linux/amd64,linux/arm64', ...extra, ctx]);
+      expect(r.exitCode, r.stderr).toBe(0);
+      return r.stderr.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { type: string; name?: string; status?: string }).filter((e) => e.type === 'step' && e.status !== 'start').map((e) => `${e.name} ${e.status}`);
+    };
+    expect(await steps(['--no-cache'])).toEqual([
+      '[linux/amd64 build 1/1] COPY a /a done',
+      '[linux/amd64 stage-1 1/1] COPY --from=build /a /b done',
+      '[linux/amd64 build 1/1] COPY a /a cached',
+      '[linux/arm64 stage-1 1/1] COPY --from=build /a /b done',
+    ]);
+    expect((await steps([])).every((s) => s.endsWith(' cached'))).toBe(true);
+  });
+
   test('a mode=min cache keeps the stages each platform leaves the build with (FROM base-$TARGETARCH)', async () => {
     const ctx = scratchContext('FROM scratch AS base-amd64\nCOPY a /from-amd64\nFROM scratch AS base-arm64\nCOPY a /from-arm64\nFROM base-$TARGETARCH\nCOPY a /final\n');
     const cache = path.join(work, 'min-cache');

@@ -312,6 +312,7 @@ async function buildHere(options: Omit<BuildOptions, 'ssh'> & { ssh?: Record<str
   const emit = settings.onProgress ?? (() => undefined);
   // BuildKit's BUILDKIT_MULTI_PLATFORM build argument: an index even of one platform.
   const forceIndex = multiPlatformArg(settings.buildArgs?.BUILDKIT_MULTI_PLATFORM);
+  if (forceIndex === false && platforms.length > 1) throw new OptionError('BUILD_ARG_INVALID', `BUILDKIT_MULTI_PLATFORM=false conflicts with several platforms (${platforms.join(', ')})`);
   if (forceIndex && platforms.length === 0) platforms.push(formatPlatform(hostPlatform()));
   if (platforms.length <= 1 && !forceIndex && settings.indexAnnotations && Object.keys(settings.indexAnnotations).length > 0) {
     throw new OptionError('ANNOTATION_INVALID', 'index annotations need a multi-platform index: build for several platforms (--platform a,b) or use manifest:KEY=VALUE');
@@ -338,9 +339,9 @@ async function buildHere(options: Omit<BuildOptions, 'ssh'> & { ssh?: Record<str
   });
 }
 
-/** BUILDKIT_MULTI_PLATFORM's value as BuildKit reads it (Go's strconv.ParseBool); unset: false. */
-function multiPlatformArg(value: string | undefined): boolean {
-  if (value === undefined || value === '') return false;
+/** BUILDKIT_MULTI_PLATFORM's value as BuildKit reads it (Go's strconv.ParseBool); unset: undefined. */
+function multiPlatformArg(value: string | undefined): boolean | undefined {
+  if (value === undefined || value === '') return undefined;
   if (['1', 't', 'T', 'TRUE', 'true', 'True'].includes(value)) return true;
   if (['0', 'f', 'F', 'FALSE', 'false', 'False'].includes(value)) return false;
   throw new OptionError('BUILD_ARG_INVALID', `BUILDKIT_MULTI_PLATFORM=${value}: expected true or false`);

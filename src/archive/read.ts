@@ -231,8 +231,10 @@ async function ociImages(archive: ArchiveFile, index: Index, members: Map<string
   // Each manifest and index is read once, however often the archive names it.
   const read = new Map<string, Promise<Image | ImageIndex>>();
   const once = (d: Descriptor, make: () => Promise<Image | ImageIndex>): Promise<Image | ImageIndex> => {
-    let p = read.get(d.digest);
-    if (!p) read.set(d.digest, (p = make()));
+    // Keyed by kind too: a digest named once as an index and once as a manifest is read as each.
+    const key = `${INDEX_TYPES.has(d.mediaType) ? 'index' : 'manifest'} ${d.digest}`;
+    let p = read.get(key);
+    if (!p) read.set(key, (p = make()));
     return p;
   };
   const out: ArchiveImage[] = [];

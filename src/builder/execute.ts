@@ -11,7 +11,7 @@ import { crashPoint, trace } from '../support/process.js';
 import type { Image } from '../image/image.js';
 import { formatReference, normalizeReference } from '../oci/reference.js';
 import type { HistoryEntry, ImageConfig } from '../oci/types.js';
-import { parsePlatform } from '../oci/platform.js';
+import { configPlatform, parsePlatform } from '../oci/platform.js';
 import { DEFAULT_PATH, type BuildPlan, type PlannedStage, type Step } from '../plan/planner.js';
 import { prewarmSandbox } from '../sandbox/run.js';
 import { LayerCache, type CacheEntry } from '../store/cache.js';
@@ -252,8 +252,10 @@ async function runStep(x: PlanExecution, stage: PlannedStage, state: StageState,
   const contentKey = contentInputs ? () => (byContent ??= contentInputs().then((c) => stepKey(state.key, stage.platform, step, c, options))) : undefined;
   // --no-cache (or --no-cache-filter): run again, unless this build ran the step already (an
   // earlier platform's run of a $BUILDPLATFORM stage), as BuildKit solves a vertex once per build.
-  const fresh = !(options.noCache || x.uncachedStages.has(stage.index)) || options.ranThisBuild?.has(key) === true;
-  const hit = fresh ? await cachedResult(x, state, x.leaving.has(stage.index), key, contentKey) : undefined;
+  const uncached = options.noCache || x.uncachedStages.has(stage.index);
+  const fresh = !uncached || options.ranThisBuild?.has(key) === true;
+  // (Run by this build: by its key only, never by content an earlier build recorded.)
+  const hit = fresh ? await cachedResult(x, state, x.leaving.has(stage.index), key, uncached ? undefined : contentKey) : undefined;
   if (hit) {
     // Dated when the step ran, as BuildKit dates a cached layer: a rebuild that changes nothing is the same image.
     const then = { ...history, created: x.fixedTime ? x.created : hit.entry.created };
@@ -305,7 +307,10 @@ async function runStep(x: PlanExecution, stage: PlannedStage, state: StageState,
 function fsStepOf(x: PlanExecution, step: Step, state: StageState, platform: string): FsStep {
   // A RUN runs the binaries the stage's root filesystem has: its base's architecture (which is
   // the stage's platform unless the base was another's: InvalidBaseImagePlatform).
-  if (step.op === 'run') return runStepOf(step, x.env, `${state.config.os || parsePlatform(platform).os}/${state.config.architecture || parsePlatform(platform).architecture}`);
+  if (step.op === 'run') {
+    const p = parsePlatform(platform);
+    return runStepOf(step, x.env, configPlatform({ os: state.config.os || p.os, architecture: state.config.architecture || p.architecture }));
+  }
   if (step.op === 'workdir') return workdirStepOf(step, state);
   if (step.op !== 'copy') throw new BuildError('BUILD_UNSUPPORTED', `step ${step.position}: ${step.op} does not change the filesystem`);
   const fromState = step.source.type === 'context' ? undefined : step.source.type === 'stage' ? (x.finished.get(step.source.stage) as StageState) : x.stateOfImage(step.source.ref, platform);

@@ -347,7 +347,8 @@ function planWith(model: DockerfileModel, options: PlanOptions, sink: WarningSin
 
     if (head.base.type === 'stage') {
       const parent = planned.get(head.base.stage) as PlannedStage;
-      const last = finalState(parent, pendingSteps);
+      // A parent with no steps ends as it started: its base's env, workdir, user and shell.
+      const last = finalState(parent, pendingSteps) ?? (stageEnds.get(parent.index) as StageEnd).initial;
       for (const kv of last.env) setKV(scope.env, kv);
       st.workdir = last.workdir;
       st.user = last.user;
@@ -376,6 +377,7 @@ function planWith(model: DockerfileModel, options: PlanOptions, sink: WarningSin
       }
     }
     if (baseEnvKnown && !windows && !scope.env.has('PATH')) scope.env.set('PATH', DEFAULT_PATH);
+    const initial = stepState(st);
 
     const warnUndefined = baseEnvKnown;
     const all: { ins: Instruction; onbuild: boolean }[] = [
@@ -418,7 +420,7 @@ function planWith(model: DockerfileModel, options: PlanOptions, sink: WarningSin
       const dispatched = dispatchOf(ins)(st, ins, at);
       if (dispatched) yield* dispatched;
     }
-    return { steps: st.steps, baseEnvKnown, end: { args: scope.args, shellSet: st.shellSet } };
+    return { steps: st.steps, baseEnvKnown, end: { args: scope.args, shellSet: st.shellSet, initial } };
   };
 
   /** Where a COPY --from or a RUN --mount from= in `stage` reads: a stage (planned first), a named context, an image. */
@@ -520,10 +522,10 @@ function stepState(st: StageScope): StepState {
 }
 
 /** The state after a planned stage's last step (for `FROM <stage>`). */
-function finalState(ps: PlannedStage, pending: { stage: PlannedStage; steps: PendingStep[] }[]): StepState {
+function finalState(ps: PlannedStage, pending: { stage: PlannedStage; steps: PendingStep[] }[]): StepState | undefined {
   const steps = pending.find((p) => p.stage === ps)?.steps ?? [];
   const last = steps[steps.length - 1];
-  if (!last) return { env: [], args: [], workdir: '/', user: '', shell: [...DEFAULT_SHELL] };
+  if (!last) return undefined;
   const env = new Map<string, string>();
   for (const kv of last.state.env) setKV(env, kv);
   let { workdir, user, shell } = last.state;

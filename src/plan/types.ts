@@ -48,6 +48,8 @@ export type NamedContextRef = { type: 'image'; ref: string } | { type: 'dir' };
 export interface StageEnd {
   args: Map<string, string | undefined>;
   shellSet: boolean;
+  /** The state the stage starts with (its base's env, workdir, user, shell): a stage FROM it that has no steps ends there. */
+  initial: StepState;
 }
 
 export type BaseRef = { type: 'scratch' } | { type: 'image'; ref: string } | { type: 'stage'; stage: number };

@@ -146,6 +146,18 @@ describe('stages', () => {
     );
   });
 
+  test('a stage FROM a stage that has no steps starts from that stage\'s base: its env, workdir, shell', () => {
+    const p = P('FROM golang AS base\nFROM base\nWORKDIR $GOPATH/src\nRUN true\n', { baseImages: { golang: { env: ['GOPATH=/go', 'PATH=/go/bin:/usr/bin'], workingDir: '/go' } } });
+    expect(stepOf(p, 'workdir').path).toBe('/go/src');
+    expect(stepOf(p, 'run').state.env).toContain('GOPATH=/go');
+    expect(rules(p)).not.toContain('UndefinedVar');
+    // A Windows stage's cmd shell passes through one with no steps too.
+    const w = P('FROM scratch AS w\nFROM w\nENTRYPOINT foo\n', { platform: 'windows/amd64' });
+    const entrypoint = steps(w).find((st) => st.op === 'entrypoint');
+    expect(entrypoint?.state.shell).toEqual(['cmd', '/S', '/C']);
+    expect(entrypoint?.state.env).toEqual([]);
+  });
+
   test('steps are numbered in build order, stage positions counted as BuildKit 28.5 counts them (seen there)', () => {
     // FROM an image is 1, then RUN, COPY, ADD, WORKDIR; FROM scratch or a stage counts nothing.
     const p = P('FROM img AS base\nRUN echo a\nWORKDIR /w\nENV A=1\nFROM base\nENV X=1\nRUN echo b\nCOPY foo /f\n', { baseImages: { img: {} } });

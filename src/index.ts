@@ -193,8 +193,7 @@ import { execute, type BuildSettings, type ExecuteResult as BuildExecResult } fr
 import { withStore } from './store/store.js';
 import { resolveNamedContexts } from './builder/named-contexts.js';
 import { resolvePlan } from './builder/resolve.js';
-import { executePlatforms, platformList } from './builder/platforms.js';
-import { formatPlatform, hostPlatform } from './oci/platform.js';
+import { buildPlatforms, executePlatforms, platformList } from './builder/platforms.js';
 import { exportCache, importCache, type SharedCacheRun } from './builder/shared-cache.js';
 import { trace } from './support/process.js';
 import type { RegistryAccess as Access } from './builder/registry.js';
@@ -306,17 +305,10 @@ async function buildHere(options: Omit<BuildOptions, 'ssh'> & { ssh?: Record<str
   trace?.('Dockerfile parsed');
   settings.sourceDateEpoch ??= epochSeconds(settings.buildArgs?.SOURCE_DATE_EPOCH) ?? envSettings.sourceDateEpoch;
   const root = givenRoot ?? resolveRootDefault();
-  // The platforms given, each once (`linux/amd64,` and a platform given twice are one).
-  const platforms = platformList(settings.platform);
+  // The platforms given, each once (`linux/amd64,` and a platform given twice are one), and whether the image is an index of theirs.
+  const { platforms, index } = buildPlatforms(settings);
   const buildOptions = { ...settings, root, context, dockerfile: file, ...(platforms.length === 1 ? { platform: platforms[0] as string } : {}) };
   const emit = settings.onProgress ?? (() => undefined);
-  // BuildKit's BUILDKIT_MULTI_PLATFORM build argument: an index even of one platform.
-  const forceIndex = multiPlatformArg(settings.buildArgs?.BUILDKIT_MULTI_PLATFORM);
-  if (forceIndex === false && platforms.length > 1) throw new OptionError('BUILD_ARG_INVALID', `BUILDKIT_MULTI_PLATFORM=false conflicts with several platforms (${platforms.join(', ')})`);
-  if (forceIndex && platforms.length === 0) platforms.push(formatPlatform(hostPlatform()));
-  if (platforms.length <= 1 && !forceIndex && settings.indexAnnotations && Object.keys(settings.indexAnnotations).length > 0) {
-    throw new OptionError('ANNOTATION_INVALID', 'index annotations need a multi-platform index: build for several platforms (--platform a,b) or use manifest:KEY=VALUE');
-  }
   return withStore(root, async (store) => {
     // Named contexts first: a URL one is fetched before anything is planned on it.
     const named = settings.namedContexts && Object.keys(settings.namedContexts).length > 0 ? await resolveNamedContexts(settings.namedContexts) : undefined;
@@ -326,7 +318,7 @@ async function buildHere(options: Omit<BuildOptions, 'ssh'> & { ssh?: Record<str
       const executeOptions = { ...buildOptions, text, ...(shared ? { shared } : {}) };
       // Several platforms: built one after the other, their images made one index (platforms.ts).
       const result =
-        platforms.length > 1 || forceIndex
+        index
           ? await executePlatforms(store, model, platforms, executeOptions, named)
           : await execute(store, await resolvePlan(store, model, buildOptions, named, emit), executeOptions, named);
       const pushed = await writeOutputs(store, result.descriptor, result.tags, [...output, ...(pushAfter ? [{ type: 'registry' as const }] : [])], registryAccess(settings), emit, settings.signal);
@@ -337,14 +329,6 @@ async function buildHere(options: Omit<BuildOptions, 'ssh'> & { ssh?: Record<str
       await named?.cleanup();
     }
   });
-}
-
-/** BUILDKIT_MULTI_PLATFORM's value as BuildKit reads it (Go's strconv.ParseBool); unset: undefined. */
-function multiPlatformArg(value: string | undefined): boolean | undefined {
-  if (value === undefined || value === '') return undefined;
-  if (['1', 't', 'T', 'TRUE', 'true', 'True'].includes(value)) return true;
-  if (['0', 'f', 'F', 'FALSE', 'false', 'False'].includes(value)) return false;
-  throw new OptionError('BUILD_ARG_INVALID', `BUILDKIT_MULTI_PLATFORM=${value}: expected true or false`);
 }
 
 /** The build's part in sharing its cache, when `--cache-to` or `--cache-from` asks for one: the imported caches read. */

@@ -10,7 +10,7 @@
 import { crashPoint, trace } from '../support/process.js';
 import type { Image } from '../image/image.js';
 import { formatReference, normalizeReference } from '../oci/reference.js';
-import type { HistoryEntry, ImageConfig } from '../oci/types.js';
+import type { Descriptor, HistoryEntry, ImageConfig } from '../oci/types.js';
 import { configPlatform, parsePlatform } from '../oci/platform.js';
 import { DEFAULT_PATH, type BuildPlan, type PlannedStage, type Step } from '../plan/planner.js';
 import { prewarmSandbox } from '../sandbox/run.js';
@@ -410,14 +410,20 @@ async function writeTarget(x: PlanExecution, final: StageState): Promise<Execute
   const descriptor = await writeImage(store, { config, layers: final.layers, ...(annotations ? { annotations } : {}) });
   crashPoint?.('commit');
   // One platform of several: the index is named, by the caller (the image is leased till then).
-  const tags = options.onePlatform ? [] : (options.tags ?? []).map((t) => formatReference(normalizeReference(t)));
-  for (const t of tags) await store.tag(t, descriptor);
-  if (tags.length === 0 && !options.onePlatform) await store.addUntagged(descriptor);
+  const tags = options.onePlatform ? [] : await nameImage(store, descriptor, options.tags);
   const image = await loadImage(store, descriptor);
   for (const [key, entry] of x.adopted) await x.cache.put(key, entry);
   trace?.('image written');
   if (!options.onePlatform) emit({ type: 'image', digest: descriptor.digest, configDigest: image.configDigest, tags });
   return { digest: descriptor.digest, configDigest: image.configDigest, descriptor, tags, plan };
+}
+
+/** Name a built image (or index) with `tags`, normalised; with none, an untagged entry. The names given. */
+export async function nameImage(store: Store, descriptor: Descriptor, tags: readonly string[] = []): Promise<string[]> {
+  const names = tags.map((t) => formatReference(normalizeReference(t)));
+  for (const n of names) await store.tag(n, descriptor);
+  if (names.length === 0) await store.addUntagged(descriptor);
+  return names;
 }
 
 /**

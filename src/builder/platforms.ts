@@ -7,14 +7,14 @@
  */
 import type { DockerfileModel } from '../dockerfile/stages.js';
 import { indexOf, type Image } from '../image/image.js';
-import { formatPlatform, parsePlatform } from '../oci/platform.js';
-import { formatReference, normalizeReference } from '../oci/reference.js';
+import { OptionError } from '../errors/index.js';
+import { formatPlatform, hostPlatform, parsePlatform } from '../oci/platform.js';
 import { loadImage, storeIndex } from '../store/images.js';
 import type { Store } from '../store/store.js';
-import { execute } from './execute.js';
+import { execute, nameImage } from './execute.js';
 import type { NamedContexts } from './named-contexts.js';
 import { resolvePlan } from './resolve.js';
-import type { ExecuteOptions, ExecuteResult, ProgressEvent } from './types.js';
+import type { BuildSettings, ExecuteOptions, ExecuteResult, ProgressEvent } from './types.js';
 
 /**
  * The platforms a `--platform` value names, normalised, each once (buildx takes a
@@ -29,6 +29,32 @@ export function platformList(value: string | undefined): string[] {
     if (!out.includes(p)) out.push(p);
   }
   return out;
+}
+
+/**
+ * The platforms a build is for (`settings.platform`, each once), and whether its image is an
+ * index: for several, or for one with BuildKit's BUILDKIT_MULTI_PLATFORM=true (none given: this
+ * host's). Refused as BuildKit refuses them: BUILDKIT_MULTI_PLATFORM=false with several, and
+ * `index:` annotations without an index.
+ */
+export function buildPlatforms(settings: Pick<BuildSettings, 'platform' | 'buildArgs' | 'indexAnnotations'>): { platforms: string[]; index: boolean } {
+  const platforms = platformList(settings.platform);
+  const forced = multiPlatformArg(settings.buildArgs?.BUILDKIT_MULTI_PLATFORM);
+  if (forced === false && platforms.length > 1) throw new OptionError('BUILD_ARG_INVALID', `BUILDKIT_MULTI_PLATFORM=false conflicts with several platforms (${platforms.join(', ')})`);
+  if (forced && platforms.length === 0) platforms.push(formatPlatform(hostPlatform()));
+  const index = platforms.length > 1 || forced === true;
+  if (!index && Object.keys(settings.indexAnnotations ?? {}).length > 0) {
+    throw new OptionError('ANNOTATION_INVALID', 'index annotations need a multi-platform index: build for several platforms (--platform a,b) or use manifest:KEY=VALUE');
+  }
+  return { platforms, index };
+}
+
+/** BUILDKIT_MULTI_PLATFORM's value as BuildKit reads it (Go's strconv.ParseBool); unset: undefined. */
+function multiPlatformArg(value: string | undefined): boolean | undefined {
+  if (value === undefined || value === '') return undefined;
+  if (['1', 't', 'T', 'TRUE', 'true', 'True'].includes(value)) return true;
+  if (['0', 'f', 'F', 'FALSE', 'false', 'False'].includes(value)) return false;
+  throw new OptionError('BUILD_ARG_INVALID', `BUILDKIT_MULTI_PLATFORM=${value}: expected true or false`);
 }
 
 /**
@@ -67,9 +93,7 @@ export async function executePlatforms(
   const images: Image[] = [];
   for (const r of results) images.push(await loadImage(store, r.descriptor));
   const descriptor = await storeIndex(store, indexOf(images, options.indexAnnotations));
-  const tags = (options.tags ?? []).map((t) => formatReference(normalizeReference(t)));
-  for (const t of tags) await store.tag(t, descriptor);
-  if (tags.length === 0) await store.addUntagged(descriptor);
+  const tags = await nameImage(store, descriptor, options.tags);
   emit({ type: 'image', digest: descriptor.digest, configDigest: descriptor.digest, tags });
   return {
     digest: descriptor.digest,

@@ -36,9 +36,14 @@ export interface ImageSummary {
   platforms?: string[];
 }
 
-/** A manifest's config and sizes: its blobs as stored, its layers' content (with `sizes`). */
-async function measure(store: Store, manifest: Manifest, sizes: LayerSizes | undefined): Promise<{ config: ImageConfig; storedSize: number; content: { size: number; estimated: boolean } }> {
-  const config = await store.readJSON<ImageConfig>(manifest.config.digest);
+/** What a row says of an image's content: its config, its blobs' stored size, its layers' content size (with `sizes`). */
+interface Measured {
+  config: ImageConfig;
+  storedSize: number;
+  content: { size: number; estimated: boolean };
+}
+
+async function measure(manifest: Manifest, config: ImageConfig, sizes: LayerSizes | undefined): Promise<Measured> {
   const storedSize = manifest.layers.reduce((n, l) => n + l.size, 0) + manifest.config.size;
   const content = sizes
     ? await sizes.total(manifest.layers.map((l, i) => ({ ...l, diffId: config.rootfs?.diff_ids?.[i] ?? '' })))
@@ -46,28 +51,34 @@ async function measure(store: Store, manifest: Manifest, sizes: LayerSizes | und
   return { config, storedSize, content };
 }
 
+/**
+ * A multi-platform image is one row, as in Docker's containerd store: its ID the index's digest,
+ * its sizes those of the platform images the store holds, its config (date, labels) the newest's.
+ */
+async function measureIndex(store: Store, d: Descriptor, sizes: LayerSizes | undefined): Promise<Measured & { platforms: string[] }> {
+  const ix = await loadIndex(store, d);
+  const each = await Promise.all(ix.images.map((im) => measure(im.manifest, im.config, sizes)));
+  const newest = [...each].sort((a, b) => (b.config.created ?? '').localeCompare(a.config.created ?? ''))[0];
+  return {
+    config: newest?.config ?? { architecture: '', os: '', rootfs: { type: 'layers', diff_ids: [] } },
+    storedSize: each.reduce((n, e) => n + e.storedSize, 0),
+    content: { size: each.reduce((n, e) => n + e.content.size, 0), estimated: each.some((e) => e.content.estimated) },
+    platforms: ix.images.map((im) => configPlatform(im.config)),
+  };
+}
+
 async function summarise(store: Store, d: Descriptor, name: string | undefined, sizes: LayerSizes | undefined): Promise<ImageSummary> {
-  let config: ImageConfig;
-  let storedSize: number;
-  let content: { size: number; estimated: boolean };
+  let measured: Measured & { platforms?: string[] };
   let id: string;
-  let platforms: string[] | undefined;
   if (INDEX_TYPES.has(d.mediaType)) {
-    // A multi-platform image is one row, as in Docker's containerd store: its ID the index's
-    // digest, its sizes those of the platform images the store holds, its date the newest.
-    const ix = await loadIndex(store, d);
-    const each = await Promise.all(ix.images.map((im) => measure(store, im.manifest, sizes)));
-    const newest = [...each].sort((a, b) => (b.config.created ?? '').localeCompare(a.config.created ?? ''))[0];
-    config = newest?.config ?? { architecture: '', os: '', rootfs: { type: 'layers', diff_ids: [] } };
-    storedSize = each.reduce((n, e) => n + e.storedSize, 0);
-    content = { size: each.reduce((n, e) => n + e.content.size, 0), estimated: each.some((e) => e.content.estimated) };
+    measured = await measureIndex(store, d, sizes);
     id = d.digest;
-    platforms = ix.images.map((im) => configPlatform(im.config));
   } else {
     const manifest = await store.readJSON<Manifest>(d.digest);
-    ({ config, storedSize, content } = await measure(store, manifest, sizes));
+    measured = await measure(manifest, await store.readJSON<ImageConfig>(manifest.config.digest), sizes);
     id = manifest.config.digest;
   }
+  const { config, storedSize, content, platforms } = measured;
   let repository = '<none>';
   let tag = '<none>';
   if (name) {

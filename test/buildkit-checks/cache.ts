@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { renameSync } from 'node:fs';
 import path from 'node:path';
 import { expect } from 'vitest';
-import { startRegistry } from '../helpers/registry.js';
+import { registryIndex, withRegistry } from '../helpers/registry.js';
 import type { BuildResult, CheckFile, Harness } from './types.js';
 
 const file = 'dockerfile_cache_test.go';
@@ -62,32 +62,16 @@ interface PushedPlatform {
 
 /** A multi-platform image in a registry: the index's digest, and each platform's image's layers. */
 async function pushedPlatforms(host: string, repo: string, tag: string): Promise<{ digest: string; images: PushedPlatform[] }> {
-  const accept = 'application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json';
-  const get = async (what: string): Promise<Response> => {
-    const res = await fetch(`http://${host}/v2/${repo}/${what}`, { headers: { accept } });
-    expect(res.status, what).toBe(200);
-    return res;
+  const { digest, images } = await registryIndex(host, repo, tag);
+  return {
+    digest,
+    images: images.map((im) => ({ platform: im.platform, file: (i, name) => execFileSync('tar', ['-xzO', name], { input: im.layers[i] as Buffer, encoding: 'utf8' }) })),
   };
-  const top = await get(`manifests/${tag}`);
-  const digest = top.headers.get('docker-content-digest') ?? '';
-  const index = (await top.json()) as { manifests: { digest: string; platform: { os: string; architecture: string; variant?: string } }[] };
-  const images: PushedPlatform[] = [];
-  for (const d of index.manifests) {
-    const manifest = (await (await get(`manifests/${d.digest}`)).json()) as { layers: { digest: string }[] };
-    const layers = await Promise.all(manifest.layers.map(async (l) => Buffer.from(await (await get(`blobs/${l.digest}`)).arrayBuffer())));
-    images.push({
-      platform: [d.platform.os, d.platform.architecture, d.platform.variant].filter(Boolean).join('/'),
-      file: (i, name) => execFileSync('tar', ['-xzO', name], { input: layers[i] as Buffer, encoding: 'utf8' }),
-    });
-  }
-  return { digest, images };
 }
 
 async function cacheImportExport(h: Harness, extra: string[]): Promise<void> {
-  const registry = await startRegistry();
-  if (!registry) throw new Error('docker-registry is not installed');
-  try {
-    const cache = `${registry.host}/buildkit/testexportdf:latest`;
+  await withRegistry(async (host) => {
+    const cache = `${host}/buildkit/testexportdf:latest`;
     const spec = {
       dockerfile: '\nFROM busybox AS base\nCOPY foo const\nRUN cat /dev/urandom | head -c 100 | sha256sum > unique\nFROM scratch\nCOPY --from=base const /\nCOPY --from=base unique /\n',
       context: { foo: { content: 'foobar', mode: 0o600 } },
@@ -105,9 +89,7 @@ async function cacheImportExport(h: Harness, extra: string[]): Promise<void> {
     ok(b);
     expect(await fileOf(h, b.tag, 'const')).toBe('foobar');
     expect(await fileOf(h, b.tag, 'unique')).toBe(unique);
-  } finally {
-    await registry.stop();
-  }
+  });
 }
 
 export default {
@@ -219,10 +201,8 @@ export default {
       // from the registry's cache: the same image. BuildKit compares the manifests in
       // containerd; here the image IDs.
       async custom(h) {
-        const registry = await startRegistry();
-        if (!registry) throw new Error('docker-registry is not installed');
-        try {
-          const cache = `${registry.host}/test/dockerfileexpids:cache`;
+        await withRegistry(async (host) => {
+          const cache = `${host}/test/dockerfileexpids:cache`;
           const spec = { dockerfile: '\nFROM busybox\nENV foo=bar\nCOPY foo /\nRUN echo bar > bar\n', context: { foo: { content: 'foobar', mode: 0o600 } } };
           const a = await h.build({ ...spec, args: ['--cache-to', `type=registry,ref=${cache}`] }, { tag: 'example.com/moby/dockerfileexpids:test' });
           ok(a);
@@ -233,9 +213,7 @@ export default {
           ok(b);
           expect(b.output).toMatch(/RUN echo bar > bar\n#\d+ CACHED/);
           expect((await h.inspect(b.tag)).Id).toBe(id);
-        } finally {
-          await registry.stop();
-        }
+        });
       },
     },
     {
@@ -246,13 +224,11 @@ export default {
       // Two platforms, an inline cache, pushed; then, twice, everything removed and built again
       // from the pushed image's cache: the same index, each platform's random file as before.
       async custom(h) {
-        const registry = await startRegistry();
-        if (!registry) throw new Error('docker-registry is not installed');
-        try {
-          const target = `${registry.host}/buildkit/testexportdf:multi-img`;
+        await withRegistry(async (host) => {
+          const target = `${host}/buildkit/testexportdf:multi-img`;
           const build = async (from: string[]): Promise<void> => ok(await h.build({ dockerfile: multiPlatformCache, args: ['--platform', 'linux/amd64,linux/arm/v7', '--cache-to', 'type=inline', ...from, '--push'] }, { tag: target }));
           await build([]);
-          const first = await pushedPlatforms(registry.host, 'buildkit/testexportdf', 'multi-img');
+          const first = await pushedPlatforms(host, 'buildkit/testexportdf', 'multi-img');
           expect(first.digest).toMatch(/^sha256:[0-9a-f]{64}$/);
           expect(first.images.map((i) => i.platform)).toEqual(['linux/amd64', 'linux/arm/v7']);
           const [amd, arm] = first.images as [PushedPlatform, PushedPlatform];
@@ -262,16 +238,14 @@ export default {
             expect((await h.gantry(['rmi', target])).exitCode).toBe(0);
             expect((await h.gantry(['prune', '--all'])).exitCode).toBe(0);
             await build(['--cache-from', target]);
-            const again = await pushedPlatforms(registry.host, 'buildkit/testexportdf', 'multi-img');
+            const again = await pushedPlatforms(host, 'buildkit/testexportdf', 'multi-img');
             expect(again.digest).toBe(first.digest);
             const [amd2, arm2] = again.images as [PushedPlatform, PushedPlatform];
             expect(arm2.file(1, 'arch')).toBe('arm');
             expect(amd2.file(0, 'unique')).toBe(amd.file(0, 'unique'));
             expect(arm2.file(0, 'unique')).toBe(arm.file(0, 'unique'));
           }
-        } finally {
-          await registry.stop();
-        }
+        });
       },
     },
     {

@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { expect } from 'vitest';
-import { startRegistry } from '../helpers/registry.js';
+import { withRegistry } from '../helpers/registry.js';
 import type { CheckFile } from './types.js';
 
 const file = 'dockerfile_namedcontext_test.go';
@@ -106,21 +106,17 @@ export default {
       // docker-image:// context in a build for a platform no image has (darwin/ppc64le): the
       // stage on $BUILDPLATFORM takes the index's image for the build platform.
       async custom(h) {
-        const registry = await startRegistry();
-        if (!registry) throw new Error('docker-registry is not installed');
-        try {
-          const target = `${registry.host}/buildkit/testnamedimagecontextplatform:latest`;
+        await withRegistry(async (host) => {
+          const target = `${host}/buildkit/testnamedimagecontextplatform:latest`;
           // (A marker file beside BuildKit's FROM line, so that the second build shows which image it used.)
           const pushed = await h.build({ dockerfile: 'FROM --platform=$BUILDPLATFORM busybox:latest\nCOPY marker /marker\n', context: { marker: 'pushed\n' }, buildArgs: { BUILDKIT_MULTI_PLATFORM: 'true' }, args: ['--push'] }, { tag: target });
           expect(pushed.exitCode, pushed.output).toBe(0);
-          const res = await fetch(`http://${registry.host}/v2/buildkit/testnamedimagecontextplatform/manifests/latest`, { headers: { accept: 'application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json' } });
+          const res = await fetch(`http://${host}/v2/buildkit/testnamedimagecontextplatform/manifests/latest`, { headers: { accept: 'application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json' } });
           expect(res.headers.get('content-type')).toBe('application/vnd.oci.image.index.v1+json');
           const r = await h.build({ dockerfile: '\nFROM --platform=$BUILDPLATFORM busybox AS target\nRUN echo hello && cat /marker\n', args: ['--build-context', `busybox=docker-image://${target}`, '--platform', 'darwin/ppc64le'] });
           expect(r.exitCode, r.output).toBe(0);
           expect(r.output).toMatch(/^#\d+ pushed$/m);
-        } finally {
-          await registry.stop();
-        }
+        });
       },
     },
   ],

@@ -9,7 +9,7 @@ import tar from 'tar-stream';
 import { projectRoot } from '../helpers/conformance.js';
 import { debianBaseTarball, DEBIAN_PATH } from '../helpers/debian.js';
 import { containerdOracleEnv } from '../helpers/oracle.js';
-import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { registryIndex, startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { haveTool } from '../helpers/tools.js';
 
 // Issue 25: one build for linux/amd64 and linux/arm64. The bases are Debian for each
@@ -90,14 +90,6 @@ interface PlatformImage {
   files: Record<string, [number, number, number, string]>;
 }
 
-async function registryJSON(pathname: string): Promise<{ json: Record<string, unknown>; mediaType: string }> {
-  const res = await fetch(`http://${reg.host}/v2/${pathname}`, {
-    headers: { accept: 'application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json' },
-  });
-  expect(res.status, pathname).toBe(200);
-  return { json: (await res.json()) as Record<string, unknown>, mediaType: res.headers.get('content-type') ?? '' };
-}
-
 async function tarFiles(data: Buffer): Promise<PlatformImage['files']> {
   const files: PlatformImage['files'] = {};
   const extract = tar.extract();
@@ -120,21 +112,14 @@ async function tarFiles(data: Buffer): Promise<PlatformImage['files']> {
 
 /** A pushed multi-platform image: the index's media type, and each platform's image (attestations left out). */
 async function pulledIndex(repo: string, tag: string): Promise<{ mediaType: string; annotations: unknown; images: PlatformImage[] }> {
-  const { json: index, mediaType } = await registryJSON(`${repo}/manifests/${tag}`);
-  const images: PlatformImage[] = [];
-  for (const d of index.manifests as { digest: string; platform: { os: string; architecture: string; variant?: string } }[]) {
-    if (d.platform.os === 'unknown') continue;
-    const { json: manifest } = await registryJSON(`${repo}/manifests/${d.digest}`);
-    const layers = manifest.layers as { digest: string }[];
-    const config = (await registryJSON(`${repo}/blobs/${(manifest.config as { digest: string }).digest}`)).json as unknown as PlatformImage['config'];
+  const { mediaType, index, images } = await registryIndex(reg.host, repo, tag);
+  const out: PlatformImage[] = [];
+  for (const im of images) {
     const files: PlatformImage['files'] = {};
-    for (const l of layers.slice(1)) {
-      const blob = Buffer.from(await (await fetch(`http://${reg.host}/v2/${repo}/blobs/${l.digest}`)).arrayBuffer());
-      Object.assign(files, await tarFiles(gunzipSync(blob)));
-    }
-    images.push({ platform: `${d.platform.os}/${d.platform.architecture}${d.platform.variant ? `/${d.platform.variant}` : ''}`, config, files });
+    for (const l of im.layers.slice(1)) Object.assign(files, await tarFiles(gunzipSync(l)));
+    out.push({ platform: im.platform, config: im.config as unknown as PlatformImage['config'], files });
   }
-  return { mediaType, annotations: index.annotations, images };
+  return { mediaType, annotations: index.annotations, images: out };
 }
 
 /** What must be the same as Docker's: the platform, the config's fields, the history's steps, the files the build made. */

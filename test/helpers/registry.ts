@@ -112,3 +112,48 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<(Tes
     },
   };
 }
+
+/** `fn` with a registry of its own (startRegistry), stopped however `fn` ends; its host is given. */
+export async function withRegistry<T>(fn: (host: string) => Promise<T>): Promise<T> {
+  const registry = await startRegistry();
+  if (!registry) throw new Error('docker-registry is not installed');
+  try {
+    return await fn(registry.host);
+  } finally {
+    await registry.stop();
+  }
+}
+
+/** A platform image of an index in a registry: its platform (`os/arch[/variant]`), manifest, config and layers' bytes. */
+export interface RegistryPlatformImage {
+  platform: string;
+  manifest: { config: { digest: string }; layers: { digest: string }[] };
+  config: Record<string, unknown>;
+  layers: Buffer[];
+}
+
+/**
+ * A multi-platform image as a registry serves it: the index's digest, media type and document,
+ * and each platform's image (attestations, platform unknown/unknown, left out), in the index's order.
+ */
+export async function registryIndex(host: string, repo: string, tag: string): Promise<{ digest: string; mediaType: string; index: { manifests: unknown[]; annotations?: Record<string, string> }; images: RegistryPlatformImage[] }> {
+  const accept = 'application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json';
+  const get = async (what: string): Promise<Response> => {
+    const res = await fetch(`http://${host}/v2/${repo}/${what}`, { headers: { accept } });
+    if (res.status !== 200) throw new Error(`GET ${repo}/${what}: HTTP ${res.status}`);
+    return res;
+  };
+  const top = await get(`manifests/${tag}`);
+  const digest = top.headers.get('docker-content-digest') ?? '';
+  const mediaType = top.headers.get('content-type') ?? '';
+  const index = (await top.json()) as { manifests: { digest: string; platform: { os: string; architecture: string; variant?: string } }[]; annotations?: Record<string, string> };
+  const images: RegistryPlatformImage[] = [];
+  for (const d of index.manifests) {
+    if (d.platform.os === 'unknown') continue;
+    const manifest = (await (await get(`manifests/${d.digest}`)).json()) as RegistryPlatformImage['manifest'];
+    const config = (await (await get(`blobs/${manifest.config.digest}`)).json()) as Record<string, unknown>;
+    const layers = await Promise.all(manifest.layers.map(async (l) => Buffer.from(await (await get(`blobs/${l.digest}`)).arrayBuffer())));
+    images.push({ platform: [d.platform.os, d.platform.architecture, d.platform.variant].filter(Boolean).join('/'), manifest, config, layers });
+  }
+  return { digest, mediaType, index, images };
+}

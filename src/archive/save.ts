@@ -141,12 +141,12 @@ async function fillLayout(target: LayoutTarget, items: SaveItem[], format: SaveF
     const base: Descriptor = isIndex(item)
       ? { mediaType: item.mediaType, digest: item.digest, size: item.rawIndex.length }
       : { mediaType: item.mediaType || MediaType.ociManifest, digest: item.digest, size: item.rawManifest.length };
-    // docker's manifest.json names one image per entry: of a multi-platform image, this host's
-    // platform's (else the first), as Docker's containerd store saves one.
     if (names.length === 0) index.manifests.push(base);
     for (const name of names) {
       index.manifests.push({ ...base, annotations: nameAnnotations(name) });
     }
+    // docker's manifest.json names one image per entry: of a multi-platform image, this host's
+    // platform's (else the first), as Docker's containerd store saves one.
     const image = isIndex(item) ? hostOrFirst(item) : item;
     if (!image) continue;
     const tags = names.map((n) => {

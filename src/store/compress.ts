@@ -21,7 +21,6 @@ import { decompress } from '../tar/decompress.js';
 import type { Image, ImageIndex, Layer } from '../image/image.js';
 import { layerCompression, MediaType, type Compression } from '../oci/media-types.js';
 import type { Index, Manifest } from '../oci/types.js';
-import { digestOf } from '../oci/digest.js';
 import { LayerCache } from './cache.js';
 import type { BlobInfo, Store } from './store.js';
 
@@ -126,9 +125,8 @@ export async function distributableIndex(store: Store, ix: ImageIndex, options: 
   });
   if (mediaType === ix.mediaType && manifests.length === ix.index.manifests.length && manifests.every((d, i) => d.digest === ix.index.manifests[i]?.digest)) return ix;
   const index: Index = { ...ix.index, mediaType, manifests };
-  const rawIndex = Buffer.from(JSON.stringify(index));
-  const written = await store.writeBlob(rawIndex, { digest: digestOf(rawIndex), size: rawIndex.length });
-  return { digest: written.digest, mediaType, rawIndex, index, images };
+  const written = await store.writeJSON(index);
+  return { digest: written.digest, mediaType, rawIndex: written.bytes, index, images };
 }
 
 /** A layer's blob in compression `want` (`none`: its tar), from the cache or made now. */

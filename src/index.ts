@@ -172,6 +172,24 @@ export {
   type HistoryRow,
 } from './store/operations.js';
 export { importImage, type ImportOptions, type ImportResult } from './builder/import.js';
+export {
+  fromImage as from,
+  runContainer as run,
+  commitContainer as commit,
+  containers,
+  configureContainer,
+  copyFiles,
+  removeContainers,
+  type FromOptions,
+  type RunOptions,
+  type RunResult,
+  type CommitOptions,
+  type CommitResult,
+  type ContainerInfo,
+  type ContainerRow,
+  type ConfigChanges,
+  type CopyOptions,
+} from './builder/containers.js';
 export { parseReference, normalizeReference, formatReference, familiarName, type Reference } from './oci/reference.js';
 export { parseDigest, digestOf } from './oci/digest.js';
 export { MediaType } from './oci/media-types.js';
@@ -183,6 +201,7 @@ export { save, load, exportRootfs, type SaveOptions, type LoadOptions, type Expo
 export type { LoadedImage } from './archive/load.js';
 export { pull, push, login, logout, type PullCommandOptions, type PushCommandOptions, type RegistryAccess, type LoginOptions } from './builder/registry.js';
 export { lookupCredentials, dockerConfigPath } from './registry/credentials.js';
+export { search, type SearchOptions, type SearchResult } from './registry/search.js';
 export type { PullResult, PullProgress } from './registry/pull.js';
 export type { PushResult } from './registry/push.js';
 export type { Credentials, CredentialLookup } from './registry/client.js';

@@ -79,7 +79,7 @@ export async function doStep(
  * The xattrs a layer records for its files (security.capability, as BuildKit): a RUN's
  * `setcap` survives. Relative path → name → value.
  */
-async function layerXattrs(rootfs: string, after: Snapshot, changes: { path: string; kind: string }[]): Promise<Map<string, Map<string, Buffer>>> {
+export async function layerXattrs(rootfs: string, after: Snapshot, changes: { path: string; kind: string }[]): Promise<Map<string, Map<string, Buffer>>> {
   const files = changes.filter((c) => c.kind === 'add' && after.get(c.path)?.type === 'file').map((c) => c.path);
   const found = await readXattrs(files.map((p) => path.resolve(rootfs, p)));
   const out = new Map<string, Map<string, Buffer>>();

@@ -1,10 +1,10 @@
 /** pull and push as the API and CLI use them: a store, a client, credentials. */
-import { readFile } from 'node:fs/promises';
 import { OptionError, RegistryError } from '../errors/index.js';
-import { eraseCredentials, lookupCredentials, storeCredentials } from '../registry/credentials.js';
+import { eraseCredentials, storeCredentials } from '../registry/credentials.js';
+import { clientFor, type RegistryAccess } from '../registry/access.js';
 import { parsePlatform } from '../oci/platform.js';
 import { DEFAULT_DOMAIN, formatReference, normalizeReference, parseReference, repositoryOf } from '../oci/reference.js';
-import { RegistryClient, type CredentialLookup, type RegistryClientOptions } from '../registry/client.js';
+import type { RegistryClient } from '../registry/client.js';
 import { pullImage, type PullProgress, type PullResult } from '../registry/pull.js';
 import { pushFromSource, pushIndex, type BlobStatus, type PushResult, type PushSource } from '../registry/push.js';
 import { findEntries, loadImage, loadIndex, resolveImage } from '../store/images.js';
@@ -14,13 +14,8 @@ import { distributable, distributableIndex, type LayerFormat } from '../store/co
 import { configBlob } from '../image/image.js';
 import { settings } from '../support/settings.js';
 
-export interface RegistryAccess {
-  insecureRegistries?: string[];
-  /** Default: the docker config ($DOCKER_CONFIG/config.json). */
-  credentials?: CredentialLookup;
-  /** A PEM file of extra CA certificates; default $SSL_CERT_FILE when set. */
-  caCertFile?: string;
-}
+// Where a command's client is made (registry/access.ts), as the build and the API know it.
+export { clientFor, type RegistryAccess };
 
 export interface PullCommandOptions extends RegistryAccess {
   root: string;
@@ -45,20 +40,6 @@ async function abortable<T>(client: RegistryClient, signal: AbortSignal | undefi
   } finally {
     unwatch();
   }
-}
-
-export async function clientFor(domain: string, access: RegistryAccess): Promise<RegistryClient> {
-  const opts: RegistryClientOptions = { credentials: access.credentials ?? ((registry) => lookupCredentials(registry)) };
-  if (access.insecureRegistries) opts.insecureRegistries = access.insecureRegistries;
-  const caFile = access.caCertFile ?? settings.caCertFile;
-  if (caFile) {
-    try {
-      opts.caCerts = await readFile(caFile, 'utf8');
-    } catch (err) {
-      throw new OptionError('CA_CERT', `cannot read CA certificates ${caFile}: ${(err as Error).message}`);
-    }
-  }
-  return new RegistryClient(domain, opts);
 }
 
 export interface LoginOptions extends RegistryAccess {

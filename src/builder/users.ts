@@ -8,6 +8,8 @@ export interface Ids {
   gid: number;
   /** Supplementary groups of the user (from /etc/group). */
   groups: number[];
+  /** The user's home directory in /etc/passwd, when it has a row there. */
+  home?: string;
 }
 
 async function readDb(root: string, file: string): Promise<string[][]> {
@@ -32,6 +34,7 @@ export async function resolveUser(root: string | undefined, spec: string, purpos
   let uid: number;
   let gid: number | undefined;
   let name: string | undefined;
+  let home: string | undefined;
   if (userPart === '' || /^\d+$/.test(userPart)) {
     // An empty user is root, looked up like "0" (BuildKit), so root's groups come from /etc/group.
     uid = Number(userPart || '0');
@@ -39,12 +42,14 @@ export async function resolveUser(root: string | undefined, spec: string, purpos
     const row = passwd.find((r) => r[2] === id);
     gid = row ? Number(row[3]) : groupPart === undefined ? uid === 0 ? 0 : undefined : undefined;
     name = row?.[0];
+    home = row?.[5];
   } else {
     const row = passwd.find((r) => r[0] === userPart);
     if (!row) throw new GantryError('USER_UNKNOWN', `unable to find user ${userPart}: no matching entries in passwd file`);
     uid = Number(row[2]);
     gid = Number(row[3]);
     name = userPart;
+    home = row[5];
   }
   if (groupPart !== undefined) {
     if (/^\d+$/.test(groupPart)) gid = Number(groupPart);
@@ -58,5 +63,5 @@ export async function resolveUser(root: string | undefined, spec: string, purpos
   // Supplementary groups, as BuildKit (moby/sys/user): the groups naming the user, primary group
   // first; none when the group was given (`user:group`, `uid:gid`).
   const groups = name && groupPart === undefined ? group.filter((r) => (r[3] ?? '').split(',').includes(name as string)).map((r) => Number(r[2])) : [];
-  return { uid, gid, groups: [...new Set([gid, ...groups])] };
+  return { uid, gid, groups: [...new Set([gid, ...groups])], ...(home ? { home } : {}) };
 }

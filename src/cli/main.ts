@@ -9,6 +9,7 @@ import { plainArgs, shapesOf, type CommandShape } from './plain.js';
 import { lintCommand } from './commands/lint.js';
 import { imageCommands } from './commands/images.js';
 import { importCommand } from './commands/import.js';
+import { containerCommands, runLine } from './commands/containers.js';
 import { pruneCommand } from './commands/prune.js';
 import { archiveCommands } from './commands/archives.js';
 import { registryCommands } from './commands/registry.js';
@@ -39,6 +40,7 @@ export const COMMAND_FILES: [readonly string[], Register][] = [
   [['lint'], lintCommand],
   [['images', 'tag', 'rmi', 'inspect', 'history'], imageCommands],
   [['import'], importCommand],
+  [['from', 'containers', 'ps', 'run', 'cp', 'config', 'commit', 'rm'], containerCommands],
   [['prune', 'fsck'], pruneCommand],
   [['save', 'load', 'export'], archiveCommands],
   [['pull', 'push', 'login', 'logout'], registryCommands],
@@ -227,7 +229,9 @@ export async function main(args: string[]): Promise<void> {
       process.exitCode = inner;
       return;
     }
-    // A plain command line is read without yargs (plain.ts), its handler called here.
+    // A plain command line is read without yargs (plain.ts), its handler called here. A run's
+    // command is everything after its target (runLine marks it with --, which yargs reads).
+    if (commandName(args) === 'run') args = runLine(args);
     const shape = lineCommand(args);
     const plain = shape ? plainArgs(shape, args) : undefined;
     if (shape && plain) await shape.handler(plain as never);

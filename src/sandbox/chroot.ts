@@ -142,6 +142,7 @@ function runChrooted(run: ChrootRun, hostCwd: string): Promise<number> {
     env,
     ...(run.onStdout ? { onStdout: run.onStdout } : {}),
     ...(run.onStderr ? { onStderr: run.onStderr } : {}),
+    ...(run.attach ? { attach: run.attach } : {}),
     ...(run.signal ? { signal: run.signal } : {}),
     onAbort: () => killRootedIn(run.rootfs),
   });

@@ -25,6 +25,7 @@ import { makeCgroups, removeCgroups, sweepStaleCgroups, type DeviceRule } from '
 import { launch } from './launch.js';
 import { maskDir, runtimeCommand, type Runtime } from './runtime.js';
 import { specJson } from './spec.js';
+import type { Attach } from './types.js';
 
 const SLIRP = ['/usr/bin/slirp4netns', '/usr/local/bin/slirp4netns'];
 const UNSHARE = '/usr/bin/unshare';
@@ -45,6 +46,7 @@ export interface OciLaunch {
   netns?: string;
   onStdout?: (chunk: Buffer) => void;
   onStderr?: (chunk: Buffer) => void;
+  attach?: Attach;
   signal?: AbortSignal;
 }
 
@@ -75,6 +77,7 @@ export async function runOci(run: OciLaunch): Promise<number> {
       env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' },
       ...(run.onStdout ? { onStdout: run.onStdout } : {}),
       ...(run.onStderr ? { onStderr: run.onStderr } : {}),
+      ...(run.attach ? { attach: run.attach } : {}),
       ...(run.signal ? { signal: run.signal } : {}),
     });
     if (code !== 0) {

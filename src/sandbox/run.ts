@@ -26,7 +26,7 @@ import { readSeccompProfile, translateSeccomp, type SeccompProfile } from './sec
 import { DEFAULT_CAPABILITIES, hostsFile, resolvConf, runtimeSpec, type SpecMount } from './spec.js';
 import type { Isolation, ProgramPlace, RunResult, RunSpec } from './types.js';
 
-export type { Isolation, ProgramPlace, RunResult, RunSpec, SandboxMount } from './types.js';
+export type { Attach, Isolation, ProgramPlace, RunResult, RunSpec, SandboxMount } from './types.js';
 
 /** BuildKit's hostname for a RUN, so scripts that read it see the same. */
 export const SANDBOX_HOSTNAME = 'buildkitsandbox';
@@ -150,6 +150,7 @@ async function runContainer(spec: RunSpec, cwd: string, etc: Map<string, string>
     const bpf = seccomp ? await orAbort(compiledSeccomp(runtime, seccomp, spec.keepProgram), spec.signal) : undefined;
     const config = runtimeSpec({
       rootfs: spec.rootfs,
+      ...(spec.attach?.tty ? { terminal: true } : {}),
       argv: spec.argv,
       env: spec.env,
       cwd,
@@ -174,6 +175,8 @@ async function runContainer(spec: RunSpec, cwd: string, etc: Map<string, string>
       ...(net ? { netns: net.path } : {}),
       ...(spec.onStdout ? { onStdout: spec.onStdout } : {}),
       ...(spec.onStderr ? { onStderr: spec.onStderr } : {}),
+      // The runtime makes the terminal (in the container's own /dev/pts) and relays it.
+      ...(spec.attach ? { attach: { ...spec.attach, tty: false, stdin: spec.attach.stdin || spec.attach.tty } } : {}),
       ...(spec.signal ? { signal: spec.signal } : {}),
     });
   } finally {

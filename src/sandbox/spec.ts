@@ -92,6 +92,8 @@ export interface SpecMount {
 
 export interface SpecInput {
   rootfs: string;
+  /** A terminal of the container's own (`gantry run -t`): the runtime makes it and relays it to its own standard streams. */
+  terminal?: boolean;
   argv: string[];
   env: string[];
   cwd: string;
@@ -140,7 +142,7 @@ export function runtimeSpec(input: SpecInput): Record<string, unknown> {
   return {
     ociVersion: '1.0.2',
     process: {
-      terminal: false,
+      terminal: input.terminal === true,
       user: { uid: input.uid, gid: input.gid, ...(input.groups.length > 0 ? { additionalGids: input.groups } : {}) },
       args: input.argv,
       env: input.env,

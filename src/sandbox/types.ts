@@ -43,7 +43,20 @@ export interface RunSpec {
   workDir?: string;
   onStdout?: (chunk: Buffer) => void;
   onStderr?: (chunk: Buffer) => void;
+  /** The caller's own streams given to the command (`gantry run`), instead of onStdout/onStderr. */
+  attach?: Attach;
   signal?: AbortSignal;
+}
+
+/**
+ * How `gantry run` gives the command its caller's streams: standard output and error always;
+ * standard input with `stdin` (else /dev/null); with `tty`, on a pseudo-terminal of its own that
+ * util-linux's script(1) relays to the caller's (never the caller's terminal itself, whose
+ * input a command could otherwise fake with TIOCSTI).
+ */
+export interface Attach {
+  stdin: boolean;
+  tty: boolean;
 }
 
 export interface RunResult {

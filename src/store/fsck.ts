@@ -4,7 +4,8 @@
  * The invariant: every blob hashes to its name; blobs/ holds nothing but blobs; index.json
  * is an OCI index whose every entry resolves (manifest, config and layers present, of the
  * sizes their descriptors give); every build-cache entry names a stored layer; the temp area
- * holds only what live processes are writing.
+ * holds only what live processes are writing; every working container has its record, its tree
+ * and the image it was made from.
  *
  * A repair only removes what is broken, and re-creates what the layout needs:
  * - a blob whose bytes do not match its name, or a file in blobs/ that is not a blob, is deleted
@@ -29,8 +30,10 @@ import { INDEX_TYPES, MANIFEST_TYPES, MediaType } from '../oci/media-types.js';
 import { REF_NAME_ANNOTATION, type Descriptor, type Index } from '../oci/types.js';
 import { isCurrentLayout, LAYOUT_VERSION, withStore, type Store } from './store.js';
 import { cacheFileKind, LAYOUT_ENTRIES } from './layout.js';
+import { containersDir, readRecord } from './containers.js';
+import { imageBlobs } from './cache.js';
 
-export type ProblemKind = 'layout' | 'index' | 'blob-corrupt' | 'blob-stray' | 'image-incomplete' | 'cache-entry' | 'snapshot' | 'temp' | 'unknown-entry';
+export type ProblemKind = 'layout' | 'index' | 'blob-corrupt' | 'blob-stray' | 'image-incomplete' | 'cache-entry' | 'snapshot' | 'container' | 'temp' | 'unknown-entry';
 
 export interface Problem {
   kind: ProblemKind;
@@ -237,6 +240,32 @@ export async function fsckStore(root: string, options: FsckOptions = {}): Promis
         await rm(dir, { recursive: true, force: true });
         p.repaired = 'removed';
       }
+      problems.push(p);
+    }
+
+    // 3c. Working containers (containers.ts): a readable record named by its ID, its tree and the
+    // index of the tree as made, and the image it was made from (manifest, config, layers).
+    for (const name of await readdir(containersDir(store)).catch(() => [] as string[])) {
+      const dir = path.join(containersDir(store), name);
+      if (name.endsWith('.lock') && (await lstat(dir.slice(0, -5)).catch(() => undefined))) continue; // a live container's lock
+      const record = readRecord(dir);
+      let detail: string | undefined;
+      if (!record || record.id !== name) detail = 'no readable container.json naming this ID';
+      else if (!(await lstat(path.join(dir, 'rootfs')).catch(() => undefined))?.isDirectory()) detail = 'its tree (rootfs/) is missing';
+      else if (!(await lstat(path.join(dir, 'base.bin')).catch(() => undefined))) detail = 'the index of its tree as made (base.bin) is missing: it cannot be committed';
+      else {
+        const blobs = await imageBlobs(store, { manifests: [{ digest: record.image.digest, mediaType: record.image.mediaType, size: 0 }] });
+        const missing = [...blobs].filter((d) => !good.has(d));
+        if (missing.length > 0) detail = `the image it was made from (${record.image.name}) misses ${missing.join(', ')}: it cannot be committed`;
+      }
+      if (detail === undefined) continue;
+      const p: Problem = { kind: 'container', subject: `containers/${name}${record ? ` (${record.name})` : ''}`, detail };
+      // A container without a record is nothing any command can reach: removed. One with a
+      // record holds someone's work: left for them to copy from and remove (gantry rm).
+      if (repair && !record) {
+        await rm(dir, { recursive: true, force: true });
+        p.repaired = 'removed';
+      } else if (repair) p.repaired = 'left as it is: copy out what you need (gantry cp), then gantry rm it';
       problems.push(p);
     }
 

@@ -14,6 +14,7 @@
  *   <root>/snapshots/<id>/     step snapshots: fs/, meta.json, index.bin (0700)
  *   <root>/cache-mounts/<id>/  RUN --mount=type=cache directories (0700)
  *   <root>/trash/              build trees set aside, removed in bulk (0700)
+ *   <root>/containers/<id>/    working containers: container.json, rootfs/, base.bin (0700; store/containers.ts)
  *   <root>/cache/              the build's small files, by kind (cacheFileKind)
  */
 import os from 'node:os';
@@ -32,7 +33,7 @@ export function isCurrentLayout(text: string): boolean {
 }
 
 /** The store's directories that only its owner may enter (see WorkArea.closePrivateDirs). */
-export const PRIVATE_DIRS = ['tmp', 'rootfs', 'snapshots', 'cache-mounts', 'trash'] as const;
+export const PRIVATE_DIRS = ['tmp', 'rootfs', 'snapshots', 'cache-mounts', 'trash', 'containers'] as const;
 
 /** Every entry a store's root may hold; anything else is not gantry's (fsck says so and leaves it). */
 export const LAYOUT_ENTRIES: ReadonlySet<string> = new Set(['oci-layout', 'index.json', 'index.json.lock', 'blobs', 'tmp', 'cache', ...PRIVATE_DIRS]);

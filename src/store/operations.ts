@@ -7,6 +7,7 @@ import { INDEX_TYPES } from '../oci/media-types.js';
 import { configPlatform } from '../oci/platform.js';
 import { LayerSizes } from './sizes.js';
 import { withStore, type Store } from './store.js';
+import { listContainers, type ContainerRecord } from './containers.js';
 
 export interface ImageSummary {
   /** Familiar repository (`alpine`, `localhost:5000/app`), or `<none>`. */
@@ -176,6 +177,7 @@ export async function removeImages(root: string, refs: string[], force = false):
       const digests = new Set(found.map((e) => e.descriptor.digest));
       if (digests.size > 1) throw new StoreError('IMAGE_AMBIGUOUS', `"${ref}" matches ${digests.size} images; give more of the ID`);
       const digest = [...digests][0] as string;
+      const users = await containersUsing(store, found[0]?.descriptor as Descriptor);
       let byName: string | undefined;
       try {
         const norm = normalizeReference(ref);
@@ -200,11 +202,30 @@ export async function removeImages(root: string, refs: string[], force = false):
           for (let i = manifests.length - 1; i >= 0; i--) if ((manifests[i] as Descriptor).digest === digest) manifests.splice(i, 1);
           result.untagged.push(...names);
         }
-        if (!manifests.some((m) => m.digest === digest)) result.deleted.push(digest);
+        if (!manifests.some((m) => m.digest === digest)) {
+          // As docker: the last name of an image a container was made from goes only when forced
+          // (the image stays, unnamed, for the container: prune keeps it).
+          if (users.length > 0 && !force) {
+            throw new StoreError(
+              'IMAGE_IN_USE',
+              `conflict: unable to remove repository reference "${ref}" (must force) - container ${(users[0] as ContainerRecord).id.slice(0, 12)} (${(users[0] as ContainerRecord).name}) is using its referenced image ${(users[0] as ContainerRecord).image.id.slice(7, 19)}`,
+            );
+          }
+          result.deleted.push(digest);
+        }
       });
     }
     return result;
   });
+}
+
+/** The working containers made from the image `d` names (itself, or one of its platforms). */
+async function containersUsing(store: Store, d: Descriptor): Promise<ContainerRecord[]> {
+  const records = listContainers(store);
+  if (records.length === 0) return [];
+  const digests = new Set([d.digest]);
+  if (INDEX_TYPES.has(d.mediaType)) for (const m of (await store.readJSON<{ manifests: Descriptor[] }>(d.digest)).manifests) digests.add(m.digest);
+  return records.filter((r) => digests.has(r.image.digest));
 }
 
 export interface InspectResult {

@@ -2,7 +2,8 @@
  * `gantry prune`: remove dangling images (those that lost their last name; with `all`,
  * every untagged image) and every blob nothing references. It holds the index lock while
  * it decides and deletes, and keeps what running gantry processes have leased, so a
- * concurrent build, pull or import never loses a blob it is about to reference. It also
+ * concurrent build, pull or import never loses a blob it is about to reference, nor a working
+ * container the image it was made from (store/containers.ts). It also
  * empties the trash (builds' scratch trees, store/trash.ts).
  */
 import { readdir, rm, stat } from 'node:fs/promises';
@@ -14,6 +15,7 @@ import { isSizeRecord, sizeRecordDiffId } from './sizes.js';
 import { collectTrash, type TrashReport } from './trash.js';
 import { Snapshots } from './snapshots.js';
 import { imageBlobs } from './cache.js';
+import { listContainers } from './containers.js';
 
 export interface PruneOptions {
   /** Remove every untagged image, not only dangling ones, and the build cache. */
@@ -64,6 +66,8 @@ export async function pruneStore(root: string, options: PruneOptions = {}): Prom
         for (const id of config.rootfs?.diff_ids ?? []) keep.add(`size:${id}`);
       };
       await imageBlobs(store, { manifests: index.manifests, into: keep, ...(options.all ? {} : { onManifest: keepExtracts }) });
+      // The images working containers were made from stay, named or not: a commit needs them.
+      await imageBlobs(store, { manifests: listContainers(store).map((c) => ({ digest: c.image.digest, mediaType: c.image.mediaType, size: 0 })), into: keep });
       if (!options.all) keep.add(`rootfs:${chainName([])}`); // an empty directory: what FROM scratch stages stack their snapshots on
 
       const blobs: string[] = [];

@@ -83,7 +83,11 @@ export type CrashPoint =
   /** A step's snapshot is staged whole in a temp entry, not yet renamed into snapshots/. */
   | 'snapshot-staged'
   /** A step's snapshot is in place in snapshots/. */
-  | 'snapshot-committed';
+  | 'snapshot-committed'
+  /** A commit's layer is stored, its image not yet written nor named. */
+  | 'commit-layer-written'
+  /** A commit's config and manifest are stored, not yet named. */
+  | 'commit-image-written';
 
 const target = settings.crashAt;
 let count = 0;

@@ -97,6 +97,27 @@ export class Settings {
   }
 
   /**
+   * GANTRY_DOCKER_HUB_SEARCH: the base URL `search` asks Docker Hub's search endpoint
+   * (`/v1/search`) at, in place of https://index.docker.io (the tests' stand-in, or a proxy).
+   */
+  get dockerHubSearch(): string {
+    return this.once('GANTRY_DOCKER_HUB_SEARCH', () => {
+      const raw = this.raw('GANTRY_DOCKER_HUB_SEARCH');
+      if (raw === undefined) return 'https://index.docker.io';
+      let url: URL | undefined;
+      try {
+        url = new URL(raw);
+      } catch {
+        // said below
+      }
+      if (!url || !['http:', 'https:'].includes(url.protocol) || url.search || url.hash || url.username || url.password) {
+        throw new OptionError('OPTION_INVALID', `GANTRY_DOCKER_HUB_SEARCH=${raw}: expected a base URL such as https://index.docker.io or http://127.0.0.1:5000 (no query, fragment or user)`);
+      }
+      return url.origin + url.pathname.replace(/\/+$/, '');
+    });
+  }
+
+  /**
    * This process runs in a user namespace (its uid map is not the initial namespace's identity
    * map): a rootless build (sandbox/rootless.ts). Read from /proc/self/uid_map when first asked.
    */

@@ -3,7 +3,7 @@ import { pull, push, login, logout, familiarName, parseReference, OptionError } 
 import { repeatable } from '../build-args.js';
 import type { GlobalOptions } from '../main.js';
 
-interface Access extends GlobalOptions {
+export interface Access extends GlobalOptions {
   'insecure-registry': string[];
   'ca-cert'?: string;
 }
@@ -11,14 +11,14 @@ interface Access extends GlobalOptions {
 const caCert = { type: 'string', describe: 'PEM file of CA certificates to trust (default: $SSL_CERT_FILE)' } as const;
 
 /** The registry options every command shares: --ca-cert and --insecure-registry. */
-function withAccess<T>(y: Argv<T>): Argv<T> {
+export function withAccess<T>(y: Argv<T>): Argv<T> {
   return y
     .option('ca-cert', caCert)
     .option('insecure-registry', repeatable('reach this registry host[:port] over plain HTTP (loopback hosts always are)')) as unknown as Argv<T>;
 }
 
 /** The registry options every command shares, from its arguments. */
-function accessOf(argv: Access): { insecureRegistries: string[]; caCertFile?: string } {
+export function accessOf(argv: Access): { insecureRegistries: string[]; caCertFile?: string } {
   return { insecureRegistries: argv['insecure-registry'], ...(argv['ca-cert'] ? { caCertFile: argv['ca-cert'] } : {}) };
 }
 

@@ -1,0 +1,164 @@
+/**
+ * Working containers (`gantry from`), as the store keeps them: each a directory
+ * `containers/<id>/` holding `container.json` (the record below), `rootfs/` (the writable tree,
+ * the image's layers unpacked) and `base.bin` (the tree's stat index as `from` made it, which
+ * `commit` diffs against). A container is whole when its directory is in place: `from` makes
+ * it in the work area and renames it in, so a killed `from` leaves only a temp entry.
+ *
+ * The store's invariants know them: prune keeps the image a container was made from (its
+ * manifest, config and layers), rmi refuses to remove that image's last name unless forced, and
+ * fsck checks every record and the image it names. What a container does (run, cp, commit) is
+ * builder/containers.ts.
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { rename, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import lockfile from 'proper-lockfile';
+import { StoreError } from '../errors/index.js';
+import type { ImageConfig } from '../oci/types.js';
+import type { Store } from './store.js';
+
+/** What the store records of a working container. */
+export interface ContainerRecord {
+  /** 64 hex digits; commands take any unique prefix of 4 or more, or the name. */
+  id: string;
+  name: string;
+  /** The image it was made from: the platform image's manifest digest, its config digest (the image ID), and the name it was asked by. */
+  image: { digest: string; mediaType: string; id: string; name: string };
+  /** When `from` made it (RFC 3339). */
+  created: string;
+  /** The config the next commit gives its image: the image's, changed by `gantry config`. */
+  config: ImageConfig;
+  /** The commands run in it, in order (the history entry of a commit says them). */
+  runs: { argv: string[]; exitCode: number; started: string; finished: string }[];
+}
+
+const ID = /^[0-9a-f]{64}$/;
+/** docker's rule for container names. */
+export const CONTAINER_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
+
+export function containersDir(store: Store): string {
+  return path.join(store.root, 'containers');
+}
+
+export function containerDir(store: Store, id: string): string {
+  if (!ID.test(id)) throw new StoreError('STORE_INVALID', `"${id}" is not a container ID`);
+  return path.join(containersDir(store), id);
+}
+
+export function newContainerId(): string {
+  return randomBytes(32).toString('hex');
+}
+
+/** Every container record the store holds, oldest first; a directory whose record cannot be read is left out (fsck reports it). */
+export function listContainers(store: Store): ContainerRecord[] {
+  const out: ContainerRecord[] = [];
+  for (const name of readdirSafe(containersDir(store))) {
+    if (!ID.test(name)) continue;
+    const r = readRecord(path.join(containersDir(store), name));
+    if (r && r.id === name) out.push(r);
+  }
+  return out.sort((a, b) => (a.created < b.created ? -1 : a.created > b.created ? 1 : 0));
+}
+
+/** The record in a container directory, or undefined when it has none that reads as one. */
+export function readRecord(dir: string): ContainerRecord | undefined {
+  let r: ContainerRecord;
+  try {
+    r = JSON.parse(readFileSync(path.join(dir, 'container.json'), 'utf8')) as ContainerRecord;
+  } catch {
+    return undefined;
+  }
+  const ok =
+    typeof r === 'object' && r !== null && typeof r.id === 'string' && ID.test(r.id) && typeof r.name === 'string' && typeof r.created === 'string' &&
+    typeof r.image?.digest === 'string' && typeof r.image.mediaType === 'string' && typeof r.image.id === 'string' && typeof r.config === 'object' && r.config !== null && Array.isArray(r.runs);
+  return ok ? r : undefined;
+}
+
+/** A container by name, full ID or unique ID prefix (4 or more hex digits), as docker finds one. */
+export function findContainer(store: Store, ref: string): ContainerRecord {
+  const all = listContainers(store);
+  const byName = all.find((c) => c.name === ref);
+  if (byName) return byName;
+  if (/^[0-9a-f]{4,64}$/.test(ref)) {
+    const byId = all.filter((c) => c.id.startsWith(ref));
+    if (byId.length > 1) throw new StoreError('CONTAINER_AMBIGUOUS', `"${ref}" matches ${byId.length} containers; give more of the ID`);
+    if (byId[0]) return byId[0];
+  }
+  throw new StoreError('CONTAINER_NOT_FOUND', `no such container: ${ref}`);
+}
+
+/** Whether `ref` names a container (by name, or a unique ID prefix). */
+export function isContainer(store: Store, ref: string): boolean {
+  try {
+    findContainer(store, ref);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Replace a container's record (written to a temp file, renamed over). */
+export async function writeRecord(store: Store, record: ContainerRecord, dir = containerDir(store, record.id)): Promise<void> {
+  const tmp = path.join(dir, `.container.json.${randomBytes(6).toString('hex')}`);
+  await writeFile(tmp, JSON.stringify(record, null, 2) + '\n', { mode: 0o600 });
+  await rename(tmp, path.join(dir, 'container.json'));
+}
+
+/**
+ * Run `fn` holding container `id`'s lock: one command at a time changes a container (a run, a
+ * copy into it, a commit, its removal). Another that finds it held fails at once, saying what holds it.
+ */
+export async function withContainerLock<T>(store: Store, record: ContainerRecord, doing: string, fn: () => Promise<T>): Promise<T> {
+  const dir = containerDir(store, record.id);
+  let release: () => Promise<void>;
+  try {
+    release = await lockfile.lock(dir, { lockfilePath: `${dir}.lock`, stale: 30_000, update: 5_000, realpath: false });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ELOCKED') {
+      throw new StoreError('CONTAINER_BUSY', `container ${record.name} is in use by another gantry command (a run, cp or commit); ${doing} waits for nothing: try again when it ends`);
+    }
+    throw err;
+  }
+  try {
+    return await fn();
+  } finally {
+    await release().catch(() => undefined);
+  }
+}
+
+/** Whether a gantry command holds container `id`'s lock now (a run in it, say). */
+export async function containerBusy(store: Store, id: string): Promise<boolean> {
+  const dir = containerDir(store, id);
+  return lockfile.check(dir, { lockfilePath: `${dir}.lock`, stale: 30_000, realpath: false }).catch(() => false);
+}
+
+/** The manifest digests of the images containers were made from: prune keeps them, rmi asks before untagging their last name. */
+export function containerImages(store: Store): Map<string, ContainerRecord[]> {
+  const out = new Map<string, ContainerRecord[]>();
+  for (const c of listContainers(store)) out.set(c.image.digest, [...(out.get(c.image.digest) ?? []), c]);
+  return out;
+}
+
+/** A name no container has: `base` (buildah's `<image>-working-container`), else `base-2`, `base-3`… */
+export function freeName(store: Store, base: string): string {
+  const taken = new Set(listContainers(store).map((c) => c.name));
+  if (!taken.has(base)) return base;
+  for (let i = 2; ; i++) if (!taken.has(`${base}-${i}`)) return `${base}-${i}`;
+}
+
+/** Remove a container's directory (its lock file too); what it held goes at once. */
+export async function removeContainerDir(store: Store, id: string): Promise<void> {
+  const dir = containerDir(store, id);
+  await rm(dir, { recursive: true, force: true });
+  if (existsSync(`${dir}.lock`)) await rm(`${dir}.lock`, { recursive: true, force: true });
+}
+
+function readdirSafe(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
+}

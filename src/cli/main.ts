@@ -13,6 +13,7 @@ import { containerCommands, runLine } from './commands/containers.js';
 import { pruneCommand } from './commands/prune.js';
 import { archiveCommands } from './commands/archives.js';
 import { registryCommands } from './commands/registry.js';
+import { searchCommand } from './commands/search.js';
 import { systemCommands } from './commands/system.js';
 import { completionCommand } from './commands/completion.js';
 import { closest, unknownCommandMessage } from './suggest.js';
@@ -44,6 +45,7 @@ export const COMMAND_FILES: [readonly string[], Register][] = [
   [['prune', 'fsck'], pruneCommand],
   [['save', 'load', 'export'], archiveCommands],
   [['pull', 'push', 'login', 'logout'], registryCommands],
+  [['search'], searchCommand],
   [['system'], systemCommands],
   [['completion'], completionCommand],
 ];

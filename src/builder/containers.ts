@@ -110,7 +110,7 @@ async function createContainer(store: Store, options: Omit<FromOptions, 'root'>)
   }
   const imageName = imageNameOf(options.image, image);
   const taken = options.name !== undefined ? listContainers(store).find((c) => c.name === options.name) : undefined;
-  if (taken) throw new OptionError('CONTAINER_NAME', `the container name "${options.name}" is already in use by container ${taken.id.slice(0, 12)}: remove it (gantry rm) or choose another name`);
+  if (taken) throw new StoreError('CONTAINER_NAME', `the container name "${options.name}" is already in use by container ${taken.id.slice(0, 12)}: remove it (gantry rm) or choose another name`);
   const record: ContainerRecord = {
     id,
     name: options.name ?? freeName(store, `${baseName(imageName)}-working-container`),
@@ -166,7 +166,7 @@ export async function containers(options: { root: string }): Promise<ContainerRo
     const rows: ContainerRow[] = [];
     for (const r of listContainers(store)) {
       const last = r.runs.at(-1);
-      const running = await containerBusy(store, r.id);
+      const running = containerBusy(store, r.id);
       rows.push({
         ...infoOf(r),
         ...(last ? { command: last.argv.join(' '), exitCode: last.exitCode, finished: last.finished } : { command: [...(r.config.config?.Entrypoint ?? []), ...(r.config.config?.Cmd ?? [])].join(' ') }),
@@ -256,7 +256,7 @@ async function runIn(store: Store, record: ContainerRecord, options: RunOptions,
   const config = record.config.config ?? {};
   const entrypoint = config.Entrypoint ?? [];
   const argv = options.argv?.length ? (fromImage ? [...entrypoint, ...options.argv] : options.argv) : [...entrypoint, ...(config.Cmd ?? [])];
-  if (argv.length === 0) throw new OptionError('CONTAINER_RUN', `no command given, and ${record.name}'s config has no ENTRYPOINT or CMD`);
+  if (argv.length === 0) throw new GantryError('CONTAINER_RUN', `no command given, and ${record.name}'s config has no ENTRYPOINT or CMD`);
   const rootfs = path.join(containerDir(store, record.id), 'rootfs');
   const ids = await resolveUser(rootfs, options.user ?? (config.User || '0'), 'run');
   const hostname = record.id.slice(0, 12);
@@ -508,8 +508,8 @@ function splitContainerPath(arg: string): { container: string; path: string } | 
 export async function copyFiles(options: CopyOptions): Promise<void> {
   const src = splitContainerPath(options.source);
   const dst = splitContainerPath(options.destination);
-  if (src && dst) throw new OptionError('CONTAINER_COPY', 'copying between containers is not supported: copy to the host first');
-  if (!src && !dst) throw new OptionError('CONTAINER_COPY', `one of "${options.source}" and "${options.destination}" must be CONTAINER:PATH`);
+  if (src && dst) throw new GantryError('CONTAINER_COPY', 'copying between containers is not supported: copy to the host first');
+  if (!src && !dst) throw new GantryError('CONTAINER_COPY', `one of "${options.source}" and "${options.destination}" must be CONTAINER:PATH`);
   const inside = (src ?? dst) as { container: string; path: string };
   await withStore(options.root, async (store) => {
     const record = findContainer(store, inside.container);
@@ -526,14 +526,14 @@ const contentsOnly = (p: string): boolean => p === '.' || p.endsWith('/.');
 async function copyOut(rootfs: string, inner: string, hostDest: string, follow: boolean): Promise<void> {
   const { host: from, inner: resolved } = await resolveInRoot(rootfs, inner, follow || contentsOnly(inner));
   const st = await lstat(from).catch(() => undefined);
-  if (!st) throw new OptionError('CONTAINER_COPY', `could not find the file ${inner} in the container`);
+  if (!st) throw new GantryError('CONTAINER_COPY', `could not find the file ${inner} in the container`);
   const destSt = await lstat(hostDest).catch(() => undefined);
   let target = hostDest;
   if (st.isDirectory()) {
     if (destSt?.isDirectory() && !contentsOnly(inner)) target = path.join(hostDest, path.posix.basename(resolved) || 'rootfs');
-    else if (destSt && !destSt.isDirectory()) throw new OptionError('CONTAINER_COPY', `cannot copy the directory ${inner} to ${hostDest}: it is not a directory`);
+    else if (destSt && !destSt.isDirectory()) throw new GantryError('CONTAINER_COPY', `cannot copy the directory ${inner} to ${hostDest}: it is not a directory`);
   } else {
-    if (hostDest.endsWith('/') && !destSt) throw new OptionError('CONTAINER_COPY', `${hostDest}: no such directory`);
+    if (hostDest.endsWith('/') && !destSt) throw new GantryError('CONTAINER_COPY', `${hostDest}: no such directory`);
     if (destSt?.isDirectory()) target = path.join(hostDest, path.posix.basename(resolved));
   }
   await refuseSpecial(from, inner);
@@ -546,20 +546,20 @@ async function refuseSpecial(hostPath: string, shown: string): Promise<void> {
   if (st.isDirectory()) {
     for (const name of await readdir(hostPath)) await refuseSpecial(path.join(hostPath, name), path.posix.join(shown, name));
   } else if (!st.isFile() && !st.isSymbolicLink()) {
-    throw new OptionError('CONTAINER_COPY', `${shown} is a device, FIFO or socket: cp copies only files, directories and links`);
+    throw new GantryError('CONTAINER_COPY', `${shown} is a device, FIFO or socket: cp copies only files, directories and links`);
   }
 }
 
 async function copyIn(rootfs: string, hostSrc: string, inner: string): Promise<void> {
   const st = await lstat(hostSrc).catch(() => undefined);
-  if (!st) throw new OptionError('CONTAINER_COPY', `${hostSrc}: no such file or directory`);
+  if (!st) throw new GantryError('CONTAINER_COPY', `${hostSrc}: no such file or directory`);
   const dest = await resolveInRoot(rootfs, inner);
   const destSt = await lstat(dest.host).catch(() => undefined);
   const parent = await lstat(path.dirname(dest.host)).catch(() => undefined);
-  if (!destSt && (!parent?.isDirectory() || inner.endsWith('/'))) throw new OptionError('CONTAINER_COPY', `${inner}: no such directory in the container`);
+  if (!destSt && (!parent?.isDirectory() || inner.endsWith('/'))) throw new GantryError('CONTAINER_COPY', `${inner}: no such directory in the container`);
   let prefix: string;
   if (st.isDirectory()) {
-    if (destSt && !destSt.isDirectory()) throw new OptionError('CONTAINER_COPY', `cannot copy the directory ${hostSrc} over the file ${inner}`);
+    if (destSt && !destSt.isDirectory()) throw new GantryError('CONTAINER_COPY', `cannot copy the directory ${hostSrc} over the file ${inner}`);
     prefix = destSt && !contentsOnly(hostSrc) ? path.posix.join(dest.inner, path.basename(path.resolve(hostSrc))) : dest.inner;
   } else {
     prefix = destSt?.isDirectory() ? path.posix.join(dest.inner, path.basename(hostSrc)) : dest.inner;

@@ -11,13 +11,13 @@
  * builder/containers.ts.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import lockfile from 'proper-lockfile';
 import { StoreError } from '../errors/index.js';
 import type { ImageConfig } from '../oci/types.js';
 import type { Store } from './store.js';
+import { isAlive, processHost } from './work.js';
 
 /** What the store records of a working container. */
 export interface ContainerRecord {
@@ -107,31 +107,53 @@ export async function writeRecord(store: Store, record: ContainerRecord, dir = c
 }
 
 /**
- * Run `fn` holding container `id`'s lock: one command at a time changes a container (a run, a
- * copy into it, a commit, its removal). Another that finds it held fails at once, saying what holds it.
+ * Run `fn` holding the container's lock (`containers/<id>.lock`, made with O_EXCL, naming this
+ * process and host): one command at a time changes a container (a run, a copy into it, a commit,
+ * its removal). Another that finds it held fails at once, saying so; a lock whose process is gone
+ * (a command killed) is taken over.
  */
 export async function withContainerLock<T>(store: Store, record: ContainerRecord, doing: string, fn: () => Promise<T>): Promise<T> {
-  const dir = containerDir(store, record.id);
-  let release: () => Promise<void>;
-  try {
-    release = await lockfile.lock(dir, { lockfilePath: `${dir}.lock`, stale: 30_000, update: 5_000, realpath: false });
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ELOCKED') {
-      throw new StoreError('CONTAINER_BUSY', `container ${record.name} is in use by another gantry command (a run, cp or commit); ${doing} waits for nothing: try again when it ends`);
+  const file = `${containerDir(store, record.id)}.lock`;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      writeFileSync(file, `${process.pid} ${processHost()}\n`, { flag: 'wx', mode: 0o600 });
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0 || lockHolder(file) !== undefined) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+        throw new StoreError('CONTAINER_BUSY', `container ${record.name} is in use by another gantry command (a run, cp or commit): ${doing} waits for nothing, try again when it ends`);
+      }
+      // Its holder is gone: moved aside (one of two takers gets it), then taken anew.
+      const stale = `${file}.${randomBytes(6).toString('hex')}.stale`;
+      if (await rename(file, stale).then(() => true, () => false)) await rm(stale, { force: true });
     }
-    throw err;
   }
   try {
     return await fn();
   } finally {
-    await release().catch(() => undefined);
+    rmSync(file, { force: true });
   }
 }
 
-/** Whether a gantry command holds container `id`'s lock now (a run in it, say). */
-export async function containerBusy(store: Store, id: string): Promise<boolean> {
-  const dir = containerDir(store, id);
-  return lockfile.check(dir, { lockfilePath: `${dir}.lock`, stale: 30_000, realpath: false }).catch(() => false);
+/** The live process holding a lock file (its pid), or undefined when none is (no file, or its process is gone). */
+function lockHolder(file: string): number | undefined {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    return undefined;
+  }
+  const [pid, host] = text.trim().split(' ');
+  const n = Number(pid);
+  if (!(n > 0)) return undefined;
+  // Another host's process (a store shared over the network) cannot be checked: held.
+  if (host !== processHost()) return n;
+  return n === process.pid || isAlive(n) ? n : undefined;
+}
+
+/** Whether a gantry command holds the container's lock now (a run in it, say). */
+export function containerBusy(store: Store, id: string): boolean {
+  return lockHolder(`${containerDir(store, id)}.lock`) !== undefined;
 }
 
 /** The manifest digests of the images containers were made from: prune keeps them, rmi asks before untagging their last name. */

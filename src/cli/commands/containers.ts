@@ -1,5 +1,5 @@
 import type { Argv } from 'yargs';
-import { commit, configureContainer, containers, copyFiles, from, OptionError, removeContainers, run, type ContainerRow } from '../../index.js';
+import { commit, configureContainer, containers, copyFiles, from, GantryError, removeContainers, run, type ContainerRow } from '../../index.js';
 import { repeatable } from '../build-args.js';
 import { goTimeString, humanAge, shortId } from '../format.js';
 import { listingFormat, renderRows, type RowType } from '../template.js';
@@ -117,7 +117,7 @@ export function containerCommands(yargs: Argv<GlobalOptions>): Argv<GlobalOption
           .option('platform', { type: 'string', describe: 'for an image: os/arch[/variant] of a multi-platform image' })
           .option('pull', { type: 'boolean', default: false, describe: 'for an image: pull it even when the store has it' }) as never,
       async (argv) => {
-        if (argv.tty && !process.stdin.isTTY) throw new OptionError('CONTAINER_RUN', 'the input device is not a TTY: -t needs a terminal (leave -t out when piping)');
+        if (argv.tty && !process.stdin.isTTY) throw new GantryError('CONTAINER_RUN', 'the input device is not a TTY: -t needs a terminal (leave -t out when piping)');
         const r = await run({
           root: argv.root,
           target: argv.target,

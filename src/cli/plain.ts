@@ -215,6 +215,7 @@ export function plainArgs(shape: CommandShape, args: readonly string[]): Record<
     if (given.length === 0) {
       if (p.required || spec.demandOption) return undefined;
       if (spec.default !== undefined) out[p.name] = spec.default;
+      else if (spec.array) out[p.name] = []; // as yargs gives an array positional not given
       continue;
     }
     if (given.some((w) => w === '' || (spec.type !== 'string' && NUMERIC.test(w)))) return undefined;

@@ -14,7 +14,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { GantryError, OptionError, StoreError } from '../errors/index.js';
 import type { Image } from '../image/image.js';
-import { withContainerConfig, withHistory } from '../image/mutate.js';
+import { withHistory } from '../image/mutate.js';
 import { layerCompression, MediaType } from '../oci/media-types.js';
 import { formatPlatform, hostPlatform, parsePlatform } from '../oci/platform.js';
 import { familiarName, formatReference, normalizeReference } from '../oci/reference.js';
@@ -349,7 +349,7 @@ export function applyConfigChanges(image: ImageConfig, c: ConfigChanges): ImageC
   if (c.workingDir !== undefined) config.WorkingDir = c.workingDir === '' ? '' : path.posix.resolve(config.WorkingDir || '/', c.workingDir);
   if (c.user !== undefined) config.User = c.user;
   if (c.changes?.length) config = mergeChanges(config, configFromChanges(c.changes));
-  return withContainerConfig(image, config);
+  return { ...image, config }; // whole: a field cleared stays cleared
 }
 
 function withCommand(config: ContainerConfig, key: 'Cmd' | 'Entrypoint', value: string): ContainerConfig {
@@ -466,7 +466,7 @@ export function commitConfig(
   let image: ImageConfig = { ...record.config, created: c.created };
   if (c.author) image.author = c.author;
   else delete image.author;
-  if (c.changes) image = withContainerConfig(image, mergeChanges(image.config ?? {}, c.changes));
+  if (c.changes) image = { ...image, config: mergeChanges(image.config ?? {}, c.changes) };
   image.rootfs = { type: 'layers', diff_ids: [...(record.config.rootfs?.diff_ids ?? []), ...(c.diffId ? [c.diffId] : [])] };
   // docker commit's created_by is the container's command; here, the commands run in it.
   const entry: HistoryEntry = {

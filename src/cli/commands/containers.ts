@@ -58,7 +58,7 @@ export function runLine(args: readonly string[]): string[] {
     const a = args[i] as string;
     if (a === '--') return [...args];
     if (RUN_VALUED.has(a)) i++;
-    else if (!a.startsWith('-') || a === '-') return args[i + 1] === '--' ? [...args] : [...args.slice(0, i + 1), '--', ...args.slice(i + 1)];
+    else if (!a.startsWith('-') || a === '-') return args[i + 1] === '--' || i + 1 === args.length ? [...args] : [...args.slice(0, i + 1), '--', ...args.slice(i + 1)];
   }
   return [...args];
 }

@@ -8,7 +8,7 @@
  * kept as `base.bin`) and the tree now: the same snapshot diff and layer writer a build's steps
  * use (snapshot/diff.ts), so a commit's layer holds exactly the change.
  */
-import { lstat, mkdir, readdir, readlink, rename, cp as copyTree } from 'node:fs/promises';
+import { lstat, mkdir, readdir, readlink, realpath, rename, stat, cp as copyTree } from 'node:fs/promises';
 import { createReadStream } from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
@@ -33,19 +33,19 @@ import {
   isContainer,
   listContainers,
   newContainerId,
-  removeContainerDir,
+  discardContainer,
   withContainerLock,
   writeRecord,
   type ContainerRecord,
 } from '../store/containers.js';
 import { configDigestOf, writeImage } from '../store/images.js';
-import { DANGLING_ANNOTATION, withStore, type Store } from '../store/store.js';
+import { withStore, type Store } from '../store/store.js';
 import { crashPoint } from '../support/process.js';
 import tar, { entryFrom, type Pack } from '../tar/tar.js';
 import { layerTar } from '../tar/decompress.js';
 import { TarWriter } from '../tar/writer.js';
 import { obtainImage } from './bases.js';
-import { configFromChanges } from './import.js';
+import { applyChanges } from './import.js';
 import { layerXattrs } from './layer.js';
 import type { RegistryAccess } from './registry.js';
 import { resolveUser } from './users.js';
@@ -99,6 +99,8 @@ async function createContainer(store: Store, options: Omit<FromOptions, 'root'>)
     ...(options.credentials ? { credentials: options.credentials } : {}),
     ...(options.caCertFile ? { caCertFile: options.caCertFile } : {}),
   });
+  const inUse = options.name !== undefined ? listContainers(store).find((c) => c.name === options.name) : undefined;
+  if (inUse) throw new StoreError('CONTAINER_NAME', `the container name "${options.name}" is already in use by container ${inUse.id.slice(0, 12)}: remove it (gantry rm) or choose another name`);
   // Leased until the record names it: a concurrent prune keeps the image's blobs meanwhile.
   await store.lease(image.digest, image.configDigest, ...image.layers.map((l) => l.digest));
   const id = newContainerId();
@@ -109,21 +111,24 @@ async function createContainer(store: Store, options: Omit<FromOptions, 'root'>)
     await applyLayer(rootfs, layerTar(l.open(), layerCompression(l.mediaType), `layer ${l.digest}`), { what: `layer ${l.digest} of ${options.image}` });
   }
   const imageName = imageNameOf(options.image, image);
-  const taken = options.name !== undefined ? listContainers(store).find((c) => c.name === options.name) : undefined;
-  if (taken) throw new StoreError('CONTAINER_NAME', `the container name "${options.name}" is already in use by container ${taken.id.slice(0, 12)}: remove it (gantry rm) or choose another name`);
-  const record: ContainerRecord = {
-    id,
-    name: options.name ?? freeName(store, `${baseName(imageName)}-working-container`),
-    image: { digest: image.digest, mediaType: image.mediaType, id: image.configDigest, name: imageName },
-    created: new Date().toISOString(),
-    config: image.config,
-    runs: [],
-  };
   await saveSnapshot(path.join(tmp, 'base.bin'), path.join(tmp, 'base.bin.tmp'), rootfs, await snapshot(rootfs));
-  await writeRecord(store, record, tmp);
   await store.privateDir('containers');
-  await rename(tmp, containerDir(store, id));
-  return record;
+  // Named and put in place under the store's lock: two `from`s never take the same name.
+  return store.withLock(async () => {
+    const taken = options.name !== undefined ? listContainers(store).find((c) => c.name === options.name) : undefined;
+    if (taken) throw new StoreError('CONTAINER_NAME', `the container name "${options.name}" is already in use by container ${taken.id.slice(0, 12)}: remove it (gantry rm) or choose another name`);
+    const record: ContainerRecord = {
+      id,
+      name: options.name ?? freeName(store, `${baseName(imageName)}-working-container`),
+      image: { digest: image.digest, mediaType: image.mediaType, id: image.configDigest, name: imageName },
+      created: new Date().toISOString(),
+      config: image.config,
+      runs: [],
+    };
+    await writeRecord(store, record, tmp);
+    await rename(tmp, containerDir(store, id));
+    return record;
+  });
 }
 
 /** The name a container tells its image by: a name as docker shows it, or the ID given. */
@@ -182,15 +187,10 @@ export async function removeContainers(options: { root: string; containers: stri
   return withStore(options.root, async (store) => {
     const removed: string[] = [];
     for (const ref of options.containers) {
-      const record = findContainer(store, ref);
-      await withContainerLock(store, record, 'rm', async () => {
-        // Renamed aside first: a removal killed half way leaves no half container behind.
-        const aside = store.tempPath('container-rm');
-        await rename(containerDir(store, record.id), aside);
-        await removeContainerDir(store, record.id);
-        await import('node:fs/promises').then((fs) => fs.rm(aside, { recursive: true, force: true }));
-      });
-      removed.push(record.id);
+      removed.push(await withContainerLock(store, ref, 'rm', async (record) => {
+        await discardContainer(store, record.id);
+        return record.id;
+      }));
     }
     return removed;
   });
@@ -240,15 +240,16 @@ export async function runContainer(options: RunOptions): Promise<RunResult> {
     if (existing && (options.rm || options.name !== undefined || options.platform !== undefined)) {
       throw new OptionError('CONTAINER_RUN', `${options.target} is a container: --rm, --name and --platform are for running an image`);
     }
-    const record = existing
-      ? findContainer(store, options.target)
-      : await createContainer(store, { ...options, image: options.target, ...(options.name !== undefined ? { name: options.name } : {}) });
-    try {
-      const exitCode = await withContainerLock(store, record, 'run', () => runIn(store, record, options, !existing));
-      return { exitCode, container: infoOf(record) };
-    } finally {
-      if (!existing && options.rm) await removeContainerDir(store, record.id);
-    }
+    const made = existing ? undefined : await createContainer(store, { ...options, image: options.target, ...(options.name !== undefined ? { name: options.name } : {}) });
+    const ref = made?.id ?? options.target;
+    return withContainerLock(store, ref, 'run', async (record) => {
+      try {
+        const exitCode = await runIn(store, record, options, made !== undefined);
+        return { exitCode, container: infoOf(record) };
+      } finally {
+        if (made && options.rm) await discardContainer(store, record.id);
+      }
+    });
   });
 }
 
@@ -327,8 +328,7 @@ export interface ConfigChanges {
 /** `gantry config`: change the config the container's next commit gives its image. */
 export async function configureContainer(options: { root: string; container: string } & ConfigChanges): Promise<ContainerInfo> {
   return withStore(options.root, async (store) => {
-    const record = findContainer(store, options.container);
-    return withContainerLock(store, record, 'config', async () => {
+    return withContainerLock(store, options.container, 'config', async (record) => {
       record.config = applyConfigChanges(record.config, options);
       await writeRecord(store, record);
       return infoOf(record);
@@ -348,8 +348,8 @@ export function applyConfigChanges(image: ImageConfig, c: ConfigChanges): ImageC
   if (c.entrypoint !== undefined) config = withCommand(config, 'Entrypoint', c.entrypoint);
   if (c.workingDir !== undefined) config.WorkingDir = c.workingDir === '' ? '' : path.posix.resolve(config.WorkingDir || '/', c.workingDir);
   if (c.user !== undefined) config.User = c.user;
-  if (c.changes?.length) config = mergeChanges(config, configFromChanges(c.changes));
-  return { ...image, config }; // whole: a field cleared stays cleared
+  // Whole: a field cleared stays cleared. Then `-c` instructions over it, as commit -c.
+  return applyChanges({ ...image, config }, c.changes ?? []);
 }
 
 function withCommand(config: ContainerConfig, key: 'Cmd' | 'Entrypoint', value: string): ContainerConfig {
@@ -377,22 +377,6 @@ function setPairs(current: readonly string[], changes: readonly string[], what: 
     else throw new OptionError('CHANGE_INVALID', `--${what} "${c}": give KEY=VALUE, or KEY- to remove one`);
   }
   return [...out.values()];
-}
-
-/**
- * `commit -c` instructions over a container's config, as docker merges them: ENV and LABEL by
- * key, EXPOSE and VOLUME added, the rest replaced.
- */
-function mergeChanges(config: ContainerConfig, changes: ContainerConfig): ContainerConfig {
-  const out: ContainerConfig = { ...config };
-  for (const [k, v] of Object.entries(changes) as [keyof ContainerConfig, unknown][]) {
-    if (k === 'Env') out.Env = setPairs(config.Env ?? [], v as string[], 'env');
-    else if (k === 'Labels') out.Labels = { ...(config.Labels ?? {}), ...(v as Record<string, string>) };
-    else if (k === 'ExposedPorts') out.ExposedPorts = { ...(config.ExposedPorts ?? {}), ...(v as Record<string, object>) };
-    else if (k === 'Volumes') out.Volumes = { ...(config.Volumes ?? {}), ...(v as Record<string, object>) };
-    else (out as Record<string, unknown>)[k] = v;
-  }
-  return out;
 }
 
 // --- commit --------------------------------------------------------------------------------------
@@ -424,11 +408,10 @@ export interface CommitResult {
 
 /** `gantry commit`: the container's change as one layer over its image, with its config. */
 export async function commitContainer(options: CommitOptions): Promise<CommitResult> {
-  const name = options.reference !== undefined ? formatReference(normalizeReference(options.reference)) : undefined;
-  const changes = options.changes?.length ? configFromChanges(options.changes) : undefined;
+  const name = options.reference !== undefined ? commitName(options.reference) : undefined;
+  if (options.changes?.length) applyChanges(scratchLike, options.changes); // refused before anything is written
   return withStore(options.root, async (store) => {
-    const record = findContainer(store, options.container);
-    return withContainerLock(store, record, 'commit', async () => {
+    return withContainerLock(store, options.container, 'commit', async (record) => {
       const dir = containerDir(store, record.id);
       const rootfs = path.join(dir, 'rootfs');
       const base = await loadSnapshot(path.join(dir, 'base.bin'), rootfs);
@@ -445,28 +428,38 @@ export async function commitContainer(options: CommitOptions): Promise<CommitRes
         await store.lease(layer.digest);
       }
       crashPoint?.('commit-layer-written');
-      const config = commitConfig(record, { created, ...(layer ? { diffId: layer.digest } : {}), ...(options.author ? { author: options.author } : {}), ...(options.message ? { message: options.message } : {}), ...(changes ? { changes } : {}) });
+      const config = commitConfig(record, { created, ...(layer ? { diffId: layer.digest } : {}), ...(options.author ? { author: options.author } : {}), ...(options.message ? { message: options.message } : {}), ...(options.changes?.length ? { changes: options.changes } : {}) });
       const image = await store.readJSON<{ layers: { digest: string; size: number; mediaType: string }[] }>(record.image.digest);
       const layers = [...image.layers, ...(layer ? [{ ...layer, mediaType: MediaType.ociLayer }] : [])];
       const descriptor = await writeImage(store, { config, layers });
       await store.lease(descriptor.digest);
       crashPoint?.('commit-image-written');
       if (name) await store.tag(name, descriptor);
-      else await store.addUntagged({ ...descriptor, annotations: { [DANGLING_ANNOTATION]: 'true' } });
+      else await store.addUntagged(descriptor, { dangling: true });
       return { id: await configDigestOf(store, descriptor), digest: descriptor.digest, ...(name ? { name } : {}), ...(layer ? { layer: layer.digest } : {}) };
     });
   });
 }
 
+/** An empty config, to check `-c` instructions on before a commit starts. */
+const scratchLike: ImageConfig = { architecture: '', os: '', rootfs: { type: 'layers', diff_ids: [] }, config: {} };
+
+/** A commit's name, normalised: a tag, never a digest (the image's own is not known yet), as docker commit. */
+function commitName(reference: string): string {
+  const norm = normalizeReference(reference);
+  if (norm.digest !== undefined) throw new OptionError('REFERENCE_INVALID', `${reference}: a commit is named by a tag; a digest reference cannot name it`);
+  return formatReference(norm);
+}
+
 /** The committed image's config: the container's, its layer added, a history entry as docker commit's. */
 export function commitConfig(
   record: Pick<ContainerRecord, 'config' | 'runs'>,
-  c: { created: string; diffId?: string; author?: string; message?: string; changes?: ContainerConfig },
+  c: { created: string; diffId?: string; author?: string; message?: string; changes?: readonly string[] },
 ): ImageConfig {
   let image: ImageConfig = { ...record.config, created: c.created };
   if (c.author) image.author = c.author;
   else delete image.author;
-  if (c.changes) image = { ...image, config: mergeChanges(image.config ?? {}, c.changes) };
+  if (c.changes?.length) image = applyChanges(image, c.changes);
   image.rootfs = { type: 'layers', diff_ids: [...(record.config.rootfs?.diff_ids ?? []), ...(c.diffId ? [c.diffId] : [])] };
   // docker commit's created_by is the container's command; here, the commands run in it.
   const entry: HistoryEntry = {
@@ -510,13 +503,20 @@ export async function copyFiles(options: CopyOptions): Promise<void> {
   const dst = splitContainerPath(options.destination);
   if (src && dst) throw new GantryError('CONTAINER_COPY', 'copying between containers is not supported: copy to the host first');
   if (!src && !dst) throw new GantryError('CONTAINER_COPY', `one of "${options.source}" and "${options.destination}" must be CONTAINER:PATH`);
+  if (options.source === '-' || options.destination === '-') throw new OptionError('CONTAINER_COPY', 'cp to or from standard input (a tar stream) is not supported: give a path');
   const inside = (src ?? dst) as { container: string; path: string };
   await withStore(options.root, async (store) => {
-    const record = findContainer(store, inside.container);
-    await withContainerLock(store, record, 'cp', async () => {
+    await withContainerLock(store, inside.container, 'cp', async (record) => {
       const rootfs = path.join(containerDir(store, record.id), 'rootfs');
-      if (src) await copyOut(rootfs, src.path, options.destination, options.followLink === true);
-      else await copyIn(rootfs, options.source, inside.path);
+      try {
+        if (src) await copyOut(rootfs, src.path, options.destination, options.followLink === true);
+        else await copyIn(rootfs, options.source, inside.path, options.followLink === true);
+      } catch (err) {
+        // fs.cp's and the file system's refusals (a file where a directory is, no permission) said for cp.
+        const code = (err as NodeJS.ErrnoException).code;
+        if (err instanceof GantryError || typeof code !== 'string') throw err;
+        throw new GantryError('CONTAINER_COPY', `cp ${options.source} ${options.destination}: ${(err as Error).message}`, { cause: err });
+      }
     });
   });
 }
@@ -527,7 +527,11 @@ async function copyOut(rootfs: string, inner: string, hostDest: string, follow: 
   const { host: from, inner: resolved } = await resolveInRoot(rootfs, inner, follow || contentsOnly(inner));
   const st = await lstat(from).catch(() => undefined);
   if (!st) throw new GantryError('CONTAINER_COPY', `could not find the file ${inner} in the container`);
-  const destSt = await lstat(hostDest).catch(() => undefined);
+  // The host side is the caller's: a link there is followed, as docker cp follows it.
+  const destSt = await stat(hostDest).catch(() => undefined);
+  if (!destSt && !(await stat(path.dirname(path.resolve(hostDest))).catch(() => undefined))?.isDirectory()) {
+    throw new GantryError('CONTAINER_COPY', `${path.dirname(path.resolve(hostDest))}: no such directory`);
+  }
   let target = hostDest;
   if (st.isDirectory()) {
     if (destSt?.isDirectory() && !contentsOnly(inner)) target = path.join(hostDest, path.posix.basename(resolved) || 'rootfs');
@@ -550,7 +554,9 @@ async function refuseSpecial(hostPath: string, shown: string): Promise<void> {
   }
 }
 
-async function copyIn(rootfs: string, hostSrc: string, inner: string): Promise<void> {
+async function copyIn(rootfs: string, given: string, inner: string, follow: boolean): Promise<void> {
+  // -L: a link the source path names is followed (the caller's own file system).
+  const hostSrc = follow || contentsOnly(given) ? await realpath(given).then((p) => (contentsOnly(given) ? `${p}/.` : p)).catch(() => given) : given;
   const st = await lstat(hostSrc).catch(() => undefined);
   if (!st) throw new GantryError('CONTAINER_COPY', `${hostSrc}: no such file or directory`);
   const dest = await resolveInRoot(rootfs, inner);
@@ -560,9 +566,9 @@ async function copyIn(rootfs: string, hostSrc: string, inner: string): Promise<v
   let prefix: string;
   if (st.isDirectory()) {
     if (destSt && !destSt.isDirectory()) throw new GantryError('CONTAINER_COPY', `cannot copy the directory ${hostSrc} over the file ${inner}`);
-    prefix = destSt && !contentsOnly(hostSrc) ? path.posix.join(dest.inner, path.basename(path.resolve(hostSrc))) : dest.inner;
+    prefix = destSt && !contentsOnly(hostSrc) ? path.posix.join(dest.inner, path.basename(path.resolve(given))) : dest.inner;
   } else {
-    prefix = destSt?.isDirectory() ? path.posix.join(dest.inner, path.basename(hostSrc)) : dest.inner;
+    prefix = destSt?.isDirectory() ? path.posix.join(dest.inner, path.basename(given)) : dest.inner;
   }
   const out = tar.pack();
   const writing = (async () => {

@@ -40,6 +40,20 @@ export interface ImportResult {
 
 export function configFromChanges(changes: readonly string[]): ContainerConfig {
   if (changes.length === 0) return {};
+  const image = applyChanges({ architecture: '', os: '', rootfs: { type: 'layers', diff_ids: [] }, config: {} }, changes);
+  // docker import's CMD goes through the classic builder, which sets no ArgsEscaped on Linux (BuildKit's CMD does).
+  const { ArgsEscaped: _argsEscaped, ...config } = image.config ?? {};
+  return config;
+}
+
+/**
+ * `changes` (`-c` instructions) applied over `image`'s config, as docker commit's
+ * BuildFromConfig applies them: words expanded with its environment (`ENV PATH=/app:$PATH`),
+ * WORKDIR relative to its working directory, ENV and LABEL set by key, an ENTRYPOINT without a
+ * CMD in the same changes clearing CMD. Its ONBUILD triggers are not run.
+ */
+export function applyChanges(image: ImageConfig, changes: readonly string[]): ImageConfig {
+  if (changes.length === 0) return image;
   for (const [i, c] of changes.entries()) {
     const keyword = c.trim().split(/\s+/)[0]?.toUpperCase() ?? '';
     if (!CHANGE_INSTRUCTIONS.has(keyword)) {
@@ -49,22 +63,25 @@ export function configFromChanges(changes: readonly string[]): ContainerConfig {
       );
     }
   }
-  const text = ['FROM scratch', ...changes].join('\n') + '\n';
+  const c = image.config ?? {};
+  const base = 'gantry-change-base';
+  const text = [`FROM ${base}`, ...changes].join('\n') + '\n';
   let p;
   try {
-    p = plan(text, { file: '--change' });
+    p = plan(text, {
+      file: '--change',
+      baseImages: { [base]: { env: [...(c.Env ?? [])], ...(c.WorkingDir ? { workingDir: c.WorkingDir } : {}), ...(c.User ? { user: c.User } : {}), ...(c.Shell ? { shell: [...c.Shell] } : {}) } },
+    });
   } catch (err) {
     if (err instanceof DockerfileError) {
       throw new OptionError('CHANGE_INVALID', `--change ${err.location.line - 1}: ${err.detail}`, { cause: err });
     }
     throw err;
   }
-  let image: ImageConfig = { architecture: '', os: '', rootfs: { type: 'layers', diff_ids: [] }, config: {} };
+  let out = image;
   const state = { cmdSet: false };
-  for (const step of p.target.steps) image = configAfterStep(image, step, state) ?? image;
-  // docker import's CMD goes through the classic builder, which sets no ArgsEscaped on Linux (BuildKit's CMD does).
-  const { ArgsEscaped: _argsEscaped, ...config } = image.config ?? {};
-  return config;
+  for (const step of p.target.steps) out = configAfterStep(out, step, state) ?? out;
+  return out;
 }
 
 async function openSource(source: string | Readable): Promise<{ stream: Readable; name: string }> {

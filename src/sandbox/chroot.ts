@@ -142,7 +142,8 @@ function runChrooted(run: ChrootRun, hostCwd: string): Promise<number> {
     env,
     ...(run.onStdout ? { onStdout: run.onStdout } : {}),
     ...(run.onStderr ? { onStderr: run.onStderr } : {}),
-    ...(run.attach ? { attach: run.attach } : {}),
+    // With -t, script(1) makes the command a terminal (no runtime here to make one).
+    ...(run.attach ? { attach: { stdin: run.attach.stdin || run.attach.tty, ...(run.attach.tty ? { terminal: 'script' as const } : {}) } } : {}),
     ...(run.signal ? { signal: run.signal } : {}),
     onAbort: () => killRootedIn(run.rootfs),
   });

@@ -22,10 +22,9 @@ import path from 'node:path';
 import { SandboxError } from '../errors/index.js';
 import { childProcess } from '../support/process.js';
 import { makeCgroups, removeCgroups, sweepStaleCgroups, type DeviceRule } from './cgroups.js';
-import { launch } from './launch.js';
+import { launch, type Launch } from './launch.js';
 import { maskDir, runtimeCommand, type Runtime } from './runtime.js';
 import { specJson } from './spec.js';
-import type { Attach } from './types.js';
 
 const SLIRP = ['/usr/bin/slirp4netns', '/usr/local/bin/slirp4netns'];
 const UNSHARE = '/usr/bin/unshare';
@@ -46,7 +45,7 @@ export interface OciLaunch {
   netns?: string;
   onStdout?: (chunk: Buffer) => void;
   onStderr?: (chunk: Buffer) => void;
-  attach?: Attach;
+  attach?: Launch['attach'];
   signal?: AbortSignal;
 }
 

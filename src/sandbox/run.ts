@@ -175,8 +175,8 @@ async function runContainer(spec: RunSpec, cwd: string, etc: Map<string, string>
       ...(net ? { netns: net.path } : {}),
       ...(spec.onStdout ? { onStdout: spec.onStdout } : {}),
       ...(spec.onStderr ? { onStderr: spec.onStderr } : {}),
-      // The runtime makes the terminal (in the container's own /dev/pts) and relays it.
-      ...(spec.attach ? { attach: { ...spec.attach, tty: false, stdin: spec.attach.stdin || spec.attach.tty } } : {}),
+      // With -t the runtime makes the terminal (in the container's own /dev/pts) and relays it.
+      ...(spec.attach ? { attach: { stdin: spec.attach.stdin, ...(spec.attach.tty ? { terminal: 'runtime' as const } : {}) } } : {}),
       ...(spec.signal ? { signal: spec.signal } : {}),
     });
   } finally {

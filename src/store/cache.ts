@@ -12,6 +12,7 @@ import { INDEX_TYPES, MANIFEST_TYPES } from '../oci/media-types.js';
 import type { Descriptor, Index, Manifest } from '../oci/types.js';
 import { crashPoint } from '../support/process.js';
 import { cacheFileKind } from './layout.js';
+import { containerManifests } from './containers.js';
 import { Snapshots } from './snapshots.js';
 import type { Store } from './store.js';
 
@@ -162,6 +163,8 @@ export async function collectBuildCache(store: Store, budget: number): Promise<B
   return store.withLock(async () => {
     const leased = await store.liveLeases();
     const images = await imageBlobs(store);
+    // The images working containers were made from are kept, named or not: a commit needs them.
+    await imageBlobs(store, { manifests: containerManifests(store), into: images });
     const cacheDir = store.layout.cacheDir;
     // The cache entries, their layers and when each was last used.
     const entries: { key: string; file: string; digest: string | undefined; used: number }[] = [];

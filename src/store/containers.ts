@@ -11,11 +11,11 @@
  * builder/containers.ts.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { linkSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { StoreError } from '../errors/index.js';
-import type { ImageConfig } from '../oci/types.js';
+import type { Descriptor, ImageConfig } from '../oci/types.js';
 import type { Store } from './store.js';
 import { isAlive, processHost } from './work.js';
 
@@ -107,29 +107,47 @@ export async function writeRecord(store: Store, record: ContainerRecord, dir = c
 }
 
 /**
- * Run `fn` holding the container's lock (`containers/<id>.lock`, made with O_EXCL, naming this
- * process and host): one command at a time changes a container (a run, a copy into it, a commit,
- * its removal). Another that finds it held fails at once, saying so; a lock whose process is gone
- * (a command killed) is taken over.
+ * Run `fn` holding the container's lock (`containers/<id>.lock`, naming this process and host),
+ * with the container's record as it is once the lock is held: one command at a time changes a
+ * container (a run, a copy into it, a commit, its removal). Another that finds it held fails at
+ * once, saying so. The lock file is linked into place whole (never seen empty); a lock whose
+ * process is gone (a command killed) is taken over under the store's lock, so two commands
+ * cannot both take it. A lock of another host (a store shared between machines or PID
+ * namespaces) cannot be checked, and is held until removed by hand.
  */
-export async function withContainerLock<T>(store: Store, record: ContainerRecord, doing: string, fn: () => Promise<T>): Promise<T> {
-  const file = `${containerDir(store, record.id)}.lock`;
-  for (let attempt = 0; ; attempt++) {
+export async function withContainerLock<T>(store: Store, ref: string, doing: string, fn: (record: ContainerRecord) => Promise<T>): Promise<T> {
+  const found = findContainer(store, ref);
+  const dir = containerDir(store, found.id);
+  const file = `${dir}.lock`;
+  const mine = path.join(containersDir(store), `.lock-${randomBytes(8).toString('hex')}`);
+  writeFileSync(mine, `${process.pid} ${processHost()}\n`, { mode: 0o600 });
+  const take = (): boolean => {
     try {
-      writeFileSync(file, `${process.pid} ${processHost()}\n`, { flag: 'wx', mode: 0o600 });
-      break;
+      linkSync(mine, file);
+      return true;
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0 || lockHolder(file) !== undefined) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-        throw new StoreError('CONTAINER_BUSY', `container ${record.name} is in use by another gantry command (a run, cp or commit): ${doing} waits for nothing, try again when it ends`);
-      }
-      // Its holder is gone: moved aside (one of two takers gets it), then taken anew.
-      const stale = `${file}.${randomBytes(6).toString('hex')}.stale`;
-      if (await rename(file, stale).then(() => true, () => false)) await rm(stale, { force: true });
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      throw err;
     }
+  };
+  try {
+    let taken = take();
+    if (!taken && lockHolder(file) === undefined) {
+      taken = await store.withLock(async () => {
+        if (lockHolder(file) !== undefined) return false;
+        rmSync(file, { force: true }); // its holder is gone
+        return take();
+      });
+    }
+    if (!taken) throw new StoreError('CONTAINER_BUSY', `container ${found.name} is in use by another gantry command (a run, cp or commit; ${file} names it): ${doing} waits for nothing, try again when it ends`);
+  } finally {
+    rmSync(mine, { force: true });
   }
   try {
-    return await fn();
+    // Read again under the lock: what the command before this one wrote is kept.
+    const record = readRecord(dir);
+    if (!record) throw new StoreError('CONTAINER_NOT_FOUND', `no such container: ${ref} (removed meanwhile)`);
+    return await fn(record);
   } finally {
     rmSync(file, { force: true });
   }
@@ -140,12 +158,12 @@ function lockHolder(file: string): number | undefined {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
-  } catch {
-    return undefined;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ENOENT' ? undefined : -1;
   }
   const [pid, host] = text.trim().split(' ');
   const n = Number(pid);
-  if (!(n > 0)) return undefined;
+  if (!(n > 0)) return -1; // not gantry's: held, not taken over
   // Another host's process (a store shared over the network) cannot be checked: held.
   if (host !== processHost()) return n;
   return n === process.pid || isAlive(n) ? n : undefined;
@@ -154,6 +172,21 @@ function lockHolder(file: string): number | undefined {
 /** Whether a gantry command holds the container's lock now (a run in it, say). */
 export function containerBusy(store: Store, id: string): boolean {
   return lockHolder(`${containerDir(store, id)}.lock`) !== undefined;
+}
+
+/**
+ * Remove a container: its directory renamed aside into the work area first (a removal killed
+ * half way leaves a temp entry the next command removes, never a half container), then its lock.
+ */
+export async function discardContainer(store: Store, id: string): Promise<void> {
+  const aside = store.tempPath('containerrm');
+  await rename(containerDir(store, id), aside);
+  await rm(aside, { recursive: true, force: true });
+}
+
+/** The images working containers were made from, as descriptors: prune and the build cache keep their blobs, fsck checks them. */
+export function containerManifests(store: Store): Descriptor[] {
+  return listContainers(store).map((c) => ({ digest: c.image.digest, mediaType: c.image.mediaType, size: 0 }));
 }
 
 /** The manifest digests of the images containers were made from: prune keeps them, rmi asks before untagging their last name. */
@@ -168,13 +201,6 @@ export function freeName(store: Store, base: string): string {
   const taken = new Set(listContainers(store).map((c) => c.name));
   if (!taken.has(base)) return base;
   for (let i = 2; ; i++) if (!taken.has(`${base}-${i}`)) return `${base}-${i}`;
-}
-
-/** Remove a container's directory (its lock file too); what it held goes at once. */
-export async function removeContainerDir(store: Store, id: string): Promise<void> {
-  const dir = containerDir(store, id);
-  await rm(dir, { recursive: true, force: true });
-  if (existsSync(`${dir}.lock`)) await rm(`${dir}.lock`, { recursive: true, force: true });
 }
 
 function readdirSafe(dir: string): string[] {

@@ -15,7 +15,7 @@ import { isSizeRecord, sizeRecordDiffId } from './sizes.js';
 import { collectTrash, type TrashReport } from './trash.js';
 import { Snapshots } from './snapshots.js';
 import { imageBlobs } from './cache.js';
-import { listContainers } from './containers.js';
+import { containerManifests } from './containers.js';
 
 export interface PruneOptions {
   /** Remove every untagged image, not only dangling ones, and the build cache. */
@@ -67,7 +67,7 @@ export async function pruneStore(root: string, options: PruneOptions = {}): Prom
       };
       await imageBlobs(store, { manifests: index.manifests, into: keep, ...(options.all ? {} : { onManifest: keepExtracts }) });
       // The images working containers were made from stay, named or not: a commit needs them.
-      await imageBlobs(store, { manifests: listContainers(store).map((c) => ({ digest: c.image.digest, mediaType: c.image.mediaType, size: 0 })), into: keep });
+      await imageBlobs(store, { manifests: containerManifests(store), into: keep });
       if (!options.all) keep.add(`rootfs:${chainName([])}`); // an empty directory: what FROM scratch stages stack their snapshots on
 
       const blobs: string[] = [];

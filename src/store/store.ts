@@ -219,13 +219,16 @@ export class Store extends Blobs {
     });
   }
 
-  /** Add an untagged entry (an image with no name yet) unless the image is already listed. */
-  async addUntagged(descriptor: Descriptor): Promise<void> {
+  /**
+   * Add an untagged entry (an image with no name yet) unless the image is already listed; with
+   * `dangling`, one that plain prune removes (docker's `<none>` of an unnamed commit).
+   */
+  async addUntagged(descriptor: Descriptor, options: { dangling?: boolean } = {}): Promise<void> {
     await this.updateIndex(async (manifests) => {
       await this.assertComplete(descriptor);
       if (!manifests.some((m) => m.digest === descriptor.digest)) {
         const { annotations: _drop, ...rest } = descriptor;
-        manifests.push(rest);
+        manifests.push(options.dangling ? { ...rest, annotations: { [DANGLING_ANNOTATION]: 'true' } } : rest);
       }
     });
   }

@@ -54,6 +54,11 @@ describe('config: buildah config\'s changes, and commit -c', () => {
     expect(applyConfigChanges(base, { cmd: '' }).config?.Cmd).toBeUndefined();
   });
 
+  test('-c instructions over the config: words expanded with its environment, WORKDIR relative to its own, ENTRYPOINT clearing CMD', () => {
+    const c = applyConfigChanges(base, { changes: ['ENV PATH=/app/bin:$PATH B=$A', 'WORKDIR sub', 'ENTRYPOINT ["e"]'] });
+    expect(c.config).toMatchObject({ Env: ['PATH=/app/bin:/bin', 'A=1', 'B=1'], WorkingDir: '/app/sub', Entrypoint: ['e'], Cmd: null });
+  });
+
   test('-c instructions: ENV and LABEL merged by key, EXPOSE added, CMD replaced', () => {
     const c = applyConfigChanges(base, { changes: ['ENV A=9 C=3', 'LABEL x=y', 'EXPOSE 80', 'CMD ["srv"]'] });
     expect(c.config).toMatchObject({ Env: ['PATH=/bin', 'A=9', 'C=3'], Labels: { keep: 'yes', drop: 'me', x: 'y' }, ExposedPorts: { '80/tcp': {} }, Cmd: ['srv'] });
@@ -69,7 +74,7 @@ describe('commit: the image config', () => {
   const record = { config: base, runs: [{ argv: ['sh', '-c', 'echo 1'], exitCode: 0, started: '', finished: '' }, { argv: ['true'], exitCode: 0, started: '', finished: '' }] };
 
   test('the layer added, a history entry as docker commit\'s: created_by the commands run, comment, author', () => {
-    const c = commitConfig(record, { created: '2026-01-01T00:00:00Z', diffId: 'sha256:' + 'b'.repeat(64), author: 'Me', message: 'hand made', changes: { Cmd: ['x'] } });
+    const c = commitConfig(record, { created: '2026-01-01T00:00:00Z', diffId: 'sha256:' + 'b'.repeat(64), author: 'Me', message: 'hand made', changes: ['CMD ["x"]'] });
     expect(c.rootfs.diff_ids).toEqual(['sha256:' + 'a'.repeat(64), 'sha256:' + 'b'.repeat(64)]);
     expect(c.author).toBe('Me');
     expect(c.created).toBe('2026-01-01T00:00:00Z');
@@ -88,7 +93,7 @@ describe('commit: the image config', () => {
 describe('the store\'s container records', () => {
   const root = mkdtempSync(path.join(tmpdir(), 'gantry-containers-unit-'));
   afterAll(() => rmSync(root, { recursive: true, force: true }));
-  const store = { root } as Store;
+  const store = { root, withLock: <T>(fn: () => Promise<T>) => fn() } as unknown as Store;
   const record = (id: string, name: string, created: string): ContainerRecord => ({
     id,
     name,
@@ -123,11 +128,16 @@ describe('the store\'s container records', () => {
 
   test('one command at a time; a lock whose process is gone is taken over', async () => {
     const r = listContainers(store)[0] as ContainerRecord;
-    await withContainerLock(store, r, 'run', async () => {
-      await expect(withContainerLock(store, r, 'commit', async () => 1)).rejects.toThrow(/in use by another gantry command/);
+    await withContainerLock(store, r.name, 'run', async (held) => {
+      expect(held.id).toBe(r.id);
+      await expect(withContainerLock(store, r.name, 'commit', async () => 1)).rejects.toThrow(/in use by another gantry command/);
     });
     // A lock left by a process that is gone (pid 2^22 + 1 is above Linux's largest).
     writeFileSync(path.join(root, 'containers', `${r.id}.lock`), `4194305 ${(await import('../../src/store/work.js')).processHost()}\n`);
-    expect(await withContainerLock(store, r, 'commit', async () => 'taken')).toBe('taken');
+    expect(await withContainerLock(store, r.name, 'commit', async () => 'taken')).toBe('taken');
+    // A lock that is not gantry's (no pid in it) is held, never taken over.
+    writeFileSync(path.join(root, 'containers', `${r.id}.lock`), '');
+    await expect(withContainerLock(store, r.name, 'commit', async () => 1)).rejects.toThrow(/in use/);
+    rmSync(path.join(root, 'containers', `${r.id}.lock`));
   });
 });

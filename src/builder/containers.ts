@@ -28,7 +28,6 @@ import {
   CONTAINER_NAME,
   containerBusy,
   containerDir,
-  findContainer,
   freeName,
   isContainer,
   listContainers,
@@ -527,6 +526,8 @@ async function copyOut(rootfs: string, inner: string, hostDest: string, follow: 
   const { host: from, inner: resolved } = await resolveInRoot(rootfs, inner, follow || contentsOnly(inner));
   const st = await lstat(from).catch(() => undefined);
   if (!st) throw new GantryError('CONTAINER_COPY', `could not find the file ${inner} in the container`);
+  // The copy is named as the path given names it (a link followed with -L keeps the link's name).
+  const named = path.posix.basename(path.posix.resolve('/', inner));
   // The host side is the caller's: a link there is followed, as docker cp follows it.
   const destSt = await stat(hostDest).catch(() => undefined);
   if (!destSt && !(await stat(path.dirname(path.resolve(hostDest))).catch(() => undefined))?.isDirectory()) {
@@ -534,11 +535,11 @@ async function copyOut(rootfs: string, inner: string, hostDest: string, follow: 
   }
   let target = hostDest;
   if (st.isDirectory()) {
-    if (destSt?.isDirectory() && !contentsOnly(inner)) target = path.join(hostDest, path.posix.basename(resolved) || 'rootfs');
+    if (destSt?.isDirectory() && !contentsOnly(inner)) target = path.join(hostDest, named || 'rootfs');
     else if (destSt && !destSt.isDirectory()) throw new GantryError('CONTAINER_COPY', `cannot copy the directory ${inner} to ${hostDest}: it is not a directory`);
   } else {
     if (hostDest.endsWith('/') && !destSt) throw new GantryError('CONTAINER_COPY', `${hostDest}: no such directory`);
-    if (destSt?.isDirectory()) target = path.join(hostDest, path.posix.basename(resolved));
+    if (destSt?.isDirectory()) target = path.join(hostDest, named || path.posix.basename(resolved));
   }
   await refuseSpecial(from, inner);
   await copyTree(from, target, { recursive: true, verbatimSymlinks: true, force: true, preserveTimestamps: true, dereference: false });

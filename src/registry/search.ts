@@ -86,7 +86,8 @@ export function parseSearchFilters(items: readonly string[]): SearchFilters {
   const bool = (key: string): boolean | undefined => {
     const list = values.get(key);
     if (!list) return undefined;
-    const v = list.length === 1 ? (list[0] as string).toLowerCase() : '';
+    // Exactly docker's spellings (strconv.ParseBool's common ones): 1, 0, true, false.
+    const v = list.length === 1 ? (list[0] as string) : '';
     if (v === 'true' || v === '1') return true;
     if (v === 'false' || v === '0') return false;
     throw new OptionError('FILTER_INVALID', `invalid filter '${key}=${list.join(',')}' (expected true or false)`);
@@ -268,11 +269,20 @@ function nextPage(res: Response, client: RegistryClient, what: string): string |
   const header = res.headers.link;
   const text = Array.isArray(header) ? header.join(', ') : header;
   if (!text) return undefined;
-  const m = /<([^>]*)>\s*;[^,]*\brel="?next"?/i.exec(text);
-  if (!m) return undefined;
+  // Each link's parameters read whole: rel="next", rel=next, or rel="prev next" names it; rel=nextfoo does not.
+  let target: string | undefined;
+  for (const link of text.matchAll(/<([^>]*)>((?:\s*;\s*[^;,]*)*)/g)) {
+    const rel = /(?:^|;)\s*rel\s*=\s*(?:"([^"]*)"|([^\s;,"]+))/i.exec(link[2] as string);
+    const rels = (rel?.[1] ?? rel?.[2] ?? '').toLowerCase().split(/\s+/);
+    if (rels.includes('next')) {
+      target = link[1] as string;
+      break;
+    }
+  }
+  if (target === undefined) return undefined;
   let next: URL;
   try {
-    next = new URL(m[1] as string, res.url);
+    next = new URL(target, res.url);
   } catch {
     throw new RegistryError('SEARCH_ANSWER', `${what} ${res.url}: its Link header names no URL: ${text.slice(0, 200)}`, { url: res.url });
   }
@@ -282,6 +292,9 @@ function nextPage(res: Response, client: RegistryClient, what: string): string |
   }
   return next.pathname + next.search;
 }
+
+/** distribution's repository name (upper case let through, as some registries list it): path components of letters and digits joined by separators, under 256 characters. */
+const REPOSITORY_NAME = /^(?=.{1,255}$)[A-Za-z0-9]+(?:(?:[._]|__|-+)[A-Za-z0-9]+)*(?:\/[A-Za-z0-9]+(?:(?:[._]|__|-+)[A-Za-z0-9]+)*)*$/;
 
 /** The catalog's repositories whose names contain `term` (case-insensitive), sorted. */
 async function catalogMatches(client: RegistryClient, term: string, pageSize: number): Promise<string[]> {
@@ -301,7 +314,9 @@ async function catalogMatches(client: RegistryClient, term: string, pageSize: nu
     throw err;
   }
   const wanted = term.toLowerCase();
-  return names.filter((n) => n.toLowerCase().includes(wanted)).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  // A name that is not a repository name (distribution's grammar) is not shown, nor asked for
+  // its tags: it would go raw into a URL, a token scope and the terminal.
+  return names.filter((n) => REPOSITORY_NAME.test(n) && n.toLowerCase().includes(wanted)).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
 }
 
 /** Each result's tags (`/v2/<name>/tags/list`, paged), a few repositories at a time; a repository without tags has none. */

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -186,8 +186,18 @@ describe('working containers: from, run, cp, config, commit', () => {
     expect(img.History ?? (await g(['history', '--format', 'json', c.stdout.trim()])).stdout).toBeDefined();
     const rows = JSON.parse((await g(['history', '--format', 'json', c.stdout.trim()])).stdout) as { size: number }[];
     expect(rows[0]?.size).toBe(0);
-    expect((await g(['rm', name])).stdout.trim()).toBe(name);
+    const byDigest = await g(['commit', name, `x@sha256:${'0'.repeat(64)}`]);
+    expect(byDigest.exitCode).not.toBe(0);
+    expect(byDigest.stderr).toMatch(/a digest reference cannot name it/);
+    // rm of several: an unknown one is said, the others go.
+    const rm = await g(['rm', 'no-such-container', name]);
+    expect(rm.exitCode).toBe(1);
+    expect(rm.stdout.trim()).toBe(name);
+    expect(rm.stderr).toMatch(/no such container: no-such-container/);
     expect((await g(['containers', '-q'])).stdout).not.toContain(name);
+    // The unnamed commit is dangling: plain prune removes it (its container is gone).
+    expect((await g(['prune'])).exitCode).toBe(0);
+    expect((await g(['images', '-q', '--no-trunc', '--filter', 'dangling=true'])).stdout).not.toContain(c.stdout.trim());
     const again = await g(['run', name, '--', 'true']);
     expect(again.exitCode).not.toBe(0); // not a container any more: an image name, which no registry has
   });
@@ -254,6 +264,29 @@ describe('run -it in a real terminal (tmux)', () => {
       await execa('tmux', ['kill-session', '-t', session], { reject: false });
     }
     expect((await g(['containers', '-q'])).stdout).toBe(before);
+  });
+
+  test('without -t, in a terminal, the command gets no terminal of gantry\'s: no descriptor of it, no /dev/tty to open', async () => {
+    if (!tarball) return;
+    haveTool('tmux');
+    const session = `gantry-not-${process.pid}`;
+    const out = path.join(work, 'not-tty');
+    const bin = path.join(path.dirname(path.dirname(import.meta.dirname)), 'bin', 'gantry');
+    const probe = 'for fd in 0 1 2; do readlink /proc/self/fd/$fd; done; tty; (exec 3<>/dev/tty) 2>/dev/null && echo TTY-OPENED || echo no-tty';
+    await execa('tmux', ['new-session', '-d', '-s', session, '-x', '120', '-y', '30', `${bin} --root ${root} run -i --rm ${BASE} sh -c '${probe}' > ${out} 2>&1; echo done >> ${out}; sleep 600`]);
+    try {
+      for (const end = Date.now() + 60_000; !(existsSync(out) && readFileSync(out, 'utf8').includes('done')); ) {
+        if (Date.now() > end) throw new Error(`timed out: ${existsSync(out) ? readFileSync(out, 'utf8') : ''}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    } finally {
+      await execa('tmux', ['kill-session', '-t', session], { reject: false });
+    }
+    const lines = readFileSync(out, 'utf8').trim().split('\n');
+    // Standard input (-i) and output are pipes gantry relays; the terminal is never handed over.
+    expect(lines.slice(0, 3).every((l) => /^pipe:/.test(l)), lines.join('\n')).toBe(true);
+    expect(lines).toContain('not a tty');
+    expect(lines).toContain('no-tty');
   });
 
   test('-t without a terminal is refused, as docker', async () => {
@@ -350,6 +383,20 @@ describe('cp with a container\'s hostile links', () => {
     expect((await g(['cp', 'evil:/abs', out])).exitCode).toBe(0);
     expect(lstatSync(path.join(out, 'abs')).isSymbolicLink()).toBe(true);
     expect(readlinkSync(path.join(out, 'abs'))).toBe(victim);
+    // The host side is the caller's: a link to a directory there is followed, as docker cp.
+    mkdirSync(path.join(work, 'real'));
+    symlinkSync(path.join(work, 'real'), path.join(work, 'via'));
+    expect((await g(['cp', 'evil:/d/file', path.join(work, 'via')])).exitCode).toBe(0);
+    expect(readFileSync(path.join(work, 'real', 'file'), 'utf8')).toBe('x\n');
+    // A missing host directory, and a file where a directory is: errors that say so (exit 1, no stack trace).
+    const missing = await g(['cp', 'evil:/d/file', path.join(work, 'no', 'such', 'dir', 'f')]);
+    expect(missing.exitCode).toBe(1);
+    expect(missing.stderr).toMatch(/no such directory/);
+    mkdirSync(path.join(work, 'clash', 'file'), { recursive: true });
+    const clash = await g(['cp', 'evil:/d/.', path.join(work, 'clash')]);
+    expect(clash.exitCode, clash.stderr).toBe(1);
+    expect(clash.stderr).toMatch(/^error: cp evil:\/d\/\. /m);
+    expect(clash.stderr).not.toMatch(/at .*\.js:\d+/);
     // A device in the container is refused, not copied.
     await g(['run', 'evil', 'sh', '-c', 'mkdir /devs && mknod /devs/null c 1 3']);
     const dev = await g(['cp', 'evil:/devs', path.join(work, 'devs')]);

@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createServer as createNetServer, type Server as NetServer } from 'node:net';
-import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
@@ -357,6 +357,20 @@ describe('what must still work', () => {
     expect(r.exitCode, r.stderr).toBe(0);
     expect(r.printed).toContain('Hello, world!');
   }, 300_000);
+});
+
+describe('the host programs that start a RUN', () => {
+  test.each(['chroot', 'oci'] as const)('an image\'s BASH_ENV is the RUN\'s, never run on the host, with a descriptor gantry inherited (%s)', async (isolation) => {
+    if (!ready) return;
+    const pwned = path.join(work, `pwned-${isolation}`);
+    const ctx = context(['FROM bb:1', `ENV BASH_ENV="$(touch ${pwned})" X=2`, 'RUN echo "seen: $BASH_ENV $X"']);
+    // Descriptor 3, open without close-on-exec (as make's jobserver passes one): gantry's
+    // launcher closes it with the host's bash, which must not read the image's environment.
+    const r = await execa(bin, ['--root', store, 'build', '--no-cache', '--progress', 'plain', '--isolation', isolation, ctx], { reject: false, timeout: 120_000, stdio: ['ignore', 'pipe', 'pipe', 'pipe'] });
+    expect(r.exitCode, String(r.stderr)).toBe(0);
+    expect(String(r.stderr)).toContain(`seen: $(touch ${pwned}) 2`);
+    expect(existsSync(pwned)).toBe(false);
+  });
 });
 
 describe('entitlements gantry does not grant', () => {

@@ -57,7 +57,9 @@ describe('filters and limits, as docker reads them', () => {
   test('stars (the largest given), is-official, is-automated; keys are case-insensitive and trimmed', () => {
     expect(parseSearchFilters([])).toEqual({});
     expect(parseSearchFilters(['stars=3', 'stars=10', 'is-official=true'])).toEqual({ stars: 10, isOfficial: true });
-    expect(parseSearchFilters([' IS-AUTOMATED = 0 ', 'is-official=FALSE'])).toEqual({ isAutomated: false, isOfficial: false });
+    expect(parseSearchFilters([' IS-AUTOMATED = 0 ', 'is-official=false'])).toEqual({ isAutomated: false, isOfficial: false });
+    // Values as moby's GetBoolOrDefault reads them: exactly 1, 0, true, false.
+    expect(() => parseSearchFilters(['is-official=FALSE'])).toThrow(/invalid filter 'is-official=FALSE'/);
     expect(parseSearchFilters(['stars=-4'])).toEqual({ stars: 0 });
   });
 
@@ -230,6 +232,19 @@ describe('another registry: its catalog', () => {
       ['team/base', ['1']],
     ]);
     expect(stand.requests.filter((u) => u.startsWith('/v2/team/app/'))).toHaveLength(3);
+  });
+
+  test('Link headers read by their rel: "prev next" and rel=next name the next page, rel=nextfoo does not; names that are not repository names are not shown', async () => {
+    stand.handler = (req, res) => {
+      const page = Number(new URL(req.url ?? '', 'http://x').searchParams.get('p') ?? 0);
+      if (page === 0) return json(res, { repositories: ['a1'] }, { link: '</v2/_catalog?p=9>; rel="prev", </v2/_catalog?p=1>; title="x"; rel="prev next"' });
+      if (page === 1) return json(res, { repositories: ['a2', 'a bad name', 'a\u001b[2J'] }, { link: '</v2/_catalog?p=2>; rel=next' });
+      if (page === 2) return json(res, { repositories: ['a3'] }, { link: '</v2/_catalog?p=3>; rel=nextfoo' });
+      return json(res, { repositories: ['never'] });
+    };
+    const results = await search({ term: 'a', registry: stand.host, ...anonymous });
+    expect(results.map((r) => r.name)).toEqual([`${stand.host}/a1`, `${stand.host}/a2`, `${stand.host}/a3`]);
+    expect(stand.requests.filter((u) => u.startsWith('/v2/_catalog?p='))).toEqual(['/v2/_catalog?p=1', '/v2/_catalog?p=2']);
   });
 
   test('a Link that loops is an error naming the page, not a hang', async () => {

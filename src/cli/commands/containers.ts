@@ -118,6 +118,11 @@ export function containerCommands(yargs: Argv<GlobalOptions>): Argv<GlobalOption
           .option('pull', { type: 'boolean', default: false, describe: 'for an image: pull it even when the store has it' }) as never,
       async (argv) => {
         if (argv.tty && !process.stdin.isTTY) throw new GantryError('CONTAINER_RUN', 'the input device is not a TTY: -t needs a terminal (leave -t out when piping)');
+        // Ctrl-C or SIGTERM stops the command (its processes killed), and --rm still removes the container.
+        const controller = new AbortController();
+        const stop = (): void => controller.abort();
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
         const r = await run({
           root: argv.root,
           target: argv.target,
@@ -135,7 +140,16 @@ export function containerCommands(yargs: Argv<GlobalOptions>): Argv<GlobalOption
           ...(argv.platform !== undefined ? { platform: argv.platform } : {}),
           pull: argv.pull,
           attach: true,
-        });
+          signal: controller.signal,
+        })
+          .catch((err: unknown) => {
+            if (controller.signal.aborted) return { exitCode: 130 };
+            throw err;
+          })
+          .finally(() => {
+            process.off('SIGINT', stop);
+            process.off('SIGTERM', stop);
+          });
         process.exitCode = r.exitCode;
       },
     )
@@ -208,8 +222,18 @@ export function containerCommands(yargs: Argv<GlobalOptions>): Argv<GlobalOption
       'Remove working containers and their trees',
       (y) => y.positional('containers', { type: 'string', array: true, demandOption: true }) as never,
       async (argv) => {
-        const ids = await removeContainers({ root: argv.root, containers: argv.containers });
-        for (const [i, id] of ids.entries()) process.stdout.write(`${argv.containers[i] ?? id}\n`);
+        // As docker rm: each one removed is said as it goes; one that cannot be is said and the rest go on.
+        let failed: unknown;
+        for (const c of argv.containers) {
+          try {
+            await removeContainers({ root: argv.root, containers: [c] });
+            process.stdout.write(`${c}\n`);
+          } catch (err) {
+            if (failed !== undefined) process.stderr.write(`error: ${(failed as Error).message}\n`);
+            failed = err;
+          }
+        }
+        if (failed !== undefined) throw failed;
       },
     );
 }

@@ -283,8 +283,8 @@ describe('run -it in a real terminal (tmux)', () => {
       await execa('tmux', ['kill-session', '-t', session], { reject: false });
     }
     const lines = readFileSync(out, 'utf8').trim().split('\n');
-    // Standard input (-i) and output are pipes gantry relays; the terminal is never handed over.
-    expect(lines.slice(0, 3).every((l) => /^pipe:/.test(l)), lines.join('\n')).toBe(true);
+    // Standard input (-i) and output are pipes (Node's socket pairs) gantry relays; the terminal is never handed over.
+    expect(lines.slice(0, 3).every((l) => /^(pipe|socket):\[\d+\]$/.test(l)), lines.join('\n')).toBe(true);
     expect(lines).toContain('not a tty');
     expect(lines).toContain('no-tty');
   });

@@ -10,6 +10,7 @@ import { writeTree } from '../helpers/files.js';
 import { DEBIAN_PATH, debianBaseTarball } from '../helpers/debian.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { makeBusyboxRootfs, tarDir } from '../helpers/rootfs.js';
+import { runUnderCrun } from '../helpers/crun.js';
 import { haveTool } from '../helpers/tools.js';
 
 // gantry build FROM a Debian base (debootstrap --variant=minbase, made offline by
@@ -366,20 +367,8 @@ describe('gantry build FROM Debian, pulled from the registry', () => {
     const r = await g(['build', '-t', 'runme:1', ctx]);
     expect(r.exitCode, r.stderr).toBe(0);
     expect((await inspect('runme:1')).Config.Entrypoint).toEqual(['/bin/bash', '-c', 'echo "$(id -un) ${BASH_VERSION%%.*} $0"']);
-    const bundle = path.join(work, 'runme-bundle');
-    const unpack = await execa('umoci', ['unpack', '--image', `${root}:docker.io/library/runme:1`, bundle], { reject: false });
-    expect(unpack.exitCode, unpack.stderr).toBe(0);
-    const cfgPath = path.join(bundle, 'config.json');
-    const cfg = JSON.parse(readFileSync(cfgPath, 'utf8'));
-    expect(cfg.process.user).toMatchObject({ uid: 1234, gid: 1234 });
-    // As in build.test.ts: a private mount namespace with a cgroup2 hierarchy, no cgroup settings.
-    delete cfg.linux.resources;
-    delete cfg.linux.cgroupsPath;
-    cfg.linux.namespaces = cfg.linux.namespaces.filter((n: { type: string }) => n.type !== 'cgroup');
-    cfg.process.terminal = false;
-    writeFileSync(cfgPath, JSON.stringify(cfg));
-    const id = `gantry-debian-${process.pid}`;
-    const run = await execa('unshare', ['-m', 'sh', '-c', `umount -R /sys/fs/cgroup 2>/dev/null; mount -t cgroup2 none /sys/fs/cgroup && crun --cgroup-manager=disabled run --bundle '${bundle}' ${id}; rc=$?; crun delete -f ${id} >/dev/null 2>&1; exit $rc`], { reject: false });
+    const run = await runUnderCrun(root, 'docker.io/library/runme:1', path.join(work, 'runme-bundle'));
+    expect(run.config.process.user).toMatchObject({ uid: 1234, gid: 1234 });
     expect(run.stdout.trim(), run.stderr).toBe('runner 5 /bin/bash');
   });
 

@@ -8,6 +8,7 @@ import { DEBIAN_PATH, debianBaseTarball } from '../helpers/debian.js';
 import { gantry, suiteWorkDir } from '../helpers/gantry.js';
 import { startOracle, type Oracle } from '../helpers/oracle.js';
 import { haveTool } from '../helpers/tools.js';
+import { runUnderCrun } from '../helpers/crun.js';
 
 // Working containers end to end (issue 26): gantry from → run → cp → config → commit on the
 // Debian base, the committed image run under crun and compared with `docker commit` of the
@@ -108,21 +109,8 @@ describe('working containers: from, run, cp, config, commit', () => {
     expect(entries.has('etc/passwd')).toBe(false);
 
     // Run from the outside: umoci unpacks the store's image, crun runs its CMD in its WORKDIR.
-    haveTool('umoci');
-    haveTool('crun');
-    const bundle = path.join(work, 'manual-bundle');
-    const unpack = await execa('umoci', ['unpack', '--image', `${root}:docker.io/library/manual:1`, bundle], { reject: false });
-    expect(unpack.exitCode, unpack.stderr).toBe(0);
-    const cfgPath = path.join(bundle, 'config.json');
-    const cfg = JSON.parse(readFileSync(cfgPath, 'utf8'));
-    expect(cfg.process.cwd).toBe('/srv');
-    delete cfg.linux.resources;
-    delete cfg.linux.cgroupsPath;
-    cfg.linux.namespaces = cfg.linux.namespaces.filter((n: { type: string }) => n.type !== 'cgroup');
-    cfg.process.terminal = false;
-    writeFileSync(cfgPath, JSON.stringify(cfg));
-    const id = `gantry-containers-${process.pid}`;
-    const crun = await execa('unshare', ['-m', 'sh', '-c', `umount -R /sys/fs/cgroup 2>/dev/null; mount -t cgroup2 none /sys/fs/cgroup && crun --cgroup-manager=disabled run --bundle '${bundle}' ${id}; rc=$?; crun delete -f ${id} >/dev/null 2>&1; exit $rc`], { reject: false });
+    const crun = await runUnderCrun(root, 'docker.io/library/manual:1', path.join(work, 'manual-bundle'));
+    expect(crun.config.process.cwd).toBe('/srv');
     expect(crun.stdout.trim(), crun.stderr).toBe('committed');
 
     // docker commit of the same steps, under Docker 28.5: the same files, the same config fields.

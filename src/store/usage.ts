@@ -18,6 +18,9 @@
  *   them, so nothing is reclaimable.
  * - Trash: builds' scratch trees set aside (trash/), with the sizes estimated when they were set
  *   aside; prune empties it.
+ * - Containers: working containers' trees (containers/<id>, containers.ts). Active: a command
+ *   uses it. No prune removes a container (gantry rm does); the blobs of the image it was made
+ *   from are the Images row's, or this row's when no name lists that image any more.
  * - Unused blobs: blobs nothing above references (an rmi'd image's, a killed command's). Active:
  *   leased by a running gantry process. prune removes the others.
  */
@@ -32,9 +35,11 @@ import { isSizeRecord } from './sizes.js';
 import { chainName, withStore } from './store.js';
 import { isTrashEntry, trashDir } from './trash.js';
 import { Snapshots } from './snapshots.js';
+import { imageBlobs as imageBlobsOf } from './cache.js';
+import { containerBusy, containerManifests, containersDir, listContainers } from './containers.js';
 import { cacheFileKind } from './layout.js';
 
-export type UsageKind = 'Images' | 'Build Cache' | 'Base extracts' | 'Step snapshots' | 'Cache mounts' | 'Trash' | 'Unused blobs';
+export type UsageKind = 'Images' | 'Containers' | 'Build Cache' | 'Base extracts' | 'Step snapshots' | 'Cache mounts' | 'Trash' | 'Unused blobs';
 
 export interface UsageRow {
   type: UsageKind;
@@ -88,6 +93,8 @@ export interface DiskUsage {
   cacheMounts: TreeUsage[];
   stepSnapshots: TreeUsage[];
   trash: TreeUsage[];
+  /** Working containers' trees (containers/<id>): `id` the container's, active while a command uses it. */
+  containers: (TreeUsage & { name: string; image: string })[];
 }
 
 /** Apparent bytes of the files under `dir` (not directories), a hard-linked file once. */
@@ -279,7 +286,17 @@ export async function diskUsage(root: string, options: { trees?: boolean } = {})
     // Unused blobs: neither an image's nor the cache's.
     const leased = await store.liveLeases();
     for (const t of stepSnapshots) t.active = leased.has(`snapshot:${t.id}`);
-    const unused = [...blobs.keys()].filter((b) => !allImageBlobs.has(b) && !cacheBlobs.has(b));
+    // The images working containers were made from: kept by prune, named or not.
+    const heldBlobs = await imageBlobsOf(store, { manifests: containerManifests(store) });
+    const containers = listContainers(store).map((c) => ({
+      id: c.id,
+      name: c.name,
+      image: c.image.name,
+      size: treeSize(path.join(containersDir(store), c.id, 'rootfs')),
+      active: containerBusy(store, c.id),
+      created: c.created,
+    }));
+    const unused = [...blobs.keys()].filter((b) => !allImageBlobs.has(b) && !cacheBlobs.has(b) && !heldBlobs.has(b));
     const unusedLeased = unused.filter((b) => leased.has(b));
 
     const sum = (xs: readonly { size: number }[]) => xs.reduce((n, x) => n + x.size, 0);
@@ -290,7 +307,14 @@ export async function diskUsage(root: string, options: { trees?: boolean } = {})
         total: distinctImages,
         active: [...byDigest.values()].filter((e) => e.names.length > 0).length,
         size: sizeOf(allImageBlobs),
-        reclaimable: sizeOf([...allImageBlobs].filter((b) => !namedBlobs.has(b))),
+        reclaimable: sizeOf([...allImageBlobs].filter((b) => !namedBlobs.has(b) && !heldBlobs.has(b))),
+      },
+      {
+        type: 'Containers',
+        total: containers.length,
+        active: containers.filter((c) => c.active).length,
+        size: sum(containers) + sizeOf([...heldBlobs].filter((b) => !allImageBlobs.has(b))),
+        reclaimable: 0,
       },
       { type: 'Build Cache', total: buildCache.length, active: 0, size: buildCacheSize, reclaimable: buildCacheSize },
       { type: 'Base extracts', total: baseExtracts.length, active: baseExtracts.filter((t) => t.active).length, size: sum(baseExtracts), reclaimable: sum(baseExtracts) },
@@ -305,6 +329,6 @@ export async function diskUsage(root: string, options: { trees?: boolean } = {})
       { type: 'Trash', total: trash.length, active: 0, size: sum(trash), reclaimable: sum(trash) },
       { type: 'Unused blobs', total: unused.length, active: unusedLeased.length, size: sizeOf(unused), reclaimable: sizeOf(unused) - sizeOf(unusedLeased) },
     ];
-    return { root: store.root, rows, images, buildCache, baseExtracts, stepSnapshots, cacheMounts, trash };
+    return { root: store.root, rows, images, buildCache, baseExtracts, stepSnapshots, cacheMounts, trash, containers };
   });
 }

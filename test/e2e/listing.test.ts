@@ -117,7 +117,7 @@ describe('system df', () => {
     expect(r.exitCode, r.stderr).toBe(0);
     const lines = r.stdout.split('\n');
     expect(lines[0]).toMatch(/^TYPE\s+TOTAL\s+ACTIVE\s+SIZE\s+RECLAIMABLE$/);
-    expect(lines.map((l) => l.split(/\s{2,}/)[0])).toEqual(['TYPE', 'Images', 'Build Cache', 'Base extracts', 'Step snapshots', 'Cache mounts', 'Trash', 'Unused blobs']);
+    expect(lines.map((l) => l.split(/\s{2,}/)[0])).toEqual(['TYPE', 'Images', 'Containers', 'Build Cache', 'Base extracts', 'Step snapshots', 'Cache mounts', 'Trash', 'Unused blobs']);
     expect(lines[1]).toMatch(/^Images\s+2\s+2\s+\S+\s+0B \(0%\)$/);
   });
 

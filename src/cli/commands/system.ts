@@ -40,6 +40,11 @@ function verbose(u: DiskUsage): string {
       u.images.map((i) => [i.repository, i.tag, shortId(i.id), humanAge(i.created), humanSize(i.size, 4), humanSize(i.sharedSize, 4), humanSize(i.uniqueSize, 4)]),
     ),
     section(
+      `Containers space usage: ${total('Containers')}`,
+      ['CONTAINER ID', 'IMAGE', 'CREATED', 'SIZE', 'NAMES'],
+      u.containers.map((c) => [c.id.slice(0, 12), c.image, humanAge(c.created), humanSize(c.size, 4), c.name]),
+    ),
+    section(
       `Build cache usage: ${total('Build Cache')}`,
       ['CACHE ID', 'CACHE TYPE', 'SIZE', 'CREATED', 'SHARED'],
       u.buildCache.map((c) => [c.id.length === 64 ? c.id.slice(0, 12) : c.id, c.type, humanSize(c.size, 4), humanAge(c.created), String(c.shared)]),

@@ -304,6 +304,12 @@ describe('containers in the store\'s invariants', () => {
     expect((await g(['prune', '--all'])).exitCode).toBe(0);
     const blob = path.join(root, 'blobs', 'sha256', heldLayer.slice(7));
     expect(existsSync(blob)).toBe(true);
+    // system df: the container and the unnamed image it holds are the Containers row's, not unused blobs.
+    const df = JSON.parse((await g(['system', 'df', '--format', 'json'])).stdout) as { rows: { type: string; total: number; size: number }[]; containers: { name: string; size: number }[] };
+    expect(df.rows.find((r) => r.type === 'Containers')?.total).toBeGreaterThanOrEqual(1);
+    expect(df.containers.find((c) => c.name === 'holder')?.size).toBeGreaterThan(1_000_000);
+    expect(df.rows.find((r) => r.type === 'Unused blobs')?.total).toBe(0);
+    expect((await g(['system', 'df', '-v'])).stdout).toMatch(/Containers space usage:[\s\S]*holder/);
     const fsck = await g(['fsck']);
     expect(fsck.exitCode, fsck.stdout + fsck.stderr).toBe(0);
     // The container still commits: its image is whole.

@@ -330,6 +330,26 @@ describe('containers in the store\'s invariants', () => {
     expect((await g(['fsck'])).exitCode).toBe(0);
   }, 5 * 60_000);
 
+  test('the build cache\'s collection keeps the built layers of an image a container holds, named or not', async () => {
+    if (!tarball) return;
+    const ctx = path.join(work, 'built-ctx');
+    mkdirSync(ctx, { recursive: true });
+    writeFileSync(path.join(ctx, 'Dockerfile'), `FROM ${BASE}\nRUN echo built > /built\n`);
+    expect((await g(['build', '-t', 'built:1', ctx])).exitCode).toBe(0);
+    const layer = (await inspect('built:1')).RootFS.Layers.at(-1) as string;
+    expect((await g(['from', 'built:1', '--name', 'onbuilt'])).exitCode).toBe(0);
+    expect((await g(['rmi', '-f', 'built:1'])).exitCode).toBe(0);
+    expect((await g(['prune'])).exitCode).toBe(0);
+    // A build over a budget of one byte: its end collects every cache entry and the layers only they keep.
+    writeFileSync(path.join(ctx, 'Dockerfile'), `FROM ${BASE}\nRUN echo other > /other\n`);
+    const over = await g(['build', '-t', 'other:1', ctx], { GANTRY_STORE_BUDGET: '1' });
+    expect(over.exitCode, over.stderr).toBe(0);
+    expect(existsSync(path.join(root, 'blobs', 'sha256', layer.slice(7)))).toBe(true);
+    expect((await g(['commit', 'onbuilt', 'onbuilt:1'])).exitCode).toBe(0);
+    expect((await g(['fsck'])).exitCode).toBe(0);
+    await g(['rm', 'onbuilt']);
+  });
+
   test('a commit killed (SIGKILL) after its image is written names nothing and leaves the store consistent; the next commit works', async () => {
     if (!tarball) return;
     expect((await g(['from', BASE, '--name', 'killed'])).exitCode).toBe(0);

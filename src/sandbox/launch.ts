@@ -85,7 +85,12 @@ export function launch(l: Launch): Promise<number> {
     if (envPipe !== undefined) stdio.push('pipe');
     // A session of its own (setsid) unless it is to use the caller's terminal.
     const child = childProcess().spawn(cmd, args, { stdio, env, detached: !terminal });
-    if (envPipe !== undefined) (child.stdio[3] as NodeJS.WritableStream).end(envPipe);
+    if (envPipe !== undefined) {
+      const pipe = child.stdio[3] as import('node:stream').Writable;
+      // A launcher killed before it read its environment (an abort) resets the pipe: nothing to report.
+      pipe.on('error', () => undefined);
+      pipe.end(envPipe);
+    }
     if (l.attach && !terminal) {
       // The caller's streams relayed, never handed over.
       child.stdout?.pipe(process.stdout, { end: false });

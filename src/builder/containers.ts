@@ -9,7 +9,7 @@
  * use (snapshot/diff.ts), so a commit's layer holds exactly the change.
  */
 import { lstat, mkdir, readdir, readlink, realpath, rename, stat, cp as copyTree } from 'node:fs/promises';
-import { createReadStream } from 'node:fs';
+import { createReadStream, existsSync } from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { GantryError, OptionError, StoreError } from '../errors/index.js';
@@ -98,8 +98,7 @@ async function createContainer(store: Store, options: Omit<FromOptions, 'root'>)
     ...(options.credentials ? { credentials: options.credentials } : {}),
     ...(options.caCertFile ? { caCertFile: options.caCertFile } : {}),
   });
-  const inUse = options.name !== undefined ? listContainers(store).find((c) => c.name === options.name) : undefined;
-  if (inUse) throw new StoreError('CONTAINER_NAME', `the container name "${options.name}" is already in use by container ${inUse.id.slice(0, 12)}: remove it (gantry rm) or choose another name`);
+  nameFree(store, options.name); // said before the image is unpacked
   // Leased until the record names it: a concurrent prune keeps the image's blobs meanwhile.
   await store.lease(image.digest, image.configDigest, ...image.layers.map((l) => l.digest));
   const id = newContainerId();
@@ -110,12 +109,13 @@ async function createContainer(store: Store, options: Omit<FromOptions, 'root'>)
     await applyLayer(rootfs, layerTar(l.open(), layerCompression(l.mediaType), `layer ${l.digest}`), { what: `layer ${l.digest} of ${options.image}` });
   }
   const imageName = imageNameOf(options.image, image);
+  // What commit diffs against: a container without it could never be committed.
   await saveSnapshot(path.join(tmp, 'base.bin'), path.join(tmp, 'base.bin.tmp'), rootfs, await snapshot(rootfs));
+  if (!existsSync(path.join(tmp, 'base.bin'))) throw new StoreError('STORE_IO', `container of ${options.image}: the index of its tree could not be written in ${tmp}`);
   await store.privateDir('containers');
   // Named and put in place under the store's lock: two `from`s never take the same name.
   return store.withLock(async () => {
-    const taken = options.name !== undefined ? listContainers(store).find((c) => c.name === options.name) : undefined;
-    if (taken) throw new StoreError('CONTAINER_NAME', `the container name "${options.name}" is already in use by container ${taken.id.slice(0, 12)}: remove it (gantry rm) or choose another name`);
+    nameFree(store, options.name);
     const record: ContainerRecord = {
       id,
       name: options.name ?? freeName(store, `${baseName(imageName)}-working-container`),
@@ -128,6 +128,12 @@ async function createContainer(store: Store, options: Omit<FromOptions, 'root'>)
     await rename(tmp, containerDir(store, id));
     return record;
   });
+}
+
+/** Refuse a name another container has. */
+function nameFree(store: Store, name: string | undefined): void {
+  const taken = name !== undefined ? listContainers(store).find((c) => c.name === name) : undefined;
+  if (taken) throw new StoreError('CONTAINER_NAME', `the container name "${name}" is already in use by container ${taken.id.slice(0, 12)}: remove it (gantry rm) or choose another name`);
 }
 
 /** The name a container tells its image by: a name as docker shows it, or the ID given. */

@@ -40,11 +40,12 @@ import {
 import { configDigestOf, writeImage } from '../store/images.js';
 import { withStore, type Store } from '../store/store.js';
 import { crashPoint } from '../support/process.js';
+import { settings } from '../support/settings.js';
 import tar, { entryFrom, type Pack } from '../tar/tar.js';
 import { layerTar } from '../tar/decompress.js';
 import { TarWriter } from '../tar/writer.js';
 import { obtainImage } from './bases.js';
-import { applyChanges } from './import.js';
+import { applyChanges, configFromChanges } from './import.js';
 import { layerXattrs } from './layer.js';
 import type { RegistryAccess } from './registry.js';
 import { resolveUser } from './users.js';
@@ -309,7 +310,10 @@ export function runEnv(configEnv: readonly string[], extra: readonly string[], c
   if (!out.has('HOME')) set(`HOME=${ctx.home}`);
   for (const kv of extra) {
     if (kv.includes('=')) set(kv);
-    else if (process.env[kv] !== undefined) set(`${kv}=${process.env[kv]}`);
+    else {
+      const value = settings.variable(kv);
+      if (value !== undefined) set(`${kv}=${value}`);
+    }
   }
   return [...out.values()];
 }
@@ -414,7 +418,7 @@ export interface CommitResult {
 /** `gantry commit`: the container's change as one layer over its image, with its config. */
 export async function commitContainer(options: CommitOptions): Promise<CommitResult> {
   const name = options.reference !== undefined ? commitName(options.reference) : undefined;
-  if (options.changes?.length) applyChanges(scratchLike, options.changes); // refused before anything is written
+  configFromChanges(options.changes ?? []); // refused before anything is written
   return withStore(options.root, async (store) => {
     return withContainerLock(store, options.container, 'commit', async (record) => {
       const dir = containerDir(store, record.id);
@@ -445,9 +449,6 @@ export async function commitContainer(options: CommitOptions): Promise<CommitRes
     });
   });
 }
-
-/** An empty config, to check `-c` instructions on before a commit starts. */
-const scratchLike: ImageConfig = { architecture: '', os: '', rootfs: { type: 'layers', diff_ids: [] }, config: {} };
 
 /** A commit's name, normalised: a tag, never a digest (the image's own is not known yet), as docker commit. */
 function commitName(reference: string): string {

@@ -16,7 +16,7 @@ import { copyFile, lstat, rm, utimes } from 'node:fs/promises';
 import path from 'node:path';
 import { SandboxError } from '../errors/index.js';
 import { childProcess } from '../support/process.js';
-import { launch } from './launch.js';
+import { attachWith, launch } from './launch.js';
 import { killRootedIn } from '../rootfs/processes.js';
 import { ensureSystemDirs, makeWorkdir, prepareEtcPoints, writePipes } from './prepare.js';
 import { resolveInRoot } from '../rootfs/resolve.js';
@@ -143,7 +143,7 @@ function runChrooted(run: ChrootRun, hostCwd: string): Promise<number> {
     ...(run.onStdout ? { onStdout: run.onStdout } : {}),
     ...(run.onStderr ? { onStderr: run.onStderr } : {}),
     // With -t, script(1) makes the command a terminal (no runtime here to make one).
-    ...(run.attach ? { attach: { stdin: run.attach.stdin || run.attach.tty, ...(run.attach.tty ? { terminal: 'script' as const } : {}) } } : {}),
+    ...(run.attach ? { attach: attachWith(run.attach, 'script') } : {}),
     ...(run.signal ? { signal: run.signal } : {}),
     onAbort: () => killRootedIn(run.rootfs),
   });

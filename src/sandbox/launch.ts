@@ -12,6 +12,7 @@ import { SandboxError } from '../errors/index.js';
 import { crashPoint, childProcess } from '../support/process.js';
 import { inheritedFds } from './fds.js';
 import { killTree } from './kill.js';
+import type { Attach } from './types.js';
 
 const SETPRIV = '/usr/bin/setpriv';
 const HOST_BASH = ['/usr/bin/bash', '/bin/bash'];
@@ -34,8 +35,13 @@ export interface Launch {
   attach?: { stdin: boolean; terminal?: 'runtime' | 'script' };
 }
 
-/** The environment of host programs gantry starts before the command's own (bash, below). */
-const HOST_ENV = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' };
+/** The environment of host programs gantry starts before the command's own (the runtime's launcher, bash below). */
+export const HOST_ENV: NodeJS.ProcessEnv = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' };
+
+/** A run's `Attach` as a launch takes it: with a terminal, the one `maker` makes (the runtime, or script(1)). */
+export function attachWith(a: Attach, maker: 'runtime' | 'script'): NonNullable<Launch['attach']> {
+  return { stdin: a.stdin, ...(a.tty ? { terminal: maker } : {}) };
+}
 
 const SCRIPT = '/usr/bin/script';
 

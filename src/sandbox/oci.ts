@@ -22,7 +22,7 @@ import path from 'node:path';
 import { SandboxError } from '../errors/index.js';
 import { childProcess } from '../support/process.js';
 import { makeCgroups, removeCgroups, sweepStaleCgroups, type DeviceRule } from './cgroups.js';
-import { launch, type Launch } from './launch.js';
+import { HOST_ENV, launch, type Launch } from './launch.js';
 import { maskDir, runtimeCommand, type Runtime } from './runtime.js';
 import { specJson } from './spec.js';
 
@@ -73,7 +73,7 @@ export async function runOci(run: OciLaunch): Promise<number> {
     if (run.netns) launcher.unshift(`--net=${run.netns}`, '--', UNSHARE);
     const code = await launch({
       argv: [run.netns ? NSENTER : UNSHARE, ...launcher, ...command],
-      env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' },
+      env: HOST_ENV,
       ...(run.onStdout ? { onStdout: run.onStdout } : {}),
       ...(run.onStderr ? { onStderr: run.onStderr } : {}),
       ...(run.attach ? { attach: run.attach } : {}),

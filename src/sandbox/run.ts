@@ -20,13 +20,14 @@ import { SandboxError } from '../errors/index.js';
 import { childProcess, trace } from '../support/process.js';
 import { runChroot } from './chroot.js';
 import { ensureSystemDirs, makeWorkdir, prepareEtcPoints, prepareTarget, removeStubs, writePipes } from './prepare.js';
+import { attachWith } from './launch.js';
 import { prewarmUserNetwork, runOci, takeUserNetwork } from './oci.js';
 import { compiledSeccomp, findRuntime, maskNull, requireRuntime } from './runtime.js';
 import { readSeccompProfile, translateSeccomp, type SeccompProfile } from './seccomp.js';
 import { DEFAULT_CAPABILITIES, hostsFile, resolvConf, runtimeSpec, type SpecMount } from './spec.js';
 import type { Isolation, ProgramPlace, RunResult, RunSpec } from './types.js';
 
-export type { Attach, Isolation, ProgramPlace, RunResult, RunSpec, SandboxMount } from './types.js';
+export type { Isolation, ProgramPlace, RunResult, RunSpec, SandboxMount } from './types.js';
 
 /** BuildKit's hostname for a RUN, so scripts that read it see the same. */
 export const SANDBOX_HOSTNAME = 'buildkitsandbox';
@@ -176,7 +177,7 @@ async function runContainer(spec: RunSpec, cwd: string, etc: Map<string, string>
       ...(spec.onStdout ? { onStdout: spec.onStdout } : {}),
       ...(spec.onStderr ? { onStderr: spec.onStderr } : {}),
       // With -t the runtime makes the terminal (in the container's own /dev/pts) and relays it.
-      ...(spec.attach ? { attach: { stdin: spec.attach.stdin, ...(spec.attach.tty ? { terminal: 'runtime' as const } : {}) } } : {}),
+      ...(spec.attach ? { attach: attachWith(spec.attach, 'runtime') } : {}),
       ...(spec.signal ? { signal: spec.signal } : {}),
     });
   } finally {

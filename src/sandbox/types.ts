@@ -49,10 +49,11 @@ export interface RunSpec {
 }
 
 /**
- * How `gantry run` gives the command its caller's streams: standard output and error always;
- * standard input with `stdin` (else /dev/null); with `tty`, on a pseudo-terminal of its own that
- * util-linux's script(1) relays to the caller's (never the caller's terminal itself, whose
- * input a command could otherwise fake with TIOCSTI).
+ * How `gantry run` gives the command its caller's streams: standard output and error always,
+ * standard input with `stdin` (else /dev/null), relayed through pipes; with `tty`, on a
+ * pseudo-terminal of its own that the OCI runtime (or, under chroot, util-linux's script(1))
+ * makes and relays to the caller's (never the caller's terminal itself, whose input a command
+ * could otherwise fake with TIOCSTI). launch.ts's `attachWith` says which.
  */
 export interface Attach {
   stdin: boolean;

@@ -189,13 +189,6 @@ export function containerManifests(store: Store): Descriptor[] {
   return listContainers(store).map((c) => ({ digest: c.image.digest, mediaType: c.image.mediaType, size: 0 }));
 }
 
-/** The manifest digests of the images containers were made from: prune keeps them, rmi asks before untagging their last name. */
-export function containerImages(store: Store): Map<string, ContainerRecord[]> {
-  const out = new Map<string, ContainerRecord[]>();
-  for (const c of listContainers(store)) out.set(c.image.digest, [...(out.get(c.image.digest) ?? []), c]);
-  return out;
-}
-
 /** A name no container has: `base` (buildah's `<image>-working-container`), else `base-2`, `base-3`… */
 export function freeName(store: Store, base: string): string {
   const taken = new Set(listContainers(store).map((c) => c.name));

@@ -205,10 +205,11 @@ export async function removeImages(root: string, refs: string[], force = false):
         if (!manifests.some((m) => m.digest === digest)) {
           // As docker: the last name of an image a container was made from goes only when forced
           // (the image stays, unnamed, for the container: prune keeps it).
-          if (users.length > 0 && !force) {
+          const user = users[0];
+          if (user && !force) {
             throw new StoreError(
               'IMAGE_IN_USE',
-              `conflict: unable to remove repository reference "${ref}" (must force) - container ${(users[0] as ContainerRecord).id.slice(0, 12)} (${(users[0] as ContainerRecord).name}) is using its referenced image ${(users[0] as ContainerRecord).image.id.slice(7, 19)}`,
+              `conflict: unable to remove repository reference "${ref}" (must force) - container ${user.id.slice(0, 12)} (${user.name}) is using its referenced image ${user.image.id.slice(7, 19)}`,
             );
           }
           result.deleted.push(digest);
